@@ -1,0 +1,64 @@
+/* Daemon configuration: defaults for every key, read from a file in UCL
+ * syntax.
+ *
+ * Every key has a default, so a daemon without a file listens on
+ * 127.0.0.1:2525, queues under ./var/queue, relays for 127.0.0.1 only and
+ * delivers by MX. Unknown keys and invalid values are errors that name the
+ * file, the line and the reason. */
+#ifndef RINGRELAY_CORE_CONFIG_H
+#define RINGRELAY_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/log.h"
+#include "core/netaddr.h"
+#include "core/queue.h"
+
+#define CONFIG_MAX_LISTEN 16
+
+/* config_route: mail for one domain goes to one next hop. */
+struct config_route {
+    char *domain;                 /* lower case, no trailing dot */
+    struct netaddr_hostport hop;
+};
+
+struct config {
+    struct netaddr_hostport listen[CONFIG_MAX_LISTEN]; /* IP literals */
+    size_t listen_count;
+    char *queue_dir;
+    char *hostname;               /* greeting, EHLO, Received: */
+    struct netaddr_cidr *relay_networks;
+    size_t relay_network_count;
+    char **relay_domains;         /* lower case, no trailing dot */
+    size_t relay_domain_count;
+    bool has_resolver;
+    struct netaddr_hostport resolver; /* IP literal; else resolv.conf */
+    bool has_smarthost;
+    struct netaddr_hostport smarthost;
+    struct config_route *routes;
+    size_t route_count;
+    enum queue_durability durability;
+    uint64_t max_message_size;    /* bytes */
+    enum log_level log_level;
+};
+
+/* config_init fills every key with its default. Returns 0, or -1 when out
+ * of memory. */
+int config_init(struct config *config);
+
+/* config_load reads path over the defaults already in config. On error it
+ * writes "FILE:LINE: reason" into err and returns -1. */
+int config_load(struct config *config, const char *path, char *err,
+                size_t err_size);
+
+void config_cleanup(struct config *config);
+
+/* config_route_for returns the route of domain (case-insensitive), the
+ * smarthost when there is no route, or NULL: deliver by MX. */
+const struct netaddr_hostport *config_route_for(const struct config *config,
+                                                const char *domain);
+
+#endif

@@ -1,0 +1,46 @@
+/* Network address helpers: HOST:PORT values and CIDR networks. */
+#ifndef RINGRELAY_CORE_NETADDR_H
+#define RINGRELAY_CORE_NETADDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* netaddr_hostport: "HOST:PORT", "[IPV6]:PORT". When host is an IP
+ * literal, addr holds it with the port; otherwise is_name is set and the
+ * caller resolves host. */
+struct netaddr_hostport {
+    char host[256];
+    uint16_t port;
+    bool is_name;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+};
+
+/* netaddr_cidr: an IPv4 or IPv6 network, "127.0.0.1/32" or "::1/128"; a
+ * bare address means a single host. */
+struct netaddr_cidr {
+    int family;                  /* AF_INET or AF_INET6 */
+    uint8_t bytes[16];
+    unsigned prefix;
+};
+
+/* netaddr_parse_hostport parses text; default_port is used when text has
+ * no port (0: a port is required). Returns 0 or -1. */
+int netaddr_parse_hostport(const char *text, uint16_t default_port,
+                           struct netaddr_hostport *out);
+
+/* netaddr_parse_cidr parses text. Returns 0 or -1. */
+int netaddr_parse_cidr(const char *text, struct netaddr_cidr *out);
+
+/* netaddr_cidr_match reports whether addr lies in net; IPv4-mapped IPv6
+ * addresses match IPv4 networks. */
+bool netaddr_cidr_match(const struct netaddr_cidr *net,
+                        const struct sockaddr *addr);
+
+/* netaddr_format writes "IP" (no port) into buf. Returns buf. */
+const char *netaddr_format(const struct sockaddr *addr, char *buf,
+                           size_t size);
+
+#endif

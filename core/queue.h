@@ -1,0 +1,140 @@
+/* Queue store: messages in memory-mapped, preallocated segment files.
+ *
+ * A message record is appended to a segment as header, envelope and body.
+ * The body is stored in wire form (CRLF line endings, dot-stuffed, without
+ * the final ".CRLF"), so relaying sends the stored bytes unchanged, straight
+ * from the mapping. Per-recipient results go to an append-only journal.
+ *
+ * Durability: queue_writer_commit() reports success only after the record
+ * is on stable storage. Commits that arrive in one reactor turn share one
+ * fdatasync per touched file (group commit).
+ *
+ * Return convention: 0 or -1 with errno set, unless stated otherwise. */
+#ifndef RINGRELAY_CORE_QUEUE_H
+#define RINGRELAY_CORE_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct reactor;
+struct queue;
+struct queue_writer;
+
+/* Queue IDs are 16 upper-case hex digits. */
+#define QUEUE_ID_LEN 16
+
+enum queue_durability {
+    QUEUE_DURABILITY_FSYNC, /* sync before every acknowledgement */
+    QUEUE_DURABILITY_BATCH, /* sync, waiting briefly to gather more */
+    QUEUE_DURABILITY_NONE,  /* never sync: benchmarks and sinks only */
+};
+
+enum queue_rcpt_state {
+    QUEUE_RCPT_QUEUED = 0,   /* not yet delivered */
+    QUEUE_RCPT_DELIVERED = 1,
+    QUEUE_RCPT_BOUNCED = 2,
+};
+
+/* Envelope flags, stored with the message. */
+#define QUEUE_ENV_8BITMIME 0x1u
+#define QUEUE_ENV_SMTPUTF8 0x2u
+
+struct queue_options {
+    const char *dir;               /* created when missing */
+    enum queue_durability durability;
+    uint64_t segment_size;         /* bytes; 0 picks the default */
+};
+
+/* queue_envelope: what a session knows when DATA starts. Strings are
+ * addresses without angle brackets; "" is the null reverse path. */
+struct queue_envelope {
+    const char *sender;
+    const char *const *rcpts;
+    size_t rcpt_count;
+    uint32_t flags;            /* QUEUE_ENV_* */
+};
+
+struct queue_rcpt {
+    const char *address;
+    enum queue_rcpt_state state;
+    uint32_t attempts;           /* delivery attempts so far (memory only) */
+    uint64_t next_attempt_ms;    /* reactor clock; 0 = now (memory only) */
+};
+
+/* queue_msg: a stored message as the outbound engine sees it. Pointers
+ * point into the segment mapping or into the message's own memory and stay
+ * valid while the caller holds a reference. */
+struct queue_msg {
+    char id[QUEUE_ID_LEN + 1];
+    time_t arrival;              /* wall clock, seconds */
+    uint32_t flags;              /* QUEUE_ENV_* */
+    const char *sender;
+    struct queue_rcpt *rcpts;
+    size_t rcpt_count;
+    const char *body;            /* wire form, in the mapping */
+    size_t body_len;
+};
+
+/* queue_ready_fn is called once for every message that becomes ready for
+ * delivery: after its commit, and for each recovered message with at least
+ * one QUEUED recipient during queue_open(). The queue holds a reference
+ * for the duration of the call only; take one with queue_msg_ref() to keep
+ * the message. */
+typedef void (*queue_ready_fn)(void *arg, struct queue_msg *msg);
+
+/* queue_commit_fn reports the end of a commit: status 0 when the message
+ * is durable (and then id is its queue ID), or a negative errno. */
+typedef void (*queue_commit_fn)(void *arg, int status, const char *id);
+
+/* queue_open opens or creates the queue directory, scans its segments and
+ * journal, and calls ready() for each message still to deliver. Logs what
+ * was recovered and what was dropped. */
+int queue_open(struct queue **out, struct reactor *reactor,
+               const struct queue_options *opts, queue_ready_fn ready,
+               void *ready_arg);
+
+/* queue_close syncs and closes; NULL is accepted. Writers must be gone;
+ * message references still held become invalid. */
+void queue_close(struct queue *queue);
+
+/* queue_writer_begin reserves space for a new record and assigns its
+ * queue ID; size_hint is the expected body size in bytes (0 if unknown).
+ * The envelope is copied. */
+int queue_writer_begin(struct queue *queue, struct queue_writer **out,
+                       const struct queue_envelope *env, uint64_t size_hint);
+
+/* queue_writer_id returns the writer's queue ID (QUEUE_ID_LEN digits). */
+const char *queue_writer_id(const struct queue_writer *writer);
+
+/* queue_writer_append copies body bytes (wire form) into the mapping.
+ * Fails with ENOSPC when the disk or segment space cannot grow. */
+int queue_writer_append(struct queue_writer *writer, const void *data,
+                        size_t len);
+
+/* queue_writer_commit seals the record and frees the writer. done() runs
+ * later, from the reactor, once the record is durable or has failed. */
+int queue_writer_commit(struct queue_writer *writer, queue_commit_fn done,
+                        void *arg);
+
+/* queue_writer_abort drops the record and frees the writer; NULL is
+ * accepted. */
+void queue_writer_abort(struct queue_writer *writer);
+
+void queue_msg_ref(struct queue_msg *msg);
+
+/* queue_msg_unref drops a reference; the message is freed when nothing
+ * holds it and every recipient is final. */
+void queue_msg_unref(struct queue *queue, struct queue_msg *msg);
+
+/* queue_mark records a final state for one recipient in the journal. The
+ * journal is synced at the end of the reactor turn. */
+int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
+               enum queue_rcpt_state state);
+
+/* queue_sync_now flushes the journal and segments synchronously; used at
+ * shutdown. */
+int queue_sync_now(struct queue *queue);
+
+#endif

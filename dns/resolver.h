@@ -1,0 +1,85 @@
+/* Asynchronous stub resolver over the reactor.
+ *
+ * Queries go over UDP to the configured name servers; ldns builds and
+ * parses the packets (only its wire-format and record functions: see
+ * DESIGN.md for the ldns functions that must never be called). Query IDs
+ * come from BoringSSL's RAND_bytes. Answers are cached by TTL.
+ *
+ * Return convention: 0 or a negative errno. */
+#ifndef RINGRELAY_DNS_RESOLVER_H
+#define RINGRELAY_DNS_RESOLVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct reactor;
+struct dns_resolver;
+struct dns_request;
+
+#define DNS_MAX_SERVERS 3
+#define DNS_MAX_MX_HOSTS 10
+#define DNS_MAX_ADDRS 8
+
+struct dns_options {
+    struct sockaddr_storage servers[DNS_MAX_SERVERS];
+    socklen_t server_lens[DNS_MAX_SERVERS];
+    size_t server_count;
+    uint32_t timeout_ms;   /* per try; 0 picks 2000 */
+    unsigned attempts;     /* tries per server; 0 picks 2 */
+};
+
+enum dns_status {
+    DNS_OK,        /* hosts[] has at least one address */
+    DNS_TEMPFAIL,  /* timeout, SERVFAIL, network error: retry later */
+    DNS_NOTFOUND,  /* NXDOMAIN, or no MX and no address */
+    DNS_NULLMX,    /* RFC 7505 null MX: the domain takes no mail */
+};
+
+struct dns_mx_host {
+    char name[256];            /* host name without the trailing dot */
+    uint16_t preference;
+    size_t addr_count;
+    struct sockaddr_storage addrs[DNS_MAX_ADDRS]; /* port 0 */
+};
+
+/* dns_mx_result: hosts sorted by preference, equal preferences in random
+ * order. implicit is true when the domain had no MX and its own addresses
+ * are used. */
+struct dns_mx_result {
+    enum dns_status status;
+    bool implicit;
+    size_t host_count;
+    struct dns_mx_host hosts[DNS_MAX_MX_HOSTS];
+};
+
+/* dns_mx_fn receives the result; it is valid only during the call. */
+typedef void (*dns_mx_fn)(void *arg, const struct dns_mx_result *result);
+
+/* dns_options_from_resolv_conf reads "nameserver" lines (port 53). */
+int dns_options_from_resolv_conf(struct dns_options *opts, const char *path);
+
+int dns_resolver_new(struct dns_resolver **out, struct reactor *reactor,
+                     const struct dns_options *opts);
+
+/* dns_resolver_free cancels outstanding requests without calling them
+ * back; NULL is accepted. */
+void dns_resolver_free(struct dns_resolver *resolver);
+
+/* dns_resolve_mx looks up the MX hosts of domain and their A and AAAA
+ * addresses; with no MX, the domain's own addresses (implicit MX). fn is
+ * called exactly once, never from inside this call, unless the request is
+ * cancelled first. *request (may be NULL) can cancel it. */
+int dns_resolve_mx(struct dns_resolver *resolver, const char *domain,
+                   dns_mx_fn fn, void *arg, struct dns_request **request);
+
+/* dns_resolve_host looks up the A and AAAA addresses of one host; the
+ * result has one host (or none) and implicit set. */
+int dns_resolve_host(struct dns_resolver *resolver, const char *host,
+                     dns_mx_fn fn, void *arg, struct dns_request **request);
+
+/* dns_request_cancel drops a pending request; fn will not be called. */
+void dns_request_cancel(struct dns_request *request);
+
+#endif

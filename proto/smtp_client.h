@@ -1,0 +1,76 @@
+/* SMTP client session: the protocol state of one outbound transaction.
+ *
+ * It does no I/O. The caller feeds the server's bytes with
+ * smtp_client_feed() and sends what the session queued in its output
+ * queue. The body goes out by reference from the caller's memory (the
+ * queue mapping), never copied. When the server offers PIPELINING, MAIL,
+ * every RCPT and DATA are sent in one batch and the replies are matched in
+ * order (RFC 2920).
+ *
+ * Results: every recipient ends with the reply that decided it: its RCPT
+ * reply when that was not 2xx, otherwise the reply to the end of data, or
+ * the reply that ended the session early (greeting, EHLO, MAIL, DATA). */
+#ifndef RINGRELAY_PROTO_SMTP_CLIENT_H
+#define RINGRELAY_PROTO_SMTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/smtp_outq.h"
+
+struct smtp_client;
+
+#define SMTP_CLIENT_TEXT_MAX 512
+
+/* smtp_client_message: borrowed by the session for its whole life. */
+struct smtp_client_message {
+    const char *sender;           /* "" for the null path */
+    const char *const *rcpts;
+    size_t rcpt_count;
+    const char *body;             /* wire form, without the final ".CRLF" */
+    size_t body_len;
+    bool eight_bit;               /* send BODY=8BITMIME when offered */
+    bool smtputf8;                /* needs a peer that offers SMTPUTF8 */
+};
+
+enum smtp_client_state {
+    SMTP_CLIENT_RUNNING, /* waiting for the server */
+    SMTP_CLIENT_DONE,    /* every recipient has its result; QUIT queued */
+};
+
+struct smtp_client_result {
+    int code;                         /* 0 until decided */
+    char text[SMTP_CLIENT_TEXT_MAX];  /* the reply, one line, no CRLF */
+};
+
+/* smtp_client_new creates a session that will say EHLO helo_name after
+ * the greeting. Returns NULL when out of memory. */
+struct smtp_client *smtp_client_new(const char *helo_name,
+                                    const struct smtp_client_message *msg);
+
+void smtp_client_free(struct smtp_client *client);
+
+/* smtp_client_feed consumes bytes from the server; the caller's buffer
+ * may be reused when it returns. */
+void smtp_client_feed(struct smtp_client *client, const char *data,
+                      size_t len);
+
+/* smtp_client_output returns the queue of bytes to send. */
+struct smtp_outq *smtp_client_output(struct smtp_client *client);
+
+enum smtp_client_state smtp_client_state(const struct smtp_client *client);
+
+/* smtp_client_fail ends the session after a network error or timeout:
+ * every undecided recipient gets code (4xx for a retry) and text. */
+void smtp_client_fail(struct smtp_client *client, int code,
+                      const char *text);
+
+/* smtp_client_result returns recipient i's result (code 0: undecided). */
+const struct smtp_client_result *
+smtp_client_result(const struct smtp_client *client, size_t i);
+
+/* smtp_client_quit_answered is true once the server answered QUIT. */
+bool smtp_client_quit_answered(const struct smtp_client *client);
+
+#endif

@@ -1,0 +1,143 @@
+/* SMTP server session: the protocol state of one inbound connection.
+ *
+ * It does no I/O. The caller feeds received bytes with smtp_server_feed(),
+ * sends what the session queued in its output queue, and supplies a set of
+ * hooks that decide on senders and recipients and store the message. The
+ * daemon's hooks write into the queue store; the bench sink's hooks count
+ * or write files.
+ *
+ * Commands are parsed in place: a command line that arrived whole is
+ * parsed straight from the caller's buffer; only a partial line, or input
+ * that arrives while the session waits (for a DATA commit or for output to
+ * drain), is copied into the session's own buffer.
+ *
+ * DATA: body bytes reach hooks->data_write() in wire form (CRLF,
+ * dot-stuffed as received), without the final ".CRLF". A bare CR or LF
+ * anywhere in the body rejects the message with 550 5.6.0 once the final
+ * CRLF.CRLF arrives; a body over the size limit gets 552 5.3.4. In both
+ * cases hooks->data_abort() runs and the session returns to the state
+ * after EHLO (no transaction open). */
+#ifndef RINGRELAY_PROTO_SMTP_SERVER_H
+#define RINGRELAY_PROTO_SMTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/smtp_address.h"
+#include "proto/smtp_outq.h"
+
+struct smtp_server;
+
+/* Reply buffer size for hooks, without CRLF. */
+#define SMTP_REPLY_MAX 512
+
+enum smtp_body_type {
+    SMTP_BODY_7BIT,
+    SMTP_BODY_8BITMIME,
+};
+
+struct smtp_mail_params {
+    uint64_t size;             /* SIZE=, 0 when absent */
+    enum smtp_body_type body;  /* BODY= */
+    bool smtputf8;             /* SMTPUTF8 */
+};
+
+/* Hooks return 0 to accept. To refuse, they write a full reply line
+ * ("554 5.7.1 ...", no CRLF) into reply[0..SMTP_REPLY_MAX) and return -1.
+ * ctx is the value given to smtp_server_new(). */
+struct smtp_server_hooks {
+    /* mail: a valid MAIL FROM. */
+    int (*mail)(void *ctx, const struct smtp_path *from,
+                const struct smtp_mail_params *params, char *reply);
+
+    /* rcpt: a valid RCPT TO; the place for relay policy. */
+    int (*rcpt)(void *ctx, const struct smtp_path *to, char *reply);
+
+    /* data_begin: DATA accepted; open storage for the body. The hook
+     * writes any trace header itself through data_write(). */
+    int (*data_begin)(void *ctx, char *reply);
+
+    /* data_write: body bytes in wire form. Returns 0, or -1 when storage
+     * failed; the session then discards the rest of the body and answers
+     * 451 4.3.0 at the end. */
+    int (*data_write)(void *ctx, const char *data, size_t len);
+
+    /* data_end: the final ".CRLF" arrived and the body was accepted. The
+     * session stops parsing until the caller answers with
+     * smtp_server_data_done(). */
+    void (*data_end)(void *ctx);
+
+    /* data_abort: drop the stored body (rejected, failed or the client
+     * went away). */
+    void (*data_abort)(void *ctx);
+
+    /* reset: the transaction ended (RSET, new MAIL after it, QUIT);
+     * forget sender and recipients. */
+    void (*reset)(void *ctx);
+};
+
+struct smtp_server_options {
+    const char *hostname;        /* for the greeting and EHLO */
+    uint64_t max_message_size;   /* bytes, advertised with SIZE */
+    size_t max_line;             /* command line limit, CRLF included */
+    size_t max_rcpts;            /* per transaction */
+    unsigned max_errors;         /* bad commands before 421 and close */
+};
+
+/* smtp_server_new creates a session; hooks and opts are borrowed and must
+ * outlive it. Returns NULL when out of memory. */
+struct smtp_server *smtp_server_new(const struct smtp_server_options *opts,
+                                    const struct smtp_server_hooks *hooks,
+                                    void *ctx);
+
+/* smtp_server_free frees the session; NULL is accepted. A body being
+ * received is aborted through data_abort(). */
+void smtp_server_free(struct smtp_server *session);
+
+/* smtp_server_greet queues the 220 greeting. */
+void smtp_server_greet(struct smtp_server *session);
+
+/* smtp_server_feed consumes received bytes; the caller's buffer may be
+ * reused when it returns. */
+void smtp_server_feed(struct smtp_server *session, const char *data,
+                      size_t len);
+
+/* smtp_server_output returns the queue of bytes to send; consume what was
+ * sent with smtp_outq_consume(), then call smtp_server_resume(). */
+struct smtp_outq *smtp_server_output(struct smtp_server *session);
+
+/* smtp_server_resume parses input held back while output was piling up
+ * or a commit was pending. */
+void smtp_server_resume(struct smtp_server *session);
+
+/* smtp_server_data_done answers a data_end(): reply is a full reply line
+ * without CRLF, e.g. "250 2.0.0 Ok: queued as ID". */
+void smtp_server_data_done(struct smtp_server *session, const char *reply);
+
+/* smtp_server_timeout queues "421 4.4.2 ... timeout" and ends the
+ * session. */
+void smtp_server_timeout(struct smtp_server *session);
+
+/* smtp_server_shutdown queues "421 4.3.2 ... shutting down" and ends the
+ * session. */
+void smtp_server_shutdown(struct smtp_server *session);
+
+/* smtp_server_closing is true once the session has nothing more to read:
+ * close the connection after the output queue is empty. */
+bool smtp_server_closing(const struct smtp_server *session);
+
+/* smtp_server_waiting is true while a data_end() is unanswered. */
+bool smtp_server_waiting(const struct smtp_server *session);
+
+/* smtp_server_set_client records the peer for the Received: header and
+ * logs: ip is the textual address. */
+void smtp_server_set_client(struct smtp_server *session, const char *ip);
+
+/* smtp_server_helo returns the EHLO/HELO name given ("" before it). */
+const char *smtp_server_helo(const struct smtp_server *session);
+
+/* smtp_server_used_esmtp is true when the client said EHLO. */
+bool smtp_server_used_esmtp(const struct smtp_server *session);
+
+#endif

@@ -1,0 +1,26 @@
+/* Trace header (RFC 5321 section 4.4) that a relay writes in front of each
+ * message it accepts. */
+#ifndef RINGRELAY_PROTO_SMTP_TRACE_H
+#define RINGRELAY_PROTO_SMTP_TRACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+struct smtp_trace {
+    const char *helo;        /* the client's EHLO/HELO name, may be "" */
+    const char *client_ip;   /* textual address */
+    const char *hostname;    /* this relay's name */
+    bool esmtp;              /* EHLO was used */
+    const char *queue_id;
+    const char *rcpt;        /* the single recipient, or NULL when several */
+    time_t when;
+};
+
+/* smtp_trace_received writes a folded "Received: ..." header ending in
+ * CRLF into buf. Returns its length, or 0 when buf is too small. Header
+ * lines never start with '.', so the result needs no dot-stuffing. */
+size_t smtp_trace_received(const struct smtp_trace *trace, char *buf,
+                           size_t size);
+
+#endif
