@@ -1,1 +1,275 @@
-int main(void) { return 0; }
+/* ringrelay: the relay daemon's entry point.
+ *
+ * Usage: ringrelay [-c FILE] [-t] | --version | --help
+ * Exit status: 0 after a clean stop or a valid -t check, 1 when the
+ * configuration or start-up failed, 2 on a usage error. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/daemon.h"
+#include "core/inbound.h"
+#include "core/log.h"
+#include "core/outbound.h"
+#include "core/queue.h"
+#include "core/reactor.h"
+#include "dns/resolver.h"
+#include "tls/tls_library.h"
+
+/* How long a stop waits for sessions and deliveries in flight. */
+#define DAEMON_DRAIN_MS 10000u
+#define DAEMON_DRAIN_POLL_MS 100u
+
+struct daemon_signals {
+    struct daemon *daemon;
+    int fd;
+    struct reactor_op op;
+    struct signalfd_siginfo info;
+    struct reactor_timer drain_timer;
+    uint64_t drain_deadline_ms;
+};
+
+static void daemon_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ringrelay [-c FILE] [-t]\n"
+            "       ringrelay --version\n"
+            "  -c FILE   read the configuration from FILE (UCL syntax);\n"
+            "            without it every key has its default\n"
+            "  -t        check the configuration and exit (0 when valid)\n");
+}
+
+static void daemon_drain_check(struct reactor_timer *timer)
+{
+    struct daemon_signals *signals = timer->owner;
+    struct daemon *daemon = signals->daemon;
+    size_t sessions = inbound_session_count(daemon->inbound);
+    size_t deliveries = outbound_active_count(daemon->outbound);
+
+    if ((sessions > 0 || deliveries > 0) &&
+        reactor_now_ms(daemon->reactor) < signals->drain_deadline_ms) {
+        reactor_timer_set(daemon->reactor, timer, DAEMON_DRAIN_POLL_MS);
+        return;
+    }
+    log_info("event=stop sessions=%zu deliveries=%zu", sessions,
+             deliveries);
+    reactor_stop(daemon->reactor);
+}
+
+static int daemon_arm_signals(struct daemon_signals *signals);
+
+static void daemon_signal_done(struct reactor_op *op, int result)
+{
+    struct daemon_signals *signals = op->owner;
+    struct daemon *daemon = signals->daemon;
+
+    if (result < 0) {
+        log_error("error=\"signal read failed: %s\"", strerror(-result));
+        reactor_stop(daemon->reactor);
+        return;
+    }
+    if (!daemon->stopping) {
+        log_info("event=stopping signal=%s",
+                 strsignal((int)signals->info.ssi_signo));
+        daemon->stopping = true;
+        inbound_stop(daemon->inbound);
+        outbound_stop(daemon->outbound);
+        signals->drain_deadline_ms =
+            reactor_now_ms(daemon->reactor) + DAEMON_DRAIN_MS;
+        signals->drain_timer.fire = daemon_drain_check;
+        signals->drain_timer.owner = signals;
+        reactor_timer_set(daemon->reactor, &signals->drain_timer, 0);
+    }
+    daemon_arm_signals(signals);
+}
+
+static int daemon_arm_signals(struct daemon_signals *signals)
+{
+    signals->op.done = daemon_signal_done;
+    signals->op.owner = signals;
+    return reactor_read(signals->daemon->reactor, &signals->op, signals->fd,
+                        &signals->info, sizeof(signals->info));
+}
+
+static int daemon_open_signals(struct daemon_signals *signals)
+{
+    sigset_t mask;
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
+        log_error("error=\"sigprocmask failed: %s\"", strerror(errno));
+        return -1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    signals->fd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (signals->fd < 0) {
+        log_error("error=\"signalfd failed: %s\"", strerror(errno));
+        return -1;
+    }
+    return daemon_arm_signals(signals) < 0 ? -1 : 0;
+}
+
+static int daemon_open_resolver(struct daemon *daemon)
+{
+    const struct config *config = daemon->config;
+    struct dns_options opts = {0};
+    int rc;
+
+    if (config->has_resolver) {
+        memcpy(&opts.servers[0], &config->resolver.addr,
+               sizeof(opts.servers[0]));
+        opts.server_lens[0] = config->resolver.addr_len;
+        opts.server_count = 1;
+    } else if (dns_options_from_resolv_conf(&opts, "/etc/resolv.conf") < 0 ||
+               opts.server_count == 0) {
+        /* Without a name server, routes and the smarthost still work. */
+        log_warning("event=resolver-missing reason=\"no nameserver in "
+                    "/etc/resolv.conf and no resolver key\"");
+    }
+    rc = dns_resolver_new(&daemon->resolver, daemon->reactor, &opts);
+    if (rc < 0) {
+        log_error("error=\"resolver start failed: %s\"", strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
+static int daemon_open_queue(struct daemon *daemon)
+{
+    const struct config *config = daemon->config;
+    struct queue_options opts = {
+        .dir = config->queue_dir,
+        .durability = config->durability,
+    };
+
+    if (config->durability == QUEUE_DURABILITY_NONE) {
+        log_warning("event=durability-none reason=\"messages are "
+                    "acknowledged before they reach the disk; a crash "
+                    "loses them\"");
+    }
+    if (queue_open(&daemon->queue, daemon->reactor, &opts, outbound_enqueue,
+                   daemon->outbound) < 0) {
+        log_error("queue_dir=%s error=\"queue open failed: %s\"",
+                  config->queue_dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* daemon_run builds every part, runs the reactor until a stop, and tears
+ * down in reverse order. Returns the process exit status. */
+static int daemon_run(struct daemon *daemon)
+{
+    struct daemon_signals signals = {.daemon = daemon, .fd = -1};
+    int status = 1;
+    int rc;
+
+    rc = reactor_new(&daemon->reactor, NULL);
+    if (rc < 0) {
+        log_error("error=\"reactor start failed: %s\"", strerror(-rc));
+        return 1;
+    }
+    daemon->outbound = outbound_new(daemon);
+    if (daemon->outbound == NULL || daemon_open_resolver(daemon) < 0 ||
+        daemon_open_queue(daemon) < 0) {
+        goto out;
+    }
+    daemon->inbound = inbound_new(daemon);
+    if (daemon->inbound == NULL || daemon_open_signals(&signals) < 0) {
+        goto out;
+    }
+    log_info("event=start version=%s backend=%s hostname=%s queue_dir=%s",
+             RINGRELAY_VERSION, reactor_backend_name(daemon->reactor),
+             daemon->config->hostname, daemon->config->queue_dir);
+
+    rc = reactor_run(daemon->reactor);
+    if (rc < 0) {
+        log_error("error=\"reactor failed: %s\"", strerror(-rc));
+        goto out;
+    }
+    status = 0;
+
+out:
+    if (daemon->queue != NULL && queue_sync_now(daemon->queue) < 0) {
+        log_error("error=\"queue sync failed: %s\"", strerror(errno));
+        status = 1;
+    }
+    inbound_free(daemon->inbound);
+    outbound_free(daemon->outbound);
+    dns_resolver_free(daemon->resolver);
+    queue_close(daemon->queue);
+    if (signals.fd >= 0) {
+        close(signals.fd);
+    }
+    reactor_free(daemon->reactor);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    struct config config;
+    struct daemon daemon = {.config = &config};
+    const char *path = NULL;
+    bool check_only = false;
+    char err[512];
+    int opt;
+    int status;
+
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("ringrelay %s (%s)\n", RINGRELAY_VERSION,
+               tls_library_version());
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+        daemon_usage(stdout);
+        return 0;
+    }
+    while ((opt = getopt(argc, argv, "c:th")) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            check_only = true;
+            break;
+        case 'h':
+            daemon_usage(stdout);
+            return 0;
+        default:
+            daemon_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        daemon_usage(stderr);
+        return 2;
+    }
+
+    if (config_init(&config) < 0) {
+        fprintf(stderr, "ringrelay: out of memory\n");
+        return 1;
+    }
+    if (path != NULL &&
+        config_load(&config, path, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ringrelay: %s\n", err);
+        config_cleanup(&config);
+        return 1;
+    }
+    if (check_only) {
+        printf("ringrelay: configuration %s is valid\n",
+               path != NULL ? path : "(defaults)");
+        config_cleanup(&config);
+        return 0;
+    }
+    log_set_level(config.log_level);
+    status = daemon_run(&daemon);
+    config_cleanup(&config);
+    return status;
+}

@@ -107,6 +107,11 @@ int reactor_recv_multishot(struct reactor *reactor, struct reactor_op *op,
 int reactor_recv(struct reactor *reactor, struct reactor_op *op, int fd,
                  void *buf, size_t len);
 
+/* reactor_read reads once from any descriptor (a signalfd, a pipe) into
+ * the caller's buffer, which must stay valid until the completion. */
+int reactor_read(struct reactor *reactor, struct reactor_op *op, int fd,
+                 void *buf, size_t len);
+
 /* reactor_send sends once from the caller's buffer; the completion gives
  * the number of bytes sent, which may be fewer than len. */
 int reactor_send(struct reactor *reactor, struct reactor_op *op, int fd,

@@ -1,0 +1,25 @@
+/* The daemon's parts, shared by the inbound sessions, the outbound engine
+ * and main. One instance per process; nothing here is global. */
+#ifndef RINGRELAY_CORE_DAEMON_H
+#define RINGRELAY_CORE_DAEMON_H
+
+#include <stdbool.h>
+
+struct config;
+struct reactor;
+struct queue;
+struct dns_resolver;
+struct inbound;
+struct outbound;
+
+struct daemon {
+    const struct config *config;
+    struct reactor *reactor;
+    struct queue *queue;          /* NULL until queue_open() returned */
+    struct dns_resolver *resolver;
+    struct inbound *inbound;
+    struct outbound *outbound;
+    bool stopping;                /* SIGTERM/SIGINT seen */
+};
+
+#endif

@@ -1,0 +1,224 @@
+#include "core/inbound.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/daemon.h"
+#include "core/inbound_session.h"
+#include "core/log.h"
+#include "core/netaddr.h"
+#include "core/reactor.h"
+#include "proto/smtp_server.h"
+
+/* Pending connections the kernel holds for a listener. */
+#define INBOUND_BACKLOG 1024
+
+/* Command line limit, CRLF included. RFC 5321 section 4.5.3.1.4 sets 512;
+ * more tolerates long ESMTP parameter lists. */
+#define INBOUND_MAX_LINE 2048
+
+#define INBOUND_MAX_RCPTS 1000
+#define INBOUND_MAX_ERRORS 20
+
+struct inbound_listener {
+    struct inbound *inbound;
+    int fd;
+    struct reactor_op accept_op;
+    char text[300];             /* the configured "IP:PORT" */
+};
+
+struct inbound {
+    struct daemon *daemon;
+    struct inbound_listener listeners[CONFIG_MAX_LISTEN];
+    size_t listener_count;
+    struct smtp_server_options smtp_options; /* shared by all sessions */
+    struct inbound_session *sessions; /* every open session */
+    size_t session_count;
+    uint64_t next_session_id;
+    bool stopping;
+};
+
+static void inbound_accept_done(struct reactor_op *op, int result);
+
+static int inbound_listener_open(struct inbound_listener *listener,
+                                 const struct netaddr_hostport *where)
+{
+    int one = 1;
+    int fd;
+
+    fd = socket(where->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_error("listen=%s error=\"socket failed: %s\"", listener->text,
+                  strerror(errno));
+        return -1;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (const struct sockaddr *)&where->addr, where->addr_len) <
+            0 ||
+        listen(fd, INBOUND_BACKLOG) < 0) {
+        log_error("listen=%s error=\"cannot listen: %s\"", listener->text,
+                  strerror(errno));
+        close(fd);
+        return -1;
+    }
+    listener->fd = fd;
+    return 0;
+}
+
+static int inbound_listener_arm(struct inbound_listener *listener)
+{
+    struct reactor *reactor = listener->inbound->daemon->reactor;
+    int rc;
+
+    listener->accept_op.done = inbound_accept_done;
+    listener->accept_op.owner = listener;
+    rc = reactor_accept(reactor, &listener->accept_op, listener->fd);
+    if (rc < 0) {
+        log_error("listen=%s error=\"accept failed: %s\"", listener->text,
+                  strerror(-rc));
+    }
+    return rc;
+}
+
+struct inbound *inbound_new(struct daemon *daemon)
+{
+    const struct config *config = daemon->config;
+    struct inbound *inbound;
+
+    inbound = calloc(1, sizeof(*inbound));
+    if (inbound == NULL) {
+        log_error("error=\"out of memory\"");
+        return NULL;
+    }
+    inbound->daemon = daemon;
+    inbound->next_session_id = 1;
+    inbound->smtp_options.hostname = config->hostname;
+    inbound->smtp_options.max_message_size = config->max_message_size;
+    inbound->smtp_options.max_line = INBOUND_MAX_LINE;
+    inbound->smtp_options.max_rcpts = INBOUND_MAX_RCPTS;
+    inbound->smtp_options.max_errors = INBOUND_MAX_ERRORS;
+
+    for (size_t i = 0; i < config->listen_count; i++) {
+        struct inbound_listener *listener = &inbound->listeners[i];
+        const struct netaddr_hostport *where = &config->listen[i];
+
+        listener->inbound = inbound;
+        listener->fd = -1;
+        snprintf(listener->text, sizeof(listener->text),
+                 where->addr.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+                 where->host, (unsigned)where->port);
+        inbound->listener_count++;
+        if (inbound_listener_open(listener, where) < 0 ||
+            inbound_listener_arm(listener) < 0) {
+            inbound_free(inbound);
+            return NULL;
+        }
+        log_info("event=listen address=%s", listener->text);
+    }
+    return inbound;
+}
+
+static void inbound_accept_done(struct reactor_op *op, int result)
+{
+    struct inbound_listener *listener = op->owner;
+    struct inbound *inbound = listener->inbound;
+
+    if (result >= 0) {
+        if (inbound->stopping) {
+            close(result);
+        } else {
+            inbound_session_start(inbound, result);
+        }
+    } else if (result != -ECANCELED) {
+        log_error("listen=%s error=\"accept failed: %s\"", listener->text,
+                  strerror(-result));
+    }
+    if (!op->more && !inbound->stopping && listener->fd >= 0) {
+        inbound_listener_arm(listener);
+    }
+}
+
+void inbound_stop(struct inbound *inbound)
+{
+    struct reactor *reactor = inbound->daemon->reactor;
+
+    inbound->stopping = true;
+    for (size_t i = 0; i < inbound->listener_count; i++) {
+        reactor_cancel(reactor, &inbound->listeners[i].accept_op);
+    }
+    for (struct inbound_session *s = inbound->sessions; s != NULL;) {
+        struct inbound_session *next = s->next;
+
+        inbound_session_shutdown(s);
+        s = next;
+    }
+}
+
+size_t inbound_session_count(const struct inbound *inbound)
+{
+    return inbound->session_count;
+}
+
+void inbound_free(struct inbound *inbound)
+{
+    if (inbound == NULL) {
+        return;
+    }
+    while (inbound->sessions != NULL) {
+        inbound_session_free(inbound->sessions);
+    }
+    for (size_t i = 0; i < inbound->listener_count; i++) {
+        if (inbound->listeners[i].fd >= 0) {
+            close(inbound->listeners[i].fd);
+        }
+    }
+    free(inbound);
+}
+
+/* The accessors below let the session module reach the shared state
+ * without exposing struct inbound. */
+
+struct daemon *inbound_daemon(struct inbound *inbound)
+{
+    return inbound->daemon;
+}
+
+const struct smtp_server_options *inbound_smtp_options(struct inbound *inbound)
+{
+    return &inbound->smtp_options;
+}
+
+uint64_t inbound_attach(struct inbound *inbound,
+                        struct inbound_session *session)
+{
+    session->prev = NULL;
+    session->next = inbound->sessions;
+    if (inbound->sessions != NULL) {
+        inbound->sessions->prev = session;
+    }
+    inbound->sessions = session;
+    inbound->session_count++;
+    return inbound->next_session_id++;
+}
+
+void inbound_detach(struct inbound *inbound, struct inbound_session *session)
+{
+    if (session->prev != NULL) {
+        session->prev->next = session->next;
+    } else {
+        inbound->sessions = session->next;
+    }
+    if (session->next != NULL) {
+        session->next->prev = session->prev;
+    }
+    inbound->session_count--;
+}

@@ -1,0 +1,70 @@
+/* One inbound SMTP connection: the socket, its protocol session and the
+ * queue writer of the message being received. */
+#ifndef RINGRELAY_CORE_INBOUND_SESSION_H
+#define RINGRELAY_CORE_INBOUND_SESSION_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "core/reactor.h"
+
+struct daemon;
+struct inbound;
+struct queue_writer;
+struct smtp_server;
+struct smtp_server_options;
+
+#define INBOUND_SEND_IOVS 16
+
+struct inbound_session {
+    struct inbound *inbound;
+    struct inbound_session *prev; /* list of open sessions */
+    struct inbound_session *next;
+    uint64_t id;                  /* for "session=N" in logs */
+    int fd;                       /* -1 once closed */
+    struct smtp_server *smtp;
+    struct reactor_op recv_op;
+    struct reactor_op send_op;
+    struct reactor_timer timer;   /* idle timeout; the only timer */
+    struct iovec send_iov[INBOUND_SEND_IOVS]; /* borrowed by send_op */
+    bool closing;                 /* no more input is read */
+    bool commit_pending;          /* a queue commit will call back */
+    struct sockaddr_storage peer;
+    char client_ip[INET6_ADDRSTRLEN];
+    bool relay_client;            /* peer is in relay_networks */
+
+    /* The open transaction. */
+    char *sender;
+    char **rcpts;
+    size_t rcpt_count;
+    size_t rcpt_capacity;
+    uint32_t env_flags;           /* QUEUE_ENV_* */
+    uint64_t size_hint;           /* SIZE= from MAIL, bytes */
+    struct queue_writer *writer;
+    uint64_t body_bytes;
+    uint64_t data_started_ms;
+};
+
+/* inbound_session_start takes a connected socket and greets the client;
+ * on failure it closes fd. */
+void inbound_session_start(struct inbound *inbound, int fd);
+
+/* inbound_session_shutdown says 421 and closes once the reply is sent. */
+void inbound_session_shutdown(struct inbound_session *session);
+
+/* inbound_session_free releases everything at once, for teardown after
+ * the reactor stopped. */
+void inbound_session_free(struct inbound_session *session);
+
+/* Shared state kept by inbound.c. */
+struct daemon *inbound_daemon(struct inbound *inbound);
+const struct smtp_server_options *inbound_smtp_options(struct inbound *inbound);
+uint64_t inbound_attach(struct inbound *inbound,
+                        struct inbound_session *session);
+void inbound_detach(struct inbound *inbound, struct inbound_session *session);
+
+#endif

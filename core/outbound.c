@@ -1,0 +1,347 @@
+#include "core/outbound.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "core/config.h"
+#include "core/daemon.h"
+#include "core/log.h"
+#include "core/outbound_conn.h"
+#include "core/outbound_job.h"
+#include "core/queue.h"
+#include "core/reactor.h"
+#include "dns/resolver.h"
+
+/* Attempts in flight at once (DNS or SMTP); more jobs wait in the ready
+ * list. */
+#define OUTBOUND_MAX_ACTIVE 200
+
+/* Retry schedule: the first retry after 60 s, doubling up to one hour,
+ * plus up to 20% jitter so deferred mail does not retry in lockstep. */
+#define OUTBOUND_RETRY_FIRST_MS (60u * 1000u)
+#define OUTBOUND_RETRY_MAX_MS (3600u * 1000u)
+
+struct outbound {
+    struct daemon *daemon;
+    struct outbound_job *jobs;        /* every job */
+    struct outbound_job *ready_head;  /* jobs waiting to start, FIFO */
+    struct outbound_job *ready_tail;
+    size_t active;                    /* jobs past WAITING */
+    struct reactor_hook start_hook;   /* starts ready jobs after a turn */
+    bool stopping;
+};
+
+static void outbound_start_ready(struct reactor_hook *hook);
+static void job_retry_fired(struct reactor_timer *timer);
+
+struct outbound *outbound_new(struct daemon *daemon)
+{
+    struct outbound *outbound = calloc(1, sizeof(*outbound));
+
+    if (outbound == NULL) {
+        log_error("error=\"out of memory\"");
+        return NULL;
+    }
+    outbound->daemon = daemon;
+    outbound->start_hook.run = outbound_start_ready;
+    outbound->start_hook.owner = outbound;
+    return outbound;
+}
+
+struct daemon *outbound_daemon(struct outbound *outbound)
+{
+    return outbound->daemon;
+}
+
+static void outbound_make_ready(struct outbound_job *job)
+{
+    struct outbound *outbound = job->outbound;
+
+    job->state = OUTBOUND_JOB_WAITING;
+    job->ready_next = NULL;
+    job->in_ready_list = true;
+    if (outbound->ready_tail != NULL) {
+        outbound->ready_tail->ready_next = job;
+    } else {
+        outbound->ready_head = job;
+    }
+    outbound->ready_tail = job;
+    reactor_defer(outbound->daemon->reactor, &outbound->start_hook);
+}
+
+static struct outbound_job *job_new(struct outbound *outbound,
+                                    struct queue_msg *msg, const char *domain)
+{
+    struct outbound_job *job = calloc(1, sizeof(*job));
+
+    if (job == NULL) {
+        return NULL;
+    }
+    job->rcpt_index = calloc(msg->rcpt_count, sizeof(*job->rcpt_index));
+    job->attempt_index = calloc(msg->rcpt_count, sizeof(*job->attempt_index));
+    job->attempt_rcpts = calloc(msg->rcpt_count, sizeof(*job->attempt_rcpts));
+    if (job->rcpt_index == NULL || job->attempt_index == NULL ||
+        job->attempt_rcpts == NULL) {
+        free(job->rcpt_index);
+        free(job->attempt_index);
+        free(job->attempt_rcpts);
+        free(job);
+        return NULL;
+    }
+    job->outbound = outbound;
+    job->msg = msg;
+    job->fd = -1;
+    job->timer.owner = job;
+    for (size_t i = 0; domain[i] != '\0' && i + 1 < sizeof(job->domain);
+         i++) {
+        job->domain[i] = (char)tolower((unsigned char)domain[i]);
+    }
+    queue_msg_ref(msg);
+    job->next = outbound->jobs;
+    if (outbound->jobs != NULL) {
+        outbound->jobs->prev = job;
+    }
+    outbound->jobs = job;
+    return job;
+}
+
+static void job_free(struct outbound_job *job)
+{
+    struct outbound *outbound = job->outbound;
+
+    if (job->prev != NULL) {
+        job->prev->next = job->next;
+    } else {
+        outbound->jobs = job->next;
+    }
+    if (job->next != NULL) {
+        job->next->prev = job->prev;
+    }
+    reactor_timer_cancel(outbound->daemon->reactor, &job->timer);
+    dns_request_cancel(job->dns);
+    smtp_client_free(job->client);
+    free(job->hops);
+    free(job->rcpt_index);
+    free(job->attempt_index);
+    free(job->attempt_rcpts);
+    if (outbound->daemon->queue != NULL) {
+        queue_msg_unref(outbound->daemon->queue, job->msg);
+    }
+    free(job);
+}
+
+static const char *rcpt_domain(const char *address)
+{
+    const char *at = strrchr(address, '@');
+
+    return at != NULL ? at + 1 : "";
+}
+
+/* job_find_domain returns the job of msg for domain among the jobs made
+ * by this enqueue call, which are at the head of the job list. */
+static struct outbound_job *job_find_domain(struct outbound_job *head,
+                                            struct outbound_job *stop,
+                                            const char *domain)
+{
+    for (struct outbound_job *job = head; job != stop; job = job->next) {
+        if (strcasecmp(job->domain, domain) == 0) {
+            return job;
+        }
+    }
+    return NULL;
+}
+
+void outbound_enqueue(void *arg, struct queue_msg *msg)
+{
+    struct outbound *outbound = arg;
+    struct outbound_job *old_head = outbound->jobs;
+
+    for (size_t i = 0; i < msg->rcpt_count; i++) {
+        const char *domain = rcpt_domain(msg->rcpts[i].address);
+        struct outbound_job *job;
+
+        if (msg->rcpts[i].state != QUEUE_RCPT_QUEUED) {
+            continue;
+        }
+        job = job_find_domain(outbound->jobs, old_head, domain);
+        if (job == NULL) {
+            job = job_new(outbound, msg, domain);
+        }
+        if (job == NULL) {
+            /* The recipient stays queued and is found again at the next
+             * start; nothing is lost. */
+            log_error("id=%s to=<%s> error=\"out of memory, delivery "
+                      "postponed until restart\"",
+                      msg->id, msg->rcpts[i].address);
+            continue;
+        }
+        job->rcpt_index[job->rcpt_count++] = i;
+    }
+    for (struct outbound_job *job = outbound->jobs; job != old_head;
+         job = job->next) {
+        outbound_make_ready(job);
+    }
+}
+
+/* job_collect_attempt lists the job's recipients that are still queued.
+ * Returns how many there are. */
+static size_t job_collect_attempt(struct outbound_job *job)
+{
+    job->attempt_count = 0;
+    for (size_t i = 0; i < job->rcpt_count; i++) {
+        const struct queue_rcpt *rcpt = &job->msg->rcpts[job->rcpt_index[i]];
+
+        if (rcpt->state == QUEUE_RCPT_QUEUED) {
+            job->attempt_index[job->attempt_count] = job->rcpt_index[i];
+            job->attempt_rcpts[job->attempt_count] = rcpt->address;
+            job->attempt_count++;
+        }
+    }
+    return job->attempt_count;
+}
+
+static void outbound_start_ready(struct reactor_hook *hook)
+{
+    struct outbound *outbound = hook->owner;
+
+    while (!outbound->stopping && outbound->ready_head != NULL &&
+           outbound->active < OUTBOUND_MAX_ACTIVE &&
+           outbound->daemon->queue != NULL) {
+        struct outbound_job *job = outbound->ready_head;
+
+        outbound->ready_head = job->ready_next;
+        if (outbound->ready_head == NULL) {
+            outbound->ready_tail = NULL;
+        }
+        job->in_ready_list = false;
+        if (job_collect_attempt(job) == 0) {
+            job_free(job);
+            continue;
+        }
+        outbound->active++;
+        job->attempt++;
+        job->results_recorded = false;
+        outbound_conn_begin(job);
+    }
+}
+
+/* outbound_record_result applies one recipient's final reply: 2xx is
+ * delivered, 5xx bounced, anything else deferred. Returns true when the
+ * recipient was deferred. */
+bool outbound_record_result(struct outbound_job *job, size_t i, int code,
+                            const char *text)
+{
+    struct daemon *daemon = job->outbound->daemon;
+    struct queue_msg *msg = job->msg;
+    size_t index = job->attempt_index[i];
+    const char *status = "deferred";
+    char quoted[SMTP_CLIENT_TEXT_MAX + 16];
+    enum queue_rcpt_state state = QUEUE_RCPT_QUEUED;
+
+    if (code >= 200 && code < 300) {
+        status = "delivered";
+        state = QUEUE_RCPT_DELIVERED;
+    } else if (code >= 500 && code < 600) {
+        /* TODO: queue a DSN (RFC 3464) to the sender; logging the bounce
+         * is all this version does. */
+        status = "bounced";
+        state = QUEUE_RCPT_BOUNCED;
+    }
+    log_info("id=%s event=%s to=<%s> relay=%s reply=%s attempt=%" PRIu32
+             " delay=%lds",
+             msg->id, status, msg->rcpts[index].address,
+             job->relay[0] ? job->relay : "none",
+             log_quote(quoted, sizeof(quoted), text, strlen(text)),
+             job->attempt, (long)(time(NULL) - msg->arrival));
+    msg->rcpts[index].attempts = job->attempt;
+    if (state != QUEUE_RCPT_QUEUED &&
+        queue_mark(daemon->queue, msg, index, state) < 0) {
+        log_error("id=%s to=<%s> error=\"journal write failed: %s\"",
+                  msg->id, msg->rcpts[index].address, strerror(errno));
+    }
+    return state == QUEUE_RCPT_QUEUED;
+}
+
+/* outbound_record_all gives every recipient of the attempt one result. */
+void outbound_record_all(struct outbound_job *job, int code, const char *text)
+{
+    for (size_t i = 0; i < job->attempt_count; i++) {
+        outbound_record_result(job, i, code, text);
+    }
+    job->results_recorded = true;
+}
+
+static uint64_t job_retry_delay_ms(uint32_t attempt)
+{
+    uint64_t delay = OUTBOUND_RETRY_FIRST_MS;
+
+    for (uint32_t i = 1; i < attempt && delay < OUTBOUND_RETRY_MAX_MS; i++) {
+        delay *= 2;
+    }
+    if (delay > OUTBOUND_RETRY_MAX_MS) {
+        delay = OUTBOUND_RETRY_MAX_MS;
+    }
+    return delay + arc4random_uniform((uint32_t)(delay / 5 + 1));
+}
+
+/* outbound_job_finished ends an attempt: a job with recipients still
+ * queued waits for its retry, any other job is freed. */
+void outbound_job_finished(struct outbound_job *job)
+{
+    struct outbound *outbound = job->outbound;
+    struct reactor *reactor = outbound->daemon->reactor;
+
+    outbound->active--;
+    free(job->hops);
+    job->hops = NULL;
+    job->relay[0] = '\0';
+    if (job_collect_attempt(job) == 0) {
+        job_free(job);
+    } else {
+        uint64_t delay = job_retry_delay_ms(job->attempt);
+
+        /* TODO: bounce recipients still deferred after the queue lifetime
+         * (5 days); this version retries them forever. */
+        log_info("id=%s event=retry-scheduled domain=%s rcpts=%zu "
+                 "in=%" PRIu64 "s",
+                 job->msg->id, job->domain, job->attempt_count,
+                 delay / 1000);
+        job->state = OUTBOUND_JOB_WAITING;
+        job->timer.fire = job_retry_fired;
+        reactor_timer_set(reactor, &job->timer, delay);
+    }
+    reactor_defer(reactor, &outbound->start_hook);
+}
+
+static void job_retry_fired(struct reactor_timer *timer)
+{
+    outbound_make_ready(timer->owner);
+}
+
+void outbound_stop(struct outbound *outbound)
+{
+    outbound->stopping = true;
+}
+
+size_t outbound_active_count(const struct outbound *outbound)
+{
+    return outbound->active;
+}
+
+void outbound_free(struct outbound *outbound)
+{
+    if (outbound == NULL) {
+        return;
+    }
+    while (outbound->jobs != NULL) {
+        outbound_conn_abandon(outbound->jobs);
+        job_free(outbound->jobs);
+    }
+    free(outbound);
+}

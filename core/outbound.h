@@ -1,0 +1,30 @@
+/* Outbound engine: takes ready messages from the queue, groups their
+ * recipients by domain, finds the next hop (a configured route or the
+ * domain's MX hosts), relays the stored bytes with an SMTP client session
+ * and records each recipient's result in the queue journal. */
+#ifndef RINGRELAY_CORE_OUTBOUND_H
+#define RINGRELAY_CORE_OUTBOUND_H
+
+#include <stddef.h>
+
+struct daemon;
+struct outbound;
+struct queue_msg;
+
+struct outbound *outbound_new(struct daemon *daemon);
+
+/* outbound_enqueue is the queue's ready callback: it takes a reference to
+ * msg and schedules every QUEUED recipient. arg is the outbound engine. */
+void outbound_enqueue(void *arg, struct queue_msg *msg);
+
+/* outbound_stop starts no new attempts; attempts in flight go on. */
+void outbound_stop(struct outbound *outbound);
+
+/* outbound_active_count returns attempts in flight (DNS or SMTP). */
+size_t outbound_active_count(const struct outbound *outbound);
+
+/* outbound_free drops every job; NULL is accepted. Call it only after the
+ * reactor stopped and before the queue is closed. */
+void outbound_free(struct outbound *outbound);
+
+#endif

@@ -1,0 +1,21 @@
+/* Relay access policy: who may send mail to which domains. Relaying to
+ * any domain is allowed only for clients in relay_networks; mail for
+ * relay_domains is accepted from anyone; everything else is refused. */
+#ifndef RINGRELAY_CORE_RELAY_ACCESS_H
+#define RINGRELAY_CORE_RELAY_ACCESS_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+struct config;
+
+/* relay_access_trusted_client reports whether addr is in relay_networks. */
+bool relay_access_trusted_client(const struct config *config,
+                                 const struct sockaddr *addr);
+
+/* relay_access_accepted_domain reports whether domain is one of
+ * relay_domains (case-insensitive, a trailing dot ignored). */
+bool relay_access_accepted_domain(const struct config *config,
+                                  const char *domain);
+
+#endif

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Bad client input gets the right SMTP error, and the session and the
+server keep working; strangers cannot relay.
+
+Usage (inside netns_run.sh): relay_bad_input.py BUILD_DIR
+"""
+import socket
+
+import harness as h
+
+CONFIG = """
+queue_dir = "{queue}";
+hostname = "relay.test";
+routes {{ "example.test" = "127.0.0.1:2526"; }}
+relay_networks = ["127.0.0.1/32"];
+"""
+
+
+class Client:
+    """A raw SMTP client that reads one reply per command."""
+
+    def __init__(self, source="127.0.0.1"):
+        self.sock = socket.socket()
+        self.sock.bind((source, 0))
+        self.sock.settimeout(10)
+        self.sock.connect(("127.0.0.1", 2525))
+        self.buffer = b""
+
+    def reply(self):
+        lines = []
+        while True:
+            while b"\r\n" not in self.buffer:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return " ".join(lines) + " <closed>"
+                self.buffer += chunk
+            line, self.buffer = self.buffer.split(b"\r\n", 1)
+            lines.append(line.decode(errors="replace"))
+            if len(line) < 4 or line[3:4] != b"-":
+                return line.decode(errors="replace")
+
+    def command(self, raw):
+        self.sock.sendall(raw)
+        return self.reply()
+
+    def close(self):
+        self.sock.close()
+
+
+def check_reply(tap, reply, prefix, name):
+    tap.check(reply.startswith(prefix), name, f"got {reply!r}, "
+              f"want {prefix!r}")
+
+
+def test_bad_commands(tap, store):
+    client = Client()
+    check_reply(tap, client.reply(), "220 ", "greeting")
+    check_reply(tap, client.command(b"EHLO client.test\r\n"), "250 ", "EHLO")
+    check_reply(tap, client.command(b"X" * 2000 + b"\r\n"), "500 5.5.6",
+                "2000-byte line is rejected as too long")
+    check_reply(tap, client.command(b"NOOP\r\n"), "250 ",
+                "session works after the long line")
+    check_reply(tap, client.command(b"NO\x00OP\r\n"), "500 5.5.2",
+                "NUL byte in a command is rejected")
+    check_reply(tap, client.command(b"MAIL FROM:<a@client.test>\r\n"),
+                "250 ", "MAIL")
+    check_reply(tap, client.command(b"DATA\r\n"), "503 5.5.1",
+                "DATA before RCPT is a bad sequence")
+    check_reply(tap, client.command(b"FROB\r\n"), "500 5.5.2",
+                "unknown command")
+    check_reply(tap, client.command(b"RCPT TO:<ok@example.test>\r\n"),
+                "250 ", "RCPT after the errors")
+    check_reply(tap, client.command(b"DATA\r\n"), "354 ", "DATA")
+    check_reply(tap, client.command(b"Subject: after errors\r\n\r\nhi\r\n"
+                                    b".\r\n"),
+                "250 2.0.0", "message after the errors is queued")
+    check_reply(tap, client.command(b"QUIT\r\n"), "221 ", "QUIT")
+    client.close()
+    arrived = h.wait_for(lambda: len(h.read_stored(store)) == 1, timeout=30)
+    tap.check(arrived, "the message after the errors is delivered")
+
+
+def test_relay_denied(tap):
+    client = Client(source="127.0.0.2")
+    check_reply(tap, client.reply(), "220 ", "greeting for a stranger")
+    check_reply(tap, client.command(b"EHLO stranger.test\r\n"), "250 ",
+                "EHLO from a stranger")
+    check_reply(tap, client.command(b"MAIL FROM:<a@stranger.test>\r\n"),
+                "250 ", "MAIL from a stranger")
+    check_reply(tap, client.command(b"RCPT TO:<x@example.test>\r\n"),
+                "554 5.7.1", "stranger cannot relay")
+    check_reply(tap, client.command(b"QUIT\r\n"), "221 ", "QUIT stranger")
+    client.close()
+
+
+def test(tap, harness):
+    store = harness.path("store")
+    h.start_sink(harness, store, port=2526)
+    config = h.write_config(harness, CONFIG.format(
+        queue=harness.path("queue")))
+    relay = h.start_relay(harness, config)
+    test_bad_commands(tap, store)
+    test_relay_denied(tap)
+    tap.check(relay.poll() is None, "relay is still running")
+    tap.check(harness.stop(relay) == 0, "relay stops cleanly")
+
+
+if __name__ == "__main__":
+    h.main_wrapper(test)

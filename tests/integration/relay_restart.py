@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Queued mail survives a restart and is delivered exactly once.
+
+With the sink down, ringrelay accepts messages and defers them. It is
+stopped, the sink is started, and ringrelay is started again on the same
+queue: every message must arrive exactly once.
+
+Usage (inside netns_run.sh): relay_restart.py BUILD_DIR
+"""
+import smtplib
+
+import harness as h
+
+MESSAGES = 30
+
+ZONE = {
+    ("example.test", "MX"): ["example.test. 300 IN MX 10 mx.example.test."],
+    ("mx.example.test", "A"): ["mx.example.test. 300 IN A 127.0.0.1"],
+    ("mx.example.test", "AAAA"): [],
+}
+
+CONFIG = """
+queue_dir = "{queue}";
+hostname = "relay.test";
+resolver = "127.0.0.1:53";
+"""
+
+
+def message(index):
+    return (f"From: sender@client.test\r\nTo: rcpt{index}@example.test\r\n"
+            f"Subject: restart {index}\r\n\r\nbody of message {index}\r\n"
+            ).encode()
+
+
+def test(tap, harness):
+    store = harness.path("store")
+    h.start_name_server(harness, ZONE)
+    config = h.write_config(harness, CONFIG.format(
+        queue=harness.path("queue")))
+    relay = h.start_relay(harness, config)
+
+    with smtplib.SMTP("127.0.0.1", 2525, timeout=30) as client:
+        for index in range(MESSAGES):
+            client.sendmail("sender@client.test",
+                            [f"rcpt{index}@example.test"], message(index))
+    deferred = h.wait_for(
+        lambda: harness.log_text("ringrelay").count("event=deferred")
+        >= MESSAGES, timeout=30)
+    tap.check(deferred, "messages are deferred while the sink is down")
+    tap.check(harness.stop(relay) == 0, "relay stops cleanly")
+
+    h.start_sink(harness, store)
+    relay = h.start_relay(harness, config, name="ringrelay-restarted")
+    arrived = h.wait_for(lambda: len(h.read_stored(store)) >= MESSAGES,
+                         timeout=60)
+    tap.check(arrived, "every queued message arrives after the restart",
+              f"{len(h.read_stored(store))} of {MESSAGES}")
+    h.wait_for(lambda: False, timeout=1)
+
+    counts = {}
+    for _, rcpts, content in h.read_stored(store):
+        for rcpt in rcpts:
+            counts[rcpt] = counts.get(rcpt, 0) + 1
+        index = int(rcpts[0][len("rcpt"):].split("@")[0])
+        tap.check(h.strip_received(content) == message(index),
+                  f"message {index} arrives byte for byte")
+    for index in range(MESSAGES):
+        rcpt = f"rcpt{index}@example.test"
+        tap.check(counts.get(rcpt) == 1, f"message {index} arrives once",
+                  f"arrived {counts.get(rcpt, 0)} times")
+    log = harness.log_text("ringrelay-restarted")
+    tap.check("recovered" in log, "restart logs the recovered messages")
+    tap.check(harness.stop(relay) == 0, "restarted relay stops cleanly")
+
+
+if __name__ == "__main__":
+    h.main_wrapper(test)
