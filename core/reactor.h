@@ -38,11 +38,19 @@ struct reactor_op {
 
     /* Private to the reactor. */
     uint8_t kind;
-    struct msghdr msg;
+    bool cancelling;      /* reactor_cancel() ran for this arming */
+    bool rearm_pending;   /* multishot stopped, re-armed after the batch */
+    int fd;               /* multishot: the descriptor to re-arm on */
+    struct reactor_op *rearm_next;
+    union {
+        struct msghdr msg;             /* sendv: header over the iovecs */
+        struct sockaddr_storage addr;  /* connect: copy of the address */
+    };
 };
 
-/* reactor_timer: one deadline. Embed it in its owner; it is armed at most
- * once at a time, and re-arming moves the deadline. */
+/* reactor_timer: one deadline. Embed it in its owner, zeroed before its
+ * first use; it is armed at most once at a time, and re-arming moves the
+ * deadline. */
 struct reactor_timer {
     void (*fire)(struct reactor_timer *timer);
     void *owner;
@@ -60,9 +68,11 @@ struct reactor_hook {
     bool queued;               /* private */
 };
 
+/* Zero in any field picks its default. */
 struct reactor_options {
     unsigned entries;       /* submission queue size; 0 picks a default */
-    unsigned recv_buffers;  /* buffers in the provided-buffer ring */
+    unsigned recv_buffers;  /* buffers in the provided-buffer ring, a power
+                             * of two up to 32768 */
     unsigned recv_buffer_size; /* bytes per ring buffer */
 };
 
