@@ -32,4 +32,9 @@ enum smtp_path_result smtp_path_parse(const char *text, size_t len,
                                       bool allow_utf8, struct smtp_path *path,
                                       size_t *end);
 
+/* smtp_domain_valid reports whether text[0..len) is exactly a domain or an
+ * address literal ("[192.0.2.1]", "[IPv6:2001:db8::1]"), as EHLO and HELO
+ * take. allow_utf8 permits UTF-8 labels (SMTPUTF8). */
+bool smtp_domain_valid(const char *text, size_t len, bool allow_utf8);
+
 #endif

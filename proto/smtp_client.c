@@ -1,1 +1,736 @@
-/* Placeholder until the module lands. */
+/* SMTP client session (RFC 5321, PIPELINING from RFC 2920).
+ *
+ * Every command sent is recorded in a FIFO of pending commands, and each
+ * reply is matched to the oldest one, so the pipelined and the one-at-a-
+ * time paths share the reply handlers. Once every recipient is decided
+ * the handlers only drain the replies still due, and QUIT is queued when
+ * none is left: QUIT never follows a DATA whose reply is unknown, because
+ * a 354 would turn it into body text. */
+#include "proto/smtp_client.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/smtp_reply.h"
+
+/* Reply line limit, CRLF included. RFC 5321 4.5.3.1.5 sets 512, but
+ * servers with longer lines exist and are harmless to accept. */
+#define CLIENT_LINE_MAX 2048
+
+/* Whole-reply limit, CRLFs included. It leaves room for multi-line
+ * replies far longer than an EHLO reply with every common extension. */
+#define CLIENT_REPLY_MAX 16384
+
+/* Initial size of the buffer for a reply split across feeds. */
+#define CLIENT_INPUT_INITIAL 512
+
+enum client_command {
+    CLIENT_CMD_GREETING,
+    CLIENT_CMD_EHLO,
+    CLIENT_CMD_HELO,
+    CLIENT_CMD_MAIL,
+    CLIENT_CMD_RCPT,
+    CLIENT_CMD_DATA,
+    CLIENT_CMD_BODY, /* the reply to the end of data */
+    CLIENT_CMD_QUIT,
+};
+
+/* Commands pushed in one session: greeting, EHLO, HELO, MAIL, one RCPT
+ * per recipient, DATA, the end of data and QUIT. */
+#define CLIENT_FIXED_COMMANDS 7
+
+struct client_pending {
+    enum client_command command;
+    size_t rcpt; /* recipient index, for CLIENT_CMD_RCPT */
+};
+
+enum client_extension {
+    CLIENT_EXT_PIPELINING = 1u << 0,
+    CLIENT_EXT_8BITMIME = 1u << 1,
+    CLIENT_EXT_SMTPUTF8 = 1u << 2,
+    CLIENT_EXT_SIZE = 1u << 3,
+};
+
+struct smtp_client {
+    const struct smtp_client_message *msg;
+    char *helo_name;
+    struct smtp_outq out;
+    struct smtp_client_result *results; /* one per recipient */
+    bool *accepted;                     /* RCPT got 2xx */
+    size_t accepted_count;
+    size_t undecided;                   /* results with code 0 */
+    size_t next_rcpt;                   /* next RCPT without pipelining */
+    unsigned extensions;                /* enum client_extension bits */
+
+    /* Commands awaiting a reply, oldest at head. Each command is pushed
+     * at most once per session, so the array never wraps. */
+    struct client_pending *pending;
+    size_t pending_head;
+    size_t pending_tail;
+    size_t pending_cap;
+
+    bool quit_queued;
+    bool quit_answered;
+    bool input_closed; /* later input is ignored */
+
+    /* A reply split across feeds; empty when none is partial. */
+    char *input;
+    size_t input_len;
+    size_t input_cap;
+};
+
+static bool client_has_control_bytes(const char *text)
+{
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* client_store_text appends text to r->text, truncating at the buffer
+ * end. Bytes other than printable ASCII become '?', so a result is always
+ * one printable line. Returns the new length. */
+static size_t client_store_text(struct smtp_client_result *r, size_t pos,
+                                const char *text, size_t len)
+{
+    for (size_t i = 0; i < len && pos + 1 < sizeof(r->text); i++) {
+        unsigned char c = (unsigned char)text[i];
+
+        r->text[pos++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    r->text[pos] = '\0';
+    return pos;
+}
+
+/* client_make_result fills r with code and the line "head text", where
+ * head is usually the code itself. */
+static void client_make_result(struct smtp_client_result *r, int code,
+                               const char *head, const char *text,
+                               size_t text_len)
+{
+    size_t pos;
+
+    r->code = code;
+    pos = client_store_text(r, 0, head, strlen(head));
+    if (text_len > 0) {
+        pos = client_store_text(r, pos, " ", 1);
+        client_store_text(r, pos, text, text_len);
+    }
+}
+
+/* client_result_from_reply stores the reply as a result. A reply that
+ * should decide a failure but is not 4xx or 5xx becomes a 451, so a
+ * protocol error never reads as a delivery. */
+static void client_result_from_reply(struct smtp_client_result *r,
+                                     const struct smtp_reply *reply,
+                                     bool success_allowed)
+{
+    char head[64];
+    int class = reply->code / 100;
+
+    if (class == 4 || class == 5 || (class == 2 && success_allowed)) {
+        snprintf(head, sizeof(head), "%d", reply->code);
+        client_make_result(r, reply->code, head, reply->text,
+                           reply->text_len);
+        return;
+    }
+    snprintf(head, sizeof(head), "451 4.5.0 Unexpected reply: %d",
+             reply->code);
+    client_make_result(r, 451, head, reply->text, reply->text_len);
+}
+
+static void client_decide(struct smtp_client *c, size_t i,
+                          const struct smtp_client_result *r)
+{
+    if (c->results[i].code != 0) {
+        return;
+    }
+    c->results[i] = *r;
+    c->undecided--;
+}
+
+static void client_decide_undecided(struct smtp_client *c,
+                                    const struct smtp_client_result *r)
+{
+    for (size_t i = 0; i < c->msg->rcpt_count && c->undecided > 0; i++) {
+        client_decide(c, i, r);
+    }
+}
+
+/* client_fail_all decides every undecided recipient and stops reading.
+ * text is stored as given when it already starts with code, else it is
+ * prefixed with code. */
+static void client_fail_all(struct smtp_client *c, int code,
+                            const char *text)
+{
+    struct smtp_client_result r;
+    char head[16];
+    size_t text_len = strlen(text);
+
+    snprintf(head, sizeof(head), "%d", code);
+    if (strncmp(text, head, 3) == 0 && (text[3] == ' ' || text[3] == '\0')) {
+        r.code = code;
+        client_store_text(&r, 0, text, text_len);
+    } else {
+        client_make_result(&r, code, head, text, text_len);
+    }
+    client_decide_undecided(c, &r);
+    c->input_closed = true;
+}
+
+static void client_out_of_memory(struct smtp_client *c)
+{
+    client_fail_all(c, 451, "451 4.3.0 Out of memory in the SMTP client");
+}
+
+static int client_expect(struct smtp_client *c, enum client_command command,
+                         size_t rcpt)
+{
+    if (c->pending_tail == c->pending_cap) {
+        return -1;
+    }
+    c->pending[c->pending_tail].command = command;
+    c->pending[c->pending_tail].rcpt = rcpt;
+    c->pending_tail++;
+    return 0;
+}
+
+/* client_send queues one command line (given without CRLF) and records
+ * that its reply is due. Returns 0, or -1 after failing the session. */
+static int client_send(struct smtp_client *c, enum client_command command,
+                       size_t rcpt, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int client_send(struct smtp_client *c, enum client_command command,
+                       size_t rcpt, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    int len;
+
+    va_start(ap, fmt);
+    len = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+    va_end(ap);
+    if (len < 0 || (size_t)len >= sizeof(line) - 2) {
+        client_fail_all(c, 451, "451 4.3.0 SMTP command line too long");
+        return -1;
+    }
+
+    memcpy(line + len, "\r\n", 2);
+    if (smtp_outq_append(&c->out, line, (size_t)len + 2) < 0 ||
+        client_expect(c, command, rcpt) < 0) {
+        client_out_of_memory(c);
+        return -1;
+    }
+    return 0;
+}
+
+static void client_send_quit(struct smtp_client *c)
+{
+    if (client_send(c, CLIENT_CMD_QUIT, 0, "QUIT") == 0) {
+        c->quit_queued = true;
+    }
+}
+
+/* client_send_mail sends MAIL FROM with the parameters the message needs
+ * and the peer offers. */
+static int client_send_mail(struct smtp_client *c)
+{
+    const struct smtp_client_message *msg = c->msg;
+    const char *body = "";
+    const char *utf8 = "";
+    char size[32] = "";
+
+    /* NOTE: an 8-bit body goes out without BODY=8BITMIME when the peer
+     * lacks 8BITMIME. RFC 6152 calls for converting it to 7 bits or
+     * bouncing it instead. */
+    if (msg->eight_bit && (c->extensions & CLIENT_EXT_8BITMIME) != 0) {
+        body = " BODY=8BITMIME";
+    }
+    if (msg->smtputf8) {
+        utf8 = " SMTPUTF8";
+    }
+    if ((c->extensions & CLIENT_EXT_SIZE) != 0) {
+        snprintf(size, sizeof(size), " SIZE=%zu", msg->body_len);
+    }
+    return client_send(c, CLIENT_CMD_MAIL, 0, "MAIL FROM:<%s>%s%s%s",
+                       msg->sender, body, utf8, size);
+}
+
+static int client_send_rcpt(struct smtp_client *c, size_t i)
+{
+    return client_send(c, CLIENT_CMD_RCPT, i, "RCPT TO:<%s>",
+                       c->msg->rcpts[i]);
+}
+
+/* client_send_next_rcpt sends the next RCPT without pipelining, or DATA
+ * after the last one when a recipient was accepted. Recipients decided
+ * before their RCPT (invalid addresses) are skipped. */
+static void client_send_next_rcpt(struct smtp_client *c)
+{
+    size_t count = c->msg->rcpt_count;
+
+    while (c->next_rcpt < count && c->results[c->next_rcpt].code != 0) {
+        c->next_rcpt++;
+    }
+    if (c->next_rcpt < count) {
+        client_send_rcpt(c, c->next_rcpt++);
+        return;
+    }
+    if (c->accepted_count > 0) {
+        client_send(c, CLIENT_CMD_DATA, 0, "DATA");
+    }
+}
+
+/* client_send_batch sends MAIL, every RCPT and DATA in one batch
+ * (RFC 2920). */
+static void client_send_batch(struct smtp_client *c)
+{
+    if (client_send_mail(c) < 0) {
+        return;
+    }
+    for (size_t i = 0; i < c->msg->rcpt_count; i++) {
+        if (c->results[i].code == 0 && client_send_rcpt(c, i) < 0) {
+            return;
+        }
+    }
+    client_send(c, CLIENT_CMD_DATA, 0, "DATA");
+}
+
+static void client_begin_transaction(struct smtp_client *c)
+{
+    struct smtp_client_result r;
+
+    if (c->msg->smtputf8 && (c->extensions & CLIENT_EXT_SMTPUTF8) == 0) {
+        client_make_result(&r, 553, "553 5.6.7 The message needs SMTPUTF8 "
+                           "but the peer does not support SMTPUTF8", "", 0);
+        client_decide_undecided(c, &r);
+        return;
+    }
+    if ((c->extensions & CLIENT_EXT_PIPELINING) != 0) {
+        client_send_batch(c);
+        return;
+    }
+    client_send_mail(c);
+}
+
+static void client_record_extensions(struct smtp_client *c,
+                                     const struct smtp_reply *reply)
+{
+    static const struct {
+        const char *keyword;
+        enum client_extension bit;
+    } known[] = {
+        {"PIPELINING", CLIENT_EXT_PIPELINING},
+        {"8BITMIME", CLIENT_EXT_8BITMIME},
+        {"SMTPUTF8", CLIENT_EXT_SMTPUTF8},
+        {"SIZE", CLIENT_EXT_SIZE},
+    };
+
+    c->extensions = 0;
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (smtp_reply_has_keyword(reply, known[i].keyword)) {
+            c->extensions |= known[i].bit;
+        }
+    }
+}
+
+static void client_fail_with_reply(struct smtp_client *c,
+                                   const struct smtp_reply *reply)
+{
+    struct smtp_client_result r;
+
+    client_result_from_reply(&r, reply, false);
+    client_decide_undecided(c, &r);
+}
+
+static void client_on_greeting(struct smtp_client *c,
+                               const struct smtp_reply *reply)
+{
+    if (reply->code != 220) {
+        client_fail_with_reply(c, reply);
+        return;
+    }
+    client_send(c, CLIENT_CMD_EHLO, 0, "EHLO %s", c->helo_name);
+}
+
+static void client_on_hello(struct smtp_client *c,
+                            enum client_command command,
+                            const struct smtp_reply *reply)
+{
+    if (reply->code / 100 == 2) {
+        if (command == CLIENT_CMD_EHLO) {
+            client_record_extensions(c, reply);
+        }
+        client_begin_transaction(c);
+        return;
+    }
+    if (command == CLIENT_CMD_EHLO && reply->code / 100 == 5) {
+        client_send(c, CLIENT_CMD_HELO, 0, "HELO %s", c->helo_name);
+        return;
+    }
+    client_fail_with_reply(c, reply);
+}
+
+static void client_on_mail(struct smtp_client *c,
+                           const struct smtp_reply *reply)
+{
+    if (reply->code / 100 != 2) {
+        client_fail_with_reply(c, reply);
+        return;
+    }
+    if ((c->extensions & CLIENT_EXT_PIPELINING) == 0) {
+        client_send_next_rcpt(c);
+    }
+}
+
+static void client_on_rcpt(struct smtp_client *c, size_t i,
+                           const struct smtp_reply *reply)
+{
+    struct smtp_client_result r;
+
+    if (reply->code / 100 == 2) {
+        c->accepted[i] = true;
+        c->accepted_count++;
+    } else {
+        client_result_from_reply(&r, reply, false);
+        client_decide(c, i, &r);
+    }
+    if ((c->extensions & CLIENT_EXT_PIPELINING) == 0) {
+        client_send_next_rcpt(c);
+    }
+}
+
+/* client_send_body queues the body by reference and the end of data. With
+ * no recipient undecided (none accepted, or MAIL failed in a pipelined
+ * batch) only ".CRLF" goes out, ending the transaction empty. */
+static void client_send_body(struct smtp_client *c)
+{
+    const char *body = c->msg->body;
+    size_t len = c->msg->body_len;
+    int rc = 0;
+
+    if (c->undecided > 0 && len > 0) {
+        rc = smtp_outq_append_ref(&c->out, body, len);
+
+        /* A body that does not end in CRLF would swallow the final dot
+         * into its last line, so the line is ended here. */
+        if (rc == 0 && (len < 2 || memcmp(body + len - 2, "\r\n", 2))) {
+            rc = smtp_outq_append(&c->out, "\r\n", 2);
+        }
+    }
+    if (rc == 0) {
+        rc = smtp_outq_append(&c->out, ".\r\n", 3);
+    }
+    if (rc < 0 || client_expect(c, CLIENT_CMD_BODY, 0) < 0) {
+        client_out_of_memory(c);
+    }
+}
+
+static void client_on_data(struct smtp_client *c,
+                           const struct smtp_reply *reply)
+{
+    if (reply->code == 354) {
+        client_send_body(c);
+        return;
+    }
+    client_fail_with_reply(c, reply);
+}
+
+static void client_on_body(struct smtp_client *c,
+                           const struct smtp_reply *reply)
+{
+    struct smtp_client_result r;
+
+    client_result_from_reply(&r, reply, true);
+    client_decide_undecided(c, &r);
+}
+
+/* client_on_service_closing handles 421: the server closes the
+ * connection, so no QUIT is sent and none will be answered. */
+static void client_on_service_closing(struct smtp_client *c,
+                                      const struct smtp_reply *reply)
+{
+    client_fail_with_reply(c, reply);
+    c->input_closed = true;
+    c->quit_answered = true;
+}
+
+static void client_on_invalid_reply(struct smtp_client *c)
+{
+    client_fail_all(c, 451, "451 4.5.0 Invalid reply from the server");
+    if (!c->quit_queued) {
+        client_send_quit(c);
+    }
+}
+
+/* client_dispatch runs the handler for the oldest pending command. With
+ * every recipient decided, only DATA (354 needs an end of data) and QUIT
+ * replies still matter. */
+static void client_dispatch(struct smtp_client *c,
+                            struct client_pending pending,
+                            const struct smtp_reply *reply)
+{
+    bool open = c->undecided > 0;
+
+    switch (pending.command) {
+    case CLIENT_CMD_GREETING:
+        if (open) {
+            client_on_greeting(c, reply);
+        }
+        break;
+    case CLIENT_CMD_EHLO:
+    case CLIENT_CMD_HELO:
+        if (open) {
+            client_on_hello(c, pending.command, reply);
+        }
+        break;
+    case CLIENT_CMD_MAIL:
+        if (open) {
+            client_on_mail(c, reply);
+        }
+        break;
+    case CLIENT_CMD_RCPT:
+        if (open) {
+            client_on_rcpt(c, pending.rcpt, reply);
+        }
+        break;
+    case CLIENT_CMD_DATA:
+        client_on_data(c, reply);
+        break;
+    case CLIENT_CMD_BODY:
+        client_on_body(c, reply);
+        break;
+    case CLIENT_CMD_QUIT:
+        c->quit_answered = true;
+        c->input_closed = true;
+        break;
+    }
+}
+
+static void client_handle_reply(struct smtp_client *c,
+                                const struct smtp_reply *reply)
+{
+    struct client_pending pending;
+
+    if (c->pending_head == c->pending_tail) {
+        if (reply->code == 421) {
+            client_on_service_closing(c, reply);
+        } else {
+            client_on_invalid_reply(c);
+        }
+        return;
+    }
+
+    pending = c->pending[c->pending_head++];
+    if (reply->code == 421 && pending.command != CLIENT_CMD_QUIT) {
+        client_on_service_closing(c, reply);
+        return;
+    }
+    client_dispatch(c, pending, reply);
+
+    if (c->undecided == 0 && c->pending_head == c->pending_tail &&
+        !c->quit_queued && !c->input_closed) {
+        client_send_quit(c);
+    }
+}
+
+static int client_grow_input(struct smtp_client *c, size_t need)
+{
+    size_t cap = c->input_cap == 0 ? CLIENT_INPUT_INITIAL : c->input_cap;
+    char *grown;
+
+    if (need <= c->input_cap) {
+        return 0;
+    }
+    while (cap < need) {
+        cap *= 2;
+    }
+    grown = realloc(c->input, cap);
+    if (grown == NULL) {
+        return -1;
+    }
+    c->input = grown;
+    c->input_cap = cap;
+    return 0;
+}
+
+/* client_feed_buffered appends to the partial reply and handles it once
+ * it is complete. Returns the bytes of data used. */
+static size_t client_feed_buffered(struct smtp_client *c, const char *data,
+                                   size_t len)
+{
+    size_t old_len = c->input_len;
+    size_t room = CLIENT_REPLY_MAX - old_len;
+    size_t take = len < room ? len : room;
+    struct smtp_reply reply;
+    enum smtp_reply_result result;
+
+    if (client_grow_input(c, old_len + take) < 0) {
+        client_out_of_memory(c);
+        return len;
+    }
+    memcpy(c->input + old_len, data, take);
+    c->input_len += take;
+
+    result = smtp_reply_parse(c->input, c->input_len, CLIENT_LINE_MAX,
+                              &reply);
+    if (result == SMTP_REPLY_COMPLETE) {
+        c->input_len = 0;
+        client_handle_reply(c, &reply);
+        return reply.len - old_len;
+    }
+    if (result == SMTP_REPLY_INVALID || c->input_len == CLIENT_REPLY_MAX) {
+        c->input_len = 0;
+        client_on_invalid_reply(c);
+        return len;
+    }
+    return take;
+}
+
+/* client_feed_direct parses a reply straight from the caller's buffer,
+ * or copies a partial one. Returns the bytes of data used. */
+static size_t client_feed_direct(struct smtp_client *c, const char *data,
+                                 size_t len)
+{
+    struct smtp_reply reply;
+    enum smtp_reply_result result;
+
+    result = smtp_reply_parse(data, len, CLIENT_LINE_MAX, &reply);
+    if (result == SMTP_REPLY_COMPLETE && reply.len <= CLIENT_REPLY_MAX) {
+        client_handle_reply(c, &reply);
+        return reply.len;
+    }
+    if (result != SMTP_REPLY_INCOMPLETE || len >= CLIENT_REPLY_MAX) {
+        client_on_invalid_reply(c);
+        return len;
+    }
+
+    if (client_grow_input(c, len) < 0) {
+        client_out_of_memory(c);
+        return len;
+    }
+    memcpy(c->input, data, len);
+    c->input_len = len;
+    return len;
+}
+
+void smtp_client_feed(struct smtp_client *client, const char *data,
+                      size_t len)
+{
+    size_t used;
+
+    /* Each pass uses at least one byte: a complete reply has five or
+     * more, and every other outcome uses some or all of data. */
+    while (len > 0 && !client->input_closed) {
+        if (client->input_len > 0) {
+            used = client_feed_buffered(client, data, len);
+        } else {
+            used = client_feed_direct(client, data, len);
+        }
+        data += used;
+        len -= used;
+    }
+}
+
+/* client_check_addresses decides, before anything is sent, recipients
+ * whose address would break the command line (a CR or LF would let it
+ * inject commands). */
+static void client_check_addresses(struct smtp_client *c)
+{
+    const struct smtp_client_message *msg = c->msg;
+    struct smtp_client_result r;
+
+    if (msg->sender == NULL || client_has_control_bytes(msg->sender)) {
+        client_make_result(&r, 553, "553 5.1.7 Invalid sender address", "",
+                           0);
+        client_decide_undecided(c, &r);
+        return;
+    }
+    client_make_result(&r, 553, "553 5.1.3 Invalid recipient address", "",
+                       0);
+    for (size_t i = 0; i < msg->rcpt_count; i++) {
+        if (msg->rcpts[i] == NULL || client_has_control_bytes(msg->rcpts[i])) {
+            client_decide(c, i, &r);
+        }
+    }
+}
+
+struct smtp_client *smtp_client_new(const char *helo_name,
+                                    const struct smtp_client_message *msg)
+{
+    struct smtp_client *c = calloc(1, sizeof(*c));
+    size_t count = msg->rcpt_count;
+
+    if (c == NULL) {
+        return NULL;
+    }
+    smtp_outq_init(&c->out);
+    c->msg = msg;
+    c->undecided = count;
+    c->pending_cap = count + CLIENT_FIXED_COMMANDS;
+    c->helo_name = strdup(helo_name);
+    c->results = calloc(count + 1, sizeof(*c->results));
+    c->accepted = calloc(count + 1, sizeof(*c->accepted));
+    c->pending = calloc(c->pending_cap, sizeof(*c->pending));
+    if (c->helo_name == NULL || c->results == NULL || c->accepted == NULL ||
+        c->pending == NULL) {
+        smtp_client_free(c);
+        return NULL;
+    }
+
+    client_check_addresses(c);
+    if (client_expect(c, CLIENT_CMD_GREETING, 0) < 0) {
+        smtp_client_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void smtp_client_free(struct smtp_client *client)
+{
+    if (client == NULL) {
+        return;
+    }
+    smtp_outq_cleanup(&client->out);
+    free(client->helo_name);
+    free(client->results);
+    free(client->accepted);
+    free(client->pending);
+    free(client->input);
+    free(client);
+}
+
+struct smtp_outq *smtp_client_output(struct smtp_client *client)
+{
+    return &client->out;
+}
+
+enum smtp_client_state smtp_client_state(const struct smtp_client *client)
+{
+    return client->undecided == 0 ? SMTP_CLIENT_DONE : SMTP_CLIENT_RUNNING;
+}
+
+void smtp_client_fail(struct smtp_client *client, int code,
+                      const char *text)
+{
+    client_fail_all(client, code, text);
+}
+
+const struct smtp_client_result *
+smtp_client_result(const struct smtp_client *client, size_t i)
+{
+    if (i >= client->msg->rcpt_count) {
+        return NULL;
+    }
+    return &client->results[i];
+}
+
+bool smtp_client_quit_answered(const struct smtp_client *client)
+{
+    return client->quit_answered;
+}

@@ -36,7 +36,10 @@ struct smtp_client_message {
 
 enum smtp_client_state {
     SMTP_CLIENT_RUNNING, /* waiting for the server */
-    SMTP_CLIENT_DONE,    /* every recipient has its result; QUIT queued */
+    /* Every recipient has its result. QUIT is queued, or will be once
+     * the replies still due to a pipelined batch arrive. No QUIT is sent
+     * after a 421 or smtp_client_fail(). */
+    SMTP_CLIENT_DONE,
 };
 
 struct smtp_client_result {
@@ -44,8 +47,10 @@ struct smtp_client_result {
     char text[SMTP_CLIENT_TEXT_MAX];  /* the reply, one line, no CRLF */
 };
 
-/* smtp_client_new creates a session that will say EHLO helo_name after
- * the greeting. Returns NULL when out of memory. */
+/* smtp_client_new creates a session that will send EHLO helo_name after
+ * the greeting (helo_name is copied). A sender or recipient containing
+ * control bytes such as CR or LF is decided at once with 553 and never
+ * sent. Returns NULL when out of memory. */
 struct smtp_client *smtp_client_new(const char *helo_name,
                                     const struct smtp_client_message *msg);
 
@@ -62,15 +67,20 @@ struct smtp_outq *smtp_client_output(struct smtp_client *client);
 enum smtp_client_state smtp_client_state(const struct smtp_client *client);
 
 /* smtp_client_fail ends the session after a network error or timeout:
- * every undecided recipient gets code (4xx for a retry) and text. */
+ * every undecided recipient gets code (4xx for a retry) and text, and
+ * later input is ignored. text is stored as given when it starts with the
+ * code ("451 4.4.2 Connection lost"), else as "code text". */
 void smtp_client_fail(struct smtp_client *client, int code,
                       const char *text);
 
-/* smtp_client_result returns recipient i's result (code 0: undecided). */
+/* smtp_client_result returns recipient i's result (code 0: undecided),
+ * or NULL when i is out of range. */
 const struct smtp_client_result *
 smtp_client_result(const struct smtp_client *client, size_t i);
 
-/* smtp_client_quit_answered is true once the server answered QUIT. */
+/* smtp_client_quit_answered is true once the server answered QUIT, or
+ * once it sent 421, because such a server closes the connection and gets
+ * no QUIT. */
 bool smtp_client_quit_answered(const struct smtp_client *client);
 
 #endif

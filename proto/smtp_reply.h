@@ -24,13 +24,17 @@ struct smtp_reply {
 
 /* smtp_reply_parse parses the reply starting at data[0..len). On
  * SMTP_REPLY_COMPLETE, reply->len bytes were consumed. Lines longer than
- * max_line are INVALID. */
+ * max_line bytes, CRLF included, are INVALID (RFC 5321 4.5.3.1.5 sets
+ * 512), as soon as max_line bytes arrived without a CRLF. */
 enum smtp_reply_result smtp_reply_parse(const char *data, size_t len,
                                         size_t max_line,
                                         struct smtp_reply *reply);
 
 /* smtp_reply_has_keyword reports whether a multi-line EHLO reply at
- * reply->first advertises keyword (case-insensitive), e.g. "PIPELINING". */
+ * reply->first advertises keyword (case-insensitive), e.g. "PIPELINING":
+ * a line after the first starts with it, followed by a space or the end
+ * of the line. The first line carries the server's domain, not a
+ * keyword. */
 int smtp_reply_has_keyword(const struct smtp_reply *reply,
                            const char *keyword);
 

@@ -9,7 +9,15 @@
  * Commands are parsed in place: a command line that arrived whole is
  * parsed straight from the caller's buffer; only a partial line, or input
  * that arrives while the session waits (for a DATA commit or for output to
- * drain), is copied into the session's own buffer.
+ * drain), is copied into the session's own buffer. Parsing waits while
+ * more than 64 KiB of replies are queued; more than 1 MiB of input held
+ * back gets "421 4.7.0" and the session closes.
+ *
+ * A command line must end with CRLF: a line ending in a bare LF, or with
+ * a NUL or CR inside, gets 500 5.5.2. A line longer than max_line gets
+ * 500 5.5.6 once its LF arrives, and none of it is run. Replies 500, 501,
+ * 503, 553 and 555 count toward max_errors; policy refusals from hooks do
+ * not.
  *
  * DATA: body bytes reach hooks->data_write() in wire form (CRLF,
  * dot-stuffed as received), without the final ".CRLF". A bare CR or LF
@@ -45,7 +53,10 @@ struct smtp_mail_params {
 
 /* Hooks return 0 to accept. To refuse, they write a full reply line
  * ("554 5.7.1 ...", no CRLF) into reply[0..SMTP_REPLY_MAX) and return -1.
- * ctx is the value given to smtp_server_new(). */
+ * ctx is the value given to smtp_server_new(). A NULL hook accepts (or,
+ * for data_write, discards the bytes); with no data_end the session
+ * replies "250 2.0.0 Ok" at once. Hooks must not call
+ * smtp_server_feed() or smtp_server_free(). */
 struct smtp_server_hooks {
     /* mail: a valid MAIL FROM. */
     int (*mail)(void *ctx, const struct smtp_path *from,
@@ -65,18 +76,21 @@ struct smtp_server_hooks {
 
     /* data_end: the final ".CRLF" arrived and the body was accepted. The
      * session stops parsing until the caller answers with
-     * smtp_server_data_done(). */
+     * smtp_server_data_done(), which may be called from inside this
+     * hook. */
     void (*data_end)(void *ctx);
 
     /* data_abort: drop the stored body (rejected, failed or the client
      * went away). */
     void (*data_abort)(void *ctx);
 
-    /* reset: the transaction ended (RSET, new MAIL after it, QUIT);
+    /* reset: the transaction that an accepted MAIL opened ended (RSET,
+     * EHLO/HELO, QUIT, the end of DATA, a close, smtp_server_free());
      * forget sender and recipients. */
     void (*reset)(void *ctx);
 };
 
+/* A limit of 0 means none, except max_line, where 0 means 512. */
 struct smtp_server_options {
     const char *hostname;        /* for the greeting and EHLO */
     uint64_t max_message_size;   /* bytes, advertised with SIZE */
@@ -92,7 +106,8 @@ struct smtp_server *smtp_server_new(const struct smtp_server_options *opts,
                                     void *ctx);
 
 /* smtp_server_free frees the session; NULL is accepted. A body being
- * received is aborted through data_abort(). */
+ * received is aborted through data_abort(), and an open transaction ends
+ * with reset(). */
 void smtp_server_free(struct smtp_server *session);
 
 /* smtp_server_greet queues the 220 greeting. */
@@ -112,11 +127,13 @@ struct smtp_outq *smtp_server_output(struct smtp_server *session);
 void smtp_server_resume(struct smtp_server *session);
 
 /* smtp_server_data_done answers a data_end(): reply is a full reply line
- * without CRLF, e.g. "250 2.0.0 Ok: queued as ID". */
+ * without CRLF, e.g. "250 2.0.0 Ok: queued as ID". It calls reset() and
+ * parses input held meanwhile. Once the session is closing the reply is
+ * not sent. */
 void smtp_server_data_done(struct smtp_server *session, const char *reply);
 
 /* smtp_server_timeout queues "421 4.4.2 ... timeout" and ends the
- * session. */
+ * session; a body being received is aborted. */
 void smtp_server_timeout(struct smtp_server *session);
 
 /* smtp_server_shutdown queues "421 4.3.2 ... shutting down" and ends the

@@ -1,1 +1,207 @@
-/* Placeholder until the module lands. */
+/* Received: header (RFC 5321 section 4.4, date-time from RFC 5322
+ * section 3.3).
+ *
+ * The header is built from tokens. A token goes on the current line when
+ * the line stays within TRACE_LINE_MAX, else the header folds before it
+ * (CRLF and a tab). Fields from the network are filtered to a safe
+ * character set and capped, so they cannot end a line or start a new
+ * header, and the whole header stays under about 1 KiB. */
+#include "proto/smtp_trace.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* RFC 5322 2.1.1: lines SHOULD be at most 78 characters before CRLF. */
+#define TRACE_LINE_MAX 78
+
+#define TRACE_HELO_MAX 64
+#define TRACE_HOSTNAME_MAX 255
+#define TRACE_IP_MAX 64
+#define TRACE_ID_MAX 64
+
+/* RFC 5321 4.5.3.1.3: a path is at most 256 octets with its brackets. */
+#define TRACE_RCPT_MAX 254
+
+/* Buffer size for one token. The longest is "<rcpt>;". */
+#define TRACE_TOKEN_MAX 320
+
+struct trace_writer {
+    char *buf;
+    size_t size;
+    size_t len;
+    size_t line_len;    /* characters on the current line */
+    bool overflow;
+};
+
+enum trace_charset {
+    TRACE_CHARS_NAME,    /* letters, digits, "-._:[]" */
+    TRACE_CHARS_ADDRESS, /* printable ASCII and UTF-8 bytes, no space */
+};
+
+static bool trace_name_char(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+        (c >= '0' && c <= '9')) {
+        return true;
+    }
+    return c != '\0' && strchr("-._:[]", c) != NULL;
+}
+
+/* trace_clean copies at most max bytes of src into dst (size max + 1),
+ * replacing bytes outside charset with '?'. Returns the length. */
+static size_t trace_clean(char *dst, const char *src, size_t max,
+                          enum trace_charset charset)
+{
+    size_t len = 0;
+
+    for (; src[len] != '\0' && len < max; len++) {
+        unsigned char c = (unsigned char)src[len];
+        bool ok;
+
+        if (charset == TRACE_CHARS_NAME) {
+            ok = trace_name_char(c);
+        } else {
+            ok = c > 0x20 && c != 0x7f;
+        }
+        dst[len] = ok ? (char)c : '?';
+    }
+    dst[len] = '\0';
+    return len;
+}
+
+static void trace_write(struct trace_writer *w, const char *data,
+                        size_t len)
+{
+    if (w->overflow || w->size - w->len <= len) {
+        w->overflow = true;
+        return;
+    }
+    memcpy(w->buf + w->len, data, len);
+    w->len += len;
+    w->line_len += len;
+}
+
+/* trace_token appends token after a space, or after a fold when the line
+ * would grow past TRACE_LINE_MAX or fold_before is set. The first token
+ * of a line is never folded away, so an over-long token overflows its
+ * line instead. */
+static void trace_token(struct trace_writer *w, const char *token,
+                        bool fold_before)
+{
+    size_t len = strlen(token);
+
+    if (w->line_len == 0) {
+        trace_write(w, token, len);
+        return;
+    }
+    if (fold_before || w->line_len + 1 + len > TRACE_LINE_MAX) {
+        trace_write(w, "\r\n\t", 3);
+        w->line_len = 1;
+    } else {
+        trace_write(w, " ", 1);
+    }
+    trace_write(w, token, len);
+}
+
+/* trace_format_date writes an RFC 5322 date-time in UTC, in English
+ * whatever the locale, e.g. "Tue, 4 Mar 2025 09:05:00 +0000". */
+static void trace_format_date(char *buf, size_t size, time_t when)
+{
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu",
+                                    "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May",
+                                       "Jun", "Jul", "Aug", "Sep", "Oct",
+                                       "Nov", "Dec"};
+    struct tm tm;
+
+    if (gmtime_r(&when, &tm) == NULL) {
+        when = 0;
+        gmtime_r(&when, &tm);
+    }
+    snprintf(buf, size, "%s, %d %s %d %02d:%02d:%02d +0000",
+             days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
+             tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* trace_write_from writes "Received: from HELO ([IP])". An IPv6 address
+ * gets the "IPv6:" tag of an RFC 5321 address literal. */
+static void trace_write_from(struct trace_writer *w,
+                             const struct smtp_trace *trace)
+{
+    char helo[TRACE_HELO_MAX + 1];
+    char ip[TRACE_IP_MAX + 1];
+    char token[TRACE_TOKEN_MAX];
+    const char *client_ip = trace->client_ip ? trace->client_ip : "";
+
+    if (trace->helo == NULL ||
+        trace_clean(helo, trace->helo, TRACE_HELO_MAX, TRACE_CHARS_NAME) ==
+            0) {
+        snprintf(helo, sizeof(helo), "unknown");
+    }
+    trace_clean(ip, client_ip, TRACE_IP_MAX, TRACE_CHARS_NAME);
+
+    trace_token(w, "Received:", false);
+    trace_token(w, "from", false);
+    trace_token(w, helo, false);
+    snprintf(token, sizeof(token), "([%s%s])",
+             strchr(ip, ':') != NULL ? "IPv6:" : "", ip);
+    trace_token(w, token, false);
+}
+
+/* trace_write_by writes "by HOST (ringrelay) with ESMTP id ID", with ';'
+ * after the ID when no "for" clause follows. */
+static void trace_write_by(struct trace_writer *w,
+                           const struct smtp_trace *trace, bool semicolon)
+{
+    char host[TRACE_HOSTNAME_MAX + 1];
+    char id[TRACE_ID_MAX + 1];
+    char token[TRACE_TOKEN_MAX];
+    const char *hostname = trace->hostname ? trace->hostname : "";
+    const char *queue_id = trace->queue_id ? trace->queue_id : "";
+
+    if (trace_clean(host, hostname, TRACE_HOSTNAME_MAX, TRACE_CHARS_NAME) ==
+        0) {
+        snprintf(host, sizeof(host), "localhost");
+    }
+    trace_clean(id, queue_id, TRACE_ID_MAX, TRACE_CHARS_NAME);
+
+    trace_token(w, "by", true);
+    trace_token(w, host, false);
+    trace_token(w, "(ringrelay)", false);
+    trace_token(w, "with", false);
+    trace_token(w, trace->esmtp ? "ESMTP" : "SMTP", false);
+    trace_token(w, "id", false);
+    snprintf(token, sizeof(token), "%s%s", id, semicolon ? ";" : "");
+    trace_token(w, token, false);
+}
+
+size_t smtp_trace_received(const struct smtp_trace *trace, char *buf,
+                           size_t size)
+{
+    struct trace_writer w = {.buf = buf, .size = size};
+    char rcpt[TRACE_RCPT_MAX + 1];
+    char token[TRACE_TOKEN_MAX];
+    char date[64];
+    bool with_for = trace->rcpt != NULL &&
+                    strlen(trace->rcpt) <= TRACE_RCPT_MAX;
+
+    /* A recipient too long to be valid is left out rather than cut, since
+     * "for" is optional and a cut address would be a wrong one. */
+    trace_write_from(&w, trace);
+    trace_write_by(&w, trace, !with_for);
+    if (with_for) {
+        trace_clean(rcpt, trace->rcpt, TRACE_RCPT_MAX, TRACE_CHARS_ADDRESS);
+        snprintf(token, sizeof(token), "<%s>;", rcpt);
+        trace_token(&w, "for", true);
+        trace_token(&w, token, false);
+    }
+
+    trace_format_date(date, sizeof(date), trace->when);
+    trace_token(&w, date, false);
+    trace_write(&w, "\r\n", 2);
+    if (w.overflow) {
+        return 0;
+    }
+    buf[w.len] = '\0';
+    return w.len;
+}

@@ -18,8 +18,11 @@ struct smtp_trace {
 };
 
 /* smtp_trace_received writes a folded "Received: ..." header ending in
- * CRLF into buf. Returns its length, or 0 when buf is too small. Header
- * lines never start with '.', so the result needs no dot-stuffing. */
+ * CRLF into buf, NUL-terminated. Returns its length, or 0 when buf is too
+ * small (1024 bytes always suffice). Header lines never start with '.',
+ * so the result needs no dot-stuffing. Fields are capped, and characters
+ * that could end a line or a token become '?'. An rcpt longer than a
+ * valid address leaves out the "for" clause. */
 size_t smtp_trace_received(const struct smtp_trace *trace, char *buf,
                            size_t size);
 

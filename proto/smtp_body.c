@@ -1,0 +1,127 @@
+#include "proto/smtp_body.h"
+
+#include "proto/smtp_chars.h"
+
+void smtp_body_start(struct smtp_body *b, uint64_t max_size,
+                     smtp_body_write_fn *write, void *ctx)
+{
+    b->state = SMTP_BODY_LINE_START;
+    b->held = 0;
+    b->size = 0;
+    b->max_size = max_size;
+    b->bare_eol = false;
+    b->too_big = false;
+    b->write_failed = false;
+    b->write = write;
+    b->ctx = ctx;
+}
+
+static void body_pass(struct smtp_body *b, const char *data, size_t len)
+{
+    if (len == 0 || b->bare_eol || b->too_big || b->write_failed) {
+        return;
+    }
+    if (b->max_size != 0 && len > b->max_size - b->size) {
+        b->too_big = true;
+        return;
+    }
+    b->size += len;
+    if (b->write(b->ctx, data, len) < 0) {
+        b->write_failed = true;
+    }
+}
+
+/* body_release passes on the ".CR" bytes held from earlier pieces once
+ * they turned out not to end the body. */
+static void body_release(struct smtp_body *b)
+{
+    if (b->held > 0) {
+        body_pass(b, ".\r", b->held);
+        b->held = 0;
+    }
+}
+
+/* body_step moves the state machine over byte c. Returns true when c was
+ * the LF of the final CRLF.CRLF. */
+static bool body_step(struct smtp_body *b, char c)
+{
+    enum smtp_body_state next = SMTP_BODY_LINE;
+
+    switch (b->state) {
+    case SMTP_BODY_LINE_START:
+    case SMTP_BODY_LINE:
+        if (c == '.' && b->state == SMTP_BODY_LINE_START) {
+            next = SMTP_BODY_DOT;
+        } else if (c == '\r') {
+            next = SMTP_BODY_CR;
+        } else if (c == '\n') {
+            b->bare_eol = true;
+        }
+        break;
+    case SMTP_BODY_CR:
+        if (c == '\n') {
+            next = SMTP_BODY_LINE_START;
+        } else {
+            b->bare_eol = true;
+            next = c == '\r' ? SMTP_BODY_CR : SMTP_BODY_LINE;
+        }
+        break;
+    case SMTP_BODY_DOT:
+        if (c == '\r') {
+            next = SMTP_BODY_DOT_CR;
+            break;
+        }
+        body_release(b);
+        b->bare_eol = b->bare_eol || c == '\n';
+        break;
+    case SMTP_BODY_DOT_CR:
+        if (c == '\n') {
+            b->held = 0;
+            return true;
+        }
+        body_release(b);
+        b->bare_eol = true;
+        next = c == '\r' ? SMTP_BODY_CR : SMTP_BODY_LINE;
+        break;
+    }
+    b->state = next;
+    return false;
+}
+
+size_t smtp_body_scan(struct smtp_body *b, const char *data, size_t len,
+                      bool *done)
+{
+    size_t from = 0; /* first byte neither passed on nor held */
+    size_t i = 0;
+
+    *done = false;
+    while (i < len) {
+        if (b->state == SMTP_BODY_LINE) {
+            while (i < len && !smtp_char_is(data[i], SMTP_CHAR_EOL)) {
+                i++;
+            }
+            if (i == len) {
+                break;
+            }
+        }
+
+        /* A dot at the start of a line may begin the end of the body, so
+         * it and the bytes after it wait until that is decided. */
+        if (b->state == SMTP_BODY_LINE_START && data[i] == '.') {
+            body_pass(b, data + from, i - from);
+            from = i;
+        }
+        if (body_step(b, data[i])) {
+            *done = true;
+            return i + 1;
+        }
+        i++;
+    }
+
+    if (b->state == SMTP_BODY_DOT || b->state == SMTP_BODY_DOT_CR) {
+        b->held += len - from;
+    } else {
+        body_pass(b, data + from, len - from);
+    }
+    return len;
+}

@@ -1,0 +1,50 @@
+/* DATA body scanner: finds the end of a DATA body (RFC 5321 section
+ * 4.1.1.4) in a byte stream fed in pieces of any size, and passes the body
+ * on in wire form, dot-stuffing kept, without the final ".CRLF".
+ *
+ * Only CR LF "." CR LF ends the body; the start of the body counts as
+ * following a CRLF. A CR or LF that is not part of a CRLF pair marks the
+ * body as bad, so a different reading of the end (LF.LF, CR.CR, LF.CRLF,
+ * CRLF.LF, CR.CRLF) can never hide a second message in this one. */
+#ifndef RINGRELAY_PROTO_SMTP_BODY_H
+#define RINGRELAY_PROTO_SMTP_BODY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Receives body bytes; returns 0, or -1 when storing them failed. */
+typedef int smtp_body_write_fn(void *ctx, const char *data, size_t len);
+
+enum smtp_body_state {
+    SMTP_BODY_LINE_START, /* after CRLF, or at the start of the body */
+    SMTP_BODY_LINE,       /* inside a line */
+    SMTP_BODY_CR,         /* after a CR inside a line */
+    SMTP_BODY_DOT,        /* after "." at the start of a line */
+    SMTP_BODY_DOT_CR,     /* after ".CR" at the start of a line */
+};
+
+struct smtp_body {
+    enum smtp_body_state state;
+    size_t held;          /* bytes of ".CR" kept from earlier pieces */
+    uint64_t size;        /* bytes passed to write */
+    uint64_t max_size;    /* 0 for no limit */
+    bool bare_eol;        /* a CR or LF outside a CRLF pair was seen */
+    bool too_big;         /* the body went over max_size */
+    bool write_failed;    /* write returned -1 */
+    smtp_body_write_fn *write;
+    void *ctx;
+};
+
+/* smtp_body_start prepares b for a new body. Once the body turns out bad,
+ * too big or unstorable, no more bytes are passed to write. */
+void smtp_body_start(struct smtp_body *b, uint64_t max_size,
+                     smtp_body_write_fn *write, void *ctx);
+
+/* smtp_body_scan consumes data[0..len) up to the end of the body. Returns
+ * the bytes consumed, and sets *done when the final ".CRLF" was among
+ * them; then the bytes after it are not part of the body. */
+size_t smtp_body_scan(struct smtp_body *b, const char *data, size_t len,
+                      bool *done);
+
+#endif

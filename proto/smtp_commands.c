@@ -1,0 +1,501 @@
+/* The SMTP command table and its handlers. A command is one table row:
+ * verb, the states that allow it, the grammar of its argument and the
+ * handler that runs once the argument parsed. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proto/smtp_chars.h"
+#include "proto/smtp_server_internal.h"
+
+/* The longest SIZE= value: 20 digits hold any uint64_t. */
+#define SMTP_SIZE_DIGITS_MAX 20
+
+enum smtp_grammar {
+    SMTP_ARGS_NONE,   /* nothing after the verb */
+    SMTP_ARGS_TEXT,   /* optional free text */
+    SMTP_ARGS_DOMAIN, /* a domain or an address literal */
+    SMTP_ARGS_PATH,   /* keyword, path, then ESMTP parameters */
+};
+
+/* smtp_args: the parsed argument, pointing into the command line. */
+struct smtp_args {
+    const char *text;   /* the argument, blanks around it trimmed */
+    size_t len;
+    struct smtp_path path;  /* SMTP_ARGS_PATH only */
+    const char *params;     /* after the path, leading blanks skipped */
+    size_t params_len;
+};
+
+struct smtp_command {
+    const char *verb;
+    unsigned states;          /* mask of smtp_server_state */
+    enum smtp_grammar grammar;
+    const char *keyword;      /* SMTP_ARGS_PATH: "FROM:" or "TO:" */
+    const char *path_status;  /* enhanced code for a bad path */
+    const char *path_role;    /* "sender" or "recipient" */
+    const char *usage;        /* argument syntax for a 501 reply */
+    void (*handler)(struct smtp_server *s, const struct smtp_args *args);
+};
+
+static void command_ehlo(struct smtp_server *s, const struct smtp_args *a);
+static void command_helo(struct smtp_server *s, const struct smtp_args *a);
+static void command_mail(struct smtp_server *s, const struct smtp_args *a);
+static void command_rcpt(struct smtp_server *s, const struct smtp_args *a);
+static void command_data(struct smtp_server *s, const struct smtp_args *a);
+static void command_rset(struct smtp_server *s, const struct smtp_args *a);
+static void command_noop(struct smtp_server *s, const struct smtp_args *a);
+static void command_quit(struct smtp_server *s, const struct smtp_args *a);
+static void command_vrfy(struct smtp_server *s, const struct smtp_args *a);
+static void command_help(struct smtp_server *s, const struct smtp_args *a);
+
+static const struct smtp_command smtp_commands[] = {
+    {"EHLO", SMTP_STATE_COMMANDS, SMTP_ARGS_DOMAIN, NULL, NULL, NULL,
+     "EHLO hostname", command_ehlo},
+    {"HELO", SMTP_STATE_COMMANDS, SMTP_ARGS_DOMAIN, NULL, NULL, NULL,
+     "HELO hostname", command_helo},
+    {"MAIL", SMTP_STATE_READY, SMTP_ARGS_PATH, "FROM:", "5.1.7", "sender",
+     "MAIL FROM:<address>", command_mail},
+    {"RCPT", SMTP_STATE_MAIL | SMTP_STATE_RCPT, SMTP_ARGS_PATH, "TO:",
+     "5.1.3", "recipient", "RCPT TO:<address>", command_rcpt},
+    {"DATA", SMTP_STATE_RCPT, SMTP_ARGS_NONE, NULL, NULL, NULL, "DATA",
+     command_data},
+    {"RSET", SMTP_STATE_COMMANDS, SMTP_ARGS_NONE, NULL, NULL, NULL, "RSET",
+     command_rset},
+    {"NOOP", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL, "NOOP",
+     command_noop},
+    {"QUIT", SMTP_STATE_COMMANDS, SMTP_ARGS_NONE, NULL, NULL, NULL, "QUIT",
+     command_quit},
+    {"VRFY", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
+     "VRFY address", command_vrfy},
+    {"HELP", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL, "HELP",
+     command_help},
+};
+
+#define SMTP_COMMAND_COUNT (sizeof(smtp_commands) / sizeof(smtp_commands[0]))
+
+static const struct smtp_command *command_find(const char *verb, size_t len)
+{
+    for (size_t i = 0; i < SMTP_COMMAND_COUNT; i++) {
+        const struct smtp_command *cmd = &smtp_commands[i];
+
+        if (strlen(cmd->verb) == len &&
+            strncasecmp(cmd->verb, verb, len) == 0) {
+            return cmd;
+        }
+    }
+    return NULL;
+}
+
+static size_t skip_blanks(const char *text, size_t pos, size_t len)
+{
+    while (pos < len && smtp_char_is(text[pos], SMTP_CHAR_BLANK)) {
+        pos++;
+    }
+    return pos;
+}
+
+/* reject_sequence replies 503 to a command sent in a state that does not
+ * allow it, naming the step the client skipped. */
+static void reject_sequence(struct smtp_server *s,
+                            const struct smtp_command *cmd)
+{
+    if (s->state == SMTP_STATE_CONNECTED) {
+        smtp_server_reject(s, "503 5.5.1 Error: send HELO/EHLO first");
+    } else if (cmd->states == SMTP_STATE_READY) {
+        smtp_server_reject(s, "503 5.5.1 Error: nested %s command",
+                           cmd->verb);
+    } else if (s->state == SMTP_STATE_READY) {
+        smtp_server_reject(s, "503 5.5.1 Error: need MAIL command");
+    } else {
+        smtp_server_reject(s, "503 5.5.1 Error: need RCPT command");
+    }
+}
+
+static void reject_path(struct smtp_server *s, const struct smtp_command *cmd,
+                        enum smtp_path_result rc)
+{
+    switch (rc) {
+    case SMTP_PATH_TOO_LONG:
+        smtp_server_reject(s, "501 %s Error: %s address too long",
+                           cmd->path_status, cmd->path_role);
+        break;
+    case SMTP_PATH_8BIT:
+        smtp_server_reject(s, "553 5.6.7 Error: non-ASCII %s address "
+                           "needs SMTPUTF8", cmd->path_role);
+        break;
+    case SMTP_PATH_OK:
+    case SMTP_PATH_SYNTAX:
+        smtp_server_reject(s, "501 %s Error: bad %s address syntax",
+                           cmd->path_status, cmd->path_role);
+        break;
+    }
+}
+
+/* parse_path_args parses "FROM:<path> params" or "TO:<path> params".
+ * Returns 0, or -1 after queueing the error reply. */
+static int parse_path_args(struct smtp_server *s,
+                           const struct smtp_command *cmd,
+                           struct smtp_args *args)
+{
+    size_t keyword_len = strlen(cmd->keyword);
+    enum smtp_path_result rc;
+    size_t pos;
+    size_t end = 0;
+
+    if (args->len < keyword_len ||
+        strncasecmp(args->text, cmd->keyword, keyword_len) != 0) {
+        smtp_server_reject(s, "501 5.5.4 Syntax: %s", cmd->usage);
+        return -1;
+    }
+
+    /* RFC 5321 has no blank after the colon, but many clients send one. */
+    pos = skip_blanks(args->text, keyword_len, args->len);
+
+    /* NOTE: SMTPUTF8 is not offered yet, so s->smtputf8 stays false and
+     * every non-ASCII path gets 553. */
+    rc = smtp_path_parse(args->text + pos, args->len - pos, s->smtputf8,
+                         &args->path, &end);
+    if (rc != SMTP_PATH_OK) {
+        reject_path(s, cmd, rc);
+        return -1;
+    }
+    pos += end;
+    if (pos < args->len &&
+        !smtp_char_is(args->text[pos], SMTP_CHAR_BLANK)) {
+        smtp_server_reject(s, "501 5.5.4 Syntax: %s", cmd->usage);
+        return -1;
+    }
+    pos = skip_blanks(args->text, pos, args->len);
+    args->params = args->text + pos;
+    args->params_len = args->len - pos;
+    return 0;
+}
+
+/* parse_args checks the argument against the command's grammar. Returns 0,
+ * or -1 after queueing the error reply. */
+static int parse_args(struct smtp_server *s, const struct smtp_command *cmd,
+                      struct smtp_args *args)
+{
+    switch (cmd->grammar) {
+    case SMTP_ARGS_NONE:
+        if (args->len != 0) {
+            smtp_server_reject(s, "501 5.5.4 Syntax: %s", cmd->usage);
+            return -1;
+        }
+        return 0;
+    case SMTP_ARGS_TEXT:
+        return 0;
+    case SMTP_ARGS_DOMAIN:
+        if (!smtp_domain_valid(args->text, args->len, false)) {
+            smtp_server_reject(s, "501 5.5.4 Syntax: %s", cmd->usage);
+            return -1;
+        }
+        return 0;
+    case SMTP_ARGS_PATH:
+        return parse_path_args(s, cmd, args);
+    }
+    return -1;
+}
+
+/* check_line rejects a line that is not plain command text. Returns 0, or
+ * -1 after queueing the error reply. */
+static int check_line(struct smtp_server *s, const char *line, size_t len)
+{
+    /* Bare LF line ends are rejected, so a command always ends with the
+     * same CRLF that ends a DATA body. */
+    if (len < 2 || line[len - 2] != '\r') {
+        smtp_server_reject(s, "500 5.5.2 Error: command line must end "
+                           "with CRLF");
+        return -1;
+    }
+    for (size_t i = 0; i < len - 2; i++) {
+        if (smtp_char_is(line[i], SMTP_CHAR_LINE_BAD)) {
+            smtp_server_reject(s, "500 5.5.2 Error: %s in command line",
+                               line[i] == '\0' ? "NUL byte" : "bare CR");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void smtp_commands_execute(struct smtp_server *s, const char *line,
+                           size_t len)
+{
+    const struct smtp_command *cmd;
+    struct smtp_args args = {0};
+    size_t verb_len = 0;
+    size_t end;
+
+    if (check_line(s, line, len) < 0) {
+        return;
+    }
+    end = len - 2;
+    while (verb_len < end &&
+           smtp_char_is(line[verb_len], SMTP_CHAR_ALPHA)) {
+        verb_len++;
+    }
+    cmd = command_find(line, verb_len);
+    if (cmd == NULL || (verb_len < end &&
+                        !smtp_char_is(line[verb_len], SMTP_CHAR_BLANK))) {
+        smtp_server_reject(s, "500 5.5.2 Error: command not recognized");
+        return;
+    }
+    if ((cmd->states & (unsigned)s->state) == 0) {
+        reject_sequence(s, cmd);
+        return;
+    }
+
+    while (end > verb_len && smtp_char_is(line[end - 1], SMTP_CHAR_BLANK)) {
+        end--;
+    }
+    args.text = line + skip_blanks(line, verb_len, end);
+    args.len = (size_t)(line + end - args.text);
+    if (parse_args(s, cmd, &args) < 0) {
+        return;
+    }
+    cmd->handler(s, &args);
+}
+
+static void greet_reset(struct smtp_server *s, const struct smtp_args *a,
+                        bool esmtp)
+{
+    /* RFC 5321 section 4.1.4: EHLO or HELO ends an open transaction. */
+    smtp_server_end_transaction(s);
+    s->state = SMTP_STATE_READY;
+    memcpy(s->helo, a->text, a->len);
+    s->helo[a->len] = '\0';
+    s->esmtp = esmtp;
+}
+
+static void command_ehlo(struct smtp_server *s, const struct smtp_args *a)
+{
+    greet_reset(s, a, true);
+    smtp_server_reply(s, "250-%s", s->opts->hostname);
+    smtp_server_reply(s, "250-PIPELINING");
+    smtp_server_reply(s, "250-SIZE %" PRIu64, s->opts->max_message_size);
+    smtp_server_reply(s, "250-8BITMIME");
+    smtp_server_reply(s, "250 ENHANCEDSTATUSCODES");
+}
+
+static void command_helo(struct smtp_server *s, const struct smtp_args *a)
+{
+    greet_reset(s, a, false);
+    smtp_server_reply(s, "250 %s", s->opts->hostname);
+}
+
+/* parse_size reads a SIZE= value: 1 to 20 digits that fit in uint64_t.
+ * Returns 0, or -1 when it is not a number. */
+static int parse_size(const char *text, size_t len, uint64_t *size)
+{
+    uint64_t value = 0;
+
+    if (len == 0 || len > SMTP_SIZE_DIGITS_MAX) {
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        uint64_t digit = (uint64_t)(text[i] - '0');
+
+        if (!smtp_char_is(text[i], SMTP_CHAR_DIGIT) ||
+            value > (UINT64_MAX - digit) / 10) {
+            return -1;
+        }
+        value = value * 10 + digit;
+    }
+    *size = value;
+    return 0;
+}
+
+/* mail_param applies one esmtp-param (RFC 5321 section 4.1.2). Returns 0,
+ * or -1 when it is unknown, repeated or has a bad value. */
+static int mail_param(const char *key, size_t key_len, const char *value,
+                      size_t value_len, struct smtp_mail_params *params,
+                      unsigned *seen)
+{
+    if (key_len == 4 && strncasecmp(key, "SIZE", 4) == 0) {
+        if ((*seen & 1u) != 0 ||
+            parse_size(value, value_len, &params->size) < 0) {
+            return -1;
+        }
+        *seen |= 1u;
+        return 0;
+    }
+    if (key_len == 4 && strncasecmp(key, "BODY", 4) == 0) {
+        if ((*seen & 2u) != 0) {
+            return -1;
+        }
+        *seen |= 2u;
+        if (value_len == 4 && strncasecmp(value, "7BIT", 4) == 0) {
+            params->body = SMTP_BODY_7BIT;
+            return 0;
+        }
+        if (value_len == 8 && strncasecmp(value, "8BITMIME", 8) == 0) {
+            params->body = SMTP_BODY_8BITMIME;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* parse_mail_params parses blank-separated esmtp-keyword ["=" esmtp-value]
+ * items. Returns 0, or -1 after queueing 555. */
+static int parse_mail_params(struct smtp_server *s, const char *text,
+                             size_t len, struct smtp_mail_params *params)
+{
+    unsigned seen = 0;
+    size_t pos = 0;
+
+    while (pos < len) {
+        size_t key = pos;
+        size_t key_end;
+        size_t value;
+
+        while (pos < len && smtp_char_is(text[pos], SMTP_CHAR_LDH)) {
+            pos++;
+        }
+        key_end = pos;
+        if (pos < len && text[pos] == '=') {
+            pos++;
+        }
+        value = pos;
+        while (pos < len && smtp_char_is(text[pos], SMTP_CHAR_XVALUE)) {
+            pos++;
+        }
+        if (key_end == key || text[key] == '-' ||
+            (pos < len && !smtp_char_is(text[pos], SMTP_CHAR_BLANK)) ||
+            mail_param(text + key, key_end - key, text + value, pos - value,
+                       params, &seen) < 0) {
+            smtp_server_reject(s, "555 5.5.4 Error: unsupported or invalid "
+                               "MAIL parameter: %.*s",
+                               (int)(pos - key), text + key);
+            return -1;
+        }
+        pos = skip_blanks(text, pos, len);
+    }
+    return 0;
+}
+
+static void command_mail(struct smtp_server *s, const struct smtp_args *a)
+{
+    struct smtp_mail_params params = {.body = SMTP_BODY_7BIT};
+    uint64_t limit = s->opts->max_message_size;
+    char reply[SMTP_REPLY_MAX] = "";
+
+    if (a->path.is_postmaster) {
+        smtp_server_reject(s, "501 5.1.7 Error: bad sender address syntax");
+        return;
+    }
+    if (parse_mail_params(s, a->params, a->params_len, &params) < 0) {
+        return;
+    }
+    if (limit != 0 && params.size > limit) {
+        smtp_server_reply(s, "552 5.3.4 Error: message size exceeds the "
+                          "fixed maximum of %" PRIu64 " bytes", limit);
+        return;
+    }
+    if (s->hooks->mail != NULL &&
+        s->hooks->mail(s->ctx, &a->path, &params, reply) < 0) {
+        smtp_server_hook_reply(s, reply);
+        return;
+    }
+    s->state = SMTP_STATE_MAIL;
+    s->smtputf8 = params.smtputf8;
+    s->rcpt_count = 0;
+    smtp_server_reply(s, "250 2.1.0 Ok");
+}
+
+static void command_rcpt(struct smtp_server *s, const struct smtp_args *a)
+{
+    size_t limit = s->opts->max_rcpts;
+    char reply[SMTP_REPLY_MAX] = "";
+
+    if (a->path.is_null) {
+        smtp_server_reject(s, "501 5.1.3 Error: the null path <> is not "
+                           "a valid recipient");
+        return;
+    }
+    if (a->params_len != 0) {
+        smtp_server_reject(s, "555 5.5.4 Error: unsupported RCPT "
+                           "parameter: %.*s",
+                           (int)a->params_len, a->params);
+        return;
+    }
+    if (limit != 0 && s->rcpt_count >= limit) {
+        smtp_server_reply(s, "452 4.5.3 Error: too many recipients");
+        return;
+    }
+    if (s->hooks->rcpt != NULL &&
+        s->hooks->rcpt(s->ctx, &a->path, reply) < 0) {
+        smtp_server_hook_reply(s, reply);
+        return;
+    }
+    s->rcpt_count++;
+    s->state = SMTP_STATE_RCPT;
+    smtp_server_reply(s, "250 2.1.5 Ok");
+}
+
+static void command_data(struct smtp_server *s, const struct smtp_args *a)
+{
+    char reply[SMTP_REPLY_MAX] = "";
+
+    (void)a;
+    if (s->hooks->data_begin != NULL &&
+        s->hooks->data_begin(s->ctx, reply) < 0) {
+        smtp_server_hook_reply(s, reply);
+        return;
+    }
+    smtp_server_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+    smtp_server_begin_body(s);
+}
+
+static void command_rset(struct smtp_server *s, const struct smtp_args *a)
+{
+    (void)a;
+    smtp_server_end_transaction(s);
+    smtp_server_reply(s, "250 2.0.0 Ok");
+}
+
+static void command_noop(struct smtp_server *s, const struct smtp_args *a)
+{
+    (void)a;
+    smtp_server_reply(s, "250 2.0.0 Ok");
+}
+
+static void command_quit(struct smtp_server *s, const struct smtp_args *a)
+{
+    (void)a;
+    smtp_server_end_transaction(s);
+    smtp_server_reply(s, "221 2.0.0 Bye");
+    smtp_server_close(s);
+}
+
+static void command_vrfy(struct smtp_server *s, const struct smtp_args *a)
+{
+    if (a->len == 0) {
+        smtp_server_reject(s, "501 5.5.4 Syntax: VRFY address");
+        return;
+    }
+
+    /* RFC 5321 section 3.5.3: 252 when the address is not checked. */
+    smtp_server_reply(s, "252 2.5.0 Cannot verify the address, but mail "
+                      "to it will be accepted and delivery attempted");
+}
+
+static void command_help(struct smtp_server *s, const struct smtp_args *a)
+{
+    char verbs[SMTP_COMMAND_COUNT * 5 + 1];
+    size_t used = 0;
+
+    (void)a;
+    for (size_t i = 0; i < SMTP_COMMAND_COUNT; i++) {
+        int n = snprintf(verbs + used, sizeof(verbs) - used, " %s",
+                         smtp_commands[i].verb);
+
+        if (n < 0 || (size_t)n >= sizeof(verbs) - used) {
+            break;
+        }
+        used += (size_t)n;
+    }
+    smtp_server_reply(s, "214 2.0.0 Commands:%s", verbs);
+}

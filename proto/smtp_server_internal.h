@@ -1,0 +1,93 @@
+/* Internals of the SMTP server session, shared by smtp_server.c (input
+ * framing, DATA, life cycle) and smtp_commands.c (command table and
+ * handlers). Nothing outside proto/ includes this header. */
+#ifndef RINGRELAY_PROTO_SMTP_SERVER_INTERNAL_H
+#define RINGRELAY_PROTO_SMTP_SERVER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "proto/smtp_body.h"
+#include "proto/smtp_server.h"
+
+/* RFC 5321 section 4.5.3.1.2: a domain name has at most 255 octets. */
+#define SMTP_HELO_MAX 255
+
+/* Room for an IPv6 address text with a zone index. */
+#define SMTP_CLIENT_IP_MAX 64
+
+/* Session states, one bit each so a command lists where it is allowed as
+ * a mask. */
+enum smtp_server_state {
+    SMTP_STATE_CONNECTED = 1u << 0, /* before HELO or EHLO */
+    SMTP_STATE_READY = 1u << 1,     /* greeted, no transaction open */
+    SMTP_STATE_MAIL = 1u << 2,      /* MAIL accepted, no recipient yet */
+    SMTP_STATE_RCPT = 1u << 3,      /* at least one recipient accepted */
+    SMTP_STATE_BODY = 1u << 4,      /* receiving the DATA body */
+    SMTP_STATE_COMMIT = 1u << 5,    /* data_end() called, reply pending */
+};
+
+/* States in which a line is read as a command. */
+#define SMTP_STATE_COMMANDS                                         \
+    (SMTP_STATE_CONNECTED | SMTP_STATE_READY | SMTP_STATE_MAIL |    \
+     SMTP_STATE_RCPT)
+
+/* States in which a mail transaction is open. */
+#define SMTP_STATE_TRANSACTION                                      \
+    (SMTP_STATE_MAIL | SMTP_STATE_RCPT | SMTP_STATE_BODY |          \
+     SMTP_STATE_COMMIT)
+
+struct smtp_server {
+    const struct smtp_server_options *opts;
+    const struct smtp_server_hooks *hooks;
+    void *ctx;
+    enum smtp_server_state state;
+    struct smtp_outq out;
+    struct smtp_body body;
+
+    /* Input not yet parsed: a partial command line, or input that arrived
+     * while parsing was paused. Bounded by SMTP_SERVER_HELD_MAX. */
+    char *held;
+    size_t held_len;
+    size_t held_capacity;
+
+    bool discarding; /* dropping an over-long line up to its LF */
+    bool closing;    /* nothing more is read; close once output is sent */
+    bool running;    /* inside the parse loop, so hooks cannot re-enter */
+    bool esmtp;      /* the client sent EHLO */
+    bool smtputf8;   /* the transaction uses SMTPUTF8 */
+    unsigned errors; /* bad commands so far */
+    size_t rcpt_count;
+    char helo[SMTP_HELO_MAX + 1];
+    char client_ip[SMTP_CLIENT_IP_MAX];
+};
+
+/* smtp_server_reply queues one reply line; the CRLF is added. */
+void smtp_server_reply(struct smtp_server *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* smtp_server_reject queues the reply to a bad command and counts it
+ * toward max_errors; at the limit it also queues 421 and closes. */
+void smtp_server_reject(struct smtp_server *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* smtp_server_hook_reply queues the reply line a hook wrote when it
+ * refused. */
+void smtp_server_hook_reply(struct smtp_server *s, const char *reply);
+
+/* smtp_server_end_transaction calls reset() when a transaction is open
+ * and returns the session to the greeted state. */
+void smtp_server_end_transaction(struct smtp_server *s);
+
+/* smtp_server_close stops reading; replies already queued still go out. */
+void smtp_server_close(struct smtp_server *s);
+
+/* smtp_server_begin_body switches to receiving the DATA body. */
+void smtp_server_begin_body(struct smtp_server *s);
+
+/* smtp_commands_execute parses and runs one command line; line[0..len)
+ * ends with its LF. */
+void smtp_commands_execute(struct smtp_server *s, const char *line,
+                           size_t len);
+
+#endif

@@ -1,0 +1,740 @@
+/* Transcript tests for the SMTP client session: server replies go in,
+ * and the exact command bytes that come out are checked. */
+#include <criterion/criterion.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "proto/smtp_client.h"
+
+#define HELO_NAME "relay.test"
+
+#define EHLO_PIPELINING "250-mx.test Hello\r\n250-PIPELINING\r\n" \
+                        "250-8BITMIME\r\n250 SIZE 1000000\r\n"
+#define EHLO_PLAIN "250-mx.test Hello\r\n250 8BITMIME\r\n"
+
+static const char *const rcpts[] = {
+    "b@example.com",
+    "c@example.com",
+    "d@example.com",
+};
+
+static const char body[] = "Subject: test\r\n\r\nhello\r\n..dot\r\n";
+
+static struct smtp_client_message message(size_t rcpt_count)
+{
+    return (struct smtp_client_message){
+        .sender = "a@example.org",
+        .rcpts = rcpts,
+        .rcpt_count = rcpt_count,
+        .body = body,
+        .body_len = sizeof(body) - 1,
+    };
+}
+
+static void feed(struct smtp_client *c, const char *text)
+{
+    smtp_client_feed(c, text, strlen(text));
+}
+
+/* take_output moves every queued byte into buf as a string. */
+static void take_output(struct smtp_client *c, char *buf, size_t size)
+{
+    struct smtp_outq *q = smtp_client_output(c);
+    struct iovec iov[64];
+    size_t len = 0;
+    int count = smtp_outq_peek(q, iov, 64);
+
+    for (int i = 0; i < count; i++) {
+        cr_assert_lt(len + iov[i].iov_len, size, "output too long");
+        memcpy(buf + len, iov[i].iov_base, iov[i].iov_len);
+        len += iov[i].iov_len;
+    }
+    buf[len] = '\0';
+    smtp_outq_consume(q, len);
+    cr_expect_eq(q->len, 0, "more than 64 iovecs queued");
+}
+
+static void expect_output(struct smtp_client *c, const char *expected)
+{
+    char buf[4096];
+
+    take_output(c, buf, sizeof(buf));
+    cr_expect_str_eq(buf, expected);
+}
+
+static void expect_result(struct smtp_client *c, size_t i, int code,
+                          const char *text)
+{
+    const struct smtp_client_result *r = smtp_client_result(c, i);
+
+    cr_assert_not_null(r);
+    cr_expect_eq(r->code, code, "recipient %zu: code %d", i, r->code);
+    cr_expect_str_eq(r->text, text, "recipient %zu", i);
+}
+
+static void expect_done(struct smtp_client *c)
+{
+    cr_expect_eq(smtp_client_state(c), SMTP_CLIENT_DONE);
+}
+
+static void expect_running(struct smtp_client *c)
+{
+    cr_expect_eq(smtp_client_state(c), SMTP_CLIENT_RUNNING);
+}
+
+/* start creates a session and runs it through the greeting and EHLO. */
+static struct smtp_client *start(const struct smtp_client_message *msg,
+                                 const char *ehlo_reply)
+{
+    struct smtp_client *c = smtp_client_new(HELO_NAME, msg);
+
+    cr_assert_not_null(c);
+    expect_running(c);
+    expect_output(c, "");
+    feed(c, "220 mx.test ESMTP\r\n");
+    expect_output(c, "EHLO " HELO_NAME "\r\n");
+    feed(c, ehlo_reply);
+    return c;
+}
+
+/* expect_body checks that the body goes out by reference from the
+ * message, followed by the end of data. */
+static void expect_body(struct smtp_client *c)
+{
+    struct smtp_outq *q = smtp_client_output(c);
+    struct iovec iov[8];
+    int count = smtp_outq_peek(q, iov, 8);
+
+    cr_assert_eq(count, 2);
+    cr_expect_eq(iov[0].iov_base, (void *)body);
+    cr_expect_eq(iov[0].iov_len, sizeof(body) - 1);
+    cr_expect_eq(iov[1].iov_len, 3);
+    cr_expect(memcmp(iov[1].iov_base, ".\r\n", 3) == 0);
+    smtp_outq_consume(q, q->len);
+}
+
+Test(smtp_client, pipelined_delivery)
+{
+    struct smtp_client_message msg = message(2);
+    struct smtp_client *c;
+
+    msg.eight_bit = true;
+    c = start(&msg, EHLO_PIPELINING);
+    expect_output(c, "MAIL FROM:<a@example.org> BODY=8BITMIME SIZE=31\r\n"
+                     "RCPT TO:<b@example.com>\r\n"
+                     "RCPT TO:<c@example.com>\r\n"
+                     "DATA\r\n");
+
+    feed(c, "250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n"
+            "354 go ahead\r\n");
+    expect_running(c);
+    expect_body(c);
+
+    feed(c, "250 2.0.0 queued as 42\r\n");
+    expect_done(c);
+    expect_result(c, 0, 250, "250 2.0.0 queued as 42");
+    expect_result(c, 1, 250, "250 2.0.0 queued as 42");
+    expect_output(c, "QUIT\r\n");
+    cr_expect_not(smtp_client_quit_answered(c));
+
+    feed(c, "221 2.0.0 bye\r\n");
+    cr_expect(smtp_client_quit_answered(c));
+    cr_expect_null(smtp_client_result(c, 2));
+    smtp_client_free(c);
+}
+
+Test(smtp_client, one_at_a_time_delivery)
+{
+    struct smtp_client_message msg = message(2);
+    struct smtp_client *c = start(&msg, EHLO_PLAIN);
+
+    expect_output(c, "MAIL FROM:<a@example.org>\r\n");
+    feed(c, "250 ok\r\n");
+    expect_output(c, "RCPT TO:<b@example.com>\r\n");
+    feed(c, "250 ok\r\n");
+    expect_output(c, "RCPT TO:<c@example.com>\r\n");
+    feed(c, "250 ok\r\n");
+    expect_output(c, "DATA\r\n");
+    feed(c, "354 go ahead\r\n");
+    expect_body(c);
+    expect_running(c);
+
+    feed(c, "250 queued\r\n");
+    expect_done(c);
+    expect_result(c, 0, 250, "250 queued");
+    expect_result(c, 1, 250, "250 queued");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, ehlo_rejected_falls_back_to_helo)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c;
+
+    msg.eight_bit = true;
+    c = start(&msg, "502 5.5.1 EHLO not implemented\r\n");
+    expect_output(c, "HELO " HELO_NAME "\r\n");
+    feed(c, "250 mx.test\r\n");
+    expect_output(c, "MAIL FROM:<a@example.org>\r\n");
+    feed(c, "250 ok\r\n");
+    expect_output(c, "RCPT TO:<b@example.com>\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, helo_rejected)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start(&msg, "500 what\r\n");
+
+    expect_output(c, "HELO " HELO_NAME "\r\n");
+    feed(c, "550 go away\r\n");
+    expect_done(c);
+    expect_result(c, 0, 550, "550 go away");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, ehlo_temporary_failure)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start(&msg, "450 busy\r\n");
+
+    expect_done(c);
+    expect_result(c, 0, 450, "450 busy");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, greeting_554)
+{
+    struct smtp_client_message msg = message(2);
+    struct smtp_client *c = smtp_client_new(HELO_NAME, &msg);
+
+    cr_assert_not_null(c);
+    feed(c, "554 5.7.1 no service for you\r\n");
+    expect_done(c);
+    expect_result(c, 0, 554, "554 5.7.1 no service for you");
+    expect_result(c, 1, 554, "554 5.7.1 no service for you");
+    expect_output(c, "QUIT\r\n");
+    feed(c, "221 bye\r\n");
+    cr_expect(smtp_client_quit_answered(c));
+    smtp_client_free(c);
+}
+
+Test(smtp_client, greeting_not_220)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = smtp_client_new(HELO_NAME, &msg);
+
+    cr_assert_not_null(c);
+    feed(c, "250 hello\r\n");
+    expect_done(c);
+    expect_result(c, 0, 451, "451 4.5.0 Unexpected reply: 250 hello");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, mail_rejected)
+{
+    struct smtp_client_message msg = message(2);
+    struct smtp_client *c = start(&msg, EHLO_PLAIN);
+
+    expect_output(c, "MAIL FROM:<a@example.org>\r\n");
+    feed(c, "550 5.7.1 sender denied\r\n");
+    expect_done(c);
+    expect_result(c, 0, 550, "550 5.7.1 sender denied");
+    expect_result(c, 1, 550, "550 5.7.1 sender denied");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+/* With the batch in flight, QUIT waits for the DATA reply. */
+Test(smtp_client, pipelined_mail_rejected)
+{
+    struct smtp_client_message msg = message(2);
+    struct smtp_client *c = start(&msg, EHLO_PIPELINING);
+
+    expect_output(c, "MAIL FROM:<a@example.org> SIZE=31\r\n"
+                     "RCPT TO:<b@example.com>\r\n"
+                     "RCPT TO:<c@example.com>\r\n"
+                     "DATA\r\n");
+    feed(c, "451 4.3.0 try later\r\n");
+    expect_done(c);
+    expect_result(c, 0, 451, "451 4.3.0 try later");
+    expect_result(c, 1, 451, "451 4.3.0 try later");
+    expect_output(c, "");
+
+    feed(c, "503 need MAIL\r\n503 need MAIL\r\n");
+    expect_output(c, "");
+    feed(c, "503 need RCPT\r\n");
+    expect_output(c, "QUIT\r\n");
+    expect_result(c, 0, 451, "451 4.3.0 try later");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, one_rcpt_of_three_rejected)
+{
+    struct smtp_client_message msg = message(3);
+    struct smtp_client *c = start(&msg, EHLO_PIPELINING);
+
+    expect_output(c, "MAIL FROM:<a@example.org> SIZE=31\r\n"
+                     "RCPT TO:<b@example.com>\r\n"
+                     "RCPT TO:<c@example.com>\r\n"
+                     "RCPT TO:<d@example.com>\r\n"
+                     "DATA\r\n");
+    feed(c, "250 ok\r\n250 ok\r\n550 5.1.1 no such user\r\n250 ok\r\n");
+    expect_result(c, 1, 550, "550 5.1.1 no such user");
+    expect_result(c, 0, 0, "");
+    expect_running(c);
+
+    feed(c, "354 go\r\n");
+    expect_body(c);
+    feed(c, "250 2.0.0 ok\r\n");
+    expect_done(c);
+    expect_result(c, 0, 250, "250 2.0.0 ok");
+    expect_result(c, 1, 550, "550 5.1.1 no such user");
+    expect_result(c, 2, 250, "250 2.0.0 ok");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, all_rcpts_rejected_pipelined)
+{
+    struct smtp_client_message msg = message(2);
+    struct smtp_client *c = start(&msg, EHLO_PIPELINING);
+
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, "250 ok\r\n550 no\r\n");
+    expect_running(c);
+    feed(c, "452 full\r\n");
+    expect_done(c);
+    expect_result(c, 0, 550, "550 no");
+    expect_result(c, 1, 452, "452 full");
+    expect_output(c, "");
+
+    feed(c, "554 5.5.1 no valid recipients\r\n");
+    expect_output(c, "QUIT\r\n");
+    expect_result(c, 0, 550, "550 no");
+    smtp_client_free(c);
+}
+
+/* A server that answers DATA with 354 although no RCPT succeeded gets an
+ * empty message, and its final reply delivers nothing. */
+Test(smtp_client, data_354_without_recipients)
+{
+    struct smtp_client_message msg = message(2);
+    struct smtp_client *c = start(&msg, EHLO_PIPELINING);
+
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, "250 ok\r\n550 no\r\n550 no\r\n354 go\r\n");
+    expect_done(c);
+    expect_output(c, ".\r\n");
+    feed(c, "250 2.0.0 queued\r\n");
+    expect_result(c, 0, 550, "550 no");
+    expect_result(c, 1, 550, "550 no");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, all_rcpts_rejected_one_at_a_time)
+{
+    struct smtp_client_message msg = message(2);
+    struct smtp_client *c = start(&msg, EHLO_PLAIN);
+
+    expect_output(c, "MAIL FROM:<a@example.org>\r\n");
+    feed(c, "250 ok\r\n");
+    expect_output(c, "RCPT TO:<b@example.com>\r\n");
+    feed(c, "550 no\r\n");
+    expect_output(c, "RCPT TO:<c@example.com>\r\n");
+    feed(c, "551 no\r\n");
+    expect_done(c);
+    expect_result(c, 0, 550, "550 no");
+    expect_result(c, 1, 551, "551 no");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, data_rejected)
+{
+    struct smtp_client_message msg = message(2);
+    struct smtp_client *c = start(&msg, EHLO_PIPELINING);
+
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, "250 ok\r\n550 no\r\n250 ok\r\n554 5.3.0 no DATA\r\n");
+    expect_done(c);
+    expect_result(c, 0, 550, "550 no");
+    expect_result(c, 1, 554, "554 5.3.0 no DATA");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, final_reply_451)
+{
+    struct smtp_client_message msg = message(2);
+    struct smtp_client *c = start(&msg, EHLO_PIPELINING);
+
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+    expect_body(c);
+    feed(c, "451 4.3.0 disk full\r\n");
+    expect_done(c);
+    expect_result(c, 0, 451, "451 4.3.0 disk full");
+    expect_result(c, 1, 451, "451 4.3.0 disk full");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, service_closing_421)
+{
+    struct smtp_client_message msg = message(3);
+    struct smtp_client *c = start(&msg, EHLO_PLAIN);
+
+    expect_output(c, "MAIL FROM:<a@example.org>\r\n");
+    feed(c, "250 ok\r\n");
+    expect_output(c, "RCPT TO:<b@example.com>\r\n");
+    feed(c, "550 no\r\n");
+    expect_output(c, "RCPT TO:<c@example.com>\r\n");
+    feed(c, "421 4.4.2 closing\r\n250 late\r\n");
+    expect_done(c);
+    expect_result(c, 0, 550, "550 no");
+    expect_result(c, 1, 421, "421 4.4.2 closing");
+    expect_result(c, 2, 421, "421 4.4.2 closing");
+    expect_output(c, "");
+    cr_expect(smtp_client_quit_answered(c));
+    smtp_client_free(c);
+}
+
+Test(smtp_client, greeting_421)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = smtp_client_new(HELO_NAME, &msg);
+
+    cr_assert_not_null(c);
+    feed(c, "421 4.3.2 too busy\r\n");
+    expect_done(c);
+    expect_result(c, 0, 421, "421 4.3.2 too busy");
+    expect_output(c, "");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, garbage_reply)
+{
+    struct smtp_client_message msg = message(2);
+    struct smtp_client *c = start(&msg, "hello there\r\n");
+
+    expect_done(c);
+    expect_result(c, 0, 451, "451 4.5.0 Invalid reply from the server");
+    expect_result(c, 1, 451, "451 4.5.0 Invalid reply from the server");
+    expect_output(c, "QUIT\r\n");
+
+    feed(c, "221 bye\r\n");
+    expect_output(c, "");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, garbage_after_partial_reply)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start(&msg, "250-mx\r\n");
+
+    expect_running(c);
+    feed(c, "251 mismatched\r\n");
+    expect_result(c, 0, 451, "451 4.5.0 Invalid reply from the server");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, reply_too_long)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start(&msg, "250-mx\r\n");
+    char line[512];
+
+    memset(line, 'x', sizeof(line) - 1);
+    memcpy(line, "250-", 4);
+    memcpy(line + sizeof(line) - 3, "\r\n", 3);
+
+    /* A bounded number of feeds: the client must give up before the
+     * reply reaches 16 KiB plus one line. */
+    for (int i = 0; i < 40 && smtp_client_state(c) != SMTP_CLIENT_DONE;
+         i++) {
+        feed(c, line);
+    }
+    expect_result(c, 0, 451, "451 4.5.0 Invalid reply from the server");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, input_after_quit_ignored)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = smtp_client_new(HELO_NAME, &msg);
+
+    cr_assert_not_null(c);
+    feed(c, "554 no\r\n221 bye\r\n250 extra\r\nnot a reply\r\n");
+    expect_result(c, 0, 554, "554 no");
+    cr_expect(smtp_client_quit_answered(c));
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, smtputf8_missing)
+{
+    struct smtp_client_message msg = message(2);
+    struct smtp_client *c;
+
+    msg.smtputf8 = true;
+    c = start(&msg, EHLO_PIPELINING);
+    expect_done(c);
+    expect_result(c, 0, 553, "553 5.6.7 The message needs SMTPUTF8 but the "
+                             "peer does not support SMTPUTF8");
+    expect_result(c, 1, 553, "553 5.6.7 The message needs SMTPUTF8 but the "
+                             "peer does not support SMTPUTF8");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, smtputf8_offered)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c;
+
+    msg.smtputf8 = true;
+    msg.eight_bit = true;
+    c = start(&msg, "250-mx\r\n250-SMTPUTF8\r\n250 8BITMIME\r\n");
+    expect_output(c, "MAIL FROM:<a@example.org> BODY=8BITMIME SMTPUTF8\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, eight_bit_not_offered)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c;
+
+    msg.eight_bit = true;
+    c = start(&msg, "250-mx\r\n250 SIZE\r\n");
+    expect_output(c, "MAIL FROM:<a@example.org> SIZE=31\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, null_sender)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c;
+
+    msg.sender = "";
+    c = start(&msg, EHLO_PLAIN);
+    expect_output(c, "MAIL FROM:<>\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, body_by_reference)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start(&msg, EHLO_PIPELINING);
+    char out[1024];
+
+    take_output(c, out, sizeof(out));
+    feed(c, "250 ok\r\n250 ok\r\n354 go\r\n");
+    expect_body(c);
+
+    /* The same reply again with the bytes checked, not only pointers. */
+    smtp_client_free(c);
+    c = start(&msg, EHLO_PIPELINING);
+    take_output(c, out, sizeof(out));
+    feed(c, "250 ok\r\n250 ok\r\n354 go\r\n");
+    take_output(c, out, sizeof(out));
+    cr_expect_str_eq(out, "Subject: test\r\n\r\nhello\r\n..dot\r\n.\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, empty_body)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c;
+
+    msg.body = "";
+    msg.body_len = 0;
+    c = start(&msg, EHLO_PIPELINING);
+    expect_output(c, "MAIL FROM:<a@example.org> SIZE=0\r\n"
+                     "RCPT TO:<b@example.com>\r\nDATA\r\n");
+    feed(c, "250 ok\r\n250 ok\r\n354 go\r\n");
+    expect_output(c, ".\r\n");
+    feed(c, "250 ok\r\n");
+    expect_result(c, 0, 250, "250 ok");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, body_without_final_crlf)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c;
+
+    msg.body = "hello";
+    msg.body_len = 5;
+    c = start(&msg, EHLO_PIPELINING);
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, "250 ok\r\n250 ok\r\n354 go\r\n");
+    expect_output(c, "hello\r\n.\r\n");
+    smtp_client_free(c);
+}
+
+/* A whole pipelined session fed one byte at a time produces the same
+ * commands and results as whole replies do. */
+Test(smtp_client, replies_split_byte_by_byte)
+{
+    static const char *const replies[] = {
+        "220 mx.test ESMTP\r\n",
+        EHLO_PIPELINING,
+        "250 ok\r\n250 ok\r\n550 5.1.1 no\r\n250 ok\r\n354 go\r\n",
+        "250-2.0.0 queued\r\n250 2.0.0 as 42\r\n",
+        "221 bye\r\n",
+    };
+    static const char *const outputs[] = {
+        "EHLO " HELO_NAME "\r\n",
+        "MAIL FROM:<a@example.org> SIZE=31\r\nRCPT TO:<b@example.com>\r\n"
+        "RCPT TO:<c@example.com>\r\nRCPT TO:<d@example.com>\r\nDATA\r\n",
+        "Subject: test\r\n\r\nhello\r\n..dot\r\n.\r\n",
+        "QUIT\r\n",
+        "",
+    };
+    struct smtp_client_message msg = message(3);
+    struct smtp_client *c = smtp_client_new(HELO_NAME, &msg);
+
+    cr_assert_not_null(c);
+    for (size_t r = 0; r < sizeof(replies) / sizeof(replies[0]); r++) {
+        for (size_t i = 0; replies[r][i] != '\0'; i++) {
+            smtp_client_feed(c, &replies[r][i], 1);
+        }
+        expect_output(c, outputs[r]);
+    }
+    expect_result(c, 0, 250, "250 2.0.0 as 42");
+    expect_result(c, 1, 550, "550 5.1.1 no");
+    expect_result(c, 2, 250, "250 2.0.0 as 42");
+    cr_expect(smtp_client_quit_answered(c));
+    smtp_client_free(c);
+}
+
+Test(smtp_client, reply_split_across_batch)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start(&msg, EHLO_PIPELINING);
+
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, "250 ok\r\n25");
+    feed(c, "0 ok\r\n354 g");
+    expect_output(c, "");
+    feed(c, "o\r\n");
+    expect_body(c);
+    smtp_client_free(c);
+}
+
+Test(smtp_client, fail_network_error)
+{
+    struct smtp_client_message msg = message(2);
+    struct smtp_client *c = start(&msg, EHLO_PIPELINING);
+
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, "250 ok\r\n550 no\r\n");
+    smtp_client_fail(c, 451, "451 4.4.2 Connection lost");
+    expect_done(c);
+    expect_result(c, 0, 550, "550 no");
+    expect_result(c, 1, 451, "451 4.4.2 Connection lost");
+
+    feed(c, "250 ok\r\n354 go\r\n");
+    expect_output(c, "");
+    cr_expect_not(smtp_client_quit_answered(c));
+    smtp_client_free(c);
+}
+
+Test(smtp_client, fail_text_without_code)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = smtp_client_new(HELO_NAME, &msg);
+
+    cr_assert_not_null(c);
+    smtp_client_fail(c, 451, "4.4.1 Timed out");
+    expect_result(c, 0, 451, "451 4.4.1 Timed out");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, long_reply_text_truncated)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = smtp_client_new(HELO_NAME, &msg);
+    char reply[1100];
+    const struct smtp_client_result *r;
+
+    memset(reply, 'x', sizeof(reply));
+    memcpy(reply, "554 ", 4);
+    memcpy(reply + sizeof(reply) - 3, "\r\n", 3);
+    cr_assert_not_null(c);
+    feed(c, reply);
+
+    r = smtp_client_result(c, 0);
+    cr_expect_eq(r->code, 554);
+    cr_expect_eq(strlen(r->text), SMTP_CLIENT_TEXT_MAX - 1);
+    cr_expect(strncmp(r->text, "554 xxx", 7) == 0);
+    smtp_client_free(c);
+}
+
+Test(smtp_client, reply_text_control_bytes)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = smtp_client_new(HELO_NAME, &msg);
+    const char reply[] = "554 bad\tbyte\x01 \xc3\xa9\r\n";
+
+    cr_assert_not_null(c);
+    feed(c, reply);
+    expect_result(c, 0, 554, "554 bad?byte? ??");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, address_with_crlf_not_sent)
+{
+    static const char *const bad_rcpts[] = {
+        "b@example.com",
+        "x@example.com>\r\nRSET",
+    };
+    struct smtp_client_message msg = message(2);
+    struct smtp_client *c;
+
+    msg.rcpts = bad_rcpts;
+    c = start(&msg, EHLO_PIPELINING);
+    expect_result(c, 1, 553, "553 5.1.3 Invalid recipient address");
+    expect_output(c, "MAIL FROM:<a@example.org> SIZE=31\r\n"
+                     "RCPT TO:<b@example.com>\r\nDATA\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, sender_with_crlf)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c;
+
+    msg.sender = "a@example.org>\r\nRCPT TO:<x@y";
+    c = smtp_client_new(HELO_NAME, &msg);
+    cr_assert_not_null(c);
+    expect_done(c);
+    expect_result(c, 0, 553, "553 5.1.7 Invalid sender address");
+    feed(c, "220 hi\r\n");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, no_recipients)
+{
+    struct smtp_client_message msg = message(0);
+    struct smtp_client *c = smtp_client_new(HELO_NAME, &msg);
+
+    cr_assert_not_null(c);
+    expect_done(c);
+    feed(c, "220 hi\r\n");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, free_null)
+{
+    smtp_client_free(NULL);
+}

@@ -1,0 +1,903 @@
+/* Tests for the SMTP server session (proto/smtp_server.h) and its output
+ * queue. Every transcript runs twice: fed whole and fed one byte at a
+ * time, and both runs must give the same replies, hook calls and body. */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/smtp_outq.h"
+#include "proto/smtp_server.h"
+
+#define GREETING "220 mx.test ESMTP ringrelay"
+#define EHLO_REPLY                                                    \
+    "250-mx.test|250-PIPELINING|250-SIZE 1000|250-8BITMIME|"          \
+    "250 ENHANCEDSTATUSCODES"
+#define QUEUED "250 2.0.0 Ok: queued as TEST"
+
+/* Bounds every drain loop in these tests. */
+#define DRAIN_ROUNDS_MAX 100000
+
+/* Hook calls are logged as words: M<sender> R<recipient> B (data_begin)
+ * E (data_end) A (data_abort) X (reset). */
+struct recorder {
+    char events[4096];
+    size_t events_len;
+    char *body;
+    size_t body_len;
+    size_t writes;
+    bool refuse_data;     /* set by a sender starting with "nodata" */
+    bool fail_write;
+    bool commit_in_hook;  /* call data_done from inside data_end() */
+    struct smtp_server *server;
+};
+
+struct harness {
+    struct smtp_server_options opts;
+    struct recorder rec;
+    struct smtp_server *server;
+    char *out;
+    size_t out_len;
+    bool auto_commit;     /* call data_done after each feed */
+};
+
+static void record(struct recorder *r, const char *fmt, ...)
+{
+    va_list args;
+    size_t room = sizeof(r->events) - r->events_len;
+    int n;
+
+    va_start(args, fmt);
+    n = vsnprintf(r->events + r->events_len, room, fmt, args);
+    va_end(args);
+    cr_assert(n >= 0 && (size_t)n < room, "event log overflow");
+    r->events_len += (size_t)n;
+}
+
+static int hook_mail(void *ctx, const struct smtp_path *from,
+                     const struct smtp_mail_params *params, char *reply)
+{
+    struct recorder *r = ctx;
+
+    (void)params;
+    (void)reply;
+    record(r, "%sM<%s>", r->events_len ? " " : "", from->address);
+    r->refuse_data = strncmp(from->address, "nodata", 6) == 0;
+    return 0;
+}
+
+static int hook_rcpt(void *ctx, const struct smtp_path *to, char *reply)
+{
+    struct recorder *r = ctx;
+
+    if (strncmp(to->address, "deny", 4) == 0) {
+        snprintf(reply, SMTP_REPLY_MAX, "554 5.7.1 <%s>: Relay access denied",
+                 to->address);
+        return -1;
+    }
+    record(r, "%sR<%s>", r->events_len ? " " : "", to->address);
+    return 0;
+}
+
+static int hook_data_begin(void *ctx, char *reply)
+{
+    struct recorder *r = ctx;
+
+    if (r->refuse_data) {
+        snprintf(reply, SMTP_REPLY_MAX, "452 4.3.1 Error: no storage");
+        return -1;
+    }
+    record(r, " B");
+    return 0;
+}
+
+static int hook_data_write(void *ctx, const char *data, size_t len)
+{
+    struct recorder *r = ctx;
+
+    if (r->fail_write) {
+        return -1;
+    }
+    r->body = realloc(r->body, r->body_len + len);
+    cr_assert_not_null(r->body);
+    memcpy(r->body + r->body_len, data, len);
+    r->body_len += len;
+    r->writes++;
+    return 0;
+}
+
+static void hook_data_end(void *ctx)
+{
+    struct recorder *r = ctx;
+
+    record(r, " E");
+    if (r->commit_in_hook) {
+        smtp_server_data_done(r->server, QUEUED);
+    }
+}
+
+static void hook_data_abort(void *ctx)
+{
+    record(ctx, " A");
+}
+
+static void hook_reset(void *ctx)
+{
+    record(ctx, " X");
+}
+
+static const struct smtp_server_hooks test_hooks = {
+    .mail = hook_mail,
+    .rcpt = hook_rcpt,
+    .data_begin = hook_data_begin,
+    .data_write = hook_data_write,
+    .data_end = hook_data_end,
+    .data_abort = hook_data_abort,
+    .reset = hook_reset,
+};
+
+static void harness_start(struct harness *h)
+{
+    h->server = smtp_server_new(&h->opts, &test_hooks, &h->rec);
+    cr_assert_not_null(h->server);
+    h->rec.server = h->server;
+    smtp_server_greet(h->server);
+}
+
+static void harness_init(struct harness *h)
+{
+    memset(h, 0, sizeof(*h));
+    h->opts.hostname = "mx.test";
+    h->opts.max_message_size = 1000;
+    h->opts.max_line = 512;
+    h->opts.max_rcpts = 3;
+    h->opts.max_errors = 5;
+    h->auto_commit = true;
+    harness_start(h);
+}
+
+static void harness_cleanup(struct harness *h)
+{
+    smtp_server_free(h->server);
+    free(h->rec.body);
+    free(h->out);
+}
+
+/* harness_send captures and consumes what is queued, as a completed
+ * send would. Returns false when nothing was queued. */
+static bool harness_send(struct harness *h)
+{
+    struct smtp_outq *q = smtp_server_output(h->server);
+    struct iovec iov[8];
+    int count = smtp_outq_peek(q, iov, 8);
+    size_t sent = 0;
+
+    if (count == 0) {
+        cr_assert_eq(q->len, 0, "queue has %zu bytes but peek found none",
+                     q->len);
+        return false;
+    }
+    for (int i = 0; i < count; i++) {
+        h->out = realloc(h->out, h->out_len + iov[i].iov_len + 1);
+        cr_assert_not_null(h->out);
+        memcpy(h->out + h->out_len, iov[i].iov_base, iov[i].iov_len);
+        h->out_len += iov[i].iov_len;
+        h->out[h->out_len] = '\0';
+        sent += iov[i].iov_len;
+    }
+    smtp_outq_consume(q, sent);
+    return true;
+}
+
+/* harness_drain sends everything queued, as the daemon does: send, then
+ * resume, until nothing is left. */
+static void harness_drain(struct harness *h)
+{
+    for (int round = 0; round < DRAIN_ROUNDS_MAX; round++) {
+        if (!harness_send(h)) {
+            return;
+        }
+        smtp_server_resume(h->server);
+    }
+    cr_assert_fail("output did not drain in %d rounds", DRAIN_ROUNDS_MAX);
+}
+
+/* harness_commit calls smtp_server_data_done() while the session waits,
+ * because held input may finish one more body each time. */
+static void harness_commit(struct harness *h)
+{
+    for (int round = 0; round < DRAIN_ROUNDS_MAX; round++) {
+        if (!h->auto_commit || !smtp_server_waiting(h->server)) {
+            return;
+        }
+        smtp_server_data_done(h->server, QUEUED);
+    }
+    cr_assert_fail("still waiting after %d commits", DRAIN_ROUNDS_MAX);
+}
+
+/* harness_feed feeds data in pieces of step bytes (all of it when step
+ * is 0), sending the output and committing bodies after each piece. */
+static void harness_feed(struct harness *h, const char *data, size_t len,
+                         size_t step)
+{
+    size_t pos = 0;
+
+    harness_drain(h);
+    while (pos < len) {
+        size_t n = step == 0 || step > len - pos ? len - pos : step;
+
+        smtp_server_feed(h->server, data + pos, n);
+        harness_commit(h);
+        harness_drain(h);
+        pos += n;
+    }
+}
+
+/* replies_match checks that out has exactly the lines of want, a list of
+ * line prefixes separated by '|'. */
+static bool replies_match(const char *out, const char *want)
+{
+    for (;;) {
+        const char *bar = strchr(want, '|');
+        size_t prefix = bar != NULL ? (size_t)(bar - want) : strlen(want);
+        const char *eol = strstr(out, "\r\n");
+
+        if (eol == NULL || (size_t)(eol - out) < prefix ||
+            strncmp(out, want, prefix) != 0) {
+            return false;
+        }
+        out = eol + 2;
+        if (bar == NULL) {
+            return *out == '\0';
+        }
+        want = bar + 1;
+    }
+}
+
+static void expect_replies(const char *name, const char *out,
+                           const char *want)
+{
+    cr_expect(replies_match(out, want), "%s:\n got: %s\nwant: %s", name,
+              out, want);
+}
+
+struct transcript_case {
+    const char *name;
+    const char *input;
+    size_t input_len;     /* 0 for strlen(input) */
+    const char *replies;  /* after the greeting */
+    const char *events;   /* NULL to skip the check */
+    const char *body;     /* NULL to skip the check */
+};
+
+#define HI "EHLO client.test\r\n"
+#define MAIL_OK "MAIL FROM:<a@b.test>\r\n"
+#define RCPT_OK "RCPT TO:<c@d.test>\r\n"
+
+static const struct transcript_case transcript_cases[] = {
+    {"ehlo", HI, 0, EHLO_REPLY, "", NULL},
+    {"ehlo lowercase", "ehlo client.test\r\n", 0, EHLO_REPLY, NULL, NULL},
+    {"ehlo address literal", "EHLO [127.0.0.1]\r\n", 0, EHLO_REPLY, NULL,
+     NULL},
+    {"ehlo trailing blanks", "EHLO client.test  \r\n", 0, EHLO_REPLY, NULL,
+     NULL},
+    {"ehlo without name", "EHLO\r\n", 0, "501 5.5.4 Syntax: EHLO hostname",
+     NULL, NULL},
+    {"ehlo two names", "EHLO a b\r\n", 0, "501 5.5.4", NULL, NULL},
+    {"helo", "HELO client.test\r\n", 0, "250 mx.test", NULL, NULL},
+    {"helo bad name", "HELO <x>\r\n", 0, "501 5.5.4", NULL, NULL},
+    {"mail before helo", MAIL_OK, 0, "503 5.5.1", "", NULL},
+    {"mail", HI MAIL_OK, 0, EHLO_REPLY "|250 2.1.0 Ok", "M<a@b.test>",
+     NULL},
+    {"mail after helo", "HELO c.test\r\n" MAIL_OK, 0, "250 mx.test|250 2.1.0",
+     NULL, NULL},
+    {"mail null path", HI "MAIL FROM:<>\r\n", 0, EHLO_REPLY "|250 2.1.0",
+     "M<>", NULL},
+    {"mail lowercase", HI "mail from:<a@b.test>\r\n", 0,
+     EHLO_REPLY "|250 2.1.0", NULL, NULL},
+    {"mail blank after colon", HI "MAIL FROM: <a@b.test>\r\n", 0,
+     EHLO_REPLY "|250 2.1.0", NULL, NULL},
+    {"mail size and body", HI "MAIL FROM:<a@b.test> SIZE=1000 "
+     "body=8bitmime\r\n", 0, EHLO_REPLY "|250 2.1.0", NULL, NULL},
+    {"mail body 7bit", HI "MAIL FROM:<a@b.test> BODY=7BIT\r\n", 0,
+     EHLO_REPLY "|250 2.1.0", NULL, NULL},
+    {"mail size over limit", HI "MAIL FROM:<a@b.test> SIZE=1001\r\n", 0,
+     EHLO_REPLY "|552 5.3.4", "", NULL},
+    {"mail size overflow", HI "MAIL FROM:<a@b.test> "
+     "SIZE=99999999999999999999\r\n", 0, EHLO_REPLY "|555 5.5.4", NULL,
+     NULL},
+    {"mail size not a number", HI "MAIL FROM:<a@b.test> SIZE=1x\r\n", 0,
+     EHLO_REPLY "|555 5.5.4", NULL, NULL},
+    {"mail size without value", HI "MAIL FROM:<a@b.test> SIZE\r\n", 0,
+     EHLO_REPLY "|555 5.5.4", NULL, NULL},
+    {"mail unknown parameter", HI "MAIL FROM:<a@b.test> FOO=bar\r\n", 0,
+     EHLO_REPLY "|555 5.5.4", NULL, NULL},
+    {"mail bad body value", HI "MAIL FROM:<a@b.test> BODY=BINARYMIME\r\n",
+     0, EHLO_REPLY "|555 5.5.4", NULL, NULL},
+    {"mail smtputf8 not offered", HI "MAIL FROM:<a@b.test> SMTPUTF8\r\n",
+     0, EHLO_REPLY "|555 5.5.4", NULL, NULL},
+    {"mail repeated parameter", HI "MAIL FROM:<a@b.test> SIZE=1 SIZE=2\r\n",
+     0, EHLO_REPLY "|555 5.5.4", NULL, NULL},
+    {"mail without from", HI "MAIL <a@b.test>\r\n", 0,
+     EHLO_REPLY "|501 5.5.4 Syntax: MAIL FROM:<address>", NULL, NULL},
+    {"mail without brackets", HI "MAIL FROM:a@b.test\r\n", 0,
+     EHLO_REPLY "|501 5.1.7", NULL, NULL},
+    {"mail junk after path", HI "MAIL FROM:<a@b.test>x\r\n", 0,
+     EHLO_REPLY "|501 5.5.4", NULL, NULL},
+    {"mail postmaster", HI "MAIL FROM:<postmaster>\r\n", 0,
+     EHLO_REPLY "|501 5.1.7", NULL, NULL},
+    {"mail 8-bit address", HI "MAIL FROM:<\xc3\xbc@b.test>\r\n", 0,
+     EHLO_REPLY "|553 5.6.7", NULL, NULL},
+    {"mail nested", HI MAIL_OK MAIL_OK, 0,
+     EHLO_REPLY "|250 2.1.0|503 5.5.1 Error: nested MAIL command",
+     "M<a@b.test>", NULL},
+    {"rcpt before mail", HI RCPT_OK, 0,
+     EHLO_REPLY "|503 5.5.1 Error: need MAIL command", "", NULL},
+    {"rcpt", HI MAIL_OK RCPT_OK, 0, EHLO_REPLY "|250 2.1.0|250 2.1.5 Ok",
+     "M<a@b.test> R<c@d.test>", NULL},
+    {"rcpt postmaster", HI MAIL_OK "RCPT TO:<Postmaster>\r\n", 0,
+     EHLO_REPLY "|250 2.1.0|250 2.1.5", "M<a@b.test> R<Postmaster>", NULL},
+    {"rcpt null path", HI MAIL_OK "RCPT TO:<>\r\n", 0,
+     EHLO_REPLY "|250 2.1.0|501 5.1.3", NULL, NULL},
+    {"rcpt two at signs", HI MAIL_OK "RCPT TO:<a@b@c>\r\n", 0,
+     EHLO_REPLY "|250 2.1.0|501 5.1.3", NULL, NULL},
+    {"rcpt without to", HI MAIL_OK "RCPT <c@d.test>\r\n", 0,
+     EHLO_REPLY "|250 2.1.0|501 5.5.4 Syntax: RCPT TO:<address>", NULL,
+     NULL},
+    {"rcpt parameter", HI MAIL_OK "RCPT TO:<c@d.test> NOTIFY=NEVER\r\n", 0,
+     EHLO_REPLY "|250 2.1.0|555 5.5.4", NULL, NULL},
+    {"rcpt too many", HI MAIL_OK RCPT_OK RCPT_OK RCPT_OK RCPT_OK, 0,
+     EHLO_REPLY "|250 2.1.0|250 2.1.5|250 2.1.5|250 2.1.5|452 4.5.3", NULL,
+     NULL},
+    {"rcpt refused by hook", HI MAIL_OK "RCPT TO:<deny@d.test>\r\nDATA\r\n",
+     0, EHLO_REPLY "|250 2.1.0|554 5.7.1 <deny@d.test>: Relay access denied"
+     "|503 5.5.1 Error: need RCPT command", "M<a@b.test>", NULL},
+    {"data before mail", HI "DATA\r\n", 0,
+     EHLO_REPLY "|503 5.5.1 Error: need MAIL command", NULL, NULL},
+    {"data before rcpt", HI MAIL_OK "DATA\r\n", 0,
+     EHLO_REPLY "|250 2.1.0|503 5.5.1 Error: need RCPT command", NULL,
+     NULL},
+    {"data with argument", HI MAIL_OK RCPT_OK "DATA x\r\n", 0,
+     EHLO_REPLY "|250 2.1.0|250 2.1.5|501 5.5.4 Syntax: DATA", NULL, NULL},
+    {"data refused by hook", HI "MAIL FROM:<nodata@b.test>\r\n" RCPT_OK
+     "DATA\r\nNOOP\r\n", 0, EHLO_REPLY "|250 2.1.0|250 2.1.5|452 4.3.1"
+     "|250 2.0.0", NULL, NULL},
+    {"rset", HI MAIL_OK "RSET\r\n" RCPT_OK, 0,
+     EHLO_REPLY "|250 2.1.0|250 2.0.0 Ok|503 5.5.1", "M<a@b.test> X", NULL},
+    {"rset before helo", "RSET\r\nMAIL FROM:<a@b.test>\r\n", 0,
+     "250 2.0.0|503 5.5.1 Error: send HELO/EHLO first", "", NULL},
+    {"rset with argument", HI "RSET x\r\n", 0, EHLO_REPLY "|501 5.5.4",
+     NULL, NULL},
+    {"ehlo ends transaction", HI MAIL_OK HI RCPT_OK, 0,
+     EHLO_REPLY "|250 2.1.0|" EHLO_REPLY "|503 5.5.1", "M<a@b.test> X",
+     NULL},
+    {"noop", "NOOP\r\nnoop some text\r\n", 0, "250 2.0.0 Ok|250 2.0.0 Ok",
+     NULL, NULL},
+    {"quit", "QUIT\r\nNOOP\r\n", 0, "221 2.0.0", NULL, NULL},
+    {"quit ends transaction", HI MAIL_OK "QUIT\r\n", 0,
+     EHLO_REPLY "|250 2.1.0|221 2.0.0", "M<a@b.test> X", NULL},
+    {"quit with argument", "QUIT now\r\n", 0, "501 5.5.4", NULL, NULL},
+    {"vrfy", "VRFY someone\r\n", 0, "252 2.5.0", NULL, NULL},
+    {"vrfy without argument", "VRFY\r\n", 0, "501 5.5.4", NULL, NULL},
+    {"help", "HELP\r\nHELP MAIL\r\n", 0,
+     "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY "
+     "HELP|214 2.0.0", NULL, NULL},
+    {"unknown command", "FROB\r\n", 0,
+     "500 5.5.2 Error: command not recognized", NULL, NULL},
+    {"verb with colon", "NOOP:\r\n", 0, "500 5.5.2", NULL, NULL},
+    {"verb with digit", "NOOP1\r\n", 0, "500 5.5.2", NULL, NULL},
+    {"empty line", "\r\n", 0, "500 5.5.2", NULL, NULL},
+    {"leading blank", " NOOP\r\n", 0, "500 5.5.2", NULL, NULL},
+    {"nul byte", "NO\0OP\r\nNOOP\r\n", 13,
+     "500 5.5.2 Error: NUL byte in command line|250 2.0.0", NULL, NULL},
+    {"bare lf", "NOOP\nNOOP\r\n", 0,
+     "500 5.5.2 Error: command line must end with CRLF|250 2.0.0", NULL,
+     NULL},
+    {"bare cr", "NO\rOP\r\n", 0, "500 5.5.2 Error: bare CR in command line",
+     NULL, NULL},
+    {"transaction", HI MAIL_OK RCPT_OK "DATA\r\nSubject: x\r\n\r\nhello\r\n"
+     ".\r\nQUIT\r\n", 0, EHLO_REPLY "|250 2.1.0|250 2.1.5|354 End data with "
+     "<CR><LF>.<CR><LF>|" QUEUED "|221 2.0.0",
+     "M<a@b.test> R<c@d.test> B E X", "Subject: x\r\n\r\nhello\r\n"},
+    {"empty body", HI MAIL_OK RCPT_OK "DATA\r\n.\r\nNOOP\r\n", 0,
+     EHLO_REPLY "|250 2.1.0|250 2.1.5|354|" QUEUED "|250 2.0.0",
+     "M<a@b.test> R<c@d.test> B E X", ""},
+    {"dot-stuffed lines", HI MAIL_OK RCPT_OK "DATA\r\n..\r\n..a\r\nb.\r\n"
+     "...\r\n. x\r\n.\r\n", 0, EHLO_REPLY "|250 2.1.0|250 2.1.5|354|"
+     QUEUED, NULL, "..\r\n..a\r\nb.\r\n...\r\n. x\r\n"},
+    {"body without final crlf before dot", HI MAIL_OK RCPT_OK "DATA\r\nab."
+     "\r\n.\r\n", 0, EHLO_REPLY "|250 2.1.0|250 2.1.5|354|" QUEUED, NULL,
+     "ab.\r\n"},
+    {"second transaction", HI MAIL_OK RCPT_OK "DATA\r\none\r\n.\r\n"
+     "MAIL FROM:<e@f.test>\r\n" RCPT_OK "DATA\r\ntwo\r\n.\r\n", 0,
+     EHLO_REPLY "|250 2.1.0|250 2.1.5|354|" QUEUED "|250 2.1.0|250 2.1.5|"
+     "354|" QUEUED, "M<a@b.test> R<c@d.test> B E X M<e@f.test> R<c@d.test> "
+     "B E X", "one\r\ntwo\r\n"},
+};
+
+struct transcript_result {
+    char *out;
+    char events[4096];
+    char *body;
+    size_t body_len;
+};
+
+static void run_transcript(const struct transcript_case *c, size_t step,
+                           struct transcript_result *result)
+{
+    struct harness h;
+    size_t len = c->input_len ? c->input_len : strlen(c->input);
+
+    harness_init(&h);
+    harness_feed(&h, c->input, len, step);
+    result->out = h.out;
+    h.out = NULL;
+    memcpy(result->events, h.rec.events, h.rec.events_len + 1);
+    result->body = h.rec.body;
+    result->body_len = h.rec.body_len;
+    h.rec.body = NULL;
+    harness_cleanup(&h);
+}
+
+static void check_transcript(const struct transcript_case *c)
+{
+    /* A rejected body may reach data_write in part, and how much
+     * depends on where the pieces split, so bodies are compared only
+     * when the case names one. */
+    struct transcript_result whole = {0};
+    struct transcript_result bytes = {0};
+    char want[4096];
+
+    snprintf(want, sizeof(want), "%s|%s", GREETING, c->replies);
+    run_transcript(c, 0, &whole);
+    run_transcript(c, 1, &bytes);
+
+    expect_replies(c->name, whole.out, want);
+    cr_expect_str_eq(bytes.out, whole.out, "%s: fed bytewise got\n%s\n"
+                     "fed whole got\n%s", c->name, bytes.out, whole.out);
+    if (c->events != NULL) {
+        cr_expect_str_eq(whole.events, c->events, "%s: events got \"%s\", "
+                         "want \"%s\"", c->name, whole.events, c->events);
+    }
+    cr_expect_str_eq(bytes.events, whole.events, "%s: events bytewise "
+                     "\"%s\", whole \"%s\"", c->name, bytes.events,
+                     whole.events);
+    if (c->body != NULL) {
+        cr_expect(whole.body_len == strlen(c->body) &&
+                  (whole.body_len == 0 ||
+                   memcmp(whole.body, c->body, whole.body_len) == 0),
+                  "%s: body got \"%.*s\", want \"%s\"", c->name,
+                  (int)whole.body_len, whole.body ? whole.body : "",
+                  c->body);
+    }
+    if (c->body != NULL) {
+        cr_expect(bytes.body_len == whole.body_len &&
+                  (whole.body_len == 0 ||
+                   memcmp(bytes.body, whole.body, whole.body_len) == 0),
+                  "%s: body differs when fed bytewise", c->name);
+    }
+    free(whole.out);
+    free(whole.body);
+    free(bytes.out);
+    free(bytes.body);
+}
+
+Test(smtp_server, command_transcripts)
+{
+    size_t count = sizeof(transcript_cases) / sizeof(transcript_cases[0]);
+
+    for (size_t i = 0; i < count; i++) {
+        check_transcript(&transcript_cases[i]);
+    }
+}
+
+/* Each line end that is not CRLF.CRLF must not end the body; the rest of
+ * the input is then body text up to the real end, and the message is
+ * rejected as a whole. */
+Test(smtp_server, smuggling_variants_rejected)
+{
+    static const char *const variants[] = {
+        "\n.\n", "\r.\r", "\n.\r\n", "\r\n.\n", "\r.\r\n", "\r\n.\r",
+        "\n", "\r", "\r\r\n",
+    };
+    static const char tail[] = "MAIL FROM:<evil@x.test>\r\n"
+                               "RCPT TO:<victim@d.test>\r\n"
+                               "DATA\r\nsmuggled\r\n.\r\nNOOP\r\n";
+
+    for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
+        char input[512];
+        char name[64];
+        struct transcript_case c = {
+            .name = name,
+            .input = input,
+            .replies = EHLO_REPLY "|250 2.1.0|250 2.1.5|354|"
+                       "550 5.6.0 Error: bare CR or LF|250 2.0.0",
+            .events = "M<a@b.test> R<c@d.test> B A X",
+        };
+
+        snprintf(name, sizeof(name), "variant %zu", i);
+        snprintf(input, sizeof(input), "%s%s%sDATA\r\nhi%s%s", HI, MAIL_OK,
+                 RCPT_OK, variants[i], tail);
+        check_transcript(&c);
+    }
+}
+
+Test(smtp_server, pipelined_batch_one_pass)
+{
+    static const char input[] = HI MAIL_OK RCPT_OK RCPT_OK "NOOP\r\n"
+                                "RSET\r\n";
+    struct harness h;
+
+    harness_init(&h);
+    harness_drain(&h);
+    smtp_server_feed(h.server, input, sizeof(input) - 1);
+
+    /* Every reply is queued by the one feed, before anything is sent. */
+    harness_drain(&h);
+    expect_replies("pipelined batch", h.out, GREETING "|" EHLO_REPLY
+                   "|250 2.1.0|250 2.1.5|250 2.1.5|250 2.0.0|250 2.0.0");
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, long_line_then_command)
+{
+    char input[2100];
+    struct transcript_case c = {
+        .name = "2000-byte line",
+        .input = input,
+        .replies = "500 5.5.6 Error: line too long|250 2.0.0",
+    };
+
+    memset(input, 'X', 2000);
+    strcpy(input + 2000, "\r\nNOOP\r\n");
+    check_transcript(&c);
+
+    /* The tail of a long line that looks like a command is not run. */
+    memset(input, 'X', 2000);
+    strcpy(input + 2000, "QUIT\r\nNOOP\r\n");
+    c.name = "long line ending in QUIT";
+    check_transcript(&c);
+}
+
+Test(smtp_server, line_length_boundary)
+{
+    char input[1200];
+    struct transcript_case c = {.input = input};
+
+    /* max_line is 512 with the CRLF. */
+    memcpy(input, "NOOP ", 5);
+    memset(input + 5, 'a', 505);
+    strcpy(input + 510, "\r\nNOOP ");
+    memset(input + 517, 'a', 506);
+    strcpy(input + 1023, "\r\n");
+    c.name = "512 and 513 bytes";
+    c.replies = "250 2.0.0|500 5.5.6";
+    check_transcript(&c);
+}
+
+Test(smtp_server, error_limit_closes)
+{
+    struct transcript_case c = {
+        .name = "five bad commands",
+        .input = "FROB\r\nFROB\r\nFROB\r\nFROB\r\nFROB\r\nNOOP\r\n",
+        .replies = "500 5.5.2|500 5.5.2|500 5.5.2|500 5.5.2|500 5.5.2|"
+                   "421 4.7.0 mx.test Error: too many errors",
+    };
+    struct harness h;
+
+    check_transcript(&c);
+    harness_init(&h);
+    harness_feed(&h, c.input, strlen(c.input), 0);
+    cr_expect(smtp_server_closing(h.server),
+              "session should close after the error limit");
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, body_reaches_data_write_in_large_ranges)
+{
+    struct harness h;
+    char *input = malloc(20000);
+    size_t len;
+    char *body;
+
+    cr_assert_not_null(input);
+    harness_init(&h);
+    h.opts.max_message_size = 100000;
+    len = (size_t)sprintf(input, HI MAIL_OK RCPT_OK "DATA\r\n");
+    body = input + len;
+    for (int i = 0; i < 100; i++) {
+        len += (size_t)sprintf(input + len, "%s%078d\r\n",
+                               i % 10 == 0 ? ".." : "", i);
+    }
+    size_t body_len = (size_t)(input + len - body);
+    len += (size_t)sprintf(input + len, ".\r\n");
+
+    harness_feed(&h, input, len, 0);
+    cr_expect_eq(h.rec.body_len, body_len, "body got %zu bytes, want %zu",
+                 h.rec.body_len, body_len);
+    cr_expect(memcmp(h.rec.body, body, body_len) == 0,
+              "body bytes changed on the way to data_write");
+
+    /* One range per dot-stuffed line start, plus the first. */
+    cr_expect_leq(h.rec.writes, 11, "data_write called %zu times",
+                  h.rec.writes);
+    free(input);
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, body_over_size_limit)
+{
+    char input[2000];
+    size_t len = (size_t)sprintf(input, HI MAIL_OK RCPT_OK "DATA\r\n");
+    struct transcript_case c = {
+        .name = "1500-byte body",
+        .input = input,
+        .replies = EHLO_REPLY "|250 2.1.0|250 2.1.5|354|552 5.3.4|250 2.0.0",
+        .events = "M<a@b.test> R<c@d.test> B A X",
+    };
+
+    for (int i = 0; i < 30; i++) {
+        len += (size_t)sprintf(input + len, "%048d\r\n", i);
+    }
+    sprintf(input + len, ".\r\nNOOP\r\n");
+    check_transcript(&c);
+}
+
+Test(smtp_server, data_write_failure)
+{
+    static const char input[] = HI MAIL_OK RCPT_OK "DATA\r\nbody\r\n.\r\n"
+                                "NOOP\r\n";
+    struct harness h;
+
+    harness_init(&h);
+    h.rec.fail_write = true;
+    harness_feed(&h, input, sizeof(input) - 1, 0);
+    expect_replies("write failure", h.out, GREETING "|" EHLO_REPLY
+                   "|250 2.1.0|250 2.1.5|354|451 4.3.0|250 2.0.0");
+    cr_expect_str_eq(h.rec.events, "M<a@b.test> R<c@d.test> B A X");
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, data_done_resumes_pipelined_input)
+{
+    static const char input[] = HI MAIL_OK RCPT_OK "DATA\r\nbody\r\n.\r\n"
+                                "MAIL FROM:<n@b.test>\r\nNOOP\r\n";
+    struct harness h;
+
+    harness_init(&h);
+    h.auto_commit = false;
+    harness_feed(&h, input, sizeof(input) - 1, 0);
+    expect_replies("before data_done", h.out,
+                   GREETING "|" EHLO_REPLY "|250 2.1.0|250 2.1.5|354");
+    cr_expect(smtp_server_waiting(h.server), "session should wait");
+    cr_expect_str_eq(h.rec.events, "M<a@b.test> R<c@d.test> B E");
+
+    /* More input while waiting is held too. */
+    smtp_server_feed(h.server, "NOOP\r\n", 6);
+    harness_drain(&h);
+    cr_expect(!strstr(h.out, QUEUED), "no reply before data_done");
+
+    smtp_server_data_done(h.server, QUEUED);
+    harness_drain(&h);
+    expect_replies("after data_done", h.out,
+                   GREETING "|" EHLO_REPLY "|250 2.1.0|250 2.1.5|354|"
+                   QUEUED "|250 2.1.0|250 2.0.0|250 2.0.0");
+    cr_expect(!smtp_server_waiting(h.server), "session should not wait");
+    cr_expect_str_eq(h.rec.events,
+                     "M<a@b.test> R<c@d.test> B E X M<n@b.test>");
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, data_done_inside_data_end_hook)
+{
+    static const char input[] = HI MAIL_OK RCPT_OK "DATA\r\nbody\r\n.\r\n"
+                                "NOOP\r\n";
+    static const size_t steps[] = {0, 1, 7};
+
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        struct harness h;
+
+        harness_init(&h);
+        h.auto_commit = false;
+        h.rec.commit_in_hook = true;
+        harness_feed(&h, input, sizeof(input) - 1, steps[i]);
+        expect_replies("commit inside hook", h.out, GREETING "|" EHLO_REPLY
+                       "|250 2.1.0|250 2.1.5|354|" QUEUED "|250 2.0.0");
+        harness_cleanup(&h);
+    }
+}
+
+Test(smtp_server, output_backlog_pauses_parsing)
+{
+    const size_t count = 6000;
+    char *input = malloc(count * 6);
+    struct harness h;
+    struct smtp_outq *q;
+    size_t replies = 0;
+
+    cr_assert_not_null(input);
+    for (size_t i = 0; i < count; i++) {
+        memcpy(input + i * 6, "NOOP\r\n", 6);
+    }
+    harness_init(&h);
+    harness_drain(&h);
+    smtp_server_feed(h.server, input, count * 6);
+    q = smtp_server_output(h.server);
+    cr_expect_gt(q->len, 64 * 1024, "queue %zu bytes", q->len);
+    cr_expect_leq(q->len, 64 * 1024 + 14, "queue %zu bytes, not paused",
+                  q->len);
+
+    /* Sent, but the caller feeds again before calling resume. */
+    for (int i = 0; i < DRAIN_ROUNDS_MAX && harness_send(&h); i++) {
+    }
+    smtp_server_feed(h.server, "NOOP\r\n", 6);
+
+    harness_drain(&h);
+    for (const char *p = h.out; (p = strstr(p, "250 2.0.0")) != NULL; p++) {
+        replies++;
+    }
+    cr_expect_eq(replies, count + 1, "got %zu replies, want %zu", replies,
+                 count + 1);
+    cr_expect(strstr(h.out, "500 ") == NULL, "held commands were rejected");
+    free(input);
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, held_input_limit)
+{
+    static const char input[] = HI MAIL_OK RCPT_OK "DATA\r\nx\r\n.\r\n";
+    char chunk[4096];
+    struct harness h;
+
+    memset(chunk, 'n', sizeof(chunk));
+    harness_init(&h);
+    h.auto_commit = false;
+    harness_feed(&h, input, sizeof(input) - 1, 0);
+    for (int i = 0; i < 300 && !smtp_server_closing(h.server); i++) {
+        smtp_server_feed(h.server, chunk, sizeof(chunk));
+    }
+    cr_expect(smtp_server_closing(h.server),
+              "1.2 MB of held input should close the session");
+    harness_drain(&h);
+    cr_expect(strstr(h.out, "421 4.7.0") != NULL, "got %s", h.out);
+
+    /* The answer to the commit no longer goes out. */
+    smtp_server_data_done(h.server, QUEUED);
+    harness_drain(&h);
+    cr_expect(strstr(h.out, QUEUED) == NULL, "got %s", h.out);
+    cr_expect_str_eq(h.rec.events, "M<a@b.test> R<c@d.test> B E X");
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, timeout_and_shutdown)
+{
+    static const char input[] = HI MAIL_OK RCPT_OK "DATA\r\npart";
+    struct harness h;
+
+    harness_init(&h);
+    harness_feed(&h, input, sizeof(input) - 1, 0);
+    smtp_server_timeout(h.server);
+    harness_drain(&h);
+    cr_expect(smtp_server_closing(h.server), "timeout should close");
+    expect_replies("timeout", h.out, GREETING "|" EHLO_REPLY "|250 2.1.0|"
+                   "250 2.1.5|354|421 4.4.2 mx.test");
+    cr_expect_str_eq(h.rec.events, "M<a@b.test> R<c@d.test> B A X");
+    smtp_server_feed(h.server, "NOOP\r\n", 6);
+    harness_drain(&h);
+    cr_expect(strstr(h.out, "250 2.0.0") == NULL, "input after closing "
+              "should be ignored");
+    harness_cleanup(&h);
+
+    harness_init(&h);
+    smtp_server_shutdown(h.server);
+    harness_drain(&h);
+    expect_replies("shutdown", h.out, GREETING "|421 4.3.2 mx.test");
+    cr_expect(smtp_server_closing(h.server), "shutdown should close");
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, free_during_body_aborts)
+{
+    static const char input[] = HI MAIL_OK RCPT_OK "DATA\r\npartial";
+    struct harness h;
+    char events[4096];
+
+    harness_init(&h);
+    harness_feed(&h, input, sizeof(input) - 1, 0);
+    smtp_server_free(h.server);
+    h.server = NULL;
+    memcpy(events, h.rec.events, h.rec.events_len + 1);
+    cr_expect_str_eq(events, "M<a@b.test> R<c@d.test> B A X");
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, helo_name_and_esmtp)
+{
+    struct harness h;
+
+    harness_init(&h);
+    cr_expect_str_eq(smtp_server_helo(h.server), "");
+    harness_feed(&h, "HELO old.test\r\n", 15, 0);
+    cr_expect_str_eq(smtp_server_helo(h.server), "old.test");
+    cr_expect(!smtp_server_used_esmtp(h.server), "HELO is not ESMTP");
+    harness_feed(&h, "EHLO New.Test\r\n", 15, 0);
+    cr_expect_str_eq(smtp_server_helo(h.server), "New.Test");
+    cr_expect(smtp_server_used_esmtp(h.server), "EHLO is ESMTP");
+    harness_cleanup(&h);
+}
+
+Test(smtp_outq, small_appends_coalesce)
+{
+    struct smtp_outq q;
+    struct iovec iov[4];
+
+    smtp_outq_init(&q);
+    cr_assert_eq(smtp_outq_append(&q, "abc", 3), 0);
+    cr_assert_eq(smtp_outq_printf(&q, "%d-%s", 42, "x"), 0);
+    cr_expect_eq(q.len, 7);
+    cr_expect_eq(smtp_outq_peek(&q, iov, 4), 1, "want one chunk");
+    cr_expect(iov[0].iov_len == 7 && memcmp(iov[0].iov_base, "abc42-x", 7)
+              == 0, "got \"%.*s\"", (int)iov[0].iov_len,
+              (char *)iov[0].iov_base);
+    smtp_outq_cleanup(&q);
+}
+
+Test(smtp_outq, peeked_bytes_stay_put)
+{
+    struct smtp_outq q;
+    struct iovec first[4];
+    struct iovec again[4];
+    char big[10000];
+
+    memset(big, 'b', sizeof(big));
+    smtp_outq_init(&q);
+    cr_assert_eq(smtp_outq_append(&q, "hello", 5), 0);
+    cr_assert_eq(smtp_outq_peek(&q, first, 4), 1);
+    cr_assert_eq(smtp_outq_append(&q, " world", 6), 0);
+    cr_assert_eq(smtp_outq_append(&q, big, sizeof(big)), 0);
+
+    cr_assert_eq(smtp_outq_peek(&q, again, 4), 3);
+    cr_expect_eq(again[0].iov_base, first[0].iov_base,
+                 "peeked bytes moved");
+    cr_expect_eq(again[0].iov_len, 5, "peeked chunk grew after peek");
+    cr_expect_eq(q.len, 5 + 6 + sizeof(big));
+
+    smtp_outq_consume(&q, 3);
+    cr_assert_eq(smtp_outq_peek(&q, again, 4), 3);
+    cr_expect(again[0].iov_len == 2 &&
+              memcmp(again[0].iov_base, "lo", 2) == 0,
+              "after consuming 3 got \"%.*s\"", (int)again[0].iov_len,
+              (char *)again[0].iov_base);
+
+    smtp_outq_consume(&q, 2 + 6 + 100);
+    cr_assert_eq(smtp_outq_peek(&q, again, 4), 1);
+    cr_expect_eq(again[0].iov_len, sizeof(big) - 100);
+    smtp_outq_consume(&q, 1u << 20);
+    cr_expect_eq(q.len, 0);
+    cr_expect_eq(smtp_outq_peek(&q, again, 4), 0);
+    cr_expect_null(q.head);
+    cr_expect_null(q.tail);
+    smtp_outq_cleanup(&q);
+}
+
+Test(smtp_outq, append_ref_borrows)
+{
+    static const char body[] = "borrowed body";
+    struct smtp_outq q;
+    struct iovec iov[4];
+
+    smtp_outq_init(&q);
+    cr_assert_eq(smtp_outq_append(&q, "A", 1), 0);
+    cr_assert_eq(smtp_outq_append_ref(&q, body, sizeof(body) - 1), 0);
+    cr_assert_eq(smtp_outq_append(&q, "Z", 1), 0);
+    cr_assert_eq(smtp_outq_peek(&q, iov, 4), 3);
+    cr_expect_eq(iov[1].iov_base, (void *)body, "append_ref copied");
+    cr_expect_eq(iov[1].iov_len, sizeof(body) - 1);
+    cr_expect_eq(*(char *)iov[2].iov_base, 'Z');
+
+    /* A peek with room for fewer iovecs returns the oldest ones. */
+    cr_expect_eq(smtp_outq_peek(&q, iov, 1), 1);
+    cr_expect_eq(*(char *)iov[0].iov_base, 'A');
+    smtp_outq_cleanup(&q);
+}
