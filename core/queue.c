@@ -1,1 +1,725 @@
-/* Placeholder until the module lands. */
+/* Queue store: open and close, messages in memory, the journal and group
+ * commit. Writers are in queue_writer.c, start-up recovery in
+ * queue_recover.c, the on-disk layout in queue_record.h. */
+#include "core/queue.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/queue_internal.h"
+
+static const char *const queue_durability_names[] = {
+    [QUEUE_DURABILITY_FSYNC] = "fsync",
+    [QUEUE_DURABILITY_BATCH] = "batch",
+    [QUEUE_DURABILITY_NONE] = "none",
+};
+
+void queue_format_id(char *buf, uint64_t id)
+{
+    snprintf(buf, QUEUE_ID_LEN + 1, "%016" PRIX64, id);
+}
+
+uint64_t queue_next_id(struct queue *queue)
+{
+    struct timeval now;
+    uint64_t id;
+
+    /* 2^52 microseconds reach the year 2112, so the shifted value fits in
+     * 64 bits; the low 12 bits count IDs issued within one microsecond. */
+    gettimeofday(&now, NULL);
+    id = ((uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_usec) << 12;
+    if (id <= queue->last_id) {
+        id = queue->last_id + 1;
+    }
+    queue->last_id = id;
+    return id;
+}
+
+static struct queue_item *queue_item_of(struct queue_msg *msg)
+{
+    return (struct queue_item *)msg;
+}
+
+void queue_item_link(struct queue *queue, struct queue_item *item)
+{
+    item->prev = queue->items_tail;
+    item->next = NULL;
+    if (queue->items_tail != NULL) {
+        queue->items_tail->next = item;
+    } else {
+        queue->items = item;
+    }
+    queue->items_tail = item;
+    queue->item_count++;
+}
+
+static void queue_item_unlink(struct queue *queue, struct queue_item *item)
+{
+    if (item->prev != NULL) {
+        item->prev->next = item->next;
+    } else {
+        queue->items = item->next;
+    }
+    if (item->next != NULL) {
+        item->next->prev = item->prev;
+    } else {
+        queue->items_tail = item->prev;
+    }
+    queue->item_count--;
+}
+
+struct queue_item *queue_item_new(struct queue *queue,
+                                  struct queue_segment *seg, uint64_t offset,
+                                  const struct queue_region_header *header)
+{
+    const uint8_t *envelope = seg->map + offset + QUEUE_REGION_HEADER_LEN;
+    struct queue_envelope_info info;
+    struct queue_item *item;
+    size_t rcpts_size;
+
+    if (queue_envelope_check(envelope, header->envelope_len, &info) != 0) {
+        errno = EBADMSG;
+        return NULL;
+    }
+
+    rcpts_size = (size_t)info.rcpt_count * sizeof(struct queue_rcpt);
+    item = calloc(1, sizeof(*item) + rcpts_size + info.string_bytes);
+    if (item == NULL) {
+        return NULL;
+    }
+
+    item->msg.rcpts = (struct queue_rcpt *)(item + 1);
+    item->msg.rcpt_count = info.rcpt_count;
+    queue_envelope_decode(envelope, (char *)item->msg.rcpts + rcpts_size,
+                          &item->msg.sender, item->msg.rcpts);
+    queue_format_id(item->msg.id, header->id);
+    item->msg.arrival = (time_t)header->arrival;
+    item->msg.flags = info.flags;
+    item->msg.body = (const char *)envelope + header->envelope_len;
+    item->msg.body_len = header->body_len;
+
+    item->seg = seg;
+    item->offset = offset;
+    item->id = header->id;
+    item->refs = 1;
+    item->queued = info.rcpt_count;
+    seg->live++;
+    queue_item_link(queue, item);
+    return item;
+}
+
+void queue_item_unref(struct queue *queue, struct queue_item *item)
+{
+    struct queue_segment *seg = item->seg;
+
+    if (--item->refs > 0) {
+        return;
+    }
+
+    queue_item_unlink(queue, item);
+    free(item);
+    seg->live--;
+    queue_segment_reclaim(queue, seg);
+}
+
+void queue_msg_ref(struct queue_msg *msg)
+{
+    queue_item_of(msg)->refs++;
+}
+
+void queue_msg_unref(struct queue *queue, struct queue_msg *msg)
+{
+    if (msg != NULL) {
+        queue_item_unref(queue, queue_item_of(msg));
+    }
+}
+
+void queue_segment_add(struct queue *queue, struct queue_segment *seg)
+{
+    struct queue_segment **link = &queue->segments;
+
+    while (*link != NULL && (*link)->number < seg->number) {
+        link = &(*link)->next;
+    }
+    seg->next = *link;
+    *link = seg;
+}
+
+void queue_segment_reclaim(struct queue *queue, struct queue_segment *seg)
+{
+    struct queue_segment **link = &queue->segments;
+
+    if (seg->active || seg->live > 0 || seg->writers > 0 || seg->syncing) {
+        return;
+    }
+
+    while (*link != NULL && *link != seg) {
+        link = &(*link)->next;
+    }
+    if (*link == seg) {
+        *link = seg->next;
+    }
+
+    /* Journal entries of the segment's messages name IDs that are never
+     * issued again, so they stay harmless in the journal. A failed unlink
+     * only leaves a file that the next open removes. */
+    queue_segment_unlink(seg, queue->dir_fd);
+    queue_segment_free(seg);
+}
+
+/* queue_announce calls ready() with a reference held for the call. */
+static void queue_announce(struct queue *queue, struct queue_item *item)
+{
+    item->refs++;
+    queue->ready(queue->ready_arg, &item->msg);
+    queue_item_unref(queue, item);
+}
+
+/* queue_abandon_region flags a record whose commit failed, so that a
+ * later recovery drops it instead of delivering a message whose client got
+ * a failure reply. Best effort: the flag may not reach the disk. */
+static void queue_abandon_region(struct queue_item *item)
+{
+    uint8_t *bytes = item->seg->map + item->offset;
+    struct queue_region_header header;
+
+    if (queue_region_header_decode(bytes, &header) == 0) {
+        header.flags |= QUEUE_REGION_ABANDONED;
+        queue_region_header_encode(bytes, &header);
+    }
+}
+
+static bool queue_needs_sync(const struct queue *queue)
+{
+    if (queue->pending != NULL || queue->journal.dirty || queue->dir_dirty) {
+        return true;
+    }
+    for (const struct queue_segment *seg = queue->segments; seg != NULL;
+         seg = seg->next) {
+        if (seg->dirty) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* queue_finish_batch reports every commit of the finished batch: all
+ * done() callbacks first, then ready() for each message. */
+static void queue_finish_batch(struct queue *queue)
+{
+    struct queue_commit *batch = queue->batch;
+    int error = queue->batch_error;
+    struct queue_commit *next;
+
+    queue->batch = NULL;
+    for (struct queue_commit *c = batch; c != NULL; c = c->next) {
+        c->done(c->arg, error, error == 0 ? c->item->msg.id : NULL);
+    }
+
+    for (struct queue_commit *c = batch; c != NULL; c = next) {
+        next = c->next;
+        if (error == 0) {
+            queue_announce(queue, c->item);
+        } else {
+            log_error("id=%s event=queue_commit_failed error=\"%s\"",
+                      c->item->msg.id, strerror(-error));
+            queue_abandon_region(c->item);
+            queue_item_unref(queue, c->item);
+        }
+        free(c);
+    }
+
+    if (queue_needs_sync(queue)) {
+        queue_schedule_sync(queue);
+    }
+}
+
+static void queue_sync_done(struct reactor_op *op, int result)
+{
+    struct queue_sync *sync = op->owner;
+    struct queue *queue = sync->queue;
+    struct queue_segment *seg = sync->seg;
+    struct queue_sync **link;
+
+    if (queue == NULL) {
+        free(sync);
+        return;
+    }
+
+    if (result < 0) {
+        log_error("event=queue_sync_failed file=%s error=\"%s\"", sync->file,
+                  strerror(-result));
+        if (queue->batch_error == 0) {
+            queue->batch_error = result;
+        }
+    }
+
+    link = &queue->syncs;
+    while (*link != sync) {
+        link = &(*link)->next;
+    }
+    *link = sync->next;
+    free(sync);
+
+    /* Reclaim before finishing the batch: finishing may free seg. */
+    if (seg != NULL) {
+        seg->syncing = false;
+        queue_segment_reclaim(queue, seg);
+    }
+    if (--queue->syncs_in_flight == 0) {
+        queue_finish_batch(queue);
+    }
+}
+
+/* queue_sync_blocking is the fallback when the reactor cannot take the
+ * fsync. */
+static void queue_sync_blocking(struct queue *queue, int fd, bool datasync,
+                                const char *file)
+{
+    int rc = datasync ? fdatasync(fd) : fsync(fd);
+
+    if (rc != 0) {
+        log_error("event=queue_sync_failed file=%s error=\"%s\"", file,
+                  strerror(errno));
+        if (queue->batch_error == 0) {
+            queue->batch_error = -errno;
+        }
+    }
+}
+
+static void queue_sync_start(struct queue *queue, struct queue_segment *seg,
+                             int fd, bool datasync, const char *file)
+{
+    struct queue_sync *sync = calloc(1, sizeof(*sync));
+    int rc;
+
+    if (sync == NULL) {
+        queue_sync_blocking(queue, fd, datasync, file);
+        return;
+    }
+    sync->op.done = queue_sync_done;
+    sync->op.owner = sync;
+    sync->queue = queue;
+    sync->seg = seg;
+    sync->file = file;
+
+    rc = reactor_fsync(queue->reactor, &sync->op, fd, datasync);
+    if (rc < 0) {
+        log_warning("event=queue_sync_submit_failed file=%s error=\"%s\" "
+                    "fallback=blocking", file, strerror(-rc));
+        free(sync);
+        queue_sync_blocking(queue, fd, datasync, file);
+        return;
+    }
+
+    sync->next = queue->syncs;
+    queue->syncs = sync;
+    queue->syncs_in_flight++;
+    if (seg != NULL) {
+        seg->syncing = true;
+    }
+}
+
+/* queue_start_batch takes every pending commit into a new batch and
+ * starts one sync per dirty file. Durability none completes the batch at
+ * once, which is still from the hook, never from inside commit. */
+static void queue_start_batch(struct queue *queue)
+{
+    bool sync = queue->durability != QUEUE_DURABILITY_NONE;
+
+    queue->batch = queue->pending;
+    queue->pending = NULL;
+    queue->pending_tail = &queue->pending;
+    queue->batch_error = 0;
+
+    /* TODO: durability batch should wait a bounded time to gather more
+     * commits; for now it syncs like fsync. */
+    for (struct queue_segment *seg = queue->segments; seg != NULL;
+         seg = seg->next) {
+        if (seg->dirty && sync) {
+            queue_sync_start(queue, seg, seg->fd, true, seg->name);
+        }
+        seg->dirty = false;
+    }
+    if (queue->journal.dirty && sync) {
+        queue_sync_start(queue, NULL, queue->journal.fd, true,
+                         QUEUE_JOURNAL_NAME);
+    }
+    queue->journal.dirty = false;
+    if (queue->dir_dirty && sync) {
+        queue_sync_start(queue, NULL, queue->dir_fd, false, queue->dir);
+    }
+    queue->dir_dirty = false;
+
+    if (queue->syncs_in_flight == 0) {
+        queue_finish_batch(queue);
+    }
+}
+
+static void queue_hook_run(struct reactor_hook *hook)
+{
+    struct queue *queue = hook->owner;
+
+    if (queue == NULL) {
+        free(hook);
+        return;
+    }
+    queue->hook_queued = false;
+
+    /* A batch in flight starts the next one when its last sync ends. */
+    if (queue->syncs_in_flight == 0) {
+        queue_start_batch(queue);
+    }
+}
+
+void queue_schedule_sync(struct queue *queue)
+{
+    queue->hook_queued = true;
+    reactor_defer(queue->reactor, queue->hook);
+}
+
+int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
+               enum queue_rcpt_state state)
+{
+    struct queue_item *item = queue_item_of(msg);
+    struct queue_journal_entry entry;
+
+    if (rcpt >= msg->rcpt_count || msg->rcpts[rcpt].state !=
+        QUEUE_RCPT_QUEUED || (state != QUEUE_RCPT_DELIVERED &&
+                              state != QUEUE_RCPT_BOUNCED)) {
+        log_error("id=%s event=queue_mark_invalid rcpt=%zu state=%d",
+                  msg->id, rcpt, (int)state);
+        errno = EINVAL;
+        return -1;
+    }
+
+    entry.id = item->id;
+    entry.rcpt = (uint32_t)rcpt;
+    entry.state = (uint16_t)state;
+    entry.time = (int64_t)time(NULL);
+    if (queue_journal_append(&queue->journal, &entry) != 0) {
+        log_error("id=%s event=queue_journal_write_failed rcpt=%zu "
+                  "error=\"%s\"", msg->id, rcpt, strerror(errno));
+        return -1;
+    }
+
+    msg->rcpts[rcpt].state = state;
+    queue_schedule_sync(queue);
+
+    /* The queue keeps its reference only while a recipient is QUEUED. */
+    item->queued--;
+    if (item->queued == 0) {
+        queue_item_unref(queue, item);
+    }
+    return 0;
+}
+
+void queue_get_stats(const struct queue *queue, struct queue_stats *stats)
+{
+    memset(stats, 0, sizeof(*stats));
+    stats->messages = queue->item_count;
+    stats->writers = queue->writers;
+    stats->recovered_messages = queue->recovered_messages;
+    stats->recovered_dropped = queue->recovered_dropped;
+    for (const struct queue_segment *seg = queue->segments; seg != NULL;
+         seg = seg->next) {
+        stats->segments++;
+    }
+}
+
+static int queue_sync_fd(int fd, bool datasync, const char *file)
+{
+    int rc;
+
+    if (fd < 0) {
+        return 0;
+    }
+    rc = datasync ? fdatasync(fd) : fsync(fd);
+    if (rc != 0) {
+        log_error("event=queue_sync_failed file=%s error=\"%s\"", file,
+                  strerror(errno));
+    }
+    return rc;
+}
+
+int queue_sync_now(struct queue *queue)
+{
+    int saved = 0;
+
+    /* On Linux, bytes written through a MAP_SHARED mapping are page-cache
+     * pages of the file, so fdatasync writes them back and no msync is
+     * needed. Every file is tried even after an error. */
+    for (struct queue_segment *seg = queue->segments; seg != NULL;
+         seg = seg->next) {
+        if (queue_sync_fd(seg->fd, true, seg->name) != 0) {
+            saved = errno;
+        }
+    }
+    if (queue_sync_fd(queue->journal.fd, true, QUEUE_JOURNAL_NAME) != 0) {
+        saved = errno;
+    }
+    if (queue_sync_fd(queue->dir_fd, false, queue->dir) != 0) {
+        saved = errno;
+    }
+
+    if (saved != 0) {
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+/* queue_drop_commits frees commits whose done() will never run. */
+static void queue_drop_commits(struct queue_commit *list)
+{
+    struct queue_commit *next;
+
+    for (struct queue_commit *c = list; c != NULL; c = next) {
+        next = c->next;
+        log_warning("id=%s event=queue_commit_dropped reason=queue_closed",
+                    c->item->msg.id);
+        free(c);
+    }
+}
+
+/* queue_detach_reactor leaves the syncs in flight and a queued hook to
+ * free themselves when the reactor runs them. NOTE: reactor_free() runs
+ * neither, so closing right after queue_mark() without a reactor turn
+ * leaks the hook (32 bytes). */
+static void queue_detach_reactor(struct queue *queue)
+{
+    for (struct queue_sync *sync = queue->syncs; sync != NULL;
+         sync = sync->next) {
+        sync->queue = NULL;
+        sync->seg = NULL;
+    }
+    queue->syncs = NULL;
+
+    if (queue->hook != NULL && queue->hook_queued) {
+        queue->hook->owner = NULL;
+    } else {
+        free(queue->hook);
+    }
+    queue->hook = NULL;
+}
+
+void queue_close(struct queue *queue)
+{
+    struct queue_segment *seg_next;
+    struct queue_item *item_next;
+
+    if (queue == NULL) {
+        return;
+    }
+    if (queue->writers > 0) {
+        log_error("event=queue_close_with_writers writers=%zu",
+                  queue->writers);
+    }
+
+    queue_sync_now(queue);
+    queue_detach_reactor(queue);
+    queue_drop_commits(queue->pending);
+    queue_drop_commits(queue->batch);
+
+    for (struct queue_item *item = queue->items; item != NULL;
+         item = item_next) {
+        item_next = item->next;
+        free(item);
+    }
+    for (struct queue_segment *seg = queue->segments; seg != NULL;
+         seg = seg_next) {
+        seg_next = seg->next;
+        queue_segment_free(seg);
+    }
+
+    queue_journal_close(&queue->journal);
+    if (queue->dir_fd >= 0 && close(queue->dir_fd) != 0) {
+        log_error("event=queue_close_failed dir=%s error=\"%s\"", queue->dir,
+                  strerror(errno));
+    }
+    free(queue->dir);
+    free(queue);
+}
+
+/* queue_mkdir_p creates path and its missing parents, mode 0700. */
+static int queue_mkdir_p(const char *path)
+{
+    char *copy = strdup(path);
+    int rc = -1;
+
+    if (copy == NULL) {
+        return -1;
+    }
+
+    for (char *p = copy + 1; ; p++) {
+        if (*p != '/' && *p != '\0') {
+            continue;
+        }
+        char saved = *p;
+
+        *p = '\0';
+        if (mkdir(copy, 0700) != 0 && errno != EEXIST) {
+            log_error("event=queue_mkdir_failed dir=%s error=\"%s\"", copy,
+                      strerror(errno));
+            goto out;
+        }
+        *p = saved;
+        if (saved == '\0') {
+            break;
+        }
+    }
+    rc = 0;
+
+out:
+    free(copy);
+    return rc;
+}
+
+static int queue_check_options(const struct queue_options *opts,
+                               uint64_t *segment_size)
+{
+    uint64_t size = opts->segment_size;
+
+    if (size == 0) {
+        size = QUEUE_DEFAULT_SEGMENT_SIZE;
+    }
+    if (opts->dir == NULL || opts->dir[0] == '\0' ||
+        (unsigned)opts->durability > QUEUE_DURABILITY_NONE ||
+        size < QUEUE_MIN_SEGMENT_SIZE || size > ((uint64_t)1 << 40)) {
+        log_error("event=queue_options_invalid dir=%s segment_size=%" PRIu64
+                  " hint=%s", opts->dir != NULL ? opts->dir : "-", size,
+                  "segment_size_must_be_256KiB_to_1TiB");
+        errno = EINVAL;
+        return -1;
+    }
+
+    *segment_size = queue_align_up(size, 4096);
+    return 0;
+}
+
+static struct queue *queue_alloc(struct reactor *reactor,
+                                 const struct queue_options *opts,
+                                 queue_ready_fn ready, void *ready_arg)
+{
+    struct queue *queue = calloc(1, sizeof(*queue));
+
+    if (queue == NULL) {
+        return NULL;
+    }
+    queue->reactor = reactor;
+    queue->dir_fd = -1;
+    queue->journal.fd = -1;
+    queue->durability = opts->durability;
+    queue->ready = ready;
+    queue->ready_arg = ready_arg;
+    queue->pending_tail = &queue->pending;
+    queue->next_segment = 1;
+
+    queue->dir = strdup(opts->dir);
+    queue->hook = calloc(1, sizeof(*queue->hook));
+    if (queue->dir == NULL || queue->hook == NULL) {
+        queue_close(queue);
+        return NULL;
+    }
+    queue->hook->run = queue_hook_run;
+    queue->hook->owner = queue;
+    return queue;
+}
+
+/* queue_open_dir creates and opens the directory and its journal. The
+ * directory is synced once so a newly created journal survives a
+ * crash. */
+static int queue_open_dir(struct queue *queue)
+{
+    if (queue_mkdir_p(queue->dir) != 0) {
+        return -1;
+    }
+
+    queue->dir_fd = open(queue->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (queue->dir_fd < 0) {
+        log_error("event=queue_open_failed dir=%s error=\"%s\"", queue->dir,
+                  strerror(errno));
+        return -1;
+    }
+
+    if (queue_journal_open(&queue->journal, queue->dir_fd) != 0) {
+        return -1;
+    }
+    if (fsync(queue->dir_fd) != 0) {
+        log_error("event=queue_sync_failed file=%s error=\"%s\"", queue->dir,
+                  strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void queue_log_opened(const struct queue *queue,
+                             const struct queue_recovery_stats *stats)
+{
+    log_info("event=queue_opened dir=%s durability=%s segment_size=%" PRIu64
+             " segments=%zu messages=%zu recipients=%zu dropped=%zu "
+             "abandoned=%zu removed_segments=%zu", queue->dir,
+             queue_durability_names[queue->durability], queue->segment_size,
+             stats->segments, stats->messages, stats->recipients,
+             stats->dropped, stats->abandoned, stats->removed_segments);
+
+    if (queue->durability == QUEUE_DURABILITY_NONE) {
+        log_warning("event=queue_durability_none dir=%s note=%s", queue->dir,
+                    "acknowledged_messages_are_lost_on_a_crash");
+    }
+}
+
+int queue_open(struct queue **out, struct reactor *reactor,
+               const struct queue_options *opts, queue_ready_fn ready,
+               void *ready_arg)
+{
+    struct queue_recovery_stats stats = { 0 };
+    struct queue_item *item;
+    struct queue_item *next;
+    struct queue *queue;
+    uint64_t segment_size;
+    int saved;
+
+    if (queue_check_options(opts, &segment_size) != 0) {
+        return -1;
+    }
+    queue = queue_alloc(reactor, opts, ready, ready_arg);
+    if (queue == NULL) {
+        log_error("event=queue_open_failed dir=%s error=\"%s\"", opts->dir,
+                  strerror(errno));
+        return -1;
+    }
+    queue->segment_size = segment_size;
+
+    if (queue_open_dir(queue) != 0 || queue_recover(queue, &stats) != 0) {
+        goto fail;
+    }
+    queue->recovered_messages = stats.messages;
+    queue->recovered_dropped = stats.dropped;
+    queue_log_opened(queue, &stats);
+    *out = queue;
+
+    /* The extra reference keeps item alive while ready() runs, so its
+     * successor can still be read afterwards. */
+    for (item = queue->items; item != NULL; item = next) {
+        item->refs++;
+        queue->ready(queue->ready_arg, &item->msg);
+        next = item->next;
+        queue_item_unref(queue, item);
+    }
+    return 0;
+
+fail:
+    saved = errno;
+    queue_close(queue);
+    errno = saved;
+    return -1;
+}

@@ -96,7 +96,9 @@ int queue_open(struct queue **out, struct reactor *reactor,
                void *ready_arg);
 
 /* queue_close syncs and closes; NULL is accepted. Writers must be gone;
- * message references still held become invalid. */
+ * message references still held become invalid. Commits still waiting
+ * for their sync never get done(), but close synced their records, so
+ * the next queue_open() recovers them. */
 void queue_close(struct queue *queue);
 
 /* queue_writer_begin reserves space for a new record and assigns its
@@ -113,8 +115,25 @@ const char *queue_writer_id(const struct queue_writer *writer);
 int queue_writer_append(struct queue_writer *writer, const void *data,
                         size_t len);
 
+/* queue_writer_prepare returns space for at least min_len more body bytes
+ * at the end of the record, growing or moving the record when needed, and
+ * stores the space available (>= min_len) in *len. The pointer is valid
+ * until the next call on this writer, so a recv can write the body
+ * straight into the mapping. Returns NULL with errno set (ENOSPC when the
+ * disk or segment space cannot grow). */
+void *queue_writer_prepare(struct queue_writer *writer, size_t min_len,
+                           size_t *len);
+
+/* queue_writer_advance adds len bytes, written at the pointer from
+ * queue_writer_prepare(), to the body. Fails with EINVAL when len exceeds
+ * the space prepared. */
+int queue_writer_advance(struct queue_writer *writer, size_t len);
+
 /* queue_writer_commit seals the record and frees the writer. done() runs
- * later, from the reactor, once the record is durable or has failed. */
+ * later, from the reactor, once the record is durable or has failed; it
+ * is never called from inside queue_writer_commit(). On failure (-1, only
+ * when memory runs out) the record is dropped, the writer is freed as
+ * well and done() is never called. */
 int queue_writer_commit(struct queue_writer *writer, queue_commit_fn done,
                         void *arg);
 
@@ -132,6 +151,18 @@ void queue_msg_unref(struct queue *queue, struct queue_msg *msg);
  * journal is synced at the end of the reactor turn. */
 int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
                enum queue_rcpt_state state);
+
+/* queue_stats: counts for metrics and tests. */
+struct queue_stats {
+    size_t messages;           /* in memory, QUEUED recipients or held */
+    size_t segments;           /* segment files mapped */
+    size_t writers;            /* records being written */
+    size_t recovered_messages; /* found by queue_open() */
+    size_t recovered_dropped;  /* records queue_open() dropped */
+};
+
+/* queue_get_stats fills stats. */
+void queue_get_stats(const struct queue *queue, struct queue_stats *stats);
 
 /* queue_sync_now flushes the journal and segments synchronously; used at
  * shutdown. */

@@ -1,0 +1,137 @@
+/* Queue store internals shared by queue.c, queue_writer.c and
+ * queue_recover.c. Nothing outside the queue store includes this. */
+#ifndef RINGRELAY_CORE_QUEUE_INTERNAL_H
+#define RINGRELAY_CORE_QUEUE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/queue.h"
+#include "core/queue_journal.h"
+#include "core/queue_record.h"
+#include "core/queue_segment.h"
+#include "core/reactor.h"
+
+#define QUEUE_DEFAULT_SEGMENT_SIZE (64u * 1024 * 1024)
+
+/* Minimum segment size in bytes: room for several minimum reservations. */
+#define QUEUE_MIN_SEGMENT_SIZE (256u * 1024)
+
+/* Body space reserved for a writer when the size hint is smaller. */
+#define QUEUE_MIN_BODY_RESERVE (64u * 1024)
+
+/* queue_item: one stored message in memory. The recipient array and the
+ * address strings follow the struct in the same allocation. */
+struct queue_item {
+    struct queue_msg msg;         /* first: callers hold &item->msg */
+    struct queue_item *prev;      /* queue->items, a doubly linked list */
+    struct queue_item *next;
+    struct queue_segment *seg;    /* the mapping msg.body points into */
+    uint64_t offset;              /* region offset in seg */
+    uint64_t id;
+    unsigned refs;                /* the queue's own reference included */
+    size_t queued;                /* recipients still QUEUED */
+};
+
+/* queue_commit: a sealed record waiting for its batch's syncs. */
+struct queue_commit {
+    struct queue_commit *next;
+    struct queue_item *item;
+    queue_commit_fn done;
+    void *arg;
+};
+
+/* queue_sync: one fsync in flight. It lives apart from its segment so the
+ * queue can close while the reactor still owns the op: queue_close() sets
+ * queue to NULL and the completion then only frees the struct. */
+struct queue_sync {
+    struct reactor_op op;
+    struct queue *queue;          /* NULL once the queue closed */
+    struct queue_segment *seg;    /* NULL for the journal or directory */
+    const char *file;             /* file name for log lines */
+    struct queue_sync *next;      /* queue->syncs */
+};
+
+struct queue {
+    struct reactor *reactor;
+    char *dir;
+    int dir_fd;
+    enum queue_durability durability;
+    uint64_t segment_size;        /* bytes, for regular segments */
+    queue_ready_fn ready;
+    void *ready_arg;
+
+    struct queue_segment *segments; /* ascending number */
+    struct queue_segment *active;   /* NULL until the first reservation */
+    uint64_t next_segment;          /* number of the next segment */
+    uint64_t last_id;               /* highest queue ID issued or seen */
+    struct queue_journal journal;
+    bool dir_dirty;                 /* a segment was created, not synced */
+    size_t writers;
+
+    struct queue_item *items;       /* every message in memory */
+    struct queue_item *items_tail;
+
+    /* Group commit: commits wait in pending until the end-of-turn hook
+     * moves them to batch and starts the syncs. At most one batch is in
+     * flight, so a segment has at most one sync armed. */
+    struct queue_commit *pending;
+    struct queue_commit **pending_tail;
+    struct queue_commit *batch;
+    size_t syncs_in_flight;
+    int batch_error;                /* first failed sync of the batch */
+    struct queue_sync *syncs;
+    struct reactor_hook *hook;      /* heap: see queue_close() */
+    bool hook_queued;               /* deferred and not yet run */
+    size_t item_count;              /* items in queue->items */
+    size_t recovered_messages;
+    size_t recovered_dropped;
+};
+
+/* Recovery counts logged by queue_open(). */
+struct queue_recovery_stats {
+    size_t segments;
+    size_t messages;
+    size_t recipients;              /* still QUEUED */
+    size_t dropped;                 /* invalid or uncommitted records */
+    size_t abandoned;               /* regions a writer left */
+    size_t removed_segments;
+};
+
+/* queue_format_id writes the QUEUE_ID_LEN-digit form of id. */
+void queue_format_id(char *buf, uint64_t id);
+
+/* queue_next_id returns a queue ID greater than every one issued or
+ * recovered: microseconds since the epoch in the high bits, so IDs keep
+ * growing across restarts. */
+uint64_t queue_next_id(struct queue *queue);
+
+/* queue_item_new builds the in-memory message for the region at offset,
+ * whose header is already decoded and checked. Fails with EBADMSG when the
+ * envelope is invalid. The item starts with the queue's reference. */
+struct queue_item *queue_item_new(struct queue *queue,
+                                  struct queue_segment *seg, uint64_t offset,
+                                  const struct queue_region_header *header);
+
+/* queue_item_link appends item to queue->items. */
+void queue_item_link(struct queue *queue, struct queue_item *item);
+
+/* queue_item_unref drops one reference and frees the item at zero. */
+void queue_item_unref(struct queue *queue, struct queue_item *item);
+
+/* queue_segment_add inserts seg into the queue's list by number. */
+void queue_segment_add(struct queue *queue, struct queue_segment *seg);
+
+/* queue_segment_reclaim unlinks and frees seg when nothing uses it any
+ * more: not active, no live message, no writer, no sync in flight. */
+void queue_segment_reclaim(struct queue *queue, struct queue_segment *seg);
+
+/* queue_schedule_sync defers the group-commit hook to the end of the
+ * current reactor turn. */
+void queue_schedule_sync(struct queue *queue);
+
+/* queue_recover scans segments and journal and builds queue->items. */
+int queue_recover(struct queue *queue, struct queue_recovery_stats *stats);
+
+#endif

@@ -1,0 +1,193 @@
+#include "core/queue_journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+/* Entries read per pread during replay. */
+#define QUEUE_JOURNAL_READ_ENTRIES 1024u
+
+int queue_journal_open(struct queue_journal *journal, int dir_fd)
+{
+    journal->fd = -1;
+    journal->tail = 0;
+    journal->dirty = false;
+
+    journal->fd = openat(dir_fd, QUEUE_JOURNAL_NAME,
+                         O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (journal->fd < 0) {
+        log_error("event=queue_journal_open_failed error=\"%s\"",
+                  strerror(errno));
+        return -1;
+    }
+
+    if (flock(journal->fd, LOCK_EX | LOCK_NB) != 0) {
+        int saved = errno;
+
+        log_error("event=queue_journal_lock_failed error=\"%s\" hint=%s",
+                  strerror(saved),
+                  "another_process_uses_this_queue_directory");
+        close(journal->fd);
+        journal->fd = -1;
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+/* queue_journal_scan_chunk decodes count entries read from offset and
+ * advances *valid_end past each valid one. */
+static void queue_journal_scan_chunk(const uint8_t *buf, size_t count,
+                                     uint64_t offset, uint64_t *valid_end,
+                                     queue_journal_apply_fn apply, void *arg,
+                                     struct queue_journal_stats *stats)
+{
+    struct queue_journal_entry entry;
+
+    for (size_t i = 0; i < count; i++) {
+        uint64_t at = offset + (uint64_t)i * QUEUE_JOURNAL_ENTRY_LEN;
+
+        if (queue_journal_entry_decode(buf + i * QUEUE_JOURNAL_ENTRY_LEN,
+                                       &entry) != 0) {
+            continue;
+        }
+
+        /* Invalid entries between the last valid one and this one sit in
+         * the middle of the file: count them as corrupt, not torn. */
+        stats->corrupt += (size_t)((at - *valid_end) /
+                                   QUEUE_JOURNAL_ENTRY_LEN);
+        *valid_end = at + QUEUE_JOURNAL_ENTRY_LEN;
+        stats->entries++;
+        if (entry.id > stats->max_id) {
+            stats->max_id = entry.id;
+        }
+        apply(arg, &entry);
+    }
+}
+
+static int queue_journal_read_all(struct queue_journal *journal,
+                                  uint64_t size, uint64_t *valid_end,
+                                  queue_journal_apply_fn apply, void *arg,
+                                  struct queue_journal_stats *stats)
+{
+    size_t chunk = QUEUE_JOURNAL_READ_ENTRIES * QUEUE_JOURNAL_ENTRY_LEN;
+    uint8_t *buf = malloc(chunk);
+    uint64_t offset = 0;
+    int rc = -1;
+
+    if (buf == NULL) {
+        log_error("event=queue_journal_read_failed error=\"%s\"",
+                  strerror(errno));
+        return -1;
+    }
+
+    while (size - offset >= QUEUE_JOURNAL_ENTRY_LEN) {
+        uint64_t want = size - offset < chunk ? size - offset : chunk;
+        ssize_t got = pread(journal->fd, buf, (size_t)want, (off_t)offset);
+
+        if (got < (ssize_t)QUEUE_JOURNAL_ENTRY_LEN) {
+            log_error("event=queue_journal_read_failed offset=%" PRIu64
+                      " error=\"%s\"", offset,
+                      got < 0 ? strerror(errno) : "short read");
+            errno = got < 0 ? errno : EIO;
+            goto out;
+        }
+        queue_journal_scan_chunk(buf, (size_t)got / QUEUE_JOURNAL_ENTRY_LEN,
+                                 offset, valid_end, apply, arg, stats);
+        offset += (uint64_t)got / QUEUE_JOURNAL_ENTRY_LEN *
+                  QUEUE_JOURNAL_ENTRY_LEN;
+    }
+    rc = 0;
+
+out:
+    free(buf);
+    return rc;
+}
+
+int queue_journal_replay(struct queue_journal *journal,
+                         queue_journal_apply_fn apply, void *arg,
+                         struct queue_journal_stats *stats)
+{
+    uint64_t valid_end = 0;
+    struct stat st;
+
+    memset(stats, 0, sizeof(*stats));
+    if (fstat(journal->fd, &st) != 0) {
+        log_error("event=queue_journal_stat_failed error=\"%s\"",
+                  strerror(errno));
+        return -1;
+    }
+
+    if (queue_journal_read_all(journal, (uint64_t)st.st_size, &valid_end,
+                               apply, arg, stats) != 0) {
+        return -1;
+    }
+
+    /* Everything after the last valid entry was never synced, because the
+     * journal is only appended to: cut it off so new entries follow
+     * valid ones. */
+    if ((uint64_t)st.st_size > valid_end) {
+        stats->torn = (size_t)(((uint64_t)st.st_size - valid_end +
+                                QUEUE_JOURNAL_ENTRY_LEN - 1) /
+                               QUEUE_JOURNAL_ENTRY_LEN);
+        if (ftruncate(journal->fd, (off_t)valid_end) != 0) {
+            log_error("event=queue_journal_truncate_failed error=\"%s\"",
+                      strerror(errno));
+            return -1;
+        }
+    }
+    journal->tail = valid_end;
+    return 0;
+}
+
+int queue_journal_append(struct queue_journal *journal,
+                         const struct queue_journal_entry *entry)
+{
+    uint8_t bytes[QUEUE_JOURNAL_ENTRY_LEN];
+    ssize_t written;
+
+    queue_journal_entry_encode(bytes, entry);
+
+    /* NOTE: a blocking write on the reactor thread; 32 bytes into the page
+     * cache, so it waits only on memory, never on the disk. */
+    written = pwrite(journal->fd, bytes, sizeof(bytes),
+                     (off_t)journal->tail);
+    if (written != (ssize_t)sizeof(bytes)) {
+        if (written >= 0) {
+            errno = EIO;
+        }
+        return -1;
+    }
+
+    journal->tail += sizeof(bytes);
+    journal->dirty = true;
+    return 0;
+}
+
+int queue_journal_truncate(struct queue_journal *journal)
+{
+    if (ftruncate(journal->fd, 0) != 0 || fdatasync(journal->fd) != 0) {
+        log_error("event=queue_journal_truncate_failed error=\"%s\"",
+                  strerror(errno));
+        return -1;
+    }
+    journal->tail = 0;
+    journal->dirty = false;
+    return 0;
+}
+
+void queue_journal_close(struct queue_journal *journal)
+{
+    if (journal->fd >= 0 && close(journal->fd) != 0) {
+        log_error("event=queue_journal_close_failed error=\"%s\"",
+                  strerror(errno));
+    }
+    journal->fd = -1;
+}

@@ -1,0 +1,875 @@
+/* Queue store tests: record format, recovery after crashes and damage,
+ * writers that grow and move, the journal and group commit, run against
+ * the real reactor in a mkdtemp directory. */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/crc32c.h"
+#include "core/queue.h"
+#include "core/queue_record.h"
+#include "core/reactor.h"
+
+#define MAX_MSGS 64
+#define SMALL_SEGMENT (256u * 1024)
+
+struct fixture {
+    char root[256];              /* mkdtemp directory */
+    char dir[PATH_MAX];          /* queue directory below root */
+    struct reactor *reactor;
+    struct queue *queue;
+    enum queue_durability durability;
+    uint64_t segment_size;
+    struct queue_msg *ready[MAX_MSGS]; /* referenced by the test */
+    size_t ready_count;
+    int done_status[MAX_MSGS];
+    char done_id[MAX_MSGS][QUEUE_ID_LEN + 1];
+    size_t done_count;
+    size_t done_target;          /* stop the reactor at this count */
+    bool timed_out;
+    struct reactor_timer guard;
+};
+
+static struct fixture fx;
+
+static void on_ready(void *arg, struct queue_msg *msg)
+{
+    struct fixture *f = arg;
+
+    cr_assert_lt(f->ready_count, MAX_MSGS);
+    queue_msg_ref(msg);
+    f->ready[f->ready_count++] = msg;
+}
+
+static void on_done(void *arg, int status, const char *id)
+{
+    struct fixture *f = arg;
+
+    cr_assert_lt(f->done_count, MAX_MSGS);
+    f->done_status[f->done_count] = status;
+    if (id != NULL) {
+        snprintf(f->done_id[f->done_count], QUEUE_ID_LEN + 1, "%s", id);
+    }
+    f->done_count++;
+    if (f->done_count >= f->done_target) {
+        reactor_stop(f->reactor);
+    }
+}
+
+static void on_guard(struct reactor_timer *timer)
+{
+    struct fixture *f = timer->owner;
+
+    f->timed_out = true;
+    reactor_stop(f->reactor);
+}
+
+/* run_until_done runs the reactor until done() has run count times in
+ * all, or five seconds pass. */
+static void run_until_done(size_t count)
+{
+    fx.done_target = count;
+    fx.guard.fire = on_guard;
+    fx.guard.owner = &fx;
+    reactor_timer_set(fx.reactor, &fx.guard, 5000);
+    cr_assert_eq(reactor_run(fx.reactor), 0);
+    reactor_timer_cancel(fx.reactor, &fx.guard);
+    cr_assert_not(fx.timed_out, "reactor timed out waiting for commits");
+    cr_assert_eq(fx.done_count, count);
+}
+
+/* run_briefly runs the reactor for 50 ms, so end-of-turn hooks run
+ * without a commit to wait for. */
+static void run_briefly(void)
+{
+    fx.done_target = SIZE_MAX;
+    fx.guard.fire = on_guard;
+    fx.guard.owner = &fx;
+    reactor_timer_set(fx.reactor, &fx.guard, 50);
+    cr_assert_eq(reactor_run(fx.reactor), 0);
+    fx.timed_out = false;
+}
+
+static void release_ready(void)
+{
+    for (size_t i = 0; i < fx.ready_count; i++) {
+        queue_msg_unref(fx.queue, fx.ready[i]);
+    }
+    fx.ready_count = 0;
+}
+
+static int open_queue(void)
+{
+    struct queue_options opts = {
+        .dir = fx.dir,
+        .durability = fx.durability,
+        .segment_size = fx.segment_size,
+    };
+
+    return queue_open(&fx.queue, fx.reactor, &opts, on_ready, &fx);
+}
+
+static void close_queue(void)
+{
+    release_ready();
+    queue_close(fx.queue);
+    fx.queue = NULL;
+}
+
+static void reopen_queue(void)
+{
+    close_queue();
+    cr_assert_eq(open_queue(), 0, "queue_open: %s", strerror(errno));
+}
+
+static void setup(void)
+{
+    memset(&fx, 0, sizeof(fx));
+    snprintf(fx.root, sizeof(fx.root), "/tmp/test_queue.XXXXXX");
+    cr_assert_not_null(mkdtemp(fx.root));
+    snprintf(fx.dir, sizeof(fx.dir), "%s/var/queue", fx.root);
+    fx.durability = QUEUE_DURABILITY_FSYNC;
+    fx.segment_size = SMALL_SEGMENT * 4;
+    cr_assert_eq(reactor_new(&fx.reactor, NULL), 0);
+}
+
+static void teardown(void)
+{
+    char command[PATH_MAX + 16];
+
+    close_queue();
+    reactor_free(fx.reactor);
+    snprintf(command, sizeof(command), "rm -rf '%s'", fx.root);
+    cr_assert_eq(system(command), 0);
+}
+
+static const char *const two_rcpts[] = { "a@example.org", "b@example.net" };
+
+static const struct queue_envelope test_env = {
+    .sender = "sender@example.com",
+    .rcpts = two_rcpts,
+    .rcpt_count = 2,
+    .flags = QUEUE_ENV_8BITMIME,
+};
+
+/* make_body returns len bytes of a pattern that depends on seed, so two
+ * bodies or two offsets rarely hold the same bytes. */
+static char *make_body(size_t len, unsigned seed)
+{
+    char *body = malloc(len);
+
+    cr_assert_not_null(body);
+    for (size_t i = 0; i < len; i++) {
+        body[i] = (char)((i * 7 + (i >> 8) * 13 + (i >> 16) + seed) & 0xff);
+    }
+    return body;
+}
+
+static struct queue_writer *begin(uint64_t hint)
+{
+    struct queue_writer *writer = NULL;
+
+    cr_assert_eq(queue_writer_begin(fx.queue, &writer, &test_env, hint), 0,
+                 "queue_writer_begin: %s", strerror(errno));
+    return writer;
+}
+
+static void append(struct queue_writer *writer, const void *data,
+                   size_t len)
+{
+    cr_assert_eq(queue_writer_append(writer, data, len), 0,
+                 "queue_writer_append: %s", strerror(errno));
+}
+
+static void commit(struct queue_writer *writer)
+{
+    cr_assert_eq(queue_writer_commit(writer, on_done, &fx), 0);
+}
+
+/* store_message writes, commits and waits for one message; returns its
+ * index in fx.ready. */
+static size_t store_message(const void *body, size_t len)
+{
+    struct queue_writer *writer = begin(len);
+    size_t done_before = fx.done_count;
+    size_t ready_before = fx.ready_count;
+
+    append(writer, body, len);
+    commit(writer);
+    run_until_done(done_before + 1);
+    cr_assert_eq(fx.done_status[done_before], 0);
+    cr_assert_eq(fx.ready_count, ready_before + 1);
+    return ready_before;
+}
+
+static struct queue_msg *find_ready(const char *id)
+{
+    for (size_t i = 0; i < fx.ready_count; i++) {
+        if (strcmp(fx.ready[i]->id, id) == 0) {
+            return fx.ready[i];
+        }
+    }
+    return NULL;
+}
+
+static void assert_body(const struct queue_msg *msg, const char *body,
+                        size_t len)
+{
+    cr_assert_eq(msg->body_len, len);
+    cr_assert_eq(memcmp(msg->body, body, len), 0, "id=%s body differs",
+                 msg->id);
+}
+
+static size_t count_segment_files(void)
+{
+    DIR *dir = opendir(fx.dir);
+    struct dirent *entry;
+    size_t count = 0;
+
+    cr_assert_not_null(dir);
+    while ((entry = readdir(dir)) != NULL) {
+        if (strncmp(entry->d_name, "seg-", 4) == 0) {
+            count++;
+        }
+    }
+    closedir(dir);
+    return count;
+}
+
+static struct queue_stats stats(void)
+{
+    struct queue_stats s;
+
+    queue_get_stats(fx.queue, &s);
+    return s;
+}
+
+/* crash_child runs fn in a child process that exits without closing
+ * anything, leaving the files as a crash or kill -9 would. The child has
+ * a reactor of its own and reports failure through its exit status. */
+static void crash_child(int (*fn)(void))
+{
+    pid_t pid = fork();
+    int status;
+
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        fx.queue = NULL;
+        if (reactor_new(&fx.reactor, NULL) != 0 || open_queue() != 0) {
+            _exit(2);
+        }
+        _exit(fn() == 0 ? 0 : 3);
+    }
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "child failed with status %d", status);
+}
+
+TestSuite(queue, .init = setup, .fini = teardown);
+
+Test(queue, crc32c_known_vectors)
+{
+    static const uint8_t zeros[32];
+
+    cr_assert_eq(crc32c_update(0, "123456789", 9), 0xE3069283u);
+    cr_assert_eq(crc32c_update(0, zeros, sizeof(zeros)), 0x8A9136AAu);
+    cr_assert_eq(crc32c_update(crc32c_update(0, "1234", 4), "56789", 5),
+                 0xE3069283u);
+}
+
+Test(queue, envelope_round_trip)
+{
+    size_t len = queue_envelope_encoded_len(&test_env);
+    struct queue_envelope_info info;
+    struct queue_rcpt rcpts[2];
+    const char *sender = NULL;
+    uint8_t *bytes;
+    char *strings;
+
+    cr_assert_gt(len, 0);
+    bytes = malloc(len);
+    queue_envelope_encode(bytes, &test_env);
+    cr_assert_eq(queue_envelope_check(bytes, len, &info), 0);
+    cr_assert_eq(info.rcpt_count, 2);
+    cr_assert_eq(info.flags, QUEUE_ENV_8BITMIME);
+
+    strings = malloc(info.string_bytes);
+    queue_envelope_decode(bytes, strings, &sender, rcpts);
+    cr_assert_str_eq(sender, "sender@example.com");
+    cr_assert_str_eq(rcpts[0].address, "a@example.org");
+    cr_assert_str_eq(rcpts[1].address, "b@example.net");
+    cr_assert_eq(rcpts[1].state, QUEUE_RCPT_QUEUED);
+
+    /* One byte short, one byte long, or a NUL inside an address. */
+    cr_assert_eq(queue_envelope_check(bytes, len - 1, &info), -1);
+    bytes[10] = 0;
+    cr_assert_eq(queue_envelope_check(bytes, len, &info), -1);
+    free(strings);
+    free(bytes);
+}
+
+Test(queue, headers_round_trip)
+{
+    struct queue_region_header in = {
+        .flags = QUEUE_REGION_COMMITTED, .region_len = 4096,
+        .nonce = 0x0123456789abcdefu, .id = 42, .arrival = -5,
+        .body_len = 1000, .envelope_len = 77, .crc = 0xdeadbeef,
+        .record_len = 1141,
+    };
+    struct queue_journal_entry entry = {
+        .id = 7, .rcpt = 3, .state = QUEUE_RCPT_BOUNCED, .time = 1700000000,
+    };
+    struct queue_journal_entry entry_out;
+    struct queue_region_header out;
+    uint8_t bytes[64];
+
+    queue_region_header_encode(bytes, &in);
+    cr_assert_eq(queue_region_header_decode(bytes, &out), 0);
+    cr_assert_eq(out.flags, in.flags);
+    cr_assert_eq(out.region_len, in.region_len);
+    cr_assert_eq(out.nonce, in.nonce);
+    cr_assert_eq(out.id, in.id);
+    cr_assert_eq(out.arrival, in.arrival);
+    cr_assert_eq(out.body_len, in.body_len);
+    cr_assert_eq(out.envelope_len, in.envelope_len);
+    cr_assert_eq(out.crc, in.crc);
+    cr_assert_eq(out.record_len, in.record_len);
+    bytes[0] ^= 1;
+    cr_assert_eq(queue_region_header_decode(bytes, &out), -1);
+
+    queue_journal_entry_encode(bytes, &entry);
+    cr_assert_eq(queue_journal_entry_decode(bytes, &entry_out), 0);
+    cr_assert_eq(entry_out.id, 7);
+    cr_assert_eq(entry_out.rcpt, 3);
+    cr_assert_eq(entry_out.state, QUEUE_RCPT_BOUNCED);
+    cr_assert_eq(entry_out.time, 1700000000);
+    bytes[9] ^= 1;
+    cr_assert_eq(queue_journal_entry_decode(bytes, &entry_out), -1);
+}
+
+Test(queue, envelope_invalid_rejected)
+{
+    static const char *const with_nul_free[] = { "x@example.org" };
+    struct queue_envelope env = test_env;
+    struct queue_writer *writer = NULL;
+
+    cr_assert_eq(open_queue(), 0);
+    env.rcpt_count = 0;
+    cr_assert_eq(queue_writer_begin(fx.queue, &writer, &env, 0), -1);
+    cr_assert_eq(errno, EINVAL);
+
+    env.rcpts = with_nul_free;
+    env.rcpt_count = 1;
+    env.flags = 0x80;
+    cr_assert_eq(queue_writer_begin(fx.queue, &writer, &env, 0), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(stats().writers, 0);
+}
+
+Test(queue, commit_waits_for_sync)
+{
+    struct queue_writer *writer;
+
+    cr_assert_eq(open_queue(), 0);
+    writer = begin(0);
+    append(writer, "Subject: x\r\n\r\nhello\r\n", 21);
+    commit(writer);
+    cr_assert_eq(fx.done_count, 0, "done() ran inside commit");
+    cr_assert_eq(fx.ready_count, 0, "ready() ran inside commit");
+
+    run_until_done(1);
+    cr_assert_eq(fx.done_status[0], 0);
+    cr_assert_eq(strlen(fx.done_id[0]), QUEUE_ID_LEN);
+    cr_assert_eq(fx.ready_count, 1);
+    cr_assert_str_eq(fx.ready[0]->id, fx.done_id[0]);
+}
+
+Test(queue, message_survives_reopen)
+{
+    const char body[] = "Subject: test\r\n\r\n..dot-stuffed\r\nend\r\n";
+    char id[QUEUE_ID_LEN + 1];
+    struct queue_msg *msg;
+
+    cr_assert_eq(open_queue(), 0);
+    store_message(body, sizeof(body) - 1);
+    snprintf(id, sizeof(id), "%s", fx.done_id[0]);
+
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 1);
+    msg = fx.ready[0];
+    cr_assert_str_eq(msg->id, id);
+    cr_assert_str_eq(msg->sender, "sender@example.com");
+    cr_assert_eq(msg->rcpt_count, 2);
+    cr_assert_str_eq(msg->rcpts[0].address, "a@example.org");
+    cr_assert_str_eq(msg->rcpts[1].address, "b@example.net");
+    cr_assert_eq(msg->flags, QUEUE_ENV_8BITMIME);
+    cr_assert_gt(msg->arrival, 0);
+    assert_body(msg, body, sizeof(body) - 1);
+    cr_assert_eq(stats().recovered_messages, 1);
+    cr_assert_eq(stats().recovered_dropped, 0);
+}
+
+/* flip_byte_after finds marker in the segment files and flips the byte
+ * that follows it. */
+static void flip_byte_after(const char *marker)
+{
+    DIR *dir = opendir(fx.dir);
+    struct dirent *entry;
+    bool flipped = false;
+
+    cr_assert_not_null(dir);
+    while (!flipped && (entry = readdir(dir)) != NULL) {
+        char path[PATH_MAX * 2];
+        struct stat st;
+        char *data;
+        char *hit;
+        int fd;
+
+        if (strncmp(entry->d_name, "seg-", 4) != 0) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", fx.dir, entry->d_name);
+        fd = open(path, O_RDWR);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(fstat(fd, &st), 0);
+        data = malloc((size_t)st.st_size);
+        cr_assert_eq(pread(fd, data, (size_t)st.st_size, 0), st.st_size);
+        hit = memmem(data, (size_t)st.st_size, marker, strlen(marker));
+        if (hit != NULL) {
+            char *target = hit + strlen(marker);
+
+            *target ^= 0x20;
+            cr_assert_eq(pwrite(fd, target, 1, target - data), 1);
+            flipped = true;
+        }
+        free(data);
+        close(fd);
+    }
+    closedir(dir);
+    cr_assert(flipped, "marker %s not found", marker);
+}
+
+Test(queue, checksum_mismatch_dropped)
+{
+    const char good[] = "Subject: good\r\n\r\nkeep me\r\n";
+    const char bad[] = "Subject: bad\r\n\r\nMARKER-7Qx body\r\n";
+
+    cr_assert_eq(open_queue(), 0);
+    store_message(good, sizeof(good) - 1);
+    store_message(bad, sizeof(bad) - 1);
+    close_queue();
+
+    flip_byte_after("MARKER-7Q");
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 1);
+    assert_body(fx.ready[0], good, sizeof(good) - 1);
+    cr_assert_eq(stats().recovered_messages, 1);
+    cr_assert_eq(stats().recovered_dropped, 1);
+}
+
+static int write_committed_then_torn(void)
+{
+    const struct queue_envelope *env = &test_env;
+    struct queue_writer *writer;
+
+    if (queue_writer_begin(fx.queue, &writer, env, 0) != 0 ||
+        queue_writer_append(writer, "first\r\n", 7) != 0 ||
+        queue_writer_commit(writer, on_done, &fx) != 0) {
+        return -1;
+    }
+    fx.done_target = 1;
+    fx.guard.fire = on_guard;
+    fx.guard.owner = &fx;
+    reactor_timer_set(fx.reactor, &fx.guard, 5000);
+    if (reactor_run(fx.reactor) != 0 || fx.done_count != 1 ||
+        fx.done_status[0] != 0) {
+        return -1;
+    }
+
+    /* The second record is reserved and partly written, then the process
+     * dies before commit. */
+    if (queue_writer_begin(fx.queue, &writer, env, 0) != 0 ||
+        queue_writer_append(writer, "never committed", 15) != 0) {
+        return -1;
+    }
+    return queue_sync_now(fx.queue);
+}
+
+Test(queue, torn_tail_dropped)
+{
+    crash_child(write_committed_then_torn);
+
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 1);
+    assert_body(fx.ready[0], "first\r\n", 7);
+    cr_assert_eq(stats().recovered_dropped, 1);
+}
+
+Test(queue, interleaved_writers_recovered)
+{
+    char *body_a = make_body(40000, 1);
+    char *body_b = make_body(50000, 2);
+    struct queue_writer *a;
+    struct queue_writer *b;
+    char id_a[QUEUE_ID_LEN + 1];
+    char id_b[QUEUE_ID_LEN + 1];
+
+    cr_assert_eq(open_queue(), 0);
+    a = begin(0);
+    b = begin(0);
+    snprintf(id_a, sizeof(id_a), "%s", queue_writer_id(a));
+    snprintf(id_b, sizeof(id_b), "%s", queue_writer_id(b));
+    cr_assert_str_neq(id_a, id_b);
+    for (size_t off = 0; off < 50000; off += 1000) {
+        if (off < 40000) {
+            append(a, body_a + off, 1000);
+        }
+        append(b, body_b + off, 1000);
+    }
+    commit(b);
+    commit(a);
+    run_until_done(2);
+    cr_assert_eq(fx.done_status[0], 0);
+    cr_assert_eq(fx.done_status[1], 0);
+    cr_assert_str_eq(fx.done_id[0], id_b);
+    cr_assert_eq(count_segment_files(), 1);
+
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 2);
+    cr_assert_not_null(find_ready(id_a));
+    cr_assert_not_null(find_ready(id_b));
+    assert_body(find_ready(id_a), body_a, 40000);
+    assert_body(find_ready(id_b), body_b, 50000);
+    free(body_a);
+    free(body_b);
+}
+
+Test(queue, outgrown_region_moves)
+{
+    size_t len = 300 * 1024;
+    char *body = make_body(len, 3);
+    struct queue_writer *big;
+    struct queue_writer *small;
+    char id[QUEUE_ID_LEN + 1];
+
+    cr_assert_eq(open_queue(), 0);
+
+    /* small follows big, so big cannot grow in place and must move. */
+    big = begin(0);
+    small = begin(0);
+    snprintf(id, sizeof(id), "%s", queue_writer_id(big));
+    append(small, "small\r\n", 7);
+    for (size_t off = 0; off < len; off += 4096) {
+        size_t n = len - off < 4096 ? len - off : 4096;
+
+        append(big, body + off, n);
+    }
+    commit(big);
+    commit(small);
+    run_until_done(2);
+
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 2);
+    cr_assert_not_null(find_ready(id));
+    assert_body(find_ready(id), body, len);
+    cr_assert_eq(stats().recovered_dropped, 0);
+    free(body);
+}
+
+Test(queue, last_region_grows_in_place)
+{
+    size_t len = 200 * 1024;
+    char *body = make_body(len, 4);
+    struct queue_writer *writer;
+    void *space;
+    size_t room = 0;
+
+    cr_assert_eq(open_queue(), 0);
+    writer = begin(0);
+
+    /* Write through prepare/advance, as a recv into the mapping would. */
+    for (size_t off = 0; off < len; off += 8192) {
+        space = queue_writer_prepare(writer, 8192, &room);
+        cr_assert_not_null(space);
+        cr_assert_geq(room, 8192);
+        memcpy(space, body + off, 8192);
+        cr_assert_eq(queue_writer_advance(writer, 8192), 0);
+    }
+    cr_assert_eq(queue_writer_advance(writer, room + 1), -1);
+    commit(writer);
+    run_until_done(1);
+
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 1);
+    assert_body(fx.ready[0], body, len);
+    free(body);
+}
+
+Test(queue, message_larger_than_segment)
+{
+    size_t len = 3 * SMALL_SEGMENT + 12345;
+    char *body = make_body(len, 5);
+    char *small = make_body(1000, 6);
+
+    fx.segment_size = SMALL_SEGMENT;
+    cr_assert_eq(open_queue(), 0);
+    store_message(small, 1000);
+    store_message(body, len);
+
+    /* The active segment and the large message's own segment; segments
+     * the large record passed through while growing are gone. */
+    cr_assert_eq(count_segment_files(), 2);
+
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 2);
+    assert_body(fx.ready[0], small, 1000);
+    assert_body(fx.ready[1], body, len);
+    free(body);
+    free(small);
+}
+
+Test(queue, large_message_without_hint_moves)
+{
+    size_t len = 2 * SMALL_SEGMENT;
+    char *body = make_body(len, 7);
+    struct queue_writer *writer;
+
+    fx.segment_size = SMALL_SEGMENT;
+    cr_assert_eq(open_queue(), 0);
+    writer = begin(0);
+    for (size_t off = 0; off < len; off += 10000) {
+        append(writer, body + off, len - off < 10000 ? len - off : 10000);
+    }
+    commit(writer);
+    run_until_done(1);
+    cr_assert_eq(count_segment_files(), 2);
+
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 1);
+    assert_body(fx.ready[0], body, len);
+    free(body);
+}
+
+Test(queue, journal_replay_keeps_queued_rcpt)
+{
+    struct queue_msg *msg;
+
+    cr_assert_eq(open_queue(), 0);
+    store_message("body\r\n", 6);
+    cr_assert_eq(queue_mark(fx.queue, fx.ready[0], 0, QUEUE_RCPT_DELIVERED),
+                 0);
+    cr_assert_eq(fx.ready[0]->rcpts[0].state, QUEUE_RCPT_DELIVERED);
+    run_briefly();
+
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 1);
+    msg = fx.ready[0];
+    cr_assert_eq(msg->rcpts[0].state, QUEUE_RCPT_DELIVERED);
+    cr_assert_eq(msg->rcpts[1].state, QUEUE_RCPT_QUEUED);
+}
+
+Test(queue, mark_rejects_invalid_requests)
+{
+    cr_assert_eq(open_queue(), 0);
+    store_message("body\r\n", 6);
+
+    cr_assert_eq(queue_mark(fx.queue, fx.ready[0], 2, QUEUE_RCPT_DELIVERED),
+                 -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(queue_mark(fx.queue, fx.ready[0], 0, QUEUE_RCPT_QUEUED),
+                 -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(queue_mark(fx.queue, fx.ready[0], 0, QUEUE_RCPT_BOUNCED),
+                 0);
+    cr_assert_eq(queue_mark(fx.queue, fx.ready[0], 0, QUEUE_RCPT_DELIVERED),
+                 -1);
+    cr_assert_eq(errno, EINVAL);
+    run_briefly();
+}
+
+Test(queue, all_delivered_segment_removed)
+{
+    char path[PATH_MAX * 2];
+    struct stat st;
+
+    cr_assert_eq(open_queue(), 0);
+    store_message("body\r\n", 6);
+    cr_assert_eq(queue_mark(fx.queue, fx.ready[0], 0, QUEUE_RCPT_DELIVERED),
+                 0);
+    cr_assert_eq(queue_mark(fx.queue, fx.ready[0], 1, QUEUE_RCPT_BOUNCED),
+                 0);
+    run_briefly();
+
+    /* The test's reference keeps the message until released. */
+    cr_assert_eq(stats().messages, 1);
+    release_ready();
+    cr_assert_eq(stats().messages, 0);
+    cr_assert_eq(count_segment_files(), 1, "the active segment stays");
+
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 0);
+    cr_assert_eq(count_segment_files(), 0);
+    snprintf(path, sizeof(path), "%s/journal", fx.dir);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_size, 0, "journal not emptied");
+}
+
+Test(queue, finished_large_message_frees_segment)
+{
+    size_t len = 2 * SMALL_SEGMENT;
+    char *body = make_body(len, 8);
+
+    fx.segment_size = SMALL_SEGMENT;
+    cr_assert_eq(open_queue(), 0);
+    store_message("small\r\n", 7);
+    store_message(body, len);
+    cr_assert_eq(count_segment_files(), 2);
+
+    cr_assert_eq(queue_mark(fx.queue, fx.ready[1], 0, QUEUE_RCPT_DELIVERED),
+                 0);
+    cr_assert_eq(queue_mark(fx.queue, fx.ready[1], 1, QUEUE_RCPT_DELIVERED),
+                 0);
+    queue_msg_unref(fx.queue, fx.ready[1]);
+    fx.ready_count = 1;
+    cr_assert_eq(count_segment_files(), 1);
+    cr_assert_eq(stats().segments, 1);
+    run_briefly();
+    free(body);
+}
+
+Test(queue, ids_unique_across_reopen)
+{
+    char ids[6][QUEUE_ID_LEN + 1];
+
+    cr_assert_eq(open_queue(), 0);
+    for (int i = 0; i < 3; i++) {
+        store_message("x\r\n", 3);
+        snprintf(ids[i], sizeof(ids[i]), "%s", fx.done_id[i]);
+    }
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 3);
+    for (int i = 3; i < 6; i++) {
+        store_message("y\r\n", 3);
+        snprintf(ids[i], sizeof(ids[i]), "%s", fx.done_id[i]);
+    }
+
+    for (int i = 0; i < 6; i++) {
+        cr_assert_eq(strspn(ids[i], "0123456789ABCDEF"), QUEUE_ID_LEN,
+                     "bad id %s", ids[i]);
+        for (int j = 0; j < i; j++) {
+            cr_assert_lt(strcmp(ids[j], ids[i]), 0, "ids %s and %s",
+                         ids[j], ids[i]);
+        }
+    }
+}
+
+Test(queue, aborted_writer_not_recovered)
+{
+    struct queue_writer *writer;
+
+    cr_assert_eq(open_queue(), 0);
+    writer = begin(0);
+    append(writer, "dropped\r\n", 9);
+    queue_writer_abort(writer);
+    queue_writer_abort(NULL);
+    cr_assert_eq(stats().writers, 0);
+    store_message("kept\r\n", 6);
+
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 1);
+    assert_body(fx.ready[0], "kept\r\n", 6);
+    cr_assert_eq(stats().recovered_dropped, 0);
+}
+
+Test(queue, durability_none_completes_from_hook)
+{
+    struct queue_writer *writer;
+
+    fx.durability = QUEUE_DURABILITY_NONE;
+    cr_assert_eq(open_queue(), 0);
+    writer = begin(0);
+    append(writer, "fast\r\n", 6);
+    commit(writer);
+    cr_assert_eq(fx.done_count, 0, "done() ran inside commit");
+    run_until_done(1);
+    cr_assert_eq(fx.done_status[0], 0);
+    cr_assert_eq(fx.ready_count, 1);
+}
+
+Test(queue, commits_in_one_turn_share_batch)
+{
+    struct queue_writer *writers[10];
+
+    cr_assert_eq(open_queue(), 0);
+    for (int i = 0; i < 10; i++) {
+        writers[i] = begin(0);
+        append(writers[i], "batched\r\n", 9);
+    }
+    for (int i = 0; i < 10; i++) {
+        commit(writers[i]);
+    }
+    run_until_done(10);
+    cr_assert_eq(fx.ready_count, 10);
+    for (int i = 0; i < 10; i++) {
+        cr_assert_eq(fx.done_status[i], 0);
+    }
+}
+
+Test(queue, journal_torn_tail_ignored)
+{
+    char path[PATH_MAX * 2];
+    int fd;
+
+    cr_assert_eq(open_queue(), 0);
+    store_message("body\r\n", 6);
+    cr_assert_eq(queue_mark(fx.queue, fx.ready[0], 1, QUEUE_RCPT_DELIVERED),
+                 0);
+    close_queue();
+
+    /* A partial entry, as a crash in the middle of an append leaves. */
+    snprintf(path, sizeof(path), "%s/journal", fx.dir);
+    fd = open(path, O_WRONLY | O_APPEND);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "RRJE\x01\x02\x03", 7), 7);
+    close(fd);
+
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 1);
+    cr_assert_eq(fx.ready[0]->rcpts[0].state, QUEUE_RCPT_QUEUED);
+    cr_assert_eq(fx.ready[0]->rcpts[1].state, QUEUE_RCPT_DELIVERED);
+
+    /* Entries written after the cut tail are read back. */
+    cr_assert_eq(queue_mark(fx.queue, fx.ready[0], 0, QUEUE_RCPT_DELIVERED),
+                 0);
+    release_ready();
+    run_briefly();
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 0);
+    cr_assert_eq(count_segment_files(), 0);
+}
+
+Test(queue, second_open_locked_out)
+{
+    struct queue_options opts = { .dir = fx.dir };
+    struct queue *second = NULL;
+
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(queue_open(&second, fx.reactor, &opts, on_ready, &fx), -1);
+    cr_assert_eq(errno, EWOULDBLOCK);
+}
+
+Test(queue, small_segment_size_rejected)
+{
+    fx.segment_size = 4096;
+    cr_assert_eq(open_queue(), -1);
+    cr_assert_eq(errno, EINVAL);
+}
