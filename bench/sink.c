@@ -1,0 +1,449 @@
+#include "bench/sink.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bench/bench_args.h"
+#include "bench/bench_net.h"
+#include "bench/bench_stats.h"
+#include "bench/sink_session.h"
+#include "bench/sink_store.h"
+#include "core/reactor.h"
+
+#define SINK_DEFAULT_LISTEN "127.0.0.1:2526"
+#define SINK_DEFAULT_PORT 2526
+#define SINK_DEFAULT_IDLE_SECONDS 300
+#define SINK_PROGRESS_MS 1000
+/* Pause before re-arming an accept that stopped, e.g. on EMFILE, so a
+ * persistent error does not spin. */
+#define SINK_ACCEPT_RETRY_MS 100
+
+struct sink_options {
+    const char *listen;
+    const char *store_dir;
+    bool with_fsync;
+    uint64_t max_seconds;    /* 0: run until a signal */
+    uint64_t idle_seconds;
+};
+
+struct sink_run {
+    struct sink_server server;
+    struct bench_endpoint endpoint;
+    int listen_fd;
+    int signal_fds[2];       /* [0] read by the reactor, [1] by handlers */
+    char signal_byte;
+    struct reactor_op accept_op;
+    struct reactor_op signal_op;
+    struct reactor_timer progress_timer;
+    struct reactor_timer stop_timer;
+    struct reactor_timer accept_timer;
+    uint64_t start_ns;
+    uint64_t progress_messages; /* server.messages at the last tick */
+    uint64_t progress_ms;       /* reactor time of the last tick */
+    uint64_t accept_error_ms;   /* when an accept error was last printed */
+    bool stopping;
+};
+
+/* Write end of the signal socket pair; -1 when no handler may write. */
+static volatile sig_atomic_t sink_signal_fd = -1;
+
+static void sink_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ringrelay-bench sink [--listen HOST:PORT] [--store DIR]\n"
+            "                            [--fsync] [--max-seconds N]\n"
+            "                            [--idle-timeout SECONDS]\n"
+            "\n"
+            "Accept every message over SMTP, count it and optionally "
+            "store it.\n"
+            "\n"
+            "  --listen HOST:PORT      address to listen on (default "
+            SINK_DEFAULT_LISTEN ")\n"
+            "  --store DIR             write each message to "
+            "DIR/<number>.msg;\n"
+            "                          DIR is created when missing\n"
+            "  --fsync                 fsync each stored file before the "
+            "reply\n"
+            "  --max-seconds N         stop after N seconds "
+            "(default: run until\n"
+            "                          SIGINT or SIGTERM)\n"
+            "  --idle-timeout SECONDS  close sessions idle this long "
+            "(default 300)\n");
+}
+
+/* Returns 0, 1 when help was printed, or -1 on a usage error. */
+static int sink_parse_options(int argc, char **argv,
+                              struct sink_options *options)
+{
+    static const struct option long_options[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"store", required_argument, NULL, 's'},
+        {"fsync", no_argument, NULL, 'f'},
+        {"max-seconds", required_argument, NULL, 'm'},
+        {"idle-timeout", required_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+
+    *options = (struct sink_options){
+        .listen = SINK_DEFAULT_LISTEN,
+        .idle_seconds = SINK_DEFAULT_IDLE_SECONDS,
+    };
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+        int rc = 0;
+
+        switch (opt) {
+        case 'l':
+            options->listen = optarg;
+            break;
+        case 's':
+            options->store_dir = optarg;
+            break;
+        case 'f':
+            options->with_fsync = true;
+            break;
+        case 'm':
+            rc = bench_parse_u64("sink", "max-seconds", optarg, 1,
+                                 UINT32_MAX, &options->max_seconds);
+            break;
+        case 'i':
+            rc = bench_parse_u64("sink", "idle-timeout", optarg, 1,
+                                 UINT32_MAX, &options->idle_seconds);
+            break;
+        case 'h':
+            sink_usage(stdout);
+            return 1;
+        default:
+            sink_usage(stderr);
+            return -1;
+        }
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "sink: unexpected argument \"%s\"\n", argv[optind]);
+        return -1;
+    }
+    if (options->with_fsync && options->store_dir == NULL) {
+        fprintf(stderr, "sink: --fsync needs --store DIR\n");
+        return -1;
+    }
+    return 0;
+}
+
+static void sink_on_signal(int signo)
+{
+    int saved_errno = errno;
+    char byte = (char)signo;
+
+    /* write() is async-signal-safe; the reactor reads the byte and does
+     * the actual work. A failed write is ignored, because a full socket
+     * already contains a pending stop. */
+    if (sink_signal_fd >= 0) {
+        ssize_t written = write(sink_signal_fd, &byte, 1);
+
+        (void)written;
+    }
+    errno = saved_errno;
+}
+
+static void sink_on_signal_byte(struct reactor_op *op, int result)
+{
+    struct sink_run *run = op->owner;
+
+    if (result < 0 && result != -ECANCELED) {
+        fprintf(stderr, "sink: reading the signal socket failed: %s\n",
+                strerror(-result));
+    } else if (result > 0) {
+        fprintf(stderr, "sink: stopping on %s\n",
+                strsignal(run->signal_byte));
+    }
+    run->stopping = true;
+    reactor_stop(run->server.reactor);
+}
+
+static void sink_on_stop_timer(struct reactor_timer *timer)
+{
+    struct sink_run *run = timer->owner;
+
+    fprintf(stderr, "sink: stopping after --max-seconds\n");
+    run->stopping = true;
+    reactor_stop(run->server.reactor);
+}
+
+/* Print messages per second over the last tick, only when any arrived. */
+static void sink_on_progress(struct reactor_timer *timer)
+{
+    struct sink_run *run = timer->owner;
+    uint64_t now = reactor_now_ms(run->server.reactor);
+    uint64_t messages = run->server.messages;
+    uint64_t delta = messages - run->progress_messages;
+
+    if (delta > 0) {
+        double seconds = (double)(now - run->progress_ms) / 1000.0;
+
+        fprintf(stderr, "sink: %.0f messages/s, %" PRIu64 " total\n",
+                bench_rate((double)delta, seconds), messages);
+    }
+    run->progress_messages = messages;
+    run->progress_ms = now;
+    reactor_timer_set(run->server.reactor, timer, SINK_PROGRESS_MS);
+}
+
+static void sink_arm_accept(struct sink_run *run)
+{
+    int rc = reactor_accept(run->server.reactor, &run->accept_op,
+                            run->listen_fd);
+
+    if (rc < 0) {
+        fprintf(stderr, "sink: starting accept on %s failed: %s\n",
+                run->endpoint.text, strerror(-rc));
+        reactor_timer_set(run->server.reactor, &run->accept_timer,
+                          SINK_ACCEPT_RETRY_MS);
+    }
+}
+
+static void sink_on_accept_timer(struct reactor_timer *timer)
+{
+    struct sink_run *run = timer->owner;
+
+    if (!run->stopping && !run->accept_op.armed) {
+        sink_arm_accept(run);
+    }
+}
+
+/* Accept errors such as EMFILE can repeat for every connection attempt,
+ * so at most one is printed per second. */
+static void sink_report_accept_error(struct sink_run *run, int err)
+{
+    uint64_t now = reactor_now_ms(run->server.reactor);
+
+    if (run->accept_error_ms != 0 && now - run->accept_error_ms < 1000) {
+        return;
+    }
+    run->accept_error_ms = now;
+    fprintf(stderr, "sink: accepting a connection on %s failed: %s\n",
+            run->endpoint.text, strerror(-err));
+}
+
+static void sink_on_accept(struct reactor_op *op, int result)
+{
+    struct sink_run *run = op->owner;
+
+    if (result >= 0) {
+        int rc = sink_session_start(&run->server, result);
+
+        if (rc < 0) {
+            sink_report_accept_error(run, rc);
+        }
+    } else if (result != -ECANCELED) {
+        sink_report_accept_error(run, result);
+    }
+    if (!op->more && !run->stopping) {
+        reactor_timer_set(run->server.reactor, &run->accept_timer,
+                          SINK_ACCEPT_RETRY_MS);
+    }
+}
+
+static int sink_setup_signals(struct sink_run *run)
+{
+    struct sigaction action = {0};
+    int rc;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                   run->signal_fds) < 0) {
+        fprintf(stderr, "sink: creating the signal socket pair failed: %s\n",
+                strerror(errno));
+        return -1;
+    }
+    sink_signal_fd = run->signal_fds[1];
+
+    action.sa_handler = sink_on_signal;
+    action.sa_flags = SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGINT, &action, NULL) < 0
+        || sigaction(SIGTERM, &action, NULL) < 0) {
+        fprintf(stderr, "sink: installing signal handlers failed: %s\n",
+                strerror(errno));
+        return -1;
+    }
+
+    run->signal_op = (struct reactor_op){.done = sink_on_signal_byte,
+                                         .owner = run};
+    rc = reactor_recv(run->server.reactor, &run->signal_op,
+                      run->signal_fds[0], &run->signal_byte, 1);
+    if (rc < 0) {
+        fprintf(stderr, "sink: receiving on the signal socket failed: %s\n",
+                strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
+static void sink_init_server(struct sink_run *run,
+                             const struct sink_options *options)
+{
+    struct sink_server *server = &run->server;
+
+    server->idle_timeout_ms = options->idle_seconds * 1000;
+    server->smtp_options = (struct smtp_server_options){
+        .hostname = "sink",
+        /* Large enough for any benchmark message; RFC 5321 4.5.3.1
+         * requires at least 512 octets per command line and 100
+         * recipients per transaction. */
+        .max_message_size = 64u << 20,
+        .max_line = 2048,
+        .max_rcpts = 1000,
+        .max_errors = 20,
+    };
+
+    run->accept_op = (struct reactor_op){.done = sink_on_accept,
+                                         .owner = run};
+    run->progress_timer.fire = sink_on_progress;
+    run->progress_timer.owner = run;
+    run->stop_timer.fire = sink_on_stop_timer;
+    run->stop_timer.owner = run;
+    run->accept_timer.fire = sink_on_accept_timer;
+    run->accept_timer.owner = run;
+}
+
+/* Returns 0 or -1 after printing the failure. */
+static int sink_setup(struct sink_run *run,
+                      const struct sink_options *options)
+{
+    char error[512];
+    int rc;
+
+    sink_init_server(run, options);
+    if (bench_endpoint_parse(options->listen, SINK_DEFAULT_PORT,
+                             &run->endpoint, error, sizeof(error)) < 0) {
+        fprintf(stderr, "sink: invalid --listen \"%s\": %s\n",
+                options->listen, error);
+        return -1;
+    }
+    if (options->store_dir != NULL
+        && sink_store_open(options->store_dir, options->with_fsync,
+                           &run->server.store) < 0) {
+        return -1;
+    }
+
+    rc = reactor_new(&run->server.reactor, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "sink: creating the reactor failed: %s\n",
+                strerror(-rc));
+        return -1;
+    }
+    run->listen_fd = bench_listen(&run->endpoint);
+    if (run->listen_fd < 0) {
+        fprintf(stderr, "sink: cannot listen on %s: %s\n",
+                run->endpoint.text, strerror(-run->listen_fd));
+        return -1;
+    }
+    if (sink_setup_signals(run) < 0) {
+        return -1;
+    }
+
+    sink_arm_accept(run);
+    run->progress_ms = reactor_now_ms(run->server.reactor);
+    reactor_timer_set(run->server.reactor, &run->progress_timer,
+                      SINK_PROGRESS_MS);
+    if (options->max_seconds > 0) {
+        reactor_timer_set(run->server.reactor, &run->stop_timer,
+                          options->max_seconds * 1000);
+    }
+    return 0;
+}
+
+static void sink_cleanup(struct sink_run *run)
+{
+    /* Sessions may still have operations in flight; the reactor abandons
+     * them, and only then is the sessions' memory released. */
+    reactor_free(run->server.reactor);
+    sink_session_free_all(&run->server);
+
+    sink_signal_fd = -1;
+    for (int i = 0; i < 2; i++) {
+        if (run->signal_fds[i] >= 0 && close(run->signal_fds[i]) < 0) {
+            fprintf(stderr, "sink: closing the signal socket failed: %s\n",
+                    strerror(errno));
+        }
+    }
+    if (run->listen_fd >= 0 && close(run->listen_fd) < 0) {
+        fprintf(stderr, "sink: closing the listener failed: %s\n",
+                strerror(errno));
+    }
+    sink_store_free(run->server.store);
+}
+
+static void sink_print_summary(const struct sink_run *run)
+{
+    const struct sink_server *server = &run->server;
+    double elapsed = (double)(bench_monotonic_ns() - run->start_ns) / 1e9;
+    double active = (double)(server->last_message_ms
+                             - server->first_message_ms) / 1000.0;
+
+    printf("sink summary\n");
+    printf("  messages accepted:  %" PRIu64 "\n", server->messages);
+    printf("  body bytes:         %" PRIu64 "\n", server->bytes);
+    printf("  sessions:           %" PRIu64 "\n", server->sessions_total);
+    printf("  bodies aborted:     %" PRIu64 "\n", server->aborted);
+    printf("  store failures:     %" PRIu64 "\n", server->store_failures);
+    printf("  elapsed:            %.3f s\n", elapsed);
+    printf("  messages/s:         %.0f (from first to last message)\n",
+           bench_rate((double)server->messages, active));
+    if (server->store != NULL) {
+        printf("  stored in:          %s\n", sink_store_dir(server->store));
+    }
+    fflush(stdout);
+}
+
+int sink_main(int argc, char **argv)
+{
+    struct sink_options options;
+    struct sink_run run = {
+        .listen_fd = -1,
+        .signal_fds = {-1, -1},
+    };
+    int status = 1;
+    int rc;
+
+    rc = sink_parse_options(argc, argv, &options);
+    if (rc != 0) {
+        return rc > 0 ? 0 : 2;
+    }
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        fprintf(stderr, "sink: ignoring SIGPIPE failed: %s\n",
+                strerror(errno));
+        return 1;
+    }
+    bench_raise_open_files();
+    run.start_ns = bench_monotonic_ns();
+
+    if (sink_setup(&run, &options) == 0) {
+        fprintf(stderr, "sink: listening on %s (%s backend)%s%s\n",
+                run.endpoint.text,
+                reactor_backend_name(run.server.reactor),
+                options.store_dir != NULL ? ", storing in " : "",
+                options.store_dir != NULL ? options.store_dir : "");
+        rc = reactor_run(run.server.reactor);
+        if (rc < 0) {
+            fprintf(stderr, "sink: the reactor failed: %s\n", strerror(-rc));
+        } else {
+            status = 0;
+        }
+        sink_print_summary(&run);
+    }
+    sink_cleanup(&run);
+    return status;
+}

@@ -1,0 +1,490 @@
+#include "bench/sink_session.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bench/bench_net.h"
+#include "bench/sink_store.h"
+#include "proto/smtp_outq.h"
+
+/* iovecs per send; the output queue rarely contains more chunks. */
+#define SINK_IOV_MAX 16
+
+/* Time a session gets to drain its 421 after an idle timeout before the
+ * connection is cut, in milliseconds. */
+#define SINK_CLOSE_GRACE_MS 10000
+
+/* Envelope bytes per recipient in a stored file: "RCPT TO:<>\r\n" plus
+ * the longest path. */
+#define SINK_RCPT_LINE_MAX (SMTP_PATH_MAX + 16)
+
+enum sink_commit {
+    SINK_COMMIT_NONE,     /* no message waiting for its reply */
+    SINK_COMMIT_PENDING,  /* data_end() ran, reply not yet given */
+    SINK_COMMIT_SYNCING,  /* stored file is being fsynced */
+};
+
+struct sink_session {
+    struct sink_server *server;
+    struct sink_session *prev;
+    struct sink_session *next;
+    struct smtp_server *smtp;
+    int fd;
+
+    struct reactor_op recv_op;
+    struct reactor_op send_op;
+    struct reactor_op fsync_op;
+    struct reactor_timer idle_timer;
+    struct iovec iov[SINK_IOV_MAX]; /* in flight while send_op is armed */
+
+    struct sink_message message;    /* used only with a store */
+    struct sink_store_file file;    /* open while SINK_COMMIT_SYNCING */
+    uint64_t body_bytes;            /* wire bytes of the current body */
+    enum sink_commit commit;
+
+    bool input_ended;   /* the receive op finished for good */
+    bool send_failed;   /* output can no longer be delivered */
+    bool write_shut;    /* shutdown(SHUT_WR) done after the last reply */
+    bool timed_out;
+};
+
+static void sink_session_step(struct sink_session *s);
+
+static int sink_hook_mail(void *ctx, const struct smtp_path *from,
+                          const struct smtp_mail_params *params,
+                          char *reply)
+{
+    struct sink_session *s = ctx;
+
+    (void)params;
+    if (s->server->store != NULL
+        && sink_message_add_mail(&s->message, from->address) < 0) {
+        snprintf(reply, SMTP_REPLY_MAX,
+                 "452 4.3.1 Error: out of memory for the envelope");
+        return -1;
+    }
+    return 0;
+}
+
+static int sink_hook_rcpt(void *ctx, const struct smtp_path *to, char *reply)
+{
+    struct sink_session *s = ctx;
+
+    if (s->server->store != NULL
+        && sink_message_add_rcpt(&s->message, to->address) < 0) {
+        snprintf(reply, SMTP_REPLY_MAX,
+                 "452 4.3.1 Error: out of memory for the envelope");
+        return -1;
+    }
+    return 0;
+}
+
+static int sink_hook_data_begin(void *ctx, char *reply)
+{
+    struct sink_session *s = ctx;
+
+    s->body_bytes = 0;
+    if (s->server->store != NULL
+        && sink_message_begin_body(&s->message) < 0) {
+        snprintf(reply, SMTP_REPLY_MAX,
+                 "452 4.3.1 Error: out of memory for the message");
+        return -1;
+    }
+    return 0;
+}
+
+static int sink_hook_data_write(void *ctx, const char *data, size_t len)
+{
+    struct sink_session *s = ctx;
+
+    s->body_bytes += len;
+    if (s->server->store != NULL
+        && sink_message_add_body(&s->message, data, len) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static void sink_hook_data_end(void *ctx)
+{
+    struct sink_session *s = ctx;
+
+    /* sink_session_commit() sends the reply after smtp_server_feed() has
+     * returned, so the session is never re-entered from its own hook. */
+    s->commit = SINK_COMMIT_PENDING;
+}
+
+static void sink_hook_data_abort(void *ctx)
+{
+    struct sink_session *s = ctx;
+
+    s->server->aborted++;
+    s->body_bytes = 0;
+    sink_message_clear(&s->message);
+}
+
+static void sink_hook_reset(void *ctx)
+{
+    struct sink_session *s = ctx;
+
+    sink_message_clear(&s->message);
+}
+
+static const struct smtp_server_hooks sink_hooks = {
+    .mail = sink_hook_mail,
+    .rcpt = sink_hook_rcpt,
+    .data_begin = sink_hook_data_begin,
+    .data_write = sink_hook_data_write,
+    .data_end = sink_hook_data_end,
+    .data_abort = sink_hook_data_abort,
+    .reset = sink_hook_reset,
+};
+
+/* Send reply for the finished body and let the session parse on. */
+static void sink_session_reply(struct sink_session *s, const char *reply,
+                               bool accepted)
+{
+    struct sink_server *server = s->server;
+
+    if (accepted) {
+        server->last_message_ms = reactor_now_ms(server->reactor);
+        if (server->messages == 0) {
+            server->first_message_ms = server->last_message_ms;
+        }
+        server->messages++;
+        server->bytes += s->body_bytes;
+    } else {
+        server->store_failures++;
+    }
+    s->commit = SINK_COMMIT_NONE;
+    s->body_bytes = 0;
+    sink_message_clear(&s->message);
+    smtp_server_data_done(s->smtp, reply);
+    smtp_server_resume(s->smtp);
+}
+
+static void sink_session_store_failed(struct sink_session *s,
+                                      const char *step, int err)
+{
+    char reply[SMTP_REPLY_MAX];
+
+    fprintf(stderr, "sink: cannot store a message in %s: %s failed: %s\n",
+            sink_store_dir(s->server->store), step, strerror(-err));
+    snprintf(reply, sizeof(reply),
+             "451 4.3.0 Error: cannot store message: %s", strerror(-err));
+    sink_session_reply(s, reply, false);
+}
+
+/* Rename the written file into place and reply with its number. */
+static void sink_session_finish_store(struct sink_session *s)
+{
+    char reply[SMTP_REPLY_MAX];
+    uint64_t number;
+    int rc;
+
+    rc = sink_store_commit(s->server->store, &s->file, &number);
+    if (rc < 0) {
+        sink_session_store_failed(s, "rename", rc);
+        return;
+    }
+    snprintf(reply, sizeof(reply), "250 2.0.0 Ok: stored as %08" PRIu64,
+             number);
+    sink_session_reply(s, reply, true);
+}
+
+static void sink_session_on_fsync(struct reactor_op *op, int result)
+{
+    struct sink_session *s = op->owner;
+
+    if (result < 0) {
+        sink_store_discard(s->server->store, &s->file);
+        sink_session_store_failed(s, "fsync", result);
+    } else {
+        sink_session_finish_store(s);
+    }
+    sink_session_step(s);
+}
+
+/* Reply to every body whose final dot has arrived. A reply lets the
+ * session parse held-back pipelined input, which may finish another
+ * body, hence the loop. */
+static void sink_session_commit(struct sink_session *s)
+{
+    struct sink_store *store = s->server->store;
+    int rc;
+
+    while (s->commit == SINK_COMMIT_PENDING) {
+        if (store == NULL) {
+            sink_session_reply(s, "250 2.0.0 Ok: queued", true);
+            continue;
+        }
+
+        /* NOTE: open, write, close and rename run synchronously on the
+         * reactor thread, so a storing sink is far slower than a
+         * counting one; only the fsync is asynchronous. */
+        rc = sink_store_write(store, &s->message, &s->file);
+        if (rc < 0) {
+            sink_session_store_failed(s, "write", rc);
+            continue;
+        }
+        if (!sink_store_with_fsync(store)) {
+            sink_session_finish_store(s);
+            continue;
+        }
+
+        rc = reactor_fsync(s->server->reactor, &s->fsync_op, s->file.fd,
+                           false);
+        if (rc < 0) {
+            sink_store_discard(store, &s->file);
+            sink_session_store_failed(s, "fsync", rc);
+            continue;
+        }
+        s->commit = SINK_COMMIT_SYNCING;
+    }
+}
+
+static void sink_session_cancel(struct sink_session *s,
+                                struct reactor_op *op)
+{
+    int rc = reactor_cancel(s->server->reactor, op);
+
+    if (rc < 0 && rc != -ENOENT && rc != -EALREADY) {
+        fprintf(stderr, "sink: cancelling a session's I/O failed: %s\n",
+                strerror(-rc));
+    }
+}
+
+/* Cut the connection: pending operations complete with errors, queued
+ * output is dropped, and the session frees itself once they finished. */
+static void sink_session_abort(struct sink_session *s)
+{
+    s->send_failed = true;
+    if (shutdown(s->fd, SHUT_RDWR) < 0 && errno != ENOTCONN) {
+        fprintf(stderr, "sink: shutdown of a session failed: %s\n",
+                strerror(errno));
+    }
+    sink_session_cancel(s, &s->recv_op);
+    sink_session_cancel(s, &s->send_op);
+}
+
+static void sink_session_flush(struct sink_session *s)
+{
+    struct smtp_outq *out = smtp_server_output(s->smtp);
+    int count;
+    int rc;
+
+    if (s->send_op.armed || s->send_failed || out->len == 0) {
+        return;
+    }
+    count = smtp_outq_peek(out, s->iov, SINK_IOV_MAX);
+    rc = reactor_sendv(s->server->reactor, &s->send_op, s->fd, s->iov,
+                       count);
+    if (rc < 0) {
+        fprintf(stderr, "sink: starting a send failed: %s\n",
+                strerror(-rc));
+        sink_session_abort(s);
+    }
+}
+
+/* After the last reply went out, send FIN and stop receiving. */
+static void sink_session_close_when_drained(struct sink_session *s)
+{
+    if (s->write_shut || !smtp_server_closing(s->smtp)
+        || s->send_op.armed || s->commit != SINK_COMMIT_NONE
+        || (smtp_server_output(s->smtp)->len != 0 && !s->send_failed)) {
+        return;
+    }
+    s->write_shut = true;
+    if (shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN) {
+        fprintf(stderr, "sink: shutdown of a session failed: %s\n",
+                strerror(errno));
+    }
+    sink_session_cancel(s, &s->recv_op);
+}
+
+/* Release everything of s. reactor_alive is false after reactor_free(),
+ * when the timer must not be touched through the reactor. */
+static void sink_session_destroy(struct sink_session *s, bool reactor_alive)
+{
+    struct sink_server *server = s->server;
+
+    if (reactor_alive) {
+        reactor_timer_cancel(server->reactor, &s->idle_timer);
+    }
+    smtp_server_free(s->smtp);
+    if (s->file.fd >= 0) {
+        sink_store_discard(server->store, &s->file);
+    }
+    sink_message_cleanup(&s->message);
+    if (close(s->fd) < 0) {
+        fprintf(stderr, "sink: closing a session failed: %s\n",
+                strerror(errno));
+    }
+
+    if (s->prev != NULL) {
+        s->prev->next = s->next;
+    } else {
+        server->sessions = s->next;
+    }
+    if (s->next != NULL) {
+        s->next->prev = s->prev;
+    }
+    server->sessions_open--;
+    free(s);
+}
+
+/* Move the session on after any event; it may free s, so callers must
+ * not touch s afterwards. */
+static void sink_session_step(struct sink_session *s)
+{
+    sink_session_commit(s);
+    sink_session_flush(s);
+    sink_session_close_when_drained(s);
+
+    if (s->input_ended && !s->recv_op.armed && !s->send_op.armed
+        && !s->fsync_op.armed) {
+        sink_session_destroy(s, true);
+    }
+}
+
+static void sink_session_on_recv(struct reactor_op *op, int result)
+{
+    struct sink_session *s = op->owner;
+
+    if (result > 0 && !smtp_server_closing(s->smtp)) {
+        if (!s->timed_out) {
+            reactor_timer_set(s->server->reactor, &s->idle_timer,
+                              s->server->idle_timeout_ms);
+        }
+        smtp_server_feed(s->smtp, op->data, (size_t)result);
+    }
+    /* End of stream, a reset by the peer and our own cancel are the
+     * normal ends of a session, so none of them is reported. */
+    if (!op->more) {
+        s->input_ended = true;
+    }
+    sink_session_step(s);
+}
+
+static void sink_session_on_send(struct reactor_op *op, int result)
+{
+    struct sink_session *s = op->owner;
+
+    if (result < 0) {
+        sink_session_abort(s);
+    } else {
+        smtp_outq_consume(smtp_server_output(s->smtp), (size_t)result);
+        smtp_server_resume(s->smtp);
+    }
+    sink_session_step(s);
+}
+
+/* First expiry: send 421 and close. Second expiry: the client did not
+ * take the 421 within the grace period, so cut the connection. */
+static void sink_session_on_idle(struct reactor_timer *timer)
+{
+    struct sink_session *s = timer->owner;
+
+    if (!s->timed_out) {
+        s->timed_out = true;
+        smtp_server_timeout(s->smtp);
+        reactor_timer_set(s->server->reactor, &s->idle_timer,
+                          SINK_CLOSE_GRACE_MS);
+    } else {
+        sink_session_abort(s);
+    }
+    sink_session_step(s);
+}
+
+static struct sink_session *sink_session_new(struct sink_server *server,
+                                             int fd)
+{
+    const struct smtp_server_options *options = &server->smtp_options;
+    struct sink_session *s = calloc(1, sizeof(*s));
+    size_t max_len;
+
+    if (s == NULL) {
+        return NULL;
+    }
+    s->server = server;
+    s->fd = fd;
+    s->file.fd = -1;
+    s->recv_op = (struct reactor_op){.done = sink_session_on_recv,
+                                     .owner = s};
+    s->send_op = (struct reactor_op){.done = sink_session_on_send,
+                                     .owner = s};
+    s->fsync_op = (struct reactor_op){.done = sink_session_on_fsync,
+                                      .owner = s};
+    s->idle_timer.fire = sink_session_on_idle;
+    s->idle_timer.owner = s;
+
+    /* A stored file is never longer than the envelope plus the body in
+     * wire form, and the session rejects larger bodies. */
+    max_len = SMTP_PATH_MAX + 16 + 2 + options->max_message_size
+              + options->max_rcpts * SINK_RCPT_LINE_MAX;
+    sink_message_init(&s->message, max_len);
+
+    s->smtp = smtp_server_new(options, &sink_hooks, s);
+    if (s->smtp == NULL) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int sink_session_start(struct sink_server *server, int fd)
+{
+    struct sockaddr_storage peer;
+    socklen_t peer_len = sizeof(peer);
+    struct sink_session *s;
+    char ip[64];
+    int rc;
+
+    rc = bench_socket_connected(fd);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    s = sink_session_new(server, fd);
+    if (s == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) == 0) {
+        smtp_server_set_client(s->smtp,
+                               bench_format_ip((struct sockaddr *)&peer,
+                                               ip, sizeof(ip)));
+    }
+
+    s->next = server->sessions;
+    if (s->next != NULL) {
+        s->next->prev = s;
+    }
+    server->sessions = s;
+    server->sessions_open++;
+    server->sessions_total++;
+
+    rc = reactor_recv_multishot(server->reactor, &s->recv_op, fd);
+    if (rc < 0) {
+        sink_session_destroy(s, true);
+        return rc;
+    }
+    reactor_timer_set(server->reactor, &s->idle_timer,
+                      server->idle_timeout_ms);
+    smtp_server_greet(s->smtp);
+    sink_session_step(s);
+    return 0;
+}
+
+void sink_session_free_all(struct sink_server *server)
+{
+    while (server->sessions != NULL) {
+        sink_session_destroy(server->sessions, false);
+    }
+}

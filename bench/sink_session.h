@@ -1,0 +1,43 @@
+/* One inbound SMTP connection of the sink: the protocol session from
+ * proto/smtp_server.h driven by reactor operations, with hooks that accept
+ * every sender and recipient, count messages and optionally store them. */
+#ifndef RINGRELAY_BENCH_SINK_SESSION_H
+#define RINGRELAY_BENCH_SINK_SESSION_H
+
+#include <stdint.h>
+
+#include "core/reactor.h"
+#include "proto/smtp_server.h"
+
+struct sink_session;
+struct sink_store;
+
+/* sink_server: what all sessions of one sink share. */
+struct sink_server {
+    struct reactor *reactor;
+    struct sink_store *store;  /* NULL: count messages, keep nothing */
+    struct smtp_server_options smtp_options;
+    uint64_t idle_timeout_ms;
+    struct sink_session *sessions; /* open sessions, for cleanup */
+
+    /* Counters since start. */
+    uint64_t messages;         /* accepted with 250 */
+    uint64_t bytes;            /* body bytes of those, in wire form */
+    uint64_t aborted;          /* bodies dropped: rejected or cut off */
+    uint64_t store_failures;   /* bodies answered 451 by the store */
+    uint64_t sessions_total;
+    uint64_t sessions_open;
+    uint64_t first_message_ms; /* reactor time of the first 250, or 0 */
+    uint64_t last_message_ms;  /* reactor time of the latest 250 */
+};
+
+/* sink_session_start takes over connected descriptor fd, sends the
+ * greeting and serves the session until it ends; the session then frees
+ * itself. On failure fd is closed and -errno returned. */
+int sink_session_start(struct sink_server *server, int fd);
+
+/* sink_session_free_all frees the sessions still open. Call it only after
+ * reactor_free(), because it abandons their operations without waiting. */
+void sink_session_free_all(struct sink_server *server);
+
+#endif
