@@ -57,14 +57,20 @@ struct dns_mx_result {
 /* dns_mx_fn receives the result; it is valid only during the call. */
 typedef void (*dns_mx_fn)(void *arg, const struct dns_mx_result *result);
 
-/* dns_options_from_resolv_conf reads "nameserver" lines (port 53). */
+/* dns_options_from_resolv_conf reads "nameserver" lines (IPv4 or IPv6,
+ * port 53, at most DNS_MAX_SERVERS) and the "timeout:" and "attempts:"
+ * options; other fields of opts are left as they are. No nameserver line
+ * leaves server_count at 0. */
 int dns_options_from_resolv_conf(struct dns_options *opts, const char *path);
 
 int dns_resolver_new(struct dns_resolver **out, struct reactor *reactor,
                      const struct dns_options *opts);
 
 /* dns_resolver_free cancels outstanding requests without calling them
- * back; NULL is accepted. */
+ * back; NULL is accepted. The reactor must still exist. The socket of a
+ * query still waiting for an answer is freed when the reactor delivers its
+ * cancellation, so run the reactor for one more turn before reactor_free,
+ * or that memory is lost. */
 void dns_resolver_free(struct dns_resolver *resolver);
 
 /* dns_resolve_mx looks up the MX hosts of domain and their A and AAAA
@@ -79,7 +85,8 @@ int dns_resolve_mx(struct dns_resolver *resolver, const char *domain,
 int dns_resolve_host(struct dns_resolver *resolver, const char *host,
                      dns_mx_fn fn, void *arg, struct dns_request **request);
 
-/* dns_request_cancel drops a pending request; fn will not be called. */
+/* dns_request_cancel drops a pending request; fn will not be called.
+ * NULL is accepted. A request is no longer pending once fn has run. */
 void dns_request_cancel(struct dns_request *request);
 
 #endif
