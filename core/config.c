@@ -1,1 +1,607 @@
-/* Placeholder until the module lands. */
+#include "core/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "core/conf_parse.h"
+
+/* A configuration file larger than this is rejected before parsing. */
+#define CONFIG_FILE_MAX (1024 * 1024)
+
+#define CONFIG_MESSAGE_SIZE_MIN 1024ULL
+#define CONFIG_MESSAGE_SIZE_MAX (2048ULL * 1024 * 1024)
+#define CONFIG_MESSAGE_SIZE_DEFAULT (10ULL * 1024 * 1024)
+
+#define CONFIG_RESOLVER_PORT 53
+#define CONFIG_SMTP_PORT 25
+
+/* config_loader: the state of one config_load call. */
+struct config_loader {
+    const char *path;
+    const char *key;            /* top-level key being applied */
+    char *err;
+    size_t err_size;
+    struct config *next;        /* receives the new values */
+};
+
+struct config_key {
+    const char *name;
+    int (*apply)(struct config_loader *loader, const struct conf_node *node);
+};
+
+static int config_error(struct config_loader *loader, unsigned line,
+                        const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int config_error(struct config_loader *loader, unsigned line,
+                        const char *fmt, ...)
+{
+    char reason[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    snprintf(loader->err, loader->err_size, "%s:%u: %s", loader->path, line,
+             reason);
+    return -1;
+}
+
+/* Writes "FILE:LINE: invalid value for 'KEY': reason" for node. */
+static int config_invalid(struct config_loader *loader,
+                          const struct conf_node *node, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int config_invalid(struct config_loader *loader,
+                          const struct conf_node *node, const char *fmt, ...)
+{
+    char reason[200];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    return config_error(loader, node->line, "invalid value for '%s': %s",
+                        loader->key, reason);
+}
+
+static int config_expect(struct config_loader *loader,
+                         const struct conf_node *node, enum conf_type type)
+{
+    if (node->type == type) {
+        return 0;
+    }
+    return config_invalid(loader, node, "expected a %s, found %s",
+                          conf_type_name(type), conf_type_name(node->type));
+}
+
+/* Frees each owned field of config that keep does not share. With a
+ * zeroed keep it frees them all. */
+static void config_free_fields(struct config *config,
+                               const struct config *keep)
+{
+    if (config->queue_dir != keep->queue_dir) {
+        free(config->queue_dir);
+    }
+    if (config->hostname != keep->hostname) {
+        free(config->hostname);
+    }
+    if (config->relay_networks != keep->relay_networks) {
+        free(config->relay_networks);
+    }
+    if (config->relay_domains != keep->relay_domains) {
+        for (size_t i = 0; i < config->relay_domain_count; i++) {
+            free(config->relay_domains[i]);
+        }
+        free(config->relay_domains);
+    }
+    if (config->routes != keep->routes) {
+        for (size_t i = 0; i < config->route_count; i++) {
+            free(config->routes[i].domain);
+        }
+        free(config->routes);
+    }
+}
+
+void config_cleanup(struct config *config)
+{
+    struct config none;
+
+    if (config == NULL) {
+        return;
+    }
+    memset(&none, 0, sizeof(none));
+    config_free_fields(config, &none);
+    memset(config, 0, sizeof(*config));
+}
+
+/* Stores the system host name, or "localhost" when it is unavailable or
+ * not a valid host name (an SMTP greeting needs one). */
+static int config_default_hostname(struct config *config)
+{
+    char name[256];
+
+    if (gethostname(name, sizeof(name)) < 0) {
+        name[0] = '\0';
+    }
+    name[sizeof(name) - 1] = '\0';
+    if (!netaddr_is_hostname(name)) {
+        snprintf(name, sizeof(name), "localhost");
+    }
+    config->hostname = strdup(name);
+    return config->hostname != NULL ? 0 : -1;
+}
+
+int config_init(struct config *config)
+{
+    memset(config, 0, sizeof(*config));
+    if (netaddr_parse_hostport("127.0.0.1:2525", 0, &config->listen[0]) <
+        0) {
+        return -1;
+    }
+    config->listen_count = 1;
+
+    config->queue_dir = strdup("./var/queue");
+    config->relay_networks = calloc(1, sizeof(*config->relay_networks));
+    if (config->queue_dir == NULL || config->relay_networks == NULL ||
+        config_default_hostname(config) < 0 ||
+        netaddr_parse_cidr("127.0.0.1/32", &config->relay_networks[0]) < 0) {
+        config_cleanup(config);
+        return -1;
+    }
+    config->relay_network_count = 1;
+
+    config->durability = QUEUE_DURABILITY_FSYNC;
+    config->max_message_size = CONFIG_MESSAGE_SIZE_DEFAULT;
+    config->log_level = LOG_LEVEL_INFO;
+    return 0;
+}
+
+/* Returns the length of domain without one trailing dot. */
+static size_t config_domain_length(const char *domain)
+{
+    size_t len = strlen(domain);
+
+    return len > 0 && domain[len - 1] == '.' ? len - 1 : len;
+}
+
+const struct netaddr_hostport *config_route_for(const struct config *config,
+                                                const char *domain)
+{
+    size_t len = config_domain_length(domain);
+
+    for (size_t i = 0; i < config->route_count; i++) {
+        const struct config_route *route = &config->routes[i];
+
+        if (strlen(route->domain) == len &&
+            strncasecmp(route->domain, domain, len) == 0) {
+            return &route->hop;
+        }
+    }
+    return config->has_smarthost ? &config->smarthost : NULL;
+}
+
+/* Checks that node is a string or an array of strings and stores how many
+ * strings it holds. They are node itself, or its array items. */
+static int config_string_list(struct config_loader *loader,
+                              const struct conf_node *node, size_t *count)
+{
+    if (node->type == CONF_STRING) {
+        *count = 1;
+        return 0;
+    }
+    if (node->type != CONF_ARRAY) {
+        return config_invalid(loader, node,
+                              "expected a string or an array of strings, "
+                              "found %s", conf_type_name(node->type));
+    }
+    for (const struct conf_node *item = node->first; item != NULL;
+         item = item->next) {
+        if (config_expect(loader, item, CONF_STRING) < 0) {
+            return -1;
+        }
+    }
+    *count = node->child_count;
+    return 0;
+}
+
+static const struct conf_node *config_list_first(const struct conf_node *node)
+{
+    return node->type == CONF_ARRAY ? node->first : node;
+}
+
+/* Copies a domain in lower case without its trailing dot. Returns NULL
+ * only when out of memory; the caller validates the copy. */
+static char *config_domain_normalize(const char *text)
+{
+    char *domain = strndup(text, config_domain_length(text));
+
+    for (char *p = domain; p != NULL && *p != '\0'; p++) {
+        *p = (char)tolower((unsigned char)*p);
+    }
+    return domain;
+}
+
+static int config_out_of_memory(struct config_loader *loader,
+                                const struct conf_node *node)
+{
+    return config_error(loader, node->line, "out of memory");
+}
+
+static int config_apply_listen(struct config_loader *loader,
+                               const struct conf_node *node)
+{
+    struct netaddr_hostport listen[CONFIG_MAX_LISTEN];
+    const struct conf_node *item = config_list_first(node);
+    size_t count;
+
+    if (config_string_list(loader, node, &count) < 0) {
+        return -1;
+    }
+    if (count == 0) {
+        return config_invalid(loader, node, "at least one address is "
+                                            "required");
+    }
+    if (count > CONFIG_MAX_LISTEN) {
+        return config_invalid(loader, node, "more than %d addresses",
+                              CONFIG_MAX_LISTEN);
+    }
+
+    for (size_t i = 0; i < count; i++, item = item->next) {
+        if (netaddr_parse_hostport(item->text, 0, &listen[i]) < 0 ||
+            listen[i].is_name) {
+            return config_invalid(loader, item,
+                                  "'%s' is not IP:PORT or [IPv6]:PORT "
+                                  "with an IP address", item->text);
+        }
+    }
+    memcpy(loader->next->listen, listen, count * sizeof(listen[0]));
+    loader->next->listen_count = count;
+    return 0;
+}
+
+static int config_apply_queue_dir(struct config_loader *loader,
+                                  const struct conf_node *node)
+{
+    char *dir;
+
+    if (config_expect(loader, node, CONF_STRING) < 0) {
+        return -1;
+    }
+    if (node->text[0] == '\0') {
+        return config_invalid(loader, node, "the directory is empty");
+    }
+    dir = strdup(node->text);
+    if (dir == NULL) {
+        return config_out_of_memory(loader, node);
+    }
+    loader->next->queue_dir = dir;
+    return 0;
+}
+
+static int config_apply_hostname(struct config_loader *loader,
+                                 const struct conf_node *node)
+{
+    char *hostname;
+
+    if (config_expect(loader, node, CONF_STRING) < 0) {
+        return -1;
+    }
+    if (!netaddr_is_hostname(node->text)) {
+        return config_invalid(loader, node, "'%s' is not a host name",
+                              node->text);
+    }
+    hostname = strdup(node->text);
+    if (hostname == NULL) {
+        return config_out_of_memory(loader, node);
+    }
+    loader->next->hostname = hostname;
+    return 0;
+}
+
+static int config_apply_relay_networks(struct config_loader *loader,
+                                       const struct conf_node *node)
+{
+    const struct conf_node *item = config_list_first(node);
+    struct netaddr_cidr *networks = NULL;
+    size_t count;
+
+    if (config_string_list(loader, node, &count) < 0) {
+        return -1;
+    }
+    if (count > 0) {
+        networks = calloc(count, sizeof(*networks));
+        if (networks == NULL) {
+            return config_out_of_memory(loader, node);
+        }
+    }
+
+    for (size_t i = 0; i < count; i++, item = item->next) {
+        if (netaddr_parse_cidr(item->text, &networks[i]) < 0) {
+            free(networks);
+            return config_invalid(loader, item,
+                                  "'%s' is not an IP address or a network "
+                                  "such as 10.0.0.0/8", item->text);
+        }
+    }
+    loader->next->relay_networks = networks;
+    loader->next->relay_network_count = count;
+    return 0;
+}
+
+static void config_free_strings(char **strings, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        free(strings[i]);
+    }
+    free(strings);
+}
+
+static int config_apply_relay_domains(struct config_loader *loader,
+                                      const struct conf_node *node)
+{
+    const struct conf_node *item = config_list_first(node);
+    char **domains = NULL;
+    size_t count;
+    size_t done = 0;
+    int rc = -1;
+
+    if (config_string_list(loader, node, &count) < 0) {
+        return -1;
+    }
+    if (count > 0) {
+        domains = calloc(count, sizeof(*domains));
+        if (domains == NULL) {
+            return config_out_of_memory(loader, node);
+        }
+    }
+
+    for (; done < count; done++, item = item->next) {
+        domains[done] = config_domain_normalize(item->text);
+        if (domains[done] == NULL) {
+            config_out_of_memory(loader, item);
+            goto out;
+        }
+        if (!netaddr_is_hostname(domains[done])) {
+            config_invalid(loader, item, "'%s' is not a domain name",
+                           item->text);
+            goto out;
+        }
+    }
+    loader->next->relay_domains = domains;
+    loader->next->relay_domain_count = count;
+    domains = NULL;
+    rc = 0;
+
+out:
+    if (domains != NULL) {
+        /* calloc left the entries not yet filled NULL. */
+        config_free_strings(domains, count);
+    }
+    return rc;
+}
+
+/* Parses a next hop, "HOST" or "HOST:PORT", with the given default port;
+ * with ip_only set the host must be an IP address. */
+static int config_parse_hop(struct config_loader *loader,
+                            const struct conf_node *node,
+                            uint16_t default_port, bool ip_only,
+                            struct netaddr_hostport *hop)
+{
+    if (config_expect(loader, node, CONF_STRING) < 0) {
+        return -1;
+    }
+    if (netaddr_parse_hostport(node->text, default_port, hop) < 0 ||
+        (ip_only && hop->is_name)) {
+        return config_invalid(loader, node, "'%s' is not %s", node->text,
+                              ip_only ? "IP or IP:PORT"
+                                      : "HOST or HOST:PORT");
+    }
+    return 0;
+}
+
+static int config_apply_resolver(struct config_loader *loader,
+                                 const struct conf_node *node)
+{
+    struct netaddr_hostport hop;
+
+    if (config_parse_hop(loader, node, CONFIG_RESOLVER_PORT, true, &hop) <
+        0) {
+        return -1;
+    }
+    loader->next->resolver = hop;
+    loader->next->has_resolver = true;
+    return 0;
+}
+
+static int config_apply_smarthost(struct config_loader *loader,
+                                  const struct conf_node *node)
+{
+    struct netaddr_hostport hop;
+
+    if (config_parse_hop(loader, node, CONFIG_SMTP_PORT, false, &hop) < 0) {
+        return -1;
+    }
+    loader->next->smarthost = hop;
+    loader->next->has_smarthost = true;
+    return 0;
+}
+
+/* Fills route from one member of the routes object; routes[0..count) are
+ * the routes parsed before it, for the duplicate check. */
+static int config_parse_route(struct config_loader *loader,
+                              const struct conf_node *member,
+                              const struct config_route *routes,
+                              size_t count, struct config_route *route)
+{
+    route->domain = config_domain_normalize(member->key);
+    if (route->domain == NULL) {
+        return config_out_of_memory(loader, member);
+    }
+    if (!netaddr_is_hostname(route->domain)) {
+        return config_invalid(loader, member, "'%s' is not a domain name",
+                              member->key);
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(routes[i].domain, route->domain) == 0) {
+            return config_invalid(loader, member, "duplicate route for "
+                                                  "'%s'", route->domain);
+        }
+    }
+    return config_parse_hop(loader, member, CONFIG_SMTP_PORT, false,
+                            &route->hop);
+}
+
+static int config_apply_routes(struct config_loader *loader,
+                               const struct conf_node *node)
+{
+    const struct conf_node *member;
+    struct config_route *routes = NULL;
+    size_t count = 0;
+
+    if (config_expect(loader, node, CONF_OBJECT) < 0) {
+        return -1;
+    }
+    if (node->child_count > 0) {
+        routes = calloc(node->child_count, sizeof(*routes));
+        if (routes == NULL) {
+            return config_out_of_memory(loader, node);
+        }
+    }
+
+    for (member = node->first; member != NULL; member = member->next) {
+        int rc = config_parse_route(loader, member, routes, count,
+                                    &routes[count]);
+
+        count++;
+        if (rc < 0) {
+            for (size_t i = 0; i < count; i++) {
+                free(routes[i].domain);
+            }
+            free(routes);
+            return -1;
+        }
+    }
+    loader->next->routes = routes;
+    loader->next->route_count = count;
+    return 0;
+}
+
+static int config_apply_durability(struct config_loader *loader,
+                                   const struct conf_node *node)
+{
+    static const struct {
+        const char *name;
+        enum queue_durability value;
+    } modes[] = {
+        {"fsync", QUEUE_DURABILITY_FSYNC},
+        {"batch", QUEUE_DURABILITY_BATCH},
+        {"none", QUEUE_DURABILITY_NONE},
+    };
+
+    if (config_expect(loader, node, CONF_STRING) < 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        if (strcmp(node->text, modes[i].name) == 0) {
+            loader->next->durability = modes[i].value;
+            return 0;
+        }
+    }
+    return config_invalid(loader, node,
+                          "'%s' is not fsync, batch or none", node->text);
+}
+
+static int config_apply_max_message_size(struct config_loader *loader,
+                                         const struct conf_node *node)
+{
+    if (node->type != CONF_NUMBER) {
+        return config_invalid(loader, node, "expected a number of bytes "
+                                            "such as 10mb, found %s",
+                              conf_type_name(node->type));
+    }
+    if (node->number < (int64_t)CONFIG_MESSAGE_SIZE_MIN ||
+        node->number > (int64_t)CONFIG_MESSAGE_SIZE_MAX) {
+        return config_invalid(loader, node,
+                              "%s is outside 1kb..2gb (1024..%llu bytes)",
+                              node->text, CONFIG_MESSAGE_SIZE_MAX);
+    }
+    loader->next->max_message_size = (uint64_t)node->number;
+    return 0;
+}
+
+static int config_apply_log_level(struct config_loader *loader,
+                                  const struct conf_node *node)
+{
+    if (config_expect(loader, node, CONF_STRING) < 0) {
+        return -1;
+    }
+    if (log_parse_level(node->text, &loader->next->log_level) < 0) {
+        return config_invalid(loader, node,
+                              "'%s' is not debug, info, warning or error",
+                              node->text);
+    }
+    return 0;
+}
+
+static const struct config_key config_keys[] = {
+    {"listen", config_apply_listen},
+    {"queue_dir", config_apply_queue_dir},
+    {"hostname", config_apply_hostname},
+    {"relay_networks", config_apply_relay_networks},
+    {"relay_domains", config_apply_relay_domains},
+    {"resolver", config_apply_resolver},
+    {"smarthost", config_apply_smarthost},
+    {"routes", config_apply_routes},
+    {"durability", config_apply_durability},
+    {"max_message_size", config_apply_max_message_size},
+    {"log_level", config_apply_log_level},
+};
+
+static const struct config_key *config_find_key(const char *name)
+{
+    for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]);
+         i++) {
+        if (strcmp(config_keys[i].name, name) == 0) {
+            return &config_keys[i];
+        }
+    }
+    return NULL;
+}
+
+/* Applies every top-level member of root to loader->next. Keys match
+ * case-sensitively, as in libucl by default. */
+static int config_apply(struct config_loader *loader,
+                        const struct conf_node *root)
+{
+    for (const struct conf_node *member = root->first; member != NULL;
+         member = member->next) {
+        const struct config_key *key = config_find_key(member->key);
+        const struct conf_node *first = root->first;
+
+        if (key == NULL) {
+            return config_error(loader, member->line, "unknown key '%.60s'",
+                                member->key);
+        }
+        while (strcmp(first->key, member->key) != 0) {
+            first = first->next;
+        }
+        if (first != member) {
+            return config_error(loader, member->line,
+                                "duplicate key '%s' (first set at line %u)",
+                                key->name, first->line);
+        }
+        loader->key = key->name;
+        if (key->apply(loader, member) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}

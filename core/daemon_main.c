@@ -116,25 +116,6 @@ static int daemon_open_signals(struct daemon_signals *signals)
     return daemon_arm_signals(signals) < 0 ? -1 : 0;
 }
 
-static void daemon_settle_fired(struct reactor_timer *timer)
-{
-    reactor_stop(timer->owner);
-}
-
-/* daemon_settle runs the reactor for one more short turn, so that
- * cancellations issued during teardown (the resolver's pending queries)
- * complete and free their memory before the reactor goes away. */
-static void daemon_settle(struct reactor *reactor)
-{
-    struct reactor_timer timer = {.fire = daemon_settle_fired,
-                                  .owner = reactor};
-
-    reactor_timer_set(reactor, &timer, 0);
-    if (reactor_run(reactor) < 0) {
-        reactor_timer_cancel(reactor, &timer);
-    }
-}
-
 static int daemon_open_resolver(struct daemon *daemon)
 {
     const struct config *config = daemon->config;
@@ -222,8 +203,10 @@ out:
     }
     inbound_free(daemon->inbound);
     outbound_free(daemon->outbound);
+    /* NOTE: a DNS query still in flight keeps a few KB until exit: its
+     * cancellation would need one more reactor turn, and by now nothing
+     * may call back into the sessions and jobs freed above. */
     dns_resolver_free(daemon->resolver);
-    daemon_settle(daemon->reactor);
     queue_close(daemon->queue);
     if (signals.fd >= 0) {
         close(signals.fd);

@@ -27,19 +27,32 @@ struct netaddr_cidr {
 };
 
 /* netaddr_parse_hostport parses text; default_port is used when text has
- * no port (0: a port is required). Returns 0 or -1. */
+ * no port (0: a port is required). The port must be 1..65535, a name must
+ * pass netaddr_is_hostname, and host stores an IPv6 literal without its
+ * brackets. A bare IPv6 literal such as "::1" is accepted only without a
+ * port. Returns 0 or -1. */
 int netaddr_parse_hostport(const char *text, uint16_t default_port,
                            struct netaddr_hostport *out);
 
-/* netaddr_parse_cidr parses text. Returns 0 or -1. */
+/* netaddr_parse_cidr parses text; the prefix must be 0..32 for IPv4 and
+ * 0..128 for IPv6, and host bits below the prefix are allowed (they are
+ * ignored when matching). Returns 0 or -1. */
 int netaddr_parse_cidr(const char *text, struct netaddr_cidr *out);
 
-/* netaddr_cidr_match reports whether addr lies in net; IPv4-mapped IPv6
- * addresses match IPv4 networks. */
+/* netaddr_cidr_match reports whether addr lies in net. An IPv4 address and
+ * its IPv4-mapped IPv6 form (::ffff:a.b.c.d) are the same client, so each
+ * matches IPv4 networks and IPv6 networks that cover ::ffff:0:0/96. */
 bool netaddr_cidr_match(const struct netaddr_cidr *net,
                         const struct sockaddr *addr);
 
-/* netaddr_format writes "IP" (no port) into buf. Returns buf. */
+/* netaddr_is_hostname reports whether name is a host name: dot-separated
+ * labels of 1 to 63 letters, digits and '-' (not first or last in a label),
+ * at most 253 bytes, no leading or trailing dot, and a last label that is
+ * not all digits (so "127.0.0.300" is no name). */
+bool netaddr_is_hostname(const char *name);
+
+/* netaddr_format writes "IP" (no port) into buf, or "unknown" for a
+ * family other than AF_INET and AF_INET6. Returns buf. */
 const char *netaddr_format(const struct sockaddr *addr, char *buf,
                            size_t size);
 
