@@ -80,7 +80,7 @@ void conf_node_free(struct conf_node *node)
     free(node);
 }
 
-/* Allocates a node and appends it to list; the list's parent owns it. */
+/* Allocates a node and appends it to list. The list's parent owns it. */
 static struct conf_node *conf_list_add(struct conf_parser *parser,
                                        struct conf_list *list)
 {
@@ -109,8 +109,8 @@ static bool conf_at(const struct conf_parser *parser, const char *text)
            memcmp(parser->pos, text, len) == 0;
 }
 
-/* Skips a comment at pos, if any; the newline after a line comment stays,
- * because it can end a value. Returns 1 when one was skipped. */
+/* Skips a comment at pos, if any. The newline after a line comment stays
+ * because it can end a value. Returns 1 when a comment was skipped. */
 static int conf_skip_comment(struct conf_parser *parser)
 {
     unsigned start_line = parser->line;
@@ -179,7 +179,8 @@ static bool conf_is_atom_char(char c)
 
 /* Returns the quote that closes the string opening at pos, or NULL when
  * the line or the input ends first. In a single-quoted string a backslash
- * escapes only the quote; in a double-quoted one it escapes any byte. */
+ * escapes only the quote, and in a double-quoted one it escapes any byte
+ * (conf_unescape then rejects the unknown ones). */
 static const char *conf_find_close(const struct conf_parser *parser)
 {
     char quote = *parser->pos;

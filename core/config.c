@@ -75,10 +75,13 @@ static int config_invalid(struct config_loader *loader,
 static int config_expect(struct config_loader *loader,
                          const struct conf_node *node, enum conf_type type)
 {
+    const char *article = type == CONF_ARRAY || type == CONF_OBJECT ? "an"
+                                                                    : "a";
+
     if (node->type == type) {
         return 0;
     }
-    return config_invalid(loader, node, "expected a %s, found %s",
+    return config_invalid(loader, node, "expected %s %s, found %s", article,
                           conf_type_name(type), conf_type_name(node->type));
 }
 
@@ -218,7 +221,7 @@ static const struct conf_node *config_list_first(const struct conf_node *node)
 }
 
 /* Copies a domain in lower case without its trailing dot. Returns NULL
- * only when out of memory; the caller validates the copy. */
+ * only when out of memory, so the caller still validates the copy. */
 static char *config_domain_normalize(const char *text)
 {
     char *domain = strndup(text, config_domain_length(text));
@@ -388,8 +391,8 @@ out:
     return rc;
 }
 
-/* Parses a next hop, "HOST" or "HOST:PORT", with the given default port;
- * with ip_only set the host must be an IP address. */
+/* Parses a next hop, "HOST" or "HOST:PORT", with the given default port.
+ * With ip_only set the host must be an IP address. */
 static int config_parse_hop(struct config_loader *loader,
                             const struct conf_node *node,
                             uint16_t default_port, bool ip_only,
@@ -434,8 +437,8 @@ static int config_apply_smarthost(struct config_loader *loader,
     return 0;
 }
 
-/* Fills route from one member of the routes object; routes[0..count) are
- * the routes parsed before it, for the duplicate check. */
+/* Fills route from one member of the routes object. The duplicate check
+ * compares it with routes[0..count), the routes parsed before it. */
 static int config_parse_route(struct config_loader *loader,
                               const struct conf_node *member,
                               const struct config_route *routes,
@@ -577,7 +580,7 @@ static const struct config_key *config_find_key(const char *name)
 }
 
 /* Applies every top-level member of root to loader->next. Keys match
- * case-sensitively, as in libucl by default. */
+ * case-sensitively, and each may appear once. */
 static int config_apply(struct config_loader *loader,
                         const struct conf_node *root)
 {
@@ -604,4 +607,93 @@ static int config_apply(struct config_loader *loader,
         }
     }
     return 0;
+}
+
+/* Reads the whole file at path into *text (NUL-terminated, *len bytes). */
+static int config_read_file(const char *path, char **text, size_t *len,
+                            char *err, size_t err_size)
+{
+    char *buf = NULL;
+    size_t used = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc = -1;
+
+    if (fd < 0) {
+        snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    buf = malloc(CONFIG_FILE_MAX + 1);
+    if (buf == NULL) {
+        snprintf(err, err_size, "%s: out of memory", path);
+        goto out;
+    }
+
+    for (;;) {
+        ssize_t n = read(fd, buf + used, CONFIG_FILE_MAX + 1 - used);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            snprintf(err, err_size, "%s: cannot read: %s", path,
+                     strerror(errno));
+            goto out;
+        }
+        if (n == 0) {
+            break;
+        }
+        used += (size_t)n;
+        if (used > CONFIG_FILE_MAX) {
+            snprintf(err, err_size, "%s: file is larger than %d bytes",
+                     path, CONFIG_FILE_MAX);
+            goto out;
+        }
+    }
+    buf[used] = '\0';
+    *text = buf;
+    *len = used;
+    buf = NULL;
+    rc = 0;
+
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+int config_load(struct config *config, const char *path, char *err,
+                size_t err_size)
+{
+    struct config next = *config;
+    struct config_loader loader = {path, "", err, err_size, &next};
+    struct conf_node *root = NULL;
+    struct conf_error parse_err;
+    char *text = NULL;
+    size_t len;
+    int rc = -1;
+
+    if (config_read_file(path, &text, &len, err, err_size) < 0) {
+        goto out;
+    }
+    if (conf_parse(text, len, &root, &parse_err) < 0) {
+        config_error(&loader, parse_err.line, "%s", parse_err.reason);
+        goto out;
+    }
+    if (config_apply(&loader, root) < 0) {
+        goto out;
+    }
+
+    /* Only now do the replaced defaults or earlier values go away, so a
+     * failed load (a bad SIGHUP reload) leaves config as it was. */
+    config_free_fields(config, &next);
+    *config = next;
+    rc = 0;
+
+out:
+    if (rc < 0) {
+        config_free_fields(&next, config);
+    }
+    conf_node_free(root);
+    free(text);
+    return rc;
 }

@@ -49,8 +49,10 @@ struct config {
  * of memory. */
 int config_init(struct config *config);
 
-/* config_load reads path over the defaults already in config. On error it
- * writes "FILE:LINE: reason" into err and returns -1. */
+/* config_load reads path over the defaults already in config; a key in
+ * the file replaces the whole value, lists included. On error it writes
+ * "FILE:LINE: reason" (or "FILE: reason" when the file cannot be read)
+ * into err, leaves config unchanged and returns -1. */
 int config_load(struct config *config, const char *path, char *err,
                 size_t err_size);
 

@@ -22,6 +22,10 @@
 /* Pending connections the kernel holds for a listener. */
 #define INBOUND_BACKLOG 1024
 
+/* Pause before accepting again after an accept error such as EMFILE, so
+ * that a process out of descriptors does not spin. */
+#define INBOUND_ACCEPT_RETRY_MS 1000u
+
 /* Command line limit, CRLF included. RFC 5321 section 4.5.3.1.4 sets 512;
  * more tolerates long ESMTP parameter lists. */
 #define INBOUND_MAX_LINE 2048
@@ -33,6 +37,7 @@ struct inbound_listener {
     struct inbound *inbound;
     int fd;
     struct reactor_op accept_op;
+    struct reactor_timer retry_timer; /* re-arms accept after an error */
     char text[300];             /* the configured "IP:PORT" */
 };
 
@@ -48,6 +53,7 @@ struct inbound {
 };
 
 static void inbound_accept_done(struct reactor_op *op, int result);
+static void inbound_accept_retry(struct reactor_timer *timer);
 
 static int inbound_listener_open(struct inbound_listener *listener,
                                  const struct netaddr_hostport *where)
@@ -113,6 +119,8 @@ struct inbound *inbound_new(struct daemon *daemon)
 
         listener->inbound = inbound;
         listener->fd = -1;
+        listener->retry_timer.fire = inbound_accept_retry;
+        listener->retry_timer.owner = listener;
         snprintf(listener->text, sizeof(listener->text),
                  where->addr.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
                  where->host, (unsigned)where->port);
@@ -142,7 +150,22 @@ static void inbound_accept_done(struct reactor_op *op, int result)
         log_error("listen=%s error=\"accept failed: %s\"", listener->text,
                   strerror(-result));
     }
-    if (!op->more && !inbound->stopping && listener->fd >= 0) {
+    if (op->more || inbound->stopping || listener->fd < 0) {
+        return;
+    }
+    if (result < 0) {
+        reactor_timer_set(inbound->daemon->reactor, &listener->retry_timer,
+                          INBOUND_ACCEPT_RETRY_MS);
+    } else {
+        inbound_listener_arm(listener);
+    }
+}
+
+static void inbound_accept_retry(struct reactor_timer *timer)
+{
+    struct inbound_listener *listener = timer->owner;
+
+    if (!listener->inbound->stopping) {
         inbound_listener_arm(listener);
     }
 }
@@ -154,6 +177,7 @@ void inbound_stop(struct inbound *inbound)
     inbound->stopping = true;
     for (size_t i = 0; i < inbound->listener_count; i++) {
         reactor_cancel(reactor, &inbound->listeners[i].accept_op);
+        reactor_timer_cancel(reactor, &inbound->listeners[i].retry_timer);
     }
     for (struct inbound_session *s = inbound->sessions; s != NULL;) {
         struct inbound_session *next = s->next;

@@ -90,8 +90,8 @@ bool netaddr_is_hostname(const char *name)
     return !last_all_digits;
 }
 
-/* Fills out->addr from an IP literal in host; returns -1 when host is
- * none. IPv4 is tried only when allow_v4 is set. */
+/* Fills out->addr from the IP literal in host, with out->port. Returns -1
+ * when host is not an IP literal. IPv4 is tried only when allow_v4 is set. */
 static int netaddr_fill_ip(struct netaddr_hostport *out, const char *host,
                            bool allow_v4)
 {
@@ -114,8 +114,8 @@ static int netaddr_fill_ip(struct netaddr_hostport *out, const char *host,
     return -1;
 }
 
-/* Splits text into host and port text; port is "" when text has none.
- * Sets *bracketed for "[host]" forms. */
+/* Splits text into host and port text, and sets *bracketed for "[host]"
+ * forms. The port text is "" when text has no port. */
 static int netaddr_split_hostport(const char *text, char *host,
                                   size_t host_size, const char **port,
                                   bool *bracketed)

@@ -34,9 +34,9 @@ struct netaddr_cidr {
 int netaddr_parse_hostport(const char *text, uint16_t default_port,
                            struct netaddr_hostport *out);
 
-/* netaddr_parse_cidr parses text; the prefix must be 0..32 for IPv4 and
- * 0..128 for IPv6, and host bits below the prefix are allowed (they are
- * ignored when matching). Returns 0 or -1. */
+/* netaddr_parse_cidr parses text. The prefix must be 0..32 for IPv4 and
+ * 0..128 for IPv6. Host bits below the prefix are allowed and kept, and
+ * matching ignores them. Returns 0 or -1. */
 int netaddr_parse_cidr(const char *text, struct netaddr_cidr *out);
 
 /* netaddr_cidr_match reports whether addr lies in net. An IPv4 address and
@@ -45,10 +45,10 @@ int netaddr_parse_cidr(const char *text, struct netaddr_cidr *out);
 bool netaddr_cidr_match(const struct netaddr_cidr *net,
                         const struct sockaddr *addr);
 
-/* netaddr_is_hostname reports whether name is a host name: dot-separated
- * labels of 1 to 63 letters, digits and '-' (not first or last in a label),
- * at most 253 bytes, no leading or trailing dot, and a last label that is
- * not all digits (so "127.0.0.300" is no name). */
+/* netaddr_is_hostname reports whether name is a host name of at most 253
+ * bytes with no leading or trailing dot. Its labels are 1 to 63 letters,
+ * digits and '-', with no '-' at either end. The last label must not be all
+ * digits, so "127.0.0.300" is not a name. */
 bool netaddr_is_hostname(const char *name);
 
 /* netaddr_format writes "IP" (no port) into buf, or "unknown" for a
