@@ -28,7 +28,7 @@
 
 /* Command line limit, CRLF included. RFC 5321 section 4.5.3.1.4 sets 512;
  * more tolerates long ESMTP parameter lists. */
-#define INBOUND_MAX_LINE 2048
+#define INBOUND_MAX_LINE 1024
 
 #define INBOUND_MAX_RCPTS 1000
 #define INBOUND_MAX_ERRORS 20

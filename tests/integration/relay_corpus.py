@@ -53,11 +53,13 @@ def send_with_swaks(tap, files):
     for index, path in enumerate(files):
         rcpt = f"swaks{index}@example.test"
         with open(path, "rb") as eml:
-            data = h.to_crlf(eml.read())
+            # swaks ends the data with one more CRLF than the file has
+            # (seen with swaks 20201014 sending straight to the sink).
+            data = h.to_crlf(eml.read()) + b"\r\n"
         result = subprocess.run(
             ["swaks", "--server", "127.0.0.1:2525", "--helo", "swaks.test",
              "--from", "sender@client.test", "--to", rcpt,
-             "--data", path, "--silent", "2"],
+             "--data", "@" + path, "--silent", "2"],
             capture_output=True, text=True, timeout=60)
         tap.check(result.returncode == 0, f"swaks sends {os.path.basename(path)}",
                   result.stdout + result.stderr)
