@@ -26,8 +26,8 @@
  * that a process out of descriptors does not spin. */
 #define INBOUND_ACCEPT_RETRY_MS 1000u
 
-/* Command line limit, CRLF included. RFC 5321 section 4.5.3.1.4 sets 512;
- * more tolerates long ESMTP parameter lists. */
+/* Command line limit, CRLF included. RFC 5321 section 4.5.3.1.4 sets 512,
+ * and the extra room tolerates long ESMTP parameter lists. */
 #define INBOUND_MAX_LINE 1024
 
 #define INBOUND_MAX_RCPTS 1000

@@ -20,9 +20,8 @@
 #include "proto/smtp_server.h"
 #include "proto/smtp_trace.h"
 
-/* RFC 5321 section 4.5.3.2 asks servers to wait at least 5 minutes for a
- * command and 10 minutes after the final dot; one idle timeout of 5
- * minutes covers commands and DATA blocks. */
+/* RFC 5321 section 4.5.3.2.7: a server waits at least 5 minutes for the
+ * next command or DATA block before it gives up on a client. */
 #define INBOUND_IDLE_TIMEOUT_MS (300u * 1000u)
 
 static void session_recv_done(struct reactor_op *op, int result);
@@ -80,7 +79,7 @@ static int session_rcpt_policy(struct inbound_session *s,
 
     if (to->domain[0] == '\0') {
         /* TODO: route <postmaster> and other local parts without a domain
-         * to a configured address; this relay has no local mailboxes. */
+         * to a configured address, because this relay has no mailboxes. */
         snprintf(reply, SMTP_REPLY_MAX,
                  "550 5.1.1 <%s>: no local mailboxes on this relay",
                  to->address);
@@ -420,8 +419,8 @@ void inbound_session_shutdown(struct inbound_session *s)
 }
 
 /* session_close stops reading and frees the session once no operation
- * and no queue commit can call back into it. It may run several times;
- * each run moves the teardown one step on. */
+ * and no queue commit can call back into it. It runs again from each
+ * completion that arrives while closing, until the session is freed. */
 static void session_close(struct inbound_session *s)
 {
     struct reactor *reactor = session_daemon(s)->reactor;

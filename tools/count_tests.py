@@ -26,7 +26,7 @@ def count_log(path):
     with open(path, encoding="utf-8", errors="replace") as log:
         for line in log:
             entry = json.loads(line)
-            output = (entry.get("stdo") or "") + (entry.get("stde") or "")
+            output = (entry.get("stdout") or "") + (entry.get("stderr") or "")
             points = [TAP_POINT.match(l) for l in output.splitlines()]
             points = [p for p in points if p]
             if points:
