@@ -264,6 +264,14 @@ static int config_apply_listen(struct config_loader *loader,
                                   "'%s' is not IP:PORT or [IPv6]:PORT "
                                   "with an IP address", item->text);
         }
+        for (size_t j = 0; j < i; j++) {
+            if (listen[j].addr_len == listen[i].addr_len &&
+                memcmp(&listen[j].addr, &listen[i].addr,
+                       listen[i].addr_len) == 0) {
+                return config_invalid(loader, item, "'%s' is listed twice",
+                                      item->text);
+            }
+        }
     }
     memcpy(loader->next->listen, listen, count * sizeof(listen[0]));
     loader->next->listen_count = count;

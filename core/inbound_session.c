@@ -28,7 +28,8 @@ static void session_recv_done(struct reactor_op *op, int result);
 static void session_send_done(struct reactor_op *op, int result);
 static void session_timer_fired(struct reactor_timer *timer);
 static void session_flush(struct inbound_session *s);
-static void session_close(struct inbound_session *s);
+static void session_stop_reading(struct inbound_session *s);
+static void session_settle(struct inbound_session *s);
 
 static struct daemon *session_daemon(const struct inbound_session *s)
 {
@@ -219,14 +220,18 @@ static void session_commit_done(void *arg, int status, const char *id)
         snprintf(reply, sizeof(reply),
                  "451 4.3.0 Error: queue write failed, try again later");
     }
-    if (s->closing) {
-        session_close(s);
-        return;
+    if (!s->closing) {
+        smtp_server_data_done(s->smtp, reply);
+        if (s->stop_pending) {
+            smtp_server_shutdown(s->smtp);
+        }
+        session_flush(s);
     }
-    smtp_server_data_done(s->smtp, reply);
-    session_flush(s);
+    session_settle(s);
 }
 
+/* session_hook_data_end runs inside smtp_server_feed(), so a failure is
+ * answered in place and the session is not settled here. */
 static void session_hook_data_end(void *ctx)
 {
     struct inbound_session *s = ctx;
@@ -235,7 +240,11 @@ static void session_hook_data_end(void *ctx)
     s->writer = NULL;
     s->commit_pending = true;
     if (queue_writer_commit(writer, session_commit_done, s) < 0) {
-        session_commit_done(s, -errno, NULL);
+        s->commit_pending = false;
+        log_error("session=%" PRIu64 " error=\"queue commit failed: %s\"",
+                  s->id, strerror(errno));
+        smtp_server_data_done(s->smtp, "451 4.3.0 Error: queue write "
+                                       "failed, try again later");
     }
 }
 
@@ -273,8 +282,10 @@ static int session_identify_peer(struct inbound_session *s)
     socklen_t len = sizeof(s->peer);
 
     if (getpeername(s->fd, (struct sockaddr *)&s->peer, &len) < 0) {
-        log_error("session=%" PRIu64 " error=\"getpeername failed: %s\"",
-                  s->id, strerror(errno));
+        /* A client that resets at once is gone before this runs. */
+        log_info("session=%" PRIu64 " event=disconnect "
+                 "error=\"getpeername failed: %s\"",
+                 s->id, strerror(errno));
         return -1;
     }
     netaddr_format((const struct sockaddr *)&s->peer, s->client_ip,
@@ -330,7 +341,8 @@ void inbound_session_start(struct inbound *inbound, int fd)
     return;
 
 fail:
-    session_close(s);
+    session_stop_reading(s);
+    session_settle(s);
 }
 
 static void session_recv_done(struct reactor_op *op, int result)
@@ -341,6 +353,9 @@ static void session_recv_done(struct reactor_op *op, int result)
     if (result > 0 && !s->closing) {
         reactor_timer_set(reactor, &s->timer, INBOUND_IDLE_TIMEOUT_MS);
         smtp_server_feed(s->smtp, op->data, (size_t)result);
+        if (s->stop_pending && s->writer == NULL && !s->commit_pending) {
+            smtp_server_shutdown(s->smtp);
+        }
         session_flush(s);
     } else if (result < 0 && result != -ECANCELED &&
                result != -ECONNRESET) {
@@ -348,8 +363,15 @@ static void session_recv_done(struct reactor_op *op, int result)
                  s->id, strerror(-result));
     }
     if (!op->more) {
-        session_close(s);
+        if (result == 0) {
+            /* A half-close still expects replies to everything it sent,
+             * the 250 of a message being committed included. */
+            s->peer_eof = true;
+        } else {
+            session_stop_reading(s);
+        }
     }
+    session_settle(s);
 }
 
 static void session_flush(struct inbound_session *s)
@@ -359,13 +381,7 @@ static void session_flush(struct inbound_session *s)
     int count;
     int rc;
 
-    if (s->send_op.armed || s->fd < 0) {
-        return;
-    }
-    if (out->len == 0) {
-        if (smtp_server_closing(s->smtp) && !s->closing) {
-            session_close(s);
-        }
+    if (s->send_op.armed || s->fd < 0 || out->len == 0) {
         return;
     }
     count = smtp_outq_peek(out, s->send_iov, INBOUND_SEND_IOVS);
@@ -373,7 +389,7 @@ static void session_flush(struct inbound_session *s)
     if (rc < 0) {
         log_error("session=%" PRIu64 " error=\"send failed: %s\"", s->id,
                   strerror(-rc));
-        session_close(s);
+        session_stop_reading(s);
     }
 }
 
@@ -386,17 +402,13 @@ static void session_send_done(struct reactor_op *op, int result)
             log_info("session=%" PRIu64 " event=send-error error=\"%s\"",
                      s->id, strerror(-result));
         }
-        session_close(s);
-        return;
-    }
-    smtp_outq_consume(smtp_server_output(s->smtp), (size_t)result);
-    if (!s->closing) {
+        session_stop_reading(s);
+    } else if (!s->closing) {
+        smtp_outq_consume(smtp_server_output(s->smtp), (size_t)result);
         smtp_server_resume(s->smtp);
+        session_flush(s);
     }
-    session_flush(s);
-    if (s->closing) {
-        session_close(s);
-    }
+    session_settle(s);
 }
 
 static void session_timer_fired(struct reactor_timer *timer)
@@ -407,6 +419,7 @@ static void session_timer_fired(struct reactor_timer *timer)
              s->client_ip);
     smtp_server_timeout(s->smtp);
     session_flush(s);
+    session_settle(s);
 }
 
 void inbound_session_shutdown(struct inbound_session *s)
@@ -414,23 +427,51 @@ void inbound_session_shutdown(struct inbound_session *s)
     if (s->closing) {
         return;
     }
+    if (s->writer != NULL || s->commit_pending) {
+        /* A message in progress may still finish within the drain time
+         * and get its 250 before the 421. */
+        s->stop_pending = true;
+        return;
+    }
     smtp_server_shutdown(s->smtp);
     session_flush(s);
+    session_settle(s);
 }
 
-/* session_close stops reading and frees the session once no operation
- * and no queue commit can call back into it. It runs again from each
- * completion that arrives while closing, until the session is freed. */
-static void session_close(struct inbound_session *s)
+/* session_stop_reading ends the conversation: no more input is read and
+ * nothing more is sent. session_settle() frees the session later. */
+static void session_stop_reading(struct inbound_session *s)
+{
+    if (s->closing) {
+        return;
+    }
+    s->closing = true;
+    reactor_timer_cancel(session_daemon(s)->reactor, &s->timer);
+    if (s->fd >= 0) {
+        shutdown(s->fd, SHUT_RDWR);
+    }
+}
+
+/* session_settle is the one place that frees a session, so every entry
+ * point (completion, timer, commit) calls it last and touches nothing
+ * after it. It ends a conversation whose client said QUIT or half-closed
+ * once every reply is sent, then waits until no operation and no queue
+ * commit can call back. */
+static void session_settle(struct inbound_session *s)
 {
     struct reactor *reactor = session_daemon(s)->reactor;
 
     if (!s->closing) {
-        s->closing = true;
-        reactor_timer_cancel(reactor, &s->timer);
-        if (s->fd >= 0) {
-            shutdown(s->fd, SHUT_RDWR);
+        bool drained = s->smtp == NULL ||
+                       (smtp_server_output(s->smtp)->len == 0 &&
+                        !s->send_op.armed);
+        bool finished = s->smtp == NULL || s->peer_eof ||
+                        smtp_server_closing(s->smtp);
+
+        if (!drained || !finished || s->commit_pending) {
+            return;
         }
+        session_stop_reading(s);
     }
     if (s->recv_op.armed) {
         reactor_cancel(reactor, &s->recv_op);

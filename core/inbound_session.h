@@ -32,6 +32,10 @@ struct inbound_session {
     struct reactor_timer timer;   /* idle timeout; the only timer */
     struct iovec send_iov[INBOUND_SEND_IOVS]; /* borrowed by send_op */
     bool closing;                 /* no more input is read */
+    bool peer_eof;                /* the client half-closed: answer what
+                                   * it sent, then close */
+    bool stop_pending;            /* say 421 once the message being
+                                   * received is answered */
     bool commit_pending;          /* a queue commit will call back */
     struct sockaddr_storage peer;
     char client_ip[INET6_ADDRSTRLEN];

@@ -4,6 +4,7 @@ server keep working; strangers cannot relay.
 
 Usage (inside netns_run.sh): relay_bad_input.py BUILD_DIR
 """
+import signal
 import socket
 
 import harness as h
@@ -93,6 +94,55 @@ def test_relay_denied(tap):
     client.close()
 
 
+def read_all(sock):
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data.decode(errors="replace")
+        data += chunk
+
+
+def test_half_close(tap, store):
+    """A client that sends everything and half-closes still gets every
+    reply, the 250 for its message included."""
+    client = Client()
+    client.sock.sendall(b"EHLO c.test\r\nMAIL FROM:<a@client.test>\r\n"
+                        b"RCPT TO:<half@example.test>\r\nDATA\r\n"
+                        b"Subject: half-close\r\n\r\nx\r\n.\r\n"
+                        b"QUIT\r\n")
+    client.sock.shutdown(socket.SHUT_WR)
+    replies = read_all(client.sock)
+    client.close()
+    codes = [line[:3] for line in replies.split("\r\n") if line[3:4] == " "]
+    tap.check(codes == ["220", "250", "250", "250", "354", "250", "221"],
+              "half-closed client gets every reply", replies)
+    arrived = h.wait_for(
+        lambda: any("half@example.test" in rcpts
+                    for _, rcpts, _ in h.read_stored(store)), timeout=30)
+    tap.check(arrived, "half-closed client's message is delivered")
+
+
+def test_stop_during_data(tap, harness, relay):
+    """SIGTERM lets a message being received finish: 250, then 421."""
+    client = Client()
+    client.reply()
+    client.command(b"EHLO c.test\r\n")
+    client.command(b"MAIL FROM:<a@client.test>\r\n")
+    client.command(b"RCPT TO:<stop@example.test>\r\n")
+    check_reply(tap, client.command(b"DATA\r\n"), "354 ", "DATA before stop")
+    client.sock.sendall(b"Subject: stop\r\n\r\nfirst half\r\n")
+    relay.send_signal(signal.SIGTERM)
+    h.wait_for(lambda: "event=stopping" in harness.log_text("ringrelay"),
+               timeout=5)
+    check_reply(tap, client.command(b"second half\r\n.\r\n"), "250 2.0.0",
+                "message in progress at stop is queued")
+    check_reply(tap, client.reply(), "421 4.3.2",
+                "session gets 421 after its message")
+    client.close()
+    tap.check(relay.wait(timeout=15) == 0, "relay stops cleanly after it")
+
+
 def test(tap, harness):
     store = harness.path("store")
     h.start_sink(harness, store, port=2526)
@@ -101,8 +151,9 @@ def test(tap, harness):
     relay = h.start_relay(harness, config)
     test_bad_commands(tap, store)
     test_relay_denied(tap)
+    test_half_close(tap, store)
     tap.check(relay.poll() is None, "relay is still running")
-    tap.check(harness.stop(relay) == 0, "relay stops cleanly")
+    test_stop_during_data(tap, harness, relay)
 
 
 if __name__ == "__main__":

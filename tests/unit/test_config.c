@@ -746,6 +746,13 @@ Test(config, listen_error_names_item_line, .init = tmp_setup,
               3, "invalid value for 'listen': 'bogus' is not IP:PORT");
 }
 
+Test(config, listen_duplicate_address, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    load_fail("listen = [\"127.0.0.1:2601\", \"127.0.0.1:2601\"];\n", 1,
+              "invalid value for 'listen': '127.0.0.1:2601' is listed twice");
+}
+
 Test(config, queue_dir_invalid, .init = tmp_setup, .fini = tmp_teardown)
 {
     load_fail("queue_dir = \"\"\n", 1, "invalid value for 'queue_dir'");
