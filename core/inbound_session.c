@@ -107,6 +107,13 @@ static int session_hook_rcpt(void *ctx, const struct smtp_path *to,
     if (session_rcpt_policy(s, to, reply) < 0) {
         return -1;
     }
+    for (size_t i = 0; i < s->rcpt_count; i++) {
+        if (strcmp(s->rcpts[i], to->address) == 0) {
+            /* A repeated recipient is accepted but stored once, so it
+             * gets one copy. */
+            return 0;
+        }
+    }
     if (s->rcpt_count == s->rcpt_capacity) {
         size_t capacity = s->rcpt_capacity ? s->rcpt_capacity * 2 : 8;
         char **grown = realloc(s->rcpts, capacity * sizeof(*grown));

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,10 @@
 /* Attempts in flight at once (DNS or SMTP); more jobs wait in the ready
  * list. */
 #define OUTBOUND_MAX_ACTIVE 200
+
+/* Recipients per transaction: RFC 5321 section 4.5.3.1.8 obliges servers
+ * to take at least 100, so more go in further transactions. */
+#define OUTBOUND_MAX_RCPTS_PER_TRANSACTION 100
 
 /* Retry schedule: the first retry after 60 s, doubling up to one hour,
  * plus up to 20% jitter so deferred mail does not retry in lockstep. */
@@ -189,12 +194,13 @@ void outbound_enqueue(void *arg, struct queue_msg *msg)
     }
 }
 
-/* job_collect_attempt lists the job's recipients that are still queued.
- * Returns how many there are. */
-static size_t job_collect_attempt(struct outbound_job *job)
+/* job_collect_attempt lists up to limit recipients of the job that are
+ * still queued. Returns how many it listed. */
+static size_t job_collect_attempt(struct outbound_job *job, size_t limit)
 {
     job->attempt_count = 0;
-    for (size_t i = 0; i < job->rcpt_count; i++) {
+    for (size_t i = 0; i < job->rcpt_count && job->attempt_count < limit;
+         i++) {
         const struct queue_rcpt *rcpt = &job->msg->rcpts[job->rcpt_index[i]];
 
         if (rcpt->state == QUEUE_RCPT_QUEUED) {
@@ -220,13 +226,15 @@ static void outbound_start_ready(struct reactor_hook *hook)
             outbound->ready_tail = NULL;
         }
         job->in_ready_list = false;
-        if (job_collect_attempt(job) == 0) {
+        if (job_collect_attempt(job, OUTBOUND_MAX_RCPTS_PER_TRANSACTION) ==
+            0) {
             job_free(job);
             continue;
         }
         outbound->active++;
         job->attempt++;
         job->results_recorded = false;
+        job->attempt_deferred = false;
         outbound_conn_begin(job);
     }
 }
@@ -260,6 +268,9 @@ bool outbound_record_result(struct outbound_job *job, size_t i, int code,
              log_quote(quoted, sizeof(quoted), text, strlen(text)),
              job->attempt, (long)(time(NULL) - msg->arrival));
     msg->rcpts[index].attempts = job->attempt;
+    if (state == QUEUE_RCPT_QUEUED) {
+        job->attempt_deferred = true;
+    }
     if (state != QUEUE_RCPT_QUEUED &&
         queue_mark(daemon->queue, msg, index, state) < 0) {
         log_error("id=%s to=<%s> error=\"journal write failed: %s\"",
@@ -301,8 +312,11 @@ void outbound_job_finished(struct outbound_job *job)
     free(job->hops);
     job->hops = NULL;
     job->relay[0] = '\0';
-    if (job_collect_attempt(job) == 0) {
+    if (job_collect_attempt(job, SIZE_MAX) == 0) {
         job_free(job);
+    } else if (!job->attempt_deferred) {
+        /* Recipients past the transaction limit were not tried yet. */
+        outbound_make_ready(job);
     } else {
         uint64_t delay = job_retry_delay_ms(job->attempt);
 

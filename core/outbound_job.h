@@ -62,6 +62,7 @@ struct outbound_job {
     struct smtp_client *client;
     struct smtp_client_message client_msg;
     bool results_recorded;
+    bool attempt_deferred;       /* a recipient of this attempt got 4xx */
     char relay[320];             /* "host[ip]:port" for logs */
 };
 

@@ -5,6 +5,7 @@ server keep working; strangers cannot relay.
 Usage (inside netns_run.sh): relay_bad_input.py BUILD_DIR
 """
 import signal
+import smtplib
 import socket
 
 import harness as h
@@ -143,6 +144,27 @@ def test_stop_during_data(tap, harness, relay):
     tap.check(relay.wait(timeout=15) == 0, "relay stops cleanly after it")
 
 
+def test_many_recipients(tap, store):
+    """150 recipients (one given twice) go out in transactions of at most
+    100, and each recipient gets one copy."""
+    rcpts = [f"many{i}@example.test" for i in range(150)]
+    with smtplib.SMTP("127.0.0.1", 2525, timeout=30) as client:
+        client.sendmail("a@client.test", rcpts + [rcpts[0]],
+                        b"Subject: many\r\n\r\nmany recipients\r\n")
+
+    def many_arrived():
+        return [r for _, stored, _ in h.read_stored(store) for r in stored
+                if r.startswith("many")]
+    h.wait_for(lambda: len(many_arrived()) >= 150, timeout=30)
+    arrived = many_arrived()
+    tap.check(sorted(arrived) == sorted(rcpts),
+              "150 recipients arrive once each", f"{len(arrived)} arrived")
+    sizes = [len(stored) for _, stored, _ in h.read_stored(store)
+             if stored[0].startswith("many")]
+    tap.check(max(sizes) <= 100, "at most 100 recipients per transaction",
+              sizes)
+
+
 def test(tap, harness):
     store = harness.path("store")
     h.start_sink(harness, store, port=2526)
@@ -152,6 +174,7 @@ def test(tap, harness):
     test_bad_commands(tap, store)
     test_relay_denied(tap)
     test_half_close(tap, store)
+    test_many_recipients(tap, store)
     tap.check(relay.poll() is None, "relay is still running")
     test_stop_during_data(tap, harness, relay)
 
