@@ -98,6 +98,11 @@ def first_difference(got, want):
 def test(tap, harness):
     corpus = sys.argv[2]
     store = harness.path("store")
+    if not os.path.isdir(corpus):
+        tap.check(False, "corpus directory exists",
+                  f"{corpus} not found: the corpus lives in shared/corpus "
+                  "beside the checkout")
+        return
     files = corpus_files(corpus)
     tap.check(len(files) > 40, "corpus has messages", len(files))
 
