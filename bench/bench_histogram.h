@@ -1,17 +1,20 @@
 /* Latency histogram with bounded relative error, for percentiles of
- * durations from about a microsecond to about an hour.
+ * durations from a nanosecond to about three days.
  *
- * Values are recorded in nanoseconds into log-linear buckets: each power
- * of two is split into 64 linear sub-buckets, so a reported percentile is
- * within about 1.6% of the true value. Memory is fixed (no allocation
- * after init), and two histograms merge by adding buckets. */
+ * Values are recorded in nanoseconds into log-linear buckets. Values
+ * below 64 get a bucket each; every power of two above that is split into
+ * 64 linear sub-buckets, so a reported percentile is within about 1.6% of
+ * the true value. Memory is fixed (no allocation after init), and two
+ * histograms merge by adding buckets. */
 #ifndef RINGRELAY_BENCH_HISTOGRAM_H
 #define RINGRELAY_BENCH_HISTOGRAM_H
 
 #include <stdint.h>
 
 #define BENCH_HISTOGRAM_SUB_BUCKETS 64
-#define BENCH_HISTOGRAM_MAGNITUDES 43 /* 2^42 ns is about 73 minutes */
+/* Magnitude m >= 1 holds [2^(m+5), 2^(m+6)) ns, so the top one ends at
+ * 2^48 ns, about 78 hours; larger values count as overflow. */
+#define BENCH_HISTOGRAM_MAGNITUDES 43
 
 struct bench_histogram {
     uint64_t count;                   /* values recorded */
