@@ -63,6 +63,18 @@ static void daemon_drain_check(struct reactor_timer *timer)
 
 static int daemon_arm_signals(struct daemon_signals *signals);
 
+/* A signal read that cannot be queued again leaves the daemon deaf to
+ * SIGTERM, so it stops at once rather than run unstoppable. */
+static void daemon_rearm_signals(struct daemon_signals *signals)
+{
+    int rc = daemon_arm_signals(signals);
+
+    if (rc < 0) {
+        log_error("error=\"signal read failed: %s\"", strerror(-rc));
+        reactor_stop(signals->daemon->reactor);
+    }
+}
+
 static void daemon_signal_done(struct reactor_op *op, int result)
 {
     struct daemon_signals *signals = op->owner;
@@ -71,6 +83,14 @@ static void daemon_signal_done(struct reactor_op *op, int result)
     if (result < 0) {
         log_error("error=\"signal read failed: %s\"", strerror(-result));
         reactor_stop(daemon->reactor);
+        return;
+    }
+    if (signals->info.ssi_signo == SIGHUP) {
+        /* TODO: reload the configuration on SIGHUP. */
+        log_warning("event=reload-ignored signal=SIGHUP "
+                    "reason=\"configuration reload is not implemented; "
+                    "restart the daemon to apply changes\"");
+        daemon_rearm_signals(signals);
         return;
     }
     if (!daemon->stopping) {
@@ -85,7 +105,7 @@ static void daemon_signal_done(struct reactor_op *op, int result)
         signals->drain_timer.owner = signals;
         reactor_timer_set(daemon->reactor, &signals->drain_timer, 0);
     }
-    daemon_arm_signals(signals);
+    daemon_rearm_signals(signals);
 }
 
 static int daemon_arm_signals(struct daemon_signals *signals)
@@ -103,6 +123,7 @@ static int daemon_open_signals(struct daemon_signals *signals)
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
     if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
         log_error("error=\"sigprocmask failed: %s\"", strerror(errno));
         return -1;

@@ -77,6 +77,7 @@ static int session_rcpt_policy(struct inbound_session *s,
                                const struct smtp_path *to, char *reply)
 {
     const struct config *config = session_daemon(s)->config;
+    char logged[LOG_PATH_MAX];
 
     if (to->domain[0] == '\0') {
         /* TODO: route <postmaster> and other local parts without a domain
@@ -90,9 +91,10 @@ static int session_rcpt_policy(struct inbound_session *s,
         relay_access_accepted_domain(config, to->domain)) {
         return 0;
     }
-    log_info("session=%" PRIu64 " event=reject client=%s to=<%s> "
+    log_info("session=%" PRIu64 " event=reject client=%s to=%s "
              "reason=\"relay access denied\"",
-             s->id, s->client_ip, to->address);
+             s->id, s->client_ip,
+             log_path(logged, sizeof(logged), to->address));
     snprintf(reply, SMTP_REPLY_MAX,
              "554 5.7.1 <%s>: Relay access denied", to->address);
     return -1;
@@ -213,12 +215,15 @@ static void session_commit_done(void *arg, int status, const char *id)
 {
     struct inbound_session *s = arg;
     char reply[SMTP_REPLY_MAX];
+    char logged[LOG_PATH_MAX];
 
     s->commit_pending = false;
     if (status == 0) {
-        log_info("id=%s event=accepted from=<%s> rcpts=%zu size=%" PRIu64
+        log_info("id=%s event=accepted from=%s rcpts=%zu size=%" PRIu64
                  " client=%s session=%" PRIu64,
-                 id, s->sender ? s->sender : "", s->rcpt_count,
+                 id, log_path(logged, sizeof(logged),
+                              s->sender ? s->sender : ""),
+                 s->rcpt_count,
                  s->body_bytes, s->client_ip, s->id);
         snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s", id);
     } else {
@@ -459,6 +464,20 @@ static void session_stop_reading(struct inbound_session *s)
     }
 }
 
+/* Return why the conversation ended, for the disconnect line. */
+static const char *session_end_reason(const struct inbound_session *s)
+{
+    const char *reason = NULL;
+
+    if (s->smtp != NULL) {
+        reason = smtp_server_close_reason(s->smtp);
+    }
+    if (reason != NULL) {
+        return reason;
+    }
+    return s->peer_eof ? "client closed the connection" : "connection error";
+}
+
 /* session_settle is the one place that frees a session, so every entry
  * point (completion, timer, commit) calls it last and touches nothing
  * after it. It ends a conversation whose client said QUIT or half-closed
@@ -487,8 +506,8 @@ static void session_settle(struct inbound_session *s)
     if (s->send_op.armed || s->commit_pending) {
         return;
     }
-    log_info("session=%" PRIu64 " event=disconnect client=%s", s->id,
-             s->client_ip);
+    log_info("session=%" PRIu64 " event=disconnect client=%s reason=\"%s\"",
+             s->id, s->client_ip, session_end_reason(s));
     inbound_session_free(s);
 }
 

@@ -108,3 +108,36 @@ const char *log_quote(char *buf, size_t size, const char *text, size_t len)
     buf[out] = '\0';
     return buf;
 }
+
+/* Return true when text can be logged without quotes: it is printable
+ * ASCII with no space, quote, backslash or '=', which key=value readers
+ * split on. */
+static bool log_bare_safe(const char *text)
+{
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+        if (*c <= 0x20 || *c >= 0x7f || *c == '"' || *c == '\\'
+            || *c == '=') {
+            return false;
+        }
+    }
+    return true;
+}
+
+const char *log_path(char *buf, size_t size, const char *address)
+{
+    char bracketed[LOG_PATH_MAX];
+    int len;
+
+    len = snprintf(bracketed, sizeof(bracketed), "<%s>", address);
+    if (len < 0) {
+        len = 0;
+        bracketed[0] = '\0';
+    } else if ((size_t)len >= sizeof(bracketed)) {
+        len = (int)sizeof(bracketed) - 1;
+    }
+    if (log_bare_safe(address) && (size_t)len < size) {
+        memcpy(buf, bracketed, (size_t)len + 1);
+        return buf;
+    }
+    return log_quote(buf, size, bracketed, (size_t)len);
+}

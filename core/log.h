@@ -36,6 +36,16 @@ void log_event(enum log_level level, const char *fmt, ...)
  * backslashes and control bytes, truncating to fit. Returns buf. */
 const char *log_quote(char *buf, size_t size, const char *text, size_t len);
 
+/* Room for log_path() of any address up to 512 octets, every byte
+ * escaped. */
+#define LOG_PATH_MAX 1040
+
+/* log_path writes address as "<address>" when it is safe to log bare,
+ * and otherwise as a quoted value (log_quote) of "<address>", so a quoted
+ * local part with spaces, quotes or '=' cannot forge key=value fields.
+ * Returns buf, which should have LOG_PATH_MAX bytes. */
+const char *log_path(char *buf, size_t size, const char *address);
+
 #define log_debug(...) log_event(LOG_LEVEL_DEBUG, __VA_ARGS__)
 #define log_info(...) log_event(LOG_LEVEL_INFO, __VA_ARGS__)
 #define log_warning(...) log_event(LOG_LEVEL_WARNING, __VA_ARGS__)

@@ -166,6 +166,7 @@ void outbound_enqueue(void *arg, struct queue_msg *msg)
 {
     struct outbound *outbound = arg;
     struct outbound_job *old_head = outbound->jobs;
+    char logged[LOG_PATH_MAX];
 
     for (size_t i = 0; i < msg->rcpt_count; i++) {
         const char *domain = rcpt_domain(msg->rcpts[i].address);
@@ -181,9 +182,10 @@ void outbound_enqueue(void *arg, struct queue_msg *msg)
         if (job == NULL) {
             /* The recipient stays queued and is found again at the next
              * start; nothing is lost. */
-            log_error("id=%s to=<%s> error=\"out of memory, delivery "
+            log_error("id=%s to=%s error=\"out of memory, delivery "
                       "postponed until restart\"",
-                      msg->id, msg->rcpts[i].address);
+                      msg->id, log_path(logged, sizeof(logged),
+                                        msg->rcpts[i].address));
             continue;
         }
         job->rcpt_index[job->rcpt_count++] = i;
@@ -249,6 +251,7 @@ bool outbound_record_result(struct outbound_job *job, size_t i, int code,
     struct queue_msg *msg = job->msg;
     size_t index = job->attempt_index[i];
     const char *status = "deferred";
+    char logged[LOG_PATH_MAX];
     char quoted[SMTP_CLIENT_TEXT_MAX + 16];
     enum queue_rcpt_state state = QUEUE_RCPT_QUEUED;
 
@@ -261,9 +264,10 @@ bool outbound_record_result(struct outbound_job *job, size_t i, int code,
         status = "bounced";
         state = QUEUE_RCPT_BOUNCED;
     }
-    log_info("id=%s event=%s to=<%s> relay=%s reply=%s attempt=%" PRIu32
+    log_info("id=%s event=%s to=%s relay=%s reply=%s attempt=%" PRIu32
              " delay=%lds",
-             msg->id, status, msg->rcpts[index].address,
+             msg->id, status,
+             log_path(logged, sizeof(logged), msg->rcpts[index].address),
              job->relay[0] ? job->relay : "none",
              log_quote(quoted, sizeof(quoted), text, strlen(text)),
              job->attempt, (long)(time(NULL) - msg->arrival));
@@ -273,8 +277,10 @@ bool outbound_record_result(struct outbound_job *job, size_t i, int code,
     }
     if (state != QUEUE_RCPT_QUEUED &&
         queue_mark(daemon->queue, msg, index, state) < 0) {
-        log_error("id=%s to=<%s> error=\"journal write failed: %s\"",
-                  msg->id, msg->rcpts[index].address, strerror(errno));
+        log_error("id=%s to=%s error=\"journal write failed: %s\"",
+                  msg->id,
+                  log_path(logged, sizeof(logged), msg->rcpts[index].address),
+                  strerror(errno));
     }
     return state == QUEUE_RCPT_QUEUED;
 }

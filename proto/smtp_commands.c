@@ -467,7 +467,7 @@ static void command_quit(struct smtp_server *s, const struct smtp_args *a)
     (void)a;
     smtp_server_end_transaction(s);
     smtp_server_reply(s, "221 2.0.0 Bye");
-    smtp_server_close(s);
+    smtp_server_close(s, "quit");
 }
 
 static void command_vrfy(struct smtp_server *s, const struct smtp_args *a)

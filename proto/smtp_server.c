@@ -107,7 +107,7 @@ void smtp_server_reject(struct smtp_server *s, const char *fmt, ...)
     if (s->opts->max_errors != 0 && s->errors >= s->opts->max_errors) {
         smtp_server_reply(s, "421 4.7.0 %s Error: too many errors, "
                           "closing connection", s->opts->hostname);
-        smtp_server_close(s);
+        smtp_server_close(s, "too many errors");
     }
 }
 
@@ -137,7 +137,7 @@ void smtp_server_end_transaction(struct smtp_server *s)
     s->smtputf8 = false;
 }
 
-void smtp_server_close(struct smtp_server *s)
+void smtp_server_close(struct smtp_server *s, const char *reason)
 {
     if (s->state == SMTP_STATE_BODY && s->hooks->data_abort != NULL) {
         s->hooks->data_abort(s->ctx);
@@ -149,6 +149,7 @@ void smtp_server_close(struct smtp_server *s)
         smtp_server_end_transaction(s);
     }
     s->closing = true;
+    s->close_reason = reason;
     s->discarding = false;
 }
 
@@ -319,13 +320,13 @@ static void session_hold(struct smtp_server *s, const char *data,
         smtp_server_reply(s, "421 4.7.0 %s Error: too much input sent "
                           "without reading replies, closing connection",
                           s->opts->hostname);
-        smtp_server_close(s);
+        smtp_server_close(s, "too much input without reading replies");
         return;
     }
     if (session_held_reserve(s, len) < 0) {
         smtp_server_reply(s, "421 4.3.0 %s Error: out of memory, closing "
                           "connection", s->opts->hostname);
-        smtp_server_close(s);
+        smtp_server_close(s, "out of memory");
         return;
     }
     memcpy(s->held + s->held_len, data, len);
@@ -435,7 +436,7 @@ void smtp_server_timeout(struct smtp_server *s)
     }
     smtp_server_reply(s, "421 4.4.2 %s Error: timeout exceeded, closing "
                       "connection", s->opts->hostname);
-    smtp_server_close(s);
+    smtp_server_close(s, "timeout");
 }
 
 void smtp_server_shutdown(struct smtp_server *s)
@@ -445,7 +446,12 @@ void smtp_server_shutdown(struct smtp_server *s)
     }
     smtp_server_reply(s, "421 4.3.2 %s Service shutting down, closing "
                       "connection", s->opts->hostname);
-    smtp_server_close(s);
+    smtp_server_close(s, "shutdown");
+}
+
+const char *smtp_server_close_reason(const struct smtp_server *s)
+{
+    return s->closing ? s->close_reason : NULL;
 }
 
 bool smtp_server_closing(const struct smtp_server *s)

@@ -144,6 +144,10 @@ void smtp_server_shutdown(struct smtp_server *session);
  * close the connection after the output queue is empty. */
 bool smtp_server_closing(const struct smtp_server *session);
 
+/* smtp_server_close_reason returns why the session closed itself ("quit",
+ * "timeout", "too many errors", ...), or NULL while it is open. */
+const char *smtp_server_close_reason(const struct smtp_server *session);
+
 /* smtp_server_waiting is true while a data_end() is unanswered. */
 bool smtp_server_waiting(const struct smtp_server *session);
 

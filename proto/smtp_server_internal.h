@@ -53,6 +53,7 @@ struct smtp_server {
 
     bool discarding; /* dropping an over-long line up to its LF */
     bool closing;    /* nothing more is read; close once output is sent */
+    const char *close_reason; /* static text, set with closing */
     bool running;    /* inside the parse loop, so hooks cannot re-enter */
     bool esmtp;      /* the client sent EHLO */
     bool smtputf8;   /* the transaction uses SMTPUTF8 */
@@ -79,8 +80,9 @@ void smtp_server_hook_reply(struct smtp_server *s, const char *reply);
  * and returns the session to the greeted state. */
 void smtp_server_end_transaction(struct smtp_server *s);
 
-/* smtp_server_close stops reading; replies already queued still go out. */
-void smtp_server_close(struct smtp_server *s);
+/* smtp_server_close stops reading; replies already queued still go out.
+ * reason is a static string for the owner's log line. */
+void smtp_server_close(struct smtp_server *s, const char *reason);
 
 /* smtp_server_begin_body switches to receiving the DATA body. */
 void smtp_server_begin_body(struct smtp_server *s);

@@ -165,6 +165,45 @@ def test_many_recipients(tap, store):
               sizes)
 
 
+def test_log_fields_quoted(tap, harness):
+    """A quoted local part with spaces and '=' must not add fields to the
+    relay's key=value log lines."""
+    sender = '"x id=FAKE event=delivered"@client.test'
+    with smtplib.SMTP("127.0.0.1", 2525, timeout=30) as client:
+        client.sendmail(sender, ["quoted@example.test"],
+                        b"Subject: quoted\r\n\r\nquoted sender\r\n")
+    lines = [line for line in harness.log_text("ringrelay").splitlines()
+             if "event=accepted" in line and "FAKE" in line]
+    tap.check(len(lines) == 1, "accepted line for a quoted sender", lines)
+    want = 'from="<\\"x id=FAKE event=delivered\\"@client.test>"'
+    tap.check(bool(lines) and want in lines[0],
+              "quoted sender is logged as one quoted value", lines)
+
+
+def test_sighup_ignored(tap, harness, relay):
+    relay.send_signal(signal.SIGHUP)
+    h.wait_for(lambda: "event=reload-ignored" in
+               harness.log_text("ringrelay"), timeout=10)
+    tap.check("event=reload-ignored" in harness.log_text("ringrelay"),
+              "SIGHUP is logged")
+    client = Client()
+    check_reply(tap, client.reply(), "220 ", "relay answers after SIGHUP")
+    client.close()
+    tap.check(relay.poll() is None, "relay survives SIGHUP")
+
+
+def test_disconnect_reason(tap, harness):
+    client = Client()
+    check_reply(tap, client.reply(), "220 ", "greeting before QUIT")
+    check_reply(tap, client.command(b"QUIT\r\n"), "221 ", "QUIT answered")
+    client.close()
+    h.wait_for(lambda: 'reason="quit"' in harness.log_text("ringrelay"),
+               timeout=10)
+    tap.check('event=disconnect' in harness.log_text("ringrelay") and
+              'reason="quit"' in harness.log_text("ringrelay"),
+              "disconnect line gives the reason")
+
+
 def test(tap, harness):
     store = harness.path("store")
     h.start_sink(harness, store, port=2526)
@@ -175,6 +214,9 @@ def test(tap, harness):
     test_relay_denied(tap)
     test_half_close(tap, store)
     test_many_recipients(tap, store)
+    test_log_fields_quoted(tap, harness)
+    test_sighup_ignored(tap, harness, relay)
+    test_disconnect_reason(tap, harness)
     tap.check(relay.poll() is None, "relay is still running")
     test_stop_during_data(tap, harness, relay)
 
