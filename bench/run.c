@@ -24,7 +24,10 @@
 #define RUN_POLL_MS 100
 /* Room for the arguments run puts in front of the user's blast options,
  * and for the terminating NULL. */
-#define RUN_BLAST_FIXED_ARGS 8
+#define RUN_BLAST_FIXED_ARGS 10
+/* Seconds past --timeout before run stops a blast that did not stop by
+ * its own --timeout. */
+#define RUN_BLAST_GRACE_S 30
 
 /* Set by SIGINT and SIGTERM; every wait checks it. */
 static volatile int run_interrupted;
@@ -246,11 +249,13 @@ static int run_start_relay(struct run *run)
                               run->workdir.relay_log);
 }
 
-/* Run blast in the foreground, its output going to ours. */
+/* Run blast in the foreground, its output going to ours. blast gets
+ * --timeout first, so a --timeout among the user's options wins. */
 static int run_blast(struct run *run)
 {
     int argc = run->options.blast_argc;
     char **argv = calloc((size_t)argc + RUN_BLAST_FIXED_ARGS, sizeof(*argv));
+    char timeout[32];
     char status[64];
     int rc = -1;
     int n = 0;
@@ -266,18 +271,24 @@ static int run_blast(struct run *run)
     argv[n++] = (char *)run->target;
     argv[n++] = "--stats-file";
     argv[n++] = run->workdir.blast_stats;
+    snprintf(timeout, sizeof(timeout), "%llu",
+             (unsigned long long)run->options.timeout);
+    argv[n++] = "--timeout";
+    argv[n++] = timeout;
     for (int i = 0; i < argc; i++) {
         argv[n++] = run->options.blast_argv[i];
     }
     if (run_child_start(&run->blast, "blast", argv, NULL) < 0) {
         goto out;
     }
-    rc = run_child_wait(&run->blast, run_deadline(run->options.timeout),
+    rc = run_child_wait(&run->blast,
+                        run_deadline(run->options.timeout
+                                     + RUN_BLAST_GRACE_S),
                         &run_interrupted);
     if (rc == 0) {
         fprintf(stderr, "run: %s\n", run_interrupted
                 ? "interrupted, stopping blast"
-                : "blast did not finish within --timeout, stopping it");
+                : "blast did not stop by its --timeout, stopping it");
         (void)run_child_stop(&run->blast, RUN_STOP_GRACE_MS);
         rc = -1;
     } else if (rc > 0 && !run_child_exited_ok(&run->blast)) {
