@@ -208,6 +208,19 @@ static int run_wait_listening(struct run *run, struct run_child *child,
     return 0;
 }
 
+/* Fail when something already accepts connections on endpoint, because
+ * the probes that wait for our child would reach that process instead. */
+static int run_check_free(const char *option,
+                          const struct bench_endpoint *endpoint)
+{
+    if (run_probe(endpoint)) {
+        fprintf(stderr, "run: another process already listens on %s; "
+                "pass %s with a free address\n", endpoint->text, option);
+        return -1;
+    }
+    return 0;
+}
+
 static int run_start_sink(struct run *run)
 {
     char max_seconds[32];
@@ -435,6 +448,12 @@ static int run_prepare(struct run *run)
     run->target = target != NULL ? target : run->options.listen;
     if (run_parse_endpoint(target != NULL ? "--target" : "--listen",
                            run->target, &run->target_endpoint) < 0) {
+        return -1;
+    }
+    /* Checked before any child starts, so nothing is left to stop. */
+    if (run_check_free("--sink-listen", &run->sink_endpoint) < 0
+        || (target == NULL
+            && run_check_free("--listen", &run->target_endpoint) < 0)) {
         return -1;
     }
     if (run_workdir_create(&run->workdir) < 0) {
