@@ -139,7 +139,11 @@ static bool run_probe(const struct bench_endpoint *endpoint)
         return false;
     }
     /* SO_SNDTIMEO bounds a blocking connect on Linux. */
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit))
+        != 0) {
+        fprintf(stderr, "run: setting a connect timeout failed: %s\n",
+                strerror(errno));
+    }
     connected = connect(fd, (const struct sockaddr *)&endpoint->addr,
                         endpoint->addr_len) == 0;
     if (close(fd) != 0) {
@@ -153,6 +157,7 @@ static bool run_probe(const struct bench_endpoint *endpoint)
 static void run_show_log(const char *name, const char *path)
 {
     char line[512];
+    long start = 0;
     long size;
     FILE *log = fopen(path, "r");
 
@@ -160,10 +165,13 @@ static void run_show_log(const char *name, const char *path)
         return;
     }
     fprintf(stderr, "run: end of the %s log (%s):\n", name, path);
+    /* The last 2 KiB; the first line shown may be cut. */
     if (fseek(log, 0, SEEK_END) == 0 && (size = ftell(log)) > 2048) {
-        (void)fseek(log, size - 2048, SEEK_SET);
-    } else {
-        rewind(log);
+        start = size - 2048;
+    }
+    if (fseek(log, start, SEEK_SET) != 0) {
+        fprintf(stderr, "run: seeking in %s failed: %s\n", path,
+                strerror(errno));
     }
     while (fgets(line, sizeof(line), log) != NULL) {
         fprintf(stderr, "  %s", line);

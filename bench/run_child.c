@@ -17,8 +17,17 @@
  * and cheap (one wait4 call). */
 #define RUN_CHILD_POLL_NS 10000000L
 
-/* Runs in the forked child: only async-signal-safe calls until exec.
- * Never returns. */
+/* Print why the child could not start, then exit with 126 as a shell
+ * does for a command it cannot run. The run process has one thread, so
+ * stdio and strerror are safe to call here after fork. */
+static void run_child_fail(const char *what, const char *path)
+{
+    dprintf(STDERR_FILENO, "run: %s %s failed: %s\n", what, path,
+            strerror(errno));
+    _exit(126);
+}
+
+/* Runs in the forked child; never returns. */
 static void run_child_exec(char *const argv[], const char *log_path,
                            pid_t parent)
 {
@@ -27,22 +36,25 @@ static void run_child_exec(char *const argv[], const char *log_path,
 
     /* SIGTERM when the run process dies, and check that it has not died
      * already between fork and prctl. */
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) {
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) {
+        run_child_fail("setting the parent-death signal for", argv[0]);
+    }
+    if (getppid() != parent) {
         _exit(126);
     }
     null_fd = open("/dev/null", O_RDONLY);
     if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0) {
-        _exit(126);
+        run_child_fail("redirecting standard input of", argv[0]);
     }
     if (log_path != NULL) {
         log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (log_fd < 0 || dup2(log_fd, STDOUT_FILENO) < 0
             || dup2(log_fd, STDERR_FILENO) < 0) {
-            _exit(126);
+            run_child_fail("opening the log", log_path);
         }
     }
     execv(argv[0], argv);
-    _exit(127);
+    run_child_fail("executing", argv[0]);
 }
 
 int run_child_start(struct run_child *child, const char *name,
