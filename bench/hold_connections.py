@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Hold many idle SMTP connections open and report a server's memory.
 
-Opens COUNT TCP connections to HOST:PORT, at most --pending of them
-connecting at a time, and waits until each has received a 220 greeting,
-which proves the server accepted it. Then it reads VmRSS and VmHWM of
---pid from /proc and prints one line of key=value pairs:
+Opens COUNT TCP connections to HOST:PORT (IPv4), at most --pending of
+them connecting at a time, and waits until each has received a 220
+greeting, which proves the server accepted it. Then it reads VmRSS and
+VmHWM of --pid from /proc and prints one line of key=value pairs:
 
     connections=N vmrss_kib=N vmhwm_kib=N base_vmrss_kib=N seconds=N
 
