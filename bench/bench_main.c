@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "bench/blast.h"
+#include "bench/run.h"
 #include "bench/sink.h"
 
 static void bench_usage(FILE *out)
@@ -16,6 +17,8 @@ static void bench_usage(FILE *out)
             "rate\n"
             "  sink    accept messages over SMTP, count and optionally "
             "store them\n"
+            "  run     start a sink and ringrelay, drive them with blast "
+            "and report\n"
             "\n"
             "Run \"ringrelay-bench COMMAND --help\" for the options of a "
             "command.\n");
@@ -35,6 +38,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(command, "sink") == 0) {
         return sink_main(argc - 1, argv + 1);
+    }
+    if (strcmp(command, "run") == 0) {
+        return run_main(argc - 1, argv + 1);
     }
     if (strcmp(command, "--help") == 0 || strcmp(command, "-h") == 0
         || strcmp(command, "help") == 0) {

@@ -1,0 +1,526 @@
+#include "bench/run.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bench/bench_net.h"
+#include "bench/bench_stats.h"
+#include "bench/run_child.h"
+#include "bench/run_config.h"
+#include "bench/run_options.h"
+#include "bench/run_report.h"
+#include "bench/run_stats.h"
+
+#define RUN_DEFAULT_PORT 25
+/* How long a stopped child may take to finish before SIGKILL: the relay
+ * gives messages in flight up to 10 s, so a little more. */
+#define RUN_STOP_GRACE_MS 12000
+#define RUN_POLL_MS 100
+/* Room for the arguments run puts in front of the user's blast options,
+ * and for the terminating NULL. */
+#define RUN_BLAST_FIXED_ARGS 10
+/* Seconds past --timeout before run stops a blast that did not stop by
+ * its own --timeout. */
+#define RUN_BLAST_GRACE_S 30
+
+/* Set by SIGINT and SIGTERM; every wait checks it. */
+static volatile int run_interrupted;
+
+struct run {
+    struct run_options options;
+    struct run_workdir workdir;
+    bool have_workdir;
+    char self_path[RUN_PATH_MAX];  /* this binary, for sink and blast */
+    char relay_path[RUN_PATH_MAX];
+    struct bench_endpoint sink_endpoint;
+    struct bench_endpoint target_endpoint;
+    const char *target;            /* HOST:PORT blast sends to */
+    struct run_child sink;
+    struct run_child relay;
+    struct run_child blast;
+    uint64_t relay_peak_kib;       /* VmHWM read before the stop */
+    struct run_stats blast_stats;
+    struct run_stats sink_stats;
+    struct run_report report;
+};
+
+static void run_on_signal(int signo)
+{
+    (void)signo;
+    run_interrupted = 1;
+}
+
+static int run_install_signals(void)
+{
+    struct sigaction action = {0};
+
+    action.sa_handler = run_on_signal;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGINT, &action, NULL) != 0
+        || sigaction(SIGTERM, &action, NULL) != 0) {
+        fprintf(stderr, "run: installing signal handlers failed: %s\n",
+                strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static uint64_t run_deadline(uint64_t seconds)
+{
+    return bench_monotonic_ns() + seconds * 1000000000u;
+}
+
+/* Find this binary and the default relay: ../ringrelay relative to the
+ * directory of this binary, as in a meson build tree. */
+static int run_find_binaries(struct run *run)
+{
+    char dir[RUN_PATH_MAX];
+    ssize_t len;
+    int written;
+
+    len = readlink("/proc/self/exe", run->self_path,
+                   sizeof(run->self_path) - 1);
+    if (len < 0) {
+        fprintf(stderr, "run: reading /proc/self/exe failed: %s\n",
+                strerror(errno));
+        return -1;
+    }
+    run->self_path[len] = '\0';
+    if (run->options.relay_path != NULL) {
+        written = snprintf(run->relay_path, sizeof(run->relay_path), "%s",
+                           run->options.relay_path);
+    } else {
+        /* dirname() may modify its argument, so it gets a copy. */
+        memcpy(dir, run->self_path, (size_t)len + 1);
+        written = snprintf(run->relay_path, sizeof(run->relay_path),
+                           "%s/../ringrelay", dirname(dir));
+    }
+    if (written < 0 || (size_t)written >= sizeof(run->relay_path)) {
+        fprintf(stderr, "run: the relay path is too long\n");
+        return -1;
+    }
+    if (run->options.target == NULL && access(run->relay_path, X_OK) != 0) {
+        fprintf(stderr, "run: relay %s is not executable: %s; pass "
+                "--relay PATH\n", run->relay_path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int run_parse_endpoint(const char *option, const char *text,
+                              struct bench_endpoint *endpoint)
+{
+    char error[200];
+
+    if (bench_endpoint_parse(text, RUN_DEFAULT_PORT, endpoint, error,
+                             sizeof(error)) < 0) {
+        fprintf(stderr, "run: invalid %s \"%s\": %s\n", option, text,
+                error);
+        return -1;
+    }
+    return 0;
+}
+
+/* Returns true when a TCP connect to endpoint succeeds within a second. */
+static bool run_probe(const struct bench_endpoint *endpoint)
+{
+    struct timeval limit = {.tv_sec = 1, .tv_usec = 0};
+    bool connected;
+    int fd;
+
+    fd = socket(endpoint->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return false;
+    }
+    /* SO_SNDTIMEO bounds a blocking connect on Linux. */
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit))
+        != 0) {
+        fprintf(stderr, "run: setting a connect timeout failed: %s\n",
+                strerror(errno));
+    }
+    connected = connect(fd, (const struct sockaddr *)&endpoint->addr,
+                        endpoint->addr_len) == 0;
+    if (close(fd) != 0) {
+        fprintf(stderr, "run: closing a probe socket failed: %s\n",
+                strerror(errno));
+    }
+    return connected;
+}
+
+/* Print the last lines of a child's log, for a child that failed. */
+static void run_show_log(const char *name, const char *path)
+{
+    char line[512];
+    long start = 0;
+    long size;
+    FILE *log = fopen(path, "r");
+
+    if (log == NULL) {
+        return;
+    }
+    fprintf(stderr, "run: end of the %s log (%s):\n", name, path);
+    /* The last 2 KiB; the first line shown may be cut. */
+    if (fseek(log, 0, SEEK_END) == 0 && (size = ftell(log)) > 2048) {
+        start = size - 2048;
+    }
+    if (fseek(log, start, SEEK_SET) != 0) {
+        fprintf(stderr, "run: seeking in %s failed: %s\n", path,
+                strerror(errno));
+    }
+    while (fgets(line, sizeof(line), log) != NULL) {
+        fprintf(stderr, "  %s", line);
+    }
+    if (fclose(log) != 0) {
+        fprintf(stderr, "run: closing %s failed: %s\n", path,
+                strerror(errno));
+    }
+}
+
+/* Wait until child accepts TCP connections on endpoint. A probe opens
+ * one session, which the sink counts in sessions_total. */
+static int run_wait_listening(struct run *run, struct run_child *child,
+                              const struct bench_endpoint *endpoint,
+                              const char *log_path)
+{
+    uint64_t deadline = run_deadline(run->options.startup_timeout);
+    char status[64];
+
+    while (!run_probe(endpoint)) {
+        uint64_t pause = bench_monotonic_ns() + RUN_POLL_MS * 1000000u;
+
+        if (run_child_wait(child, pause, &run_interrupted) != 0) {
+            fprintf(stderr, "run: %s stopped before it listened on %s "
+                    "(%s)\n", child->name, endpoint->text,
+                    run_child_describe_status(child, status,
+                                              sizeof(status)));
+            run_show_log(child->name, log_path);
+            return -1;
+        }
+        if (run_interrupted) {
+            return -1;
+        }
+        if (bench_monotonic_ns() >= deadline) {
+            fprintf(stderr, "run: %s did not listen on %s within %llu s\n",
+                    child->name, endpoint->text,
+                    (unsigned long long)run->options.startup_timeout);
+            run_show_log(child->name, log_path);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Fail when something already accepts connections on endpoint, because
+ * the probes that wait for our child would reach that process instead. */
+static int run_check_free(const char *option,
+                          const struct bench_endpoint *endpoint)
+{
+    if (run_probe(endpoint)) {
+        fprintf(stderr, "run: another process already listens on %s; "
+                "pass %s with a free address\n", endpoint->text, option);
+        return -1;
+    }
+    return 0;
+}
+
+static int run_start_sink(struct run *run)
+{
+    char max_seconds[32];
+    char *argv[] = {
+        run->self_path, "sink", "--listen",
+        (char *)run->options.sink_listen, "--stats-file",
+        run->workdir.sink_stats, "--max-seconds", max_seconds, NULL,
+    };
+
+    /* The sink stops by itself shortly after every other limit of the
+     * run has passed, even if this process is killed with SIGKILL. */
+    snprintf(max_seconds, sizeof(max_seconds), "%llu",
+             (unsigned long long)(run->options.startup_timeout * 2
+                                  + run->options.timeout
+                                  + run->options.drain_timeout + 60));
+    if (run_child_start(&run->sink, "sink", argv, run->workdir.sink_log)
+        < 0) {
+        return -1;
+    }
+    return run_wait_listening(run, &run->sink, &run->sink_endpoint,
+                              run->workdir.sink_log);
+}
+
+static int run_start_relay(struct run *run)
+{
+    struct run_relay_settings settings = {
+        .listen = run->options.listen,
+        .smarthost = run->options.sink_listen,
+        .durability = run->options.durability,
+    };
+    char *argv[] = {run->relay_path, "-c", run->workdir.relay_config, NULL};
+
+    if (run_config_write(&run->workdir, &settings) < 0
+        || run_child_start(&run->relay, "relay", argv,
+                           run->workdir.relay_log) < 0) {
+        return -1;
+    }
+    return run_wait_listening(run, &run->relay, &run->target_endpoint,
+                              run->workdir.relay_log);
+}
+
+/* Run blast in the foreground, its output going to ours. blast gets
+ * --timeout first, so a --timeout among the user's options wins. */
+static int run_blast(struct run *run)
+{
+    int argc = run->options.blast_argc;
+    char **argv = calloc((size_t)argc + RUN_BLAST_FIXED_ARGS, sizeof(*argv));
+    char timeout[32];
+    char status[64];
+    int rc = -1;
+    int n = 0;
+
+    if (argv == NULL) {
+        fprintf(stderr, "run: allocating blast's arguments failed: %s\n",
+                strerror(errno));
+        return -1;
+    }
+    argv[n++] = run->self_path;
+    argv[n++] = "blast";
+    argv[n++] = "--server";
+    argv[n++] = (char *)run->target;
+    argv[n++] = "--stats-file";
+    argv[n++] = run->workdir.blast_stats;
+    snprintf(timeout, sizeof(timeout), "%llu",
+             (unsigned long long)run->options.timeout);
+    argv[n++] = "--timeout";
+    argv[n++] = timeout;
+    for (int i = 0; i < argc; i++) {
+        argv[n++] = run->options.blast_argv[i];
+    }
+    if (run_child_start(&run->blast, "blast", argv, NULL) < 0) {
+        goto out;
+    }
+    rc = run_child_wait(&run->blast,
+                        run_deadline(run->options.timeout
+                                     + RUN_BLAST_GRACE_S),
+                        &run_interrupted);
+    if (rc == 0) {
+        fprintf(stderr, "run: %s\n", run_interrupted
+                ? "interrupted, stopping blast"
+                : "blast did not stop by its --timeout, stopping it");
+        (void)run_child_stop(&run->blast, RUN_STOP_GRACE_MS);
+        rc = -1;
+    } else if (rc > 0 && !run_child_exited_ok(&run->blast)) {
+        /* blast exits 1 when any message was not accepted; the report
+         * still shows what was. */
+        fprintf(stderr, "run: blast ended with %s\n",
+                run_child_describe_status(&run->blast, status,
+                                          sizeof(status)));
+    }
+    rc = rc > 0 ? 0 : -1;
+
+out:
+    free(argv);
+    return rc;
+}
+
+static int run_read_stats(const char *name, const char *path,
+                          struct run_stats *stats)
+{
+    if (run_stats_read_file(path, stats) < 0) {
+        fprintf(stderr, "run: reading the %s stats file %s failed: %s "
+                "(does this %s support --stats-file?)\n", name, path,
+                strerror(errno), name);
+        return -1;
+    }
+    if (stats->invalid_lines > 0) {
+        fprintf(stderr, "run: %s: skipped %u malformed lines\n", path,
+                stats->invalid_lines);
+    }
+    return 0;
+}
+
+/* Poll the sink's stats file, which it rewrites every second, until it
+ * has every message blast got accepted, or the drain timeout passes. */
+static void run_drain(struct run *run)
+{
+    uint64_t start = bench_monotonic_ns();
+    uint64_t deadline = run_deadline(run->options.drain_timeout);
+    double accepted = run_stats_value(&run->blast_stats, "accepted", 0);
+    struct run_stats stats;
+
+    run->report.drained = false;
+    while (!run_interrupted) {
+        if (run_stats_read_file(run->workdir.sink_stats, &stats) == 0) {
+            double unique = run_stats_value(&stats, "messages", 0)
+                            - run_stats_value(&stats, "duplicates", 0);
+
+            if (unique >= accepted) {
+                run->report.drained = true;
+                break;
+            }
+        }
+        if (bench_monotonic_ns() >= deadline) {
+            fprintf(stderr, "run: the sink did not receive every "
+                    "accepted message within --drain-timeout\n");
+            break;
+        }
+        if (run_child_wait(&run->sink,
+                           bench_monotonic_ns() + RUN_POLL_MS * 1000000u,
+                           &run_interrupted) != 0) {
+            fprintf(stderr, "run: the sink stopped while the run waited "
+                    "for deliveries\n");
+            break;
+        }
+    }
+    run->report.drain_s = (double)(bench_monotonic_ns() - start) / 1e9;
+}
+
+/* Read VmHWM (KiB) of pid from /proc; 0 when it cannot be read. */
+static uint64_t run_read_vmhwm(pid_t pid)
+{
+    char path[64];
+    char line[256];
+    unsigned long long kib = 0;
+    FILE *status;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    status = fopen(path, "r");
+    if (status == NULL) {
+        fprintf(stderr, "run: opening %s failed: %s\n", path,
+                strerror(errno));
+        return 0;
+    }
+    while (fgets(line, sizeof(line), status) != NULL) {
+        if (sscanf(line, "VmHWM: %llu kB", &kib) == 1) {
+            break;
+        }
+    }
+    if (fclose(status) != 0) {
+        fprintf(stderr, "run: closing %s failed: %s\n", path,
+                strerror(errno));
+    }
+    return kib;
+}
+
+/* Stop the relay and the sink, and collect what the report needs from
+ * them. Returns 0, or -1 when the sink's final stats are missing. */
+static int run_collect(struct run *run)
+{
+    struct run_relay_usage *usage = &run->report.relay;
+
+    if (run->relay.pid > 0) {
+        run->relay_peak_kib = run_read_vmhwm(run->relay.pid);
+        if (run_child_stop(&run->relay, RUN_STOP_GRACE_MS) == 0) {
+            usage->measured = true;
+            usage->cpu_seconds = run_child_cpu_seconds(&run->relay);
+            /* ru_maxrss is in KiB on Linux and covers the same peak. */
+            usage->peak_kib = run->relay_peak_kib > 0
+                              ? run->relay_peak_kib
+                              : (uint64_t)run->relay.usage.ru_maxrss;
+        }
+    }
+    /* The sink writes its stats file a last time as it exits. */
+    if (run_child_stop(&run->sink, RUN_STOP_GRACE_MS) < 0) {
+        return -1;
+    }
+    return run_read_stats("sink", run->workdir.sink_stats,
+                          &run->sink_stats);
+}
+
+static int run_report(struct run *run)
+{
+    struct run_report *report = &run->report;
+
+    report->target = run->target;
+    run_report_compute(report, &run->blast_stats, &run->sink_stats);
+    run_report_print(report, stdout);
+    if (run->options.json_path != NULL
+        && run_report_write_json(report, run->options.json_path) < 0) {
+        return -1;
+    }
+    return run_report_ok(report) ? 0 : -1;
+}
+
+static int run_prepare(struct run *run)
+{
+    const char *target = run->options.target;
+
+    if (run_install_signals() < 0 || run_find_binaries(run) < 0
+        || run_parse_endpoint("--sink-listen", run->options.sink_listen,
+                              &run->sink_endpoint) < 0) {
+        return -1;
+    }
+    run->target = target != NULL ? target : run->options.listen;
+    if (run_parse_endpoint(target != NULL ? "--target" : "--listen",
+                           run->target, &run->target_endpoint) < 0) {
+        return -1;
+    }
+    /* Checked before any child starts, so nothing is left to stop. */
+    if (run_check_free("--sink-listen", &run->sink_endpoint) < 0
+        || (target == NULL
+            && run_check_free("--listen", &run->target_endpoint) < 0)) {
+        return -1;
+    }
+    if (run_workdir_create(&run->workdir) < 0) {
+        return -1;
+    }
+    run->have_workdir = true;
+    return 0;
+}
+
+/* Every step; returns the exit status. The caller cleans up. */
+static int run_execute(struct run *run)
+{
+    if (run_prepare(run) < 0 || run_start_sink(run) < 0
+        || (run->options.target == NULL && run_start_relay(run) < 0)
+        || run_blast(run) < 0
+        || run_read_stats("blast", run->workdir.blast_stats,
+                          &run->blast_stats) < 0) {
+        return 1;
+    }
+    run_drain(run);
+    if (run_collect(run) < 0) {
+        return 1;
+    }
+    return run_report(run) < 0 ? 1 : 0;
+}
+
+static void run_cleanup(struct run *run)
+{
+    (void)run_child_stop(&run->blast, RUN_STOP_GRACE_MS);
+    (void)run_child_stop(&run->relay, RUN_STOP_GRACE_MS);
+    (void)run_child_stop(&run->sink, RUN_STOP_GRACE_MS);
+    if (!run->have_workdir) {
+        return;
+    }
+    if (run->options.keep_dir) {
+        fprintf(stderr, "run: kept logs, stats and queue in %s\n",
+                run->workdir.dir);
+    } else {
+        (void)run_workdir_remove(&run->workdir);
+    }
+}
+
+int run_main(int argc, char **argv)
+{
+    struct run *run = calloc(1, sizeof(*run));
+    int rc;
+
+    if (run == NULL) {
+        fprintf(stderr, "run: allocating the run state failed: %s\n",
+                strerror(errno));
+        return 1;
+    }
+    rc = run_parse_options(argc, argv, &run->options);
+    if (rc != 0) {
+        free(run);
+        return rc > 0 ? 0 : 2;
+    }
+    rc = run_execute(run);
+    run_cleanup(run);
+    free(run);
+    return rc;
+}

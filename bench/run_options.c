@@ -1,0 +1,188 @@
+#include "bench/run_options.h"
+
+#include <getopt.h>
+#include <string.h>
+
+#include "bench/bench_args.h"
+
+#define RUN_DEFAULT_LISTEN "127.0.0.1:2525"
+#define RUN_DEFAULT_SINK_LISTEN "127.0.0.1:2526"
+
+void run_usage(FILE *out)
+{
+    fprintf(out,
+        "usage: ringrelay-bench run [--relay PATH] [--listen HOST:PORT]\n"
+        "                           [--durability fsync|batch|none]\n"
+        "                           [--target HOST:PORT] "
+        "[--sink-listen HOST:PORT]\n"
+        "                           [--json FILE] [--timeout SECONDS]\n"
+        "                           [--drain-timeout SECONDS] "
+        "[--keep-dir]\n"
+        "                           [-- BLAST-OPTIONS]\n"
+        "\n"
+        "Start a sink and a relay that delivers to it, send messages to "
+        "the relay\n"
+        "with blast, wait until the sink has every accepted message, and "
+        "report\n"
+        "end-to-end rates, latency, loss and the relay's CPU time and "
+        "memory.\n"
+        "\n"
+        "  --relay PATH              ringrelay binary (default: "
+        "../ringrelay next\n"
+        "                            to the directory of this binary)\n"
+        "  --listen HOST:PORT        where the relay listens (default "
+        RUN_DEFAULT_LISTEN ")\n"
+        "  --durability MODE         the relay's durability setting "
+        "(default: the\n"
+        "                            relay's own, fsync)\n"
+        "  --target HOST:PORT        use a relay that already runs there "
+        "and start\n"
+        "                            only the sink; that relay must "
+        "deliver to\n"
+        "                            --sink-listen\n"
+        "  --sink-listen HOST:PORT   where the sink listens (default "
+        RUN_DEFAULT_SINK_LISTEN ")\n"
+        "  --json FILE               also write the report as JSON to "
+        "FILE\n"
+        "  --timeout SECONDS         blast's --timeout, unless given "
+        "after \"--\";\n"
+        "                            run stops blast 30 s later "
+        "(default 600)\n"
+        "  --drain-timeout SECONDS   wait this long after blast for "
+        "deliveries\n"
+        "                            (default 60)\n"
+        "  --keep-dir                keep the working directory with "
+        "logs, stats\n"
+        "                            and queue\n"
+        "\n"
+        "Options after \"--\" go to blast, except --server and "
+        "--stats-file,\n"
+        "which run sets.\n"
+        "\n"
+        "Exit status: 0 when every message was accepted and delivered "
+        "once,\n"
+        "1 otherwise, 2 on a usage error.\n");
+}
+
+/* Reject blast options that run sets itself. */
+static int run_check_blast_args(int argc, char **argv)
+{
+    static const char *const reserved[] = {"--server", "--stats-file"};
+
+    for (int i = 0; i < argc; i++) {
+        for (size_t r = 0; r < sizeof(reserved) / sizeof(reserved[0]);
+             r++) {
+            size_t len = strlen(reserved[r]);
+
+            if (strncmp(argv[i], reserved[r], len) == 0
+                && (argv[i][len] == '\0' || argv[i][len] == '=')) {
+                fprintf(stderr, "run: %s is set by run; pass --target or "
+                        "--listen instead\n", reserved[r]);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int run_check_durability(const char *mode)
+{
+    if (strcmp(mode, "fsync") != 0 && strcmp(mode, "batch") != 0
+        && strcmp(mode, "none") != 0) {
+        fprintf(stderr, "run: invalid --durability \"%s\": expected "
+                "fsync, batch or none\n", mode);
+        return -1;
+    }
+    return 0;
+}
+
+static int run_apply_option(int opt, struct run_options *options)
+{
+    switch (opt) {
+    case 'r':
+        options->relay_path = optarg;
+        return 0;
+    case 'l':
+        options->listen = optarg;
+        return 0;
+    case 'd':
+        options->durability = optarg;
+        return run_check_durability(optarg);
+    case 't':
+        options->target = optarg;
+        return 0;
+    case 's':
+        options->sink_listen = optarg;
+        return 0;
+    case 'j':
+        options->json_path = optarg;
+        return 0;
+    case 'T':
+        return bench_parse_u64("run", "timeout", optarg, 1, 7 * 86400,
+                               &options->timeout);
+    case 'D':
+        return bench_parse_u64("run", "drain-timeout", optarg, 1, 86400,
+                               &options->drain_timeout);
+    case 'k':
+        options->keep_dir = true;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+int run_parse_options(int argc, char **argv, struct run_options *options)
+{
+    static const struct option long_options[] = {
+        {"relay", required_argument, NULL, 'r'},
+        {"listen", required_argument, NULL, 'l'},
+        {"durability", required_argument, NULL, 'd'},
+        {"target", required_argument, NULL, 't'},
+        {"sink-listen", required_argument, NULL, 's'},
+        {"json", required_argument, NULL, 'j'},
+        {"timeout", required_argument, NULL, 'T'},
+        {"drain-timeout", required_argument, NULL, 'D'},
+        {"keep-dir", no_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+
+    *options = (struct run_options){
+        .listen = RUN_DEFAULT_LISTEN,
+        .sink_listen = RUN_DEFAULT_SINK_LISTEN,
+        .startup_timeout = 10,
+        .timeout = 600,
+        .drain_timeout = 60,
+    };
+    optind = 1;
+    /* "+": stop at the first non-option, so nothing after "--" is
+     * reordered or read as an option of run. */
+    while ((opt = getopt_long(argc, argv, "+h", long_options, NULL))
+           != -1) {
+        if (opt == 'h') {
+            run_usage(stdout);
+            return 1;
+        }
+        if (opt == '?' || run_apply_option(opt, options) < 0) {
+            if (opt == '?') {
+                run_usage(stderr);
+            }
+            return -1;
+        }
+    }
+    if (optind < argc && strcmp(argv[optind - 1], "--") != 0) {
+        fprintf(stderr, "run: unexpected argument \"%s\"; put blast "
+                "options after \"--\"\n", argv[optind]);
+        return -1;
+    }
+    if (options->target != NULL
+        && (options->relay_path != NULL || options->durability != NULL)) {
+        fprintf(stderr, "run: --target uses a running relay, so --relay "
+                "and --durability do not apply\n");
+        return -1;
+    }
+    options->blast_argc = argc - optind;
+    options->blast_argv = argv + optind;
+    return run_check_blast_args(options->blast_argc, options->blast_argv);
+}

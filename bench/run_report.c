@@ -1,0 +1,191 @@
+#include "bench/run_report.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "bench/bench_json.h"
+
+const char *const run_report_percentiles[5] = {
+    "p50", "p90", "p99", "p999", "max",
+};
+
+static const char *const run_sink_latency_keys[5] = {
+    "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
+    "latency_p999_ms", "latency_max_ms",
+};
+
+static const char *const run_blast_data_keys[5] = {
+    "data_p50_ms", "data_p90_ms", "data_p99_ms", "data_p999_ms",
+    "data_max_ms",
+};
+
+void run_report_compute(struct run_report *report,
+                        const struct run_stats *blast,
+                        const struct run_stats *sink)
+{
+    double first_send_us = run_stats_value(blast, "first_send_wall_us", 0);
+    double last_message_us =
+        run_stats_value(sink, "last_message_wall_us", 0);
+    double unique;
+
+    report->sent = run_stats_value(blast, "sent", 0);
+    report->accepted = run_stats_value(blast, "accepted", 0);
+    report->rejected = run_stats_value(blast, "rejected", 0);
+    report->failed = run_stats_value(blast, "failed", 0);
+    report->connection_failures =
+        run_stats_value(blast, "connection_failures", 0);
+    report->blast_elapsed_s = run_stats_value(blast, "elapsed_s", 0);
+    report->accepted_per_s = run_stats_value(blast, "msgs_per_s", 0);
+    report->delivered = run_stats_value(sink, "messages", 0);
+    report->lost = run_stats_value(sink, "lost", 0);
+    report->duplicates = run_stats_value(sink, "duplicates", 0);
+    unique = report->delivered - report->duplicates;
+    report->missing =
+        report->accepted > unique ? report->accepted - unique : 0;
+    /* Both timestamps are CLOCK_REALTIME on the same machine, so their
+     * difference is the end-to-end time of the whole run. */
+    report->delivered_per_s = 0;
+    if (first_send_us > 0 && last_message_us > first_send_us) {
+        report->delivered_per_s =
+            report->delivered / ((last_message_us - first_send_us) / 1e6);
+    }
+    for (int i = 0; i < 5; i++) {
+        report->latency_ms[i] =
+            run_stats_value(sink, run_sink_latency_keys[i], 0);
+        report->data_ms[i] =
+            run_stats_value(blast, run_blast_data_keys[i], 0);
+    }
+    report->relay_cpu_s_per_1000 = 0;
+    if (report->relay.measured && report->accepted > 0) {
+        report->relay_cpu_s_per_1000 =
+            report->relay.cpu_seconds / (report->accepted / 1000.0);
+    }
+}
+
+bool run_report_ok(const struct run_report *report)
+{
+    return report->sent > 0 && report->accepted == report->sent
+           && report->missing == 0 && report->lost == 0
+           && report->duplicates == 0 && report->drained;
+}
+
+static void run_print_latencies(FILE *out, const char *label,
+                                const double values[5])
+{
+    fprintf(out, "  %-26s", label);
+    for (int i = 0; i < 5; i++) {
+        fprintf(out, " %s %.2f", run_report_percentiles[i], values[i]);
+    }
+    fprintf(out, " ms\n");
+}
+
+void run_report_print(const struct run_report *report, FILE *out)
+{
+    fprintf(out, "run report (target %s)\n", report->target);
+    fprintf(out, "  sent:                      %.0f\n", report->sent);
+    fprintf(out, "  accepted:                  %.0f (rejected %.0f, "
+            "failed %.0f, connection failures %.0f)\n", report->accepted,
+            report->rejected, report->failed,
+            report->connection_failures);
+    fprintf(out, "  accepted/s:                %.0f\n",
+            report->accepted_per_s);
+    fprintf(out, "  delivered:                 %.0f%s\n",
+            report->delivered,
+            report->drained ? "" : " (drain timed out)");
+    fprintf(out, "  delivered/s:               %.0f (first send to last "
+            "delivery)\n", report->delivered_per_s);
+    fprintf(out, "  missing:                   %.0f (sink counted lost "
+            "%.0f, duplicates %.0f)\n", report->missing, report->lost,
+            report->duplicates);
+    fprintf(out, "  drain after blast:         %.2f s\n", report->drain_s);
+    run_print_latencies(out, "end-to-end latency:", report->latency_ms);
+    run_print_latencies(out, "DATA reply latency:", report->data_ms);
+    if (report->relay.measured) {
+        fprintf(out, "  relay CPU s per 1,000:     %.4f (%.2f s in "
+                "total)\n", report->relay_cpu_s_per_1000,
+                report->relay.cpu_seconds);
+        fprintf(out, "  relay peak memory (VmHWM): %.1f MiB\n",
+                (double)report->relay.peak_kib / 1024.0);
+    } else {
+        fprintf(out, "  relay CPU and memory:      not measured "
+                "(--target)\n");
+    }
+}
+
+static void run_json_latencies(struct bench_json *json, const char *key,
+                               const double values[5])
+{
+    bench_json_key(json, key);
+    bench_json_object_begin(json);
+    for (int i = 0; i < 5; i++) {
+        bench_json_key_double(json, run_report_percentiles[i], values[i]);
+    }
+    bench_json_object_end(json);
+}
+
+static void run_json_body(const struct run_report *report,
+                          struct bench_json *json)
+{
+    bench_json_object_begin(json);
+    bench_json_key_string(json, "target", report->target);
+    bench_json_key_double(json, "sent", report->sent);
+    bench_json_key_double(json, "accepted", report->accepted);
+    bench_json_key_double(json, "rejected", report->rejected);
+    bench_json_key_double(json, "failed", report->failed);
+    bench_json_key_double(json, "connection_failures",
+                          report->connection_failures);
+    bench_json_key_double(json, "blast_elapsed_s", report->blast_elapsed_s);
+    bench_json_key_double(json, "accepted_per_s", report->accepted_per_s);
+    bench_json_key_double(json, "delivered", report->delivered);
+    bench_json_key_double(json, "delivered_per_s",
+                          report->delivered_per_s);
+    bench_json_key_double(json, "missing", report->missing);
+    bench_json_key_double(json, "lost", report->lost);
+    bench_json_key_double(json, "duplicates", report->duplicates);
+    bench_json_key(json, "drained");
+    bench_json_bool(json, report->drained);
+    bench_json_key_double(json, "drain_s", report->drain_s);
+    run_json_latencies(json, "latency_ms", report->latency_ms);
+    run_json_latencies(json, "data_latency_ms", report->data_ms);
+    bench_json_key(json, "relay");
+    bench_json_object_begin(json);
+    bench_json_key(json, "measured");
+    bench_json_bool(json, report->relay.measured);
+    if (report->relay.measured) {
+        bench_json_key_double(json, "cpu_s", report->relay.cpu_seconds);
+        bench_json_key_double(json, "cpu_s_per_1000",
+                              report->relay_cpu_s_per_1000);
+        bench_json_key_u64(json, "peak_kib", report->relay.peak_kib);
+    }
+    bench_json_object_end(json);
+    bench_json_key(json, "ok");
+    bench_json_bool(json, run_report_ok(report));
+    bench_json_object_end(json);
+}
+
+int run_report_write_json(const struct run_report *report,
+                          const char *path)
+{
+    struct bench_json json;
+    FILE *out = fopen(path, "w");
+    int rc = 0;
+
+    if (out == NULL) {
+        fprintf(stderr, "run: creating %s failed: %s\n", path,
+                strerror(errno));
+        return -1;
+    }
+    bench_json_init(&json, out);
+    run_json_body(report, &json);
+    if (ferror(out)) {
+        rc = -1;
+    }
+    if (fclose(out) != 0) {
+        rc = -1;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "run: writing %s failed: %s\n", path,
+                strerror(errno));
+    }
+    return rc;
+}

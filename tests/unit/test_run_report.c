@@ -1,0 +1,129 @@
+/* Derived numbers of the `ringrelay-bench run` report, from stats laid
+ * out as blast and sink write them. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench/run_report.h"
+
+static void parse(const char *text, struct run_stats *stats)
+{
+    run_stats_parse_text(text, strlen(text), stats);
+    cr_assert_eq(stats->invalid_lines, 0);
+}
+
+static const char blast_text[] =
+    "sent=2000\naccepted=2000\nrejected=0\nfailed=0\n"
+    "connection_failures=0\nelapsed_s=0.5\nmsgs_per_s=4000\n"
+    "data_p50_ms=1\ndata_p90_ms=2\ndata_p99_ms=3\ndata_p999_ms=4\n"
+    "data_max_ms=5\nfirst_send_wall_us=1000000\n"
+    "last_reply_wall_us=1500000\n";
+
+Test(run_report, complete_delivery)
+{
+    struct run_stats blast;
+    struct run_stats sink;
+    struct run_report report = {
+        .drained = true,
+        .relay = {.measured = true, .cpu_seconds = 0.3},
+    };
+
+    parse(blast_text, &blast);
+    parse("messages=2000\nlost=0\nduplicates=0\n"
+          "last_message_wall_us=2000000\nlatency_p50_ms=6\n"
+          "latency_p90_ms=7\nlatency_p99_ms=8\nlatency_p999_ms=9\n"
+          "latency_max_ms=10\n", &sink);
+    run_report_compute(&report, &blast, &sink);
+    cr_expect_eq(report.accepted, 2000);
+    cr_expect_eq(report.accepted_per_s, 4000);
+    /* 2000 messages from the first send at 1 s to the last at 2 s. */
+    cr_expect_float_eq(report.delivered_per_s, 2000, 1e-9);
+    cr_expect_eq(report.missing, 0);
+    cr_expect_float_eq(report.relay_cpu_s_per_1000, 0.15, 1e-9);
+    cr_expect_eq(report.latency_ms[0], 6);
+    cr_expect_eq(report.latency_ms[4], 10);
+    cr_expect_eq(report.data_ms[2], 3);
+    cr_expect(run_report_ok(&report));
+}
+
+Test(run_report, missing_and_duplicates)
+{
+    struct run_stats blast;
+    struct run_stats sink;
+    struct run_report report = {.drained = true};
+
+    parse(blast_text, &blast);
+    /* 1990 arrived, 5 of them twice: 15 accepted messages are missing. */
+    parse("messages=1990\nlost=15\nduplicates=5\n"
+          "last_message_wall_us=3000000\n", &sink);
+    run_report_compute(&report, &blast, &sink);
+    cr_expect_eq(report.missing, 15);
+    cr_expect_eq(report.lost, 15);
+    cr_expect_eq(report.duplicates, 5);
+    cr_expect_eq(report.relay_cpu_s_per_1000, 0);
+    cr_expect_not(run_report_ok(&report));
+}
+
+Test(run_report, rejected_message_fails)
+{
+    struct run_stats blast;
+    struct run_stats sink;
+    struct run_report report = {.drained = true};
+
+    parse("sent=10\naccepted=9\nrejected=1\nfirst_send_wall_us=1\n",
+          &blast);
+    parse("messages=9\nlast_message_wall_us=1000001\n", &sink);
+    run_report_compute(&report, &blast, &sink);
+    cr_expect_eq(report.missing, 0);
+    cr_expect_float_eq(report.delivered_per_s, 9, 1e-9);
+    cr_expect_not(run_report_ok(&report));
+}
+
+Test(run_report, no_timestamps_no_rate)
+{
+    struct run_stats blast;
+    struct run_stats sink;
+    struct run_report report = {.drained = false};
+
+    parse("sent=10\naccepted=10\n", &blast);
+    parse("messages=10\n", &sink);
+    run_report_compute(&report, &blast, &sink);
+    cr_expect_eq(report.delivered_per_s, 0);
+    cr_expect_not(run_report_ok(&report));
+}
+
+Test(run_report, json_fields)
+{
+    struct run_stats blast;
+    struct run_stats sink;
+    struct run_report report = {
+        .target = "127.0.0.1:2525",
+        .drained = true,
+        .relay = {.measured = true, .cpu_seconds = 0.3, .peak_kib = 2048},
+    };
+    char path[] = "/tmp/test_run_report.XXXXXX";
+    char text[4096];
+    size_t len;
+    FILE *file;
+    int fd = mkstemp(path);
+
+    cr_assert_geq(fd, 0);
+    parse(blast_text, &blast);
+    parse("messages=2000\nlast_message_wall_us=2000000\n", &sink);
+    run_report_compute(&report, &blast, &sink);
+    cr_assert_eq(run_report_write_json(&report, path), 0);
+    file = fdopen(fd, "r");
+    cr_assert_not_null(file);
+    len = fread(text, 1, sizeof(text) - 1, file);
+    text[len] = '\0';
+    cr_assert_eq(fclose(file), 0);
+    cr_assert_eq(unlink(path), 0);
+    cr_expect_not_null(strstr(text, "\"target\":\"127.0.0.1:2525\""));
+    cr_expect_not_null(strstr(text, "\"accepted\":2000"));
+    cr_expect_not_null(strstr(text, "\"delivered_per_s\":2000"));
+    cr_expect_not_null(strstr(text, "\"peak_kib\":2048"));
+    cr_expect_not_null(strstr(text, "\"ok\":true"));
+    cr_expect_eq(text[len - 1], '\n');
+}
