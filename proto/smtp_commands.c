@@ -242,6 +242,11 @@ void smtp_commands_execute(struct smtp_server *s, const char *line,
         smtp_server_reject(s, "500 5.5.2 Error: command not recognized");
         return;
     }
+    if (s->refused && cmd->handler != command_quit) {
+        smtp_server_reject(s, "503 5.5.1 Error: service refused at the "
+                           "greeting, send QUIT");
+        return;
+    }
     if ((cmd->states & (unsigned)s->state) == 0) {
         reject_sequence(s, cmd);
         return;
@@ -271,11 +276,20 @@ static void greet_reset(struct smtp_server *s, const struct smtp_args *a,
 
 static void command_ehlo(struct smtp_server *s, const struct smtp_args *a)
 {
+    unsigned disabled = s->opts->disabled_extensions;
+
     greet_reset(s, a, true);
     smtp_server_reply(s, "250-%s", s->opts->hostname);
-    smtp_server_reply(s, "250-PIPELINING");
-    smtp_server_reply(s, "250-SIZE %" PRIu64, s->opts->max_message_size);
-    smtp_server_reply(s, "250-8BITMIME");
+    if ((disabled & SMTP_EXT_PIPELINING) == 0) {
+        smtp_server_reply(s, "250-PIPELINING");
+    }
+    if ((disabled & SMTP_EXT_SIZE) == 0) {
+        smtp_server_reply(s, "250-SIZE %" PRIu64,
+                          s->opts->max_message_size);
+    }
+    if ((disabled & SMTP_EXT_8BITMIME) == 0) {
+        smtp_server_reply(s, "250-8BITMIME");
+    }
     smtp_server_reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -308,13 +322,14 @@ static int parse_size(const char *text, size_t len, uint64_t *size)
 }
 
 /* mail_param applies one esmtp-param (RFC 5321 section 4.1.2). Returns 0,
- * or -1 when it is unknown, repeated or has a bad value. */
+ * or -1 when it is unknown, not offered (a bit of disabled), repeated or
+ * has a bad value. */
 static int mail_param(const char *key, size_t key_len, const char *value,
                       size_t value_len, struct smtp_mail_params *params,
-                      unsigned *seen)
+                      unsigned disabled, unsigned *seen)
 {
     if (key_len == 4 && strncasecmp(key, "SIZE", 4) == 0) {
-        if ((*seen & 1u) != 0 ||
+        if ((*seen & 1u) != 0 || (disabled & SMTP_EXT_SIZE) != 0 ||
             parse_size(value, value_len, &params->size) < 0) {
             return -1;
         }
@@ -322,7 +337,7 @@ static int mail_param(const char *key, size_t key_len, const char *value,
         return 0;
     }
     if (key_len == 4 && strncasecmp(key, "BODY", 4) == 0) {
-        if ((*seen & 2u) != 0) {
+        if ((*seen & 2u) != 0 || (disabled & SMTP_EXT_8BITMIME) != 0) {
             return -1;
         }
         *seen |= 2u;
@@ -365,7 +380,7 @@ static int parse_mail_params(struct smtp_server *s, const char *text,
         if (key_end == key || text[key] == '-' ||
             (pos < len && !smtp_char_is(text[pos], SMTP_CHAR_BLANK)) ||
             mail_param(text + key, key_end - key, text + value, pos - value,
-                       params, &seen) < 0) {
+                       params, s->opts->disabled_extensions, &seen) < 0) {
             smtp_server_reject(s, "555 5.5.4 Error: unsupported or invalid "
                                "MAIL parameter: %.*s",
                                (int)(pos - key), text + key);
@@ -402,6 +417,10 @@ static void command_mail(struct smtp_server *s, const struct smtp_args *a)
     s->state = SMTP_STATE_MAIL;
     s->smtputf8 = params.smtputf8;
     s->rcpt_count = 0;
+    if (reply[0] != '\0') {
+        smtp_server_hook_reply(s, reply);
+        return;
+    }
     smtp_server_reply(s, "250 2.1.0 Ok");
 }
 
@@ -432,6 +451,10 @@ static void command_rcpt(struct smtp_server *s, const struct smtp_args *a)
     }
     s->rcpt_count++;
     s->state = SMTP_STATE_RCPT;
+    if (reply[0] != '\0') {
+        smtp_server_hook_reply(s, reply);
+        return;
+    }
     smtp_server_reply(s, "250 2.1.5 Ok");
 }
 

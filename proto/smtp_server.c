@@ -122,6 +122,9 @@ void smtp_server_hook_reply(struct smtp_server *s, const char *reply)
         return;
     }
     smtp_server_reply(s, "%.*s", (int)len, reply);
+    if (strncmp(reply, "421", 3) == 0) {
+        smtp_server_close(s, "421 reply");
+    }
 }
 
 void smtp_server_end_transaction(struct smtp_server *s)
@@ -163,6 +166,14 @@ void smtp_server_begin_body(struct smtp_server *s)
 void smtp_server_greet(struct smtp_server *s)
 {
     smtp_server_reply(s, "220 %s ESMTP ringrelay", s->opts->hostname);
+}
+
+void smtp_server_greet_reply(struct smtp_server *s, const char *reply)
+{
+    smtp_server_hook_reply(s, reply);
+    if (reply[0] != '2') {
+        s->refused = true;
+    }
 }
 
 static size_t session_max_line(const struct smtp_server *s)

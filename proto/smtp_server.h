@@ -53,6 +53,10 @@ struct smtp_mail_params {
 
 /* Hooks return 0 to accept. To refuse, they write a full reply line
  * ("554 5.7.1 ...", no CRLF) into reply[0..SMTP_REPLY_MAX) and return -1.
+ * The mail and rcpt hooks may also accept with a 2xx reply line of their
+ * own: they write it and return 0, and it replaces the default 250. A
+ * reply with code 421 closes the session once it is queued (RFC 5321
+ * section 3.8), from a hook and from smtp_server_data_done() alike.
  * ctx is the value given to smtp_server_new(). A NULL hook accepts (or,
  * for data_write, discards the bytes); with no data_end the session
  * replies "250 2.0.0 Ok" at once. Hooks must not call
@@ -90,6 +94,18 @@ struct smtp_server_hooks {
     void (*reset)(void *ctx);
 };
 
+/* Extensions that the EHLO reply can leave out, as bits of
+ * smtp_server_options.disabled_extensions. Without SIZE the MAIL
+ * parameter SIZE= gets 555 and without 8BITMIME so does BODY=, because
+ * RFC 1870 and RFC 6152 allow them only when offered; max_message_size
+ * applies either way. Without PIPELINING commands sent ahead are still
+ * answered in order. */
+enum smtp_server_extension {
+    SMTP_EXT_PIPELINING = 1u << 0,
+    SMTP_EXT_SIZE = 1u << 1,
+    SMTP_EXT_8BITMIME = 1u << 2,
+};
+
 /* A limit of 0 means none, except max_line, where 0 means 512. */
 struct smtp_server_options {
     const char *hostname;        /* for the greeting and EHLO */
@@ -97,6 +113,8 @@ struct smtp_server_options {
     size_t max_line;             /* command line limit, CRLF included */
     size_t max_rcpts;            /* per transaction */
     unsigned max_errors;         /* bad commands before 421 and close */
+    unsigned disabled_extensions; /* smtp_server_extension bits; 0 offers
+                                   * all */
 };
 
 /* smtp_server_new creates a session; hooks and opts are borrowed and must
@@ -112,6 +130,12 @@ void smtp_server_free(struct smtp_server *session);
 
 /* smtp_server_greet queues the 220 greeting. */
 void smtp_server_greet(struct smtp_server *session);
+
+/* smtp_server_greet_reply queues reply (a full reply line without CRLF)
+ * in place of the 220 greeting. A 421 closes the session. Any other code
+ * than 2xx refuses service as RFC 5321 section 3.1 describes for 554:
+ * the session answers every command but QUIT with 503. */
+void smtp_server_greet_reply(struct smtp_server *session, const char *reply);
 
 /* smtp_server_feed consumes received bytes; the caller's buffer may be
  * reused when it returns. */

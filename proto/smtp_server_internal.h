@@ -57,6 +57,7 @@ struct smtp_server {
     bool running;    /* inside the parse loop, so hooks cannot re-enter */
     bool esmtp;      /* the client sent EHLO */
     bool smtputf8;   /* the transaction uses SMTPUTF8 */
+    bool refused;    /* the greeting refused service: 503 until QUIT */
     unsigned errors; /* bad commands so far */
     size_t rcpt_count;
     char helo[SMTP_HELO_MAX + 1];
