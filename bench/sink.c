@@ -1,7 +1,6 @@
 #include "bench/sink.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -11,31 +10,22 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "bench/bench_args.h"
 #include "bench/bench_net.h"
 #include "bench/bench_stats.h"
+#include "bench/sink_options.h"
+#include "bench/sink_report.h"
 #include "bench/sink_session.h"
 #include "bench/sink_store.h"
 #include "core/reactor.h"
 
-#define SINK_DEFAULT_LISTEN "127.0.0.1:2526"
-#define SINK_DEFAULT_PORT 2526
-#define SINK_DEFAULT_IDLE_SECONDS 300
 #define SINK_PROGRESS_MS 1000
 /* Pause before re-arming an accept that stopped, e.g. on EMFILE, so a
  * persistent error does not spin. */
 #define SINK_ACCEPT_RETRY_MS 100
 
-struct sink_options {
-    const char *listen;
-    const char *store_dir;
-    bool with_fsync;
-    uint64_t max_seconds;    /* 0: run until a signal */
-    uint64_t idle_seconds;
-};
-
 struct sink_run {
     struct sink_server server;
+    struct sink_report report;
     struct bench_endpoint endpoint;
     int listen_fd;
     int signal_fds[2];       /* [0] read by the reactor, [1] by handlers */
@@ -45,102 +35,12 @@ struct sink_run {
     struct reactor_timer progress_timer;
     struct reactor_timer stop_timer;
     struct reactor_timer accept_timer;
-    uint64_t start_ns;
-    uint64_t progress_messages; /* server.messages at the last tick */
-    uint64_t progress_ms;       /* reactor time of the last tick */
     uint64_t accept_error_ms;   /* when an accept error was last printed */
     bool stopping;
 };
 
 /* Write end of the signal socket pair; -1 when no handler may write. */
 static volatile sig_atomic_t sink_signal_fd = -1;
-
-static void sink_usage(FILE *out)
-{
-    fprintf(out,
-            "usage: ringrelay-bench sink [--listen HOST:PORT] [--store DIR]\n"
-            "                            [--fsync] [--max-seconds N]\n"
-            "                            [--idle-timeout SECONDS]\n"
-            "\n"
-            "Accept every message over SMTP, count it and optionally "
-            "store it.\n"
-            "\n"
-            "  --listen HOST:PORT      address to listen on (default "
-            SINK_DEFAULT_LISTEN ")\n"
-            "  --store DIR             write each message to "
-            "DIR/<number>.msg;\n"
-            "                          DIR is created when missing\n"
-            "  --fsync                 fsync each stored file before the "
-            "reply\n"
-            "  --max-seconds N         stop after N seconds "
-            "(default: run until\n"
-            "                          SIGINT or SIGTERM)\n"
-            "  --idle-timeout SECONDS  close sessions idle this long "
-            "(default 300)\n");
-}
-
-/* Returns 0, 1 when help was printed, or -1 on a usage error. */
-static int sink_parse_options(int argc, char **argv,
-                              struct sink_options *options)
-{
-    static const struct option long_options[] = {
-        {"listen", required_argument, NULL, 'l'},
-        {"store", required_argument, NULL, 's'},
-        {"fsync", no_argument, NULL, 'f'},
-        {"max-seconds", required_argument, NULL, 'm'},
-        {"idle-timeout", required_argument, NULL, 'i'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int opt;
-
-    *options = (struct sink_options){
-        .listen = SINK_DEFAULT_LISTEN,
-        .idle_seconds = SINK_DEFAULT_IDLE_SECONDS,
-    };
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
-        int rc = 0;
-
-        switch (opt) {
-        case 'l':
-            options->listen = optarg;
-            break;
-        case 's':
-            options->store_dir = optarg;
-            break;
-        case 'f':
-            options->with_fsync = true;
-            break;
-        case 'm':
-            rc = bench_parse_u64("sink", "max-seconds", optarg, 1,
-                                 UINT32_MAX, &options->max_seconds);
-            break;
-        case 'i':
-            rc = bench_parse_u64("sink", "idle-timeout", optarg, 1,
-                                 UINT32_MAX, &options->idle_seconds);
-            break;
-        case 'h':
-            sink_usage(stdout);
-            return 1;
-        default:
-            sink_usage(stderr);
-            return -1;
-        }
-        if (rc < 0) {
-            return -1;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "sink: unexpected argument \"%s\"\n", argv[optind]);
-        return -1;
-    }
-    if (options->with_fsync && options->store_dir == NULL) {
-        fprintf(stderr, "sink: --fsync needs --store DIR\n");
-        return -1;
-    }
-    return 0;
-}
 
 static void sink_on_signal(int signo)
 {
@@ -182,22 +82,11 @@ static void sink_on_stop_timer(struct reactor_timer *timer)
     reactor_stop(run->server.reactor);
 }
 
-/* Print messages per second over the last tick, only when any arrived. */
 static void sink_on_progress(struct reactor_timer *timer)
 {
     struct sink_run *run = timer->owner;
-    uint64_t now = reactor_now_ms(run->server.reactor);
-    uint64_t messages = run->server.messages;
-    uint64_t delta = messages - run->progress_messages;
 
-    if (delta > 0) {
-        double seconds = (double)(now - run->progress_ms) / 1000.0;
-
-        fprintf(stderr, "sink: %.0f messages/s, %" PRIu64 " total\n",
-                bench_rate((double)delta, seconds), messages);
-    }
-    run->progress_messages = messages;
-    run->progress_ms = now;
+    sink_report_tick(&run->report, &run->server);
     reactor_timer_set(run->server.reactor, timer, SINK_PROGRESS_MS);
 }
 
@@ -299,14 +188,20 @@ static void sink_init_server(struct sink_run *run,
     server->idle_timeout_ms = options->idle_seconds * 1000;
     server->smtp_options = (struct smtp_server_options){
         .hostname = "sink",
-        /* Large enough for any benchmark message; RFC 5321 4.5.3.1
-         * requires at least 512 octets per command line and 100
-         * recipients per transaction. */
-        .max_message_size = 64u << 20,
+        /* RFC 5321 4.5.3.1 requires at least 512 octets per command
+         * line and 100 recipients per transaction. */
+        .max_message_size = options->max_size,
         .max_line = 2048,
         .max_rcpts = 1000,
         .max_errors = 20,
+        .disabled_extensions = options->disabled_extensions,
     };
+    server->faults = options->faults;
+    if (!options->has_seed) {
+        server->faults.seed = bench_wall_us() ^ (uint64_t)getpid();
+    }
+    bench_histogram_init(&server->latency);
+    bench_histogram_init(&server->latency_tick);
 
     run->accept_op = (struct reactor_op){.done = sink_on_accept,
                                          .owner = run};
@@ -326,6 +221,12 @@ static int sink_setup(struct sink_run *run,
     int rc;
 
     sink_init_server(run, options);
+    if (sink_track_init(&run->server.track, options->expect) < 0) {
+        fprintf(stderr, "sink: allocating the seq table for --expect "
+                "%" PRIu64 " failed: %s\n", options->expect,
+                strerror(errno));
+        return -1;
+    }
     if (bench_endpoint_parse(options->listen, SINK_DEFAULT_PORT,
                              &run->endpoint, error, sizeof(error)) < 0) {
         fprintf(stderr, "sink: invalid --listen \"%s\": %s\n",
@@ -355,7 +256,8 @@ static int sink_setup(struct sink_run *run,
     }
 
     sink_arm_accept(run);
-    run->progress_ms = reactor_now_ms(run->server.reactor);
+    sink_report_init(&run->report, options->json_path, options->stats_path,
+                     reactor_now_ms(run->server.reactor));
     reactor_timer_set(run->server.reactor, &run->progress_timer,
                       SINK_PROGRESS_MS);
     if (options->max_seconds > 0) {
@@ -384,28 +286,25 @@ static void sink_cleanup(struct sink_run *run)
                 strerror(errno));
     }
     sink_store_free(run->server.store);
+    sink_track_cleanup(&run->server.track);
+    sink_report_cleanup(&run->report);
 }
 
-static void sink_print_summary(const struct sink_run *run)
+/* Write the final reports. Returns 0, or -1 when a file failed. */
+static int sink_finish_reports(struct sink_run *run)
 {
-    const struct sink_server *server = &run->server;
-    double elapsed = (double)(bench_monotonic_ns() - run->start_ns) / 1e9;
-    double active = (double)(server->last_message_ms
-                             - server->first_message_ms) / 1000.0;
+    int status = 0;
 
-    printf("sink summary\n");
-    printf("  messages accepted:  %" PRIu64 "\n", server->messages);
-    printf("  body bytes:         %" PRIu64 "\n", server->bytes);
-    printf("  sessions:           %" PRIu64 "\n", server->sessions_total);
-    printf("  bodies aborted:     %" PRIu64 "\n", server->aborted);
-    printf("  store failures:     %" PRIu64 "\n", server->store_failures);
-    printf("  elapsed:            %.3f s\n", elapsed);
-    printf("  messages/s:         %.0f (from first to last message)\n",
-           bench_rate((double)server->messages, active));
-    if (server->store != NULL) {
-        printf("  stored in:          %s\n", sink_store_dir(server->store));
+    sink_report_print_summary(&run->report, &run->server, stdout);
+    if (run->report.stats_path != NULL
+        && sink_report_write_stats(&run->report, &run->server) < 0) {
+        status = -1;
     }
-    fflush(stdout);
+    if (run->report.json_path != NULL
+        && sink_report_write_json(&run->report, &run->server) < 0) {
+        status = -1;
+    }
+    return status;
 }
 
 int sink_main(int argc, char **argv)
@@ -428,7 +327,6 @@ int sink_main(int argc, char **argv)
         return 1;
     }
     bench_raise_open_files();
-    run.start_ns = bench_monotonic_ns();
 
     if (sink_setup(&run, &options) == 0) {
         fprintf(stderr, "sink: listening on %s (%s backend)%s%s\n",
@@ -442,7 +340,9 @@ int sink_main(int argc, char **argv)
         } else {
             status = 0;
         }
-        sink_print_summary(&run);
+        if (sink_finish_reports(&run) < 0) {
+            status = 1;
+        }
     }
     sink_cleanup(&run);
     return status;

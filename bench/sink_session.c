@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include "bench/bench_net.h"
+#include "bench/bench_stats.h"
+#include "bench/sink_account.h"
+#include "bench/sink_headers.h"
 #include "bench/sink_store.h"
 #include "proto/smtp_outq.h"
 
@@ -24,8 +27,12 @@
  * the longest path. */
 #define SINK_RCPT_LINE_MAX (SMTP_PATH_MAX + 16)
 
+/* Reply for a session past --max-connections. */
+#define SINK_OVER_LIMIT_REPLY "421 4.7.0 too many connections"
+
 enum sink_commit {
     SINK_COMMIT_NONE,     /* no message waiting for its reply */
+    SINK_COMMIT_DELAYED,  /* data_end() ran, waiting out --data-delay */
     SINK_COMMIT_PENDING,  /* data_end() ran, reply not yet given */
     SINK_COMMIT_SYNCING,  /* stored file is being fsynced */
 };
@@ -40,14 +47,33 @@ struct sink_session {
     struct reactor_op recv_op;
     struct reactor_op send_op;
     struct reactor_op fsync_op;
-    struct reactor_timer idle_timer;
+    /* The session's one timer serves the earliest of idle_deadline_ms,
+     * hold_until_ms and commit_at_ms. */
+    struct reactor_timer timer;
     struct iovec iov[SINK_IOV_MAX]; /* in flight while send_op is armed */
 
     struct sink_message message;    /* used only with a store */
     struct sink_store_file file;    /* open while SINK_COMMIT_SYNCING */
+    struct sink_headers headers;    /* blast headers of the current body */
+    struct sink_fault_random random;
+    uint64_t *rcpt_ids;             /* accepted recipients, for tracking */
+    size_t rcpt_count;
+    size_t rcpt_capacity;
     uint64_t body_bytes;            /* wire bytes of the current body */
+    uint64_t received_us;           /* wall clock of the final dot */
+    const char *accept_reply;       /* a drawn 2xx --data-reply, or NULL */
     enum sink_commit commit;
 
+    /* A delayed reply holds back all output from hold_len bytes on (the
+     * queue length when the delay began) until hold_until_ms. */
+    uint64_t idle_deadline_ms;
+    uint64_t hold_until_ms;         /* valid while holding */
+    uint64_t commit_at_ms;          /* valid while SINK_COMMIT_DELAYED */
+    size_t hold_len;
+    bool holding;
+
+    bool cut_in_data;   /* --disconnect-in-data chose this body */
+    bool cut_now;       /* cut the connection once feeding returns */
     bool input_ended;   /* the receive op finished for good */
     bool send_failed;   /* output can no longer be delivered */
     bool write_shut;    /* shutdown(SHUT_WR) done after the last reply */
@@ -55,6 +81,45 @@ struct sink_session {
 };
 
 static void sink_session_step(struct sink_session *s);
+static void sink_session_arm_timer(struct sink_session *s);
+
+/* Hold the reply about to be queued, and every later one, for the
+ * stage's delay. Delays of pipelined commands add up, as they would on
+ * a server that answers one command after the other. */
+static void sink_session_delay(struct sink_session *s,
+                               enum sink_fault_stage stage)
+{
+    struct sink_fault_stage_rules *rules = &s->server->faults.stages[stage];
+    uint64_t now = reactor_now_ms(s->server->reactor);
+
+    if (rules->delay_ms == 0) {
+        return;
+    }
+    rules->delayed++;
+    if (!s->holding) {
+        s->holding = true;
+        s->hold_len = smtp_server_output(s->smtp)->len;
+        s->hold_until_ms = now;
+    }
+    s->hold_until_ms += rules->delay_ms;
+    sink_session_arm_timer(s);
+}
+
+/* Draw the fault for a MAIL or RCPT reply. Returns 0 to accept (reply
+ * may hold a 2xx text), or -1 with the refusal in reply. */
+static int sink_session_fault(struct sink_session *s,
+                              enum sink_fault_stage stage, char *reply)
+{
+    struct sink_fault_rule *rule;
+
+    sink_session_delay(s, stage);
+    rule = sink_fault_draw(&s->server->faults, stage, &s->random);
+    if (rule == NULL) {
+        return 0;
+    }
+    snprintf(reply, SMTP_REPLY_MAX, "%s", rule->reply);
+    return rule->code < 300 ? 0 : -1;
+}
 
 static int sink_hook_mail(void *ctx, const struct smtp_path *from,
                           const struct smtp_mail_params *params,
@@ -63,6 +128,10 @@ static int sink_hook_mail(void *ctx, const struct smtp_path *from,
     struct sink_session *s = ctx;
 
     (void)params;
+    if (sink_session_fault(s, SINK_STAGE_MAIL, reply) < 0) {
+        return -1;
+    }
+    s->rcpt_count = 0;
     if (s->server->store != NULL
         && sink_message_add_mail(&s->message, from->address) < 0) {
         snprintf(reply, SMTP_REPLY_MAX,
@@ -72,12 +141,33 @@ static int sink_hook_mail(void *ctx, const struct smtp_path *from,
     return 0;
 }
 
+static int sink_session_add_rcpt_id(struct sink_session *s,
+                                    const char *address)
+{
+    if (s->rcpt_count == s->rcpt_capacity) {
+        size_t capacity = s->rcpt_capacity != 0 ? s->rcpt_capacity * 2 : 8;
+        uint64_t *grown = realloc(s->rcpt_ids, capacity * sizeof(*grown));
+
+        if (grown == NULL) {
+            return -1;
+        }
+        s->rcpt_ids = grown;
+        s->rcpt_capacity = capacity;
+    }
+    s->rcpt_ids[s->rcpt_count++] = sink_track_rcpt_id(address);
+    return 0;
+}
+
 static int sink_hook_rcpt(void *ctx, const struct smtp_path *to, char *reply)
 {
     struct sink_session *s = ctx;
 
-    if (s->server->store != NULL
-        && sink_message_add_rcpt(&s->message, to->address) < 0) {
+    if (sink_session_fault(s, SINK_STAGE_RCPT, reply) < 0) {
+        return -1;
+    }
+    if (sink_session_add_rcpt_id(s, to->address) < 0
+        || (s->server->store != NULL
+            && sink_message_add_rcpt(&s->message, to->address) < 0)) {
         snprintf(reply, SMTP_REPLY_MAX,
                  "452 4.3.1 Error: out of memory for the envelope");
         return -1;
@@ -90,6 +180,9 @@ static int sink_hook_data_begin(void *ctx, char *reply)
     struct sink_session *s = ctx;
 
     s->body_bytes = 0;
+    sink_headers_reset(&s->headers);
+    s->cut_in_data = sink_fault_chance(&s->random,
+                                       s->server->faults.disconnect_in_data);
     if (s->server->store != NULL
         && sink_message_begin_body(&s->message) < 0) {
         snprintf(reply, SMTP_REPLY_MAX,
@@ -103,7 +196,16 @@ static int sink_hook_data_write(void *ctx, const char *data, size_t len)
 {
     struct sink_session *s = ctx;
 
+    if (s->cut_in_data) {
+        /* Failing the write makes the session drop the rest of the body;
+         * sink_session_on_recv() then cuts the connection. */
+        s->cut_now = true;
+        return -1;
+    }
     s->body_bytes += len;
+    if (!s->headers.done) {
+        sink_headers_feed(&s->headers, data, len);
+    }
     if (s->server->store != NULL
         && sink_message_add_body(&s->message, data, len) < 0) {
         return -1;
@@ -114,10 +216,24 @@ static int sink_hook_data_write(void *ctx, const char *data, size_t len)
 static void sink_hook_data_end(void *ctx)
 {
     struct sink_session *s = ctx;
+    uint64_t delay_ms = s->server->faults.stages[SINK_STAGE_DATA].delay_ms;
+
+    if (s->cut_in_data) {
+        s->cut_now = true;
+        return;
+    }
+    s->received_us = bench_wall_us();
 
     /* sink_session_commit() sends the reply after smtp_server_feed() has
      * returned, so the session is never re-entered from its own hook. */
-    s->commit = SINK_COMMIT_PENDING;
+    if (delay_ms == 0) {
+        s->commit = SINK_COMMIT_PENDING;
+        return;
+    }
+    s->server->faults.stages[SINK_STAGE_DATA].delayed++;
+    s->commit = SINK_COMMIT_DELAYED;
+    s->commit_at_ms = reactor_now_ms(s->server->reactor) + delay_ms;
+    sink_session_arm_timer(s);
 }
 
 static void sink_hook_data_abort(void *ctx)
@@ -133,6 +249,7 @@ static void sink_hook_reset(void *ctx)
 {
     struct sink_session *s = ctx;
 
+    s->rcpt_count = 0;
     sink_message_clear(&s->message);
 }
 
@@ -146,21 +263,14 @@ static const struct smtp_server_hooks sink_hooks = {
     .reset = sink_hook_reset,
 };
 
-/* Send reply for the finished body and let the session parse on. */
+/* Send reply for the finished body and let the session parse on. A
+ * body that is not accepted was refused by the store or by a fault. */
 static void sink_session_reply(struct sink_session *s, const char *reply,
                                bool accepted)
 {
-    struct sink_server *server = s->server;
-
     if (accepted) {
-        server->last_message_ms = reactor_now_ms(server->reactor);
-        if (server->messages == 0) {
-            server->first_message_ms = server->last_message_ms;
-        }
-        server->messages++;
-        server->bytes += s->body_bytes;
-    } else {
-        server->store_failures++;
+        sink_account_message(s->server, &s->headers, s->rcpt_ids,
+                             s->rcpt_count, s->body_bytes, s->received_us);
     }
     s->commit = SINK_COMMIT_NONE;
     s->body_bytes = 0;
@@ -174,6 +284,7 @@ static void sink_session_store_failed(struct sink_session *s,
 {
     char reply[SMTP_REPLY_MAX];
 
+    s->server->store_failures++;
     fprintf(stderr, "sink: cannot store a message in %s: %s failed: %s\n",
             sink_store_dir(s->server->store), step, strerror(-err));
     snprintf(reply, sizeof(reply),
@@ -181,7 +292,8 @@ static void sink_session_store_failed(struct sink_session *s,
     sink_session_reply(s, reply, false);
 }
 
-/* Rename the written file into place and reply with its number. */
+/* Rename the written file into place and reply with its number, or
+ * with the 2xx text of a --data-reply when one was drawn. */
 static void sink_session_finish_store(struct sink_session *s)
 {
     char reply[SMTP_REPLY_MAX];
@@ -191,6 +303,10 @@ static void sink_session_finish_store(struct sink_session *s)
     rc = sink_store_commit(s->server->store, &s->file, &number);
     if (rc < 0) {
         sink_session_store_failed(s, "rename", rc);
+        return;
+    }
+    if (s->accept_reply != NULL) {
+        sink_session_reply(s, s->accept_reply, true);
         return;
     }
     snprintf(reply, sizeof(reply), "250 2.0.0 Ok: stored as %08" PRIu64,
@@ -217,11 +333,23 @@ static void sink_session_on_fsync(struct reactor_op *op, int result)
 static void sink_session_commit(struct sink_session *s)
 {
     struct sink_store *store = s->server->store;
+    struct sink_fault_rule *rule;
     int rc;
 
     while (s->commit == SINK_COMMIT_PENDING) {
+        rule = sink_fault_draw(&s->server->faults, SINK_STAGE_DATA,
+                               &s->random);
+        s->accept_reply = rule != NULL ? rule->reply : NULL;
+        if (rule != NULL && rule->code >= 300) {
+            /* A refused body is neither stored nor counted. */
+            s->server->rejected++;
+            sink_session_reply(s, rule->reply, false);
+            continue;
+        }
         if (store == NULL) {
-            sink_session_reply(s, "250 2.0.0 Ok: queued", true);
+            sink_session_reply(s, rule != NULL ? rule->reply
+                                               : "250 2.0.0 Ok: queued",
+                               true);
             continue;
         }
 
@@ -273,16 +401,33 @@ static void sink_session_abort(struct sink_session *s)
     sink_session_cancel(s, &s->send_op);
 }
 
+/* Cut iov[0..count) down to limit bytes; returns the iovecs left. */
+static int sink_session_trim_iov(struct iovec *iov, int count, size_t limit)
+{
+    for (int i = 0; i < count; i++) {
+        if (iov[i].iov_len >= limit) {
+            iov[i].iov_len = limit;
+            return limit > 0 ? i + 1 : i;
+        }
+        limit -= iov[i].iov_len;
+    }
+    return count;
+}
+
 static void sink_session_flush(struct sink_session *s)
 {
     struct smtp_outq *out = smtp_server_output(s->smtp);
     int count;
     int rc;
 
-    if (s->send_op.armed || s->send_failed || out->len == 0) {
+    if (s->send_op.armed || s->send_failed || out->len == 0
+        || (s->holding && s->hold_len == 0)) {
         return;
     }
     count = smtp_outq_peek(out, s->iov, SINK_IOV_MAX);
+    if (s->holding) {
+        count = sink_session_trim_iov(s->iov, count, s->hold_len);
+    }
     rc = reactor_sendv(s->server->reactor, &s->send_op, s->fd, s->iov,
                        count);
     if (rc < 0) {
@@ -297,6 +442,7 @@ static void sink_session_close_when_drained(struct sink_session *s)
 {
     if (s->write_shut || !smtp_server_closing(s->smtp)
         || s->send_op.armed || s->commit != SINK_COMMIT_NONE
+        || (s->holding && !s->send_failed)
         || (smtp_server_output(s->smtp)->len != 0 && !s->send_failed)) {
         return;
     }
@@ -315,9 +461,10 @@ static void sink_session_destroy(struct sink_session *s, bool reactor_alive)
     struct sink_server *server = s->server;
 
     if (reactor_alive) {
-        reactor_timer_cancel(server->reactor, &s->idle_timer);
+        reactor_timer_cancel(server->reactor, &s->timer);
     }
     smtp_server_free(s->smtp);
+    free(s->rcpt_ids);
     if (s->file.fd >= 0) {
         sink_store_discard(server->store, &s->file);
     }
@@ -343,6 +490,12 @@ static void sink_session_destroy(struct sink_session *s, bool reactor_alive)
  * not touch s afterwards. */
 static void sink_session_step(struct sink_session *s)
 {
+    /* A body waiting out --data-delay for a client that went away is
+     * dropped like any body the client did not wait for. */
+    if (s->input_ended && s->commit == SINK_COMMIT_DELAYED) {
+        s->commit = SINK_COMMIT_NONE;
+        s->server->aborted++;
+    }
     sink_session_commit(s);
     sink_session_flush(s);
     sink_session_close_when_drained(s);
@@ -359,10 +512,17 @@ static void sink_session_on_recv(struct reactor_op *op, int result)
 
     if (result > 0 && !smtp_server_closing(s->smtp)) {
         if (!s->timed_out) {
-            reactor_timer_set(s->server->reactor, &s->idle_timer,
-                              s->server->idle_timeout_ms);
+            s->idle_deadline_ms = reactor_now_ms(s->server->reactor)
+                                  + s->server->idle_timeout_ms;
+            sink_session_arm_timer(s);
         }
         smtp_server_feed(s->smtp, op->data, (size_t)result);
+        if (s->cut_now) {
+            s->cut_now = false;
+            s->cut_in_data = false;
+            s->server->faults.disconnects++;
+            sink_session_abort(s);
+        }
     }
     /* End of stream, a reset by the peer and our own cancel are the
      * normal ends of a session, so none of them is reported. */
@@ -379,26 +539,73 @@ static void sink_session_on_send(struct reactor_op *op, int result)
     if (result < 0) {
         sink_session_abort(s);
     } else {
-        smtp_outq_consume(smtp_server_output(s->smtp), (size_t)result);
+        size_t sent = (size_t)result;
+
+        if (s->holding) {
+            s->hold_len -= sent < s->hold_len ? sent : s->hold_len;
+        }
+        smtp_outq_consume(smtp_server_output(s->smtp), sent);
         smtp_server_resume(s->smtp);
     }
     sink_session_step(s);
 }
 
-/* First expiry: send 421 and close. Second expiry: the client did not
- * take the 421 within the grace period, so cut the connection. */
-static void sink_session_on_idle(struct reactor_timer *timer)
+/* Point the session's timer at the earliest of its deadlines. */
+static void sink_session_arm_timer(struct sink_session *s)
 {
-    struct sink_session *s = timer->owner;
+    struct reactor *reactor = s->server->reactor;
+    uint64_t now = reactor_now_ms(reactor);
+    uint64_t deadline = s->idle_deadline_ms;
 
+    if (s->holding && s->hold_until_ms < deadline) {
+        deadline = s->hold_until_ms;
+    }
+    if (s->commit == SINK_COMMIT_DELAYED && s->commit_at_ms < deadline) {
+        deadline = s->commit_at_ms;
+    }
+    reactor_timer_set(reactor, &s->timer,
+                      deadline > now ? deadline - now : 0);
+}
+
+/* First idle expiry: send 421 and close. Second expiry: the client did
+ * not take the 421 within the grace period, so cut the connection. */
+static void sink_session_on_idle(struct sink_session *s, uint64_t now)
+{
     if (!s->timed_out) {
         s->timed_out = true;
         smtp_server_timeout(s->smtp);
-        reactor_timer_set(s->server->reactor, &s->idle_timer,
-                          SINK_CLOSE_GRACE_MS);
+        s->idle_deadline_ms = now + SINK_CLOSE_GRACE_MS;
     } else {
+        s->idle_deadline_ms = UINT64_MAX;
         sink_session_abort(s);
     }
+}
+
+static void sink_session_on_timer(struct reactor_timer *timer)
+{
+    struct sink_session *s = timer->owner;
+    uint64_t now = reactor_now_ms(s->server->reactor);
+
+    bool delay_ended = false;
+
+    if (s->holding && s->hold_until_ms <= now) {
+        s->holding = false;
+        delay_ended = true;
+    }
+    if (s->commit == SINK_COMMIT_DELAYED && s->commit_at_ms <= now) {
+        s->commit = SINK_COMMIT_PENDING;
+        delay_ended = true;
+    }
+    /* A delay is the sink's own wait, so the idle time starts again
+     * when it ends. */
+    if (delay_ended && !s->timed_out) {
+        s->idle_deadline_ms = now + s->server->idle_timeout_ms;
+    }
+    if (!s->holding && s->commit != SINK_COMMIT_DELAYED
+        && s->idle_deadline_ms <= now) {
+        sink_session_on_idle(s, now);
+    }
+    sink_session_arm_timer(s);
     sink_session_step(s);
 }
 
@@ -421,8 +628,10 @@ static struct sink_session *sink_session_new(struct sink_server *server,
                                      .owner = s};
     s->fsync_op = (struct reactor_op){.done = sink_session_on_fsync,
                                       .owner = s};
-    s->idle_timer.fire = sink_session_on_idle;
-    s->idle_timer.owner = s;
+    s->timer.fire = sink_session_on_timer;
+    s->timer.owner = s;
+    sink_fault_random_init(&s->random, server->faults.seed,
+                           server->sessions_total);
 
     /* A stored file is never longer than the envelope plus the body in
      * wire form, and the session rejects larger bodies. */
@@ -436,6 +645,29 @@ static struct sink_session *sink_session_new(struct sink_server *server,
         return NULL;
     }
     return s;
+}
+
+/* Queue the greeting: 421 past --max-connections, else after the
+ * connect delay the normal 220 or a drawn --connect-reply. */
+static void sink_session_greet(struct sink_session *s)
+{
+    struct sink_faults *faults = &s->server->faults;
+    struct sink_fault_rule *rule;
+
+    /* sessions_open already counts this session. */
+    if (faults->max_connections != 0
+        && s->server->sessions_open > faults->max_connections) {
+        faults->over_limit++;
+        smtp_server_greet_reply(s->smtp, SINK_OVER_LIMIT_REPLY);
+        return;
+    }
+    sink_session_delay(s, SINK_STAGE_CONNECT);
+    rule = sink_fault_draw(faults, SINK_STAGE_CONNECT, &s->random);
+    if (rule != NULL) {
+        smtp_server_greet_reply(s->smtp, rule->reply);
+    } else {
+        smtp_server_greet(s->smtp);
+    }
 }
 
 int sink_session_start(struct sink_server *server, int fd)
@@ -475,9 +707,10 @@ int sink_session_start(struct sink_server *server, int fd)
         sink_session_destroy(s, true);
         return rc;
     }
-    reactor_timer_set(server->reactor, &s->idle_timer,
-                      server->idle_timeout_ms);
-    smtp_server_greet(s->smtp);
+    s->idle_deadline_ms = reactor_now_ms(server->reactor)
+                          + server->idle_timeout_ms;
+    sink_session_greet(s);
+    sink_session_arm_timer(s);
     sink_session_step(s);
     return 0;
 }

@@ -6,6 +6,9 @@
 
 #include <stdint.h>
 
+#include "bench/bench_histogram.h"
+#include "bench/sink_fault.h"
+#include "bench/sink_track.h"
 #include "core/reactor.h"
 #include "proto/smtp_server.h"
 
@@ -19,16 +22,27 @@ struct sink_server {
     struct smtp_server_options smtp_options;
     uint64_t idle_timeout_ms;
     struct sink_session *sessions; /* open sessions, for cleanup */
+    struct sink_faults faults;
+    struct sink_track track;   /* loss and duplicates by X-Blast-Seq */
+    struct bench_histogram latency;      /* delivery latency, whole run */
+    struct bench_histogram latency_tick; /* since the last report tick */
 
     /* Counters since start. */
-    uint64_t messages;         /* accepted with 250 */
+    uint64_t messages;         /* accepted with 2xx */
     uint64_t bytes;            /* body bytes of those, in wire form */
+    uint64_t rcpts;            /* envelope recipients of those */
+    uint64_t untracked;        /* of those, without blast headers */
+    uint64_t bad_headers;      /* of those, with invalid blast headers */
+    uint64_t track_failures;   /* of those, not tracked for lack of memory */
+    uint64_t rejected;         /* bodies answered non-2xx by a fault */
     uint64_t aborted;          /* bodies dropped: rejected or cut off */
     uint64_t store_failures;   /* bodies answered 451 by the store */
     uint64_t sessions_total;
     uint64_t sessions_open;
-    uint64_t first_message_ms; /* reactor time of the first 250, or 0 */
-    uint64_t last_message_ms;  /* reactor time of the latest 250 */
+    uint64_t first_message_ms; /* reactor time of the first 2xx, or 0 */
+    uint64_t last_message_ms;  /* reactor time of the latest 2xx */
+    uint64_t first_message_wall_us; /* wall clock of the first, or 0 */
+    uint64_t last_message_wall_us;
 };
 
 /* sink_session_start takes over connected descriptor fd, sends the

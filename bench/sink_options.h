@@ -1,0 +1,35 @@
+/* Command line of ringrelay-bench sink. */
+#ifndef RINGRELAY_BENCH_SINK_OPTIONS_H
+#define RINGRELAY_BENCH_SINK_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bench/sink_fault.h"
+
+#define SINK_DEFAULT_LISTEN "127.0.0.1:2526"
+#define SINK_DEFAULT_PORT 2526
+#define SINK_DEFAULT_IDLE_SECONDS 300
+/* Large enough for any benchmark message. */
+#define SINK_DEFAULT_MAX_SIZE (64u << 20)
+
+struct sink_options {
+    const char *listen;
+    const char *store_dir;
+    const char *json_path;
+    const char *stats_path;
+    bool with_fsync;
+    bool has_seed;
+    uint64_t max_seconds;    /* 0: run until a signal */
+    uint64_t idle_seconds;
+    uint64_t expect;         /* 0: no --expect */
+    uint64_t max_size;       /* bytes */
+    unsigned disabled_extensions; /* smtp_server_extension bits */
+    struct sink_faults faults;
+};
+
+/* sink_parse_options fills options from argv. Returns 0, 1 when help
+ * was printed, or -1 after printing a usage error. */
+int sink_parse_options(int argc, char **argv, struct sink_options *options);
+
+#endif

@@ -1,0 +1,188 @@
+#include "bench/sink_report.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench/bench_json.h"
+#include "bench/bench_stats.h"
+#include "bench/sink_store.h"
+
+/* The percentiles every report gives, and their names in the stats
+ * file and the JSON. */
+static const struct {
+    double percentile;
+    const char *name;
+} report_percentiles[] = {
+    {50, "p50"}, {90, "p90"}, {99, "p99"}, {99.9, "p999"},
+};
+
+#define REPORT_PERCENTILES \
+    (sizeof(report_percentiles) / sizeof(report_percentiles[0]))
+
+void sink_report_init(struct sink_report *report, const char *json_path,
+                      const char *stats_path, uint64_t start_ms)
+{
+    memset(report, 0, sizeof(*report));
+    report->json_path = json_path;
+    report->stats_path = stats_path;
+    report->start_ms = start_ms;
+    report->tick_ms = start_ms;
+}
+
+void sink_report_cleanup(struct sink_report *report)
+{
+    free(report->series);
+    report->series = NULL;
+}
+
+static double report_ms(uint64_t ns)
+{
+    return (double)ns / 1e6;
+}
+
+static double report_percentile_ms(const struct bench_histogram *histogram,
+                                   double percentile)
+{
+    return report_ms(bench_histogram_percentile(histogram, percentile));
+}
+
+/* Messages per second from the first to the last accepted message. */
+static double report_rate(const struct sink_server *server)
+{
+    double active = (double)(server->last_message_ms
+                             - server->first_message_ms) / 1000.0;
+
+    return bench_rate((double)server->messages, active);
+}
+
+static void report_add_point(struct sink_report *report,
+                             const struct sink_report_point *point)
+{
+    if (report->series_len == report->series_cap) {
+        size_t cap = report->series_cap != 0 ? report->series_cap * 2 : 64;
+        struct sink_report_point *grown;
+
+        if (report->series_cap >= SINK_REPORT_SERIES_MAX) {
+            report->series_full = true;
+            return;
+        }
+        grown = realloc(report->series, cap * sizeof(*grown));
+        if (grown == NULL) {
+            report->series_full = true;
+            return;
+        }
+        report->series = grown;
+        report->series_cap = cap;
+    }
+    report->series[report->series_len++] = *point;
+}
+
+void sink_report_tick(struct sink_report *report,
+                      struct sink_server *server)
+{
+    uint64_t now = reactor_now_ms(server->reactor);
+    uint64_t delta = server->messages - report->tick_messages;
+    double seconds = (double)(now - report->tick_ms) / 1000.0;
+    struct sink_report_point point = {
+        .t = (double)(now - report->start_ms) / 1000.0,
+        .messages = delta,
+        .rate = bench_rate((double)delta, seconds),
+        .latency_p99_ms = report_percentile_ms(&server->latency_tick, 99),
+    };
+
+    if (delta > 0 || server->sessions_open > 0) {
+        fprintf(stderr,
+                "sink: %.0f messages/s, %" PRIu64 " total, p99 %.1f ms, "
+                "lost %" PRIu64 ", duplicates %" PRIu64 ", %" PRIu64
+                " sessions open\n",
+                point.rate, server->messages, point.latency_p99_ms,
+                sink_track_lost(&server->track),
+                server->track.duplicates, server->sessions_open);
+    }
+    if (server->messages > 0) {
+        report_add_point(report, &point);
+    }
+    report->tick_messages = server->messages;
+    report->tick_ms = now;
+    bench_histogram_init(&server->latency_tick);
+    if (report->stats_path != NULL) {
+        sink_report_write_stats(report, server);
+    }
+}
+
+static void report_stats_lines(FILE *out, const struct sink_server *server)
+{
+    const struct bench_histogram *latency = &server->latency;
+
+    fprintf(out, "messages=%" PRIu64 "\n", server->messages);
+    fprintf(out, "bytes=%" PRIu64 "\n", server->bytes);
+    fprintf(out, "rcpts=%" PRIu64 "\n", server->rcpts);
+    fprintf(out, "lost=%" PRIu64 "\n", sink_track_lost(&server->track));
+    fprintf(out, "duplicates=%" PRIu64 "\n", server->track.duplicates);
+    fprintf(out, "sessions_total=%" PRIu64 "\n", server->sessions_total);
+    fprintf(out, "sessions_open=%" PRIu64 "\n", server->sessions_open);
+    fprintf(out, "first_message_wall_us=%" PRIu64 "\n",
+            server->first_message_wall_us);
+    fprintf(out, "last_message_wall_us=%" PRIu64 "\n",
+            server->last_message_wall_us);
+    fprintf(out, "msgs_per_s=%.1f\n", report_rate(server));
+    for (size_t i = 0; i < REPORT_PERCENTILES; i++) {
+        fprintf(out, "latency_%s_ms=%.3f\n", report_percentiles[i].name,
+                report_percentile_ms(latency,
+                                     report_percentiles[i].percentile));
+    }
+    fprintf(out, "latency_max_ms=%.3f\n", report_ms(latency->max_ns));
+}
+
+int sink_report_write_stats(struct sink_report *report,
+                            const struct sink_server *server)
+{
+    char tmp[4096];
+    const char *step = "open";
+    FILE *out;
+    int n;
+
+    n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", report->stats_path,
+                 (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        goto fail;
+    }
+    out = fopen(tmp, "w");
+    if (out == NULL) {
+        goto fail;
+    }
+    report_stats_lines(out, server);
+    step = "write";
+    if (ferror(out)) {
+        fclose(out);
+        errno = EIO;
+        goto fail_unlink;
+    }
+    if (fclose(out) != 0) {
+        goto fail_unlink;
+    }
+    step = "rename";
+    if (rename(tmp, report->stats_path) < 0) {
+        goto fail_unlink;
+    }
+    report->stats_failed = false;
+    return 0;
+
+fail_unlink:
+    n = errno;
+    unlink(tmp);
+    errno = n;
+fail:
+    /* Printed once until a write succeeds again, since it repeats every
+     * second. */
+    if (!report->stats_failed) {
+        fprintf(stderr, "sink: writing the stats file %s failed: %s: %s\n",
+                report->stats_path, step, strerror(errno));
+    }
+    report->stats_failed = true;
+    return -1;
+}
