@@ -295,6 +295,7 @@ static int sink_finish_reports(struct sink_run *run)
 {
     int status = 0;
 
+    sink_report_finish(&run->report, &run->server);
     sink_report_print_summary(&run->report, &run->server, stdout);
     if (run->report.stats_path != NULL
         && sink_report_write_stats(&run->report, &run->server) < 0) {

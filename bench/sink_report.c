@@ -80,20 +80,42 @@ static void report_add_point(struct sink_report *report,
     report->series[report->series_len++] = *point;
 }
 
-void sink_report_tick(struct sink_report *report,
-                      struct sink_server *server)
+/* Describe the time since the last tick. */
+static void report_point(const struct sink_report *report,
+                         const struct sink_server *server,
+                         struct sink_report_point *point)
 {
     uint64_t now = reactor_now_ms(server->reactor);
     uint64_t delta = server->messages - report->tick_messages;
     double seconds = (double)(now - report->tick_ms) / 1000.0;
-    struct sink_report_point point = {
+
+    *point = (struct sink_report_point){
         .t = (double)(now - report->start_ms) / 1000.0,
         .messages = delta,
         .rate = bench_rate((double)delta, seconds),
         .latency_p99_ms = report_percentile_ms(&server->latency_tick, 99),
     };
+}
 
-    if (delta > 0 || server->sessions_open > 0) {
+void sink_report_finish(struct sink_report *report,
+                        const struct sink_server *server)
+{
+    struct sink_report_point point;
+
+    report_point(report, server, &point);
+    if (point.messages > 0) {
+        report_add_point(report, &point);
+    }
+}
+
+void sink_report_tick(struct sink_report *report,
+                      struct sink_server *server)
+{
+    uint64_t now = reactor_now_ms(server->reactor);
+    struct sink_report_point point;
+
+    report_point(report, server, &point);
+    if (point.messages > 0 || server->sessions_open > 0) {
         fprintf(stderr,
                 "sink: %.0f messages/s, %" PRIu64 " total, p99 %.1f ms, "
                 "lost %" PRIu64 ", duplicates %" PRIu64 ", %" PRIu64

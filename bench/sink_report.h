@@ -47,6 +47,11 @@ void sink_report_cleanup(struct sink_report *report);
 void sink_report_tick(struct sink_report *report,
                       struct sink_server *server);
 
+/* sink_report_finish adds the last, partial second to the series when
+ * messages arrived in it. */
+void sink_report_finish(struct sink_report *report,
+                        const struct sink_server *server);
+
 /* sink_report_write_stats replaces the --stats-file through a temporary
  * file in the same directory. Returns 0 or -1 after printing why. */
 int sink_report_write_stats(struct sink_report *report,
