@@ -1,5 +1,5 @@
-/* What the sink records for each accepted message: counters, delivery
- * latency from X-Blast-Sent, and loss and duplicates by X-Blast-Seq. */
+/* Accounting of each accepted message: counters, delivery latency from
+ * X-Blast-Sent, and loss and duplicates by X-Blast-Seq. */
 #ifndef RINGRELAY_BENCH_SINK_ACCOUNT_H
 #define RINGRELAY_BENCH_SINK_ACCOUNT_H
 

@@ -42,7 +42,7 @@ struct sink_faults {
     double disconnect_in_data;     /* probability per DATA */
     uint64_t disconnects;          /* connections cut in DATA */
     uint64_t max_connections;      /* 0: no limit */
-    uint64_t over_limit;           /* connections answered 421 for it */
+    uint64_t over_limit;           /* connections rejected with 421 */
     uint64_t seed;
 };
 

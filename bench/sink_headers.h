@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Longest header line prefix kept; a blast header fits with room. */
+/* Maximum bytes of a header line kept; a blast header fits with room. */
 #define SINK_HEADERS_LINE_MAX 128
 
 /* Header bytes scanned before giving up on finding the empty line. */

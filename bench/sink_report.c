@@ -6,9 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bench/bench_json.h"
 #include "bench/bench_stats.h"
-#include "bench/sink_store.h"
 
 /* The percentiles every report gives, and their names in the stats
  * file and the JSON. */
@@ -180,8 +178,9 @@ int sink_report_write_stats(struct sink_report *report,
     report_stats_lines(out, server);
     step = "write";
     if (ferror(out)) {
-        fclose(out);
-        errno = EIO;
+        n = errno != 0 ? errno : EIO;
+        (void)fclose(out);
+        errno = n;
         goto fail_unlink;
     }
     if (fclose(out) != 0) {

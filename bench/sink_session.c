@@ -85,7 +85,7 @@ static void sink_session_arm_timer(struct sink_session *s);
 
 /* Hold the reply about to be queued, and every later one, for the
  * stage's delay. Delays of pipelined commands add up, as they would on
- * a server that answers one command after the other. */
+ * a server that replies to one command after the other. */
 static void sink_session_delay(struct sink_session *s,
                                enum sink_fault_stage stage)
 {
@@ -463,6 +463,10 @@ static void sink_session_destroy(struct sink_session *s, bool reactor_alive)
     if (reactor_alive) {
         reactor_timer_cancel(server->reactor, &s->timer);
     }
+    if (s->commit == SINK_COMMIT_DELAYED) {
+        /* The connection failed while the body waited for its reply. */
+        server->aborted++;
+    }
     smtp_server_free(s->smtp);
     free(s->rcpt_ids);
     if (s->file.fd >= 0) {
@@ -490,18 +494,25 @@ static void sink_session_destroy(struct sink_session *s, bool reactor_alive)
  * not touch s afterwards. */
 static void sink_session_step(struct sink_session *s)
 {
-    /* A body waiting out --data-delay for a client that went away is
-     * dropped like any body the client did not wait for. */
-    if (s->input_ended && s->commit == SINK_COMMIT_DELAYED) {
-        s->commit = SINK_COMMIT_NONE;
-        s->server->aborted++;
-    }
     sink_session_commit(s);
+
+    /* Any body write may have chosen to cut the connection, also one
+     * run by smtp_server_resume() after a send or a reply. */
+    if (s->cut_now) {
+        s->cut_now = false;
+        s->cut_in_data = false;
+        s->server->faults.disconnects++;
+        sink_session_abort(s);
+    }
     sink_session_flush(s);
     sink_session_close_when_drained(s);
 
+    /* A client that half-closed after pipelining its commands still
+     * gets the replies that a delay holds back. */
     if (s->input_ended && !s->recv_op.armed && !s->send_op.armed
-        && !s->fsync_op.armed) {
+        && !s->fsync_op.armed
+        && (s->send_failed
+            || (!s->holding && s->commit != SINK_COMMIT_DELAYED))) {
         sink_session_destroy(s, true);
     }
 }
@@ -517,12 +528,6 @@ static void sink_session_on_recv(struct reactor_op *op, int result)
             sink_session_arm_timer(s);
         }
         smtp_server_feed(s->smtp, op->data, (size_t)result);
-        if (s->cut_now) {
-            s->cut_now = false;
-            s->cut_in_data = false;
-            s->server->faults.disconnects++;
-            sink_session_abort(s);
-        }
     }
     /* End of stream, a reset by the peer and our own cancel are the
      * normal ends of a session, so none of them is reported. */

@@ -34,7 +34,7 @@ struct sink_server {
     uint64_t untracked;        /* of those, without blast headers */
     uint64_t bad_headers;      /* of those, with invalid blast headers */
     uint64_t track_failures;   /* of those, not tracked for lack of memory */
-    uint64_t rejected;         /* bodies answered non-2xx by a fault */
+    uint64_t rejected;         /* bodies rejected by a --data-reply */
     uint64_t aborted;          /* bodies dropped: rejected or cut off */
     uint64_t store_failures;   /* bodies answered 451 by the store */
     uint64_t sessions_total;

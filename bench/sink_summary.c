@@ -242,8 +242,7 @@ int sink_report_write_json(const struct sink_report *report,
     failed = ferror(out) != 0;
     if (fclose(out) != 0 || failed) {
         fprintf(stderr, "sink: writing --json %s failed: %s\n",
-                report->json_path, failed ? "stream error"
-                                          : strerror(errno));
+                report->json_path, strerror(errno != 0 ? errno : EIO));
         return -1;
     }
     return 0;

@@ -3,7 +3,7 @@
  * A delivery is one envelope recipient of one accepted message. The
  * sink expects every (seq, recipient) pair once: seqs 1..expect, or
  * without an expected count 1..the highest seq seen, and for each seq as
- * many recipients as its X-Blast-Rcpts header says. duplicates counts
+ * many recipients as its X-Blast-Rcpts header gives. duplicates counts
  * deliveries beyond the first of a pair, lost the expected pairs not
  * delivered (yet: while mail is in flight it counts as lost).
  *

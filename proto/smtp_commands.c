@@ -243,8 +243,8 @@ void smtp_commands_execute(struct smtp_server *s, const char *line,
         return;
     }
     if (s->refused && cmd->handler != command_quit) {
-        smtp_server_reject(s, "503 5.5.1 Error: service refused at the "
-                           "greeting, send QUIT");
+        smtp_server_reject(s, "503 5.5.1 Error: service not available, "
+                           "send QUIT");
         return;
     }
     if ((cmd->states & (unsigned)s->state) == 0) {

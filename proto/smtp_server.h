@@ -98,8 +98,8 @@ struct smtp_server_hooks {
  * smtp_server_options.disabled_extensions. Without SIZE the MAIL
  * parameter SIZE= gets 555 and without 8BITMIME so does BODY=, because
  * RFC 1870 and RFC 6152 allow them only when offered; max_message_size
- * applies either way. Without PIPELINING commands sent ahead are still
- * answered in order. */
+ * applies either way. Without PIPELINING, commands sent ahead still get
+ * their replies in order. */
 enum smtp_server_extension {
     SMTP_EXT_PIPELINING = 1u << 0,
     SMTP_EXT_SIZE = 1u << 1,
@@ -134,7 +134,7 @@ void smtp_server_greet(struct smtp_server *session);
 /* smtp_server_greet_reply queues reply (a full reply line without CRLF)
  * in place of the 220 greeting. A 421 closes the session. Any other code
  * than 2xx refuses service as RFC 5321 section 3.1 describes for 554:
- * the session answers every command but QUIT with 503. */
+ * the session replies 503 to every command but QUIT. */
 void smtp_server_greet_reply(struct smtp_server *session, const char *reply);
 
 /* smtp_server_feed consumes received bytes; the caller's buffer may be

@@ -51,7 +51,8 @@ class Sink:
         if not h.wait_port("127.0.0.1", PORT):
             raise RuntimeError(f"sink {name} did not listen:\n"
                                + harness.log_text(name))
-        # wait_port's probe connection is session 0; let it end.
+        # The connection that wait_port makes is the sink's first
+        # session; wait until it has ended.
         h.wait_for(lambda: self.read_stats().get("sessions_open") == "0",
                    5)
 
@@ -329,7 +330,20 @@ def test_delays(tap, harness):
     (rcpt_code, _), rcpt_s = timed(client.rcpt, "user@example.test")
     (data_code, _), data_s = timed(client.data, blast_message(1))
     client.quit()
+
+    # A client that pipelines everything and half-closes still gets
+    # every delayed reply.
+    raw = Raw()
+    raw.sock.sendall(b"EHLO c.test\r\nMAIL FROM:<a@c.test>\r\n"
+                     b"RCPT TO:<b@c.test>\r\nDATA\r\n"
+                     + blast_message(2) + b".\r\nQUIT\r\n")
+    raw.sock.shutdown(socket.SHUT_WR)
+    replies = [raw.reply() for _ in range(7)]
+    raw.close()
     sink.stop()
+    tap.check([reply[:3] for reply in replies]
+              == ["220", "250", "250", "250", "354", "250", "221"],
+              "a half-closed pipelining client gets every reply", replies)
     tap.check(connect_s >= 0.2, "greeting waits 200 ms", connect_s)
     tap.check(mail_code == 250 and mail_s >= 0.1, "MAIL waits 100 ms",
               mail_s)
@@ -344,10 +358,10 @@ def test_delays(tap, harness):
                for stage in ("connect", "mail", "rcpt", "data")}
     # Every greeting is delayed, the probe's of Sink() too.
     sessions = sink.report["sessions_total"]
-    tap.check(delayed == {"connect": sessions, "mail": 1, "rcpt": 1,
-                          "data": 1},
+    tap.check(delayed == {"connect": sessions, "mail": 2, "rcpt": 2,
+                          "data": 2},
               "each delay is counted once", (delayed, sessions))
-    tap.check(sink.report["messages"] == 1, "the delayed message counts")
+    tap.check(sink.report["messages"] == 2, "the delayed messages count")
 
 
 def test_disconnect_in_data(tap, harness):
@@ -432,12 +446,14 @@ def test_blast(tap, harness):
         capture_output=True, text=True, timeout=90)
     match = re.search(r"accepted \(2xx\):\s*(\d+)", result.stdout)
     sink.stop()
+
     stats = sink.read_stats()
     report = sink.report
     tap.check(match is not None, "blast reports what was accepted",
               result.stdout + result.stderr)
     accepted = int(match.group(1)) if match else -1
     rejected = fired(report, "data", 451)
+
     tap.check(int(stats["messages"]) == accepted,
               "sink and blast agree on accepted messages",
               (stats, accepted))

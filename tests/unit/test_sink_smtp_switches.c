@@ -41,7 +41,7 @@ static int hook_rcpt(void *ctx, const struct smtp_path *to, char *reply)
     return 0;
 }
 
-/* The test answers each body itself with smtp_server_data_done(). */
+/* The tests reply to each body with smtp_server_data_done(). */
 static void hook_data_end(void *ctx)
 {
     (void)ctx;
