@@ -10,14 +10,9 @@
 #include <unistd.h>
 
 #include "bench/bench_net.h"
-#include "bench/bench_stats.h"
 #include "bench/sink_account.h"
-#include "bench/sink_headers.h"
-#include "bench/sink_store.h"
+#include "bench/sink_session_internal.h"
 #include "proto/smtp_outq.h"
-
-/* iovecs per send; the output queue rarely contains more chunks. */
-#define SINK_IOV_MAX 16
 
 /* Time a session gets to drain its 421 after an idle timeout before the
  * connection is cut, in milliseconds. */
@@ -27,241 +22,7 @@
  * the longest path. */
 #define SINK_RCPT_LINE_MAX (SMTP_PATH_MAX + 16)
 
-/* Reply for a session past --max-connections. */
-#define SINK_OVER_LIMIT_REPLY "421 4.7.0 too many connections"
-
-enum sink_commit {
-    SINK_COMMIT_NONE,     /* no message waiting for its reply */
-    SINK_COMMIT_DELAYED,  /* data_end() ran, waiting out --data-delay */
-    SINK_COMMIT_PENDING,  /* data_end() ran, reply not yet given */
-    SINK_COMMIT_SYNCING,  /* stored file is being fsynced */
-};
-
-struct sink_session {
-    struct sink_server *server;
-    struct sink_session *prev;
-    struct sink_session *next;
-    struct smtp_server *smtp;
-    int fd;
-
-    struct reactor_op recv_op;
-    struct reactor_op send_op;
-    struct reactor_op fsync_op;
-    /* The session's one timer serves the earliest of idle_deadline_ms,
-     * hold_until_ms and commit_at_ms. */
-    struct reactor_timer timer;
-    struct iovec iov[SINK_IOV_MAX]; /* in flight while send_op is armed */
-
-    struct sink_message message;    /* used only with a store */
-    struct sink_store_file file;    /* open while SINK_COMMIT_SYNCING */
-    struct sink_headers headers;    /* blast headers of the current body */
-    struct sink_fault_random random;
-    uint64_t *rcpt_ids;             /* accepted recipients, for tracking */
-    size_t rcpt_count;
-    size_t rcpt_capacity;
-    uint64_t body_bytes;            /* wire bytes of the current body */
-    uint64_t received_us;           /* wall clock of the final dot */
-    const char *accept_reply;       /* a drawn 2xx --data-reply, or NULL */
-    enum sink_commit commit;
-
-    /* A delayed reply holds back all output from hold_len bytes on (the
-     * queue length when the delay began) until hold_until_ms. */
-    uint64_t idle_deadline_ms;
-    uint64_t hold_until_ms;         /* valid while holding */
-    uint64_t commit_at_ms;          /* valid while SINK_COMMIT_DELAYED */
-    size_t hold_len;
-    bool holding;
-
-    bool cut_in_data;   /* --disconnect-in-data chose this body */
-    bool cut_now;       /* cut the connection once feeding returns */
-    bool input_ended;   /* the receive op finished for good */
-    bool send_failed;   /* output can no longer be delivered */
-    bool write_shut;    /* shutdown(SHUT_WR) done after the last reply */
-    bool timed_out;
-};
-
 static void sink_session_step(struct sink_session *s);
-static void sink_session_arm_timer(struct sink_session *s);
-
-/* Hold the reply about to be queued, and every later one, for the
- * stage's delay. Delays of pipelined commands add up, as they would on
- * a server that replies to one command after the other. */
-static void sink_session_delay(struct sink_session *s,
-                               enum sink_fault_stage stage)
-{
-    struct sink_fault_stage_rules *rules = &s->server->faults.stages[stage];
-    uint64_t now = reactor_now_ms(s->server->reactor);
-
-    if (rules->delay_ms == 0) {
-        return;
-    }
-    rules->delayed++;
-    if (!s->holding) {
-        s->holding = true;
-        s->hold_len = smtp_server_output(s->smtp)->len;
-        s->hold_until_ms = now;
-    }
-    s->hold_until_ms += rules->delay_ms;
-    sink_session_arm_timer(s);
-}
-
-/* Draw the fault for a MAIL or RCPT reply. Returns 0 to accept (reply
- * may hold a 2xx text), or -1 with the refusal in reply. */
-static int sink_session_fault(struct sink_session *s,
-                              enum sink_fault_stage stage, char *reply)
-{
-    struct sink_fault_rule *rule;
-
-    sink_session_delay(s, stage);
-    rule = sink_fault_draw(&s->server->faults, stage, &s->random);
-    if (rule == NULL) {
-        return 0;
-    }
-    snprintf(reply, SMTP_REPLY_MAX, "%s", rule->reply);
-    return rule->code < 300 ? 0 : -1;
-}
-
-static int sink_hook_mail(void *ctx, const struct smtp_path *from,
-                          const struct smtp_mail_params *params,
-                          char *reply)
-{
-    struct sink_session *s = ctx;
-
-    (void)params;
-    if (sink_session_fault(s, SINK_STAGE_MAIL, reply) < 0) {
-        return -1;
-    }
-    s->rcpt_count = 0;
-    if (s->server->store != NULL
-        && sink_message_add_mail(&s->message, from->address) < 0) {
-        snprintf(reply, SMTP_REPLY_MAX,
-                 "452 4.3.1 Error: out of memory for the envelope");
-        return -1;
-    }
-    return 0;
-}
-
-static int sink_session_add_rcpt_id(struct sink_session *s,
-                                    const char *address)
-{
-    if (s->rcpt_count == s->rcpt_capacity) {
-        size_t capacity = s->rcpt_capacity != 0 ? s->rcpt_capacity * 2 : 8;
-        uint64_t *grown = realloc(s->rcpt_ids, capacity * sizeof(*grown));
-
-        if (grown == NULL) {
-            return -1;
-        }
-        s->rcpt_ids = grown;
-        s->rcpt_capacity = capacity;
-    }
-    s->rcpt_ids[s->rcpt_count++] = sink_track_rcpt_id(address);
-    return 0;
-}
-
-static int sink_hook_rcpt(void *ctx, const struct smtp_path *to, char *reply)
-{
-    struct sink_session *s = ctx;
-
-    if (sink_session_fault(s, SINK_STAGE_RCPT, reply) < 0) {
-        return -1;
-    }
-    if (sink_session_add_rcpt_id(s, to->address) < 0
-        || (s->server->store != NULL
-            && sink_message_add_rcpt(&s->message, to->address) < 0)) {
-        snprintf(reply, SMTP_REPLY_MAX,
-                 "452 4.3.1 Error: out of memory for the envelope");
-        return -1;
-    }
-    return 0;
-}
-
-static int sink_hook_data_begin(void *ctx, char *reply)
-{
-    struct sink_session *s = ctx;
-
-    s->body_bytes = 0;
-    sink_headers_reset(&s->headers);
-    s->cut_in_data = sink_fault_chance(&s->random,
-                                       s->server->faults.disconnect_in_data);
-    if (s->server->store != NULL
-        && sink_message_begin_body(&s->message) < 0) {
-        snprintf(reply, SMTP_REPLY_MAX,
-                 "452 4.3.1 Error: out of memory for the message");
-        return -1;
-    }
-    return 0;
-}
-
-static int sink_hook_data_write(void *ctx, const char *data, size_t len)
-{
-    struct sink_session *s = ctx;
-
-    if (s->cut_in_data) {
-        /* Failing the write makes the session drop the rest of the body;
-         * sink_session_on_recv() then cuts the connection. */
-        s->cut_now = true;
-        return -1;
-    }
-    s->body_bytes += len;
-    if (!s->headers.done) {
-        sink_headers_feed(&s->headers, data, len);
-    }
-    if (s->server->store != NULL
-        && sink_message_add_body(&s->message, data, len) < 0) {
-        return -1;
-    }
-    return 0;
-}
-
-static void sink_hook_data_end(void *ctx)
-{
-    struct sink_session *s = ctx;
-    uint64_t delay_ms = s->server->faults.stages[SINK_STAGE_DATA].delay_ms;
-
-    if (s->cut_in_data) {
-        s->cut_now = true;
-        return;
-    }
-    s->received_us = bench_wall_us();
-
-    /* sink_session_commit() sends the reply after smtp_server_feed() has
-     * returned, so the session is never re-entered from its own hook. */
-    if (delay_ms == 0) {
-        s->commit = SINK_COMMIT_PENDING;
-        return;
-    }
-    s->server->faults.stages[SINK_STAGE_DATA].delayed++;
-    s->commit = SINK_COMMIT_DELAYED;
-    s->commit_at_ms = reactor_now_ms(s->server->reactor) + delay_ms;
-    sink_session_arm_timer(s);
-}
-
-static void sink_hook_data_abort(void *ctx)
-{
-    struct sink_session *s = ctx;
-
-    s->server->aborted++;
-    s->body_bytes = 0;
-    sink_message_clear(&s->message);
-}
-
-static void sink_hook_reset(void *ctx)
-{
-    struct sink_session *s = ctx;
-
-    s->rcpt_count = 0;
-    sink_message_clear(&s->message);
-}
-
-static const struct smtp_server_hooks sink_hooks = {
-    .mail = sink_hook_mail,
-    .rcpt = sink_hook_rcpt,
-    .data_begin = sink_hook_data_begin,
-    .data_write = sink_hook_data_write,
-    .data_end = sink_hook_data_end,
-    .data_abort = sink_hook_data_abort,
-    .reset = sink_hook_reset,
-};
 
 /* Send reply for the finished body and let the session parse on. A
  * body that is not accepted was refused by the store or by a fault. */
@@ -555,8 +316,7 @@ static void sink_session_on_send(struct reactor_op *op, int result)
     sink_session_step(s);
 }
 
-/* Point the session's timer at the earliest of its deadlines. */
-static void sink_session_arm_timer(struct sink_session *s)
+void sink_session_arm_timer(struct sink_session *s)
 {
     struct reactor *reactor = s->server->reactor;
     uint64_t now = reactor_now_ms(reactor);
@@ -652,29 +412,6 @@ static struct sink_session *sink_session_new(struct sink_server *server,
     return s;
 }
 
-/* Queue the greeting: 421 past --max-connections, else after the
- * connect delay the normal 220 or a drawn --connect-reply. */
-static void sink_session_greet(struct sink_session *s)
-{
-    struct sink_faults *faults = &s->server->faults;
-    struct sink_fault_rule *rule;
-
-    /* sessions_open already counts this session. */
-    if (faults->max_connections != 0
-        && s->server->sessions_open > faults->max_connections) {
-        faults->over_limit++;
-        smtp_server_greet_reply(s->smtp, SINK_OVER_LIMIT_REPLY);
-        return;
-    }
-    sink_session_delay(s, SINK_STAGE_CONNECT);
-    rule = sink_fault_draw(faults, SINK_STAGE_CONNECT, &s->random);
-    if (rule != NULL) {
-        smtp_server_greet_reply(s->smtp, rule->reply);
-    } else {
-        smtp_server_greet(s->smtp);
-    }
-}
-
 int sink_session_start(struct sink_server *server, int fd)
 {
     struct sockaddr_storage peer;
@@ -714,7 +451,7 @@ int sink_session_start(struct sink_server *server, int fd)
     }
     s->idle_deadline_ms = reactor_now_ms(server->reactor)
                           + server->idle_timeout_ms;
-    sink_session_greet(s);
+    sink_hooks_greet(s);
     sink_session_arm_timer(s);
     sink_session_step(s);
     return 0;
