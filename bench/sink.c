@@ -258,6 +258,12 @@ static int sink_setup(struct sink_run *run,
     sink_arm_accept(run);
     sink_report_init(&run->report, options->json_path, options->stats_path,
                      reactor_now_ms(run->server.reactor));
+
+    /* A poller finds the stats file from the start, with zeros. */
+    if (options->stats_path != NULL
+        && sink_report_write_stats(&run->report, &run->server) < 0) {
+        return -1;
+    }
     reactor_timer_set(run->server.reactor, &run->progress_timer,
                       SINK_PROGRESS_MS);
     if (options->max_seconds > 0) {
