@@ -53,8 +53,12 @@ class Sink:
                                + harness.log_text(name))
         # The connection that wait_port makes is the sink's first
         # session; wait until it has ended.
-        h.wait_for(lambda: self.read_stats().get("sessions_open") == "0",
-                   5)
+        h.wait_for(self.probe_ended, 5)
+
+    def probe_ended(self):
+        stats = self.read_stats()
+        return (stats.get("sessions_total") == "1"
+                and stats.get("sessions_open") == "0")
 
     def read_stats(self):
         try:
