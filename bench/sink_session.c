@@ -162,7 +162,7 @@ static void sink_session_abort(struct sink_session *s)
     sink_session_cancel(s, &s->send_op);
 }
 
-/* Cut iov[0..count) down to limit bytes; returns the iovecs left. */
+/* Cut iov[0..count) down to limit bytes and return how many are left. */
 static int sink_session_trim_iov(struct iovec *iov, int count, size_t limit)
 {
     for (int i = 0; i < count; i++) {

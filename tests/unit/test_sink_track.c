@@ -5,8 +5,8 @@
 
 #include "bench/sink_track.h"
 
-/* Deliver seq to the recipients named in rcpts[0..count), as one
- * transaction. */
+/* Deliver seq, with rcpts expected recipients, to names[0..count) in
+ * one transaction. */
 static void deliver(struct sink_track *track, uint64_t seq, uint32_t rcpts,
                     const char *const *names, size_t count)
 {
