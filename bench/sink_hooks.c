@@ -12,8 +12,10 @@
 #define SINK_OVER_LIMIT_REPLY "421 4.7.0 too many connections"
 
 /* Hold the reply about to be queued, and every later one, for the
- * stage's delay. Delays of pipelined commands add up, as they would on
- * a server that replies to one command after the other. */
+ * stage's delay. Delays of pipelined commands add up, as on a server
+ * that replies to one command after the other.
+ * NOTE: all replies held by one chain of delays go out together at its
+ * end, not each at its own deadline. */
 static void sink_hooks_delay(struct sink_session *s,
                                enum sink_fault_stage stage)
 {
