@@ -33,6 +33,8 @@ struct sink_fault_stage_rules {
     struct sink_fault_rule rules[SINK_FAULT_RULES_MAX];
     size_t count;
     double total;                  /* sum of the probabilities, <= 1 */
+    /* NOTE: counted on the reactor's millisecond clock, read once per
+     * turn, so a delay may end up to a millisecond or so early. */
     uint64_t delay_ms;             /* before the stage's reply */
     uint64_t delayed;              /* replies that were delayed */
 };
