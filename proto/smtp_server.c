@@ -113,10 +113,11 @@ void smtp_server_reject(struct smtp_server *s, const char *fmt, ...)
 
 void smtp_server_hook_reply(struct smtp_server *s, const char *reply)
 {
-    /* A CR or LF in the hook's text would split the reply in two. */
-    size_t len = strcspn(reply, "\r\n");
+    /* A CR or LF in the hook's text would split the reply in two. A NULL
+     * or empty reply is a hook bug, answered as a temporary failure. */
+    size_t len = reply != NULL ? strcspn(reply, "\r\n") : 0;
 
-    if (len == 0) {
+    if (reply == NULL || len == 0) {
         smtp_server_reply(s, "451 4.3.0 Error: request failed, try again "
                           "later");
         return;
