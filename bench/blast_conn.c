@@ -84,9 +84,9 @@ struct blast_conn {
     bool idle;
     uint64_t connect_ns;   /* when the connect was started */
 
-    /* End of the body in flight, in bytes of the stream, so that its
-     * latency starts when the last byte went out rather than when it was
-     * queued (closed loop; a large body takes a while to send). */
+    /* End of the body in flight, as an offset in the stream. In closed
+     * loop its latency starts when that byte is sent, not when it was
+     * queued, because a large body takes a while to send. */
     uint64_t bytes_sent;
     uint64_t body_end;
     unsigned body_slot;    /* its entry in expect */
@@ -171,8 +171,8 @@ static void blast_conn_fail(struct blast_conn *c, const char *fmt, ...)
     if (c->closing) {
         return;
     }
-    /* A server may close a session that has waited idle too long (open
-     * loop at a low rate); no message is lost, so it is no failure. */
+    /* A server may close a session that waited idle too long (open loop
+     * at a low rate). No message is lost, so it is not a failure. */
     if (c->idle && c->open == 0 && !c->has_pending
         && c->expect_count == 0) {
         run->results.idle_closed++;

@@ -27,7 +27,8 @@ static void blast_run_arm_at(struct blast_run *run,
 }
 
 /* The due time of message index (0-based) in open loop, as an offset
- * from the start. A double keeps nanoseconds exact for 104 days. */
+ * from the start. In a double it is within about a nanosecond for
+ * offsets up to 2^53 ns, about 104 days. */
 static uint64_t blast_run_due_offset(const struct blast_run *run,
                                      uint64_t index)
 {
@@ -108,9 +109,9 @@ static bool blast_run_has_work(const struct blast_run *run)
 }
 
 /* Hand the messages available now to idle connections, then to new
- * connections in free slots. A connection that fails at once returns
- * its slot; the budget stops the loop from retrying it within one turn,
- * and the refill hook tries again next turn. */
+ * connections in free slots. A connection that fails at once returns its
+ * slot at once, so a budget limits the opens to one per free slot in a
+ * turn. The refill hook tries again in the next turn. */
 static void blast_run_dispatch(struct blast_run *run)
 {
     unsigned budget = run->free_count;
@@ -140,9 +141,9 @@ static void blast_run_dispatch(struct blast_run *run)
     }
 }
 
-/* Dispatch what is available; once every message is handed out, make
- * the idle connections QUIT; stop the reactor once no connection is open
- * and none will be. */
+/* Dispatch the messages available now. Once every message is handed out,
+ * make the idle connections QUIT. Stop the reactor when no connection is
+ * open and none will be. */
 static void blast_run_settle(struct blast_run *run)
 {
     blast_run_dispatch(run);
@@ -253,10 +254,10 @@ static void blast_run_on_tick(struct reactor_timer *timer)
     blast_run_arm_at(run, timer, next);
 }
 
-/* Open loop: hand out what is due and sleep until the next due time.
- * Timers have millisecond resolution, so messages due within the same
- * millisecond go out together, up to a millisecond late; their
- * latencies still count from their due times. */
+/* Open loop: hand out what is due, then sleep until the next due time.
+ * Timers have millisecond resolution, so a message goes out up to a
+ * millisecond after its due time. Its latencies count from the due time,
+ * so that delay is part of them. */
 static void blast_run_on_pacer(struct reactor_timer *timer)
 {
     struct blast_run *run = timer->owner;
