@@ -1,4 +1,4 @@
-/* ringrelay-bench blast: a closed-loop SMTP load generator. */
+/* ringrelay-bench blast: an SMTP load generator, closed or open loop. */
 #ifndef RINGRELAY_BENCH_BLAST_H
 #define RINGRELAY_BENCH_BLAST_H
 

@@ -9,6 +9,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bench/bench_net.h"
+#include "bench/blast_template.h"
+#include "bench/blast_text.h"
+#include "proto/smtp_address.h"
 #include "proto/smtp_outq.h"
 #include "proto/smtp_reply.h"
 
@@ -41,9 +45,17 @@ enum blast_expect {
     BLAST_EXPECT_QUIT,
 };
 
+/* blast_pending_reply: a reply the server owes, and when its latency
+ * started: when the command was queued (the connect, for the greeting),
+ * or in open loop the message's due time. */
+struct blast_pending_reply {
+    uint64_t start_ns;
+    uint8_t kind;          /* enum blast_expect */
+};
+
 struct blast_conn {
     struct blast_run *run;
-    unsigned index;
+    unsigned index;        /* slot */
     int fd;
     struct reactor_op connect_op;
     struct reactor_op recv_op;
@@ -57,20 +69,37 @@ struct blast_conn {
 
     /* Ring of replies still owed by the server, oldest first. At most
      * RSET, a body, MAIL, every RCPT, DATA and QUIT are outstanding. */
-    uint8_t *expect;
+    struct blast_pending_reply *expect;
     unsigned expect_cap;
     unsigned expect_head;
     unsigned expect_count;
 
-    uint64_t remaining;    /* messages not yet started */
+    /* Work of this connection. */
+    uint64_t left;         /* messages it may still start */
+    bool reserved;         /* left is its share of --messages */
+    bool has_pending;      /* pending was handed out, not yet started */
+    struct blast_msg pending;
     unsigned open;         /* messages started and not yet counted */
+    unsigned idle_pos;     /* index in run->idle while idle */
+    bool idle;
+    uint64_t connect_ns;   /* when the connect was started */
+
+    /* End of the body in flight, as an offset in the stream. In closed
+     * loop its latency starts when that byte is sent, not when it was
+     * queued, because a large body takes a while to send. */
+    uint64_t bytes_sent;
+    uint64_t body_end;
+    unsigned body_slot;    /* its entry in expect */
+    bool body_end_pending; /* body_end not yet sent */
     size_t body_bytes;     /* header and body bytes of the body in flight */
-    bool pipelining;       /* the server offered PIPELINING */
+
+    bool pipelining;       /* PIPELINING offered and --pipelining on */
     bool need_rset;        /* a failed transaction left MAIL accepted */
     bool closing;          /* no new work; close once I/O finished */
     bool closed;
 
     /* The transaction whose envelope replies are awaited. */
+    struct blast_msg cur;
     bool mail_ok;
     unsigned rcpts_sent;
     unsigned rcpts_ok;
@@ -89,6 +118,30 @@ static void blast_conn_cancel(struct blast_conn *c, struct reactor_op *op)
     }
 }
 
+static void blast_conn_idle_add(struct blast_conn *c)
+{
+    struct blast_run *run = c->run;
+
+    c->idle = true;
+    c->idle_pos = run->idle_count;
+    run->idle[run->idle_count++] = c;
+}
+
+/* Take c off the run's idle list; the last entry fills its place. */
+static void blast_conn_idle_remove(struct blast_conn *c)
+{
+    struct blast_run *run = c->run;
+    struct blast_conn *last;
+
+    if (!c->idle) {
+        return;
+    }
+    c->idle = false;
+    last = run->idle[--run->idle_count];
+    run->idle[c->idle_pos] = last;
+    last->idle_pos = c->idle_pos;
+}
+
 /* Stop all I/O; blast_conn_step() closes the socket once the cancelled
  * operations have completed. */
 static void blast_conn_close(struct blast_conn *c)
@@ -97,13 +150,15 @@ static void blast_conn_close(struct blast_conn *c)
         return;
     }
     c->closing = true;
+    blast_conn_idle_remove(c);
     blast_conn_cancel(c, &c->connect_op);
     blast_conn_cancel(c, &c->recv_op);
     blast_conn_cancel(c, &c->send_op);
 }
 
-/* Count the connection's open and remaining messages as failed, report
- * why (the first few times), and close it. */
+/* Count the connection's work as failed: its open messages, the one
+ * handed to it and, for a share, the rest of the share. Report why (the
+ * first few times), and close it. */
 static void blast_conn_fail(struct blast_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -116,17 +171,27 @@ static void blast_conn_fail(struct blast_conn *c, const char *fmt, ...)
     if (c->closing) {
         return;
     }
+    /* A server may close a session that waited idle too long (open loop
+     * at a low rate). No message is lost, so it is not a failure. */
+    if (c->idle && c->open == 0 && !c->has_pending
+        && c->expect_count == 0) {
+        run->results.idle_closed++;
+        blast_conn_close(c);
+        return;
+    }
     va_start(ap, fmt);
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
 
-    run->connection_failures++;
-    run->failed += c->open + c->remaining;
+    run->results.connection_failures++;
+    run->results.failed += c->open + (c->has_pending ? 1 : 0)
+                           + (c->reserved ? c->left : 0);
     c->open = 0;
-    c->remaining = 0;
+    c->has_pending = false;
+    c->left = 0;
     if (run->errors_printed < BLAST_ERRORS_PRINTED_MAX) {
         fprintf(stderr, "blast: connection %u to %s: %s\n", c->index,
-                run->server.text, reason);
+                run->options->server_text, reason);
         run->errors_printed++;
         if (run->errors_printed == BLAST_ERRORS_PRINTED_MAX) {
             fprintf(stderr, "blast: further connection errors are only "
@@ -136,9 +201,10 @@ static void blast_conn_fail(struct blast_conn *c, const char *fmt, ...)
     blast_conn_close(c);
 }
 
-/* Record that the server owes one more reply of kind. Returns 0 or -1
- * after failing the connection. */
-static int blast_conn_expect(struct blast_conn *c, enum blast_expect kind)
+/* Record that the server owes one more reply of kind, whose latency
+ * counts from start_ns. Returns 0 or -1 after failing the connection. */
+static int blast_conn_expect(struct blast_conn *c, enum blast_expect kind,
+                             uint64_t start_ns)
 {
     unsigned slot;
 
@@ -147,19 +213,31 @@ static int blast_conn_expect(struct blast_conn *c, enum blast_expect kind)
         return -1;
     }
     slot = (c->expect_head + c->expect_count) % c->expect_cap;
-    c->expect[slot] = (uint8_t)kind;
+    c->expect[slot] = (struct blast_pending_reply){.start_ns = start_ns,
+                                                   .kind = (uint8_t)kind};
     c->expect_count++;
     return 0;
 }
 
-/* Queue a command and the reply it is owed. Returns 0 or -1 after
- * failing the connection. */
+/* Queue the command line[0..len) and the reply it is owed. Returns 0 or
+ * -1 after failing the connection. */
+static int blast_conn_queue(struct blast_conn *c, enum blast_expect kind,
+                            uint64_t start_ns, const char *line, size_t len)
+{
+    if (smtp_outq_append(&c->out, line, len) < 0) {
+        blast_conn_fail(c, "out of memory queueing a command");
+        return -1;
+    }
+    return blast_conn_expect(c, kind, start_ns);
+}
+
+/* Queue a formatted command: EHLO or HELO, once a session. */
 static int blast_conn_command(struct blast_conn *c, enum blast_expect kind,
-                              const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+                              uint64_t start_ns, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static int blast_conn_command(struct blast_conn *c, enum blast_expect kind,
-                              const char *fmt, ...)
+                              uint64_t start_ns, const char *fmt, ...)
 {
     char line[BLAST_COMMAND_MAX];
     va_list ap;
@@ -172,92 +250,219 @@ static int blast_conn_command(struct blast_conn *c, enum blast_expect kind,
         blast_conn_fail(c, "internal error: command too long");
         return -1;
     }
-    if (smtp_outq_append(&c->out, line, (size_t)len) < 0) {
-        blast_conn_fail(c, "out of memory queueing a command");
+    return blast_conn_queue(c, kind, start_ns, line, (size_t)len);
+}
+
+/* Queue MAIL or RCPT: verb ("MAIL FROM:<" or "RCPT TO:<"), the address
+ * and ">\r\n". These go out for every message, so without printf. */
+static int blast_conn_path_command(struct blast_conn *c,
+                                   enum blast_expect kind, uint64_t start_ns,
+                                   const char *verb, const char *address)
+{
+    char line[BLAST_COMMAND_MAX];
+    struct blast_text t;
+
+    blast_text_init(&t, line, sizeof(line));
+    blast_text_put_str(&t, verb);
+    blast_text_put_str(&t, address);
+    blast_text_put(&t, ">\r\n", 3);
+    if (blast_text_end(&t) < 0) {
+        blast_conn_fail(c, "internal error: command too long");
         return -1;
     }
-    return blast_conn_expect(c, kind);
+    return blast_conn_queue(c, kind, start_ns, line, t.len);
 }
 
 static int blast_conn_pop_expect(struct blast_conn *c,
-                                 enum blast_expect *kind)
+                                 struct blast_pending_reply *entry)
 {
     if (c->expect_count == 0) {
         return -1;
     }
-    *kind = (enum blast_expect)c->expect[c->expect_head];
+    if (c->body_end_pending && c->body_slot == c->expect_head) {
+        c->body_end_pending = false;
+    }
+    *entry = c->expect[c->expect_head];
     c->expect_head = (c->expect_head + 1) % c->expect_cap;
     c->expect_count--;
     return 0;
 }
 
-/* Queue the envelope of the next message, or QUIT when none is left.
- * With PIPELINING the whole envelope goes in one send; without it only
- * MAIL, and each reply sends the next command. Returns 0 or -1. */
-static int blast_conn_next_message(struct blast_conn *c)
+/* When the latency of a command of the current transaction starts: in
+ * open loop at the message's due time, else now. */
+static uint64_t blast_conn_start_ns(const struct blast_conn *c)
+{
+    return c->run->open_loop ? c->cur.start_ns : c->run->now_ns;
+}
+
+/* Return the sender (rcpt 0) or recipient rcpt of the current message:
+ * the template itself when it has no placeholder, else its expansion in
+ * buf. Returns NULL after failing the connection. */
+static const char *blast_conn_address(struct blast_conn *c, unsigned rcpt,
+                                      char buf[SMTP_PATH_MAX])
+{
+    const struct blast_run *run = c->run;
+    const struct blast_template *template = rcpt == 0 ? &run->from
+                                                      : &run->to;
+    struct blast_template_vars vars = {.seq = c->cur.seq, .rcpt = rcpt};
+    size_t len;
+
+    if (template->plain) {
+        return template->text;
+    }
+    if (template->uses_domain) {
+        vars.domain = blast_template_domain(c->cur.seq, rcpt, run->rcpts,
+                                            run->options->domains);
+    }
+    if (blast_template_expand(template->text, &vars, buf, SMTP_PATH_MAX,
+                              &len) < 0) {
+        blast_conn_fail(c, "internal error: address of message %llu too "
+                           "long",
+                        (unsigned long long)c->cur.seq);
+        return NULL;
+    }
+    return buf;
+}
+
+/* Queue RCPT for recipient rcpt (1-based) of the current message. */
+static int blast_conn_rcpt(struct blast_conn *c, unsigned rcpt)
+{
+    char buf[SMTP_PATH_MAX];
+    const char *address = blast_conn_address(c, rcpt, buf);
+
+    if (address == NULL) {
+        return -1;
+    }
+    return blast_conn_path_command(c, BLAST_EXPECT_RCPT,
+                                   blast_conn_start_ns(c), "RCPT TO:<",
+                                   address);
+}
+
+/* Start the transaction of msg. With PIPELINING the whole envelope goes
+ * in one send; without it only MAIL, and each reply sends the next
+ * command. Returns 0 or -1. */
+static int blast_conn_begin(struct blast_conn *c, const struct blast_msg *msg)
 {
     struct blast_run *run = c->run;
+    char buf[SMTP_PATH_MAX];
+    const char *sender;
 
-    if (c->remaining == 0) {
-        return blast_conn_command(c, BLAST_EXPECT_QUIT, "QUIT\r\n");
-    }
     if (c->need_rset) {
         c->need_rset = false;
-        if (blast_conn_command(c, BLAST_EXPECT_RSET, "RSET\r\n") < 0) {
+        if (blast_conn_queue(c, BLAST_EXPECT_RSET, run->now_ns, "RSET\r\n",
+                             6) < 0) {
             return -1;
         }
         /* Without PIPELINING, MAIL waits for the RSET reply. */
         if (!c->pipelining) {
+            c->pending = *msg;
+            c->has_pending = true;
             return 0;
         }
     }
 
-    c->remaining--;
     c->open++;
+    c->cur = *msg;
+    if (!run->open_loop) {
+        c->cur.start_ns = run->now_ns;
+    }
+    if (run->results.first_start_ns == 0) {
+        run->results.first_start_ns = c->cur.start_ns;
+    }
     c->mail_ok = false;
     c->rcpts_sent = 0;
     c->rcpts_ok = 0;
     c->first_error = 0;
-    if (blast_conn_command(c, BLAST_EXPECT_MAIL, "MAIL FROM:<%s>\r\n",
-                           run->from) < 0) {
+    sender = blast_conn_address(c, 0, buf);
+    if (sender == NULL
+        || blast_conn_path_command(c, BLAST_EXPECT_MAIL,
+                                   blast_conn_start_ns(c), "MAIL FROM:<",
+                                   sender) < 0) {
         return -1;
     }
     if (!c->pipelining) {
         return 0;
     }
-
-    /* NOTE: every RCPT names the same --to address; a server that drops
-     * duplicate recipients counts them once. */
-    for (unsigned i = 0; i < run->rcpts; i++) {
-        if (blast_conn_command(c, BLAST_EXPECT_RCPT, "RCPT TO:<%s>\r\n",
-                               run->to) < 0) {
+    for (unsigned i = 1; i <= run->rcpts; i++) {
+        if (blast_conn_rcpt(c, i) < 0) {
             return -1;
         }
     }
     c->rcpts_sent = run->rcpts;
-    return blast_conn_command(c, BLAST_EXPECT_DATA, "DATA\r\n");
+    return blast_conn_queue(c, BLAST_EXPECT_DATA, blast_conn_start_ns(c),
+                            "DATA\r\n", 6);
 }
 
-/* Queue header block, shared body and the final dot. */
+/* Queue QUIT; the connection closes at its reply. */
+static int blast_conn_queue_quit(struct blast_conn *c)
+{
+    return blast_conn_queue(c, BLAST_EXPECT_QUIT, c->run->now_ns,
+                            "QUIT\r\n", 6);
+}
+
+/* The session can start a transaction: start the message handed to it,
+ * or take the next one, or wait idle for one (open loop), or QUIT.
+ * Returns 0 or -1. */
+static int blast_conn_next_message(struct blast_conn *c)
+{
+    struct blast_run *run = c->run;
+    struct blast_msg msg;
+
+    if (c->has_pending) {
+        c->has_pending = false;
+        msg = c->pending;
+        return blast_conn_begin(c, &msg);
+    }
+    if (c->left > 0 && blast_run_take(run, &msg)) {
+        c->left--;
+        return blast_conn_begin(c, &msg);
+    }
+    if (c->left > 0 && blast_run_more_later(run)) {
+        blast_conn_idle_add(c);
+        return 0;
+    }
+    return blast_conn_queue_quit(c);
+}
+
+/* Queue header block, body and the final dot. */
 static int blast_conn_send_body(struct blast_conn *c)
 {
     struct blast_run *run = c->run;
+    const struct blast_body *body = blast_message_body(&run->message,
+                                                       c->cur.seq);
     char header[BLAST_HEADER_MAX];
+    char sender[SMTP_PATH_MAX];
+    char recipient[SMTP_PATH_MAX];
+    struct blast_header_fields fields = {
+        .seq = c->cur.seq,
+        .sent_us = blast_run_wall_us(run, c->cur.start_ns),
+        .rcpts = run->rcpts,
+    };
     size_t header_len;
 
-    run->next_seq++;
-    header_len = blast_message_header(&run->message, run->next_seq,
-                                      bench_wall_us(), header);
+    /* Files carry their own From and To. */
+    if (!run->message.from_files) {
+        fields.from = blast_conn_address(c, 0, sender);
+        fields.to = blast_conn_address(c, 1, recipient);
+        if (fields.from == NULL || fields.to == NULL) {
+            return -1;
+        }
+    }
+    header_len = blast_message_header(&run->message, body, &fields, header);
     if (smtp_outq_append(&c->out, header, header_len) < 0
-        || smtp_outq_append_ref(&c->out, run->message.body,
-                                run->message.body_len) < 0
+        || smtp_outq_append_ref(&c->out, body->data, body->len) < 0
         || smtp_outq_append(&c->out, ".\r\n", 3) < 0) {
         blast_conn_fail(c, "out of memory queueing a message");
         return -1;
     }
-    c->body_bytes = header_len + run->message.body_len;
-    run->sent++;
-    return blast_conn_expect(c, BLAST_EXPECT_BODY);
+    c->body_bytes = header_len + body->len;
+    run->results.sent++;
+    if (!run->open_loop) {
+        c->body_end = c->bytes_sent + c->out.len;
+        c->body_end_pending = true;
+        c->body_slot = (c->expect_head + c->expect_count) % c->expect_cap;
+    }
+    return blast_conn_expect(c, BLAST_EXPECT_BODY, blast_conn_start_ns(c));
 }
 
 /* Count the current transaction as rejected with its first failed code
@@ -267,7 +472,7 @@ static int blast_conn_reject_message(struct blast_conn *c, int code)
     if (c->first_error == 0) {
         c->first_error = code;
     }
-    bench_code_tally_add(&c->run->rejected, c->first_error);
+    bench_code_tally_add(&c->run->results.rejected, c->first_error);
     c->open--;
     c->need_rset = c->mail_ok;
     return blast_conn_next_message(c);
@@ -279,15 +484,17 @@ static bool blast_code_ok(int code)
 }
 
 static int blast_conn_on_greeting(struct blast_conn *c,
-                                  const struct smtp_reply *reply)
+                                  const struct smtp_reply *reply,
+                                  uint64_t latency_ns)
 {
+    bench_histogram_record(&c->run->results.connect, latency_ns);
     if (reply->code != 220) {
         blast_conn_fail(c, "greeting was %d %.*s", reply->code,
                         (int)reply->text_len, reply->text);
         return -1;
     }
-    return blast_conn_command(c, BLAST_EXPECT_EHLO, "EHLO %s\r\n",
-                              c->run->helo);
+    return blast_conn_command(c, BLAST_EXPECT_EHLO, c->run->now_ns,
+                              "EHLO %s\r\n", c->run->options->helo);
 }
 
 /* A server without ESMTP rejects EHLO with 5xx; HELO is the fallback
@@ -297,12 +504,13 @@ static int blast_conn_on_ehlo(struct blast_conn *c, enum blast_expect kind,
 {
     if (blast_code_ok(reply->code)) {
         c->pipelining = kind == BLAST_EXPECT_EHLO
+                        && c->run->options->pipelining
                         && smtp_reply_has_keyword(reply, "PIPELINING");
         return blast_conn_next_message(c);
     }
     if (kind == BLAST_EXPECT_EHLO && reply->code >= 500) {
-        return blast_conn_command(c, BLAST_EXPECT_HELO, "HELO %s\r\n",
-                                  c->run->helo);
+        return blast_conn_command(c, BLAST_EXPECT_HELO, c->run->now_ns,
+                                  "HELO %s\r\n", c->run->options->helo);
     }
     blast_conn_fail(c, "%s was answered %d %.*s",
                     kind == BLAST_EXPECT_EHLO ? "EHLO" : "HELO",
@@ -325,8 +533,7 @@ static int blast_conn_on_mail(struct blast_conn *c, int code)
         return 0;
     }
     c->rcpts_sent = 1;
-    return blast_conn_command(c, BLAST_EXPECT_RCPT, "RCPT TO:<%s>\r\n",
-                              c->run->to);
+    return blast_conn_rcpt(c, 1);
 }
 
 static int blast_conn_on_rcpt(struct blast_conn *c, int code)
@@ -335,11 +542,8 @@ static int blast_conn_on_rcpt(struct blast_conn *c, int code)
 
     if (blast_code_ok(code)) {
         c->rcpts_ok++;
-    } else {
-        bench_code_tally_add(&run->rcpt_rejected, code);
-        if (c->first_error == 0) {
-            c->first_error = code;
-        }
+    } else if (c->first_error == 0) {
+        c->first_error = code;
     }
     if (c->pipelining) {
         return 0;
@@ -347,13 +551,13 @@ static int blast_conn_on_rcpt(struct blast_conn *c, int code)
 
     if (c->rcpts_sent < run->rcpts) {
         c->rcpts_sent++;
-        return blast_conn_command(c, BLAST_EXPECT_RCPT, "RCPT TO:<%s>\r\n",
-                                  run->to);
+        return blast_conn_rcpt(c, c->rcpts_sent);
     }
     if (c->rcpts_ok == 0) {
         return blast_conn_reject_message(c, code);
     }
-    return blast_conn_command(c, BLAST_EXPECT_DATA, "DATA\r\n");
+    return blast_conn_queue(c, BLAST_EXPECT_DATA, blast_conn_start_ns(c),
+                            "DATA\r\n", 6);
 }
 
 /* After 354 the body goes out. With PIPELINING the next envelope follows
@@ -370,16 +574,10 @@ static int blast_conn_on_data(struct blast_conn *c, int code)
     return c->pipelining ? blast_conn_next_message(c) : 0;
 }
 
-static int blast_conn_on_body(struct blast_conn *c, int code)
+static int blast_conn_on_body(struct blast_conn *c, int code,
+                              uint64_t latency_ns)
 {
-    struct blast_run *run = c->run;
-
-    if (blast_code_ok(code)) {
-        run->accepted++;
-        run->bytes_accepted += c->body_bytes;
-    } else {
-        bench_code_tally_add(&run->rejected, code);
-    }
+    blast_run_record_body(c->run, code, latency_ns, c->body_bytes);
     c->open--;
     return c->pipelining ? 0 : blast_conn_next_message(c);
 }
@@ -388,27 +586,37 @@ static int blast_conn_on_body(struct blast_conn *c, int code)
 static int blast_conn_on_reply(struct blast_conn *c,
                                const struct smtp_reply *reply)
 {
-    enum blast_expect kind;
+    struct blast_results *results = &c->run->results;
+    struct blast_pending_reply entry;
+    uint64_t latency_ns;
 
-    if (blast_conn_pop_expect(c, &kind) < 0) {
+    if (blast_conn_pop_expect(c, &entry) < 0) {
         blast_conn_fail(c, "unexpected reply %d %.*s", reply->code,
                         (int)reply->text_len, reply->text);
         return -1;
     }
-    switch (kind) {
+    latency_ns = c->run->now_ns > entry.start_ns
+                     ? c->run->now_ns - entry.start_ns
+                     : 0;
+    switch ((enum blast_expect)entry.kind) {
     case BLAST_EXPECT_GREETING:
-        return blast_conn_on_greeting(c, reply);
+        return blast_conn_on_greeting(c, reply, latency_ns);
     case BLAST_EXPECT_EHLO:
     case BLAST_EXPECT_HELO:
-        return blast_conn_on_ehlo(c, kind, reply);
+        return blast_conn_on_ehlo(c, (enum blast_expect)entry.kind, reply);
     case BLAST_EXPECT_MAIL:
+        bench_code_tally_add(&results->mail_codes, reply->code);
+        bench_histogram_record(&results->mail, latency_ns);
         return blast_conn_on_mail(c, reply->code);
     case BLAST_EXPECT_RCPT:
+        bench_code_tally_add(&results->rcpt_codes, reply->code);
+        bench_histogram_record(&results->rcpt, latency_ns);
         return blast_conn_on_rcpt(c, reply->code);
     case BLAST_EXPECT_DATA:
+        bench_code_tally_add(&results->data_codes, reply->code);
         return blast_conn_on_data(c, reply->code);
     case BLAST_EXPECT_BODY:
-        return blast_conn_on_body(c, reply->code);
+        return blast_conn_on_body(c, reply->code, latency_ns);
     case BLAST_EXPECT_RSET:
         return c->pipelining ? 0 : blast_conn_next_message(c);
     case BLAST_EXPECT_QUIT:
@@ -517,7 +725,7 @@ static void blast_conn_flush(struct blast_conn *c)
 }
 
 /* Send what is queued, and close the socket once a closing connection
- * has no operation left; the last one to close stops the run. */
+ * has no operation left; then its slot goes back to the run. */
 static void blast_conn_step(struct blast_conn *c)
 {
     struct blast_run *run = c->run;
@@ -534,15 +742,14 @@ static void blast_conn_step(struct blast_conn *c)
     }
     c->fd = -1;
     run->active--;
-    if (run->active == 0) {
-        reactor_stop(run->reactor);
-    }
+    blast_run_conn_closed(run, c->index);
 }
 
 static void blast_conn_on_recv(struct reactor_op *op, int result)
 {
     struct blast_conn *c = op->owner;
 
+    c->run->now_ns = bench_monotonic_ns();
     if (result > 0 && !c->closing) {
         blast_conn_input(c, op->data, (size_t)result);
     }
@@ -566,6 +773,11 @@ static void blast_conn_on_send(struct reactor_op *op, int result)
         }
     } else {
         smtp_outq_consume(&c->out, (size_t)result);
+        c->bytes_sent += (uint64_t)result;
+        if (c->body_end_pending && c->bytes_sent >= c->body_end) {
+            c->body_end_pending = false;
+            c->expect[c->body_slot].start_ns = bench_monotonic_ns();
+        }
     }
     blast_conn_step(c);
 }
@@ -589,13 +801,12 @@ static void blast_conn_on_connect(struct reactor_op *op, int result)
     if (rc < 0) {
         blast_conn_fail(c, "starting to receive failed: %s", strerror(-rc));
     } else {
-        blast_conn_expect(c, BLAST_EXPECT_GREETING);
+        blast_conn_expect(c, BLAST_EXPECT_GREETING, c->connect_ns);
     }
     blast_conn_step(c);
 }
 
-struct blast_conn *blast_conn_new(struct blast_run *run, unsigned index,
-                                  uint64_t messages)
+struct blast_conn *blast_conn_new(struct blast_run *run, unsigned index)
 {
     struct blast_conn *c = calloc(1, sizeof(*c));
 
@@ -605,7 +816,7 @@ struct blast_conn *blast_conn_new(struct blast_run *run, unsigned index,
     c->run = run;
     c->index = index;
     c->fd = -1;
-    c->remaining = messages;
+    c->closed = true;
     c->connect_op = (struct reactor_op){.done = blast_conn_on_connect,
                                         .owner = c};
     c->recv_op = (struct reactor_op){.done = blast_conn_on_recv,
@@ -624,12 +835,42 @@ struct blast_conn *blast_conn_new(struct blast_run *run, unsigned index,
     return c;
 }
 
-void blast_conn_start(struct blast_conn *c)
+/* Forget the previous connection of the slot; buffers are kept. */
+static void blast_conn_reset(struct blast_conn *c, uint64_t quota,
+                             bool reserved)
+{
+    smtp_outq_cleanup(&c->out);
+    smtp_outq_init(&c->out);
+    c->input_len = 0;
+    c->expect_head = 0;
+    c->expect_count = 0;
+    c->left = quota;
+    c->reserved = reserved;
+    c->has_pending = false;
+    c->open = 0;
+    c->bytes_sent = 0;
+    c->body_end_pending = false;
+    c->pipelining = false;
+    c->need_rset = false;
+    c->closing = false;
+    c->closed = false;
+}
+
+void blast_conn_open(struct blast_conn *c, uint64_t quota, bool reserved,
+                     const struct blast_msg *first)
 {
     struct blast_run *run = c->run;
     int rc;
 
-    c->fd = socket(run->server.addr.ss_family,
+    blast_conn_reset(c, quota, reserved);
+    if (first != NULL) {
+        c->pending = *first;
+        c->has_pending = true;
+        c->left--;
+    }
+    run->results.connections_opened++;
+    c->connect_ns = bench_monotonic_ns();
+    c->fd = socket(run->options->server.addr.ss_family,
                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
         rc = -errno;
@@ -640,8 +881,8 @@ void blast_conn_start(struct blast_conn *c)
         goto fail;
     }
     rc = reactor_connect(run->reactor, &c->connect_op, c->fd,
-                         (const struct sockaddr *)&run->server.addr,
-                         run->server.addr_len);
+                         (const struct sockaddr *)&run->options->server.addr,
+                         run->options->server.addr_len);
     if (rc < 0) {
         goto fail;
     }
@@ -652,6 +893,26 @@ fail:
     /* Not yet active, so blast_conn_step() must not close it. */
     blast_conn_fail(c, "cannot start a connection: %s", strerror(-rc));
     c->closed = true;
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    blast_run_conn_closed(run, c->index);
+}
+
+void blast_conn_give(struct blast_conn *c, const struct blast_msg *msg)
+{
+    blast_conn_idle_remove(c);
+    c->left--;
+    blast_conn_begin(c, msg);
+    blast_conn_step(c);
+}
+
+void blast_conn_quit(struct blast_conn *c)
+{
+    blast_conn_idle_remove(c);
+    blast_conn_queue_quit(c);
+    blast_conn_step(c);
 }
 
 void blast_conn_free(struct blast_conn *c)

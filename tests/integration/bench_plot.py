@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """bench/plot draws readable PNG files from a blast --json series.
 
-Writes reports with a per-second series in the layout planned for
-blast --json (entries with t, accepted, bytes, rate and p99_ms), runs
-bench/plot and checks the PNG files it writes, and that a report
-without a series fails with a message. gnuplot missing is a failure naming its package.
+Writes reports with a per-second series (entries with t, accepted,
+bytes, rate and p99_ms), runs bench/plot and checks the PNG files it
+writes, and that a report without a series fails with a message. A
+missing gnuplot is a failure naming its package. bench_smoke.sh plots a
+report that blast wrote.
 
 usage: bench_plot.py SOURCE_DIR
 """

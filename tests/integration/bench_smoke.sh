@@ -37,12 +37,14 @@ fail() {
     exit 1
 }
 
-# Start the sink on a random port in 20000-40000, retrying when the port
-# is taken. The sink stops by itself after 120 s if the trap never runs.
+# Start the sink on a random port in 20000-40000, storing into $1,
+# retrying when the port is taken. The sink stops by itself after 120 s
+# if the trap never runs.
 start_sink() {
+    local store=$1
     for attempt in 1 2 3 4 5 6 7 8; do
         port=$((20000 + RANDOM % 20001))
-        "$bench" sink --listen "127.0.0.1:$port" --store "$workdir/store" \
+        "$bench" sink --listen "127.0.0.1:$port" --store "$store" \
             --max-seconds 120 >"$workdir/sink.out.log" \
             2>"$workdir/sink.err.log" &
         sink_pid=$!
@@ -179,7 +181,135 @@ check_store() {
         fail "$file differs from the unstuffed message: $(od -c "$file")"
 }
 
-start_sink
+stop_sink() {
+    kill -TERM "$sink_pid"
+    sink_status=0
+    wait "$sink_pid" || sink_status=$?
+    sink_pid=""
+    [[ $sink_status -eq 0 ]] || fail "sink exited with status $sink_status"
+}
+
+# Check that the stats file $1 has exactly the keys ringrelay-bench run
+# reads, in order, each with a number, and that key $2 is $3.
+check_stats_file() {
+    local file=$1 want_key=$2 want_value=$3 keys
+    keys=$(cut -d= -f1 "$file" | tr '\n' ' ')
+    [[ $keys == "sent accepted rejected failed connection_failures \
+elapsed_s msgs_per_s mb_per_s data_p50_ms data_p90_ms data_p99_ms \
+data_p999_ms data_max_ms first_send_wall_us last_reply_wall_us " ]] ||
+        fail "$file has keys '$keys'"
+    if grep -q -v -E '^[a-z0-9_]+=[0-9]+(\.[0-9]+)?$' "$file"; then
+        fail "$file has a line that is not key=number: $(cat "$file")"
+    fi
+    grep -q "^$want_key=$want_value\$" "$file" ||
+        fail "$file does not have $want_key=$want_value: $(cat "$file")"
+    if compgen -G "$(dirname "$file")/.blast-stats.*" >/dev/null; then
+        fail "temporary stats file left beside $file"
+    fi
+}
+
+# Exit status 2 and an error naming the option for a bad command line.
+expect_usage_error() {
+    local want=$1 status=0
+    shift
+    timeout 10 "$bench" blast "$@" >"$workdir/usage.log" 2>&1 || status=$?
+    [[ $status -eq 2 ]] ||
+        fail "blast $* exited with $status, expected 2"
+    grep -q -F -- "$want" "$workdir/usage.log" ||
+        fail "blast $* did not name $want: $(cat "$workdir/usage.log")"
+}
+
+# blast's newer options against a second sink: a connection per message
+# with templates and the report files, a duration, an open-loop rate
+# without pipelining, and message files from a directory.
+blast_options_smoke() {
+    local store=$workdir/store2 bodies=$workdir/bodies file
+    start_sink "$store"
+
+    timeout 60 "$bench" blast --server "127.0.0.1:$port" --connections 4 \
+        --messages 20 --per-connection 1 --rcpts 2 --domains 2 \
+        --from 'bounce%n@example.test' --to 'u%n.%r@d%d.example.test' \
+        --json "$workdir/blast.json" --stats-file "$workdir/blast.stats" \
+        --timeout 30 >"$workdir/per-connection.log" 2>&1 ||
+        fail "blast --per-connection 1 did not succeed"
+    grep -q 'connections opened: *20$' "$workdir/per-connection.log" ||
+        fail "blast --per-connection 1 did not open 20 connections"
+    check_stats_file "$workdir/blast.stats" accepted 20
+    python3 - "$workdir/blast.json" <<'PY' || fail "bad --json output"
+import json, sys
+report = json.load(open(sys.argv[1]))
+assert report["summary"]["accepted"] == 20, report["summary"]
+assert report["reply_codes"]["rcpt"]["250"] == 40, report["reply_codes"]
+assert report["latency_ms"]["data"]["count"] == 20
+assert sum(s["accepted"] for s in report["series"]) == 20
+for key in ("t", "accepted", "bytes", "rate", "data_p50_ms", "data_p90_ms",
+            "data_p99_ms", "data_p999_ms"):
+    assert key in report["series"][-1], key
+PY
+    "$(dirname "$0")/../../bench/plot" "$workdir/blast.json" \
+        "$workdir/chart" >"$workdir/plot.log" 2>&1 ||
+        fail "bench/plot failed on blast's --json report"
+    [[ -s $workdir/chart-throughput.png && -s $workdir/chart-latency.png ]] ||
+        fail "bench/plot wrote no charts from blast's --json report"
+    file=$(grep -l '^X-Blast-Seq: 7'$'\r$' "$store"/*.msg) ||
+        fail "no stored message with X-Blast-Seq 7"
+    grep -q '^MAIL FROM:<bounce7@example.test>'$'\r$' "$file" ||
+        fail "$file: sender template not expanded"
+    grep -q '^RCPT TO:<u7.1@d1.example.test>'$'\r$' "$file" &&
+        grep -q '^RCPT TO:<u7.2@d2.example.test>'$'\r$' "$file" ||
+        fail "$file: recipient template not expanded"
+    grep -q '^X-Blast-Rcpts: 2'$'\r$' "$file" ||
+        fail "$file: no X-Blast-Rcpts header"
+
+    timeout 60 "$bench" blast --server "127.0.0.1:$port" --connections 2 \
+        --duration 2 --per-connection 5 >"$workdir/duration.log" \
+        2>"$workdir/duration.err" || fail "blast --duration did not succeed"
+    grep -q '^blast: elapsed=1s sent=[0-9]* accepted=[0-9]* rate=' \
+        "$workdir/duration.err" || fail "blast printed no progress line"
+    awk '/^  elapsed:/ { e = $2 } END { exit !(e >= 2 && e < 10) }' \
+        "$workdir/duration.log" ||
+        fail "blast --duration 2 did not run for 2 s"
+
+    timeout 60 "$bench" blast --server "127.0.0.1:$port" --connections 3 \
+        --messages 50 --rate 100 --pipelining off >"$workdir/rate.log" \
+        2>&1 || fail "blast --rate did not succeed"
+    grep -q 'accepted (2xx): *50$' "$workdir/rate.log" ||
+        fail "blast --rate did not report 50 messages accepted"
+    grep -q 'open loop at 100/s' "$workdir/rate.log" ||
+        fail "blast --rate did not report an open loop"
+    # The last of 50 messages at 100/s is due 0.49 s after the start.
+    awk '/^  elapsed:/ { e = $2 } END { exit !(e >= 0.49 && e < 10) }' \
+        "$workdir/rate.log" ||
+        fail "50 messages at 100/s did not take 0.49 s or more"
+
+    mkdir "$bodies"
+    printf 'Subject: one\n\n.leading dot\nlast line' >"$bodies/1.eml"
+    printf 'Subject: two\r\n\r\nbody\r\n' >"$bodies/2.eml"
+    rm -f "$store"/*.msg
+    timeout 60 "$bench" blast --server "127.0.0.1:$port" --connections 1 \
+        --messages 4 --body-dir "$bodies" >"$workdir/body-dir.log" 2>&1 ||
+        fail "blast --body-dir did not succeed"
+    for file in "$store"/*.msg; do
+        if grep -q '^X-Blast-Seq: [13]'$'\r$' "$file"; then
+            tail -n 4 "$file" | cmp -s - <(printf '%s\r\n' \
+                'Subject: one' '' '.leading dot' 'last line') ||
+                fail "$file: --body-dir file 1 changed: $(od -c "$file")"
+        else
+            tail -n 3 "$file" | cmp -s - <(printf '%s\r\n' \
+                'Subject: two' '' 'body') ||
+                fail "$file: --body-dir file 2 changed: $(od -c "$file")"
+        fi
+    done
+    stop_sink
+
+    expect_usage_error '--pipelining' --pipelining maybe
+    expect_usage_error '--duration 1' --messages 5 --duration 1
+    expect_usage_error 'not supported yet' --starttls
+    expect_usage_error '--to' --to 'user%x@example.test'
+    expect_usage_error '--server' --server 127.0.0.1:99999
+}
+
+start_sink "$workdir/store"
 
 if ! timeout 90 "$bench" blast --server "127.0.0.1:$port" \
     --connections 3 --messages 10 --size 2000 --rcpts 2 --timeout 60 \
@@ -199,11 +329,7 @@ send_cut_message
 # The sink notices the cut connection within a reactor turn; give it a
 # moment before stopping it.
 sleep 0.5
-kill -TERM "$sink_pid"
-sink_status=0
-wait "$sink_pid" || sink_status=$?
-sink_pid=""
-[[ $sink_status -eq 0 ]] || fail "sink exited with status $sink_status"
+stop_sink
 grep -q 'messages accepted: *11$' "$workdir/sink.out.log" ||
     fail "sink summary does not report 11 messages"
 grep -q 'bodies aborted: *1$' "$workdir/sink.out.log" ||
@@ -221,5 +347,7 @@ grep -q 'connect failed' "$workdir/refused.log" ||
     fail "blast did not report the failed connect"
 grep -q 'connection failures: *1$' "$workdir/refused.log" ||
     fail "blast did not count the connection failure"
+
+blast_options_smoke
 
 echo "bench_smoke: ok"

@@ -1,0 +1,463 @@
+#include "bench/blast_run.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/bench_stats.h"
+#include "bench/blast_conn.h"
+#include "proto/smtp_address.h"
+
+#define BLAST_NS_PER_S UINT64_C(1000000000)
+#define BLAST_NS_PER_MS UINT64_C(1000000)
+
+/* Arm timer to fire at the monotonic time at_ns or just after. Timer
+ * delays count from the reactor's clock of the current turn, which lags
+ * behind the real clock (before reactor_run, by the whole setup), so the
+ * delay is taken from that clock: the timer is never early. */
+static void blast_run_arm_at(struct blast_run *run,
+                             struct reactor_timer *timer, uint64_t at_ns)
+{
+    uint64_t at_ms = (at_ns + BLAST_NS_PER_MS - 1) / BLAST_NS_PER_MS;
+    uint64_t now_ms = reactor_now_ms(run->reactor);
+
+    reactor_timer_set(run->reactor, timer, at_ms > now_ms ? at_ms - now_ms
+                                                          : 0);
+}
+
+/* The due time of message index (0-based) in open loop, as an offset
+ * from the start. In a double it is within about a nanosecond for
+ * offsets up to 2^53 ns, about 104 days. */
+static uint64_t blast_run_due_offset(const struct blast_run *run,
+                                     uint64_t index)
+{
+    return (uint64_t)((double)index * 1e9 / (double)run->options->rate);
+}
+
+/* How many messages are due at now in open loop. */
+static uint64_t blast_run_due_count(const struct blast_run *run)
+{
+    uint64_t elapsed = run->now_ns - run->start_ns;
+    uint64_t due = (uint64_t)((double)elapsed * (double)run->options->rate
+                              / 1e9) + 1;
+
+    return due < run->total ? due : run->total;
+}
+
+/* Whether a message can be handed out now. */
+static bool blast_run_available(const struct blast_run *run)
+{
+    if (run->stopping || run->issued >= run->total) {
+        return false;
+    }
+    return !run->open_loop || run->issued < blast_run_due_count(run);
+}
+
+uint64_t blast_run_requested(const struct blast_run *run)
+{
+    return run->total == UINT64_MAX ? run->issued : run->total;
+}
+
+uint64_t blast_run_wall_us(const struct blast_run *run, uint64_t ns)
+{
+    return run->start_wall_us + (ns - run->start_ns) / 1000u;
+}
+
+/* Quota of messages for a new connection of slot. */
+static uint64_t blast_run_quota(const struct blast_run *run, unsigned slot)
+{
+    uint64_t per = run->options->per_connection;
+
+    if (run->shares) {
+        return run->total / run->conn_count
+               + (slot < run->total % run->conn_count ? 1 : 0);
+    }
+    return per != 0 ? per : UINT64_MAX;
+}
+
+bool blast_run_take(struct blast_run *run, struct blast_msg *msg)
+{
+    if (!blast_run_available(run)) {
+        return false;
+    }
+    msg->seq = ++run->issued;
+    msg->start_ns = run->open_loop
+                        ? run->start_ns
+                              + blast_run_due_offset(run, msg->seq - 1)
+                        : run->now_ns;
+    if (run->issued == run->total) {
+        /* Idle connections will get nothing more: the refill hook makes
+         * them QUIT. */
+        reactor_defer(run->reactor, &run->refill_hook);
+    }
+    return true;
+}
+
+bool blast_run_more_later(const struct blast_run *run)
+{
+    return run->open_loop && run->issued < run->total;
+}
+
+/* Whether a free slot could still be given work, now or later. */
+static bool blast_run_has_work(const struct blast_run *run)
+{
+    if (run->shares || run->stopping) {
+        return false;
+    }
+    return run->issued < run->total;
+}
+
+/* Hand the messages available now to idle connections, then to new
+ * connections in free slots. A connection that fails at once returns its
+ * slot at once, so a budget limits the opens to one per free slot in a
+ * turn. The refill hook tries again in the next turn. */
+static void blast_run_dispatch(struct blast_run *run)
+{
+    unsigned budget = run->free_count;
+
+    if (run->shares) {
+        return;
+    }
+    while (blast_run_available(run)) {
+        struct blast_msg msg;
+        unsigned slot;
+
+        if (run->idle_count > 0) {
+            struct blast_conn *c = run->idle[run->idle_count - 1];
+
+            blast_run_take(run, &msg);
+            blast_conn_give(c, &msg);
+            continue;
+        }
+        if (budget == 0 || run->free_count == 0) {
+            break;
+        }
+        budget--;
+        slot = run->free_slots[--run->free_count];
+        blast_run_take(run, &msg);
+        blast_conn_open(run->conns[slot], blast_run_quota(run, slot), false,
+                        &msg);
+    }
+}
+
+/* Dispatch the messages available now. Once every message is handed out,
+ * make the idle connections QUIT. Stop the reactor when no connection is
+ * open and none will be. */
+static void blast_run_settle(struct blast_run *run)
+{
+    blast_run_dispatch(run);
+    if (run->issued >= run->total || run->stopping) {
+        while (run->idle_count > 0) {
+            blast_conn_quit(run->idle[run->idle_count - 1]);
+        }
+    }
+    if (run->active == 0 && run->free_count == run->conn_count
+        && !blast_run_has_work(run)) {
+        reactor_stop(run->reactor);
+    }
+}
+
+static void blast_run_on_refill(struct reactor_hook *hook)
+{
+    struct blast_run *run = hook->owner;
+
+    run->now_ns = bench_monotonic_ns();
+    blast_run_settle(run);
+}
+
+void blast_run_conn_closed(struct blast_run *run, unsigned slot)
+{
+    run->free_slots[run->free_count++] = slot;
+    reactor_defer(run->reactor, &run->refill_hook);
+}
+
+void blast_run_record_body(struct blast_run *run, int code,
+                           uint64_t latency_ns, size_t bytes)
+{
+    struct blast_results *results = &run->results;
+
+    bench_code_tally_add(&results->body_codes, code);
+    bench_histogram_record(&results->data, latency_ns);
+    bench_histogram_record(&run->second_data, latency_ns);
+    results->last_reply_ns = run->now_ns;
+    if (code >= 200 && code < 300) {
+        results->accepted++;
+        results->bytes_accepted += bytes;
+    } else {
+        bench_code_tally_add(&results->rejected, code);
+    }
+}
+
+/* Close the interval that ends at now: append it to the series. */
+static int blast_run_close_interval(struct blast_run *run, uint64_t now)
+{
+    const struct blast_results *results = &run->results;
+    struct blast_second *entry;
+    double seconds = (double)(now - run->tick_ns) / 1e9;
+
+    if (run->series_len == run->series_cap) {
+        size_t cap = run->series_cap == 0 ? 64 : run->series_cap * 2;
+        struct blast_second *grown = realloc(run->series,
+                                             cap * sizeof(*grown));
+
+        if (grown == NULL) {
+            return -1;
+        }
+        run->series = grown;
+        run->series_cap = cap;
+    }
+    entry = &run->series[run->series_len++];
+    *entry = (struct blast_second){
+        .t = (double)(now - run->start_ns) / 1e9,
+        .sent = results->sent - run->tick_base.sent,
+        .accepted = results->accepted - run->tick_base.accepted,
+        .bytes = results->bytes_accepted - run->tick_base.bytes,
+        .failed = results->failed - run->tick_base.failed,
+        .data_p50_ns = bench_histogram_percentile(&run->second_data, 50),
+        .data_p90_ns = bench_histogram_percentile(&run->second_data, 90),
+        .data_p99_ns = bench_histogram_percentile(&run->second_data, 99),
+        .data_p999_ns = bench_histogram_percentile(&run->second_data,
+                                                   99.9),
+    };
+    entry->rate = bench_rate((double)entry->accepted, seconds);
+    run->tick_ns = now;
+    run->tick_base = (struct blast_second){
+        .sent = results->sent,
+        .accepted = results->accepted,
+        .bytes = results->bytes_accepted,
+        .failed = results->failed,
+    };
+    bench_histogram_init(&run->second_data);
+    return 0;
+}
+
+static void blast_run_on_tick(struct reactor_timer *timer)
+{
+    struct blast_run *run = timer->owner;
+    uint64_t now = bench_monotonic_ns();
+    const struct blast_second *entry;
+    uint64_t next;
+
+    if (blast_run_close_interval(run, now) < 0) {
+        fprintf(stderr, "blast: out of memory for the per-second series\n");
+        return;
+    }
+    entry = &run->series[run->series_len - 1];
+    fprintf(stderr,
+            "blast: elapsed=%.0fs sent=%" PRIu64 " accepted=%" PRIu64
+            " rate=%.0f/s rejected=%" PRIu64 " failed=%" PRIu64
+            " conn_failures=%" PRIu64 "\n",
+            entry->t, run->results.sent, run->results.accepted, entry->rate,
+            bench_code_tally_total(&run->results.rejected),
+            run->results.failed, run->results.connection_failures);
+
+    /* The next tick is due at the next whole second of the run. */
+    next = ((now - run->start_ns) / BLAST_NS_PER_S + 1) * BLAST_NS_PER_S
+           + run->start_ns;
+    blast_run_arm_at(run, timer, next);
+}
+
+/* Open loop: hand out what is due, then sleep until the next due time.
+ * Timers have millisecond resolution, so a message goes out up to a
+ * millisecond after its due time. Its latencies count from the due time,
+ * so that delay is part of them. */
+static void blast_run_on_pacer(struct reactor_timer *timer)
+{
+    struct blast_run *run = timer->owner;
+    uint64_t next;
+
+    run->now_ns = bench_monotonic_ns();
+    blast_run_settle(run);
+    if (run->issued >= run->total) {
+        return;
+    }
+    /* The next message is due after now, so this cannot spin. */
+    next = run->start_ns
+           + blast_run_due_offset(run, blast_run_due_count(run));
+    blast_run_arm_at(run, timer, next);
+}
+
+static void blast_run_on_deadline(struct reactor_timer *timer)
+{
+    struct blast_run *run = timer->owner;
+
+    run->stopping = true;
+    blast_run_settle(run);
+}
+
+static void blast_run_on_timeout(struct reactor_timer *timer)
+{
+    struct blast_run *run = timer->owner;
+
+    run->timed_out = true;
+    reactor_stop(run->reactor);
+}
+
+/* Build the message bodies. Returns 0 or -1 after printing why. */
+static int blast_run_messages(struct blast_run *run)
+{
+    const struct blast_options *o = run->options;
+    char error[512];
+    char sender[SMTP_PATH_MAX];
+    char recipient[SMTP_PATH_MAX];
+    /* A sample from the end of the run, whose sequence numbers have the
+     * most digits. */
+    uint64_t seq = run->total == UINT64_MAX ? 1000000 : run->total;
+    struct blast_template_vars vars = {.seq = seq, .rcpt = 1, .domain = 1};
+    struct blast_header_fields sample = {
+        .seq = seq,
+        /* 16 digits, as every time from 2001 to 2286 has. */
+        .sent_us = UINT64_C(1000000000000000),
+        .rcpts = run->rcpts,
+        .from = sender,
+        .to = recipient,
+    };
+    size_t len;
+
+    if (o->body_dir != NULL) {
+        if (blast_message_init_dir(&run->message, o->body_dir, error,
+                                   sizeof(error)) < 0) {
+            fprintf(stderr, "blast: cannot use --body-dir \"%s\": %s\n",
+                    o->body_dir, error);
+            return -1;
+        }
+        return 0;
+    }
+    /* The options parser has checked that both expansions fit. */
+    blast_template_expand(o->from, &vars, sender, sizeof(sender), &len);
+    blast_template_expand(o->to, &vars, recipient, sizeof(recipient), &len);
+    if (blast_message_init_synthetic(&run->message, o->helo,
+                                     (size_t)o->size, &sample) < 0) {
+        fprintf(stderr, "blast: out of memory building the message\n");
+        return -1;
+    }
+    return 0;
+}
+
+int blast_run_init(struct blast_run *run, const struct blast_options *opts)
+{
+    uint64_t count = opts->connections;
+    int rc;
+
+    run->options = opts;
+    blast_template_init(&run->from, opts->from);
+    blast_template_init(&run->to, opts->to);
+    run->rcpts = (unsigned)opts->rcpts;
+    run->open_loop = opts->rate != 0;
+    run->total = opts->messages;
+    if (opts->duration_s != 0) {
+        run->total = run->open_loop ? opts->duration_s * opts->rate
+                                    : UINT64_MAX;
+    }
+    run->shares = !run->open_loop && opts->duration_s == 0
+                  && opts->per_connection == 0;
+    if (run->shares && count > run->total) {
+        count = run->total;
+    }
+    bench_histogram_init(&run->results.connect);
+    bench_histogram_init(&run->results.mail);
+    bench_histogram_init(&run->results.rcpt);
+    bench_histogram_init(&run->results.data);
+    bench_histogram_init(&run->second_data);
+
+    if (blast_run_messages(run) < 0) {
+        return -1;
+    }
+    run->conns = calloc(count, sizeof(*run->conns));
+    run->free_slots = calloc(count, sizeof(*run->free_slots));
+    run->idle = calloc(count, sizeof(*run->idle));
+    if (run->conns == NULL || run->free_slots == NULL || run->idle == NULL) {
+        fprintf(stderr, "blast: out of memory for %" PRIu64
+                        " connections\n", count);
+        return -1;
+    }
+    run->conn_count = (unsigned)count;
+    for (unsigned i = 0; i < run->conn_count; i++) {
+        run->conns[i] = blast_conn_new(run, i);
+        if (run->conns[i] == NULL) {
+            fprintf(stderr, "blast: out of memory for %" PRIu64
+                            " connections\n", count);
+            return -1;
+        }
+        /* Slot 0 on top, so connections open in slot order. */
+        run->free_slots[i] = run->conn_count - 1 - i;
+    }
+    run->free_count = run->conn_count;
+
+    rc = reactor_new(&run->reactor, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "blast: creating the reactor failed: %s\n",
+                strerror(-rc));
+        return -1;
+    }
+    run->timeout_timer = (struct reactor_timer){
+        .fire = blast_run_on_timeout, .owner = run};
+    run->deadline_timer = (struct reactor_timer){
+        .fire = blast_run_on_deadline, .owner = run};
+    run->pacer_timer = (struct reactor_timer){.fire = blast_run_on_pacer,
+                                              .owner = run};
+    run->tick_timer = (struct reactor_timer){.fire = blast_run_on_tick,
+                                             .owner = run};
+    run->refill_hook = (struct reactor_hook){.run = blast_run_on_refill,
+                                             .owner = run};
+    return 0;
+}
+
+int blast_run_execute(struct blast_run *run)
+{
+    const struct blast_options *o = run->options;
+    int rc;
+
+    run->start_ns = bench_monotonic_ns();
+    run->start_wall_us = bench_wall_us();
+    run->now_ns = run->start_ns;
+    run->tick_ns = run->start_ns;
+    blast_run_arm_at(run, &run->timeout_timer,
+                     run->start_ns + o->timeout_s * BLAST_NS_PER_S);
+    blast_run_arm_at(run, &run->tick_timer, run->start_ns + BLAST_NS_PER_S);
+    if (o->duration_s != 0 && !run->open_loop) {
+        blast_run_arm_at(run, &run->deadline_timer,
+                         run->start_ns + o->duration_s * BLAST_NS_PER_S);
+    }
+
+    if (run->shares) {
+        run->free_count = 0;
+        for (unsigned i = 0; i < run->conn_count; i++) {
+            blast_conn_open(run->conns[i], blast_run_quota(run, i), true,
+                            NULL);
+        }
+    } else if (run->open_loop) {
+        blast_run_on_pacer(&run->pacer_timer);
+    } else {
+        blast_run_dispatch(run);
+    }
+    rc = reactor_run(run->reactor);
+    run->end_ns = bench_monotonic_ns();
+    if (rc < 0) {
+        fprintf(stderr, "blast: the reactor failed: %s\n", strerror(-rc));
+        return -1;
+    }
+    if (run->end_ns > run->tick_ns
+        && blast_run_close_interval(run, run->end_ns) < 0) {
+        fprintf(stderr, "blast: out of memory for the per-second series\n");
+    }
+    return 0;
+}
+
+void blast_run_cleanup(struct blast_run *run)
+{
+    /* Connections may still have operations in flight after a timeout;
+     * the reactor abandons them before their memory is released. */
+    reactor_free(run->reactor);
+    if (run->conns != NULL) {
+        for (unsigned i = 0; i < run->conn_count; i++) {
+            blast_conn_free(run->conns[i]);
+        }
+    }
+    free(run->conns);
+    free(run->free_slots);
+    free(run->idle);
+    free(run->series);
+    blast_message_cleanup(&run->message);
+}

@@ -1,0 +1,181 @@
+/* One run of the load generator: the schedule that hands messages to
+ * connections, the connection slots, the timers, and the results.
+ *
+ * Schedules:
+ * - closed loop, shares (--messages without --per-connection or --rate):
+ *   connection i of C sends its share, N/C plus one for the first N mod C,
+ *   back to back on one session; a connection that fails fails the rest
+ *   of its share, and is not replaced.
+ * - closed loop, shared pool (--per-connection, or --duration): each of
+ *   the C slots keeps a connection open; a connection takes the next
+ *   message when its last one is answered (with PIPELINING: once its body
+ *   is sent), up to M, then QUITs and its slot opens a new one. Messages
+ *   run out at N, or when --duration has passed.
+ * - open loop (--rate R): message i is due at start + i/R seconds. A due
+ *   message goes to an idle connection, or to a new one when fewer than C
+ *   are open, or else waits until a connection becomes free. Its
+ *   latencies count from its due time, so a slow server cannot slow the
+ *   schedule down (no coordinated omission). With --duration D there are
+ *   D * R messages.
+ *
+ * Every connection is opened for work it already holds: its share, or
+ * the message that made it open. A connection that fails fails that work,
+ * so a server that refuses every connection ends the run instead of
+ * being retried for ever. */
+#ifndef RINGRELAY_BENCH_BLAST_RUN_H
+#define RINGRELAY_BENCH_BLAST_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bench/bench_histogram.h"
+#include "bench/bench_stats.h"
+#include "bench/blast_message.h"
+#include "bench/blast_options.h"
+#include "bench/blast_template.h"
+#include "core/reactor.h"
+
+struct blast_conn;
+
+/* blast_msg: a message handed to a connection. */
+struct blast_msg {
+    uint64_t seq;       /* X-Blast-Seq, 1-based, unique in the run */
+    uint64_t start_ns;  /* monotonic; open loop: due time, else set when
+                         * its MAIL is queued */
+};
+
+/* blast_second: one entry of the per-second series. */
+struct blast_second {
+    double t;                 /* seconds since the start, interval end */
+    uint64_t sent;            /* bodies sent in the interval */
+    uint64_t accepted;        /* 2xx after the body in the interval */
+    uint64_t bytes;           /* header and body bytes of those */
+    uint64_t failed;          /* messages lost with their connection */
+    double rate;              /* accepted per second of the interval */
+    /* End of data to final reply, in the interval: p50, p90, p99 and
+     * p99.9 in nanoseconds. */
+    uint64_t data_p50_ns;
+    uint64_t data_p90_ns;
+    uint64_t data_p99_ns;
+    uint64_t data_p999_ns;
+};
+
+/* blast_results: what the connections measured. Every message issued
+ * ends in exactly one of accepted, rejected and failed, or stays not
+ * finished when the run times out; messages of a failed connection's
+ * share count as failed without being issued. */
+struct blast_results {
+    uint64_t sent;                 /* bodies sent after a 354 */
+    uint64_t accepted;             /* 2xx after the body */
+    uint64_t failed;               /* lost with their connection */
+    uint64_t bytes_accepted;       /* header and body bytes */
+    uint64_t connections_opened;
+    uint64_t connection_failures;
+    uint64_t idle_closed;          /* idle connections the server closed */
+    uint64_t first_start_ns;       /* first MAIL queued (closed loop) or
+                                    * first due time (open loop); 0 none */
+    uint64_t last_reply_ns;        /* last reply to the end of data */
+    struct bench_code_tally rejected;    /* per message: the code that
+                                          * ended its transaction */
+    struct bench_code_tally mail_codes;  /* every reply, per command */
+    struct bench_code_tally rcpt_codes;
+    struct bench_code_tally data_codes;
+    struct bench_code_tally body_codes;  /* replies to the end of data */
+    struct bench_histogram connect;      /* connect to greeting */
+    struct bench_histogram mail;         /* MAIL to its reply */
+    struct bench_histogram rcpt;         /* RCPT to its reply */
+    struct bench_histogram data;         /* end of data to final reply */
+};
+
+struct blast_run {
+    const struct blast_options *options;
+    struct reactor *reactor;
+    struct blast_message message;
+    struct blast_template from;    /* --from */
+    struct blast_template to;      /* --to */
+    unsigned rcpts;                /* recipients per message */
+
+    /* Schedule. */
+    bool open_loop;                /* --rate */
+    bool shares;                   /* fixed shares, see above */
+    uint64_t total;                /* messages to issue; UINT64_MAX for
+                                    * a closed-loop --duration */
+    uint64_t issued;               /* messages handed out, = last seq */
+    bool stopping;                 /* --duration passed: issue no more */
+    bool timed_out;
+    uint64_t start_ns;             /* monotonic start of the run */
+    uint64_t start_wall_us;        /* wall clock at start_ns */
+    uint64_t end_ns;
+    uint64_t now_ns;               /* monotonic, read once per event */
+
+    /* Connections: one per slot, reused after it closes. */
+    struct blast_conn **conns;
+    unsigned conn_count;
+    unsigned active;               /* sockets open */
+    unsigned *free_slots;          /* stack of slots without a socket */
+    unsigned free_count;
+    struct blast_conn **idle;      /* open loop: connections waiting for
+                                    * a due message */
+    unsigned idle_count;
+    unsigned errors_printed;
+
+    struct reactor_timer timeout_timer;
+    struct reactor_timer deadline_timer;  /* closed-loop --duration */
+    struct reactor_timer pacer_timer;     /* open loop: next due time */
+    struct reactor_timer tick_timer;      /* one progress line a second */
+    struct reactor_hook refill_hook;      /* reopen free slots */
+
+    /* Per-second series. */
+    struct blast_second *series;
+    size_t series_len;
+    size_t series_cap;
+    uint64_t tick_ns;                     /* end of the last interval */
+    struct blast_second tick_base;        /* totals at tick_ns */
+    struct bench_histogram second_data;   /* data latency this interval */
+
+    struct blast_results results;
+};
+
+/* blast_run_init prepares run for options: builds the message bodies,
+ * creates the reactor and the connection slots. On failure it prints
+ * the reason. Returns 0 or -1; call blast_run_cleanup either way. */
+int blast_run_init(struct blast_run *run, const struct blast_options *opts);
+
+/* blast_run_execute opens the connections and runs the reactor until
+ * every message is finished or the run timed out. Returns 0, or -1 when
+ * the reactor itself failed (printed). */
+int blast_run_execute(struct blast_run *run);
+
+void blast_run_cleanup(struct blast_run *run);
+
+/* blast_run_requested returns the messages the run was to finish: N,
+ * or with a closed-loop --duration those issued. */
+uint64_t blast_run_requested(const struct blast_run *run);
+
+/* blast_run_wall_us converts a monotonic time of the run to microseconds
+ * since the Unix epoch. */
+uint64_t blast_run_wall_us(const struct blast_run *run, uint64_t ns);
+
+/* ---- For blast_conn.c ---------------------------------------------- */
+
+/* blast_run_take hands out the next message if one is available now.
+ * The caller has checked its own per-connection limit. */
+bool blast_run_take(struct blast_run *run, struct blast_msg *msg);
+
+/* blast_run_more_later reports whether a connection that found no
+ * message should wait idle for one (open loop) instead of QUITting. */
+bool blast_run_more_later(const struct blast_run *run);
+
+/* blast_run_conn_closed returns the slot of a connection whose socket
+ * was closed (or never opened), so it may be reused at the end of the
+ * turn, and stops the run when nothing is left to do. */
+void blast_run_conn_closed(struct blast_run *run, unsigned slot);
+
+/* blast_run_record_body counts the final reply to a message's body,
+ * received at run->now_ns, latency_ns after the end of its data (or its
+ * due time in open loop). */
+void blast_run_record_body(struct blast_run *run, int code,
+                           uint64_t latency_ns, size_t bytes);
+
+#endif
