@@ -38,6 +38,13 @@
  * op has this address. */
 #define REACTOR_TAG_CANCEL ((uint64_t)1)
 
+/* user_data of the request that cancels everything in reactor_free(). */
+#define REACTOR_TAG_CANCEL_ALL ((uint64_t)2)
+
+/* How long reactor_free() waits for cancelled requests to complete. */
+#define REACTOR_FREE_WAIT_MS 500
+#define REACTOR_FREE_ROUNDS 64
+
 enum reactor_op_kind {
     REACTOR_OP_ACCEPT = 1,
     REACTOR_OP_RECV_MULTISHOT,
@@ -225,6 +232,73 @@ int reactor_new(struct reactor **out, const struct reactor_options *opts)
     return 0;
 }
 
+static int reactor_get_sqe(struct reactor *reactor,
+                           struct io_uring_sqe **out);
+
+/* Return true when the completions in the queue include the end of the
+ * cancel-all request, and consume them all without running callbacks. */
+static bool reactor_drain_until_cancel_all(struct reactor *reactor)
+{
+    struct io_uring_cqe *cqe;
+    unsigned head;
+    unsigned seen = 0;
+    bool done = false;
+
+    io_uring_for_each_cqe(&reactor->ring, head, cqe) {
+        if (cqe->user_data == REACTOR_TAG_CANCEL_ALL) {
+            done = true;
+        }
+        seen++;
+    }
+    io_uring_cq_advance(&reactor->ring, seen);
+    return done;
+}
+
+/* Cancel every request still in the kernel and wait, bounded, for them to
+ * complete. Exiting the ring would cancel them too, but the kernel does
+ * that after the process may have exited, so a listening socket would
+ * stay bound for a moment and a restart could fail with EADDRINUSE. The
+ * completions are discarded: the ops' owners may be freed by now. */
+static void reactor_cancel_all(struct reactor *reactor)
+{
+    struct __kernel_timespec wait = {
+        .tv_sec = 0,
+        .tv_nsec = REACTOR_FREE_WAIT_MS * 1000000L,
+    };
+    struct io_uring_cqe *cqe;
+    struct io_uring_sqe *sqe;
+    int rc;
+
+    if (reactor_get_sqe(reactor, &sqe) < 0) {
+        return;
+    }
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    io_uring_sqe_set_data64(sqe, REACTOR_TAG_CANCEL_ALL);
+
+    /* Each wait returns completions or times out. The round limit only
+     * guards against a request that keeps posting after the cancel. */
+    for (unsigned round = 0; round < REACTOR_FREE_ROUNDS; round++) {
+        rc = io_uring_submit_and_wait_timeout(&reactor->ring, &cqe, 1,
+                                              &wait, NULL);
+        if (rc < 0 && rc != -EINTR) {
+            if (rc != -ETIME) {
+                log_warning("event=reactor-free error=\"waiting for "
+                            "cancelled requests failed: %s\"",
+                            strerror(-rc));
+            }
+            return;
+        }
+        if (reactor_drain_until_cancel_all(reactor)) {
+            break;
+        }
+    }
+
+    /* Completions of the cancelled requests posted with the cancel's own
+     * are consumed above; run deferred task work once more for the rest. */
+    io_uring_get_events(&reactor->ring);
+    reactor_drain_until_cancel_all(reactor);
+}
+
 void reactor_free(struct reactor *reactor)
 {
     int rc;
@@ -233,9 +307,10 @@ void reactor_free(struct reactor *reactor)
         return;
     }
 
-    /* Armed ops are abandoned: exiting the ring cancels their requests
-     * without posting anything we would read. */
+    /* Armed ops are abandoned: their requests are cancelled and their
+     * completions discarded, never delivered. */
     if (reactor->ring_ready) {
+        reactor_cancel_all(reactor);
         rc = uring_compat_free_buf_ring(&reactor->ring, reactor->buf_ring,
                                         reactor->buffer_count,
                                         REACTOR_BUFFER_GROUP);

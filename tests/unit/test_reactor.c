@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/reactor.h"
@@ -883,4 +884,65 @@ Test(reactor, read_from_pipe)
     reactor_free(h.reactor);
     close(fds[0]);
     close(fds[1]);
+}
+
+static void accept_must_not_complete(struct reactor_op *op, int result)
+{
+    (void)op;
+    cr_assert_fail("an abandoned accept completed with %d", result);
+}
+
+/* Listen on addr with a pending multishot accept, free the reactor and
+ * exit, as a server does when it stops. Runs in a child process. */
+static void serve_then_exit(const struct sockaddr_in *addr)
+{
+    struct reactor *reactor = NULL;
+    struct reactor_op accept_op = {.done = accept_must_not_complete};
+    struct reactor_timer stop = {.fire = stop_fired};
+    int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (listener < 0 || reactor_new(&reactor, NULL) != 0 ||
+        bind(listener, (const struct sockaddr *)addr, sizeof(*addr)) != 0 ||
+        listen(listener, 16) != 0 ||
+        reactor_accept(reactor, &accept_op, listener) != 0) {
+        _exit(2);
+    }
+    stop.owner = reactor;
+    reactor_timer_set(reactor, &stop, 20);
+    if (reactor_run(reactor) != 0) {
+        _exit(3);
+    }
+    reactor_free(reactor);
+    close(listener);
+    _exit(0);
+}
+
+/* reactor_free() must cancel a pending multishot accept before it
+ * returns. Otherwise the kernel cancels it only after the process has
+ * exited, the listening socket lingers, and a restarted server cannot
+ * bind the same port at once. */
+Test(reactor, free_releases_listener)
+{
+    struct sockaddr_in addr;
+    int listener = listen_loopback(&addr);
+    int status = 0;
+    int again;
+    pid_t child;
+
+    /* Free the port for the child; the address keeps the port number. */
+    cr_assert_eq(close(listener), 0);
+    child = fork();
+    cr_assert_geq(child, 0, "fork: %s", strerror(errno));
+    if (child == 0) {
+        serve_then_exit(&addr);
+    }
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "the serving child failed with status %d", status);
+
+    again = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(again, 0, "socket: %s", strerror(errno));
+    cr_assert_eq(bind(again, (struct sockaddr *)&addr, sizeof(addr)), 0,
+                 "bind right after the server exited: %s", strerror(errno));
+    close(again);
 }
