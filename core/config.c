@@ -287,7 +287,8 @@ static int config_apply_queue_dir(struct config_loader *loader,
         return -1;
     }
     if (node->text[0] == '\0') {
-        return config_invalid(loader, node, "the directory name must not be empty");
+        return config_invalid(loader, node,
+                              "the directory name must not be empty");
     }
     dir = strdup(node->text);
     if (dir == NULL) {

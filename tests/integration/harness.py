@@ -89,6 +89,48 @@ class Harness:
             print(f"# kept test files in {self.tmp}", flush=True)
 
 
+class RawClient:
+    """A raw SMTP client over one TCP connection that reads one reply per
+    command, for input that smtplib will not send."""
+
+    def __init__(self, port, host="127.0.0.1", source=None, timeout=10):
+        self.sock = socket.socket()
+        if source is not None:
+            self.sock.bind((source, 0))
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
+        self.buffer = b""
+
+    def reply(self):
+        """Return the last line of the next reply, or the lines read so
+        far followed by " <closed>" when the server closes first."""
+        lines = []
+        while True:
+            while b"\r\n" not in self.buffer:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return " ".join(lines) + " <closed>"
+                self.buffer += chunk
+            line, self.buffer = self.buffer.split(b"\r\n", 1)
+            lines.append(line.decode(errors="replace"))
+            if len(line) < 4 or line[3:4] != b"-":
+                return line.decode(errors="replace")
+
+    def command(self, raw):
+        self.sock.sendall(raw)
+        return self.reply()
+
+    def closed(self):
+        """Return True when the server has closed the connection."""
+        try:
+            return self.sock.recv(1) == b""
+        except OSError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
 def wait_port(host, port, timeout=10.0):
     """Wait until host:port accepts a TCP connection."""
     deadline = time.monotonic() + timeout

@@ -18,35 +18,8 @@ relay_networks = ["127.0.0.1/32"];
 """
 
 
-class Client:
-    """A raw SMTP client that reads one reply per command."""
-
-    def __init__(self, source="127.0.0.1"):
-        self.sock = socket.socket()
-        self.sock.bind((source, 0))
-        self.sock.settimeout(10)
-        self.sock.connect(("127.0.0.1", 2525))
-        self.buffer = b""
-
-    def reply(self):
-        lines = []
-        while True:
-            while b"\r\n" not in self.buffer:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return " ".join(lines) + " <closed>"
-                self.buffer += chunk
-            line, self.buffer = self.buffer.split(b"\r\n", 1)
-            lines.append(line.decode(errors="replace"))
-            if len(line) < 4 or line[3:4] != b"-":
-                return line.decode(errors="replace")
-
-    def command(self, raw):
-        self.sock.sendall(raw)
-        return self.reply()
-
-    def close(self):
-        self.sock.close()
+def raw_client(source="127.0.0.1"):
+    return h.RawClient(2525, source=source)
 
 
 def check_reply(tap, reply, prefix, name):
@@ -55,7 +28,7 @@ def check_reply(tap, reply, prefix, name):
 
 
 def test_bad_commands(tap, store):
-    client = Client()
+    client = raw_client()
     check_reply(tap, client.reply(), "220 ", "greeting")
     check_reply(tap, client.command(b"EHLO client.test\r\n"), "250 ", "EHLO")
     check_reply(tap, client.command(b"X" * 2000 + b"\r\n"), "500 5.5.6",
@@ -83,7 +56,7 @@ def test_bad_commands(tap, store):
 
 
 def test_relay_denied(tap):
-    client = Client(source="127.0.0.2")
+    client = raw_client(source="127.0.0.2")
     check_reply(tap, client.reply(), "220 ", "greeting for a stranger")
     check_reply(tap, client.command(b"EHLO stranger.test\r\n"), "250 ",
                 "EHLO from a stranger")
@@ -107,7 +80,7 @@ def read_all(sock):
 def test_half_close(tap, store):
     """A client that sends everything and half-closes still gets every
     reply, the 250 for its message included."""
-    client = Client()
+    client = raw_client()
     client.sock.sendall(b"EHLO c.test\r\nMAIL FROM:<a@client.test>\r\n"
                         b"RCPT TO:<half@example.test>\r\nDATA\r\n"
                         b"Subject: half-close\r\n\r\nx\r\n.\r\n"
@@ -126,7 +99,7 @@ def test_half_close(tap, store):
 
 def test_stop_during_data(tap, harness, relay):
     """SIGTERM lets a message being received finish: 250, then 421."""
-    client = Client()
+    client = raw_client()
     client.reply()
     client.command(b"EHLO c.test\r\n")
     client.command(b"MAIL FROM:<a@client.test>\r\n")
@@ -186,14 +159,14 @@ def test_sighup_ignored(tap, harness, relay):
                harness.log_text("ringrelay"), timeout=10)
     tap.check("event=reload-ignored" in harness.log_text("ringrelay"),
               "SIGHUP is logged")
-    client = Client()
+    client = raw_client()
     check_reply(tap, client.reply(), "220 ", "relay answers after SIGHUP")
     client.close()
     tap.check(relay.poll() is None, "relay survives SIGHUP")
 
 
 def test_disconnect_reason(tap, harness):
-    client = Client()
+    client = raw_client()
     check_reply(tap, client.reply(), "220 ", "greeting before QUIT")
     check_reply(tap, client.command(b"QUIT\r\n"), "221 ", "QUIT answered")
     client.close()

@@ -7,7 +7,6 @@ the connection limit, extension switches, and a blast run.
 Usage (inside netns_run.sh): sink_faults.py BUILD_DIR
 """
 import json
-import os
 import re
 import smtplib
 import socket
@@ -79,38 +78,8 @@ class Sink:
         return h.read_stored(self.store)
 
 
-class Raw:
-    """A raw SMTP client that reads one reply per command."""
-
-    def __init__(self):
-        self.sock = socket.create_connection(("127.0.0.1", PORT), timeout=10)
-        self.buffer = b""
-
-    def reply(self):
-        lines = []
-        while True:
-            while b"\r\n" not in self.buffer:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return " ".join(lines) + " <closed>"
-                self.buffer += chunk
-            line, self.buffer = self.buffer.split(b"\r\n", 1)
-            lines.append(line.decode(errors="replace"))
-            if len(line) < 4 or line[3:4] != b"-":
-                return line.decode(errors="replace")
-
-    def command(self, raw):
-        self.sock.sendall(raw)
-        return self.reply()
-
-    def closed(self):
-        try:
-            return self.sock.recv(1) == b""
-        except OSError:
-            return True
-
-    def close(self):
-        self.sock.close()
+def raw_client():
+    return h.RawClient(PORT)
 
 
 def blast_message(seq, rcpts=None):
@@ -274,7 +243,7 @@ def test_connect_faults(tap, harness):
     seen = {}
     behaved = True
     for _ in range(60):
-        client = Raw()
+        client = raw_client()
         greeting = client.reply()
         code = int(greeting[:3])
         seen[code] = seen.get(code, 0) + 1
@@ -297,10 +266,10 @@ def test_connect_faults(tap, harness):
 
 def test_max_connections(tap, harness):
     sink = Sink(harness, "limit", ["--max-connections", "2"])
-    first, second = Raw(), Raw()
+    first, second = raw_client(), raw_client()
     ok = first.reply().startswith("220 ") and second.reply().startswith(
         "220 ")
-    third = Raw()
+    third = raw_client()
     reply = third.reply()
     tap.check(ok, "two connections get 220")
     tap.check(reply == "421 4.7.0 too many connections",
@@ -309,7 +278,7 @@ def test_max_connections(tap, harness):
     for client in (first, second, third):
         client.close()
     h.wait_for(lambda: sink.read_stats().get("sessions_open") == "0", 5)
-    fourth = Raw()
+    fourth = raw_client()
     tap.check(fourth.reply().startswith("220 "),
               "a slot freed by a close is reused")
     fourth.close()
@@ -338,7 +307,7 @@ def test_delays(tap, harness):
 
     # A client that pipelines everything and half-closes still gets
     # every delayed reply.
-    raw = Raw()
+    raw = raw_client()
     raw.sock.sendall(b"EHLO c.test\r\nMAIL FROM:<a@c.test>\r\n"
                      b"RCPT TO:<b@c.test>\r\nDATA\r\n"
                      + blast_message(2) + b".\r\nQUIT\r\n")
@@ -406,7 +375,7 @@ def test_disconnect_in_data(tap, harness):
 
 def test_421_mid_session(tap, harness):
     sink = Sink(harness, "close421", ["--mail-reply", "421 4.3.0 bye:1"])
-    client = Raw()
+    client = raw_client()
     client.reply()
     client.command(b"EHLO c.test\r\n")
     reply = client.command(b"MAIL FROM:<a@c.test>\r\nNOOP\r\n")
