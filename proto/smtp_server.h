@@ -99,11 +99,13 @@ struct smtp_server_hooks {
  * parameter SIZE= gets 555 and without 8BITMIME so does BODY=, because
  * RFC 1870 and RFC 6152 allow them only when offered; max_message_size
  * applies either way. Without PIPELINING, commands sent ahead still get
- * their replies in order. */
+ * their replies in order. Without SMTPUTF8 the MAIL parameter SMTPUTF8
+ * gets 555 and a non-ASCII address or EHLO name is rejected. */
 enum smtp_server_extension {
     SMTP_EXT_PIPELINING = 1u << 0,
     SMTP_EXT_SIZE = 1u << 1,
     SMTP_EXT_8BITMIME = 1u << 2,
+    SMTP_EXT_SMTPUTF8 = 1u << 3,
 };
 
 /* A limit of 0 means none, except max_line, where 0 means 512. */

@@ -109,7 +109,7 @@ Test(sink_smtp_switches, ehlo_without_pipelining)
     start(&t, SMTP_EXT_PIPELINING);
     cr_assert_str_eq(say(&t, "EHLO c.test\r\n"),
                      "250-mx.test|250-SIZE 1000|250-8BITMIME|"
-                     "250 ENHANCEDSTATUSCODES|");
+                     "250-SMTPUTF8|250 ENHANCEDSTATUSCODES|");
     smtp_server_free(t.server);
 }
 
@@ -117,7 +117,8 @@ Test(sink_smtp_switches, ehlo_without_any)
 {
     struct switches t;
 
-    start(&t, SMTP_EXT_PIPELINING | SMTP_EXT_SIZE | SMTP_EXT_8BITMIME);
+    start(&t, SMTP_EXT_PIPELINING | SMTP_EXT_SIZE | SMTP_EXT_8BITMIME |
+                  SMTP_EXT_SMTPUTF8);
     cr_assert_str_eq(say(&t, "EHLO c.test\r\n"),
                      "250-mx.test|250 ENHANCEDSTATUSCODES|");
     smtp_server_free(t.server);
@@ -146,6 +147,23 @@ Test(sink_smtp_switches, body_parameter_needs_8bitmime)
                       "555 5.5.4", 9) == 0, "%s", t.out);
     cr_assert_str_eq(say(&t, "MAIL FROM:<a@c.test> SIZE=10\r\n"),
                      "250 2.1.0 Ok|");
+    smtp_server_free(t.server);
+}
+
+Test(sink_smtp_switches, smtputf8_switched_off)
+{
+    struct switches t;
+
+    start(&t, SMTP_EXT_SMTPUTF8);
+    cr_assert_str_eq(say(&t, "EHLO c.test\r\n"),
+                     "250-mx.test|250-PIPELINING|250-SIZE 1000|"
+                     "250-8BITMIME|250 ENHANCEDSTATUSCODES|");
+    cr_assert(strncmp(say(&t, "MAIL FROM:<a@c.test> SMTPUTF8\r\n"),
+                      "555 5.5.4", 9) == 0, "%s", t.out);
+    cr_assert(strncmp(say(&t, "MAIL FROM:<\xc3\xa4@c.test>\r\n"),
+                      "553 5.6.7", 9) == 0, "%s", t.out);
+    cr_assert(strncmp(say(&t, "EHLO b\xc3\xa4r.test\r\n"),
+                      "501 5.5.4", 9) == 0, "%s", t.out);
     smtp_server_free(t.server);
 }
 

@@ -13,7 +13,7 @@
 #define GREETING "220 mx.test ESMTP ringrelay"
 #define EHLO_REPLY                                                    \
     "250-mx.test|250-PIPELINING|250-SIZE 1000|250-8BITMIME|"          \
-    "250 ENHANCEDSTATUSCODES"
+    "250-SMTPUTF8|250 ENHANCEDSTATUSCODES"
 #define QUEUED "250 2.0.0 Ok: queued as TEST"
 
 /* Bounds every drain loop in these tests. */
@@ -275,6 +275,10 @@ struct transcript_case {
 #define MAIL_OK "MAIL FROM:<a@b.test>\r\n"
 #define RCPT_OK "RCPT TO:<c@d.test>\r\n"
 
+/* "jos\u00e9" and "b\u00fccher.test" in UTF-8. */
+#define UTF8_LOCAL "jos\xc3\xa9"
+#define UTF8_DOMAIN "b\xc3\xbc" "cher.test"
+
 static const struct transcript_case transcript_cases[] = {
     {"ehlo", HI, 0, EHLO_REPLY, "", NULL},
     {"ehlo lowercase", "ehlo client.test\r\n", 0, EHLO_REPLY, NULL, NULL},
@@ -315,8 +319,48 @@ static const struct transcript_case transcript_cases[] = {
      EHLO_REPLY "|555 5.5.4", NULL, NULL},
     {"mail bad body value", HI "MAIL FROM:<a@b.test> BODY=BINARYMIME\r\n",
      0, EHLO_REPLY "|555 5.5.4", NULL, NULL},
-    {"mail smtputf8 not offered", HI "MAIL FROM:<a@b.test> SMTPUTF8\r\n",
-     0, EHLO_REPLY "|555 5.5.4", NULL, NULL},
+    {"mail smtputf8", HI "MAIL FROM:<a@b.test> SMTPUTF8\r\n", 0,
+     EHLO_REPLY "|250 2.1.0", "M<a@b.test>", NULL},
+    {"mail smtputf8 with value", HI "MAIL FROM:<a@b.test> SMTPUTF8=yes\r\n",
+     0, EHLO_REPLY "|555 5.5.4", "", NULL},
+    {"mail smtputf8 empty value", HI "MAIL FROM:<a@b.test> SMTPUTF8=\r\n",
+     0, EHLO_REPLY "|555 5.5.4", "", NULL},
+    {"mail smtputf8 repeated", HI "MAIL FROM:<a@b.test> SMTPUTF8 "
+     "smtputf8\r\n", 0, EHLO_REPLY "|555 5.5.4", "", NULL},
+    {"mail utf-8 sender", HI "MAIL FROM:<" UTF8_LOCAL "@" UTF8_DOMAIN "> "
+     "SMTPUTF8\r\n", 0, EHLO_REPLY "|250 2.1.0",
+     "M<" UTF8_LOCAL "@" UTF8_DOMAIN ">", NULL},
+    {"mail utf-8 sender without smtputf8", HI "MAIL FROM:<" UTF8_LOCAL
+     "@b.test>\r\n", 0, EHLO_REPLY "|553 5.6.7 Error: non-ASCII sender "
+     "address needs SMTPUTF8", "", NULL},
+    {"mail utf-8 sender with other parameter", HI "MAIL FROM:<a@"
+     UTF8_DOMAIN "> SIZE=10\r\n", 0, EHLO_REPLY "|553 5.6.7", "", NULL},
+    {"mail invalid utf-8 sender", HI "MAIL FROM:<\xc3@b.test> SMTPUTF8\r\n",
+     0, EHLO_REPLY "|501 5.1.7", "", NULL},
+    {"mail overlong utf-8 sender", HI "MAIL FROM:<\xc0\xaf@b.test> "
+     "SMTPUTF8\r\n", 0, EHLO_REPLY "|501 5.1.7", "", NULL},
+    {"rcpt utf-8 with smtputf8", HI "MAIL FROM:<a@b.test> SMTPUTF8\r\n"
+     "RCPT TO:<" UTF8_LOCAL "@" UTF8_DOMAIN ">\r\n", 0,
+     EHLO_REPLY "|250 2.1.0|250 2.1.5",
+     "M<a@b.test> R<" UTF8_LOCAL "@" UTF8_DOMAIN ">", NULL},
+    {"rcpt utf-8 without smtputf8", HI MAIL_OK "RCPT TO:<" UTF8_LOCAL
+     "@d.test>\r\n", 0, EHLO_REPLY "|250 2.1.0|553 5.6.7 Error: non-ASCII "
+     "recipient address needs SMTPUTF8", "M<a@b.test>", NULL},
+    {"smtputf8 ends with the transaction", HI "MAIL FROM:<a@b.test> "
+     "SMTPUTF8\r\nRSET\r\n" MAIL_OK "RCPT TO:<" UTF8_LOCAL "@d.test>\r\n",
+     0, EHLO_REPLY "|250 2.1.0|250 2.0.0|250 2.1.0|553 5.6.7", NULL, NULL},
+    {"smtputf8 ends after data", HI "MAIL FROM:<a@b.test> SMTPUTF8\r\n"
+     RCPT_OK "DATA\r\nx\r\n.\r\n" MAIL_OK "RCPT TO:<" UTF8_LOCAL
+     "@d.test>\r\n", 0, EHLO_REPLY "|250 2.1.0|250 2.1.5|354|" QUEUED
+     "|250 2.1.0|553 5.6.7", NULL, NULL},
+    {"ehlo u-label", "EHLO " UTF8_DOMAIN "\r\n", 0, EHLO_REPLY, NULL,
+     NULL},
+    {"ehlo invalid utf-8", "EHLO b\xc3r.test\r\n", 0, "501 5.5.4", NULL,
+     NULL},
+    {"ehlo utf-8 not a domain", "EHLO \xc3\xa4@x\r\n", 0, "501 5.5.4",
+     NULL, NULL},
+    {"helo u-label", "HELO " UTF8_DOMAIN "\r\n", 0, "250 mx.test", NULL,
+     NULL},
     {"mail repeated parameter", HI "MAIL FROM:<a@b.test> SIZE=1 SIZE=2\r\n",
      0, EHLO_REPLY "|555 5.5.4", NULL, NULL},
     {"mail without from", HI "MAIL <a@b.test>\r\n", 0,
