@@ -36,6 +36,7 @@ enum sink_option {
     SINK_OPT_NO_8BITMIME,
     SINK_OPT_NO_SIZE,
     SINK_OPT_NO_SMTPUTF8,
+    SINK_OPT_NO_CHUNKING,
 };
 
 static const struct option sink_long_options[] = {
@@ -63,9 +64,8 @@ static const struct option sink_long_options[] = {
     {"no-pipelining", no_argument, NULL, SINK_OPT_NO_PIPELINING},
     {"no-8bitmime", no_argument, NULL, SINK_OPT_NO_8BITMIME},
     {"no-size", no_argument, NULL, SINK_OPT_NO_SIZE},
-    /* TODO: --no-chunking goes here once proto/smtp_server implements
-     * CHUNKING (BDAT). */
     {"no-smtputf8", no_argument, NULL, SINK_OPT_NO_SMTPUTF8},
+    {"no-chunking", no_argument, NULL, SINK_OPT_NO_CHUNKING},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -95,6 +95,7 @@ SINK_DEFAULT_LISTEN ")\n"
 "  --no-size               leave SIZE out; MAIL SIZE= gets 555\n"
 "  --no-smtputf8           leave SMTPUTF8 out; MAIL SMTPUTF8 gets 555 and\n"
 "                          non-ASCII addresses get 553\n"
+"  --no-chunking           leave CHUNKING out; BDAT gets 500\n"
 "\n"
 "Storage:\n"
 "  --store DIR             write each accepted message to "
@@ -233,6 +234,9 @@ static int sink_apply_server_option(struct sink_options *options, int opt,
         return 0;
     case SINK_OPT_NO_SMTPUTF8:
         options->disabled_extensions |= SMTP_EXT_SMTPUTF8;
+        return 0;
+    case SINK_OPT_NO_CHUNKING:
+        options->disabled_extensions |= SMTP_EXT_CHUNKING;
         return 0;
     }
     return 1;

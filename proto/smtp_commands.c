@@ -45,6 +45,7 @@ static void command_helo(struct smtp_server *s, const struct smtp_args *a);
 static void command_mail(struct smtp_server *s, const struct smtp_args *a);
 static void command_rcpt(struct smtp_server *s, const struct smtp_args *a);
 static void command_data(struct smtp_server *s, const struct smtp_args *a);
+static void command_bdat(struct smtp_server *s, const struct smtp_args *a);
 static void command_rset(struct smtp_server *s, const struct smtp_args *a);
 static void command_noop(struct smtp_server *s, const struct smtp_args *a);
 static void command_quit(struct smtp_server *s, const struct smtp_args *a);
@@ -62,6 +63,11 @@ static const struct smtp_command smtp_commands[] = {
      "5.1.3", "recipient", "RCPT TO:<address>", command_rcpt},
     {"DATA", SMTP_STATE_RCPT, SMTP_ARGS_NONE, NULL, NULL, NULL, "DATA",
      command_data},
+    /* BDAT is allowed in every command state, because its chunk must be
+     * read even when the command is out of sequence. The handler checks
+     * the state. */
+    {"BDAT", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
+     "BDAT chunk-size [LAST]", command_bdat},
     {"RSET", SMTP_STATE_COMMANDS, SMTP_ARGS_NONE, NULL, NULL, NULL, "RSET",
      command_rset},
     {"NOOP", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL, "NOOP",
@@ -258,7 +264,8 @@ void smtp_commands_execute(struct smtp_server *s, const char *line,
         smtp_server_reject(s, "500 5.5.2 Error: command not recognized");
         return;
     }
-    if (s->refused && cmd->handler != command_quit) {
+    if (s->refused && cmd->handler != command_quit &&
+        cmd->handler != command_bdat) {
         smtp_server_reject(s, "503 5.5.1 Error: service not available, "
                            "send QUIT");
         return;
@@ -308,6 +315,9 @@ static void command_ehlo(struct smtp_server *s, const struct smtp_args *a)
     }
     if ((disabled & SMTP_EXT_SMTPUTF8) == 0) {
         smtp_server_reply(s, "250-SMTPUTF8");
+    }
+    if ((disabled & SMTP_EXT_CHUNKING) == 0) {
+        smtp_server_reply(s, "250-CHUNKING");
     }
     smtp_server_reply(s, "250 ENHANCEDSTATUSCODES");
 }
@@ -481,6 +491,11 @@ static void command_rcpt(struct smtp_server *s, const struct smtp_args *a)
                            (int)a->params_len, a->params);
         return;
     }
+    if (s->bdat_used) {
+        smtp_server_reject(s, "503 5.5.1 Error: RCPT after BDAT in the "
+                           "same transaction");
+        return;
+    }
     if (limit != 0 && s->rcpt_count >= limit) {
         smtp_server_reply(s, "452 4.5.3 Error: too many recipients");
         return;
@@ -504,6 +519,12 @@ static void command_data(struct smtp_server *s, const struct smtp_args *a)
     char reply[SMTP_REPLY_MAX] = "";
 
     (void)a;
+    if (s->bdat_used) {
+        /* RFC 3030: DATA and BDAT do not mix in one transaction. */
+        smtp_server_reject(s, "503 5.5.1 Error: DATA after BDAT in the "
+                           "same transaction");
+        return;
+    }
     if (s->hooks->data_begin != NULL &&
         s->hooks->data_begin(s->ctx, reply) < 0) {
         smtp_server_hook_reply(s, reply);
@@ -511,6 +532,37 @@ static void command_data(struct smtp_server *s, const struct smtp_args *a)
     }
     smtp_server_reply(s, "354 End data with <CR><LF>.<CR><LF>");
     smtp_server_begin_body(s);
+}
+
+/* command_bdat parses "chunk-size [LAST]" (RFC 3030) and reads
+ * the chunk. A BDAT that does not parse gets 501 and its octets are read
+ * as commands, because their count is unknown. */
+static void command_bdat(struct smtp_server *s, const struct smtp_args *a)
+{
+    size_t digits = 0;
+    size_t pos;
+    uint64_t size;
+    bool last = false;
+
+    if ((s->opts->disabled_extensions & SMTP_EXT_CHUNKING) != 0) {
+        smtp_server_reject(s, "500 5.5.2 Error: command not recognized");
+        return;
+    }
+    while (digits < a->len && smtp_char_is(a->text[digits],
+                                           SMTP_CHAR_DIGIT)) {
+        digits++;
+    }
+    pos = skip_blanks(a->text, digits, a->len);
+    if (pos > digits && a->len - pos == 4 &&
+        strncasecmp(a->text + pos, "LAST", 4) == 0) {
+        last = true;
+        pos = a->len;
+    }
+    if (pos != a->len || parse_size(a->text, digits, &size) < 0) {
+        smtp_server_reject(s, "501 5.5.4 Syntax: BDAT chunk-size [LAST]");
+        return;
+    }
+    smtp_chunk_begin(s, size, last);
 }
 
 static void command_rset(struct smtp_server *s, const struct smtp_args *a)
@@ -553,8 +605,14 @@ static void command_help(struct smtp_server *s, const struct smtp_args *a)
 
     (void)a;
     for (size_t i = 0; i < SMTP_COMMAND_COUNT; i++) {
-        int n = snprintf(verbs + used, sizeof(verbs) - used, " %s",
-                         smtp_commands[i].verb);
+        int n;
+
+        if (smtp_commands[i].handler == command_bdat &&
+            (s->opts->disabled_extensions & SMTP_EXT_CHUNKING) != 0) {
+            continue;
+        }
+        n = snprintf(verbs + used, sizeof(verbs) - used, " %s",
+                     smtp_commands[i].verb);
 
         if (n < 0 || (size_t)n >= sizeof(verbs) - used) {
             break;
