@@ -35,6 +35,8 @@ enum sink_option {
     SINK_OPT_NO_PIPELINING,
     SINK_OPT_NO_8BITMIME,
     SINK_OPT_NO_SIZE,
+    SINK_OPT_NO_SMTPUTF8,
+    SINK_OPT_NO_CHUNKING,
 };
 
 static const struct option sink_long_options[] = {
@@ -62,8 +64,8 @@ static const struct option sink_long_options[] = {
     {"no-pipelining", no_argument, NULL, SINK_OPT_NO_PIPELINING},
     {"no-8bitmime", no_argument, NULL, SINK_OPT_NO_8BITMIME},
     {"no-size", no_argument, NULL, SINK_OPT_NO_SIZE},
-    /* TODO: --no-chunking and --no-smtputf8 go here once proto/smtp_server
-     * implements CHUNKING (BDAT) and SMTPUTF8. */
+    {"no-smtputf8", no_argument, NULL, SINK_OPT_NO_SMTPUTF8},
+    {"no-chunking", no_argument, NULL, SINK_OPT_NO_CHUNKING},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -91,6 +93,9 @@ SINK_DEFAULT_LISTEN ")\n"
 "  --no-pipelining         leave PIPELINING out of the EHLO reply\n"
 "  --no-8bitmime           leave 8BITMIME out; MAIL BODY= gets 555\n"
 "  --no-size               leave SIZE out; MAIL SIZE= gets 555\n"
+"  --no-smtputf8           leave SMTPUTF8 out; MAIL SMTPUTF8 gets 555 and\n"
+"                          non-ASCII addresses get 553\n"
+"  --no-chunking           leave CHUNKING out; BDAT gets 500\n"
 "\n"
 "Storage:\n"
 "  --store DIR             write each accepted message to "
@@ -226,6 +231,12 @@ static int sink_apply_server_option(struct sink_options *options, int opt,
         return 0;
     case SINK_OPT_NO_SIZE:
         options->disabled_extensions |= SMTP_EXT_SIZE;
+        return 0;
+    case SINK_OPT_NO_SMTPUTF8:
+        options->disabled_extensions |= SMTP_EXT_SMTPUTF8;
+        return 0;
+    case SINK_OPT_NO_CHUNKING:
+        options->disabled_extensions |= SMTP_EXT_CHUNKING;
         return 0;
     }
     return 1;

@@ -148,6 +148,7 @@ static int session_write_trace(struct inbound_session *s)
         .client_ip = s->client_ip,
         .hostname = config->hostname,
         .esmtp = smtp_server_used_esmtp(s->smtp),
+        .smtputf8 = (s->env_flags & QUEUE_ENV_SMTPUTF8) != 0,
         .queue_id = queue_writer_id(s->writer),
         .rcpt = s->rcpt_count == 1 ? s->rcpts[0] : NULL,
         .when = time(NULL),

@@ -125,3 +125,74 @@ size_t smtp_body_scan(struct smtp_body *b, const char *data, size_t len,
     }
     return len;
 }
+
+/* stuff_step moves the line state over byte c of BDAT data. Returns true
+ * when c is a '.' that starts a line and so needs a second '.'. */
+static bool stuff_step(struct smtp_body *b, char c)
+{
+    enum smtp_body_state next = SMTP_BODY_LINE;
+    bool dot = false;
+
+    switch (b->state) {
+    case SMTP_BODY_LINE_START:
+    case SMTP_BODY_LINE:
+        if (c == '\r') {
+            next = SMTP_BODY_CR;
+        } else if (c == '\n') {
+            b->bare_eol = true;
+        } else {
+            dot = c == '.' && b->state == SMTP_BODY_LINE_START;
+        }
+        break;
+    case SMTP_BODY_CR:
+        if (c == '\n') {
+            next = SMTP_BODY_LINE_START;
+        } else {
+            b->bare_eol = true;
+            next = c == '\r' ? SMTP_BODY_CR : SMTP_BODY_LINE;
+        }
+        break;
+    case SMTP_BODY_DOT:
+    case SMTP_BODY_DOT_CR:
+        /* DATA states, never entered while stuffing. */
+        b->bare_eol = true;
+        break;
+    }
+    b->state = next;
+    return dot;
+}
+
+void smtp_body_stuff(struct smtp_body *b, const char *data, size_t len)
+{
+    size_t from = 0; /* first byte not yet passed on */
+    size_t i = 0;
+
+    while (i < len) {
+        if (b->state == SMTP_BODY_LINE) {
+            while (i < len && !smtp_char_is(data[i], SMTP_CHAR_EOL)) {
+                i++;
+            }
+            if (i == len) {
+                break;
+            }
+        }
+        if (stuff_step(b, data[i])) {
+            /* The extra dot goes out before the dot itself. */
+            body_pass(b, data + from, i - from);
+            body_pass(b, ".", 1);
+            from = i;
+        }
+        i++;
+    }
+    body_pass(b, data + from, len - from);
+}
+
+void smtp_body_finish_stuffed(struct smtp_body *b)
+{
+    if (b->state == SMTP_BODY_CR) {
+        b->bare_eol = true;
+    } else if (b->state == SMTP_BODY_LINE) {
+        body_pass(b, "\r\n", 2);
+    }
+    b->state = SMTP_BODY_LINE_START;
+}

@@ -1,6 +1,7 @@
 /* DATA body scanner: finds the end of a DATA body (RFC 5321 section
  * 4.1.1.4) in a byte stream fed in pieces of any size, and passes the body
- * on in wire form, dot-stuffing kept, without the final ".CRLF".
+ * on in wire form, dot-stuffing kept, without the final ".CRLF". The same
+ * state turns BDAT chunk data (RFC 3030) into that wire form.
  *
  * Only CR LF "." CR LF ends the body; the start of the body counts as
  * following a CRLF. A CR or LF that is not part of a CRLF pair marks the
@@ -46,5 +47,15 @@ void smtp_body_start(struct smtp_body *b, uint64_t max_size,
  * them; then the bytes after it are not part of the body. */
 size_t smtp_body_scan(struct smtp_body *b, const char *data, size_t len,
                       bool *done);
+
+/* smtp_body_stuff passes BDAT data[0..len) on in wire form: a '.' at the
+ * start of a line gets a second '.'. A CR or LF outside a CRLF pair marks
+ * the body as bad, as in DATA; a CRLF may be split between calls. */
+void smtp_body_stuff(struct smtp_body *b, const char *data, size_t len);
+
+/* smtp_body_finish_stuffed ends a body fed with smtp_body_stuff(). A
+ * body whose last line has no CRLF gets one, so that the stored wire form
+ * can be sent after DATA; a CR at the very end is a bare CR. */
+void smtp_body_finish_stuffed(struct smtp_body *b);
 
 #endif

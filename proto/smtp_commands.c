@@ -24,6 +24,7 @@ struct smtp_args {
     const char *text;   /* the argument, blanks around it trimmed */
     size_t len;
     struct smtp_path path;  /* SMTP_ARGS_PATH only */
+    bool path_utf8;         /* the path has UTF-8, allowed if SMTPUTF8 */
     const char *params;     /* after the path, leading blanks skipped */
     size_t params_len;
 };
@@ -44,6 +45,7 @@ static void command_helo(struct smtp_server *s, const struct smtp_args *a);
 static void command_mail(struct smtp_server *s, const struct smtp_args *a);
 static void command_rcpt(struct smtp_server *s, const struct smtp_args *a);
 static void command_data(struct smtp_server *s, const struct smtp_args *a);
+static void command_bdat(struct smtp_server *s, const struct smtp_args *a);
 static void command_rset(struct smtp_server *s, const struct smtp_args *a);
 static void command_noop(struct smtp_server *s, const struct smtp_args *a);
 static void command_quit(struct smtp_server *s, const struct smtp_args *a);
@@ -61,6 +63,11 @@ static const struct smtp_command smtp_commands[] = {
      "5.1.3", "recipient", "RCPT TO:<address>", command_rcpt},
     {"DATA", SMTP_STATE_RCPT, SMTP_ARGS_NONE, NULL, NULL, NULL, "DATA",
      command_data},
+    /* BDAT is allowed in every command state, because its chunk must be
+     * read even when the command is out of sequence. The handler checks
+     * the state. */
+    {"BDAT", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
+     "BDAT chunk-size [LAST]", command_bdat},
     {"RSET", SMTP_STATE_COMMANDS, SMTP_ARGS_NONE, NULL, NULL, NULL, "RSET",
      command_rset},
     {"NOOP", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL, "NOOP",
@@ -86,6 +93,11 @@ static const struct smtp_command *command_find(const char *verb, size_t len)
         }
     }
     return NULL;
+}
+
+static bool smtputf8_offered(const struct smtp_server *s)
+{
+    return (s->opts->disabled_extensions & SMTP_EXT_SMTPUTF8) == 0;
 }
 
 static size_t skip_blanks(const char *text, size_t pos, size_t len)
@@ -153,10 +165,17 @@ static int parse_path_args(struct smtp_server *s,
     /* RFC 5321 has no blank after the colon, but many clients send one. */
     pos = skip_blanks(args->text, keyword_len, args->len);
 
-    /* NOTE: SMTPUTF8 is not offered yet, so s->smtputf8 stays false and
-     * every non-ASCII path gets 553. */
     rc = smtp_path_parse(args->text + pos, args->len - pos, s->smtputf8,
                          &args->path, &end);
+
+    /* MAIL FROM comes before the SMTPUTF8 parameter that allows UTF-8 in
+     * it, so command_mail() decides once the parameters are parsed. */
+    if (rc == SMTP_PATH_8BIT && cmd->handler == command_mail &&
+        smtputf8_offered(s)) {
+        rc = smtp_path_parse(args->text + pos, args->len - pos, true,
+                             &args->path, &end);
+        args->path_utf8 = true;
+    }
     if (rc != SMTP_PATH_OK) {
         reject_path(s, cmd, rc);
         return -1;
@@ -188,7 +207,10 @@ static int parse_args(struct smtp_server *s, const struct smtp_command *cmd,
     case SMTP_ARGS_TEXT:
         return 0;
     case SMTP_ARGS_DOMAIN:
-        if (!smtp_domain_valid(args->text, args->len, false)) {
+        /* RFC 6531: with SMTPUTF8 offered, the EHLO name
+         * may hold U-labels. */
+        if (!smtp_domain_valid(args->text, args->len,
+                               smtputf8_offered(s))) {
             smtp_server_reject(s, "501 5.5.4 Syntax: %s", cmd->usage);
             return -1;
         }
@@ -242,7 +264,8 @@ void smtp_commands_execute(struct smtp_server *s, const char *line,
         smtp_server_reject(s, "500 5.5.2 Error: command not recognized");
         return;
     }
-    if (s->refused && cmd->handler != command_quit) {
+    if (s->refused && cmd->handler != command_quit &&
+        cmd->handler != command_bdat) {
         smtp_server_reject(s, "503 5.5.1 Error: service not available, "
                            "send QUIT");
         return;
@@ -290,6 +313,12 @@ static void command_ehlo(struct smtp_server *s, const struct smtp_args *a)
     if ((disabled & SMTP_EXT_8BITMIME) == 0) {
         smtp_server_reply(s, "250-8BITMIME");
     }
+    if ((disabled & SMTP_EXT_SMTPUTF8) == 0) {
+        smtp_server_reply(s, "250-SMTPUTF8");
+    }
+    if ((disabled & SMTP_EXT_CHUNKING) == 0) {
+        smtp_server_reply(s, "250-CHUNKING");
+    }
     smtp_server_reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -321,13 +350,27 @@ static int parse_size(const char *text, size_t len, uint64_t *size)
     return 0;
 }
 
-/* mail_param applies one esmtp-param (RFC 5321 section 4.1.2). Returns 0,
- * or -1 when it is unknown, not offered (a bit of disabled), repeated or
- * has a bad value. */
+/* mail_param applies one esmtp-param (RFC 5321 section 4.1.2); value is
+ * NULL when the parameter has no "=". Returns 0, or -1 when it is
+ * unknown, not offered (a bit of disabled), repeated or has a bad
+ * value. */
 static int mail_param(const char *key, size_t key_len, const char *value,
                       size_t value_len, struct smtp_mail_params *params,
                       unsigned disabled, unsigned *seen)
 {
+    if (key_len == 8 && strncasecmp(key, "SMTPUTF8", 8) == 0) {
+        /* RFC 6531: SMTPUTF8 takes no value. */
+        if ((*seen & 4u) != 0 || (disabled & SMTP_EXT_SMTPUTF8) != 0 ||
+            value != NULL) {
+            return -1;
+        }
+        *seen |= 4u;
+        params->smtputf8 = true;
+        return 0;
+    }
+    if (value == NULL) {
+        return -1;
+    }
     if (key_len == 4 && strncasecmp(key, "SIZE", 4) == 0) {
         if ((*seen & 1u) != 0 || (disabled & SMTP_EXT_SIZE) != 0 ||
             parse_size(value, value_len, &params->size) < 0) {
@@ -365,12 +408,14 @@ static int parse_mail_params(struct smtp_server *s, const char *text,
         size_t key = pos;
         size_t key_end;
         size_t value;
+        bool has_value = false;
 
         while (pos < len && smtp_char_is(text[pos], SMTP_CHAR_LDH)) {
             pos++;
         }
         key_end = pos;
         if (pos < len && text[pos] == '=') {
+            has_value = true;
             pos++;
         }
         value = pos;
@@ -379,7 +424,8 @@ static int parse_mail_params(struct smtp_server *s, const char *text,
         }
         if (key_end == key || text[key] == '-' ||
             (pos < len && !smtp_char_is(text[pos], SMTP_CHAR_BLANK)) ||
-            mail_param(text + key, key_end - key, text + value, pos - value,
+            mail_param(text + key, key_end - key,
+                       has_value ? text + value : NULL, pos - value,
                        params, s->opts->disabled_extensions, &seen) < 0) {
             smtp_server_reject(s, "555 5.5.4 Error: unsupported or invalid "
                                "MAIL parameter: %.*s",
@@ -402,6 +448,11 @@ static void command_mail(struct smtp_server *s, const struct smtp_args *a)
         return;
     }
     if (parse_mail_params(s, a->params, a->params_len, &params) < 0) {
+        return;
+    }
+    if (a->path_utf8 && !params.smtputf8) {
+        smtp_server_reject(s, "553 5.6.7 Error: non-ASCII sender address "
+                           "needs SMTPUTF8");
         return;
     }
     if (limit != 0 && params.size > limit) {
@@ -440,6 +491,11 @@ static void command_rcpt(struct smtp_server *s, const struct smtp_args *a)
                            (int)a->params_len, a->params);
         return;
     }
+    if (s->bdat_used) {
+        smtp_server_reject(s, "503 5.5.1 Error: RCPT after BDAT in the "
+                           "same transaction");
+        return;
+    }
     if (limit != 0 && s->rcpt_count >= limit) {
         smtp_server_reply(s, "452 4.5.3 Error: too many recipients");
         return;
@@ -463,6 +519,12 @@ static void command_data(struct smtp_server *s, const struct smtp_args *a)
     char reply[SMTP_REPLY_MAX] = "";
 
     (void)a;
+    if (s->bdat_used) {
+        /* RFC 3030: DATA and BDAT do not mix in one transaction. */
+        smtp_server_reject(s, "503 5.5.1 Error: DATA after BDAT in the "
+                           "same transaction");
+        return;
+    }
     if (s->hooks->data_begin != NULL &&
         s->hooks->data_begin(s->ctx, reply) < 0) {
         smtp_server_hook_reply(s, reply);
@@ -470,6 +532,37 @@ static void command_data(struct smtp_server *s, const struct smtp_args *a)
     }
     smtp_server_reply(s, "354 End data with <CR><LF>.<CR><LF>");
     smtp_server_begin_body(s);
+}
+
+/* command_bdat parses "chunk-size [LAST]" (RFC 3030) and reads
+ * the chunk. A BDAT that does not parse gets 501 and its octets are read
+ * as commands, because their count is unknown. */
+static void command_bdat(struct smtp_server *s, const struct smtp_args *a)
+{
+    size_t digits = 0;
+    size_t pos;
+    uint64_t size;
+    bool last = false;
+
+    if ((s->opts->disabled_extensions & SMTP_EXT_CHUNKING) != 0) {
+        smtp_server_reject(s, "500 5.5.2 Error: command not recognized");
+        return;
+    }
+    while (digits < a->len && smtp_char_is(a->text[digits],
+                                           SMTP_CHAR_DIGIT)) {
+        digits++;
+    }
+    pos = skip_blanks(a->text, digits, a->len);
+    if (pos > digits && a->len - pos == 4 &&
+        strncasecmp(a->text + pos, "LAST", 4) == 0) {
+        last = true;
+        pos = a->len;
+    }
+    if (pos != a->len || parse_size(a->text, digits, &size) < 0) {
+        smtp_server_reject(s, "501 5.5.4 Syntax: BDAT chunk-size [LAST]");
+        return;
+    }
+    smtp_chunk_begin(s, size, last);
 }
 
 static void command_rset(struct smtp_server *s, const struct smtp_args *a)
@@ -512,8 +605,14 @@ static void command_help(struct smtp_server *s, const struct smtp_args *a)
 
     (void)a;
     for (size_t i = 0; i < SMTP_COMMAND_COUNT; i++) {
-        int n = snprintf(verbs + used, sizeof(verbs) - used, " %s",
-                         smtp_commands[i].verb);
+        int n;
+
+        if (smtp_commands[i].handler == command_bdat &&
+            (s->opts->disabled_extensions & SMTP_EXT_CHUNKING) != 0) {
+            continue;
+        }
+        n = snprintf(verbs + used, sizeof(verbs) - used, " %s",
+                     smtp_commands[i].verb);
 
         if (n < 0 || (size_t)n >= sizeof(verbs) - used) {
             break;

@@ -1,5 +1,6 @@
 /* SMTP server session: input framing, DATA, pausing and the life cycle.
- * The command table and handlers are in smtp_commands.c. */
+ * The command table and handlers are in smtp_commands.c, BDAT chunk data
+ * in smtp_chunk.c. */
 #include "proto/smtp_server.h"
 
 #include <inttypes.h>
@@ -128,17 +129,33 @@ void smtp_server_hook_reply(struct smtp_server *s, const char *reply)
     }
 }
 
+void smtp_server_abort_storage(struct smtp_server *s)
+{
+    if (s->storing) {
+        s->storing = false;
+        if (s->hooks->data_abort != NULL) {
+            s->hooks->data_abort(s->ctx);
+        }
+    }
+}
+
 void smtp_server_end_transaction(struct smtp_server *s)
 {
-    if ((s->state & SMTP_STATE_TRANSACTION) != 0 &&
-        s->hooks->reset != NULL) {
+    /* A BDAT chunk read outside a transaction leaves the state it was
+     * sent in. */
+    enum smtp_server_state state =
+        s->state == SMTP_STATE_CHUNK ? s->chunk.after : s->state;
+
+    smtp_server_abort_storage(s);
+    if ((state & SMTP_STATE_TRANSACTION) != 0 && s->hooks->reset != NULL) {
         s->hooks->reset(s->ctx);
     }
-    if (s->state != SMTP_STATE_CONNECTED) {
-        s->state = SMTP_STATE_READY;
-    }
+    s->state = state == SMTP_STATE_CONNECTED ? SMTP_STATE_CONNECTED
+                                             : SMTP_STATE_READY;
     s->rcpt_count = 0;
     s->smtputf8 = false;
+    s->bdat_used = false;
+    s->bdat_failed = false;
 }
 
 void smtp_server_close(struct smtp_server *s, const char *reason)
@@ -157,11 +174,16 @@ void smtp_server_close(struct smtp_server *s, const char *reason)
     s->discarding = false;
 }
 
+void smtp_server_start_body(struct smtp_server *s)
+{
+    smtp_body_start(&s->body, s->opts->max_message_size,
+                    session_body_write, s);
+}
+
 void smtp_server_begin_body(struct smtp_server *s)
 {
     s->state = SMTP_STATE_BODY;
-    smtp_body_start(&s->body, s->opts->max_message_size,
-                    session_body_write, s);
+    smtp_server_start_body(s);
 }
 
 void smtp_server_greet(struct smtp_server *s)
@@ -189,16 +211,34 @@ static bool session_paused(const struct smtp_server *s)
         return true;
     }
 
-    /* A body produces no replies, so it is never held back for output. */
-    return s->state != SMTP_STATE_BODY &&
+    /* A body or chunk produces no replies until its end, so it is never
+     * held back for output. */
+    return s->state != SMTP_STATE_BODY && s->state != SMTP_STATE_CHUNK &&
            s->out.len > SMTP_SERVER_OUTPUT_PAUSE;
 }
 
-/* session_end_body hands a complete body to data_end(), or rejects it. */
-static void session_end_body(struct smtp_server *s)
+void smtp_server_body_error(const struct smtp_server *s, char *reply)
+{
+    const struct smtp_body *b = &s->body;
+
+    if (b->bare_eol) {
+        snprintf(reply, SMTP_REPLY_MAX, "550 5.6.0 Error: bare CR or LF "
+                 "in the message is not allowed; end every line with CRLF");
+    } else if (b->too_big) {
+        snprintf(reply, SMTP_REPLY_MAX, "552 5.3.4 Error: message size "
+                 "exceeds the fixed maximum of %" PRIu64 " bytes",
+                 s->opts->max_message_size);
+    } else {
+        snprintf(reply, SMTP_REPLY_MAX, "451 4.3.0 Error: storing the "
+                 "message failed, try again later");
+    }
+}
+
+void smtp_server_end_body(struct smtp_server *s)
 {
     const struct smtp_body *b = &s->body;
     bool failed = b->bare_eol || b->too_big || b->write_failed;
+    char reply[SMTP_REPLY_MAX];
 
     if (!failed) {
         s->state = SMTP_STATE_COMMIT;
@@ -213,17 +253,8 @@ static void session_end_body(struct smtp_server *s)
     if (s->hooks->data_abort != NULL) {
         s->hooks->data_abort(s->ctx);
     }
-    if (b->bare_eol) {
-        smtp_server_reply(s, "550 5.6.0 Error: bare CR or LF in the message "
-                          "is not allowed; end every line with CRLF");
-    } else if (b->too_big) {
-        smtp_server_reply(s, "552 5.3.4 Error: message size exceeds the "
-                          "fixed maximum of %" PRIu64 " bytes",
-                          s->opts->max_message_size);
-    } else {
-        smtp_server_reply(s, "451 4.3.0 Error: storing the message "
-                          "failed, try again later");
-    }
+    smtp_server_body_error(s, reply);
+    smtp_server_reply(s, "%s", reply);
     smtp_server_end_transaction(s);
 }
 
@@ -234,7 +265,7 @@ static size_t session_body_input(struct smtp_server *s, const char *data,
     size_t used = smtp_body_scan(&s->body, data, len, &done);
 
     if (done) {
-        session_end_body(s);
+        smtp_server_end_body(s);
     }
     return used;
 }
@@ -288,6 +319,8 @@ static size_t session_run(struct smtp_server *s, const char *data,
 
         if (s->state == SMTP_STATE_BODY) {
             used = session_body_input(s, data + pos, len - pos);
+        } else if (s->state == SMTP_STATE_CHUNK) {
+            used = smtp_chunk_input(s, data + pos, len - pos);
         } else {
             used = session_line_input(s, data + pos, len - pos);
         }

@@ -24,7 +24,19 @@
  * anywhere in the body rejects the message with 550 5.6.0 once the final
  * CRLF.CRLF arrives; a body over the size limit gets 552 5.3.4. In both
  * cases hooks->data_abort() runs and the session returns to the state
- * after EHLO (no transaction open). */
+ * after EHLO (no transaction open).
+ *
+ * BDAT (RFC 3030 CHUNKING): each chunk's octets are read by count. They
+ * reach hooks->data_write() in the same wire form as DATA: dot-stuffed,
+ * and with a CRLF added when the message does not end with one. The
+ * first chunk calls data_begin(), each chunk but LAST gets "250 2.0.0
+ * <n> octets received", and LAST ends like DATA with data_end(). A bare
+ * CR or LF gets 550 5.6.0 and an oversize message 552 5.3.4, at the end
+ * of the chunk where it shows. Then data_abort() runs, and every later
+ * chunk up to LAST is read and gets the same reply. A chunk sent without a
+ * recipient is read and discarded, then answered 503 5.5.1. DATA after
+ * BDAT in one transaction gets 503 5.5.1. BODY=BINARYMIME is not
+ * offered, so MAIL with it gets 555. */
 #ifndef RINGRELAY_PROTO_SMTP_SERVER_H
 #define RINGRELAY_PROTO_SMTP_SERVER_H
 
@@ -99,11 +111,15 @@ struct smtp_server_hooks {
  * parameter SIZE= gets 555 and without 8BITMIME so does BODY=, because
  * RFC 1870 and RFC 6152 allow them only when offered; max_message_size
  * applies either way. Without PIPELINING, commands sent ahead still get
- * their replies in order. */
+ * their replies in order. Without SMTPUTF8 the MAIL parameter SMTPUTF8
+ * gets 555 and a non-ASCII address or EHLO name is rejected. Without
+ * CHUNKING the BDAT command gets 500 like an unknown one. */
 enum smtp_server_extension {
     SMTP_EXT_PIPELINING = 1u << 0,
     SMTP_EXT_SIZE = 1u << 1,
     SMTP_EXT_8BITMIME = 1u << 2,
+    SMTP_EXT_SMTPUTF8 = 1u << 3,
+    SMTP_EXT_CHUNKING = 1u << 4,
 };
 
 /* A limit of 0 means none, except max_line, where 0 means 512. */

@@ -1,11 +1,13 @@
 /* Internals of the SMTP server session, shared by smtp_server.c (input
- * framing, DATA, life cycle) and smtp_commands.c (command table and
- * handlers). Nothing outside proto/ includes this header. */
+ * framing, DATA, life cycle), smtp_commands.c (command table and
+ * handlers) and smtp_chunk.c (BDAT chunk data). Nothing outside proto/
+ * includes this header. */
 #ifndef RINGRELAY_PROTO_SMTP_SERVER_INTERNAL_H
 #define RINGRELAY_PROTO_SMTP_SERVER_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "proto/smtp_body.h"
 #include "proto/smtp_server.h"
@@ -25,6 +27,7 @@ enum smtp_server_state {
     SMTP_STATE_RCPT = 1u << 3,      /* at least one recipient accepted */
     SMTP_STATE_BODY = 1u << 4,      /* receiving the DATA body */
     SMTP_STATE_COMMIT = 1u << 5,    /* data_end() called, reply pending */
+    SMTP_STATE_CHUNK = 1u << 6,     /* receiving the data of one BDAT */
 };
 
 /* States in which a line is read as a command. */
@@ -35,7 +38,19 @@ enum smtp_server_state {
 /* States in which a mail transaction is open. */
 #define SMTP_STATE_TRANSACTION                                      \
     (SMTP_STATE_MAIL | SMTP_STATE_RCPT | SMTP_STATE_BODY |          \
-     SMTP_STATE_COMMIT)
+     SMTP_STATE_COMMIT | SMTP_STATE_CHUNK)
+
+/* The BDAT command being received: its chunk is read in state
+ * SMTP_STATE_CHUNK, stored or discarded, and replied to at its end. */
+struct smtp_chunk {
+    uint64_t left;        /* octets of the chunk still to read */
+    uint64_t size;        /* octets in the whole chunk */
+    bool last;            /* the chunk carried LAST */
+    bool discard;         /* drop the octets, then send reply */
+    bool counts_error;    /* reply is a 503 that counts toward max_errors */
+    enum smtp_server_state after; /* state once the chunk is discarded */
+    char reply[SMTP_REPLY_MAX];   /* the reply to a discarded chunk */
+};
 
 struct smtp_server {
     const struct smtp_server_options *opts;
@@ -57,6 +72,10 @@ struct smtp_server {
     bool running;    /* inside the parse loop, so hooks cannot re-enter */
     bool esmtp;      /* the client sent EHLO */
     bool smtputf8;   /* the transaction uses SMTPUTF8 */
+    bool bdat_used;  /* the transaction had a BDAT, so DATA gets 503 */
+    bool storing;    /* data_begin() accepted BDAT data, not yet ended */
+    bool bdat_failed; /* a chunk failed: discard until BDAT LAST */
+    struct smtp_chunk chunk;
     bool refused;    /* the greeting refused service: 503 until QUIT */
     unsigned errors; /* bad commands so far */
     size_t rcpt_count;
@@ -87,6 +106,31 @@ void smtp_server_close(struct smtp_server *s, const char *reason);
 
 /* smtp_server_begin_body switches to receiving the DATA body. */
 void smtp_server_begin_body(struct smtp_server *s);
+
+/* smtp_server_start_body starts the body scanner that passes DATA or
+ * BDAT data to data_write(). */
+void smtp_server_start_body(struct smtp_server *s);
+
+/* smtp_server_body_error writes the reply for a failed body (bare CR or
+ * LF, too big, storage failed) into reply[0..SMTP_REPLY_MAX). */
+void smtp_server_body_error(const struct smtp_server *s, char *reply);
+
+/* smtp_server_end_body hands the complete DATA or BDAT body to
+ * data_end(), or rejects it with the reply for its failure. */
+void smtp_server_end_body(struct smtp_server *s);
+
+/* smtp_server_abort_storage calls data_abort() for BDAT data stored so
+ * far, when any is. */
+void smtp_server_abort_storage(struct smtp_server *s);
+
+/* smtp_chunk_begin starts the chunk of "BDAT size [LAST]" after the
+ * command line was parsed. */
+void smtp_chunk_begin(struct smtp_server *s, uint64_t size, bool last);
+
+/* smtp_chunk_input consumes chunk octets at the start of data[0..len).
+ * Returns the bytes consumed, at least 1. */
+size_t smtp_chunk_input(struct smtp_server *s, const char *data,
+                        size_t len);
 
 /* smtp_commands_execute parses and runs one command line; line[0..len)
  * ends with its LF. */

@@ -148,6 +148,16 @@ static void trace_write_from(struct trace_writer *w,
     trace_token(w, token, false);
 }
 
+/* trace_protocol returns the "with" keyword: RFC 6531 names
+ * UTF8SMTP for a transaction that used SMTPUTF8. */
+static const char *trace_protocol(const struct smtp_trace *trace)
+{
+    if (trace->smtputf8) {
+        return "UTF8SMTP";
+    }
+    return trace->esmtp ? "ESMTP" : "SMTP";
+}
+
 /* trace_write_by writes "by HOST (ringrelay) with ESMTP id ID", with ';'
  * after the ID when no "for" clause follows. */
 static void trace_write_by(struct trace_writer *w,
@@ -169,7 +179,7 @@ static void trace_write_by(struct trace_writer *w,
     trace_token(w, host, false);
     trace_token(w, "(ringrelay)", false);
     trace_token(w, "with", false);
-    trace_token(w, trace->esmtp ? "ESMTP" : "SMTP", false);
+    trace_token(w, trace_protocol(trace), false);
     trace_token(w, "id", false);
     snprintf(token, sizeof(token), "%s%s", id, semicolon ? ";" : "");
     trace_token(w, token, false);

@@ -12,6 +12,7 @@ struct smtp_trace {
     const char *client_ip;   /* textual address */
     const char *hostname;    /* this relay's name */
     bool esmtp;              /* EHLO was used */
+    bool smtputf8;           /* the MAIL command had SMTPUTF8 */
     const char *queue_id;
     const char *rcpt;        /* the single recipient, or NULL when several */
     time_t when;

@@ -205,10 +205,11 @@ def start_relay(harness, config_path, port=2525, name="ringrelay"):
     return proc
 
 
-def start_sink(harness, store, port=25, name="sink"):
+def start_sink(harness, store, port=25, name="sink", options=()):
+    """Start the bench sink; options are extra sink arguments."""
     proc = harness.start(name, [harness.binary("bench/ringrelay-bench"),
                                 "sink", "--listen", f"127.0.0.1:{port}",
-                                "--store", store])
+                                "--store", store, *options])
     if not wait_port("127.0.0.1", port):
         raise RuntimeError(f"sink did not listen on {port}:\n"
                            + harness.log_text(name))

@@ -109,7 +109,7 @@ Test(sink_smtp_switches, ehlo_without_pipelining)
     start(&t, SMTP_EXT_PIPELINING);
     cr_assert_str_eq(say(&t, "EHLO c.test\r\n"),
                      "250-mx.test|250-SIZE 1000|250-8BITMIME|"
-                     "250 ENHANCEDSTATUSCODES|");
+                     "250-SMTPUTF8|250-CHUNKING|250 ENHANCEDSTATUSCODES|");
     smtp_server_free(t.server);
 }
 
@@ -117,7 +117,8 @@ Test(sink_smtp_switches, ehlo_without_any)
 {
     struct switches t;
 
-    start(&t, SMTP_EXT_PIPELINING | SMTP_EXT_SIZE | SMTP_EXT_8BITMIME);
+    start(&t, SMTP_EXT_PIPELINING | SMTP_EXT_SIZE | SMTP_EXT_8BITMIME |
+                  SMTP_EXT_SMTPUTF8 | SMTP_EXT_CHUNKING);
     cr_assert_str_eq(say(&t, "EHLO c.test\r\n"),
                      "250-mx.test|250 ENHANCEDSTATUSCODES|");
     smtp_server_free(t.server);
@@ -146,6 +147,51 @@ Test(sink_smtp_switches, body_parameter_needs_8bitmime)
                       "555 5.5.4", 9) == 0, "%s", t.out);
     cr_assert_str_eq(say(&t, "MAIL FROM:<a@c.test> SIZE=10\r\n"),
                      "250 2.1.0 Ok|");
+    smtp_server_free(t.server);
+}
+
+Test(sink_smtp_switches, smtputf8_switched_off)
+{
+    struct switches t;
+
+    start(&t, SMTP_EXT_SMTPUTF8);
+    cr_assert_str_eq(say(&t, "EHLO c.test\r\n"),
+                     "250-mx.test|250-PIPELINING|250-SIZE 1000|"
+                     "250-8BITMIME|250-CHUNKING|250 ENHANCEDSTATUSCODES|");
+    cr_assert(strncmp(say(&t, "MAIL FROM:<a@c.test> SMTPUTF8\r\n"),
+                      "555 5.5.4", 9) == 0, "%s", t.out);
+    cr_assert(strncmp(say(&t, "MAIL FROM:<\xc3\xa4@c.test>\r\n"),
+                      "553 5.6.7", 9) == 0, "%s", t.out);
+    cr_assert(strncmp(say(&t, "EHLO b\xc3\xa4r.test\r\n"),
+                      "501 5.5.4", 9) == 0, "%s", t.out);
+    smtp_server_free(t.server);
+}
+
+Test(sink_smtp_switches, chunking_switched_off)
+{
+    struct switches t;
+
+    start(&t, SMTP_EXT_CHUNKING);
+    cr_assert_str_eq(say(&t, "EHLO c.test\r\n"),
+                     "250-mx.test|250-PIPELINING|250-SIZE 1000|"
+                     "250-8BITMIME|250-SMTPUTF8|250 ENHANCEDSTATUSCODES|");
+    say(&t, "MAIL FROM:<a@c.test>\r\nRCPT TO:<b@c.test>\r\n");
+    cr_assert(strncmp(say(&t, "BDAT 0 LAST\r\n"), "500 5.5.2", 9) == 0,
+              "%s", t.out);
+    smtp_server_free(t.server);
+}
+
+Test(sink_smtp_switches, refused_greeting_reads_bdat_chunk)
+{
+    struct switches t;
+
+    start(&t, 0);
+    smtp_server_greet_reply(t.server, "554 5.3.2 not now");
+    drain(&t);
+    cr_assert_str_eq(say(&t, "BDAT 6\r\nQUIT\r\nNOOP\r\n"),
+                     "503 5.5.1 Error: service not available, send QUIT|"
+                     "503 5.5.1 Error: service not available, send QUIT|");
+    cr_assert_not(smtp_server_closing(t.server));
     smtp_server_free(t.server);
 }
 

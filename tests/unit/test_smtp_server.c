@@ -13,7 +13,7 @@
 #define GREETING "220 mx.test ESMTP ringrelay"
 #define EHLO_REPLY                                                    \
     "250-mx.test|250-PIPELINING|250-SIZE 1000|250-8BITMIME|"          \
-    "250 ENHANCEDSTATUSCODES"
+    "250-SMTPUTF8|250-CHUNKING|250 ENHANCEDSTATUSCODES"
 #define QUEUED "250 2.0.0 Ok: queued as TEST"
 
 /* Bounds every drain loop in these tests. */
@@ -275,6 +275,10 @@ struct transcript_case {
 #define MAIL_OK "MAIL FROM:<a@b.test>\r\n"
 #define RCPT_OK "RCPT TO:<c@d.test>\r\n"
 
+/* "jos\u00e9" and "b\u00fccher.test" in UTF-8. */
+#define UTF8_LOCAL "jos\xc3\xa9"
+#define UTF8_DOMAIN "b\xc3\xbc" "cher.test"
+
 static const struct transcript_case transcript_cases[] = {
     {"ehlo", HI, 0, EHLO_REPLY, "", NULL},
     {"ehlo lowercase", "ehlo client.test\r\n", 0, EHLO_REPLY, NULL, NULL},
@@ -315,8 +319,48 @@ static const struct transcript_case transcript_cases[] = {
      EHLO_REPLY "|555 5.5.4", NULL, NULL},
     {"mail bad body value", HI "MAIL FROM:<a@b.test> BODY=BINARYMIME\r\n",
      0, EHLO_REPLY "|555 5.5.4", NULL, NULL},
-    {"mail smtputf8 not offered", HI "MAIL FROM:<a@b.test> SMTPUTF8\r\n",
-     0, EHLO_REPLY "|555 5.5.4", NULL, NULL},
+    {"mail smtputf8", HI "MAIL FROM:<a@b.test> SMTPUTF8\r\n", 0,
+     EHLO_REPLY "|250 2.1.0", "M<a@b.test>", NULL},
+    {"mail smtputf8 with value", HI "MAIL FROM:<a@b.test> SMTPUTF8=yes\r\n",
+     0, EHLO_REPLY "|555 5.5.4", "", NULL},
+    {"mail smtputf8 empty value", HI "MAIL FROM:<a@b.test> SMTPUTF8=\r\n",
+     0, EHLO_REPLY "|555 5.5.4", "", NULL},
+    {"mail smtputf8 repeated", HI "MAIL FROM:<a@b.test> SMTPUTF8 "
+     "smtputf8\r\n", 0, EHLO_REPLY "|555 5.5.4", "", NULL},
+    {"mail utf-8 sender", HI "MAIL FROM:<" UTF8_LOCAL "@" UTF8_DOMAIN "> "
+     "SMTPUTF8\r\n", 0, EHLO_REPLY "|250 2.1.0",
+     "M<" UTF8_LOCAL "@" UTF8_DOMAIN ">", NULL},
+    {"mail utf-8 sender without smtputf8", HI "MAIL FROM:<" UTF8_LOCAL
+     "@b.test>\r\n", 0, EHLO_REPLY "|553 5.6.7 Error: non-ASCII sender "
+     "address needs SMTPUTF8", "", NULL},
+    {"mail utf-8 sender with other parameter", HI "MAIL FROM:<a@"
+     UTF8_DOMAIN "> SIZE=10\r\n", 0, EHLO_REPLY "|553 5.6.7", "", NULL},
+    {"mail invalid utf-8 sender", HI "MAIL FROM:<\xc3@b.test> SMTPUTF8\r\n",
+     0, EHLO_REPLY "|501 5.1.7", "", NULL},
+    {"mail overlong utf-8 sender", HI "MAIL FROM:<\xc0\xaf@b.test> "
+     "SMTPUTF8\r\n", 0, EHLO_REPLY "|501 5.1.7", "", NULL},
+    {"rcpt utf-8 with smtputf8", HI "MAIL FROM:<a@b.test> SMTPUTF8\r\n"
+     "RCPT TO:<" UTF8_LOCAL "@" UTF8_DOMAIN ">\r\n", 0,
+     EHLO_REPLY "|250 2.1.0|250 2.1.5",
+     "M<a@b.test> R<" UTF8_LOCAL "@" UTF8_DOMAIN ">", NULL},
+    {"rcpt utf-8 without smtputf8", HI MAIL_OK "RCPT TO:<" UTF8_LOCAL
+     "@d.test>\r\n", 0, EHLO_REPLY "|250 2.1.0|553 5.6.7 Error: non-ASCII "
+     "recipient address needs SMTPUTF8", "M<a@b.test>", NULL},
+    {"smtputf8 ends with the transaction", HI "MAIL FROM:<a@b.test> "
+     "SMTPUTF8\r\nRSET\r\n" MAIL_OK "RCPT TO:<" UTF8_LOCAL "@d.test>\r\n",
+     0, EHLO_REPLY "|250 2.1.0|250 2.0.0|250 2.1.0|553 5.6.7", NULL, NULL},
+    {"smtputf8 ends after data", HI "MAIL FROM:<a@b.test> SMTPUTF8\r\n"
+     RCPT_OK "DATA\r\nx\r\n.\r\n" MAIL_OK "RCPT TO:<" UTF8_LOCAL
+     "@d.test>\r\n", 0, EHLO_REPLY "|250 2.1.0|250 2.1.5|354|" QUEUED
+     "|250 2.1.0|553 5.6.7", NULL, NULL},
+    {"ehlo u-label", "EHLO " UTF8_DOMAIN "\r\n", 0, EHLO_REPLY, NULL,
+     NULL},
+    {"ehlo invalid utf-8", "EHLO b\xc3r.test\r\n", 0, "501 5.5.4", NULL,
+     NULL},
+    {"ehlo utf-8 not a domain", "EHLO \xc3\xa4@x\r\n", 0, "501 5.5.4",
+     NULL, NULL},
+    {"helo u-label", "HELO " UTF8_DOMAIN "\r\n", 0, "250 mx.test", NULL,
+     NULL},
     {"mail repeated parameter", HI "MAIL FROM:<a@b.test> SIZE=1 SIZE=2\r\n",
      0, EHLO_REPLY "|555 5.5.4", NULL, NULL},
     {"mail without from", HI "MAIL <a@b.test>\r\n", 0,
@@ -381,8 +425,8 @@ static const struct transcript_case transcript_cases[] = {
     {"vrfy", "VRFY someone\r\n", 0, "252 2.5.0", NULL, NULL},
     {"vrfy without argument", "VRFY\r\n", 0, "501 5.5.4", NULL, NULL},
     {"help", "HELP\r\nHELP MAIL\r\n", 0,
-     "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY "
-     "HELP|214 2.0.0", NULL, NULL},
+     "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT "
+     "VRFY HELP|214 2.0.0", NULL, NULL},
     {"unknown command", "FROB\r\n", 0,
      "500 5.5.2 Error: command not recognized", NULL, NULL},
     {"verb with colon", "NOOP:\r\n", 0, "500 5.5.2", NULL, NULL},
@@ -414,6 +458,97 @@ static const struct transcript_case transcript_cases[] = {
      EHLO_REPLY "|250 2.1.0|250 2.1.5|354|" QUEUED "|250 2.1.0|250 2.1.5|"
      "354|" QUEUED, "M<a@b.test> R<c@d.test> B E X M<e@f.test> R<c@d.test> "
      "B E X", "one\r\ntwo\r\n"},
+};
+
+#define TXN HI MAIL_OK RCPT_OK
+#define TXN_REPLY EHLO_REPLY "|250 2.1.0|250 2.1.5"
+#define TXN_EVENTS "M<a@b.test> R<c@d.test>"
+
+/* BDAT transcripts: chunks are read by count, pipelined with the
+ * envelope and with each other in one feed (and again bytewise). */
+static const struct transcript_case bdat_cases[] = {
+    {"bdat one chunk", TXN "BDAT 8 LAST\r\nab\r\ncd\r\n", 0,
+     TXN_REPLY "|" QUEUED, TXN_EVENTS " B E X", "ab\r\ncd\r\n"},
+    {"bdat without final crlf", TXN "BDAT 5 LAST\r\nab\r\nc", 0,
+     TXN_REPLY "|" QUEUED, TXN_EVENTS " B E X", "ab\r\nc\r\n"},
+    {"bdat dot-stuffing", TXN "BDAT 5\r\nab\r\n.BDAT 8 LAST\r\nx\r\n"
+     "..\r\n.", 0, TXN_REPLY "|250 2.0.0 5 octets received|" QUEUED,
+     TXN_EVENTS " B E X", "ab\r\n..x\r\n...\r\n..\r\n"},
+    {"bdat dot inside line", TXN "BDAT 6 LAST\r\na.\r\nb.", 0,
+     TXN_REPLY "|" QUEUED, NULL, "a.\r\nb.\r\n"},
+    {"bdat 0 last", TXN "BDAT 0 LAST\r\nNOOP\r\n", 0,
+     TXN_REPLY "|" QUEUED "|250 2.0.0 Ok", TXN_EVENTS " B E X", ""},
+    {"bdat empty chunks", TXN "BDAT 0\r\nBDAT 3\r\nabcBDAT 0 LAST\r\n",
+     0, TXN_REPLY "|250 2.0.0 0 octets received|250 2.0.0 3 octets "
+     "received|" QUEUED, TXN_EVENTS " B E X", "abc\r\n"},
+    {"bdat crlf split between chunks", TXN "BDAT 3\r\nab\rBDAT 4 LAST\r\n"
+     "\n.z\n", 0, TXN_REPLY "|250 2.0.0 3 octets received|550 5.6.0",
+     TXN_EVENTS " B A X", NULL},
+    {"bdat crlf pair split", TXN "BDAT 3\r\nab\rBDAT 5 LAST\r\n\n.z\r\n",
+     0, TXN_REPLY "|250 2.0.0 3 octets received|" QUEUED,
+     TXN_EVENTS " B E X", "ab\r\n..z\r\n"},
+    {"bdat chunk holds commands", TXN "BDAT 12 LAST\r\nQUIT\r\nRSET\r\n"
+     "NOOP\r\n", 0, TXN_REPLY "|" QUEUED "|250 2.0.0 Ok",
+     TXN_EVENTS " B E X", "QUIT\r\nRSET\r\n"},
+    {"bdat chunk holds crlf dot crlf", TXN "BDAT 7 LAST\r\na\r\n.\r\nb",
+     0, TXN_REPLY "|" QUEUED, TXN_EVENTS " B E X", "a\r\n..\r\nb\r\n"},
+    {"bdat last lowercase", TXN "bdat 2 last\r\nab", 0,
+     TXN_REPLY "|" QUEUED, NULL, "ab\r\n"},
+    {"bdat then second transaction", TXN "BDAT 3 LAST\r\none"
+     "MAIL FROM:<e@f.test>\r\n" RCPT_OK "DATA\r\ntwo\r\n.\r\n", 0,
+     TXN_REPLY "|" QUEUED "|250 2.1.0|250 2.1.5|354|" QUEUED,
+     TXN_EVENTS " B E X M<e@f.test> R<c@d.test> B E X",
+     "one\r\ntwo\r\n"},
+    {"data after bdat", TXN "BDAT 2\r\nabDATA\r\nBDAT 0 LAST\r\n", 0,
+     TXN_REPLY "|250 2.0.0 2 octets received|503 5.5.1 Error: DATA after "
+     "BDAT|" QUEUED, TXN_EVENTS " B E X", "ab\r\n"},
+    {"rcpt after bdat", TXN "BDAT 2\r\nab" RCPT_OK, 0,
+     TXN_REPLY "|250 2.0.0 2 octets received|503 5.5.1 Error: RCPT after "
+     "BDAT", NULL, NULL},
+    {"mail after bdat", TXN "BDAT 2\r\nab" MAIL_OK, 0,
+     TXN_REPLY "|250 2.0.0 2 octets received|503 5.5.1 Error: nested MAIL",
+     NULL, NULL},
+    {"rset after bdat", TXN "BDAT 2\r\nabRSET\r\n" RCPT_OK, 0,
+     TXN_REPLY "|250 2.0.0 2 octets received|250 2.0.0 Ok|503 5.5.1",
+     TXN_EVENTS " B A X", NULL},
+    {"quit after bdat", TXN "BDAT 2\r\nabQUIT\r\n", 0,
+     TXN_REPLY "|250 2.0.0 2 octets received|221 2.0.0",
+     TXN_EVENTS " B A X", NULL},
+    {"bdat before helo", "BDAT 6\r\nQUIT\r\nNOOP\r\n", 0,
+     "503 5.5.1 Error: send HELO/EHLO first|250 2.0.0 Ok", "", NULL},
+    {"bdat before mail", HI "BDAT 6 LAST\r\nQUIT\r\nNOOP\r\n", 0,
+     EHLO_REPLY "|503 5.5.1 Error: need MAIL command|250 2.0.0 Ok", "",
+     NULL},
+    {"bdat before rcpt", HI MAIL_OK "BDAT 6\r\nQUIT\r\n" RCPT_OK
+     "BDAT 1 LAST\r\nx", 0, EHLO_REPLY "|250 2.1.0|503 5.5.1 Error: need "
+     "RCPT command|250 2.1.5|" QUEUED, TXN_EVENTS " B E X", "x\r\n"},
+    {"bdat after denied rcpt", HI MAIL_OK "RCPT TO:<deny@d.test>\r\n"
+     "BDAT 4 LAST\r\nNOOPNOOP\r\n", 0, EHLO_REPLY "|250 2.1.0|554 5.7.1|"
+     "503 5.5.1 Error: need RCPT command|250 2.0.0 Ok", "M<a@b.test>",
+     NULL},
+    {"bdat refused by hook", HI "MAIL FROM:<nodata@b.test>\r\n" RCPT_OK
+     "BDAT 3\r\nabcBDAT 2 LAST\r\nxyNOOP\r\n", 0,
+     EHLO_REPLY "|250 2.1.0|250 2.1.5|452 4.3.1|452 4.3.1|250 2.0.0 Ok",
+     "M<nodata@b.test> R<c@d.test> X", NULL},
+    {"bdat bare lf", TXN "BDAT 4\r\na\nb\rBDAT 3 LAST\r\n\nxyNOOP\r\n",
+     0, TXN_REPLY "|550 5.6.0 Error: bare CR or LF|550 5.6.0|250 2.0.0 Ok",
+     TXN_EVENTS " B A X", NULL},
+    {"bdat bare lf in last chunk", TXN "BDAT 3 LAST\r\na\nbNOOP\r\n", 0,
+     TXN_REPLY "|550 5.6.0|250 2.0.0 Ok", TXN_EVENTS " B A X", NULL},
+    {"bdat bare cr", TXN "BDAT 3 LAST\r\na\rb", 0, TXN_REPLY "|550 5.6.0",
+     TXN_EVENTS " B A X", NULL},
+    {"bdat cr at the end", TXN "BDAT 3 LAST\r\nab\r", 0,
+     TXN_REPLY "|550 5.6.0", TXN_EVENTS " B A X", NULL},
+    {"bdat without size", TXN "BDAT\r\n", 0,
+     TXN_REPLY "|501 5.5.4 Syntax: BDAT chunk-size [LAST]", NULL, NULL},
+    {"bdat bad size", TXN "BDAT 1x\r\nBDAT -1\r\n"
+     "BDAT 99999999999999999999\r\n", 0,
+     TXN_REPLY "|501 5.5.4|501 5.5.4|501 5.5.4", NULL, NULL},
+    {"bdat bad end marker", TXN "BDAT 2 FIRST\r\nBDAT 2LAST\r\n"
+     "BDAT 2 LAST x\r\n", 0, TXN_REPLY "|501 5.5.4|501 5.5.4|501 5.5.4",
+     NULL, NULL},
+    {"mail body binarymime", HI "MAIL FROM:<a@b.test> BODY=BINARYMIME\r\n",
+     0, EHLO_REPLY "|555 5.5.4", "", NULL},
 };
 
 struct transcript_result {
@@ -490,6 +625,88 @@ Test(smtp_server, command_transcripts)
     for (size_t i = 0; i < count; i++) {
         check_transcript(&transcript_cases[i]);
     }
+}
+
+Test(smtp_server, bdat_transcripts)
+{
+    size_t count = sizeof(bdat_cases) / sizeof(bdat_cases[0]);
+
+    for (size_t i = 0; i < count; i++) {
+        check_transcript(&bdat_cases[i]);
+    }
+}
+
+/* One BDAT transaction fed in two pieces, split at every offset. */
+Test(smtp_server, bdat_split_everywhere)
+{
+    static const char input[] = TXN "BDAT 6\r\n.a\r\nb\rBDAT 5 LAST\r\n"
+                                "\nc\r\n.NOOP\r\n";
+    const char *want = GREETING "|" TXN_REPLY "|250 2.0.0 6 octets "
+                       "received|" QUEUED "|250 2.0.0 Ok";
+    const char body[] = "..a\r\nb\r\nc\r\n..\r\n";
+    size_t len = sizeof(input) - 1;
+
+    for (size_t split = 1; split < len; split++) {
+        struct harness h;
+
+        harness_init(&h);
+        harness_feed(&h, input, split, 0);
+        harness_feed(&h, input + split, len - split, 0);
+        cr_expect(replies_match(h.out, want), "split at %zu:\n got: %s",
+                  split, h.out);
+        cr_expect_str_eq(h.rec.events, TXN_EVENTS " B E X",
+                         "split at %zu", split);
+        cr_expect(h.rec.body_len == sizeof(body) - 1 &&
+                  memcmp(h.rec.body, body, sizeof(body) - 1) == 0,
+                  "split at %zu: body \"%.*s\"", split,
+                  (int)h.rec.body_len, h.rec.body ? h.rec.body : "");
+        harness_cleanup(&h);
+    }
+}
+
+/* A chunk that takes the message over max_message_size (1000) fails the
+ * transaction; every later chunk is read and gets the same 552. */
+Test(smtp_server, bdat_over_size_limit)
+{
+    char input[4096];
+    char chunk[600];
+    struct transcript_case c = {
+        .name = "bdat over size limit",
+        .input = input,
+        .replies = TXN_REPLY "|250 2.0.0 600 octets received|"
+                   "552 5.3.4 Error: message size exceeds the fixed maximum "
+                   "of 1000 bytes|552 5.3.4|250 2.0.0 Ok",
+        .events = TXN_EVENTS " B A X",
+    };
+    int n;
+
+    memset(chunk, 'x', sizeof(chunk));
+    n = snprintf(input, sizeof(input), "%sBDAT 600\r\n%.600sBDAT 600\r\n"
+                 "%.600sBDAT 10 LAST\r\n%.10sNOOP\r\n", TXN, chunk, chunk,
+                 chunk);
+    cr_assert(n > 0 && (size_t)n < sizeof(input));
+    check_transcript(&c);
+}
+
+/* A large chunk reaches data_write in a few large writes, not per byte,
+ * and is not held back for output. */
+Test(smtp_server, bdat_large_chunk_few_writes)
+{
+    static char input[70000];
+    struct harness h;
+    int n;
+
+    harness_init(&h);
+    h.opts.max_message_size = 0;
+    n = snprintf(input, sizeof(input), "%sBDAT 65536 LAST\r\n", TXN);
+    cr_assert(n > 0);
+    memset(input + n, 'y', 65536);
+    harness_feed(&h, input, (size_t)n + 65536, 0);
+    cr_expect_not_null(strstr(h.out, "\r\n250 2.1.5 Ok\r\n" QUEUED "\r\n"),
+                       "got: %s", h.out);
+    cr_expect_eq(h.rec.body_len, 65536 + 2);
+    cr_expect_leq(h.rec.writes, 2);
+    harness_cleanup(&h);
 }
 
 /* Each line end that is not CRLF.CRLF must not end the body; the rest of
