@@ -32,6 +32,10 @@ static bool chunk_check_sequence(struct smtp_server *s)
         reply = "503 5.5.1 Error: send HELO/EHLO first";
     } else if (s->state == SMTP_STATE_READY) {
         reply = "503 5.5.1 Error: need MAIL command";
+    } else if (s->state == SMTP_STATE_MAIL && s->rcpt_tried) {
+        /* Pipelined after refused recipients: not a client error. */
+        chunk_discard(s, "554 5.5.1 Error: no valid recipients", false);
+        return true;
     } else if (s->state == SMTP_STATE_MAIL) {
         reply = "503 5.5.1 Error: need RCPT command";
     }

@@ -120,6 +120,10 @@ static void reject_sequence(struct smtp_server *s,
                            cmd->verb);
     } else if (s->state == SMTP_STATE_READY) {
         smtp_server_reject(s, "503 5.5.1 Error: need MAIL command");
+    } else if (s->rcpt_tried) {
+        /* A pipelining client sends DATA before it sees its RCPT replies
+         * (RFC 2920), so this is no client error to count. */
+        smtp_server_reply(s, "554 5.5.1 Error: no valid recipients");
     } else {
         smtp_server_reject(s, "503 5.5.1 Error: need RCPT command");
     }
@@ -480,6 +484,7 @@ static void command_rcpt(struct smtp_server *s, const struct smtp_args *a)
     size_t limit = s->opts->max_rcpts;
     char reply[SMTP_REPLY_MAX] = "";
 
+    s->rcpt_tried = true;
     if (a->path.is_null) {
         smtp_server_reject(s, "501 5.1.3 Error: the null path <> is not "
                            "a valid recipient");

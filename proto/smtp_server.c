@@ -153,6 +153,7 @@ void smtp_server_end_transaction(struct smtp_server *s)
     s->state = state == SMTP_STATE_CONNECTED ? SMTP_STATE_CONNECTED
                                              : SMTP_STATE_READY;
     s->rcpt_count = 0;
+    s->rcpt_tried = false;
     s->smtputf8 = false;
     s->bdat_used = false;
     s->bdat_failed = false;

@@ -79,6 +79,7 @@ struct smtp_server {
     bool refused;    /* the greeting refused service: 503 until QUIT */
     unsigned errors; /* bad commands so far */
     size_t rcpt_count;
+    bool rcpt_tried; /* a RCPT was given in this transaction */
     char helo[SMTP_HELO_MAX + 1];
     char client_ip[SMTP_CLIENT_IP_MAX];
 };

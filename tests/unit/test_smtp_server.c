@@ -396,7 +396,7 @@ static const struct transcript_case transcript_cases[] = {
      NULL},
     {"rcpt refused by hook", HI MAIL_OK "RCPT TO:<deny@d.test>\r\nDATA\r\n",
      0, EHLO_REPLY "|250 2.1.0|554 5.7.1 <deny@d.test>: Relay access denied"
-     "|503 5.5.1 Error: need RCPT command", "M<a@b.test>", NULL},
+     "|554 5.5.1 Error: no valid recipients", "M<a@b.test>", NULL},
     {"data before mail", HI "DATA\r\n", 0,
      EHLO_REPLY "|503 5.5.1 Error: need MAIL command", NULL, NULL},
     {"data before rcpt", HI MAIL_OK "DATA\r\n", 0,
@@ -524,7 +524,7 @@ static const struct transcript_case bdat_cases[] = {
      "RCPT command|250 2.1.5|" QUEUED, TXN_EVENTS " B E X", "x\r\n"},
     {"bdat after denied rcpt", HI MAIL_OK "RCPT TO:<deny@d.test>\r\n"
      "BDAT 4 LAST\r\nNOOPNOOP\r\n", 0, EHLO_REPLY "|250 2.1.0|554 5.7.1|"
-     "503 5.5.1 Error: need RCPT command|250 2.0.0 Ok", "M<a@b.test>",
+     "554 5.5.1 Error: no valid recipients|250 2.0.0 Ok", "M<a@b.test>",
      NULL},
     {"bdat refused by hook", HI "MAIL FROM:<nodata@b.test>\r\n" RCPT_OK
      "BDAT 3\r\nabcBDAT 2 LAST\r\nxyNOOP\r\n", 0,
@@ -808,6 +808,27 @@ Test(smtp_server, error_limit_closes)
     harness_feed(&h, c.input, strlen(c.input), 0);
     cr_expect(smtp_server_closing(h.server),
               "session should close after the error limit");
+    harness_cleanup(&h);
+}
+
+/* A pipelining client whose recipients are all refused still sends DATA;
+ * that must not count toward the error limit of 5 in these tests. */
+Test(smtp_server, refused_rcpt_data_not_error)
+{
+    const char *round = "MAIL FROM:<a@b.test>\r\nRCPT TO:<deny@d.test>\r\n"
+                        "DATA\r\nRSET\r\n";
+    struct harness h;
+
+    harness_init(&h);
+    harness_feed(&h, HI, strlen(HI), 0);
+    for (int i = 0; i < 8; i++) {
+        harness_feed(&h, round, strlen(round), 0);
+    }
+    cr_expect(!smtp_server_closing(h.server),
+              "refused recipients followed by DATA closed the session");
+    cr_expect(strstr(h.out, "554 5.5.1 Error: no valid recipients") != NULL,
+              "DATA after refused recipients should get 554 5.5.1");
+    cr_expect(strstr(h.out, "421") == NULL, "unexpected 421 in %s", h.out);
     harness_cleanup(&h);
 }
 
