@@ -141,6 +141,10 @@ void blast_report_print(const struct blast_run *run, FILE *out)
     fprintf(out, "  recipients rejected:  %" PRIu64 "\n",
             rcpt_total - rcpt_ok);
     fprintf(out, "  failed (connection):  %" PRIu64 "\n", r->failed);
+    if (r->given_up != 0) {
+        fprintf(out, "    never sent, the connection gave up: %" PRIu64
+                     "\n", r->given_up);
+    }
     fprintf(out, "  not finished:         %" PRIu64 "\n",
             requested > finished ? requested - finished : 0);
     fprintf(out, "  connections opened:   %" PRIu64 "\n",
@@ -256,6 +260,7 @@ static void blast_json_summary(struct bench_json *json,
     bench_json_key_u64(json, "accepted", r->accepted);
     bench_json_key_u64(json, "rejected", blast_rejected(run));
     bench_json_key_u64(json, "failed", r->failed);
+    bench_json_key_u64(json, "failed_never_sent", r->given_up);
     bench_json_key_u64(json, "not_finished",
                        requested > finished ? requested - finished : 0);
     bench_json_key_u64(json, "connections_opened", r->connections_opened);

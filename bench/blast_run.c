@@ -152,8 +152,11 @@ static void blast_run_settle(struct blast_run *run)
             blast_conn_quit(run->idle[run->idle_count - 1]);
         }
     }
-    if (run->active == 0 && run->free_count == run->conn_count
-        && !blast_run_has_work(run)) {
+    /* Slots that gave up leave nothing to wait for, so when all have
+     * given up the run ends even with work left. */
+    if (run->active == 0 && run->retrying == 0
+        && run->free_count + run->dead_count == run->conn_count
+        && (!blast_run_has_work(run) || run->free_count == 0)) {
         reactor_stop(run->reactor);
     }
 }
@@ -170,6 +173,20 @@ void blast_run_conn_closed(struct blast_run *run, unsigned slot)
 {
     run->free_slots[run->free_count++] = slot;
     reactor_defer(run->reactor, &run->refill_hook);
+}
+
+void blast_run_conn_dead(struct blast_run *run)
+{
+    run->dead_count++;
+    reactor_defer(run->reactor, &run->refill_hook);
+}
+
+uint64_t blast_run_progress(const struct blast_run *run)
+{
+    const struct blast_results *r = &run->results;
+
+    return r->accepted + bench_code_tally_total(&r->rejected) + r->failed
+           - r->given_up;
 }
 
 void blast_run_record_body(struct blast_run *run, int code,

@@ -4,8 +4,8 @@
  * Schedules:
  * - closed loop, shares (--messages without --per-connection or --rate):
  *   connection i of C sends its share, N/C plus one for the first N mod C,
- *   back to back on one session; a connection that fails fails the rest
- *   of its share, and is not replaced.
+ *   back to back on one session; a connection that breaks is opened
+ *   again for the rest of its share.
  * - closed loop, shared pool (--per-connection, or --duration): each of
  *   the C slots keeps a connection open; a connection takes the next
  *   message when its last one is answered (with PIPELINING: once its body
@@ -19,9 +19,13 @@
  *   D * R messages.
  *
  * Every connection is opened for work it already holds: its share, or
- * the message that made it open. A connection that fails fails that work,
- * so a server that refuses every connection ends the run instead of
- * being retried for ever. */
+ * the message that made it open. When a connection breaks, the messages
+ * in flight on it fail, and its slot connects again for the rest: at
+ * once if it finished a message, else after a wait that grows from
+ * 10 ms to 1 s (bench/blast_backoff.h). After 5 connections in a row
+ * without progress in a run where no other connection made any, the slot
+ * gives up: its work counts as failed, and the slot stays closed. So a
+ * server that is down ends the run in well under a second. */
 #ifndef RINGRELAY_BENCH_BLAST_RUN_H
 #define RINGRELAY_BENCH_BLAST_RUN_H
 
@@ -63,12 +67,17 @@ struct blast_second {
 
 /* blast_results: what the connections measured. Every message issued
  * ends in exactly one of accepted, rejected and failed, or stays not
- * finished when the run times out; messages of a failed connection's
- * share count as failed without being issued. */
+ * finished when the run stops early. Failed messages were in flight
+ * when their connection broke, except given_up ones, which count as
+ * failed without being issued. */
 struct blast_results {
     uint64_t sent;                 /* bodies sent after a 354 */
     uint64_t accepted;             /* 2xx after the body */
     uint64_t failed;               /* lost with their connection */
+    uint64_t given_up;             /* of failed: never sent, because their
+                                    * slot gave up reconnecting */
+    uint64_t not_started;          /* handed out, but the run stopped
+                                    * before their MAIL was sent */
     uint64_t bytes_accepted;       /* header and body bytes */
     uint64_t connections_opened;
     uint64_t connection_failures;
@@ -118,6 +127,8 @@ struct blast_run {
     struct blast_conn **idle;      /* open loop: connections waiting for
                                     * a due message */
     unsigned idle_count;
+    unsigned retrying;             /* slots waiting to connect again */
+    unsigned dead_count;           /* slots that gave up */
     unsigned errors_printed;
 
     struct reactor_timer timeout_timer;
@@ -171,6 +182,13 @@ bool blast_run_more_later(const struct blast_run *run);
  * was closed (or never opened), so it may be reused at the end of the
  * turn, and stops the run when nothing is left to do. */
 void blast_run_conn_closed(struct blast_run *run, unsigned slot);
+
+/* blast_run_conn_dead counts a slot that gave up: it takes no more work, and stops the run when nothing is left to do. */
+void blast_run_conn_dead(struct blast_run *run);
+
+/* blast_run_progress returns how many messages have finished by a reply
+ * or in flight; a change shows that some connection got through. */
+uint64_t blast_run_progress(const struct blast_run *run);
 
 /* blast_run_record_body counts the final reply to a message's body,
  * received at run->now_ns, latency_ns after the end of its data (or its

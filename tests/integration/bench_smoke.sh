@@ -37,15 +37,16 @@ fail() {
     exit 1
 }
 
-# Start the sink on a random port in 20000-40000, storing into $1,
-# retrying when the port is taken. The sink stops by itself after 120 s
-# if the trap never runs.
+# Start the sink on a random port in 20000-40000, storing into $1, with
+# the sink options that follow, retrying when the port is taken. The
+# sink stops by itself after 120 s if the trap never runs.
 start_sink() {
     local store=$1
+    shift
     for attempt in 1 2 3 4 5 6 7 8; do
         port=$((20000 + RANDOM % 20001))
         "$bench" sink --listen "127.0.0.1:$port" --store "$store" \
-            --max-seconds 120 >"$workdir/sink.out.log" \
+            --max-seconds 120 "$@" >"$workdir/sink.out.log" \
             2>"$workdir/sink.err.log" &
         sink_pid=$!
         for _ in $(seq 50); do
@@ -309,6 +310,81 @@ PY
     expect_usage_error '--server' --server 127.0.0.1:99999
 }
 
+# Check blast's --json report $1 of $2 messages: every message ended in
+# exactly one outcome, and only messages whose MAIL got a reply failed.
+# Print "failed rejected-421" for the caller.
+check_outcomes() {
+    python3 - "$1" "$2" <<'PY' || fail "bad outcome counts in $1"
+import json, sys
+report = json.load(open(sys.argv[1]))
+summary = report["summary"]
+total = int(sys.argv[2])
+ended = (summary["accepted"] + summary["rejected"] + summary["failed"]
+         + summary["not_finished"])
+assert ended == total, summary
+mail_replies = sum(report["reply_codes"]["mail"].values())
+assert summary["failed"] <= mail_replies, (summary, mail_replies)
+assert summary["failed_never_sent"] == 0, summary
+print(summary["failed"], report["reply_codes"]["end_of_data"].get("421", 0))
+PY
+}
+
+# Run blast with $1 messages over 4 connections against the sink on
+# $port, with the blast options that follow; blast exits 1 because some
+# messages do not get through.
+blast_against_faults() {
+    local messages=$1 status=0
+    shift
+    timeout 60 "$bench" blast --server "127.0.0.1:$port" --connections 4 \
+        --messages "$messages" --timeout 30 --json "$workdir/fault.json" \
+        "$@" >"$workdir/fault.log" 2>&1 || status=$?
+    [[ $status -eq 1 ]] ||
+        fail "blast against faults exited with $status, expected 1"
+}
+
+# Faults that close connections: blast reconnects and sends the rest of
+# each share, and its counts match the sink's.
+blast_fault_smoke() {
+    local counts
+    start_sink "$workdir/store3" --disconnect-in-data 0.3 --seed 1
+    blast_against_faults 200
+    stop_sink
+    counts=$(check_outcomes "$workdir/fault.json" 200)
+    grep -q "disconnects in DATA (p=0.3): ${counts% *}\$" \
+        "$workdir/sink.out.log" ||
+        fail "blast failed ${counts% *}, the sink disconnected otherwise"
+    grep -q "messages accepted: *$((200 - ${counts% *}))\$" \
+        "$workdir/sink.out.log" ||
+        fail "the sink did not accept the messages blast did not fail"
+
+    start_sink "$workdir/store4" --data-reply '421 4.3.2 bye:0.05' --seed 1
+    blast_against_faults 200 --pipelining off
+    stop_sink
+    counts=$(check_outcomes "$workdir/fault.json" 200)
+    grep -q "data reply \"421 4.3.2 bye\" (p=0.05): ${counts#* }\$" \
+        "$workdir/sink.out.log" ||
+        fail "blast counted ${counts#* } 421 replies, the sink otherwise"
+    [[ ${counts% *} -eq 0 ]] || fail "blast failed messages after a 421"
+
+    start_sink "$workdir/store5" --max-connections 5
+    timeout 60 "$bench" blast --server "127.0.0.1:$port" --connections 8 \
+        --messages 400 --timeout 30 >"$workdir/fault.log" 2>&1 ||
+        fail "blast with 8 connections to a sink taking 5 did not succeed"
+    stop_sink
+    grep -q 'accepted (2xx): *400$' "$workdir/fault.log" ||
+        fail "blast did not send every message past --max-connections"
+
+    # A closed port: each slot gives up after 5 connects, well before
+    # the duration ends.
+    timeout 30 "$bench" blast --server "127.0.0.1:$port" --connections 3 \
+        --duration 3 >"$workdir/down.log" 2>&1 && fail "blast succeeded"
+    awk '/connections opened:/ { n = $3 } END { exit !(n >= 3 && n <= 30) }' \
+        "$workdir/down.log" ||
+        fail "blast against a closed port: $(grep opened "$workdir/down.log")"
+    awk '/^  elapsed:/ { e = $2 } END { exit !(e < 2) }' \
+        "$workdir/down.log" || fail "blast against a closed port kept trying"
+}
+
 start_sink "$workdir/store"
 
 if ! timeout 90 "$bench" blast --server "127.0.0.1:$port" \
@@ -345,9 +421,14 @@ timeout 30 "$bench" blast --server "127.0.0.1:$port" --connections 1 \
     fail "blast against a closed port exited with $blast_status, expected 1"
 grep -q 'connect failed' "$workdir/refused.log" ||
     fail "blast did not report the failed connect"
-grep -q 'connection failures: *1$' "$workdir/refused.log" ||
-    fail "blast did not count the connection failure"
+grep -q 'connection failures: *5$' "$workdir/refused.log" ||
+    fail "blast did not give up after 5 failed connects"
+grep -q 'giving up after 5 connections' "$workdir/refused.log" ||
+    fail "blast did not say why it gave up"
+grep -q 'never sent, the connection gave up: *2$' "$workdir/refused.log" ||
+    fail "blast did not count the unsent messages as given up"
 
 blast_options_smoke
+blast_fault_smoke
 
 echo "bench_smoke: ok"
