@@ -120,6 +120,7 @@ struct blast_conn {
 static void blast_conn_step(struct blast_conn *c);
 static void blast_conn_after_close(struct blast_conn *c);
 static void blast_conn_on_retry(struct reactor_timer *timer);
+static void blast_conn_drop_work(struct blast_conn *c);
 
 static void blast_conn_cancel(struct blast_conn *c, struct reactor_op *op)
 {
@@ -441,6 +442,9 @@ static int blast_conn_next_message(struct blast_conn *c)
     struct blast_run *run = c->run;
     struct blast_msg msg;
 
+    if (run->stopping) {
+        blast_conn_drop_work(c);
+    }
     if (c->has_pending) {
         c->has_pending = false;
         msg = c->pending;

@@ -10,6 +10,7 @@
 
 #include "bench/bench_json.h"
 #include "bench/bench_stats.h"
+#include "bench/blast_signal.h"
 #include "core/reactor.h"
 
 /* Percentiles reported for every latency, with their names. */
@@ -41,6 +42,18 @@ static double blast_elapsed_s(const struct blast_run *run)
 static uint64_t blast_rejected(const struct blast_run *run)
 {
     return bench_code_tally_total(&run->results.rejected);
+}
+
+/* Messages the run ended before starting: never handed out (except the
+ * given-up ones, which count as failed), or handed out but dropped
+ * before their MAIL was sent. They are part of not finished. */
+static uint64_t blast_not_started(const struct blast_run *run)
+{
+    const struct blast_results *r = &run->results;
+    uint64_t requested = blast_run_requested(run);
+    uint64_t handed = run->issued + r->given_up;
+
+    return (requested > handed ? requested - handed : 0) + r->not_started;
 }
 
 /* Microseconds since the epoch of a monotonic time, 0 when unset. */
@@ -147,6 +160,14 @@ void blast_report_print(const struct blast_run *run, FILE *out)
     }
     fprintf(out, "  not finished:         %" PRIu64 "\n",
             requested > finished ? requested - finished : 0);
+    if (blast_not_started(run) != 0) {
+        fprintf(out, "    never started:      %" PRIu64 "\n",
+                blast_not_started(run));
+    }
+    if (run->interrupted > 0) {
+        fprintf(out, "  interrupted by:       %s\n",
+                blast_signal_name(run->interrupted));
+    }
     fprintf(out, "  connections opened:   %" PRIu64 "\n",
             r->connections_opened);
     fprintf(out, "  connection failures:  %" PRIu64 "\n",
@@ -263,11 +284,14 @@ static void blast_json_summary(struct bench_json *json,
     bench_json_key_u64(json, "failed_never_sent", r->given_up);
     bench_json_key_u64(json, "not_finished",
                        requested > finished ? requested - finished : 0);
+    bench_json_key_u64(json, "not_started", blast_not_started(run));
     bench_json_key_u64(json, "connections_opened", r->connections_opened);
     bench_json_key_u64(json, "connection_failures", r->connection_failures);
     bench_json_key_u64(json, "idle_closed", r->idle_closed);
     bench_json_key(json, "timed_out");
     bench_json_bool(json, run->timed_out);
+    bench_json_key(json, "interrupted");
+    bench_json_bool(json, run->interrupted != 0);
     bench_json_key_double(json, "elapsed_s", elapsed);
     bench_json_key_double(json, "msgs_per_s",
                           bench_rate((double)r->accepted, elapsed));

@@ -96,7 +96,7 @@ bool blast_run_take(struct blast_run *run, struct blast_msg *msg)
 
 bool blast_run_more_later(const struct blast_run *run)
 {
-    return run->open_loop && run->issued < run->total;
+    return run->open_loop && !run->stopping && run->issued < run->total;
 }
 
 /* Whether a free slot could still be given work, now or later. */
@@ -286,7 +286,7 @@ static void blast_run_on_pacer(struct reactor_timer *timer)
 
     run->now_ns = bench_monotonic_ns();
     blast_run_settle(run);
-    if (run->issued >= run->total) {
+    if (run->issued >= run->total || run->stopping) {
         return;
     }
     /* The next message is due after now, so this cannot spin. */
@@ -300,6 +300,27 @@ static void blast_run_on_deadline(struct reactor_timer *timer)
     struct blast_run *run = timer->owner;
 
     run->stopping = true;
+    blast_run_settle(run);
+}
+
+static void blast_run_on_drain(struct reactor_timer *timer)
+{
+    struct blast_run *run = timer->owner;
+
+    run->drain_expired = true;
+    reactor_stop(run->reactor);
+}
+
+void blast_run_interrupt(struct blast_run *run, int signo)
+{
+    if (run->interrupted != 0) {
+        return;
+    }
+    run->interrupted = signo != 0 ? signo : -1;
+    run->stopping = true;
+    run->now_ns = bench_monotonic_ns();
+    blast_run_arm_at(run, &run->drain_timer,
+                     run->now_ns + BLAST_RUN_DRAIN_S * BLAST_NS_PER_S);
     blast_run_settle(run);
 }
 
@@ -416,6 +437,8 @@ int blast_run_init(struct blast_run *run, const struct blast_options *opts)
                                               .owner = run};
     run->tick_timer = (struct reactor_timer){.fire = blast_run_on_tick,
                                              .owner = run};
+    run->drain_timer = (struct reactor_timer){.fire = blast_run_on_drain,
+                                              .owner = run};
     run->refill_hook = (struct reactor_hook){.run = blast_run_on_refill,
                                              .owner = run};
     return 0;

@@ -42,6 +42,9 @@
 
 struct blast_conn;
 
+/* Seconds that messages in flight get to finish after an interrupt. */
+#define BLAST_RUN_DRAIN_S 5
+
 /* blast_msg: a message handed to a connection. */
 struct blast_msg {
     uint64_t seq;       /* X-Blast-Seq, 1-based, unique in the run */
@@ -111,8 +114,13 @@ struct blast_run {
     uint64_t total;                /* messages to issue; UINT64_MAX for
                                     * a closed-loop --duration */
     uint64_t issued;               /* messages handed out, = last seq */
-    bool stopping;                 /* --duration passed: issue no more */
+    bool stopping;                 /* --duration passed or interrupted:
+                                    * issue no more */
     bool timed_out;
+    int interrupted;               /* signal that stopped the run, -1 for
+                                    * a failed signal read, 0 none */
+    bool drain_expired;            /* messages still in flight
+                                    * BLAST_RUN_DRAIN_S after it */
     uint64_t start_ns;             /* monotonic start of the run */
     uint64_t start_wall_us;        /* wall clock at start_ns */
     uint64_t end_ns;
@@ -135,6 +143,8 @@ struct blast_run {
     struct reactor_timer deadline_timer;  /* closed-loop --duration */
     struct reactor_timer pacer_timer;     /* open loop: next due time */
     struct reactor_timer tick_timer;      /* one progress line a second */
+    struct reactor_timer drain_timer;     /* end of the wait after an
+                                           * interrupt */
     struct reactor_hook refill_hook;      /* reopen free slots */
 
     /* Per-second series. */
@@ -159,6 +169,12 @@ int blast_run_init(struct blast_run *run, const struct blast_options *opts);
 int blast_run_execute(struct blast_run *run);
 
 void blast_run_cleanup(struct blast_run *run);
+
+/* blast_run_interrupt stops the run as SIGINT or SIGTERM asks: no new
+ * message starts, and the reactor stops once the messages in flight are
+ * answered or BLAST_RUN_DRAIN_S have passed. signo is the signal, or 0
+ * when reading signals failed. */
+void blast_run_interrupt(struct blast_run *run, int signo);
 
 /* blast_run_requested returns the messages the run was to finish: N,
  * or with a closed-loop --duration those issued. */

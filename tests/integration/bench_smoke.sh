@@ -16,9 +16,14 @@ fi
 
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/bench_smoke.XXXXXX")
 sink_pid=""
+blast_pid=""
 port=""
 
 cleanup() {
+    if [[ -n $blast_pid ]] && kill -0 "$blast_pid" 2>/dev/null; then
+        kill -KILL "$blast_pid" 2>/dev/null || true
+        wait "$blast_pid" 2>/dev/null || true
+    fi
     if [[ -n $sink_pid ]] && kill -0 "$sink_pid" 2>/dev/null; then
         kill -TERM "$sink_pid" 2>/dev/null || true
         wait "$sink_pid" 2>/dev/null || true
@@ -385,6 +390,74 @@ blast_fault_smoke() {
         "$workdir/down.log" || fail "blast against a closed port kept trying"
 }
 
+# Start blast in the background, as a script does, so that it inherits
+# SIGINT ignored; its options follow. Sets blast_pid.
+start_blast() {
+    "$bench" blast --server "127.0.0.1:$port" --connections 4 \
+        --timeout 30 "$@" >"$workdir/signal.log" 2>"$workdir/signal.err" &
+    blast_pid=$!
+}
+
+# Wait for blast to exit and fail unless its status is $1.
+expect_blast_exit() {
+    local want=$1 status=0
+    wait "$blast_pid" || status=$?
+    blast_pid=""
+    [[ $status -eq $want ]] ||
+        fail "blast exited with $status after a signal, expected $want"
+}
+
+# SIGINT and SIGTERM: the first lets messages in flight finish and
+# writes the reports, a second one exits at once.
+blast_signal_smoke() {
+    local json=$workdir/signal.json stats=$workdir/signal.stats
+    start_sink "$workdir/store6" --data-delay 100
+    start_blast --messages 100000 --json "$json" --stats-file "$stats"
+    sleep 1
+    kill -INT "$blast_pid"
+    expect_blast_exit 1
+    grep -q 'interrupted by: *SIGINT$' "$workdir/signal.log" ||
+        fail "blast printed no summary after SIGINT"
+    [[ -s $stats ]] || fail "blast wrote no --stats-file after SIGINT"
+    check_outcomes "$json" 100000 >/dev/null
+    python3 - "$json" <<'PY' || fail "bad --json report after SIGINT"
+import json, sys
+summary = json.load(open(sys.argv[1]))["summary"]
+assert summary["interrupted"] is True, summary
+assert summary["failed"] == 0, summary
+assert summary["accepted"] > 0, summary
+assert summary["not_started"] > 90000, summary
+assert summary["elapsed_s"] < 3, summary
+PY
+    stop_sink
+
+    start_sink "$workdir/store7" --data-delay 20000
+    rm -f "$json"
+    start_blast --messages 100 --json "$json"
+    sleep 0.5
+    kill -TERM "$blast_pid"
+    sleep 0.3
+    kill -TERM "$blast_pid"
+    expect_blast_exit 143
+    [[ ! -e $json ]] || fail "blast wrote --json after a second SIGTERM"
+
+    # Replies that never come: blast waits 5 s, then reports them.
+    start_blast --messages 100 --json "$json"
+    sleep 0.5
+    kill -TERM "$blast_pid"
+    expect_blast_exit 1
+    grep -q 'still in flight 5 s after' "$workdir/signal.err" ||
+        fail "blast did not say that messages were still in flight"
+    check_outcomes "$json" 100 >/dev/null
+    python3 - "$json" <<'PY' || fail "bad --json report after SIGTERM"
+import json, sys
+summary = json.load(open(sys.argv[1]))["summary"]
+assert summary["not_finished"] == 100, summary
+assert 5 <= summary["elapsed_s"] < 8, summary
+PY
+    stop_sink
+}
+
 start_sink "$workdir/store"
 
 if ! timeout 90 "$bench" blast --server "127.0.0.1:$port" \
@@ -430,5 +503,6 @@ grep -q 'never sent, the connection gave up: *2$' "$workdir/refused.log" ||
 
 blast_options_smoke
 blast_fault_smoke
+blast_signal_smoke
 
 echo "bench_smoke: ok"
