@@ -46,13 +46,17 @@ static uint64_t blast_rejected(const struct blast_run *run)
 
 /* Messages the run ended before starting: never handed out (except the
  * given-up ones, which count as failed), or handed out but dropped
- * before their MAIL was sent. They are part of not finished. */
+ * before their MAIL was sent. They are part of not finished. A
+ * closed-loop --duration has none (see blast_run_requested). */
 static uint64_t blast_not_started(const struct blast_run *run)
 {
     const struct blast_results *r = &run->results;
     uint64_t requested = blast_run_requested(run);
     uint64_t handed = run->issued + r->given_up;
 
+    if (run->total == UINT64_MAX) {
+        return 0;
+    }
     return (requested > handed ? requested - handed : 0) + r->not_started;
 }
 
@@ -161,7 +165,7 @@ void blast_report_print(const struct blast_run *run, FILE *out)
     fprintf(out, "  not finished:         %" PRIu64 "\n",
             requested > finished ? requested - finished : 0);
     if (blast_not_started(run) != 0) {
-        fprintf(out, "    never started:      %" PRIu64 "\n",
+        fprintf(out, "    not started:        %" PRIu64 "\n",
                 blast_not_started(run));
     }
     if (run->interrupted > 0) {

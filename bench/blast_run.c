@@ -56,7 +56,12 @@ static bool blast_run_available(const struct blast_run *run)
 
 uint64_t blast_run_requested(const struct blast_run *run)
 {
-    return run->total == UINT64_MAX ? run->issued : run->total;
+    /* A closed-loop --duration has no schedule, so a message handed out
+     * but dropped when the time was up was never part of the run. */
+    if (run->total == UINT64_MAX) {
+        return run->issued - run->results.not_started;
+    }
+    return run->total;
 }
 
 uint64_t blast_run_wall_us(const struct blast_run *run, uint64_t ns)
@@ -456,7 +461,9 @@ int blast_run_execute(struct blast_run *run)
     blast_run_arm_at(run, &run->timeout_timer,
                      run->start_ns + o->timeout_s * BLAST_NS_PER_S);
     blast_run_arm_at(run, &run->tick_timer, run->start_ns + BLAST_NS_PER_S);
-    if (o->duration_s != 0 && !run->open_loop) {
+    /* In open loop every message is due before the duration ends; the
+     * deadline drops those still waiting for a free connection. */
+    if (o->duration_s != 0) {
         blast_run_arm_at(run, &run->deadline_timer,
                          run->start_ns + o->duration_s * BLAST_NS_PER_S);
     }

@@ -16,7 +16,8 @@
  *   are open, or else waits until a connection becomes free. Its
  *   latencies count from its due time, so a slow server cannot slow the
  *   schedule down (no coordinated omission). With --duration D there are
- *   D * R messages.
+ *   D * R messages, and those not started when D seconds have passed are
+ *   not sent: they count as not started, part of not finished.
  *
  * Every connection is opened for work it already holds: its share, or
  * the message that made it open. When a connection breaks, the messages
@@ -140,7 +141,7 @@ struct blast_run {
     unsigned errors_printed;
 
     struct reactor_timer timeout_timer;
-    struct reactor_timer deadline_timer;  /* closed-loop --duration */
+    struct reactor_timer deadline_timer;  /* --duration */
     struct reactor_timer pacer_timer;     /* open loop: next due time */
     struct reactor_timer tick_timer;      /* one progress line a second */
     struct reactor_timer drain_timer;     /* end of the wait after an
@@ -177,7 +178,8 @@ void blast_run_cleanup(struct blast_run *run);
 void blast_run_interrupt(struct blast_run *run, int signo);
 
 /* blast_run_requested returns the messages the run was to finish: N,
- * or with a closed-loop --duration those issued. */
+ * or with a closed-loop --duration those issued and not dropped
+ * unstarted at its end. */
 uint64_t blast_run_requested(const struct blast_run *run);
 
 /* blast_run_wall_us converts a monotonic time of the run to microseconds

@@ -458,6 +458,27 @@ PY
     stop_sink
 }
 
+# An open-loop rate above what the sink can take: at the end of the
+# duration the messages still waiting are dropped as not started.
+blast_rate_deadline_smoke() {
+    local json=$workdir/deadline.json status=0
+    start_sink "$workdir/store8" --data-delay 100
+    timeout 60 "$bench" blast --server "127.0.0.1:$port" --connections 5 \
+        --rate 200 --duration 2 --json "$json" >"$workdir/deadline.log" \
+        2>&1 || status=$?
+    stop_sink
+    [[ $status -eq 1 ]] || fail "blast --rate 200 exited with $status"
+    check_outcomes "$json" 400 >/dev/null
+    python3 - "$json" <<'PY' || fail "blast sent after the duration ended"
+import json, sys
+summary = json.load(open(sys.argv[1]))["summary"]
+assert summary["failed"] == 0, summary
+assert summary["not_started"] > 100, summary
+assert summary["not_started"] == summary["not_finished"], summary
+assert 2 <= summary["elapsed_s"] < 3, summary
+PY
+}
+
 start_sink "$workdir/store"
 
 if ! timeout 90 "$bench" blast --server "127.0.0.1:$port" \
@@ -504,5 +525,6 @@ grep -q 'never sent, the connection gave up: *2$' "$workdir/refused.log" ||
 blast_options_smoke
 blast_fault_smoke
 blast_signal_smoke
+blast_rate_deadline_smoke
 
 echo "bench_smoke: ok"
