@@ -343,12 +343,16 @@ static int blast_check_templates(const struct blast_options *options,
     return 0;
 }
 
-/* Check that the directory of the output file path can take a new file. */
+/* Check that the output file path can be written at the end of the run:
+ * its directory can take a new file (the stats file goes through a
+ * temporary file beside it), and the path is not a directory or a file
+ * that cannot be written. */
 static int blast_check_output(const char *option, const char *path,
                               char *error, size_t error_size)
 {
     char copy[PATH_MAX];
     const char *dir;
+    struct stat st;
 
     if (path[0] == '\0' || strlen(path) >= sizeof(copy)) {
         blast_error(error, error_size,
@@ -363,6 +367,18 @@ static int blast_check_output(const char *option, const char *path,
                     "invalid --%s \"%s\": cannot create files in \"%s\": "
                     "%s; expected a path in a writable directory",
                     option, path, dir, strerror(errno));
+        return -1;
+    }
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        blast_error(error, error_size,
+                    "invalid --%s \"%s\": %s; expected a file name",
+                    option, path, strerror(EISDIR));
+        return -1;
+    }
+    if (access(path, F_OK) == 0 && access(path, W_OK) < 0) {
+        blast_error(error, error_size,
+                    "invalid --%s \"%s\": %s; expected a writable file",
+                    option, path, strerror(errno));
         return -1;
     }
     return 0;

@@ -313,6 +313,10 @@ PY
     expect_usage_error 'not supported yet' --starttls
     expect_usage_error '--to' --to 'user%x@example.test'
     expect_usage_error '--server' --server 127.0.0.1:99999
+    expect_usage_error "--json \"$workdir\": Is a directory" \
+        --json "$workdir"
+    expect_usage_error "No such file or directory" \
+        --stats-file "$workdir/missing/s"
 }
 
 # Check blast's --json report $1 of $2 messages: every message ended in

@@ -414,6 +414,12 @@ Test(blast_options, output_files)
     expect_error(&p, "--stats-file", "\"/nonexistent-dir/stats\"");
     parse(&p, "--stats-file", "", NULL);
     expect_error(&p, "--stats-file", "file name");
+    parse(&p, "--json", "/tmp", NULL);
+    expect_error(&p, "--json \"/tmp\"", "Is a directory");
+    parse(&p, "--stats-file", "/tmp/", NULL);
+    expect_error(&p, "--stats-file \"/tmp/\"", "Is a directory");
+    parse(&p, "--json", "/dev/null/blast.json", NULL);
+    expect_error(&p, "--json \"/dev/null/blast.json\"", "\"/dev/null\"");
 }
 
 Test(blast_options, tls_and_auth_not_supported)
