@@ -81,6 +81,7 @@ int blast_main(int argc, char **argv)
     struct blast_signal sig = {.fd = -1};
     struct blast_run *run;
     char error[1024];
+    int init;
     int status = 1;
 
     switch (blast_options_parse(argc, argv, &options, error,
@@ -109,7 +110,10 @@ int blast_main(int argc, char **argv)
         fprintf(stderr, "blast: out of memory\n");
         return 1;
     }
-    if (blast_run_init(run, &options) == 0) {
+    init = blast_run_init(run, &options);
+    if (init == -2) {
+        status = 2;
+    } else if (init == 0) {
         int ended = blast_execute(run, &sig);
 
         if (ended >= 0) {

@@ -384,8 +384,8 @@ static int blast_check_output(const char *option, const char *path,
     return 0;
 }
 
-/* Check the port of a HOST:PORT or [IPV6]:PORT, if it has one: 1 to
- * 65535 in decimal. bench_endpoint_parse() leaves that to getaddrinfo(),
+/* Check the port of a HOST:PORT or [IPV6]:PORT, which must have one: 1
+ * to 65535 in decimal. bench_endpoint_parse() leaves that to getaddrinfo(),
  * which takes an empty port as 0 and wraps 99999 to 34463. The rest of
  * the syntax is left to bench_endpoint_parse(). */
 static int blast_check_port(const char *text, char *error,
@@ -397,8 +397,16 @@ static int blast_check_port(const char *text, char *error,
     char *end = NULL;
 
     if (colon == NULL || (text[0] == '[' && (bracket == NULL
-                                             || colon < bracket))
-        || (text[0] != '[' && strchr(text, ':') != colon)) {
+                                             || colon < bracket))) {
+        blast_error(error, error_size,
+                    "invalid --server \"%s\": missing port; expected "
+                    "HOST:PORT or [IPV6]:PORT",
+                    text);
+        return -1;
+    }
+    /* An IPv6 address without brackets: bench_endpoint_parse() rejects
+     * it. */
+    if (text[0] != '[' && strchr(text, ':') != colon) {
         return 0;
     }
     if (colon[1] >= '0' && colon[1] <= '9') {

@@ -44,6 +44,17 @@ static uint64_t blast_rejected(const struct blast_run *run)
     return bench_code_tally_total(&run->results.rejected);
 }
 
+/* Messages issued that ended in none of accepted, rejected and failed,
+ * and those never issued. */
+static uint64_t blast_not_finished(const struct blast_run *run)
+{
+    const struct blast_results *r = &run->results;
+    uint64_t requested = blast_run_requested(run);
+    uint64_t finished = r->accepted + blast_rejected(run) + r->failed;
+
+    return requested > finished ? requested - finished : 0;
+}
+
 /* Messages the run ended before starting: never handed out (except the
  * given-up ones, which count as failed), or handed out but dropped
  * before their MAIL was sent. They are part of not finished. A
@@ -141,8 +152,6 @@ void blast_report_print(const struct blast_run *run, FILE *out)
     const struct blast_results *r = &run->results;
     double elapsed = blast_elapsed_s(run);
     uint64_t rejected = blast_rejected(run);
-    uint64_t requested = blast_run_requested(run);
-    uint64_t finished = r->accepted + rejected + r->failed;
     uint64_t rcpt_total = bench_code_tally_total(&r->rcpt_codes);
     uint64_t rcpt_ok = 0;
 
@@ -163,7 +172,7 @@ void blast_report_print(const struct blast_run *run, FILE *out)
                      "\n", r->given_up);
     }
     fprintf(out, "  not finished:         %" PRIu64 "\n",
-            requested > finished ? requested - finished : 0);
+            blast_not_finished(run));
     if (blast_not_started(run) != 0) {
         fprintf(out, "    not started:        %" PRIu64 "\n",
                 blast_not_started(run));
@@ -274,8 +283,6 @@ static void blast_json_summary(struct bench_json *json,
 {
     const struct blast_results *r = &run->results;
     double elapsed = blast_elapsed_s(run);
-    uint64_t requested = blast_run_requested(run);
-    uint64_t finished = r->accepted + blast_rejected(run) + r->failed;
 
     bench_json_key(json, "summary");
     bench_json_object_begin(json);
@@ -286,8 +293,7 @@ static void blast_json_summary(struct bench_json *json,
     bench_json_key_u64(json, "rejected", blast_rejected(run));
     bench_json_key_u64(json, "failed", r->failed);
     bench_json_key_u64(json, "failed_never_sent", r->given_up);
-    bench_json_key_u64(json, "not_finished",
-                       requested > finished ? requested - finished : 0);
+    bench_json_key_u64(json, "not_finished", blast_not_finished(run));
     bench_json_key_u64(json, "not_started", blast_not_started(run));
     bench_json_key_u64(json, "connections_opened", r->connections_opened);
     bench_json_key_u64(json, "connection_failures", r->connection_failures);
@@ -423,6 +429,10 @@ int blast_report_stats_file(const struct blast_run *run, const char *path)
             blast_wall_or_zero(run, r->first_start_ns));
     fprintf(out, "last_reply_wall_us=%" PRIu64 "\n",
             blast_wall_or_zero(run, r->last_reply_ns));
+    /* Keys only go at the end: ringrelay-bench run reads the ones
+     * above. */
+    fprintf(out, "not_finished=%" PRIu64 "\n", blast_not_finished(run));
+    fprintf(out, "connections_opened=%" PRIu64 "\n", r->connections_opened);
     if (ferror(out) | (fclose(out) != 0)) {
         fprintf(stderr, "blast: writing --stats-file \"%s\" failed: %s\n",
                 path, strerror(errno));

@@ -337,7 +337,8 @@ static void blast_run_on_timeout(struct reactor_timer *timer)
     reactor_stop(run->reactor);
 }
 
-/* Build the message bodies. Returns 0 or -1 after printing why. */
+/* Build the message bodies. Returns 0, -1 after printing why, or -2
+ * after printing why --body-dir cannot be used. */
 static int blast_run_messages(struct blast_run *run)
 {
     const struct blast_options *o = run->options;
@@ -361,9 +362,10 @@ static int blast_run_messages(struct blast_run *run)
     if (o->body_dir != NULL) {
         if (blast_message_init_dir(&run->message, o->body_dir, error,
                                    sizeof(error)) < 0) {
-            fprintf(stderr, "blast: cannot use --body-dir \"%s\": %s\n",
+            fprintf(stderr, "blast: invalid --body-dir \"%s\": %s; expected "
+                            "a directory of message files\n",
                     o->body_dir, error);
-            return -1;
+            return -2;
         }
         return 0;
     }
@@ -404,8 +406,9 @@ int blast_run_init(struct blast_run *run, const struct blast_options *opts)
     bench_histogram_init(&run->results.data);
     bench_histogram_init(&run->second_data);
 
-    if (blast_run_messages(run) < 0) {
-        return -1;
+    rc = blast_run_messages(run);
+    if (rc < 0) {
+        return rc;
     }
     run->conns = calloc(count, sizeof(*run->conns));
     run->free_slots = calloc(count, sizeof(*run->free_slots));

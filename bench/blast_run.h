@@ -161,7 +161,8 @@ struct blast_run {
 
 /* blast_run_init prepares run for options: builds the message bodies,
  * creates the reactor and the connection slots. On failure it prints
- * the reason. Returns 0 or -1; call blast_run_cleanup either way. */
+ * the reason. Returns 0, -1, or -2 when --body-dir has no usable files
+ * (a usage error); call blast_run_cleanup either way. */
 int blast_run_init(struct blast_run *run, const struct blast_options *opts);
 
 /* blast_run_execute opens the connections and runs the reactor until

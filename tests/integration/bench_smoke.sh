@@ -196,13 +196,15 @@ stop_sink() {
 }
 
 # Check that the stats file $1 has exactly the keys ringrelay-bench run
-# reads, in order, each with a number, and that key $2 is $3.
+# reads, in order, then the ones added after them, each with a number,
+# and that key $2 is $3.
 check_stats_file() {
     local file=$1 want_key=$2 want_value=$3 keys
     keys=$(cut -d= -f1 "$file" | tr '\n' ' ')
     [[ $keys == "sent accepted rejected failed connection_failures \
 elapsed_s msgs_per_s mb_per_s data_p50_ms data_p90_ms data_p99_ms \
-data_p999_ms data_max_ms first_send_wall_us last_reply_wall_us " ]] ||
+data_p999_ms data_max_ms first_send_wall_us last_reply_wall_us \
+not_finished connections_opened " ]] ||
         fail "$file has keys '$keys'"
     if grep -q -v -E '^[a-z0-9_]+=[0-9]+(\.[0-9]+)?$' "$file"; then
         fail "$file has a line that is not key=number: $(cat "$file")"
@@ -241,6 +243,8 @@ blast_options_smoke() {
     grep -q 'connections opened: *20$' "$workdir/per-connection.log" ||
         fail "blast --per-connection 1 did not open 20 connections"
     check_stats_file "$workdir/blast.stats" accepted 20
+    check_stats_file "$workdir/blast.stats" connections_opened 20
+    check_stats_file "$workdir/blast.stats" not_finished 0
     python3 - "$workdir/blast.json" <<'PY' || fail "bad --json output"
 import json, sys
 report = json.load(open(sys.argv[1]))
@@ -313,6 +317,10 @@ PY
     expect_usage_error 'not supported yet' --starttls
     expect_usage_error '--to' --to 'user%x@example.test'
     expect_usage_error '--server' --server 127.0.0.1:99999
+    expect_usage_error 'missing port' --server 127.0.0.1
+    mkdir "$workdir/empty"
+    expect_usage_error "--body-dir \"$workdir/empty\"" \
+        --body-dir "$workdir/empty"
     expect_usage_error "--json \"$workdir\": Is a directory" \
         --json "$workdir"
     expect_usage_error "No such file or directory" \
