@@ -89,6 +89,7 @@ struct blast_conn {
     struct blast_backoff backoff;
     struct reactor_timer retry_timer;
     bool broken;           /* closing because of a failure */
+    bool server_closing;   /* a transaction got 421: the server closes */
     bool progress;         /* finished a message since it connected */
     uint64_t run_progress; /* the run's finished messages at connect */
     unsigned idle_pos;     /* index in run->idle while idle */
@@ -172,15 +173,20 @@ static void blast_conn_close(struct blast_conn *c)
 
 /* Settle the open messages of a connection that broke. A message whose
  * body was sent, or whose MAIL got a reply, was in flight and counts as
- * failed. A pipelined envelope with no reply yet never reached a server
- * transaction, so it is kept to be sent again on the next connection. */
+ * failed, or as rejected when a reply to its envelope was an error (a
+ * 421 before the server closes, say). A pipelined envelope with no reply
+ * yet never reached a server transaction, so it is kept to be sent again
+ * on the next connection. */
 static void blast_conn_settle_lost(struct blast_conn *c)
 {
     struct blast_run *run = c->run;
     unsigned envelopes = c->open - (c->body_open ? 1 : 0);
     uint64_t lost = c->body_open ? 1 : 0;
 
-    if (envelopes > 0 && (c->mail_replied || c->has_pending)) {
+    if (envelopes > 0 && c->mail_replied && c->first_error != 0) {
+        bench_code_tally_add(&run->results.rejected, c->first_error);
+        c->progress = true;
+    } else if (envelopes > 0 && (c->mail_replied || c->has_pending)) {
         lost++;
     } else if (envelopes > 0) {
         c->pending = c->cur;
@@ -215,13 +221,19 @@ static void blast_conn_fail(struct blast_conn *c, const char *fmt, ...)
         blast_conn_close(c);
         return;
     }
+    blast_conn_settle_lost(c);
+    c->broken = true;
+    /* A 421 reply means that the server is closing the connection, so
+     * the close that follows is no failure. */
+    if (c->server_closing) {
+        blast_conn_close(c);
+        return;
+    }
     va_start(ap, fmt);
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
 
     run->results.connection_failures++;
-    blast_conn_settle_lost(c);
-    c->broken = true;
     if (run->errors_printed < BLAST_ERRORS_PRINTED_MAX) {
         fprintf(stderr, "blast: connection %u to %s: %s\n", c->index,
                 run->options->server_text, reason);
@@ -640,6 +652,9 @@ static int blast_conn_on_reply(struct blast_conn *c,
     latency_ns = c->run->now_ns > entry.start_ns
                      ? c->run->now_ns - entry.start_ns
                      : 0;
+    if (reply->code == 421 && entry.kind >= BLAST_EXPECT_MAIL) {
+        c->server_closing = true;
+    }
     switch ((enum blast_expect)entry.kind) {
     case BLAST_EXPECT_GREETING:
         return blast_conn_on_greeting(c, reply, latency_ns);
@@ -897,6 +912,7 @@ static void blast_conn_reset(struct blast_conn *c)
     c->closing = false;
     c->closed = false;
     c->broken = false;
+    c->server_closing = false;
     c->progress = false;
     c->run_progress = blast_run_progress(c->run);
 }

@@ -202,7 +202,8 @@ bool blast_run_more_later(const struct blast_run *run);
  * turn, and stops the run when nothing is left to do. */
 void blast_run_conn_closed(struct blast_run *run, unsigned slot);
 
-/* blast_run_conn_dead counts a slot that gave up: it takes no more work, and stops the run when nothing is left to do. */
+/* blast_run_conn_dead counts a slot that gave up, which takes no more
+ * work, and stops the run when nothing is left to do. */
 void blast_run_conn_dead(struct blast_run *run);
 
 /* blast_run_progress returns how many messages have finished by a reply

@@ -329,7 +329,7 @@ PY
 
 # Check blast's --json report $1 of $2 messages: every message ended in
 # exactly one outcome, and only messages whose MAIL got a reply failed.
-# Print "failed rejected-421" for the caller.
+# Print the failed messages and those rejected with 421 for the caller.
 check_outcomes() {
     python3 - "$1" "$2" <<'PY' || fail "bad outcome counts in $1"
 import json, sys
@@ -342,7 +342,7 @@ assert ended == total, summary
 mail_replies = sum(report["reply_codes"]["mail"].values())
 assert summary["failed"] <= mail_replies, (summary, mail_replies)
 assert summary["failed_never_sent"] == 0, summary
-print(summary["failed"], report["reply_codes"]["end_of_data"].get("421", 0))
+print(summary["failed"], report["reply_codes"]["rejected"].get("421", 0))
 PY
 }
 
@@ -374,14 +374,24 @@ blast_fault_smoke() {
         "$workdir/sink.out.log" ||
         fail "the sink did not accept the messages blast did not fail"
 
-    start_sink "$workdir/store4" --data-reply '421 4.3.2 bye:0.05' --seed 1
-    blast_against_faults 200 --pipelining off
-    stop_sink
-    counts=$(check_outcomes "$workdir/fault.json" 200)
-    grep -q "data reply \"421 4.3.2 bye\" (p=0.05): ${counts#* }\$" \
-        "$workdir/sink.out.log" ||
-        fail "blast counted ${counts#* } 421 replies, the sink otherwise"
-    [[ ${counts% *} -eq 0 ]] || fail "blast failed messages after a 421"
+    # A 421 rejects the message, and the server then closes: no
+    # message fails, and no connection counts as failed.
+    for stage in data mail; do
+        for pipelining in on off; do
+            start_sink "$workdir/store4" --seed 1 \
+                "--$stage-reply" '421 4.3.2 bye:0.05'
+            blast_against_faults 200 --pipelining "$pipelining"
+            stop_sink
+            counts=$(check_outcomes "$workdir/fault.json" 200)
+            grep -q "$stage reply \"421 4.3.2 bye\" (p=0.05): ${counts#* }\$" \
+                "$workdir/sink.out.log" ||
+                fail "blast counted ${counts#* } 421 replies to $stage"
+            [[ ${counts% *} -eq 0 ]] ||
+                fail "blast failed messages after a 421 to $stage"
+            grep -q 'connection failures: *0$' "$workdir/fault.log" ||
+                fail "blast counted the close after a 421 as a failure"
+        done
+    done
 
     start_sink "$workdir/store5" --max-connections 5
     timeout 60 "$bench" blast --server "127.0.0.1:$port" --connections 8 \
