@@ -10,6 +10,7 @@
 #include "bench/blast_options.h"
 #include "bench/blast_report.h"
 #include "bench/blast_run.h"
+#include "bench/blast_signal.h"
 #include "bench/blast_template.h"
 
 /* Warn when the recipients of one message can repeat: a server that
@@ -48,11 +49,39 @@ static int blast_write_reports(const struct blast_run *run)
     return rc;
 }
 
+/* Say on stderr why the run ended early, if it did. */
+static void blast_print_early_end(const struct blast_run *run)
+{
+    if (run->timed_out) {
+        fprintf(stderr, "blast: timed out after %llu s; unfinished "
+                        "messages are counted as not finished\n",
+                (unsigned long long)run->options->timeout_s);
+    }
+    if (run->drain_expired) {
+        fprintf(stderr, "blast: messages still in flight %d s after the "
+                        "interrupt are counted as not finished\n",
+                BLAST_RUN_DRAIN_S);
+    }
+}
+
+/* Run with signals read by the reactor through sig, which must outlive
+ * the reactor. Returns 0 when the run ended by itself, 1 when it was
+ * interrupted, -1 when it failed (printed). */
+static int blast_execute(struct blast_run *run, struct blast_signal *sig)
+{
+    if (blast_signal_open(sig, run) < 0 || blast_run_execute(run) < 0) {
+        return -1;
+    }
+    return run->interrupted != 0 ? 1 : 0;
+}
+
 int blast_main(int argc, char **argv)
 {
     struct blast_options options;
+    struct blast_signal sig = {.fd = -1};
     struct blast_run *run;
     char error[1024];
+    int init;
     int status = 1;
 
     switch (blast_options_parse(argc, argv, &options, error,
@@ -81,18 +110,23 @@ int blast_main(int argc, char **argv)
         fprintf(stderr, "blast: out of memory\n");
         return 1;
     }
-    if (blast_run_init(run, &options) == 0 && blast_run_execute(run) == 0) {
-        if (run->timed_out) {
-            fprintf(stderr, "blast: timed out after %llu s; unfinished "
-                            "messages are counted as not finished\n",
-                    (unsigned long long)options.timeout_s);
+    init = blast_run_init(run, &options);
+    if (init == -2) {
+        status = 2;
+    } else if (init == 0) {
+        int ended = blast_execute(run, &sig);
+
+        if (ended >= 0) {
+            blast_print_early_end(run);
         }
-        if (blast_write_reports(run) == 0 && blast_run_requested(run) > 0
+        if (ended >= 0 && blast_write_reports(run) == 0 && ended == 0
+            && blast_run_requested(run) > 0
             && run->results.accepted == blast_run_requested(run)) {
             status = 0;
         }
     }
     blast_run_cleanup(run);
+    blast_signal_close(&sig);
     free(run);
     return status;
 }

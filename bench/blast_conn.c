@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "bench/bench_net.h"
+#include "bench/blast_backoff.h"
 #include "bench/blast_template.h"
 #include "bench/blast_text.h"
 #include "proto/smtp_address.h"
@@ -77,9 +78,20 @@ struct blast_conn {
     /* Work of this connection. */
     uint64_t left;         /* messages it may still start */
     bool reserved;         /* left is its share of --messages */
-    bool has_pending;      /* pending was handed out, not yet started */
+    bool has_pending;      /* pending was handed out, not yet started,
+                            * or its MAIL got no reply before a break */
     struct blast_msg pending;
     unsigned open;         /* messages started and not yet counted */
+    bool body_open;        /* one of open has its body sent */
+    bool mail_replied;     /* cur got its MAIL reply */
+
+    /* Reconnecting after a break. */
+    struct blast_backoff backoff;
+    struct reactor_timer retry_timer;
+    bool broken;           /* closing because of a failure */
+    bool server_closing;   /* a transaction got 421: the server closes */
+    bool progress;         /* finished a message since it connected */
+    uint64_t run_progress; /* the run's finished messages at connect */
     unsigned idle_pos;     /* index in run->idle while idle */
     bool idle;
     uint64_t connect_ns;   /* when the connect was started */
@@ -107,6 +119,9 @@ struct blast_conn {
 };
 
 static void blast_conn_step(struct blast_conn *c);
+static void blast_conn_after_close(struct blast_conn *c);
+static void blast_conn_on_retry(struct reactor_timer *timer);
+static void blast_conn_drop_work(struct blast_conn *c);
 
 static void blast_conn_cancel(struct blast_conn *c, struct reactor_op *op)
 {
@@ -156,9 +171,36 @@ static void blast_conn_close(struct blast_conn *c)
     blast_conn_cancel(c, &c->send_op);
 }
 
-/* Count the connection's work as failed: its open messages, the one
- * handed to it and, for a share, the rest of the share. Report why (the
- * first few times), and close it. */
+/* Settle the open messages of a connection that broke. A message whose
+ * body was sent, or whose MAIL got a reply, was in flight and counts as
+ * failed, or as rejected when a reply to its envelope was an error (a
+ * 421 before the server closes, say). A pipelined envelope with no reply
+ * yet never reached a server transaction, so it is kept to be sent again
+ * on the next connection. */
+static void blast_conn_settle_lost(struct blast_conn *c)
+{
+    struct blast_run *run = c->run;
+    unsigned envelopes = c->open - (c->body_open ? 1 : 0);
+    uint64_t lost = c->body_open ? 1 : 0;
+
+    if (envelopes > 0 && c->mail_replied && c->first_error != 0) {
+        bench_code_tally_add(&run->results.rejected, c->first_error);
+        c->progress = true;
+    } else if (envelopes > 0 && (c->mail_replied || c->has_pending)) {
+        lost++;
+    } else if (envelopes > 0) {
+        c->pending = c->cur;
+        c->has_pending = true;
+    }
+    run->results.failed += lost;
+    c->progress = c->progress || lost > 0;
+    c->open = 0;
+    c->body_open = false;
+}
+
+/* Count the connection's messages in flight as failed, report why (the
+ * first few times), and close it. Its other work waits for the next
+ * connection of the slot (see blast_conn_after_close). */
 static void blast_conn_fail(struct blast_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -179,16 +221,19 @@ static void blast_conn_fail(struct blast_conn *c, const char *fmt, ...)
         blast_conn_close(c);
         return;
     }
+    blast_conn_settle_lost(c);
+    c->broken = true;
+    /* A 421 reply means that the server is closing the connection, so
+     * the close that follows is no failure. */
+    if (c->server_closing) {
+        blast_conn_close(c);
+        return;
+    }
     va_start(ap, fmt);
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
 
     run->results.connection_failures++;
-    run->results.failed += c->open + (c->has_pending ? 1 : 0)
-                           + (c->reserved ? c->left : 0);
-    c->open = 0;
-    c->has_pending = false;
-    c->left = 0;
     if (run->errors_printed < BLAST_ERRORS_PRINTED_MAX) {
         fprintf(stderr, "blast: connection %u to %s: %s\n", c->index,
                 run->options->server_text, reason);
@@ -370,6 +415,7 @@ static int blast_conn_begin(struct blast_conn *c, const struct blast_msg *msg)
         run->results.first_start_ns = c->cur.start_ns;
     }
     c->mail_ok = false;
+    c->mail_replied = false;
     c->rcpts_sent = 0;
     c->rcpts_ok = 0;
     c->first_error = 0;
@@ -408,6 +454,9 @@ static int blast_conn_next_message(struct blast_conn *c)
     struct blast_run *run = c->run;
     struct blast_msg msg;
 
+    if (run->stopping) {
+        blast_conn_drop_work(c);
+    }
     if (c->has_pending) {
         c->has_pending = false;
         msg = c->pending;
@@ -456,6 +505,7 @@ static int blast_conn_send_body(struct blast_conn *c)
         return -1;
     }
     c->body_bytes = header_len + body->len;
+    c->body_open = true;
     run->results.sent++;
     if (!run->open_loop) {
         c->body_end = c->bytes_sent + c->out.len;
@@ -474,6 +524,7 @@ static int blast_conn_reject_message(struct blast_conn *c, int code)
     }
     bench_code_tally_add(&c->run->results.rejected, c->first_error);
     c->open--;
+    c->progress = true;
     c->need_rset = c->mail_ok;
     return blast_conn_next_message(c);
 }
@@ -520,6 +571,7 @@ static int blast_conn_on_ehlo(struct blast_conn *c, enum blast_expect kind,
 
 static int blast_conn_on_mail(struct blast_conn *c, int code)
 {
+    c->mail_replied = true;
     if (!blast_code_ok(code)) {
         if (c->first_error == 0) {
             c->first_error = code;
@@ -579,6 +631,8 @@ static int blast_conn_on_body(struct blast_conn *c, int code,
 {
     blast_run_record_body(c->run, code, latency_ns, c->body_bytes);
     c->open--;
+    c->body_open = false;
+    c->progress = true;
     return c->pipelining ? 0 : blast_conn_next_message(c);
 }
 
@@ -598,6 +652,9 @@ static int blast_conn_on_reply(struct blast_conn *c,
     latency_ns = c->run->now_ns > entry.start_ns
                      ? c->run->now_ns - entry.start_ns
                      : 0;
+    if (reply->code == 421 && entry.kind >= BLAST_EXPECT_MAIL) {
+        c->server_closing = true;
+    }
     switch ((enum blast_expect)entry.kind) {
     case BLAST_EXPECT_GREETING:
         return blast_conn_on_greeting(c, reply, latency_ns);
@@ -742,7 +799,7 @@ static void blast_conn_step(struct blast_conn *c)
     }
     c->fd = -1;
     run->active--;
-    blast_run_conn_closed(run, c->index);
+    blast_conn_after_close(c);
 }
 
 static void blast_conn_on_recv(struct reactor_op *op, int result)
@@ -823,6 +880,8 @@ struct blast_conn *blast_conn_new(struct blast_run *run, unsigned index)
                                      .owner = c};
     c->send_op = (struct reactor_op){.done = blast_conn_on_send,
                                      .owner = c};
+    c->retry_timer = (struct reactor_timer){.fire = blast_conn_on_retry,
+                                            .owner = c};
     smtp_outq_init(&c->out);
 
     /* RSET, a body, MAIL, the RCPTs, DATA and QUIT, plus slack. */
@@ -835,39 +894,36 @@ struct blast_conn *blast_conn_new(struct blast_run *run, unsigned index)
     return c;
 }
 
-/* Forget the previous connection of the slot; buffers are kept. */
-static void blast_conn_reset(struct blast_conn *c, uint64_t quota,
-                             bool reserved)
+/* Forget the previous connection of the slot but not its work (left,
+ * pending) or its backoff; buffers are kept. */
+static void blast_conn_reset(struct blast_conn *c)
 {
     smtp_outq_cleanup(&c->out);
     smtp_outq_init(&c->out);
     c->input_len = 0;
     c->expect_head = 0;
     c->expect_count = 0;
-    c->left = quota;
-    c->reserved = reserved;
-    c->has_pending = false;
     c->open = 0;
+    c->body_open = false;
     c->bytes_sent = 0;
     c->body_end_pending = false;
     c->pipelining = false;
     c->need_rset = false;
     c->closing = false;
     c->closed = false;
+    c->broken = false;
+    c->server_closing = false;
+    c->progress = false;
+    c->run_progress = blast_run_progress(c->run);
 }
 
-void blast_conn_open(struct blast_conn *c, uint64_t quota, bool reserved,
-                     const struct blast_msg *first)
+/* Open a connection for the work the slot holds. */
+static void blast_conn_start(struct blast_conn *c)
 {
     struct blast_run *run = c->run;
     int rc;
 
-    blast_conn_reset(c, quota, reserved);
-    if (first != NULL) {
-        c->pending = *first;
-        c->has_pending = true;
-        c->left--;
-    }
+    blast_conn_reset(c);
     run->results.connections_opened++;
     c->connect_ns = bench_monotonic_ns();
     c->fd = socket(run->options->server.addr.ss_family,
@@ -897,7 +953,105 @@ fail:
         close(c->fd);
         c->fd = -1;
     }
-    blast_run_conn_closed(run, c->index);
+    blast_conn_after_close(c);
+}
+
+void blast_conn_open(struct blast_conn *c, uint64_t quota, bool reserved,
+                     const struct blast_msg *first)
+{
+    c->left = quota;
+    c->reserved = reserved;
+    c->has_pending = false;
+    c->backoff = (struct blast_backoff){0};
+    if (first != NULL) {
+        c->pending = *first;
+        c->has_pending = true;
+        c->left--;
+    }
+    blast_conn_start(c);
+}
+
+/* Whether the slot holds work that its next connection must do. */
+static bool blast_conn_has_work(const struct blast_conn *c)
+{
+    return c->has_pending || (c->reserved && c->left > 0);
+}
+
+/* Drop the work of a slot whose run stops issuing messages: a message
+ * handed to it was never started. */
+static void blast_conn_drop_work(struct blast_conn *c)
+{
+    if (c->has_pending) {
+        c->has_pending = false;
+        c->run->results.not_started++;
+    }
+    c->left = 0;
+}
+
+static void blast_conn_on_retry(struct reactor_timer *timer)
+{
+    struct blast_conn *c = timer->owner;
+    struct blast_run *run = c->run;
+
+    run->now_ns = bench_monotonic_ns();
+    run->retrying--;
+    if (run->stopping) {
+        blast_conn_drop_work(c);
+    }
+    if (blast_conn_has_work(c)) {
+        blast_conn_start(c);
+    } else {
+        blast_run_conn_closed(run, c->index);
+    }
+}
+
+/* Give up the work of a slot whose server stays unreachable: what it
+ * still holds counts as failed, though it was never sent. */
+static void blast_conn_give_up(struct blast_conn *c)
+{
+    struct blast_run *run = c->run;
+    uint64_t unsent = (c->has_pending ? 1 : 0) + (c->reserved ? c->left
+                                                              : 0);
+
+    run->results.failed += unsent;
+    run->results.given_up += unsent;
+    c->has_pending = false;
+    c->left = 0;
+    fprintf(stderr, "blast: connection %u to %s: giving up after %d "
+                    "connections in a row without progress; unsent "
+                    "messages counted as failed: %llu\n",
+            c->index, run->options->server_text, BLAST_BACKOFF_TRIES_MAX,
+            (unsigned long long)unsent);
+    blast_run_conn_dead(run);
+}
+
+/* Decide what the slot does after its socket closed: return to the run
+ * after a normal end, or connect again for the work it still holds, at
+ * once after progress and else after a growing wait, or give up. */
+static void blast_conn_after_close(struct blast_conn *c)
+{
+    struct blast_run *run = c->run;
+    bool run_progress = blast_run_progress(run) != c->run_progress;
+    int64_t wait_ms;
+
+    if (!c->broken) {
+        blast_run_conn_closed(run, c->index);
+        return;
+    }
+    wait_ms = blast_backoff_record(&c->backoff, c->progress, run_progress);
+    if (wait_ms < 0 && (blast_conn_has_work(c) || !run->shares)) {
+        blast_conn_give_up(c);
+        return;
+    }
+    if (wait_ms <= 0 && !blast_conn_has_work(c)) {
+        blast_run_conn_closed(run, c->index);
+        return;
+    }
+    /* Through the timer even without a wait, so that a connection that
+     * fails at once does not recurse. */
+    run->retrying++;
+    reactor_timer_set(run->reactor, &c->retry_timer,
+                      wait_ms > 0 ? (uint64_t)wait_ms : 0);
 }
 
 void blast_conn_give(struct blast_conn *c, const struct blast_msg *msg)

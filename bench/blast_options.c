@@ -343,12 +343,16 @@ static int blast_check_templates(const struct blast_options *options,
     return 0;
 }
 
-/* Check that the directory of the output file path can take a new file. */
+/* Check that the output file path can be written at the end of the run:
+ * its directory can take a new file (the stats file goes through a
+ * temporary file beside it), and the path is not a directory or a file
+ * that cannot be written. */
 static int blast_check_output(const char *option, const char *path,
                               char *error, size_t error_size)
 {
     char copy[PATH_MAX];
     const char *dir;
+    struct stat st;
 
     if (path[0] == '\0' || strlen(path) >= sizeof(copy)) {
         blast_error(error, error_size,
@@ -365,11 +369,23 @@ static int blast_check_output(const char *option, const char *path,
                     option, path, dir, strerror(errno));
         return -1;
     }
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        blast_error(error, error_size,
+                    "invalid --%s \"%s\": %s; expected a file name",
+                    option, path, strerror(EISDIR));
+        return -1;
+    }
+    if (access(path, F_OK) == 0 && access(path, W_OK) < 0) {
+        blast_error(error, error_size,
+                    "invalid --%s \"%s\": %s; expected a writable file",
+                    option, path, strerror(errno));
+        return -1;
+    }
     return 0;
 }
 
-/* Check the port of a HOST:PORT or [IPV6]:PORT, if it has one: 1 to
- * 65535 in decimal. bench_endpoint_parse() leaves that to getaddrinfo(),
+/* Check the port of a HOST:PORT or [IPV6]:PORT, which must have one: 1
+ * to 65535 in decimal. bench_endpoint_parse() leaves that to getaddrinfo(),
  * which takes an empty port as 0 and wraps 99999 to 34463. The rest of
  * the syntax is left to bench_endpoint_parse(). */
 static int blast_check_port(const char *text, char *error,
@@ -381,8 +397,16 @@ static int blast_check_port(const char *text, char *error,
     char *end = NULL;
 
     if (colon == NULL || (text[0] == '[' && (bracket == NULL
-                                             || colon < bracket))
-        || (text[0] != '[' && strchr(text, ':') != colon)) {
+                                             || colon < bracket))) {
+        blast_error(error, error_size,
+                    "invalid --server \"%s\": missing port; expected "
+                    "HOST:PORT or [IPV6]:PORT",
+                    text);
+        return -1;
+    }
+    /* An IPv6 address without brackets: bench_endpoint_parse() rejects
+     * it. */
+    if (text[0] != '[' && strchr(text, ':') != colon) {
         return 0;
     }
     if (colon[1] >= '0' && colon[1] <= '9') {

@@ -10,6 +10,7 @@
 
 #include "bench/bench_json.h"
 #include "bench/bench_stats.h"
+#include "bench/blast_signal.h"
 #include "core/reactor.h"
 
 /* Percentiles reported for every latency, with their names. */
@@ -41,6 +42,33 @@ static double blast_elapsed_s(const struct blast_run *run)
 static uint64_t blast_rejected(const struct blast_run *run)
 {
     return bench_code_tally_total(&run->results.rejected);
+}
+
+/* Messages issued that ended in none of accepted, rejected and failed,
+ * and those never issued. */
+static uint64_t blast_not_finished(const struct blast_run *run)
+{
+    const struct blast_results *r = &run->results;
+    uint64_t requested = blast_run_requested(run);
+    uint64_t finished = r->accepted + blast_rejected(run) + r->failed;
+
+    return requested > finished ? requested - finished : 0;
+}
+
+/* Messages the run ended before starting: never handed out (except the
+ * given-up ones, which count as failed), or handed out but dropped
+ * before their MAIL was sent. They are part of not finished. A
+ * closed-loop --duration has none (see blast_run_requested). */
+static uint64_t blast_not_started(const struct blast_run *run)
+{
+    const struct blast_results *r = &run->results;
+    uint64_t requested = blast_run_requested(run);
+    uint64_t handed = run->issued + r->given_up;
+
+    if (run->total == UINT64_MAX) {
+        return 0;
+    }
+    return (requested > handed ? requested - handed : 0) + r->not_started;
 }
 
 /* Microseconds since the epoch of a monotonic time, 0 when unset. */
@@ -124,8 +152,6 @@ void blast_report_print(const struct blast_run *run, FILE *out)
     const struct blast_results *r = &run->results;
     double elapsed = blast_elapsed_s(run);
     uint64_t rejected = blast_rejected(run);
-    uint64_t requested = blast_run_requested(run);
-    uint64_t finished = r->accepted + rejected + r->failed;
     uint64_t rcpt_total = bench_code_tally_total(&r->rcpt_codes);
     uint64_t rcpt_ok = 0;
 
@@ -141,8 +167,20 @@ void blast_report_print(const struct blast_run *run, FILE *out)
     fprintf(out, "  recipients rejected:  %" PRIu64 "\n",
             rcpt_total - rcpt_ok);
     fprintf(out, "  failed (connection):  %" PRIu64 "\n", r->failed);
+    if (r->given_up != 0) {
+        fprintf(out, "    never sent, the connection gave up: %" PRIu64
+                     "\n", r->given_up);
+    }
     fprintf(out, "  not finished:         %" PRIu64 "\n",
-            requested > finished ? requested - finished : 0);
+            blast_not_finished(run));
+    if (blast_not_started(run) != 0) {
+        fprintf(out, "    not started:        %" PRIu64 "\n",
+                blast_not_started(run));
+    }
+    if (run->interrupted > 0) {
+        fprintf(out, "  interrupted by:       %s\n",
+                blast_signal_name(run->interrupted));
+    }
     fprintf(out, "  connections opened:   %" PRIu64 "\n",
             r->connections_opened);
     fprintf(out, "  connection failures:  %" PRIu64 "\n",
@@ -245,8 +283,6 @@ static void blast_json_summary(struct bench_json *json,
 {
     const struct blast_results *r = &run->results;
     double elapsed = blast_elapsed_s(run);
-    uint64_t requested = blast_run_requested(run);
-    uint64_t finished = r->accepted + blast_rejected(run) + r->failed;
 
     bench_json_key(json, "summary");
     bench_json_object_begin(json);
@@ -256,13 +292,16 @@ static void blast_json_summary(struct bench_json *json,
     bench_json_key_u64(json, "accepted", r->accepted);
     bench_json_key_u64(json, "rejected", blast_rejected(run));
     bench_json_key_u64(json, "failed", r->failed);
-    bench_json_key_u64(json, "not_finished",
-                       requested > finished ? requested - finished : 0);
+    bench_json_key_u64(json, "failed_never_sent", r->given_up);
+    bench_json_key_u64(json, "not_finished", blast_not_finished(run));
+    bench_json_key_u64(json, "not_started", blast_not_started(run));
     bench_json_key_u64(json, "connections_opened", r->connections_opened);
     bench_json_key_u64(json, "connection_failures", r->connection_failures);
     bench_json_key_u64(json, "idle_closed", r->idle_closed);
     bench_json_key(json, "timed_out");
     bench_json_bool(json, run->timed_out);
+    bench_json_key(json, "interrupted");
+    bench_json_bool(json, run->interrupted != 0);
     bench_json_key_double(json, "elapsed_s", elapsed);
     bench_json_key_double(json, "msgs_per_s",
                           bench_rate((double)r->accepted, elapsed));
@@ -390,6 +429,10 @@ int blast_report_stats_file(const struct blast_run *run, const char *path)
             blast_wall_or_zero(run, r->first_start_ns));
     fprintf(out, "last_reply_wall_us=%" PRIu64 "\n",
             blast_wall_or_zero(run, r->last_reply_ns));
+    /* Keys only go at the end: ringrelay-bench run reads the ones
+     * above. */
+    fprintf(out, "not_finished=%" PRIu64 "\n", blast_not_finished(run));
+    fprintf(out, "connections_opened=%" PRIu64 "\n", r->connections_opened);
     if (ferror(out) | (fclose(out) != 0)) {
         fprintf(stderr, "blast: writing --stats-file \"%s\" failed: %s\n",
                 path, strerror(errno));

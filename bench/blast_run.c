@@ -56,7 +56,12 @@ static bool blast_run_available(const struct blast_run *run)
 
 uint64_t blast_run_requested(const struct blast_run *run)
 {
-    return run->total == UINT64_MAX ? run->issued : run->total;
+    /* A closed-loop --duration has no schedule, so a message handed out
+     * but dropped when the time was up was never part of the run. */
+    if (run->total == UINT64_MAX) {
+        return run->issued - run->results.not_started;
+    }
+    return run->total;
 }
 
 uint64_t blast_run_wall_us(const struct blast_run *run, uint64_t ns)
@@ -96,7 +101,7 @@ bool blast_run_take(struct blast_run *run, struct blast_msg *msg)
 
 bool blast_run_more_later(const struct blast_run *run)
 {
-    return run->open_loop && run->issued < run->total;
+    return run->open_loop && !run->stopping && run->issued < run->total;
 }
 
 /* Whether a free slot could still be given work, now or later. */
@@ -152,8 +157,11 @@ static void blast_run_settle(struct blast_run *run)
             blast_conn_quit(run->idle[run->idle_count - 1]);
         }
     }
-    if (run->active == 0 && run->free_count == run->conn_count
-        && !blast_run_has_work(run)) {
+    /* Slots that gave up leave nothing to wait for, so when all have
+     * given up the run ends even with work left. */
+    if (run->active == 0 && run->retrying == 0
+        && run->free_count + run->dead_count == run->conn_count
+        && (!blast_run_has_work(run) || run->free_count == 0)) {
         reactor_stop(run->reactor);
     }
 }
@@ -170,6 +178,20 @@ void blast_run_conn_closed(struct blast_run *run, unsigned slot)
 {
     run->free_slots[run->free_count++] = slot;
     reactor_defer(run->reactor, &run->refill_hook);
+}
+
+void blast_run_conn_dead(struct blast_run *run)
+{
+    run->dead_count++;
+    reactor_defer(run->reactor, &run->refill_hook);
+}
+
+uint64_t blast_run_progress(const struct blast_run *run)
+{
+    const struct blast_results *r = &run->results;
+
+    return r->accepted + bench_code_tally_total(&r->rejected) + r->failed
+           - r->given_up;
 }
 
 void blast_run_record_body(struct blast_run *run, int code,
@@ -269,7 +291,7 @@ static void blast_run_on_pacer(struct reactor_timer *timer)
 
     run->now_ns = bench_monotonic_ns();
     blast_run_settle(run);
-    if (run->issued >= run->total) {
+    if (run->issued >= run->total || run->stopping) {
         return;
     }
     /* The next message is due after now, so this cannot spin. */
@@ -286,6 +308,27 @@ static void blast_run_on_deadline(struct reactor_timer *timer)
     blast_run_settle(run);
 }
 
+static void blast_run_on_drain(struct reactor_timer *timer)
+{
+    struct blast_run *run = timer->owner;
+
+    run->drain_expired = true;
+    reactor_stop(run->reactor);
+}
+
+void blast_run_interrupt(struct blast_run *run, int signo)
+{
+    if (run->interrupted != 0) {
+        return;
+    }
+    run->interrupted = signo != 0 ? signo : -1;
+    run->stopping = true;
+    run->now_ns = bench_monotonic_ns();
+    blast_run_arm_at(run, &run->drain_timer,
+                     run->now_ns + BLAST_RUN_DRAIN_S * BLAST_NS_PER_S);
+    blast_run_settle(run);
+}
+
 static void blast_run_on_timeout(struct reactor_timer *timer)
 {
     struct blast_run *run = timer->owner;
@@ -294,7 +337,8 @@ static void blast_run_on_timeout(struct reactor_timer *timer)
     reactor_stop(run->reactor);
 }
 
-/* Build the message bodies. Returns 0 or -1 after printing why. */
+/* Build the message bodies. Returns 0, -1 after printing why, or -2
+ * after printing why --body-dir cannot be used. */
 static int blast_run_messages(struct blast_run *run)
 {
     const struct blast_options *o = run->options;
@@ -318,9 +362,10 @@ static int blast_run_messages(struct blast_run *run)
     if (o->body_dir != NULL) {
         if (blast_message_init_dir(&run->message, o->body_dir, error,
                                    sizeof(error)) < 0) {
-            fprintf(stderr, "blast: cannot use --body-dir \"%s\": %s\n",
+            fprintf(stderr, "blast: invalid --body-dir \"%s\": %s; expected "
+                            "a directory of message files\n",
                     o->body_dir, error);
-            return -1;
+            return -2;
         }
         return 0;
     }
@@ -361,8 +406,9 @@ int blast_run_init(struct blast_run *run, const struct blast_options *opts)
     bench_histogram_init(&run->results.data);
     bench_histogram_init(&run->second_data);
 
-    if (blast_run_messages(run) < 0) {
-        return -1;
+    rc = blast_run_messages(run);
+    if (rc < 0) {
+        return rc;
     }
     run->conns = calloc(count, sizeof(*run->conns));
     run->free_slots = calloc(count, sizeof(*run->free_slots));
@@ -399,6 +445,8 @@ int blast_run_init(struct blast_run *run, const struct blast_options *opts)
                                               .owner = run};
     run->tick_timer = (struct reactor_timer){.fire = blast_run_on_tick,
                                              .owner = run};
+    run->drain_timer = (struct reactor_timer){.fire = blast_run_on_drain,
+                                              .owner = run};
     run->refill_hook = (struct reactor_hook){.run = blast_run_on_refill,
                                              .owner = run};
     return 0;
@@ -416,7 +464,9 @@ int blast_run_execute(struct blast_run *run)
     blast_run_arm_at(run, &run->timeout_timer,
                      run->start_ns + o->timeout_s * BLAST_NS_PER_S);
     blast_run_arm_at(run, &run->tick_timer, run->start_ns + BLAST_NS_PER_S);
-    if (o->duration_s != 0 && !run->open_loop) {
+    /* In open loop every message is due before the duration ends; the
+     * deadline drops those still waiting for a free connection. */
+    if (o->duration_s != 0) {
         blast_run_arm_at(run, &run->deadline_timer,
                          run->start_ns + o->duration_s * BLAST_NS_PER_S);
     }

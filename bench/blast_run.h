@@ -4,8 +4,8 @@
  * Schedules:
  * - closed loop, shares (--messages without --per-connection or --rate):
  *   connection i of C sends its share, N/C plus one for the first N mod C,
- *   back to back on one session; a connection that fails fails the rest
- *   of its share, and is not replaced.
+ *   back to back on one session; a connection that breaks is opened
+ *   again for the rest of its share.
  * - closed loop, shared pool (--per-connection, or --duration): each of
  *   the C slots keeps a connection open; a connection takes the next
  *   message when its last one is answered (with PIPELINING: once its body
@@ -16,12 +16,17 @@
  *   are open, or else waits until a connection becomes free. Its
  *   latencies count from its due time, so a slow server cannot slow the
  *   schedule down (no coordinated omission). With --duration D there are
- *   D * R messages.
+ *   D * R messages, and those not started when D seconds have passed are
+ *   not sent: they count as not started, part of not finished.
  *
  * Every connection is opened for work it already holds: its share, or
- * the message that made it open. A connection that fails fails that work,
- * so a server that refuses every connection ends the run instead of
- * being retried for ever. */
+ * the message that made it open. When a connection breaks, the messages
+ * in flight on it fail, and its slot connects again for the rest: at
+ * once if it finished a message, else after a wait that grows from
+ * 10 ms to 1 s (bench/blast_backoff.h). After 5 connections in a row
+ * without progress in a run where no other connection made any, the slot
+ * gives up: its work counts as failed, and the slot stays closed. So a
+ * server that is down ends the run in well under a second. */
 #ifndef RINGRELAY_BENCH_BLAST_RUN_H
 #define RINGRELAY_BENCH_BLAST_RUN_H
 
@@ -37,6 +42,9 @@
 #include "core/reactor.h"
 
 struct blast_conn;
+
+/* Seconds that messages in flight get to finish after an interrupt. */
+#define BLAST_RUN_DRAIN_S 5
 
 /* blast_msg: a message handed to a connection. */
 struct blast_msg {
@@ -63,12 +71,17 @@ struct blast_second {
 
 /* blast_results: what the connections measured. Every message issued
  * ends in exactly one of accepted, rejected and failed, or stays not
- * finished when the run times out; messages of a failed connection's
- * share count as failed without being issued. */
+ * finished when the run stops early. Failed messages were in flight
+ * when their connection broke, except given_up ones, which count as
+ * failed without being issued. */
 struct blast_results {
     uint64_t sent;                 /* bodies sent after a 354 */
     uint64_t accepted;             /* 2xx after the body */
     uint64_t failed;               /* lost with their connection */
+    uint64_t given_up;             /* of failed: never sent, because their
+                                    * slot gave up reconnecting */
+    uint64_t not_started;          /* handed out, but the run stopped
+                                    * before their MAIL was sent */
     uint64_t bytes_accepted;       /* header and body bytes */
     uint64_t connections_opened;
     uint64_t connection_failures;
@@ -102,8 +115,13 @@ struct blast_run {
     uint64_t total;                /* messages to issue; UINT64_MAX for
                                     * a closed-loop --duration */
     uint64_t issued;               /* messages handed out, = last seq */
-    bool stopping;                 /* --duration passed: issue no more */
+    bool stopping;                 /* --duration passed or interrupted:
+                                    * issue no more */
     bool timed_out;
+    int interrupted;               /* signal that stopped the run, -1 for
+                                    * a failed signal read, 0 none */
+    bool drain_expired;            /* messages still in flight
+                                    * BLAST_RUN_DRAIN_S after it */
     uint64_t start_ns;             /* monotonic start of the run */
     uint64_t start_wall_us;        /* wall clock at start_ns */
     uint64_t end_ns;
@@ -118,12 +136,16 @@ struct blast_run {
     struct blast_conn **idle;      /* open loop: connections waiting for
                                     * a due message */
     unsigned idle_count;
+    unsigned retrying;             /* slots waiting to connect again */
+    unsigned dead_count;           /* slots that gave up */
     unsigned errors_printed;
 
     struct reactor_timer timeout_timer;
-    struct reactor_timer deadline_timer;  /* closed-loop --duration */
+    struct reactor_timer deadline_timer;  /* --duration */
     struct reactor_timer pacer_timer;     /* open loop: next due time */
     struct reactor_timer tick_timer;      /* one progress line a second */
+    struct reactor_timer drain_timer;     /* end of the wait after an
+                                           * interrupt */
     struct reactor_hook refill_hook;      /* reopen free slots */
 
     /* Per-second series. */
@@ -139,7 +161,8 @@ struct blast_run {
 
 /* blast_run_init prepares run for options: builds the message bodies,
  * creates the reactor and the connection slots. On failure it prints
- * the reason. Returns 0 or -1; call blast_run_cleanup either way. */
+ * the reason. Returns 0, -1, or -2 when --body-dir has no usable files
+ * (a usage error); call blast_run_cleanup either way. */
 int blast_run_init(struct blast_run *run, const struct blast_options *opts);
 
 /* blast_run_execute opens the connections and runs the reactor until
@@ -149,8 +172,15 @@ int blast_run_execute(struct blast_run *run);
 
 void blast_run_cleanup(struct blast_run *run);
 
+/* blast_run_interrupt stops the run as SIGINT or SIGTERM asks: no new
+ * message starts, and the reactor stops once the messages in flight are
+ * answered or BLAST_RUN_DRAIN_S have passed. signo is the signal, or 0
+ * when reading signals failed. */
+void blast_run_interrupt(struct blast_run *run, int signo);
+
 /* blast_run_requested returns the messages the run was to finish: N,
- * or with a closed-loop --duration those issued. */
+ * or with a closed-loop --duration those issued and not dropped
+ * unstarted at its end. */
 uint64_t blast_run_requested(const struct blast_run *run);
 
 /* blast_run_wall_us converts a monotonic time of the run to microseconds
@@ -171,6 +201,14 @@ bool blast_run_more_later(const struct blast_run *run);
  * was closed (or never opened), so it may be reused at the end of the
  * turn, and stops the run when nothing is left to do. */
 void blast_run_conn_closed(struct blast_run *run, unsigned slot);
+
+/* blast_run_conn_dead counts a slot that gave up, which takes no more
+ * work, and stops the run when nothing is left to do. */
+void blast_run_conn_dead(struct blast_run *run);
+
+/* blast_run_progress returns how many messages have finished by a reply
+ * or in flight; a change shows that some connection got through. */
+uint64_t blast_run_progress(const struct blast_run *run);
 
 /* blast_run_record_body counts the final reply to a message's body,
  * received at run->now_ns, latency_ns after the end of its data (or its

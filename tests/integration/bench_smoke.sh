@@ -16,9 +16,14 @@ fi
 
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/bench_smoke.XXXXXX")
 sink_pid=""
+blast_pid=""
 port=""
 
 cleanup() {
+    if [[ -n $blast_pid ]] && kill -0 "$blast_pid" 2>/dev/null; then
+        kill -KILL "$blast_pid" 2>/dev/null || true
+        wait "$blast_pid" 2>/dev/null || true
+    fi
     if [[ -n $sink_pid ]] && kill -0 "$sink_pid" 2>/dev/null; then
         kill -TERM "$sink_pid" 2>/dev/null || true
         wait "$sink_pid" 2>/dev/null || true
@@ -37,15 +42,16 @@ fail() {
     exit 1
 }
 
-# Start the sink on a random port in 20000-40000, storing into $1,
-# retrying when the port is taken. The sink stops by itself after 120 s
-# if the trap never runs.
+# Start the sink on a random port in 20000-40000, storing into $1, with
+# the sink options that follow, retrying when the port is taken. The
+# sink stops by itself after 120 s if the trap never runs.
 start_sink() {
     local store=$1
+    shift
     for attempt in 1 2 3 4 5 6 7 8; do
         port=$((20000 + RANDOM % 20001))
         "$bench" sink --listen "127.0.0.1:$port" --store "$store" \
-            --max-seconds 120 >"$workdir/sink.out.log" \
+            --max-seconds 120 "$@" >"$workdir/sink.out.log" \
             2>"$workdir/sink.err.log" &
         sink_pid=$!
         for _ in $(seq 50); do
@@ -190,13 +196,15 @@ stop_sink() {
 }
 
 # Check that the stats file $1 has exactly the keys ringrelay-bench run
-# reads, in order, each with a number, and that key $2 is $3.
+# reads, in order, then the ones added after them, each with a number,
+# and that key $2 is $3.
 check_stats_file() {
     local file=$1 want_key=$2 want_value=$3 keys
     keys=$(cut -d= -f1 "$file" | tr '\n' ' ')
     [[ $keys == "sent accepted rejected failed connection_failures \
 elapsed_s msgs_per_s mb_per_s data_p50_ms data_p90_ms data_p99_ms \
-data_p999_ms data_max_ms first_send_wall_us last_reply_wall_us " ]] ||
+data_p999_ms data_max_ms first_send_wall_us last_reply_wall_us \
+not_finished connections_opened " ]] ||
         fail "$file has keys '$keys'"
     if grep -q -v -E '^[a-z0-9_]+=[0-9]+(\.[0-9]+)?$' "$file"; then
         fail "$file has a line that is not key=number: $(cat "$file")"
@@ -235,6 +243,8 @@ blast_options_smoke() {
     grep -q 'connections opened: *20$' "$workdir/per-connection.log" ||
         fail "blast --per-connection 1 did not open 20 connections"
     check_stats_file "$workdir/blast.stats" accepted 20
+    check_stats_file "$workdir/blast.stats" connections_opened 20
+    check_stats_file "$workdir/blast.stats" not_finished 0
     python3 - "$workdir/blast.json" <<'PY' || fail "bad --json output"
 import json, sys
 report = json.load(open(sys.argv[1]))
@@ -307,6 +317,188 @@ PY
     expect_usage_error 'not supported yet' --starttls
     expect_usage_error '--to' --to 'user%x@example.test'
     expect_usage_error '--server' --server 127.0.0.1:99999
+    expect_usage_error 'missing port' --server 127.0.0.1
+    mkdir "$workdir/empty"
+    expect_usage_error "--body-dir \"$workdir/empty\"" \
+        --body-dir "$workdir/empty"
+    expect_usage_error "--json \"$workdir\": Is a directory" \
+        --json "$workdir"
+    expect_usage_error "No such file or directory" \
+        --stats-file "$workdir/missing/s"
+}
+
+# Check blast's --json report $1 of $2 messages: every message ended in
+# exactly one outcome, and only messages whose MAIL got a reply failed.
+# Print the failed messages and those rejected with 421 for the caller.
+check_outcomes() {
+    python3 - "$1" "$2" <<'PY' || fail "bad outcome counts in $1"
+import json, sys
+report = json.load(open(sys.argv[1]))
+summary = report["summary"]
+total = int(sys.argv[2])
+ended = (summary["accepted"] + summary["rejected"] + summary["failed"]
+         + summary["not_finished"])
+assert ended == total, summary
+mail_replies = sum(report["reply_codes"]["mail"].values())
+assert summary["failed"] <= mail_replies, (summary, mail_replies)
+assert summary["failed_never_sent"] == 0, summary
+print(summary["failed"], report["reply_codes"]["rejected"].get("421", 0))
+PY
+}
+
+# Run blast with $1 messages over 4 connections against the sink on
+# $port, with the blast options that follow; blast exits 1 because some
+# messages do not get through.
+blast_against_faults() {
+    local messages=$1 status=0
+    shift
+    timeout 60 "$bench" blast --server "127.0.0.1:$port" --connections 4 \
+        --messages "$messages" --timeout 30 --json "$workdir/fault.json" \
+        "$@" >"$workdir/fault.log" 2>&1 || status=$?
+    [[ $status -eq 1 ]] ||
+        fail "blast against faults exited with $status, expected 1"
+}
+
+# Faults that close connections: blast reconnects and sends the rest of
+# each share, and its counts match the sink's.
+blast_fault_smoke() {
+    local counts
+    start_sink "$workdir/store3" --disconnect-in-data 0.3 --seed 1
+    blast_against_faults 200
+    stop_sink
+    counts=$(check_outcomes "$workdir/fault.json" 200)
+    grep -q "disconnects in DATA (p=0.3): ${counts% *}\$" \
+        "$workdir/sink.out.log" ||
+        fail "blast failed ${counts% *}, the sink disconnected otherwise"
+    grep -q "messages accepted: *$((200 - ${counts% *}))\$" \
+        "$workdir/sink.out.log" ||
+        fail "the sink did not accept the messages blast did not fail"
+
+    # A 421 rejects the message, and the server then closes: no
+    # message fails, and no connection counts as failed.
+    for stage in data mail; do
+        for pipelining in on off; do
+            start_sink "$workdir/store4" --seed 1 \
+                "--$stage-reply" '421 4.3.2 bye:0.05'
+            blast_against_faults 200 --pipelining "$pipelining"
+            stop_sink
+            counts=$(check_outcomes "$workdir/fault.json" 200)
+            grep -q "$stage reply \"421 4.3.2 bye\" (p=0.05): ${counts#* }\$" \
+                "$workdir/sink.out.log" ||
+                fail "blast counted ${counts#* } 421 replies to $stage"
+            [[ ${counts% *} -eq 0 ]] ||
+                fail "blast failed messages after a 421 to $stage"
+            grep -q 'connection failures: *0$' "$workdir/fault.log" ||
+                fail "blast counted the close after a 421 as a failure"
+        done
+    done
+
+    start_sink "$workdir/store5" --max-connections 5
+    timeout 60 "$bench" blast --server "127.0.0.1:$port" --connections 8 \
+        --messages 400 --timeout 30 >"$workdir/fault.log" 2>&1 ||
+        fail "blast with 8 connections to a sink taking 5 did not succeed"
+    stop_sink
+    grep -q 'accepted (2xx): *400$' "$workdir/fault.log" ||
+        fail "blast did not send every message past --max-connections"
+
+    # A closed port: each slot gives up after 5 connects, well before
+    # the duration ends.
+    timeout 30 "$bench" blast --server "127.0.0.1:$port" --connections 3 \
+        --duration 3 >"$workdir/down.log" 2>&1 && fail "blast succeeded"
+    awk '/connections opened:/ { n = $3 } END { exit !(n >= 3 && n <= 30) }' \
+        "$workdir/down.log" ||
+        fail "blast against a closed port: $(grep opened "$workdir/down.log")"
+    awk '/^  elapsed:/ { e = $2 } END { exit !(e < 2) }' \
+        "$workdir/down.log" || fail "blast against a closed port kept trying"
+}
+
+# Start blast in the background, as a script does, so that it inherits
+# SIGINT ignored; its options follow. Sets blast_pid.
+start_blast() {
+    "$bench" blast --server "127.0.0.1:$port" --connections 4 \
+        --timeout 30 "$@" >"$workdir/signal.log" 2>"$workdir/signal.err" &
+    blast_pid=$!
+}
+
+# Wait for blast to exit and fail unless its status is $1.
+expect_blast_exit() {
+    local want=$1 status=0
+    wait "$blast_pid" || status=$?
+    blast_pid=""
+    [[ $status -eq $want ]] ||
+        fail "blast exited with $status after a signal, expected $want"
+}
+
+# SIGINT and SIGTERM: the first lets messages in flight finish and
+# writes the reports, a second one exits at once.
+blast_signal_smoke() {
+    local json=$workdir/signal.json stats=$workdir/signal.stats
+    start_sink "$workdir/store6" --data-delay 100
+    start_blast --messages 100000 --json "$json" --stats-file "$stats"
+    sleep 1
+    kill -INT "$blast_pid"
+    expect_blast_exit 1
+    grep -q 'interrupted by: *SIGINT$' "$workdir/signal.log" ||
+        fail "blast printed no summary after SIGINT"
+    [[ -s $stats ]] || fail "blast wrote no --stats-file after SIGINT"
+    check_outcomes "$json" 100000 >/dev/null
+    python3 - "$json" <<'PY' || fail "bad --json report after SIGINT"
+import json, sys
+summary = json.load(open(sys.argv[1]))["summary"]
+assert summary["interrupted"] is True, summary
+assert summary["failed"] == 0, summary
+assert summary["accepted"] > 0, summary
+assert summary["not_started"] > 90000, summary
+assert summary["elapsed_s"] < 3, summary
+PY
+    stop_sink
+
+    start_sink "$workdir/store7" --data-delay 20000
+    rm -f "$json"
+    start_blast --messages 100 --json "$json"
+    sleep 0.5
+    kill -TERM "$blast_pid"
+    sleep 0.3
+    kill -TERM "$blast_pid"
+    expect_blast_exit 143
+    [[ ! -e $json ]] || fail "blast wrote --json after a second SIGTERM"
+
+    # Replies that never come: blast waits 5 s, then reports them.
+    start_blast --messages 100 --json "$json"
+    sleep 0.5
+    kill -TERM "$blast_pid"
+    expect_blast_exit 1
+    grep -q 'still in flight 5 s after' "$workdir/signal.err" ||
+        fail "blast did not say that messages were still in flight"
+    check_outcomes "$json" 100 >/dev/null
+    python3 - "$json" <<'PY' || fail "bad --json report after SIGTERM"
+import json, sys
+summary = json.load(open(sys.argv[1]))["summary"]
+assert summary["not_finished"] == 100, summary
+assert 5 <= summary["elapsed_s"] < 8, summary
+PY
+    stop_sink
+}
+
+# An open-loop rate above what the sink can take: at the end of the
+# duration the messages still waiting are dropped as not started.
+blast_rate_deadline_smoke() {
+    local json=$workdir/deadline.json status=0
+    start_sink "$workdir/store8" --data-delay 100
+    timeout 60 "$bench" blast --server "127.0.0.1:$port" --connections 5 \
+        --rate 200 --duration 2 --json "$json" >"$workdir/deadline.log" \
+        2>&1 || status=$?
+    stop_sink
+    [[ $status -eq 1 ]] || fail "blast --rate 200 exited with $status"
+    check_outcomes "$json" 400 >/dev/null
+    python3 - "$json" <<'PY' || fail "blast sent after the duration ended"
+import json, sys
+summary = json.load(open(sys.argv[1]))["summary"]
+assert summary["failed"] == 0, summary
+assert summary["not_started"] > 100, summary
+assert summary["not_started"] == summary["not_finished"], summary
+assert 2 <= summary["elapsed_s"] < 3, summary
+PY
 }
 
 start_sink "$workdir/store"
@@ -345,9 +537,16 @@ timeout 30 "$bench" blast --server "127.0.0.1:$port" --connections 1 \
     fail "blast against a closed port exited with $blast_status, expected 1"
 grep -q 'connect failed' "$workdir/refused.log" ||
     fail "blast did not report the failed connect"
-grep -q 'connection failures: *1$' "$workdir/refused.log" ||
-    fail "blast did not count the connection failure"
+grep -q 'connection failures: *5$' "$workdir/refused.log" ||
+    fail "blast did not give up after 5 failed connects"
+grep -q 'giving up after 5 connections' "$workdir/refused.log" ||
+    fail "blast did not say why it gave up"
+grep -q 'never sent, the connection gave up: *2$' "$workdir/refused.log" ||
+    fail "blast did not count the unsent messages as given up"
 
 blast_options_smoke
+blast_fault_smoke
+blast_signal_smoke
+blast_rate_deadline_smoke
 
 echo "bench_smoke: ok"

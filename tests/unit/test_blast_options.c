@@ -283,9 +283,10 @@ Test(blast_options, pipelining)
 
 Test(blast_options, server)
 {
-    const char *good[] = {"127.0.0.1:25", "127.0.0.1", "[::1]:2525",
-                          "127.0.0.1:65535"};
-    const char *bad[] = {"127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+    const char *good[] = {"127.0.0.1:25", "[::1]:2525", "127.0.0.1:65535",
+                          "localhost:25"};
+    const char *bad[] = {"127.0.0.1", "localhost", "[::1]", "127.0.0.1:",
+                         "127.0.0.1:0", "127.0.0.1:65536",
                          "127.0.0.1:99999", "127.0.0.1:abc",
                          "127.0.0.1:-5", "[::1", "[::1]:", "[::1]x",
                          "::1:25", ":25", ""};
@@ -414,6 +415,12 @@ Test(blast_options, output_files)
     expect_error(&p, "--stats-file", "\"/nonexistent-dir/stats\"");
     parse(&p, "--stats-file", "", NULL);
     expect_error(&p, "--stats-file", "file name");
+    parse(&p, "--json", "/tmp", NULL);
+    expect_error(&p, "--json \"/tmp\"", "Is a directory");
+    parse(&p, "--stats-file", "/tmp/", NULL);
+    expect_error(&p, "--stats-file \"/tmp/\"", "Is a directory");
+    parse(&p, "--json", "/dev/null/blast.json", NULL);
+    expect_error(&p, "--json \"/dev/null/blast.json\"", "\"/dev/null\"");
 }
 
 Test(blast_options, tls_and_auth_not_supported)
