@@ -17,7 +17,6 @@
 #include "bench/run_report.h"
 #include "bench/run_stats.h"
 
-#define RUN_DEFAULT_PORT 25
 /* How long a stopped child may take to finish before SIGKILL: the relay
  * gives messages in flight up to 10 s, so a little more. */
 #define RUN_STOP_GRACE_MS 12000
@@ -38,13 +37,12 @@ struct run {
     bool have_workdir;
     char self_path[RUN_PATH_MAX];  /* this binary, for sink and blast */
     char relay_path[RUN_PATH_MAX];
-    struct bench_endpoint sink_endpoint;
-    struct bench_endpoint target_endpoint;
     const char *target;            /* HOST:PORT blast sends to */
     struct run_child sink;
     struct run_child relay;
     struct run_child blast;
     uint64_t relay_peak_kib;       /* VmHWM read before the stop */
+    bool relay_died;               /* seen and reported before the stop */
     struct run_stats blast_stats;
     struct run_stats sink_stats;
     struct run_report report;
@@ -108,20 +106,6 @@ static int run_find_binaries(struct run *run)
     if (run->options.target == NULL && access(run->relay_path, X_OK) != 0) {
         fprintf(stderr, "run: relay %s is not executable: %s; pass "
                 "--relay PATH\n", run->relay_path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-static int run_parse_endpoint(const char *option, const char *text,
-                              struct bench_endpoint *endpoint)
-{
-    char error[200];
-
-    if (bench_endpoint_parse(text, RUN_DEFAULT_PORT, endpoint, error,
-                             sizeof(error)) < 0) {
-        fprintf(stderr, "run: invalid %s \"%s\": %s\n", option, text,
-                error);
         return -1;
     }
     return 0;
@@ -248,8 +232,50 @@ static int run_start_sink(struct run *run)
         < 0) {
         return -1;
     }
-    return run_wait_listening(run, &run->sink, &run->sink_endpoint,
+    return run_wait_listening(run, &run->sink,
+                              &run->options.sink_endpoint,
                               run->workdir.sink_log);
+}
+
+/* Return -1 after printing the relay's exit status and the end of its
+ * log when the relay has exited, else 0. The phrase when follows "the
+ * relay exited" in the message. A relay that exits early, for example
+ * because it could not bind its address, would leave blast's numbers to
+ * whatever else answers there and its CPU and memory to a dead process. */
+static int run_check_relay_alive(struct run *run, const char *when)
+{
+    char status[64];
+    int rc = run_child_poll(&run->relay);
+
+    if (rc == 0) {
+        return 0;
+    }
+    if (rc > 0) {
+        fprintf(stderr, "run: the relay exited %s (%s), so the run does "
+                "not measure it\n", when,
+                run_child_describe_status(&run->relay, status,
+                                          sizeof(status)));
+        run_show_log("relay", run->workdir.relay_log);
+    }
+    return -1;
+}
+
+/* Fail when the relay's address already accepts connections once the
+ * sink listens. A sink on a wildcard address, such as [::] with IPv4
+ * mapped in, can cover it. The start-up probe would then reach the sink
+ * even though the relay could not bind. */
+static int run_check_sink_covers(const struct run *run)
+{
+    const struct run_options *options = &run->options;
+
+    if (run_probe(&options->target_endpoint)) {
+        fprintf(stderr, "run: --listen %s accepts connections as soon as "
+                "the sink listens on %s, so blast would reach the sink "
+                "instead of the relay; pass a --listen that --sink-listen "
+                "does not cover\n", options->listen, options->sink_listen);
+        return -1;
+    }
+    return 0;
 }
 
 static int run_start_relay(struct run *run)
@@ -261,13 +287,16 @@ static int run_start_relay(struct run *run)
     };
     char *argv[] = {run->relay_path, "-c", run->workdir.relay_config, NULL};
 
-    if (run_config_write(&run->workdir, &settings) < 0
+    if (run_check_sink_covers(run) < 0
+        || run_config_write(&run->workdir, &settings) < 0
         || run_child_start(&run->relay, "relay", argv,
-                           run->workdir.relay_log) < 0) {
+                           run->workdir.relay_log) < 0
+        || run_wait_listening(run, &run->relay,
+                              &run->options.target_endpoint,
+                              run->workdir.relay_log) < 0) {
         return -1;
     }
-    return run_wait_listening(run, &run->relay, &run->target_endpoint,
-                              run->workdir.relay_log);
+    return run_check_relay_alive(run, "right after it began to listen");
 }
 
 /* Run blast in the foreground, its output going to ours. blast gets
@@ -374,6 +403,12 @@ static void run_drain(struct run *run)
                     "for deliveries\n");
             break;
         }
+        if (run->options.target == NULL
+            && run_check_relay_alive(run, "while the run waited for "
+                                     "deliveries") < 0) {
+            run->relay_died = true;
+            break;
+        }
     }
     run->report.drain_s = (double)(bench_monotonic_ns() - start) / 1e9;
 }
@@ -411,6 +446,12 @@ static int run_collect(struct run *run)
 {
     struct run_relay_usage *usage = &run->report.relay;
 
+    if (run->options.target == NULL
+        && (run->relay_died
+            || run_check_relay_alive(run, "before the run stopped it")
+                   < 0)) {
+        return -1;
+    }
     if (run->relay.pid > 0) {
         run->relay_peak_kib = run_read_vmhwm(run->relay.pid);
         if (run_child_stop(&run->relay, RUN_STOP_GRACE_MS) == 0) {
@@ -448,20 +489,15 @@ static int run_prepare(struct run *run)
 {
     const char *target = run->options.target;
 
-    if (run_install_signals() < 0 || run_find_binaries(run) < 0
-        || run_parse_endpoint("--sink-listen", run->options.sink_listen,
-                              &run->sink_endpoint) < 0) {
+    if (run_install_signals() < 0 || run_find_binaries(run) < 0) {
         return -1;
     }
     run->target = target != NULL ? target : run->options.listen;
-    if (run_parse_endpoint(target != NULL ? "--target" : "--listen",
-                           run->target, &run->target_endpoint) < 0) {
-        return -1;
-    }
     /* Checked before any child starts, so nothing is left to stop. */
-    if (run_check_free("--sink-listen", &run->sink_endpoint) < 0
+    if (run_check_free("--sink-listen", &run->options.sink_endpoint) < 0
         || (target == NULL
-            && run_check_free("--listen", &run->target_endpoint) < 0)) {
+            && run_check_free("--listen", &run->options.target_endpoint)
+                   < 0)) {
         return -1;
     }
     if (run_workdir_create(&run->workdir) < 0) {
@@ -477,6 +513,8 @@ static int run_execute(struct run *run)
     if (run_prepare(run) < 0 || run_start_sink(run) < 0
         || (run->options.target == NULL && run_start_relay(run) < 0)
         || run_blast(run) < 0
+        || (run->options.target == NULL
+            && run_check_relay_alive(run, "while blast ran") < 0)
         || run_read_stats("blast", run->workdir.blast_stats,
                           &run->blast_stats) < 0) {
         return 1;
@@ -488,7 +526,9 @@ static int run_execute(struct run *run)
     return run_report(run) < 0 ? 1 : 0;
 }
 
-static void run_cleanup(struct run *run)
+/* Stop every child, and remove the working directory after a run with
+ * exit status 0 unless --keep-dir. A failed run keeps it for its logs. */
+static void run_cleanup(struct run *run, int status)
 {
     (void)run_child_stop(&run->blast, RUN_STOP_GRACE_MS);
     (void)run_child_stop(&run->relay, RUN_STOP_GRACE_MS);
@@ -496,7 +536,7 @@ static void run_cleanup(struct run *run)
     if (!run->have_workdir) {
         return;
     }
-    if (run->options.keep_dir) {
+    if (run->options.keep_dir || status != 0) {
         fprintf(stderr, "run: kept logs, stats and queue in %s\n",
                 run->workdir.dir);
     } else {
@@ -520,7 +560,7 @@ int run_main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     rc = run_execute(run);
-    run_cleanup(run);
+    run_cleanup(run, rc);
     free(run);
     return rc;
 }

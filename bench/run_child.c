@@ -91,9 +91,7 @@ static void run_child_sleep_poll(void)
     (void)nanosleep(&pause, NULL);
 }
 
-/* Reap the child without blocking. Returns 1 when reaped, 0 while it
- * runs, -1 on an error (printed). */
-static int run_child_try_reap(struct run_child *child)
+int run_child_poll(struct run_child *child)
 {
     pid_t got;
 
@@ -120,7 +118,7 @@ int run_child_wait(struct run_child *child, uint64_t deadline_ns,
                    const volatile int *interrupted)
 {
     for (;;) {
-        int rc = run_child_try_reap(child);
+        int rc = run_child_poll(child);
 
         if (rc != 0) {
             return rc;

@@ -33,6 +33,11 @@ int run_child_start(struct run_child *child, const char *name,
 int run_child_wait(struct run_child *child, uint64_t deadline_ns,
                    const volatile int *interrupted);
 
+/* run_child_poll reaps the child if it has exited, without waiting.
+ * Returns 1 when it is reaped (now or before), 0 while it runs, -1 on a
+ * wait error (printed). */
+int run_child_poll(struct run_child *child);
+
 /* run_child_stop sends SIGTERM, waits up to grace_ms, then sends SIGKILL
  * and reaps the child. Returns 0 when reaped, -1 on an error (printed). */
 int run_child_stop(struct run_child *child, unsigned grace_ms);

@@ -1,21 +1,26 @@
 #!/usr/bin/env python3
-"""ringrelay-bench run rejects bad command lines and cleans up after a
-failed start.
+"""ringrelay-bench run rejects bad command lines, cleans up after a
+failed start and fails when the relay it started dies.
 
 Each case runs `ringrelay-bench run` with TMPDIR set to a fresh
-directory, checks the exit status and the message, and checks that run
-removed its working directory. Runs inside netns_run.sh, because one
-case holds the sink's port.
+directory and checks the exit status and the message. A case that fails
+before any child starts must leave no working directory; a case that
+fails later must keep it and name it. Runs inside netns_run.sh, because
+cases bind the sink's and the relay's ports.
 
 usage: bench_run_errors.py BUILD_DIR
 """
 import os
+import shutil
+import signal
 import socket
 import subprocess
+import time
 
-from harness import main_wrapper
+from harness import main_wrapper, wait_port
 
 SINK_PORT = 2626
+RELAY_PORT = 2627
 
 
 def run_bench(harness, args):
@@ -56,7 +61,19 @@ def test(tap, harness):
                ["--relay", harness.path("no-such-relay")], 1,
                "is not executable")
     check_case(tap, harness, "invalid sink address",
-               ["--sink-listen", "[::1"], 1, "invalid --sink-listen")
+               ["--sink-listen", "[::1"], 2, "invalid --sink-listen")
+    check_case(tap, harness, "relay on sink address",
+               ["--listen", f"127.0.0.1:{SINK_PORT}", "--sink-listen",
+                f"127.0.0.1:{SINK_PORT}", "--", "--messages", "10"], 2,
+               f"--listen 127.0.0.1:{SINK_PORT} and --sink-listen "
+               f"127.0.0.1:{SINK_PORT} are the same address")
+    check_case(tap, harness, "relay under sink wildcard",
+               ["--listen", f"127.0.0.1:{SINK_PORT}", "--sink-listen",
+                f"0.0.0.0:{SINK_PORT}"], 2, "are the same address")
+    check_case(tap, harness, "target on sink address",
+               ["--target", f"127.0.0.1:{SINK_PORT}", "--sink-listen",
+                f"127.0.0.1:{SINK_PORT}"], 2,
+               f"--target 127.0.0.1:{SINK_PORT} and --sink-listen")
 
     # A port that another process listens on must be refused before any
     # child starts, or the start-up probes would reach that process.
@@ -76,6 +93,98 @@ def test(tap, harness):
                    f"{SINK_PORT}; pass --listen")
     finally:
         holder.close()
+
+    check_sink_covers_relay(tap, harness)
+    check_relay_killed(tap, harness)
+
+
+def check_kept_dir(tap, harness, name, output):
+    """Check that the failed run kept its working directory and named
+    it, then remove the directory for the next case."""
+    left = os.listdir(harness.path("tmp"))
+    tap.check(len(left) == 1, f"{name} keeps its work dir", repr(left))
+    for entry in left:
+        tap.check(f"kept logs, stats and queue in "
+                  f"{harness.path('tmp', entry)}" in output,
+                  f"{name} names its work dir", output)
+        tap.check(os.path.exists(harness.path("tmp", entry, "relay.log")),
+                  f"{name} keeps relay.log", repr(left))
+        shutil.rmtree(harness.path("tmp", entry))
+
+
+def check_sink_covers_relay(tap, harness):
+    """A sink on [::] also takes IPv4 connections, so the relay cannot
+    bind 127.0.0.1 on that port and the start-up probe would reach the
+    sink. The option check compares one address family only, so this is
+    caught once the sink listens."""
+    name = "relay covered by sink"
+    result = run_bench(harness, ["--sink-listen", f"[::]:{SINK_PORT}",
+                                 "--listen", f"127.0.0.1:{SINK_PORT}",
+                                 "--", "--messages", "10"])
+    output = result.stdout + result.stderr
+    tap.check(result.returncode == 1, f"{name} exits 1",
+              f"exit {result.returncode}\n{output}")
+    tap.check(f"--listen 127.0.0.1:{SINK_PORT} accepts connections as "
+              f"soon as the sink listens" in output, f"{name} message",
+              output)
+    tap.check("delivered" not in result.stdout, f"{name} has no report",
+              output)
+    left = os.listdir(harness.path("tmp"))
+    tap.check(len(left) == 1, f"{name} keeps its work dir", repr(left))
+    for entry in left:
+        shutil.rmtree(harness.path("tmp", entry))
+
+
+def relay_pid(run_pid):
+    """Return the PID of the ringrelay child of the run process."""
+    with open(f"/proc/{run_pid}/task/{run_pid}/children") as children:
+        pids = [int(pid) for pid in children.read().split()]
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                argv0 = cmdline.read().split(b"\0")[0]
+        except OSError:
+            continue
+        if argv0.endswith(b"/ringrelay"):
+            return pid
+    return None
+
+
+def check_relay_killed(tap, harness):
+    """Kill the relay while blast sends at a fixed rate: run must fail,
+    quote the relay log and keep the working directory, instead of
+    reporting CPU and memory numbers of a dead process."""
+    name = "relay killed"
+    env = dict(os.environ, TMPDIR=harness.path("tmp"))
+    run = subprocess.Popen(
+        [harness.binary("bench/ringrelay-bench"), "run", "--sink-listen",
+         f"127.0.0.1:{SINK_PORT}", "--listen", f"127.0.0.1:{RELAY_PORT}",
+         "--", "--messages", "400", "--rate", "100", "--connections", "2",
+         "--timeout", "20"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        tap.check(wait_port("127.0.0.1", RELAY_PORT), f"{name} relay up")
+        time.sleep(1)
+        pid = relay_pid(run.pid)
+        tap.check(pid is not None, f"{name} relay PID found")
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+        stdout, stderr = run.communicate(timeout=90)
+    finally:
+        if run.poll() is None:
+            os.kill(run.pid, signal.SIGKILL)
+            run.wait()
+    output = stdout + stderr
+    tap.check(run.returncode == 1, f"{name} exits 1",
+              f"exit {run.returncode}\n{output}")
+    tap.check("the relay exited while blast ran (killed by Killed)"
+              in output, f"{name} message", output)
+    tap.check("run: end of the relay log" in output,
+              f"{name} quotes relay.log", output)
+    tap.check("relay CPU" not in stdout, f"{name} has no relay numbers",
+              output)
+    check_kept_dir(tap, harness, name, output)
 
 
 if __name__ == "__main__":
