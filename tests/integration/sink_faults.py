@@ -373,6 +373,63 @@ def test_disconnect_in_data(tap, harness):
     tap.check(report["duplicates"] == 0, "no duplicates", report)
 
 
+def run_cut_session(harness, name, body):
+    """Send one message with every command after EHLO pipelined, and the
+    next transaction right behind its final dot, to a sink that cuts
+    every body. Returns the sink's JSON report."""
+    sink = Sink(harness, name, ["--disconnect-in-data", "1"])
+    client = raw_client()
+    client.reply()
+    client.command(b"EHLO c.test\r\n")
+    envelope = b"MAIL FROM:<a@c.test>\r\nRCPT TO:<b@c.test>\r\nDATA\r\n"
+    client.sock.sendall(envelope)
+    replies = [client.reply() for _ in range(3)]
+    client.sock.sendall(body + b".\r\n" + envelope)
+    closed = client.reply()
+    client.close()
+    h.wait_for(lambda: sink.read_stats().get("sessions_open") == "0", 5)
+    sink.stop()
+    return replies, closed, sink.report
+
+
+def test_disconnect_pipelined(tap, harness):
+    for name, body in (("cut-body", blast_message(1)), ("cut-empty", b"")):
+        replies, closed, report = run_cut_session(harness, name, body)
+        tap.check(replies[2].startswith("354"), f"{name}: DATA gets 354",
+                  replies)
+        tap.check(closed == " <closed>", f"{name}: the sink cuts", closed)
+        faults = report["faults"]
+        tap.check(faults["disconnects_in_data"] == 1,
+                  f"{name}: one cut is counted", faults)
+        tap.check(report["bodies_aborted"] == 1,
+                  f"{name}: the body is aborted once", report)
+        tap.check(report["messages"] == 0, f"{name}: nothing accepted",
+                  report)
+
+
+def test_disconnect_blast(tap, harness):
+    """blast pipelines the next MAIL, RCPT and DATA behind each final dot,
+    so a cut body must not also count the DATA behind it."""
+    for connections, messages in ((1, 10), (4, 40)):
+        name = f"cut-blast-{connections}"
+        sink = Sink(harness, name, ["--seed", "1",
+                                    "--disconnect-in-data", "0.5"])
+        result = subprocess.run(
+            [harness.binary("bench/ringrelay-bench"), "blast", "--server",
+             f"127.0.0.1:{PORT}", "--connections", str(connections),
+             "--messages", str(messages), "--pipelining", "on",
+             "--timeout", "30"],
+            capture_output=True, text=True, timeout=60)
+        h.wait_for(lambda: sink.read_stats().get("sessions_open") == "0", 5)
+        sink.stop()
+        report = sink.report
+        cut = report["faults"]["disconnects_in_data"]
+        tap.check(cut >= 1, f"{name}: some bodies are cut",
+                  result.stdout + result.stderr)
+        tap.check(report["bodies_aborted"] == cut,
+                  f"{name}: each cut body is aborted once", report)
+
+
 def test_421_mid_session(tap, harness):
     sink = Sink(harness, "close421", ["--mail-reply", "421 4.3.0 bye:1"])
     client = raw_client()
@@ -455,6 +512,8 @@ def test(tap, harness):
     test_max_connections(tap, harness)
     test_delays(tap, harness)
     test_disconnect_in_data(tap, harness)
+    test_disconnect_pipelined(tap, harness)
+    test_disconnect_blast(tap, harness)
     test_421_mid_session(tap, harness)
     test_extension_switches(tap, harness)
     test_blast(tap, harness)
