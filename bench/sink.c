@@ -193,7 +193,11 @@ static void sink_init_server(struct sink_run *run,
         .max_message_size = options->max_size,
         .max_line = 2048,
         .max_rcpts = 1000,
-        .max_errors = 20,
+        /* A client that pipelines DATA behind recipients refused by a
+         * --rcpt-reply fault gets 503 for it (RFC 2920 allows that), so
+         * a default limit would end sessions over the sink's own
+         * faults. */
+        .max_errors = (unsigned)options->max_errors,
         .disabled_extensions = options->disabled_extensions,
     };
     server->faults = options->faults;

@@ -32,6 +32,7 @@ enum sink_option {
     SINK_OPT_DISCONNECT_IN_DATA,
     SINK_OPT_MAX_CONNECTIONS,
     SINK_OPT_MAX_SIZE,
+    SINK_OPT_MAX_ERRORS,
     SINK_OPT_NO_PIPELINING,
     SINK_OPT_NO_8BITMIME,
     SINK_OPT_NO_SIZE,
@@ -59,6 +60,7 @@ static const struct option sink_long_options[] = {
      SINK_OPT_DISCONNECT_IN_DATA},
     {"max-connections", required_argument, NULL, SINK_OPT_MAX_CONNECTIONS},
     {"max-size", required_argument, NULL, SINK_OPT_MAX_SIZE},
+    {"max-errors", required_argument, NULL, SINK_OPT_MAX_ERRORS},
     {"no-pipelining", no_argument, NULL, SINK_OPT_NO_PIPELINING},
     {"no-8bitmime", no_argument, NULL, SINK_OPT_NO_8BITMIME},
     {"no-size", no_argument, NULL, SINK_OPT_NO_SIZE},
@@ -88,6 +90,12 @@ SINK_DEFAULT_LISTEN ")\n"
 "  --max-size BYTES        largest message body accepted, advertised "
 "with\n"
 "                          SIZE (default 67108864)\n"
+"  --max-errors N          after N rejected commands of a session "
+"(replies\n"
+"                          500, 501, 503, 553, 555) send 421 and close it;"
+"\n"
+"                          0 means no limit (default 0, so the sink's own\n"
+"                          faults do not end sessions)\n"
 "  --no-pipelining         leave PIPELINING out of the EHLO reply\n"
 "  --no-8bitmime           leave 8BITMIME out; MAIL BODY= gets 555\n"
 "  --no-size               leave SIZE out; MAIL SIZE= gets 555\n"
@@ -218,6 +226,9 @@ static int sink_apply_server_option(struct sink_options *options, int opt,
         /* 2^40 keeps the per-session message buffer bound in range. */
         return bench_parse_u64("sink", "max-size", arg, 1,
                                (uint64_t)1 << 40, &options->max_size);
+    case SINK_OPT_MAX_ERRORS:
+        return bench_parse_u64("sink", "max-errors", arg, 0, UINT32_MAX,
+                               &options->max_errors);
     case SINK_OPT_NO_PIPELINING:
         options->disabled_extensions |= SMTP_EXT_PIPELINING;
         return 0;

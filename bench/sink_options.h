@@ -24,6 +24,7 @@ struct sink_options {
     uint64_t idle_seconds;
     uint64_t expect;         /* 0: no --expect */
     uint64_t max_size;       /* bytes */
+    uint64_t max_errors;     /* rejected commands before 421; 0: none */
     unsigned disabled_extensions; /* smtp_server_extension bits */
     struct sink_faults faults;
 };

@@ -430,6 +430,71 @@ def test_disconnect_blast(tap, harness):
                   f"{name}: each cut body is aborted once", report)
 
 
+def run_refused_transactions(harness, name, options, count):
+    """Pipeline count transactions whose only RCPT the sink refuses, each
+    with a DATA (which gets 503) and a RSET. Returns the replies, the
+    last of them " <closed>" when the sink closed the session."""
+    sink = Sink(harness, name, ["--rcpt-reply", "451 4.3.0 later:1"]
+                + options)
+    client = raw_client()
+    client.reply()
+    client.command(b"EHLO c.test\r\n")
+    client.sock.sendall(b"MAIL FROM:<a@c.test>\r\nRCPT TO:<b@c.test>\r\n"
+                        b"DATA\r\nRSET\r\n" * count)
+    replies = []
+    for _ in range(4 * count):
+        replies.append(client.reply())
+        if replies[-1].endswith("<closed>"):
+            break
+    if not replies[-1].endswith("<closed>"):
+        replies.append(client.command(b"QUIT\r\n"))
+    client.close()
+    sink.stop()
+    return replies
+
+
+def test_max_errors(tap, harness):
+    replies = run_refused_transactions(harness, "errors-default", [], 30)
+    data = replies[2::4][:30]
+    tap.check(len(replies) == 121, "no error limit by default: all "
+              "replies and QUIT", replies[-3:])
+    tap.check(all(reply.startswith("503") for reply in data),
+              "each DATA without recipients gets 503", data)
+    tap.check(replies[-1].startswith("221"), "the session ends with QUIT",
+              replies[-1])
+
+    replies = run_refused_transactions(harness, "errors-5",
+                                       ["--max-errors", "5"], 30)
+    tap.check(len(replies) == 4 * 4 + 3 + 2,
+              "--max-errors 5 closes after the 5th DATA", replies)
+    tap.check(replies[-2].startswith("421"),
+              "the limit is announced with 421", replies[-2:])
+    tap.check(replies[-1] == " <closed>", "then the session closes",
+              replies[-1])
+
+
+def test_rcpt_faults_blast(tap, harness):
+    """blast pipelines DATA behind a refused RCPT and gets 503. Over 300
+    messages on one connection that is more than 20 errors, and no
+    message may be lost to a closed session."""
+    sink = Sink(harness, "rcpt-blast", ["--seed", "3", "--rcpt-reply",
+                                        "451 4.3.0 later:0.1"])
+    result = subprocess.run(
+        [harness.binary("bench/ringrelay-bench"), "blast", "--server",
+         f"127.0.0.1:{PORT}", "--connections", "1", "--messages", "300",
+         "--timeout", "30"],
+        capture_output=True, text=True, timeout=60)
+    sink.stop()
+    refused = fired(sink.report, "rcpt", 451)
+    output = result.stdout + result.stderr
+    tap.check(refused > 20, "more refused recipients than 20", refused)
+    tap.check(re.search(r"failed \(connection\):\s*0\b", result.stdout)
+              is not None, "blast loses no connection", output)
+    tap.check(sink.report["messages"] + refused == 300,
+              "every message is accepted or refused",
+              (sink.report["messages"], refused))
+
+
 def test_421_mid_session(tap, harness):
     sink = Sink(harness, "close421", ["--mail-reply", "421 4.3.0 bye:1"])
     client = raw_client()
@@ -515,6 +580,8 @@ def test(tap, harness):
     test_disconnect_pipelined(tap, harness)
     test_disconnect_blast(tap, harness)
     test_421_mid_session(tap, harness)
+    test_max_errors(tap, harness)
+    test_rcpt_faults_blast(tap, harness)
     test_extension_switches(tap, harness)
     test_blast(tap, harness)
 
