@@ -62,6 +62,14 @@ def test(tap, harness):
                "is not executable")
     check_case(tap, harness, "invalid sink address",
                ["--sink-listen", "[::1"], 2, "invalid --sink-listen")
+    missing = harness.path("no-such-dir", "run.json")
+    check_case(tap, harness, "json in missing dir", ["--json", missing], 2,
+               f"cannot write the --json file {missing}: No such file or "
+               f"directory")
+    check_case(tap, harness, "json is a directory",
+               ["--json", harness.path("tmp")], 2,
+               f"cannot write the --json file {harness.path('tmp')}: Is a "
+               f"directory")
     check_case(tap, harness, "relay on sink address",
                ["--listen", f"127.0.0.1:{SINK_PORT}", "--sink-listen",
                 f"127.0.0.1:{SINK_PORT}", "--", "--messages", "10"], 2,

@@ -7,10 +7,13 @@ the connection limit, extension switches, and a blast run.
 Usage (inside netns_run.sh): sink_faults.py BUILD_DIR
 """
 import json
+import os
 import re
+import shutil
 import smtplib
 import socket
 import subprocess
+import tempfile
 import time
 
 import harness as h
@@ -569,6 +572,61 @@ def test_blast(tap, harness):
               report["series"])
 
 
+def run_sink_briefly(harness, options, user=None):
+    """Run a sink that must fail at start; --max-seconds bounds it in
+    case it starts anyway. Returns (exit status, output)."""
+    argv = [harness.binary("bench/ringrelay-bench"), "sink", "--listen",
+            f"127.0.0.1:{FIRST_PORT - 1}", "--max-seconds", "5"] + options
+    if user is not None:
+        argv = ["setpriv", f"--reuid={user}", f"--regid={user}",
+                "--clear-groups"] + argv
+    result = subprocess.run(argv, capture_output=True, text=True,
+                            timeout=30, stdin=subprocess.DEVNULL)
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_store_not_writable(tap, harness):
+    """A store directory that the sink cannot write must stop it at start.
+    root may write any directory, so as root the sink runs as nobody."""
+    top = tempfile.mkdtemp(prefix="sink-readonly-")
+    store = os.path.join(top, "store")
+    try:
+        os.chmod(top, 0o755)
+        os.mkdir(store, 0o555)
+        os.chmod(store, 0o555)
+        user = 65534 if os.geteuid() == 0 else None
+        status, output = run_sink_briefly(harness, ["--store", store], user)
+        tap.check(status == 1, "read-only store exits 1",
+                  f"exit {status}\n{output}")
+        tap.check(f"cannot write in store directory {store}" in output
+                  and "Permission denied" in output,
+                  "read-only store message", output)
+        tap.check(os.listdir(store) == [], "read-only store stays empty",
+                  os.listdir(store))
+    finally:
+        os.chmod(store, 0o755)
+        shutil.rmtree(top)
+
+
+def test_json_path_checked(tap, harness):
+    missing = harness.path("no-such-dir", "sink.json")
+    cases = [("missing dir", missing, "No such file or directory"),
+             ("directory", harness.tmp, "Is a directory")]
+    for name, path, reason in cases:
+        status, output = run_sink_briefly(harness, ["--json", path])
+        tap.check(status == 2, f"--json {name} exits 2",
+                  f"exit {status}\n{output}")
+        tap.check(f"cannot write the --json file {path}: {reason}"
+                  in output, f"--json {name} message", output)
+        tap.check("listening on" not in output,
+                  f"--json {name} fails before listening", output)
+    path = harness.path("new.json")
+    status, output = run_sink_briefly(harness, ["--json", path,
+                                                "--listen", "[::1"])
+    tap.check(not os.path.exists(path), "the --json check leaves no file",
+              output)
+
+
 def test(tap, harness):
     test_loss_and_duplicates(tap, harness)
     test_loss_with_expect(tap, harness)
@@ -584,6 +642,8 @@ def test(tap, harness):
     test_rcpt_faults_blast(tap, harness)
     test_extension_switches(tap, harness)
     test_blast(tap, harness)
+    test_store_not_writable(tap, harness)
+    test_json_path_checked(tap, harness)
 
 
 if __name__ == "__main__":
