@@ -627,6 +627,40 @@ def test_json_path_checked(tap, harness):
               output)
 
 
+def send_spaced(count, pause):
+    for seq in range(1, count + 1):
+        with smtplib.SMTP("127.0.0.1", PORT, timeout=10) as client:
+            client.sendmail("sender@client.test", ["user@example.test"],
+                            blast_message(seq))
+        time.sleep(pause)
+
+
+def test_rate_short_run(tap, harness):
+    sink = Sink(harness, "rate-one", [])
+    send_spaced(1, 0)
+    sink.stop()
+    summary = harness.log_text("rate-one")
+    tap.check("messages/s:         n/a (fewer than 2 messages" in summary,
+              "one message: the rate is n/a", summary)
+    tap.check(sink.report["msgs_per_s"] is None,
+              "one message: JSON msgs_per_s is null", sink.report)
+    stats = sink.read_stats()
+    tap.check(stats.get("msgs_per_s") == "0.0",
+              "one message: the stats file has 0", stats)
+
+    # Two messages 0.2 s apart: 2 messages over at least 0.2 s.
+    sink = Sink(harness, "rate-two", [])
+    send_spaced(2, 0.2)
+    sink.stop()
+    rate = sink.report["msgs_per_s"]
+    tap.check(rate is not None and 0 < rate <= 10,
+              "two spaced messages: a rate from first to last", rate)
+    tap.check(re.search(r"messages/s: +\d+ \(from first to last",
+                        harness.log_text("rate-two")) is not None,
+              "two spaced messages: the summary has the rate",
+              harness.log_text("rate-two"))
+
+
 def test(tap, harness):
     test_loss_and_duplicates(tap, harness)
     test_loss_with_expect(tap, harness)
@@ -644,6 +678,7 @@ def test(tap, harness):
     test_blast(tap, harness)
     test_store_not_writable(tap, harness)
     test_json_path_checked(tap, harness)
+    test_rate_short_run(tap, harness)
 
 
 if __name__ == "__main__":
