@@ -1,12 +1,14 @@
 #include "bench/run.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench/bench_net.h"
@@ -43,6 +45,7 @@ struct run {
     struct run_child blast;
     uint64_t relay_peak_kib;       /* VmHWM read before the stop */
     bool relay_died;               /* seen and reported before the stop */
+    bool usage_error;              /* blast rejected its options */
     struct run_stats blast_stats;
     struct run_stats sink_stats;
     struct run_report report;
@@ -103,6 +106,7 @@ static int run_find_binaries(struct run *run)
         fprintf(stderr, "run: the relay path is too long\n");
         return -1;
     }
+    /* An explicit --relay was checked with the options. */
     if (run->options.target == NULL && access(run->relay_path, X_OK) != 0) {
         fprintf(stderr, "run: relay %s is not executable: %s; pass "
                 "--relay PATH\n", run->relay_path, strerror(errno));
@@ -228,8 +232,8 @@ static int run_start_sink(struct run *run)
              (unsigned long long)(run->options.startup_timeout * 2
                                   + run->options.timeout
                                   + run->options.drain_timeout + 60));
-    if (run_child_start(&run->sink, "sink", argv, run->workdir.sink_log)
-        < 0) {
+    if (run_child_start(&run->sink, "sink", argv, run->workdir.sink_log,
+                        run->workdir.sink_log) < 0) {
         return -1;
     }
     return run_wait_listening(run, &run->sink,
@@ -290,6 +294,7 @@ static int run_start_relay(struct run *run)
     if (run_check_sink_covers(run) < 0
         || run_config_write(&run->workdir, &settings) < 0
         || run_child_start(&run->relay, "relay", argv,
+                           run->workdir.relay_log,
                            run->workdir.relay_log) < 0
         || run_wait_listening(run, &run->relay,
                               &run->options.target_endpoint,
@@ -299,21 +304,19 @@ static int run_start_relay(struct run *run)
     return run_check_relay_alive(run, "right after it began to listen");
 }
 
-/* Run blast in the foreground, its output going to ours. blast gets
- * --timeout first, so a --timeout among the user's options wins. */
-static int run_blast(struct run *run)
+/* Build blast's command line. blast gets --timeout first, so a
+ * --timeout among the user's options wins. Returns NULL after printing
+ * why. */
+static char **run_blast_argv(struct run *run, char *timeout, size_t size)
 {
     int argc = run->options.blast_argc;
     char **argv = calloc((size_t)argc + RUN_BLAST_FIXED_ARGS, sizeof(*argv));
-    char timeout[32];
-    char status[64];
-    int rc = -1;
     int n = 0;
 
     if (argv == NULL) {
         fprintf(stderr, "run: allocating blast's arguments failed: %s\n",
                 strerror(errno));
-        return -1;
+        return NULL;
     }
     argv[n++] = run->self_path;
     argv[n++] = "blast";
@@ -321,36 +324,152 @@ static int run_blast(struct run *run)
     argv[n++] = (char *)run->target;
     argv[n++] = "--stats-file";
     argv[n++] = run->workdir.blast_stats;
-    snprintf(timeout, sizeof(timeout), "%llu",
+    snprintf(timeout, size, "%llu",
              (unsigned long long)run->options.timeout);
     argv[n++] = "--timeout";
     argv[n++] = timeout;
     for (int i = 0; i < argc; i++) {
         argv[n++] = run->options.blast_argv[i];
     }
-    if (run_child_start(&run->blast, "blast", argv, NULL) < 0) {
+    return argv;
+}
+
+/* Copy what blast has written to its log since the last call to our
+ * stderr. Returns -1 after printing a read error, else 0. */
+static int run_forward_log(int fd, const char *path)
+{
+    char buf[4096];
+    ssize_t got;
+
+    while ((got = read(fd, buf, sizeof(buf))) > 0) {
+        if (fwrite(buf, 1, (size_t)got, stderr) != (size_t)got) {
+            break;
+        }
+    }
+    if (got < 0 && errno != EINTR) {
+        fprintf(stderr, "run: reading %s failed: %s\n", path,
+                strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Wait for blast until deadline_ns or an interruption, copying its
+ * stderr to ours as it comes. Returns as run_child_wait does. */
+static int run_wait_blast(struct run *run, uint64_t deadline_ns, int log_fd)
+{
+    int rc;
+
+    do {
+        uint64_t pause = bench_monotonic_ns() + RUN_POLL_MS * 1000000u;
+
+        rc = run_child_wait(&run->blast,
+                            pause < deadline_ns ? pause : deadline_ns,
+                            &run_interrupted);
+        if (log_fd >= 0 && run_forward_log(log_fd, run->workdir.blast_log)
+                               < 0) {
+            log_fd = -1;
+        }
+    } while (rc == 0 && !run_interrupted
+             && bench_monotonic_ns() < deadline_ns);
+    return rc;
+}
+
+/* Store the last non-empty line of the file at path, without its line
+ * end, in line; "" when there is none. */
+static void run_last_line(const char *path, char *line, size_t size)
+{
+    char text[512];
+    FILE *log = fopen(path, "r");
+
+    line[0] = '\0';
+    if (log == NULL) {
+        return;
+    }
+    while (fgets(text, sizeof(text), log) != NULL) {
+        text[strcspn(text, "\r\n")] = '\0';
+        if (text[0] != '\0') {
+            snprintf(line, size, "%s", text);
+        }
+    }
+    if (fclose(log) != 0) {
+        fprintf(stderr, "run: closing %s failed: %s\n", path,
+                strerror(errno));
+    }
+}
+
+/* Report how blast ended. Returns 0 when it ran to its end, whether or
+ * not every message was accepted, else -1. */
+static int run_check_blast_status(struct run *run)
+{
+    char status[64];
+    char line[512];
+
+    if (run_child_exited_ok(&run->blast)) {
+        return 0;
+    }
+    run_child_describe_status(&run->blast, status, sizeof(status));
+    if (WIFEXITED(run->blast.status) && WEXITSTATUS(run->blast.status) == 2) {
+        run_last_line(run->workdir.blast_log, line, sizeof(line));
+        fprintf(stderr, "run: blast rejected its options (%s): %s\n", status,
+                line[0] != '\0' ? line : "it printed no reason");
+        run->usage_error = true;
+        return -1;
+    }
+    if (WIFEXITED(run->blast.status) && WEXITSTATUS(run->blast.status) == 1) {
+        /* blast exits 1 when any message was not accepted; the report
+         * still shows what was. */
+        fprintf(stderr, "run: blast ended with %s\n", status);
+        return 0;
+    }
+    fprintf(stderr, "run: blast ended with %s\n", status);
+    return -1;
+}
+
+/* Run blast with its stdout on ours and its stderr in blast.log, which
+ * is copied to our stderr while it runs, so that its error can be
+ * quoted. */
+static int run_blast(struct run *run)
+{
+    char timeout[32];
+    char **argv = run_blast_argv(run, timeout, sizeof(timeout));
+    int log_fd = -1;
+    int rc = -1;
+
+    if (argv == NULL) {
+        return -1;
+    }
+    /* Created here, so that it can be read before blast has opened it. */
+    log_fd = open(run->workdir.blast_log,
+                  O_RDONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (log_fd < 0) {
+        fprintf(stderr, "run: creating %s failed: %s\n",
+                run->workdir.blast_log, strerror(errno));
         goto out;
     }
-    rc = run_child_wait(&run->blast,
+    if (run_child_start(&run->blast, "blast", argv, NULL,
+                        run->workdir.blast_log) < 0) {
+        goto out;
+    }
+    rc = run_wait_blast(run,
                         run_deadline(run->options.timeout
-                                     + RUN_BLAST_GRACE_S),
-                        &run_interrupted);
+                                     + RUN_BLAST_GRACE_S), log_fd);
     if (rc == 0) {
         fprintf(stderr, "run: %s\n", run_interrupted
                 ? "interrupted, stopping blast"
                 : "blast did not stop by its --timeout, stopping it");
         (void)run_child_stop(&run->blast, RUN_STOP_GRACE_MS);
+        (void)run_forward_log(log_fd, run->workdir.blast_log);
         rc = -1;
-    } else if (rc > 0 && !run_child_exited_ok(&run->blast)) {
-        /* blast exits 1 when any message was not accepted; the report
-         * still shows what was. */
-        fprintf(stderr, "run: blast ended with %s\n",
-                run_child_describe_status(&run->blast, status,
-                                          sizeof(status)));
+    } else if (rc > 0) {
+        rc = run_check_blast_status(run);
     }
-    rc = rc > 0 ? 0 : -1;
 
 out:
+    if (log_fd >= 0 && close(log_fd) != 0) {
+        fprintf(stderr, "run: closing %s failed: %s\n",
+                run->workdir.blast_log, strerror(errno));
+    }
     free(argv);
     return rc;
 }
@@ -517,7 +636,7 @@ static int run_execute(struct run *run)
             && run_check_relay_alive(run, "while blast ran") < 0)
         || run_read_stats("blast", run->workdir.blast_stats,
                           &run->blast_stats) < 0) {
-        return 1;
+        return run->usage_error ? 2 : 1;
     }
     run_drain(run);
     if (run_collect(run) < 0) {
@@ -527,7 +646,8 @@ static int run_execute(struct run *run)
 }
 
 /* Stop every child, and remove the working directory after a run with
- * exit status 0 unless --keep-dir. A failed run keeps it for its logs. */
+ * exit status 0 unless --keep-dir. A failed run keeps it for its logs,
+ * but a usage error (status 2) measured nothing worth keeping. */
 static void run_cleanup(struct run *run, int status)
 {
     (void)run_child_stop(&run->blast, RUN_STOP_GRACE_MS);
@@ -536,7 +656,7 @@ static void run_cleanup(struct run *run, int status)
     if (!run->have_workdir) {
         return;
     }
-    if (run->options.keep_dir || status != 0) {
+    if (run->options.keep_dir || status == 1) {
         fprintf(stderr, "run: kept logs, stats and queue in %s\n",
                 run->workdir.dir);
     } else {

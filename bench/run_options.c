@@ -60,9 +60,10 @@ void run_usage(FILE *out)
         "                            (default 60)\n"
         "  --keep-dir                keep the working directory with "
         "logs, stats\n"
-        "                            and queue after a success too; a "
-        "failed run\n"
-        "                            always keeps it\n"
+        "                            and queue after a success too; a run "
+        "that\n"
+        "                            fails after its start always keeps "
+        "it\n"
         "\n"
         "Options after \"--\" go to blast, except --server and "
         "--stats-file,\n"
@@ -293,6 +294,12 @@ int run_parse_options(int argc, char **argv, struct run_options *options)
         && (options->relay_path != NULL || options->durability != NULL)) {
         fprintf(stderr, "run: --target uses a running relay, so --relay "
                 "and --durability do not apply\n");
+        return -1;
+    }
+    if (options->relay_path != NULL && access(options->relay_path, X_OK)
+                                           != 0) {
+        fprintf(stderr, "run: invalid --relay %s: not executable: %s\n",
+                options->relay_path, strerror(errno));
         return -1;
     }
     options->blast_argc = argc - optind;

@@ -221,20 +221,14 @@ static void sink_init_server(struct sink_run *run,
 static int sink_setup(struct sink_run *run,
                       const struct sink_options *options)
 {
-    char error[512];
     int rc;
 
+    run->endpoint = options->endpoint;
     sink_init_server(run, options);
     if (sink_track_init(&run->server.track, options->expect) < 0) {
         fprintf(stderr, "sink: allocating the seq table for --expect "
                 "%" PRIu64 " failed: %s\n", options->expect,
                 strerror(errno));
-        return -1;
-    }
-    if (bench_endpoint_parse(options->listen, SINK_DEFAULT_PORT,
-                             &run->endpoint, error, sizeof(error)) < 0) {
-        fprintf(stderr, "sink: invalid --listen \"%s\": %s\n",
-                options->listen, error);
         return -1;
     }
     if (options->store_dir != NULL

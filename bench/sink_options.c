@@ -319,6 +319,7 @@ static int sink_apply_fault_option(struct sink_options *options, int opt,
 
 int sink_parse_options(int argc, char **argv, struct sink_options *options)
 {
+    char error[512];
     int opt;
 
     *options = (struct sink_options){
@@ -357,6 +358,12 @@ int sink_parse_options(int argc, char **argv, struct sink_options *options)
     }
     if (options->json_path != NULL
         && sink_check_output("json", options->json_path) < 0) {
+        return -1;
+    }
+    if (bench_endpoint_parse(options->listen, SINK_DEFAULT_PORT,
+                             &options->endpoint, error, sizeof(error)) < 0) {
+        fprintf(stderr, "sink: invalid --listen \"%s\": %s\n",
+                options->listen, error);
         return -1;
     }
     return 0;

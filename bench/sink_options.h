@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bench/bench_net.h"
 #include "bench/sink_fault.h"
 
 #define SINK_DEFAULT_LISTEN "127.0.0.1:2526"
@@ -15,6 +16,7 @@
 
 struct sink_options {
     const char *listen;
+    struct bench_endpoint endpoint; /* listen, resolved */
     const char *store_dir;
     const char *json_path;
     const char *stats_path;

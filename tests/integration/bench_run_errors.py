@@ -58,8 +58,15 @@ def test(tap, harness):
                ["--target", "127.0.0.1:2525", "--relay", "/bin/true"], 2,
                "--relay and --durability do not apply")
     check_case(tap, harness, "missing relay",
-               ["--relay", harness.path("no-such-relay")], 1,
-               "is not executable")
+               ["--relay", harness.path("no-such-relay")], 2,
+               f"invalid --relay {harness.path('no-such-relay')}: not "
+               f"executable: No such file or directory")
+    check_case(tap, harness, "blast rejects options", ["--", "--bogus"], 2,
+               'run: blast rejected its options (exit status 2): blast: '
+               'unknown or ambiguous option "--bogus"')
+    result = run_bench(harness, ["--", "--messages", "x"])
+    tap.check("--stats-file?" not in result.stderr,
+              "blast usage error: no --stats-file hint", result.stderr)
     check_case(tap, harness, "invalid sink address",
                ["--sink-listen", "[::1"], 2, "invalid --sink-listen")
     missing = harness.path("no-such-dir", "run.json")

@@ -618,6 +618,15 @@ def test_store_not_writable(tap, harness):
         shutil.rmtree(top)
 
 
+def test_invalid_listen(tap, harness):
+    status, output = run_sink_briefly(harness,
+                                      ["--listen", "127.0.0.1:80x"])
+    tap.check(status == 2, "invalid --listen exits 2",
+              f"exit {status}\n{output}")
+    tap.check('invalid --listen "127.0.0.1:80x"' in output,
+              "invalid --listen message", output)
+
+
 def test_json_path_checked(tap, harness):
     missing = harness.path("no-such-dir", "sink.json")
     cases = [("missing dir", missing, "No such file or directory"),
@@ -688,6 +697,7 @@ def test(tap, harness):
     test_blast(tap, harness)
     test_store_not_writable(tap, harness)
     test_json_path_checked(tap, harness)
+    test_invalid_listen(tap, harness)
     test_rate_short_run(tap, harness)
 
 
