@@ -72,6 +72,15 @@ static int run_install_signals(void)
     return 0;
 }
 
+/* Print that SIGINT or SIGTERM stopped the step described by what. A
+ * terminal echoes Ctrl-C as "^C" without a line end, so on a terminal
+ * the message starts a line of its own. */
+static void run_print_interrupted(const char *what)
+{
+    fprintf(stderr, "%srun: interrupted, %s\n",
+            isatty(STDERR_FILENO) ? "\n" : "", what);
+}
+
 static uint64_t run_deadline(uint64_t seconds)
 {
     return bench_monotonic_ns() + seconds * 1000000000u;
@@ -191,6 +200,9 @@ static int run_wait_listening(struct run *run, struct run_child *child,
             return -1;
         }
         if (run_interrupted) {
+            run_print_interrupted(child == &run->sink
+                                  ? "waiting for the sink to listen"
+                                  : "waiting for the relay to listen");
             return -1;
         }
         if (bench_monotonic_ns() >= deadline) {
@@ -455,9 +467,12 @@ static int run_blast(struct run *run)
                         run_deadline(run->options.timeout
                                      + RUN_BLAST_GRACE_S), log_fd);
     if (rc == 0) {
-        fprintf(stderr, "run: %s\n", run_interrupted
-                ? "interrupted, stopping blast"
-                : "blast did not stop by its --timeout, stopping it");
+        if (run_interrupted) {
+            run_print_interrupted("stopping blast");
+        } else {
+            fprintf(stderr, "run: blast did not stop by its --timeout, "
+                    "stopping it\n");
+        }
         (void)run_child_stop(&run->blast, RUN_STOP_GRACE_MS);
         (void)run_forward_log(log_fd, run->workdir.blast_log);
         rc = -1;
@@ -528,6 +543,9 @@ static void run_drain(struct run *run)
             run->relay_died = true;
             break;
         }
+    }
+    if (run_interrupted) {
+        run_print_interrupted("no longer waiting for deliveries");
     }
     run->report.drain_s = (double)(bench_monotonic_ns() - start) / 1e9;
 }

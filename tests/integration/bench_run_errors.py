@@ -11,6 +11,9 @@ cases bind the sink's and the relay's ports.
 usage: bench_run_errors.py BUILD_DIR
 """
 import os
+import pty
+import re
+import select
 import shutil
 import signal
 import socket
@@ -111,6 +114,8 @@ def test(tap, harness):
 
     check_sink_covers_relay(tap, harness)
     check_relay_killed(tap, harness)
+    check_interrupted(tap, harness)
+    check_ctrl_c(tap, harness)
 
 
 def check_kept_dir(tap, harness, name, output):
@@ -163,6 +168,89 @@ def relay_pid(run_pid):
         if argv0.endswith(b"/ringrelay"):
             return pid
     return None
+
+
+def check_interrupted(tap, harness):
+    """SIGINT while blast runs: run stops blast, prints that on a line
+    of its own, exits 1 and keeps its working directory."""
+    name = "interrupted"
+    env = dict(os.environ, TMPDIR=harness.path("tmp"))
+    run = subprocess.Popen(
+        [harness.binary("bench/ringrelay-bench"), "run", "--sink-listen",
+         f"127.0.0.1:{SINK_PORT}", "--listen", f"127.0.0.1:{RELAY_PORT}",
+         "--", "--messages", "400", "--rate", "50", "--timeout", "20"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        tap.check(wait_port("127.0.0.1", RELAY_PORT), f"{name} relay up")
+        time.sleep(1)
+        os.kill(run.pid, signal.SIGINT)
+        stdout, stderr = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.kill(run.pid, signal.SIGKILL)
+            run.wait()
+    output = stdout + stderr
+    tap.check(run.returncode == 1, f"{name} exits 1",
+              f"exit {run.returncode}\n{output}")
+    tap.check("run: interrupted, stopping blast\n" in stderr.splitlines(True),
+              f"{name} message is a line of its own", stderr)
+    left = os.listdir(harness.path("tmp"))
+    tap.check(len(left) == 1, f"{name} keeps its work dir", repr(left))
+    for entry in left:
+        shutil.rmtree(harness.path("tmp", entry))
+
+
+def read_pty(fd, proc_pid, timeout):
+    """Read a pty until the child exits or timeout seconds pass. Returns
+    (output, exit status or None)."""
+    output = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO once the child side is closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    pid, status = os.waitpid(proc_pid, os.WNOHANG)
+    return output.decode(errors="replace"), (
+        os.waitstatus_to_exitcode(status) if pid != 0 else None)
+
+
+def check_ctrl_c(tap, harness):
+    """Ctrl-C on a terminal: the terminal echoes "^C" without a line end,
+    and run's message must still start a line of its own. Ctrl-C reaches
+    the whole process group, so which step reports it varies."""
+    name = "ctrl-c"
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ["TMPDIR"] = harness.path("tmp")
+        os.execv(harness.binary("bench/ringrelay-bench"),
+                 ["ringrelay-bench", "run", "--sink-listen",
+                  f"127.0.0.1:{SINK_PORT}", "--listen",
+                  f"127.0.0.1:{RELAY_PORT}", "--", "--messages", "400",
+                  "--rate", "50", "--timeout", "20"])
+    status = None
+    try:
+        tap.check(wait_port("127.0.0.1", RELAY_PORT), f"{name} relay up")
+        time.sleep(1)
+        os.write(fd, b"\x03")
+        output, status = read_pty(fd, pid, 60)
+    finally:
+        if status is None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    tap.check(status == 1, f"{name} exits 1", f"exit {status}\n{output}")
+    tap.check(re.search(r"\^C\r\nrun: interrupted, ", output) is not None,
+              f"{name} message starts a line", output)
+    for entry in os.listdir(harness.path("tmp")):
+        shutil.rmtree(harness.path("tmp", entry))
 
 
 def check_relay_killed(tap, harness):
