@@ -509,7 +509,6 @@ static int run_read_stats(const char *name, const char *path,
  * has every message blast got accepted, or the drain timeout passes. */
 static void run_drain(struct run *run)
 {
-    uint64_t start = bench_monotonic_ns();
     uint64_t deadline = run_deadline(run->options.drain_timeout);
     double accepted = run_stats_value(&run->blast_stats, "accepted", 0);
     struct run_stats stats;
@@ -547,7 +546,6 @@ static void run_drain(struct run *run)
     if (run_interrupted) {
         run_print_interrupted("no longer waiting for deliveries");
     }
-    run->report.drain_s = (double)(bench_monotonic_ns() - start) / 1e9;
 }
 
 /* Read VmHWM (KiB) of pid from /proc; 0 when it cannot be read. */
