@@ -428,14 +428,11 @@ static int run_check_blast_status(struct run *run)
         run->usage_error = true;
         return -1;
     }
-    if (WIFEXITED(run->blast.status) && WEXITSTATUS(run->blast.status) == 1) {
-        /* blast exits 1 when any message was not accepted; the report
-         * still shows what was. */
-        fprintf(stderr, "run: blast ended with %s\n", status);
-        return 0;
-    }
     fprintf(stderr, "run: blast ended with %s\n", status);
-    return -1;
+    /* blast exits 1 when any message was not accepted; the report still
+     * shows what was. */
+    return WIFEXITED(run->blast.status) && WEXITSTATUS(run->blast.status) == 1
+           ? 0 : -1;
 }
 
 /* Run blast with its stdout on ours and its stderr in blast.log, which
