@@ -463,18 +463,21 @@ static int run_blast(struct run *run)
     rc = run_wait_blast(run,
                         run_deadline(run->options.timeout
                                      + RUN_BLAST_GRACE_S), log_fd);
-    if (rc == 0) {
+    /* Ctrl-C on a terminal reaches blast too, which may exit before the
+     * wait notices our own flag, so the flag is checked first. */
+    if (rc > 0 && !run_interrupted) {
+        rc = run_check_blast_status(run);
+    } else {
         if (run_interrupted) {
-            run_print_interrupted("stopping blast");
-        } else {
+            run_print_interrupted(rc == 0 ? "stopping blast"
+                                          : "blast stopped");
+        } else if (rc == 0) {
             fprintf(stderr, "run: blast did not stop by its --timeout, "
                     "stopping it\n");
         }
         (void)run_child_stop(&run->blast, RUN_STOP_GRACE_MS);
         (void)run_forward_log(log_fd, run->workdir.blast_log);
         rc = -1;
-    } else if (rc > 0) {
-        rc = run_check_blast_status(run);
     }
 
 out:
