@@ -15,6 +15,7 @@
 #include "bench/bench_stats.h"
 #include "bench/run_child.h"
 #include "bench/run_config.h"
+#include "bench/run_log.h"
 #include "bench/run_options.h"
 #include "bench/run_report.h"
 #include "bench/run_stats.h"
@@ -150,35 +151,6 @@ static bool run_probe(const struct bench_endpoint *endpoint)
     return connected;
 }
 
-/* Print the last lines of a child's log, for a child that failed. */
-static void run_show_log(const char *name, const char *path)
-{
-    char line[512];
-    long start = 0;
-    long size;
-    FILE *log = fopen(path, "r");
-
-    if (log == NULL) {
-        return;
-    }
-    fprintf(stderr, "run: end of the %s log (%s):\n", name, path);
-    /* The last 2 KiB; the first line shown may be cut. */
-    if (fseek(log, 0, SEEK_END) == 0 && (size = ftell(log)) > 2048) {
-        start = size - 2048;
-    }
-    if (fseek(log, start, SEEK_SET) != 0) {
-        fprintf(stderr, "run: seeking in %s failed: %s\n", path,
-                strerror(errno));
-    }
-    while (fgets(line, sizeof(line), log) != NULL) {
-        fprintf(stderr, "  %s", line);
-    }
-    if (fclose(log) != 0) {
-        fprintf(stderr, "run: closing %s failed: %s\n", path,
-                strerror(errno));
-    }
-}
-
 /* Wait until child accepts TCP connections on endpoint. A probe opens
  * one session, which the sink counts in sessions_total. */
 static int run_wait_listening(struct run *run, struct run_child *child,
@@ -196,7 +168,7 @@ static int run_wait_listening(struct run *run, struct run_child *child,
                     "(%s)\n", child->name, endpoint->text,
                     run_child_describe_status(child, status,
                                               sizeof(status)));
-            run_show_log(child->name, log_path);
+            run_log_show_tail(child->name, log_path);
             return -1;
         }
         if (run_interrupted) {
@@ -209,7 +181,7 @@ static int run_wait_listening(struct run *run, struct run_child *child,
             fprintf(stderr, "run: %s did not listen on %s within %llu s\n",
                     child->name, endpoint->text,
                     (unsigned long long)run->options.startup_timeout);
-            run_show_log(child->name, log_path);
+            run_log_show_tail(child->name, log_path);
             return -1;
         }
     }
@@ -271,7 +243,7 @@ static int run_check_relay_alive(struct run *run, const char *when)
                 "not measure it\n", when,
                 run_child_describe_status(&run->relay, status,
                                           sizeof(status)));
-        run_show_log("relay", run->workdir.relay_log);
+        run_log_show_tail("relay", run->workdir.relay_log);
     }
     return -1;
 }
@@ -346,26 +318,6 @@ static char **run_blast_argv(struct run *run, char *timeout, size_t size)
     return argv;
 }
 
-/* Copy what blast has written to its log since the last call to our
- * stderr. Returns -1 after printing a read error, else 0. */
-static int run_forward_log(int fd, const char *path)
-{
-    char buf[4096];
-    ssize_t got;
-
-    while ((got = read(fd, buf, sizeof(buf))) > 0) {
-        if (fwrite(buf, 1, (size_t)got, stderr) != (size_t)got) {
-            break;
-        }
-    }
-    if (got < 0 && errno != EINTR) {
-        fprintf(stderr, "run: reading %s failed: %s\n", path,
-                strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 /* Wait for blast until deadline_ns or an interruption, copying its
  * stderr to ours as it comes. Returns as run_child_wait does. */
 static int run_wait_blast(struct run *run, uint64_t deadline_ns, int log_fd)
@@ -378,36 +330,13 @@ static int run_wait_blast(struct run *run, uint64_t deadline_ns, int log_fd)
         rc = run_child_wait(&run->blast,
                             pause < deadline_ns ? pause : deadline_ns,
                             &run_interrupted);
-        if (log_fd >= 0 && run_forward_log(log_fd, run->workdir.blast_log)
+        if (log_fd >= 0 && run_log_forward(log_fd, run->workdir.blast_log)
                                < 0) {
             log_fd = -1;
         }
     } while (rc == 0 && !run_interrupted
              && bench_monotonic_ns() < deadline_ns);
     return rc;
-}
-
-/* Store the last non-empty line of the file at path, without its line
- * end, in line; "" when there is none. */
-static void run_last_line(const char *path, char *line, size_t size)
-{
-    char text[512];
-    FILE *log = fopen(path, "r");
-
-    line[0] = '\0';
-    if (log == NULL) {
-        return;
-    }
-    while (fgets(text, sizeof(text), log) != NULL) {
-        text[strcspn(text, "\r\n")] = '\0';
-        if (text[0] != '\0') {
-            snprintf(line, size, "%s", text);
-        }
-    }
-    if (fclose(log) != 0) {
-        fprintf(stderr, "run: closing %s failed: %s\n", path,
-                strerror(errno));
-    }
 }
 
 /* Report how blast ended. Returns 0 when it ran to its end, whether or
@@ -422,7 +351,7 @@ static int run_check_blast_status(struct run *run)
     }
     run_child_describe_status(&run->blast, status, sizeof(status));
     if (WIFEXITED(run->blast.status) && WEXITSTATUS(run->blast.status) == 2) {
-        run_last_line(run->workdir.blast_log, line, sizeof(line));
+        run_log_last_line(run->workdir.blast_log, line, sizeof(line));
         fprintf(stderr, "run: blast rejected its options (%s): %s\n", status,
                 line[0] != '\0' ? line : "it printed no reason");
         run->usage_error = true;
@@ -476,7 +405,7 @@ static int run_blast(struct run *run)
                     "stopping it\n");
         }
         (void)run_child_stop(&run->blast, RUN_STOP_GRACE_MS);
-        (void)run_forward_log(log_fd, run->workdir.blast_log);
+        (void)run_log_forward(log_fd, run->workdir.blast_log);
         rc = -1;
     }
 
