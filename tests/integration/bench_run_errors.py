@@ -217,7 +217,13 @@ def read_pty(fd, proc_pid, timeout):
         if not chunk:
             break
         output += chunk
-    pid, status = os.waitpid(proc_pid, os.WNOHANG)
+    # An exiting process closes its files, and so the pty, a moment
+    # before it can be reaped.
+    while True:
+        pid, status = os.waitpid(proc_pid, os.WNOHANG)
+        if pid != 0 or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
     return output.decode(errors="replace"), (
         os.waitstatus_to_exitcode(status) if pid != 0 else None)
 
