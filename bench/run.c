@@ -1,23 +1,25 @@
 #include "bench/run.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench/bench_net.h"
 #include "bench/bench_stats.h"
 #include "bench/run_child.h"
 #include "bench/run_config.h"
+#include "bench/run_log.h"
 #include "bench/run_options.h"
 #include "bench/run_report.h"
 #include "bench/run_stats.h"
 
-#define RUN_DEFAULT_PORT 25
 /* How long a stopped child may take to finish before SIGKILL: the relay
  * gives messages in flight up to 10 s, so a little more. */
 #define RUN_STOP_GRACE_MS 12000
@@ -38,13 +40,13 @@ struct run {
     bool have_workdir;
     char self_path[RUN_PATH_MAX];  /* this binary, for sink and blast */
     char relay_path[RUN_PATH_MAX];
-    struct bench_endpoint sink_endpoint;
-    struct bench_endpoint target_endpoint;
     const char *target;            /* HOST:PORT blast sends to */
     struct run_child sink;
     struct run_child relay;
     struct run_child blast;
     uint64_t relay_peak_kib;       /* VmHWM read before the stop */
+    bool relay_died;               /* seen and reported before the stop */
+    bool usage_error;              /* blast rejected its options */
     struct run_stats blast_stats;
     struct run_stats sink_stats;
     struct run_report report;
@@ -69,6 +71,15 @@ static int run_install_signals(void)
         return -1;
     }
     return 0;
+}
+
+/* Print that SIGINT or SIGTERM stopped the step described by what. A
+ * terminal echoes Ctrl-C as "^C" without a line end, so on a terminal
+ * the message starts a line of its own. */
+static void run_print_interrupted(const char *what)
+{
+    fprintf(stderr, "%srun: interrupted, %s\n",
+            isatty(STDERR_FILENO) ? "\n" : "", what);
 }
 
 static uint64_t run_deadline(uint64_t seconds)
@@ -105,23 +116,10 @@ static int run_find_binaries(struct run *run)
         fprintf(stderr, "run: the relay path is too long\n");
         return -1;
     }
+    /* An explicit --relay was checked with the options. */
     if (run->options.target == NULL && access(run->relay_path, X_OK) != 0) {
         fprintf(stderr, "run: relay %s is not executable: %s; pass "
                 "--relay PATH\n", run->relay_path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-static int run_parse_endpoint(const char *option, const char *text,
-                              struct bench_endpoint *endpoint)
-{
-    char error[200];
-
-    if (bench_endpoint_parse(text, RUN_DEFAULT_PORT, endpoint, error,
-                             sizeof(error)) < 0) {
-        fprintf(stderr, "run: invalid %s \"%s\": %s\n", option, text,
-                error);
         return -1;
     }
     return 0;
@@ -153,35 +151,6 @@ static bool run_probe(const struct bench_endpoint *endpoint)
     return connected;
 }
 
-/* Print the last lines of a child's log, for a child that failed. */
-static void run_show_log(const char *name, const char *path)
-{
-    char line[512];
-    long start = 0;
-    long size;
-    FILE *log = fopen(path, "r");
-
-    if (log == NULL) {
-        return;
-    }
-    fprintf(stderr, "run: end of the %s log (%s):\n", name, path);
-    /* The last 2 KiB; the first line shown may be cut. */
-    if (fseek(log, 0, SEEK_END) == 0 && (size = ftell(log)) > 2048) {
-        start = size - 2048;
-    }
-    if (fseek(log, start, SEEK_SET) != 0) {
-        fprintf(stderr, "run: seeking in %s failed: %s\n", path,
-                strerror(errno));
-    }
-    while (fgets(line, sizeof(line), log) != NULL) {
-        fprintf(stderr, "  %s", line);
-    }
-    if (fclose(log) != 0) {
-        fprintf(stderr, "run: closing %s failed: %s\n", path,
-                strerror(errno));
-    }
-}
-
 /* Wait until child accepts TCP connections on endpoint. A probe opens
  * one session, which the sink counts in sessions_total. */
 static int run_wait_listening(struct run *run, struct run_child *child,
@@ -199,17 +168,20 @@ static int run_wait_listening(struct run *run, struct run_child *child,
                     "(%s)\n", child->name, endpoint->text,
                     run_child_describe_status(child, status,
                                               sizeof(status)));
-            run_show_log(child->name, log_path);
+            run_log_show_tail(child->name, log_path);
             return -1;
         }
         if (run_interrupted) {
+            run_print_interrupted(child == &run->sink
+                                  ? "waiting for the sink to listen"
+                                  : "waiting for the relay to listen");
             return -1;
         }
         if (bench_monotonic_ns() >= deadline) {
             fprintf(stderr, "run: %s did not listen on %s within %llu s\n",
                     child->name, endpoint->text,
                     (unsigned long long)run->options.startup_timeout);
-            run_show_log(child->name, log_path);
+            run_log_show_tail(child->name, log_path);
             return -1;
         }
     }
@@ -244,12 +216,54 @@ static int run_start_sink(struct run *run)
              (unsigned long long)(run->options.startup_timeout * 2
                                   + run->options.timeout
                                   + run->options.drain_timeout + 60));
-    if (run_child_start(&run->sink, "sink", argv, run->workdir.sink_log)
-        < 0) {
+    if (run_child_start(&run->sink, "sink", argv, run->workdir.sink_log,
+                        run->workdir.sink_log) < 0) {
         return -1;
     }
-    return run_wait_listening(run, &run->sink, &run->sink_endpoint,
+    return run_wait_listening(run, &run->sink,
+                              &run->options.sink_endpoint,
                               run->workdir.sink_log);
+}
+
+/* Return -1 after printing the relay's exit status and the end of its
+ * log when the relay has exited, else 0. The phrase when follows "the
+ * relay exited" in the message. A relay that exits early, for example
+ * because it could not bind its address, would leave blast's numbers to
+ * whatever else answers there and its CPU and memory to a dead process. */
+static int run_check_relay_alive(struct run *run, const char *when)
+{
+    char status[64];
+    int rc = run_child_poll(&run->relay);
+
+    if (rc == 0) {
+        return 0;
+    }
+    if (rc > 0) {
+        fprintf(stderr, "run: the relay exited %s (%s), so the run does "
+                "not measure it\n", when,
+                run_child_describe_status(&run->relay, status,
+                                          sizeof(status)));
+        run_log_show_tail("relay", run->workdir.relay_log);
+    }
+    return -1;
+}
+
+/* Fail when the relay's address already accepts connections once the
+ * sink listens. A sink on a wildcard address, such as [::] with IPv4
+ * mapped in, can cover it. The start-up probe would then reach the sink
+ * even though the relay could not bind. */
+static int run_check_sink_covers(const struct run *run)
+{
+    const struct run_options *options = &run->options;
+
+    if (run_probe(&options->target_endpoint)) {
+        fprintf(stderr, "run: --listen %s accepts connections as soon as "
+                "the sink listens on %s, so blast would reach the sink "
+                "instead of the relay; pass a --listen that --sink-listen "
+                "does not cover\n", options->listen, options->sink_listen);
+        return -1;
+    }
+    return 0;
 }
 
 static int run_start_relay(struct run *run)
@@ -261,30 +275,32 @@ static int run_start_relay(struct run *run)
     };
     char *argv[] = {run->relay_path, "-c", run->workdir.relay_config, NULL};
 
-    if (run_config_write(&run->workdir, &settings) < 0
+    if (run_check_sink_covers(run) < 0
+        || run_config_write(&run->workdir, &settings) < 0
         || run_child_start(&run->relay, "relay", argv,
-                           run->workdir.relay_log) < 0) {
+                           run->workdir.relay_log,
+                           run->workdir.relay_log) < 0
+        || run_wait_listening(run, &run->relay,
+                              &run->options.target_endpoint,
+                              run->workdir.relay_log) < 0) {
         return -1;
     }
-    return run_wait_listening(run, &run->relay, &run->target_endpoint,
-                              run->workdir.relay_log);
+    return run_check_relay_alive(run, "right after it began to listen");
 }
 
-/* Run blast in the foreground, its output going to ours. blast gets
- * --timeout first, so a --timeout among the user's options wins. */
-static int run_blast(struct run *run)
+/* Build blast's command line. blast gets --timeout first, so a
+ * --timeout among the user's options wins. Returns NULL after printing
+ * why. */
+static char **run_blast_argv(struct run *run, char *timeout, size_t size)
 {
     int argc = run->options.blast_argc;
     char **argv = calloc((size_t)argc + RUN_BLAST_FIXED_ARGS, sizeof(*argv));
-    char timeout[32];
-    char status[64];
-    int rc = -1;
     int n = 0;
 
     if (argv == NULL) {
         fprintf(stderr, "run: allocating blast's arguments failed: %s\n",
                 strerror(errno));
-        return -1;
+        return NULL;
     }
     argv[n++] = run->self_path;
     argv[n++] = "blast";
@@ -292,36 +308,112 @@ static int run_blast(struct run *run)
     argv[n++] = (char *)run->target;
     argv[n++] = "--stats-file";
     argv[n++] = run->workdir.blast_stats;
-    snprintf(timeout, sizeof(timeout), "%llu",
+    snprintf(timeout, size, "%llu",
              (unsigned long long)run->options.timeout);
     argv[n++] = "--timeout";
     argv[n++] = timeout;
     for (int i = 0; i < argc; i++) {
         argv[n++] = run->options.blast_argv[i];
     }
-    if (run_child_start(&run->blast, "blast", argv, NULL) < 0) {
+    return argv;
+}
+
+/* Wait for blast until deadline_ns or an interruption, copying its
+ * stderr to ours as it comes. Returns as run_child_wait does. */
+static int run_wait_blast(struct run *run, uint64_t deadline_ns, int log_fd)
+{
+    int rc;
+
+    do {
+        uint64_t pause = bench_monotonic_ns() + RUN_POLL_MS * 1000000u;
+
+        rc = run_child_wait(&run->blast,
+                            pause < deadline_ns ? pause : deadline_ns,
+                            &run_interrupted);
+        if (log_fd >= 0 && run_log_forward(log_fd, run->workdir.blast_log)
+                               < 0) {
+            log_fd = -1;
+        }
+    } while (rc == 0 && !run_interrupted
+             && bench_monotonic_ns() < deadline_ns);
+    return rc;
+}
+
+/* Report how blast ended. Returns 0 when it ran to its end, whether or
+ * not every message was accepted, else -1. */
+static int run_check_blast_status(struct run *run)
+{
+    char status[64];
+    char line[512];
+
+    if (run_child_exited_ok(&run->blast)) {
+        return 0;
+    }
+    run_child_describe_status(&run->blast, status, sizeof(status));
+    if (WIFEXITED(run->blast.status) && WEXITSTATUS(run->blast.status) == 2) {
+        run_log_last_line(run->workdir.blast_log, line, sizeof(line));
+        fprintf(stderr, "run: blast rejected its options (%s): %s\n", status,
+                line[0] != '\0' ? line : "it printed no reason");
+        run->usage_error = true;
+        return -1;
+    }
+    fprintf(stderr, "run: blast ended with %s\n", status);
+    /* blast exits 1 when any message was not accepted; the report still
+     * shows what was. */
+    return WIFEXITED(run->blast.status) && WEXITSTATUS(run->blast.status) == 1
+           ? 0 : -1;
+}
+
+/* Run blast with its stdout on ours and its stderr in blast.log, which
+ * is copied to our stderr while it runs, so that its error can be
+ * quoted. */
+static int run_blast(struct run *run)
+{
+    char timeout[32];
+    char **argv = run_blast_argv(run, timeout, sizeof(timeout));
+    int log_fd = -1;
+    int rc = -1;
+
+    if (argv == NULL) {
+        return -1;
+    }
+    /* Created here, so that it can be read before blast has opened it. */
+    log_fd = open(run->workdir.blast_log,
+                  O_RDONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (log_fd < 0) {
+        fprintf(stderr, "run: creating %s failed: %s\n",
+                run->workdir.blast_log, strerror(errno));
         goto out;
     }
-    rc = run_child_wait(&run->blast,
-                        run_deadline(run->options.timeout
-                                     + RUN_BLAST_GRACE_S),
-                        &run_interrupted);
-    if (rc == 0) {
-        fprintf(stderr, "run: %s\n", run_interrupted
-                ? "interrupted, stopping blast"
-                : "blast did not stop by its --timeout, stopping it");
-        (void)run_child_stop(&run->blast, RUN_STOP_GRACE_MS);
-        rc = -1;
-    } else if (rc > 0 && !run_child_exited_ok(&run->blast)) {
-        /* blast exits 1 when any message was not accepted; the report
-         * still shows what was. */
-        fprintf(stderr, "run: blast ended with %s\n",
-                run_child_describe_status(&run->blast, status,
-                                          sizeof(status)));
+    if (run_child_start(&run->blast, "blast", argv, NULL,
+                        run->workdir.blast_log) < 0) {
+        goto out;
     }
-    rc = rc > 0 ? 0 : -1;
+    rc = run_wait_blast(run,
+                        run_deadline(run->options.timeout
+                                     + RUN_BLAST_GRACE_S), log_fd);
+    /* Ctrl-C on a terminal reaches blast too, which may exit before the
+     * wait notices our own flag, so the flag is checked first. */
+    if (rc > 0 && !run_interrupted) {
+        rc = run_check_blast_status(run);
+    } else {
+        if (run_interrupted) {
+            run_print_interrupted(rc == 0 ? "stopping blast"
+                                          : "blast stopped");
+        } else if (rc == 0) {
+            fprintf(stderr, "run: blast did not stop by its --timeout, "
+                    "stopping it\n");
+        }
+        (void)run_child_stop(&run->blast, RUN_STOP_GRACE_MS);
+        (void)run_log_forward(log_fd, run->workdir.blast_log);
+        rc = -1;
+    }
 
 out:
+    if (log_fd >= 0 && close(log_fd) != 0) {
+        fprintf(stderr, "run: closing %s failed: %s\n",
+                run->workdir.blast_log, strerror(errno));
+    }
     free(argv);
     return rc;
 }
@@ -346,7 +438,6 @@ static int run_read_stats(const char *name, const char *path,
  * has every message blast got accepted, or the drain timeout passes. */
 static void run_drain(struct run *run)
 {
-    uint64_t start = bench_monotonic_ns();
     uint64_t deadline = run_deadline(run->options.drain_timeout);
     double accepted = run_stats_value(&run->blast_stats, "accepted", 0);
     struct run_stats stats;
@@ -374,8 +465,16 @@ static void run_drain(struct run *run)
                     "for deliveries\n");
             break;
         }
+        if (run->options.target == NULL
+            && run_check_relay_alive(run, "while the run waited for "
+                                     "deliveries") < 0) {
+            run->relay_died = true;
+            break;
+        }
     }
-    run->report.drain_s = (double)(bench_monotonic_ns() - start) / 1e9;
+    if (run_interrupted) {
+        run_print_interrupted("no longer waiting for deliveries");
+    }
 }
 
 /* Read VmHWM (KiB) of pid from /proc; 0 when it cannot be read. */
@@ -411,6 +510,12 @@ static int run_collect(struct run *run)
 {
     struct run_relay_usage *usage = &run->report.relay;
 
+    if (run->options.target == NULL
+        && (run->relay_died
+            || run_check_relay_alive(run, "before the run stopped it")
+                   < 0)) {
+        return -1;
+    }
     if (run->relay.pid > 0) {
         run->relay_peak_kib = run_read_vmhwm(run->relay.pid);
         if (run_child_stop(&run->relay, RUN_STOP_GRACE_MS) == 0) {
@@ -448,20 +553,15 @@ static int run_prepare(struct run *run)
 {
     const char *target = run->options.target;
 
-    if (run_install_signals() < 0 || run_find_binaries(run) < 0
-        || run_parse_endpoint("--sink-listen", run->options.sink_listen,
-                              &run->sink_endpoint) < 0) {
+    if (run_install_signals() < 0 || run_find_binaries(run) < 0) {
         return -1;
     }
     run->target = target != NULL ? target : run->options.listen;
-    if (run_parse_endpoint(target != NULL ? "--target" : "--listen",
-                           run->target, &run->target_endpoint) < 0) {
-        return -1;
-    }
     /* Checked before any child starts, so nothing is left to stop. */
-    if (run_check_free("--sink-listen", &run->sink_endpoint) < 0
+    if (run_check_free("--sink-listen", &run->options.sink_endpoint) < 0
         || (target == NULL
-            && run_check_free("--listen", &run->target_endpoint) < 0)) {
+            && run_check_free("--listen", &run->options.target_endpoint)
+                   < 0)) {
         return -1;
     }
     if (run_workdir_create(&run->workdir) < 0) {
@@ -477,9 +577,11 @@ static int run_execute(struct run *run)
     if (run_prepare(run) < 0 || run_start_sink(run) < 0
         || (run->options.target == NULL && run_start_relay(run) < 0)
         || run_blast(run) < 0
+        || (run->options.target == NULL
+            && run_check_relay_alive(run, "while blast ran") < 0)
         || run_read_stats("blast", run->workdir.blast_stats,
                           &run->blast_stats) < 0) {
-        return 1;
+        return run->usage_error ? 2 : 1;
     }
     run_drain(run);
     if (run_collect(run) < 0) {
@@ -488,7 +590,10 @@ static int run_execute(struct run *run)
     return run_report(run) < 0 ? 1 : 0;
 }
 
-static void run_cleanup(struct run *run)
+/* Stop every child, and remove the working directory after a run with
+ * exit status 0 unless --keep-dir. A failed run keeps it for its logs,
+ * but a usage error (status 2) measured nothing worth keeping. */
+static void run_cleanup(struct run *run, int status)
 {
     (void)run_child_stop(&run->blast, RUN_STOP_GRACE_MS);
     (void)run_child_stop(&run->relay, RUN_STOP_GRACE_MS);
@@ -496,7 +601,7 @@ static void run_cleanup(struct run *run)
     if (!run->have_workdir) {
         return;
     }
-    if (run->options.keep_dir) {
+    if (run->options.keep_dir || status == 1) {
         fprintf(stderr, "run: kept logs, stats and queue in %s\n",
                 run->workdir.dir);
     } else {
@@ -520,7 +625,7 @@ int run_main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     rc = run_execute(run);
-    run_cleanup(run);
+    run_cleanup(run, rc);
     free(run);
     return rc;
 }

@@ -27,12 +27,25 @@ static void run_child_fail(const char *what, const char *path)
     _exit(126);
 }
 
+/* Point target_fd at path, created or truncated; NULL leaves it. */
+static void run_child_redirect(const char *path, int target_fd)
+{
+    int fd;
+
+    if (path == NULL) {
+        return;
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || dup2(fd, target_fd) < 0) {
+        run_child_fail("opening the log", path);
+    }
+}
+
 /* Runs in the forked child; never returns. */
-static void run_child_exec(char *const argv[], const char *log_path,
-                           pid_t parent)
+static void run_child_exec(char *const argv[], const char *stdout_path,
+                           const char *stderr_path, pid_t parent)
 {
     int null_fd;
-    int log_fd;
 
     /* SIGTERM when the run process dies, and check that it has not died
      * already between fork and prctl. */
@@ -46,19 +59,22 @@ static void run_child_exec(char *const argv[], const char *log_path,
     if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0) {
         run_child_fail("redirecting standard input of", argv[0]);
     }
-    if (log_path != NULL) {
-        log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (log_fd < 0 || dup2(log_fd, STDOUT_FILENO) < 0
-            || dup2(log_fd, STDERR_FILENO) < 0) {
-            run_child_fail("opening the log", log_path);
+    run_child_redirect(stdout_path, STDOUT_FILENO);
+    if (stderr_path != NULL && stdout_path != NULL
+        && strcmp(stderr_path, stdout_path) == 0) {
+        if (dup2(STDOUT_FILENO, STDERR_FILENO) < 0) {
+            run_child_fail("opening the log", stderr_path);
         }
+    } else {
+        run_child_redirect(stderr_path, STDERR_FILENO);
     }
     execv(argv[0], argv);
     run_child_fail("executing", argv[0]);
 }
 
 int run_child_start(struct run_child *child, const char *name,
-                    char *const argv[], const char *log_path)
+                    char *const argv[], const char *stdout_path,
+                    const char *stderr_path)
 {
     pid_t parent = getpid();
     pid_t pid;
@@ -77,7 +93,7 @@ int run_child_start(struct run_child *child, const char *name,
         return -1;
     }
     if (pid == 0) {
-        run_child_exec(argv, log_path, parent);
+        run_child_exec(argv, stdout_path, stderr_path, parent);
     }
     child->pid = pid;
     return 0;
@@ -91,9 +107,7 @@ static void run_child_sleep_poll(void)
     (void)nanosleep(&pause, NULL);
 }
 
-/* Reap the child without blocking. Returns 1 when reaped, 0 while it
- * runs, -1 on an error (printed). */
-static int run_child_try_reap(struct run_child *child)
+int run_child_poll(struct run_child *child)
 {
     pid_t got;
 
@@ -120,7 +134,7 @@ int run_child_wait(struct run_child *child, uint64_t deadline_ns,
                    const volatile int *interrupted)
 {
     for (;;) {
-        int rc = run_child_try_reap(child);
+        int rc = run_child_poll(child);
 
         if (rc != 0) {
             return rc;

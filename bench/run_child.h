@@ -20,11 +20,13 @@ struct run_child {
 };
 
 /* run_child_start runs argv[0] (a path, not searched in PATH) with argv.
- * Standard input is /dev/null. With log_path, standard output and error
- * go to that file, created or truncated; with NULL they are inherited.
- * Returns 0, or -1 after printing why to stderr. */
+ * Standard input is /dev/null. Standard output goes to stdout_path and
+ * standard error to stderr_path, each created or truncated, or inherited
+ * when the path is NULL. Equal paths share one file. Returns 0, or -1
+ * after printing why to stderr. */
 int run_child_start(struct run_child *child, const char *name,
-                    char *const argv[], const char *log_path);
+                    char *const argv[], const char *stdout_path,
+                    const char *stderr_path);
 
 /* run_child_wait reaps the child if it exits before deadline_ns
  * (CLOCK_MONOTONIC) or before *interrupted becomes nonzero. Returns 1
@@ -32,6 +34,11 @@ int run_child_start(struct run_child *child, const char *name,
  * (printed). A child that is not running counts as reaped. */
 int run_child_wait(struct run_child *child, uint64_t deadline_ns,
                    const volatile int *interrupted);
+
+/* run_child_poll reaps the child if it has exited, without waiting.
+ * Returns 1 when it is reaped (now or before), 0 while it runs, -1 on a
+ * wait error (printed). */
+int run_child_poll(struct run_child *child);
 
 /* run_child_stop sends SIGTERM, waits up to grace_ms, then sends SIGKILL
  * and reaps the child. Returns 0 when reaped, -1 on an error (printed). */

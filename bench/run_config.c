@@ -38,6 +38,7 @@ int run_workdir_create(struct run_workdir *workdir)
     if (run_join(workdir->relay_config, workdir->dir, "relay.conf") < 0
         || run_join(workdir->queue_dir, workdir->dir, "queue") < 0
         || run_join(workdir->blast_stats, workdir->dir, "blast.stats") < 0
+        || run_join(workdir->blast_log, workdir->dir, "blast.log") < 0
         || run_join(workdir->sink_stats, workdir->dir, "sink.stats") < 0
         || run_join(workdir->sink_log, workdir->dir, "sink.log") < 0
         || run_join(workdir->relay_log, workdir->dir, "relay.log") < 0) {

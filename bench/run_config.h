@@ -14,6 +14,7 @@ struct run_workdir {
     char relay_config[RUN_PATH_MAX];
     char queue_dir[RUN_PATH_MAX];
     char blast_stats[RUN_PATH_MAX];
+    char blast_log[RUN_PATH_MAX];   /* blast's stderr, also copied to ours */
     char sink_stats[RUN_PATH_MAX];
     char sink_log[RUN_PATH_MAX];
     char relay_log[RUN_PATH_MAX];

@@ -1,12 +1,19 @@
 #include "bench/run_options.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "bench/bench_args.h"
 
 #define RUN_DEFAULT_LISTEN "127.0.0.1:2525"
 #define RUN_DEFAULT_SINK_LISTEN "127.0.0.1:2526"
+/* Port of a --listen, --target or --sink-listen given without one. */
+#define RUN_DEFAULT_PORT 25
 
 void run_usage(FILE *out)
 {
@@ -53,7 +60,10 @@ void run_usage(FILE *out)
         "                            (default 60)\n"
         "  --keep-dir                keep the working directory with "
         "logs, stats\n"
-        "                            and queue\n"
+        "                            and queue after a success too; a run "
+        "that\n"
+        "                            fails after its start always keeps "
+        "it\n"
         "\n"
         "Options after \"--\" go to blast, except --server and "
         "--stats-file,\n"
@@ -91,6 +101,110 @@ static int run_check_durability(const char *mode)
         && strcmp(mode, "none") != 0) {
         fprintf(stderr, "run: invalid --durability \"%s\": expected "
                 "fsync, batch or none\n", mode);
+        return -1;
+    }
+    return 0;
+}
+
+/* Check at start that the --OPTION file path can be written, so that a
+ * report written at exit does not fail after the whole run. A file that
+ * the check creates is removed again. An existing file is only tested
+ * with access(), because opening a FIFO for writing would block. */
+static int run_check_output(const char *option, const char *path)
+{
+    struct stat info;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int rc = 0;
+
+    if (fd >= 0) {
+        if (close(fd) != 0 || unlink(path) != 0) {
+            rc = -1;
+        }
+    } else if (errno != EEXIST) {
+        rc = -1;
+    } else if (stat(path, &info) != 0) {
+        rc = -1;
+    } else if (S_ISDIR(info.st_mode)) {
+        errno = EISDIR;
+        rc = -1;
+    } else if (access(path, W_OK) != 0) {
+        rc = -1;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "run: cannot write the --%s file %s: %s\n",
+                option, path, strerror(errno));
+    }
+    return rc;
+}
+
+static int run_resolve(const char *option, const char *text,
+                       struct bench_endpoint *endpoint)
+{
+    char error[200];
+
+    if (bench_endpoint_parse(text, RUN_DEFAULT_PORT, endpoint, error,
+                             sizeof(error)) < 0) {
+        fprintf(stderr, "run: invalid %s \"%s\": %s\n", option, text,
+                error);
+        return -1;
+    }
+    return 0;
+}
+
+/* Returns whether a listener on a would take connections meant for b or
+ * the other way round: same family and port, and the same address or a
+ * wildcard on either side. An IPv6 wildcard that also accepts IPv4 is
+ * not caught here, so run probes the relay's address again once the
+ * sink listens. */
+static bool run_endpoints_overlap(const struct bench_endpoint *a,
+                                  const struct bench_endpoint *b)
+{
+    if (a->addr.ss_family != b->addr.ss_family) {
+        return false;
+    }
+    if (a->addr.ss_family == AF_INET) {
+        const struct sockaddr_in *a4 = (const struct sockaddr_in *)&a->addr;
+        const struct sockaddr_in *b4 = (const struct sockaddr_in *)&b->addr;
+
+        return a4->sin_port == b4->sin_port
+               && (a4->sin_addr.s_addr == b4->sin_addr.s_addr
+                   || a4->sin_addr.s_addr == htonl(INADDR_ANY)
+                   || b4->sin_addr.s_addr == htonl(INADDR_ANY));
+    }
+    if (a->addr.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 =
+            (const struct sockaddr_in6 *)&a->addr;
+        const struct sockaddr_in6 *b6 =
+            (const struct sockaddr_in6 *)&b->addr;
+
+        return a6->sin6_port == b6->sin6_port
+               && (IN6_ARE_ADDR_EQUAL(&a6->sin6_addr, &b6->sin6_addr)
+                   || IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr)
+                   || IN6_IS_ADDR_UNSPECIFIED(&b6->sin6_addr));
+    }
+    return false;
+}
+
+/* Resolve --sink-listen and the address blast sends to, and reject a
+ * pair where blast would reach the sink directly: the run would then
+ * measure the sink and report a relay that may not even run. */
+static int run_check_endpoints(struct run_options *options)
+{
+    const char *option = options->target != NULL ? "--target" : "--listen";
+    const char *target = options->target != NULL ? options->target
+                                                 : options->listen;
+
+    if (run_resolve("--sink-listen", options->sink_listen,
+                    &options->sink_endpoint) < 0
+        || run_resolve(option, target, &options->target_endpoint) < 0) {
+        return -1;
+    }
+    if (run_endpoints_overlap(&options->sink_endpoint,
+                              &options->target_endpoint)) {
+        fprintf(stderr, "run: %s %s and --sink-listen %s are the same "
+                "address, so blast would send to the sink instead of the "
+                "relay; pass different ports\n", option, target,
+                options->sink_listen);
         return -1;
     }
     return 0;
@@ -182,7 +296,18 @@ int run_parse_options(int argc, char **argv, struct run_options *options)
                 "and --durability do not apply\n");
         return -1;
     }
+    if (options->relay_path != NULL && access(options->relay_path, X_OK)
+                                           != 0) {
+        fprintf(stderr, "run: invalid --relay %s: not executable: %s\n",
+                options->relay_path, strerror(errno));
+        return -1;
+    }
     options->blast_argc = argc - optind;
     options->blast_argv = argv + optind;
-    return run_check_blast_args(options->blast_argc, options->blast_argv);
+    if (run_check_blast_args(options->blast_argc, options->blast_argv) < 0
+        || (options->json_path != NULL
+            && run_check_output("json", options->json_path) < 0)) {
+        return -1;
+    }
+    return run_check_endpoints(options);
 }

@@ -26,6 +26,7 @@ void run_report_compute(struct run_report *report,
     double first_send_us = run_stats_value(blast, "first_send_wall_us", 0);
     double last_message_us =
         run_stats_value(sink, "last_message_wall_us", 0);
+    double last_reply_us = run_stats_value(blast, "last_reply_wall_us", 0);
     double unique;
 
     report->sent = run_stats_value(blast, "sent", 0);
@@ -49,6 +50,13 @@ void run_report_compute(struct run_report *report,
         report->delivered_per_s =
             report->delivered / ((last_message_us - first_send_us) / 1e6);
     }
+    /* How long deliveries went on after blast had its last reply. A
+     * relay may deliver a message before its reply reaches blast, so the
+     * difference can be negative, which counts as 0. */
+    report->last_delivery_ms = 0;
+    if (last_reply_us > 0 && last_message_us > last_reply_us) {
+        report->last_delivery_ms = (last_message_us - last_reply_us) / 1e3;
+    }
     for (int i = 0; i < 5; i++) {
         report->latency_ms[i] =
             run_stats_value(sink, run_sink_latency_keys[i], 0);
@@ -69,47 +77,64 @@ bool run_report_ok(const struct run_report *report)
            && report->duplicates == 0 && report->drained;
 }
 
+/* Width of the label column of the text report. */
+#define RUN_REPORT_LABEL_WIDTH 31
+
+static void run_print_label(FILE *out, const char *label)
+{
+    fprintf(out, "  %-*s ", RUN_REPORT_LABEL_WIDTH, label);
+}
+
 static void run_print_latencies(FILE *out, const char *label,
                                 const double values[5])
 {
-    fprintf(out, "  %-26s", label);
+    run_print_label(out, label);
     for (int i = 0; i < 5; i++) {
-        fprintf(out, " %s %.2f", run_report_percentiles[i], values[i]);
+        fprintf(out, "%s%s %.2f", i > 0 ? " " : "",
+                run_report_percentiles[i], values[i]);
     }
     fprintf(out, " ms\n");
+}
+
+static void run_print_relay(const struct run_report *report, FILE *out)
+{
+    if (!report->relay.measured) {
+        run_print_label(out, "relay CPU and memory:");
+        fprintf(out, "not measured (--target)\n");
+        return;
+    }
+    run_print_label(out, "relay CPU s per 1,000:");
+    fprintf(out, "%.4f (%.2f s in total)\n", report->relay_cpu_s_per_1000,
+            report->relay.cpu_seconds);
+    run_print_label(out, "relay peak memory (VmHWM):");
+    fprintf(out, "%.1f MiB\n", (double)report->relay.peak_kib / 1024.0);
 }
 
 void run_report_print(const struct run_report *report, FILE *out)
 {
     fprintf(out, "run report (target %s)\n", report->target);
-    fprintf(out, "  sent:                      %.0f\n", report->sent);
-    fprintf(out, "  accepted:                  %.0f (rejected %.0f, "
-            "failed %.0f, connection failures %.0f)\n", report->accepted,
-            report->rejected, report->failed,
+    run_print_label(out, "sent:");
+    fprintf(out, "%.0f\n", report->sent);
+    run_print_label(out, "accepted:");
+    fprintf(out, "%.0f (rejected %.0f, failed %.0f, connection failures "
+            "%.0f)\n", report->accepted, report->rejected, report->failed,
             report->connection_failures);
-    fprintf(out, "  accepted/s:                %.0f\n",
-            report->accepted_per_s);
-    fprintf(out, "  delivered:                 %.0f%s\n",
-            report->delivered,
+    run_print_label(out, "accepted/s:");
+    fprintf(out, "%.0f\n", report->accepted_per_s);
+    run_print_label(out, "delivered:");
+    fprintf(out, "%.0f%s\n", report->delivered,
             report->drained ? "" : " (drain timed out)");
-    fprintf(out, "  delivered/s:               %.0f (first send to last "
-            "delivery)\n", report->delivered_per_s);
-    fprintf(out, "  missing:                   %.0f (sink counted lost "
-            "%.0f, duplicates %.0f)\n", report->missing, report->lost,
-            report->duplicates);
-    fprintf(out, "  drain after blast:         %.2f s\n", report->drain_s);
+    run_print_label(out, "delivered/s:");
+    fprintf(out, "%.0f (first send to last delivery)\n",
+            report->delivered_per_s);
+    run_print_label(out, "missing:");
+    fprintf(out, "%.0f (sink counted lost %.0f, duplicates %.0f)\n",
+            report->missing, report->lost, report->duplicates);
+    run_print_label(out, "last delivery after last reply:");
+    fprintf(out, "%.2f ms\n", report->last_delivery_ms);
     run_print_latencies(out, "end-to-end latency:", report->latency_ms);
     run_print_latencies(out, "DATA reply latency:", report->data_ms);
-    if (report->relay.measured) {
-        fprintf(out, "  relay CPU s per 1,000:     %.4f (%.2f s in "
-                "total)\n", report->relay_cpu_s_per_1000,
-                report->relay.cpu_seconds);
-        fprintf(out, "  relay peak memory (VmHWM): %.1f MiB\n",
-                (double)report->relay.peak_kib / 1024.0);
-    } else {
-        fprintf(out, "  relay CPU and memory:      not measured "
-                "(--target)\n");
-    }
+    run_print_relay(report, out);
 }
 
 static void run_json_latencies(struct bench_json *json, const char *key,
@@ -144,7 +169,8 @@ static void run_json_body(const struct run_report *report,
     bench_json_key_double(json, "duplicates", report->duplicates);
     bench_json_key(json, "drained");
     bench_json_bool(json, report->drained);
-    bench_json_key_double(json, "drain_s", report->drain_s);
+    bench_json_key_double(json, "last_delivery_after_reply_ms",
+                          report->last_delivery_ms);
     run_json_latencies(json, "latency_ms", report->latency_ms);
     run_json_latencies(json, "data_latency_ms", report->data_ms);
     bench_json_key(json, "relay");

@@ -37,7 +37,8 @@ struct run_report {
     double latency_ms[5];        /* end to end: p50 p90 p99 p99.9 max */
     double data_ms[5];           /* end of DATA to reply, from blast */
     bool drained;                /* sink had every accepted message */
-    double drain_s;              /* from blast's exit to that point */
+    double last_delivery_ms;     /* from blast's last reply to the last
+                                  * message at the sink; 0 if earlier */
     struct run_relay_usage relay;
     double relay_cpu_s_per_1000; /* relay CPU seconds per 1,000
                                   * accepted messages */

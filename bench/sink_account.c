@@ -2,6 +2,8 @@
 
 #include <stdio.h>
 
+#include "bench/bench_stats.h"
+
 static void account_blast(struct sink_server *server,
                           const struct sink_headers *headers,
                           uint64_t *rcpt_ids, size_t rcpt_count,
@@ -33,10 +35,10 @@ void sink_account_message(struct sink_server *server,
                           uint64_t *rcpt_ids, size_t rcpt_count,
                           uint64_t bytes, uint64_t received_us)
 {
-    server->last_message_ms = reactor_now_ms(server->reactor);
+    server->last_message_ns = bench_monotonic_ns();
     server->last_message_wall_us = received_us;
     if (server->messages == 0) {
-        server->first_message_ms = server->last_message_ms;
+        server->first_message_ns = server->last_message_ns;
         server->first_message_wall_us = received_us;
     }
     server->messages++;

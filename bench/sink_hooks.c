@@ -11,6 +11,35 @@
 /* Reply for a session past --max-connections. */
 #define SINK_OVER_LIMIT_REPLY "421 4.7.0 too many connections"
 
+/* Reply to a command pipelined behind a body that --disconnect-in-data
+ * cuts. The 421 stops the session from parsing further input, and the
+ * cut drops the reply, so the client never sees it. */
+#define SINK_CUT_REPLY "421 4.4.0 connection cut by --disconnect-in-data"
+
+/* Count the current body as aborted, once however many ways it ends:
+ * the session's data_abort, the cut, or both. */
+static void sink_hooks_abort_body(struct sink_session *s)
+{
+    if (s->in_body) {
+        s->in_body = false;
+        s->server->aborted++;
+    }
+}
+
+/* Reject a command that arrives behind a body that is being cut. A
+ * pipelining client sends the next MAIL, RCPT and DATA right after the
+ * final dot. Without this check the sink would open a transaction for
+ * them and draw its faults, and the cut would count its DATA as one
+ * more aborted body. */
+static int sink_hooks_check_cut(const struct sink_session *s, char *reply)
+{
+    if (!s->cut_now) {
+        return 0;
+    }
+    snprintf(reply, SMTP_REPLY_MAX, "%s", SINK_CUT_REPLY);
+    return -1;
+}
+
 /* Hold the reply about to be queued, and every later one, for the
  * stage's delay. Delays of pipelined commands add up, as on a server
  * that replies to one command after the other.
@@ -58,7 +87,8 @@ static int sink_hook_mail(void *ctx, const struct smtp_path *from,
     struct sink_session *s = ctx;
 
     (void)params;
-    if (sink_hooks_fault(s, SINK_STAGE_MAIL, reply) < 0) {
+    if (sink_hooks_check_cut(s, reply) < 0
+        || sink_hooks_fault(s, SINK_STAGE_MAIL, reply) < 0) {
         return -1;
     }
     s->rcpt_count = 0;
@@ -92,7 +122,8 @@ static int sink_hook_rcpt(void *ctx, const struct smtp_path *to, char *reply)
 {
     struct sink_session *s = ctx;
 
-    if (sink_hooks_fault(s, SINK_STAGE_RCPT, reply) < 0) {
+    if (sink_hooks_check_cut(s, reply) < 0
+        || sink_hooks_fault(s, SINK_STAGE_RCPT, reply) < 0) {
         return -1;
     }
     if (sink_session_add_rcpt_id(s, to->address) < 0
@@ -109,6 +140,9 @@ static int sink_hook_data_begin(void *ctx, char *reply)
 {
     struct sink_session *s = ctx;
 
+    if (sink_hooks_check_cut(s, reply) < 0) {
+        return -1;
+    }
     s->body_bytes = 0;
     sink_headers_reset(&s->headers);
     s->cut_in_data = sink_fault_chance(&s->random,
@@ -119,6 +153,7 @@ static int sink_hook_data_begin(void *ctx, char *reply)
                  "452 4.3.1 Error: out of memory for the message");
         return -1;
     }
+    s->in_body = true;
     return 0;
 }
 
@@ -149,9 +184,13 @@ static void sink_hook_data_end(void *ctx)
     uint64_t delay_ms = s->server->faults.stages[SINK_STAGE_DATA].delay_ms;
 
     if (s->cut_in_data) {
+        /* An empty body gets no data_write, so the cut happens here, and
+         * the session calls no data_abort for a body that ended. */
         s->cut_now = true;
+        sink_hooks_abort_body(s);
         return;
     }
+    s->in_body = false;
     s->received_us = bench_wall_us();
 
     /* sink_session_commit() sends the reply after smtp_server_feed() has
@@ -170,7 +209,7 @@ static void sink_hook_data_abort(void *ctx)
 {
     struct sink_session *s = ctx;
 
-    s->server->aborted++;
+    sink_hooks_abort_body(s);
     s->body_bytes = 0;
     sink_message_clear(&s->message);
 }

@@ -1,8 +1,12 @@
 #include "bench/sink_options.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "bench/bench_args.h"
 #include "bench/sink_track.h"
@@ -32,6 +36,7 @@ enum sink_option {
     SINK_OPT_DISCONNECT_IN_DATA,
     SINK_OPT_MAX_CONNECTIONS,
     SINK_OPT_MAX_SIZE,
+    SINK_OPT_MAX_ERRORS,
     SINK_OPT_NO_PIPELINING,
     SINK_OPT_NO_8BITMIME,
     SINK_OPT_NO_SIZE,
@@ -61,6 +66,7 @@ static const struct option sink_long_options[] = {
      SINK_OPT_DISCONNECT_IN_DATA},
     {"max-connections", required_argument, NULL, SINK_OPT_MAX_CONNECTIONS},
     {"max-size", required_argument, NULL, SINK_OPT_MAX_SIZE},
+    {"max-errors", required_argument, NULL, SINK_OPT_MAX_ERRORS},
     {"no-pipelining", no_argument, NULL, SINK_OPT_NO_PIPELINING},
     {"no-8bitmime", no_argument, NULL, SINK_OPT_NO_8BITMIME},
     {"no-size", no_argument, NULL, SINK_OPT_NO_SIZE},
@@ -90,6 +96,12 @@ SINK_DEFAULT_LISTEN ")\n"
 "  --max-size BYTES        largest message body accepted, advertised "
 "with\n"
 "                          SIZE (default 67108864)\n"
+"  --max-errors N          after N rejected commands of a session "
+"(replies\n"
+"                          500, 501, 503, 553, 555) send 421 and close it;"
+"\n"
+"                          0 means no limit (default 0, so the sink's own\n"
+"                          faults do not end sessions)\n"
 "  --no-pipelining         leave PIPELINING out of the EHLO reply\n"
 "  --no-8bitmime           leave 8BITMIME out; MAIL BODY= gets 555\n"
 "  --no-size               leave SIZE out; MAIL SIZE= gets 555\n"
@@ -99,8 +111,11 @@ SINK_DEFAULT_LISTEN ")\n"
 "\n"
 "Storage:\n"
 "  --store DIR             write each accepted message to "
-"DIR/<number>.msg;\n"
-"                          DIR is created when missing\n"
+"DIR/NNNNNNNN.msg\n"
+"                          (8-digit sequence, from 00000001 or after the\n"
+"                          highest number already there); DIR is "
+"created\n"
+"                          when missing\n"
 "  --fsync                 fsync each stored file before the reply\n"
 "\n"
 "Reports (the summary goes to stdout, a progress line per second to\n"
@@ -189,6 +204,37 @@ static int sink_parse_disconnect(struct sink_options *options,
     return 0;
 }
 
+/* Check at start that the --OPTION file path can be written, so that a
+ * report written at exit does not fail after the whole run. A file that
+ * the check creates is removed again. An existing file is only tested
+ * with access(), because opening a FIFO for writing would block. */
+static int sink_check_output(const char *option, const char *path)
+{
+    struct stat info;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int rc = 0;
+
+    if (fd >= 0) {
+        if (close(fd) != 0 || unlink(path) != 0) {
+            rc = -1;
+        }
+    } else if (errno != EEXIST) {
+        rc = -1;
+    } else if (stat(path, &info) != 0) {
+        rc = -1;
+    } else if (S_ISDIR(info.st_mode)) {
+        errno = EISDIR;
+        rc = -1;
+    } else if (access(path, W_OK) != 0) {
+        rc = -1;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "sink: cannot write the --%s file %s: %s\n",
+                option, path, strerror(errno));
+    }
+    return rc;
+}
+
 /* Apply one server or report option. Returns 0, -1 on a bad value, or
  * 1 when opt is not one of them. */
 static int sink_apply_server_option(struct sink_options *options, int opt,
@@ -223,6 +269,9 @@ static int sink_apply_server_option(struct sink_options *options, int opt,
         /* 2^40 keeps the per-session message buffer bound in range. */
         return bench_parse_u64("sink", "max-size", arg, 1,
                                (uint64_t)1 << 40, &options->max_size);
+    case SINK_OPT_MAX_ERRORS:
+        return bench_parse_u64("sink", "max-errors", arg, 0, UINT32_MAX,
+                               &options->max_errors);
     case SINK_OPT_NO_PIPELINING:
         options->disabled_extensions |= SMTP_EXT_PIPELINING;
         return 0;
@@ -281,6 +330,7 @@ static int sink_apply_fault_option(struct sink_options *options, int opt,
 
 int sink_parse_options(int argc, char **argv, struct sink_options *options)
 {
+    char error[512];
     int opt;
 
     *options = (struct sink_options){
@@ -315,6 +365,16 @@ int sink_parse_options(int argc, char **argv, struct sink_options *options)
     }
     if (options->with_fsync && options->store_dir == NULL) {
         fprintf(stderr, "sink: --fsync needs --store DIR\n");
+        return -1;
+    }
+    if (options->json_path != NULL
+        && sink_check_output("json", options->json_path) < 0) {
+        return -1;
+    }
+    if (bench_endpoint_parse(options->listen, SINK_DEFAULT_PORT,
+                             &options->endpoint, error, sizeof(error)) < 0) {
+        fprintf(stderr, "sink: invalid --listen \"%s\": %s\n",
+                options->listen, error);
         return -1;
     }
     return 0;

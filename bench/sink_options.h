@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bench/bench_net.h"
 #include "bench/sink_fault.h"
 
 #define SINK_DEFAULT_LISTEN "127.0.0.1:2526"
@@ -15,6 +16,7 @@
 
 struct sink_options {
     const char *listen;
+    struct bench_endpoint endpoint; /* listen, resolved */
     const char *store_dir;
     const char *json_path;
     const char *stats_path;
@@ -24,6 +26,7 @@ struct sink_options {
     uint64_t idle_seconds;
     uint64_t expect;         /* 0: no --expect */
     uint64_t max_size;       /* bytes */
+    uint64_t max_errors;     /* rejected commands before 421; 0: none */
     unsigned disabled_extensions; /* smtp_server_extension bits */
     struct sink_faults faults;
 };

@@ -47,13 +47,16 @@ static double report_percentile_ms(const struct bench_histogram *histogram,
     return report_ms(bench_histogram_percentile(histogram, percentile));
 }
 
-/* Messages per second from the first to the last accepted message. */
-static double report_rate(const struct sink_server *server)
+bool sink_report_rate(const struct sink_server *server, double *rate)
 {
-    double active = (double)(server->last_message_ms
-                             - server->first_message_ms) / 1000.0;
+    uint64_t span_ns = server->last_message_ns - server->first_message_ns;
 
-    return bench_rate((double)server->messages, active);
+    *rate = 0;
+    if (server->messages < 2 || span_ns < SINK_REPORT_RATE_MIN_NS) {
+        return false;
+    }
+    *rate = bench_rate((double)server->messages, (double)span_ns / 1e9);
+    return true;
 }
 
 static void report_add_point(struct sink_report *report,
@@ -136,6 +139,7 @@ void sink_report_tick(struct sink_report *report,
 static void report_stats_lines(FILE *out, const struct sink_server *server)
 {
     const struct bench_histogram *latency = &server->latency;
+    double rate;
 
     fprintf(out, "messages=%" PRIu64 "\n", server->messages);
     fprintf(out, "bytes=%" PRIu64 "\n", server->bytes);
@@ -148,7 +152,9 @@ static void report_stats_lines(FILE *out, const struct sink_server *server)
             server->first_message_wall_us);
     fprintf(out, "last_message_wall_us=%" PRIu64 "\n",
             server->last_message_wall_us);
-    fprintf(out, "msgs_per_s=%.1f\n", report_rate(server));
+    /* 0 when the summary prints n/a, because the file has numbers only. */
+    (void)sink_report_rate(server, &rate);
+    fprintf(out, "msgs_per_s=%.1f\n", rate);
     for (size_t i = 0; i < REPORT_PERCENTILES; i++) {
         fprintf(out, "latency_%s_ms=%.3f\n", report_percentiles[i].name,
                 report_percentile_ms(latency,

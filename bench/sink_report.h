@@ -11,6 +11,11 @@
 
 #include "bench/sink_session.h"
 
+/* Shortest span from the first to the last message over which the sink
+ * reports a rate. Over a shorter one the rate mostly reflects when two
+ * single messages happened to arrive. */
+#define SINK_REPORT_RATE_MIN_NS 10000000u
+
 /* Seconds of the per-second series kept for --json: about 28 hours. */
 #define SINK_REPORT_SERIES_MAX 100000
 
@@ -56,6 +61,12 @@ void sink_report_finish(struct sink_report *report,
  * file in the same directory. Returns 0 or -1 after printing why. */
 int sink_report_write_stats(struct sink_report *report,
                             const struct sink_server *server);
+
+/* sink_report_rate stores in *rate the messages per second from the
+ * first to the last accepted message. Returns false, with *rate 0, when
+ * fewer than 2 messages arrived or they span less than
+ * SINK_REPORT_RATE_MIN_NS. */
+bool sink_report_rate(const struct sink_server *server, double *rate);
 
 /* sink_report_print_summary writes the summary for people to out. */
 void sink_report_print_summary(const struct sink_report *report,

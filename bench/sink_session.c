@@ -282,7 +282,10 @@ static void sink_session_on_recv(struct reactor_op *op, int result)
 {
     struct sink_session *s = op->owner;
 
-    if (result > 0 && !smtp_server_closing(s->smtp)) {
+    /* Input that was already received when the connection was cut is
+     * dropped: its replies cannot be sent, and parsing it would count a
+     * pipelined transaction that the client never saw accepted. */
+    if (result > 0 && !smtp_server_closing(s->smtp) && !s->send_failed) {
         if (!s->timed_out) {
             s->idle_deadline_ms = reactor_now_ms(s->server->reactor)
                                   + s->server->idle_timeout_ms;

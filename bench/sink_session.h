@@ -39,8 +39,8 @@ struct sink_server {
     uint64_t store_failures;   /* bodies answered 451 by the store */
     uint64_t sessions_total;
     uint64_t sessions_open;
-    uint64_t first_message_ms; /* reactor time of the first 2xx, or 0 */
-    uint64_t last_message_ms;  /* reactor time of the latest 2xx */
+    uint64_t first_message_ns; /* CLOCK_MONOTONIC of the first 2xx, or 0 */
+    uint64_t last_message_ns;  /* CLOCK_MONOTONIC of the latest 2xx */
     uint64_t first_message_wall_us; /* wall clock of the first, or 0 */
     uint64_t last_message_wall_us;
 };

@@ -59,6 +59,7 @@ struct sink_session {
     size_t hold_len;
     bool holding;
 
+    bool in_body;       /* between an accepted DATA and the body's end */
     bool cut_in_data;   /* --disconnect-in-data chose this body */
     bool cut_now;       /* cut the connection once feeding returns */
     bool input_ended;   /* the receive op finished for good */

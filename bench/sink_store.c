@@ -189,6 +189,30 @@ static int sink_store_scan(struct sink_store *store)
     return -err;
 }
 
+/* Create and remove a temporary file, so that a directory the process
+ * cannot write fails at start, before the sink replies 451 to every
+ * message. Returns 0 or -errno. */
+static int sink_store_check_writable(const struct sink_store *store)
+{
+    char name[64];
+    int fd;
+    int rc = 0;
+
+    snprintf(name, sizeof(name), "tmp-%ld-check", (long)getpid());
+    fd = openat(store->dir_fd, name,
+                O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return -errno;
+    }
+    if (close(fd) < 0) {
+        rc = -errno;
+    }
+    if (unlinkat(store->dir_fd, name, 0) < 0 && rc == 0) {
+        rc = -errno;
+    }
+    return rc;
+}
+
 int sink_store_open(const char *dir, bool with_fsync,
                     struct sink_store **out)
 {
@@ -221,6 +245,12 @@ int sink_store_open(const char *dir, bool with_fsync,
     if (rc < 0) {
         fprintf(stderr, "sink: cannot list store directory %s: %s\n",
                 dir, strerror(-rc));
+        goto fail;
+    }
+    rc = sink_store_check_writable(store);
+    if (rc < 0) {
+        fprintf(stderr, "sink: cannot write in store directory %s: "
+                "creating a test file failed: %s\n", dir, strerror(-rc));
         goto fail;
     }
     *out = store;

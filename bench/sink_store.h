@@ -55,10 +55,10 @@ struct sink_store_file {
     char tmp_name[64];  /* relative to the store directory */
 };
 
-/* sink_store_open creates dir when it is missing (its parent must exist)
- * and opens it. with_fsync makes callers fsync each file before
- * sink_store_commit(). Prints the failure to stderr. Returns 0 or
- * -errno. */
+/* sink_store_open creates dir when it is missing (its parent must exist),
+ * opens it and checks that a file can be created in it. with_fsync makes
+ * callers fsync each file before sink_store_commit(). Prints the failure
+ * to stderr. Returns 0 or -errno. */
 int sink_store_open(const char *dir, bool with_fsync,
                     struct sink_store **out);
 

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
 
 #include "bench/bench_json.h"
@@ -22,12 +23,27 @@ static double summary_elapsed(const struct sink_report *report,
            / 1000.0;
 }
 
+static void summary_print_rate(const struct sink_server *server,
+                               FILE *out)
+{
+    double rate;
+
+    if (sink_report_rate(server, &rate)) {
+        fprintf(out, "  messages/s:         %.0f (from first to last "
+                "message)\n", rate);
+    } else {
+        fprintf(out, "  messages/s:         n/a (fewer than 2 messages, or "
+                "less than %u ms from first to last)\n",
+                SINK_REPORT_RATE_MIN_NS / 1000000u);
+    }
+}
+
+/* The rate, or NaN (written as null) where the summary prints n/a. */
 static double summary_rate(const struct sink_server *server)
 {
-    double active = (double)(server->last_message_ms
-                             - server->first_message_ms) / 1000.0;
+    double rate;
 
-    return bench_rate((double)server->messages, active);
+    return sink_report_rate(server, &rate) ? rate : NAN;
 }
 
 static void summary_print_faults(const struct sink_faults *faults,
@@ -77,8 +93,7 @@ void sink_report_print_summary(const struct sink_report *report,
             server->store_failures);
     fprintf(out, "  elapsed:            %.3f s\n",
             summary_elapsed(report, server));
-    fprintf(out, "  messages/s:         %.0f (from first to last message)\n",
-            summary_rate(server));
+    summary_print_rate(server, out);
     fprintf(out, "  without blast headers: %" PRIu64 " (%" PRIu64
             " with invalid ones)\n", server->untracked,
             server->bad_headers);

@@ -7,10 +7,13 @@ the connection limit, extension switches, and a blast run.
 Usage (inside netns_run.sh): sink_faults.py BUILD_DIR
 """
 import json
+import os
 import re
+import shutil
 import smtplib
 import socket
 import subprocess
+import tempfile
 import time
 
 import harness as h
@@ -138,6 +141,16 @@ def test_loss_and_duplicates(tap, harness):
     tap.check(stored and stored[0][2].endswith(b"\r\n.leading dot\r\n"
                                                b"body\r\n"),
               "stored content is unstuffed", stored[:1])
+    names = sorted(os.listdir(sink.store))
+    expected = [f"{number:08d}.msg" for number in range(1, 105)]
+    tap.check(names == expected, "stored names are 00000001.msg and up",
+              names[:3] + names[-3:])
+    usage = subprocess.run(
+        [harness.binary("bench/ringrelay-bench"), "sink", "--help"],
+        capture_output=True, text=True, timeout=10).stdout
+    tap.check("DIR/NNNNNNNN.msg\n" in usage
+              and "(8-digit sequence" in usage,
+              "--help names the stored files as they are", usage)
 
 
 def test_loss_with_expect(tap, harness):
@@ -373,6 +386,128 @@ def test_disconnect_in_data(tap, harness):
     tap.check(report["duplicates"] == 0, "no duplicates", report)
 
 
+def run_cut_session(harness, name, body):
+    """Send one message with every command after EHLO pipelined, and the
+    next transaction right behind its final dot, to a sink that cuts
+    every body. Returns the sink's JSON report."""
+    sink = Sink(harness, name, ["--disconnect-in-data", "1"])
+    client = raw_client()
+    client.reply()
+    client.command(b"EHLO c.test\r\n")
+    envelope = b"MAIL FROM:<a@c.test>\r\nRCPT TO:<b@c.test>\r\nDATA\r\n"
+    client.sock.sendall(envelope)
+    replies = [client.reply() for _ in range(3)]
+    client.sock.sendall(body + b".\r\n" + envelope)
+    closed = client.reply()
+    client.close()
+    h.wait_for(lambda: sink.read_stats().get("sessions_open") == "0", 5)
+    sink.stop()
+    return replies, closed, sink.report
+
+
+def test_disconnect_pipelined(tap, harness):
+    for name, body in (("cut-body", blast_message(1)), ("cut-empty", b"")):
+        replies, closed, report = run_cut_session(harness, name, body)
+        tap.check(replies[2].startswith("354"), f"{name}: DATA gets 354",
+                  replies)
+        tap.check(closed == " <closed>", f"{name}: the sink cuts", closed)
+        faults = report["faults"]
+        tap.check(faults["disconnects_in_data"] == 1,
+                  f"{name}: one cut is counted", faults)
+        tap.check(report["bodies_aborted"] == 1,
+                  f"{name}: the body is aborted once", report)
+        tap.check(report["messages"] == 0, f"{name}: nothing accepted",
+                  report)
+
+
+def test_disconnect_blast(tap, harness):
+    """blast pipelines the next MAIL, RCPT and DATA behind each final dot,
+    so a cut body must not also count the DATA behind it."""
+    for connections, messages in ((1, 10), (4, 40)):
+        name = f"cut-blast-{connections}"
+        sink = Sink(harness, name, ["--seed", "1",
+                                    "--disconnect-in-data", "0.5"])
+        result = subprocess.run(
+            [harness.binary("bench/ringrelay-bench"), "blast", "--server",
+             f"127.0.0.1:{PORT}", "--connections", str(connections),
+             "--messages", str(messages), "--pipelining", "on",
+             "--timeout", "30"],
+            capture_output=True, text=True, timeout=60)
+        h.wait_for(lambda: sink.read_stats().get("sessions_open") == "0", 5)
+        sink.stop()
+        report = sink.report
+        cut = report["faults"]["disconnects_in_data"]
+        tap.check(cut >= 1, f"{name}: some bodies are cut",
+                  result.stdout + result.stderr)
+        tap.check(report["bodies_aborted"] == cut,
+                  f"{name}: each cut body is aborted once", report)
+
+
+def run_refused_transactions(harness, name, options, count):
+    """Pipeline count transactions whose only RCPT the sink refuses, each
+    with a DATA (which gets 503) and a RSET. Returns the replies, the
+    last of them " <closed>" when the sink closed the session."""
+    sink = Sink(harness, name, ["--rcpt-reply", "451 4.3.0 later:1"]
+                + options)
+    client = raw_client()
+    client.reply()
+    client.command(b"EHLO c.test\r\n")
+    client.sock.sendall(b"MAIL FROM:<a@c.test>\r\nRCPT TO:<b@c.test>\r\n"
+                        b"DATA\r\nRSET\r\n" * count)
+    replies = []
+    for _ in range(4 * count):
+        replies.append(client.reply())
+        if replies[-1].endswith("<closed>"):
+            break
+    if not replies[-1].endswith("<closed>"):
+        replies.append(client.command(b"QUIT\r\n"))
+    client.close()
+    sink.stop()
+    return replies
+
+
+def test_max_errors(tap, harness):
+    replies = run_refused_transactions(harness, "errors-default", [], 30)
+    data = replies[2::4][:30]
+    tap.check(len(replies) == 121, "no error limit by default: all "
+              "replies and QUIT", replies[-3:])
+    tap.check(all(reply.startswith("503") for reply in data),
+              "each DATA without recipients gets 503", data)
+    tap.check(replies[-1].startswith("221"), "the session ends with QUIT",
+              replies[-1])
+
+    replies = run_refused_transactions(harness, "errors-5",
+                                       ["--max-errors", "5"], 30)
+    tap.check(len(replies) == 4 * 4 + 3 + 2,
+              "--max-errors 5 closes after the 5th DATA", replies)
+    tap.check(replies[-2].startswith("421"),
+              "the limit is announced with 421", replies[-2:])
+    tap.check(replies[-1] == " <closed>", "then the session closes",
+              replies[-1])
+
+
+def test_rcpt_faults_blast(tap, harness):
+    """blast pipelines DATA behind a refused RCPT and gets 503. Over 300
+    messages on one connection that is more than 20 errors, and no
+    message may be lost to a closed session."""
+    sink = Sink(harness, "rcpt-blast", ["--seed", "3", "--rcpt-reply",
+                                        "451 4.3.0 later:0.1"])
+    result = subprocess.run(
+        [harness.binary("bench/ringrelay-bench"), "blast", "--server",
+         f"127.0.0.1:{PORT}", "--connections", "1", "--messages", "300",
+         "--timeout", "30"],
+        capture_output=True, text=True, timeout=60)
+    sink.stop()
+    refused = fired(sink.report, "rcpt", 451)
+    output = result.stdout + result.stderr
+    tap.check(refused > 20, "more refused recipients than 20", refused)
+    tap.check(re.search(r"failed \(connection\):\s*0\b", result.stdout)
+              is not None, "blast loses no connection", output)
+    tap.check(sink.report["messages"] + refused == 300,
+              "every message is accepted or refused",
+              (sink.report["messages"], refused))
+
+
 def test_421_mid_session(tap, harness):
     sink = Sink(harness, "close421", ["--mail-reply", "421 4.3.0 bye:1"])
     client = raw_client()
@@ -447,6 +582,104 @@ def test_blast(tap, harness):
               report["series"])
 
 
+def run_sink_briefly(harness, options, user=None):
+    """Run a sink that must fail at start; --max-seconds bounds it in
+    case it starts anyway. Returns (exit status, output)."""
+    argv = [harness.binary("bench/ringrelay-bench"), "sink", "--listen",
+            f"127.0.0.1:{FIRST_PORT - 1}", "--max-seconds", "5"] + options
+    if user is not None:
+        argv = ["setpriv", f"--reuid={user}", f"--regid={user}",
+                "--clear-groups"] + argv
+    result = subprocess.run(argv, capture_output=True, text=True,
+                            timeout=30, stdin=subprocess.DEVNULL)
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_store_not_writable(tap, harness):
+    """A store directory that the sink cannot write must stop it at start.
+    root may write any directory, so as root the sink runs as nobody."""
+    top = tempfile.mkdtemp(prefix="sink-readonly-")
+    store = os.path.join(top, "store")
+    try:
+        os.chmod(top, 0o755)
+        os.mkdir(store, 0o555)
+        os.chmod(store, 0o555)
+        user = 65534 if os.geteuid() == 0 else None
+        status, output = run_sink_briefly(harness, ["--store", store], user)
+        tap.check(status == 1, "read-only store exits 1",
+                  f"exit {status}\n{output}")
+        tap.check(f"cannot write in store directory {store}" in output
+                  and "Permission denied" in output,
+                  "read-only store message", output)
+        tap.check(os.listdir(store) == [], "read-only store stays empty",
+                  os.listdir(store))
+    finally:
+        os.chmod(store, 0o755)
+        shutil.rmtree(top)
+
+
+def test_invalid_listen(tap, harness):
+    status, output = run_sink_briefly(harness,
+                                      ["--listen", "127.0.0.1:80x"])
+    tap.check(status == 2, "invalid --listen exits 2",
+              f"exit {status}\n{output}")
+    tap.check('invalid --listen "127.0.0.1:80x"' in output,
+              "invalid --listen message", output)
+
+
+def test_json_path_checked(tap, harness):
+    missing = harness.path("no-such-dir", "sink.json")
+    cases = [("missing dir", missing, "No such file or directory"),
+             ("directory", harness.tmp, "Is a directory")]
+    for name, path, reason in cases:
+        status, output = run_sink_briefly(harness, ["--json", path])
+        tap.check(status == 2, f"--json {name} exits 2",
+                  f"exit {status}\n{output}")
+        tap.check(f"cannot write the --json file {path}: {reason}"
+                  in output, f"--json {name} message", output)
+        tap.check("listening on" not in output,
+                  f"--json {name} fails before listening", output)
+    path = harness.path("new.json")
+    status, output = run_sink_briefly(harness, ["--json", path,
+                                                "--listen", "[::1"])
+    tap.check(not os.path.exists(path), "the --json check leaves no file",
+              output)
+
+
+def send_spaced(count, pause):
+    for seq in range(1, count + 1):
+        with smtplib.SMTP("127.0.0.1", PORT, timeout=10) as client:
+            client.sendmail("sender@client.test", ["user@example.test"],
+                            blast_message(seq))
+        time.sleep(pause)
+
+
+def test_rate_short_run(tap, harness):
+    sink = Sink(harness, "rate-one", [])
+    send_spaced(1, 0)
+    sink.stop()
+    summary = harness.log_text("rate-one")
+    tap.check("messages/s:         n/a (fewer than 2 messages" in summary,
+              "one message: the rate is n/a", summary)
+    tap.check(sink.report["msgs_per_s"] is None,
+              "one message: JSON msgs_per_s is null", sink.report)
+    stats = sink.read_stats()
+    tap.check(stats.get("msgs_per_s") == "0.0",
+              "one message: the stats file has 0", stats)
+
+    # Two messages 0.2 s apart: 2 messages over at least 0.2 s.
+    sink = Sink(harness, "rate-two", [])
+    send_spaced(2, 0.2)
+    sink.stop()
+    rate = sink.report["msgs_per_s"]
+    tap.check(rate is not None and 0 < rate <= 10,
+              "two spaced messages: a rate from first to last", rate)
+    tap.check(re.search(r"messages/s: +\d+ \(from first to last",
+                        harness.log_text("rate-two")) is not None,
+              "two spaced messages: the summary has the rate",
+              harness.log_text("rate-two"))
+
+
 def test(tap, harness):
     test_loss_and_duplicates(tap, harness)
     test_loss_with_expect(tap, harness)
@@ -455,9 +688,17 @@ def test(tap, harness):
     test_max_connections(tap, harness)
     test_delays(tap, harness)
     test_disconnect_in_data(tap, harness)
+    test_disconnect_pipelined(tap, harness)
+    test_disconnect_blast(tap, harness)
     test_421_mid_session(tap, harness)
+    test_max_errors(tap, harness)
+    test_rcpt_faults_blast(tap, harness)
     test_extension_switches(tap, harness)
     test_blast(tap, harness)
+    test_store_not_writable(tap, harness)
+    test_json_path_checked(tap, harness)
+    test_invalid_listen(tap, harness)
+    test_rate_short_run(tap, harness)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,58 @@ Test(run_report, complete_delivery)
     cr_expect_eq(report.latency_ms[0], 6);
     cr_expect_eq(report.latency_ms[4], 10);
     cr_expect_eq(report.data_ms[2], 3);
+    /* Last reply at 1.5 s, last delivery at 2 s. */
+    cr_expect_float_eq(report.last_delivery_ms, 500, 1e-9);
     cr_expect(run_report_ok(&report));
+}
+
+Test(run_report, delivery_before_last_reply)
+{
+    struct run_stats blast;
+    struct run_stats sink;
+    struct run_report report = {.drained = true};
+
+    parse(blast_text, &blast);
+    /* The relay delivered the last message 0.2 ms before blast read its
+     * reply, which counts as 0 rather than a negative time. */
+    parse("messages=2000\nlast_message_wall_us=1499800\n", &sink);
+    run_report_compute(&report, &blast, &sink);
+    cr_expect_eq(report.last_delivery_ms, 0);
+}
+
+Test(run_report, delivery_without_timestamps)
+{
+    struct run_stats blast;
+    struct run_stats sink;
+    struct run_report report = {.drained = true};
+
+    parse("sent=1\naccepted=1\n", &blast);
+    parse("messages=1\nlast_message_wall_us=1000000\n", &sink);
+    run_report_compute(&report, &blast, &sink);
+    cr_expect_eq(report.last_delivery_ms, 0);
+}
+
+Test(run_report, text_labels)
+{
+    struct run_stats blast;
+    struct run_stats sink;
+    struct run_report report = {.target = "127.0.0.1:2525", .drained = true};
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+
+    cr_assert_not_null(out);
+    parse(blast_text, &blast);
+    parse("messages=2000\nlast_message_wall_us=1501200\n", &sink);
+    run_report_compute(&report, &blast, &sink);
+    run_report_print(&report, out);
+    cr_assert_eq(fclose(out), 0);
+    cr_expect_not_null(strstr(text, "  last delivery after last reply: "
+                                    "1.20 ms\n"));
+    cr_expect_null(strstr(text, "drain"));
+    cr_expect_not_null(strstr(text, "  sent:                           "
+                                    "2000\n"));
+    free(text);
 }
 
 Test(run_report, missing_and_duplicates)
@@ -124,6 +175,9 @@ Test(run_report, json_fields)
     cr_expect_not_null(strstr(text, "\"accepted\":2000"));
     cr_expect_not_null(strstr(text, "\"delivered_per_s\":2000"));
     cr_expect_not_null(strstr(text, "\"peak_kib\":2048"));
+    cr_expect_not_null(strstr(text,
+                              "\"last_delivery_after_reply_ms\":500"));
+    cr_expect_null(strstr(text, "drain_s"));
     cr_expect_not_null(strstr(text, "\"ok\":true"));
     cr_expect_eq(text[len - 1], '\n');
 }
