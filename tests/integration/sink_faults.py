@@ -443,19 +443,23 @@ def test_disconnect_blast(tap, harness):
                   f"{name}: each cut body is aborted once", report)
 
 
-def run_refused_transactions(harness, name, options, count):
-    """Pipeline count transactions whose only RCPT the sink refuses, each
-    with a DATA (which gets 503) and a RSET. Returns the replies, the
-    last of them " <closed>" when the sink closed the session."""
+def run_refused_transactions(harness, name, options, count, with_rcpt):
+    """Pipeline count transactions of MAIL, a RCPT that the sink refuses
+    (left out unless with_rcpt), DATA and RSET. DATA after a refused RCPT
+    gets 554 and is no error; DATA with no RCPT at all gets 503, which
+    counts toward --max-errors. Returns the replies, the last of them
+    " <closed>" when the sink closed the session."""
     sink = Sink(harness, name, ["--rcpt-reply", "451 4.3.0 later:1"]
                 + options)
+    rcpt = b"RCPT TO:<b@c.test>\r\n" if with_rcpt else b""
+    per_transaction = 4 if with_rcpt else 3
     client = raw_client()
     client.reply()
     client.command(b"EHLO c.test\r\n")
-    client.sock.sendall(b"MAIL FROM:<a@c.test>\r\nRCPT TO:<b@c.test>\r\n"
-                        b"DATA\r\nRSET\r\n" * count)
+    client.sock.sendall((b"MAIL FROM:<a@c.test>\r\n" + rcpt +
+                         b"DATA\r\nRSET\r\n") * count)
     replies = []
-    for _ in range(4 * count):
+    for _ in range(per_transaction * count):
         replies.append(client.reply())
         if replies[-1].endswith("<closed>"):
             break
@@ -467,18 +471,29 @@ def run_refused_transactions(harness, name, options, count):
 
 
 def test_max_errors(tap, harness):
-    replies = run_refused_transactions(harness, "errors-default", [], 30)
+    replies = run_refused_transactions(harness, "errors-default", [], 30,
+                                       with_rcpt=True)
     data = replies[2::4][:30]
     tap.check(len(replies) == 121, "no error limit by default: all "
               "replies and QUIT", replies[-3:])
-    tap.check(all(reply.startswith("503") for reply in data),
-              "each DATA without recipients gets 503", data)
+    tap.check(all(reply.startswith("554 5.5.1") for reply in data),
+              "each DATA after refused recipients gets 554", data)
     tap.check(replies[-1].startswith("221"), "the session ends with QUIT",
               replies[-1])
 
+    replies = run_refused_transactions(harness, "errors-5-refused",
+                                       ["--max-errors", "5"], 30,
+                                       with_rcpt=True)
+    tap.check(replies[-1].startswith("221"), "--max-errors 5 does not "
+              "count DATA after refused recipients", replies[-3:])
+
     replies = run_refused_transactions(harness, "errors-5",
-                                       ["--max-errors", "5"], 30)
-    tap.check(len(replies) == 4 * 4 + 3 + 2,
+                                       ["--max-errors", "5"], 30,
+                                       with_rcpt=False)
+    data = replies[1::3][:5]
+    tap.check(all(reply.startswith("503") for reply in data),
+              "each DATA without RCPT gets 503", data)
+    tap.check(len(replies) == 4 * 3 + 2 + 2,
               "--max-errors 5 closes after the 5th DATA", replies)
     tap.check(replies[-2].startswith("421"),
               "the limit is announced with 421", replies[-2:])
@@ -487,8 +502,8 @@ def test_max_errors(tap, harness):
 
 
 def test_rcpt_faults_blast(tap, harness):
-    """blast pipelines DATA behind a refused RCPT and gets 503. Over 300
-    messages on one connection that is more than 20 errors, and no
+    """blast pipelines DATA behind a refused RCPT and gets 554. Over 300
+    messages on one connection that is more than 20 refusals, and no
     message may be lost to a closed session."""
     sink = Sink(harness, "rcpt-blast", ["--seed", "3", "--rcpt-reply",
                                         "451 4.3.0 later:0.1"])
