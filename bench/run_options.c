@@ -106,37 +106,6 @@ static int run_check_durability(const char *mode)
     return 0;
 }
 
-/* Check at start that the --OPTION file path can be written, so that a
- * report written at exit does not fail after the whole run. A file that
- * the check creates is removed again. An existing file is only tested
- * with access(), because opening a FIFO for writing would block. */
-static int run_check_output(const char *option, const char *path)
-{
-    struct stat info;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    int rc = 0;
-
-    if (fd >= 0) {
-        if (close(fd) != 0 || unlink(path) != 0) {
-            rc = -1;
-        }
-    } else if (errno != EEXIST) {
-        rc = -1;
-    } else if (stat(path, &info) != 0) {
-        rc = -1;
-    } else if (S_ISDIR(info.st_mode)) {
-        errno = EISDIR;
-        rc = -1;
-    } else if (access(path, W_OK) != 0) {
-        rc = -1;
-    }
-    if (rc < 0) {
-        fprintf(stderr, "run: cannot write the --%s file %s: %s\n",
-                option, path, strerror(errno));
-    }
-    return rc;
-}
-
 static int run_resolve(const char *option, const char *text,
                        struct bench_endpoint *endpoint)
 {
@@ -306,7 +275,7 @@ int run_parse_options(int argc, char **argv, struct run_options *options)
     options->blast_argv = argv + optind;
     if (run_check_blast_args(options->blast_argc, options->blast_argv) < 0
         || (options->json_path != NULL
-            && run_check_output("json", options->json_path) < 0)) {
+            && bench_check_output_path("run", "json", options->json_path) < 0)) {
         return -1;
     }
     return run_check_endpoints(options);

@@ -204,37 +204,6 @@ static int sink_parse_disconnect(struct sink_options *options,
     return 0;
 }
 
-/* Check at start that the --OPTION file path can be written, so that a
- * report written at exit does not fail after the whole run. A file that
- * the check creates is removed again. An existing file is only tested
- * with access(), because opening a FIFO for writing would block. */
-static int sink_check_output(const char *option, const char *path)
-{
-    struct stat info;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    int rc = 0;
-
-    if (fd >= 0) {
-        if (close(fd) != 0 || unlink(path) != 0) {
-            rc = -1;
-        }
-    } else if (errno != EEXIST) {
-        rc = -1;
-    } else if (stat(path, &info) != 0) {
-        rc = -1;
-    } else if (S_ISDIR(info.st_mode)) {
-        errno = EISDIR;
-        rc = -1;
-    } else if (access(path, W_OK) != 0) {
-        rc = -1;
-    }
-    if (rc < 0) {
-        fprintf(stderr, "sink: cannot write the --%s file %s: %s\n",
-                option, path, strerror(errno));
-    }
-    return rc;
-}
-
 /* Apply one server or report option. Returns 0, -1 on a bad value, or
  * 1 when opt is not one of them. */
 static int sink_apply_server_option(struct sink_options *options, int opt,
@@ -368,7 +337,7 @@ int sink_parse_options(int argc, char **argv, struct sink_options *options)
         return -1;
     }
     if (options->json_path != NULL
-        && sink_check_output("json", options->json_path) < 0) {
+        && bench_check_output_path("sink", "json", options->json_path) < 0) {
         return -1;
     }
     if (bench_endpoint_parse(options->listen, SINK_DEFAULT_PORT,
