@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define BENCH_HISTOGRAM_SUB_BUCKETS 64
-/* Magnitude m >= 1 holds [2^(m+5), 2^(m+6)) ns, so the top one ends at
+/* Magnitude m >= 1 covers [2^(m+5), 2^(m+6)) ns, so the top one ends at
  * 2^48 ns, about 78 hours; larger values count as overflow. */
 #define BENCH_HISTOGRAM_MAGNITUDES 43
 

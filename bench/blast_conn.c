@@ -613,8 +613,10 @@ static int blast_conn_on_rcpt(struct blast_conn *c, int code)
 }
 
 /* After 354 the body goes out. With PIPELINING the next envelope follows
- * it in the same send, because RFC 2920 lets message content start a
- * group of commands (section 3.1, as remembered; the sink accepts it). */
+ * it in the same send, so the body starts the next group of commands.
+ * NOTE: RFC 2920 lists DATA only as a group's last command; that content
+ * may start a group is unchecked against its text (ringrelay and the
+ * sink accept it). */
 static int blast_conn_on_data(struct blast_conn *c, int code)
 {
     if (code != 354) {
@@ -971,7 +973,7 @@ void blast_conn_open(struct blast_conn *c, uint64_t quota, bool reserved,
     blast_conn_start(c);
 }
 
-/* Whether the slot holds work that its next connection must do. */
+/* Return true when the slot has work that its next connection must do. */
 static bool blast_conn_has_work(const struct blast_conn *c)
 {
     return c->has_pending || (c->reserved && c->left > 0);

@@ -198,7 +198,7 @@ void smtp_server_set_client(struct smtp_server *session, const char *ip);
 /* smtp_server_helo returns the EHLO/HELO name given ("" before it). */
 const char *smtp_server_helo(const struct smtp_server *session);
 
-/* smtp_server_used_esmtp is true when the client said EHLO. */
+/* smtp_server_used_esmtp is true when the client sent EHLO. */
 bool smtp_server_used_esmtp(const struct smtp_server *session);
 
 #endif
