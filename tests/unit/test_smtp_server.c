@@ -13,7 +13,7 @@
 #define GREETING "220 mx.test ESMTP ringrelay"
 #define EHLO_REPLY                                                    \
     "250-mx.test|250-PIPELINING|250-SIZE 1000|250-8BITMIME|"          \
-    "250-SMTPUTF8|250-CHUNKING|250 ENHANCEDSTATUSCODES"
+    "250-SMTPUTF8|250-CHUNKING|250-DSN|250 ENHANCEDSTATUSCODES"
 #define QUEUED "250 2.0.0 Ok: queued as TEST"
 
 /* Bounds every drain loop in these tests. */
@@ -67,10 +67,12 @@ static int hook_mail(void *ctx, const struct smtp_path *from,
     return 0;
 }
 
-static int hook_rcpt(void *ctx, const struct smtp_path *to, char *reply)
+static int hook_rcpt(void *ctx, const struct smtp_path *to,
+                     const struct smtp_rcpt_params *params, char *reply)
 {
     struct recorder *r = ctx;
 
+    (void)params;
     if (strncmp(to->address, "deny", 4) == 0) {
         snprintf(reply, SMTP_REPLY_MAX, "554 5.7.1 <%s>: Relay access denied",
                  to->address);
@@ -389,8 +391,8 @@ static const struct transcript_case transcript_cases[] = {
     {"rcpt without to", HI MAIL_OK "RCPT <c@d.test>\r\n", 0,
      EHLO_REPLY "|250 2.1.0|501 5.5.4 Syntax: RCPT TO:<address>", NULL,
      NULL},
-    {"rcpt parameter", HI MAIL_OK "RCPT TO:<c@d.test> NOTIFY=NEVER\r\n", 0,
-     EHLO_REPLY "|250 2.1.0|555 5.5.4", NULL, NULL},
+    {"rcpt unknown parameter", HI MAIL_OK "RCPT TO:<c@d.test> FOO=bar\r\n",
+     0, EHLO_REPLY "|250 2.1.0|555 5.5.4", NULL, NULL},
     {"rcpt too many", HI MAIL_OK RCPT_OK RCPT_OK RCPT_OK RCPT_OK, 0,
      EHLO_REPLY "|250 2.1.0|250 2.1.5|250 2.1.5|250 2.1.5|452 4.5.3", NULL,
      NULL},
