@@ -112,9 +112,22 @@ static int session_rcpt_policy(struct inbound_session *s,
     char logged[LOG_PATH_MAX];
 
     *address = to->address;
+    if (to->is_postmaster && config->postmaster != NULL) {
+        /* RFC 5321 section 4.5.1: <postmaster> must be accepted from
+         * every client, so no relay check applies. */
+        *address = config->postmaster;
+        return 0;
+    }
+    if (to->is_postmaster) {
+        log_info("session=%" PRIu64 " event=reject client=%s to=<%s> "
+                 "reason=\"no postmaster address is configured\"",
+                 s->id, s->client_ip, to->address);
+        snprintf(reply, SMTP_REPLY_MAX,
+                 "550 5.1.1 <%s>: this relay has no local mailboxes and no "
+                 "postmaster address is configured", to->address);
+        return -1;
+    }
     if (to->domain[0] == '\0') {
-        /* TODO: route <postmaster> and other local parts without a domain
-         * to a configured address, because this relay has no mailboxes. */
         snprintf(reply, SMTP_REPLY_MAX,
                  "550 5.1.1 <%s>: no local mailboxes on this relay",
                  to->address);
