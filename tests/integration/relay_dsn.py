@@ -19,6 +19,7 @@ import harness as h
 DSN_PORT = 2526
 PLAIN_PORT = 2527
 BARE_RELAY_PORT = 2528
+LATER_PORT = 2529
 
 CONFIG = """
 listen = "127.0.0.1:{port}";
@@ -27,6 +28,7 @@ hostname = "relay.test";
 routes {{
     "dsn.test" = "127.0.0.1:{dsn_port}";
     "plain.test" = "127.0.0.1:{plain_port}";
+    "later.test" = "127.0.0.1:{later_port}";
 }}
 relay_networks = ["127.0.0.1/32"];
 {extra}
@@ -57,11 +59,16 @@ def start_smtp_sink(harness, name, port, options=()):
 
 
 def dumped(dump):
-    """Return the dump files' header lines, one list per transaction."""
+    """Return the header lines of each complete dump file, one list per
+    transaction. smtp-sink writes a file while the message arrives, so a
+    file counts only once it contains the end of BODY."""
     transactions = []
     for name in sorted(os.listdir(dump)):
         with open(os.path.join(dump, name), "rb") as dump_file:
-            head = dump_file.read().split(b"\n\n", 1)[0]
+            data = dump_file.read()
+        head, _, content = data.partition(b"\n\n")
+        if b"hello" not in content:
+            continue
         transactions.append([line.rstrip(b"\r").decode(errors="replace")
                              for line in head.split(b"\n")])
     return transactions
@@ -171,7 +178,7 @@ def test_postmaster_configured(tap, dump):
 def test_postmaster_unset(tap, harness):
     config = h.write_config(harness, CONFIG.format(
         port=BARE_RELAY_PORT, queue=harness.path("bare-queue"),
-        dsn_port=DSN_PORT, plain_port=PLAIN_PORT, extra=""),
+        dsn_port=DSN_PORT, plain_port=PLAIN_PORT, later_port=LATER_PORT, extra=""),
         name="bare.conf")
     relay = h.start_relay(harness, config, port=BARE_RELAY_PORT,
                           name="bare-relay")
@@ -185,6 +192,31 @@ def test_postmaster_unset(tap, harness):
     harness.stop(relay)
 
 
+def test_recovered_after_restart(tap, harness, relay, config):
+    """Queue a message for a next hop that is down, restart the relay and
+    check that the recovered message still carries its DSN parameters.
+    Returns the relay that runs at the end."""
+    send(2525, [("w@later.test", [NOTIFY, ORCPT])], MAIL_OPTIONS)
+    deferred = h.wait_for(lambda: "event=deferred to=<w@later.test>"
+                          in harness.log_text("ringrelay"), timeout=30)
+    tap.check(deferred, "message for a next hop that is down is deferred")
+    tap.check(harness.stop(relay) == 0, "relay stops with a deferred "
+              "message queued")
+    _, dump = start_smtp_sink(harness, "later-sink", LATER_PORT)
+    relay = h.start_relay(harness, config, name="ringrelay-restarted")
+    transactions = wait_dumps(dump, 1)
+    if not tap.check(len(transactions) == 1, "recovered message is "
+                     "delivered after the restart", transactions):
+        return relay
+    mail_args = " ".join(header_values(transactions[0], "X-Mail-Args"))
+    rcpt_args = " ".join(header_values(transactions[0], "X-Rcpt-Args"))
+    tap.check("RET=HDRS" in mail_args and "ENVID=QQ+2B314159" in mail_args,
+              "RET and ENVID survive the restart", mail_args)
+    tap.check(NOTIFY in rcpt_args and ORCPT in rcpt_args,
+              "NOTIFY and ORCPT survive the restart", rcpt_args)
+    return relay
+
+
 def test(tap, harness):
     if not tap.check(shutil.which("smtp-sink") is not None,
                      "smtp-sink is installed (Debian package postfix)"):
@@ -194,13 +226,15 @@ def test(tap, harness):
                                     ["-N"])
     config = h.write_config(harness, CONFIG.format(
         port=2525, queue=harness.path("queue"), dsn_port=DSN_PORT,
-        plain_port=PLAIN_PORT, extra='postmaster = "ops@dsn.test";'))
+        plain_port=PLAIN_PORT, later_port=LATER_PORT,
+        extra='postmaster = "ops@dsn.test";'))
     relay = h.start_relay(harness, config)
     test_replies(tap)
     test_relayed_to_dsn_peer(tap, dump)
     test_dropped_for_plain_peer(tap, plain_dump)
     test_postmaster_configured(tap, dump)
     test_postmaster_unset(tap, harness)
+    relay = test_recovered_after_restart(tap, harness, relay, config)
     tap.check(relay.poll() is None, "relay is still running")
 
 
