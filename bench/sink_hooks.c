@@ -118,9 +118,12 @@ static int sink_session_add_rcpt_id(struct sink_session *s,
     return 0;
 }
 
-static int sink_hook_rcpt(void *ctx, const struct smtp_path *to, char *reply)
+static int sink_hook_rcpt(void *ctx, const struct smtp_path *to,
+                          const struct smtp_rcpt_params *params, char *reply)
 {
     struct sink_session *s = ctx;
+
+    (void)params;
 
     if (sink_hooks_check_cut(s, reply) < 0
         || sink_hooks_fault(s, SINK_STAGE_RCPT, reply) < 0) {

@@ -105,6 +105,9 @@ static void config_free_fields(struct config *config,
         }
         free(config->relay_domains);
     }
+    if (config->postmaster != keep->postmaster) {
+        free(config->postmaster);
+    }
     if (config->routes != keep->routes) {
         for (size_t i = 0; i < config->route_count; i++) {
             free(config->routes[i].domain);
@@ -563,6 +566,54 @@ static int config_apply_log_level(struct config_loader *loader,
     return 0;
 }
 
+/* RFC 5321 section 4.5.3.1.3: a path has at most 256 octets, two of
+ * them the angle brackets. */
+#define CONFIG_ADDRESS_MAX 254
+
+/* Accepts local@domain with a dot-atom local part, the only form the
+ * postmaster key takes, because the address is written into RCPT TO as
+ * it is. */
+static bool config_is_address(const char *text)
+{
+    static const char atext_extra[] = "!#$%&'*+-/=?^_`{|}~.";
+    const char *at = strrchr(text, '@');
+
+    if (at == NULL || at == text || strlen(text) > CONFIG_ADDRESS_MAX ||
+        text[0] == '.' || at[-1] == '.' || !netaddr_is_hostname(at + 1)) {
+        return false;
+    }
+    for (const char *p = text; p < at; p++) {
+        if (!isalnum((unsigned char)*p) && strchr(atext_extra, *p) == NULL) {
+            return false;
+        }
+        if (p[0] == '.' && p[1] == '.') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int config_apply_postmaster(struct config_loader *loader,
+                                   const struct conf_node *node)
+{
+    char *address;
+
+    if (config_expect(loader, node, CONF_STRING) < 0) {
+        return -1;
+    }
+    if (!config_is_address(node->text)) {
+        return config_invalid(loader, node, "'%s' is not an address such "
+                                            "as admin@example.com",
+                              node->text);
+    }
+    address = strdup(node->text);
+    if (address == NULL) {
+        return config_out_of_memory(loader, node);
+    }
+    loader->next->postmaster = address;
+    return 0;
+}
+
 static const struct config_key config_keys[] = {
     {"listen", config_apply_listen},
     {"queue_dir", config_apply_queue_dir},
@@ -575,6 +626,7 @@ static const struct config_key config_keys[] = {
     {"durability", config_apply_durability},
     {"max_message_size", config_apply_max_message_size},
     {"log_level", config_apply_log_level},
+    {"postmaster", config_apply_postmaster},
 };
 
 static const struct config_key *config_find_key(const char *name)

@@ -43,6 +43,8 @@ struct config {
     enum queue_durability durability;
     uint64_t max_message_size;    /* bytes */
     enum log_level log_level;
+    char *postmaster;             /* RCPT TO:<postmaster> goes here;
+                                   * NULL: rejected */
 };
 
 /* config_init fills every key with its default. Returns 0, or -1 when out

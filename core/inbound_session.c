@@ -42,11 +42,36 @@ static void session_clear_transaction(struct inbound_session *s)
     s->sender = NULL;
     for (size_t i = 0; i < s->rcpt_count; i++) {
         free(s->rcpts[i]);
+        free(s->rcpt_dsn[i].orcpt);
     }
     s->rcpt_count = 0;
     s->env_flags = 0;
+    s->dsn_ret = QUEUE_DSN_RET_UNSET;
+    free(s->envid);
+    s->envid = NULL;
     s->size_hint = 0;
     s->body_bytes = 0;
+}
+
+/* session_store_mail_dsn keeps RET= and ENVID= for the queue record. */
+static int session_store_mail_dsn(struct inbound_session *s,
+                                  const struct smtp_mail_params *params)
+{
+    if (params->ret == SMTP_DSN_RET_FULL) {
+        s->dsn_ret = QUEUE_DSN_RET_FULL;
+    } else if (params->ret == SMTP_DSN_RET_HDRS) {
+        s->dsn_ret = QUEUE_DSN_RET_HDRS;
+    }
+    if (params->envid[0] != '\0') {
+        s->envid = strdup(params->envid);
+        if (s->envid == NULL) {
+            return -1;
+        }
+    }
+    if (s->dsn_ret != QUEUE_DSN_RET_UNSET || s->envid != NULL) {
+        s->env_flags |= QUEUE_ENV_DSN;
+    }
+    return 0;
 }
 
 static int session_hook_mail(void *ctx, const struct smtp_path *from,
@@ -63,6 +88,11 @@ static int session_hook_mail(void *ctx, const struct smtp_path *from,
         return -1;
     }
     s->size_hint = params->size;
+    if (session_store_mail_dsn(s, params) < 0) {
+        snprintf(reply, SMTP_REPLY_MAX,
+                 "452 4.3.0 Error: out of memory, try again later");
+        return -1;
+    }
     if (params->body == SMTP_BODY_8BITMIME) {
         s->env_flags |= QUEUE_ENV_8BITMIME;
     }
@@ -75,16 +105,32 @@ static int session_hook_mail(void *ctx, const struct smtp_path *from,
     return 0;
 }
 
-/* session_rcpt_policy decides whether this client may send to `to`. */
+/* session_rcpt_policy decides whether this client may send to `to`, and
+ * sets *address to the recipient to store. */
 static int session_rcpt_policy(struct inbound_session *s,
-                               const struct smtp_path *to, char *reply)
+                               const struct smtp_path *to,
+                               const char **address, char *reply)
 {
     const struct config *config = session_daemon(s)->config;
     char logged[LOG_PATH_MAX];
 
+    *address = to->address;
+    if (to->is_postmaster && config->postmaster != NULL) {
+        /* RFC 5321 section 4.5.1: <postmaster> must be accepted from
+         * every client, so no relay check applies. */
+        *address = config->postmaster;
+        return 0;
+    }
+    if (to->is_postmaster) {
+        log_info("session=%" PRIu64 " event=reject client=%s to=<%s> "
+                 "reason=\"no postmaster address is configured\"",
+                 s->id, s->client_ip, to->address);
+        snprintf(reply, SMTP_REPLY_MAX,
+                 "550 5.1.1 <%s>: this relay has no local mailboxes and no "
+                 "postmaster address is configured", to->address);
+        return -1;
+    }
     if (to->domain[0] == '\0') {
-        /* TODO: route <postmaster> and other local parts without a domain
-         * to a configured address, because this relay has no mailboxes. */
         snprintf(reply, SMTP_REPLY_MAX,
                  "550 5.1.1 <%s>: no local mailboxes on this relay",
                  to->address);
@@ -103,36 +149,87 @@ static int session_rcpt_policy(struct inbound_session *s,
     return -1;
 }
 
+/* session_grow_rcpts makes room for one more recipient. */
+static int session_grow_rcpts(struct inbound_session *s)
+{
+    size_t capacity = s->rcpt_capacity ? s->rcpt_capacity * 2 : 8;
+    struct inbound_rcpt_dsn *dsn;
+    char **grown;
+
+    if (s->rcpt_count < s->rcpt_capacity) {
+        return 0;
+    }
+    grown = realloc(s->rcpts, capacity * sizeof(*grown));
+    if (grown == NULL) {
+        return -1;
+    }
+    s->rcpts = grown;
+    dsn = realloc(s->rcpt_dsn, capacity * sizeof(*dsn));
+    if (dsn == NULL) {
+        return -1;
+    }
+    s->rcpt_dsn = dsn;
+    s->rcpt_capacity = capacity;
+    return 0;
+}
+
+static unsigned session_queue_notify(unsigned notify)
+{
+    unsigned bits = 0;
+
+    if ((notify & SMTP_DSN_NOTIFY_SUCCESS) != 0) {
+        bits |= QUEUE_DSN_NOTIFY_SUCCESS;
+    }
+    if ((notify & SMTP_DSN_NOTIFY_FAILURE) != 0) {
+        bits |= QUEUE_DSN_NOTIFY_FAILURE;
+    }
+    if ((notify & SMTP_DSN_NOTIFY_DELAY) != 0) {
+        bits |= QUEUE_DSN_NOTIFY_DELAY;
+    }
+    if ((notify & SMTP_DSN_NOTIFY_NEVER) != 0) {
+        bits |= QUEUE_DSN_NOTIFY_NEVER;
+    }
+    return bits;
+}
+
 static int session_hook_rcpt(void *ctx, const struct smtp_path *to,
+                             const struct smtp_rcpt_params *params,
                              char *reply)
 {
     struct inbound_session *s = ctx;
+    struct inbound_rcpt_dsn dsn = {session_queue_notify(params->notify),
+                                   NULL};
+    const char *address;
     char *copy;
 
-    if (session_rcpt_policy(s, to, reply) < 0) {
+    if (session_rcpt_policy(s, to, &address, reply) < 0) {
         return -1;
     }
     for (size_t i = 0; i < s->rcpt_count; i++) {
-        if (strcmp(s->rcpts[i], to->address) == 0) {
+        if (strcmp(s->rcpts[i], address) == 0) {
             /* A repeated recipient is accepted but stored once, so it
-             * gets one copy. */
+             * gets one copy and the DSN request of its first RCPT. */
             return 0;
         }
     }
-    if (s->rcpt_count == s->rcpt_capacity) {
-        size_t capacity = s->rcpt_capacity ? s->rcpt_capacity * 2 : 8;
-        char **grown = realloc(s->rcpts, capacity * sizeof(*grown));
-
-        if (grown == NULL) {
-            goto out_of_memory;
-        }
-        s->rcpts = grown;
-        s->rcpt_capacity = capacity;
-    }
-    copy = strdup(to->address);
-    if (copy == NULL) {
+    if (session_grow_rcpts(s) < 0) {
         goto out_of_memory;
     }
+    if (params->orcpt[0] != '\0') {
+        dsn.orcpt = strdup(params->orcpt);
+        if (dsn.orcpt == NULL) {
+            goto out_of_memory;
+        }
+    }
+    copy = strdup(address);
+    if (copy == NULL) {
+        free(dsn.orcpt);
+        goto out_of_memory;
+    }
+    if (dsn.notify != 0 || dsn.orcpt != NULL) {
+        s->env_flags |= QUEUE_ENV_DSN;
+    }
+    s->rcpt_dsn[s->rcpt_count] = dsn;
     s->rcpts[s->rcpt_count++] = copy;
     return 0;
 
@@ -167,19 +264,45 @@ static int session_write_trace(struct inbound_session *s)
     return queue_writer_append(s->writer, header, len);
 }
 
-static int session_hook_data_begin(void *ctx, char *reply)
+/* session_begin_record reserves the queue record for the envelope. The
+ * DSN fields are copied into it, so their array lives only for the call.
+ * Returns 0, or -1 with errno set. */
+static int session_begin_record(struct inbound_session *s)
 {
-    struct inbound_session *s = ctx;
     struct daemon *daemon = session_daemon(s);
+    struct queue_dsn_rcpt *dsn = NULL;
     struct queue_envelope env = {
         .sender = s->sender,
         .rcpts = (const char *const *)s->rcpts,
         .rcpt_count = s->rcpt_count,
         .flags = s->env_flags,
+        .dsn_ret = (enum queue_dsn_ret)s->dsn_ret,
+        .envid = s->envid,
     };
+    int rc;
 
-    if (queue_writer_begin(daemon->queue, &s->writer, &env, s->size_hint) <
-        0) {
+    if ((s->env_flags & QUEUE_ENV_DSN) != 0) {
+        dsn = calloc(s->rcpt_count, sizeof(*dsn));
+        if (dsn == NULL) {
+            return -1;
+        }
+        for (size_t i = 0; i < s->rcpt_count; i++) {
+            dsn[i].notify = s->rcpt_dsn[i].notify;
+            dsn[i].orcpt = s->rcpt_dsn[i].orcpt;
+        }
+        env.dsn_rcpts = dsn;
+    }
+    rc = queue_writer_begin(daemon->queue, &s->writer, &env, s->size_hint);
+    free(dsn);
+    return rc;
+}
+
+static int session_hook_data_begin(void *ctx, char *reply)
+{
+    struct inbound_session *s = ctx;
+    struct daemon *daemon = session_daemon(s);
+
+    if (session_begin_record(s) < 0) {
         log_error("session=%" PRIu64 " error=\"queue write failed: %s\"",
                   s->id, strerror(errno));
         snprintf(reply, SMTP_REPLY_MAX, "452 4.3.1 Error: %s",
@@ -523,6 +646,7 @@ void inbound_session_free(struct inbound_session *s)
     queue_writer_abort(s->writer);
     session_clear_transaction(s);
     free(s->rcpts);
+    free(s->rcpt_dsn);
     if (s->fd >= 0) {
         close(s->fd);
     }

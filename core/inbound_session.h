@@ -20,6 +20,12 @@ struct smtp_server_options;
 
 #define INBOUND_SEND_IOVS 16
 
+/* The DSN request given with one RCPT. */
+struct inbound_rcpt_dsn {
+    unsigned notify;              /* QUEUE_DSN_NOTIFY_* bits */
+    char *orcpt;                  /* "addr-type;address", NULL if none */
+};
+
 struct inbound_session {
     struct inbound *inbound;
     struct inbound_session *prev; /* list of open sessions */
@@ -44,9 +50,12 @@ struct inbound_session {
     /* The open transaction. */
     char *sender;
     char **rcpts;
+    struct inbound_rcpt_dsn *rcpt_dsn; /* one per rcpts entry */
     size_t rcpt_count;
     size_t rcpt_capacity;
     uint32_t env_flags;           /* QUEUE_ENV_* */
+    unsigned dsn_ret;             /* enum queue_dsn_ret from RET= */
+    char *envid;                  /* decoded ENVID=, NULL when absent */
     uint64_t size_hint;           /* SIZE= from MAIL, bytes */
     struct queue_writer *writer;
     uint64_t body_bytes;

@@ -91,11 +91,17 @@ static struct outbound_job *job_new(struct outbound *outbound,
     job->rcpt_index = calloc(msg->rcpt_count, sizeof(*job->rcpt_index));
     job->attempt_index = calloc(msg->rcpt_count, sizeof(*job->attempt_index));
     job->attempt_rcpts = calloc(msg->rcpt_count, sizeof(*job->attempt_rcpts));
+    job->attempt_notify = calloc(msg->rcpt_count,
+                                 sizeof(*job->attempt_notify));
+    job->attempt_orcpt = calloc(msg->rcpt_count, sizeof(*job->attempt_orcpt));
     if (job->rcpt_index == NULL || job->attempt_index == NULL ||
-        job->attempt_rcpts == NULL) {
+        job->attempt_rcpts == NULL || job->attempt_notify == NULL ||
+        job->attempt_orcpt == NULL) {
         free(job->rcpt_index);
         free(job->attempt_index);
         free(job->attempt_rcpts);
+        free(job->attempt_notify);
+        free(job->attempt_orcpt);
         free(job);
         return NULL;
     }
@@ -135,6 +141,8 @@ static void job_free(struct outbound_job *job)
     free(job->rcpt_index);
     free(job->attempt_index);
     free(job->attempt_rcpts);
+    free(job->attempt_notify);
+    free(job->attempt_orcpt);
     if (outbound->daemon->queue != NULL) {
         queue_msg_unref(outbound->daemon->queue, job->msg);
     }
@@ -196,6 +204,26 @@ void outbound_enqueue(void *arg, struct queue_msg *msg)
     }
 }
 
+/* job_smtp_notify turns stored NOTIFY bits into the client's bits. */
+static unsigned job_smtp_notify(unsigned stored)
+{
+    unsigned bits = 0;
+
+    if ((stored & QUEUE_DSN_NOTIFY_SUCCESS) != 0) {
+        bits |= SMTP_DSN_NOTIFY_SUCCESS;
+    }
+    if ((stored & QUEUE_DSN_NOTIFY_FAILURE) != 0) {
+        bits |= SMTP_DSN_NOTIFY_FAILURE;
+    }
+    if ((stored & QUEUE_DSN_NOTIFY_DELAY) != 0) {
+        bits |= SMTP_DSN_NOTIFY_DELAY;
+    }
+    if ((stored & QUEUE_DSN_NOTIFY_NEVER) != 0) {
+        bits |= SMTP_DSN_NOTIFY_NEVER;
+    }
+    return bits;
+}
+
 /* job_collect_attempt lists up to limit recipients of the job that are
  * still queued. Returns how many it listed. */
 static size_t job_collect_attempt(struct outbound_job *job, size_t limit)
@@ -208,6 +236,9 @@ static size_t job_collect_attempt(struct outbound_job *job, size_t limit)
         if (rcpt->state == QUEUE_RCPT_QUEUED) {
             job->attempt_index[job->attempt_count] = job->rcpt_index[i];
             job->attempt_rcpts[job->attempt_count] = rcpt->address;
+            job->attempt_notify[job->attempt_count] =
+                job_smtp_notify(rcpt->dsn_notify);
+            job->attempt_orcpt[job->attempt_count] = rcpt->orcpt;
             job->attempt_count++;
         }
     }

@@ -203,6 +203,21 @@ static void conn_connect_next(struct outbound_job *job)
     reactor_timer_set(reactor, &job->timer, OUTBOUND_CONNECT_TIMEOUT_MS);
 }
 
+static enum smtp_dsn_ret conn_smtp_ret(enum queue_dsn_ret ret)
+{
+    switch (ret) {
+    case QUEUE_DSN_RET_FULL:
+        return SMTP_DSN_RET_FULL;
+    case QUEUE_DSN_RET_HDRS:
+        return SMTP_DSN_RET_HDRS;
+    case QUEUE_DSN_RET_UNSET:
+        break;
+    }
+    return SMTP_DSN_RET_UNSET;
+}
+
+/* TODO: send a "relayed" DSN (RFC 3461) for NOTIFY=SUCCESS when the next
+ * hop does not offer DSN, once the bounce code can write DSN messages. */
 static int conn_start_session(struct outbound_job *job)
 {
     struct daemon *daemon = conn_daemon(job);
@@ -217,6 +232,10 @@ static int conn_start_session(struct outbound_job *job)
         .eight_bit = (msg->flags & QUEUE_ENV_8BITMIME) != 0,
         .smtputf8 = (msg->flags & QUEUE_ENV_SMTPUTF8) != 0,
         .binary = (msg->flags & QUEUE_ENV_BINARYMIME) != 0,
+        .dsn_ret = conn_smtp_ret(msg->dsn_ret),
+        .envid = msg->envid,
+        .notify = job->attempt_notify,
+        .orcpt = job->attempt_orcpt,
     };
     job->client = smtp_client_new(daemon->config->hostname,
                                   &job->client_msg);

@@ -42,6 +42,8 @@ struct outbound_job {
     size_t *rcpt_index;          /* indices into msg->rcpts */
     size_t rcpt_count;           /* recipients of this domain */
     const char **attempt_rcpts;  /* addresses still queued this attempt */
+    unsigned *attempt_notify;    /* their NOTIFY= (smtp_dsn_notify bits) */
+    const char **attempt_orcpt;  /* their ORCPT= ("" when none) */
     size_t *attempt_index;       /* their indices into msg->rcpts */
     size_t attempt_count;
     uint32_t attempt;            /* 1 for the first attempt */

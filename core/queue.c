@@ -99,7 +99,7 @@ struct queue_item *queue_item_new(struct queue *queue,
     item->msg.rcpts = (struct queue_rcpt *)(item + 1);
     item->msg.rcpt_count = info.rcpt_count;
     queue_envelope_decode(envelope, (char *)item->msg.rcpts + rcpts_size,
-                          &item->msg.sender, item->msg.rcpts);
+                          &item->msg);
     queue_format_id(item->msg.id, header->id);
     item->msg.arrival = (time_t)header->arrival;
     item->msg.flags = info.flags;

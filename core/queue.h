@@ -39,12 +39,34 @@ enum queue_rcpt_state {
     QUEUE_RCPT_BOUNCED = 2,
 };
 
-/* Envelope flags, stored with the message. */
+/* Envelope flags, stored with the message. QUEUE_ENV_DSN means the
+ * envelope carries DSN fields. A record without it, such as every record
+ * written before DSN support, reads back with none. */
 #define QUEUE_ENV_8BITMIME 0x1u
 #define QUEUE_ENV_SMTPUTF8 0x2u
 /* BODY=BINARYMIME (RFC 3030): the body is the raw octets received with
  * BDAT, after the Received: header, and goes out only with BDAT. */
 #define QUEUE_ENV_BINARYMIME 0x4u
+#define QUEUE_ENV_DSN 0x8u
+
+/* RET= of the message (RFC 3461), as stored. */
+enum queue_dsn_ret {
+    QUEUE_DSN_RET_UNSET = 0,
+    QUEUE_DSN_RET_FULL = 1,
+    QUEUE_DSN_RET_HDRS = 2,
+};
+
+/* NOTIFY= bits of one recipient (RFC 3461) as stored, 0 when absent. */
+#define QUEUE_DSN_NOTIFY_SUCCESS 0x1u
+#define QUEUE_DSN_NOTIFY_FAILURE 0x2u
+#define QUEUE_DSN_NOTIFY_DELAY 0x4u
+#define QUEUE_DSN_NOTIFY_NEVER 0x8u
+
+/* The DSN request of one recipient. */
+struct queue_dsn_rcpt {
+    unsigned notify;           /* QUEUE_DSN_NOTIFY_* bits */
+    const char *orcpt;         /* "addr-type;address" decoded, "" if none */
+};
 
 struct queue_options {
     const char *dir;               /* created when missing */
@@ -59,10 +81,18 @@ struct queue_envelope {
     const char *const *rcpts;
     size_t rcpt_count;
     uint32_t flags;            /* QUEUE_ENV_* */
+
+    /* Read only with QUEUE_ENV_DSN set, and then dsn_rcpts has
+     * rcpt_count entries. */
+    enum queue_dsn_ret dsn_ret;
+    const char *envid;         /* decoded ENVID, "" or NULL if none */
+    const struct queue_dsn_rcpt *dsn_rcpts;
 };
 
 struct queue_rcpt {
     const char *address;
+    unsigned dsn_notify;         /* QUEUE_DSN_NOTIFY_* bits, 0 if none */
+    const char *orcpt;           /* "addr-type;address", "" if none */
     enum queue_rcpt_state state;
     uint32_t attempts;           /* delivery attempts so far (memory only) */
     uint64_t next_attempt_ms;    /* reactor clock; 0 = now (memory only) */
@@ -76,6 +106,8 @@ struct queue_msg {
     time_t arrival;              /* wall clock, seconds */
     uint32_t flags;              /* QUEUE_ENV_* */
     const char *sender;
+    enum queue_dsn_ret dsn_ret;
+    const char *envid;           /* decoded ENVID, "" if none */
     struct queue_rcpt *rcpts;
     size_t rcpt_count;
     const char *body;            /* wire form, in the mapping; raw

@@ -5,8 +5,16 @@
 
 #include "core/crc32c.h"
 
-#define QUEUE_ENV_KNOWN_FLAGS                                       \
-    (QUEUE_ENV_8BITMIME | QUEUE_ENV_SMTPUTF8 | QUEUE_ENV_BINARYMIME)
+#define QUEUE_ENV_KNOWN_FLAGS                                        \
+    (QUEUE_ENV_8BITMIME | QUEUE_ENV_SMTPUTF8 | QUEUE_ENV_BINARYMIME |  \
+     QUEUE_ENV_DSN)
+
+#define QUEUE_DSN_NOTIFY_KNOWN                                       \
+    (QUEUE_DSN_NOTIFY_SUCCESS | QUEUE_DSN_NOTIFY_FAILURE |           \
+     QUEUE_DSN_NOTIFY_DELAY | QUEUE_DSN_NOTIFY_NEVER)
+
+/* Stands in for the DSN strings of a record without DSN fields. */
+static const char queue_no_dsn_text[] = "";
 
 static void put_le16(uint8_t *p, uint16_t v)
 {
@@ -162,6 +170,36 @@ static bool queue_address_valid(const char *address, size_t *len)
     return *len <= QUEUE_ADDRESS_MAX;
 }
 
+static const char *queue_text_or_empty(const char *text)
+{
+    return text != NULL ? text : queue_no_dsn_text;
+}
+
+/* queue_dsn_encoded_len adds the DSN fields of env to *total. Returns
+ * false when they cannot be stored. */
+static bool queue_dsn_encoded_len(const struct queue_envelope *env,
+                                  size_t *total)
+{
+    size_t len;
+
+    if (env->dsn_rcpts == NULL || (unsigned)env->dsn_ret > 2 ||
+        !queue_address_valid(queue_text_or_empty(env->envid), &len)) {
+        return false;
+    }
+    *total += 4 + len;
+
+    for (size_t i = 0; i < env->rcpt_count; i++) {
+        const struct queue_dsn_rcpt *dsn = &env->dsn_rcpts[i];
+
+        if ((dsn->notify & ~QUEUE_DSN_NOTIFY_KNOWN) != 0 ||
+            !queue_address_valid(queue_text_or_empty(dsn->orcpt), &len)) {
+            return false;
+        }
+        *total += 4 + len;
+    }
+    return true;
+}
+
 size_t queue_envelope_encoded_len(const struct queue_envelope *env)
 {
     size_t total = 8;
@@ -182,6 +220,11 @@ size_t queue_envelope_encoded_len(const struct queue_envelope *env)
             return 0;
         }
         total += 2 + len;
+    }
+    if ((env->flags & QUEUE_ENV_DSN) != 0 &&
+        !queue_dsn_encoded_len(env, &total)) {
+        errno = EINVAL;
+        return 0;
     }
     return total;
 }
@@ -204,9 +247,21 @@ void queue_envelope_encode(uint8_t *out, const struct queue_envelope *env)
     for (size_t i = 0; i < env->rcpt_count; i++) {
         out = queue_address_encode(out, env->rcpts[i]);
     }
+    if ((env->flags & QUEUE_ENV_DSN) == 0) {
+        return;
+    }
+
+    put_le16(out, (uint16_t)env->dsn_ret);
+    out = queue_address_encode(out + 2, queue_text_or_empty(env->envid));
+    for (size_t i = 0; i < env->rcpt_count; i++) {
+        const struct queue_dsn_rcpt *dsn = &env->dsn_rcpts[i];
+
+        put_le16(out, (uint16_t)dsn->notify);
+        out = queue_address_encode(out + 2, queue_text_or_empty(dsn->orcpt));
+    }
 }
 
-/* queue_address_check consumes one encoded address from *in. Returns its
+/* queue_address_check consumes one encoded string from *in. Returns its
  * length, or -1 when it runs past end or contains a NUL byte. */
 static long queue_address_check(const uint8_t **in, const uint8_t *end)
 {
@@ -222,6 +277,40 @@ static long queue_address_check(const uint8_t **in, const uint8_t *end)
 
     *in += 2 + len;
     return (long)len;
+}
+
+/* queue_tagged_check consumes a u16 tag no greater than max, then one
+ * string. Returns the string length, or -1 when either is invalid. */
+static long queue_tagged_check(const uint8_t **in, const uint8_t *end,
+                               uint16_t max)
+{
+    if (end - *in < 2 || get_le16(*in) > max) {
+        return -1;
+    }
+    *in += 2;
+    return queue_address_check(in, end);
+}
+
+/* queue_dsn_check validates the DSN fields of an envelope whose
+ * addresses end at *in, and adds their strings to info->string_bytes. */
+static int queue_dsn_check(const uint8_t **in, const uint8_t *end,
+                           struct queue_envelope_info *info)
+{
+    long len = queue_tagged_check(in, end, QUEUE_DSN_RET_HDRS);
+
+    if (len < 0) {
+        return -1;
+    }
+    info->string_bytes += (size_t)len + 1;
+
+    for (uint64_t i = 0; i < info->rcpt_count; i++) {
+        len = queue_tagged_check(in, end, QUEUE_DSN_NOTIFY_KNOWN);
+        if (len < 0) {
+            return -1;
+        }
+        info->string_bytes += (size_t)len + 1;
+    }
+    return 0;
 }
 
 int queue_envelope_check(const uint8_t *in, size_t len,
@@ -250,6 +339,10 @@ int queue_envelope_check(const uint8_t *in, size_t len,
         }
         info->string_bytes += (size_t)address_len + 1;
     }
+    if ((info->flags & QUEUE_ENV_DSN) != 0 &&
+        queue_dsn_check(&in, end, info) < 0) {
+        return -1;
+    }
 
     return in == end ? 0 : -1;
 }
@@ -267,15 +360,31 @@ static const uint8_t *queue_address_decode(const uint8_t *in, char **strings,
 }
 
 void queue_envelope_decode(const uint8_t *in, char *strings,
-                           const char **sender, struct queue_rcpt *rcpts)
+                           struct queue_msg *msg)
 {
+    uint32_t flags = get_le32(in);
     uint32_t count = get_le32(in + 4);
+    struct queue_rcpt *rcpts = msg->rcpts;
 
-    in = queue_address_decode(in + 8, &strings, sender);
+    msg->dsn_ret = QUEUE_DSN_RET_UNSET;
+    msg->envid = queue_no_dsn_text;
+    in = queue_address_decode(in + 8, &strings, &msg->sender);
     for (uint32_t i = 0; i < count; i++) {
         in = queue_address_decode(in, &strings, &rcpts[i].address);
+        rcpts[i].dsn_notify = 0;
+        rcpts[i].orcpt = queue_no_dsn_text;
         rcpts[i].state = QUEUE_RCPT_QUEUED;
         rcpts[i].attempts = 0;
         rcpts[i].next_attempt_ms = 0;
+    }
+    if ((flags & QUEUE_ENV_DSN) == 0) {
+        return;
+    }
+
+    msg->dsn_ret = (enum queue_dsn_ret)get_le16(in);
+    in = queue_address_decode(in + 2, &strings, &msg->envid);
+    for (uint32_t i = 0; i < count; i++) {
+        rcpts[i].dsn_notify = get_le16(in);
+        in = queue_address_decode(in + 2, &strings, &rcpts[i].orcpt);
     }
 }

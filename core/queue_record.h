@@ -38,9 +38,22 @@
  *   u16 sender length, sender bytes ("" is the null reverse path)
  *   per recipient: u16 length, address bytes
  *
- * Addresses contain no NUL byte. The record CRC32C runs over the envelope,
- * then the body, then the 64 header bytes with the CRC field zeroed. The
- * header comes last so a writer can extend the CRC as body bytes arrive.
+ * and, only when the flags have QUEUE_ENV_DSN (0x8), the DSN fields of
+ * RFC 3461 with ENVID and ORCPT xtext-decoded:
+ *
+ *   u16 RET (enum queue_dsn_ret: 0 none, 1 FULL, 2 HDRS)
+ *   u16 ENVID length, ENVID bytes ("" when none)
+ *   per recipient: u16 NOTIFY bits (QUEUE_DSN_NOTIFY_*, 0 when none),
+ *                  u16 ORCPT length, ORCPT bytes ("addr-type;address",
+ *                  "" when none)
+ *
+ * A record without the flag has no DSN fields, so records written before
+ * DSN support still read back. An older reader rejects the flag and
+ * drops such records as invalid_envelope. Strings contain no NUL byte.
+ *
+ * The record CRC32C runs over the envelope, then the body, then the 64
+ * header bytes with the CRC field zeroed. The header comes last so a
+ * writer can extend the CRC as body bytes arrive.
  *
  * Header, magic, region length and nonce are written when a region is
  * reserved, so a scanner can walk from region to region; the first offset
@@ -166,10 +179,12 @@ void queue_envelope_encode(uint8_t *out, const struct queue_envelope *env);
 int queue_envelope_check(const uint8_t *in, size_t len,
                          struct queue_envelope_info *info);
 
-/* queue_envelope_decode copies the addresses of a checked envelope into
- * strings (info->string_bytes long) as NUL-terminated strings, points
- * *sender and rcpts[i].address at them and sets every recipient QUEUED. */
+/* queue_envelope_decode copies the strings of a checked envelope into
+ * strings (info->string_bytes long) as NUL-terminated strings, points the
+ * sender, ENVID and msg->rcpts[i] addresses and ORCPTs at them, and sets
+ * every recipient QUEUED. msg->rcpts has room for every recipient.
+ * Without DSN fields, ENVID and ORCPTs are "" and RET and NOTIFY 0. */
 void queue_envelope_decode(const uint8_t *in, char *strings,
-                           const char **sender, struct queue_rcpt *rcpts);
+                           struct queue_msg *msg);
 
 #endif

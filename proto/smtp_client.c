@@ -55,6 +55,7 @@ enum client_extension {
     CLIENT_EXT_SIZE = 1u << 3,
     CLIENT_EXT_CHUNKING = 1u << 4,
     CLIENT_EXT_BINARYMIME = 1u << 5,
+    CLIENT_EXT_DSN = 1u << 6,
 };
 
 struct smtp_client {
@@ -241,6 +242,58 @@ static void client_send_quit(struct smtp_client *c)
     }
 }
 
+/* client_format_mail_dsn writes " RET=... ENVID=..." for a peer that
+ * offers DSN, or "". RFC 3461 passes the DSN parameters on only to a
+ * next hop that offers DSN. */
+static void client_format_mail_dsn(const struct smtp_client *c, char *out,
+                                   size_t out_size)
+{
+    const struct smtp_client_message *msg = c->msg;
+    const char *ret = smtp_dsn_ret_name(msg->dsn_ret);
+    char envid[3 * SMTP_ENVID_MAX + 1] = "";
+    int n = 0;
+
+    out[0] = '\0';
+    if ((c->extensions & CLIENT_EXT_DSN) == 0) {
+        return;
+    }
+    if (ret != NULL) {
+        n = snprintf(out, out_size, " RET=%s", ret);
+    }
+    if (n >= 0 && (size_t)n < out_size && msg->envid != NULL &&
+        msg->envid[0] != '\0' &&
+        smtp_xtext_encode(msg->envid, envid, sizeof(envid)) >= 0) {
+        snprintf(out + n, out_size - (size_t)n, " ENVID=%s", envid);
+    }
+}
+
+/* client_format_rcpt_dsn writes " NOTIFY=... ORCPT=..." of recipient i
+ * for a peer that offers DSN, or "". An ORCPT without ';' is left out. */
+static void client_format_rcpt_dsn(const struct smtp_client *c, size_t i,
+                                   char *out, size_t out_size)
+{
+    const struct smtp_client_message *msg = c->msg;
+    const char *orcpt = msg->orcpt != NULL ? msg->orcpt[i] : NULL;
+    const char *semicolon = orcpt != NULL ? strchr(orcpt, ';') : NULL;
+    char address[3 * SMTP_ORCPT_MAX + 1];
+    char notify[40] = "";
+    int n = 0;
+
+    out[0] = '\0';
+    if ((c->extensions & CLIENT_EXT_DSN) == 0) {
+        return;
+    }
+    if (msg->notify != NULL && msg->notify[i] != 0) {
+        smtp_dsn_format_notify(msg->notify[i], notify, sizeof(notify));
+        n = snprintf(out, out_size, " NOTIFY=%s", notify);
+    }
+    if (n >= 0 && (size_t)n < out_size && semicolon != NULL &&
+        smtp_xtext_encode(semicolon + 1, address, sizeof(address)) >= 0) {
+        snprintf(out + n, out_size - (size_t)n, " ORCPT=%.*s;%s",
+                 (int)(semicolon - orcpt), orcpt, address);
+    }
+}
+
 /* client_send_mail sends MAIL FROM with the parameters the message needs
  * and the peer offers. */
 static int client_send_mail(struct smtp_client *c)
@@ -249,6 +302,7 @@ static int client_send_mail(struct smtp_client *c)
     const char *body = "";
     const char *utf8 = "";
     char size[32] = "";
+    char dsn[400];
 
     /* NOTE: an 8-bit body goes out without BODY=8BITMIME when the peer
      * lacks 8BITMIME. RFC 6152 calls for converting it to 7 bits or
@@ -265,14 +319,18 @@ static int client_send_mail(struct smtp_client *c)
     if ((c->extensions & CLIENT_EXT_SIZE) != 0) {
         snprintf(size, sizeof(size), " SIZE=%zu", msg->body_len);
     }
-    return client_send(c, CLIENT_CMD_MAIL, 0, "MAIL FROM:<%s>%s%s%s",
-                       msg->sender, body, utf8, size);
+    client_format_mail_dsn(c, dsn, sizeof(dsn));
+    return client_send(c, CLIENT_CMD_MAIL, 0, "MAIL FROM:<%s>%s%s%s%s",
+                       msg->sender, body, utf8, size, dsn);
 }
 
 static int client_send_rcpt(struct smtp_client *c, size_t i)
 {
-    return client_send(c, CLIENT_CMD_RCPT, i, "RCPT TO:<%s>",
-                       c->msg->rcpts[i]);
+    char dsn[3 * SMTP_ORCPT_MAX + 64];
+
+    client_format_rcpt_dsn(c, i, dsn, sizeof(dsn));
+    return client_send(c, CLIENT_CMD_RCPT, i, "RCPT TO:<%s>%s",
+                       c->msg->rcpts[i], dsn);
 }
 
 /* client_chunk_count returns the number of BDAT commands for the body:
@@ -425,6 +483,7 @@ static void client_record_extensions(struct smtp_client *c,
         {"SIZE", CLIENT_EXT_SIZE},
         {"CHUNKING", CLIENT_EXT_CHUNKING},
         {"BINARYMIME", CLIENT_EXT_BINARYMIME},
+        {"DSN", CLIENT_EXT_DSN},
     };
 
     c->extensions = 0;

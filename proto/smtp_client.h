@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/smtp_dsn.h"
 #include "proto/smtp_outq.h"
 
 struct smtp_client;
@@ -44,6 +45,16 @@ struct smtp_client_message {
     bool eight_bit;               /* send BODY=8BITMIME when offered */
     bool smtputf8;                /* needs a peer that offers SMTPUTF8 */
     bool binary;                  /* BODY=BINARYMIME: sent with BDAT only */
+
+    /* The DSN request (RFC 3461), sent only to a peer that offers DSN:
+     * RET= and ENVID= on MAIL, NOTIFY= and ORCPT= on each RCPT. ENVID and
+     * the ORCPT addresses are given decoded and sent as xtext. */
+    enum smtp_dsn_ret dsn_ret;
+    const char *envid;            /* NULL or "" when none */
+    const unsigned *notify;       /* smtp_dsn_notify bits per recipient
+                                   * (0: none), or NULL */
+    const char *const *orcpt;     /* "addr-type;address" per recipient
+                                   * (NULL or "": none), or NULL */
 };
 
 enum smtp_client_state {

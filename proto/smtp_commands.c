@@ -7,10 +7,8 @@
 #include <strings.h>
 
 #include "proto/smtp_chars.h"
+#include "proto/smtp_params.h"
 #include "proto/smtp_server_internal.h"
-
-/* The longest SIZE= value: 20 digits hold any uint64_t. */
-#define SMTP_SIZE_DIGITS_MAX 20
 
 enum smtp_grammar {
     SMTP_ARGS_NONE,   /* nothing after the verb */
@@ -25,8 +23,7 @@ struct smtp_args {
     size_t len;
     struct smtp_path path;  /* SMTP_ARGS_PATH only */
     bool path_utf8;         /* the path has UTF-8, allowed if SMTPUTF8 */
-    const char *params;     /* after the path, leading blanks skipped */
-    size_t params_len;
+    struct smtp_param_values params; /* SMTP_ARGS_PATH only */
 };
 
 struct smtp_command {
@@ -36,6 +33,8 @@ struct smtp_command {
     const char *keyword;      /* SMTP_ARGS_PATH: "FROM:" or "TO:" */
     const char *path_status;  /* enhanced code for a bad path */
     const char *path_role;    /* "sender" or "recipient" */
+    enum smtp_param_verb params; /* ESMTP parameters accepted after the
+                                  * path (smtp_params.c) */
     const char *usage;        /* argument syntax for a 501 reply */
     void (*handler)(struct smtp_server *s, const struct smtp_args *args);
 };
@@ -51,33 +50,57 @@ static void command_noop(struct smtp_server *s, const struct smtp_args *a);
 static void command_quit(struct smtp_server *s, const struct smtp_args *a);
 static void command_vrfy(struct smtp_server *s, const struct smtp_args *a);
 static void command_help(struct smtp_server *s, const struct smtp_args *a);
+static void command_not_implemented(struct smtp_server *s,
+                                    const struct smtp_args *a);
 
 static const struct smtp_command smtp_commands[] = {
     {"EHLO", SMTP_STATE_COMMANDS, SMTP_ARGS_DOMAIN, NULL, NULL, NULL,
-     "EHLO hostname", command_ehlo},
+     SMTP_PARAM_NONE, "EHLO hostname", command_ehlo},
     {"HELO", SMTP_STATE_COMMANDS, SMTP_ARGS_DOMAIN, NULL, NULL, NULL,
-     "HELO hostname", command_helo},
+     SMTP_PARAM_NONE, "HELO hostname", command_helo},
     {"MAIL", SMTP_STATE_READY, SMTP_ARGS_PATH, "FROM:", "5.1.7", "sender",
-     "MAIL FROM:<address>", command_mail},
+     SMTP_PARAM_MAIL, "MAIL FROM:<address>", command_mail},
     {"RCPT", SMTP_STATE_MAIL | SMTP_STATE_RCPT, SMTP_ARGS_PATH, "TO:",
-     "5.1.3", "recipient", "RCPT TO:<address>", command_rcpt},
-    {"DATA", SMTP_STATE_RCPT, SMTP_ARGS_NONE, NULL, NULL, NULL, "DATA",
-     command_data},
+     "5.1.3", "recipient", SMTP_PARAM_RCPT, "RCPT TO:<address>",
+     command_rcpt},
+    {"DATA", SMTP_STATE_RCPT, SMTP_ARGS_NONE, NULL, NULL, NULL,
+     SMTP_PARAM_NONE, "DATA", command_data},
     /* BDAT is allowed in every command state, because its chunk must be
      * read even when the command is out of sequence. The handler checks
      * the state. */
     {"BDAT", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
-     "BDAT chunk-size [LAST]", command_bdat},
-    {"RSET", SMTP_STATE_COMMANDS, SMTP_ARGS_NONE, NULL, NULL, NULL, "RSET",
-     command_rset},
-    {"NOOP", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL, "NOOP",
-     command_noop},
-    {"QUIT", SMTP_STATE_COMMANDS, SMTP_ARGS_NONE, NULL, NULL, NULL, "QUIT",
-     command_quit},
+     SMTP_PARAM_NONE, "BDAT chunk-size [LAST]", command_bdat},
+    {"RSET", SMTP_STATE_COMMANDS, SMTP_ARGS_NONE, NULL, NULL, NULL,
+     SMTP_PARAM_NONE, "RSET", command_rset},
+    {"NOOP", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
+     SMTP_PARAM_NONE, "NOOP", command_noop},
+    {"QUIT", SMTP_STATE_COMMANDS, SMTP_ARGS_NONE, NULL, NULL, NULL,
+     SMTP_PARAM_NONE, "QUIT", command_quit},
     {"VRFY", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
-     "VRFY address", command_vrfy},
-    {"HELP", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL, "HELP",
-     command_help},
+     SMTP_PARAM_NONE, "VRFY address", command_vrfy},
+    {"HELP", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
+     SMTP_PARAM_NONE, "HELP", command_help},
+    /* Known verbs without an implementation get 502 rather than the 500
+     * of an unknown verb. STARTTLS and AUTH become real commands by
+     * giving their rows states, a grammar and a handler. */
+    {"STARTTLS", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
+     SMTP_PARAM_NONE, "STARTTLS", command_not_implemented},
+    {"AUTH", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
+     SMTP_PARAM_NONE, "AUTH mechanism", command_not_implemented},
+    {"EXPN", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
+     SMTP_PARAM_NONE, "EXPN list", command_not_implemented},
+    {"TURN", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
+     SMTP_PARAM_NONE, "TURN", command_not_implemented},
+    {"ETRN", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
+     SMTP_PARAM_NONE, "ETRN domain", command_not_implemented},
+    {"ATRN", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
+     SMTP_PARAM_NONE, "ATRN domain", command_not_implemented},
+    {"SEND", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
+     SMTP_PARAM_NONE, "SEND FROM:<address>", command_not_implemented},
+    {"SOML", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
+     SMTP_PARAM_NONE, "SOML FROM:<address>", command_not_implemented},
+    {"SAML", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
+     SMTP_PARAM_NONE, "SAML FROM:<address>", command_not_implemented},
 };
 
 #define SMTP_COMMAND_COUNT (sizeof(smtp_commands) / sizeof(smtp_commands[0]))
@@ -100,11 +123,9 @@ static bool smtputf8_offered(const struct smtp_server *s)
     return (s->opts->disabled_extensions & SMTP_EXT_SMTPUTF8) == 0;
 }
 
-/* RFC 3030: a BINARYMIME body can only be sent with BDAT, so BINARYMIME
- * is offered only together with CHUNKING. */
 static bool binarymime_offered(unsigned disabled)
 {
-    return (disabled & (SMTP_EXT_CHUNKING | SMTP_EXT_BINARYMIME)) == 0;
+    return (smtp_extensions_offered(disabled) & SMTP_EXT_BINARYMIME) != 0;
 }
 
 static size_t skip_blanks(const char *text, size_t pos, size_t len)
@@ -198,9 +219,8 @@ static int parse_path_args(struct smtp_server *s,
         return -1;
     }
     pos = skip_blanks(args->text, pos, args->len);
-    args->params = args->text + pos;
-    args->params_len = args->len - pos;
-    return 0;
+    return smtp_params_parse(s, cmd->params, args->text + pos,
+                             args->len - pos, &args->params);
 }
 
 /* parse_args checks the argument against the command's grammar. Returns 0,
@@ -333,6 +353,9 @@ static void command_ehlo(struct smtp_server *s, const struct smtp_args *a)
     if (binarymime_offered(disabled)) {
         smtp_server_reply(s, "250-BINARYMIME");
     }
+    if ((disabled & SMTP_EXT_DSN) == 0) {
+        smtp_server_reply(s, "250-DSN");
+    }
     smtp_server_reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -342,137 +365,9 @@ static void command_helo(struct smtp_server *s, const struct smtp_args *a)
     smtp_server_reply(s, "250 %s", s->opts->hostname);
 }
 
-/* parse_size reads a SIZE= value: 1 to 20 digits that fit in uint64_t.
- * Returns 0, or -1 when it is not a number. */
-static int parse_size(const char *text, size_t len, uint64_t *size)
-{
-    uint64_t value = 0;
-
-    if (len == 0 || len > SMTP_SIZE_DIGITS_MAX) {
-        return -1;
-    }
-    for (size_t i = 0; i < len; i++) {
-        uint64_t digit = (uint64_t)(text[i] - '0');
-
-        if (!smtp_char_is(text[i], SMTP_CHAR_DIGIT) ||
-            value > (UINT64_MAX - digit) / 10) {
-            return -1;
-        }
-        value = value * 10 + digit;
-    }
-    *size = value;
-    return 0;
-}
-
-/* mail_body_value reads a BODY= value. BODY= exists while 8BITMIME
- * (RFC 6152: 7BIT, 8BITMIME) or BINARYMIME (RFC 3030 adds BINARYMIME) is
- * offered, and each value only while an extension that defines it is.
- * Returns 0, or -1 for a value that is unknown or not offered. */
-static int mail_body_value(const char *value, size_t len, unsigned disabled,
-                           enum smtp_body_type *body)
-{
-    bool eight_bit = (disabled & SMTP_EXT_8BITMIME) == 0;
-    bool binary = binarymime_offered(disabled);
-
-    if (len == 4 && strncasecmp(value, "7BIT", 4) == 0 &&
-        (eight_bit || binary)) {
-        *body = SMTP_BODY_7BIT;
-        return 0;
-    }
-    if (len == 8 && strncasecmp(value, "8BITMIME", 8) == 0 && eight_bit) {
-        *body = SMTP_BODY_8BITMIME;
-        return 0;
-    }
-    if (len == 10 && strncasecmp(value, "BINARYMIME", 10) == 0 && binary) {
-        *body = SMTP_BODY_BINARYMIME;
-        return 0;
-    }
-    return -1;
-}
-
-/* mail_param applies one esmtp-param (RFC 5321 section 4.1.2); value is
- * NULL when the parameter has no "=". Returns 0, or -1 when it is
- * unknown, not offered (a bit of disabled), repeated or has a bad
- * value. */
-static int mail_param(const char *key, size_t key_len, const char *value,
-                      size_t value_len, struct smtp_mail_params *params,
-                      unsigned disabled, unsigned *seen)
-{
-    if (key_len == 8 && strncasecmp(key, "SMTPUTF8", 8) == 0) {
-        /* RFC 6531: SMTPUTF8 takes no value. */
-        if ((*seen & 4u) != 0 || (disabled & SMTP_EXT_SMTPUTF8) != 0 ||
-            value != NULL) {
-            return -1;
-        }
-        *seen |= 4u;
-        params->smtputf8 = true;
-        return 0;
-    }
-    if (value == NULL) {
-        return -1;
-    }
-    if (key_len == 4 && strncasecmp(key, "SIZE", 4) == 0) {
-        if ((*seen & 1u) != 0 || (disabled & SMTP_EXT_SIZE) != 0 ||
-            parse_size(value, value_len, &params->size) < 0) {
-            return -1;
-        }
-        *seen |= 1u;
-        return 0;
-    }
-    if (key_len == 4 && strncasecmp(key, "BODY", 4) == 0) {
-        if ((*seen & 2u) != 0) {
-            return -1;
-        }
-        *seen |= 2u;
-        return mail_body_value(value, value_len, disabled, &params->body);
-    }
-    return -1;
-}
-
-/* parse_mail_params parses blank-separated esmtp-keyword ["=" esmtp-value]
- * items. Returns 0, or -1 after queueing 555. */
-static int parse_mail_params(struct smtp_server *s, const char *text,
-                             size_t len, struct smtp_mail_params *params)
-{
-    unsigned seen = 0;
-    size_t pos = 0;
-
-    while (pos < len) {
-        size_t key = pos;
-        size_t key_end;
-        size_t value;
-        bool has_value = false;
-
-        while (pos < len && smtp_char_is(text[pos], SMTP_CHAR_LDH)) {
-            pos++;
-        }
-        key_end = pos;
-        if (pos < len && text[pos] == '=') {
-            has_value = true;
-            pos++;
-        }
-        value = pos;
-        while (pos < len && smtp_char_is(text[pos], SMTP_CHAR_XVALUE)) {
-            pos++;
-        }
-        if (key_end == key || text[key] == '-' ||
-            (pos < len && !smtp_char_is(text[pos], SMTP_CHAR_BLANK)) ||
-            mail_param(text + key, key_end - key,
-                       has_value ? text + value : NULL, pos - value,
-                       params, s->opts->disabled_extensions, &seen) < 0) {
-            smtp_server_reject(s, "555 5.5.4 Error: unsupported or invalid "
-                               "MAIL parameter: %.*s",
-                               (int)(pos - key), text + key);
-            return -1;
-        }
-        pos = skip_blanks(text, pos, len);
-    }
-    return 0;
-}
-
 static void command_mail(struct smtp_server *s, const struct smtp_args *a)
 {
-    struct smtp_mail_params params = {.body = SMTP_BODY_7BIT};
+    const struct smtp_mail_params *params = &a->params.mail;
     uint64_t limit = s->opts->max_message_size;
     char reply[SMTP_REPLY_MAX] = "";
 
@@ -480,27 +375,24 @@ static void command_mail(struct smtp_server *s, const struct smtp_args *a)
         smtp_server_reject(s, "501 5.1.7 Error: bad sender address syntax");
         return;
     }
-    if (parse_mail_params(s, a->params, a->params_len, &params) < 0) {
-        return;
-    }
-    if (a->path_utf8 && !params.smtputf8) {
+    if (a->path_utf8 && !params->smtputf8) {
         smtp_server_reject(s, "553 5.6.7 Error: non-ASCII sender address "
                            "needs SMTPUTF8");
         return;
     }
-    if (limit != 0 && params.size > limit) {
+    if (limit != 0 && params->size > limit) {
         smtp_server_reply(s, "552 5.3.4 Error: message size exceeds the "
                           "fixed maximum of %" PRIu64 " bytes", limit);
         return;
     }
     if (s->hooks->mail != NULL &&
-        s->hooks->mail(s->ctx, &a->path, &params, reply) < 0) {
+        s->hooks->mail(s->ctx, &a->path, params, reply) < 0) {
         smtp_server_hook_reply(s, reply);
         return;
     }
     s->state = SMTP_STATE_MAIL;
-    s->smtputf8 = params.smtputf8;
-    s->binarymime = params.body == SMTP_BODY_BINARYMIME;
+    s->smtputf8 = params->smtputf8;
+    s->binarymime = params->body == SMTP_BODY_BINARYMIME;
     s->rcpt_count = 0;
     if (reply[0] != '\0') {
         smtp_server_hook_reply(s, reply);
@@ -520,12 +412,6 @@ static void command_rcpt(struct smtp_server *s, const struct smtp_args *a)
                            "a valid recipient");
         return;
     }
-    if (a->params_len != 0) {
-        smtp_server_reject(s, "555 5.5.4 Error: unsupported RCPT "
-                           "parameter: %.*s",
-                           (int)a->params_len, a->params);
-        return;
-    }
     if (s->bdat_used) {
         smtp_server_reject(s, "503 5.5.1 Error: RCPT after BDAT in the "
                            "same transaction");
@@ -536,7 +422,7 @@ static void command_rcpt(struct smtp_server *s, const struct smtp_args *a)
         return;
     }
     if (s->hooks->rcpt != NULL &&
-        s->hooks->rcpt(s->ctx, &a->path, reply) < 0) {
+        s->hooks->rcpt(s->ctx, &a->path, &a->params.rcpt, reply) < 0) {
         smtp_server_hook_reply(s, reply);
         return;
     }
@@ -599,7 +485,7 @@ static void command_bdat(struct smtp_server *s, const struct smtp_args *a)
         last = true;
         pos = a->len;
     }
-    if (pos != a->len || parse_size(a->text, digits, &size) < 0) {
+    if (pos != a->len || smtp_parse_size(a->text, digits, &size) < 0) {
         smtp_server_reject(s, "501 5.5.4 Syntax: BDAT chunk-size [LAST]");
         return;
     }
@@ -648,8 +534,9 @@ static void command_help(struct smtp_server *s, const struct smtp_args *a)
     for (size_t i = 0; i < SMTP_COMMAND_COUNT; i++) {
         int n;
 
-        if (smtp_commands[i].handler == command_bdat &&
-            (s->opts->disabled_extensions & SMTP_EXT_CHUNKING) != 0) {
+        if (smtp_commands[i].handler == command_not_implemented ||
+            (smtp_commands[i].handler == command_bdat &&
+             (s->opts->disabled_extensions & SMTP_EXT_CHUNKING) != 0)) {
             continue;
         }
         n = snprintf(verbs + used, sizeof(verbs) - used, " %s",
@@ -661,4 +548,11 @@ static void command_help(struct smtp_server *s, const struct smtp_args *a)
         used += (size_t)n;
     }
     smtp_server_reply(s, "214 2.0.0 Commands:%s", verbs);
+}
+
+static void command_not_implemented(struct smtp_server *s,
+                                    const struct smtp_args *a)
+{
+    (void)a;
+    smtp_server_reject(s, "502 5.5.1 Error: command not implemented");
 }

@@ -16,8 +16,9 @@
  * A command line must end with CRLF: a line ending in a bare LF, or with
  * a NUL or CR inside, gets 500 5.5.2. A line longer than max_line gets
  * 500 5.5.6 once its LF arrives, and none of it is run. Replies 500, 501,
- * 503, 553 and 555 count toward max_errors; policy refusals from hooks do
- * not.
+ * 502, 503, 553 and 555 count toward max_errors; policy refusals from
+ * hooks do not. Known verbs that are not implemented (EXPN, TURN, ETRN,
+ * ATRN, STARTTLS, AUTH, SEND, SOML, SAML) get 502 5.5.1.
  *
  * DATA: body bytes reach hooks->data_write() in wire form (CRLF,
  * dot-stuffed as received), without the final ".CRLF". A bare CR or LF
@@ -51,6 +52,7 @@
 #include <stdint.h>
 
 #include "proto/smtp_address.h"
+#include "proto/smtp_dsn.h"
 #include "proto/smtp_outq.h"
 
 struct smtp_server;
@@ -68,6 +70,16 @@ struct smtp_mail_params {
     uint64_t size;             /* SIZE=, 0 when absent */
     enum smtp_body_type body;  /* BODY= */
     bool smtputf8;             /* SMTPUTF8 */
+    enum smtp_dsn_ret ret;     /* RET= */
+    char envid[SMTP_ENVID_MAX + 1]; /* ENVID= xtext-decoded, "" when
+                                     * absent */
+};
+
+struct smtp_rcpt_params {
+    unsigned notify;           /* smtp_dsn_notify bits, 0 when absent */
+    /* ORCPT= as "addr-type;address" with the address xtext-decoded and
+     * the addr-type as sent; "" when absent. */
+    char orcpt[SMTP_ORCPT_MAX + 1];
 };
 
 /* Hooks return 0 to accept. To refuse, they write a full reply line
@@ -86,7 +98,8 @@ struct smtp_server_hooks {
                 const struct smtp_mail_params *params, char *reply);
 
     /* rcpt: a valid RCPT TO; the place for relay policy. */
-    int (*rcpt)(void *ctx, const struct smtp_path *to, char *reply);
+    int (*rcpt)(void *ctx, const struct smtp_path *to,
+                const struct smtp_rcpt_params *params, char *reply);
 
     /* data_begin: DATA accepted; open storage for the body. The hook
      * writes any trace header itself through data_write(). */
@@ -123,7 +136,8 @@ struct smtp_server_hooks {
  * gets 555 and a non-ASCII address or EHLO name is rejected. Without
  * CHUNKING the BDAT command gets 500 like an unknown one. BINARYMIME is
  * offered only with CHUNKING, because a binary body needs BDAT. Without
- * either of them BODY=BINARYMIME gets 555. */
+ * either of them BODY=BINARYMIME gets 555. Without DSN the parameters
+ * RET=, ENVID=, NOTIFY= and ORCPT= get 555. */
 enum smtp_server_extension {
     SMTP_EXT_PIPELINING = 1u << 0,
     SMTP_EXT_SIZE = 1u << 1,
@@ -131,6 +145,7 @@ enum smtp_server_extension {
     SMTP_EXT_SMTPUTF8 = 1u << 3,
     SMTP_EXT_CHUNKING = 1u << 4,
     SMTP_EXT_BINARYMIME = 1u << 5,
+    SMTP_EXT_DSN = 1u << 6,
 };
 
 /* A limit of 0 means none, except max_line, where 0 means 512. */

@@ -1296,3 +1296,36 @@ Test(netaddr, format)
     cr_expect_str_eq(netaddr_format(as_sa(&ss), small, sizeof(small)),
                      "unk");
 }
+
+Test(config, postmaster_default_none)
+{
+    struct config config;
+
+    cr_assert_eq(config_init(&config), 0);
+    cr_assert_null(config.postmaster);
+    config_cleanup(&config);
+}
+
+Test(config, postmaster_address, .init = tmp_setup, .fini = tmp_teardown)
+{
+    struct config config;
+
+    load_ok(&config, "postmaster = \"ops.team+mail@example.com\";\n");
+    cr_assert_str_eq(config.postmaster, "ops.team+mail@example.com");
+    config_cleanup(&config);
+}
+
+Test(config, postmaster_invalid, .init = tmp_setup, .fini = tmp_teardown)
+{
+    static const char *const values[] = {
+        "\"postmaster\"", "\"@example.com\"", "\"a@\"", "\"a b@example.com\"",
+        "\"<a@example.com>\"", "\"a..b@example.com\"", "\".a@example.com\"",
+        "\"a.@example.com\"", "\"a@bad_host\"", "\"\"", "42",
+    };
+    char text[128];
+
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        snprintf(text, sizeof(text), "postmaster = %s\n", values[i]);
+        load_fail(text, 1, "invalid value for 'postmaster': ");
+    }
+}

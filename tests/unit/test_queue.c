@@ -291,7 +291,7 @@ Test(queue, envelope_round_trip)
     size_t len = queue_envelope_encoded_len(&test_env);
     struct queue_envelope_info info;
     struct queue_rcpt rcpts[2];
-    const char *sender = NULL;
+    struct queue_msg msg = {.rcpts = rcpts};
     uint8_t *bytes;
     char *strings;
 
@@ -303,8 +303,8 @@ Test(queue, envelope_round_trip)
     cr_assert_eq(info.flags, QUEUE_ENV_8BITMIME);
 
     strings = malloc(info.string_bytes);
-    queue_envelope_decode(bytes, strings, &sender, rcpts);
-    cr_assert_str_eq(sender, "sender@example.com");
+    queue_envelope_decode(bytes, strings, &msg);
+    cr_assert_str_eq(msg.sender, "sender@example.com");
     cr_assert_str_eq(rcpts[0].address, "a@example.org");
     cr_assert_str_eq(rcpts[1].address, "b@example.net");
     cr_assert_eq(rcpts[1].state, QUEUE_RCPT_QUEUED);
@@ -315,6 +315,191 @@ Test(queue, envelope_round_trip)
     cr_assert_eq(queue_envelope_check(bytes, len, &info), -1);
     free(strings);
     free(bytes);
+}
+
+static const struct queue_dsn_rcpt test_dsn_rcpts[] = {
+    {QUEUE_DSN_NOTIFY_SUCCESS | QUEUE_DSN_NOTIFY_DELAY,
+     "rfc822;A+B@example.org"},
+    {0, ""},
+};
+
+/* test_env with every DSN field set, the second recipient without any. */
+static const struct queue_envelope test_dsn_env = {
+    .sender = "sender@example.com",
+    .rcpts = two_rcpts,
+    .rcpt_count = 2,
+    .flags = QUEUE_ENV_8BITMIME | QUEUE_ENV_DSN,
+    .dsn_ret = QUEUE_DSN_RET_HDRS,
+    .envid = "QQ 314159",
+    .dsn_rcpts = test_dsn_rcpts,
+};
+
+/* decode_envelope checks and decodes bytes into msg with storage owned by
+ * the caller: rcpts (room for 2) and *strings, to free. */
+static void decode_envelope(const uint8_t *bytes, size_t len,
+                            struct queue_msg *msg, struct queue_rcpt *rcpts,
+                            char **strings)
+{
+    struct queue_envelope_info info;
+
+    cr_assert_eq(queue_envelope_check(bytes, len, &info), 0);
+    cr_assert_eq(info.rcpt_count, 2);
+    *strings = malloc(info.string_bytes);
+    cr_assert_not_null(*strings);
+    memset(msg, 0, sizeof(*msg));
+    msg->rcpts = rcpts;
+    msg->rcpt_count = info.rcpt_count;
+    msg->flags = info.flags;
+    queue_envelope_decode(bytes, *strings, msg);
+}
+
+Test(queue, envelope_dsn_round_trip)
+{
+    size_t len = queue_envelope_encoded_len(&test_dsn_env);
+    struct queue_envelope_info info;
+    struct queue_rcpt rcpts[2];
+    struct queue_msg msg;
+    char *strings;
+    uint8_t *bytes;
+
+    cr_assert_gt(len, queue_envelope_encoded_len(&test_env));
+    bytes = malloc(len);
+    cr_assert_not_null(bytes);
+    queue_envelope_encode(bytes, &test_dsn_env);
+    decode_envelope(bytes, len, &msg, rcpts, &strings);
+
+    cr_assert_eq(msg.flags, QUEUE_ENV_8BITMIME | QUEUE_ENV_DSN);
+    cr_assert_eq(msg.dsn_ret, QUEUE_DSN_RET_HDRS);
+    cr_assert_str_eq(msg.envid, "QQ 314159");
+    cr_assert_str_eq(msg.sender, "sender@example.com");
+    cr_assert_str_eq(rcpts[0].address, "a@example.org");
+    cr_assert_eq(rcpts[0].dsn_notify,
+                 QUEUE_DSN_NOTIFY_SUCCESS | QUEUE_DSN_NOTIFY_DELAY);
+    cr_assert_str_eq(rcpts[0].orcpt, "rfc822;A+B@example.org");
+    cr_assert_str_eq(rcpts[1].address, "b@example.net");
+    cr_assert_eq(rcpts[1].dsn_notify, 0);
+    cr_assert_str_eq(rcpts[1].orcpt, "");
+
+    /* The DSN fields must end the envelope exactly. */
+    cr_assert_eq(queue_envelope_check(bytes, len - 1, &info), -1);
+    free(strings);
+    free(bytes);
+}
+
+/* The bytes of test_env as written before DSN support: flags 0x1, two
+ * recipients, and no DSN fields. */
+static const uint8_t old_envelope[] = {
+    0x01, 0, 0, 0, 0x02, 0, 0, 0,
+    18, 0, 's', 'e', 'n', 'd', 'e', 'r', '@', 'e', 'x', 'a', 'm', 'p', 'l',
+    'e', '.', 'c', 'o', 'm',
+    13, 0, 'a', '@', 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'o', 'r', 'g',
+    13, 0, 'b', '@', 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'n', 'e', 't',
+};
+
+Test(queue, envelope_old_format_read)
+{
+    uint8_t encoded[sizeof(old_envelope)];
+    struct queue_rcpt rcpts[2];
+    struct queue_msg msg;
+    char *strings;
+
+    /* The current encoder still writes a message without DSN fields in
+     * the old layout, byte for byte. */
+    cr_assert_eq(queue_envelope_encoded_len(&test_env), sizeof(encoded));
+    queue_envelope_encode(encoded, &test_env);
+    cr_assert_arr_eq(encoded, old_envelope, sizeof(encoded));
+
+    decode_envelope(old_envelope, sizeof(old_envelope), &msg, rcpts,
+                    &strings);
+    cr_assert_eq(msg.flags, QUEUE_ENV_8BITMIME);
+    cr_assert_eq(msg.dsn_ret, QUEUE_DSN_RET_UNSET);
+    cr_assert_str_eq(msg.envid, "");
+    cr_assert_str_eq(msg.sender, "sender@example.com");
+    cr_assert_str_eq(rcpts[1].address, "b@example.net");
+    cr_assert_eq(rcpts[0].dsn_notify, 0);
+    cr_assert_str_eq(rcpts[0].orcpt, "");
+    cr_assert_str_eq(rcpts[1].orcpt, "");
+    free(strings);
+}
+
+Test(queue, envelope_dsn_invalid_rejected)
+{
+    static const struct queue_dsn_rcpt bad_notify[] = {
+        {0x10, ""}, {0, ""},
+    };
+    struct queue_envelope env = test_dsn_env;
+    struct queue_envelope_info info;
+    uint8_t *bytes;
+    size_t len;
+
+    env.dsn_rcpts = NULL;
+    cr_assert_eq(queue_envelope_encoded_len(&env), 0);
+    cr_assert_eq(errno, EINVAL);
+    env.dsn_rcpts = bad_notify;
+    cr_assert_eq(queue_envelope_encoded_len(&env), 0);
+    env.dsn_rcpts = test_dsn_rcpts;
+    env.dsn_ret = (enum queue_dsn_ret)3;
+    cr_assert_eq(queue_envelope_encoded_len(&env), 0);
+
+    /* A stored RET past HDRS fails the check. The RET field follows the
+     * 8-byte head and the three addresses. */
+    len = queue_envelope_encoded_len(&test_dsn_env);
+    bytes = malloc(len);
+    cr_assert_not_null(bytes);
+    queue_envelope_encode(bytes, &test_dsn_env);
+    cr_assert_eq(queue_envelope_check(bytes, len, &info), 0);
+    bytes[8 + 20 + 15 + 15] = 3;
+    cr_assert_eq(queue_envelope_check(bytes, len, &info), -1);
+    free(bytes);
+}
+
+Test(queue, dsn_fields_survive_reopen)
+{
+    const char body[] = "Subject: dsn\r\n\r\nhello\r\n";
+    struct queue_writer *writer = NULL;
+    struct queue_msg *msg;
+
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(queue_writer_begin(fx.queue, &writer, &test_dsn_env,
+                                    sizeof(body)), 0,
+                 "queue_writer_begin: %s", strerror(errno));
+    append(writer, body, sizeof(body) - 1);
+    commit(writer);
+    run_until_done(1);
+    cr_assert_eq(fx.done_status[0], 0);
+    msg = fx.ready[0];
+    cr_assert_str_eq(msg->envid, "QQ 314159");
+
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 1);
+    msg = fx.ready[0];
+    cr_assert_eq(msg->flags, QUEUE_ENV_8BITMIME | QUEUE_ENV_DSN);
+    cr_assert_eq(msg->dsn_ret, QUEUE_DSN_RET_HDRS);
+    cr_assert_str_eq(msg->envid, "QQ 314159");
+    cr_assert_eq(msg->rcpts[0].dsn_notify,
+                 QUEUE_DSN_NOTIFY_SUCCESS | QUEUE_DSN_NOTIFY_DELAY);
+    cr_assert_str_eq(msg->rcpts[0].orcpt, "rfc822;A+B@example.org");
+    cr_assert_str_eq(msg->rcpts[1].orcpt, "");
+    assert_body(msg, body, sizeof(body) - 1);
+    cr_assert_eq(stats().recovered_dropped, 0);
+}
+
+Test(queue, record_without_dsn_recovers_with_none)
+{
+    const char body[] = "Subject: plain\r\n\r\nhello\r\n";
+    struct queue_msg *msg;
+
+    cr_assert_eq(open_queue(), 0);
+    store_message(body, sizeof(body) - 1);
+
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 1);
+    msg = fx.ready[0];
+    cr_assert_eq(msg->flags, QUEUE_ENV_8BITMIME);
+    cr_assert_eq(msg->dsn_ret, QUEUE_DSN_RET_UNSET);
+    cr_assert_str_eq(msg->envid, "");
+    cr_assert_eq(msg->rcpts[0].dsn_notify, 0);
+    cr_assert_str_eq(msg->rcpts[1].orcpt, "");
 }
 
 Test(queue, headers_round_trip)

@@ -32,9 +32,11 @@ static int hook_mail(void *ctx, const struct smtp_path *from,
     return t->mail_result;
 }
 
-static int hook_rcpt(void *ctx, const struct smtp_path *to, char *reply)
+static int hook_rcpt(void *ctx, const struct smtp_path *to,
+                     const struct smtp_rcpt_params *params, char *reply)
 {
     (void)ctx;
+    (void)params;
     if (strncmp(to->address, "custom", 6) == 0) {
         snprintf(reply, SMTP_REPLY_MAX, "250 2.1.5 custom text");
     }
@@ -110,6 +112,7 @@ Test(sink_smtp_switches, ehlo_without_pipelining)
     cr_assert_str_eq(say(&t, "EHLO c.test\r\n"),
                      "250-mx.test|250-SIZE 1000|250-8BITMIME|"
                      "250-SMTPUTF8|250-CHUNKING|250-BINARYMIME|"
+                     "250-DSN|"
                      "250 ENHANCEDSTATUSCODES|");
     smtp_server_free(t.server);
 }
@@ -119,7 +122,7 @@ Test(sink_smtp_switches, ehlo_without_any)
     struct switches t;
 
     start(&t, SMTP_EXT_PIPELINING | SMTP_EXT_SIZE | SMTP_EXT_8BITMIME |
-                  SMTP_EXT_SMTPUTF8 | SMTP_EXT_CHUNKING);
+                  SMTP_EXT_SMTPUTF8 | SMTP_EXT_CHUNKING | SMTP_EXT_DSN);
     cr_assert_str_eq(say(&t, "EHLO c.test\r\n"),
                      "250-mx.test|250 ENHANCEDSTATUSCODES|");
     smtp_server_free(t.server);
@@ -159,6 +162,7 @@ Test(sink_smtp_switches, smtputf8_switched_off)
     cr_assert_str_eq(say(&t, "EHLO c.test\r\n"),
                      "250-mx.test|250-PIPELINING|250-SIZE 1000|"
                      "250-8BITMIME|250-CHUNKING|250-BINARYMIME|"
+                     "250-DSN|"
                      "250 ENHANCEDSTATUSCODES|");
     cr_assert(strncmp(say(&t, "MAIL FROM:<a@c.test> SMTPUTF8\r\n"),
                       "555 5.5.4", 9) == 0, "%s", t.out);
@@ -176,7 +180,8 @@ Test(sink_smtp_switches, chunking_switched_off)
     start(&t, SMTP_EXT_CHUNKING);
     cr_assert_str_eq(say(&t, "EHLO c.test\r\n"),
                      "250-mx.test|250-PIPELINING|250-SIZE 1000|"
-                     "250-8BITMIME|250-SMTPUTF8|250 ENHANCEDSTATUSCODES|");
+                     "250-8BITMIME|250-SMTPUTF8|250-DSN|"
+                     "250 ENHANCEDSTATUSCODES|");
     say(&t, "MAIL FROM:<a@c.test>\r\nRCPT TO:<b@c.test>\r\n");
     cr_assert(strncmp(say(&t, "BDAT 0 LAST\r\n"), "500 5.5.2", 9) == 0,
               "%s", t.out);
@@ -192,7 +197,7 @@ Test(sink_smtp_switches, binarymime_switched_off)
     cr_assert_str_eq(say(&t, "EHLO c.test\r\n"),
                      "250-mx.test|250-PIPELINING|250-SIZE 1000|"
                      "250-8BITMIME|250-SMTPUTF8|250-CHUNKING|"
-                     "250 ENHANCEDSTATUSCODES|");
+                     "250-DSN|250 ENHANCEDSTATUSCODES|");
     cr_assert(strncmp(say(&t, "MAIL FROM:<a@c.test> BODY=BINARYMIME\r\n"),
                       "555 5.5.4", 9) == 0, "%s", t.out);
     cr_assert_str_eq(say(&t, "MAIL FROM:<a@c.test> BODY=8BITMIME\r\n"),

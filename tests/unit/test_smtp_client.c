@@ -1056,3 +1056,84 @@ Test(smtp_client, text_message_keeps_data)
                      "RCPT TO:<b@example.com>\r\nDATA\r\n");
     smtp_client_free(c);
 }
+
+/* ---- DSN parameters ---- */
+
+#define EHLO_DSN "250-mx.test Hello\r\n250-PIPELINING\r\n250 DSN\r\n"
+
+static const unsigned dsn_notify[] = {
+    SMTP_DSN_NOTIFY_SUCCESS | SMTP_DSN_NOTIFY_FAILURE,
+    0,
+};
+
+static const char *const dsn_orcpt[] = {
+    "rfc822;b+x=y @example.com",
+    "",
+};
+
+/* dsn_message is message(2) with every DSN field set. Its ENVID and
+ * first ORCPT contain '+', '=' and a blank, which xtext must encode. */
+static struct smtp_client_message dsn_message(void)
+{
+    struct smtp_client_message msg = message(2);
+
+    msg.dsn_ret = SMTP_DSN_RET_HDRS;
+    msg.envid = "id+1=2 x";
+    msg.notify = dsn_notify;
+    msg.orcpt = dsn_orcpt;
+    return msg;
+}
+
+Test(smtp_client, dsn_params_sent_when_offered)
+{
+    struct smtp_client_message msg = dsn_message();
+    struct smtp_client *c = start(&msg, EHLO_DSN);
+
+    expect_output(c, "MAIL FROM:<a@example.org> RET=HDRS "
+                  "ENVID=id+2B1+3D2+20x\r\n"
+                  "RCPT TO:<b@example.com> NOTIFY=SUCCESS,FAILURE "
+                  "ORCPT=rfc822;b+2Bx+3Dy+20@example.com\r\n"
+                  "RCPT TO:<c@example.com>\r\n"
+                  "DATA\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, dsn_params_dropped_without_dsn)
+{
+    struct smtp_client_message msg = dsn_message();
+    struct smtp_client *c = start(&msg, EHLO_PIPELINING);
+
+    expect_output(c, "MAIL FROM:<a@example.org> SIZE=31\r\n"
+                  "RCPT TO:<b@example.com>\r\n"
+                  "RCPT TO:<c@example.com>\r\n"
+                  "DATA\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, dsn_never_and_ret_only)
+{
+    static const unsigned never[] = {SMTP_DSN_NOTIFY_NEVER};
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c;
+
+    msg.dsn_ret = SMTP_DSN_RET_FULL;
+    msg.notify = never;
+    c = start(&msg, EHLO_DSN);
+    expect_output(c, "MAIL FROM:<a@example.org> RET=FULL\r\n"
+                  "RCPT TO:<b@example.com> NOTIFY=NEVER\r\n"
+                  "DATA\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, dsn_one_at_a_time)
+{
+    struct smtp_client_message msg = dsn_message();
+    struct smtp_client *c = start(&msg, "250-mx.test\r\n250 DSN\r\n");
+
+    expect_output(c, "MAIL FROM:<a@example.org> RET=HDRS "
+                  "ENVID=id+2B1+3D2+20x\r\n");
+    feed(c, "250 2.1.0 Ok\r\n");
+    expect_output(c, "RCPT TO:<b@example.com> NOTIFY=SUCCESS,FAILURE "
+                  "ORCPT=rfc822;b+2Bx+3Dy+20@example.com\r\n");
+    smtp_client_free(c);
+}

@@ -1,0 +1,58 @@
+/* Values of the DSN parameters (RFC 3461): the xtext coding of ENVID and
+ * ORCPT, and the NOTIFY and RET keywords. The server parses them from
+ * MAIL and RCPT, and the outbound client writes them again for a next
+ * hop that offers DSN. */
+#ifndef RINGRELAY_PROTO_SMTP_DSN_H
+#define RINGRELAY_PROTO_SMTP_DSN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Maximum lengths of the ENVID and ORCPT values (RFC 3461) in
+ * characters. They apply to the value as sent (xtext-encoded), and a
+ * decoded value is never longer. */
+#define SMTP_ENVID_MAX 100
+#define SMTP_ORCPT_MAX 500
+
+/* RET= of MAIL (RFC 3461). */
+enum smtp_dsn_ret {
+    SMTP_DSN_RET_UNSET, /* no RET=: the bounce code picks */
+    SMTP_DSN_RET_FULL,  /* return the whole message in a DSN */
+    SMTP_DSN_RET_HDRS,  /* return the headers only */
+};
+
+/* NOTIFY= of RCPT (RFC 3461), as bits. NEVER is never set
+ * together with another bit. */
+enum smtp_dsn_notify {
+    SMTP_DSN_NOTIFY_SUCCESS = 1u << 0,
+    SMTP_DSN_NOTIFY_FAILURE = 1u << 1,
+    SMTP_DSN_NOTIFY_DELAY = 1u << 2,
+    SMTP_DSN_NOTIFY_NEVER = 1u << 3,
+};
+
+/* smtp_xtext_decode decodes xtext in[0..len) into out, which has room for
+ * out_size bytes with the NUL. "+XX" (two upper-case hex digits) is one
+ * byte, and every other byte must be an xchar: '!' to '~' except '+' and
+ * '='. A decoded byte outside ' ' to '~' is rejected, so the value can go
+ * into a DSN header field as it is. Returns the decoded length, or -1
+ * when the text is not valid xtext or does not fit. */
+long smtp_xtext_decode(const char *in, size_t len, char *out,
+                       size_t out_size);
+
+/* smtp_xtext_encode writes text as xtext into out[0..out_size) with a
+ * NUL. Returns the encoded length, or -1 when it does not fit. */
+long smtp_xtext_encode(const char *text, char *out, size_t out_size);
+
+/* smtp_dsn_parse_notify parses a NOTIFY= value into smtp_dsn_notify bits.
+ * Returns NULL, or the reason the value is invalid. */
+const char *smtp_dsn_parse_notify(const char *text, size_t len,
+                                  unsigned *notify);
+
+/* smtp_dsn_format_notify writes the NOTIFY= value for notify bits (not
+ * 0), e.g. "SUCCESS,FAILURE", into out[0..out_size). */
+void smtp_dsn_format_notify(unsigned notify, char *out, size_t out_size);
+
+/* smtp_dsn_ret_name returns "FULL" or "HDRS", or NULL when unset. */
+const char *smtp_dsn_ret_name(enum smtp_dsn_ret ret);
+
+#endif
