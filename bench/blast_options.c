@@ -397,37 +397,20 @@ static int blast_check_output(const char *option, const char *path,
     return 0;
 }
 
-/* Check the port of a HOST:PORT or [IPV6]:PORT, which must have one: 1
- * to 65535 in decimal. bench_endpoint_parse() leaves that to getaddrinfo(),
- * which takes an empty port as 0 and wraps 99999 to 34463. The rest of
- * the syntax is left to bench_endpoint_parse(). */
+/* Check the port of --server, which must have one. */
 static int blast_check_port(const char *text, char *error,
                             size_t error_size)
 {
-    const char *colon = strrchr(text, ':');
-    const char *bracket = strrchr(text, ']');
-    unsigned long port = 0;
-    char *end = NULL;
+    int rc = bench_endpoint_port_check(text);
 
-    if (colon == NULL || (text[0] == '[' && (bracket == NULL
-                                             || colon < bracket))) {
+    if (rc == 0) {
         blast_error(error, error_size,
                     "invalid --server \"%s\": missing port; expected "
                     "HOST:PORT or [IPV6]:PORT",
                     text);
         return -1;
     }
-    /* An IPv6 address without brackets: bench_endpoint_parse() rejects
-     * it. */
-    if (text[0] != '[' && strchr(text, ':') != colon) {
-        return 0;
-    }
-    if (colon[1] >= '0' && colon[1] <= '9') {
-        errno = 0;
-        port = strtoul(colon + 1, &end, 10);
-    }
-    if (end == NULL || *end != '\0' || errno != 0 || port == 0
-        || port > 65535) {
+    if (rc < 0) {
         blast_error(error, error_size,
                     "invalid --server \"%s\": expected HOST:PORT with a "
                     "port from 1 to 65535",
