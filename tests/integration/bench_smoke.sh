@@ -5,7 +5,8 @@
 #
 # usage: bench_smoke.sh [PATH-TO-ringrelay-bench]
 # The binary defaults to $RINGRELAY_BENCH, then build/bench/ringrelay-bench.
-# Everything runs on 127.0.0.1; every step has a timeout.
+# Everything runs on 127.0.0.1; every step has a timeout. meson runs it
+# in a private network namespace (netns_run.sh).
 set -euo pipefail
 
 bench=${1:-${RINGRELAY_BENCH:-build/bench/ringrelay-bench}}
@@ -50,6 +51,10 @@ start_sink() {
     shift
     for attempt in 1 2 3 4 5 6 7 8; do
         port=$((20000 + RANDOM % 20001))
+        # Emptied here, because the sink's own redirection may come after
+        # the first grep below, which would then find the line of the
+        # sink before.
+        : >"$workdir/sink.err.log"
         "$bench" sink --listen "127.0.0.1:$port" --store "$store" \
             --max-seconds 120 "$@" >"$workdir/sink.out.log" \
             2>"$workdir/sink.err.log" &
@@ -504,15 +509,17 @@ PY
 
 # A server that sends 421 closes the connection, so blast must send
 # nothing after that reply. The sink closes at once and cannot show what
-# came after, so a scripted peer answers MAIL with 421, then waits 2 s
+# came after, so a scripted peer replies 421 to MAIL, then waits 2 s
 # for more bytes and prints what it got (nothing, once blast closed).
 blast_421_peer_smoke() {
-    local peer_port=$((port + 1)) after status=0
-    timeout 20 python3 - "$peer_port" >"$workdir/peer.log" 2>&1 <<'PY' &
-import socket, sys
-server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+    local peer_port="" after status=0
+    # Created first, because awk below may run before the redirection.
+    : >"$workdir/peer.log"
+    timeout 20 python3 - >"$workdir/peer.log" 2>&1 <<'PY' &
+import socket
+server = socket.create_server(("127.0.0.1", 0))
 server.settimeout(10)
-print("listening", flush=True)
+print("listening on", server.getsockname()[1], flush=True)
 conn, _ = server.accept()
 conn.settimeout(2)
 conn.sendall(b"220 peer.example.test ESMTP\r\n")
@@ -534,9 +541,12 @@ print("after 421:", repr(received), flush=True)
 PY
     local peer_pid=$!
     for _ in $(seq 50); do
-        grep -q listening "$workdir/peer.log" && break
+        peer_port=$(awk '/^listening on/ { print $3 }' "$workdir/peer.log")
+        [[ -n $peer_port ]] && break
         sleep 0.1
     done
+    [[ -n $peer_port ]] ||
+        fail "the 421 peer did not listen: $(cat "$workdir/peer.log")"
     timeout 30 "$bench" blast --server "127.0.0.1:$peer_port" \
         --connections 1 --messages 1 --pipelining off --timeout 10 \
         >"$workdir/peer-blast.log" 2>&1 || status=$?
@@ -577,7 +587,7 @@ PY
     done
 }
 
-# --idle: 200 connections held for 2 s, then each QUITs; the sink sees
+# --idle: 200 connections held for 2 s, then each QUITs; the sink counts
 # 200 sessions and no message. A closed port ends the run at once.
 blast_idle_smoke() {
     local json=$workdir/idle.json status=0
