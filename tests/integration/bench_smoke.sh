@@ -631,6 +631,20 @@ PY
         "$workdir/idle-down.log" ||
         fail "blast --idle against a closed port did not end at once"
 
+    # A hard limit on open files below --connections stops blast before
+    # it connects.
+    status=0
+    (ulimit -n 200 && ulimit -Hn 200 &&
+        exec timeout 10 "$bench" blast --idle --server "127.0.0.1:$port" \
+            --connections 500 --duration 1) >"$workdir/nofile.log" 2>&1 ||
+        status=$?
+    [[ $status -eq 1 ]] ||
+        fail "blast with too few open files exited with $status"
+    grep -q 'needs 564 open files, but RLIMIT_NOFILE is 200' \
+        "$workdir/nofile.log" ||
+        fail "blast did not explain the open file limit:" \
+            "$(cat "$workdir/nofile.log")"
+
     expect_usage_error '--idle needs --duration' --idle
     expect_usage_error '--size has no effect with --idle' --idle \
         --duration 1 --size 10
