@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -89,6 +90,31 @@ int bench_endpoint_parse(const char *text, uint16_t default_port,
     snprintf(out->text, sizeof(out->text), "%s", text);
     freeaddrinfo(found);
     return 0;
+}
+
+int bench_endpoint_port_check(const char *text)
+{
+    const char *colon = strrchr(text, ':');
+    const char *bracket = strrchr(text, ']');
+    unsigned long port = 0;
+    char *end = NULL;
+
+    if (colon == NULL
+        || (text[0] == '[' && (bracket == NULL || colon < bracket))) {
+        return 0;
+    }
+    if (text[0] != '[' && strchr(text, ':') != colon) {
+        return 1;
+    }
+    if (colon[1] >= '0' && colon[1] <= '9') {
+        errno = 0;
+        port = strtoul(colon + 1, &end, 10);
+    }
+    if (end == NULL || *end != '\0' || errno != 0 || port == 0
+        || port > 65535) {
+        return -1;
+    }
+    return 1;
 }
 
 int bench_listen(const struct bench_endpoint *endpoint)

@@ -23,6 +23,14 @@ int bench_endpoint_parse(const char *text, uint16_t default_port,
                          struct bench_endpoint *out, char *error,
                          size_t error_size);
 
+/* bench_endpoint_port_check checks the port of a "HOST:PORT" or
+ * "[IPV6]:PORT" text: 1 to 65535 in decimal digits. getaddrinfo() takes
+ * an empty port as 0 and wraps 99999 to 34463, so bench_endpoint_parse()
+ * alone accepts both. Returns 1 for a valid port, 0 when the text has no
+ * port, and -1 for an invalid one. An IPv6 address without brackets
+ * counts as valid here, because bench_endpoint_parse() rejects it. */
+int bench_endpoint_port_check(const char *text);
+
 /* bench_listen opens a non-blocking listening TCP socket on endpoint with
  * SO_REUSEADDR. Returns the descriptor, or -errno. */
 int bench_listen(const struct bench_endpoint *endpoint);

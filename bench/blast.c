@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bench/bench_net.h"
+#include "bench/blast_idle_report.h"
 #include "bench/blast_options.h"
 #include "bench/blast_report.h"
 #include "bench/blast_run.h"
@@ -57,11 +58,51 @@ static void blast_print_early_end(const struct blast_run *run)
                         "messages are counted as not finished\n",
                 (unsigned long long)run->options->timeout_s);
     }
-    if (run->drain_expired) {
+    if (run->drain_expired && run->hold) {
+        fprintf(stderr, "blast: connections without a reply to QUIT %d s "
+                        "after the end of the hold were closed\n",
+                BLAST_RUN_DRAIN_S);
+    } else if (run->drain_expired) {
         fprintf(stderr, "blast: messages still in flight %d s after the "
                         "interrupt are counted as not finished\n",
                 BLAST_RUN_DRAIN_S);
     }
+}
+
+/* Descriptors that blast needs besides one per connection: stdio, the
+ * reactor, signals, report files, with room to spare. */
+#define BLAST_SPARE_FILES 64
+
+/* Raise the soft RLIMIT_NOFILE to the hard limit, and fail with a clear
+ * message when even that is too low for --connections. Returns 0 or
+ * -1. */
+static int blast_check_open_files(const struct blast_options *options)
+{
+    uint64_t need = options->connections + BLAST_SPARE_FILES;
+    uint64_t limit = bench_raise_open_files();
+
+    if (limit != 0 && limit < need) {
+        fprintf(stderr,
+                "blast: --connections %llu needs %llu open files, but "
+                "RLIMIT_NOFILE is %llu after raising it to the hard limit; "
+                "raise the hard limit (ulimit -Hn, as root) or use fewer "
+                "connections\n",
+                (unsigned long long)options->connections,
+                (unsigned long long)need, (unsigned long long)limit);
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether the run did all it was asked to, for the exit status. With
+ * --idle a signal is a normal end of the hold. */
+static bool blast_succeeded(const struct blast_run *run, int ended)
+{
+    if (run->hold) {
+        return blast_idle_succeeded(run);
+    }
+    return ended == 0 && blast_run_requested(run) > 0
+           && run->results.accepted == blast_run_requested(run);
 }
 
 /* Run with signals read by the reactor through sig, which must outlive
@@ -101,7 +142,9 @@ int blast_main(int argc, char **argv)
                 strerror(errno));
         return 1;
     }
-    bench_raise_open_files();
+    if (blast_check_open_files(&options) < 0) {
+        return 1;
+    }
 
     /* The run holds histograms and reply-code tallies of some 150 KiB,
      * so it lives on the heap. */
@@ -119,9 +162,8 @@ int blast_main(int argc, char **argv)
         if (ended >= 0) {
             blast_print_early_end(run);
         }
-        if (ended >= 0 && blast_write_reports(run) == 0 && ended == 0
-            && blast_run_requested(run) > 0
-            && run->results.accepted == blast_run_requested(run)) {
+        if (ended >= 0 && blast_write_reports(run) == 0
+            && blast_succeeded(run, ended)) {
             status = 0;
         }
     }

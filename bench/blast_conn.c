@@ -226,6 +226,7 @@ static void blast_conn_fail(struct blast_conn *c, const char *fmt, ...)
     /* A 421 reply means that the server is closing the connection, so
      * the close that follows is no failure. */
     if (c->server_closing) {
+        run->results.closed_after_421++;
         blast_conn_close(c);
         return;
     }
@@ -276,26 +277,18 @@ static int blast_conn_queue(struct blast_conn *c, enum blast_expect kind,
     return blast_conn_expect(c, kind, start_ns);
 }
 
-/* Queue a formatted command: EHLO or HELO, once a session. */
-static int blast_conn_command(struct blast_conn *c, enum blast_expect kind,
-                              uint64_t start_ns, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int blast_conn_command(struct blast_conn *c, enum blast_expect kind,
-                              uint64_t start_ns, const char *fmt, ...)
+/* Queue a command whose text outlives the connection (a literal, or
+ * run->ehlo_line) without copying it. A copy would take a 4 KiB output
+ * chunk for each connection, and with --idle thousands send their QUIT
+ * at once. Returns 0 or -1 after failing the connection. */
+static int blast_conn_queue_ref(struct blast_conn *c, enum blast_expect kind,
+                                uint64_t start_ns, const char *line)
 {
-    char line[BLAST_COMMAND_MAX];
-    va_list ap;
-    int len;
-
-    va_start(ap, fmt);
-    len = vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (len < 0 || (size_t)len >= sizeof(line)) {
-        blast_conn_fail(c, "internal error: command too long");
+    if (smtp_outq_append_ref(&c->out, line, strlen(line)) < 0) {
+        blast_conn_fail(c, "out of memory queueing a command");
         return -1;
     }
-    return blast_conn_queue(c, kind, start_ns, line, (size_t)len);
+    return blast_conn_expect(c, kind, start_ns);
 }
 
 /* Queue MAIL or RCPT: verb ("MAIL FROM:<" or "RCPT TO:<"), the address
@@ -442,8 +435,8 @@ static int blast_conn_begin(struct blast_conn *c, const struct blast_msg *msg)
 /* Queue QUIT; the connection closes at its reply. */
 static int blast_conn_queue_quit(struct blast_conn *c)
 {
-    return blast_conn_queue(c, BLAST_EXPECT_QUIT, c->run->now_ns,
-                            "QUIT\r\n", 6);
+    return blast_conn_queue_ref(c, BLAST_EXPECT_QUIT, c->run->now_ns,
+                                "QUIT\r\n");
 }
 
 /* The session can start a transaction: start the message handed to it,
@@ -454,6 +447,10 @@ static int blast_conn_next_message(struct blast_conn *c)
     struct blast_run *run = c->run;
     struct blast_msg msg;
 
+    /* After a 421 nothing more is sent: blast_conn_on_reply closes. */
+    if (c->server_closing) {
+        return 0;
+    }
     if (run->stopping) {
         blast_conn_drop_work(c);
     }
@@ -544,8 +541,8 @@ static int blast_conn_on_greeting(struct blast_conn *c,
                         (int)reply->text_len, reply->text);
         return -1;
     }
-    return blast_conn_command(c, BLAST_EXPECT_EHLO, c->run->now_ns,
-                              "EHLO %s\r\n", c->run->options->helo);
+    return blast_conn_queue_ref(c, BLAST_EXPECT_EHLO, c->run->now_ns,
+                                c->run->ehlo_line);
 }
 
 /* A server without ESMTP rejects EHLO with 5xx; HELO is the fallback
@@ -557,11 +554,16 @@ static int blast_conn_on_ehlo(struct blast_conn *c, enum blast_expect kind,
         c->pipelining = kind == BLAST_EXPECT_EHLO
                         && c->run->options->pipelining
                         && smtp_reply_has_keyword(reply, "PIPELINING");
+        if (blast_run_holding(c->run)) {
+            blast_conn_idle_add(c);
+            blast_run_conn_held(c->run);
+            return 0;
+        }
         return blast_conn_next_message(c);
     }
     if (kind == BLAST_EXPECT_EHLO && reply->code >= 500) {
-        return blast_conn_command(c, BLAST_EXPECT_HELO, c->run->now_ns,
-                                  "HELO %s\r\n", c->run->options->helo);
+        return blast_conn_queue_ref(c, BLAST_EXPECT_HELO, c->run->now_ns,
+                                    c->run->helo_line);
     }
     blast_conn_fail(c, "%s was answered %d %.*s",
                     kind == BLAST_EXPECT_EHLO ? "EHLO" : "HELO",
@@ -638,31 +640,21 @@ static int blast_conn_on_body(struct blast_conn *c, int code,
     return c->pipelining ? 0 : blast_conn_next_message(c);
 }
 
-/* Act on one reply. Returns 0, or -1 when the connection failed. */
-static int blast_conn_on_reply(struct blast_conn *c,
-                               const struct smtp_reply *reply)
+/* Count the reply owed for entry and send what follows it. Returns 0,
+ * or -1 when the connection failed or closes. */
+static int blast_conn_handle_reply(struct blast_conn *c,
+                                   const struct blast_pending_reply *entry,
+                                   const struct smtp_reply *reply,
+                                   uint64_t latency_ns)
 {
     struct blast_results *results = &c->run->results;
-    struct blast_pending_reply entry;
-    uint64_t latency_ns;
 
-    if (blast_conn_pop_expect(c, &entry) < 0) {
-        blast_conn_fail(c, "unexpected reply %d %.*s", reply->code,
-                        (int)reply->text_len, reply->text);
-        return -1;
-    }
-    latency_ns = c->run->now_ns > entry.start_ns
-                     ? c->run->now_ns - entry.start_ns
-                     : 0;
-    if (reply->code == 421 && entry.kind >= BLAST_EXPECT_MAIL) {
-        c->server_closing = true;
-    }
-    switch ((enum blast_expect)entry.kind) {
+    switch ((enum blast_expect)entry->kind) {
     case BLAST_EXPECT_GREETING:
         return blast_conn_on_greeting(c, reply, latency_ns);
     case BLAST_EXPECT_EHLO:
     case BLAST_EXPECT_HELO:
-        return blast_conn_on_ehlo(c, (enum blast_expect)entry.kind, reply);
+        return blast_conn_on_ehlo(c, (enum blast_expect)entry->kind, reply);
     case BLAST_EXPECT_MAIL:
         bench_code_tally_add(&results->mail_codes, reply->code);
         bench_histogram_record(&results->mail, latency_ns);
@@ -679,7 +671,40 @@ static int blast_conn_on_reply(struct blast_conn *c,
     case BLAST_EXPECT_RSET:
         return c->pipelining ? 0 : blast_conn_next_message(c);
     case BLAST_EXPECT_QUIT:
+        results->quit_replied++;
         blast_conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Act on one reply. Returns 0, or -1 when the connection failed or
+ * closes. */
+static int blast_conn_on_reply(struct blast_conn *c,
+                               const struct smtp_reply *reply)
+{
+    struct blast_pending_reply entry;
+    uint64_t latency_ns;
+
+    if (blast_conn_pop_expect(c, &entry) < 0) {
+        blast_conn_fail(c, "unexpected reply %d %.*s", reply->code,
+                        (int)reply->text_len, reply->text);
+        return -1;
+    }
+    latency_ns = c->run->now_ns > entry.start_ns
+                     ? c->run->now_ns - entry.start_ns
+                     : 0;
+    if (reply->code == 421 && entry.kind >= BLAST_EXPECT_MAIL) {
+        c->server_closing = true;
+    }
+    if (blast_conn_handle_reply(c, &entry, reply, latency_ns) < 0) {
+        return -1;
+    }
+    /* A 421 reply means that the server is closing the connection, so
+     * blast closes it too, sends nothing after it, and settles what the
+     * session still owes as blast_conn_settle_lost describes. */
+    if (c->server_closing) {
+        blast_conn_fail(c, "the server replied 421");
         return -1;
     }
     return 0;
@@ -1036,7 +1061,9 @@ static void blast_conn_after_close(struct blast_conn *c)
     bool run_progress = blast_run_progress(run) != c->run_progress;
     int64_t wait_ms;
 
-    if (!c->broken) {
+    /* --idle opens each connection once, so a lost one is only
+     * counted. */
+    if (!c->broken || run->hold) {
         blast_run_conn_closed(run, c->index);
         return;
     }

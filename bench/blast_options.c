@@ -52,6 +52,7 @@ enum {
     OPT_STATS_FILE,
     OPT_STARTTLS,
     OPT_AUTH,
+    OPT_IDLE,
 };
 
 static const struct option blast_long_options[] = {
@@ -74,6 +75,7 @@ static const struct option blast_long_options[] = {
     {"stats-file", required_argument, NULL, OPT_STATS_FILE},
     {"starttls", no_argument, NULL, OPT_STARTTLS},
     {"auth", required_argument, NULL, OPT_AUTH},
+    {"idle", no_argument, NULL, OPT_IDLE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -140,6 +142,15 @@ void blast_options_usage(FILE *out)
         "count\n"
         "                        from then; 1 to 10000000 (default: closed "
         "loop)\n"
+        "  --idle                send no messages: open the connections, "
+        "read the\n"
+        "                        greeting, send EHLO and hold them until "
+        "--duration\n"
+        "                        ends or a signal, then QUIT each; a "
+        "connection that\n"
+        "                        fails or is closed is not opened again. "
+        "Needs\n"
+        "                        --duration and no message options\n"
         "  --timeout SECONDS     give up on the whole run after this long; "
         "unfinished\n"
         "                        messages count as not finished (default "
@@ -196,9 +207,11 @@ void blast_options_usage(FILE *out)
         "Every second a progress line goes to stderr; the summary goes to "
         "stdout.\n"
         "Latencies are in milliseconds, 1 MB is 10^6 bytes.\n"
-        "Exit status: 0 when every message was accepted, 1 otherwise, 2 on "
-        "a usage\n"
-        "error.\n",
+        "Exit status: 0 when every message was accepted (with --idle: "
+        "when every\n"
+        "connection was held to the end and closed with QUIT), 1 "
+        "otherwise, 2 on a\n"
+        "usage error.\n",
         out);
 }
 
@@ -384,37 +397,20 @@ static int blast_check_output(const char *option, const char *path,
     return 0;
 }
 
-/* Check the port of a HOST:PORT or [IPV6]:PORT, which must have one: 1
- * to 65535 in decimal. bench_endpoint_parse() leaves that to getaddrinfo(),
- * which takes an empty port as 0 and wraps 99999 to 34463. The rest of
- * the syntax is left to bench_endpoint_parse(). */
+/* Check the port of --server, which must have one. */
 static int blast_check_port(const char *text, char *error,
                             size_t error_size)
 {
-    const char *colon = strrchr(text, ':');
-    const char *bracket = strrchr(text, ']');
-    unsigned long port = 0;
-    char *end = NULL;
+    int rc = bench_endpoint_port_check(text);
 
-    if (colon == NULL || (text[0] == '[' && (bracket == NULL
-                                             || colon < bracket))) {
+    if (rc == 0) {
         blast_error(error, error_size,
                     "invalid --server \"%s\": missing port; expected "
                     "HOST:PORT or [IPV6]:PORT",
                     text);
         return -1;
     }
-    /* An IPv6 address without brackets: bench_endpoint_parse() rejects
-     * it. */
-    if (text[0] != '[' && strchr(text, ':') != colon) {
-        return 0;
-    }
-    if (colon[1] >= '0' && colon[1] <= '9') {
-        errno = 0;
-        port = strtoul(colon + 1, &end, 10);
-    }
-    if (end == NULL || *end != '\0' || errno != 0 || port == 0
-        || port > 65535) {
+    if (rc < 0) {
         blast_error(error, error_size,
                     "invalid --server \"%s\": expected HOST:PORT with a "
                     "port from 1 to 65535",
@@ -443,13 +439,41 @@ static int blast_check_body_dir(const char *dir, char *error,
     return 0;
 }
 
+/* Check --idle against the other options. message_option is the first
+ * option given that shapes messages, or NULL. */
+static int blast_check_idle(const struct blast_options *options,
+                            const char *message_option, char *error,
+                            size_t error_size)
+{
+    if (options->duration_s == 0) {
+        blast_error(error, error_size,
+                    "--idle needs --duration SECONDS: expected how long to "
+                    "hold the connections");
+        return -1;
+    }
+    if (message_option != NULL) {
+        blast_error(error, error_size,
+                    "--%s has no effect with --idle, which sends no "
+                    "messages: expected --idle without it",
+                    message_option);
+        return -1;
+    }
+    return 0;
+}
+
 /* Check how the options combine, once all are known. */
 static int blast_check_combination(struct blast_options *options,
                                    bool timeout_given, bool size_given,
-                                   char *error, size_t error_size)
+                                   const char *message_option, char *error,
+                                   size_t error_size)
 {
     size_t helo_len = strlen(options->helo);
 
+    if (options->idle
+        && blast_check_idle(options, message_option, error, error_size)
+               < 0) {
+        return -1;
+    }
     if (options->messages != 0 && options->duration_s != 0) {
         blast_error(error, error_size,
                     "--messages %" PRIu64 " and --duration %" PRIu64
@@ -542,6 +566,9 @@ static int blast_parse_text(int opt, const char *arg,
     case OPT_STATS_FILE:
         options->stats_path = arg;
         return 0;
+    case OPT_IDLE:
+        options->idle = true;
+        return 0;
     case OPT_PIPELINING:
         if (strcmp(arg, "on") == 0 || strcmp(arg, "off") == 0) {
             options->pipelining = arg[1] == 'n';
@@ -572,12 +599,32 @@ static int blast_parse_text(int opt, const char *arg,
     }
 }
 
+/* Whether option code opt shapes the messages, which --idle excludes. */
+static bool blast_is_message_option(int opt)
+{
+    switch (opt) {
+    case OPT_MESSAGES:
+    case OPT_PER_CONNECTION:
+    case OPT_RATE:
+    case OPT_SIZE:
+    case OPT_RCPTS:
+    case OPT_DOMAINS:
+    case OPT_FROM:
+    case OPT_TO:
+    case OPT_BODY_DIR:
+        return true;
+    default:
+        return false;
+    }
+}
+
 enum blast_options_result blast_options_parse(int argc, char **argv,
                                               struct blast_options *options,
                                               char *error, size_t error_size)
 {
     bool timeout_given = false;
     bool size_given = false;
+    const char *message_option = NULL;
     char reason[512];
     int opt;
 
@@ -621,6 +668,9 @@ enum blast_options_result blast_options_parse(int argc, char **argv,
                         blast_option_name(optopt), blast_option_name(optopt));
             return BLAST_OPTIONS_ERROR;
         }
+        if (message_option == NULL && blast_is_message_option(opt)) {
+            message_option = blast_option_name(opt);
+        }
         for (size_t i = 0; i < sizeof(blast_number_options)
                                    / sizeof(blast_number_options[0]);
              i++) {
@@ -646,8 +696,8 @@ enum blast_options_result blast_options_parse(int argc, char **argv,
                     argv[optind]);
         return BLAST_OPTIONS_ERROR;
     }
-    if (blast_check_combination(options, timeout_given, size_given, error,
-                                error_size) < 0) {
+    if (blast_check_combination(options, timeout_given, size_given,
+                                message_option, error, error_size) < 0) {
         return BLAST_OPTIONS_ERROR;
     }
     if (blast_check_port(options->server_text, error, error_size) < 0) {

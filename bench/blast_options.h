@@ -23,6 +23,7 @@ struct blast_options {
     uint64_t domains;         /* values of %d: 1..domains */
     uint64_t timeout_s;       /* seconds for the whole run */
     bool pipelining;          /* use PIPELINING when offered */
+    bool idle;                /* --idle: hold connections, no messages */
     const char *helo;
     const char *from;         /* template, see blast_template.h */
     const char *to;           /* template */

@@ -10,6 +10,7 @@
 
 #include "bench/bench_json.h"
 #include "bench/bench_stats.h"
+#include "bench/blast_idle_report.h"
 #include "bench/blast_signal.h"
 #include "core/reactor.h"
 
@@ -155,6 +156,10 @@ void blast_report_print(const struct blast_run *run, FILE *out)
     uint64_t rcpt_total = bench_code_tally_total(&r->rcpt_codes);
     uint64_t rcpt_ok = 0;
 
+    if (run->hold) {
+        blast_idle_report_print(run, out);
+        return;
+    }
     for (int code = 200; code < 300; code++) {
         rcpt_ok += r->rcpt_codes.count[code - BENCH_CODE_MIN];
     }
@@ -188,6 +193,10 @@ void blast_report_print(const struct blast_run *run, FILE *out)
     if (r->idle_closed != 0) {
         fprintf(out, "  idle, closed by the server: %" PRIu64 "\n",
                 r->idle_closed);
+    }
+    if (r->closed_after_421 != 0) {
+        fprintf(out, "  closed after a 421:   %" PRIu64 "\n",
+                r->closed_after_421);
     }
     fprintf(out, "  elapsed:              %.3f s\n", elapsed);
     fprintf(out, "  messages/s:           %.1f\n",
@@ -263,6 +272,8 @@ static void blast_json_options(struct bench_json *json,
     bench_json_key_u64(json, "per_connection", o->per_connection);
     bench_json_key_u64(json, "rate", o->rate);
     bench_json_key_string(json, "loop", run->open_loop ? "open" : "closed");
+    bench_json_key(json, "idle");
+    bench_json_bool(json, o->idle);
     if (o->body_dir != NULL) {
         bench_json_key_string(json, "body_dir", o->body_dir);
     } else {
@@ -288,6 +299,11 @@ static void blast_json_summary(struct bench_json *json,
     bench_json_object_begin(json);
     bench_json_key_string(json, "backend",
                           reactor_backend_name(run->reactor));
+    if (run->hold) {
+        blast_idle_report_json(run, json);
+        bench_json_object_end(json);
+        return;
+    }
     bench_json_key_u64(json, "sent", r->sent);
     bench_json_key_u64(json, "accepted", r->accepted);
     bench_json_key_u64(json, "rejected", blast_rejected(run));
@@ -298,6 +314,7 @@ static void blast_json_summary(struct bench_json *json,
     bench_json_key_u64(json, "connections_opened", r->connections_opened);
     bench_json_key_u64(json, "connection_failures", r->connection_failures);
     bench_json_key_u64(json, "idle_closed", r->idle_closed);
+    bench_json_key_u64(json, "closed_after_421", r->closed_after_421);
     bench_json_key(json, "timed_out");
     bench_json_bool(json, run->timed_out);
     bench_json_key(json, "interrupted");
@@ -383,33 +400,12 @@ int blast_report_json(const struct blast_run *run, const char *path)
     return 0;
 }
 
-int blast_report_stats_file(const struct blast_run *run, const char *path)
+/* The stats file's lines of a run that sent messages. */
+static void blast_report_stats_lines(const struct blast_run *run, FILE *out)
 {
     const struct blast_results *r = &run->results;
     double elapsed = blast_elapsed_s(run);
-    char temp[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    int dir_len = slash == NULL ? 0 : (int)(slash - path + 1);
-    FILE *out;
-    int fd;
 
-    if (snprintf(temp, sizeof(temp), "%.*s.blast-stats.XXXXXX", dir_len,
-                 path) >= (int)sizeof(temp)) {
-        fprintf(stderr, "blast: --stats-file \"%s\": path too long\n", path);
-        return -1;
-    }
-    /* mkstemp creates the file for its owner only; the stats are not
-     * secret, so others may read them as they could a plain file. */
-    fd = mkstemp(temp);
-    if (fd < 0 || fchmod(fd, 0644) < 0 || (out = fdopen(fd, "w")) == NULL) {
-        fprintf(stderr, "blast: cannot write --stats-file \"%s\": %s\n",
-                path, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-            unlink(temp);
-        }
-        return -1;
-    }
     fprintf(out, "sent=%" PRIu64 "\n", r->sent);
     fprintf(out, "accepted=%" PRIu64 "\n", r->accepted);
     fprintf(out, "rejected=%" PRIu64 "\n", blast_rejected(run));
@@ -433,6 +429,38 @@ int blast_report_stats_file(const struct blast_run *run, const char *path)
      * above. */
     fprintf(out, "not_finished=%" PRIu64 "\n", blast_not_finished(run));
     fprintf(out, "connections_opened=%" PRIu64 "\n", r->connections_opened);
+}
+
+int blast_report_stats_file(const struct blast_run *run, const char *path)
+{
+    char temp[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    int dir_len = slash == NULL ? 0 : (int)(slash - path + 1);
+    FILE *out;
+    int fd;
+
+    if (snprintf(temp, sizeof(temp), "%.*s.blast-stats.XXXXXX", dir_len,
+                 path) >= (int)sizeof(temp)) {
+        fprintf(stderr, "blast: --stats-file \"%s\": path too long\n", path);
+        return -1;
+    }
+    /* mkstemp creates the file for its owner only; the stats are not
+     * secret, so others may read them as they could a plain file. */
+    fd = mkstemp(temp);
+    if (fd < 0 || fchmod(fd, 0644) < 0 || (out = fdopen(fd, "w")) == NULL) {
+        fprintf(stderr, "blast: cannot write --stats-file \"%s\": %s\n",
+                path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(temp);
+        }
+        return -1;
+    }
+    if (run->hold) {
+        blast_idle_report_stats(run, out);
+    } else {
+        blast_report_stats_lines(run, out);
+    }
     if (ferror(out) | (fclose(out) != 0)) {
         fprintf(stderr, "blast: writing --stats-file \"%s\" failed: %s\n",
                 path, strerror(errno));

@@ -19,7 +19,9 @@ int blast_report_json(const struct blast_run *run, const char *path);
  * path. The keys, in order: sent accepted rejected failed
  * connection_failures elapsed_s msgs_per_s mb_per_s data_p50_ms
  * data_p90_ms data_p99_ms data_p999_ms data_max_ms first_send_wall_us
- * last_reply_wall_us. Returns 0, or -1 after printing why. */
+ * last_reply_wall_us not_finished connections_opened; with --idle
+ * those of blast_idle_report_stats instead. Returns 0, or -1 after
+ * printing why. */
 int blast_report_stats_file(const struct blast_run *run, const char *path);
 
 #endif

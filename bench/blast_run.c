@@ -146,13 +146,26 @@ static void blast_run_dispatch(struct blast_run *run)
     }
 }
 
+/* --idle: open the next slots while fewer than BLAST_HOLD_CONNECTING_MAX
+ * connections are on their way to being held. A connection that fails
+ * at once returns its slot through the refill hook, so this does not
+ * recurse. */
+static void blast_run_open_holds(struct blast_run *run)
+{
+    while (run->hold && !run->stopping && run->hold_next < run->conn_count
+           && run->active - run->idle_count < BLAST_HOLD_CONNECTING_MAX) {
+        blast_conn_open(run->conns[run->hold_next++], 0, false, NULL);
+    }
+}
+
 /* Dispatch the messages available now. Once every message is handed out,
  * make the idle connections QUIT. Stop the reactor when no connection is
  * open and none will be. */
 static void blast_run_settle(struct blast_run *run)
 {
+    blast_run_open_holds(run);
     blast_run_dispatch(run);
-    if (run->issued >= run->total || run->stopping) {
+    if ((!run->hold && run->issued >= run->total) || run->stopping) {
         while (run->idle_count > 0) {
             blast_conn_quit(run->idle[run->idle_count - 1]);
         }
@@ -177,6 +190,24 @@ static void blast_run_on_refill(struct reactor_hook *hook)
 void blast_run_conn_closed(struct blast_run *run, unsigned slot)
 {
     run->free_slots[run->free_count++] = slot;
+    reactor_defer(run->reactor, &run->refill_hook);
+}
+
+bool blast_run_holding(const struct blast_run *run)
+{
+    return run->hold && !run->stopping;
+}
+
+void blast_run_conn_held(struct blast_run *run)
+{
+    struct blast_results *results = &run->results;
+
+    if (run->idle_count > results->held_max) {
+        results->held_max = run->idle_count;
+    }
+    if (run->idle_count == run->conn_count && results->all_held_ns == 0) {
+        results->all_held_ns = run->now_ns;
+    }
     reactor_defer(run->reactor, &run->refill_hook);
 }
 
@@ -254,6 +285,18 @@ static int blast_run_close_interval(struct blast_run *run, uint64_t now)
     return 0;
 }
 
+static void blast_run_print_progress(const struct blast_run *run,
+                                     const struct blast_second *entry)
+{
+    fprintf(stderr,
+            "blast: elapsed=%.0fs sent=%" PRIu64 " accepted=%" PRIu64
+            " rate=%.0f/s rejected=%" PRIu64 " failed=%" PRIu64
+            " conn_failures=%" PRIu64 "\n",
+            entry->t, run->results.sent, run->results.accepted, entry->rate,
+            bench_code_tally_total(&run->results.rejected),
+            run->results.failed, run->results.connection_failures);
+}
+
 static void blast_run_on_tick(struct reactor_timer *timer)
 {
     struct blast_run *run = timer->owner;
@@ -266,13 +309,15 @@ static void blast_run_on_tick(struct reactor_timer *timer)
         return;
     }
     entry = &run->series[run->series_len - 1];
-    fprintf(stderr,
-            "blast: elapsed=%.0fs sent=%" PRIu64 " accepted=%" PRIu64
-            " rate=%.0f/s rejected=%" PRIu64 " failed=%" PRIu64
-            " conn_failures=%" PRIu64 "\n",
-            entry->t, run->results.sent, run->results.accepted, entry->rate,
-            bench_code_tally_total(&run->results.rejected),
-            run->results.failed, run->results.connection_failures);
+    if (run->hold) {
+        fprintf(stderr,
+                "blast: elapsed=%.0fs held=%u opened=%" PRIu64
+                " closed_by_server=%" PRIu64 " conn_failures=%" PRIu64 "\n",
+                entry->t, run->idle_count, run->results.connections_opened,
+                run->results.idle_closed, run->results.connection_failures);
+    } else {
+        blast_run_print_progress(run, entry);
+    }
 
     /* The next tick is due at the next whole second of the run. */
     next = ((now - run->start_ns) / BLAST_NS_PER_S + 1) * BLAST_NS_PER_S
@@ -300,11 +345,35 @@ static void blast_run_on_pacer(struct reactor_timer *timer)
     blast_run_arm_at(run, timer, next);
 }
 
+/* Issue no more messages. With --idle, count the connections held now
+ * (settle then QUITs them) and give their QUIT replies BLAST_RUN_DRAIN_S,
+ * which an interrupt arms anyway. */
+static void blast_run_stop(struct blast_run *run, bool arm_drain)
+{
+    if (run->stopping) {
+        return;
+    }
+    run->stopping = true;
+    if (!run->hold) {
+        return;
+    }
+    run->results.held_at_end = run->idle_count;
+    /* Slots never opened are free, so that the run can end. */
+    while (run->hold_next < run->conn_count) {
+        run->free_slots[run->free_count++] = run->hold_next++;
+    }
+    if (arm_drain) {
+        blast_run_arm_at(run, &run->drain_timer,
+                         run->now_ns + BLAST_RUN_DRAIN_S * BLAST_NS_PER_S);
+    }
+}
+
 static void blast_run_on_deadline(struct reactor_timer *timer)
 {
     struct blast_run *run = timer->owner;
 
-    run->stopping = true;
+    run->now_ns = bench_monotonic_ns();
+    blast_run_stop(run, true);
     blast_run_settle(run);
 }
 
@@ -322,8 +391,8 @@ void blast_run_interrupt(struct blast_run *run, int signo)
         return;
     }
     run->interrupted = signo != 0 ? signo : -1;
-    run->stopping = true;
     run->now_ns = bench_monotonic_ns();
+    blast_run_stop(run, false);
     blast_run_arm_at(run, &run->drain_timer,
                      run->now_ns + BLAST_RUN_DRAIN_S * BLAST_NS_PER_S);
     blast_run_settle(run);
@@ -386,6 +455,10 @@ int blast_run_init(struct blast_run *run, const struct blast_options *opts)
     int rc;
 
     run->options = opts;
+    snprintf(run->ehlo_line, sizeof(run->ehlo_line), "EHLO %s\r\n",
+             opts->helo);
+    snprintf(run->helo_line, sizeof(run->helo_line), "HELO %s\r\n",
+             opts->helo);
     blast_template_init(&run->from, opts->from);
     blast_template_init(&run->to, opts->to);
     run->rcpts = (unsigned)opts->rcpts;
@@ -394,6 +467,10 @@ int blast_run_init(struct blast_run *run, const struct blast_options *opts)
     if (opts->duration_s != 0) {
         run->total = run->open_loop ? opts->duration_s * opts->rate
                                     : UINT64_MAX;
+    }
+    run->hold = opts->idle;
+    if (run->hold) {
+        run->total = 0;
     }
     run->shares = !run->open_loop && opts->duration_s == 0
                   && opts->per_connection == 0;
@@ -406,7 +483,7 @@ int blast_run_init(struct blast_run *run, const struct blast_options *opts)
     bench_histogram_init(&run->results.data);
     bench_histogram_init(&run->second_data);
 
-    rc = blast_run_messages(run);
+    rc = run->hold ? 0 : blast_run_messages(run);
     if (rc < 0) {
         return rc;
     }
@@ -477,6 +554,9 @@ int blast_run_execute(struct blast_run *run)
             blast_conn_open(run->conns[i], blast_run_quota(run, i), true,
                             NULL);
         }
+    } else if (run->hold) {
+        run->free_count = 0;
+        blast_run_open_holds(run);
     } else if (run->open_loop) {
         blast_run_on_pacer(&run->pacer_timer);
     } else {

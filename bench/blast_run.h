@@ -26,7 +26,16 @@
  * 10 ms to 1 s (bench/blast_backoff.h). After 5 connections in a row
  * without progress in a run where no other connection made any, the slot
  * gives up: its work counts as failed, and the slot stays closed. So a
- * server that is down ends the run in well under a second. */
+ * server that is down ends the run in well under a second.
+ *
+ * --idle (hold) issues no messages. The slots connect in slot order,
+ * at most BLAST_HOLD_CONNECTING_MAX at a time, so that a burst of SYNs
+ * does not overflow the server's listen backlog (a dropped SYN is sent
+ * again only after a second). Each reads the greeting, sends EHLO and
+ * then waits on the idle list until
+ * --duration ends or a signal comes; then each held connection QUITs. A
+ * connection that fails or that the server closes is not opened again,
+ * so the run ends early when none is left. */
 #ifndef RINGRELAY_BENCH_BLAST_RUN_H
 #define RINGRELAY_BENCH_BLAST_RUN_H
 
@@ -42,6 +51,10 @@
 #include "core/reactor.h"
 
 struct blast_conn;
+
+/* --idle: connections that may be connecting or waiting for their
+ * greeting or EHLO reply at once. */
+#define BLAST_HOLD_CONNECTING_MAX 512
 
 /* Seconds that messages in flight get to finish after an interrupt. */
 #define BLAST_RUN_DRAIN_S 5
@@ -86,6 +99,12 @@ struct blast_results {
     uint64_t connections_opened;
     uint64_t connection_failures;
     uint64_t idle_closed;          /* idle connections the server closed */
+    uint64_t closed_after_421;     /* connections closed after a 421 */
+    /* --idle only. */
+    uint64_t held_max;             /* connections held at once, max */
+    uint64_t held_at_end;          /* held when the run stopped */
+    uint64_t quit_replied;         /* QUITs that got a reply */
+    uint64_t all_held_ns;          /* when every slot was held; 0 never */
     uint64_t first_start_ns;       /* first MAIL queued (closed loop) or
                                     * first due time (open loop); 0 none */
     uint64_t last_reply_ns;        /* last reply to the end of data */
@@ -108,10 +127,16 @@ struct blast_run {
     struct blast_template from;    /* --from */
     struct blast_template to;      /* --to */
     unsigned rcpts;                /* recipients per message */
+    /* "EHLO name\r\n" and "HELO name\r\n"; the name has at most 255
+     * octets (checked by the options parser). */
+    char ehlo_line[264];
+    char helo_line[264];
 
     /* Schedule. */
     bool open_loop;                /* --rate */
     bool shares;                   /* fixed shares, see above */
+    bool hold;                     /* --idle: no messages, see above */
+    unsigned hold_next;            /* --idle: next slot to open */
     uint64_t total;                /* messages to issue; UINT64_MAX for
                                     * a closed-loop --duration */
     uint64_t issued;               /* messages handed out, = last seq */
@@ -201,6 +226,14 @@ bool blast_run_more_later(const struct blast_run *run);
  * was closed (or never opened), so it may be reused at the end of the
  * turn, and stops the run when nothing is left to do. */
 void blast_run_conn_closed(struct blast_run *run, unsigned slot);
+
+/* blast_run_holding reports whether a connection that has finished
+ * EHLO should be held idle (--idle, before the run stops). */
+bool blast_run_holding(const struct blast_run *run);
+
+/* blast_run_conn_held counts a connection that was just put on the idle
+ * list to be held. */
+void blast_run_conn_held(struct blast_run *run);
 
 /* blast_run_conn_dead counts a slot that gave up, which takes no more
  * work, and stops the run when nothing is left to do. */

@@ -39,10 +39,17 @@ static void blast_signal_done(struct reactor_op *op, int result)
                 blast_signal_name(signo));
         _exit(128 + signo);
     }
-    fprintf(stderr, "blast: %s: starting no more messages, waiting up to "
-                    "%d s for those in flight; send it again to exit at "
-                    "once\n",
-            blast_signal_name(signo), BLAST_RUN_DRAIN_S);
+    if (sig->run->hold) {
+        fprintf(stderr, "blast: %s: ending the hold, waiting up to %d s "
+                        "for the QUIT replies; send it again to exit at "
+                        "once\n",
+                blast_signal_name(signo), BLAST_RUN_DRAIN_S);
+    } else {
+        fprintf(stderr, "blast: %s: starting no more messages, waiting up "
+                        "to %d s for those in flight; send it again to exit "
+                        "at once\n",
+                blast_signal_name(signo), BLAST_RUN_DRAIN_S);
+    }
     blast_run_interrupt(sig->run, signo);
     result = blast_signal_arm(sig);
     if (result < 0) {

@@ -111,6 +111,12 @@ static int run_resolve(const char *option, const char *text,
 {
     char error[200];
 
+    if (bench_endpoint_port_check(text) < 0) {
+        fprintf(stderr, "run: invalid %s \"%s\": expected HOST:PORT with "
+                        "a port from 1 to 65535\n",
+                option, text);
+        return -1;
+    }
     if (bench_endpoint_parse(text, RUN_DEFAULT_PORT, endpoint, error,
                              sizeof(error)) < 0) {
         fprintf(stderr, "run: invalid %s \"%s\": %s\n", option, text,

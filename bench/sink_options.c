@@ -348,6 +348,12 @@ int sink_parse_options(int argc, char **argv, struct sink_options *options)
         && bench_check_output_path("sink", "json", options->json_path) < 0) {
         return -1;
     }
+    if (bench_endpoint_port_check(options->listen) < 0) {
+        fprintf(stderr, "sink: invalid --listen \"%s\": expected "
+                        "HOST:PORT with a port from 1 to 65535\n",
+                options->listen);
+        return -1;
+    }
     if (bench_endpoint_parse(options->listen, SINK_DEFAULT_PORT,
                              &options->endpoint, error, sizeof(error)) < 0) {
         fprintf(stderr, "sink: invalid --listen \"%s\": %s\n",

@@ -5,7 +5,8 @@
 #
 # usage: bench_smoke.sh [PATH-TO-ringrelay-bench]
 # The binary defaults to $RINGRELAY_BENCH, then build/bench/ringrelay-bench.
-# Everything runs on 127.0.0.1; every step has a timeout.
+# Everything runs on 127.0.0.1; every step has a timeout. meson runs it
+# in a private network namespace (netns_run.sh).
 set -euo pipefail
 
 bench=${1:-${RINGRELAY_BENCH:-build/bench/ringrelay-bench}}
@@ -50,6 +51,10 @@ start_sink() {
     shift
     for attempt in 1 2 3 4 5 6 7 8; do
         port=$((20000 + RANDOM % 20001))
+        # Emptied here, because the sink's own redirection may come after
+        # the first grep below, which would then find the line of the
+        # sink before.
+        : >"$workdir/sink.err.log"
         "$bench" sink --listen "127.0.0.1:$port" --store "$store" \
             --max-seconds 120 "$@" >"$workdir/sink.out.log" \
             2>"$workdir/sink.err.log" &
@@ -389,7 +394,8 @@ blast_fault_smoke() {
             [[ ${counts% *} -eq 0 ]] ||
                 fail "blast failed messages after a 421 to $stage"
             grep -q 'connection failures: *0$' "$workdir/fault.log" ||
-                fail "blast counted the close after a 421 as a failure"
+                fail "blast counted the close after a 421 as a failure:" \
+                    "$(grep '^blast: connection' "$workdir/fault.log")"
         done
     done
 
@@ -501,6 +507,149 @@ assert 2 <= summary["elapsed_s"] < 3, summary
 PY
 }
 
+# A server that sends 421 closes the connection, so blast must send
+# nothing after that reply. The sink closes at once and cannot show what
+# came after, so a scripted peer replies 421 to MAIL, then waits 2 s
+# for more bytes and prints what it got (nothing, once blast closed).
+blast_421_peer_smoke() {
+    local peer_port="" after status=0
+    # Created first, because awk below may run before the redirection.
+    : >"$workdir/peer.log"
+    timeout 20 python3 - >"$workdir/peer.log" 2>&1 <<'PY' &
+import socket
+server = socket.create_server(("127.0.0.1", 0))
+server.settimeout(10)
+print("listening on", server.getsockname()[1], flush=True)
+conn, _ = server.accept()
+conn.settimeout(2)
+conn.sendall(b"220 peer.example.test ESMTP\r\n")
+received = b""
+for reply in (b"250 peer.example.test\r\n", b"421 4.3.2 bye\r\n"):
+    while b"\r\n" not in received:
+        received += conn.recv(4096)
+    received = received.split(b"\r\n", 1)[1]
+    conn.sendall(reply)
+try:
+    while True:
+        data = conn.recv(4096)
+        if not data:
+            break
+        received += data
+except socket.timeout:
+    pass
+print("after 421:", repr(received), flush=True)
+PY
+    local peer_pid=$!
+    for _ in $(seq 50); do
+        peer_port=$(awk '/^listening on/ { print $3 }' "$workdir/peer.log")
+        [[ -n $peer_port ]] && break
+        sleep 0.1
+    done
+    [[ -n $peer_port ]] ||
+        fail "the 421 peer did not listen: $(cat "$workdir/peer.log")"
+    timeout 30 "$bench" blast --server "127.0.0.1:$peer_port" \
+        --connections 1 --messages 1 --pipelining off --timeout 10 \
+        >"$workdir/peer-blast.log" 2>&1 || status=$?
+    wait "$peer_pid" || fail "the 421 peer failed: $(cat "$workdir/peer.log")"
+    [[ $status -eq 1 ]] || fail "blast against the 421 peer exited $status"
+    after=$(grep '^after 421:' "$workdir/peer.log") ||
+        fail "the 421 peer saw no end: $(cat "$workdir/peer.log")"
+    [[ $after == "after 421: b''" ]] ||
+        fail "blast sent more after a 421 reply: $after"
+    grep -q 'rejected with 421: 1$' "$workdir/peer-blast.log" ||
+        fail "blast did not count the message rejected with 421"
+}
+
+# Every MAIL or RCPT gets 421 without pipelining: each message is
+# rejected on a connection of its own, closed by blast, and none fails.
+blast_421_counts_smoke() {
+    local stage
+    for stage in mail rcpt; do
+        start_sink "$workdir/store9" "--$stage-reply" '421 4.3.2 bye:1'
+        blast_against_faults 20 --pipelining off
+        stop_sink
+        python3 - "$workdir/fault.json" <<'PY' ||
+            fail "421 to $stage: counts; blast's errors:" \
+                "$(grep '^blast: connection' "$workdir/fault.log")"
+import json, sys
+report = json.load(open(sys.argv[1]))
+summary = report["summary"]
+assert summary["rejected"] == 20, summary
+assert report["reply_codes"]["rejected"] == {"421": 20}, report
+assert summary["failed"] == 0, summary
+assert summary["connection_failures"] == 0, summary
+assert summary["connections_opened"] == 20, summary
+assert summary["closed_after_421"] == 20, summary
+PY
+        grep -q "$stage reply \"421 4.3.2 bye\" (p=1): 20\$" \
+            "$workdir/sink.out.log" ||
+            fail "the sink did not send 20 421 replies to $stage"
+    done
+}
+
+# --idle: 200 connections held for 2 s, then each QUITs; the sink counts
+# 200 sessions and no message. A closed port ends the run at once.
+blast_idle_smoke() {
+    local json=$workdir/idle.json status=0
+    start_sink "$workdir/store10"
+    timeout 30 "$bench" blast --idle --server "127.0.0.1:$port" \
+        --connections 200 --duration 2 --json "$json" \
+        --stats-file "$workdir/idle.stats" >"$workdir/idle.log" \
+        2>"$workdir/idle.err" || fail "blast --idle did not succeed"
+    stop_sink
+    python3 - "$json" <<'PY' || fail "bad --json report of blast --idle"
+import json, sys
+report = json.load(open(sys.argv[1]))
+summary = report["summary"]
+assert report["options"]["idle"] is True, report["options"]
+for key in ("connections_opened", "held_max", "held_at_end",
+            "quit_replied"):
+    assert summary[key] == 200, (key, summary)
+assert summary["connection_failures"] == 0, summary
+assert summary["idle_closed"] == 0, summary
+assert 0 <= summary["all_held_s"] < 2, summary
+assert 2 <= summary["elapsed_s"] < 5, summary
+assert summary["vmhwm_kib"] > 0, summary
+PY
+    grep -q '^held_at_end=200$' "$workdir/idle.stats" ||
+        fail "blast --idle stats file: $(cat "$workdir/idle.stats")"
+    grep -q '^blast: elapsed=1s held=200 ' "$workdir/idle.err" ||
+        fail "blast --idle printed no progress line with held=200"
+    grep -q 'sessions: *200$' "$workdir/sink.out.log" ||
+        fail "the sink did not see 200 sessions"
+    grep -q 'messages accepted: *0$' "$workdir/sink.out.log" ||
+        fail "the sink got messages from blast --idle"
+
+    timeout 30 "$bench" blast --idle --server "127.0.0.1:$port" \
+        --connections 20 --duration 10 >"$workdir/idle-down.log" 2>&1 ||
+        status=$?
+    [[ $status -eq 1 ]] ||
+        fail "blast --idle against a closed port exited with $status"
+    grep -q 'connection failures: *20$' "$workdir/idle-down.log" ||
+        fail "blast --idle did not count 20 failed connections"
+    awk '/^  elapsed:/ { e = $2 } END { exit !(e < 2) }' \
+        "$workdir/idle-down.log" ||
+        fail "blast --idle against a closed port did not end at once"
+
+    # A hard limit on open files below --connections stops blast before
+    # it connects.
+    status=0
+    (ulimit -n 200 && ulimit -Hn 200 &&
+        exec timeout 10 "$bench" blast --idle --server "127.0.0.1:$port" \
+            --connections 500 --duration 1) >"$workdir/nofile.log" 2>&1 ||
+        status=$?
+    [[ $status -eq 1 ]] ||
+        fail "blast with too few open files exited with $status"
+    grep -q 'needs 564 open files, but RLIMIT_NOFILE is 200' \
+        "$workdir/nofile.log" ||
+        fail "blast did not explain the open file limit:" \
+            "$(cat "$workdir/nofile.log")"
+
+    expect_usage_error '--idle needs --duration' --idle
+    expect_usage_error '--size has no effect with --idle' --idle \
+        --duration 1 --size 10
+}
+
 start_sink "$workdir/store"
 
 if ! timeout 90 "$bench" blast --server "127.0.0.1:$port" \
@@ -548,5 +697,8 @@ blast_options_smoke
 blast_fault_smoke
 blast_signal_smoke
 blast_rate_deadline_smoke
+blast_421_peer_smoke
+blast_421_counts_smoke
+blast_idle_smoke
 
 echo "bench_smoke: ok"

@@ -423,6 +423,65 @@ Test(blast_options, output_files)
     expect_error(&p, "--json \"/dev/null/blast.json\"", "\"/dev/null\"");
 }
 
+Test(blast_options, idle_with_duration)
+{
+    struct parsed p;
+
+    parse(&p, "--idle", "--connections", "10000", "--duration", "5",
+          "--helo", "hold.example.test", "--pipelining", "off", NULL);
+    expect_ok(&p);
+    cr_assert(p.options.idle);
+    cr_assert_eq(p.options.connections, 10000);
+    cr_assert_eq(p.options.duration_s, 5);
+    cr_assert_eq(p.options.messages, 0);
+    cr_assert_eq(p.options.timeout_s, 305);
+    cr_assert_str_eq(p.options.helo, "hold.example.test");
+    parsed_free(&p);
+}
+
+Test(blast_options, idle_needs_duration)
+{
+    struct parsed p;
+
+    parse(&p, "--idle", NULL);
+    expect_error(&p, "--idle needs --duration", NULL);
+    parse(&p, "--idle", "--connections", "5", NULL);
+    expect_error(&p, "--idle needs --duration", NULL);
+}
+
+/* Each option that shapes messages is refused with --idle, by name. */
+Test(blast_options, idle_refuses_message_options)
+{
+    static const char *const cases[][2] = {
+        {"--messages", "10"},   {"--per-connection", "1"},
+        {"--rate", "100"},      {"--size", "2048"},
+        {"--rcpts", "2"},       {"--domains", "3"},
+        {"--from", "a@example.test"}, {"--to", "b@example.test"},
+        {"--body-dir", "/tmp"},
+    };
+    struct parsed p;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char want[64];
+
+        snprintf(want, sizeof(want), "%s has no effect with --idle",
+                 cases[i][0]);
+        parse(&p, "--idle", "--duration", "5", cases[i][0], cases[i][1],
+              NULL);
+        expect_error(&p, want, NULL);
+    }
+}
+
+Test(blast_options, idle_not_default)
+{
+    struct parsed p;
+
+    parse(&p, "--duration", "5", NULL);
+    expect_ok(&p);
+    cr_assert(!p.options.idle);
+    parsed_free(&p);
+}
+
 Test(blast_options, tls_and_auth_not_supported)
 {
     struct parsed p;
