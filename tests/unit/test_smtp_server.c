@@ -279,6 +279,12 @@ struct transcript_case {
 #define UTF8_LOCAL "jos\xc3\xa9"
 #define UTF8_DOMAIN "b\xc3\xbc" "cher.test"
 
+/* Bodies with a NUL byte, which RFC 5322 text excludes. */
+#define NUL_IN_DATA HI MAIL_OK RCPT_OK "DATA\r\nab\0cd\r\n.\r\nNOOP\r\n"
+#define NUL_AT_LINE_START HI MAIL_OK RCPT_OK "DATA\r\nx\r\n\0\r\n.\r\n" \
+    MAIL_OK
+#define NUL_AFTER_DOT HI MAIL_OK RCPT_OK "DATA\r\n.\0\r\n.\r\n"
+
 static const struct transcript_case transcript_cases[] = {
     {"ehlo", HI, 0, EHLO_REPLY, "", NULL},
     {"ehlo lowercase", "ehlo client.test\r\n", 0, EHLO_REPLY, NULL, NULL},
@@ -453,6 +459,16 @@ static const struct transcript_case transcript_cases[] = {
     {"body without final crlf before dot", HI MAIL_OK RCPT_OK "DATA\r\nab."
      "\r\n.\r\n", 0, EHLO_REPLY "|250 2.1.0|250 2.1.5|354|" QUEUED, NULL,
      "ab.\r\n"},
+    {"nul in data", NUL_IN_DATA, sizeof(NUL_IN_DATA) - 1,
+     EHLO_REPLY "|250 2.1.0|250 2.1.5|354|550 5.6.0 Error: NUL byte in the "
+     "message is not allowed|250 2.0.0", "M<a@b.test> R<c@d.test> B A X",
+     NULL},
+    {"nul at line start", NUL_AT_LINE_START, sizeof(NUL_AT_LINE_START) - 1,
+     EHLO_REPLY "|250 2.1.0|250 2.1.5|354|550 5.6.0 Error: NUL byte|"
+     "250 2.1.0", "M<a@b.test> R<c@d.test> B A X M<a@b.test>", NULL},
+    {"nul after leading dot", NUL_AFTER_DOT, sizeof(NUL_AFTER_DOT) - 1,
+     EHLO_REPLY "|250 2.1.0|250 2.1.5|354|550 5.6.0 Error: NUL byte",
+     "M<a@b.test> R<c@d.test> B A X", NULL},
     {"second transaction", HI MAIL_OK RCPT_OK "DATA\r\none\r\n.\r\n"
      "MAIL FROM:<e@f.test>\r\n" RCPT_OK "DATA\r\ntwo\r\n.\r\n", 0,
      EHLO_REPLY "|250 2.1.0|250 2.1.5|354|" QUEUED "|250 2.1.0|250 2.1.5|"
@@ -463,6 +479,8 @@ static const struct transcript_case transcript_cases[] = {
 #define TXN HI MAIL_OK RCPT_OK
 #define TXN_REPLY EHLO_REPLY "|250 2.1.0|250 2.1.5"
 #define TXN_EVENTS "M<a@b.test> R<c@d.test>"
+
+#define BDAT_NUL TXN "BDAT 3\r\na\0bBDAT 1 LAST\r\nxNOOP\r\n"
 
 /* BDAT transcripts: chunks are read by count, pipelined with the
  * envelope and with each other in one feed (and again bytewise). */
@@ -539,6 +557,9 @@ static const struct transcript_case bdat_cases[] = {
      TXN_EVENTS " B A X", NULL},
     {"bdat cr at the end", TXN "BDAT 3 LAST\r\nab\r", 0,
      TXN_REPLY "|550 5.6.0", TXN_EVENTS " B A X", NULL},
+    {"bdat nul", BDAT_NUL, sizeof(BDAT_NUL) - 1,
+     TXN_REPLY "|550 5.6.0 Error: NUL byte in the message is not allowed|"
+     "550 5.6.0 Error: NUL byte|250 2.0.0 Ok", TXN_EVENTS " B A X", NULL},
     {"bdat without size", TXN "BDAT\r\n", 0,
      TXN_REPLY "|501 5.5.4 Syntax: BDAT chunk-size [LAST]", NULL, NULL},
     {"bdat bad size", TXN "BDAT 1x\r\nBDAT -1\r\n"
