@@ -34,6 +34,16 @@ static bool scan_class(const struct scanner *sc, unsigned classes)
     return sc->pos < sc->len && smtp_char_is(sc->text[sc->pos], classes);
 }
 
+/* scan_misplaced returns the result for a byte that the grammar does not
+ * allow at the cursor. An 8-bit byte is SMTP_PATH_8BIT only without
+ * SMTPUTF8. With it, the byte is a syntax error, because RFC 6531 allows
+ * no UTF-8 in address literals and quoted-pairs. */
+static enum smtp_path_result scan_misplaced(const struct scanner *sc)
+{
+    return scan_class(sc, SMTP_CHAR_8BIT) && !sc->utf8 ? SMTP_PATH_8BIT
+                                                       : SMTP_PATH_SYNTAX;
+}
+
 /* utf8_sequence returns the length of the well-formed non-ASCII UTF-8
  * sequence (RFC 3629) at s[0..avail), or 0 when there is none. */
 static size_t utf8_sequence(const unsigned char *s, size_t avail)
@@ -198,8 +208,7 @@ static enum smtp_path_result scan_address_literal(struct scanner *sc)
         sc->pos++;
     }
     if (!scan_at(sc, ']')) {
-        return scan_class(sc, SMTP_CHAR_8BIT) ? SMTP_PATH_8BIT
-                                              : SMTP_PATH_SYNTAX;
+        return scan_misplaced(sc);
     }
     body = sc->text + start;
     len = sc->pos - start;
@@ -262,8 +271,7 @@ static enum smtp_path_result scan_quoted_string(struct scanner *sc)
             sc->pos++;
             if (!scan_at(sc, ' ') && !scan_class(sc, SMTP_CHAR_XVALUE |
                                                         SMTP_CHAR_DCONTENT)) {
-                return scan_class(sc, SMTP_CHAR_8BIT) ? SMTP_PATH_8BIT
-                                                      : SMTP_PATH_SYNTAX;
+                return scan_misplaced(sc);
             }
             sc->pos++;
         } else if (scan_class(sc, SMTP_CHAR_QTEXT)) {
@@ -398,9 +406,7 @@ enum smtp_path_result smtp_path_parse(const char *text, size_t len,
     }
     if (!scan_at(&sc, '>')) {
         path_clear(path);
-        return scan_class(&sc, SMTP_CHAR_8BIT) && !allow_utf8
-                   ? SMTP_PATH_8BIT
-                   : SMTP_PATH_SYNTAX;
+        return scan_misplaced(&sc);
     }
     sc.pos++;
 

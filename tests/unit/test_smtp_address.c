@@ -650,6 +650,22 @@ Test(smtp_address, utf8_malformed)
     expect_path("<\xff@example.com>", true, SMTP_PATH_SYNTAX, NULL);
 }
 
+/* RFC 6531 allows UTF-8 in atoms, quoted text and labels only, so with
+ * SMTPUTF8 on, UTF-8 elsewhere is a syntax error, not SMTP_PATH_8BIT. */
+Test(smtp_address, utf8_not_in_literal)
+{
+    expect_path("<u@[192.0.2.\xc3\xa9]>", true, SMTP_PATH_SYNTAX, NULL);
+    expect_path("<u@[192.0.2.\xc3\xa9]>", false, SMTP_PATH_8BIT, NULL);
+}
+
+Test(smtp_address, utf8_not_in_quoted_pair)
+{
+    expect_path("<\"a\\\xc3\xa9\"@example.com>", true, SMTP_PATH_SYNTAX,
+                NULL);
+    expect_path("<\"a\\\xc3\xa9\"@example.com>", false, SMTP_PATH_8BIT,
+                NULL);
+}
+
 Test(smtp_address, ehlo_domain_literals)
 {
     cr_expect(smtp_domain_valid("[192.0.2.1]", 11, false));

@@ -343,6 +343,12 @@ static const struct transcript_case transcript_cases[] = {
      UTF8_DOMAIN "> SIZE=10\r\n", 0, EHLO_REPLY "|553 5.6.7", "", NULL},
     {"mail invalid utf-8 sender", HI "MAIL FROM:<\xc3@b.test> SMTPUTF8\r\n",
      0, EHLO_REPLY "|501 5.1.7", "", NULL},
+    {"mail utf-8 in address literal", HI "MAIL FROM:<a@[192.0.2."
+     "\xc3\xa9]> SMTPUTF8\r\n", 0, EHLO_REPLY "|501 5.1.7 Error: bad "
+     "sender address syntax", "", NULL},
+    {"rcpt utf-8 in quoted pair", HI "MAIL FROM:<a@b.test> SMTPUTF8\r\n"
+     "RCPT TO:<\"\\\xc3\xa9\"@d.test>\r\n", 0, EHLO_REPLY "|250 2.1.0|"
+     "501 5.1.3 Error: bad recipient address syntax", "M<a@b.test>", NULL},
     {"mail overlong utf-8 sender", HI "MAIL FROM:<\xc0\xaf@b.test> "
      "SMTPUTF8\r\n", 0, EHLO_REPLY "|501 5.1.7", "", NULL},
     {"rcpt utf-8 with smtputf8", HI "MAIL FROM:<a@b.test> SMTPUTF8\r\n"
