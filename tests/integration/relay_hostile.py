@@ -438,6 +438,18 @@ def test_long_line(tap, relay):
     check_reply(tap, client.reply(), "250 2.1.5",
                 "long line: the transaction stays open, the tail RSET "
                 "did not run")
+
+    # Three writes each shorter than the limit: the relay keeps the
+    # first part of the line, then learns in the second that it is too
+    # long, and finds its end in the third.
+    part = b"VRFY " + b"b" * (MAX_LINE // 2)
+    for piece in (part, b"b" * (MAX_LINE // 2), b"QUIT\r\nNOOP\r\n"):
+        client.sock.sendall(piece)
+        time.sleep(0.2)
+    check_reply(tap, client.reply(), "500 5.5.6",
+                "long line in three short writes gets 500 5.5.6")
+    check_reply(tap, client.reply(), "250 2.0.0 Ok",
+                "long line in three writes: the NOOP after it runs")
     client.command(b"DATA\r\n")
     check_reply(tap, client.command(b"Subject: long\r\n\r\nx\r\n.\r\n"),
                 "250 2.0.0 Ok: queued", "long line: message is queued")
