@@ -177,6 +177,30 @@ static bool ipv4_literal_valid(const char *text, size_t len)
     return pos == len;
 }
 
+/* ipv6_groups_valid checks a rule of RFC 5321 section 4.1.3 that
+ * inet_pton() does not: "::" stands for at least two zero groups, so at
+ * most 6 groups, or 4 before an IPv4 tail, may appear beside it. */
+static bool ipv6_groups_valid(const char *text)
+{
+    bool ipv4_tail = strchr(text, '.') != NULL;
+    size_t groups = 0;
+
+    if (strstr(text, "::") == NULL) {
+        return true;
+    }
+    for (size_t i = 0; text[i] != '\0'; i++) {
+        if (text[i] != ':' && (i == 0 || text[i - 1] == ':')) {
+            groups++;
+        }
+    }
+
+    /* The IPv4 tail was counted as one group. */
+    if (ipv4_tail) {
+        return groups - 1 <= 4;
+    }
+    return groups <= 6;
+}
+
 static bool ipv6_literal_valid(const char *text, size_t len)
 {
     char copy[SMTP_IPV6_TEXT_MAX + 1];
@@ -187,7 +211,7 @@ static bool ipv6_literal_valid(const char *text, size_t len)
     }
     memcpy(copy, text, len);
     copy[len] = '\0';
-    return inet_pton(AF_INET6, copy, &addr) == 1;
+    return inet_pton(AF_INET6, copy, &addr) == 1 && ipv6_groups_valid(copy);
 }
 
 /* scan_address_literal consumes "[" IPv4 or "IPv6:" IPv6 "]". A

@@ -674,3 +674,17 @@ Test(smtp_address, ehlo_domain_literals)
     cr_expect(!smtp_domain_valid("[IPv6:zz]", 9, false));
     cr_expect(!smtp_domain_valid("[x-tag:abc]", 11, false));
 }
+
+Test(smtp_address, ipv6_literal_compressed_groups)
+{
+    /* RFC 5321 section 4.1.3: "::" is at least two zero groups, so at
+     * most 6 groups, or 4 before an IPv4 tail, may stand beside it. */
+    expect_ok("<u@[IPv6:1:2:3:4:5:6::]>", "u@[IPv6:1:2:3:4:5:6::]");
+    expect_ok("<u@[IPv6:1:2:3::4:5:6]>", "u@[IPv6:1:2:3::4:5:6]");
+    expect_ok("<u@[IPv6:1:2:3:4::192.0.2.1]>",
+              "u@[IPv6:1:2:3:4::192.0.2.1]");
+    expect_syntax("<u@[IPv6:1:2:3:4:5:6:7::]>");
+    expect_syntax("<u@[IPv6:::2:3:4:5:6:7:8]>");
+    expect_syntax("<u@[IPv6:1:2:3:4::5:6:7]>");
+    expect_syntax("<u@[IPv6:1:2:3:4:5::192.0.2.1]>");
+}
