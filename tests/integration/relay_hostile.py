@@ -34,7 +34,9 @@ TINY_SEGMENTS_SLEEP_MAX = 3.0
 # One mebibyte of pipelined commands in one write.
 FLOOD_BYTES = 1024 * 1024
 
-# Commands sent by a client that reads no reply.
+# Commands sent by a client that reads no reply. NOTE: sized for Linux's
+# default tcp_wmem maximum of 4 MiB, the most replies the relay's socket
+# can buffer; a larger maximum may let the relay answer them all.
 UNREAD_FLOOD_BYTES = 8 * 1024 * 1024
 
 # The tail of the end of data that each smuggling variant puts in place
