@@ -34,6 +34,16 @@ static bool scan_class(const struct scanner *sc, unsigned classes)
     return sc->pos < sc->len && smtp_char_is(sc->text[sc->pos], classes);
 }
 
+/* scan_misplaced returns the result for a byte that the grammar does not
+ * allow at the cursor. An 8-bit byte is SMTP_PATH_8BIT only without
+ * SMTPUTF8. With it, the byte is a syntax error, because RFC 6531 allows
+ * no UTF-8 in address literals and quoted-pairs. */
+static enum smtp_path_result scan_misplaced(const struct scanner *sc)
+{
+    return scan_class(sc, SMTP_CHAR_8BIT) && !sc->utf8 ? SMTP_PATH_8BIT
+                                                       : SMTP_PATH_SYNTAX;
+}
+
 /* utf8_sequence returns the length of the well-formed non-ASCII UTF-8
  * sequence (RFC 3629) at s[0..avail), or 0 when there is none. */
 static size_t utf8_sequence(const unsigned char *s, size_t avail)
@@ -167,6 +177,30 @@ static bool ipv4_literal_valid(const char *text, size_t len)
     return pos == len;
 }
 
+/* ipv6_groups_valid checks a rule of RFC 5321 section 4.1.3 that
+ * inet_pton() does not: "::" stands for at least two zero groups, so at
+ * most 6 groups, or 4 before an IPv4 tail, may appear beside it. */
+static bool ipv6_groups_valid(const char *text)
+{
+    bool ipv4_tail = strchr(text, '.') != NULL;
+    size_t groups = 0;
+
+    if (strstr(text, "::") == NULL) {
+        return true;
+    }
+    for (size_t i = 0; text[i] != '\0'; i++) {
+        if (text[i] != ':' && (i == 0 || text[i - 1] == ':')) {
+            groups++;
+        }
+    }
+
+    /* The IPv4 tail was counted as one group. */
+    if (ipv4_tail) {
+        return groups - 1 <= 4;
+    }
+    return groups <= 6;
+}
+
 static bool ipv6_literal_valid(const char *text, size_t len)
 {
     char copy[SMTP_IPV6_TEXT_MAX + 1];
@@ -177,7 +211,7 @@ static bool ipv6_literal_valid(const char *text, size_t len)
     }
     memcpy(copy, text, len);
     copy[len] = '\0';
-    return inet_pton(AF_INET6, copy, &addr) == 1;
+    return inet_pton(AF_INET6, copy, &addr) == 1 && ipv6_groups_valid(copy);
 }
 
 /* scan_address_literal consumes "[" IPv4 or "IPv6:" IPv6 "]". A
@@ -198,8 +232,7 @@ static enum smtp_path_result scan_address_literal(struct scanner *sc)
         sc->pos++;
     }
     if (!scan_at(sc, ']')) {
-        return scan_class(sc, SMTP_CHAR_8BIT) ? SMTP_PATH_8BIT
-                                              : SMTP_PATH_SYNTAX;
+        return scan_misplaced(sc);
     }
     body = sc->text + start;
     len = sc->pos - start;
@@ -262,8 +295,7 @@ static enum smtp_path_result scan_quoted_string(struct scanner *sc)
             sc->pos++;
             if (!scan_at(sc, ' ') && !scan_class(sc, SMTP_CHAR_XVALUE |
                                                         SMTP_CHAR_DCONTENT)) {
-                return scan_class(sc, SMTP_CHAR_8BIT) ? SMTP_PATH_8BIT
-                                                      : SMTP_PATH_SYNTAX;
+                return scan_misplaced(sc);
             }
             sc->pos++;
         } else if (scan_class(sc, SMTP_CHAR_QTEXT)) {
@@ -398,9 +430,7 @@ enum smtp_path_result smtp_path_parse(const char *text, size_t len,
     }
     if (!scan_at(&sc, '>')) {
         path_clear(path);
-        return scan_class(&sc, SMTP_CHAR_8BIT) && !allow_utf8
-                   ? SMTP_PATH_8BIT
-                   : SMTP_PATH_SYNTAX;
+        return scan_misplaced(&sc);
     }
     sc.pos++;
 

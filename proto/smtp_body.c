@@ -2,6 +2,9 @@
 
 #include "proto/smtp_chars.h"
 
+/* Bytes that the scan of a line's middle stops at: CR, LF and NUL. */
+#define SMTP_BODY_STOP (SMTP_CHAR_EOL | SMTP_CHAR_LINE_BAD)
+
 void smtp_body_start(struct smtp_body *b, uint64_t max_size,
                      smtp_body_write_fn *write, void *ctx)
 {
@@ -10,6 +13,7 @@ void smtp_body_start(struct smtp_body *b, uint64_t max_size,
     b->size = 0;
     b->max_size = max_size;
     b->bare_eol = false;
+    b->nul = false;
     b->too_big = false;
     b->write_failed = false;
     b->raw = false;
@@ -19,7 +23,8 @@ void smtp_body_start(struct smtp_body *b, uint64_t max_size,
 
 static void body_pass(struct smtp_body *b, const char *data, size_t len)
 {
-    if (len == 0 || b->bare_eol || b->too_big || b->write_failed) {
+    if (len == 0 || b->bare_eol || b->nul || b->too_big ||
+        b->write_failed) {
         return;
     }
     if (b->max_size != 0 && len > b->max_size - b->size) {
@@ -48,6 +53,7 @@ static bool body_step(struct smtp_body *b, char c)
 {
     enum smtp_body_state next = SMTP_BODY_LINE;
 
+    b->nul = b->nul || c == '\0';
     switch (b->state) {
     case SMTP_BODY_LINE_START:
     case SMTP_BODY_LINE:
@@ -98,7 +104,7 @@ size_t smtp_body_scan(struct smtp_body *b, const char *data, size_t len,
     *done = false;
     while (i < len) {
         if (b->state == SMTP_BODY_LINE) {
-            while (i < len && !smtp_char_is(data[i], SMTP_CHAR_EOL)) {
+            while (i < len && !smtp_char_is(data[i], SMTP_BODY_STOP)) {
                 i++;
             }
             if (i == len) {
@@ -134,6 +140,7 @@ static bool stuff_step(struct smtp_body *b, char c)
     enum smtp_body_state next = SMTP_BODY_LINE;
     bool dot = false;
 
+    b->nul = b->nul || c == '\0';
     switch (b->state) {
     case SMTP_BODY_LINE_START:
     case SMTP_BODY_LINE:
@@ -174,7 +181,7 @@ void smtp_body_stuff(struct smtp_body *b, const char *data, size_t len)
     }
     while (i < len) {
         if (b->state == SMTP_BODY_LINE) {
-            while (i < len && !smtp_char_is(data[i], SMTP_CHAR_EOL)) {
+            while (i < len && !smtp_char_is(data[i], SMTP_BODY_STOP)) {
                 i++;
             }
             if (i == len) {

@@ -6,7 +6,9 @@
  * Only CR LF "." CR LF ends the body; the start of the body counts as
  * following a CRLF. A CR or LF that is not part of a CRLF pair marks the
  * body as bad, so a different reading of the end (LF.LF, CR.CR, LF.CRLF,
- * CRLF.LF, CR.CRLF) can never hide a second message in this one. */
+ * CRLF.LF, CR.CRLF) can never hide a second message in this one. A NUL
+ * byte marks the body as bad too, because neither RFC 5322 text nor 8bit
+ * data (RFC 2045 section 2.8) may contain one. */
 #ifndef RINGRELAY_PROTO_SMTP_BODY_H
 #define RINGRELAY_PROTO_SMTP_BODY_H
 
@@ -31,6 +33,7 @@ struct smtp_body {
     uint64_t size;        /* bytes passed to write */
     uint64_t max_size;    /* 0 for no limit */
     bool bare_eol;        /* a CR or LF outside a CRLF pair was seen */
+    bool nul;             /* a NUL byte was seen */
     bool too_big;         /* the body went over max_size */
     bool write_failed;    /* write returned -1 */
     bool raw;             /* BINARYMIME: BDAT data passes unchanged */
@@ -51,9 +54,10 @@ size_t smtp_body_scan(struct smtp_body *b, const char *data, size_t len,
                       bool *done);
 
 /* smtp_body_stuff passes BDAT data[0..len) on in wire form: a '.' at the
- * start of a line gets a second '.'. A CR or LF outside a CRLF pair marks
- * the body as bad, as in DATA; a CRLF may be split between calls. With
- * b->raw set the bytes pass unchanged and only the size limit applies. */
+ * start of a line gets a second '.'. A CR or LF outside a CRLF pair, or a
+ * NUL, marks the body as bad, as in DATA; a CRLF may be split between
+ * calls. With b->raw set the bytes pass unchanged and only the size
+ * limit applies. */
 void smtp_body_stuff(struct smtp_body *b, const char *data, size_t len);
 
 /* smtp_body_finish_stuffed ends a body fed with smtp_body_stuff(). A

@@ -230,6 +230,9 @@ void smtp_server_body_error(const struct smtp_server *s, char *reply)
     if (b->bare_eol) {
         snprintf(reply, SMTP_REPLY_MAX, "550 5.6.0 Error: bare CR or LF "
                  "in the message is not allowed; end every line with CRLF");
+    } else if (b->nul) {
+        snprintf(reply, SMTP_REPLY_MAX, "550 5.6.0 Error: NUL byte in the "
+                 "message is not allowed");
     } else if (b->too_big) {
         snprintf(reply, SMTP_REPLY_MAX, "552 5.3.4 Error: message size "
                  "exceeds the fixed maximum of %" PRIu64 " bytes",
@@ -243,7 +246,7 @@ void smtp_server_body_error(const struct smtp_server *s, char *reply)
 void smtp_server_end_body(struct smtp_server *s)
 {
     const struct smtp_body *b = &s->body;
-    bool failed = b->bare_eol || b->too_big || b->write_failed;
+    bool failed = b->bare_eol || b->nul || b->too_big || b->write_failed;
     char reply[SMTP_REPLY_MAX];
 
     if (!failed) {

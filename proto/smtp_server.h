@@ -22,28 +22,28 @@
  *
  * DATA: body bytes reach hooks->data_write() in wire form (CRLF,
  * dot-stuffed as received), without the final ".CRLF". A bare CR or LF
- * anywhere in the body rejects the message with 550 5.6.0 once the final
- * CRLF.CRLF arrives; a body over the size limit gets 552 5.3.4. In both
- * cases hooks->data_abort() runs and the session returns to the state
- * after EHLO (no transaction open).
+ * or a NUL anywhere in the body rejects the message with 550 5.6.0 once
+ * the final CRLF.CRLF arrives. A body over the size limit gets 552
+ * 5.3.4. In both cases hooks->data_abort() runs and the session returns to the
+ * state after EHLO (no transaction open).
  *
  * BDAT (RFC 3030 CHUNKING): each chunk's octets are read by count. They
  * reach hooks->data_write() in the same wire form as DATA: dot-stuffed,
  * and with a CRLF added when the message does not end with one. The
  * first chunk calls data_begin(), each chunk but LAST gets "250 2.0.0
  * <n> octets received", and LAST ends like DATA with data_end(). A bare
- * CR or LF gets 550 5.6.0 and an oversize message 552 5.3.4, at the end
- * of the chunk where it shows. Then data_abort() runs, and every later
- * chunk up to LAST is read and gets the same reply. A chunk sent without a
- * recipient is read and discarded, then answered 503 5.5.1. DATA after
- * BDAT in one transaction gets 503 5.5.1.
+ * CR or LF or a NUL gets 550 5.6.0 and an oversize message 552 5.3.4,
+ * at the end of the chunk where it shows. Then data_abort() runs, and
+ * every later chunk up to LAST is read and gets the same reply. A chunk
+ * sent without a recipient is read and discarded, and then gets 503
+ * 5.5.1. DATA after BDAT in one transaction gets 503 5.5.1.
  *
  * BINARYMIME (RFC 3030): after MAIL ... BODY=BINARYMIME the body may
  * only come with BDAT, so DATA gets 503 5.5.1. The chunk octets reach
  * data_write() exactly as received: no dot-stuffing, no CRLF added and
- * no bare CR or LF check, because the body is binary. max_message_size
- * then counts these octets, while for other bodies it counts the wire
- * form. */
+ * no check for bare CR, bare LF or NUL, because the body is binary.
+ * max_message_size then counts these octets, while for other bodies it
+ * counts the wire form. */
 #ifndef RINGRELAY_PROTO_SMTP_SERVER_H
 #define RINGRELAY_PROTO_SMTP_SERVER_H
 

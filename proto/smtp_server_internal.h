@@ -114,7 +114,7 @@ void smtp_server_begin_body(struct smtp_server *s);
 void smtp_server_start_body(struct smtp_server *s);
 
 /* smtp_server_body_error writes the reply for a failed body (bare CR or
- * LF, too big, storage failed) into reply[0..SMTP_REPLY_MAX). */
+ * LF, NUL, too big, storage failed) into reply[0..SMTP_REPLY_MAX). */
 void smtp_server_body_error(const struct smtp_server *s, char *reply);
 
 /* smtp_server_end_body hands the complete DATA or BDAT body to

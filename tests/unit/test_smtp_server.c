@@ -56,15 +56,30 @@ static void record(struct recorder *r, const char *fmt, ...)
     r->events_len += (size_t)n;
 }
 
+/* The mail and rcpt hooks act on how the address starts. "busy" and
+ * "deny" are refused, and "empty" is refused without reply text. "split"
+ * is refused with a CRLF inside the reply, and "bye" with 421. "custom"
+ * is accepted with a reply of the hook's own. */
+static bool address_is(const struct smtp_path *path, const char *word)
+{
+    return strncmp(path->address, word, strlen(word)) == 0;
+}
+
 static int hook_mail(void *ctx, const struct smtp_path *from,
                      const struct smtp_mail_params *params, char *reply)
 {
     struct recorder *r = ctx;
 
     (void)params;
-    (void)reply;
+    if (address_is(from, "busy")) {
+        snprintf(reply, SMTP_REPLY_MAX, "450 4.7.1 Error: try again later");
+        return -1;
+    }
     record(r, "%sM<%s>", r->events_len ? " " : "", from->address);
-    r->refuse_data = strncmp(from->address, "nodata", 6) == 0;
+    r->refuse_data = address_is(from, "nodata");
+    if (address_is(from, "custom")) {
+        snprintf(reply, SMTP_REPLY_MAX, "250 2.1.0 Sender custom-ok");
+    }
     return 0;
 }
 
@@ -74,12 +89,28 @@ static int hook_rcpt(void *ctx, const struct smtp_path *to,
     struct recorder *r = ctx;
 
     (void)params;
-    if (strncmp(to->address, "deny", 4) == 0) {
+    if (address_is(to, "deny")) {
         snprintf(reply, SMTP_REPLY_MAX, "554 5.7.1 <%s>: Relay access denied",
                  to->address);
         return -1;
     }
+    if (address_is(to, "empty")) {
+        return -1;
+    }
+    if (address_is(to, "split")) {
+        snprintf(reply, SMTP_REPLY_MAX, "554 5.7.1 first line\r\n"
+                 "250 2.0.0 injected");
+        return -1;
+    }
+    if (address_is(to, "bye")) {
+        snprintf(reply, SMTP_REPLY_MAX, "421 4.3.2 mx.test closing");
+        return -1;
+    }
     record(r, "%sR<%s>", r->events_len ? " " : "", to->address);
+    if (address_is(to, "custom")) {
+        snprintf(reply, SMTP_REPLY_MAX, "251 2.1.5 User not local; will "
+                 "forward");
+    }
     return 0;
 }
 
@@ -282,6 +313,12 @@ struct transcript_case {
 #define UTF8_LOCAL "jos\xc3\xa9"
 #define UTF8_DOMAIN "b\xc3\xbc" "cher.test"
 
+/* Bodies with a NUL byte, which RFC 5322 text excludes. */
+#define NUL_IN_DATA HI MAIL_OK RCPT_OK "DATA\r\nab\0cd\r\n.\r\nNOOP\r\n"
+#define NUL_AT_LINE_START HI MAIL_OK RCPT_OK "DATA\r\nx\r\n\0\r\n.\r\n" \
+    MAIL_OK
+#define NUL_AFTER_DOT HI MAIL_OK RCPT_OK "DATA\r\n.\0\r\n.\r\n"
+
 static const struct transcript_case transcript_cases[] = {
     {"ehlo", HI, 0, EHLO_REPLY, "", NULL},
     {"ehlo lowercase", "ehlo client.test\r\n", 0, EHLO_REPLY, NULL, NULL},
@@ -340,6 +377,12 @@ static const struct transcript_case transcript_cases[] = {
      UTF8_DOMAIN "> SIZE=10\r\n", 0, EHLO_REPLY "|553 5.6.7", "", NULL},
     {"mail invalid utf-8 sender", HI "MAIL FROM:<\xc3@b.test> SMTPUTF8\r\n",
      0, EHLO_REPLY "|501 5.1.7", "", NULL},
+    {"mail utf-8 in address literal", HI "MAIL FROM:<a@[192.0.2."
+     "\xc3\xa9]> SMTPUTF8\r\n", 0, EHLO_REPLY "|501 5.1.7 Error: bad "
+     "sender address syntax", "", NULL},
+    {"rcpt utf-8 in quoted pair", HI "MAIL FROM:<a@b.test> SMTPUTF8\r\n"
+     "RCPT TO:<\"\\\xc3\xa9\"@d.test>\r\n", 0, EHLO_REPLY "|250 2.1.0|"
+     "501 5.1.3 Error: bad recipient address syntax", "M<a@b.test>", NULL},
     {"mail overlong utf-8 sender", HI "MAIL FROM:<\xc0\xaf@b.test> "
      "SMTPUTF8\r\n", 0, EHLO_REPLY "|501 5.1.7", "", NULL},
     {"rcpt utf-8 with smtputf8", HI "MAIL FROM:<a@b.test> SMTPUTF8\r\n"
@@ -456,6 +499,16 @@ static const struct transcript_case transcript_cases[] = {
     {"body without final crlf before dot", HI MAIL_OK RCPT_OK "DATA\r\nab."
      "\r\n.\r\n", 0, EHLO_REPLY "|250 2.1.0|250 2.1.5|354|" QUEUED, NULL,
      "ab.\r\n"},
+    {"nul in data", NUL_IN_DATA, sizeof(NUL_IN_DATA) - 1,
+     EHLO_REPLY "|250 2.1.0|250 2.1.5|354|550 5.6.0 Error: NUL byte in the "
+     "message is not allowed|250 2.0.0", "M<a@b.test> R<c@d.test> B A X",
+     NULL},
+    {"nul at line start", NUL_AT_LINE_START, sizeof(NUL_AT_LINE_START) - 1,
+     EHLO_REPLY "|250 2.1.0|250 2.1.5|354|550 5.6.0 Error: NUL byte|"
+     "250 2.1.0", "M<a@b.test> R<c@d.test> B A X M<a@b.test>", NULL},
+    {"nul after leading dot", NUL_AFTER_DOT, sizeof(NUL_AFTER_DOT) - 1,
+     EHLO_REPLY "|250 2.1.0|250 2.1.5|354|550 5.6.0 Error: NUL byte",
+     "M<a@b.test> R<c@d.test> B A X", NULL},
     {"second transaction", HI MAIL_OK RCPT_OK "DATA\r\none\r\n.\r\n"
      "MAIL FROM:<e@f.test>\r\n" RCPT_OK "DATA\r\ntwo\r\n.\r\n", 0,
      EHLO_REPLY "|250 2.1.0|250 2.1.5|354|" QUEUED "|250 2.1.0|250 2.1.5|"
@@ -466,6 +519,8 @@ static const struct transcript_case transcript_cases[] = {
 #define TXN HI MAIL_OK RCPT_OK
 #define TXN_REPLY EHLO_REPLY "|250 2.1.0|250 2.1.5"
 #define TXN_EVENTS "M<a@b.test> R<c@d.test>"
+
+#define BDAT_NUL TXN "BDAT 3\r\na\0bBDAT 1 LAST\r\nxNOOP\r\n"
 
 /* BDAT transcripts: chunks are read by count, pipelined with the
  * envelope and with each other in one feed (and again bytewise). */
@@ -542,6 +597,9 @@ static const struct transcript_case bdat_cases[] = {
      TXN_EVENTS " B A X", NULL},
     {"bdat cr at the end", TXN "BDAT 3 LAST\r\nab\r", 0,
      TXN_REPLY "|550 5.6.0", TXN_EVENTS " B A X", NULL},
+    {"bdat nul", BDAT_NUL, sizeof(BDAT_NUL) - 1,
+     TXN_REPLY "|550 5.6.0 Error: NUL byte in the message is not allowed|"
+     "550 5.6.0 Error: NUL byte|250 2.0.0 Ok", TXN_EVENTS " B A X", NULL},
     {"bdat without size", TXN "BDAT\r\n", 0,
      TXN_REPLY "|501 5.5.4 Syntax: BDAT chunk-size [LAST]", NULL, NULL},
     {"bdat bad size", TXN "BDAT 1x\r\nBDAT -1\r\n"
@@ -1299,6 +1357,264 @@ Test(smtp_server, helo_name_and_esmtp)
     cr_expect_str_eq(smtp_server_helo(h.server), "New.Test");
     cr_expect(smtp_server_used_esmtp(h.server), "EHLO is ESMTP");
     harness_cleanup(&h);
+}
+
+/* check_case runs one transcript, fed whole and fed bytewise. */
+static void check_case(const char *name, const char *input,
+                       const char *replies, const char *events)
+{
+    struct transcript_case c = {
+        .name = name,
+        .input = input,
+        .replies = replies,
+        .events = events,
+    };
+
+    check_transcript(&c);
+}
+
+/* harness_greet_with replaces the harness's session by a new one whose
+ * greeting is reply instead of the 220. */
+static void harness_greet_with(struct harness *h, const char *reply)
+{
+    smtp_server_free(h->server);
+    h->server = smtp_server_new(&h->opts, &test_hooks, &h->rec);
+    cr_assert_not_null(h->server);
+    h->rec.server = h->server;
+    smtp_server_greet_reply(h->server, reply);
+}
+
+Test(smtp_server, hook_refusal_without_text)
+{
+    check_case("rcpt hook without reply text", HI MAIL_OK
+               "RCPT TO:<empty@d.test>\r\nNOOP\r\n", EHLO_REPLY
+               "|250 2.1.0|451 4.3.0 Error: request failed, try again "
+               "later|250 2.0.0", "M<a@b.test>");
+}
+
+Test(smtp_server, hook_reply_cut_at_crlf)
+{
+    /* The text after the CRLF must not go out as a reply of its own. */
+    check_case("rcpt hook reply with crlf", HI MAIL_OK
+               "RCPT TO:<split@d.test>\r\nNOOP\r\n", EHLO_REPLY
+               "|250 2.1.0|554 5.7.1 first line|250 2.0.0", "M<a@b.test>");
+}
+
+Test(smtp_server, hook_421_closes_session)
+{
+    static const char input[] = HI MAIL_OK "RCPT TO:<bye@d.test>\r\n"
+                                "NOOP\r\n";
+    struct harness h;
+
+    check_case("rcpt hook 421", input, EHLO_REPLY "|250 2.1.0|"
+               "421 4.3.2 mx.test closing", "M<a@b.test> X");
+    harness_init(&h);
+    harness_feed(&h, input, sizeof(input) - 1, 0);
+    cr_expect(smtp_server_closing(h.server), "a 421 reply should close");
+    cr_expect_str_eq(smtp_server_close_reason(h.server), "421 reply");
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, mail_hook_refusal)
+{
+    check_case("mail hook 450", HI "MAIL FROM:<busy@b.test>\r\n" MAIL_OK,
+               EHLO_REPLY "|450 4.7.1 Error: try again later|250 2.1.0",
+               "M<a@b.test>");
+}
+
+Test(smtp_server, hook_refusals_not_errors)
+{
+    /* Six refusals against a limit of five bad commands. */
+    check_case("six mail hook refusals", HI
+               "MAIL FROM:<busy@b.test>\r\nMAIL FROM:<busy@b.test>\r\n"
+               "MAIL FROM:<busy@b.test>\r\nMAIL FROM:<busy@b.test>\r\n"
+               "MAIL FROM:<busy@b.test>\r\nMAIL FROM:<busy@b.test>\r\n"
+               "NOOP\r\n", EHLO_REPLY "|450 4.7.1|450 4.7.1|450 4.7.1|"
+               "450 4.7.1|450 4.7.1|450 4.7.1|250 2.0.0", "");
+}
+
+Test(smtp_server, hook_own_2xx_reply)
+{
+    check_case("hooks reply 250 and 251", HI "MAIL FROM:<custom@b.test>\r\n"
+               "RCPT TO:<custom@d.test>\r\n", EHLO_REPLY "|250 2.1.0 Sender "
+               "custom-ok|251 2.1.5 User not local; will forward",
+               "M<custom@b.test> R<custom@d.test>");
+}
+
+Test(smtp_server, data_done_421_closes_session)
+{
+    static const char input[] = HI MAIL_OK RCPT_OK "DATA\r\nbody\r\n.\r\n"
+                                "NOOP\r\n";
+    struct harness h;
+
+    harness_init(&h);
+    h.auto_commit = false;
+    harness_feed(&h, input, sizeof(input) - 1, 0);
+    smtp_server_data_done(h.server, "421 4.3.0 mx.test queue unavailable");
+    harness_drain(&h);
+    expect_replies("data_done 421", h.out, GREETING "|" EHLO_REPLY
+                   "|250 2.1.0|250 2.1.5|354|421 4.3.0 mx.test queue");
+    cr_expect(smtp_server_closing(h.server), "a 421 commit should close");
+    cr_expect_str_eq(h.rec.events, "M<a@b.test> R<c@d.test> B E X");
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, refused_greeting_503_until_quit)
+{
+    static const char input[] = HI MAIL_OK "NOOP\r\nQUIT\r\n";
+    struct harness h;
+
+    harness_init(&h);
+    harness_greet_with(&h, "554 5.3.2 mx.test no service");
+    harness_feed(&h, input, sizeof(input) - 1, 0);
+    expect_replies("refused greeting", h.out, "554 5.3.2 mx.test no service"
+                   "|503 5.5.1 Error: service not available, send QUIT"
+                   "|503 5.5.1|503 5.5.1|221 2.0.0");
+    cr_expect_str_eq(h.rec.events, "", "no hook may run");
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, refused_greeting_bdat_discarded)
+{
+    /* The chunk "QUIT\r\n" is read as data and dropped, not run. */
+    static const char input[] = "BDAT 6\r\nQUIT\r\nQUIT\r\n";
+    struct harness h;
+
+    harness_init(&h);
+    harness_greet_with(&h, "554 5.3.2 mx.test no service");
+    harness_feed(&h, input, sizeof(input) - 1, 1);
+    expect_replies("bdat after refused greeting", h.out,
+                   "554 5.3.2|503 5.5.1 Error: service not available, send "
+                   "QUIT|221 2.0.0");
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, greeting_421_closes)
+{
+    struct harness h;
+
+    harness_init(&h);
+    harness_greet_with(&h, "421 4.3.2 mx.test busy");
+    harness_feed(&h, "NOOP\r\n", 6, 0);
+    expect_replies("421 greeting", h.out, "421 4.3.2 mx.test busy");
+    cr_expect(smtp_server_closing(h.server), "a 421 greeting should close");
+    harness_cleanup(&h);
+}
+
+/* long_path writes "<local@domain>" of 266 octets, over the 256-octet
+ * path limit, with every part within its own limit. */
+static void long_path(char *out)
+{
+    char *p = out;
+
+    *p++ = '<';
+    memset(p, 'l', 64);
+    p += 64;
+    *p++ = '@';
+    for (int i = 0; i < 3; i++) {
+        memset(p, 'd', 62);
+        p += 62;
+        *p++ = '.';
+    }
+    memcpy(p, "example.ab>", 12);
+}
+
+Test(smtp_server, mail_path_too_long)
+{
+    char path[300];
+    char input[400];
+
+    long_path(path);
+    cr_assert_eq(strlen(path), 266);
+    snprintf(input, sizeof(input), HI "MAIL FROM:%s\r\n", path);
+    check_case("sender path of 266 octets", input,
+               EHLO_REPLY "|501 5.1.7 Error: sender address too long", "");
+}
+
+Test(smtp_server, rcpt_path_too_long)
+{
+    char path[300];
+    char input[400];
+
+    long_path(path);
+    snprintf(input, sizeof(input), HI MAIL_OK "RCPT TO:%s\r\n", path);
+    check_case("recipient path of 266 octets", input, EHLO_REPLY
+               "|250 2.1.0|501 5.1.3 Error: recipient address too long",
+               "M<a@b.test>");
+}
+
+Test(smtp_server, ehlo_name_too_long)
+{
+    char input[400];
+    char *p = input + sprintf(input, "EHLO ");
+
+    /* Labels of 63, 63, 63, 62 and 1 octets: 256 octets, one over RFC
+     * 5321's 255 for a domain. */
+    for (int i = 0; i < 3; i++) {
+        memset(p, 'h', 63);
+        p += 63;
+        *p++ = '.';
+    }
+    memset(p, 'h', 62);
+    p += 62;
+    strcpy(p, ".h\r\n");
+    cr_assert_eq(strlen(input), 5 + 256 + 2);
+    check_case("ehlo name of 256 octets", input,
+               "501 5.5.4 Syntax: EHLO hostname", NULL);
+}
+
+/* check_disabled feeds input whole and bytewise to a session that
+ * leaves out the extensions in disabled, and checks the replies. */
+static void check_disabled(const char *name, unsigned disabled,
+                           const char *input, const char *replies)
+{
+    char want[4096];
+
+    snprintf(want, sizeof(want), "%s|%s", GREETING, replies);
+    for (size_t step = 0; step < 2; step++) {
+        struct harness h;
+
+        harness_init(&h);
+        h.opts.disabled_extensions = disabled;
+        harness_feed(&h, input, strlen(input), step);
+        expect_replies(name, h.out, want);
+        harness_cleanup(&h);
+    }
+}
+
+Test(smtp_server, size_not_offered)
+{
+    check_disabled("SIZE= without SIZE", SMTP_EXT_SIZE,
+                   HI "MAIL FROM:<a@b.test> SIZE=10\r\n",
+                   "250-mx.test|250-PIPELINING|250-8BITMIME|250-SMTPUTF8|"
+                   "250-CHUNKING|250-BINARYMIME|250-DSN|"
+                   "250 ENHANCEDSTATUSCODES|555 5.5.4 Error: "
+                   "MAIL parameter not offered: SIZE=10");
+}
+
+/* BODY=7BIT stays valid, because BINARYMIME still gives BODY= a
+ * meaning. */
+Test(smtp_server, 8bitmime_not_offered)
+{
+    check_disabled("BODY= without 8BITMIME", SMTP_EXT_8BITMIME,
+                   HI "MAIL FROM:<a@b.test> BODY=8BITMIME\r\n"
+                   "MAIL FROM:<a@b.test> BODY=7BIT\r\n",
+                   "250-mx.test|250-PIPELINING|250-SIZE 1000|250-SMTPUTF8|"
+                   "250-CHUNKING|250-BINARYMIME|250-DSN|"
+                   "250 ENHANCEDSTATUSCODES|555 5.5.4|250 2.1.0 Ok");
+}
+
+Test(smtp_server, smtputf8_not_offered)
+{
+    check_disabled("SMTPUTF8 not offered", SMTP_EXT_SMTPUTF8,
+                   HI "MAIL FROM:<a@b.test> SMTPUTF8\r\n"
+                   "MAIL FROM:<" UTF8_LOCAL "@b.test> SMTPUTF8\r\n"
+                   "EHLO " UTF8_DOMAIN "\r\n",
+                   "250-mx.test|250-PIPELINING|250-SIZE 1000|250-8BITMIME|"
+                   "250-CHUNKING|250-BINARYMIME|250-DSN|"
+                   "250 ENHANCEDSTATUSCODES|555 5.5.4|553 5.6.7 Error: "
+                   "non-ASCII sender address needs SMTPUTF8|"
+                   "501 5.5.4 Syntax: EHLO hostname");
 }
 
 Test(smtp_outq, small_appends_coalesce)
