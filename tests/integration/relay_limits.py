@@ -164,6 +164,35 @@ def test_early_talker(tap, harness):
     client.close()
 
 
+PATIENT_CONFIG = """
+listen = "127.0.0.1:2527";
+queue_dir = "{queue}";
+hostname = "patient.test";
+greeting_delay = 1s;
+reject_early_talkers = off;
+"""
+
+
+def test_early_talker_allowed(tap, harness):
+    """With reject_early_talkers off, a stranger's early EHLO is answered
+    after the delayed greeting."""
+    config = h.write_config(harness, PATIENT_CONFIG.format(
+        queue=harness.path("queue2")), name="patient.conf")
+    relay = h.start_relay(harness, config, port=2527, name="patient")
+    client = h.RawClient(2527, source="127.0.0.8")
+    started = time.monotonic()
+    client.sock.sendall(b"EHLO early.test\r\n")
+    check_reply(tap, client.reply(), "220 patient.test",
+                "patient relay greets the early talker")
+    tap.check(time.monotonic() - started >= 0.9,
+              "greeting still waits for the delay")
+    check_reply(tap, client.reply(), "250 ",
+                "early EHLO is answered after the greeting")
+    check_reply(tap, client.command(b"QUIT\r\n"), "221 ", "QUIT answered")
+    client.close()
+    tap.check(harness.stop(relay) == 0, "patient relay stops cleanly")
+
+
 def test_command_line_length(tap):
     client = greeted()
     noop = b"NOOP " + b"a" * (600 - 7) + b"\r\n"
@@ -313,6 +342,7 @@ def test(tap, harness):
     test_total_limit(tap, harness)
     test_greeting_delay(tap)
     test_early_talker(tap, harness)
+    test_early_talker_allowed(tap, harness)
     test_command_line_length(tap)
     test_recipient_limit(tap)
     test_text_line_length(tap, store)
