@@ -525,7 +525,7 @@ static void session_timer_fired(struct reactor_timer *timer)
 
     if (s->greeting_pending) {
         /* The greeting parses any input held while it was delayed. A
-         * session told to shut down meanwhile has its 421 instead. */
+         * session shut down meanwhile has sent its 421 instead. */
         s->greeting_pending = false;
         if (!smtp_server_closing(s->smtp)) {
             smtp_server_greet(s->smtp);

@@ -81,8 +81,8 @@ enum inbound_admission {
 };
 
 /* Shared state kept by inbound.c. inbound_admit counts a session whose
- * peer is known toward the connection limits; inbound_detach uncounts
- * it. */
+ * peer is known toward the connection limits, and inbound_detach removes
+ * it from the counts. */
 struct daemon *inbound_daemon(struct inbound *inbound);
 const struct smtp_server_options *inbound_smtp_options(struct inbound *inbound);
 uint64_t inbound_attach(struct inbound *inbound,

@@ -255,8 +255,9 @@ void smtp_server_body_error(const struct smtp_server *s, char *reply)
                  "exceeds the fixed maximum of %" PRIu64 " bytes",
                  s->opts->max_message_size);
     } else if (b->line_too_long) {
-        /* RFC 3463 has no code for line length, so X.6.0, other media
-         * error, with 554, the reply for a failed transaction. */
+        /* RFC 3463 has no code for line length, so the reply uses X.6.0
+         * (other or undefined media error) with 554 (transaction
+         * failed). */
         snprintf(reply, SMTP_REPLY_MAX, "554 5.6.0 Error: message has a "
                  "line longer than %zu bytes with its CRLF; wrap long "
                  "lines or send them in base64 or quoted-printable",
