@@ -462,7 +462,9 @@ static void session_recv_done(struct reactor_op *op, int result)
         if (s->stop_pending && s->writer == NULL && !s->commit_pending) {
             smtp_server_shutdown(s->smtp);
         }
-        reactor_timer_set(reactor, &s->timer, session_timeout_ms(s));
+        if (!smtp_server_closing(s->smtp)) {
+            reactor_timer_set(reactor, &s->timer, session_timeout_ms(s));
+        }
         session_flush(s);
     } else if (result < 0 && result != -ECANCELED &&
                result != -ECONNRESET) {
