@@ -8,11 +8,13 @@ greeting.
 
 Usage (inside netns_run.sh): relay_limits.py BUILD_DIR
 """
+import socket
 import time
 
 import harness as h
 
 CONFIG = """
+listen = ["127.0.0.1:2525", "[::1]:2525"];
 queue_dir = "{queue}";
 hostname = "relay.test";
 routes {{ "example.test" = "127.0.0.1:2526"; }}
@@ -102,6 +104,30 @@ def test_per_ip_limit(tap, harness):
               "per-address refusal is logged with the client")
 
 
+def ipv6_client():
+    """A RawClient connected to [::1]:2525."""
+    client = h.RawClient.__new__(h.RawClient)
+    client.sock = socket.create_connection(("::1", 2525), timeout=10)
+    client.buffer = b""
+    return client
+
+
+def test_per_ip_limit_ipv6(tap, harness):
+    """::1 is one client with its own limit of three sessions."""
+    for round_number in range(2):
+        clients = [ipv6_client() for _ in range(3)]
+        greetings = [c.reply() for c in clients]
+        tap.check(all(g.startswith("220 ") for g in greetings),
+                  f"IPv6 round {round_number}: three sessions from ::1",
+                  greetings)
+        extra = ipv6_client()
+        check_reply(tap, extra.reply(), "421 4.7.0",
+                    f"IPv6 round {round_number}: fourth session gets 421")
+        extra.close()
+        tap.check(close_all(harness, clients, "::1"),
+                  f"IPv6 round {round_number}: relay saw the three close")
+
+
 def test_total_limit(tap, harness):
     """Eight sessions in total from three addresses fit and a ninth gets
     421. After they close, eight fit again."""
@@ -174,8 +200,8 @@ reject_early_talkers = off;
 
 
 def test_early_talker_allowed(tap, harness):
-    """With reject_early_talkers off, a stranger's early EHLO is answered
-    after the delayed greeting."""
+    """With reject_early_talkers off, a stranger's early EHLO gets its
+    reply after the delayed greeting."""
     config = h.write_config(harness, PATIENT_CONFIG.format(
         queue=harness.path("queue2")), name="patient.conf")
     relay = h.start_relay(harness, config, port=2527, name="patient")
@@ -339,6 +365,7 @@ def test(tap, harness):
         queue=harness.path("queue")))
     relay = h.start_relay(harness, config)
     test_per_ip_limit(tap, harness)
+    test_per_ip_limit_ipv6(tap, harness)
     test_total_limit(tap, harness)
     test_greeting_delay(tap)
     test_early_talker(tap, harness)
