@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +27,11 @@
 /* Pause before accepting again after an accept error such as EMFILE, so
  * that a process out of descriptors does not spin. */
 #define INBOUND_ACCEPT_RETRY_MS 1000u
+
+/* Descriptors the daemon needs besides one per session: listeners, queue
+ * files, resolver sockets and outbound connections. An estimate, used
+ * only for the warning of inbound_check_open_files(). */
+#define INBOUND_FD_RESERVE 256u
 
 struct inbound_listener {
     struct inbound *inbound;
@@ -91,6 +97,41 @@ static int inbound_listener_arm(struct inbound_listener *listener)
     return rc;
 }
 
+/* Raises the soft open-file limit to the hard one and warns when
+ * max_connections sessions do not fit in it, because accept then fails
+ * with EMFILE and retries once a second. */
+static void inbound_check_open_files(const struct config *config)
+{
+    struct rlimit limit;
+    struct rlimit raised;
+
+    if (getrlimit(RLIMIT_NOFILE, &limit) < 0) {
+        log_warning("event=open-file-limit error=\"getrlimit failed: %s\"",
+                    strerror(errno));
+        return;
+    }
+    raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (raised.rlim_cur > limit.rlim_cur) {
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+            limit = raised;
+        } else {
+            log_warning("event=open-file-limit error=\"setrlimit failed: "
+                        "%s\"", strerror(errno));
+        }
+    }
+    if (limit.rlim_cur != RLIM_INFINITY &&
+        (uint64_t)config->max_connections + INBOUND_FD_RESERVE >
+            (uint64_t)limit.rlim_cur) {
+        log_warning("event=open-file-limit max_connections=%u "
+                    "open_files=%llu reason=\"sessions past the open file "
+                    "limit are not accepted; raise ulimit -n or lower "
+                    "max_connections\"",
+                    config->max_connections,
+                    (unsigned long long)limit.rlim_cur);
+    }
+}
+
 struct inbound *inbound_new(struct daemon *daemon)
 {
     const struct config *config = daemon->config;
@@ -103,6 +144,7 @@ struct inbound *inbound_new(struct daemon *daemon)
     }
     inbound->daemon = daemon;
     inbound->next_session_id = 1;
+    inbound_check_open_files(config);
     inbound->smtp_options.hostname = config->hostname;
     inbound->smtp_options.max_message_size = config->max_message_size;
     inbound->smtp_options.max_line = config->max_line_length;

@@ -219,6 +219,23 @@ def test_early_talker_allowed(tap, harness):
     tap.check(harness.stop(relay) == 0, "patient relay stops cleanly")
 
 
+def test_open_file_warning(tap, harness):
+    """A relay whose open file limit cannot hold max_connections sessions
+    warns at start."""
+    config = h.write_config(harness, 'listen = "127.0.0.1:2528";\n'
+                            f'queue_dir = "{harness.path("queue3")}";\n',
+                            name="few-files.conf")
+    relay = harness.start("few-files", ["prlimit", "--nofile=300:300",
+                                        harness.binary("ringrelay"), "-c",
+                                        config])
+    tap.check(h.wait_port("127.0.0.1", 2528), "relay with 300 files starts")
+    tap.check("event=open-file-limit max_connections=1000 open_files=300"
+              in harness.log_text("few-files"),
+              "open file limit below max_connections is logged",
+              harness.log_text("few-files"))
+    tap.check(harness.stop(relay) == 0, "relay with 300 files stops")
+
+
 def test_command_line_length(tap):
     client = greeted()
     noop = b"NOOP " + b"a" * (600 - 7) + b"\r\n"
@@ -370,6 +387,7 @@ def test(tap, harness):
     test_greeting_delay(tap)
     test_early_talker(tap, harness)
     test_early_talker_allowed(tap, harness)
+    test_open_file_warning(tap, harness)
     test_command_line_length(tap)
     test_recipient_limit(tap)
     test_text_line_length(tap, store)
