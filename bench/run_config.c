@@ -74,6 +74,9 @@ int run_workdir_remove(const struct run_workdir *workdir)
     return 0;
 }
 
+/* The largest value that ringrelay accepts for its connection limits. */
+#define RUN_RELAY_MAX_CONNECTIONS 100000u
+
 /* Append a quoted UCL string to buf at *used, escaping '"' and '\'. */
 static int run_append_string(char *buf, size_t size, size_t *used,
                              const char *value)
@@ -122,6 +125,18 @@ static int run_append_key(char *buf, size_t size, size_t *used,
     return 0;
 }
 
+static int run_append_number(char *buf, size_t size, size_t *used,
+                             const char *key, unsigned value)
+{
+    int len = snprintf(buf + *used, size - *used, "%s = %u;\n", key, value);
+
+    if (len < 0 || (size_t)len >= size - *used) {
+        return -1;
+    }
+    *used += (size_t)len;
+    return 0;
+}
+
 int run_config_format(const struct run_relay_settings *settings,
                       const char *queue_dir, char *buf, size_t size)
 {
@@ -140,7 +155,13 @@ int run_config_format(const struct run_relay_settings *settings,
                               settings->durability) < 0)
         /* One log line per message would cost the relay more than the
          * benchmark measures. */
-        || run_append_key(buf, size, &used, "log_level", "warning") < 0) {
+        || run_append_key(buf, size, &used, "log_level", "warning") < 0
+        /* Every blast connection comes from 127.0.0.1, so the relay's
+         * connection limits are raised to their maximum. */
+        || run_append_number(buf, size, &used, "max_connections",
+                             RUN_RELAY_MAX_CONNECTIONS) < 0
+        || run_append_number(buf, size, &used, "max_connections_per_ip",
+                             RUN_RELAY_MAX_CONNECTIONS) < 0) {
         return -1;
     }
     return 0;

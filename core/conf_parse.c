@@ -264,12 +264,31 @@ out:
     return rc;
 }
 
-/* Parses an integer with an optional suffix: k, m, g multiply by 1000 and
- * kb, mb, gb by 1024, in any case. Returns 1 for a number, 0 when text is
- * not one, -1 when it does not fit in 64 bits. */
-static int conf_atom_number(const char *text, int64_t *out)
+/* Multipliers of the number suffixes. The time suffixes give seconds. */
+static const struct {
+    const char *suffix;
+    int64_t scale;
+    bool duration;
+} conf_suffixes[] = {
+    {"k", 1000, false},
+    {"m", 1000 * 1000, false},
+    {"g", 1000 * 1000 * 1000, false},
+    {"kb", 1024, false},
+    {"mb", 1024 * 1024, false},
+    {"gb", 1024 * 1024 * 1024, false},
+    {"s", 1, true},
+    {"min", 60, true},
+    {"h", 60 * 60, true},
+    {"d", 24 * 60 * 60, true},
+};
+
+/* Parses an integer with an optional suffix from conf_suffixes, in any
+ * case, and sets *duration for a time suffix. Returns 1 for a number, 0
+ * when text is not one, -1 when it does not fit in 64 bits. */
+static int conf_atom_number(const char *text, int64_t *out, bool *duration)
 {
-    static const char *const suffixes[] = {"k", "m", "g", "kb", "mb", "gb"};
+    const size_t suffix_count = sizeof(conf_suffixes) /
+                                sizeof(conf_suffixes[0]);
     const char *p = text + (text[0] == '-');
     int64_t value = 0;
     int64_t scale = 1;
@@ -284,18 +303,19 @@ static int conf_atom_number(const char *text, int64_t *out)
         }
     }
 
+    *duration = false;
     if (*p != '\0') {
         size_t i = 0;
 
-        while (i < 6 && strcasecmp(p, suffixes[i]) != 0) {
+        while (i < suffix_count &&
+               strcasecmp(p, conf_suffixes[i].suffix) != 0) {
             i++;
         }
-        if (i == 6) {
+        if (i == suffix_count) {
             return 0;
         }
-        for (size_t power = 0; power <= i % 3; power++) {
-            scale *= i < 3 ? 1000 : 1024;
-        }
+        scale = conf_suffixes[i].scale;
+        *duration = conf_suffixes[i].duration;
     }
     if (__builtin_mul_overflow(value, scale, &value)) {
         return -1;
@@ -375,7 +395,7 @@ static int conf_parse_atom(struct conf_parser *parser, struct conf_node *node)
     if (conf_take_atom(parser, false, &node->text) < 0) {
         return -1;
     }
-    rc = conf_atom_number(node->text, &node->number);
+    rc = conf_atom_number(node->text, &node->number, &node->duration);
     if (rc < 0) {
         return conf_fail_at(parser, node->line, "number '%.40s' is too large",
                             node->text);

@@ -15,7 +15,8 @@
  * - objects "name { ... }" or "name = { ... }";
  * - unquoted atoms of letters, digits and _ - . : / @ [ ].
  * An atom that is an integer with an optional suffix becomes a number: k, m
- * and g multiply by 1000, kb, mb and gb by 1024, in any case. The atoms
+ * and g multiply by 1000, kb, mb and gb by 1024, in any case. The time
+ * suffixes s, min, h and d give a duration in seconds. The atoms
  * true, yes, on, false, no and off (in any case) become booleans. Any other
  * atom is a string. A value that starts with '[' is an array unless the
  * brackets enclose an IPv6 address, so [::1]:2525 is an atom.
@@ -48,6 +49,8 @@ struct conf_node {
     unsigned line;              /* 1-based: the key's line, else the value's */
     char *text;                 /* scalars: the string, or the atom */
     int64_t number;             /* CONF_NUMBER: value after the suffix */
+    bool duration;              /* CONF_NUMBER with a time suffix: number
+                                 * is in seconds */
     bool boolean;               /* CONF_BOOL */
     bool quoted;                /* scalar written in quotes */
     struct conf_node *first;    /* arrays and objects: first child */

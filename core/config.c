@@ -19,6 +19,18 @@
 #define CONFIG_MESSAGE_SIZE_MAX (2048ULL * 1024 * 1024)
 #define CONFIG_MESSAGE_SIZE_DEFAULT (10ULL * 1024 * 1024)
 
+/* Inbound limit defaults; README.md's Configuration table explains each
+ * choice. */
+#define CONFIG_MAX_RECIPIENTS_DEFAULT 1000
+#define CONFIG_MAX_LINE_LENGTH_DEFAULT 1024
+#define CONFIG_MAX_TEXT_LINE_LENGTH_DEFAULT 1000
+#define CONFIG_MAX_CONNECTIONS_DEFAULT 1000
+#define CONFIG_MAX_CONNECTIONS_PER_IP_DEFAULT 50
+#define CONFIG_MAX_ERRORS_DEFAULT 20
+#define CONFIG_TIMEOUT_COMMAND_DEFAULT 300
+#define CONFIG_TIMEOUT_DATA_DEFAULT 180
+#define CONFIG_GREETING_DELAY_DEFAULT 1
+
 #define CONFIG_RESOLVER_PORT 53
 #define CONFIG_SMTP_PORT 25
 
@@ -34,6 +46,38 @@ struct config_loader {
 struct config_key {
     const char *name;
     int (*apply)(struct config_loader *loader, const struct conf_node *node);
+};
+
+/* config_number: the bounds of a numeric key whose value is an unsigned
+ * field of struct config at offset. */
+struct config_number {
+    const char *name;
+    int64_t min;
+    int64_t max;
+    size_t offset;
+    bool zero_off;              /* 0 is valid too and turns the limit off */
+};
+
+static const struct config_number config_numbers[] = {
+    /* RFC 5321 section 4.5.3.1.8: a server must accept 100 recipients. */
+    {"max_recipients", 100, 100000, offsetof(struct config, max_recipients),
+     false},
+    /* Section 4.5.3.1.4: a command line may be 512 bytes long. */
+    {"max_line_length", 512, 65536, offsetof(struct config, max_line_length),
+     false},
+    /* Section 4.5.3.1.6: a text line may be 1000 bytes long. */
+    {"max_text_line_length", 1000, 1024 * 1024,
+     offsetof(struct config, max_text_line_length), true},
+    {"max_connections", 1, 100000, offsetof(struct config, max_connections),
+     false},
+    {"max_connections_per_ip", 1, 100000,
+     offsetof(struct config, max_connections_per_ip), false},
+    {"max_errors", 1, 1000, offsetof(struct config, max_errors), false},
+    {"timeout_command", 1, 3600, offsetof(struct config, timeout_command),
+     false},
+    {"timeout_data", 1, 3600, offsetof(struct config, timeout_data), false},
+    {"greeting_delay", 0, 60, offsetof(struct config, greeting_delay),
+     false},
 };
 
 static int config_error(struct config_loader *loader, unsigned line,
@@ -166,6 +210,16 @@ int config_init(struct config *config)
 
     config->durability = QUEUE_DURABILITY_FSYNC;
     config->max_message_size = CONFIG_MESSAGE_SIZE_DEFAULT;
+    config->max_recipients = CONFIG_MAX_RECIPIENTS_DEFAULT;
+    config->max_line_length = CONFIG_MAX_LINE_LENGTH_DEFAULT;
+    config->max_text_line_length = CONFIG_MAX_TEXT_LINE_LENGTH_DEFAULT;
+    config->max_connections = CONFIG_MAX_CONNECTIONS_DEFAULT;
+    config->max_connections_per_ip = CONFIG_MAX_CONNECTIONS_PER_IP_DEFAULT;
+    config->max_errors = CONFIG_MAX_ERRORS_DEFAULT;
+    config->timeout_command = CONFIG_TIMEOUT_COMMAND_DEFAULT;
+    config->timeout_data = CONFIG_TIMEOUT_DATA_DEFAULT;
+    config->greeting_delay = CONFIG_GREETING_DELAY_DEFAULT;
+    config->reject_early_talkers = true;
     config->log_level = LOG_LEVEL_INFO;
     return 0;
 }
@@ -534,13 +588,128 @@ static int config_apply_durability(struct config_loader *loader,
                           "'%s' is not fsync, batch or none", node->text);
 }
 
+/* Names what node is, for "expected ..., found ..." messages. */
+static const char *config_found(const struct conf_node *node)
+{
+    if (node->type == CONF_NUMBER && node->duration) {
+        return "a duration";
+    }
+    return conf_type_name(node->type);
+}
+
+/* Returns the config_numbers row of the key being applied. Every key
+ * whose apply function calls this has a row. */
+static const struct config_number *config_number_def(
+    const struct config_loader *loader)
+{
+    size_t i = 0;
+
+    while (strcmp(config_numbers[i].name, loader->key) != 0) {
+        i++;
+    }
+    return &config_numbers[i];
+}
+
+static void config_store_number(struct config_loader *loader,
+                                const struct config_number *def,
+                                int64_t value)
+{
+    unsigned *field = (unsigned *)(void *)((char *)loader->next +
+                                           def->offset);
+
+    *field = (unsigned)value;
+}
+
+/* Stores a whole number within the key's bounds, or 0 for a key that
+ * 0 turns off. */
+static int config_apply_count(struct config_loader *loader,
+                              const struct conf_node *node)
+{
+    const struct config_number *def = config_number_def(loader);
+    bool off = def->zero_off && node->type == CONF_NUMBER &&
+               node->number == 0;
+
+    if (node->type != CONF_NUMBER || node->duration) {
+        return config_invalid(loader, node, "expected a whole number, "
+                                            "found %s", config_found(node));
+    }
+    if (!off && (node->number < def->min || node->number > def->max)) {
+        return config_invalid(loader, node, "%s is outside %lld..%lld%s",
+                              node->text, (long long)def->min,
+                              (long long)def->max,
+                              def->zero_off ? " (0 turns the check off)"
+                                            : "");
+    }
+    config_store_number(loader, def, node->number);
+    return 0;
+}
+
+/* Writes seconds as "Ns", "Nmin" or "Nh", the largest unit that divides
+ * it. */
+static const char *config_format_seconds(int64_t seconds, char *buf,
+                                         size_t size)
+{
+    if (seconds != 0 && seconds % 3600 == 0) {
+        snprintf(buf, size, "%lldh", (long long)(seconds / 3600));
+    } else if (seconds != 0 && seconds % 60 == 0) {
+        snprintf(buf, size, "%lldmin", (long long)(seconds / 60));
+    } else {
+        snprintf(buf, size, "%llds", (long long)seconds);
+    }
+    return buf;
+}
+
+/* Stores a number of seconds, plain or with a time suffix, within the
+ * key's bounds. */
+static int config_apply_seconds(struct config_loader *loader,
+                                const struct conf_node *node)
+{
+    const struct config_number *def = config_number_def(loader);
+    char min[32];
+    char max[32];
+    size_t len;
+    bool mega;
+
+    if (node->type != CONF_NUMBER) {
+        return config_invalid(loader, node, "expected a number of seconds "
+                                            "such as 30 or 5min, found %s",
+                              conf_type_name(node->type));
+    }
+    if (node->number >= def->min && node->number <= def->max) {
+        config_store_number(loader, def, node->number);
+        return 0;
+    }
+
+    /* "5m" is 5,000,000 like a size, so point to "5min". */
+    len = strlen(node->text);
+    mega = !node->duration && len > 0 &&
+           tolower((unsigned char)node->text[len - 1]) == 'm';
+    return config_invalid(loader, node, "%s is outside %s..%s%s",
+                          node->text,
+                          config_format_seconds(def->min, min, sizeof(min)),
+                          config_format_seconds(def->max, max, sizeof(max)),
+                          mega ? " (m multiplies by 1000000; write min for "
+                                 "minutes)"
+                               : "");
+}
+
+static int config_apply_reject_early_talkers(struct config_loader *loader,
+                                             const struct conf_node *node)
+{
+    if (config_expect(loader, node, CONF_BOOL) < 0) {
+        return -1;
+    }
+    loader->next->reject_early_talkers = node->boolean;
+    return 0;
+}
+
 static int config_apply_max_message_size(struct config_loader *loader,
                                          const struct conf_node *node)
 {
-    if (node->type != CONF_NUMBER) {
+    if (node->type != CONF_NUMBER || node->duration) {
         return config_invalid(loader, node, "expected a number of bytes "
                                             "such as 10mb, found %s",
-                              conf_type_name(node->type));
+                              config_found(node));
     }
     if (node->number < (int64_t)CONFIG_MESSAGE_SIZE_MIN ||
         node->number > (int64_t)CONFIG_MESSAGE_SIZE_MAX) {
@@ -625,6 +794,16 @@ static const struct config_key config_keys[] = {
     {"routes", config_apply_routes},
     {"durability", config_apply_durability},
     {"max_message_size", config_apply_max_message_size},
+    {"max_recipients", config_apply_count},
+    {"max_line_length", config_apply_count},
+    {"max_text_line_length", config_apply_count},
+    {"max_connections", config_apply_count},
+    {"max_connections_per_ip", config_apply_count},
+    {"max_errors", config_apply_count},
+    {"timeout_command", config_apply_seconds},
+    {"timeout_data", config_apply_seconds},
+    {"greeting_delay", config_apply_seconds},
+    {"reject_early_talkers", config_apply_reject_early_talkers},
     {"log_level", config_apply_log_level},
     {"postmaster", config_apply_postmaster},
 };

@@ -42,6 +42,21 @@ struct config {
     size_t route_count;
     enum queue_durability durability;
     uint64_t max_message_size;    /* bytes */
+
+    /* Inbound limits. Lengths are in bytes with the CRLF, durations in
+     * seconds. */
+    unsigned max_recipients;      /* per message */
+    unsigned max_line_length;     /* command line */
+    unsigned max_text_line_length; /* line of message data, 0 for no
+                                    * limit */
+    unsigned max_connections;     /* open sessions in total */
+    unsigned max_connections_per_ip; /* open sessions per client address */
+    unsigned max_errors;          /* invalid commands before 421 */
+    unsigned timeout_command;     /* wait for the next command */
+    unsigned timeout_data;        /* wait for more DATA or BDAT data */
+    unsigned greeting_delay;      /* wait before the 220 for clients
+                                   * outside relay_networks */
+    bool reject_early_talkers;    /* 554 for input before the greeting */
     enum log_level log_level;
     char *postmaster;             /* RCPT TO:<postmaster> goes here;
                                    * NULL: rejected */

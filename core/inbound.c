@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/config.h"
 #include "core/daemon.h"
+#include "core/inbound_clients.h"
 #include "core/inbound_session.h"
 #include "core/log.h"
 #include "core/netaddr.h"
@@ -26,12 +28,10 @@
  * that a process out of descriptors does not spin. */
 #define INBOUND_ACCEPT_RETRY_MS 1000u
 
-/* Command line limit, CRLF included. RFC 5321 section 4.5.3.1.4 sets 512,
- * and the extra room tolerates long ESMTP parameter lists. */
-#define INBOUND_MAX_LINE 1024
-
-#define INBOUND_MAX_RCPTS 1000
-#define INBOUND_MAX_ERRORS 20
+/* Descriptors the daemon needs besides one per session: listeners, queue
+ * files, resolver sockets and outbound connections. An estimate, used
+ * only for the warning of inbound_check_open_files(). */
+#define INBOUND_FD_RESERVE 256u
 
 struct inbound_listener {
     struct inbound *inbound;
@@ -48,6 +48,8 @@ struct inbound {
     struct smtp_server_options smtp_options; /* shared by all sessions */
     struct inbound_session *sessions; /* every open session */
     size_t session_count;
+    size_t admitted_count;        /* sessions counted toward the limits */
+    struct inbound_clients clients; /* admitted sessions per address */
     uint64_t next_session_id;
     bool stopping;
 };
@@ -95,6 +97,41 @@ static int inbound_listener_arm(struct inbound_listener *listener)
     return rc;
 }
 
+/* Raises the soft open-file limit to the hard one and warns when
+ * max_connections sessions do not fit in it, because accept then fails
+ * with EMFILE and retries once a second. */
+static void inbound_check_open_files(const struct config *config)
+{
+    struct rlimit limit;
+    struct rlimit raised;
+
+    if (getrlimit(RLIMIT_NOFILE, &limit) < 0) {
+        log_warning("event=open-file-limit error=\"getrlimit failed: %s\"",
+                    strerror(errno));
+        return;
+    }
+    raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (raised.rlim_cur > limit.rlim_cur) {
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+            limit = raised;
+        } else {
+            log_warning("event=open-file-limit error=\"setrlimit failed: "
+                        "%s\"", strerror(errno));
+        }
+    }
+    if (limit.rlim_cur != RLIM_INFINITY &&
+        (uint64_t)config->max_connections + INBOUND_FD_RESERVE >
+            (uint64_t)limit.rlim_cur) {
+        log_warning("event=open-file-limit max_connections=%u "
+                    "open_files=%llu reason=\"sessions past the open file "
+                    "limit are not accepted; raise ulimit -n or lower "
+                    "max_connections\"",
+                    config->max_connections,
+                    (unsigned long long)limit.rlim_cur);
+    }
+}
+
 struct inbound *inbound_new(struct daemon *daemon)
 {
     const struct config *config = daemon->config;
@@ -107,11 +144,19 @@ struct inbound *inbound_new(struct daemon *daemon)
     }
     inbound->daemon = daemon;
     inbound->next_session_id = 1;
+    inbound_check_open_files(config);
     inbound->smtp_options.hostname = config->hostname;
     inbound->smtp_options.max_message_size = config->max_message_size;
-    inbound->smtp_options.max_line = INBOUND_MAX_LINE;
-    inbound->smtp_options.max_rcpts = INBOUND_MAX_RCPTS;
-    inbound->smtp_options.max_errors = INBOUND_MAX_ERRORS;
+    inbound->smtp_options.max_line = config->max_line_length;
+    inbound->smtp_options.max_text_line = config->max_text_line_length;
+    inbound->smtp_options.max_rcpts = config->max_recipients;
+    inbound->smtp_options.max_errors = config->max_errors;
+    if (inbound_clients_init(&inbound->clients, config->max_connections) <
+        0) {
+        log_error("error=\"out of memory\"");
+        free(inbound);
+        return NULL;
+    }
 
     for (size_t i = 0; i < config->listen_count; i++) {
         struct inbound_listener *listener = &inbound->listeners[i];
@@ -205,6 +250,7 @@ void inbound_free(struct inbound *inbound)
             close(inbound->listeners[i].fd);
         }
     }
+    inbound_clients_cleanup(&inbound->clients);
     free(inbound);
 }
 
@@ -234,8 +280,34 @@ uint64_t inbound_attach(struct inbound *inbound,
     return inbound->next_session_id++;
 }
 
+enum inbound_admission inbound_admit(struct inbound *inbound,
+                                     struct inbound_session *session)
+{
+    const struct config *config = inbound->daemon->config;
+    int rc;
+
+    if (inbound->admitted_count >= config->max_connections) {
+        return INBOUND_REFUSED_TOTAL;
+    }
+    rc = inbound_clients_add(&inbound->clients,
+                             (const struct sockaddr *)&session->peer,
+                             config->max_connections_per_ip,
+                             &session->client);
+    if (rc != 0) {
+        session->client = NULL;
+        return rc > 0 ? INBOUND_REFUSED_PER_IP : INBOUND_REFUSED_MEMORY;
+    }
+    inbound->admitted_count++;
+    return INBOUND_ADMITTED;
+}
+
 void inbound_detach(struct inbound *inbound, struct inbound_session *session)
 {
+    if (session->client != NULL) {
+        inbound_clients_remove(&inbound->clients, session->client);
+        session->client = NULL;
+        inbound->admitted_count--;
+    }
     if (session->prev != NULL) {
         session->prev->next = session->next;
     } else {

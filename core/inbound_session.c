@@ -20,10 +20,6 @@
 #include "proto/smtp_server.h"
 #include "proto/smtp_trace.h"
 
-/* RFC 5321 section 4.5.3.2.7: a server waits at least 5 minutes for the
- * next command or DATA block before it gives up on a client. */
-#define INBOUND_IDLE_TIMEOUT_MS (300u * 1000u)
-
 static void session_recv_done(struct reactor_op *op, int result);
 static void session_send_done(struct reactor_op *op, int result);
 static void session_timer_fired(struct reactor_timer *timer);
@@ -434,6 +430,72 @@ static int session_identify_peer(struct inbound_session *s)
     return 0;
 }
 
+/* Returns the wait for the client's next bytes in ms: timeout_data
+ * inside DATA or BDAT data, timeout_command otherwise. */
+static uint64_t session_timeout_ms(const struct inbound_session *s)
+{
+    const struct config *config = session_daemon(s)->config;
+    unsigned seconds = smtp_server_receiving_data(s->smtp)
+                           ? config->timeout_data
+                           : config->timeout_command;
+
+    return (uint64_t)seconds * 1000u;
+}
+
+/* Queues a 421 in place of the greeting when the session does not fit
+ * the connection limits. Returns true when it did. */
+static bool session_refuse_over_limit(struct inbound_session *s)
+{
+    const struct config *config = session_daemon(s)->config;
+    enum inbound_admission admission = inbound_admit(s->inbound, s);
+    char reply[SMTP_REPLY_MAX];
+    const char *key = "max_connections";
+    unsigned limit = config->max_connections;
+
+    if (admission == INBOUND_ADMITTED) {
+        return false;
+    }
+    if (admission == INBOUND_REFUSED_MEMORY) {
+        log_error("session=%" PRIu64 " client=%s error=\"out of memory\"",
+                  s->id, s->client_ip);
+        snprintf(reply, sizeof(reply), "421 4.3.0 %s Error: out of memory, "
+                 "closing connection", config->hostname);
+    } else {
+        if (admission == INBOUND_REFUSED_PER_IP) {
+            key = "max_connections_per_ip";
+            limit = config->max_connections_per_ip;
+        }
+        log_info("session=%" PRIu64 " event=reject client=%s "
+                 "reason=\"too many connections\" limit=%s max=%u",
+                 s->id, s->client_ip, key, limit);
+        snprintf(reply, sizeof(reply), "421 4.7.0 %s Error: too many "
+                 "connections%s, closing connection", config->hostname,
+                 admission == INBOUND_REFUSED_PER_IP ? " from your address"
+                                                     : "");
+    }
+    s->refused = true;
+    smtp_server_refuse(s->smtp, reply, "too many connections");
+    return true;
+}
+
+/* Greets the client now, or arms the greeting delay for a client outside
+ * relay_networks. */
+static void session_greet_or_delay(struct inbound_session *s)
+{
+    struct daemon *daemon = session_daemon(s);
+    unsigned delay = daemon->config->greeting_delay;
+
+    if (delay > 0 && !s->relay_client) {
+        s->greeting_pending = true;
+        smtp_server_defer_greeting(s->smtp);
+        reactor_timer_set(daemon->reactor, &s->timer,
+                          (uint64_t)delay * 1000u);
+        return;
+    }
+    smtp_server_greet(s->smtp);
+    reactor_timer_set(daemon->reactor, &s->timer, session_timeout_ms(s));
+}
+
 void inbound_session_start(struct inbound *inbound, int fd)
 {
     struct daemon *daemon = inbound_daemon(inbound);
@@ -465,6 +527,12 @@ void inbound_session_start(struct inbound *inbound, int fd)
         goto fail;
     }
     smtp_server_set_client(s->smtp, s->client_ip);
+    if (session_refuse_over_limit(s)) {
+        /* Nothing is read: the 421 goes out and the session closes. */
+        session_flush(s);
+        session_settle(s);
+        return;
+    }
     log_info("session=%" PRIu64 " event=connect client=%s relay=%s", s->id,
              s->client_ip, s->relay_client ? "yes" : "no");
 
@@ -474,8 +542,7 @@ void inbound_session_start(struct inbound *inbound, int fd)
                   strerror(-rc));
         goto fail;
     }
-    reactor_timer_set(daemon->reactor, &s->timer, INBOUND_IDLE_TIMEOUT_MS);
-    smtp_server_greet(s->smtp);
+    session_greet_or_delay(s);
     session_flush(s);
     return;
 
@@ -484,16 +551,45 @@ fail:
     session_settle(s);
 }
 
+/* Handles input that arrived during the greeting delay. With
+ * reject_early_talkers the client gets 554 and is closed, because RFC
+ * 5321 section 3.1 makes 554 the reply that refuses service in place of
+ * the greeting. Otherwise the input waits in the protocol session until
+ * the greeting is sent. */
+static void session_early_input(struct inbound_session *s, const char *data,
+                                size_t len)
+{
+    struct daemon *daemon = session_daemon(s);
+    char reply[SMTP_REPLY_MAX];
+
+    if (!daemon->config->reject_early_talkers) {
+        smtp_server_feed(s->smtp, data, len);
+        return;
+    }
+    s->greeting_pending = false;
+    reactor_timer_cancel(daemon->reactor, &s->timer);
+    log_info("session=%" PRIu64 " event=reject client=%s "
+             "reason=\"talked before greeting\"", s->id, s->client_ip);
+    snprintf(reply, sizeof(reply), "554 5.5.0 %s Error: talked before "
+             "greeting, closing connection", daemon->config->hostname);
+    smtp_server_refuse(s->smtp, reply, "talked before greeting");
+}
+
 static void session_recv_done(struct reactor_op *op, int result)
 {
     struct inbound_session *s = op->owner;
     struct reactor *reactor = session_daemon(s)->reactor;
 
-    if (result > 0 && !s->closing) {
-        reactor_timer_set(reactor, &s->timer, INBOUND_IDLE_TIMEOUT_MS);
+    if (result > 0 && !s->closing && s->greeting_pending) {
+        session_early_input(s, op->data, (size_t)result);
+        session_flush(s);
+    } else if (result > 0 && !s->closing) {
         smtp_server_feed(s->smtp, op->data, (size_t)result);
         if (s->stop_pending && s->writer == NULL && !s->commit_pending) {
             smtp_server_shutdown(s->smtp);
+        }
+        if (!smtp_server_closing(s->smtp)) {
+            reactor_timer_set(reactor, &s->timer, session_timeout_ms(s));
         }
         session_flush(s);
     } else if (result < 0 && result != -ECANCELED &&
@@ -553,9 +649,23 @@ static void session_send_done(struct reactor_op *op, int result)
 static void session_timer_fired(struct reactor_timer *timer)
 {
     struct inbound_session *s = timer->owner;
+    struct reactor *reactor = session_daemon(s)->reactor;
 
-    log_info("session=%" PRIu64 " event=timeout client=%s", s->id,
-             s->client_ip);
+    if (s->greeting_pending) {
+        /* The greeting parses any input held while it was delayed. A
+         * session shut down meanwhile has sent its 421 instead. */
+        s->greeting_pending = false;
+        if (!smtp_server_closing(s->smtp)) {
+            smtp_server_greet(s->smtp);
+            reactor_timer_set(reactor, &s->timer, session_timeout_ms(s));
+        }
+        session_flush(s);
+        session_settle(s);
+        return;
+    }
+    log_info("session=%" PRIu64 " event=timeout client=%s waiting=%s",
+             s->id, s->client_ip,
+             smtp_server_receiving_data(s->smtp) ? "data" : "command");
     smtp_server_timeout(s->smtp);
     session_flush(s);
     session_settle(s);
@@ -633,8 +743,11 @@ static void session_settle(struct inbound_session *s)
     if (s->send_op.armed || s->commit_pending) {
         return;
     }
-    log_info("session=%" PRIu64 " event=disconnect client=%s reason=\"%s\"",
-             s->id, s->client_ip, session_end_reason(s));
+    if (!s->refused) {
+        log_info("session=%" PRIu64 " event=disconnect client=%s "
+                 "reason=\"%s\"",
+                 s->id, s->client_ip, session_end_reason(s));
+    }
     inbound_session_free(s);
 }
 

@@ -14,6 +14,7 @@
 
 struct daemon;
 struct inbound;
+struct inbound_client;
 struct queue_writer;
 struct smtp_server;
 struct smtp_server_options;
@@ -35,7 +36,8 @@ struct inbound_session {
     struct smtp_server *smtp;
     struct reactor_op recv_op;
     struct reactor_op send_op;
-    struct reactor_timer timer;   /* idle timeout; the only timer */
+    struct reactor_timer timer;   /* the greeting delay, then the command
+                                   * or data timeout; the only timer */
     struct iovec send_iov[INBOUND_SEND_IOVS]; /* borrowed by send_op */
     bool closing;                 /* no more input is read */
     bool peer_eof;                /* the client half-closed: answer what
@@ -46,6 +48,11 @@ struct inbound_session {
     struct sockaddr_storage peer;
     char client_ip[INET6_ADDRSTRLEN];
     bool relay_client;            /* peer is in relay_networks */
+    struct inbound_client *client; /* counted toward the limits; NULL
+                                    * for a refused session */
+    bool greeting_pending;        /* in the greeting delay */
+    bool refused;                 /* refused at connect: its reject line
+                                   * replaces the disconnect line */
 
     /* The open transaction. */
     char *sender;
@@ -73,11 +80,24 @@ void inbound_session_shutdown(struct inbound_session *session);
  * the reactor stopped. */
 void inbound_session_free(struct inbound_session *session);
 
-/* Shared state kept by inbound.c. */
+/* inbound_admission: whether a new session fits the connection
+ * limits. */
+enum inbound_admission {
+    INBOUND_ADMITTED,
+    INBOUND_REFUSED_TOTAL,        /* max_connections reached */
+    INBOUND_REFUSED_PER_IP,       /* max_connections_per_ip reached */
+    INBOUND_REFUSED_MEMORY,       /* no memory to count the client */
+};
+
+/* Shared state kept by inbound.c. inbound_admit counts a session whose
+ * peer is known toward the connection limits, and inbound_detach removes
+ * it from the counts. */
 struct daemon *inbound_daemon(struct inbound *inbound);
 const struct smtp_server_options *inbound_smtp_options(struct inbound *inbound);
 uint64_t inbound_attach(struct inbound *inbound,
                         struct inbound_session *session);
+enum inbound_admission inbound_admit(struct inbound *inbound,
+                                     struct inbound_session *session);
 void inbound_detach(struct inbound *inbound, struct inbound_session *session);
 
 #endif

@@ -1,35 +1,75 @@
 #include "proto/smtp_body.h"
 
+#include <string.h>
+
 #include "proto/smtp_chars.h"
 
 /* Bytes that the scan of a line's middle stops at: CR, LF and NUL. */
 #define SMTP_BODY_STOP (SMTP_CHAR_EOL | SMTP_CHAR_LINE_BAD)
 
 void smtp_body_start(struct smtp_body *b, uint64_t max_size,
-                     smtp_body_write_fn *write, void *ctx)
+                     size_t max_line, smtp_body_write_fn *write, void *ctx)
 {
     b->state = SMTP_BODY_LINE_START;
     b->held = 0;
     b->size = 0;
     b->max_size = max_size;
+    b->line_len = 0;
+    b->max_line = max_line;
     b->bare_eol = false;
     b->nul = false;
     b->too_big = false;
+    b->line_too_long = false;
     b->write_failed = false;
     b->raw = false;
     b->write = write;
     b->ctx = ctx;
 }
 
+bool smtp_body_failed(const struct smtp_body *b)
+{
+    return b->bare_eol || b->nul || b->too_big || b->line_too_long ||
+           b->write_failed;
+}
+
+/* body_measure_lines adds data[0..len) to the length of the current line
+ * and sets line_too_long when a line goes over max_line. Every LF passed
+ * on ends a CRLF, since a bare one fails the body first. */
+static void body_measure_lines(struct smtp_body *b, const char *data,
+                               size_t len)
+{
+    const char *end = data + len;
+
+    while (data < end) {
+        const char *lf = memchr(data, '\n', (size_t)(end - data));
+        const char *next = lf != NULL ? lf + 1 : end;
+
+        b->line_len += (size_t)(next - data);
+        if (b->line_len > b->max_line) {
+            b->line_too_long = true;
+            return;
+        }
+        if (lf != NULL) {
+            b->line_len = 0;
+        }
+        data = next;
+    }
+}
+
 static void body_pass(struct smtp_body *b, const char *data, size_t len)
 {
-    if (len == 0 || b->bare_eol || b->nul || b->too_big ||
-        b->write_failed) {
+    if (len == 0 || smtp_body_failed(b)) {
         return;
     }
     if (b->max_size != 0 && len > b->max_size - b->size) {
         b->too_big = true;
         return;
+    }
+    if (b->max_line != 0) {
+        body_measure_lines(b, data, len);
+        if (b->line_too_long) {
+            return;
+        }
     }
     b->size += len;
     if (b->write(b->ctx, data, len) < 0) {

@@ -8,7 +8,10 @@
  * body as bad, so a different reading of the end (LF.LF, CR.CR, LF.CRLF,
  * CRLF.LF, CR.CRLF) can never hide a second message in this one. A NUL
  * byte marks the body as bad too, because neither RFC 5322 text nor 8bit
- * data (RFC 2045 section 2.8) may contain one. */
+ * data (RFC 2045 section 2.8) may contain one.
+ *
+ * Line lengths are measured in the wire form passed on, CRLF included,
+ * because that is the form the relay sends on after DATA. */
 #ifndef RINGRELAY_PROTO_SMTP_BODY_H
 #define RINGRELAY_PROTO_SMTP_BODY_H
 
@@ -32,20 +35,28 @@ struct smtp_body {
     size_t held;          /* bytes of ".CR" kept from earlier pieces */
     uint64_t size;        /* bytes passed to write */
     uint64_t max_size;    /* 0 for no limit */
+    size_t line_len;      /* bytes passed on since the last LF */
+    size_t max_line;      /* line limit, CRLF included; 0 for none */
     bool bare_eol;        /* a CR or LF outside a CRLF pair was seen */
     bool nul;             /* a NUL byte was seen */
     bool too_big;         /* the body went over max_size */
+    bool line_too_long;   /* a line went over max_line */
     bool write_failed;    /* write returned -1 */
     bool raw;             /* BINARYMIME: BDAT data passes unchanged */
     smtp_body_write_fn *write;
     void *ctx;
 };
 
-/* smtp_body_start prepares b for a new body, with raw off. Once the body
- * turns out bad, too big or unstorable, no more bytes are passed to
+/* smtp_body_start prepares b for a new body of at most max_size bytes
+ * with lines of at most max_line bytes, with raw off. Once the body turns
+ * out bad, too big, too long in a line or unstorable, no more bytes are
+ * passed to
  * write. */
 void smtp_body_start(struct smtp_body *b, uint64_t max_size,
-                     smtp_body_write_fn *write, void *ctx);
+                     size_t max_line, smtp_body_write_fn *write, void *ctx);
+
+/* smtp_body_failed is true once the body can no longer be accepted. */
+bool smtp_body_failed(const struct smtp_body *b);
 
 /* smtp_body_scan consumes data[0..len) up to the end of the body. Returns
  * the bytes consumed, and sets *done when the final ".CRLF" was among

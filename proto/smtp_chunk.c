@@ -95,7 +95,7 @@ static void chunk_end_stored(struct smtp_server *s)
         return;
     }
     s->state = SMTP_STATE_RCPT;
-    if (!b->bare_eol && !b->nul && !b->too_big && !b->write_failed) {
+    if (!smtp_body_failed(b)) {
         smtp_server_reply(s, "250 2.0.0 %" PRIu64 " octets received",
                           c->size);
         return;

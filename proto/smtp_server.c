@@ -179,10 +179,11 @@ void smtp_server_close(struct smtp_server *s, const char *reason)
 void smtp_server_start_body(struct smtp_server *s)
 {
     smtp_body_start(&s->body, s->opts->max_message_size,
+                    s->binarymime ? 0 : s->opts->max_text_line,
                     session_body_write, s);
 
     /* DATA is refused in a BINARYMIME transaction, so only BDAT data is
-     * ever raw. */
+     * ever raw, and a binary body has no lines to measure. */
     s->body.raw = s->binarymime;
 }
 
@@ -195,6 +196,8 @@ void smtp_server_begin_body(struct smtp_server *s)
 void smtp_server_greet(struct smtp_server *s)
 {
     smtp_server_reply(s, "220 %s ESMTP ringrelay", s->opts->hostname);
+    s->greeting_deferred = false;
+    smtp_server_resume(s);
 }
 
 void smtp_server_greet_reply(struct smtp_server *s, const char *reply)
@@ -203,6 +206,28 @@ void smtp_server_greet_reply(struct smtp_server *s, const char *reply)
     if (reply[0] != '2') {
         s->refused = true;
     }
+    s->greeting_deferred = false;
+    smtp_server_resume(s);
+}
+
+void smtp_server_defer_greeting(struct smtp_server *s)
+{
+    s->greeting_deferred = true;
+}
+
+void smtp_server_refuse(struct smtp_server *s, const char *reply,
+                        const char *reason)
+{
+    if (s->closing) {
+        return;
+    }
+    smtp_server_hook_reply(s, reply);
+    smtp_server_close(s, reason);
+}
+
+bool smtp_server_receiving_data(const struct smtp_server *s)
+{
+    return s->state == SMTP_STATE_BODY || s->state == SMTP_STATE_CHUNK;
 }
 
 static size_t session_max_line(const struct smtp_server *s)
@@ -213,7 +238,8 @@ static size_t session_max_line(const struct smtp_server *s)
 
 static bool session_paused(const struct smtp_server *s)
 {
-    if (s->closing || s->state == SMTP_STATE_COMMIT) {
+    if (s->closing || s->greeting_deferred ||
+        s->state == SMTP_STATE_COMMIT) {
         return true;
     }
 
@@ -237,6 +263,14 @@ void smtp_server_body_error(const struct smtp_server *s, char *reply)
         snprintf(reply, SMTP_REPLY_MAX, "552 5.3.4 Error: message size "
                  "exceeds the fixed maximum of %" PRIu64 " bytes",
                  s->opts->max_message_size);
+    } else if (b->line_too_long) {
+        /* RFC 3463 has no code for line length, so the reply uses X.6.0
+         * (other or undefined media error) with 554 (transaction
+         * failed). */
+        snprintf(reply, SMTP_REPLY_MAX, "554 5.6.0 Error: message has a "
+                 "line longer than %zu bytes with its CRLF; wrap long "
+                 "lines or send them in base64 or quoted-printable",
+                 s->opts->max_text_line);
     } else {
         snprintf(reply, SMTP_REPLY_MAX, "451 4.3.0 Error: storing the "
                  "message failed, try again later");
@@ -245,11 +279,9 @@ void smtp_server_body_error(const struct smtp_server *s, char *reply)
 
 void smtp_server_end_body(struct smtp_server *s)
 {
-    const struct smtp_body *b = &s->body;
-    bool failed = b->bare_eol || b->nul || b->too_big || b->write_failed;
     char reply[SMTP_REPLY_MAX];
 
-    if (!failed) {
+    if (!smtp_body_failed(&s->body)) {
         s->state = SMTP_STATE_COMMIT;
         if (s->hooks->data_end != NULL) {
             s->hooks->data_end(s->ctx);

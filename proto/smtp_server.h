@@ -23,27 +23,29 @@
  * DATA: body bytes reach hooks->data_write() in wire form (CRLF,
  * dot-stuffed as received), without the final ".CRLF". A bare CR or LF
  * or a NUL anywhere in the body rejects the message with 550 5.6.0 once
- * the final CRLF.CRLF arrives. A body over the size limit gets 552
- * 5.3.4. In both cases hooks->data_abort() runs and the session returns to the
- * state after EHLO (no transaction open).
+ * the final CRLF.CRLF arrives; a body over the size limit gets 552
+ * 5.3.4, and a line of the wire form longer than max_text_line gets 554
+ * 5.6.0. In each case hooks->data_abort() runs and the session returns
+ * to the state after EHLO (no transaction open).
  *
  * BDAT (RFC 3030 CHUNKING): each chunk's octets are read by count. They
  * reach hooks->data_write() in the same wire form as DATA: dot-stuffed,
  * and with a CRLF added when the message does not end with one. The
  * first chunk calls data_begin(), each chunk but LAST gets "250 2.0.0
  * <n> octets received", and LAST ends like DATA with data_end(). A bare
- * CR or LF or a NUL gets 550 5.6.0 and an oversize message 552 5.3.4,
- * at the end of the chunk where it shows. Then data_abort() runs, and
- * every later chunk up to LAST is read and gets the same reply. A chunk
- * sent without a recipient is read and discarded, and then gets 503
- * 5.5.1. DATA after BDAT in one transaction gets 503 5.5.1.
+ * CR or LF or a NUL gets 550 5.6.0, an oversize message 552 5.3.4 and
+ * a line over max_text_line 554 5.6.0, at the end of the chunk where it
+ * shows. Then data_abort() runs, and every later chunk up to LAST is read
+ * and gets the same reply. A chunk sent without a recipient is read and
+ * discarded, and then gets 503 5.5.1. DATA after BDAT in one transaction
+ * gets 503 5.5.1.
  *
  * BINARYMIME (RFC 3030): after MAIL ... BODY=BINARYMIME the body may
  * only come with BDAT, so DATA gets 503 5.5.1. The chunk octets reach
  * data_write() exactly as received: no dot-stuffing, no CRLF added and
- * no check for bare CR, bare LF or NUL, because the body is binary.
- * max_message_size then counts these octets, while for other bodies it
- * counts the wire form. */
+ * no check for bare CR, bare LF, NUL or line length, because the body is
+ * binary. max_message_size then counts these octets, while for other
+ * bodies it counts the wire form. */
 #ifndef RINGRELAY_PROTO_SMTP_SERVER_H
 #define RINGRELAY_PROTO_SMTP_SERVER_H
 
@@ -153,6 +155,8 @@ struct smtp_server_options {
     const char *hostname;        /* for the greeting and EHLO */
     uint64_t max_message_size;   /* bytes, advertised with SIZE */
     size_t max_line;             /* command line limit, CRLF included */
+    size_t max_text_line;        /* DATA and BDAT line limit in wire
+                                  * form, CRLF included */
     size_t max_rcpts;            /* per transaction */
     unsigned max_errors;         /* bad commands before 421 and close */
     unsigned disabled_extensions; /* smtp_server_extension bits; 0 offers
@@ -179,6 +183,12 @@ void smtp_server_greet(struct smtp_server *session);
  * the session replies 503 to every command but QUIT. */
 void smtp_server_greet_reply(struct smtp_server *session, const char *reply);
 
+/* smtp_server_defer_greeting makes the session hold input until
+ * smtp_server_greet() or smtp_server_greet_reply() runs, for a caller
+ * that sends the greeting late. Without it, input fed before the greeting
+ * is parsed at once. */
+void smtp_server_defer_greeting(struct smtp_server *session);
+
 /* smtp_server_feed consumes received bytes; the caller's buffer may be
  * reused when it returns. */
 void smtp_server_feed(struct smtp_server *session, const char *data,
@@ -197,6 +207,17 @@ void smtp_server_resume(struct smtp_server *session);
  * parses input held meanwhile. Once the session is closing the reply is
  * not sent. */
 void smtp_server_data_done(struct smtp_server *session, const char *reply);
+
+/* smtp_server_refuse queues reply (a full reply line without CRLF) and
+ * ends the session. reason is a static string for
+ * smtp_server_close_reason(). It serves a refusal before or in place of
+ * the greeting, such as a 421 for too many connections. */
+void smtp_server_refuse(struct smtp_server *session, const char *reply,
+                        const char *reason);
+
+/* smtp_server_receiving_data is true while the session reads DATA or BDAT
+ * data, which the caller may time out differently from commands. */
+bool smtp_server_receiving_data(const struct smtp_server *session);
 
 /* smtp_server_timeout queues "421 4.4.2 ... timeout" and ends the
  * session; a body being received is aborted. */

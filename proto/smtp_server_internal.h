@@ -66,6 +66,7 @@ struct smtp_server {
     size_t held_len;
     size_t held_capacity;
 
+    bool greeting_deferred; /* hold input until the greeting is queued */
     bool discarding; /* dropping an over-long line up to its LF */
     bool closing;    /* nothing more is read; close once output is sent */
     const char *close_reason; /* static text, set with closing */

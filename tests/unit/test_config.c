@@ -226,10 +226,44 @@ Test(conf_parse, number_suffixes)
     }
 }
 
+Test(conf_parse, duration_suffixes)
+{
+    static const struct {
+        const char *text;
+        int64_t value;
+        bool duration;
+    } cases[] = {
+        {"30s", 30, true},
+        {"30S", 30, true},
+        {"5min", 300, true},
+        {"5MIN", 300, true},
+        {"2h", 7200, true},
+        {"1d", 86400, true},
+        {"0s", 0, true},
+        {"5m", 5000000, false},
+        {"300", 300, false},
+    };
+    char text[64];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct conf_node *root;
+        const struct conf_node *n;
+
+        snprintf(text, sizeof(text), "t = %s\n", cases[i].text);
+        root = parse_ok(text);
+        n = child(root, 0);
+        cr_expect_eq(n->type, CONF_NUMBER, "%s", cases[i].text);
+        cr_expect_eq(n->number, cases[i].value, "%s: %lld", cases[i].text,
+                     (long long)n->number);
+        cr_expect_eq(n->duration, cases[i].duration, "%s", cases[i].text);
+        conf_node_free(root);
+    }
+}
+
 Test(conf_parse, number_like_atoms_are_strings)
 {
     static const char *const atoms[] = {"10x", "1.5", "10kbb", "k", "-",
-                                        "1-2"};
+                                        "1-2", "5ms", "1mins", "s"};
     char text[64];
 
     for (size_t i = 0; i < sizeof(atoms) / sizeof(atoms[0]); i++) {
@@ -533,6 +567,24 @@ static void load_fail(const char *text, unsigned line, const char *reason)
     config_cleanup(&config);
 }
 
+/* Loads text and expects exactly "FILE:LINE: reason". */
+static void load_fail_exact(const char *text, unsigned line,
+                            const char *reason)
+{
+    struct config config;
+    char err[512] = "";
+    char expected[PATH_MAX + 300];
+
+    write_file(text);
+    cr_assert_eq(config_init(&config), 0);
+    cr_assert_eq(config_load(&config, tmp_file, err, sizeof(err)), -1,
+                 "load succeeded:\n%s", text);
+    snprintf(expected, sizeof(expected), "%s:%u: %s", tmp_file, line,
+             reason);
+    cr_expect_str_eq(err, expected);
+    config_cleanup(&config);
+}
+
 static void sockaddr_v4(struct sockaddr_storage *ss, const char *ip)
 {
     struct sockaddr_in *sin = (struct sockaddr_in *)ss;
@@ -594,6 +646,24 @@ Test(config, defaults)
     cr_expect_eq(config.durability, QUEUE_DURABILITY_FSYNC);
     cr_expect_eq(config.max_message_size, 10485760);
     cr_expect_eq(config.log_level, LOG_LEVEL_INFO);
+    config_cleanup(&config);
+}
+
+Test(config, limit_defaults)
+{
+    struct config config;
+
+    cr_assert_eq(config_init(&config), 0);
+    cr_expect_eq(config.max_recipients, 1000);
+    cr_expect_eq(config.max_line_length, 1024);
+    cr_expect_eq(config.max_text_line_length, 1000);
+    cr_expect_eq(config.max_connections, 1000);
+    cr_expect_eq(config.max_connections_per_ip, 50);
+    cr_expect_eq(config.max_errors, 20);
+    cr_expect_eq(config.timeout_command, 300);
+    cr_expect_eq(config.timeout_data, 180);
+    cr_expect_eq(config.greeting_delay, 1);
+    cr_expect(config.reject_early_talkers);
     config_cleanup(&config);
 }
 
@@ -921,6 +991,90 @@ Test(config, max_message_size_bounds, .init = tmp_setup,
               "invalid value for 'max_message_size': ");
     load_fail("max_message_size = \"10mb\"\n", 1,
               "invalid value for 'max_message_size': expected a number");
+}
+
+Test(config, limits_from_file, .init = tmp_setup, .fini = tmp_teardown)
+{
+    struct config config;
+
+    load_ok(&config, "max_recipients = 100\n"
+                     "max_line_length = 512\n"
+                     "max_text_line_length = 2k\n"
+                     "max_connections = 20\n"
+                     "max_connections_per_ip = 2\n"
+                     "max_errors = 3\n"
+                     "timeout_command = 5min\n"
+                     "timeout_data = 90\n"
+                     "greeting_delay = 0s\n"
+                     "reject_early_talkers = no\n");
+    cr_expect_eq(config.max_recipients, 100);
+    cr_expect_eq(config.max_line_length, 512);
+    cr_expect_eq(config.max_text_line_length, 2000);
+    cr_expect_eq(config.max_connections, 20);
+    cr_expect_eq(config.max_connections_per_ip, 2);
+    cr_expect_eq(config.max_errors, 3);
+    cr_expect_eq(config.timeout_command, 300);
+    cr_expect_eq(config.timeout_data, 90);
+    cr_expect_eq(config.greeting_delay, 0);
+    cr_expect_not(config.reject_early_talkers);
+    config_cleanup(&config);
+
+    load_ok(&config, "max_text_line_length = 0\ntimeout_data = 1h\n"
+                     "greeting_delay = 1min\n");
+    cr_expect_eq(config.max_text_line_length, 0);
+    cr_expect_eq(config.timeout_data, 3600);
+    cr_expect_eq(config.greeting_delay, 60);
+    config_cleanup(&config);
+}
+
+Test(config, limits_invalid, .init = tmp_setup, .fini = tmp_teardown)
+{
+    static const struct {
+        const char *text;
+        const char *reason;
+    } cases[] = {
+        {"max_recipients = 99\n", "invalid value for 'max_recipients': 99 "
+         "is outside 100..100000"},
+        {"max_recipients = 100001\n", "invalid value for 'max_recipients': "
+         "100001 is outside 100..100000"},
+        {"max_recipients = \"many\"\n", "invalid value for "
+         "'max_recipients': expected a whole number, found string"},
+        {"max_recipients = 200s\n", "invalid value for 'max_recipients': "
+         "expected a whole number, found a duration"},
+        {"max_line_length = 511\n", "invalid value for 'max_line_length': "
+         "511 is outside 512..65536"},
+        {"max_text_line_length = 999\n", "invalid value for "
+         "'max_text_line_length': 999 is outside 1000..1048576 (0 turns "
+         "the check off)"},
+        {"max_connections = 0\n", "invalid value for 'max_connections': 0 "
+         "is outside 1..100000"},
+        {"max_connections_per_ip = -1\n", "invalid value for "
+         "'max_connections_per_ip': -1 is outside 1..100000"},
+        {"max_errors = 1001\n", "invalid value for 'max_errors': 1001 is "
+         "outside 1..1000"},
+        {"max_errors = [1]\n", "invalid value for 'max_errors': expected "
+         "a whole number, found array"},
+        {"timeout_command = 0\n", "invalid value for 'timeout_command': 0 "
+         "is outside 1s..1h"},
+        {"timeout_command = 5m\n", "invalid value for 'timeout_command': "
+         "5m is outside 1s..1h (m multiplies by 1000000; write min for "
+         "minutes)"},
+        {"timeout_data = 2h\n", "invalid value for 'timeout_data': 2h is "
+         "outside 1s..1h"},
+        {"timeout_data = fast\n", "invalid value for 'timeout_data': "
+         "expected a number of seconds such as 30 or 5min, found string"},
+        {"greeting_delay = 61\n", "invalid value for 'greeting_delay': 61 "
+         "is outside 0s..1min"},
+        {"reject_early_talkers = 1\n", "invalid value for "
+         "'reject_early_talkers': expected a boolean, found number"},
+        {"max_message_size = 10s\n", "invalid value for "
+         "'max_message_size': expected a number of bytes such as 10mb, "
+         "found a duration"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        load_fail_exact(cases[i].text, 1, cases[i].reason);
+    }
 }
 
 Test(config, log_level_values, .init = tmp_setup, .fini = tmp_teardown)

@@ -1691,3 +1691,148 @@ Test(smtp_outq, append_ref_borrows)
     cr_expect_eq(*(char *)iov[0].iov_base, 'A');
     smtp_outq_cleanup(&q);
 }
+
+/* Text line limit of 20 bytes with the CRLF, measured in the stored wire
+ * form. */
+#define TEXT_LINE_MAX 20
+#define LINE_18 "xxxxxxxxxxxxxxxxxx"
+#define LINE_19 LINE_18 "x"
+#define TOO_LONG "554 5.6.0 Error: message has a line longer than 20 bytes"
+
+static const struct transcript_case text_line_cases[] = {
+    {"data line at the limit", TXN "DATA\r\n" LINE_18 "\r\n.\r\n", 0,
+     TXN_REPLY "|354|" QUEUED, TXN_EVENTS " B E X", LINE_18 "\r\n"},
+    {"data line over the limit", TXN "DATA\r\n" LINE_19 "\r\n.\r\nNOOP\r\n",
+     0, TXN_REPLY "|354|" TOO_LONG "|250 2.0.0", TXN_EVENTS " B A X", NULL},
+    {"data dot-stuffed line counts its dot", TXN "DATA\r\n.." LINE_18
+     "\r\n.\r\n", 0, TXN_REPLY "|354|" TOO_LONG, TXN_EVENTS " B A X", NULL},
+    {"data many short lines", TXN "DATA\r\nabc\r\nabc\r\nabc\r\nabc\r\n"
+     "abc\r\nabc\r\n.\r\n", 0, TXN_REPLY "|354|" QUEUED, NULL, NULL},
+    {"data then second transaction", TXN "DATA\r\n" LINE_19 "\r\n.\r\n"
+     MAIL_OK RCPT_OK "DATA\r\nok\r\n.\r\n", 0, TXN_REPLY "|354|" TOO_LONG
+     "|250 2.1.0|250 2.1.5|354|" QUEUED, TXN_EVENTS " B A X M<a@b.test> "
+     "R<c@d.test> B E X", NULL},
+    {"bdat line at the limit", TXN "BDAT 20 LAST\r\n" LINE_18 "\r\n", 0,
+     TXN_REPLY "|" QUEUED, TXN_EVENTS " B E X", LINE_18 "\r\n"},
+    {"bdat line over the limit", TXN "BDAT 21 LAST\r\n" LINE_19 "\r\n", 0,
+     TXN_REPLY "|" TOO_LONG, TXN_EVENTS " B A X", NULL},
+    {"bdat added dot counts", TXN "BDAT 20 LAST\r\n." LINE_19, 0,
+     TXN_REPLY "|" TOO_LONG, TXN_EVENTS " B A X", NULL},
+    {"bdat added crlf counts", TXN "BDAT 19 LAST\r\n" LINE_19, 0,
+     TXN_REPLY "|" TOO_LONG, TXN_EVENTS " B A X", NULL},
+    {"bdat line across chunks", TXN "BDAT 10\r\nxxxxxxxxxx"
+     "BDAT 11 LAST\r\nxxxxxxxxx\r\n", 0,
+     TXN_REPLY "|250 2.0.0 10 octets received|" TOO_LONG,
+     TXN_EVENTS " B A X", NULL},
+    {"bdat failed chunk fails last", TXN "BDAT 21\r\n" LINE_19 "\r\n"
+     "BDAT 0 LAST\r\nNOOP\r\n", 0,
+     TXN_REPLY "|" TOO_LONG "|" TOO_LONG "|250 2.0.0", TXN_EVENTS " B A X",
+     NULL},
+};
+
+static void run_text_line_case(const struct transcript_case *c, size_t step,
+                               struct harness *h)
+{
+    size_t len = c->input_len ? c->input_len : strlen(c->input);
+
+    harness_init(h);
+    h->opts.max_text_line = TEXT_LINE_MAX;
+    harness_feed(h, c->input, len, step);
+}
+
+Test(smtp_server, text_line_limit)
+{
+    static const size_t steps[] = {0, 1, 7};
+
+    for (size_t i = 0; i < sizeof(text_line_cases) /
+                           sizeof(text_line_cases[0]); i++) {
+        const struct transcript_case *c = &text_line_cases[i];
+
+        for (size_t j = 0; j < sizeof(steps) / sizeof(steps[0]); j++) {
+            struct harness h;
+            char want[4096];
+
+            run_text_line_case(c, steps[j], &h);
+            snprintf(want, sizeof(want), "%s|%s", GREETING, c->replies);
+            cr_expect(replies_match(h.out, want), "%s (step %zu):\n got: "
+                      "%s\nwant: %s", c->name, steps[j], h.out, want);
+            if (c->events != NULL) {
+                cr_expect_str_eq(h.rec.events, c->events, "%s (step %zu)",
+                                 c->name, steps[j]);
+            }
+            if (c->body != NULL) {
+                cr_expect(h.rec.body_len == strlen(c->body) &&
+                          memcmp(h.rec.body, c->body, h.rec.body_len) == 0,
+                          "%s (step %zu): body \"%.*s\"", c->name, steps[j],
+                          (int)h.rec.body_len, h.rec.body);
+            }
+            harness_cleanup(&h);
+        }
+    }
+}
+
+Test(smtp_server, deferred_greeting_holds_input)
+{
+    struct harness h;
+
+    memset(&h, 0, sizeof(h));
+    h.opts.hostname = "mx.test";
+    h.opts.max_errors = 5;
+    h.server = smtp_server_new(&h.opts, &test_hooks, &h.rec);
+    cr_assert_not_null(h.server);
+    smtp_server_defer_greeting(h.server);
+    smtp_server_feed(h.server, "NOOP\r\nNOOP\r\n", 12);
+    cr_expect(!harness_send(&h), "replied before the greeting: %s", h.out);
+
+    smtp_server_greet(h.server);
+    harness_drain(&h);
+    expect_replies("after the greeting", h.out,
+                   GREETING "|250 2.0.0|250 2.0.0");
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, refuse_closes)
+{
+    static const char *const replies[] = {
+        "421 4.7.0 mx.test Error: too many connections",
+        "554 5.5.0 mx.test Error: talked before greeting",
+    };
+
+    for (size_t i = 0; i < 2; i++) {
+        struct harness h;
+        char want[128];
+
+        memset(&h, 0, sizeof(h));
+        h.opts.hostname = "mx.test";
+        h.server = smtp_server_new(&h.opts, &test_hooks, &h.rec);
+        cr_assert_not_null(h.server);
+        smtp_server_refuse(h.server, replies[i], "refused");
+        smtp_server_feed(h.server, "NOOP\r\n", 6);
+        harness_drain(&h);
+        snprintf(want, sizeof(want), "%s", replies[i]);
+        expect_replies("refusal", h.out, want);
+        cr_expect(smtp_server_closing(h.server), "%s", replies[i]);
+        cr_expect_str_eq(smtp_server_close_reason(h.server), "refused");
+        harness_cleanup(&h);
+    }
+}
+
+Test(smtp_server, receiving_data_by_state)
+{
+    struct harness h;
+
+    harness_init(&h);
+    cr_expect(!smtp_server_receiving_data(h.server), "before EHLO");
+    harness_feed(&h, TXN, strlen(TXN), 0);
+    cr_expect(!smtp_server_receiving_data(h.server), "after RCPT");
+    harness_feed(&h, "DATA\r\npart", 10, 0);
+    cr_expect(smtp_server_receiving_data(h.server), "inside DATA");
+    harness_feed(&h, "\r\n.\r\n", 5, 0);
+    cr_expect(!smtp_server_receiving_data(h.server), "after DATA");
+    harness_feed(&h, MAIL_OK RCPT_OK "BDAT 5\r\nab",
+                 strlen(MAIL_OK RCPT_OK "BDAT 5\r\nab"), 0);
+    cr_expect(smtp_server_receiving_data(h.server), "inside a BDAT chunk");
+    harness_feed(&h, "cde", 3, 0);
+    cr_expect(!smtp_server_receiving_data(h.server), "after the chunk");
+    harness_cleanup(&h);
+}
