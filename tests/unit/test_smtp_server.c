@@ -1836,3 +1836,20 @@ Test(smtp_server, receiving_data_by_state)
     cr_expect(!smtp_server_receiving_data(h.server), "after the chunk");
     harness_cleanup(&h);
 }
+
+/* A binary body has no lines, so max_text_line does not apply to it. */
+Test(smtp_server, binarymime_ignores_text_line_limit)
+{
+    static const char input[] = BIN_TXN "BDAT 30 LAST\r\n"
+                                "012345678901234567890123456789";
+    struct harness h;
+
+    harness_init(&h);
+    h.opts.max_text_line = TEXT_LINE_MAX;
+    harness_feed(&h, input, sizeof(input) - 1, 0);
+    expect_replies("binarymime long line", h.out,
+                   GREETING "|" TXN_REPLY "|" QUEUED);
+    expect_body_bytes(&h, input + sizeof(input) - 31, 30,
+                      "binarymime long line");
+    harness_cleanup(&h);
+}
