@@ -1,0 +1,70 @@
+/* libFuzzer target: arbitrary bytes as the client side of one SMTP server
+ * session, with the checks of fuzz_session.h.
+ *
+ * Input: a 6-byte header, then the bytes fed to the session. A shorter
+ * input counts as header bytes of 0 and no session bytes.
+ *   byte 0: bits 0-4 disabled_extensions; bit 5 max_line 64 (else the
+ *           default 512); bit 6 no max_errors (else 5); bit 7 call
+ *           data_done() inside data_end() (else after the feed call)
+ *   byte 1: bit 0 max_message_size 100 (else none); bit 1 max_rcpts 2
+ *           (else none); bit 2 read replies only at the end; bit 3 refuse
+ *           the greeting with 554; bit 4 policy hooks (fuzz_session.c);
+ *           bit 5 fail the first data_write(); bit 6 time the session out
+ *           after the input; bit 7 shut it down after the first piece
+ *   bytes 2-5: lengths of the feed() pieces, cycled, 0 for the rest */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "tests/fuzz/fuzz_session.h"
+
+#define COMMANDS_HEADER 6
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void commands_configure(struct fuzz_session *fs,
+                               const uint8_t header[COMMANDS_HEADER])
+{
+    fs->opts.disabled_extensions = header[0] & 0x1fu;
+    fs->opts.max_line = (header[0] & 0x20u) != 0 ? 64 : 0;
+    fs->opts.max_errors = (header[0] & 0x40u) != 0 ? 0 : 5;
+    fs->commit_in_hook = (header[0] & 0x80u) != 0;
+
+    fs->opts.max_message_size = (header[1] & 0x01u) != 0 ? 100 : 0;
+    fs->opts.max_rcpts = (header[1] & 0x02u) != 0 ? 2 : 0;
+    fs->slow_reader = (header[1] & 0x04u) != 0;
+    fs->policy_hooks = (header[1] & 0x10u) != 0;
+    fs->fail_write_at = (header[1] & 0x20u) != 0 ? 1 : 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    uint8_t header[COMMANDS_HEADER] = {0};
+    size_t header_len = size < COMMANDS_HEADER ? size : COMMANDS_HEADER;
+    const char *input = (const char *)data + header_len;
+    size_t input_len = size - header_len;
+    const uint8_t *lengths = header + 2;
+    struct fuzz_session fs;
+
+    memcpy(header, data, header_len);
+    fuzz_session_init(&fs);
+    commands_configure(&fs, header);
+    fuzz_session_start(&fs, (header[1] & 0x08u) != 0);
+
+    if ((header[1] & 0x80u) != 0) {
+        size_t first = lengths[0] < input_len ? lengths[0] : input_len;
+
+        fuzz_session_feed(&fs, input, first, lengths);
+        smtp_server_shutdown(fs.server);
+        input += first;
+        input_len -= first;
+    }
+    fuzz_session_feed(&fs, input, input_len, lengths);
+    if ((header[1] & 0x40u) != 0) {
+        smtp_server_timeout(fs.server);
+    }
+
+    fuzz_session_finish(&fs);
+    fuzz_session_cleanup(&fs);
+    return 0;
+}
