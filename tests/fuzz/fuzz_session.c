@@ -49,6 +49,12 @@ static void buffer_append(struct fuzz_buffer *b, const char *data,
     b->len += len;
 }
 
+static void log_event(struct fuzz_session *fs, const char *text,
+                      size_t len)
+{
+    buffer_append(&fs->events, text, len);
+}
+
 static void buffer_free(struct fuzz_buffer *b)
 {
     free(b->data);
@@ -118,6 +124,8 @@ static int hook_mail(void *ctx, const struct smtp_path *from,
     check_path(from);
 
     rc = policy_reply(fs, from->address[0], reply);
+    log_event(fs, rc == 0 ? "M" : "-M", rc == 0 ? 1 : 2);
+    log_event(fs, from->address, strlen(from->address) + 1);
     if (rc == 0) {
         fs->in_transaction = true;
         fs->rcpts = 0;
@@ -139,6 +147,8 @@ static int hook_rcpt(void *ctx, const struct smtp_path *to, char *reply)
     check_path(to);
 
     rc = policy_reply(fs, to->address[0], reply);
+    log_event(fs, rc == 0 ? "R" : "-R", rc == 0 ? 1 : 2);
+    log_event(fs, to->address, strlen(to->address) + 1);
     if (rc == 0) {
         fs->rcpts++;
     }
@@ -153,9 +163,11 @@ static int hook_data_begin(void *ctx, char *reply)
     FUZZ_CHECK(fs->in_transaction && fs->rcpts > 0);
     FUZZ_CHECK(!fs->in_body && !fs->committing);
     if (fs->nodata_sender) {
+        log_event(fs, "-B", 2);
         snprintf(reply, SMTP_REPLY_MAX, "452 4.3.1 Error: no storage");
         return -1;
     }
+    log_event(fs, "B", 1);
     fs->in_body = true;
     fs->writes = 0;
     fs->body.len = 0;
@@ -219,6 +231,9 @@ static void hook_data_end(void *ctx)
 
     FUZZ_CHECK(fs->in_body);
     check_accepted_body(fs);
+    log_event(fs, "E", 1);
+    log_event(fs, (const char *)&fs->body.len, sizeof(fs->body.len));
+    log_event(fs, fs->body.data, fs->body.len);
     end_message(fs, FUZZ_OUTCOME_ACCEPTED);
     fs->committing = true;
     if (fs->commit_in_hook) {
@@ -232,6 +247,7 @@ static void hook_data_abort(void *ctx)
     struct fuzz_session *fs = ctx;
 
     FUZZ_CHECK(fs->in_body);
+    log_event(fs, "A", 1);
     end_message(fs, FUZZ_OUTCOME_ABORTED);
 }
 
@@ -241,6 +257,7 @@ static void hook_reset(void *ctx)
 
     FUZZ_CHECK(fs->in_transaction);
     FUZZ_CHECK(!fs->in_body);
+    log_event(fs, "X", 1);
     fs->in_transaction = false;
     fs->rcpts = 0;
 }
@@ -434,6 +451,7 @@ void fuzz_session_cleanup(struct fuzz_session *fs)
     buffer_free(&fs->body);
     buffer_free(&fs->first_body);
     buffer_free(&fs->output);
+    buffer_free(&fs->events);
     free(fs->finals);
     fs->finals = NULL;
 }

@@ -68,6 +68,13 @@ struct fuzz_session {
     unsigned messages;     /* bodies ended by data_end() or data_abort() */
     struct fuzz_buffer body;
 
+    /* Hook calls in order, to compare two runs of one input: "M" and "R"
+     * with the address and a NUL, "B", "E" with the body length and
+     * body, "A", "X", and "-" for a hook that rejected. Writes are not
+     * logged one by one, because the feed pieces decide how data_write()
+     * calls cut the body. */
+    struct fuzz_buffer events;
+
     /* The first message, for the body target's reference checks. */
     enum fuzz_outcome first_outcome;
     struct fuzz_buffer first_body;

@@ -15,8 +15,9 @@ import sys
 
 CRLF = b"\r\n"
 
-# fuzz_smtp_commands header: options, options, four feed() lengths.
-WHOLE = bytes([0, 0, 0, 0, 0, 0])
+# fuzz_smtp_commands header: options, options, four feed() lengths,
+# options.
+WHOLE = bytes([0, 0, 0, 0, 0, 0, 0])
 CMD_NO_ERROR_LIMIT = 0x40
 CMD_COMMIT_IN_HOOK = 0x80
 CMD_SMALL_LINE = 0x20
@@ -28,6 +29,9 @@ CMD_POLICY = 0x10
 CMD_FAIL_WRITE = 0x20
 CMD_TIMEOUT = 0x40
 CMD_SHUTDOWN = 0x80
+CMD_NO_HOOKS = 0x01
+CMD_DAEMON_LINE = 0x02
+CMD_REPEAT = 0x0c
 
 # fuzz_smtp_body header byte 0.
 BODY_BDAT = 0x01
@@ -49,8 +53,9 @@ MAIL_FILES = [
 ]
 
 
-def commands_header(options0=0, options1=0, lengths=(0, 0, 0, 0)):
-    return bytes([options0, options1] + list(lengths))
+def commands_header(options0=0, options1=0, lengths=(0, 0, 0, 0),
+                    options6=0):
+    return bytes([options0, options1] + list(lengths) + [options6])
 
 
 def body_header(options=0, lengths=(0, 0, 0, 0), chunks=(0, 0, 0)):
@@ -123,7 +128,8 @@ def command_seeds(mail_dir):
 
     seeds["addresses"] = WHOLE + lines(
         b"EHLO [127.0.0.1]", b"EHLO [IPv6:::1]", b"HELO 127.0.0.1",
-        b"EHLO -bad-.test", b"MAIL FROM:<\"a b\"@b.test>",
+        b"EHLO -bad-.test", b"MAIL FROM:<postmaster>",
+        b"MAIL FROM:<\"a b\"@b.test>",
         b"RCPT TO:<@relay.test,@other.test:c@d.test>",
         b"RCPT TO:<postmaster>", b"RCPT TO:<Postmaster@d.test>",
         b"RCPT TO:<>", b"RCPT TO:c@d.test", b"RCPT TO:<c@[127.0.0.1]>",
@@ -229,6 +235,20 @@ def command_seeds(mail_dir):
     # reader that does not read pauses parsing.
     seeds["slow-reader"] = commands_header(0, CMD_SLOW_READER) + \
         lines(b"EHLO client.test") + lines(b"HELP") * 1200 + lines(b"QUIT")
+
+    # Fed 256 times, so more than 1 MiB waits unparsed and gets 421.
+    seeds["slow-reader-repeated"] = commands_header(
+        0, CMD_SLOW_READER, (0, 0, 0, 0), CMD_REPEAT) + \
+        lines(b"EHLO client.test") + lines(b"HELP") * 800
+
+    seeds["no-hooks"] = commands_header(0, 0, (0, 0, 0, 0), CMD_NO_HOOKS) + \
+        ENVELOPE + b"DATA\r\n" + MESSAGE + b".\r\n" + ENVELOPE[18:] + \
+        b"BDAT 4 LAST\r\nabcd" + lines(b"QUIT")
+
+    seeds["daemon-line-limit"] = commands_header(
+        0, 0, (0, 0, 0, 0), CMD_DAEMON_LINE) + lines(
+        b"EHLO client.test", b"NOOP " + b"x" * 1017, b"NOOP " + b"x" * 1018,
+        b"MAIL FROM:<" + b"a" * 64 + b"@" + b"b" * 900 + b".test>", b"QUIT")
 
     for name in MAIL_FILES[:2]:
         message = dot_stuff(crlf(read_mail(mail_dir, name)))
