@@ -11,8 +11,9 @@
  *   inside one, data_write, data_end and data_abort only while a body is
  *   open, reset only for an open transaction, and no hook at all after a
  *   refused greeting;
- * - an accepted body has CRLF line ends only, is empty or ends with CRLF,
- *   contains no line that is a single ".", and fits max_message_size;
+ * - an accepted body fits max_message_size. A 7BIT or 8BITMIME body also
+ *   has CRLF line ends only, is empty or ends with CRLF, and contains no
+ *   line that is a single ".";
  * - a session that is closing adds no replies when fed. */
 #ifndef RINGRELAY_TESTS_FUZZ_FUZZ_SESSION_H
 #define RINGRELAY_TESTS_FUZZ_FUZZ_SESSION_H
@@ -62,6 +63,7 @@ struct fuzz_session {
     bool in_body;          /* data_begin() accepted, body not ended */
     bool committing;       /* data_end() called, data_done() pending */
     bool nodata_sender;    /* policy: data_begin() refuses */
+    bool text_body;        /* MAIL had BODY=7BIT or 8BITMIME (or none) */
     size_t rcpts;          /* recipients accepted in this transaction */
     unsigned writes;       /* data_write() calls in this body */
     bool write_failed;     /* a data_write() of the first message failed */

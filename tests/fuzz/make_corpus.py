@@ -160,6 +160,19 @@ def command_seeds(mail_dir):
             b"BDAT x", b"BDAT 5 LAST extra", b"BDAT", b"BDAT  3   LAST") + \
         b"abc" + lines(b"BDAT 99999999999999999999999", b"QUIT")
 
+    # A server without BINARYMIME replies 555 to the MAIL and 503 to each
+    # chunk; one with it stores the octets as sent.
+    seeds["bdat-binarymime"] = WHOLE + lines(
+        b"EHLO client.test", b"MAIL FROM:<a@b.test> BODY=BINARYMIME",
+        b"RCPT TO:<c@d.test>") + b"BDAT 9\r\n\x00\n.\n\r\xff\r\n." + \
+        b"BDAT 3 LAST\r\nend" + lines(b"DATA", b"QUIT")
+
+    seeds["dsn-params"] = WHOLE + lines(
+        b"EHLO client.test", b"MAIL FROM:<a@b.test> RET=HDRS ENVID=QQ314159",
+        b"RCPT TO:<c@d.test> NOTIFY=SUCCESS,FAILURE "
+        b"ORCPT=rfc822;c@d.test", b"RCPT TO:<e@d.test> NOTIFY=NEVER",
+        b"RCPT TO:<f@d.test> NOTIFY=NEVER,DELAY", b"QUIT")
+
     seeds["bdat-out-of-sequence"] = WHOLE + b"BDAT 3\r\nabc" + lines(
         b"EHLO client.test") + b"BDAT 3\r\nabc" + lines(
         b"MAIL FROM:<a@b.test>") + b"BDAT 3\r\nabc" + lines(
