@@ -249,6 +249,13 @@ def command_seeds(mail_dir):
     seeds["slow-reader"] = commands_header(0, CMD_SLOW_READER) + \
         lines(b"EHLO client.test") + lines(b"HELP") * 1200 + lines(b"QUIT")
 
+    # Two messages whose commits both wait when fed whole, but not when
+    # the first piece ends inside the second DATA, then a timeout.
+    seeds["slow-reader-commits-timeout"] = commands_header(
+        0, CMD_SLOW_READER | CMD_TIMEOUT, (76, 0, 0, 0)) + lines(
+        b"EHLO t", b"MAIL FROM:<>", b"RCPT TO:<c@d>", b"DATA", b".",
+        b"MAIL FROM:<>", b"RCPT TO:<c@t>", b"DATA", b".")
+
     # Fed 256 times, so more than 1 MiB waits unparsed and gets 421.
     seeds["slow-reader-repeated"] = commands_header(
         0, CMD_SLOW_READER, (0, 0, 0, 0), CMD_REPEAT) + \
