@@ -318,6 +318,11 @@ static void check_reply_line(struct fuzz_session *fs, const char *line,
         return;
     }
     fs->continued_code = -1;
+
+    /* After a refused greeting only QUIT is served, and a session may
+     * still be closed with 421. */
+    FUZZ_CHECK(!fs->refused || fs->finals_len == 0 || code / 100 == 5 ||
+               code == 221 || code == 421);
     add_final(fs, offset);
     fs->ended = code == 221 || code == 421;
 }
