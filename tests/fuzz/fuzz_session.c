@@ -1,9 +1,9 @@
 /* The fuzz harness session: hooks that record and check, and the output
  * reader that checks every reply line. With policy_hooks, the first
- * letter of an address picks what a hook does: 'r' rejects it with 550,
- * 'c' accepts it with a 250 reply of the hook's own, 'q' replies 421
- * (which closes the session), and after a sender starting with 'n'
- * data_begin() fails with 452. */
+ * letter of an address picks what a hook does. 'r' rejects the address
+ * with 550, and 'c' accepts it with a 250 reply of the hook's own. 'q'
+ * replies 421, which closes the session. After a sender starting with
+ * 'n', data_begin() fails with 452. */
 #include "tests/fuzz/fuzz_session.h"
 
 #include <stdio.h>

@@ -9,8 +9,8 @@
  *   421;
  * - hooks come in order: mail outside a transaction, rcpt and data_begin
  *   inside one, data_write, data_end and data_abort only while a body is
- *   open, reset only for an open transaction, and no hook at all after a
- *   refused greeting, when every later reply is 5xx, 221 or 421;
+ *   open, reset only for an open transaction. After a refused greeting no
+ *   hook runs, and every later reply is 5xx, 221 or 421;
  * - an accepted body fits max_message_size. A 7BIT or 8BITMIME body also
  *   has CRLF line ends only, is empty or ends with CRLF, and contains no
  *   line that is a single ".";

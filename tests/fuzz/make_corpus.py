@@ -15,8 +15,8 @@ import sys
 
 CRLF = b"\r\n"
 
-# fuzz_smtp_commands header: options, options, four feed() lengths,
-# options.
+# fuzz_smtp_commands header: two option bytes, four feed() lengths and
+# one more option byte.
 WHOLE = bytes([0, 0, 0, 0, 0, 0, 0])
 CMD_NO_ERROR_LIMIT = 0x40
 CMD_COMMIT_IN_HOOK = 0x80
