@@ -27,8 +27,7 @@ _Noreturn void fuzz_fail(const char *file, int line, const char *what)
     abort();
 }
 
-static void buffer_append(struct fuzz_buffer *b, const char *data,
-                          size_t len)
+static void buffer_append(struct fuzz_buffer *b, const char *data, size_t len)
 {
     if (len == 0) {
         return;
@@ -49,8 +48,7 @@ static void buffer_append(struct fuzz_buffer *b, const char *data,
     b->len += len;
 }
 
-static void log_event(struct fuzz_session *fs, const char *text,
-                      size_t len)
+static void log_event(struct fuzz_session *fs, const char *text, size_t len)
 {
     buffer_append(&fs->events, text, len);
 }
@@ -79,22 +77,23 @@ bool fuzz_has_bare_eol(const char *data, size_t len)
 /* policy_reply writes the reply that policy_hooks give to an address
  * starting with letter. Returns -1 to reject, or 0 to accept, where reply
  * may stay empty. */
-static int policy_reply(const struct fuzz_session *fs, char letter,
-                        char *reply)
+static int policy_reply(const struct fuzz_session *fs, char letter, char *reply)
 {
     if (!fs->policy_hooks) {
         return 0;
     }
     switch (letter) {
     case 'r':
-        snprintf(reply, SMTP_REPLY_MAX, "550 5.7.1 Error: address refused "
+        snprintf(reply, SMTP_REPLY_MAX,
+                 "550 5.7.1 Error: address refused "
                  "by policy");
         return -1;
     case 'c':
         snprintf(reply, SMTP_REPLY_MAX, "250 2.1.0 Ok: accepted by policy");
         return 0;
     case 'q':
-        snprintf(reply, SMTP_REPLY_MAX, "421 4.3.0 fuzz.test Error: "
+        snprintf(reply, SMTP_REPLY_MAX,
+                 "421 4.3.0 fuzz.test Error: "
                  "closing by policy");
         return -1;
     default:
@@ -220,8 +219,8 @@ static void check_accepted_body(const struct fuzz_session *fs)
         return;
     }
     FUZZ_CHECK(!fuzz_has_bare_eol(body, len));
-    FUZZ_CHECK(len == 0 || (len >= 2 && memcmp(body + len - 2, "\r\n",
-                                               2) == 0));
+    FUZZ_CHECK(len == 0 ||
+               (len >= 2 && memcmp(body + len - 2, "\r\n", 2) == 0));
 
     /* A line that is a single "." would end the body when the message is
      * relayed with DATA, so a second message could hide behind it. */
@@ -283,8 +282,8 @@ void fuzz_session_init(struct fuzz_session *fs)
 static void add_final(struct fuzz_session *fs, size_t offset)
 {
     if (fs->finals_len == fs->finals_capacity) {
-        size_t capacity = fs->finals_capacity != 0
-                              ? fs->finals_capacity * 2 : 64;
+        size_t capacity =
+            fs->finals_capacity != 0 ? fs->finals_capacity * 2 : 64;
         size_t *grown = realloc(fs->finals, capacity * sizeof(*grown));
 
         FUZZ_CHECK(grown != NULL);
@@ -367,7 +366,7 @@ void fuzz_session_start(struct fuzz_session *fs, bool refuse)
     if (refuse) {
         fs->refused = true;
         smtp_server_greet_reply(fs->server, "554 5.3.2 fuzz.test Error: "
-                                "service refused");
+                                            "service refused");
     } else {
         smtp_server_greet(fs->server);
     }
@@ -432,8 +431,8 @@ void fuzz_session_feed(struct fuzz_session *fs, const char *data, size_t len,
     }
 }
 
-const char *fuzz_session_final_reply(const struct fuzz_session *fs,
-                                     size_t i, size_t *len)
+const char *fuzz_session_final_reply(const struct fuzz_session *fs, size_t i,
+                                     size_t *len)
 {
     const char *line;
     const char *end;

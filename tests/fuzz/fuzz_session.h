@@ -50,24 +50,24 @@ struct fuzz_session {
     struct smtp_server *server;
 
     /* Behaviour, set before fuzz_session_start(). */
-    bool commit_in_hook;   /* call data_done() inside data_end() */
-    bool slow_reader;      /* read replies only in fuzz_session_finish() */
-    bool policy_hooks;     /* refuse or rewrite by the address's first
-                            * letter, see fuzz_session.c */
+    bool commit_in_hook;    /* call data_done() inside data_end() */
+    bool slow_reader;       /* read replies only in fuzz_session_finish() */
+    bool policy_hooks;      /* refuse or rewrite by the address's first
+                             * letter, see fuzz_session.c */
     unsigned fail_write_at; /* fail that data_write() call (1-based),
                              * 0 for never */
 
     /* Hook state. */
-    bool refused;          /* the greeting refused service */
-    bool in_transaction;   /* mail() accepted, reset() not yet called */
-    bool in_body;          /* data_begin() accepted, body not ended */
-    bool committing;       /* data_end() called, data_done() pending */
-    bool nodata_sender;    /* policy: data_begin() refuses */
-    bool text_body;        /* MAIL had BODY=7BIT or 8BITMIME (or none) */
-    size_t rcpts;          /* recipients accepted in this transaction */
-    unsigned writes;       /* data_write() calls in this body */
-    bool write_failed;     /* a data_write() of the first message failed */
-    unsigned messages;     /* bodies ended by data_end() or data_abort() */
+    bool refused;        /* the greeting refused service */
+    bool in_transaction; /* mail() accepted, reset() not yet called */
+    bool in_body;        /* data_begin() accepted, body not ended */
+    bool committing;     /* data_end() called, data_done() pending */
+    bool nodata_sender;  /* policy: data_begin() refuses */
+    bool text_body;      /* MAIL had BODY=7BIT or 8BITMIME (or none) */
+    size_t rcpts;        /* recipients accepted in this transaction */
+    unsigned writes;     /* data_write() calls in this body */
+    bool write_failed;   /* a data_write() of the first message failed */
+    unsigned messages;   /* bodies ended by data_end() or data_abort() */
     struct fuzz_buffer body;
 
     /* Hook calls in order, to compare two runs of one input: "M" and "R"
@@ -84,20 +84,20 @@ struct fuzz_session {
     /* Every reply byte the session sent, and the offsets of the final
      * line of each reply (the line with SP after the code). */
     struct fuzz_buffer output;
-    size_t checked;        /* output bytes already checked */
-    int continued_code;    /* code of an open "DDD-" reply, or -1 */
-    bool ended;            /* a 221 or 421 reply was sent */
+    size_t checked;     /* output bytes already checked */
+    int continued_code; /* code of an open "DDD-" reply, or -1 */
+    bool ended;         /* a 221 or 421 reply was sent */
     size_t *finals;
     size_t finals_len;
     size_t finals_capacity;
 };
 
 /* FUZZ_CHECK aborts with the failed condition and its location. */
-#define FUZZ_CHECK(cond)                                                \
-    do {                                                                \
-        if (!(cond)) {                                                  \
-            fuzz_fail(__FILE__, __LINE__, #cond);                       \
-        }                                                               \
+#define FUZZ_CHECK(cond)                                                       \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fuzz_fail(__FILE__, __LINE__, #cond);                              \
+        }                                                                      \
     } while (0)
 
 /* fuzz_fail prints the failed check to stderr and aborts. */
@@ -125,8 +125,8 @@ void fuzz_session_settle(struct fuzz_session *fs);
 /* fuzz_session_final_reply returns the final line of reply i (0 is the
  * greeting) and stores its length without CRLF, or returns NULL past the
  * last reply. */
-const char *fuzz_session_final_reply(const struct fuzz_session *fs,
-                                     size_t i, size_t *len);
+const char *fuzz_session_final_reply(const struct fuzz_session *fs, size_t i,
+                                     size_t *len);
 
 /* fuzz_session_finish settles, frees the server session and checks that
  * it ended every open body and transaction. The recorded output and first

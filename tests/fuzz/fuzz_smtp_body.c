@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct body_case {
     struct fuzz_session fs;
-    const char *data;     /* the message data after the header */
+    const char *data; /* the message data after the header */
     size_t len;
     uint8_t header[BODY_HEADER];
     bool fail_write;
@@ -118,8 +118,7 @@ static void run_data(struct body_case *c)
 
     reply = fuzz_session_final_reply(fs, BODY_PREFIX_REPLIES, &reply_len);
     FUZZ_CHECK(reply_starts(reply, reply_len, "354 "));
-    reply = fuzz_session_final_reply(fs, BODY_PREFIX_REPLIES + 1,
-                                     &reply_len);
+    reply = fuzz_session_final_reply(fs, BODY_PREFIX_REPLIES + 1, &reply_len);
     if (bad) {
         FUZZ_CHECK(fs->first_outcome == FUZZ_OUTCOME_ABORTED);
         FUZZ_CHECK(reply_starts(reply, reply_len, "550 5.6.0 "));
@@ -252,17 +251,16 @@ static bool bdat_check_replies(const struct body_case *c, size_t chunks,
         size_t chunk = pos < c->len ? bdat_chunk_len(c, i, pos) : 0;
         bool last = i + 1 == chunks;
         size_t len = 0;
-        const char *reply = fuzz_session_final_reply(
-            fs, BODY_PREFIX_REPLIES + i, &len);
-        uint64_t stored = last ? expected_len : bdat_stuffed_len(c, pos +
-                                                                 chunk);
+        const char *reply =
+            fuzz_session_final_reply(fs, BODY_PREFIX_REPLIES + i, &len);
+        uint64_t stored =
+            last ? expected_len : bdat_stuffed_len(c, pos + chunk);
         char octets[SMTP_REPLY_MAX];
 
         pos += chunk;
         FUZZ_CHECK(reply != NULL);
         if (failure != NULL) {
-            FUZZ_CHECK(len == failure_len &&
-                       memcmp(reply, failure, len) == 0);
+            FUZZ_CHECK(len == failure_len && memcmp(reply, failure, len) == 0);
             continue;
         }
         if (seen < pos || (last && seen != SIZE_MAX)) {
@@ -309,8 +307,8 @@ static void run_bdat(struct body_case *c)
     if (!c->fail_write) {
         FUZZ_CHECK(fs->finals_len == BODY_PREFIX_REPLIES + chunks);
         failed = bdat_check_replies(c, chunks, expected_len);
-        FUZZ_CHECK(fs->first_outcome == (failed ? FUZZ_OUTCOME_ABORTED
-                                                : FUZZ_OUTCOME_ACCEPTED));
+        FUZZ_CHECK(fs->first_outcome ==
+                   (failed ? FUZZ_OUTCOME_ABORTED : FUZZ_OUTCOME_ACCEPTED));
     }
     free(expected);
 }

@@ -59,8 +59,7 @@ static void commands_run(struct fuzz_session *fs,
                          const char *input, size_t input_len,
                          const uint8_t lengths[FUZZ_SPLIT_COUNT])
 {
-    bool repeated = (header[6] & 0x0cu) == 0x0cu &&
-                    (header[1] & 0x04u) != 0;
+    bool repeated = (header[6] & 0x0cu) == 0x0cu && (header[1] & 0x04u) != 0;
     unsigned repeat = repeated ? COMMANDS_REPEAT : 1;
 
     fuzz_session_init(fs);
