@@ -86,7 +86,6 @@ static int sink_hook_mail(void *ctx, const struct smtp_path *from,
 {
     struct sink_session *s = ctx;
 
-    (void)params;
     if (sink_hooks_check_cut(s, reply) < 0
         || sink_hooks_fault(s, SINK_STAGE_MAIL, reply) < 0) {
         return -1;
@@ -98,6 +97,7 @@ static int sink_hook_mail(void *ctx, const struct smtp_path *from,
                  "452 4.3.1 Error: out of memory for the envelope");
         return -1;
     }
+    s->message.raw = params->body == SMTP_BODY_BINARYMIME;
     return 0;
 }
 

@@ -42,6 +42,7 @@ enum sink_option {
     SINK_OPT_NO_SIZE,
     SINK_OPT_NO_SMTPUTF8,
     SINK_OPT_NO_CHUNKING,
+    SINK_OPT_NO_BINARYMIME,
 };
 
 static const struct option sink_long_options[] = {
@@ -72,6 +73,7 @@ static const struct option sink_long_options[] = {
     {"no-size", no_argument, NULL, SINK_OPT_NO_SIZE},
     {"no-smtputf8", no_argument, NULL, SINK_OPT_NO_SMTPUTF8},
     {"no-chunking", no_argument, NULL, SINK_OPT_NO_CHUNKING},
+    {"no-binarymime", no_argument, NULL, SINK_OPT_NO_BINARYMIME},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -107,7 +109,10 @@ SINK_DEFAULT_LISTEN ")\n"
 "  --no-size               leave SIZE out; MAIL SIZE= gets 555\n"
 "  --no-smtputf8           leave SMTPUTF8 out; MAIL SMTPUTF8 gets 555 and\n"
 "                          non-ASCII addresses get 553\n"
-"  --no-chunking           leave CHUNKING out; BDAT gets 500\n"
+"  --no-chunking           leave CHUNKING out; BDAT gets 500 and\n"
+"                          BINARYMIME is left out too\n"
+"  --no-binarymime         leave BINARYMIME out; MAIL BODY=BINARYMIME "
+"gets 555\n"
 "\n"
 "Storage:\n"
 "  --store DIR             write each accepted message to "
@@ -255,6 +260,9 @@ static int sink_apply_server_option(struct sink_options *options, int opt,
         return 0;
     case SINK_OPT_NO_CHUNKING:
         options->disabled_extensions |= SMTP_EXT_CHUNKING;
+        return 0;
+    case SINK_OPT_NO_BINARYMIME:
+        options->disabled_extensions |= SMTP_EXT_BINARYMIME;
         return 0;
     }
     return 1;

@@ -34,6 +34,7 @@ void sink_message_clear(struct sink_message *message)
 {
     message->len = 0;
     message->line_start = false;
+    message->raw = false;
 }
 
 /* Make room for extra more bytes, doubling to keep appends amortized. */
@@ -108,6 +109,10 @@ int sink_message_add_body(struct sink_message *message, const char *data,
                           size_t len)
 {
     const char *end = data + len;
+
+    if (message->raw) {
+        return sink_message_append(message, data, len);
+    }
 
     /* The stored content is never longer than the wire form, so one
      * reservation covers the whole chunk. */

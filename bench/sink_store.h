@@ -4,10 +4,11 @@
  * from one past the highest number already in DIR. The file holds the
  * envelope as "MAIL FROM:<sender>\r\n" and one "RCPT TO:<recipient>\r\n"
  * per recipient, an empty line "\r\n", then the message content with the
- * SMTP dot-stuffing undone and line endings exactly as received. A file
- * is written under a temporary name and renamed into place, so readers
- * never see a partial message. Two sinks must not share one DIR, because
- * their numbers would collide. */
+ * SMTP dot-stuffing undone and line endings exactly as received. A
+ * BINARYMIME message (RFC 3030) has no dot-stuffing, so its content is
+ * kept byte for byte. A file is written under a temporary name and
+ * renamed into place, so readers never see a partial message. Two sinks
+ * must not share one DIR, because their numbers would collide. */
 #ifndef RINGRELAY_BENCH_SINK_STORE_H
 #define RINGRELAY_BENCH_SINK_STORE_H
 
@@ -23,6 +24,8 @@ struct sink_message {
     size_t cap;
     size_t max_len;
     bool line_start; /* the next body byte starts a line */
+    bool raw;        /* BINARYMIME body: kept as received; the caller sets
+                      * it after sink_message_add_mail() */
 };
 
 void sink_message_init(struct sink_message *message, size_t max_len);
@@ -43,7 +46,8 @@ int sink_message_begin_body(struct sink_message *message);
 
 /* sink_message_add_body appends body bytes in wire form (dot-stuffed,
  * without the final ".\r\n") and removes the stuffing dot that starts a
- * line. Chunks may split lines anywhere. */
+ * line, or with raw set appends them unchanged. Chunks may split lines
+ * anywhere. */
 int sink_message_add_body(struct sink_message *message, const char *data,
                           size_t len);
 

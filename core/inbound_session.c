@@ -66,6 +66,9 @@ static int session_hook_mail(void *ctx, const struct smtp_path *from,
     if (params->body == SMTP_BODY_8BITMIME) {
         s->env_flags |= QUEUE_ENV_8BITMIME;
     }
+    if (params->body == SMTP_BODY_BINARYMIME) {
+        s->env_flags |= QUEUE_ENV_BINARYMIME;
+    }
     if (params->smtputf8) {
         s->env_flags |= QUEUE_ENV_SMTPUTF8;
     }

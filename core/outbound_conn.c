@@ -216,6 +216,7 @@ static int conn_start_session(struct outbound_job *job)
         .body_len = msg->body_len,
         .eight_bit = (msg->flags & QUEUE_ENV_8BITMIME) != 0,
         .smtputf8 = (msg->flags & QUEUE_ENV_SMTPUTF8) != 0,
+        .binary = (msg->flags & QUEUE_ENV_BINARYMIME) != 0,
     };
     job->client = smtp_client_new(daemon->config->hostname,
                                   &job->client_msg);

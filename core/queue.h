@@ -3,7 +3,9 @@
  * A message record is appended to a segment as header, envelope and body.
  * The body is stored in wire form (CRLF line endings, dot-stuffed, without
  * the final ".CRLF"), so relaying sends the stored bytes unchanged, straight
- * from the mapping. Per-recipient results go to an append-only journal.
+ * from the mapping. A BINARYMIME message (QUEUE_ENV_BINARYMIME) stores its
+ * raw octets instead, which go out with BDAT. Per-recipient results go to
+ * an append-only journal.
  *
  * Durability: queue_writer_commit() reports success only after the record
  * is on stable storage. Commits that arrive in one reactor turn share one
@@ -40,6 +42,9 @@ enum queue_rcpt_state {
 /* Envelope flags, stored with the message. */
 #define QUEUE_ENV_8BITMIME 0x1u
 #define QUEUE_ENV_SMTPUTF8 0x2u
+/* BODY=BINARYMIME (RFC 3030): the body is the raw octets received with
+ * BDAT, after the Received: header, and goes out only with BDAT. */
+#define QUEUE_ENV_BINARYMIME 0x4u
 
 struct queue_options {
     const char *dir;               /* created when missing */
@@ -73,7 +78,8 @@ struct queue_msg {
     const char *sender;
     struct queue_rcpt *rcpts;
     size_t rcpt_count;
-    const char *body;            /* wire form, in the mapping */
+    const char *body;            /* wire form, in the mapping; raw
+                                  * octets with QUEUE_ENV_BINARYMIME */
     size_t body_len;
 };
 
@@ -110,7 +116,8 @@ int queue_writer_begin(struct queue *queue, struct queue_writer **out,
 /* queue_writer_id returns the writer's queue ID (QUEUE_ID_LEN digits). */
 const char *queue_writer_id(const struct queue_writer *writer);
 
-/* queue_writer_append copies body bytes (wire form) into the mapping.
+/* queue_writer_append copies body bytes (wire form, or raw octets for
+ * QUEUE_ENV_BINARYMIME) into the mapping.
  * Fails with ENOSPC when the disk or segment space cannot grow. */
 int queue_writer_append(struct queue_writer *writer, const void *data,
                         size_t len);

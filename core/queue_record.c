@@ -5,7 +5,8 @@
 
 #include "core/crc32c.h"
 
-#define QUEUE_ENV_KNOWN_FLAGS (QUEUE_ENV_8BITMIME | QUEUE_ENV_SMTPUTF8)
+#define QUEUE_ENV_KNOWN_FLAGS                                       \
+    (QUEUE_ENV_8BITMIME | QUEUE_ENV_SMTPUTF8 | QUEUE_ENV_BINARYMIME)
 
 static void put_le16(uint8_t *p, uint16_t v)
 {

@@ -29,8 +29,9 @@
  *    52    4 CRC32C, see below
  *    56    8 record length: 64 + envelope length + body length
  *
- * then the envelope, then the body (wire form), then unused bytes up to
- * the region length. The envelope is:
+ * then the envelope, then the body (wire form, or the raw octets when the
+ * envelope flags hold QUEUE_ENV_BINARYMIME), then unused bytes up to the
+ * region length. The envelope is:
  *
  *   u32 envelope flags (QUEUE_ENV_*)
  *   u32 recipient count (at least 1)

@@ -12,6 +12,7 @@ void smtp_body_start(struct smtp_body *b, uint64_t max_size,
     b->bare_eol = false;
     b->too_big = false;
     b->write_failed = false;
+    b->raw = false;
     b->write = write;
     b->ctx = ctx;
 }
@@ -167,6 +168,10 @@ void smtp_body_stuff(struct smtp_body *b, const char *data, size_t len)
     size_t from = 0; /* first byte not yet passed on */
     size_t i = 0;
 
+    if (b->raw) {
+        body_pass(b, data, len);
+        return;
+    }
     while (i < len) {
         if (b->state == SMTP_BODY_LINE) {
             while (i < len && !smtp_char_is(data[i], SMTP_CHAR_EOL)) {
@@ -189,6 +194,9 @@ void smtp_body_stuff(struct smtp_body *b, const char *data, size_t len)
 
 void smtp_body_finish_stuffed(struct smtp_body *b)
 {
+    if (b->raw) {
+        return;
+    }
     if (b->state == SMTP_BODY_CR) {
         b->bare_eol = true;
     } else if (b->state == SMTP_BODY_LINE) {

@@ -33,12 +33,14 @@ struct smtp_body {
     bool bare_eol;        /* a CR or LF outside a CRLF pair was seen */
     bool too_big;         /* the body went over max_size */
     bool write_failed;    /* write returned -1 */
+    bool raw;             /* BINARYMIME: BDAT data passes unchanged */
     smtp_body_write_fn *write;
     void *ctx;
 };
 
-/* smtp_body_start prepares b for a new body. Once the body turns out bad,
- * too big or unstorable, no more bytes are passed to write. */
+/* smtp_body_start prepares b for a new body, with raw off. Once the body
+ * turns out bad, too big or unstorable, no more bytes are passed to
+ * write. */
 void smtp_body_start(struct smtp_body *b, uint64_t max_size,
                      smtp_body_write_fn *write, void *ctx);
 
@@ -50,12 +52,14 @@ size_t smtp_body_scan(struct smtp_body *b, const char *data, size_t len,
 
 /* smtp_body_stuff passes BDAT data[0..len) on in wire form: a '.' at the
  * start of a line gets a second '.'. A CR or LF outside a CRLF pair marks
- * the body as bad, as in DATA; a CRLF may be split between calls. */
+ * the body as bad, as in DATA; a CRLF may be split between calls. With
+ * b->raw set the bytes pass unchanged and only the size limit applies. */
 void smtp_body_stuff(struct smtp_body *b, const char *data, size_t len);
 
 /* smtp_body_finish_stuffed ends a body fed with smtp_body_stuff(). A
  * body whose last line has no CRLF gets one, so that the stored wire form
- * can be sent after DATA; a CR at the very end is a bare CR. */
+ * can be sent after DATA; a CR at the very end is a bare CR. A raw body
+ * is left as it is. */
 void smtp_body_finish_stuffed(struct smtp_body *b);
 
 #endif

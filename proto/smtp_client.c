@@ -33,12 +33,14 @@ enum client_command {
     CLIENT_CMD_MAIL,
     CLIENT_CMD_RCPT,
     CLIENT_CMD_DATA,
-    CLIENT_CMD_BODY, /* the reply to the end of data */
+    CLIENT_CMD_CHUNK, /* a BDAT without LAST */
+    CLIENT_CMD_BODY, /* the reply to the end of data, or to BDAT LAST */
     CLIENT_CMD_QUIT,
 };
 
 /* Commands pushed in one session: greeting, EHLO, HELO, MAIL, one RCPT
- * per recipient, DATA, the end of data and QUIT. */
+ * per recipient, DATA, the end of data and QUIT. A binary message pushes
+ * one BDAT per chunk in place of DATA, the last one as the end of data. */
 #define CLIENT_FIXED_COMMANDS 7
 
 struct client_pending {
@@ -51,6 +53,8 @@ enum client_extension {
     CLIENT_EXT_8BITMIME = 1u << 1,
     CLIENT_EXT_SMTPUTF8 = 1u << 2,
     CLIENT_EXT_SIZE = 1u << 3,
+    CLIENT_EXT_CHUNKING = 1u << 4,
+    CLIENT_EXT_BINARYMIME = 1u << 5,
 };
 
 struct smtp_client {
@@ -62,6 +66,7 @@ struct smtp_client {
     size_t accepted_count;
     size_t undecided;                   /* results with code 0 */
     size_t next_rcpt;                   /* next RCPT without pipelining */
+    size_t body_sent;                   /* body bytes queued after BDAT */
     unsigned extensions;                /* enum client_extension bits */
 
     /* Commands awaiting a reply, oldest at head. Each command is pushed
@@ -248,7 +253,10 @@ static int client_send_mail(struct smtp_client *c)
     /* NOTE: an 8-bit body goes out without BODY=8BITMIME when the peer
      * lacks 8BITMIME. RFC 6152 calls for converting it to 7 bits or
      * bouncing it instead. */
-    if (msg->eight_bit && (c->extensions & CLIENT_EXT_8BITMIME) != 0) {
+    if (msg->binary) {
+        body = " BODY=BINARYMIME";
+    } else if (msg->eight_bit &&
+               (c->extensions & CLIENT_EXT_8BITMIME) != 0) {
         body = " BODY=8BITMIME";
     }
     if (msg->smtputf8) {
@@ -267,9 +275,77 @@ static int client_send_rcpt(struct smtp_client *c, size_t i)
                        c->msg->rcpts[i]);
 }
 
+/* client_chunk_count returns the number of BDAT commands for the body:
+ * an empty body still needs "BDAT 0 LAST". */
+static size_t client_chunk_count(size_t body_len)
+{
+    if (body_len == 0) {
+        return 1;
+    }
+    return (body_len + SMTP_CLIENT_CHUNK_MAX - 1) / SMTP_CLIENT_CHUNK_MAX;
+}
+
+/* client_send_chunk sends the next BDAT with its chunk of the body, by
+ * reference. The chunk that ends the body carries LAST, and its reply
+ * decides the recipients like the reply to the end of data. Returns 0, or
+ * -1 after failing the session. */
+static int client_send_chunk(struct smtp_client *c)
+{
+    const struct smtp_client_message *msg = c->msg;
+    size_t left = msg->body_len - c->body_sent;
+    size_t len = left < SMTP_CLIENT_CHUNK_MAX ? left : SMTP_CLIENT_CHUNK_MAX;
+    bool last = len == left;
+    int rc;
+
+    if (last) {
+        rc = client_send(c, CLIENT_CMD_BODY, 0, "BDAT %zu LAST", len);
+    } else {
+        rc = client_send(c, CLIENT_CMD_CHUNK, 0, "BDAT %zu", len);
+    }
+    if (rc < 0) {
+        return -1;
+    }
+    if (len > 0 &&
+        smtp_outq_append_ref(&c->out, msg->body + c->body_sent, len) < 0) {
+        client_out_of_memory(c);
+        return -1;
+    }
+    c->body_sent += len;
+    return 0;
+}
+
+/* client_send_all_chunks pipelines every BDAT of the body behind MAIL
+ * and RCPT, as the example in RFC 3030 section 4.2 does.
+ * NOTE: RFC 3030 section 2 states that BDAT follows once the MAIL and RCPT
+ * replies are processed, and a server that relies on that pause would
+ * misread this batch. */
+static void client_send_all_chunks(struct smtp_client *c)
+{
+    size_t count = client_chunk_count(c->msg->body_len);
+
+    for (size_t i = 0; i < count; i++) {
+        if (client_send_chunk(c) < 0) {
+            return;
+        }
+    }
+}
+
+/* client_send_content starts the message content after the recipients:
+ * DATA, or for a binary message the first BDAT. */
+static void client_send_content(struct smtp_client *c)
+{
+    if (!c->msg->binary) {
+        client_send(c, CLIENT_CMD_DATA, 0, "DATA");
+    } else if ((c->extensions & CLIENT_EXT_PIPELINING) != 0) {
+        client_send_all_chunks(c);
+    } else {
+        client_send_chunk(c);
+    }
+}
+
 /* client_send_next_rcpt sends the next RCPT without pipelining, or DATA
- * after the last one when a recipient was accepted. Recipients decided
- * before their RCPT (invalid addresses) are skipped. */
+ * (or BDAT) after the last one when a recipient was accepted. Recipients
+ * decided before their RCPT (invalid addresses) are skipped. */
 static void client_send_next_rcpt(struct smtp_client *c)
 {
     size_t count = c->msg->rcpt_count;
@@ -282,12 +358,12 @@ static void client_send_next_rcpt(struct smtp_client *c)
         return;
     }
     if (c->accepted_count > 0) {
-        client_send(c, CLIENT_CMD_DATA, 0, "DATA");
+        client_send_content(c);
     }
 }
 
-/* client_send_batch sends MAIL, every RCPT and DATA in one batch
- * (RFC 2920). */
+/* client_send_batch sends MAIL, every RCPT and DATA (or every BDAT) in
+ * one batch (RFC 2920). */
 static void client_send_batch(struct smtp_client *c)
 {
     if (client_send_mail(c) < 0) {
@@ -298,7 +374,17 @@ static void client_send_batch(struct smtp_client *c)
             return;
         }
     }
-    client_send(c, CLIENT_CMD_DATA, 0, "DATA");
+    client_send_content(c);
+}
+
+/* client_takes_binary is true when the peer accepts a BINARYMIME body.
+ * RFC 3030 forbids sending binary data to any other peer, and this relay
+ * cannot convert it, so such a message fails permanently there. */
+static bool client_takes_binary(const struct smtp_client *c)
+{
+    unsigned both = CLIENT_EXT_CHUNKING | CLIENT_EXT_BINARYMIME;
+
+    return (c->extensions & both) == both;
 }
 
 static void client_begin_transaction(struct smtp_client *c)
@@ -308,6 +394,14 @@ static void client_begin_transaction(struct smtp_client *c)
     if (c->msg->smtputf8 && (c->extensions & CLIENT_EXT_SMTPUTF8) == 0) {
         client_make_result(&r, 553, "553 5.6.7 The message needs SMTPUTF8 "
                            "but the peer does not support SMTPUTF8", "", 0);
+        client_decide_undecided(c, &r);
+        return;
+    }
+    if (c->msg->binary && !client_takes_binary(c)) {
+        client_make_result(&r, 554, "554 5.6.3 Conversion required but "
+                           "not supported: the message is binary "
+                           "(BINARYMIME) and the peer does not offer "
+                           "CHUNKING and BINARYMIME", "", 0);
         client_decide_undecided(c, &r);
         return;
     }
@@ -329,6 +423,8 @@ static void client_record_extensions(struct smtp_client *c,
         {"8BITMIME", CLIENT_EXT_8BITMIME},
         {"SMTPUTF8", CLIENT_EXT_SMTPUTF8},
         {"SIZE", CLIENT_EXT_SIZE},
+        {"CHUNKING", CLIENT_EXT_CHUNKING},
+        {"BINARYMIME", CLIENT_EXT_BINARYMIME},
     };
 
     c->extensions = 0;
@@ -441,6 +537,21 @@ static void client_on_data(struct smtp_client *c,
     client_fail_with_reply(c, reply);
 }
 
+/* client_on_chunk handles the reply to a BDAT without LAST. A failed
+ * chunk fails the whole transaction (RFC 3030), so no more chunks are
+ * sent, and the replies to those already pipelined are only drained. */
+static void client_on_chunk(struct smtp_client *c,
+                            const struct smtp_reply *reply)
+{
+    if (reply->code / 100 != 2) {
+        client_fail_with_reply(c, reply);
+        return;
+    }
+    if ((c->extensions & CLIENT_EXT_PIPELINING) == 0) {
+        client_send_chunk(c);
+    }
+}
+
 static void client_on_body(struct smtp_client *c,
                            const struct smtp_reply *reply)
 {
@@ -501,6 +612,11 @@ static void client_dispatch(struct smtp_client *c,
         break;
     case CLIENT_CMD_DATA:
         client_on_data(c, reply);
+        break;
+    case CLIENT_CMD_CHUNK:
+        if (open) {
+            client_on_chunk(c, reply);
+        }
         break;
     case CLIENT_CMD_BODY:
         client_on_body(c, reply);
@@ -673,6 +789,9 @@ struct smtp_client *smtp_client_new(const char *helo_name,
     c->msg = msg;
     c->undecided = count;
     c->pending_cap = count + CLIENT_FIXED_COMMANDS;
+    if (msg->binary) {
+        c->pending_cap += client_chunk_count(msg->body_len);
+    }
     c->helo_name = strdup(helo_name);
     c->results = calloc(count + 1, sizeof(*c->results));
     c->accepted = calloc(count + 1, sizeof(*c->accepted));

@@ -7,9 +7,16 @@
  * every RCPT and DATA are sent in one batch and the replies are matched in
  * order (RFC 2920).
  *
+ * A binary message (RFC 3030 BINARYMIME) goes out with MAIL ...
+ * BODY=BINARYMIME and BDAT chunks of at most SMTP_CLIENT_CHUNK_MAX bytes
+ * in place of DATA, pipelined with MAIL and RCPT when the server offers
+ * PIPELINING. A server that does not offer both CHUNKING and BINARYMIME
+ * cannot take it: every recipient gets 554 5.6.3 before MAIL is sent.
+ *
  * Results: every recipient ends with the reply that decided it: its RCPT
- * reply when that was not 2xx, otherwise the reply to the end of data, or
- * the reply that ended the session early (greeting, EHLO, MAIL, DATA). */
+ * reply when that was not 2xx, otherwise the reply to the end of data
+ * (or to BDAT LAST), or the reply that ended the session early
+ * (greeting, EHLO, MAIL, DATA, a failed BDAT chunk). */
 #ifndef RINGRELAY_PROTO_SMTP_CLIENT_H
 #define RINGRELAY_PROTO_SMTP_CLIENT_H
 
@@ -23,15 +30,20 @@ struct smtp_client;
 
 #define SMTP_CLIENT_TEXT_MAX 512
 
+/* Bytes of body per BDAT chunk. */
+#define SMTP_CLIENT_CHUNK_MAX (1024u * 1024u)
+
 /* smtp_client_message: borrowed by the session for its whole life. */
 struct smtp_client_message {
     const char *sender;           /* "" for the null path */
     const char *const *rcpts;
     size_t rcpt_count;
-    const char *body;             /* wire form, without the final ".CRLF" */
+    const char *body;             /* wire form, without the final ".CRLF";
+                                   * raw octets when binary is set */
     size_t body_len;
     bool eight_bit;               /* send BODY=8BITMIME when offered */
     bool smtputf8;                /* needs a peer that offers SMTPUTF8 */
+    bool binary;                  /* BODY=BINARYMIME: sent with BDAT only */
 };
 
 enum smtp_client_state {

@@ -100,6 +100,13 @@ static bool smtputf8_offered(const struct smtp_server *s)
     return (s->opts->disabled_extensions & SMTP_EXT_SMTPUTF8) == 0;
 }
 
+/* RFC 3030: a BINARYMIME body can only be sent with BDAT, so BINARYMIME
+ * is offered only together with CHUNKING. */
+static bool binarymime_offered(unsigned disabled)
+{
+    return (disabled & (SMTP_EXT_CHUNKING | SMTP_EXT_BINARYMIME)) == 0;
+}
+
 static size_t skip_blanks(const char *text, size_t pos, size_t len)
 {
     while (pos < len && smtp_char_is(text[pos], SMTP_CHAR_BLANK)) {
@@ -323,6 +330,9 @@ static void command_ehlo(struct smtp_server *s, const struct smtp_args *a)
     if ((disabled & SMTP_EXT_CHUNKING) == 0) {
         smtp_server_reply(s, "250-CHUNKING");
     }
+    if (binarymime_offered(disabled)) {
+        smtp_server_reply(s, "250-BINARYMIME");
+    }
     smtp_server_reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -352,6 +362,32 @@ static int parse_size(const char *text, size_t len, uint64_t *size)
     }
     *size = value;
     return 0;
+}
+
+/* mail_body_value reads a BODY= value. BODY= exists while 8BITMIME
+ * (RFC 6152: 7BIT, 8BITMIME) or BINARYMIME (RFC 3030 adds BINARYMIME) is
+ * offered, and each value only while an extension that defines it is.
+ * Returns 0, or -1 for a value that is unknown or not offered. */
+static int mail_body_value(const char *value, size_t len, unsigned disabled,
+                           enum smtp_body_type *body)
+{
+    bool eight_bit = (disabled & SMTP_EXT_8BITMIME) == 0;
+    bool binary = binarymime_offered(disabled);
+
+    if (len == 4 && strncasecmp(value, "7BIT", 4) == 0 &&
+        (eight_bit || binary)) {
+        *body = SMTP_BODY_7BIT;
+        return 0;
+    }
+    if (len == 8 && strncasecmp(value, "8BITMIME", 8) == 0 && eight_bit) {
+        *body = SMTP_BODY_8BITMIME;
+        return 0;
+    }
+    if (len == 10 && strncasecmp(value, "BINARYMIME", 10) == 0 && binary) {
+        *body = SMTP_BODY_BINARYMIME;
+        return 0;
+    }
+    return -1;
 }
 
 /* mail_param applies one esmtp-param (RFC 5321 section 4.1.2); value is
@@ -384,18 +420,11 @@ static int mail_param(const char *key, size_t key_len, const char *value,
         return 0;
     }
     if (key_len == 4 && strncasecmp(key, "BODY", 4) == 0) {
-        if ((*seen & 2u) != 0 || (disabled & SMTP_EXT_8BITMIME) != 0) {
+        if ((*seen & 2u) != 0) {
             return -1;
         }
         *seen |= 2u;
-        if (value_len == 4 && strncasecmp(value, "7BIT", 4) == 0) {
-            params->body = SMTP_BODY_7BIT;
-            return 0;
-        }
-        if (value_len == 8 && strncasecmp(value, "8BITMIME", 8) == 0) {
-            params->body = SMTP_BODY_8BITMIME;
-            return 0;
-        }
+        return mail_body_value(value, value_len, disabled, &params->body);
     }
     return -1;
 }
@@ -471,6 +500,7 @@ static void command_mail(struct smtp_server *s, const struct smtp_args *a)
     }
     s->state = SMTP_STATE_MAIL;
     s->smtputf8 = params.smtputf8;
+    s->binarymime = params.body == SMTP_BODY_BINARYMIME;
     s->rcpt_count = 0;
     if (reply[0] != '\0') {
         smtp_server_hook_reply(s, reply);
@@ -528,6 +558,12 @@ static void command_data(struct smtp_server *s, const struct smtp_args *a)
         /* RFC 3030: DATA and BDAT do not mix in one transaction. */
         smtp_server_reject(s, "503 5.5.1 Error: DATA after BDAT in the "
                            "same transaction");
+        return;
+    }
+    if (s->binarymime) {
+        /* RFC 3030 section 3: a BINARYMIME body needs BDAT. */
+        smtp_server_reject(s, "503 5.5.1 Error: BODY=BINARYMIME requires "
+                           "BDAT, not DATA");
         return;
     }
     if (s->hooks->data_begin != NULL &&

@@ -155,6 +155,7 @@ void smtp_server_end_transaction(struct smtp_server *s)
     s->rcpt_count = 0;
     s->rcpt_tried = false;
     s->smtputf8 = false;
+    s->binarymime = false;
     s->bdat_used = false;
     s->bdat_failed = false;
 }
@@ -179,6 +180,10 @@ void smtp_server_start_body(struct smtp_server *s)
 {
     smtp_body_start(&s->body, s->opts->max_message_size,
                     session_body_write, s);
+
+    /* DATA is refused in a BINARYMIME transaction, so only BDAT data is
+     * ever raw. */
+    s->body.raw = s->binarymime;
 }
 
 void smtp_server_begin_body(struct smtp_server *s)

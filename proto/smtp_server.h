@@ -35,8 +35,14 @@
  * of the chunk where it shows. Then data_abort() runs, and every later
  * chunk up to LAST is read and gets the same reply. A chunk sent without a
  * recipient is read and discarded, then answered 503 5.5.1. DATA after
- * BDAT in one transaction gets 503 5.5.1. BODY=BINARYMIME is not
- * offered, so MAIL with it gets 555. */
+ * BDAT in one transaction gets 503 5.5.1.
+ *
+ * BINARYMIME (RFC 3030): after MAIL ... BODY=BINARYMIME the body may
+ * only come with BDAT, so DATA gets 503 5.5.1. The chunk octets reach
+ * data_write() exactly as received: no dot-stuffing, no CRLF added and
+ * no bare CR or LF check, because the body is binary. max_message_size
+ * then counts these octets, while for other bodies it counts the wire
+ * form. */
 #ifndef RINGRELAY_PROTO_SMTP_SERVER_H
 #define RINGRELAY_PROTO_SMTP_SERVER_H
 
@@ -55,6 +61,7 @@ struct smtp_server;
 enum smtp_body_type {
     SMTP_BODY_7BIT,
     SMTP_BODY_8BITMIME,
+    SMTP_BODY_BINARYMIME, /* RFC 3030: binary body, sent with BDAT only */
 };
 
 struct smtp_mail_params {
@@ -108,18 +115,22 @@ struct smtp_server_hooks {
 
 /* Extensions that the EHLO reply can leave out, as bits of
  * smtp_server_options.disabled_extensions. Without SIZE the MAIL
- * parameter SIZE= gets 555 and without 8BITMIME so does BODY=, because
- * RFC 1870 and RFC 6152 allow them only when offered; max_message_size
- * applies either way. Without PIPELINING, commands sent ahead still get
+ * parameter SIZE= gets 555 and without 8BITMIME so does BODY=8BITMIME,
+ * because RFC 1870 and RFC 6152 allow them only when offered. The limit
+ * max_message_size applies either way. BODY=7BIT needs 8BITMIME or
+ * BINARYMIME. Without PIPELINING, commands sent ahead still get
  * their replies in order. Without SMTPUTF8 the MAIL parameter SMTPUTF8
  * gets 555 and a non-ASCII address or EHLO name is rejected. Without
- * CHUNKING the BDAT command gets 500 like an unknown one. */
+ * CHUNKING the BDAT command gets 500 like an unknown one. BINARYMIME is
+ * offered only with CHUNKING, because a binary body needs BDAT. Without
+ * either of them BODY=BINARYMIME gets 555. */
 enum smtp_server_extension {
     SMTP_EXT_PIPELINING = 1u << 0,
     SMTP_EXT_SIZE = 1u << 1,
     SMTP_EXT_8BITMIME = 1u << 2,
     SMTP_EXT_SMTPUTF8 = 1u << 3,
     SMTP_EXT_CHUNKING = 1u << 4,
+    SMTP_EXT_BINARYMIME = 1u << 5,
 };
 
 /* A limit of 0 means none, except max_line, where 0 means 512. */

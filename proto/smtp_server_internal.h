@@ -72,6 +72,7 @@ struct smtp_server {
     bool running;    /* inside the parse loop, so hooks cannot re-enter */
     bool esmtp;      /* the client sent EHLO */
     bool smtputf8;   /* the transaction uses SMTPUTF8 */
+    bool binarymime; /* MAIL had BODY=BINARYMIME, so BDAT only, raw data */
     bool bdat_used;  /* the transaction had a BDAT, so DATA gets 503 */
     bool storing;    /* data_begin() accepted BDAT data, not yet ended */
     bool bdat_failed; /* a chunk failed: discard until BDAT LAST */
@@ -109,7 +110,7 @@ void smtp_server_close(struct smtp_server *s, const char *reason);
 void smtp_server_begin_body(struct smtp_server *s);
 
 /* smtp_server_start_body starts the body scanner that passes DATA or
- * BDAT data to data_write(). */
+ * BDAT data to data_write(), in raw mode for a BINARYMIME transaction. */
 void smtp_server_start_body(struct smtp_server *s);
 
 /* smtp_server_body_error writes the reply for a failed body (bare CR or

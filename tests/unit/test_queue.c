@@ -418,6 +418,38 @@ Test(queue, message_survives_reopen)
     cr_assert_eq(stats().recovered_dropped, 0);
 }
 
+/* A BINARYMIME message keeps its flag and its raw body (NUL, bare LF,
+ * bare CR, a leading dot, no final CRLF) across a reopen. */
+Test(queue, binarymime_flag_survives_reopen)
+{
+    static const char body[] = "Subject: b\r\n\r\n\0x\ny\r.z\r\n.";
+    static const char *const rcpt[] = {"c@example.org"};
+    const struct queue_envelope env = {
+        .sender = "s@example.com",
+        .rcpts = rcpt,
+        .rcpt_count = 1,
+        .flags = QUEUE_ENV_BINARYMIME,
+    };
+    struct queue_writer *writer = NULL;
+    struct queue_msg *msg;
+
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(queue_writer_begin(fx.queue, &writer, &env,
+                                    sizeof(body) - 1), 0,
+                 "queue_writer_begin: %s", strerror(errno));
+    append(writer, body, sizeof(body) - 1);
+    commit(writer);
+    run_until_done(1);
+    cr_assert_eq(fx.done_status[0], 0);
+
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 1);
+    msg = fx.ready[0];
+    cr_assert_eq(msg->flags, QUEUE_ENV_BINARYMIME);
+    assert_body(msg, body, sizeof(body) - 1);
+    cr_assert_eq(stats().recovered_dropped, 0);
+}
+
 /* flip_byte_after finds marker in the segment files and flips the byte
  * that follows it. */
 static void flip_byte_after(const char *marker)

@@ -109,7 +109,8 @@ Test(sink_smtp_switches, ehlo_without_pipelining)
     start(&t, SMTP_EXT_PIPELINING);
     cr_assert_str_eq(say(&t, "EHLO c.test\r\n"),
                      "250-mx.test|250-SIZE 1000|250-8BITMIME|"
-                     "250-SMTPUTF8|250-CHUNKING|250 ENHANCEDSTATUSCODES|");
+                     "250-SMTPUTF8|250-CHUNKING|250-BINARYMIME|"
+                     "250 ENHANCEDSTATUSCODES|");
     smtp_server_free(t.server);
 }
 
@@ -157,7 +158,8 @@ Test(sink_smtp_switches, smtputf8_switched_off)
     start(&t, SMTP_EXT_SMTPUTF8);
     cr_assert_str_eq(say(&t, "EHLO c.test\r\n"),
                      "250-mx.test|250-PIPELINING|250-SIZE 1000|"
-                     "250-8BITMIME|250-CHUNKING|250 ENHANCEDSTATUSCODES|");
+                     "250-8BITMIME|250-CHUNKING|250-BINARYMIME|"
+                     "250 ENHANCEDSTATUSCODES|");
     cr_assert(strncmp(say(&t, "MAIL FROM:<a@c.test> SMTPUTF8\r\n"),
                       "555 5.5.4", 9) == 0, "%s", t.out);
     cr_assert(strncmp(say(&t, "MAIL FROM:<\xc3\xa4@c.test>\r\n"),
@@ -178,6 +180,23 @@ Test(sink_smtp_switches, chunking_switched_off)
     say(&t, "MAIL FROM:<a@c.test>\r\nRCPT TO:<b@c.test>\r\n");
     cr_assert(strncmp(say(&t, "BDAT 0 LAST\r\n"), "500 5.5.2", 9) == 0,
               "%s", t.out);
+    smtp_server_free(t.server);
+}
+
+/* --no-binarymime: CHUNKING stays, BODY=BINARYMIME gets 555. */
+Test(sink_smtp_switches, binarymime_switched_off)
+{
+    struct switches t;
+
+    start(&t, SMTP_EXT_BINARYMIME);
+    cr_assert_str_eq(say(&t, "EHLO c.test\r\n"),
+                     "250-mx.test|250-PIPELINING|250-SIZE 1000|"
+                     "250-8BITMIME|250-SMTPUTF8|250-CHUNKING|"
+                     "250 ENHANCEDSTATUSCODES|");
+    cr_assert(strncmp(say(&t, "MAIL FROM:<a@c.test> BODY=BINARYMIME\r\n"),
+                      "555 5.5.4", 9) == 0, "%s", t.out);
+    cr_assert_str_eq(say(&t, "MAIL FROM:<a@c.test> BODY=8BITMIME\r\n"),
+                     "250 2.1.0 Ok|");
     smtp_server_free(t.server);
 }
 

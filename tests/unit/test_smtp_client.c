@@ -1,6 +1,7 @@
 /* Transcript tests for the SMTP client session: server replies go in,
  * and the exact command bytes that come out are checked. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
 
@@ -737,4 +738,321 @@ Test(smtp_client, no_recipients)
 Test(smtp_client, free_null)
 {
     smtp_client_free(NULL);
+}
+
+/* ---- BINARYMIME messages (RFC 3030): BDAT only ---- */
+
+#define EHLO_BINARY "250-mx.test Hello\r\n250-PIPELINING\r\n" \
+                    "250-CHUNKING\r\n250-BINARYMIME\r\n250 SIZE\r\n"
+#define EHLO_BINARY_PLAIN "250-mx.test Hello\r\n250-CHUNKING\r\n" \
+                          "250 BINARYMIME\r\n"
+#define NO_BINARY "554 5.6.3 Conversion required but not supported: the " \
+                  "message is binary (BINARYMIME) and the peer does not "  \
+                  "offer CHUNKING and BINARYMIME"
+
+/* Three chunks: two full ones and a half one. */
+#define BIG_BODY_LEN (2 * SMTP_CLIENT_CHUNK_MAX + SMTP_CLIENT_CHUNK_MAX / 2)
+
+static const char binary_body[] = "Subject: bin\r\n\r\n\0a\nb\r.\r\n.\r\nend";
+
+static struct smtp_client_message binary_message(size_t rcpt_count)
+{
+    struct smtp_client_message msg = message(rcpt_count);
+
+    msg.body = binary_body;
+    msg.body_len = sizeof(binary_body) - 1;
+    msg.binary = true;
+    return msg;
+}
+
+/* expect_chunk checks that the next queued bytes are line (command
+ * lines queued together share one buffer) and then body_part[0..len) by
+ * reference, and consumes them. */
+static void expect_chunk(struct smtp_client *c, const char *line,
+                         const char *body_part, size_t len)
+{
+    struct smtp_outq *q = smtp_client_output(c);
+    struct iovec iov[4];
+    size_t line_len = strlen(line);
+    int count = smtp_outq_peek(q, iov, 4);
+    int want = len > 0 ? 2 : 1;
+
+    cr_assert_geq(count, want, "%s: %d iovecs queued", line, count);
+    cr_expect_eq(iov[0].iov_len, line_len, "%s: line is %zu bytes", line,
+                 iov[0].iov_len);
+    cr_expect(iov[0].iov_len == line_len &&
+              memcmp(iov[0].iov_base, line, line_len) == 0,
+              "%s: got \"%.*s\"", line, (int)iov[0].iov_len,
+              (const char *)iov[0].iov_base);
+    if (len > 0) {
+        cr_expect_eq(iov[1].iov_base, (void *)body_part,
+                     "%s: chunk not sent by reference", line);
+        cr_expect_eq(iov[1].iov_len, len, "%s: chunk is %zu bytes", line,
+                     iov[1].iov_len);
+    }
+    smtp_outq_consume(q, line_len + len);
+}
+
+Test(smtp_client, binary_pipelined_bdat)
+{
+    struct smtp_client_message msg = binary_message(2);
+    struct smtp_client *c = start(&msg, EHLO_BINARY);
+
+    expect_chunk(c, "MAIL FROM:<a@example.org> BODY=BINARYMIME SIZE=30\r\n"
+                    "RCPT TO:<b@example.com>\r\n"
+                    "RCPT TO:<c@example.com>\r\n"
+                    "BDAT 30 LAST\r\n", binary_body, msg.body_len);
+    expect_output(c, "");
+
+    feed(c, "250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n");
+    expect_running(c);
+    feed(c, "250 2.0.0 queued as 7\r\n");
+    expect_done(c);
+    expect_result(c, 0, 250, "250 2.0.0 queued as 7");
+    expect_result(c, 1, 250, "250 2.0.0 queued as 7");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+/* The whole pipelined batch, compared byte for byte: envelope, BDAT line
+ * and the binary chunk with its NUL byte. */
+Test(smtp_client, binary_pipelined_bytes)
+{
+    struct smtp_client_message msg = binary_message(1);
+    struct smtp_client *c = start(&msg, EHLO_BINARY);
+    char out[1024];
+    char want[1024];
+    int n;
+
+    n = snprintf(want, sizeof(want), "MAIL FROM:<a@example.org> "
+                 "BODY=BINARYMIME SIZE=%zu\r\nRCPT TO:<b@example.com>\r\n"
+                 "BDAT %zu LAST\r\n", msg.body_len, msg.body_len);
+    cr_assert(n > 0);
+    memcpy(want + n, binary_body, msg.body_len);
+    take_output(c, out, sizeof(out));
+    cr_expect(memcmp(out, want, (size_t)n + msg.body_len) == 0,
+              "got \"%s\"", out);
+    smtp_client_free(c);
+}
+
+Test(smtp_client, binary_chunks_pipelined)
+{
+    static char big[BIG_BODY_LEN];
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c;
+    char line[256];
+
+    msg.body = big;
+    msg.body_len = sizeof(big);
+    msg.binary = true;
+    c = start(&msg, EHLO_BINARY);
+    snprintf(line, sizeof(line), "MAIL FROM:<a@example.org> "
+             "BODY=BINARYMIME SIZE=%zu\r\nRCPT TO:<b@example.com>\r\n"
+             "BDAT %u\r\n", sizeof(big), SMTP_CLIENT_CHUNK_MAX);
+    expect_chunk(c, line, big, SMTP_CLIENT_CHUNK_MAX);
+    snprintf(line, sizeof(line), "BDAT %u\r\n", SMTP_CLIENT_CHUNK_MAX);
+    expect_chunk(c, line, big + SMTP_CLIENT_CHUNK_MAX,
+                 SMTP_CLIENT_CHUNK_MAX);
+    snprintf(line, sizeof(line), "BDAT %u LAST\r\n",
+             SMTP_CLIENT_CHUNK_MAX / 2);
+    expect_chunk(c, line, big + 2 * SMTP_CLIENT_CHUNK_MAX,
+                 SMTP_CLIENT_CHUNK_MAX / 2);
+    expect_output(c, "");
+
+    feed(c, "250 ok\r\n250 ok\r\n250 2.0.0 1048576 octets received\r\n"
+            "250 2.0.0 1048576 octets received\r\n");
+    expect_running(c);
+    expect_output(c, "");
+    feed(c, "250 2.0.0 queued as 8\r\n");
+    expect_done(c);
+    expect_result(c, 0, 250, "250 2.0.0 queued as 8");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, binary_chunks_one_at_a_time)
+{
+    static char big[BIG_BODY_LEN];
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c;
+    char line[256];
+
+    msg.body = big;
+    msg.body_len = sizeof(big);
+    msg.binary = true;
+    c = start(&msg, EHLO_BINARY_PLAIN);
+    expect_output(c, "MAIL FROM:<a@example.org> BODY=BINARYMIME\r\n");
+    feed(c, "250 ok\r\n");
+    expect_output(c, "RCPT TO:<b@example.com>\r\n");
+    feed(c, "250 ok\r\n");
+
+    snprintf(line, sizeof(line), "BDAT %u\r\n", SMTP_CLIENT_CHUNK_MAX);
+    expect_chunk(c, line, big, SMTP_CLIENT_CHUNK_MAX);
+    expect_output(c, "");
+    feed(c, "250 2.0.0 1048576 octets received\r\n");
+    expect_chunk(c, line, big + SMTP_CLIENT_CHUNK_MAX,
+                 SMTP_CLIENT_CHUNK_MAX);
+    expect_output(c, "");
+    feed(c, "250 2.0.0 1048576 octets received\r\n");
+    snprintf(line, sizeof(line), "BDAT %u LAST\r\n",
+             SMTP_CLIENT_CHUNK_MAX / 2);
+    expect_chunk(c, line, big + 2 * SMTP_CLIENT_CHUNK_MAX,
+                 SMTP_CLIENT_CHUNK_MAX / 2);
+    expect_running(c);
+    feed(c, "250 2.0.0 queued as 9\r\n");
+    expect_done(c);
+    expect_result(c, 0, 250, "250 2.0.0 queued as 9");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+/* One chunk exactly SMTP_CLIENT_CHUNK_MAX long goes out as one BDAT
+ * LAST, not followed by an empty one. */
+Test(smtp_client, binary_chunk_boundary)
+{
+    static char body_max[SMTP_CLIENT_CHUNK_MAX];
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c;
+    char line[256];
+
+    msg.body = body_max;
+    msg.body_len = sizeof(body_max);
+    msg.binary = true;
+    c = start(&msg, EHLO_BINARY);
+    snprintf(line, sizeof(line), "MAIL FROM:<a@example.org> "
+             "BODY=BINARYMIME SIZE=%zu\r\nRCPT TO:<b@example.com>\r\n"
+             "BDAT %u LAST\r\n", sizeof(body_max), SMTP_CLIENT_CHUNK_MAX);
+    expect_chunk(c, line, body_max, sizeof(body_max));
+    expect_output(c, "");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, binary_empty_body)
+{
+    struct smtp_client_message msg = binary_message(1);
+    struct smtp_client *c;
+
+    msg.body = "";
+    msg.body_len = 0;
+    c = start(&msg, EHLO_BINARY);
+    expect_output(c, "MAIL FROM:<a@example.org> BODY=BINARYMIME SIZE=0\r\n"
+                     "RCPT TO:<b@example.com>\r\nBDAT 0 LAST\r\n");
+    feed(c, "250 ok\r\n250 ok\r\n250 2.0.0 queued\r\n");
+    expect_done(c);
+    expect_result(c, 0, 250, "250 2.0.0 queued");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, binary_peer_without_binarymime)
+{
+    struct smtp_client_message msg = binary_message(2);
+    struct smtp_client *c =
+        start(&msg, "250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n");
+
+    expect_done(c);
+    expect_result(c, 0, 554, NO_BINARY);
+    expect_result(c, 1, 554, NO_BINARY);
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, binary_peer_without_chunking)
+{
+    struct smtp_client_message msg = binary_message(1);
+    struct smtp_client *c =
+        start(&msg, "250-mx.test\r\n250-8BITMIME\r\n250 BINARYMIME\r\n");
+
+    expect_done(c);
+    expect_result(c, 0, 554, NO_BINARY);
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+/* HELO offers no extension at all, so a binary message cannot go. */
+Test(smtp_client, binary_after_helo_fallback)
+{
+    struct smtp_client_message msg = binary_message(1);
+    struct smtp_client *c = start(&msg, "502 5.5.1 no EHLO\r\n");
+
+    expect_output(c, "HELO " HELO_NAME "\r\n");
+    feed(c, "250 mx.test\r\n");
+    expect_done(c);
+    expect_result(c, 0, 554, NO_BINARY);
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+/* A failed chunk fails the transaction. The replies to the chunks already
+ * pipelined are only drained, and QUIT waits for them. */
+Test(smtp_client, binary_chunk_rejected_pipelined)
+{
+    static char big[BIG_BODY_LEN];
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c;
+
+    msg.body = big;
+    msg.body_len = sizeof(big);
+    msg.binary = true;
+    c = start(&msg, EHLO_BINARY);
+    smtp_outq_consume(smtp_client_output(c), smtp_client_output(c)->len);
+    feed(c, "250 ok\r\n250 ok\r\n452 4.3.1 no space\r\n");
+    expect_done(c);
+    expect_result(c, 0, 452, "452 4.3.1 no space");
+    expect_output(c, "");
+    feed(c, "452 4.3.1 no space\r\n");
+    expect_output(c, "");
+    feed(c, "452 4.3.1 no space\r\n");
+    expect_output(c, "QUIT\r\n");
+    expect_result(c, 0, 452, "452 4.3.1 no space");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, binary_chunk_rejected_one_at_a_time)
+{
+    static char big[BIG_BODY_LEN];
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c;
+    char line[256];
+
+    msg.body = big;
+    msg.body_len = sizeof(big);
+    msg.binary = true;
+    c = start(&msg, EHLO_BINARY_PLAIN);
+    expect_output(c, "MAIL FROM:<a@example.org> BODY=BINARYMIME\r\n");
+    feed(c, "250 ok\r\n");
+    expect_output(c, "RCPT TO:<b@example.com>\r\n");
+    feed(c, "250 ok\r\n");
+    snprintf(line, sizeof(line), "BDAT %u\r\n", SMTP_CLIENT_CHUNK_MAX);
+    expect_chunk(c, line, big, SMTP_CLIENT_CHUNK_MAX);
+    feed(c, "552 5.3.4 too big\r\n");
+    expect_done(c);
+    expect_result(c, 0, 552, "552 5.3.4 too big");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, binary_all_rcpts_rejected_pipelined)
+{
+    struct smtp_client_message msg = binary_message(1);
+    struct smtp_client *c = start(&msg, EHLO_BINARY);
+
+    smtp_outq_consume(smtp_client_output(c), smtp_client_output(c)->len);
+    feed(c, "250 ok\r\n550 5.1.1 no such user\r\n");
+    expect_done(c);
+    expect_output(c, "");
+    feed(c, "554 5.5.1 Error: no valid recipients\r\n");
+    expect_result(c, 0, 550, "550 5.1.1 no such user");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+/* A message that is not binary keeps DATA even where BDAT is offered. */
+Test(smtp_client, text_message_keeps_data)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start(&msg, EHLO_BINARY);
+
+    expect_output(c, "MAIL FROM:<a@example.org> SIZE=31\r\n"
+                     "RCPT TO:<b@example.com>\r\nDATA\r\n");
+    smtp_client_free(c);
 }

@@ -13,7 +13,7 @@
 #define GREETING "220 mx.test ESMTP ringrelay"
 #define EHLO_REPLY                                                    \
     "250-mx.test|250-PIPELINING|250-SIZE 1000|250-8BITMIME|"          \
-    "250-SMTPUTF8|250-CHUNKING|250 ENHANCEDSTATUSCODES"
+    "250-SMTPUTF8|250-CHUNKING|250-BINARYMIME|250 ENHANCEDSTATUSCODES"
 #define QUEUED "250 2.0.0 Ok: queued as TEST"
 
 /* Bounds every drain loop in these tests. */
@@ -317,7 +317,7 @@ static const struct transcript_case transcript_cases[] = {
      EHLO_REPLY "|555 5.5.4", NULL, NULL},
     {"mail unknown parameter", HI "MAIL FROM:<a@b.test> FOO=bar\r\n", 0,
      EHLO_REPLY "|555 5.5.4", NULL, NULL},
-    {"mail bad body value", HI "MAIL FROM:<a@b.test> BODY=BINARYMIME\r\n",
+    {"mail bad body value", HI "MAIL FROM:<a@b.test> BODY=8BIT\r\n",
      0, EHLO_REPLY "|555 5.5.4", NULL, NULL},
     {"mail smtputf8", HI "MAIL FROM:<a@b.test> SMTPUTF8\r\n", 0,
      EHLO_REPLY "|250 2.1.0", "M<a@b.test>", NULL},
@@ -548,7 +548,7 @@ static const struct transcript_case bdat_cases[] = {
      "BDAT 2 LAST x\r\n", 0, TXN_REPLY "|501 5.5.4|501 5.5.4|501 5.5.4",
      NULL, NULL},
     {"mail body binarymime", HI "MAIL FROM:<a@b.test> BODY=BINARYMIME\r\n",
-     0, EHLO_REPLY "|555 5.5.4", "", NULL},
+     0, EHLO_REPLY "|250 2.1.0", "M<a@b.test>", NULL},
 };
 
 struct transcript_result {
@@ -706,6 +706,236 @@ Test(smtp_server, bdat_large_chunk_few_writes)
                        "got: %s", h.out);
     cr_expect_eq(h.rec.body_len, 65536 + 2);
     cr_expect_leq(h.rec.writes, 2);
+    harness_cleanup(&h);
+}
+
+/* BINARYMIME (RFC 3030): MAIL with BODY=BINARYMIME, one recipient. */
+#define BIN_MAIL "MAIL FROM:<a@b.test> BODY=BINARYMIME\r\n"
+#define BIN_TXN HI BIN_MAIL RCPT_OK
+
+/* feed_binary runs input through a new session, whole when step is 0,
+ * else step bytes at a time, with extensions in disabled left out. */
+static void feed_binary(struct harness *h, const char *input, size_t len,
+                        size_t step, unsigned disabled)
+{
+    harness_init(h);
+    h->opts.disabled_extensions = disabled;
+    harness_feed(h, input, len, step);
+}
+
+static void expect_body_bytes(const struct harness *h, const char *want,
+                              size_t want_len, const char *name)
+{
+    cr_expect_eq(h->rec.body_len, want_len, "%s: body has %zu bytes, "
+                 "want %zu", name, h->rec.body_len, want_len);
+    cr_expect(h->rec.body_len == want_len &&
+              (want_len == 0 || memcmp(h->rec.body, want, want_len) == 0),
+              "%s: body bytes differ", name);
+}
+
+Test(smtp_server, binarymime_offered_with_chunking)
+{
+    struct harness h;
+
+    feed_binary(&h, HI BIN_MAIL, strlen(HI BIN_MAIL), 0, 0);
+    expect_replies("binarymime offered", h.out,
+                   GREETING "|" EHLO_REPLY "|250 2.1.0 Ok");
+    cr_expect_not_null(strstr(h.out, "250-CHUNKING\r\n250-BINARYMIME\r\n"),
+                       "got: %s", h.out);
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, binarymime_not_offered_without_chunking)
+{
+    struct harness h;
+
+    feed_binary(&h, HI BIN_MAIL, strlen(HI BIN_MAIL), 0,
+                SMTP_EXT_CHUNKING);
+    cr_expect_null(strstr(h.out, "250-BINARYMIME"), "got: %s", h.out);
+    cr_expect_null(strstr(h.out, "CHUNKING"), "got: %s", h.out);
+    cr_expect_not_null(strstr(h.out, "\r\n555 5.5.4 Error: unsupported or "
+                              "invalid MAIL parameter: BODY=BINARYMIME\r\n"),
+                       "got: %s", h.out);
+    cr_expect_str_eq(h.rec.events, "");
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, binarymime_switched_off)
+{
+    static const char input[] = HI BIN_MAIL
+                                "MAIL FROM:<a@b.test> BODY=8BITMIME\r\n";
+    struct harness h;
+
+    feed_binary(&h, input, sizeof(input) - 1, 0, SMTP_EXT_BINARYMIME);
+    cr_expect_null(strstr(h.out, "250-BINARYMIME"), "got: %s", h.out);
+    cr_expect_not_null(strstr(h.out, "250-CHUNKING\r\n"), "got: %s", h.out);
+    cr_expect_not_null(strstr(h.out, "\r\n555 5.5.4 Error: unsupported or "
+                              "invalid MAIL parameter: BODY=BINARYMIME\r\n"
+                              "250 2.1.0 Ok\r\n"),
+                       "got: %s", h.out);
+    harness_cleanup(&h);
+}
+
+/* BINARYMIME gives BODY= a meaning of its own, so BODY=BINARYMIME and
+ * BODY=7BIT work without 8BITMIME, but BODY=8BITMIME does not. */
+Test(smtp_server, binarymime_without_8bitmime)
+{
+    static const char input[] = HI
+        "MAIL FROM:<a@b.test> BODY=8BITMIME\r\n"
+        BIN_MAIL "RSET\r\n"
+        "MAIL FROM:<a@b.test> BODY=7BIT\r\n";
+    struct harness h;
+
+    feed_binary(&h, input, sizeof(input) - 1, 0, SMTP_EXT_8BITMIME);
+    cr_expect_null(strstr(h.out, "250-8BITMIME"), "got: %s", h.out);
+    cr_expect_not_null(strstr(h.out, "250-BINARYMIME\r\n"), "got: %s",
+                       h.out);
+    cr_expect_not_null(strstr(h.out, "\r\n555 5.5.4 Error: unsupported or "
+                              "invalid MAIL parameter: BODY=8BITMIME\r\n"
+                              "250 2.1.0 Ok\r\n250 2.0.0 Ok\r\n"
+                              "250 2.1.0 Ok\r\n"),
+                       "got: %s", h.out);
+    harness_cleanup(&h);
+}
+
+/* RFC 3030 section 3: a BINARYMIME body needs BDAT. DATA gets 503 and
+ * the session stays in the transaction, so BDAT still works. */
+Test(smtp_server, binarymime_data_gets_503)
+{
+    static const char input[] = BIN_TXN "DATA\r\nBDAT 3 LAST\r\na\nb";
+    struct harness h;
+
+    for (size_t step = 0; step <= 1; step++) {
+        feed_binary(&h, input, sizeof(input) - 1, step, 0);
+        expect_replies("binarymime data", h.out,
+                       GREETING "|" TXN_REPLY "|503 5.5.1 Error: "
+                       "BODY=BINARYMIME requires BDAT, not DATA|" QUEUED);
+        cr_expect_str_eq(h.rec.events, TXN_EVENTS " B E X");
+        expect_body_bytes(&h, "a\nb", 3, "binarymime data");
+        harness_cleanup(&h);
+    }
+}
+
+/* Binary chunk data is stored as received: bare LF, bare CR, NUL and a
+ * '.' at the start of a line pass unchanged, no CRLF is added at the
+ * end, and CRLF.CRLF inside a chunk ends nothing. */
+Test(smtp_server, binarymime_bdat_keeps_bare_lf)
+{
+    static const char chunk1[] = "x\ny\rz\0\n.dot\r\n.\r\n";
+    static const char chunk2[] = "..\n\r\r\n\0";
+    char input[512];
+    char body[64];
+    size_t body_len = 0;
+    int n;
+
+    n = snprintf(input, sizeof(input), "%sBDAT %zu\r\n", BIN_TXN,
+                 sizeof(chunk1) - 1);
+    cr_assert(n > 0 && (size_t)n < sizeof(input));
+    memcpy(input + n, chunk1, sizeof(chunk1) - 1);
+    n += (int)sizeof(chunk1) - 1;
+    n += snprintf(input + n, sizeof(input) - (size_t)n, "BDAT %zu LAST\r\n",
+                  sizeof(chunk2) - 1);
+    memcpy(input + n, chunk2, sizeof(chunk2) - 1);
+    n += (int)sizeof(chunk2) - 1;
+    memcpy(input + n, "NOOP\r\n", 6);
+    n += 6;
+
+    memcpy(body, chunk1, sizeof(chunk1) - 1);
+    body_len += sizeof(chunk1) - 1;
+    memcpy(body + body_len, chunk2, sizeof(chunk2) - 1);
+    body_len += sizeof(chunk2) - 1;
+
+    for (size_t step = 0; step <= 1; step++) {
+        struct harness h;
+        char want[256];
+
+        snprintf(want, sizeof(want), "%s|%s|250 2.0.0 %zu octets "
+                 "received|%s|250 2.0.0 Ok", GREETING, TXN_REPLY,
+                 sizeof(chunk1) - 1, QUEUED);
+        feed_binary(&h, input, (size_t)n, step, 0);
+        expect_replies("binarymime bare lf", h.out, want);
+        cr_expect_str_eq(h.rec.events, TXN_EVENTS " B E X");
+        expect_body_bytes(&h, body, body_len, "binarymime bare lf");
+        harness_cleanup(&h);
+    }
+}
+
+/* One BINARYMIME transaction fed in two pieces, split at every offset,
+ * including between the CR and LF of every command line. */
+Test(smtp_server, binarymime_bdat_split_everywhere)
+{
+    static const char input[] = BIN_TXN "BDAT 4\r\n.\r\n\nBDAT 3 LAST\r\n"
+                                "\r.\rNOOP\r\n";
+    static const char body[] = ".\r\n\n\r.\r";
+    const char *want = GREETING "|" TXN_REPLY "|250 2.0.0 4 octets "
+                       "received|" QUEUED "|250 2.0.0 Ok";
+    size_t len = sizeof(input) - 1;
+
+    for (size_t split = 1; split < len; split++) {
+        struct harness h;
+
+        harness_init(&h);
+        harness_feed(&h, input, split, 0);
+        harness_feed(&h, input + split, len - split, 0);
+        cr_expect(replies_match(h.out, want), "split at %zu:\n got: %s",
+                  split, h.out);
+        expect_body_bytes(&h, body, sizeof(body) - 1, "binarymime split");
+        harness_cleanup(&h);
+    }
+}
+
+/* max_message_size (1000 here) counts the octets as received. 1000
+ * octets that would grow past the limit by dot-stuffing still fit, and
+ * one octet more gets 552 like any other body. */
+Test(smtp_server, binarymime_size_limit_counts_raw_octets)
+{
+    static char input[3000];
+    char chunk[1001];
+    struct harness h;
+    int n;
+
+    for (size_t i = 0; i < sizeof(chunk); i++) {
+        chunk[i] = i % 2 == 0 ? '.' : '\n';
+    }
+    n = snprintf(input, sizeof(input), "%sBDAT 1000 LAST\r\n", BIN_TXN);
+    cr_assert(n > 0);
+    memcpy(input + n, chunk, 1000);
+    feed_binary(&h, input, (size_t)n + 1000, 0, 0);
+    expect_replies("binarymime at the limit", h.out,
+                   GREETING "|" TXN_REPLY "|" QUEUED);
+    expect_body_bytes(&h, chunk, 1000, "binarymime at the limit");
+    harness_cleanup(&h);
+
+    n = snprintf(input, sizeof(input), "%sBDAT 1001 LAST\r\n", BIN_TXN);
+    cr_assert(n > 0);
+    memcpy(input + n, chunk, 1001);
+    feed_binary(&h, input, (size_t)n + 1001, 0, 0);
+    expect_replies("binarymime over the limit", h.out,
+                   GREETING "|" TXN_REPLY "|552 5.3.4 Error: message size "
+                   "exceeds the fixed maximum of 1000 bytes");
+    cr_expect_str_eq(h.rec.events, TXN_EVENTS " B A X");
+    harness_cleanup(&h);
+}
+
+/* BINARYMIME lasts one transaction: after it, and after RSET, BDAT data
+ * is dot-stuffed and checked again, and DATA is allowed. */
+Test(smtp_server, binarymime_ends_with_transaction)
+{
+    static const char input[] = BIN_TXN "BDAT 2 LAST\r\n.\n"
+                                MAIL_OK RCPT_OK "BDAT 5 LAST\r\n.a\r\nb"
+                                BIN_MAIL "RSET\r\n" MAIL_OK RCPT_OK
+                                "DATA\r\nz\r\n.\r\n"
+                                MAIL_OK RCPT_OK "BDAT 2 LAST\r\n\n\n";
+    static const char body[] = ".\n..a\r\nb\r\nz\r\n";
+    struct harness h;
+
+    feed_binary(&h, input, sizeof(input) - 1, 0, 0);
+    expect_replies("binarymime one transaction", h.out,
+                   GREETING "|" TXN_REPLY "|" QUEUED "|250 2.1.0|250 2.1.5|"
+                   QUEUED "|250 2.1.0|250 2.0.0 Ok|250 2.1.0|250 2.1.5|"
+                   "354|" QUEUED "|250 2.1.0|250 2.1.5|550 5.6.0");
+    expect_body_bytes(&h, body, sizeof(body) - 1,
+                      "binarymime one transaction");
     harness_cleanup(&h);
 }
 
