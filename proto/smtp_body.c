@@ -19,7 +19,7 @@ void smtp_body_start(struct smtp_body *b, uint64_t max_size,
 
 static void body_pass(struct smtp_body *b, const char *data, size_t len)
 {
-    if (len == 0 || b->bare_eol || b->too_big || b->write_failed) {
+    if (len == 0 || b->bare_eol || b->too_big) {
         return;
     }
     if (b->max_size != 0 && len > b->max_size - b->size) {
@@ -27,7 +27,11 @@ static void body_pass(struct smtp_body *b, const char *data, size_t len)
         return;
     }
     b->size += len;
-    if (b->write(b->ctx, data, len) < 0) {
+
+    /* After a failed write the bytes are still counted, so that a body
+     * over the limit gets 552 however its pieces were cut, and not 451
+     * only when a write happened to fail first. */
+    if (!b->write_failed && b->write(b->ctx, data, len) < 0) {
         b->write_failed = true;
     }
 }

@@ -28,7 +28,7 @@ enum smtp_body_state {
 struct smtp_body {
     enum smtp_body_state state;
     size_t held;          /* bytes of ".CR" kept from earlier pieces */
-    uint64_t size;        /* bytes passed to write */
+    uint64_t size;        /* bytes counted against max_size */
     uint64_t max_size;    /* 0 for no limit */
     bool bare_eol;        /* a CR or LF outside a CRLF pair was seen */
     bool too_big;         /* the body went over max_size */

@@ -200,6 +200,12 @@ def command_seeds(mail_dir):
         b"DATA\r\n" + MESSAGE + b".\r\n" + ENVELOPE[18:] + \
         b"BDAT 4\r\nab\r\n" + b"BDAT 0 LAST\r\n" + lines(b"QUIT")
 
+    # The first piece ends inside the body, whose first write fails: the
+    # body is still over the limit and must get 552, as when fed whole.
+    seeds["write-fails-too-big"] = commands_header(
+        0, CMD_SMALL_SIZE | CMD_FAIL_WRITE, (80, 0, 0, 0)) + ENVELOPE + \
+        b"DATA\r\n" + b"x" * 150 + lines(b"", b".", b"QUIT")
+
     seeds["timeout-in-data"] = commands_header(0, CMD_TIMEOUT) + ENVELOPE + \
         b"DATA\r\nSubject: unfinished\r\n"
 
