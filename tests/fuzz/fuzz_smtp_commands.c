@@ -18,7 +18,8 @@
  *           max_line 1024, as the daemon sets it; bits 2 and 3 both set,
  *           with bit 2 of byte 1: feed the input COMMANDS_REPEAT times,
  *           so that a reader that does not read can pass the 1 MiB limit
- *           of held input. Three bits make such slow inputs rare. */
+ *           of held input. Three bits make such slow inputs rare. Bit 4
+ *           disables BINARYMIME too. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -49,6 +50,9 @@ static void commands_configure(struct fuzz_session *fs,
     }
     if ((header[6] & 0x02u) != 0) {
         fs->opts.max_line = 1024;
+    }
+    if ((header[6] & 0x10u) != 0) {
+        fs->opts.disabled_extensions |= SMTP_EXT_BINARYMIME;
     }
 }
 
