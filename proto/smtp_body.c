@@ -58,21 +58,26 @@ static void body_measure_lines(struct smtp_body *b, const char *data,
 
 static void body_pass(struct smtp_body *b, const char *data, size_t len)
 {
-    if (len == 0 || smtp_body_failed(b)) {
+    /* A bare CR or LF and a NUL are found by the scanner whatever the
+     * pieces, and their reply wins over every other, so counting may
+     * stop there. */
+    if (len == 0 || b->bare_eol || b->nul || b->too_big) {
         return;
     }
     if (b->max_size != 0 && len > b->max_size - b->size) {
         b->too_big = true;
         return;
     }
-    if (b->max_line != 0) {
-        body_measure_lines(b, data, len);
-        if (b->line_too_long) {
-            return;
-        }
-    }
     b->size += len;
-    if (b->write(b->ctx, data, len) < 0) {
+    if (b->max_line != 0 && !b->line_too_long) {
+        body_measure_lines(b, data, len);
+    }
+
+    /* After a failed write or a long line the bytes are still counted,
+     * so that a body over the limit gets 552 however its pieces were cut,
+     * and not 451 or 554 only when the other failure happened to come
+     * first. */
+    if (!smtp_body_failed(b) && b->write(b->ctx, data, len) < 0) {
         b->write_failed = true;
     }
 }

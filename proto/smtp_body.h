@@ -33,7 +33,7 @@ enum smtp_body_state {
 struct smtp_body {
     enum smtp_body_state state;
     size_t held;          /* bytes of ".CR" kept from earlier pieces */
-    uint64_t size;        /* bytes passed to write */
+    uint64_t size;        /* bytes counted against max_size */
     uint64_t max_size;    /* 0 for no limit */
     size_t line_len;      /* bytes passed on since the last LF */
     size_t max_line;      /* line limit, CRLF included; 0 for none */

@@ -108,8 +108,9 @@ struct smtp_server_hooks {
     int (*data_begin)(void *ctx, char *reply);
 
     /* data_write: body bytes in wire form. Returns 0, or -1 when storage
-     * failed; the session then discards the rest of the body and answers
-     * 451 4.3.0 at the end. */
+     * failed. The session then discards the rest of the body and replies
+     * 451 4.3.0 at the end, unless the body also has a bare CR or LF
+     * (550) or goes over the size limit (552). */
     int (*data_write)(void *ctx, const char *data, size_t len);
 
     /* data_end: the final ".CRLF" arrived and the body was accepted. The
