@@ -50,14 +50,18 @@ static void daemon_drain_check(struct reactor_timer *timer)
     struct daemon *daemon = signals->daemon;
     size_t sessions = inbound_session_count(daemon->inbound);
     size_t deliveries = outbound_active_count(daemon->outbound);
+    bool syncing = daemon->queue != NULL &&
+                   queue_sync_pending(daemon->queue);
 
-    if ((sessions > 0 || deliveries > 0) &&
+    /* The journal fsync of the last delivery may still be in flight, so
+     * the queue gets the drain time as well. */
+    if ((sessions > 0 || deliveries > 0 || syncing) &&
         reactor_now_ms(daemon->reactor) < signals->drain_deadline_ms) {
         reactor_timer_set(daemon->reactor, timer, DAEMON_DRAIN_POLL_MS);
         return;
     }
-    log_info("event=stop sessions=%zu deliveries=%zu", sessions,
-             deliveries);
+    log_info("event=stop sessions=%zu deliveries=%zu queue_syncing=%s",
+             sessions, deliveries, syncing ? "yes" : "no");
     reactor_stop(daemon->reactor);
 }
 
@@ -69,7 +73,8 @@ static void daemon_rearm_signals(struct daemon_signals *signals)
 {
     int rc = daemon_arm_signals(signals);
 
-    if (rc < 0) {
+    /* ECANCELED: reactor_shutdown() ran, and nothing reads signals now. */
+    if (rc < 0 && rc != -ECANCELED) {
         log_error("error=\"signal read failed: %s\"", strerror(-rc));
         reactor_stop(signals->daemon->reactor);
     }
@@ -80,6 +85,9 @@ static void daemon_signal_done(struct reactor_op *op, int result)
     struct daemon_signals *signals = op->owner;
     struct daemon *daemon = signals->daemon;
 
+    if (result == -ECANCELED) {
+        return;
+    }
     if (result < 0) {
         log_error("error=\"signal read failed: %s\"", strerror(-result));
         reactor_stop(daemon->reactor);
@@ -218,15 +226,15 @@ static int daemon_run(struct daemon *daemon)
     status = 0;
 
 out:
+    /* Every part still exists here, so each cancelled operation reaches
+     * its owner, and parts that free memory in a callback do so now. */
+    reactor_shutdown(daemon->reactor);
     if (daemon->queue != NULL && queue_sync_now(daemon->queue) < 0) {
         log_error("error=\"queue sync failed: %s\"", strerror(errno));
         status = 1;
     }
     inbound_free(daemon->inbound);
     outbound_free(daemon->outbound);
-    /* NOTE: a DNS query still in flight keeps a few KB until exit: its
-     * cancellation would need one more reactor turn, and by now nothing
-     * may call back into the sessions and jobs freed above. */
     dns_resolver_free(daemon->resolver);
     queue_close(daemon->queue);
     if (signals.fd >= 0) {

@@ -254,9 +254,17 @@ static void queue_sync_done(struct reactor_op *op, int result)
         return;
     }
 
-    if (result < 0) {
+    if (result == -ECANCELED) {
+        /* Only reactor_shutdown() cancels a sync. The batch fails, so no
+         * commit of it gets a 250 reply, and queue_close() syncs the data
+         * blocking. */
+        log_warning("event=queue_sync_cancelled file=%s "
+                    "reason=\"reactor shutdown\"", sync->file);
+    } else if (result < 0) {
         log_error("event=queue_sync_failed file=%s error=\"%s\"", sync->file,
                   strerror(-result));
+    }
+    if (result < 0) {
         if (queue->batch_error == 0) {
             queue->batch_error = result;
         }
@@ -368,10 +376,6 @@ static void queue_hook_run(struct reactor_hook *hook)
 {
     struct queue *queue = hook->owner;
 
-    if (queue == NULL) {
-        free(hook);
-        return;
-    }
     queue->hook_queued = false;
 
     /* A batch in flight starts the next one when its last sync ends. */
@@ -383,7 +387,7 @@ static void queue_hook_run(struct reactor_hook *hook)
 void queue_schedule_sync(struct queue *queue)
 {
     queue->hook_queued = true;
-    reactor_defer(queue->reactor, queue->hook);
+    reactor_defer(queue->reactor, &queue->hook);
 }
 
 int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
@@ -420,6 +424,11 @@ int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
         queue_item_unref(queue, item);
     }
     return 0;
+}
+
+bool queue_sync_pending(const struct queue *queue)
+{
+    return queue->syncs_in_flight > 0 || queue->hook_queued;
 }
 
 void queue_get_stats(const struct queue *queue, struct queue_stats *stats)
@@ -490,10 +499,10 @@ static void queue_drop_commits(struct queue_commit *list)
     }
 }
 
-/* queue_detach_reactor leaves the syncs in flight and a queued hook to
- * free themselves when the reactor runs them. NOTE: reactor_free() runs
- * neither, so closing right after queue_mark() without a reactor turn
- * leaks the hook (32 bytes). */
+/* queue_detach_reactor leaves the syncs in flight to free themselves at
+ * their completion. NOTE: a sync that is still armed at reactor_free(),
+ * because the caller skipped reactor_shutdown() or its wait ran out, gets
+ * no completion and leaks its struct. */
 static void queue_detach_reactor(struct queue *queue)
 {
     for (struct queue_sync *sync = queue->syncs; sync != NULL;
@@ -502,13 +511,8 @@ static void queue_detach_reactor(struct queue *queue)
         sync->seg = NULL;
     }
     queue->syncs = NULL;
-
-    if (queue->hook != NULL && queue->hook_queued) {
-        queue->hook->owner = NULL;
-    } else {
-        free(queue->hook);
-    }
-    queue->hook = NULL;
+    reactor_defer_cancel(queue->reactor, &queue->hook);
+    queue->hook_queued = false;
 }
 
 void queue_close(struct queue *queue)
@@ -623,14 +627,13 @@ static struct queue *queue_alloc(struct reactor *reactor,
     queue->pending_tail = &queue->pending;
     queue->next_segment = 1;
 
+    queue->hook.run = queue_hook_run;
+    queue->hook.owner = queue;
     queue->dir = strdup(opts->dir);
-    queue->hook = calloc(1, sizeof(*queue->hook));
-    if (queue->dir == NULL || queue->hook == NULL) {
+    if (queue->dir == NULL) {
         queue_close(queue);
         return NULL;
     }
-    queue->hook->run = queue_hook_run;
-    queue->hook->owner = queue;
     return queue;
 }
 

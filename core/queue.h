@@ -134,9 +134,12 @@ int queue_open(struct queue **out, struct reactor *reactor,
                void *ready_arg);
 
 /* queue_close syncs and closes; NULL is accepted. Writers must be gone;
- * message references still held become invalid. Commits still waiting
- * for their sync never get done(), but close synced their records, so
- * the next queue_open() recovers them. */
+ * message references still held become invalid. Call it after
+ * reactor_shutdown(), which ends the fsyncs in flight. A commit whose
+ * fsync was cancelled gets done() with -ECANCELED, and the next
+ * queue_open() drops its record. Commits still waiting for their sync
+ * never get done(), but close synced their records, so the next
+ * queue_open() recovers them. */
 void queue_close(struct queue *queue);
 
 /* queue_writer_begin reserves space for a new record and assigns its
@@ -199,6 +202,11 @@ struct queue_stats {
     size_t recovered_messages; /* found by queue_open() */
     size_t recovered_dropped;  /* records queue_open() dropped */
 };
+
+/* queue_sync_pending returns true while fsyncs are in flight or the
+ * group-commit hook waits for the end of the turn, so a stop can wait
+ * for them. */
+bool queue_sync_pending(const struct queue *queue);
 
 /* queue_get_stats fills stats. */
 void queue_get_stats(const struct queue *queue, struct queue_stats *stats);

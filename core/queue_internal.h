@@ -48,7 +48,8 @@ struct queue_commit {
 
 /* queue_sync: one fsync in flight. It lives apart from its segment so the
  * queue can close while the reactor still owns the op: queue_close() sets
- * queue to NULL and the completion then only frees the struct. */
+ * queue to NULL and the completion then only frees the struct. That needs
+ * the completion to be delivered, by reactor_run() or reactor_shutdown(). */
 struct queue_sync {
     struct reactor_op op;
     struct queue *queue;          /* NULL once the queue closed */
@@ -86,7 +87,7 @@ struct queue {
     size_t syncs_in_flight;
     int batch_error;                /* first failed sync of the batch */
     struct queue_sync *syncs;
-    struct reactor_hook *hook;      /* heap: see queue_close() */
+    struct reactor_hook hook;       /* starts the next batch */
     bool hook_queued;               /* deferred and not yet run */
     size_t item_count;              /* items in queue->items */
     size_t recovered_messages;

@@ -45,6 +45,13 @@
 #define REACTOR_FREE_WAIT_MS 500
 #define REACTOR_FREE_ROUNDS 64
 
+/* How long reactor_shutdown() waits for the final completions. Cancelled
+ * socket and pipe requests end at once. A cancel of an fsync that already
+ * runs fails with EALREADY (io_uring_prep_cancel(3)), and the fsync ends
+ * when the device has written the data. So the bound only keeps a stuck
+ * device from holding up the stop forever. */
+#define REACTOR_SHUTDOWN_WAIT_MS 5000u
+
 enum reactor_op_kind {
     REACTOR_OP_ACCEPT = 1,
     REACTOR_OP_RECV_MULTISHOT,
@@ -79,12 +86,19 @@ struct reactor {
     size_t heap_len;
     size_t heap_cap;
 
-    /* Hooks for the end of this turn, in the order they were deferred. */
+    /* Hooks for the end of this turn, in the order they were deferred,
+     * and the rest of the list reactor_run_hooks() is running. */
     struct reactor_hook *hooks_head;
     struct reactor_hook *hooks_tail;
+    struct reactor_hook *hooks_running;
 
     uint64_t now_ms;
     bool stopping;
+
+    /* Number of ops started and not yet finished. reactor_shutdown()
+     * waits for it to reach 0. */
+    size_t armed_ops;
+    bool shut_down;      /* set by reactor_shutdown(), so no op starts */
 };
 
 static uint64_t reactor_clock_ms(void)
@@ -307,8 +321,9 @@ void reactor_free(struct reactor *reactor)
         return;
     }
 
-    /* Armed ops are abandoned: their requests are cancelled and their
-     * completions discarded, never delivered. */
+    /* Ops still armed, which reactor_shutdown() did not reach or which
+     * ran past its wait, are abandoned: their requests are cancelled and
+     * their completions discarded, never delivered. */
     if (reactor->ring_ready) {
         reactor_cancel_all(reactor);
         rc = uring_compat_free_buf_ring(&reactor->ring, reactor->buf_ring,
@@ -382,6 +397,9 @@ static int reactor_op_start(struct reactor *reactor, struct reactor_op *op,
     if (op->armed) {
         return -EBUSY;
     }
+    if (reactor->shut_down) {
+        return -ECANCELED;
+    }
     rc = reactor_get_sqe(reactor, sqe);
     if (rc < 0) {
         return rc;
@@ -395,6 +413,7 @@ static int reactor_op_start(struct reactor *reactor, struct reactor_op *op,
     op->cancelling = false;
     op->rearm_pending = false;
     op->rearm_next = NULL;
+    reactor->armed_ops++;
     return 0;
 }
 
@@ -588,8 +607,10 @@ int reactor_cancel(struct reactor *reactor, struct reactor_op *op)
 
 /* reactor_finish delivers op's final completion. The callback may free or
  * re-arm op, so nothing touches op afterwards. */
-static void reactor_finish(struct reactor_op *op, int result)
+static void reactor_finish(struct reactor *reactor, struct reactor_op *op,
+                           int result)
 {
+    reactor->armed_ops--;
     op->armed = false;
     op->more = false;
     op->data = NULL;
@@ -669,7 +690,7 @@ static void reactor_complete_recv(struct reactor *reactor,
     } else if (result == -ENOBUFS) {
         reactor_queue_rearm(reactor, op);
     } else {
-        reactor_finish(op, result);
+        reactor_finish(reactor, op, result);
     }
 }
 
@@ -690,7 +711,7 @@ static void reactor_complete_accept(struct reactor *reactor,
         op->done(op, result);
         return;
     }
-    reactor_finish(op, result);
+    reactor_finish(reactor, op, result);
 }
 
 static void reactor_complete(struct reactor *reactor, uint64_t user_data,
@@ -707,6 +728,15 @@ static void reactor_complete(struct reactor *reactor, uint64_t user_data,
         }
         return;
     }
+    if (user_data == REACTOR_TAG_CANCEL_ALL) {
+        /* The result is the number of requests cancelled. ENOENT means
+         * that none was left in the kernel. */
+        if (result < 0 && result != -ENOENT) {
+            log_warning("event=reactor-shutdown error=\"cancelling every "
+                        "request failed: %s\"", strerror(-result));
+        }
+        return;
+    }
     if (user_data == LIBURING_UDATA_TIMEOUT || user_data == 0) {
         return;
     }
@@ -720,7 +750,7 @@ static void reactor_complete(struct reactor *reactor, uint64_t user_data,
         reactor_complete_accept(reactor, op, result, flags);
         break;
     default:
-        reactor_finish(op, result);
+        reactor_finish(reactor, op, result);
         break;
     }
 }
@@ -739,12 +769,12 @@ static void reactor_rearm_stopped(struct reactor *reactor)
 
         op->rearm_next = NULL;
         op->rearm_pending = false;
-        if (op->cancelling) {
-            reactor_finish(op, -ECANCELED);
+        if (op->cancelling || reactor->shut_down) {
+            reactor_finish(reactor, op, -ECANCELED);
         } else {
             rc = reactor_get_sqe(reactor, &sqe);
             if (rc < 0) {
-                reactor_finish(op, rc);
+                reactor_finish(reactor, op, rc);
             } else {
                 reactor_prep_multishot(sqe, op);
             }
@@ -936,21 +966,56 @@ void reactor_defer(struct reactor *reactor, struct reactor_hook *hook)
     reactor->hooks_tail = hook;
 }
 
+/* reactor_hook_unlink removes hook from the list at *link when it is
+ * there. Returns the hook before it (NULL when it was first); without a
+ * match the result is the last hook and means nothing. */
+static struct reactor_hook *reactor_hook_unlink(struct reactor_hook **link,
+                                                struct reactor_hook *hook)
+{
+    struct reactor_hook *prev = NULL;
+
+    while (*link != NULL && *link != hook) {
+        prev = *link;
+        link = &prev->next;
+    }
+    if (*link == hook) {
+        *link = hook->next;
+    }
+    return prev;
+}
+
+void reactor_defer_cancel(struct reactor *reactor, struct reactor_hook *hook)
+{
+    struct reactor_hook *prev;
+
+    if (!hook->queued) {
+        return;
+    }
+    reactor_hook_unlink(&reactor->hooks_running, hook);
+    prev = reactor_hook_unlink(&reactor->hooks_head, hook);
+    if (reactor->hooks_tail == hook) {
+        reactor->hooks_tail = prev;
+    }
+    hook->next = NULL;
+    hook->queued = false;
+}
+
 /* reactor_run_hooks runs the hooks deferred before this step. Hooks
  * deferred while it runs join a fresh list for the next turn. */
 static void reactor_run_hooks(struct reactor *reactor)
 {
-    struct reactor_hook *hook = reactor->hooks_head;
+    struct reactor_hook *hook;
 
+    /* The list being run lives in the reactor, so a hook may cancel one
+     * that has not run yet. */
+    reactor->hooks_running = reactor->hooks_head;
     reactor->hooks_head = NULL;
     reactor->hooks_tail = NULL;
-    while (hook != NULL) {
-        struct reactor_hook *next = hook->next;
-
+    while ((hook = reactor->hooks_running) != NULL) {
+        reactor->hooks_running = hook->next;
         hook->next = NULL;
         hook->queued = false;
         hook->run(hook);
-        hook = next;
     }
 }
 
@@ -994,6 +1059,9 @@ int reactor_run(struct reactor *reactor)
 {
     int rc = 0;
 
+    if (reactor->shut_down) {
+        return -ECANCELED;
+    }
     reactor->now_ms = reactor_clock_ms();
     while (rc == 0) {
         rc = reactor_wait(reactor);
@@ -1010,4 +1078,73 @@ int reactor_run(struct reactor *reactor)
     }
     reactor->stopping = false;
     return rc;
+}
+
+/* ---- Shutdown ---------------------------------------------------------- */
+
+/* reactor_shutdown_wait waits in the kernel until a completion arrives or
+ * the deadline passes. Returns false when waiting failed. */
+static bool reactor_shutdown_wait(struct reactor *reactor,
+                                  uint64_t deadline_ms)
+{
+    uint64_t now = reactor_clock_ms();
+    uint64_t wait_ms = deadline_ms > now ? deadline_ms - now : 0;
+    struct __kernel_timespec ts = {
+        .tv_sec = (long long)(wait_ms / 1000u),
+        .tv_nsec = (long long)(wait_ms % 1000u) * 1000000,
+    };
+    struct io_uring_cqe *cqe;
+    int rc;
+
+    rc = io_uring_submit_and_wait_timeout(&reactor->ring, &cqe, 1, &ts,
+                                          NULL);
+    if (rc >= 0 || rc == -ETIME || rc == -EINTR || rc == -EAGAIN ||
+        rc == -EBUSY) {
+        return true;
+    }
+    log_error("event=reactor-shutdown error=\"waiting for cancelled "
+              "requests failed: %s\"", strerror(-rc));
+    return false;
+}
+
+int reactor_shutdown(struct reactor *reactor)
+{
+    uint64_t deadline_ms;
+    struct io_uring_sqe *sqe;
+    int rc;
+
+    if (reactor == NULL || !reactor->ring_ready) {
+        return 0;
+    }
+    reactor->shut_down = true;
+    if (reactor->armed_ops == 0) {
+        return 0;
+    }
+
+    rc = reactor_get_sqe(reactor, &sqe);
+    if (rc < 0) {
+        return rc;
+    }
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    io_uring_sqe_set_data64(sqe, REACTOR_TAG_CANCEL_ALL);
+
+    /* Callbacks run as in reactor_run(), but timers and hooks do not:
+     * the owners are about to free them. */
+    deadline_ms = reactor_clock_ms() + REACTOR_SHUTDOWN_WAIT_MS;
+    while (reactor->armed_ops > 0 && reactor_clock_ms() < deadline_ms) {
+        if (!reactor_shutdown_wait(reactor, deadline_ms)) {
+            break;
+        }
+        reactor->now_ms = reactor_clock_ms();
+        reactor_dispatch(reactor);
+    }
+
+    if (reactor->armed_ops > 0) {
+        log_warning("event=reactor-shutdown armed=%zu wait_ms=%u "
+                    "error=\"operations still running after the wait; "
+                    "their owners get no callback\"", reactor->armed_ops,
+                    REACTOR_SHUTDOWN_WAIT_MS);
+        return -ETIMEDOUT;
+    }
+    return 0;
 }

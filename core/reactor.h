@@ -13,7 +13,13 @@
  * and untouched until its final completion, the one with op->more == false.
  * An op is armed at most once at a time. To stop an armed op early, call
  * reactor_cancel(); its callback still runs once more (usually with
- * -ECANCELED), and only then may the op's memory be freed. */
+ * -ECANCELED), and only then may the op's memory be freed.
+ *
+ * Shutdown: after reactor_run() returns, reactor_shutdown() cancels every
+ * armed op and runs each final callback while the owners still exist, so
+ * an owner that frees itself in its callback is freed. Owners then
+ * release their timers and hooks and free themselves, and reactor_free()
+ * comes last. */
 #ifndef RINGRELAY_CORE_REACTOR_H
 #define RINGRELAY_CORE_REACTOR_H
 
@@ -79,9 +85,22 @@ struct reactor_options {
 /* reactor_new creates a reactor; opts may be NULL for defaults. */
 int reactor_new(struct reactor **out, const struct reactor_options *opts);
 
-/* reactor_free releases the reactor; NULL is accepted. Ops still armed are
- * abandoned without callbacks, so free their owners' memory only after. */
+/* reactor_free releases the reactor; NULL is accepted. Ops still armed
+ * are cancelled and abandoned without callbacks, so memory that an owner
+ * frees only in its callback leaks: call reactor_shutdown() first. */
 void reactor_free(struct reactor *reactor);
+
+/* reactor_shutdown cancels every armed op and dispatches completions until
+ * each op had its final callback, waiting at most 5 seconds. The result is
+ * -ECANCELED for a cancelled op, or the op's own result when it finished
+ * first (an fsync already running cannot be cancelled). Timers do not fire
+ * and deferred hooks do not run. Afterwards every op start fails with
+ * -ECANCELED and reactor_run() returns -ECANCELED. Call it after
+ * reactor_run() returned, never from a callback. NULL is accepted.
+ * Returns 0, or -ETIMEDOUT (logged) when ops were still armed at the end
+ * of the wait. Those ops get no callback, so their owners must keep their
+ * memory until reactor_free(). */
+int reactor_shutdown(struct reactor *reactor);
 
 /* reactor_run dispatches completions, timers and end-of-turn hooks until
  * reactor_stop() is called. Returns 0, or a negative errno on a failure of
@@ -158,5 +177,9 @@ bool reactor_timer_armed(const struct reactor_timer *timer);
 /* reactor_defer queues hook to run at the end of the current turn; a hook
  * already queued stays queued once. A hook may defer itself again. */
 void reactor_defer(struct reactor *reactor, struct reactor_hook *hook);
+
+/* reactor_defer_cancel takes a queued hook off the list, so its memory
+ * may be freed. A hook that is not queued is accepted. */
+void reactor_defer_cancel(struct reactor *reactor, struct reactor_hook *hook);
 
 #endif

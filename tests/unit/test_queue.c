@@ -1090,3 +1090,58 @@ Test(queue, small_segment_size_rejected)
     cr_assert_eq(open_queue(), -1);
     cr_assert_eq(errno, EINVAL);
 }
+
+/* ---- shutdown with a sync in flight ------------------------------------- */
+
+static void stop_hook_run(struct reactor_hook *hook)
+{
+    reactor_stop(hook->owner);
+}
+
+/* One reactor turn starts the batch's fsyncs from the queue's hook, and a
+ * hook deferred after it stops the loop before any fsync is reaped. The
+ * commit must still end, and its outcome decides what a reopen finds: a
+ * finished fsync keeps the message, a cancelled one drops it, because its
+ * client never got 250. */
+Test(queue, shutdown_ends_sync_in_flight)
+{
+    struct reactor_hook stop = {.run = stop_hook_run};
+    struct queue_writer *writer;
+    int status;
+
+    cr_assert_eq(open_queue(), 0);
+    writer = begin(0);
+    append(writer, "Subject: x\r\n\r\nhello\r\n", 21);
+    commit(writer);
+    stop.owner = fx.reactor;
+    reactor_defer(fx.reactor, &stop);
+    cr_assert_eq(reactor_run(fx.reactor), 0);
+    cr_assert_eq(fx.done_count, 0, "the fsync was reaped in the first turn");
+    cr_assert(queue_sync_pending(fx.queue));
+
+    cr_assert_eq(reactor_shutdown(fx.reactor), 0);
+    cr_assert_eq(fx.done_count, 1, "done() ran %zu times", fx.done_count);
+    status = fx.done_status[0];
+    cr_assert(status == 0 || status == -ECANCELED, "commit status: %s",
+              strerror(-status));
+    cr_assert_not(queue_sync_pending(fx.queue));
+
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, status == 0 ? 1 : 0,
+                 "status %d, %zu messages recovered", status,
+                 fx.ready_count);
+}
+
+/* A queue_mark() defers the group-commit hook. Closing before the turn
+ * ends must take the hook off the reactor, or the next turn runs it on
+ * the freed queue. */
+Test(queue, close_cancels_deferred_hook)
+{
+    cr_assert_eq(open_queue(), 0);
+    store_message("body\r\n", 6);
+    cr_assert_eq(queue_mark(fx.queue, fx.ready[0], 0, QUEUE_RCPT_DELIVERED),
+                 0);
+    cr_assert(queue_sync_pending(fx.queue));
+    close_queue();
+    run_briefly();
+}

@@ -946,3 +946,219 @@ Test(reactor, free_releases_listener)
                  "bind right after the server exited: %s", strerror(errno));
     close(again);
 }
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+/* owned_op: an op whose owner frees itself in the final callback, as the
+ * queue's fsyncs and detached DNS sockets do. Without that callback at
+ * shutdown, LeakSanitizer reports the struct. */
+struct owned_op {
+    struct reactor_op op;
+    int *calls;
+    int *result;
+};
+
+static void owned_op_done(struct reactor_op *op, int result)
+{
+    struct owned_op *owned = op->owner;
+
+    cr_assert_not(op->more);
+    cr_assert_not(op->armed);
+    (*owned->calls)++;
+    *owned->result = result;
+    free(owned);
+}
+
+static struct owned_op *owned_op_new(int *calls, int *result)
+{
+    struct owned_op *owned = calloc(1, sizeof(*owned));
+
+    cr_assert_not_null(owned);
+    owned->op = (struct reactor_op){.done = owned_op_done, .owner = owned};
+    owned->calls = calls;
+    owned->result = result;
+    return owned;
+}
+
+Test(reactor, shutdown_cancels_pipe_read)
+{
+    struct reactor *reactor = NULL;
+    struct owned_op *owned;
+    struct reactor_op late = {.done = owned_op_done};
+    char buf[16];
+    int calls = 0;
+    int result = 1;
+    int fds[2];
+
+    cr_assert_eq(reactor_new(&reactor, NULL), 0);
+    cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
+    owned = owned_op_new(&calls, &result);
+    cr_assert_eq(reactor_read(reactor, &owned->op, fds[0], buf,
+                              sizeof(buf)), 0);
+
+    cr_assert_eq(reactor_shutdown(reactor), 0);
+    cr_assert_eq(calls, 1, "the pending read got %d callbacks", calls);
+    cr_assert_eq(result, -ECANCELED, "read result: %d", result);
+
+    /* Nothing starts after a shutdown, and the loop does not run. */
+    cr_assert_eq(reactor_read(reactor, &late, fds[0], buf, sizeof(buf)),
+                 -ECANCELED);
+    cr_assert_not(late.armed);
+    cr_assert_eq(reactor_run(reactor), -ECANCELED);
+    cr_assert_eq(reactor_shutdown(reactor), 0);
+    reactor_free(reactor);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* An fsync that was never reaped by reactor_run() still reaches its owner:
+ * cancelled before it started, or with its own result when it ran. */
+Test(reactor, shutdown_reaps_fsync)
+{
+    struct reactor *reactor = NULL;
+    char dir[] = "/tmp/ringrelay-reactor-XXXXXX";
+    char path[64];
+    int calls = 0;
+    int result = 1;
+    int fd;
+
+    cr_assert_eq(reactor_new(&reactor, NULL), 0);
+    cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+    snprintf(path, sizeof(path), "%s/data", dir);
+    fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    cr_assert_geq(fd, 0, "open: %s", strerror(errno));
+    cr_assert_eq(write(fd, "record\n", 7), 7);
+    cr_assert_eq(reactor_fsync(reactor, &owned_op_new(&calls, &result)->op,
+                               fd, true), 0);
+
+    cr_assert_eq(reactor_shutdown(reactor), 0);
+    cr_assert_eq(calls, 1, "the fsync got %d callbacks", calls);
+    cr_assert(result == 0 || result == -ECANCELED, "fsync result: %s",
+              strerror(-result));
+    reactor_free(reactor);
+    close(fd);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* A multishot recv and a multishot accept each end with one final
+ * callback. */
+Test(reactor, shutdown_ends_multishot_ops)
+{
+    struct reactor *reactor = NULL;
+    struct recv_test r = {.last_result = 1};
+    struct recv_test a = {.last_result = 1};
+    struct sockaddr_in addr;
+    int listener = listen_loopback(&addr);
+    int fds[2];
+
+    cr_assert_eq(reactor_new(&reactor, NULL), 0);
+    tcp_pair(fds);
+    r.op = (struct reactor_op){.done = recv_test_done, .owner = &r};
+    a.op = (struct reactor_op){.done = recv_test_done, .owner = &a};
+    cr_assert_eq(reactor_recv_multishot(reactor, &r.op, fds[1]), 0);
+    cr_assert_eq(reactor_accept(reactor, &a.op, listener), 0);
+
+    cr_assert_eq(reactor_shutdown(reactor), 0);
+    cr_assert_eq(r.final_calls, 1);
+    cr_assert_eq(r.last_result, -ECANCELED);
+    cr_assert_not(r.op.armed);
+    cr_assert_eq(a.final_calls, 1);
+    cr_assert_eq(a.last_result, -ECANCELED);
+    reactor_free(reactor);
+    close(fds[0]);
+    close(fds[1]);
+    close(listener);
+}
+
+Test(reactor, shutdown_without_ops)
+{
+    struct reactor *reactor = NULL;
+
+    cr_assert_eq(reactor_shutdown(NULL), 0);
+    cr_assert_eq(reactor_new(&reactor, NULL), 0);
+    cr_assert_eq(reactor_shutdown(reactor), 0);
+    reactor_free(reactor);
+}
+
+/* ---- cancelling a deferred hook ----------------------------------------- */
+
+struct hook_count {
+    struct reactor *reactor;
+    int runs;
+};
+
+static void hook_count_run(struct reactor_hook *hook)
+{
+    struct hook_count *count = hook->owner;
+
+    count->runs++;
+    reactor_stop(count->reactor);
+}
+
+Test(reactor, defer_cancel_removes_hook)
+{
+    struct harness h;
+    struct hook_count first = {0};
+    struct hook_count middle = {0};
+    struct hook_count last = {0};
+    struct reactor_hook hooks[3] = {
+        {.run = hook_count_run, .owner = &first},
+        {.run = hook_count_run, .owner = &middle},
+        {.run = hook_count_run, .owner = &last},
+    };
+
+    harness_start(&h, NULL);
+    first.reactor = middle.reactor = last.reactor = h.reactor;
+    for (int i = 0; i < 3; i++) {
+        reactor_defer(h.reactor, &hooks[i]);
+    }
+    reactor_defer_cancel(h.reactor, &hooks[1]);
+    reactor_defer_cancel(h.reactor, &hooks[2]);
+    reactor_defer_cancel(h.reactor, &hooks[2]);
+
+    /* The tail moved back to the first hook, so a new one follows it. */
+    reactor_defer(h.reactor, &hooks[2]);
+    harness_run(&h);
+    cr_assert_eq(first.runs, 1);
+    cr_assert_eq(middle.runs, 0);
+    cr_assert_eq(last.runs, 1);
+    reactor_free(h.reactor);
+}
+
+struct hook_pair {
+    struct harness *h;
+    struct reactor_hook first;
+    struct reactor_hook second;
+};
+
+static void hook_pair_cancel_second(struct reactor_hook *hook)
+{
+    struct hook_pair *pair = hook->owner;
+
+    reactor_defer_cancel(pair->h->reactor, &pair->second);
+    reactor_stop(pair->h->reactor);
+}
+
+static void hook_must_not_run(struct reactor_hook *hook)
+{
+    (void)hook;
+    cr_assert_fail("a cancelled hook ran");
+}
+
+/* A hook may cancel a hook deferred after it in the same turn. */
+Test(reactor, defer_cancel_from_hook)
+{
+    struct harness h;
+    struct hook_pair pair = {.h = &h};
+
+    harness_start(&h, NULL);
+    pair.first = (struct reactor_hook){.run = hook_pair_cancel_second,
+                                       .owner = &pair};
+    pair.second = (struct reactor_hook){.run = hook_must_not_run};
+    reactor_defer(h.reactor, &pair.first);
+    reactor_defer(h.reactor, &pair.second);
+    harness_run(&h);
+    cr_assert_not(pair.second.queued);
+    reactor_free(h.reactor);
+}
