@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "core/queue.h"
 #include "core/reactor.h"
 #include "dns/resolver.h"
+#include "proto/smtp_address.h"
 
 /* Attempts in flight at once (DNS or SMTP); more jobs wait in the ready
  * list. */
@@ -80,8 +82,46 @@ static void outbound_make_ready(struct outbound_job *job)
     reactor_defer(outbound->daemon->reactor, &outbound->start_hook);
 }
 
+/* job_set_target stores the next-hop key of mailbox in job: a domain
+ * name in lower case, or an address literal as stored with its IP. A
+ * NULL mailbox makes the INVALID job, whose domain stays "". */
+static void job_set_target(struct outbound_job *job,
+                           const struct smtp_mailbox *mailbox)
+{
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&job->literal;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&job->literal;
+    bool lower;
+
+    if (mailbox == NULL) {
+        job->target = OUTBOUND_TARGET_INVALID;
+        return;
+    }
+    job->target = mailbox->kind == SMTP_DOMAIN_NAME ? OUTBOUND_TARGET_DOMAIN
+                                                    : OUTBOUND_TARGET_LITERAL;
+    if (mailbox->kind == SMTP_DOMAIN_IPV4) {
+        v4->sin_family = AF_INET;
+        memcpy(&v4->sin_addr, mailbox->ip, sizeof(v4->sin_addr));
+    } else if (mailbox->kind == SMTP_DOMAIN_IPV6) {
+        v6->sin6_family = AF_INET6;
+        memcpy(&v6->sin6_addr, mailbox->ip, sizeof(v6->sin6_addr));
+    }
+
+    /* A parsed domain has at most 255 bytes, so it always fits. */
+    lower = job->target == OUTBOUND_TARGET_DOMAIN;
+    for (size_t i = 0; mailbox->domain[i] != '\0' &&
+                       i + 1 < sizeof(job->domain);
+         i++) {
+        unsigned char c = (unsigned char)mailbox->domain[i];
+
+        job->domain[i] = lower ? (char)tolower(c) : (char)c;
+    }
+}
+
+/* job_new makes the job of msg for mailbox, or for the recipients whose
+ * stored address does not parse when mailbox is NULL. */
 static struct outbound_job *job_new(struct outbound *outbound,
-                                    struct queue_msg *msg, const char *domain)
+                                    struct queue_msg *msg,
+                                    const struct smtp_mailbox *mailbox)
 {
     struct outbound_job *job = calloc(1, sizeof(*job));
 
@@ -109,10 +149,7 @@ static struct outbound_job *job_new(struct outbound *outbound,
     job->msg = msg;
     job->fd = -1;
     job->timer.owner = job;
-    for (size_t i = 0; domain[i] != '\0' && i + 1 < sizeof(job->domain);
-         i++) {
-        job->domain[i] = (char)tolower((unsigned char)domain[i]);
-    }
+    job_set_target(job, mailbox);
     queue_msg_ref(msg);
     job->next = outbound->jobs;
     if (outbound->jobs != NULL) {
@@ -149,21 +186,46 @@ static void job_free(struct outbound_job *job)
     free(job);
 }
 
-static const char *rcpt_domain(const char *address)
+/* rcpt_mailbox parses a stored recipient with the server's parser.
+ * Returns NULL when it does not parse or has no domain. */
+static const struct smtp_mailbox *rcpt_mailbox(const struct queue_msg *msg,
+                                               const char *address,
+                                               struct smtp_mailbox *mailbox)
 {
-    const char *at = strrchr(address, '@');
+    bool utf8 = (msg->flags & QUEUE_ENV_SMTPUTF8) != 0;
 
-    return at != NULL ? at + 1 : "";
+    if (smtp_mailbox_split(address, utf8, mailbox) != SMTP_PATH_OK ||
+        mailbox->kind == SMTP_DOMAIN_NONE) {
+        return NULL;
+    }
+    return mailbox;
 }
 
-/* job_find_domain returns the job of msg for domain among the jobs made
- * by this enqueue call, which are at the head of the job list. */
-static struct outbound_job *job_find_domain(struct outbound_job *head,
-                                            struct outbound_job *stop,
-                                            const char *domain)
+/* job_matches reports whether job takes recipients of mailbox: domain
+ * names compare without case, address literals as text, and every
+ * unparsable recipient goes to one INVALID job. */
+static bool job_matches(const struct outbound_job *job,
+                        const struct smtp_mailbox *mailbox)
+{
+    if (mailbox == NULL) {
+        return job->target == OUTBOUND_TARGET_INVALID;
+    }
+    if (mailbox->kind == SMTP_DOMAIN_NAME) {
+        return job->target == OUTBOUND_TARGET_DOMAIN &&
+               strcasecmp(job->domain, mailbox->domain) == 0;
+    }
+    return job->target == OUTBOUND_TARGET_LITERAL &&
+           strcmp(job->domain, mailbox->domain) == 0;
+}
+
+/* job_find returns the job of msg for mailbox among the jobs made by
+ * this enqueue call, which are at the head of the job list. */
+static struct outbound_job *job_find(struct outbound_job *head,
+                                     struct outbound_job *stop,
+                                     const struct smtp_mailbox *mailbox)
 {
     for (struct outbound_job *job = head; job != stop; job = job->next) {
-        if (strcasecmp(job->domain, domain) == 0) {
+        if (job_matches(job, mailbox)) {
             return job;
         }
     }
@@ -177,15 +239,17 @@ void outbound_enqueue(void *arg, struct queue_msg *msg)
     char logged[LOG_PATH_MAX];
 
     for (size_t i = 0; i < msg->rcpt_count; i++) {
-        const char *domain = rcpt_domain(msg->rcpts[i].address);
+        struct smtp_mailbox parsed;
+        const struct smtp_mailbox *mailbox;
         struct outbound_job *job;
 
         if (msg->rcpts[i].state != QUEUE_RCPT_QUEUED) {
             continue;
         }
-        job = job_find_domain(outbound->jobs, old_head, domain);
+        mailbox = rcpt_mailbox(msg, msg->rcpts[i].address, &parsed);
+        job = job_find(outbound->jobs, old_head, mailbox);
         if (job == NULL) {
-            job = job_new(outbound, msg, domain);
+            job = job_new(outbound, msg, mailbox);
         }
         if (job == NULL) {
             /* The recipient stays queued and is found again at the next

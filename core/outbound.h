@@ -1,7 +1,8 @@
 /* Outbound engine: takes ready messages from the queue, groups their
- * recipients by domain, finds the next hop (a configured route or the
- * domain's MX hosts), relays the stored bytes with an SMTP client session
- * and records each recipient's result in the queue journal. */
+ * recipients by domain or address literal, finds the next hop (a
+ * configured route, the smarthost, the MX hosts or the literal's IP),
+ * relays the stored bytes with an SMTP client session and records each
+ * recipient's result in the queue journal. */
 #ifndef RINGRELAY_CORE_OUTBOUND_H
 #define RINGRELAY_CORE_OUTBOUND_H
 

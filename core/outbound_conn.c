@@ -64,13 +64,45 @@ static void conn_use_route(struct outbound_job *job,
     memcpy(&host->addrs[0], &route->addr, sizeof(route->addr));
 }
 
+/* conn_use_literal fills the hops with the IP of an address literal. The
+ * host name stays empty, so the relay is logged as "[IP]:25". */
+static void conn_use_literal(struct outbound_job *job)
+{
+    struct dns_mx_host *host = &job->hops->hosts[0];
+
+    job->hops->status = DNS_OK;
+    job->hops->host_count = 1;
+    host->addr_count = 1;
+    memcpy(&host->addrs[0], &job->literal, sizeof(job->literal));
+}
+
+/* conn_route returns the configured next hop of the job, or NULL. Routes
+ * are keyed by domain name, so an address literal takes only the
+ * smarthost. */
+static const struct netaddr_hostport *conn_route(struct outbound_job *job)
+{
+    const struct config *config = conn_daemon(job)->config;
+
+    if (job->target == OUTBOUND_TARGET_LITERAL) {
+        return config->has_smarthost ? &config->smarthost : NULL;
+    }
+    return config_route_for(config, job->domain);
+}
+
 void outbound_conn_begin(struct outbound_job *job)
 {
     struct daemon *daemon = conn_daemon(job);
     const struct netaddr_hostport *route;
     int rc;
 
-    route = config_route_for(daemon->config, job->domain);
+    /* NOTE: no test reaches this branch, because the server stores only
+     * addresses that parse. */
+    if (job->target == OUTBOUND_TARGET_INVALID) {
+        conn_fail_all(job, 553, "553 5.1.3 %s",
+                      "Invalid recipient address syntax in the queue");
+        return;
+    }
+    route = conn_route(job);
     job->port = route != NULL ? route->port : OUTBOUND_SMTP_PORT;
     job->host_cursor = 0;
     job->addr_cursor = 0;
@@ -79,6 +111,11 @@ void outbound_conn_begin(struct outbound_job *job)
     job->hops = calloc(1, sizeof(*job->hops));
     if (job->hops == NULL) {
         conn_fail_all(job, 451, "451 4.3.0 %s", "Out of memory");
+        return;
+    }
+    if (route == NULL && job->target == OUTBOUND_TARGET_LITERAL) {
+        conn_use_literal(job);
+        conn_connect_next(job);
         return;
     }
     if (route != NULL && !route->is_name) {

@@ -1,5 +1,6 @@
 /* The network side of one delivery attempt: next-hop lookup, connection
- * to each MX address in turn, and the SMTP client session. Private to the
+ * to each MX address in turn (or to an address literal's IP), and the SMTP
+ * client session. Private to the
  * outbound engine. */
 #ifndef RINGRELAY_CORE_OUTBOUND_CONN_H
 #define RINGRELAY_CORE_OUTBOUND_CONN_H

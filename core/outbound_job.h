@@ -1,11 +1,13 @@
-/* One delivery job: the recipients of one message that share a domain,
- * and the attempt in flight for them. Private to the outbound engine. */
+/* One delivery job: the recipients of one message that share a domain
+ * or address literal, and the attempt in flight for them. Private to the
+ * outbound engine. */
 #ifndef RINGRELAY_CORE_OUTBOUND_JOB_H
 #define RINGRELAY_CORE_OUTBOUND_JOB_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "core/reactor.h"
@@ -25,6 +27,13 @@ enum outbound_job_state {
     OUTBOUND_JOB_CLOSING,    /* waiting for socket ops to end */
 };
 
+/* The kind of next hop a job delivers to. */
+enum outbound_target {
+    OUTBOUND_TARGET_DOMAIN,  /* a route, the smarthost or the MX hosts */
+    OUTBOUND_TARGET_LITERAL, /* the smarthost, else the literal's IP */
+    OUTBOUND_TARGET_INVALID, /* stored addresses that do not parse */
+};
+
 /* What to do once the connection is fully closed. */
 enum outbound_after_close {
     OUTBOUND_NEXT_ADDRESS,   /* try the next MX address */
@@ -38,7 +47,10 @@ struct outbound_job {
     struct outbound_job *ready_next; /* ready list, when queued there */
     bool in_ready_list;
     struct queue_msg *msg;       /* one reference held by the job */
-    char domain[256];            /* lower case */
+    enum outbound_target target;
+    char domain[256];            /* a name in lower case, a literal as
+                                  * stored, "" for INVALID */
+    struct sockaddr_storage literal; /* a literal's IP, port 0 */
     size_t *rcpt_index;          /* indices into msg->rcpts */
     size_t rcpt_count;           /* recipients of this domain */
     const char **attempt_rcpts;  /* addresses still queued this attempt */

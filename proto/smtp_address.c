@@ -16,12 +16,14 @@
 
 /* A cursor over text[pos..len). utf8 allows UTF-8 in local parts and
  * domain labels (RFC 6531); without it an 8-bit byte ends the parse with
- * SMTP_PATH_8BIT. */
+ * SMTP_PATH_8BIT. kind and ip describe the last domain scanned. */
 struct scanner {
     const char *text;
     size_t pos;
     size_t len;
     bool utf8;
+    enum smtp_domain_kind kind;
+    unsigned char ip[16];
 };
 
 static bool scan_at(const struct scanner *sc, char c)
@@ -145,12 +147,15 @@ static enum smtp_path_result scan_domain_name(struct scanner *sc)
     if (sc->pos - start > SMTP_DOMAIN_MAX) {
         return SMTP_PATH_TOO_LONG;
     }
+    sc->kind = SMTP_DOMAIN_NAME;
     return SMTP_PATH_OK;
 }
 
 /* ipv4_literal_valid checks IPv4-address-literal: Snum 3("." Snum), each
- * Snum 1 to 3 digits with a value up to 255. */
-static bool ipv4_literal_valid(const char *text, size_t len)
+ * Snum 1 to 3 digits with a value up to 255, and stores the four values
+ * in ip. Leading zeros are decimal, as RFC 5321 defines Snum. */
+static bool ipv4_literal_valid(const char *text, size_t len,
+                               unsigned char ip[4])
 {
     size_t pos = 0;
 
@@ -173,6 +178,7 @@ static bool ipv4_literal_valid(const char *text, size_t len)
         if (digits == 0 || value > 255) {
             return false;
         }
+        ip[part] = (unsigned char)value;
     }
     return pos == len;
 }
@@ -201,7 +207,10 @@ static bool ipv6_groups_valid(const char *text)
     return groups <= 6;
 }
 
-static bool ipv6_literal_valid(const char *text, size_t len)
+/* ipv6_literal_valid checks the text after "IPv6:" and stores the
+ * address in ip, in network byte order. */
+static bool ipv6_literal_valid(const char *text, size_t len,
+                               unsigned char ip[16])
 {
     char copy[SMTP_IPV6_TEXT_MAX + 1];
     struct in6_addr addr;
@@ -211,7 +220,11 @@ static bool ipv6_literal_valid(const char *text, size_t len)
     }
     memcpy(copy, text, len);
     copy[len] = '\0';
-    return inet_pton(AF_INET6, copy, &addr) == 1 && ipv6_groups_valid(copy);
+    if (inet_pton(AF_INET6, copy, &addr) != 1 || !ipv6_groups_valid(copy)) {
+        return false;
+    }
+    memcpy(ip, &addr, sizeof(addr));
+    return true;
 }
 
 /* scan_address_literal consumes "[" IPv4 or "IPv6:" IPv6 "]". A
@@ -239,10 +252,14 @@ static enum smtp_path_result scan_address_literal(struct scanner *sc)
     sc->pos++;
 
     if (len > 5 && strncasecmp(body, "IPv6:", 5) == 0) {
-        return ipv6_literal_valid(body + 5, len - 5) ? SMTP_PATH_OK
-                                                     : SMTP_PATH_SYNTAX;
+        sc->kind = SMTP_DOMAIN_IPV6;
+        return ipv6_literal_valid(body + 5, len - 5, sc->ip)
+                   ? SMTP_PATH_OK
+                   : SMTP_PATH_SYNTAX;
     }
-    return ipv4_literal_valid(body, len) ? SMTP_PATH_OK : SMTP_PATH_SYNTAX;
+    sc->kind = SMTP_DOMAIN_IPV4;
+    return ipv4_literal_valid(body, len, sc->ip) ? SMTP_PATH_OK
+                                                 : SMTP_PATH_SYNTAX;
 }
 
 static enum smtp_path_result scan_domain(struct scanner *sc)
@@ -360,22 +377,30 @@ static bool is_postmaster(const char *text, size_t len)
     return len == 10 && strncasecmp(text, "postmaster", 10) == 0;
 }
 
+/* scan_mailbox_end reports whether the mailbox ends at the cursor: at
+ * the '>' of a path, or at the end of a stored address. */
+static bool scan_mailbox_end(const struct scanner *sc)
+{
+    return sc->pos == sc->len || scan_at(sc, '>');
+}
+
 /* scan_mailbox consumes Local-part ["@" (Domain / address-literal)]; the
- * domain may be missing only for <postmaster>. */
+ * domain may be missing only for postmaster. */
 static enum smtp_path_result scan_mailbox(struct scanner *sc,
-                                          struct smtp_path *path,
+                                          bool *postmaster,
                                           size_t *domain_offset)
 {
     size_t start = sc->pos;
     enum smtp_path_result rc;
 
+    sc->kind = SMTP_DOMAIN_NONE;
     rc = scan_local_part(sc);
     if (rc != SMTP_PATH_OK) {
         return rc;
     }
-    if (scan_at(sc, '>') && is_postmaster(sc->text + start,
-                                          sc->pos - start)) {
-        path->is_postmaster = true;
+    if (scan_mailbox_end(sc) && is_postmaster(sc->text + start,
+                                              sc->pos - start)) {
+        *postmaster = true;
         *domain_offset = sc->pos - start;
         return SMTP_PATH_OK;
     }
@@ -423,7 +448,7 @@ enum smtp_path_result smtp_path_parse(const char *text, size_t len,
         }
     }
     mailbox_start = sc.pos;
-    rc = scan_mailbox(&sc, path, &domain_offset);
+    rc = scan_mailbox(&sc, &path->is_postmaster, &domain_offset);
     if (rc != SMTP_PATH_OK) {
         path_clear(path);
         return rc;
@@ -455,4 +480,36 @@ bool smtp_domain_valid(const char *text, size_t len, bool allow_utf8)
         return false;
     }
     return scan_domain(&sc) == SMTP_PATH_OK && sc.pos == len;
+}
+
+enum smtp_path_result smtp_mailbox_split(const char *address,
+                                         bool allow_utf8,
+                                         struct smtp_mailbox *mailbox)
+{
+    size_t len = strlen(address);
+    struct scanner sc = {.text = address, .len = len, .utf8 = allow_utf8};
+    enum smtp_path_result rc;
+    bool postmaster = false;
+    size_t domain_offset = 0;
+
+    memset(mailbox, 0, sizeof(*mailbox));
+    mailbox->domain = address + len;
+    rc = scan_mailbox(&sc, &postmaster, &domain_offset);
+    if (rc == SMTP_PATH_OK && sc.pos != len) {
+        rc = scan_misplaced(&sc);
+    }
+    if (rc == SMTP_PATH_OK && len + 2 > SMTP_PATH_MAX) {
+        rc = SMTP_PATH_TOO_LONG;
+    }
+    if (rc != SMTP_PATH_OK) {
+        return rc;
+    }
+
+    /* Without a domain the offset is the local part's length; with one
+     * it is one past the '@'. */
+    mailbox->local_len = postmaster ? domain_offset : domain_offset - 1;
+    mailbox->domain = address + domain_offset;
+    mailbox->kind = sc.kind;
+    memcpy(mailbox->ip, sc.ip, sizeof(mailbox->ip));
+    return SMTP_PATH_OK;
 }

@@ -32,6 +32,35 @@ enum smtp_path_result smtp_path_parse(const char *text, size_t len,
                                       bool allow_utf8, struct smtp_path *path,
                                       size_t *end);
 
+/* The form of a mailbox's domain part. */
+enum smtp_domain_kind {
+    SMTP_DOMAIN_NONE,    /* no domain: a bare "postmaster" */
+    SMTP_DOMAIN_NAME,    /* a host name */
+    SMTP_DOMAIN_IPV4,    /* "[192.0.2.1]" */
+    SMTP_DOMAIN_IPV6,    /* "[IPv6:2001:db8::1]" */
+};
+
+/* smtp_mailbox: the parts of one mailbox. The local part is
+ * address[0..local_len), quotes included. */
+struct smtp_mailbox {
+    size_t local_len;
+    const char *domain;         /* into the address, after the '@' that
+                                 * ends the local part, or "" */
+    enum smtp_domain_kind kind;
+    unsigned char ip[16];       /* an address literal's IP in network byte
+                                 * order: 4 bytes for IPv4, 16 for IPv6 */
+};
+
+/* smtp_mailbox_split parses address, a mailbox as smtp_path_parse stores
+ * it ("local@domain" with no angle brackets or source route, or a bare
+ * "postmaster"), and splits it at the '@' that ends the local part, so a
+ * quoted local part may contain '@'. The same grammar and limits apply as
+ * inside a path. allow_utf8 permits UTF-8 (SMTPUTF8). The null path ""
+ * is not a mailbox and returns SMTP_PATH_SYNTAX. */
+enum smtp_path_result smtp_mailbox_split(const char *address,
+                                         bool allow_utf8,
+                                         struct smtp_mailbox *mailbox);
+
 /* smtp_domain_valid reports whether text[0..len) is exactly a domain or an
  * address literal ("[192.0.2.1]", "[IPv6:2001:db8::1]"), as EHLO and HELO
  * take. allow_utf8 permits UTF-8 labels (SMTPUTF8). */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/smtp_address.h"
 #include "proto/smtp_reply.h"
 
 /* Reply line limit, CRLF included. RFC 5321 4.5.3.1.5 sets 512, but
@@ -86,16 +87,6 @@ struct smtp_client {
     size_t input_len;
     size_t input_cap;
 };
-
-static bool client_has_control_bytes(const char *text)
-{
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        if (*p < 0x20 || *p == 0x7f) {
-            return true;
-        }
-    }
-    return false;
-}
 
 /* client_store_text appends text to r->text, truncating at the buffer
  * end. Bytes other than printable ASCII become '?', so a result is always
@@ -812,24 +803,78 @@ void smtp_client_feed(struct smtp_client *client, const char *data,
     }
 }
 
-/* client_check_addresses decides, before anything is sent, recipients
- * whose address would break the command line (a CR or LF would let it
- * inject commands). */
+/* client_sender_problem returns the reply that decides every recipient
+ * when the sender must not be sent, or NULL when it may. The null path is
+ * stored as "". A bare "postmaster" is a recipient only. */
+static const char *client_sender_problem(const struct smtp_client_message *msg)
+{
+    struct smtp_mailbox mailbox;
+
+    if (msg->sender == NULL) {
+        return "553 5.1.7 Missing sender address";
+    }
+    if (msg->sender[0] == '\0') {
+        return NULL;
+    }
+    switch (smtp_mailbox_split(msg->sender, msg->smtputf8, &mailbox)) {
+    case SMTP_PATH_OK:
+        break;
+    case SMTP_PATH_TOO_LONG:
+        return "553 5.1.7 Sender address too long";
+    case SMTP_PATH_8BIT:
+        return "553 5.6.7 Non-ASCII sender address needs SMTPUTF8";
+    case SMTP_PATH_SYNTAX:
+    default:
+        return "553 5.1.7 Invalid sender address syntax";
+    }
+    if (mailbox.kind == SMTP_DOMAIN_NONE) {
+        return "553 5.1.7 Invalid sender address syntax";
+    }
+    return NULL;
+}
+
+/* client_rcpt_problem returns the reply that decides a recipient that
+ * must not be sent, or NULL when it may. */
+static const char *client_rcpt_problem(const struct smtp_client_message *msg,
+                                       const char *address)
+{
+    struct smtp_mailbox mailbox;
+
+    if (address == NULL) {
+        return "553 5.1.3 Missing recipient address";
+    }
+    switch (smtp_mailbox_split(address, msg->smtputf8, &mailbox)) {
+    case SMTP_PATH_OK:
+        return NULL;
+    case SMTP_PATH_TOO_LONG:
+        return "553 5.1.3 Recipient address too long";
+    case SMTP_PATH_8BIT:
+        return "553 5.6.7 Non-ASCII recipient address needs SMTPUTF8";
+    case SMTP_PATH_SYNTAX:
+    default:
+        return "553 5.1.3 Invalid recipient address syntax";
+    }
+}
+
+/* client_check_addresses checks the sender and every recipient with the
+ * server's path parser before anything is sent. An address that does not
+ * parse is decided at once with 553 and never sent, so a stored CR or LF
+ * cannot inject a command. */
 static void client_check_addresses(struct smtp_client *c)
 {
     const struct smtp_client_message *msg = c->msg;
     struct smtp_client_result r;
+    const char *problem = client_sender_problem(msg);
 
-    if (msg->sender == NULL || client_has_control_bytes(msg->sender)) {
-        client_make_result(&r, 553, "553 5.1.7 Invalid sender address", "",
-                           0);
+    if (problem != NULL) {
+        client_make_result(&r, 553, problem, "", 0);
         client_decide_undecided(c, &r);
         return;
     }
-    client_make_result(&r, 553, "553 5.1.3 Invalid recipient address", "",
-                       0);
     for (size_t i = 0; i < msg->rcpt_count; i++) {
-        if (msg->rcpts[i] == NULL || client_has_control_bytes(msg->rcpts[i])) {
+        problem = client_rcpt_problem(msg, msg->rcpts[i]);
+        if (problem != NULL) {
+            client_make_result(&r, 553, problem, "", 0);
             client_decide(c, i, &r);
         }
     }

@@ -37,7 +37,7 @@ struct smtp_client;
 /* smtp_client_message: borrowed by the session for its whole life. */
 struct smtp_client_message {
     const char *sender;           /* "" for the null path */
-    const char *const *rcpts;
+    const char *const *rcpts;     /* mailboxes without angle brackets */
     size_t rcpt_count;
     const char *body;             /* wire form, without the final ".CRLF";
                                    * raw octets when binary is set */
@@ -71,9 +71,11 @@ struct smtp_client_result {
 };
 
 /* smtp_client_new creates a session that will send EHLO helo_name after
- * the greeting (helo_name is copied). A sender or recipient containing
- * control bytes such as CR or LF is decided at once with 553 and never
- * sent. Returns NULL when out of memory. */
+ * the greeting (helo_name is copied). The sender and each recipient are
+ * checked with smtp_mailbox_split (UTF-8 only when smtputf8 is set) and
+ * sent as "<address>". A sender that does not parse decides every
+ * recipient with 553, and a recipient that does not parse gets 553
+ * alone. Neither is sent. Returns NULL when out of memory. */
 struct smtp_client *smtp_client_new(const char *helo_name,
                                     const struct smtp_client_message *msg);
 

@@ -702,7 +702,7 @@ Test(smtp_client, address_with_crlf_not_sent)
 
     msg.rcpts = bad_rcpts;
     c = start(&msg, EHLO_PIPELINING);
-    expect_result(c, 1, 553, "553 5.1.3 Invalid recipient address");
+    expect_result(c, 1, 553, "553 5.1.3 Invalid recipient address syntax");
     expect_output(c, "MAIL FROM:<a@example.org> SIZE=31\r\n"
                      "RCPT TO:<b@example.com>\r\nDATA\r\n");
     smtp_client_free(c);
@@ -717,9 +717,123 @@ Test(smtp_client, sender_with_crlf)
     c = smtp_client_new(HELO_NAME, &msg);
     cr_assert_not_null(c);
     expect_done(c);
-    expect_result(c, 0, 553, "553 5.1.7 Invalid sender address");
+    expect_result(c, 0, 553, "553 5.1.7 Invalid sender address syntax");
     feed(c, "220 hi\r\n");
     expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, quoted_at_and_literals_sent)
+{
+    static const char *const odd_rcpts[] = {
+        "\"a@b\"@example.com",
+        "u@[127.0.0.1]",
+        "v@[IPv6:::1]",
+        "postmaster",
+    };
+    struct smtp_client_message msg = message(4);
+    struct smtp_client *c;
+
+    msg.rcpts = odd_rcpts;
+    c = start(&msg, EHLO_PIPELINING);
+    expect_running(c);
+    expect_output(c, "MAIL FROM:<a@example.org> SIZE=31\r\n"
+                     "RCPT TO:<\"a@b\"@example.com>\r\n"
+                     "RCPT TO:<u@[127.0.0.1]>\r\n"
+                     "RCPT TO:<v@[IPv6:::1]>\r\n"
+                     "RCPT TO:<postmaster>\r\nDATA\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, invalid_recipients_not_sent)
+{
+    static const char *const bad_rcpts[] = {
+        "a@b@example.com",
+        "user",
+        "",
+        "u@[300.0.0.1]",
+        "<u@example.com>",
+        "jos\xc3\xa9@example.com",
+        "ok@example.com",
+    };
+    struct smtp_client_message msg = message(7);
+    struct smtp_client *c;
+
+    msg.rcpts = bad_rcpts;
+    c = start(&msg, EHLO_PIPELINING);
+    for (size_t i = 0; i < 5; i++) {
+        expect_result(c, i, 553,
+                      "553 5.1.3 Invalid recipient address syntax");
+    }
+    expect_result(c, 5, 553,
+                  "553 5.6.7 Non-ASCII recipient address needs SMTPUTF8");
+    expect_output(c, "MAIL FROM:<a@example.org> SIZE=31\r\n"
+                     "RCPT TO:<ok@example.com>\r\nDATA\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, recipient_too_long)
+{
+    static char long_rcpt[300];
+    static const char *rcpt_list[1] = {long_rcpt};
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c;
+
+    /* 64 + '@' + 190 is 255 bytes, one more than a path leaves. */
+    memset(long_rcpt, 'a', 64);
+    long_rcpt[64] = '@';
+    memset(long_rcpt + 65, 'b', 60);
+    long_rcpt[125] = '.';
+    memset(long_rcpt + 126, 'c', 60);
+    long_rcpt[186] = '.';
+    memset(long_rcpt + 187, 'd', 68);
+    long_rcpt[187 + 63] = '.';
+    long_rcpt[255] = '\0';
+    msg.rcpts = rcpt_list;
+    c = smtp_client_new(HELO_NAME, &msg);
+    cr_assert_not_null(c);
+    expect_done(c);
+    expect_result(c, 0, 553, "553 5.1.3 Recipient address too long");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, sender_bare_postmaster)
+{
+    struct smtp_client_message msg = message(2);
+    struct smtp_client *c;
+
+    msg.sender = "postmaster";
+    c = smtp_client_new(HELO_NAME, &msg);
+    cr_assert_not_null(c);
+    expect_done(c);
+    expect_result(c, 0, 553, "553 5.1.7 Invalid sender address syntax");
+    expect_result(c, 1, 553, "553 5.1.7 Invalid sender address syntax");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, sender_utf8_without_smtputf8)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c;
+
+    msg.sender = "s\xc3\xa9nder@example.org";
+    c = smtp_client_new(HELO_NAME, &msg);
+    cr_assert_not_null(c);
+    expect_done(c);
+    expect_result(c, 0, 553,
+                  "553 5.6.7 Non-ASCII sender address needs SMTPUTF8");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, null_sender_sent)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c;
+
+    msg.sender = "";
+    c = start(&msg, EHLO_PIPELINING);
+    expect_output(c, "MAIL FROM:<> SIZE=31\r\n"
+                     "RCPT TO:<b@example.com>\r\nDATA\r\n");
     smtp_client_free(c);
 }
 
