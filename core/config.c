@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/conf_parse.h"
+#include "proto/smtp_address.h"
 
 /* A configuration file larger than this is rejected before parsing. */
 #define CONFIG_FILE_MAX (1024 * 1024)
@@ -735,31 +736,16 @@ static int config_apply_log_level(struct config_loader *loader,
     return 0;
 }
 
-/* RFC 5321 section 4.5.3.1.3: a path has at most 256 octets, two of
- * them the angle brackets. */
-#define CONFIG_ADDRESS_MAX 254
-
-/* Accepts local@domain with a dot-atom local part, the only form the
- * postmaster key takes, because the address is written into RCPT TO as
- * it is. */
+/* Accepts local@domain as RCPT TO takes it, ASCII only, without angle
+ * brackets. The parser of RCPT TO decides, so the configured address is
+ * one the outbound side accepts; a bare postmaster has no domain to
+ * deliver to. */
 static bool config_is_address(const char *text)
 {
-    static const char atext_extra[] = "!#$%&'*+-/=?^_`{|}~.";
-    const char *at = strrchr(text, '@');
+    struct smtp_mailbox mailbox;
 
-    if (at == NULL || at == text || strlen(text) > CONFIG_ADDRESS_MAX ||
-        text[0] == '.' || at[-1] == '.' || !netaddr_is_hostname(at + 1)) {
-        return false;
-    }
-    for (const char *p = text; p < at; p++) {
-        if (!isalnum((unsigned char)*p) && strchr(atext_extra, *p) == NULL) {
-            return false;
-        }
-        if (p[0] == '.' && p[1] == '.') {
-            return false;
-        }
-    }
-    return true;
+    return smtp_mailbox_split(text, false, &mailbox) == SMTP_PATH_OK &&
+           mailbox.domain[0] != '\0';
 }
 
 static int config_apply_postmaster(struct config_loader *loader,

@@ -1475,8 +1475,12 @@ Test(config, postmaster_invalid, .init = tmp_setup, .fini = tmp_teardown)
         "\"postmaster\"", "\"@example.com\"", "\"a@\"", "\"a b@example.com\"",
         "\"<a@example.com>\"", "\"a..b@example.com\"", "\".a@example.com\"",
         "\"a.@example.com\"", "\"a@bad_host\"", "\"\"", "42",
+        /* RFC 5321 section 4.5.3.1.1: a local part has at most 64
+         * octets; this one has 65. */
+        "\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "@example.com\"",
     };
-    char text[128];
+    char text[160];
 
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         snprintf(text, sizeof(text), "postmaster = %s\n", values[i]);
