@@ -30,6 +30,9 @@ static bool chunk_check_sequence(struct smtp_server *s)
         reply = "503 5.5.1 Error: service not available, send QUIT";
     } else if (s->state == SMTP_STATE_CONNECTED) {
         reply = "503 5.5.1 Error: send HELO/EHLO first";
+    } else if (!s->esmtp) {
+        /* CHUNKING is an extension, and HELO offers none. */
+        reply = "503 5.5.1 Error: BDAT needs EHLO, not HELO";
     } else if (s->state == SMTP_STATE_READY) {
         reply = "503 5.5.1 Error: need MAIL command";
     } else if (s->state == SMTP_STATE_MAIL && s->rcpt_tried) {

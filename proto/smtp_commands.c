@@ -203,7 +203,7 @@ static int parse_path_args(struct smtp_server *s,
     /* MAIL FROM comes before the SMTPUTF8 parameter that allows UTF-8 in
      * it, so command_mail() decides once the parameters are parsed. */
     if (rc == SMTP_PATH_8BIT && cmd->handler == command_mail &&
-        smtputf8_offered(s)) {
+        (smtp_session_offered(s) & SMTP_EXT_SMTPUTF8) != 0) {
         rc = smtp_path_parse(args->text + pos, args->len - pos, true,
                              &args->path, &end);
         args->path_utf8 = true;
@@ -306,6 +306,13 @@ void smtp_commands_execute(struct smtp_server *s, const char *line,
         return;
     }
 
+    /* A RCPT refused for its syntax is as refused as one a hook
+     * rejected, so DATA after it gets the same 554 (see
+     * reject_sequence). */
+    if (cmd->handler == command_rcpt) {
+        s->rcpt_tried = true;
+    }
+
     while (end > verb_len && smtp_char_is(line[end - 1], SMTP_CHAR_BLANK)) {
         end--;
     }
@@ -406,7 +413,6 @@ static void command_rcpt(struct smtp_server *s, const struct smtp_args *a)
     size_t limit = s->opts->max_rcpts;
     char reply[SMTP_REPLY_MAX] = "";
 
-    s->rcpt_tried = true;
     if (a->path.is_null) {
         smtp_server_reject(s, "501 5.1.3 Error: the null path <> is not "
                            "a valid recipient");
@@ -521,8 +527,8 @@ static void command_vrfy(struct smtp_server *s, const struct smtp_args *a)
     }
 
     /* RFC 5321 section 3.5.3: 252 when the address is not checked. */
-    smtp_server_reply(s, "252 2.5.0 Cannot verify the address, but mail "
-                      "to it will be accepted and delivery attempted");
+    smtp_server_reply(s, "252 2.5.0 Address not verified; send MAIL and "
+                      "RCPT to find out whether it is accepted");
 }
 
 static void command_help(struct smtp_server *s, const struct smtp_args *a)

@@ -104,6 +104,14 @@ unsigned smtp_extensions_offered(unsigned disabled)
     return offered;
 }
 
+unsigned smtp_session_offered(const struct smtp_server *s)
+{
+    if (!s->esmtp) {
+        return 0;
+    }
+    return smtp_extensions_offered(s->opts->disabled_extensions);
+}
+
 static bool value_is(const char *value, size_t len, const char *word)
 {
     return strlen(word) == len && strncasecmp(value, word, len) == 0;
@@ -315,7 +323,7 @@ static int apply_item(struct smtp_server *s, enum smtp_param_verb verb,
 {
     int quoted = quote_length(item);
     const char *name = verb_name(verb);
-    unsigned offered = smtp_extensions_offered(s->opts->disabled_extensions);
+    unsigned offered = smtp_session_offered(s);
     const struct smtp_param *param;
     const char *reason;
     unsigned index = 0;

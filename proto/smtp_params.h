@@ -47,6 +47,11 @@ int smtp_params_parse(struct smtp_server *s, enum smtp_param_verb verb,
  * the EHLO reply offers, given the disabled ones. */
 unsigned smtp_extensions_offered(unsigned disabled);
 
+/* smtp_session_offered returns the smtp_server_extension bits that the
+ * session's client may use: none after HELO, since only an EHLO reply
+ * offers extensions (RFC 5321 section 4.1.1.1). */
+unsigned smtp_session_offered(const struct smtp_server *s);
+
 /* smtp_parse_size reads a SIZE= or BDAT chunk size: 1 to 20 digits that
  * fit in uint64_t. Returns 0, or -1 when it is not such a number. */
 int smtp_parse_size(const char *text, size_t len, uint64_t *size);

@@ -514,6 +514,21 @@ static const struct transcript_case transcript_cases[] = {
      EHLO_REPLY "|250 2.1.0|250 2.1.5|354|" QUEUED "|250 2.1.0|250 2.1.5|"
      "354|" QUEUED, "M<a@b.test> R<c@d.test> B E X M<e@f.test> R<c@d.test> "
      "B E X", "one\r\ntwo\r\n"},
+    /* Only an EHLO reply offers extensions (RFC 5321 section 4.1.1.1). */
+    {"helo offers no parameters", "HELO c.test\r\n"
+     "MAIL FROM:<a@b.test> SIZE=10\r\n"
+     "MAIL FROM:<a@b.test> BODY=8BITMIME\r\n"
+     "MAIL FROM:<" UTF8_LOCAL "@b.test> SMTPUTF8\r\n", 0,
+     "250 mx.test|555 5.5.4 Error: MAIL parameter not offered: SIZE=10|"
+     "555 5.5.4 Error: MAIL parameter not offered: BODY=8BITMIME|"
+     "553 5.6.7", "", NULL},
+    {"helo then bdat", "HELO c.test\r\n" MAIL_OK RCPT_OK
+     "BDAT 3 LAST\r\nabcNOOP\r\n", 0,
+     "250 mx.test|250 2.1.0|250 2.1.5|503 5.5.1 Error: BDAT needs EHLO, "
+     "not HELO|250 2.0.0", "M<a@b.test> R<c@d.test>", NULL},
+    {"data after rcpt syntax error", HI MAIL_OK "RCPT TO:<bad>\r\nDATA\r\n",
+     0, EHLO_REPLY "|250 2.1.0|501 5.1.3|554 5.5.1 Error: no valid "
+     "recipients", NULL, NULL},
 };
 
 #define TXN HI MAIL_OK RCPT_OK
