@@ -185,8 +185,14 @@ static int daemon_open_queue(struct daemon *daemon)
     }
     if (queue_open(&daemon->queue, daemon->reactor, &opts, outbound_enqueue,
                    daemon->outbound) < 0) {
+        /* On EWOULDBLOCK, queue_open has logged the lock file and the
+         * holder's PID. */
+        const char *reason = errno == EWOULDBLOCK
+            ? "the queue directory is locked by another ringrelay process"
+            : strerror(errno);
+
         log_error("queue_dir=%s error=\"queue open failed: %s\"",
-                  config->queue_dir, strerror(errno));
+                  config->queue_dir, reason);
         return -1;
     }
     return 0;

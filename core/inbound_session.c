@@ -108,16 +108,17 @@ static int session_rcpt_policy(struct inbound_session *s,
                                const char **address, char *reply)
 {
     const struct config *config = session_daemon(s)->config;
+    bool postmaster = relay_access_postmaster(config, to);
     char logged[LOG_PATH_MAX];
 
     *address = to->address;
-    if (to->is_postmaster && config->postmaster != NULL) {
+    if (postmaster && config->postmaster != NULL) {
         /* RFC 5321 section 4.5.1: <postmaster> must be accepted from
          * every client, so no relay check applies. */
         *address = config->postmaster;
         return 0;
     }
-    if (to->is_postmaster) {
+    if (postmaster) {
         log_info("session=%" PRIu64 " event=reject client=%s to=<%s> "
                  "reason=\"no postmaster address is configured\"",
                  s->id, s->client_ip, to->address);

@@ -653,7 +653,7 @@ static int queue_open_dir(struct queue *queue)
         return -1;
     }
 
-    if (queue_journal_open(&queue->journal, queue->dir_fd) != 0) {
+    if (queue_journal_open(&queue->journal, queue->dir_fd, queue->dir) != 0) {
         return -1;
     }
     if (fsync(queue->dir_fd) != 0) {

@@ -128,7 +128,8 @@ typedef void (*queue_commit_fn)(void *arg, int status, const char *id);
 
 /* queue_open opens or creates the queue directory, scans its segments and
  * journal, and calls ready() for each message still to deliver. Logs what
- * was recovered and what was dropped. */
+ * was recovered and what was dropped. Fails with errno EWOULDBLOCK when
+ * another process holds the directory's lock. */
 int queue_open(struct queue **out, struct reactor *reactor,
                const struct queue_options *opts, queue_ready_fn ready,
                void *ready_arg);

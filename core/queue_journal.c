@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -14,7 +16,62 @@
 /* Entries read per pread during replay. */
 #define QUEUE_JOURNAL_READ_ENTRIES 1024u
 
-int queue_journal_open(struct queue_journal *journal, int dir_fd)
+/* queue_journal_lock_holder looks up the PID that holds the flock on fd
+ * in /proc/locks, matched by device and inode. Returns 0 when none is
+ * found, such as when the holder runs in another PID namespace, which
+ * /proc/locks shows as PID 0. */
+static long queue_journal_lock_holder(int fd)
+{
+    struct stat st;
+    char line[256];
+    long holder = 0;
+    FILE *locks;
+
+    if (fstat(fd, &st) != 0) {
+        return 0;
+    }
+    locks = fopen("/proc/locks", "re");
+    if (locks == NULL) {
+        return 0;
+    }
+    while (holder == 0 && fgets(line, sizeof(line), locks) != NULL) {
+        unsigned major;
+        unsigned minor;
+        unsigned long inode;
+        long pid;
+
+        /* "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF", with the
+         * device numbers in hex. Waiters start with "->" and do not
+         * match. */
+        if (sscanf(line, "%*d: FLOCK %*s %*s %ld %x:%x:%lu", &pid, &major,
+                   &minor, &inode) == 4 &&
+            major == major(st.st_dev) && minor == minor(st.st_dev) &&
+            inode == (unsigned long)st.st_ino) {
+            holder = pid;
+        }
+    }
+    fclose(locks);
+    return holder;
+}
+
+/* queue_journal_log_locked logs that another process holds the lock, with
+ * the lock file and, when /proc/locks shows it, the holder's PID. */
+static void queue_journal_log_locked(int fd, const char *dir)
+{
+    long holder = queue_journal_lock_holder(fd);
+    char pid[32] = "unknown";
+
+    if (holder > 0) {
+        snprintf(pid, sizeof(pid), "%ld", holder);
+    }
+    log_error("event=queue_locked dir=%s lock_file=%s/%s holder_pid=%s "
+              "error=\"the queue directory is locked by another ringrelay "
+              "process\" hint=\"stop that process or set another "
+              "queue_dir\"", dir, dir, QUEUE_JOURNAL_NAME, pid);
+}
+
+int queue_journal_open(struct queue_journal *journal, int dir_fd,
+                       const char *dir)
 {
     journal->fd = -1;
     journal->tail = 0;
@@ -31,9 +88,12 @@ int queue_journal_open(struct queue_journal *journal, int dir_fd)
     if (flock(journal->fd, LOCK_EX | LOCK_NB) != 0) {
         int saved = errno;
 
-        log_error("event=queue_journal_lock_failed error=\"%s\" hint=%s",
-                  strerror(saved),
-                  "another_process_uses_this_queue_directory");
+        if (saved == EWOULDBLOCK) {
+            queue_journal_log_locked(journal->fd, dir);
+        } else {
+            log_error("event=queue_journal_lock_failed dir=%s error=\"%s\"",
+                      dir, strerror(saved));
+        }
         close(journal->fd);
         journal->fd = -1;
         errno = saved;

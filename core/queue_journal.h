@@ -28,10 +28,12 @@ struct queue_journal_stats {
 typedef void (*queue_journal_apply_fn)(void *arg,
                                        const struct queue_journal_entry *e);
 
-/* queue_journal_open opens or creates the journal in dir_fd and takes an
- * exclusive lock on it; fails with EWOULDBLOCK when another process holds
- * the lock. */
-int queue_journal_open(struct queue_journal *journal, int dir_fd);
+/* queue_journal_open opens or creates the journal in dir_fd, the queue
+ * directory dir, and takes an exclusive lock on it. Fails with EWOULDBLOCK
+ * when another process holds the lock, after logging event=queue_locked
+ * with the lock file and the holder's PID when /proc/locks shows it. */
+int queue_journal_open(struct queue_journal *journal, int dir_fd,
+                       const char *dir);
 
 /* queue_journal_replay calls apply() for every valid entry in file order,
  * then cuts off a torn tail so appends continue after the last valid

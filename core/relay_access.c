@@ -5,6 +5,7 @@
 
 #include "core/config.h"
 #include "core/netaddr.h"
+#include "proto/smtp_address.h"
 
 bool relay_access_trusted_client(const struct config *config,
                                  const struct sockaddr *addr)
@@ -34,4 +35,23 @@ bool relay_access_accepted_domain(const struct config *config,
         }
     }
     return false;
+}
+
+bool relay_access_postmaster(const struct config *config,
+                             const struct smtp_path *path)
+{
+    size_t local_len;
+
+    if (path->is_postmaster) {
+        return true;
+    }
+    if (path->domain[0] == '\0' || config->hostname == NULL) {
+        return false;
+    }
+    local_len = (size_t)(path->domain - path->address) - 1;
+    if (local_len != 10 ||
+        strncasecmp(path->address, "postmaster", 10) != 0) {
+        return false;
+    }
+    return strcasecmp(path->domain, config->hostname) == 0;
 }

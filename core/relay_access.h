@@ -18,4 +18,13 @@ bool relay_access_trusted_client(const struct config *config,
 bool relay_access_accepted_domain(const struct config *config,
                                   const char *domain);
 
+struct smtp_path;
+
+/* relay_access_postmaster reports whether path is a postmaster address
+ * that RFC 5321 section 4.5.1 requires every server to accept: a bare
+ * <postmaster>, or an unquoted local part "postmaster" (any case) at the
+ * configured hostname (case-insensitive). */
+bool relay_access_postmaster(const struct config *config,
+                             const struct smtp_path *path);
+
 #endif

@@ -47,25 +47,98 @@ long smtp_xtext_decode(const char *in, size_t len, char *out,
         if (c == '+') {
             int high = i + 1 < len ? hex_value(in[i + 1]) : -1;
             int low = i + 2 < len ? hex_value(in[i + 2]) : -1;
+            int byte = high * 16 + low;
 
             if (high < 0 || low < 0) {
-                return -1;
+                return SMTP_XTEXT_INVALID;
             }
-            c = (char)(high * 16 + low);
             i += 2;
-            if (c < ' ' || c > '~') {
-                return -1;
+            if (byte < ' ' || byte == 0x7f) {
+                return SMTP_XTEXT_CONTROL;
             }
+            if (byte > 0x7f) {
+                return SMTP_XTEXT_NON_ASCII;
+            }
+            c = (char)byte;
         } else if (!xtext_is_xchar(c)) {
-            return -1;
+            return SMTP_XTEXT_INVALID;
         }
         if (used + 1 >= out_size) {
-            return -1;
+            return SMTP_XTEXT_INVALID;
         }
         out[used++] = c;
     }
     out[used] = '\0';
     return (long)used;
+}
+
+const char *smtp_xtext_error_reason(long error)
+{
+    switch (error) {
+    case SMTP_XTEXT_CONTROL:
+        return "xtext decodes to a control character";
+    case SMTP_XTEXT_NON_ASCII:
+        return "xtext decodes to a non-ASCII byte";
+    default:
+        return "invalid xtext";
+    }
+}
+
+/* utf8_escape_end parses "\x{HEX}" at text, which starts with the
+ * backslash. Returns the escape's length, or 0 with *reason set when the
+ * escape is invalid. */
+static size_t utf8_escape_end(const char *text, const char **reason)
+{
+    unsigned long code_point = 0;
+    size_t digits = 0;
+
+    *reason = "expected \\x{HEX} with 1 to 6 hex digits after a "
+              "backslash";
+    if (text[1] != 'x' || text[2] != '{') {
+        return 0;
+    }
+    for (; digits < 7; digits++) {
+        char c = text[3 + digits];
+        int value = hex_value(c >= 'a' && c <= 'f' ? c - 'a' + 'A' : c);
+
+        if (value < 0) {
+            break;
+        }
+        code_point = code_point * 16 + (unsigned long)value;
+    }
+    if (digits == 0 || digits > 6 || text[3 + digits] != '}') {
+        return 0;
+    }
+    if (code_point >= 0xD800 && code_point <= 0xDFFF) {
+        *reason = "\\x{...} names a surrogate (D800 to DFFF), not a "
+                  "Unicode scalar value";
+        return 0;
+    }
+    if (code_point > 0x10FFFF) {
+        *reason = "\\x{...} is above 10FFFF, the maximum Unicode code "
+                  "point";
+        return 0;
+    }
+    return 3 + digits + 1;
+}
+
+const char *smtp_dsn_check_utf8_addr(const char *address)
+{
+    const char *reason = NULL;
+
+    for (size_t i = 0; address[i] != '\0'; i++) {
+        size_t end;
+
+        if (address[i] != '\\') {
+            continue;
+        }
+        end = utf8_escape_end(address + i, &reason);
+        if (end == 0) {
+            return reason;
+        }
+        i += end - 1;
+    }
+    return NULL;
 }
 
 long smtp_xtext_encode(const char *text, char *out, size_t out_size)

@@ -30,14 +30,34 @@ enum smtp_dsn_notify {
     SMTP_DSN_NOTIFY_NEVER = 1u << 3,
 };
 
+/* Negative results of smtp_xtext_decode. */
+enum smtp_xtext_error {
+    SMTP_XTEXT_INVALID = -1,   /* not xtext, or the result does not fit */
+    SMTP_XTEXT_CONTROL = -2,   /* "+XX" decodes to 0x00-0x1F or 0x7F */
+    SMTP_XTEXT_NON_ASCII = -3, /* "+XX" decodes to 0x80-0xFF */
+};
+
 /* smtp_xtext_decode decodes xtext in[0..len) into out, which has room for
  * out_size bytes with the NUL. "+XX" (two upper-case hex digits) is one
  * byte, and every other byte must be an xchar: '!' to '~' except '+' and
  * '='. A decoded byte outside ' ' to '~' is rejected, so the value can go
- * into a DSN header field as it is. Returns the decoded length, or -1
- * when the text is not valid xtext or does not fit. */
+ * into a DSN header field as it is. Returns the decoded length, or a
+ * negative enum smtp_xtext_error. */
 long smtp_xtext_decode(const char *in, size_t len, char *out,
                        size_t out_size);
+
+/* smtp_xtext_error_reason returns the reply text for a negative result
+ * of smtp_xtext_decode. */
+const char *smtp_xtext_error_reason(long error);
+
+/* smtp_dsn_check_utf8_addr checks the escapes of a decoded utf-8 ORCPT
+ * address (RFC 6533 utf-8-addr-xtext): each backslash must start
+ * "\x{HEX}" with 1 to 6 hex digits (either case) that name a Unicode
+ * scalar value, so no surrogate (D800-DFFF) and nothing above 10FFFF.
+ * Returns NULL, or the reason the address is invalid. NOTE: only the code
+ * point is checked, so an escape that the stricter HEXPOINT rule of RFC
+ * 6533 may reject, such as one with a leading zero, is accepted. */
+const char *smtp_dsn_check_utf8_addr(const char *address);
 
 /* smtp_xtext_encode writes text as xtext into out[0..out_size) with a
  * NUL. Returns the encoded length, or -1 when it does not fit. */

@@ -190,9 +190,11 @@ static const char *param_envid(const char *value, size_t len, unsigned offered,
     if (len > SMTP_ENVID_MAX) {
         return "longer than 100 characters";
     }
-    if (smtp_xtext_decode(value, len, envid, SMTP_ENVID_MAX + 1) < 0) {
+    long decoded = smtp_xtext_decode(value, len, envid, SMTP_ENVID_MAX + 1);
+
+    if (decoded < 0) {
         envid[0] = '\0';
-        return "invalid xtext";
+        return smtp_xtext_error_reason(decoded);
     }
     return NULL;
 }
@@ -205,15 +207,17 @@ static const char *param_notify(const char *value, size_t len, unsigned offered,
 }
 
 /* param_orcpt parses addr-type ";" xtext, where addr-type is an atom
- * such as rfc822 or utf-8, and stores it with the address decoded.
- * NOTE: a utf-8 address (RFC 6533) keeps its \x{...} escapes as sent,
- * and raw UTF-8 in ORCPT is rejected, even with SMTPUTF8. */
+ * such as rfc822 or utf-8, and stores it with the address decoded. The
+ * \x{...} escapes of a utf-8 address (RFC 6533) are checked and kept as
+ * sent. NOTE: raw UTF-8 in ORCPT is rejected, even with SMTPUTF8. */
 static const char *param_orcpt(const char *value, size_t len, unsigned offered,
                                struct smtp_param_values *values)
 {
     (void)offered;
     char *orcpt = values->rcpt.orcpt;
     size_t type_len = 0;
+    const char *reason = NULL;
+    long decoded;
 
     if (len > SMTP_ORCPT_MAX) {
         return "longer than 500 characters";
@@ -230,13 +234,25 @@ static const char *param_orcpt(const char *value, size_t len, unsigned offered,
     }
 
     memcpy(orcpt, value, type_len + 1);
-    if (smtp_xtext_decode(value + type_len + 1, len - type_len - 1,
-                          orcpt + type_len + 1,
-                          SMTP_ORCPT_MAX + 1 - type_len - 1) < 0) {
+    decoded = smtp_xtext_decode(value + type_len + 1, len - type_len - 1,
+                                orcpt + type_len + 1,
+                                SMTP_ORCPT_MAX + 1 - type_len - 1);
+    if (decoded == SMTP_XTEXT_INVALID) {
         orcpt[0] = '\0';
         return "the address is invalid xtext";
     }
-    return NULL;
+    if (decoded < 0) {
+        orcpt[0] = '\0';
+        return smtp_xtext_error_reason(decoded);
+    }
+
+    if (type_len == 5 && strncasecmp(value, "utf-8", 5) == 0) {
+        reason = smtp_dsn_check_utf8_addr(orcpt + type_len + 1);
+    }
+    if (reason != NULL) {
+        orcpt[0] = '\0';
+    }
+    return reason;
 }
 
 static const struct smtp_param *param_find(const char *keyword, size_t len,

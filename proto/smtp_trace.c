@@ -5,9 +5,17 @@
  * the line stays within TRACE_LINE_MAX, else the header folds before it
  * (CRLF and a tab). Fields from the network are filtered to a safe
  * character set and capped, so they cannot end a line or start a new
- * header, and the whole header stays under about 1 KiB. */
+ * header, and the whole header stays under about 1 KiB.
+ *
+ * A HELO name with U-labels is written as A-labels (libidn2), with or
+ * without SMTPUTF8. The header must stay 7-bit for a message relayed
+ * with plain DATA, and A-labels are valid in an SMTPUTF8 message too.
+ * A name that libidn2 rejects, or whose A-label form is longer than
+ * TRACE_HELO_MAX, is left out ("from unknown"), and the client IP still
+ * identifies the sender. */
 #include "proto/smtp_trace.h"
 
+#include <idn2.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -123,6 +131,38 @@ static void trace_format_date(char *buf, size_t size, time_t when)
              tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+static bool trace_is_ascii(const char *text)
+{
+    for (; *text != '\0'; text++) {
+        if ((unsigned char)*text >= 0x80) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* trace_helo_name writes into helo (TRACE_HELO_MAX + 1 bytes) the name to
+ * put after "from": the cleaned HELO name, its A-label form when it has
+ * non-ASCII bytes, or "unknown" when it is empty or cannot be converted. */
+static void trace_helo_name(char *helo, const char *name)
+{
+    char *alabels = NULL;
+    size_t len = 0;
+
+    if (name != NULL && trace_is_ascii(name)) {
+        len = trace_clean(helo, name, TRACE_HELO_MAX, TRACE_CHARS_NAME);
+    } else if (name != NULL &&
+               idn2_to_ascii_8z(name, &alabels, IDN2_NFC_INPUT |
+                                IDN2_NONTRANSITIONAL) == IDN2_OK &&
+               strlen(alabels) <= TRACE_HELO_MAX) {
+        len = trace_clean(helo, alabels, TRACE_HELO_MAX, TRACE_CHARS_NAME);
+    }
+    idn2_free(alabels);
+    if (len == 0) {
+        snprintf(helo, TRACE_HELO_MAX + 1, "unknown");
+    }
+}
+
 /* trace_write_from writes "Received: from HELO ([IP])". An IPv6 address
  * gets the "IPv6:" tag of an RFC 5321 address literal. */
 static void trace_write_from(struct trace_writer *w,
@@ -133,11 +173,7 @@ static void trace_write_from(struct trace_writer *w,
     char token[TRACE_TOKEN_MAX];
     const char *client_ip = trace->client_ip ? trace->client_ip : "";
 
-    if (trace->helo == NULL ||
-        trace_clean(helo, trace->helo, TRACE_HELO_MAX, TRACE_CHARS_NAME) ==
-            0) {
-        snprintf(helo, sizeof(helo), "unknown");
-    }
+    trace_helo_name(helo, trace->helo);
     trace_clean(ip, client_ip, TRACE_IP_MAX, TRACE_CHARS_NAME);
 
     trace_token(w, "Received:", false);

@@ -22,8 +22,10 @@ struct smtp_trace {
  * CRLF into buf, NUL-terminated. Returns its length, or 0 when buf is too
  * small (1024 bytes always suffice). Header lines never start with '.',
  * so the result needs no dot-stuffing. Fields are capped, and characters
- * that could end a line or a token become '?'. An rcpt longer than a
- * valid address leaves out the "for" clause. */
+ * that could end a line or a token become '?'. A HELO name with U-labels
+ * is written as A-labels, or as "unknown" when it has no valid A-label
+ * form. An rcpt longer than a valid address leaves out the "for"
+ * clause. */
 size_t smtp_trace_received(const struct smtp_trace *trace, char *buf,
                            size_t size);
 

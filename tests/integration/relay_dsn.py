@@ -6,7 +6,8 @@ MAIL and RCPT arguments it received (X-Mail-Args, X-Rcpt-Args). One
 smtp-sink offers DSN and must see RET, ENVID, NOTIFY and ORCPT as the
 client sent them. The other runs with -N (no DSN) and must see none. The
 test also covers 501 for a bad NOTIFY, 502 for EXPN, and
-RCPT TO:<postmaster> with and without the postmaster key.
+RCPT TO:<postmaster> and postmaster@HOSTNAME with and without the
+postmaster key.
 
 Usage (inside netns_run.sh): relay_dsn.py BUILD_DIR
 """
@@ -79,9 +80,11 @@ def header_values(lines, name):
     return [line[len(prefix):] for line in lines if line.startswith(prefix)]
 
 
-def send(port, rcpts, mail_options=()):
-    """Send BODY with smtplib. rcpts is a list of (address, options)."""
-    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+def send(port, rcpts, mail_options=(), source="127.0.0.1"):
+    """Send BODY with smtplib from the loopback address source. rcpts is a
+    list of (address, options)."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=30,
+                      source_address=(source, 0)) as client:
         client.ehlo("client.test")
         code, text = client.mail(SENDER, options=list(mail_options))
         if code != 250:
@@ -175,6 +178,35 @@ def test_postmaster_configured(tap, dump):
               "<postmaster> goes to the configured address", rcpt_args)
 
 
+def test_postmaster_at_hostname(tap, dump):
+    """postmaster@HOSTNAME counts as <postmaster> for every client, and
+    127.0.0.2 is outside relay_networks."""
+    def to_postmaster(transactions):
+        return [header_values(lines, "X-Rcpt-Args")
+                for lines in transactions].count(["<ops@dsn.test>"])
+
+    for source, address in (("127.0.0.2", "PostMaster@relay.test"),
+                            ("127.0.0.2", "postmaster@RELAY.TEST"),
+                            ("127.0.0.1", "postMASTER@Relay.Test")):
+        before = dumped(dump)
+        send(2525, [(address, [])], source=source)
+        transactions = wait_dumps(dump, len(before) + 1)
+        if not tap.check(len(transactions) == len(before) + 1,
+                         f"mail to <{address}> from {source} is relayed",
+                         transactions):
+            continue
+        tap.check(to_postmaster(transactions) == to_postmaster(before) + 1,
+                  f"<{address}> goes to the configured address",
+                  transactions)
+    with smtplib.SMTP("127.0.0.1", 2525, timeout=30,
+                      source_address=("127.0.0.2", 0)) as client:
+        client.ehlo("client.test")
+        client.mail(SENDER)
+        code, text = client.rcpt("postmaster@other.test")
+    tap.check(code == 554, "postmaster at another domain from outside "
+              "relay_networks gets 554", (code, text))
+
+
 def test_postmaster_unset(tap, harness):
     config = h.write_config(harness, CONFIG.format(
         port=BARE_RELAY_PORT, queue=harness.path("bare-queue"),
@@ -188,6 +220,14 @@ def test_postmaster_unset(tap, harness):
         code, text = client.rcpt("postmaster")
     tap.check(code == 550 and b"no postmaster address is configured" in text,
               "<postmaster> without the key gets 550 with the reason",
+              (code, text))
+    with smtplib.SMTP("127.0.0.1", BARE_RELAY_PORT, timeout=30,
+                      source_address=("127.0.0.2", 0)) as client:
+        client.ehlo("client.test")
+        client.mail(SENDER)
+        code, text = client.rcpt("PostMaster@relay.test")
+    tap.check(code == 550 and b"no postmaster address is configured" in text,
+              "postmaster@HOSTNAME without the key gets 550 with the reason",
               (code, text))
     harness.stop(relay)
 
@@ -233,6 +273,7 @@ def test(tap, harness):
     test_relayed_to_dsn_peer(tap, dump)
     test_dropped_for_plain_peer(tap, plain_dump)
     test_postmaster_configured(tap, dump)
+    test_postmaster_at_hostname(tap, dump)
     test_postmaster_unset(tap, harness)
     relay = test_recovered_after_restart(tap, harness, relay, config)
     tap.check(relay.poll() is None, "relay is still running")

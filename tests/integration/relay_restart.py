@@ -3,12 +3,14 @@
 
 With the sink down, ringrelay accepts messages and defers them. It is
 stopped, the sink is started, and ringrelay is started again on the same
-queue: every message must arrive exactly once.
+queue: every message must arrive exactly once. A second relay started
+on that queue must exit and say that the queue directory is locked.
 
 Usage (inside netns_run.sh): relay_restart.py BUILD_DIR
 """
 import re
 import smtplib
+import subprocess
 
 import harness as h
 
@@ -72,7 +74,35 @@ def test(tap, harness):
     log = harness.log_text("ringrelay-restarted")
     tap.check(re.search(rf"event=queue_opened .*messages={MESSAGES} ", log),
               "restart logs the recovered messages")
+    test_second_relay_locked_out(tap, harness, relay)
     tap.check(harness.stop(relay) == 0, "restarted relay stops cleanly")
+
+
+def test_second_relay_locked_out(tap, harness, relay):
+    """A second relay on the queue directory that relay holds must exit
+    and name the lock, its file and the holder's PID."""
+    config = h.write_config(harness, CONFIG.format(
+        queue=harness.path("queue")) + 'listen = "127.0.0.1:2530";\n',
+        name="second.conf")
+    second = harness.start("ringrelay-second", [
+        harness.binary("ringrelay"), "-c", config])
+    try:
+        status = second.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        status = None
+        harness.stop(second)
+    tap.check(status not in (None, 0), "second relay on a locked queue "
+              "exits with an error", status)
+    log = harness.log_text("ringrelay-second")
+    lock_file = harness.path("queue") + "/journal"
+    tap.check(f"event=queue_locked dir={harness.path('queue')} "
+              f"lock_file={lock_file} holder_pid={relay.pid} " in log,
+              "second relay logs the lock file and the holder's PID", log)
+    tap.check('error="queue open failed: the queue directory is locked by '
+              'another ringrelay process"' in log,
+              "second relay's queue error names the lock", log)
+    tap.check("Resource temporarily unavailable" not in log,
+              "second relay logs no bare errno text", log)
 
 
 if __name__ == "__main__":

@@ -1084,6 +1084,63 @@ Test(queue, second_open_locked_out)
     cr_assert_eq(errno, EWOULDBLOCK);
 }
 
+/* open_second_logged opens fx.dir a second time with stderr, where the
+ * log goes, in a file, and copies what was logged into log. Returns
+ * queue_open's result, with errno kept. */
+static int open_second_logged(char *log, size_t log_size)
+{
+    struct queue_options opts = { .dir = fx.dir };
+    struct queue *second = NULL;
+    char path[PATH_MAX + 8];
+    int saved_stderr;
+    int log_fd;
+    int rc;
+    int saved_errno;
+    ssize_t got;
+
+    snprintf(path, sizeof(path), "%s.log", fx.dir);
+    log_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    cr_assert_geq(log_fd, 0, "open %s: %s", path, strerror(errno));
+    saved_stderr = dup(STDERR_FILENO);
+    cr_assert_geq(saved_stderr, 0, "dup: %s", strerror(errno));
+    cr_assert_eq(dup2(log_fd, STDERR_FILENO), STDERR_FILENO);
+
+    rc = queue_open(&second, fx.reactor, &opts, on_ready, &fx);
+    saved_errno = errno;
+
+    cr_assert_eq(dup2(saved_stderr, STDERR_FILENO), STDERR_FILENO);
+    close(saved_stderr);
+    got = pread(log_fd, log, log_size - 1, 0);
+    cr_assert_geq(got, 0, "pread %s: %s", path, strerror(errno));
+    log[got] = '\0';
+    close(log_fd);
+    unlink(path);
+    errno = saved_errno;
+    return rc;
+}
+
+Test(queue, second_open_logs_lock_holder)
+{
+    char log[4096];
+    char want[PATH_MAX + 64];
+
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(open_second_logged(log, sizeof(log)), -1);
+    cr_assert_eq(errno, EWOULDBLOCK);
+
+    cr_expect_not_null(strstr(log, "event=queue_locked "), "log: %s", log);
+    cr_expect_not_null(strstr(log, "error=\"the queue directory is locked "
+                              "by another ringrelay process\""),
+                       "log: %s", log);
+    snprintf(want, sizeof(want), "lock_file=%s/journal ", fx.dir);
+    cr_expect_not_null(strstr(log, want), "want %s in log: %s", want, log);
+    /* This process holds the first lock, and /proc/locks names it. */
+    snprintf(want, sizeof(want), "holder_pid=%ld ", (long)getpid());
+    cr_expect_not_null(strstr(log, want), "want %s in log: %s", want, log);
+    cr_expect_null(strstr(log, "Resource temporarily unavailable"),
+                   "log: %s", log);
+}
+
 Test(queue, small_segment_size_rejected)
 {
     fx.segment_size = 4096;

@@ -506,6 +506,147 @@ Test(smtp_params, dsn_orcpt_bad_xtext_gets_501)
     stop(&t);
 }
 
+/* Valid xtext whose "+XX" decodes to a byte a DSN header cannot carry
+ * gets a reason that names the byte's class, not "invalid xtext". */
+static const struct {
+    const char *value;
+    const char *reason;
+} xtext_byte_cases[] = {
+    {"a+0Ab", "xtext decodes to a control character"},
+    {"a+00b", "xtext decodes to a control character"},
+    {"a+1Fb", "xtext decodes to a control character"},
+    {"a+7Fb", "xtext decodes to a control character"},
+    {"a+80b", "xtext decodes to a non-ASCII byte"},
+    {"a+C3b", "xtext decodes to a non-ASCII byte"},
+    {"a+FFb", "xtext decodes to a non-ASCII byte"},
+};
+
+#define XTEXT_BYTE_CASE_COUNT \
+    (sizeof(xtext_byte_cases) / sizeof(xtext_byte_cases[0]))
+
+Test(smtp_params, dsn_envid_decoded_byte_reason)
+{
+    for (size_t i = 0; i < XTEXT_BYTE_CASE_COUNT; i++) {
+        struct session t;
+        char params[200];
+        char want[300];
+
+        snprintf(params, sizeof(params), " ENVID=%s",
+                 xtext_byte_cases[i].value);
+        snprintf(want, sizeof(want), "501 5.5.4 Error: invalid MAIL "
+                 "parameter ENVID=%s: %s\r\n", xtext_byte_cases[i].value,
+                 xtext_byte_cases[i].reason);
+        start(&t, 0);
+        cr_assert_str_eq(mail_reply(&t, params), want);
+        cr_assert_eq(t.mail_calls, 0, "ENVID=%s reached the hook",
+                     xtext_byte_cases[i].value);
+        stop(&t);
+    }
+}
+
+Test(smtp_params, dsn_orcpt_decoded_byte_reason)
+{
+    for (size_t i = 0; i < XTEXT_BYTE_CASE_COUNT; i++) {
+        struct session t;
+        char params[200];
+        char want[300];
+
+        snprintf(params, sizeof(params), " ORCPT=rfc822;%s@x.test",
+                 xtext_byte_cases[i].value);
+        snprintf(want, sizeof(want), "501 5.5.4 Error: invalid RCPT "
+                 "parameter ORCPT=rfc822;%s@x.test: %s\r\n",
+                 xtext_byte_cases[i].value, xtext_byte_cases[i].reason);
+        start(&t, 0);
+        cr_assert_str_eq(rcpt_reply(&t, params), want);
+        cr_assert_eq(t.rcpt_calls, 0, "ORCPT with %s reached the hook",
+                     xtext_byte_cases[i].value);
+        stop(&t);
+    }
+}
+
+#define UTF8_ESCAPE_SYNTAX \
+    "expected \\x{HEX} with 1 to 6 hex digits after a backslash"
+#define UTF8_ESCAPE_SURROGATE \
+    "\\x{...} names a surrogate (D800 to DFFF), not a Unicode scalar value"
+#define UTF8_ESCAPE_TOO_HIGH \
+    "\\x{...} is above 10FFFF, the maximum Unicode code point"
+
+/* Local parts of utf-8 ORCPT addresses with an invalid RFC 6533 escape,
+ * and the reason each one gets. */
+static const struct {
+    const char *local;
+    const char *reason;
+} utf8_escape_cases[] = {
+    {"a\\x{D800}", UTF8_ESCAPE_SURROGATE},
+    {"a\\x{DFFF}", UTF8_ESCAPE_SURROGATE},
+    {"a\\x{dabc}", UTF8_ESCAPE_SURROGATE},
+    {"a\\x{110000}", UTF8_ESCAPE_TOO_HIGH},
+    {"a\\x{FFFFFF}", UTF8_ESCAPE_TOO_HIGH},
+    {"a\\x{}", UTF8_ESCAPE_SYNTAX},
+    {"a\\x", UTF8_ESCAPE_SYNTAX},
+    {"a\\", UTF8_ESCAPE_SYNTAX},
+    {"a\\y{41}", UTF8_ESCAPE_SYNTAX},
+    {"a\\x41", UTF8_ESCAPE_SYNTAX},
+    {"a\\x{E9", UTF8_ESCAPE_SYNTAX},
+    {"a\\x{0000E9}\\x{G}", UTF8_ESCAPE_SYNTAX},
+    {"a\\x{10000E9}", UTF8_ESCAPE_SYNTAX},
+};
+
+#define UTF8_ESCAPE_CASE_COUNT \
+    (sizeof(utf8_escape_cases) / sizeof(utf8_escape_cases[0]))
+
+Test(smtp_params, dsn_orcpt_utf8_bad_escape_gets_501)
+{
+    for (size_t i = 0; i < UTF8_ESCAPE_CASE_COUNT; i++) {
+        struct session t;
+        char params[200];
+        char want[300];
+
+        snprintf(params, sizeof(params), " ORCPT=utf-8;%s@x.test",
+                 utf8_escape_cases[i].local);
+        snprintf(want, sizeof(want), "501 5.5.4 Error: invalid RCPT "
+                 "parameter ORCPT=utf-8;%s@x.test: %s\r\n",
+                 utf8_escape_cases[i].local, utf8_escape_cases[i].reason);
+        start(&t, 0);
+        cr_assert_str_eq(rcpt_reply(&t, params), want);
+        cr_assert_eq(t.rcpt_calls, 0, "ORCPT with %s reached the hook",
+                     utf8_escape_cases[i].local);
+        stop(&t);
+    }
+}
+
+Test(smtp_params, dsn_orcpt_utf8_good_escape_accepted)
+{
+    static const char *const locals[] = {
+        "\\x{0}", "\\x{e9}", "\\x{D7FF}", "\\x{E000}", "\\x{1F600}",
+        "\\x{10FFFF}", "\\x{00E9}j\\x{E9}",
+    };
+
+    for (size_t i = 0; i < sizeof(locals) / sizeof(locals[0]); i++) {
+        struct session t;
+        char params[200];
+        char want[200];
+
+        snprintf(params, sizeof(params), " ORCPT=UTF-8;%s@x.test", locals[i]);
+        snprintf(want, sizeof(want), "UTF-8;%s@x.test", locals[i]);
+        start(&t, 0);
+        assert_reply(rcpt_reply(&t, params), "250 2.1.5");
+        cr_assert_str_eq(t.rcpt.orcpt, want);
+        stop(&t);
+    }
+}
+
+Test(smtp_params, dsn_orcpt_rfc822_backslash_kept)
+{
+    struct session t;
+
+    start(&t, 0);
+    assert_reply(rcpt_reply(&t, " ORCPT=rfc822;a\\x{D800}@x.test"),
+                 "250 2.1.5");
+    cr_assert_str_eq(t.rcpt.orcpt, "rfc822;a\\x{D800}@x.test");
+    stop(&t);
+}
+
 /* orcpt_of_length writes " ORCPT=rfc822;" and an address padded to make
  * the value len characters long. */
 static void orcpt_of_length(char *out, size_t out_size, size_t len)

@@ -316,6 +316,80 @@ Test(smtp_trace, hostile_helo_sanitised)
     expect_lines_short(buf);
 }
 
+/* A HELO name with U-labels goes into the header as A-labels, so the
+ * header stays 7-bit for a message relayed with plain DATA. */
+Test(smtp_trace, utf8_helo_as_alabels)
+{
+    static const char *const names[] = {
+        "b\xc3\xbc" "cher.example",     /* bücher.example */
+        "B\xc3\x9c" "CHER.example",     /* BÜCHER.example, mapped to
+                                         * lower case by UTS #46 */
+    };
+    const char *expected = "Received: from xn--bcher-kva.example "
+                           "([192.0.2.7])\r\n";
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        struct smtp_trace trace = trace_example();
+        char buf[1024];
+
+        trace.helo = names[i];
+        cr_assert_gt(smtp_trace_received(&trace, buf, sizeof(buf)), 0);
+        cr_expect(strncmp(buf, expected, strlen(expected)) == 0,
+                  "HELO %s: %s", names[i], buf);
+        for (const char *p = buf; *p != '\0'; p++) {
+            cr_expect((unsigned char)*p < 0x80, "HELO %s: byte 0x%02x",
+                      names[i], (unsigned char)*p);
+        }
+        expect_lines_short(buf);
+    }
+}
+
+Test(smtp_trace, utf8_helo_smtputf8_as_alabels)
+{
+    struct smtp_trace trace = trace_example();
+    char buf[1024];
+
+    trace.helo = "b\xc3\xbc" "cher.example";
+    trace.smtputf8 = true;
+    cr_assert_gt(smtp_trace_received(&trace, buf, sizeof(buf)), 0);
+    cr_expect_str_eq(buf,
+                     "Received: from xn--bcher-kva.example ([192.0.2.7])\r\n"
+                     "\tby relay.example.net (ringrelay) with UTF8SMTP id "
+                     "0123456789ABCDEF\r\n"
+                     "\tfor <bob@example.com>; Tue, 4 Mar 2025 09:05:00 "
+                     "+0000\r\n");
+}
+
+/* A name without a valid A-label form, or whose A-label form is longer
+ * than the 64 characters kept of a HELO name, is left out. The client IP
+ * stays. */
+Test(smtp_trace, utf8_helo_without_alabels_left_out)
+{
+    static const char *const names[] = {
+        "a\xe2\x98\x83.example",        /* U+2603, disallowed in IDNA2008 */
+        "\xff.example",                 /* not UTF-8 */
+        "ab--c\xc3\xbc.example",        /* "--" in the third and fourth
+                                         * positions */
+        "b\xc3\xbc" "cher.b\xc3\xbc" "cher.b\xc3\xbc" "cher.b\xc3\xbc"
+        "cher.b\xc3\xbc" "cher.example", /* 77 characters as A-labels */
+    };
+    const char *expected = "Received: from unknown ([192.0.2.7])\r\n";
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        struct smtp_trace trace = trace_example();
+        char buf[1024];
+
+        trace.helo = names[i];
+        cr_assert_gt(smtp_trace_received(&trace, buf, sizeof(buf)), 0);
+        cr_expect(strncmp(buf, expected, strlen(expected)) == 0,
+                  "case %zu: %s", i, buf);
+        for (const char *p = buf; *p != '\0'; p++) {
+            cr_expect((unsigned char)*p < 0x80, "case %zu: byte 0x%02x", i,
+                      (unsigned char)*p);
+        }
+    }
+}
+
 Test(smtp_trace, long_helo_capped)
 {
     struct smtp_trace trace = trace_example();
