@@ -47,6 +47,7 @@ struct run {
     uint64_t relay_peak_kib;       /* VmHWM read before the stop */
     bool relay_died;               /* seen and reported before the stop */
     bool usage_error;              /* blast rejected its options */
+    bool blast_incomplete;         /* blast exited 1: not all accepted */
     struct run_stats blast_stats;
     struct run_stats sink_stats;
     struct run_report report;
@@ -357,11 +358,44 @@ static int run_check_blast_status(struct run *run)
         run->usage_error = true;
         return -1;
     }
-    fprintf(stderr, "run: blast ended with %s\n", status);
     /* blast exits 1 when any message was not accepted; the report still
-     * shows what was. */
-    return WIFEXITED(run->blast.status) && WEXITSTATUS(run->blast.status) == 1
-           ? 0 : -1;
+     * shows what was, and run_explain_blast prints the reason once its
+     * stats are read. */
+    if (WIFEXITED(run->blast.status) && WEXITSTATUS(run->blast.status) == 1) {
+        run->blast_incomplete = true;
+        return 0;
+    }
+    fprintf(stderr, "run: blast ended with %s\n", status);
+    run_log_last_error(run->workdir.blast_log, line, sizeof(line));
+    if (line[0] != '\0') {
+        fprintf(stderr, "run: blast's last error: %s\n", line);
+    }
+    return -1;
+}
+
+/* Print why blast exited 1: its counts of messages that were not
+ * accepted, and the last connection error it printed. */
+static void run_explain_blast(const struct run *run)
+{
+    const struct run_stats *stats = &run->blast_stats;
+    char line[512];
+
+    if (!run->blast_incomplete) {
+        return;
+    }
+    fprintf(stderr, "run: blast ended with exit status 1 because not every "
+            "message was accepted: accepted %.0f, rejected %.0f, failed "
+            "%.0f, not finished %.0f, connection failures %.0f (blast's "
+            "summary above lists the reply codes)\n",
+            run_stats_value(stats, "accepted", 0),
+            run_stats_value(stats, "rejected", 0),
+            run_stats_value(stats, "failed", 0),
+            run_stats_value(stats, "not_finished", 0),
+            run_stats_value(stats, "connection_failures", 0));
+    run_log_last_error(run->workdir.blast_log, line, sizeof(line));
+    if (line[0] != '\0') {
+        fprintf(stderr, "run: blast's last error: %s\n", line);
+    }
 }
 
 /* Run blast with its stdout on ours and its stderr in blast.log, which
@@ -583,6 +617,7 @@ static int run_execute(struct run *run)
                           &run->blast_stats) < 0) {
         return run->usage_error ? 2 : 1;
     }
+    run_explain_blast(run);
     run_drain(run);
     if (run_collect(run) < 0) {
         return 1;
