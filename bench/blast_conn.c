@@ -105,6 +105,7 @@ struct blast_conn {
     unsigned body_slot;    /* its entry in expect */
     bool body_end_pending; /* body_end not yet sent */
     size_t body_bytes;     /* header and body bytes of the body in flight */
+    unsigned body_rcpts;   /* its recipients that got a 2xx RCPT reply */
 
     bool pipelining;       /* PIPELINING offered and --pipelining on */
     bool need_rset;        /* a failed transaction left MAIL accepted */
@@ -503,6 +504,7 @@ static int blast_conn_send_body(struct blast_conn *c)
         return -1;
     }
     c->body_bytes = header_len + body->len;
+    c->body_rcpts = c->rcpts_ok;
     c->body_open = true;
     run->results.sent++;
     if (!run->open_loop) {
@@ -634,7 +636,8 @@ static int blast_conn_on_data(struct blast_conn *c, int code)
 static int blast_conn_on_body(struct blast_conn *c, int code,
                               uint64_t latency_ns)
 {
-    blast_run_record_body(c->run, code, latency_ns, c->body_bytes);
+    blast_run_record_body(c->run, code, latency_ns, c->body_bytes,
+                          c->body_rcpts);
     c->open--;
     c->body_open = false;
     c->progress = true;

@@ -429,6 +429,7 @@ static void blast_report_stats_lines(const struct blast_run *run, FILE *out)
      * above. */
     fprintf(out, "not_finished=%" PRIu64 "\n", blast_not_finished(run));
     fprintf(out, "connections_opened=%" PRIu64 "\n", r->connections_opened);
+    fprintf(out, "accepted_rcpts=%" PRIu64 "\n", r->accepted_rcpts);
 }
 
 int blast_report_stats_file(const struct blast_run *run, const char *path)

@@ -226,7 +226,7 @@ uint64_t blast_run_progress(const struct blast_run *run)
 }
 
 void blast_run_record_body(struct blast_run *run, int code,
-                           uint64_t latency_ns, size_t bytes)
+                           uint64_t latency_ns, size_t bytes, unsigned rcpts)
 {
     struct blast_results *results = &run->results;
 
@@ -237,6 +237,7 @@ void blast_run_record_body(struct blast_run *run, int code,
     if (code >= 200 && code < 300) {
         results->accepted++;
         results->bytes_accepted += bytes;
+        results->accepted_rcpts += rcpts;
     } else {
         bench_code_tally_add(&results->rejected, code);
     }

@@ -96,6 +96,7 @@ struct blast_results {
     uint64_t not_started;          /* handed out, but the run stopped
                                     * before their MAIL was sent */
     uint64_t bytes_accepted;       /* header and body bytes */
+    uint64_t accepted_rcpts;       /* recipients of accepted messages */
     uint64_t connections_opened;
     uint64_t connection_failures;
     uint64_t idle_closed;          /* idle connections the server closed */
@@ -245,8 +246,10 @@ uint64_t blast_run_progress(const struct blast_run *run);
 
 /* blast_run_record_body counts the final reply to a message's body,
  * received at run->now_ns, latency_ns after the end of its data (or its
- * due time in open loop). */
+ * due time in open loop). bytes is its header and body size and rcpts
+ * the number of its recipients that got a 2xx RCPT reply. */
 void blast_run_record_body(struct blast_run *run, int code,
-                           uint64_t latency_ns, size_t bytes);
+                           uint64_t latency_ns, size_t bytes,
+                           unsigned rcpts);
 
 #endif

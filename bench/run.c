@@ -474,22 +474,23 @@ static void run_drain(struct run *run)
 {
     uint64_t deadline = run_deadline(run->options.drain_timeout);
     double accepted = run_stats_value(&run->blast_stats, "accepted", 0);
+    double expected = run_stats_value(&run->blast_stats, "accepted_rcpts",
+                                      accepted);
     struct run_stats stats;
 
     run->report.drained = false;
     while (!run_interrupted) {
         if (run_stats_read_file(run->workdir.sink_stats, &stats) == 0) {
-            double unique = run_stats_value(&stats, "messages", 0)
-                            - run_stats_value(&stats, "duplicates", 0);
+            double copies = run_stats_value(&stats, "copies", 0);
 
-            if (unique >= accepted) {
+            if (copies >= expected) {
                 run->report.drained = true;
                 break;
             }
         }
         if (bench_monotonic_ns() >= deadline) {
             fprintf(stderr, "run: the sink did not receive every "
-                    "accepted message within --drain-timeout\n");
+                    "accepted recipient copy within --drain-timeout\n");
             break;
         }
         if (run_child_wait(&run->sink,
@@ -580,7 +581,11 @@ static int run_report(struct run *run)
         && run_report_write_json(report, run->options.json_path) < 0) {
         return -1;
     }
-    return run_report_ok(report) ? 0 : -1;
+    if (!run_report_ok(report)) {
+        run_report_print_failures(report, stderr);
+        return -1;
+    }
+    return 0;
 }
 
 static int run_prepare(struct run *run)

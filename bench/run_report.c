@@ -1,6 +1,7 @@
 #include "bench/run_report.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bench/bench_json.h"
@@ -27,7 +28,6 @@ void run_report_compute(struct run_report *report,
     double last_message_us =
         run_stats_value(sink, "last_message_wall_us", 0);
     double last_reply_us = run_stats_value(blast, "last_reply_wall_us", 0);
-    double unique;
 
     report->sent = run_stats_value(blast, "sent", 0);
     report->accepted = run_stats_value(blast, "accepted", 0);
@@ -37,12 +37,19 @@ void run_report_compute(struct run_report *report,
         run_stats_value(blast, "connection_failures", 0);
     report->blast_elapsed_s = run_stats_value(blast, "elapsed_s", 0);
     report->accepted_per_s = run_stats_value(blast, "msgs_per_s", 0);
-    report->delivered = run_stats_value(sink, "messages", 0);
+    /* Stats files written before these keys existed: one recipient a
+     * message, and copies are the messages less the duplicates. */
+    report->accepted_rcpts =
+        run_stats_value(blast, "accepted_rcpts", report->accepted);
+    report->transactions = run_stats_value(sink, "messages", 0);
     report->lost = run_stats_value(sink, "lost", 0);
     report->duplicates = run_stats_value(sink, "duplicates", 0);
-    unique = report->delivered - report->duplicates;
-    report->missing =
-        report->accepted > unique ? report->accepted - unique : 0;
+    report->delivered =
+        run_stats_value(sink, "copies",
+                        report->transactions - report->duplicates);
+    report->missing = report->accepted_rcpts > report->delivered
+                      ? report->accepted_rcpts - report->delivered
+                      : 0;
     /* Both timestamps are CLOCK_REALTIME on the same machine, so their
      * difference is the end-to-end time of the whole run. */
     report->delivered_per_s = 0;
@@ -72,9 +79,81 @@ void run_report_compute(struct run_report *report,
 
 bool run_report_ok(const struct run_report *report)
 {
-    return report->sent > 0 && report->accepted == report->sent
-           && report->missing == 0 && report->lost == 0
-           && report->duplicates == 0 && report->drained;
+    char reason[128];
+
+    return !run_report_failure(report, 0, reason, sizeof(reason));
+}
+
+/* Write the reason of check into buf; false when check passed. */
+static bool run_report_check(const struct run_report *report,
+                             unsigned check, char *buf, size_t size)
+{
+    switch (check) {
+    case 0:
+        return report->sent == 0 && report->rejected == 0
+               && report->failed == 0
+               && snprintf(buf, size, "blast sent no message") > 0;
+    case 1:
+        return report->rejected > 0
+               && snprintf(buf, size, "blast had %.0f messages rejected",
+                           report->rejected) > 0;
+    case 2:
+        return report->failed > 0
+               && snprintf(buf, size, "blast had %.0f messages fail with "
+                           "their connection", report->failed) > 0;
+    case 3:
+        /* Messages that blast did not finish, for example. */
+        return report->rejected == 0 && report->failed == 0
+               && report->accepted < report->sent
+               && snprintf(buf, size, "%.0f of %.0f messages sent were "
+                           "not accepted", report->sent - report->accepted,
+                           report->sent) > 0;
+    case 4:
+        return report->missing > 0
+               && snprintf(buf, size, "%.0f accepted recipient copies did "
+                           "not reach the sink", report->missing) > 0;
+    case 5:
+        return report->lost > 0
+               && snprintf(buf, size, "the sink counted %.0f recipient "
+                           "copies lost", report->lost) > 0;
+    case 6:
+        return report->duplicates > 0
+               && snprintf(buf, size, "the sink received %.0f duplicate "
+                           "recipient copies", report->duplicates) > 0;
+    case 7:
+        return !report->drained
+               && snprintf(buf, size, "the sink did not get every accepted "
+                           "copy within --drain-timeout") > 0;
+    }
+    return false;
+}
+
+#define RUN_REPORT_CHECKS 8
+
+bool run_report_failure(const struct run_report *report, unsigned index,
+                        char *buf, size_t size)
+{
+    unsigned found = 0;
+
+    for (unsigned check = 0; check < RUN_REPORT_CHECKS; check++) {
+        if (run_report_check(report, check, buf, size)) {
+            if (found == index) {
+                return true;
+            }
+            found++;
+        }
+    }
+    return false;
+}
+
+void run_report_print_failures(const struct run_report *report, FILE *out)
+{
+    char reason[128];
+
+    for (unsigned i = 0; run_report_failure(report, i, reason,
+                                            sizeof(reason)); i++) {
+        fprintf(out, "run: failed: %s\n", reason);
+    }
 }
 
 /* Width of the label column of the text report. */
@@ -114,22 +193,29 @@ void run_report_print(const struct run_report *report, FILE *out)
 {
     fprintf(out, "run report (target %s)\n", report->target);
     run_print_label(out, "sent:");
-    fprintf(out, "%.0f\n", report->sent);
+    fprintf(out, "%.0f messages\n", report->sent);
     run_print_label(out, "accepted:");
-    fprintf(out, "%.0f (rejected %.0f, failed %.0f, connection failures "
-            "%.0f)\n", report->accepted, report->rejected, report->failed,
-            report->connection_failures);
+    fprintf(out, "%.0f messages (rejected %.0f, failed %.0f, connection "
+            "failures %.0f)\n", report->accepted, report->rejected,
+            report->failed, report->connection_failures);
+    run_print_label(out, "accepted recipients:");
+    fprintf(out, "%.0f (the sink is due one copy for each)\n",
+            report->accepted_rcpts);
     run_print_label(out, "accepted/s:");
-    fprintf(out, "%.0f\n", report->accepted_per_s);
+    fprintf(out, "%.0f messages\n", report->accepted_per_s);
     run_print_label(out, "delivered:");
-    fprintf(out, "%.0f%s\n", report->delivered,
+    fprintf(out, "%.0f recipient copies, once each, in %.0f "
+            "transactions%s\n", report->delivered, report->transactions,
             report->drained ? "" : " (drain timed out)");
+    run_print_label(out, "duplicates:");
+    fprintf(out, "%.0f recipient copies delivered again\n",
+            report->duplicates);
     run_print_label(out, "delivered/s:");
-    fprintf(out, "%.0f (first send to last delivery)\n",
-            report->delivered_per_s);
+    fprintf(out, "%.0f recipient copies (first send to last "
+            "delivery)\n", report->delivered_per_s);
     run_print_label(out, "missing:");
-    fprintf(out, "%.0f (sink counted lost %.0f, duplicates %.0f)\n",
-            report->missing, report->lost, report->duplicates);
+    fprintf(out, "%.0f recipient copies (sink counted lost %.0f)\n",
+            report->missing, report->lost);
     run_print_label(out, "last delivery after last reply:");
     fprintf(out, "%.2f ms\n", report->last_delivery_ms);
     run_print_latencies(out, "end-to-end latency:", report->latency_ms);
@@ -148,6 +234,20 @@ static void run_json_latencies(struct bench_json *json, const char *key,
     bench_json_object_end(json);
 }
 
+static void run_json_failures(const struct run_report *report,
+                              struct bench_json *json)
+{
+    char reason[128];
+
+    bench_json_key(json, "failures");
+    bench_json_array_begin(json);
+    for (unsigned i = 0; run_report_failure(report, i, reason,
+                                            sizeof(reason)); i++) {
+        bench_json_string(json, reason);
+    }
+    bench_json_array_end(json);
+}
+
 static void run_json_body(const struct run_report *report,
                           struct bench_json *json)
 {
@@ -161,7 +261,10 @@ static void run_json_body(const struct run_report *report,
                           report->connection_failures);
     bench_json_key_double(json, "blast_elapsed_s", report->blast_elapsed_s);
     bench_json_key_double(json, "accepted_per_s", report->accepted_per_s);
+    bench_json_key_double(json, "accepted_rcpts", report->accepted_rcpts);
+    bench_json_key_double(json, "transactions", report->transactions);
     bench_json_key_double(json, "delivered", report->delivered);
+    bench_json_key_string(json, "delivered_unit", "recipient copies");
     bench_json_key_double(json, "delivered_per_s",
                           report->delivered_per_s);
     bench_json_key_double(json, "missing", report->missing);
@@ -186,6 +289,7 @@ static void run_json_body(const struct run_report *report,
     bench_json_object_end(json);
     bench_json_key(json, "ok");
     bench_json_bool(json, run_report_ok(report));
+    run_json_failures(report, json);
     bench_json_object_end(json);
 }
 

@@ -146,6 +146,7 @@ static void report_stats_lines(FILE *out, const struct sink_server *server)
     fprintf(out, "rcpts=%" PRIu64 "\n", server->rcpts);
     fprintf(out, "lost=%" PRIu64 "\n", sink_track_lost(&server->track));
     fprintf(out, "duplicates=%" PRIu64 "\n", server->track.duplicates);
+    fprintf(out, "copies=%" PRIu64 "\n", server->track.pairs_seen);
     fprintf(out, "sessions_total=%" PRIu64 "\n", server->sessions_total);
     fprintf(out, "sessions_open=%" PRIu64 "\n", server->sessions_open);
     fprintf(out, "first_message_wall_us=%" PRIu64 "\n",

@@ -232,6 +232,7 @@ static void summary_json(struct bench_json *json,
     bench_json_key_u64(json, "expect", track->expect);
     bench_json_key_u64(json, "lost", sink_track_lost(track));
     bench_json_key_u64(json, "duplicates", track->duplicates);
+    bench_json_key_u64(json, "copies", track->pairs_seen);
     bench_json_key_u64(json, "outside_seq_range", track->unexpected);
     summary_json_latency(json, &server->latency);
     summary_json_faults(json, &server->faults);

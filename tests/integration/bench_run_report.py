@@ -83,10 +83,38 @@ def check_rejection_reason(tap, harness):
     tap.check("not every message was accepted: accepted 0, rejected 20"
               in result.stderr, "all rejected: reason names the counts",
               result.stderr)
+    tap.check("run: failed: blast had 20 messages rejected"
+              in result.stderr, "all rejected: failure named",
+              result.stderr)
+
+
+def check_recipient_copies(tap, harness):
+    result, report = run_bench(
+        harness, "copies", loopback_args("127.0.0.1"),
+        ["--messages", "100", "--rcpts", "3", "--to",
+         "user%r@example.test"])
+    output = result.stdout + result.stderr
+    tap.check(result.returncode == 0, "3 recipients: run exits 0", output)
+    if report is None:
+        tap.check(False, "3 recipients: --json written", output)
+        return
+    tap.check(report["accepted"] == 100, "3 recipients: 100 accepted",
+              report)
+    tap.check(report["accepted_rcpts"] == 300,
+              "3 recipients: 300 copies due", report)
+    tap.check(report["delivered"] == 300,
+              "3 recipients: 300 copies delivered", report)
+    tap.check(report["delivered_unit"] == "recipient copies",
+              "3 recipients: delivered unit named", report)
+    tap.check(report["failures"] == [], "3 recipients: no failure",
+              report)
+    tap.check("300 recipient copies, once each" in result.stdout,
+              "3 recipients: text names the unit", result.stdout)
 
 
 def test(tap, harness):
     check_ipv6_loopback(tap, harness)
+    check_recipient_copies(tap, harness)
     check_rejection_reason(tap, harness)
 
 

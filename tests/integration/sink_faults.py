@@ -22,7 +22,7 @@ import harness as h
 # run before was seen still bound for a moment after that sink exited
 # (io_uring backend).
 FIRST_PORT = 2600
-STATS_KEYS = ["messages", "bytes", "rcpts", "lost", "duplicates",
+STATS_KEYS = ["messages", "bytes", "rcpts", "lost", "duplicates", "copies",
               "sessions_total", "sessions_open", "first_message_wall_us",
               "last_message_wall_us", "msgs_per_s", "latency_p50_ms",
               "latency_p90_ms", "latency_p99_ms", "latency_p999_ms",
