@@ -13,12 +13,14 @@
 
 #include "bench/bench_net.h"
 #include "bench/bench_stats.h"
+#include "bench/blast_options.h"
 #include "bench/run_child.h"
 #include "bench/run_config.h"
 #include "bench/run_log.h"
 #include "bench/run_options.h"
 #include "bench/run_report.h"
 #include "bench/run_stats.h"
+#include "bench/sink_track.h"
 
 /* How long a stopped child may take to finish before SIGKILL: the relay
  * gives messages in flight up to 10 s, so a little more. */
@@ -202,13 +204,52 @@ static int run_check_free(const char *option,
     return 0;
 }
 
+/* Return the --messages count of blast's options, or 0 when blast runs
+ * for a --duration, holds connections (--idle) or rejects its options,
+ * or when the count is above what the sink tracks. blast itself reports
+ * a usage error later, so none is printed here. */
+static uint64_t run_expected_messages(const struct run *run)
+{
+    int argc = run->options.blast_argc + 3;
+    char **argv = calloc((size_t)argc + 1, sizeof(*argv));
+    struct blast_options options;
+    char error[512];
+    uint64_t messages = 0;
+
+    if (argv == NULL) {
+        fprintf(stderr, "run: allocating blast's arguments failed: %s\n",
+                strerror(errno));
+        return 0;
+    }
+    /* A copy, because getopt permutes what it parses. */
+    argv[0] = "blast";
+    argv[1] = "--server";
+    argv[2] = (char *)run->target;
+    for (int i = 0; i < run->options.blast_argc; i++) {
+        argv[i + 3] = run->options.blast_argv[i];
+    }
+    if (blast_options_parse(argc, argv, &options, error, sizeof(error))
+            == BLAST_OPTIONS_RUN
+        && !options.idle && options.messages <= SINK_TRACK_SEQ_MAX) {
+        messages = options.messages;
+    }
+    free(argv);
+    return messages;
+}
+
+/* Start the sink. With blast's --messages N known it gets --expect N,
+ * so that messages missing at the end, the last ones included, count
+ * as lost. */
 static int run_start_sink(struct run *run)
 {
     char max_seconds[32];
+    char expect[32];
+    uint64_t messages = run_expected_messages(run);
     char *argv[] = {
         run->self_path, "sink", "--listen",
         (char *)run->options.sink_listen, "--stats-file",
-        run->workdir.sink_stats, "--max-seconds", max_seconds, NULL,
+        run->workdir.sink_stats, "--max-seconds", max_seconds,
+        messages > 0 ? "--expect" : NULL, expect, NULL,
     };
 
     /* The sink stops by itself shortly after every other limit of the
@@ -217,6 +258,7 @@ static int run_start_sink(struct run *run)
              (unsigned long long)(run->options.startup_timeout * 2
                                   + run->options.timeout
                                   + run->options.drain_timeout + 60));
+    snprintf(expect, sizeof(expect), "%llu", (unsigned long long)messages);
     if (run_child_start(&run->sink, "sink", argv, run->workdir.sink_log,
                         run->workdir.sink_log) < 0) {
         return -1;

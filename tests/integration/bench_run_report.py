@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """What `ringrelay-bench run` reports and why it fails: a relay on ::1,
-and the reason printed when blast exits 1.
+the reason printed when blast exits 1, recipient copies, and the
+--expect that run gives its sink.
 
 Each case runs `ringrelay-bench run` with TMPDIR set to a directory of
 its own and reads its text report and --json file. Runs inside
@@ -112,7 +113,35 @@ def check_recipient_copies(tap, harness):
               "3 recipients: text names the unit", result.stdout)
 
 
+def check_expect_passed(tap, harness):
+    """With --target aimed at a sink of its own, nothing reaches run's
+    sink, so each of the 5 messages counts as lost only when run gave
+    its sink --expect 5."""
+    port = Ports.take()
+    other = harness.start("other", [
+        harness.binary("bench/ringrelay-bench"), "sink", "--listen",
+        f"127.0.0.1:{port}", "--max-seconds", "60"])
+    if not wait_port("127.0.0.1", port):
+        raise RuntimeError("the other sink did not listen:\n"
+                           + harness.log_text("other"))
+    result, report = run_bench(
+        harness, "expect",
+        ["--target", f"127.0.0.1:{port}", "--sink-listen",
+         f"127.0.0.1:{Ports.take()}", "--drain-timeout", "1"],
+        ["--messages", "5"])
+    harness.stop(other)
+    output = result.stdout + result.stderr
+    tap.check(result.returncode == 1, "nothing delivered: run exits 1",
+              output)
+    tap.check(report is not None and report["lost"] == 5,
+              "nothing delivered: sink counts 5 lost", output)
+    tap.check("run: failed: the sink counted 5 recipient copies lost"
+              in result.stderr, "nothing delivered: loss named",
+              result.stderr)
+
+
 def test(tap, harness):
+    check_expect_passed(tap, harness)
     check_ipv6_loopback(tap, harness)
     check_recipient_copies(tap, harness)
     check_rejection_reason(tap, harness)
