@@ -268,6 +268,7 @@ static int blast_run_close_interval(struct blast_run *run, uint64_t now)
         .accepted = results->accepted - run->tick_base.accepted,
         .bytes = results->bytes_accepted - run->tick_base.bytes,
         .failed = results->failed - run->tick_base.failed,
+        .data_replies = run->second_data.count,
         .data_p50_ns = bench_histogram_percentile(&run->second_data, 50),
         .data_p90_ns = bench_histogram_percentile(&run->second_data, 90),
         .data_p99_ns = bench_histogram_percentile(&run->second_data, 99),

@@ -74,6 +74,7 @@ struct blast_second {
     uint64_t bytes;           /* header and body bytes of those */
     uint64_t failed;          /* messages lost with their connection */
     double rate;              /* accepted per second of the interval */
+    uint64_t data_replies;    /* final replies to a body in the interval */
     /* End of data to final reply, in the interval: p50, p90, p99 and
      * p99.9 in nanoseconds. */
     uint64_t data_p50_ns;

@@ -1,6 +1,7 @@
 #include "bench/run_report.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -64,13 +65,15 @@ void run_report_compute(struct run_report *report,
     if (last_reply_us > 0 && last_message_us > last_reply_us) {
         report->last_delivery_ms = (last_message_us - last_reply_us) / 1e3;
     }
+    /* blast and the sink leave the latency keys out when they measured
+     * none; NAN then prints as n/a and goes to JSON as null. */
     for (int i = 0; i < 5; i++) {
         report->latency_ms[i] =
-            run_stats_value(sink, run_sink_latency_keys[i], 0);
+            run_stats_value(sink, run_sink_latency_keys[i], NAN);
         report->data_ms[i] =
-            run_stats_value(blast, run_blast_data_keys[i], 0);
+            run_stats_value(blast, run_blast_data_keys[i], NAN);
     }
-    report->relay_cpu_s_per_1000 = 0;
+    report->relay_cpu_s_per_1000 = NAN;
     if (report->relay.measured && report->accepted > 0) {
         report->relay_cpu_s_per_1000 =
             report->relay.cpu_seconds / (report->accepted / 1000.0);
@@ -168,6 +171,10 @@ static void run_print_latencies(FILE *out, const char *label,
                                 const double values[5])
 {
     run_print_label(out, label);
+    if (!isfinite(values[0])) {
+        fprintf(out, "n/a (none measured)\n");
+        return;
+    }
     for (int i = 0; i < 5; i++) {
         fprintf(out, "%s%s %.2f", i > 0 ? " " : "",
                 run_report_percentiles[i], values[i]);
@@ -183,8 +190,13 @@ static void run_print_relay(const struct run_report *report, FILE *out)
         return;
     }
     run_print_label(out, "relay CPU s per 1,000:");
-    fprintf(out, "%.4f (%.2f s in total)\n", report->relay_cpu_s_per_1000,
-            report->relay.cpu_seconds);
+    if (isfinite(report->relay_cpu_s_per_1000)) {
+        fprintf(out, "%.4f (%.2f s in total)\n",
+                report->relay_cpu_s_per_1000, report->relay.cpu_seconds);
+    } else {
+        fprintf(out, "n/a, no message accepted (%.2f s in total)\n",
+                report->relay.cpu_seconds);
+    }
     run_print_label(out, "relay peak memory (VmHWM):");
     fprintf(out, "%.1f MiB\n", (double)report->relay.peak_kib / 1024.0);
 }

@@ -41,14 +41,16 @@ struct run_report {
     double missing;              /* accepted copies not at the sink */
     double lost;                 /* copies, as the sink counted them */
     double duplicates;           /* copies delivered more than once */
-    double latency_ms[5];        /* end to end: p50 p90 p99 p99.9 max */
-    double data_ms[5];           /* end of DATA to reply, from blast */
+    double latency_ms[5];        /* end to end: p50 p90 p99 p99.9 max;
+                                  * NAN when none was measured */
+    double data_ms[5];           /* end of DATA to reply, from blast;
+                                  * NAN when none was measured */
     bool drained;                /* sink had every accepted message */
     double last_delivery_ms;     /* from blast's last reply to the last
                                   * message at the sink; 0 if earlier */
     struct run_relay_usage relay;
     double relay_cpu_s_per_1000; /* relay CPU seconds per 1,000
-                                  * accepted messages */
+                                  * accepted messages; NAN when none */
 };
 
 /* Labels of the five latency values, in latency_ms order. */

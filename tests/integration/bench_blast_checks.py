@@ -77,9 +77,46 @@ def check_pipelined_latency(tap, harness, pipelining):
               latency["data"])
 
 
+def check_empty_percentiles(tap, harness):
+    """Every RCPT is rejected, so no end of data gets a reply and the sink
+    receives nothing: those percentiles are n/a and null, not 0."""
+    sink_json = harness.path("empty-sink.json")
+    sink, port = start_sink(harness, "empty",
+                            ["--rcpt-reply", "554 5.7.1 no relay:1",
+                             "--json", sink_json])
+    report = harness.path("empty-blast.json")
+    result = run_blast(harness, port, ["--messages", "10", "--json",
+                                       report])
+    harness.stop(sink)
+    with open(report) as stream:
+        blast = json.load(stream)
+    with open(sink_json) as stream:
+        received = json.load(stream)
+
+    data = blast["latency_ms"]["data"]
+    tap.check(data["count"] == 0, "nothing accepted: no data latency",
+              data)
+    tap.check(data["p50_ms"] is None and data["max_ms"] is None,
+              "nothing accepted: blast JSON null", data)
+    tap.check(all(second["data_p99_ms"] is None
+                  for second in blast["series"]),
+              "nothing accepted: series null", blast["series"])
+    row = [line for line in result.stdout.splitlines()
+           if line.strip().startswith("end of data")]
+    tap.check(len(row) == 1 and row[0].split()[3:8] == ["n/a"] * 5,
+              "nothing accepted: blast text n/a", result.stdout)
+
+    tap.check(received["latency_ms"]["p50"] is None,
+              "nothing received: sink JSON null", received["latency_ms"])
+    tap.check("latency ms:         n/a (0 messages)"
+              in harness.log_text("empty"),
+              "nothing received: sink text n/a", harness.log_text("empty"))
+
+
 def test(tap, harness):
     check_pipelined_latency(tap, harness, "on")
     check_pipelined_latency(tap, harness, "off")
+    check_empty_percentiles(tap, harness)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 /* Derived numbers of the `ringrelay-bench run` report, from stats laid
  * out as blast and sink write them. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,7 +117,7 @@ Test(run_report, missing_and_duplicates)
     cr_expect_eq(report.missing, 15);
     cr_expect_eq(report.lost, 15);
     cr_expect_eq(report.duplicates, 5);
-    cr_expect_eq(report.relay_cpu_s_per_1000, 0);
+    cr_expect(isnan(report.relay_cpu_s_per_1000));
     cr_expect_not(run_report_ok(&report));
 }
 
@@ -284,4 +285,67 @@ Test(run_report, rejected_and_failed_named)
     cr_expect_str_eq(reason, "blast had 3 messages fail with their "
                              "connection");
     cr_expect_not(run_report_failure(&report, 2, reason, sizeof(reason)));
+}
+
+Test(run_report, nothing_measured_prints_na)
+{
+    struct run_stats blast;
+    struct run_stats sink;
+    struct run_report report = {
+        .target = "127.0.0.1:2525",
+        .relay = {.measured = true, .cpu_seconds = 0.01},
+    };
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+
+    cr_assert_not_null(out);
+    /* Every message rejected: blast and the sink wrote no latency. */
+    parse("sent=0\naccepted=0\nrejected=20\n", &blast);
+    parse("messages=0\nlost=0\nduplicates=0\n", &sink);
+    run_report_compute(&report, &blast, &sink);
+    cr_expect(isnan(report.latency_ms[0]));
+    cr_expect(isnan(report.data_ms[4]));
+    cr_expect(isnan(report.relay_cpu_s_per_1000));
+    run_report_print(&report, out);
+    cr_assert_eq(fclose(out), 0);
+    cr_expect_not_null(strstr(text, "  end-to-end latency:             "
+                                    "n/a (none measured)\n"), "%s", text);
+    cr_expect_not_null(strstr(text, "  DATA reply latency:             "
+                                    "n/a (none measured)\n"), "%s", text);
+    cr_expect_not_null(strstr(text, "  relay CPU s per 1,000:          "
+                                    "n/a, no message accepted"), "%s", text);
+    cr_expect_null(strstr(text, "0.0000"), "%s", text);
+    free(text);
+}
+
+Test(run_report, nothing_measured_json_null)
+{
+    struct run_stats blast;
+    struct run_stats sink;
+    struct run_report report = {
+        .target = "127.0.0.1:2525",
+        .relay = {.measured = true, .cpu_seconds = 0.01},
+    };
+    char path[] = "/tmp/test_run_report.XXXXXX";
+    char text[4096];
+    int fd = mkstemp(path);
+    FILE *in;
+    size_t len;
+
+    cr_assert_geq(fd, 0);
+    close(fd);
+    parse("sent=0\naccepted=0\nrejected=20\n", &blast);
+    parse("messages=0\n", &sink);
+    run_report_compute(&report, &blast, &sink);
+    cr_assert_eq(run_report_write_json(&report, path), 0);
+    in = fopen(path, "r");
+    cr_assert_not_null(in);
+    len = fread(text, 1, sizeof(text) - 1, in);
+    text[len] = '\0';
+    fclose(in);
+    unlink(path);
+    cr_expect_not_null(strstr(text, "\"latency_ms\":{\"p50\":null"), "%s",
+                       text);
+    cr_expect_not_null(strstr(text, "\"cpu_s_per_1000\":null"), "%s", text);
 }
