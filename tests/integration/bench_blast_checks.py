@@ -113,10 +113,42 @@ def check_empty_percentiles(tap, harness):
               "nothing received: sink text n/a", harness.log_text("empty"))
 
 
+def check_idle_status(tap, harness, interrupt):
+    name = "idle-sigint" if interrupt else "idle-duration"
+    sink, port = start_sink(harness, name)
+    report = harness.path(name + ".json")
+    blast = subprocess.Popen(
+        [harness.binary("bench/ringrelay-bench"), "blast", "--idle",
+         "--server", f"127.0.0.1:{port}", "--connections", "5",
+         "--duration", "30" if interrupt else "1", "--json", report],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    if interrupt:
+        time.sleep(1.5)
+        blast.send_signal(signal.SIGINT)
+    try:
+        output, _ = blast.communicate(timeout=40)
+    except subprocess.TimeoutExpired:
+        blast.kill()
+        output, _ = blast.communicate()
+    harness.stop(sink)
+    expected = 1 if interrupt else 0
+    tap.check(blast.returncode == expected, f"{name}: exits {expected}",
+              f"exit {blast.returncode}\n{output}")
+    with open(report) as stream:
+        summary = json.load(stream)["summary"]
+    tap.check(summary.get("interrupted") is interrupt,
+              f"{name}: JSON interrupted is {interrupt}", summary)
+    tap.check(summary.get("held_at_end") == 5,
+              f"{name}: all 5 held to the end", summary)
+
+
 def test(tap, harness):
     check_pipelined_latency(tap, harness, "on")
     check_pipelined_latency(tap, harness, "off")
     check_empty_percentiles(tap, harness)
+    check_idle_status(tap, harness, interrupt=False)
+    check_idle_status(tap, harness, interrupt=True)
 
 
 if __name__ == "__main__":
