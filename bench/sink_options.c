@@ -93,8 +93,8 @@ SINK_DEFAULT_LISTEN ")\n"
 "  --idle-timeout SECONDS  send 421 to sessions idle this long "
 "(default 300)\n"
 "  --max-seconds N         stop after N seconds (default: run until "
-"SIGINT\n"
-"                          or SIGTERM)\n"
+"SIGINT,\n"
+"                          SIGTERM or SIGHUP)\n"
 "  --max-size BYTES        largest message body accepted, advertised "
 "with\n"
 "                          SIZE (default 67108864)\n"
@@ -167,8 +167,8 @@ SINK_DEFAULT_LISTEN ")\n"
 "                          \"421 4.7.0 too many connections\" "
 "(default: none)\n"
 "\n"
-"Exit status: 0 after SIGINT, SIGTERM or --max-seconds, 1 on a runtime\n"
-"failure, 2 on a usage error.\n");
+"Exit status: 0 after SIGINT, SIGTERM, SIGHUP or --max-seconds, 1 on a\n"
+"runtime failure, 2 on a usage error.\n");
 }
 
 static int sink_parse_rule(struct sink_options *options,

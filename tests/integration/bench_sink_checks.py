@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""The bundled sink's life cycle: SIGHUP.
+
+Runs inside netns_run.sh, because each case binds a sink port.
+
+usage: bench_sink_checks.py BUILD_DIR
+"""
+import json
+import os
+import signal
+import smtplib
+import subprocess
+
+from harness import main_wrapper, wait_port
+
+FIRST_PORT = 2900
+
+
+class Ports:
+    """Hands each sink a port of its own, so that no case waits for the
+    port of the case before it to be released."""
+
+    next_port = FIRST_PORT
+
+    @classmethod
+    def take(cls):
+        cls.next_port += 1
+        return cls.next_port
+
+
+def sink_argv(harness, port, options=()):
+    return [harness.binary("bench/ringrelay-bench"), "sink", "--listen",
+            f"127.0.0.1:{port}", "--max-seconds", "60", *options]
+
+
+def start_sink(harness, name, options=()):
+    port = Ports.take()
+    proc = harness.start(name, sink_argv(harness, port, options))
+    if not wait_port("127.0.0.1", port):
+        raise RuntimeError(f"sink {name} did not listen on {port}:\n"
+                           + harness.log_text(name))
+    return proc, port
+
+
+def check_sighup(tap, harness):
+    report = harness.path("hup.json")
+    sink, port = start_sink(harness, "hup", ["--json", report])
+    client = smtplib.SMTP("127.0.0.1", port, timeout=10)
+    client.sendmail("sender@client.test", ["user@example.test"],
+                    b"Subject: before the hangup\r\n\r\nbody\r\n")
+    client.quit()
+    status = harness.stop(sink, sig=signal.SIGHUP)
+    tap.check(status == 0, "SIGHUP: sink exits 0", f"exit {status}")
+    tap.check("sink summary" in harness.log_text("hup"),
+              "SIGHUP: summary printed", harness.log_text("hup"))
+    tap.check(os.path.exists(report), "SIGHUP: --json written")
+    if os.path.exists(report):
+        with open(report) as stream:
+            tap.check(json.load(stream)["messages"] == 1,
+                      "SIGHUP: JSON counts the message")
+
+
+def test(tap, harness):
+    check_sighup(tap, harness)
+
+
+if __name__ == "__main__":
+    main_wrapper(test)
