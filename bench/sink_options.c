@@ -308,6 +308,7 @@ static int sink_apply_fault_option(struct sink_options *options, int opt,
 int sink_parse_options(int argc, char **argv, struct sink_options *options)
 {
     char error[512];
+    int port;
     int opt;
 
     *options = (struct sink_options){
@@ -348,7 +349,15 @@ int sink_parse_options(int argc, char **argv, struct sink_options *options)
         && bench_check_output_path("sink", "json", options->json_path) < 0) {
         return -1;
     }
-    if (bench_endpoint_port_check(options->listen) < 0) {
+    /* A bare host would listen on a port the user did not choose. */
+    port = bench_endpoint_port_check(options->listen);
+    if (port == 0) {
+        fprintf(stderr, "sink: invalid --listen \"%s\": missing port; "
+                        "expected HOST:PORT or [IPV6]:PORT\n",
+                options->listen);
+        return -1;
+    }
+    if (port < 0) {
         fprintf(stderr, "sink: invalid --listen \"%s\": expected "
                         "HOST:PORT with a port from 1 to 65535\n",
                 options->listen);

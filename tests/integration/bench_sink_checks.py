@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The bundled sink's life cycle: SIGHUP.
+"""The bundled sink's command line and life cycle: a --listen without a
+port, and SIGHUP.
 
 Runs inside netns_run.sh, because each case binds a sink port.
 
@@ -42,6 +43,20 @@ def start_sink(harness, name, options=()):
     return proc, port
 
 
+def check_listen_without_port(tap, harness):
+    for listen in ("127.0.0.1", "[::1]"):
+        result = subprocess.run(
+            [harness.binary("bench/ringrelay-bench"), "sink", "--listen",
+             listen], stdin=subprocess.DEVNULL, capture_output=True,
+            text=True, timeout=10)
+        tap.check(result.returncode == 2,
+                  f"--listen {listen}: usage error",
+                  f"exit {result.returncode}\n{result.stderr}")
+        tap.check(f'invalid --listen "{listen}": missing port'
+                  in result.stderr, f"--listen {listen}: message",
+                  result.stderr)
+
+
 def check_sighup(tap, harness):
     report = harness.path("hup.json")
     sink, port = start_sink(harness, "hup", ["--json", report])
@@ -61,6 +76,7 @@ def check_sighup(tap, harness):
 
 
 def test(tap, harness):
+    check_listen_without_port(tap, harness)
     check_sighup(tap, harness)
 
 
