@@ -431,12 +431,19 @@ static int blast_run_messages(struct blast_run *run)
     size_t len;
 
     if (o->body_dir != NULL) {
-        if (blast_message_init_dir(&run->message, o->body_dir, error,
-                                   sizeof(error)) < 0) {
+        size_t skipped;
+
+        if (blast_message_init_dir(&run->message, o->body_dir, &skipped,
+                                   error, sizeof(error)) < 0) {
             fprintf(stderr, "blast: invalid --body-dir \"%s\": %s; expected "
                             "a directory of message files\n",
                     o->body_dir, error);
             return -2;
+        }
+        if (skipped > 0) {
+            fprintf(stderr, "blast: warning: --body-dir \"%s\": skipped %zu "
+                            "files that do not start with a header line "
+                            "(Name: value)\n", o->body_dir, skipped);
         }
         return 0;
     }

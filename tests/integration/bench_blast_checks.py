@@ -143,12 +143,60 @@ def check_idle_status(tap, harness, interrupt):
               f"{name}: all 5 held to the end", summary)
 
 
+def write_files(directory, files):
+    os.makedirs(directory)
+    for name, text in files.items():
+        with open(os.path.join(directory, name), "w") as stream:
+            stream.write(text)
+
+
+def check_body_dir(tap, harness):
+    """A README beside the messages is skipped with a warning; a
+    directory with nothing else is rejected."""
+    mixed = harness.path("bodies-mixed")
+    write_files(mixed, {
+        "README.md": "# Sample messages\n\nNot a message.\n",
+        "a.eml": "Subject: a\n\nbody a\n",
+        "b.eml": "Subject: b\n\nbody b\n",
+    })
+    store = harness.path("bodies-store")
+    sink, port = start_sink(harness, "bodies", ["--store", store])
+    result = run_blast(harness, port, ["--messages", "4", "--body-dir",
+                                       mixed])
+    harness.stop(sink)
+    tap.check(result.returncode == 0, "README beside messages: exits 0",
+              result.stdout + result.stderr)
+    warnings = [line for line in result.stderr.splitlines()
+                if "skipped" in line]
+    tap.check(len(warnings) == 1 and "skipped 1 files" in warnings[0],
+              "README beside messages: one warning with the count",
+              result.stderr)
+    bodies = []
+    for name in sorted(os.listdir(store)):
+        with open(os.path.join(store, name), "rb") as stream:
+            bodies.append(stream.read())
+    tap.check(len(bodies) == 4, "README beside messages: 4 stored",
+              len(bodies))
+    tap.check(not any(b"Sample messages" in body for body in bodies),
+              "README beside messages: README not sent")
+
+    only_readme = harness.path("bodies-readme")
+    write_files(only_readme, {"README.md": "# Only this\n"})
+    result = run_blast(harness, port, ["--messages", "1", "--body-dir",
+                                       only_readme])
+    tap.check(result.returncode == 2, "only a README: usage error",
+              f"exit {result.returncode}\n{result.stderr}")
+    tap.check("none of its regular files starts with a header line"
+              in result.stderr, "only a README: message", result.stderr)
+
+
 def test(tap, harness):
     check_pipelined_latency(tap, harness, "on")
     check_pipelined_latency(tap, harness, "off")
     check_empty_percentiles(tap, harness)
     check_idle_status(tap, harness, interrupt=False)
     check_idle_status(tap, harness, interrupt=True)
+    check_body_dir(tap, harness)
 
 
 if __name__ == "__main__":
