@@ -209,7 +209,7 @@ check_stats_file() {
     [[ $keys == "sent accepted rejected failed connection_failures \
 elapsed_s msgs_per_s mb_per_s data_p50_ms data_p90_ms data_p99_ms \
 data_p999_ms data_max_ms first_send_wall_us last_reply_wall_us \
-not_finished connections_opened " ]] ||
+not_finished connections_opened accepted_rcpts " ]] ||
         fail "$file has keys '$keys'"
     if grep -q -v -E '^[a-z0-9_]+=[0-9]+(\.[0-9]+)?$' "$file"; then
         fail "$file has a line that is not key=number: $(cat "$file")"
