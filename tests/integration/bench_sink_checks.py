@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The bundled sink's command line and life cycle: a --listen without a
-port, and SIGHUP.
+port, SIGHUP, and the cleanup and file names of its --store.
 
 Runs inside netns_run.sh, because each case binds a sink port.
 
@@ -75,9 +75,37 @@ def check_sighup(tap, harness):
                       "SIGHUP: JSON counts the message")
 
 
+def check_store_start(tap, harness):
+    """A store that a killed sink left: its partial temporary file goes
+    at start, and numbering goes on after the highest stored file."""
+    store = harness.path("stale-store")
+    os.makedirs(store)
+    with open(os.path.join(store, "tmp-4242-7"), "wb") as partial:
+        partial.write(b"MAIL FROM:<a@client.test>\r\n")
+    with open(os.path.join(store, "000000000003.msg"), "wb") as stored:
+        stored.write(b"MAIL FROM:<a@client.test>\r\n\r\nSubject: 3\r\n")
+    with open(os.path.join(store, "notes.txt"), "w") as notes:
+        notes.write("not the sink's\n")
+    sink, port = start_sink(harness, "stale", ["--store", store])
+    client = smtplib.SMTP("127.0.0.1", port, timeout=10)
+    client.sendmail("sender@client.test", ["user@example.test"],
+                    b"Subject: after the restart\r\n\r\nbody\r\n")
+    client.quit()
+    harness.stop(sink)
+    names = sorted(os.listdir(store))
+    tap.check(names == ["000000000003.msg", "000000000004.msg",
+                        "notes.txt"],
+              "stale store: temporary file removed, numbering goes on",
+              names)
+    tap.check("removed 1 stale temporary files from the store"
+              in harness.log_text("stale"), "stale store: removal logged",
+              harness.log_text("stale"))
+
+
 def test(tap, harness):
     check_listen_without_port(tap, harness)
     check_sighup(tap, harness)
+    check_store_start(tap, harness)
 
 
 if __name__ == "__main__":

@@ -173,18 +173,18 @@ check_store() {
         fail "temporary files left in the store: $(ls "$store")"
     fi
     for n in $(seq 1 10); do
-        file=$(printf '%s/%08d.msg' "$store" "$n")
+        file=$(printf '%s/%012d.msg' "$store" "$n")
         [[ -f $file ]] || fail "missing $file"
         check_blast_file "$file"
     done
-    seqs=$(grep -h '^X-Blast-Seq: ' "$store"/0000000[0-9].msg \
-        "$store"/00000010.msg | tr -d '\r' | cut -d' ' -f2 | sort -n |
+    seqs=$(grep -h '^X-Blast-Seq: ' "$store"/00000000000[0-9].msg \
+        "$store"/000000000010.msg | tr -d '\r' | cut -d' ' -f2 | sort -n |
         tr '\n' ' ')
     expected_seqs=$(seq 1 10 | tr '\n' ' ')
     [[ $seqs == "$expected_seqs" ]] ||
         fail "X-Blast-Seq values are '$seqs', expected '$expected_seqs'"
 
-    file=$store/00000011.msg
+    file=$store/000000000011.msg
     printf '%s\r\n' 'MAIL FROM:<dots@example.test>' \
         'RCPT TO:<dest@example.test>' '' 'Subject: dots' '' \
         '.leading dot' '..two dots' 'no dot.' >"$workdir/expected.msg"
