@@ -408,6 +408,27 @@ static void blast_run_on_timeout(struct reactor_timer *timer)
     reactor_stop(run->reactor);
 }
 
+/* Warn when --size is below the header that blast writes, because each
+ * message is then that header alone and larger than --size. */
+static void blast_run_warn_small_size(struct blast_run *run,
+                                      const struct blast_header_fields *sample)
+{
+    const struct blast_body *body = blast_message_body(&run->message, 1);
+    char header[BLAST_HEADER_MAX];
+    size_t header_len;
+
+    if (body->len > 0) {
+        return;
+    }
+    header_len = blast_message_header(&run->message, body, sample, header);
+    if (run->options->size < header_len) {
+        fprintf(stderr, "blast: warning: --size %" PRIu64 " is below the "
+                "%zu-byte header, so each message is about %zu bytes of "
+                "header and no body\n", run->options->size, header_len,
+                header_len);
+    }
+}
+
 /* Build the message bodies. Returns 0, -1 after printing why, or -2
  * after printing why --body-dir cannot be used. */
 static int blast_run_messages(struct blast_run *run)
@@ -455,6 +476,7 @@ static int blast_run_messages(struct blast_run *run)
         fprintf(stderr, "blast: out of memory building the message\n");
         return -1;
     }
+    blast_run_warn_small_size(run, &sample);
     return 0;
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """blast against the bundled sink: latency of pipelined commands behind
-a slow end of data, the exit status of --idle after SIGINT, and which
---body-dir files it sends.
+a slow end of data, empty percentiles, the exit status of --idle after
+SIGINT, which --body-dir files it sends, and a --size below the header.
 
 Runs inside netns_run.sh, because each case binds a sink port.
 
@@ -190,6 +190,18 @@ def check_body_dir(tap, harness):
               in result.stderr, "only a README: message", result.stderr)
 
 
+def check_small_size(tap, harness):
+    sink, port = start_sink(harness, "small-size")
+    result = run_blast(harness, port, ["--messages", "2", "--size", "10"])
+    harness.stop(sink)
+    tap.check(result.returncode == 0, "--size 10: exits 0",
+              result.stdout + result.stderr)
+    tap.check("warning: --size 10 is below the" in result.stderr
+              and "header and no body" in result.stderr,
+              "--size 10: warns that messages are header only",
+              result.stderr)
+
+
 def test(tap, harness):
     check_pipelined_latency(tap, harness, "on")
     check_pipelined_latency(tap, harness, "off")
@@ -197,6 +209,7 @@ def test(tap, harness):
     check_idle_status(tap, harness, interrupt=False)
     check_idle_status(tap, harness, interrupt=True)
     check_body_dir(tap, harness)
+    check_small_size(tap, harness)
 
 
 if __name__ == "__main__":
