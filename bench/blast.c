@@ -94,12 +94,13 @@ static int blast_check_open_files(const struct blast_options *options)
     return 0;
 }
 
-/* Whether the run did all it was asked to, for the exit status. With
- * --idle a signal is a normal end of the hold. */
+/* Whether the run did all it was asked to, for the exit status. A
+ * signal fails the run, with --idle too: the hold ended before its
+ * --duration. */
 static bool blast_succeeded(const struct blast_run *run, int ended)
 {
     if (run->hold) {
-        return blast_idle_succeeded(run);
+        return ended == 0 && blast_idle_succeeded(run);
     }
     return ended == 0 && blast_run_requested(run) > 0
            && run->results.accepted == blast_run_requested(run);

@@ -95,6 +95,7 @@ struct blast_conn {
     unsigned idle_pos;     /* index in run->idle while idle */
     bool idle;
     uint64_t connect_ns;   /* when the connect was started */
+    uint64_t last_reply_ns; /* when the previous reply arrived, or 0 */
 
     /* End of the body in flight, as an offset in the stream. In closed
      * loop its latency starts when that byte is sent, not when it was
@@ -104,6 +105,7 @@ struct blast_conn {
     unsigned body_slot;    /* its entry in expect */
     bool body_end_pending; /* body_end not yet sent */
     size_t body_bytes;     /* header and body bytes of the body in flight */
+    unsigned body_rcpts;   /* its recipients that got a 2xx RCPT reply */
 
     bool pipelining;       /* PIPELINING offered and --pipelining on */
     bool need_rset;        /* a failed transaction left MAIL accepted */
@@ -502,6 +504,7 @@ static int blast_conn_send_body(struct blast_conn *c)
         return -1;
     }
     c->body_bytes = header_len + body->len;
+    c->body_rcpts = c->rcpts_ok;
     c->body_open = true;
     run->results.sent++;
     if (!run->open_loop) {
@@ -615,10 +618,10 @@ static int blast_conn_on_rcpt(struct blast_conn *c, int code)
 }
 
 /* After 354 the body goes out. With PIPELINING the next envelope follows
- * it in the same send, so the body starts the next group of commands.
- * NOTE: RFC 2920 lists DATA only as a group's last command; that content
- * may start a group is unchecked against its text (ringrelay and the
- * sink accept it). */
+ * it in the same send, before the reply to the final dot. RFC 2197
+ * section 4.1 allows this: message content may be the first command of
+ * a group, so the next MAIL may share a send with the previous body.
+ * NOTE: checked against RFC 2197, which RFC 2920 obsoletes. */
 static int blast_conn_on_data(struct blast_conn *c, int code)
 {
     if (code != 354) {
@@ -633,7 +636,8 @@ static int blast_conn_on_data(struct blast_conn *c, int code)
 static int blast_conn_on_body(struct blast_conn *c, int code,
                               uint64_t latency_ns)
 {
-    blast_run_record_body(c->run, code, latency_ns, c->body_bytes);
+    blast_run_record_body(c->run, code, latency_ns, c->body_bytes,
+                          c->body_rcpts);
     c->open--;
     c->body_open = false;
     c->progress = true;
@@ -678,6 +682,22 @@ static int blast_conn_handle_reply(struct blast_conn *c,
     return 0;
 }
 
+/* Return the latency of the reply owed for entry. Replies arrive in
+ * order, so in closed loop a pipelined command's latency starts no
+ * earlier than the reply before it: the time spent waiting behind that
+ * reply (a slow end of data, say) is already counted as that command's
+ * latency. In open loop it counts from the due time as it is. */
+static uint64_t blast_conn_latency_ns(const struct blast_conn *c,
+                                      const struct blast_pending_reply *entry)
+{
+    uint64_t start_ns = entry->start_ns;
+
+    if (!c->run->open_loop && c->last_reply_ns > start_ns) {
+        start_ns = c->last_reply_ns;
+    }
+    return c->run->now_ns > start_ns ? c->run->now_ns - start_ns : 0;
+}
+
 /* Act on one reply. Returns 0, or -1 when the connection failed or
  * closes. */
 static int blast_conn_on_reply(struct blast_conn *c,
@@ -691,9 +711,8 @@ static int blast_conn_on_reply(struct blast_conn *c,
                         (int)reply->text_len, reply->text);
         return -1;
     }
-    latency_ns = c->run->now_ns > entry.start_ns
-                     ? c->run->now_ns - entry.start_ns
-                     : 0;
+    latency_ns = blast_conn_latency_ns(c, &entry);
+    c->last_reply_ns = c->run->now_ns;
     if (reply->code == 421 && entry.kind >= BLAST_EXPECT_MAIL) {
         c->server_closing = true;
     }
@@ -934,6 +953,7 @@ static void blast_conn_reset(struct blast_conn *c)
     c->body_open = false;
     c->bytes_sent = 0;
     c->body_end_pending = false;
+    c->last_reply_ns = 0;
     c->pipelining = false;
     c->need_rset = false;
     c->closing = false;

@@ -102,6 +102,8 @@ void blast_idle_report_json(const struct blast_run *run,
     bench_json_key_double(json, "all_held_s", blast_idle_all_held_s(run));
     bench_json_key_double(json, "elapsed_s", blast_idle_elapsed_s(run));
     bench_json_key_u64(json, "vmhwm_kib", blast_idle_peak_rss_kib());
+    bench_json_key(json, "interrupted");
+    bench_json_bool(json, run->interrupted != 0);
 }
 
 void blast_idle_report_stats(const struct blast_run *run, FILE *out)

@@ -281,13 +281,14 @@ static int blast_load_body(struct blast_body *body, const char *dir,
 }
 
 int blast_message_init_dir(struct blast_message *message, const char *dir,
-                           char *error, size_t error_size)
+                           size_t *skipped, char *error, size_t error_size)
 {
     char **names = NULL;
     size_t count = 0;
     int rc = -1;
 
     *message = (struct blast_message){.from_files = true};
+    *skipped = 0;
     if (blast_list_files(dir, &names, &count, error, error_size) < 0) {
         return -1;
     }
@@ -300,12 +301,26 @@ int blast_message_init_dir(struct blast_message *message, const char *dir,
         snprintf(error, error_size, "out of memory");
         goto out;
     }
-    message->body_count = count;
     for (size_t i = 0; i < count; i++) {
-        if (blast_load_body(&message->bodies[i], dir, names[i], error,
-                            error_size) < 0) {
+        struct blast_body *body = &message->bodies[message->body_count];
+
+        if (blast_load_body(body, dir, names[i], error, error_size) < 0) {
             goto out;
         }
+        /* Without a header the file is no message, and the server would
+         * get it as the body of one with only blast's fields. */
+        if (!body->has_header) {
+            free(body->data);
+            *body = (struct blast_body){0};
+            (*skipped)++;
+            continue;
+        }
+        message->body_count++;
+    }
+    if (message->body_count == 0) {
+        snprintf(error, error_size, "none of its regular files starts "
+                 "with a header line (Name: value)");
+        goto out;
     }
     rc = 0;
 

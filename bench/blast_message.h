@@ -34,7 +34,8 @@ struct blast_body {
     size_t len;
     bool has_header;     /* starts with a header field, so the X-Blast
                           * fields join it; else an empty line follows
-                          * them */
+                          * them. Always true for a file body, because
+                          * blast_message_init_dir skips the others. */
 };
 
 struct blast_message {
@@ -64,10 +65,13 @@ int blast_message_init_synthetic(struct blast_message *message,
                                  const struct blast_header_fields *sample);
 
 /* blast_message_init_dir loads every regular file of dir (sorted by
- * name; entries starting with '.' are skipped) as a body. On failure it
- * writes the reason into error[0..error_size). Returns 0 or -1. */
+ * name; entries starting with '.' are skipped) that starts with a header
+ * field ("Name: value") as a body. Files that do not, such as a README,
+ * are skipped and counted in *skipped. On failure, which includes a dir
+ * with no file left, it writes the reason into error[0..error_size).
+ * Returns 0 or -1. */
 int blast_message_init_dir(struct blast_message *message, const char *dir,
-                           char *error, size_t error_size);
+                           size_t *skipped, char *error, size_t error_size);
 
 /* blast_message_cleanup frees the bodies; a zeroed message is accepted. */
 void blast_message_cleanup(struct blast_message *message);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -106,11 +107,17 @@ static void blast_print_schedule(const struct blast_run *run, FILE *out)
     fprintf(out, " (%s backend)\n", reactor_backend_name(run->reactor));
 }
 
+/* A histogram without values has no percentiles: they print as "n/a"
+ * and go to JSON as null. */
 static void blast_print_latency(const char *name,
                                 const struct bench_histogram *h, FILE *out)
 {
     fprintf(out, "    %-12s", name);
     for (size_t i = 0; i < BLAST_PERCENTILE_COUNT; i++) {
+        if (h->count == 0) {
+            fprintf(out, " %9s", "n/a");
+            continue;
+        }
         fprintf(out, " %9.3f",
                 blast_ms(bench_histogram_percentile(
                     h, blast_percentiles[i].percentile)));
@@ -231,10 +238,12 @@ static void blast_json_latency(struct bench_json *json, const char *key,
     bench_json_object_begin(json);
     bench_json_key_u64(json, "count", h->count);
     for (size_t i = 0; i < BLAST_PERCENTILE_COUNT; i++) {
-        bench_json_key_double(
-            json, blast_percentiles[i].key,
-            blast_ms(bench_histogram_percentile(
-                h, blast_percentiles[i].percentile)));
+        double ms = h->count == 0
+                    ? NAN
+                    : blast_ms(bench_histogram_percentile(
+                          h, blast_percentiles[i].percentile));
+
+        bench_json_key_double(json, blast_percentiles[i].key, ms);
     }
     bench_json_object_end(json);
 }
@@ -333,6 +342,13 @@ static void blast_json_summary(struct bench_json *json,
     bench_json_object_end(json);
 }
 
+/* A percentile of second s in milliseconds, or NAN (null in JSON) when
+ * no end of data got its reply in that second. */
+static double blast_second_ms(const struct blast_second *s, uint64_t ns)
+{
+    return s->data_replies == 0 ? NAN : blast_ms(ns);
+}
+
 static void blast_json_series(struct bench_json *json,
                               const struct blast_run *run)
 {
@@ -348,11 +364,14 @@ static void blast_json_series(struct bench_json *json,
         bench_json_key_u64(json, "bytes", s->bytes);
         bench_json_key_u64(json, "failed", s->failed);
         bench_json_key_double(json, "rate", s->rate);
-        bench_json_key_double(json, "data_p50_ms", blast_ms(s->data_p50_ns));
-        bench_json_key_double(json, "data_p90_ms", blast_ms(s->data_p90_ns));
-        bench_json_key_double(json, "data_p99_ms", blast_ms(s->data_p99_ns));
+        bench_json_key_double(json, "data_p50_ms",
+                              blast_second_ms(s, s->data_p50_ns));
+        bench_json_key_double(json, "data_p90_ms",
+                              blast_second_ms(s, s->data_p90_ns));
+        bench_json_key_double(json, "data_p99_ms",
+                              blast_second_ms(s, s->data_p99_ns));
         bench_json_key_double(json, "data_p999_ms",
-                              blast_ms(s->data_p999_ns));
+                              blast_second_ms(s, s->data_p999_ns));
         bench_json_object_end(json);
     }
     bench_json_array_end(json);
@@ -416,7 +435,10 @@ static void blast_report_stats_lines(const struct blast_run *run, FILE *out)
                                                  elapsed));
     fprintf(out, "mb_per_s=%.3f\n",
             bench_rate((double)r->bytes_accepted, elapsed) / 1e6);
-    for (size_t i = 0; i < BLAST_PERCENTILE_COUNT; i++) {
+    /* Without a value the keys are left out, because the file has
+     * numbers only; ringrelay-bench run then reports n/a. */
+    for (size_t i = 0; r->data.count > 0 && i < BLAST_PERCENTILE_COUNT;
+         i++) {
         fprintf(out, "data_%s=%.3f\n", blast_percentiles[i].key,
                 blast_ms(bench_histogram_percentile(
                     &r->data, blast_percentiles[i].percentile)));
@@ -429,6 +451,7 @@ static void blast_report_stats_lines(const struct blast_run *run, FILE *out)
      * above. */
     fprintf(out, "not_finished=%" PRIu64 "\n", blast_not_finished(run));
     fprintf(out, "connections_opened=%" PRIu64 "\n", r->connections_opened);
+    fprintf(out, "accepted_rcpts=%" PRIu64 "\n", r->accepted_rcpts);
 }
 
 int blast_report_stats_file(const struct blast_run *run, const char *path)

@@ -226,7 +226,7 @@ uint64_t blast_run_progress(const struct blast_run *run)
 }
 
 void blast_run_record_body(struct blast_run *run, int code,
-                           uint64_t latency_ns, size_t bytes)
+                           uint64_t latency_ns, size_t bytes, unsigned rcpts)
 {
     struct blast_results *results = &run->results;
 
@@ -237,6 +237,7 @@ void blast_run_record_body(struct blast_run *run, int code,
     if (code >= 200 && code < 300) {
         results->accepted++;
         results->bytes_accepted += bytes;
+        results->accepted_rcpts += rcpts;
     } else {
         bench_code_tally_add(&results->rejected, code);
     }
@@ -267,6 +268,7 @@ static int blast_run_close_interval(struct blast_run *run, uint64_t now)
         .accepted = results->accepted - run->tick_base.accepted,
         .bytes = results->bytes_accepted - run->tick_base.bytes,
         .failed = results->failed - run->tick_base.failed,
+        .data_replies = run->second_data.count,
         .data_p50_ns = bench_histogram_percentile(&run->second_data, 50),
         .data_p90_ns = bench_histogram_percentile(&run->second_data, 90),
         .data_p99_ns = bench_histogram_percentile(&run->second_data, 99),
@@ -406,6 +408,27 @@ static void blast_run_on_timeout(struct reactor_timer *timer)
     reactor_stop(run->reactor);
 }
 
+/* Warn when --size is below the header that blast writes, because each
+ * message is then that header alone and larger than --size. */
+static void blast_run_warn_small_size(struct blast_run *run,
+                                      const struct blast_header_fields *sample)
+{
+    const struct blast_body *body = blast_message_body(&run->message, 1);
+    char header[BLAST_HEADER_MAX];
+    size_t header_len;
+
+    if (body->len > 0) {
+        return;
+    }
+    header_len = blast_message_header(&run->message, body, sample, header);
+    if (run->options->size < header_len) {
+        fprintf(stderr, "blast: warning: --size %" PRIu64 " is below the "
+                "%zu-byte header, so each message is about %zu bytes of "
+                "header and no body\n", run->options->size, header_len,
+                header_len);
+    }
+}
+
 /* Build the message bodies. Returns 0, -1 after printing why, or -2
  * after printing why --body-dir cannot be used. */
 static int blast_run_messages(struct blast_run *run)
@@ -429,12 +452,19 @@ static int blast_run_messages(struct blast_run *run)
     size_t len;
 
     if (o->body_dir != NULL) {
-        if (blast_message_init_dir(&run->message, o->body_dir, error,
-                                   sizeof(error)) < 0) {
+        size_t skipped;
+
+        if (blast_message_init_dir(&run->message, o->body_dir, &skipped,
+                                   error, sizeof(error)) < 0) {
             fprintf(stderr, "blast: invalid --body-dir \"%s\": %s; expected "
                             "a directory of message files\n",
                     o->body_dir, error);
             return -2;
+        }
+        if (skipped > 0) {
+            fprintf(stderr, "blast: warning: --body-dir \"%s\": skipped %zu "
+                            "files that do not start with a header line "
+                            "(Name: value)\n", o->body_dir, skipped);
         }
         return 0;
     }
@@ -446,6 +476,7 @@ static int blast_run_messages(struct blast_run *run)
         fprintf(stderr, "blast: out of memory building the message\n");
         return -1;
     }
+    blast_run_warn_small_size(run, &sample);
     return 0;
 }
 

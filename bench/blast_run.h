@@ -74,6 +74,7 @@ struct blast_second {
     uint64_t bytes;           /* header and body bytes of those */
     uint64_t failed;          /* messages lost with their connection */
     double rate;              /* accepted per second of the interval */
+    uint64_t data_replies;    /* final replies to a body in the interval */
     /* End of data to final reply, in the interval: p50, p90, p99 and
      * p99.9 in nanoseconds. */
     uint64_t data_p50_ns;
@@ -96,6 +97,7 @@ struct blast_results {
     uint64_t not_started;          /* handed out, but the run stopped
                                     * before their MAIL was sent */
     uint64_t bytes_accepted;       /* header and body bytes */
+    uint64_t accepted_rcpts;       /* recipients of accepted messages */
     uint64_t connections_opened;
     uint64_t connection_failures;
     uint64_t idle_closed;          /* idle connections the server closed */
@@ -245,8 +247,10 @@ uint64_t blast_run_progress(const struct blast_run *run);
 
 /* blast_run_record_body counts the final reply to a message's body,
  * received at run->now_ns, latency_ns after the end of its data (or its
- * due time in open loop). */
+ * due time in open loop). bytes is its header and body size and rcpts
+ * the number of its recipients that got a 2xx RCPT reply. */
 void blast_run_record_body(struct blast_run *run, int code,
-                           uint64_t latency_ns, size_t bytes);
+                           uint64_t latency_ns, size_t bytes,
+                           unsigned rcpts);
 
 #endif

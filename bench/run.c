@@ -13,12 +13,14 @@
 
 #include "bench/bench_net.h"
 #include "bench/bench_stats.h"
+#include "bench/blast_options.h"
 #include "bench/run_child.h"
 #include "bench/run_config.h"
 #include "bench/run_log.h"
 #include "bench/run_options.h"
 #include "bench/run_report.h"
 #include "bench/run_stats.h"
+#include "bench/sink_track.h"
 
 /* How long a stopped child may take to finish before SIGKILL: the relay
  * gives messages in flight up to 10 s, so a little more. */
@@ -47,6 +49,7 @@ struct run {
     uint64_t relay_peak_kib;       /* VmHWM read before the stop */
     bool relay_died;               /* seen and reported before the stop */
     bool usage_error;              /* blast rejected its options */
+    bool blast_incomplete;         /* blast exited 1: not all accepted */
     struct run_stats blast_stats;
     struct run_stats sink_stats;
     struct run_report report;
@@ -201,13 +204,52 @@ static int run_check_free(const char *option,
     return 0;
 }
 
+/* Return the --messages count of blast's options, or 0 when blast runs
+ * for a --duration, holds connections (--idle) or rejects its options,
+ * or when the count is above what the sink tracks. blast itself reports
+ * a usage error later, so none is printed here. */
+static uint64_t run_expected_messages(const struct run *run)
+{
+    int argc = run->options.blast_argc + 3;
+    char **argv = calloc((size_t)argc + 1, sizeof(*argv));
+    struct blast_options options;
+    char error[512];
+    uint64_t messages = 0;
+
+    if (argv == NULL) {
+        fprintf(stderr, "run: allocating blast's arguments failed: %s\n",
+                strerror(errno));
+        return 0;
+    }
+    /* A copy, because getopt permutes what it parses. */
+    argv[0] = "blast";
+    argv[1] = "--server";
+    argv[2] = (char *)run->target;
+    for (int i = 0; i < run->options.blast_argc; i++) {
+        argv[i + 3] = run->options.blast_argv[i];
+    }
+    if (blast_options_parse(argc, argv, &options, error, sizeof(error))
+            == BLAST_OPTIONS_RUN
+        && !options.idle && options.messages <= SINK_TRACK_SEQ_MAX) {
+        messages = options.messages;
+    }
+    free(argv);
+    return messages;
+}
+
+/* Start the sink. With blast's --messages N known it gets --expect N,
+ * so that messages missing at the end, the last ones included, count
+ * as lost. */
 static int run_start_sink(struct run *run)
 {
     char max_seconds[32];
+    char expect[32];
+    uint64_t messages = run_expected_messages(run);
     char *argv[] = {
         run->self_path, "sink", "--listen",
         (char *)run->options.sink_listen, "--stats-file",
-        run->workdir.sink_stats, "--max-seconds", max_seconds, NULL,
+        run->workdir.sink_stats, "--max-seconds", max_seconds,
+        messages > 0 ? "--expect" : NULL, expect, NULL,
     };
 
     /* The sink stops by itself shortly after every other limit of the
@@ -216,6 +258,7 @@ static int run_start_sink(struct run *run)
              (unsigned long long)(run->options.startup_timeout * 2
                                   + run->options.timeout
                                   + run->options.drain_timeout + 60));
+    snprintf(expect, sizeof(expect), "%llu", (unsigned long long)messages);
     if (run_child_start(&run->sink, "sink", argv, run->workdir.sink_log,
                         run->workdir.sink_log) < 0) {
         return -1;
@@ -357,11 +400,44 @@ static int run_check_blast_status(struct run *run)
         run->usage_error = true;
         return -1;
     }
-    fprintf(stderr, "run: blast ended with %s\n", status);
     /* blast exits 1 when any message was not accepted; the report still
-     * shows what was. */
-    return WIFEXITED(run->blast.status) && WEXITSTATUS(run->blast.status) == 1
-           ? 0 : -1;
+     * shows what was, and run_explain_blast prints the reason once its
+     * stats are read. */
+    if (WIFEXITED(run->blast.status) && WEXITSTATUS(run->blast.status) == 1) {
+        run->blast_incomplete = true;
+        return 0;
+    }
+    fprintf(stderr, "run: blast ended with %s\n", status);
+    run_log_last_error(run->workdir.blast_log, line, sizeof(line));
+    if (line[0] != '\0') {
+        fprintf(stderr, "run: blast's last error: %s\n", line);
+    }
+    return -1;
+}
+
+/* Print why blast exited 1: its counts of messages that were not
+ * accepted, and the last connection error it printed. */
+static void run_explain_blast(const struct run *run)
+{
+    const struct run_stats *stats = &run->blast_stats;
+    char line[512];
+
+    if (!run->blast_incomplete) {
+        return;
+    }
+    fprintf(stderr, "run: blast ended with exit status 1 because not every "
+            "message was accepted: accepted %.0f, rejected %.0f, failed "
+            "%.0f, not finished %.0f, connection failures %.0f (blast's "
+            "summary above lists the reply codes)\n",
+            run_stats_value(stats, "accepted", 0),
+            run_stats_value(stats, "rejected", 0),
+            run_stats_value(stats, "failed", 0),
+            run_stats_value(stats, "not_finished", 0),
+            run_stats_value(stats, "connection_failures", 0));
+    run_log_last_error(run->workdir.blast_log, line, sizeof(line));
+    if (line[0] != '\0') {
+        fprintf(stderr, "run: blast's last error: %s\n", line);
+    }
 }
 
 /* Run blast with its stdout on ours and its stderr in blast.log, which
@@ -440,22 +516,23 @@ static void run_drain(struct run *run)
 {
     uint64_t deadline = run_deadline(run->options.drain_timeout);
     double accepted = run_stats_value(&run->blast_stats, "accepted", 0);
+    double expected = run_stats_value(&run->blast_stats, "accepted_rcpts",
+                                      accepted);
     struct run_stats stats;
 
     run->report.drained = false;
     while (!run_interrupted) {
         if (run_stats_read_file(run->workdir.sink_stats, &stats) == 0) {
-            double unique = run_stats_value(&stats, "messages", 0)
-                            - run_stats_value(&stats, "duplicates", 0);
+            double copies = run_stats_value(&stats, "copies", 0);
 
-            if (unique >= accepted) {
+            if (copies >= expected) {
                 run->report.drained = true;
                 break;
             }
         }
         if (bench_monotonic_ns() >= deadline) {
             fprintf(stderr, "run: the sink did not receive every "
-                    "accepted message within --drain-timeout\n");
+                    "accepted recipient copy within --drain-timeout\n");
             break;
         }
         if (run_child_wait(&run->sink,
@@ -546,7 +623,11 @@ static int run_report(struct run *run)
         && run_report_write_json(report, run->options.json_path) < 0) {
         return -1;
     }
-    return run_report_ok(report) ? 0 : -1;
+    if (!run_report_ok(report)) {
+        run_report_print_failures(report, stderr);
+        return -1;
+    }
+    return 0;
 }
 
 static int run_prepare(struct run *run)
@@ -583,6 +664,7 @@ static int run_execute(struct run *run)
                           &run->blast_stats) < 0) {
         return run->usage_error ? 2 : 1;
     }
+    run_explain_blast(run);
     run_drain(run);
     if (run_collect(run) < 0) {
         return 1;

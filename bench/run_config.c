@@ -105,6 +105,18 @@ static int run_append_string(char *buf, size_t size, size_t *used,
     return 0;
 }
 
+static int run_append_raw(char *buf, size_t size, size_t *used,
+                          const char *text)
+{
+    int len = snprintf(buf + *used, size - *used, "%s", text);
+
+    if (len < 0 || (size_t)len >= size - *used) {
+        return -1;
+    }
+    *used += (size_t)len;
+    return 0;
+}
+
 static int run_append_key(char *buf, size_t size, size_t *used,
                           const char *key, const char *value)
 {
@@ -125,6 +137,26 @@ static int run_append_key(char *buf, size_t size, size_t *used,
     return 0;
 }
 
+/* Append the UCL list key = ["value", ...]; to buf at *used. */
+static int run_append_list(char *buf, size_t size, size_t *used,
+                           const char *key, const char *const *values,
+                           size_t count)
+{
+    int len = snprintf(buf + *used, size - *used, "%s = [", key);
+
+    if (len < 0 || (size_t)len >= size - *used) {
+        return -1;
+    }
+    *used += (size_t)len;
+    for (size_t i = 0; i < count; i++) {
+        if ((i > 0 && run_append_raw(buf, size, used, ", ") < 0)
+            || run_append_string(buf, size, used, values[i]) < 0) {
+            return -1;
+        }
+    }
+    return run_append_raw(buf, size, used, "];\n");
+}
+
 static int run_append_number(char *buf, size_t size, size_t *used,
                              const char *key, unsigned value)
 {
@@ -136,6 +168,11 @@ static int run_append_number(char *buf, size_t size, size_t *used,
     *used += (size_t)len;
     return 0;
 }
+
+/* The loopback networks blast connects from, whichever address family
+ * --listen has. Outside relay_networks the relay rejects every recipient
+ * of another domain and delays its greeting. */
+static const char *const run_relay_networks[] = {"127.0.0.0/8", "::1/128"};
 
 int run_config_format(const struct run_relay_settings *settings,
                       const char *queue_dir, char *buf, size_t size)
@@ -156,8 +193,12 @@ int run_config_format(const struct run_relay_settings *settings,
         /* One log line per message would cost the relay more than the
          * benchmark measures. */
         || run_append_key(buf, size, &used, "log_level", "warning") < 0
-        /* Every blast connection comes from 127.0.0.1, so the relay's
-         * connection limits are raised to their maximum. */
+        || run_append_list(buf, size, &used, "relay_networks",
+                           run_relay_networks,
+                           sizeof(run_relay_networks)
+                               / sizeof(run_relay_networks[0])) < 0
+        /* Every blast connection comes from one loopback address, so
+         * the relay's connection limits are raised to their maximum. */
         || run_append_number(buf, size, &used, "max_connections",
                              RUN_RELAY_MAX_CONNECTIONS) < 0
         || run_append_number(buf, size, &used, "max_connections_per_ip",

@@ -51,7 +51,10 @@ int run_log_forward(int fd, const char *path)
     return 0;
 }
 
-void run_log_last_line(const char *path, char *line, size_t size)
+/* Store in line the last non-empty line of the log at path that does
+ * not contain skip (NULL: skip none). */
+static void run_log_last_matching(const char *path, const char *skip,
+                                  char *line, size_t size)
 {
     char text[512];
     FILE *log = fopen(path, "r");
@@ -62,7 +65,8 @@ void run_log_last_line(const char *path, char *line, size_t size)
     }
     while (fgets(text, sizeof(text), log) != NULL) {
         text[strcspn(text, "\r\n")] = '\0';
-        if (text[0] != '\0') {
+        if (text[0] != '\0'
+            && (skip == NULL || strstr(text, skip) == NULL)) {
             snprintf(line, size, "%s", text);
         }
     }
@@ -70,4 +74,14 @@ void run_log_last_line(const char *path, char *line, size_t size)
         fprintf(stderr, "run: closing %s failed: %s\n", path,
                 strerror(errno));
     }
+}
+
+void run_log_last_line(const char *path, char *line, size_t size)
+{
+    run_log_last_matching(path, NULL, line, size);
+}
+
+void run_log_last_error(const char *path, char *line, size_t size)
+{
+    run_log_last_matching(path, " elapsed=", line, size);
 }

@@ -19,4 +19,9 @@ int run_log_forward(int fd, const char *path);
  * without its line end, in line; "" when there is none. */
 void run_log_last_line(const char *path, char *line, size_t size);
 
+/* run_log_last_error stores in line the last line of blast's log at
+ * path that is not a progress line, without its line end. Progress lines
+ * contain " elapsed=". line is "" when no such line exists. */
+void run_log_last_error(const char *path, char *line, size_t size);
+
 #endif

@@ -110,8 +110,15 @@ static int run_resolve(const char *option, const char *text,
                        struct bench_endpoint *endpoint)
 {
     char error[200];
+    int port = bench_endpoint_port_check(text);
 
-    if (bench_endpoint_port_check(text) < 0) {
+    /* The sink rejects a --listen without a port, so run does too. */
+    if (port == 0 && strcmp(option, "--sink-listen") == 0) {
+        fprintf(stderr, "run: invalid --sink-listen \"%s\": missing port; "
+                        "expected HOST:PORT or [IPV6]:PORT\n", text);
+        return -1;
+    }
+    if (port < 0) {
         fprintf(stderr, "run: invalid %s \"%s\": expected HOST:PORT with "
                         "a port from 1 to 65535\n",
                 option, text);

@@ -1,6 +1,8 @@
 #include "bench/run_report.h"
 
 #include <errno.h>
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bench/bench_json.h"
@@ -27,7 +29,6 @@ void run_report_compute(struct run_report *report,
     double last_message_us =
         run_stats_value(sink, "last_message_wall_us", 0);
     double last_reply_us = run_stats_value(blast, "last_reply_wall_us", 0);
-    double unique;
 
     report->sent = run_stats_value(blast, "sent", 0);
     report->accepted = run_stats_value(blast, "accepted", 0);
@@ -37,12 +38,19 @@ void run_report_compute(struct run_report *report,
         run_stats_value(blast, "connection_failures", 0);
     report->blast_elapsed_s = run_stats_value(blast, "elapsed_s", 0);
     report->accepted_per_s = run_stats_value(blast, "msgs_per_s", 0);
-    report->delivered = run_stats_value(sink, "messages", 0);
+    /* Stats files written before these keys existed: one recipient a
+     * message, and copies are the messages less the duplicates. */
+    report->accepted_rcpts =
+        run_stats_value(blast, "accepted_rcpts", report->accepted);
+    report->transactions = run_stats_value(sink, "messages", 0);
     report->lost = run_stats_value(sink, "lost", 0);
     report->duplicates = run_stats_value(sink, "duplicates", 0);
-    unique = report->delivered - report->duplicates;
-    report->missing =
-        report->accepted > unique ? report->accepted - unique : 0;
+    report->delivered =
+        run_stats_value(sink, "copies",
+                        report->transactions - report->duplicates);
+    report->missing = report->accepted_rcpts > report->delivered
+                      ? report->accepted_rcpts - report->delivered
+                      : 0;
     /* Both timestamps are CLOCK_REALTIME on the same machine, so their
      * difference is the end-to-end time of the whole run. */
     report->delivered_per_s = 0;
@@ -57,13 +65,15 @@ void run_report_compute(struct run_report *report,
     if (last_reply_us > 0 && last_message_us > last_reply_us) {
         report->last_delivery_ms = (last_message_us - last_reply_us) / 1e3;
     }
+    /* blast and the sink leave the latency keys out when they measured
+     * none; NAN then prints as n/a and goes to JSON as null. */
     for (int i = 0; i < 5; i++) {
         report->latency_ms[i] =
-            run_stats_value(sink, run_sink_latency_keys[i], 0);
+            run_stats_value(sink, run_sink_latency_keys[i], NAN);
         report->data_ms[i] =
-            run_stats_value(blast, run_blast_data_keys[i], 0);
+            run_stats_value(blast, run_blast_data_keys[i], NAN);
     }
-    report->relay_cpu_s_per_1000 = 0;
+    report->relay_cpu_s_per_1000 = NAN;
     if (report->relay.measured && report->accepted > 0) {
         report->relay_cpu_s_per_1000 =
             report->relay.cpu_seconds / (report->accepted / 1000.0);
@@ -72,9 +82,81 @@ void run_report_compute(struct run_report *report,
 
 bool run_report_ok(const struct run_report *report)
 {
-    return report->sent > 0 && report->accepted == report->sent
-           && report->missing == 0 && report->lost == 0
-           && report->duplicates == 0 && report->drained;
+    char reason[128];
+
+    return !run_report_failure(report, 0, reason, sizeof(reason));
+}
+
+/* Write the reason of check into buf; false when check passed. */
+static bool run_report_check(const struct run_report *report,
+                             unsigned check, char *buf, size_t size)
+{
+    switch (check) {
+    case 0:
+        return report->sent == 0 && report->rejected == 0
+               && report->failed == 0
+               && snprintf(buf, size, "blast sent no message") > 0;
+    case 1:
+        return report->rejected > 0
+               && snprintf(buf, size, "blast had %.0f messages rejected",
+                           report->rejected) > 0;
+    case 2:
+        return report->failed > 0
+               && snprintf(buf, size, "blast had %.0f messages fail with "
+                           "their connection", report->failed) > 0;
+    case 3:
+        /* Messages that blast did not finish, for example. */
+        return report->rejected == 0 && report->failed == 0
+               && report->accepted < report->sent
+               && snprintf(buf, size, "%.0f of %.0f messages sent were "
+                           "not accepted", report->sent - report->accepted,
+                           report->sent) > 0;
+    case 4:
+        return report->missing > 0
+               && snprintf(buf, size, "%.0f accepted recipient copies did "
+                           "not reach the sink", report->missing) > 0;
+    case 5:
+        return report->lost > 0
+               && snprintf(buf, size, "the sink counted %.0f recipient "
+                           "copies lost", report->lost) > 0;
+    case 6:
+        return report->duplicates > 0
+               && snprintf(buf, size, "the sink received %.0f duplicate "
+                           "recipient copies", report->duplicates) > 0;
+    case 7:
+        return !report->drained
+               && snprintf(buf, size, "the sink did not get every accepted "
+                           "copy within --drain-timeout") > 0;
+    }
+    return false;
+}
+
+#define RUN_REPORT_CHECKS 8
+
+bool run_report_failure(const struct run_report *report, unsigned index,
+                        char *buf, size_t size)
+{
+    unsigned found = 0;
+
+    for (unsigned check = 0; check < RUN_REPORT_CHECKS; check++) {
+        if (run_report_check(report, check, buf, size)) {
+            if (found == index) {
+                return true;
+            }
+            found++;
+        }
+    }
+    return false;
+}
+
+void run_report_print_failures(const struct run_report *report, FILE *out)
+{
+    char reason[128];
+
+    for (unsigned i = 0; run_report_failure(report, i, reason,
+                                            sizeof(reason)); i++) {
+        fprintf(out, "run: failed: %s\n", reason);
+    }
 }
 
 /* Width of the label column of the text report. */
@@ -89,6 +171,10 @@ static void run_print_latencies(FILE *out, const char *label,
                                 const double values[5])
 {
     run_print_label(out, label);
+    if (!isfinite(values[0])) {
+        fprintf(out, "n/a (none measured)\n");
+        return;
+    }
     for (int i = 0; i < 5; i++) {
         fprintf(out, "%s%s %.2f", i > 0 ? " " : "",
                 run_report_percentiles[i], values[i]);
@@ -104,8 +190,13 @@ static void run_print_relay(const struct run_report *report, FILE *out)
         return;
     }
     run_print_label(out, "relay CPU s per 1,000:");
-    fprintf(out, "%.4f (%.2f s in total)\n", report->relay_cpu_s_per_1000,
-            report->relay.cpu_seconds);
+    if (isfinite(report->relay_cpu_s_per_1000)) {
+        fprintf(out, "%.4f (%.2f s in total)\n",
+                report->relay_cpu_s_per_1000, report->relay.cpu_seconds);
+    } else {
+        fprintf(out, "n/a, no message accepted (%.2f s in total)\n",
+                report->relay.cpu_seconds);
+    }
     run_print_label(out, "relay peak memory (VmHWM):");
     fprintf(out, "%.1f MiB\n", (double)report->relay.peak_kib / 1024.0);
 }
@@ -114,22 +205,29 @@ void run_report_print(const struct run_report *report, FILE *out)
 {
     fprintf(out, "run report (target %s)\n", report->target);
     run_print_label(out, "sent:");
-    fprintf(out, "%.0f\n", report->sent);
+    fprintf(out, "%.0f messages\n", report->sent);
     run_print_label(out, "accepted:");
-    fprintf(out, "%.0f (rejected %.0f, failed %.0f, connection failures "
-            "%.0f)\n", report->accepted, report->rejected, report->failed,
-            report->connection_failures);
+    fprintf(out, "%.0f messages (rejected %.0f, failed %.0f, connection "
+            "failures %.0f)\n", report->accepted, report->rejected,
+            report->failed, report->connection_failures);
+    run_print_label(out, "accepted recipients:");
+    fprintf(out, "%.0f (the sink is due one copy for each)\n",
+            report->accepted_rcpts);
     run_print_label(out, "accepted/s:");
-    fprintf(out, "%.0f\n", report->accepted_per_s);
+    fprintf(out, "%.0f messages\n", report->accepted_per_s);
     run_print_label(out, "delivered:");
-    fprintf(out, "%.0f%s\n", report->delivered,
+    fprintf(out, "%.0f recipient copies, once each, in %.0f "
+            "transactions%s\n", report->delivered, report->transactions,
             report->drained ? "" : " (drain timed out)");
+    run_print_label(out, "duplicates:");
+    fprintf(out, "%.0f recipient copies delivered again\n",
+            report->duplicates);
     run_print_label(out, "delivered/s:");
-    fprintf(out, "%.0f (first send to last delivery)\n",
-            report->delivered_per_s);
+    fprintf(out, "%.0f recipient copies (first send to last "
+            "delivery)\n", report->delivered_per_s);
     run_print_label(out, "missing:");
-    fprintf(out, "%.0f (sink counted lost %.0f, duplicates %.0f)\n",
-            report->missing, report->lost, report->duplicates);
+    fprintf(out, "%.0f recipient copies (sink counted lost %.0f)\n",
+            report->missing, report->lost);
     run_print_label(out, "last delivery after last reply:");
     fprintf(out, "%.2f ms\n", report->last_delivery_ms);
     run_print_latencies(out, "end-to-end latency:", report->latency_ms);
@@ -148,6 +246,20 @@ static void run_json_latencies(struct bench_json *json, const char *key,
     bench_json_object_end(json);
 }
 
+static void run_json_failures(const struct run_report *report,
+                              struct bench_json *json)
+{
+    char reason[128];
+
+    bench_json_key(json, "failures");
+    bench_json_array_begin(json);
+    for (unsigned i = 0; run_report_failure(report, i, reason,
+                                            sizeof(reason)); i++) {
+        bench_json_string(json, reason);
+    }
+    bench_json_array_end(json);
+}
+
 static void run_json_body(const struct run_report *report,
                           struct bench_json *json)
 {
@@ -161,7 +273,10 @@ static void run_json_body(const struct run_report *report,
                           report->connection_failures);
     bench_json_key_double(json, "blast_elapsed_s", report->blast_elapsed_s);
     bench_json_key_double(json, "accepted_per_s", report->accepted_per_s);
+    bench_json_key_double(json, "accepted_rcpts", report->accepted_rcpts);
+    bench_json_key_double(json, "transactions", report->transactions);
     bench_json_key_double(json, "delivered", report->delivered);
+    bench_json_key_string(json, "delivered_unit", "recipient copies");
     bench_json_key_double(json, "delivered_per_s",
                           report->delivered_per_s);
     bench_json_key_double(json, "missing", report->missing);
@@ -186,6 +301,7 @@ static void run_json_body(const struct run_report *report,
     bench_json_object_end(json);
     bench_json_key(json, "ok");
     bench_json_bool(json, run_report_ok(report));
+    run_json_failures(report, json);
     bench_json_object_end(json);
 }
 

@@ -161,8 +161,11 @@ static int sink_setup_signals(struct sink_run *run)
     action.sa_handler = sink_on_signal;
     action.sa_flags = SA_RESTART;
     sigemptyset(&action.sa_mask);
+    /* SIGHUP too, because a closed terminal or SSH session should end
+     * the sink with its summary and report files like a stop does. */
     if (sigaction(SIGINT, &action, NULL) < 0
-        || sigaction(SIGTERM, &action, NULL) < 0) {
+        || sigaction(SIGTERM, &action, NULL) < 0
+        || sigaction(SIGHUP, &action, NULL) < 0) {
         fprintf(stderr, "sink: installing signal handlers failed: %s\n",
                 strerror(errno));
         return -1;

@@ -93,8 +93,8 @@ SINK_DEFAULT_LISTEN ")\n"
 "  --idle-timeout SECONDS  send 421 to sessions idle this long "
 "(default 300)\n"
 "  --max-seconds N         stop after N seconds (default: run until "
-"SIGINT\n"
-"                          or SIGTERM)\n"
+"SIGINT,\n"
+"                          SIGTERM or SIGHUP)\n"
 "  --max-size BYTES        largest message body accepted, advertised "
 "with\n"
 "                          SIZE (default 67108864)\n"
@@ -116,11 +116,11 @@ SINK_DEFAULT_LISTEN ")\n"
 "\n"
 "Storage:\n"
 "  --store DIR             write each accepted message to "
-"DIR/NNNNNNNN.msg\n"
-"                          (8-digit sequence, from 00000001 or after the\n"
-"                          highest number already there); DIR is "
-"created\n"
-"                          when missing\n"
+"DIR/NNNNNNNNNNNN.msg\n"
+"                          (12-digit sequence, from 000000000001 or after\n"
+"                          the highest number already there); DIR is\n"
+"                          created when missing; temporary files that a\n"
+"                          killed sink left there are removed at start\n"
 "  --fsync                 fsync each stored file before the reply\n"
 "\n"
 "Reports (the summary goes to stdout, a progress line per second to\n"
@@ -167,8 +167,8 @@ SINK_DEFAULT_LISTEN ")\n"
 "                          \"421 4.7.0 too many connections\" "
 "(default: none)\n"
 "\n"
-"Exit status: 0 after SIGINT, SIGTERM or --max-seconds, 1 on a runtime\n"
-"failure, 2 on a usage error.\n");
+"Exit status: 0 after SIGINT, SIGTERM, SIGHUP or --max-seconds, 1 on a\n"
+"runtime failure, 2 on a usage error.\n");
 }
 
 static int sink_parse_rule(struct sink_options *options,
@@ -308,6 +308,7 @@ static int sink_apply_fault_option(struct sink_options *options, int opt,
 int sink_parse_options(int argc, char **argv, struct sink_options *options)
 {
     char error[512];
+    int port;
     int opt;
 
     *options = (struct sink_options){
@@ -348,7 +349,15 @@ int sink_parse_options(int argc, char **argv, struct sink_options *options)
         && bench_check_output_path("sink", "json", options->json_path) < 0) {
         return -1;
     }
-    if (bench_endpoint_port_check(options->listen) < 0) {
+    /* A bare host would listen on a port the user did not choose. */
+    port = bench_endpoint_port_check(options->listen);
+    if (port == 0) {
+        fprintf(stderr, "sink: invalid --listen \"%s\": missing port; "
+                        "expected HOST:PORT or [IPV6]:PORT\n",
+                options->listen);
+        return -1;
+    }
+    if (port < 0) {
         fprintf(stderr, "sink: invalid --listen \"%s\": expected "
                         "HOST:PORT with a port from 1 to 65535\n",
                 options->listen);

@@ -24,7 +24,7 @@ struct sink_report_point {
     double t;              /* seconds since the sink started */
     uint64_t messages;     /* accepted during the second */
     double rate;           /* messages per second during it */
-    double latency_p99_ms; /* of the deliveries during it; 0 if none */
+    double latency_p99_ms; /* of the deliveries during it; NAN if none */
 };
 
 struct sink_report {

@@ -159,11 +159,23 @@ static uint64_t sink_store_name_number(const char *name)
     return number;
 }
 
-/* Find the highest file number already in the store. */
+/* Report whether name is a temporary name of sink_store_write or
+ * sink_store_check_writable: "tmp-" and a PID. */
+static bool sink_store_is_tmp_name(const char *name)
+{
+    return strncmp(name, "tmp-", 4) == 0 && name[4] >= '0'
+           && name[4] <= '9';
+}
+
+/* Find the highest file number already in the store, and remove the
+ * temporary files that a sink killed mid-write (SIGKILL, a crash) left
+ * behind. No other sink may use the directory, so none of them is still
+ * being written. */
 static int sink_store_scan(struct sink_store *store)
 {
     struct dirent *entry;
     uint64_t highest = 0;
+    uint64_t removed = 0;
     DIR *dir;
     int fd;
 
@@ -186,10 +198,24 @@ static int sink_store_scan(struct sink_store *store)
         if (number > highest) {
             highest = number;
         }
+        if (sink_store_is_tmp_name(entry->d_name)) {
+            if (unlinkat(store->dir_fd, entry->d_name, 0) < 0) {
+                fprintf(stderr, "sink: removing the stale temporary file "
+                        "%s/%s failed: %s\n", store->dir, entry->d_name,
+                        strerror(errno));
+            } else {
+                removed++;
+            }
+        }
+        errno = 0;
     }
     int err = errno;
 
     closedir(dir);
+    if (removed > 0) {
+        fprintf(stderr, "sink: removed %" PRIu64 " stale temporary files "
+                "from the store %s\n", removed, store->dir);
+    }
     store->next_number = highest + 1;
     return -err;
 }
@@ -339,7 +365,9 @@ int sink_store_commit(struct sink_store *store, struct sink_store_file *file,
     }
     file->fd = -1;
     if (rc == 0) {
-        snprintf(name, sizeof(name), "%08" PRIu64 ".msg",
+        /* 12 digits hold 10^12 - 1 messages, far more than a run
+         * sends, so the names sort by number as text. */
+        snprintf(name, sizeof(name), "%012" PRIu64 ".msg",
                  store->next_number);
         if (renameat(store->dir_fd, file->tmp_name, store->dir_fd,
                      name) < 0) {

@@ -1,14 +1,15 @@
 /* Message files of the sink's --store DIR.
  *
- * Each accepted message becomes one file DIR/<nnnnnnnn>.msg, numbered
- * from one past the highest number already in DIR. The file holds the
- * envelope as "MAIL FROM:<sender>\r\n" and one "RCPT TO:<recipient>\r\n"
- * per recipient, an empty line "\r\n", then the message content with the
- * SMTP dot-stuffing undone and line endings exactly as received. A
- * BINARYMIME message (RFC 3030) has no dot-stuffing, so its content is
- * kept byte for byte. A file is written under a temporary name and
- * renamed into place, so readers never see a partial message. Two sinks
- * must not share one DIR, because their numbers would collide. */
+ * Each accepted message becomes one file DIR/<nnnnnnnnnnnn>.msg (12
+ * digits), numbered from one past the highest number already in DIR.
+ * The file holds the envelope as "MAIL FROM:<sender>\r\n" and one
+ * "RCPT TO:<recipient>\r\n" per recipient, an empty line "\r\n", then
+ * the message content with the SMTP dot-stuffing undone and line endings
+ * exactly as received. A BINARYMIME message (RFC 3030) has no
+ * dot-stuffing, so its content is kept byte for byte. A file is written
+ * under a temporary name and renamed into place, so readers never see a
+ * partial message. Two sinks must not share one DIR, because their
+ * numbers would collide. */
 #ifndef RINGRELAY_BENCH_SINK_STORE_H
 #define RINGRELAY_BENCH_SINK_STORE_H
 

@@ -97,13 +97,17 @@ void sink_report_print_summary(const struct sink_report *report,
     fprintf(out, "  without blast headers: %" PRIu64 " (%" PRIu64
             " with invalid ones)\n", server->untracked,
             server->bad_headers);
-    fprintf(out, "  latency ms:         p50 %.3f  p90 %.3f  p99 %.3f  "
-            "p99.9 %.3f  max %.3f (%" PRIu64 " messages)\n",
-            summary_ms(bench_histogram_percentile(latency, 50)),
-            summary_ms(bench_histogram_percentile(latency, 90)),
-            summary_ms(bench_histogram_percentile(latency, 99)),
-            summary_ms(bench_histogram_percentile(latency, 99.9)),
-            summary_ms(latency->max_ns), latency->count);
+    if (latency->count == 0) {
+        fprintf(out, "  latency ms:         n/a (0 messages)\n");
+    } else {
+        fprintf(out, "  latency ms:         p50 %.3f  p90 %.3f  p99 %.3f  "
+                "p99.9 %.3f  max %.3f (%" PRIu64 " messages)\n",
+                summary_ms(bench_histogram_percentile(latency, 50)),
+                summary_ms(bench_histogram_percentile(latency, 90)),
+                summary_ms(bench_histogram_percentile(latency, 99)),
+                summary_ms(bench_histogram_percentile(latency, 99.9)),
+                summary_ms(latency->max_ns), latency->count);
+    }
     fprintf(out, "  lost:               %" PRIu64 "\n",
             sink_track_lost(track));
     fprintf(out, "  duplicates:         %" PRIu64 "\n", track->duplicates);
@@ -121,25 +125,32 @@ void sink_report_print_summary(const struct sink_report *report,
     fflush(out);
 }
 
+/* A percentile of latency in milliseconds; NAN, written as null, when
+ * latency has no value. */
+static double summary_percentile_ms(const struct bench_histogram *latency,
+                                    double percentile)
+{
+    if (latency->count == 0) {
+        return NAN;
+    }
+    return summary_ms(bench_histogram_percentile(latency, percentile));
+}
+
 static void summary_json_latency(struct bench_json *json,
                                  const struct bench_histogram *latency)
 {
     bench_json_key(json, "latency_ms");
     bench_json_object_begin(json);
     bench_json_key_u64(json, "count", latency->count);
-    bench_json_key_double(json, "p50",
-                          summary_ms(bench_histogram_percentile(latency,
-                                                                50)));
-    bench_json_key_double(json, "p90",
-                          summary_ms(bench_histogram_percentile(latency,
-                                                                90)));
-    bench_json_key_double(json, "p99",
-                          summary_ms(bench_histogram_percentile(latency,
-                                                                99)));
+    bench_json_key_double(json, "p50", summary_percentile_ms(latency, 50));
+    bench_json_key_double(json, "p90", summary_percentile_ms(latency, 90));
+    bench_json_key_double(json, "p99", summary_percentile_ms(latency, 99));
     bench_json_key_double(json, "p999",
-                          summary_ms(bench_histogram_percentile(latency,
-                                                                99.9)));
-    bench_json_key_double(json, "max", summary_ms(latency->max_ns));
+                          summary_percentile_ms(latency, 99.9));
+    bench_json_key_double(json, "max",
+                          latency->count == 0
+                              ? NAN
+                              : summary_ms(latency->max_ns));
     bench_json_object_end(json);
 }
 
@@ -232,6 +243,7 @@ static void summary_json(struct bench_json *json,
     bench_json_key_u64(json, "expect", track->expect);
     bench_json_key_u64(json, "lost", sink_track_lost(track));
     bench_json_key_u64(json, "duplicates", track->duplicates);
+    bench_json_key_u64(json, "copies", track->pairs_seen);
     bench_json_key_u64(json, "outside_seq_range", track->unexpected);
     summary_json_latency(json, &server->latency);
     summary_json_faults(json, &server->faults);

@@ -72,6 +72,9 @@ def test(tap, harness):
               "blast usage error: no --stats-file hint", result.stderr)
     check_case(tap, harness, "invalid sink address",
                ["--sink-listen", "[::1"], 2, "invalid --sink-listen")
+    check_case(tap, harness, "sink address without port",
+               ["--sink-listen", "127.0.0.1"], 2,
+               'invalid --sink-listen "127.0.0.1": missing port')
     missing = harness.path("no-such-dir", "run.json")
     check_case(tap, harness, "json in missing dir", ["--json", missing], 2,
                f"cannot write the --json file {missing}: No such file or "

@@ -173,18 +173,18 @@ check_store() {
         fail "temporary files left in the store: $(ls "$store")"
     fi
     for n in $(seq 1 10); do
-        file=$(printf '%s/%08d.msg' "$store" "$n")
+        file=$(printf '%s/%012d.msg' "$store" "$n")
         [[ -f $file ]] || fail "missing $file"
         check_blast_file "$file"
     done
-    seqs=$(grep -h '^X-Blast-Seq: ' "$store"/0000000[0-9].msg \
-        "$store"/00000010.msg | tr -d '\r' | cut -d' ' -f2 | sort -n |
+    seqs=$(grep -h '^X-Blast-Seq: ' "$store"/00000000000[0-9].msg \
+        "$store"/000000000010.msg | tr -d '\r' | cut -d' ' -f2 | sort -n |
         tr '\n' ' ')
     expected_seqs=$(seq 1 10 | tr '\n' ' ')
     [[ $seqs == "$expected_seqs" ]] ||
         fail "X-Blast-Seq values are '$seqs', expected '$expected_seqs'"
 
-    file=$store/00000011.msg
+    file=$store/000000000011.msg
     printf '%s\r\n' 'MAIL FROM:<dots@example.test>' \
         'RCPT TO:<dest@example.test>' '' 'Subject: dots' '' \
         '.leading dot' '..two dots' 'no dot.' >"$workdir/expected.msg"
@@ -209,7 +209,7 @@ check_stats_file() {
     [[ $keys == "sent accepted rejected failed connection_failures \
 elapsed_s msgs_per_s mb_per_s data_p50_ms data_p90_ms data_p99_ms \
 data_p999_ms data_max_ms first_send_wall_us last_reply_wall_us \
-not_finished connections_opened " ]] ||
+not_finished connections_opened accepted_rcpts " ]] ||
         fail "$file has keys '$keys'"
     if grep -q -v -E '^[a-z0-9_]+=[0-9]+(\.[0-9]+)?$' "$file"; then
         fail "$file has a line that is not key=number: $(cat "$file")"

@@ -22,7 +22,7 @@ import harness as h
 # run before was seen still bound for a moment after that sink exited
 # (io_uring backend).
 FIRST_PORT = 2600
-STATS_KEYS = ["messages", "bytes", "rcpts", "lost", "duplicates",
+STATS_KEYS = ["messages", "bytes", "rcpts", "lost", "duplicates", "copies",
               "sessions_total", "sessions_open", "first_message_wall_us",
               "last_message_wall_us", "msgs_per_s", "latency_p50_ms",
               "latency_p90_ms", "latency_p99_ms", "latency_p999_ms",
@@ -142,14 +142,14 @@ def test_loss_and_duplicates(tap, harness):
                                                b"body\r\n"),
               "stored content is unstuffed", stored[:1])
     names = sorted(os.listdir(sink.store))
-    expected = [f"{number:08d}.msg" for number in range(1, 105)]
-    tap.check(names == expected, "stored names are 00000001.msg and up",
+    expected = [f"{number:012d}.msg" for number in range(1, 105)]
+    tap.check(names == expected, "stored names are 000000000001.msg and up",
               names[:3] + names[-3:])
     usage = subprocess.run(
         [harness.binary("bench/ringrelay-bench"), "sink", "--help"],
         capture_output=True, text=True, timeout=10).stdout
-    tap.check("DIR/NNNNNNNN.msg\n" in usage
-              and "(8-digit sequence" in usage,
+    tap.check("DIR/NNNNNNNNNNNN.msg\n" in usage
+              and "(12-digit sequence" in usage,
               "--help names the stored files as they are", usage)
 
 

@@ -95,6 +95,7 @@ Test(blast_message, body_dir)
     struct blast_header_fields fields = {.seq = 2, .sent_us = 7, .rcpts = 1};
     char header[BLAST_HEADER_MAX];
     char error[256];
+    size_t skipped;
     const struct blast_body *body;
 
     cr_assert_not_null(mkdtemp(dir));
@@ -105,10 +106,11 @@ Test(blast_message, body_dir)
     snprintf(sub, sizeof(sub), "%s/subdir", dir);
     cr_assert_eq(mkdir(sub, 0700), 0);
 
-    cr_assert_eq(blast_message_init_dir(&message, dir, error,
+    cr_assert_eq(blast_message_init_dir(&message, dir, &skipped, error,
                                         sizeof(error)),
                  0, "%s", error);
-    cr_assert_eq(message.body_count, 3);
+    cr_assert_eq(message.body_count, 2);
+    cr_assert_eq(skipped, 1);
 
     /* Sorted by name, round robin by sequence number. */
     body = blast_message_body(&message, 1);
@@ -123,26 +125,29 @@ Test(blast_message, body_dir)
     cr_assert_str_eq(header, "X-Blast-Seq: 2\r\nX-Blast-Sent: 7\r\n"
                              "X-Blast-Rcpts: 1\r\n");
 
-    /* A file without a header gets an empty line after blast's, so it
-     * is all body. */
-    body = blast_message_body(&message, 3);
-    cr_assert_not(body->has_header);
-    fields.seq = 3;
-    blast_message_header(&message, body, &fields, header);
-    cr_assert_str_eq(header, "X-Blast-Seq: 3\r\nX-Blast-Sent: 7\r\n"
-                             "X-Blast-Rcpts: 1\r\n\r\n");
-    cr_assert_eq(blast_message_body(&message, 4), blast_message_body(&message,
+    /* c.txt, without a header, is skipped, so seq 3 gets a.eml again. */
+    cr_assert_eq(blast_message_body(&message, 3), blast_message_body(&message,
                                                                      1));
     blast_message_cleanup(&message);
 
-    /* An empty directory and a missing one are errors. */
-    cr_assert_eq(blast_message_init_dir(&message, sub, error,
+    /* An empty directory, one with only files without a header, and a
+     * missing one are errors. */
+    write_file(sub, "README.md", "# not a message\n");
+    cr_assert_eq(blast_message_init_dir(&message, sub, &skipped, error,
+                                        sizeof(error)),
+                 -1);
+    cr_assert(strstr(error, "none of its regular files starts with a header")
+              != NULL, "%s", error);
+    blast_message_cleanup(&message);
+    snprintf(command, sizeof(command), "rm '%s/README.md'", sub);
+    cr_assert_eq(system(command), 0);
+    cr_assert_eq(blast_message_init_dir(&message, sub, &skipped, error,
                                         sizeof(error)),
                  -1);
     cr_assert(strstr(error, "no regular files") != NULL, "%s", error);
     blast_message_cleanup(&message);
     cr_assert_eq(blast_message_init_dir(&message, "/nonexistent-blast-dir",
-                                        error, sizeof(error)),
+                                        &skipped, error, sizeof(error)),
                  -1);
     cr_assert(strstr(error, "cannot open") != NULL, "%s", error);
     blast_message_cleanup(&message);

@@ -157,6 +157,11 @@ Test(sink_options, bad_values)
     expect_error(&p);
     parse(&p, "--listen", "127.0.0.1:", NULL);
     expect_error(&p);
+    /* Without a port the sink would pick one the user did not choose. */
+    parse(&p, "--listen", "127.0.0.1", NULL);
+    expect_error(&p);
+    parse(&p, "--listen", "[::1]", NULL);
+    expect_error(&p);
 }
 
 Test(sink_options, rejected_combinations)
