@@ -52,6 +52,7 @@ struct config {
     unsigned max_connections;     /* open sessions in total */
     unsigned max_connections_per_ip; /* open sessions per client address */
     unsigned max_errors;          /* invalid commands before 421 */
+    unsigned max_hops;            /* Received: fields a message may have */
     unsigned timeout_command;     /* wait for the next command */
     unsigned timeout_data;        /* wait for more DATA or BDAT data */
     unsigned greeting_delay;      /* wait before the 220 for clients

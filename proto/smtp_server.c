@@ -185,6 +185,10 @@ void smtp_server_start_body(struct smtp_server *s)
     /* DATA is refused in a BINARYMIME transaction, so only BDAT data is
      * ever raw, and a binary body has no lines to measure. */
     s->body.raw = s->binarymime;
+
+    /* The header section is text even in a binary body, so the hop limit
+     * applies to raw data too. */
+    s->body.max_hops = s->opts->max_hops;
 }
 
 void smtp_server_begin_body(struct smtp_server *s)
@@ -271,6 +275,10 @@ void smtp_server_body_error(const struct smtp_server *s, char *reply)
                  "line longer than %zu bytes with its CRLF; wrap long "
                  "lines or send them in base64 or quoted-printable",
                  s->opts->max_text_line);
+    } else if (b->too_many_hops) {
+        /* RFC 3463 X.4.6: routing loop detected. */
+        snprintf(reply, SMTP_REPLY_MAX, "554 5.4.6 Error: too many hops "
+                 "(%zu Received: headers), mail loop?", b->hops.count);
     } else {
         snprintf(reply, SMTP_REPLY_MAX, "451 4.3.0 Error: storing the "
                  "message failed, try again later");

@@ -25,8 +25,10 @@
  * or a NUL anywhere in the body rejects the message with 550 5.6.0 once
  * the final CRLF.CRLF arrives; a body over the size limit gets 552
  * 5.3.4, and a line of the wire form longer than max_text_line gets 554
- * 5.6.0. In each case hooks->data_abort() runs and the session returns
- * to the state after EHLO (no transaction open).
+ * 5.6.0. A message whose header section has more than max_hops
+ * Received: fields gets 554 5.4.6 (smtp_hops.h says what counts). In
+ * each case hooks->data_abort() runs and the session returns to the
+ * state after EHLO (no transaction open).
  *
  * BDAT (RFC 3030 CHUNKING): each chunk's octets are read by count. They
  * reach hooks->data_write() in the same wire form as DATA: dot-stuffed,
@@ -44,7 +46,8 @@
  * only come with BDAT, so DATA gets 503 5.5.1. The chunk octets reach
  * data_write() exactly as received: no dot-stuffing, no CRLF added and
  * no check for bare CR, bare LF, NUL or line length, because the body is
- * binary. max_message_size then counts these octets, while for other
+ * binary. The hop limit still applies, because the header section is
+ * text. max_message_size then counts these octets, while for other
  * bodies it counts the wire form. */
 #ifndef RINGRELAY_PROTO_SMTP_SERVER_H
 #define RINGRELAY_PROTO_SMTP_SERVER_H
@@ -160,6 +163,7 @@ struct smtp_server_options {
                                   * form, CRLF included */
     size_t max_rcpts;            /* per transaction */
     unsigned max_errors;         /* bad commands before 421 and close */
+    size_t max_hops;             /* Received: fields a message may have */
     unsigned disabled_extensions; /* smtp_server_extension bits; 0 offers
                                    * all */
 };

@@ -1158,6 +1158,81 @@ Test(smtp_server, body_reaches_data_write_in_large_ranges)
     harness_cleanup(&h);
 }
 
+/* hops_message writes a header of count Received: fields, a body line
+ * that looks like one more, and for DATA the final dot. */
+static size_t hops_message(char *out, size_t size, int count, bool data)
+{
+    size_t len = 0;
+
+    for (int i = 0; i < count; i++) {
+        len += (size_t)snprintf(out + len, size - len,
+                                "Received: from h%d\r\n", i);
+    }
+    len += (size_t)snprintf(out + len, size - len, "Subject: loop\r\n\r\n"
+                            "Received: in the body\r\n%s",
+                            data ? ".\r\n" : "");
+    cr_assert_lt(len, size);
+    return len;
+}
+
+/* hops_run sends one message with count Received: fields by DATA, or
+ * by BDAT in a BINARYMIME transaction, with max_hops 100, and returns
+ * the reply to the message. */
+static void hops_run(int count, bool data, size_t step, char *reply,
+                     size_t reply_size)
+{
+    static char message[4096];
+    static char input[8192];
+    size_t message_len = hops_message(message, sizeof(message), count,
+                                      data);
+    size_t len;
+    struct harness h;
+    const char *line;
+
+    if (data) {
+        len = (size_t)snprintf(input, sizeof(input), "%sDATA\r\n",
+                               HI MAIL_OK RCPT_OK);
+    } else {
+        len = (size_t)snprintf(input, sizeof(input), "%sBDAT %zu LAST\r\n",
+                               BIN_TXN, message_len);
+    }
+    memcpy(input + len, message, message_len);
+    len += message_len;
+
+    harness_init(&h);
+    h.opts.max_message_size = 100000;
+    h.opts.max_hops = 100;
+    harness_feed(&h, input, len, step);
+    line = strrchr(h.out, '\n');
+    cr_assert_not_null(line);
+    while (line > h.out && line[-1] != '\n') {
+        line--;
+    }
+    snprintf(reply, reply_size, "%s", line);
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, max_hops_boundary)
+{
+    static const char rejected[] = "554 5.4.6 Error: too many hops (101 "
+                                   "Received: headers), mail loop?\r\n";
+    char reply[SMTP_REPLY_MAX + 3];
+
+    for (int mode = 0; mode < 2; mode++) {
+        bool data = mode == 0;
+        const char *name = data ? "DATA" : "BDAT BINARYMIME";
+
+        for (size_t step = 0; step <= 7; step += 7) {
+            hops_run(100, data, step, reply, sizeof(reply));
+            cr_expect_str_eq(reply, QUEUED "\r\n", "%s step %zu: 100 "
+                             "fields must be accepted", name, step);
+            hops_run(101, data, step, reply, sizeof(reply));
+            cr_expect_str_eq(reply, rejected, "%s step %zu: 101 fields "
+                             "must be rejected", name, step);
+        }
+    }
+}
+
 Test(smtp_server, body_over_size_limit)
 {
     char input[2000];
