@@ -383,10 +383,39 @@ static void session_hook_data_end(void *ctx)
     }
 }
 
-static void session_hook_data_abort(void *ctx)
+/* session_abort_reason returns why a message was given up without a
+ * reply. */
+static const char *session_abort_reason(const struct inbound_session *s)
+{
+    const char *closed = smtp_server_close_reason(s->smtp);
+
+    if (closed != NULL) {
+        return closed;
+    }
+    if (s->closing) {
+        return s->peer_eof ? "client closed the connection"
+                           : "connection error";
+    }
+    return "transaction reset before BDAT LAST";
+}
+
+/* session_hook_data_abort logs the rejected or abandoned message, which
+ * has no other line, and drops what was stored of it. */
+static void session_hook_data_abort(void *ctx, const char *reply)
 {
     struct inbound_session *s = ctx;
+    const char *id = s->writer != NULL ? queue_writer_id(s->writer) : "-";
+    char logged[LOG_PATH_MAX];
+    char quoted[2 * SMTP_REPLY_MAX];
+    const char *text = reply != NULL ? reply : session_abort_reason(s);
 
+    log_path(logged, sizeof(logged), s->sender != NULL ? s->sender : "");
+    log_quote(quoted, sizeof(quoted), text, strlen(text));
+    log_info("id=%s session=%" PRIu64 " event=%s client=%s from=%s "
+             "rcpts=%zu %s=%s",
+             id, s->id,
+             reply != NULL ? "message-rejected" : "message-aborted",
+             s->client_ip, logged, s->rcpt_count, reply != NULL ? "reply" : "reason", quoted);
     queue_writer_abort(s->writer);
     s->writer = NULL;
 }

@@ -61,7 +61,7 @@ void smtp_server_free(struct smtp_server *s)
         return;
     }
     if (s->state == SMTP_STATE_BODY && s->hooks->data_abort != NULL) {
-        s->hooks->data_abort(s->ctx);
+        s->hooks->data_abort(s->ctx, NULL);
     }
     smtp_server_end_transaction(s);
     smtp_outq_cleanup(&s->out);
@@ -129,12 +129,12 @@ void smtp_server_hook_reply(struct smtp_server *s, const char *reply)
     }
 }
 
-void smtp_server_abort_storage(struct smtp_server *s)
+void smtp_server_abort_storage(struct smtp_server *s, const char *reply)
 {
     if (s->storing) {
         s->storing = false;
         if (s->hooks->data_abort != NULL) {
-            s->hooks->data_abort(s->ctx);
+            s->hooks->data_abort(s->ctx, reply);
         }
     }
 }
@@ -146,7 +146,7 @@ void smtp_server_end_transaction(struct smtp_server *s)
     enum smtp_server_state state =
         s->state == SMTP_STATE_CHUNK ? s->chunk.after : s->state;
 
-    smtp_server_abort_storage(s);
+    smtp_server_abort_storage(s, NULL);
     if ((state & SMTP_STATE_TRANSACTION) != 0 && s->hooks->reset != NULL) {
         s->hooks->reset(s->ctx);
     }
@@ -162,8 +162,12 @@ void smtp_server_end_transaction(struct smtp_server *s)
 
 void smtp_server_close(struct smtp_server *s, const char *reason)
 {
+    /* The reason is set first, so that data_abort() can read it. */
+    s->closing = true;
+    s->close_reason = reason;
+    s->discarding = false;
     if (s->state == SMTP_STATE_BODY && s->hooks->data_abort != NULL) {
-        s->hooks->data_abort(s->ctx);
+        s->hooks->data_abort(s->ctx, NULL);
     }
 
     /* During a commit the transaction belongs to the owner until
@@ -171,9 +175,6 @@ void smtp_server_close(struct smtp_server *s, const char *reason)
     if (s->state != SMTP_STATE_COMMIT) {
         smtp_server_end_transaction(s);
     }
-    s->closing = true;
-    s->close_reason = reason;
-    s->discarding = false;
 }
 
 void smtp_server_start_body(struct smtp_server *s)
@@ -299,10 +300,10 @@ void smtp_server_end_body(struct smtp_server *s)
         return;
     }
 
-    if (s->hooks->data_abort != NULL) {
-        s->hooks->data_abort(s->ctx);
-    }
     smtp_server_body_error(s, reply);
+    if (s->hooks->data_abort != NULL) {
+        s->hooks->data_abort(s->ctx, reply);
+    }
     smtp_server_reply(s, "%s", reply);
     smtp_server_end_transaction(s);
 }

@@ -122,9 +122,12 @@ struct smtp_server_hooks {
      * hook. */
     void (*data_end)(void *ctx);
 
-    /* data_abort: drop the stored body (rejected, failed or the client
-     * went away). */
-    void (*data_abort)(void *ctx);
+    /* data_abort: drop the stored body. reply is the reply line (no
+     * CRLF) that rejects the message, or NULL when the message was given
+     * up without one: the client went away, the session closed (see
+     * smtp_server_close_reason()), or RSET, HELO or EHLO came between
+     * BDAT chunks. */
+    void (*data_abort)(void *ctx, const char *reply);
 
     /* reset: the transaction that an accepted MAIL opened ended (RSET,
      * EHLO/HELO, QUIT, the end of DATA, a close, smtp_server_free());

@@ -122,9 +122,10 @@ void smtp_server_body_error(const struct smtp_server *s, char *reply);
  * data_end(), or rejects it with the reply for its failure. */
 void smtp_server_end_body(struct smtp_server *s);
 
-/* smtp_server_abort_storage calls data_abort() for BDAT data stored so
- * far, when any is. */
-void smtp_server_abort_storage(struct smtp_server *s);
+/* smtp_server_abort_storage calls data_abort() with reply (NULL when the
+ * message is given up without one) for BDAT data stored so far, when any
+ * is. */
+void smtp_server_abort_storage(struct smtp_server *s, const char *reply);
 
 /* smtp_chunk_begin starts the chunk of "BDAT size [LAST]" after the
  * command line was parsed. */

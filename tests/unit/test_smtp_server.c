@@ -28,6 +28,7 @@ struct recorder {
     char *body;
     size_t body_len;
     size_t writes;
+    char abort_reply[SMTP_REPLY_MAX]; /* of the last data_abort() */
     bool refuse_data;     /* set by a sender starting with "nodata" */
     bool fail_write;
     bool commit_in_hook;  /* call data_done from inside data_end() */
@@ -151,9 +152,13 @@ static void hook_data_end(void *ctx)
     }
 }
 
-static void hook_data_abort(void *ctx)
+static void hook_data_abort(void *ctx, const char *reply)
 {
-    record(ctx, " A");
+    struct recorder *r = ctx;
+
+    record(r, " A");
+    snprintf(r->abort_reply, sizeof(r->abort_reply), "%s",
+             reply != NULL ? reply : "(null)");
 }
 
 static void hook_reset(void *ctx)
@@ -1402,6 +1407,59 @@ Test(smtp_server, timeout_and_shutdown)
     expect_replies("shutdown", h.out, GREETING "|421 4.3.2 mx.test");
     cr_expect(smtp_server_closing(h.server), "shutdown should close");
     harness_cleanup(&h);
+}
+
+#define DATA_NUL TXN "DATA\r\na\0b\r\n.\r\n"
+
+/* data_abort() gets the reply that rejected the message, or NULL when
+ * the message was given up without a reply. */
+Test(smtp_server, data_abort_gets_reply)
+{
+    static const struct {
+        const char *name;
+        const char *input;
+        size_t len;
+        const char *reply;
+    } cases[] = {
+        {"DATA bare LF", TXN "DATA\r\na\nb\r\n.\r\n", 0,
+         "550 5.6.0 Error: bare CR or LF"},
+        {"DATA NUL", DATA_NUL, sizeof(DATA_NUL) - 1,
+         "550 5.6.0 Error: NUL byte"},
+        {"DATA too big", NULL, 0, "552 5.3.4 Error: message size"},
+        {"BDAT NUL", BDAT_NUL, sizeof(BDAT_NUL) - 1,
+         "550 5.6.0 Error: NUL byte"},
+        {"BDAT then RSET", TXN "BDAT 2\r\nabRSET\r\n", 0, "(null)"},
+        {"timeout in DATA", TXN "DATA\r\npartial", 0, "(null)"},
+    };
+    static char big[3000];
+    size_t big_len = (size_t)snprintf(big, sizeof(big), "%s",
+                                      TXN "DATA\r\n");
+
+    for (int i = 0; i < 30; i++) {
+        big_len += (size_t)snprintf(big + big_len, sizeof(big) - big_len,
+                                    "%048d\r\n", i);
+    }
+    big_len += (size_t)snprintf(big + big_len, sizeof(big) - big_len,
+                                ".\r\n");
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *input = cases[i].input != NULL ? cases[i].input : big;
+        size_t len = cases[i].len != 0 ? cases[i].len : strlen(input);
+        struct harness h;
+
+        harness_init(&h);
+        harness_feed(&h, input, len, 0);
+        if (strncmp(cases[i].name, "timeout", 7) == 0) {
+            smtp_server_timeout(h.server);
+        }
+        cr_expect(strstr(h.rec.events, " A") != NULL,
+                  "%s: no data_abort in %s", cases[i].name, h.rec.events);
+        cr_expect(strncmp(h.rec.abort_reply, cases[i].reply,
+                          strlen(cases[i].reply)) == 0,
+                  "%s: data_abort got %s, want %s", cases[i].name,
+                  h.rec.abort_reply, cases[i].reply);
+        harness_cleanup(&h);
+    }
 }
 
 Test(smtp_server, free_during_body_aborts)
