@@ -26,6 +26,7 @@ static void session_timer_fired(struct reactor_timer *timer);
 static void session_flush(struct inbound_session *s);
 static void session_stop_reading(struct inbound_session *s);
 static void session_settle(struct inbound_session *s);
+static uint64_t session_timeout_ms(const struct inbound_session *s);
 
 static struct daemon *session_daemon(const struct inbound_session *s)
 {
@@ -360,6 +361,13 @@ static void session_commit_done(void *arg, int status, const char *id)
         if (s->stop_pending) {
             smtp_server_shutdown(s->smtp);
         }
+
+        /* The session waits for a command again, so that wait gets the
+         * whole timeout_command. */
+        if (!smtp_server_closing(s->smtp)) {
+            reactor_timer_set(session_daemon(s)->reactor, &s->timer,
+                              session_timeout_ms(s));
+        }
         session_flush(s);
     }
     session_settle(s);
@@ -460,7 +468,10 @@ static int session_identify_peer(struct inbound_session *s)
 }
 
 /* Returns the wait for the client's next bytes in ms: timeout_data
- * inside DATA or BDAT data, timeout_command otherwise. */
+ * inside DATA or BDAT data, timeout_command otherwise. timeout_data is
+ * restarted by every received block, as RFC 5321 section 4.5.3.2.5 has
+ * the client wait for each block. timeout_command is a deadline for a
+ * whole command line, see session_restart_timer(). */
 static uint64_t session_timeout_ms(const struct inbound_session *s)
 {
     const struct config *config = session_daemon(s)->config;
@@ -604,22 +615,39 @@ static void session_early_input(struct inbound_session *s, const char *data,
     smtp_server_refuse(s->smtp, reply, "talked before greeting");
 }
 
+/* session_restart_timer restarts the timer after input was parsed:
+ * inside DATA or BDAT data on every block, else only when the session
+ * started to wait for a new command line since waits was read. So a
+ * client that sends a command one byte at a time still times out. */
+static void session_restart_timer(struct inbound_session *s,
+                                  uint64_t waits)
+{
+    struct reactor *reactor = session_daemon(s)->reactor;
+
+    if (smtp_server_closing(s->smtp)) {
+        return;
+    }
+    if (smtp_server_receiving_data(s->smtp) ||
+        smtp_server_command_waits(s->smtp) != waits) {
+        reactor_timer_set(reactor, &s->timer, session_timeout_ms(s));
+    }
+}
+
 static void session_recv_done(struct reactor_op *op, int result)
 {
     struct inbound_session *s = op->owner;
-    struct reactor *reactor = session_daemon(s)->reactor;
 
     if (result > 0 && !s->closing && s->greeting_pending) {
         session_early_input(s, op->data, (size_t)result);
         session_flush(s);
     } else if (result > 0 && !s->closing) {
+        uint64_t waits = smtp_server_command_waits(s->smtp);
+
         smtp_server_feed(s->smtp, op->data, (size_t)result);
         if (s->stop_pending && s->writer == NULL && !s->commit_pending) {
             smtp_server_shutdown(s->smtp);
         }
-        if (!smtp_server_closing(s->smtp)) {
-            reactor_timer_set(reactor, &s->timer, session_timeout_ms(s));
-        }
+        session_restart_timer(s, waits);
         session_flush(s);
     } else if (result < 0 && result != -ECANCELED &&
                result != -ECONNRESET) {
@@ -668,8 +696,14 @@ static void session_send_done(struct reactor_op *op, int result)
         }
         session_stop_reading(s);
     } else if (!s->closing) {
+        uint64_t waits = smtp_server_command_waits(s->smtp);
+
+        /* Input held while output piled up may be parsed now. */
         smtp_outq_consume(smtp_server_output(s->smtp), (size_t)result);
         smtp_server_resume(s->smtp);
+        if (!s->greeting_pending) {
+            session_restart_timer(s, waits);
+        }
         session_flush(s);
     }
     session_settle(s);

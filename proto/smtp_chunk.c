@@ -111,6 +111,7 @@ static void chunk_end_stored(struct smtp_server *s)
 
 static void chunk_end(struct smtp_server *s)
 {
+    s->command_waits++;
     if (s->chunk.discard) {
         chunk_end_discarded(s);
     } else {

@@ -295,6 +295,11 @@ void smtp_commands_execute(struct smtp_server *s, const char *line,
         smtp_server_reject(s, "500 5.5.2 Error: command not recognized");
         return;
     }
+    if ((cmd->handler == command_noop || cmd->handler == command_rset ||
+         cmd->handler == command_vrfy || cmd->handler == command_help) &&
+        smtp_server_count_junk(s)) {
+        return;
+    }
     if (s->refused && cmd->handler != command_quit &&
         cmd->handler != command_bdat) {
         smtp_server_reject(s, "503 5.5.1 Error: service not available, "

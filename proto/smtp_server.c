@@ -112,6 +112,19 @@ void smtp_server_reject(struct smtp_server *s, const char *fmt, ...)
     }
 }
 
+bool smtp_server_count_junk(struct smtp_server *s)
+{
+    s->junk_commands++;
+    if (s->opts->max_junk_commands == 0 ||
+        s->junk_commands <= s->opts->max_junk_commands) {
+        return false;
+    }
+    smtp_server_reply(s, "421 4.7.0 %s Error: too many commands without "
+                      "mail, closing connection", s->opts->hostname);
+    smtp_server_close(s, "too many commands without mail");
+    return true;
+}
+
 void smtp_server_hook_reply(struct smtp_server *s, const char *reply)
 {
     /* A CR or LF in the hook's text would split the reply in two. A NULL
@@ -290,6 +303,7 @@ void smtp_server_end_body(struct smtp_server *s)
 {
     char reply[SMTP_REPLY_MAX];
 
+    s->command_waits++;
     if (!smtp_body_failed(&s->body)) {
         s->state = SMTP_STATE_COMMIT;
         if (s->hooks->data_end != NULL) {
@@ -333,6 +347,7 @@ static size_t session_line_input(struct smtp_server *s, const char *data,
         if (lf == NULL) {
             return len;
         }
+        s->command_waits++;
         s->discarding = false;
         smtp_server_reject(s, "500 5.5.6 Error: line too long");
         return (size_t)(lf + 1 - data);
@@ -346,6 +361,7 @@ static size_t session_line_input(struct smtp_server *s, const char *data,
     }
 
     used = (size_t)(lf + 1 - data);
+    s->command_waits++;
     if (used > max_line) {
         smtp_server_reject(s, "500 5.5.6 Error: line too long");
     } else {
@@ -444,6 +460,7 @@ static size_t session_complete_line(struct smtp_server *s, const char *data,
         return len;
     }
     if (lf != NULL && total > max_line) {
+        s->command_waits++;
         s->held_len = 0;
         smtp_server_reject(s, "500 5.5.6 Error: line too long");
         return used;
@@ -552,6 +569,11 @@ const char *smtp_server_close_reason(const struct smtp_server *s)
 bool smtp_server_closing(const struct smtp_server *s)
 {
     return s->closing;
+}
+
+uint64_t smtp_server_command_waits(const struct smtp_server *s)
+{
+    return s->command_waits;
 }
 
 bool smtp_server_waiting(const struct smtp_server *s)

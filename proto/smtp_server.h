@@ -17,7 +17,9 @@
  * a NUL or CR inside, gets 500 5.5.2. A line longer than max_line gets
  * 500 5.5.6 once its LF arrives, and none of it is run. Replies 500, 501,
  * 502, 503, 553 and 555 count toward max_errors; policy refusals from
- * hooks do not. Known verbs that are not implemented (EXPN, TURN, ETRN,
+ * hooks do not. NOOP, RSET, VRFY and HELP count toward
+ * max_junk_commands, and the first one past it gets 421 4.7.0 in place
+ * of its reply. Known verbs that are not implemented (EXPN, TURN, ETRN,
  * ATRN, STARTTLS, AUTH, SEND, SOML, SAML) get 502 5.5.1.
  *
  * DATA: body bytes reach hooks->data_write() in wire form (CRLF,
@@ -167,6 +169,8 @@ struct smtp_server_options {
     size_t max_rcpts;            /* per transaction */
     unsigned max_errors;         /* bad commands before 421 and close */
     size_t max_hops;             /* Received: fields a message may have */
+    unsigned max_junk_commands;  /* NOOP, RSET, VRFY and HELP per session
+                                  * before 421 and close */
     unsigned disabled_extensions; /* smtp_server_extension bits; 0 offers
                                    * all */
 };
@@ -242,6 +246,14 @@ bool smtp_server_closing(const struct smtp_server *session);
 /* smtp_server_close_reason returns why the session closed itself ("quit",
  * "timeout", "too many errors", ...), or NULL while it is open. */
 const char *smtp_server_close_reason(const struct smtp_server *session);
+
+/* smtp_server_command_waits returns how many times the session has
+ * started to wait for a new command line: after each complete command
+ * line, valid or not, and after each DATA body or BDAT chunk. Partial
+ * input does not change it, so a caller restarts its command timer when
+ * the value changes and a client cannot keep the session open by sending
+ * a line one byte at a time. */
+uint64_t smtp_server_command_waits(const struct smtp_server *session);
 
 /* smtp_server_waiting is true while a data_end() is unanswered. */
 bool smtp_server_waiting(const struct smtp_server *session);

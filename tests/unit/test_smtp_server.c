@@ -1112,6 +1112,67 @@ Test(smtp_server, error_limit_closes)
 
 /* A pipelining client whose recipients are all refused still sends DATA;
  * that must not count toward the error limit of 5 in these tests. */
+Test(smtp_server, junk_command_limit_closes)
+{
+    static const char input[] = HI "NOOP\r\nRSET\r\nVRFY x\r\nHELP\r\n"
+                                MAIL_OK "NOOP\r\nNOOP\r\nQUIT\r\n";
+    struct harness h;
+
+    harness_init(&h);
+    h.opts.max_junk_commands = 5;
+    harness_feed(&h, input, sizeof(input) - 1, 0);
+    expect_replies("junk limit", h.out, GREETING "|" EHLO_REPLY
+                   "|250 2.0.0|250 2.0.0|252 2.5.0|214 2.0.0|250 2.1.0|"
+                   "250 2.0.0|421 4.7.0 mx.test Error: too many commands "
+                   "without mail, closing connection");
+    cr_expect(smtp_server_closing(h.server),
+              "session should close past max_junk_commands");
+    cr_expect_str_eq(smtp_server_close_reason(h.server),
+                     "too many commands without mail");
+    cr_expect_str_eq(h.rec.events, "M<a@b.test> X",
+                     "MAIL does not reset the count");
+    harness_cleanup(&h);
+}
+
+/* command_waits changes once per complete command line and once per
+ * body, never for a partial line. */
+Test(smtp_server, command_waits_per_line)
+{
+    struct harness h;
+    uint64_t start;
+
+    harness_init(&h);
+    start = smtp_server_command_waits(h.server);
+    harness_feed(&h, "NO", 2, 0);
+    harness_feed(&h, "O", 1, 0);
+    cr_expect_eq(smtp_server_command_waits(h.server), start,
+                 "a partial line must not count");
+    harness_feed(&h, "P\r\n", 3, 0);
+    cr_expect_eq(smtp_server_command_waits(h.server), start + 1);
+
+    harness_feed(&h, HI MAIL_OK RCPT_OK "DATA\r\n", 66, 0);
+    cr_expect_eq(smtp_server_command_waits(h.server), start + 5);
+    harness_feed(&h, "body\r\n", 6, 0);
+    cr_expect_eq(smtp_server_command_waits(h.server), start + 5,
+                 "body lines must not count");
+    harness_feed(&h, ".\r\n", 3, 0);
+    cr_expect_eq(smtp_server_command_waits(h.server), start + 6,
+                 "the end of the body must count");
+
+    /* An over-long line counts once, at its LF. */
+    for (int i = 0; i < 3; i++) {
+        harness_feed(&h, "x", 1, 0);
+        for (int j = 0; j < 300; j++) {
+            harness_feed(&h, "yy", 2, 0);
+        }
+    }
+    cr_expect_eq(smtp_server_command_waits(h.server), start + 6);
+    harness_feed(&h, "\r\n", 2, 0);
+    cr_expect_eq(smtp_server_command_waits(h.server), start + 7);
+    cr_expect(strstr(h.out, "500 5.5.6") != NULL, "long line gets 500");
+    harness_cleanup(&h);
+}
+
 Test(smtp_server, refused_rcpt_data_not_error)
 {
     const char *round = "MAIL FROM:<a@b.test>\r\nRCPT TO:<deny@d.test>\r\n"
