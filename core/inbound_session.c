@@ -103,7 +103,9 @@ static int session_hook_mail(void *ctx, const struct smtp_path *from,
 }
 
 /* session_rcpt_policy decides whether this client may send to `to`, and
- * sets *address to the recipient to store. */
+ * sets *address to the recipient to store. Returns 0, -1, or
+ * SMTP_HOOK_REJECT_COUNTED for a relay denial, because only clients
+ * outside relay_networks get it and they could send it without end. */
 static int session_rcpt_policy(struct inbound_session *s,
                                const struct smtp_path *to,
                                const char **address, char *reply)
@@ -143,7 +145,7 @@ static int session_rcpt_policy(struct inbound_session *s,
              log_path(logged, sizeof(logged), to->address));
     snprintf(reply, SMTP_REPLY_MAX,
              "554 5.7.1 <%s>: Relay access denied", to->address);
-    return -1;
+    return SMTP_HOOK_REJECT_COUNTED;
 }
 
 /* session_grow_rcpts makes room for one more recipient. */
@@ -198,9 +200,10 @@ static int session_hook_rcpt(void *ctx, const struct smtp_path *to,
                                    NULL};
     const char *address;
     char *copy;
+    int rc = session_rcpt_policy(s, to, &address, reply);
 
-    if (session_rcpt_policy(s, to, &address, reply) < 0) {
-        return -1;
+    if (rc < 0) {
+        return rc;
     }
     for (size_t i = 0; i < s->rcpt_count; i++) {
         if (strcmp(s->rcpts[i], address) == 0) {

@@ -410,6 +410,7 @@ static void command_rcpt(struct smtp_server *s, const struct smtp_args *a)
 {
     size_t limit = s->opts->max_rcpts;
     char reply[SMTP_REPLY_MAX] = "";
+    int rc = 0;
 
     s->rcpt_tried = true;
     if (a->path.is_null) {
@@ -426,9 +427,11 @@ static void command_rcpt(struct smtp_server *s, const struct smtp_args *a)
         smtp_server_reply(s, "452 4.5.3 Error: too many recipients");
         return;
     }
-    if (s->hooks->rcpt != NULL &&
-        s->hooks->rcpt(s->ctx, &a->path, &a->params.rcpt, reply) < 0) {
-        smtp_server_hook_reply(s, reply);
+    if (s->hooks->rcpt != NULL) {
+        rc = s->hooks->rcpt(s->ctx, &a->path, &a->params.rcpt, reply);
+    }
+    if (rc < 0) {
+        smtp_server_hook_refusal(s, reply, rc);
         return;
     }
     s->rcpt_count++;

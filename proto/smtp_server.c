@@ -96,6 +96,18 @@ void smtp_server_reply(struct smtp_server *s, const char *fmt, ...)
     va_end(args);
 }
 
+/* session_count_error counts one reply toward max_errors; at the limit it
+ * queues 421 after it and closes. */
+static void session_count_error(struct smtp_server *s)
+{
+    s->errors++;
+    if (s->opts->max_errors != 0 && s->errors >= s->opts->max_errors) {
+        smtp_server_reply(s, "421 4.7.0 %s Error: too many errors, "
+                          "closing connection", s->opts->hostname);
+        smtp_server_close(s, "too many errors");
+    }
+}
+
 void smtp_server_reject(struct smtp_server *s, const char *fmt, ...)
 {
     va_list args;
@@ -103,13 +115,7 @@ void smtp_server_reject(struct smtp_server *s, const char *fmt, ...)
     va_start(args, fmt);
     session_queue_line(s, fmt, args);
     va_end(args);
-
-    s->errors++;
-    if (s->opts->max_errors != 0 && s->errors >= s->opts->max_errors) {
-        smtp_server_reply(s, "421 4.7.0 %s Error: too many errors, "
-                          "closing connection", s->opts->hostname);
-        smtp_server_close(s, "too many errors");
-    }
+    session_count_error(s);
 }
 
 bool smtp_server_count_junk(struct smtp_server *s)
@@ -139,6 +145,15 @@ void smtp_server_hook_reply(struct smtp_server *s, const char *reply)
     smtp_server_reply(s, "%.*s", (int)len, reply);
     if (strncmp(reply, "421", 3) == 0) {
         smtp_server_close(s, "421 reply");
+    }
+}
+
+void smtp_server_hook_refusal(struct smtp_server *s, const char *reply,
+                               int rc)
+{
+    smtp_server_hook_reply(s, reply);
+    if (rc == SMTP_HOOK_REJECT_COUNTED && !s->closing) {
+        session_count_error(s);
     }
 }
 

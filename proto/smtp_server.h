@@ -17,7 +17,8 @@
  * a NUL or CR inside, gets 500 5.5.2. A line longer than max_line gets
  * 500 5.5.6 once its LF arrives, and none of it is run. Replies 500, 501,
  * 502, 503, 553 and 555 count toward max_errors; policy refusals from
- * hooks do not. NOOP, RSET, VRFY and HELP count toward
+ * hooks do not, unless the rcpt hook returns SMTP_HOOK_REJECT_COUNTED.
+ * NOOP, RSET, VRFY and HELP count toward
  * max_junk_commands, and the first one past it gets 421 4.7.0 in place
  * of its reply. Known verbs that are not implemented (EXPN, TURN, ETRN,
  * ATRN, STARTTLS, AUTH, SEND, SOML, SAML) get 502 5.5.1.
@@ -89,6 +90,10 @@ struct smtp_rcpt_params {
     char orcpt[SMTP_ORCPT_MAX + 1];
 };
 
+/* Return value of a rcpt hook for a refusal that counts toward
+ * max_errors; see struct smtp_server_hooks. */
+#define SMTP_HOOK_REJECT_COUNTED (-2)
+
 /* Hooks return 0 to accept. To refuse, they write a full reply line
  * ("554 5.7.1 ...", no CRLF) into reply[0..SMTP_REPLY_MAX) and return -1.
  * The mail and rcpt hooks may also accept with a 2xx reply line of their
@@ -98,7 +103,12 @@ struct smtp_rcpt_params {
  * ctx is the value given to smtp_server_new(). A NULL hook accepts (or,
  * for data_write, discards the bytes); with no data_end the session
  * replies "250 2.0.0 Ok" at once. Hooks must not call
- * smtp_server_feed() or smtp_server_free(). */
+ * smtp_server_feed() or smtp_server_free().
+ *
+ * The rcpt hook may refuse with SMTP_HOOK_REJECT_COUNTED in place of -1:
+ * its reply then counts toward max_errors like that of an invalid
+ * command, for refusals that a client could repeat without end, such as
+ * a relay denial. */
 struct smtp_server_hooks {
     /* mail: a valid MAIL FROM. */
     int (*mail)(void *ctx, const struct smtp_path *from,

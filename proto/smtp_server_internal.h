@@ -129,6 +129,12 @@ void smtp_server_body_error(const struct smtp_server *s, char *reply);
  * data_end(), or rejects it with the reply for its failure. */
 void smtp_server_end_body(struct smtp_server *s);
 
+/* smtp_server_hook_refusal queues the reply of a hook that returned rc
+ * < 0, and counts it toward max_errors when rc is
+ * SMTP_HOOK_REJECT_COUNTED. */
+void smtp_server_hook_refusal(struct smtp_server *s, const char *reply,
+                              int rc);
+
 /* smtp_server_abort_storage calls data_abort() with reply (NULL when the
  * message is given up without one) for BDAT data stored so far, when any
  * is. */

@@ -95,6 +95,11 @@ static int hook_rcpt(void *ctx, const struct smtp_path *to,
                  to->address);
         return -1;
     }
+    if (address_is(to, "counted")) {
+        snprintf(reply, SMTP_REPLY_MAX, "554 5.7.1 <%s>: Relay access denied",
+                 to->address);
+        return SMTP_HOOK_REJECT_COUNTED;
+    }
     if (address_is(to, "empty")) {
         return -1;
     }
@@ -1170,6 +1175,30 @@ Test(smtp_server, command_waits_per_line)
     harness_feed(&h, "\r\n", 2, 0);
     cr_expect_eq(smtp_server_command_waits(h.server), start + 7);
     cr_expect(strstr(h.out, "500 5.5.6") != NULL, "long line gets 500");
+    harness_cleanup(&h);
+}
+
+/* A refusal returned as SMTP_HOOK_REJECT_COUNTED counts toward
+ * max_errors (5 here), a plain -1 refusal does not. */
+Test(smtp_server, counted_rcpt_refusal_closes)
+{
+    struct harness h;
+    const char *input = HI MAIL_OK "RCPT TO:<deny@x.test>\r\n"
+                        "RCPT TO:<deny@x.test>\r\n"
+                        "RCPT TO:<counted@x.test>\r\n"
+                        "RCPT TO:<counted@x.test>\r\n"
+                        "FROB\r\n"
+                        "RCPT TO:<counted@x.test>\r\n"
+                        "RCPT TO:<counted@x.test>\r\n"
+                        "RCPT TO:<counted@x.test>\r\n";
+
+    harness_init(&h);
+    harness_feed(&h, input, strlen(input), 0);
+    expect_replies("counted refusals", h.out, GREETING "|" EHLO_REPLY
+                   "|250 2.1.0|554 5.7.1|554 5.7.1|554 5.7.1|554 5.7.1|"
+                   "500 5.5.2|554 5.7.1|554 5.7.1 <counted@x.test>|"
+                   "421 4.7.0 mx.test Error: too many errors");
+    cr_expect_str_eq(smtp_server_close_reason(h.server), "too many errors");
     harness_cleanup(&h);
 }
 
