@@ -59,8 +59,9 @@ static void record(struct recorder *r, const char *fmt, ...)
 
 /* The mail and rcpt hooks act on how the address starts. "busy" and
  * "deny" are refused, and "empty" is refused without reply text. "split"
- * is refused with a CRLF inside the reply, and "bye" with 421. "custom"
- * is accepted with a reply of the hook's own. */
+ * is refused with a CRLF inside the reply, and "bye" with 421. "counted"
+ * is refused with SMTP_HOOK_REJECT_COUNTED. "custom" is accepted with a
+ * reply of the hook's own. */
 static bool address_is(const struct smtp_path *path, const char *word)
 {
     return strncmp(path->address, word, strlen(word)) == 0;
