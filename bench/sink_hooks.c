@@ -208,10 +208,11 @@ static void sink_hook_data_end(void *ctx)
     sink_session_arm_timer(s);
 }
 
-static void sink_hook_data_abort(void *ctx)
+static void sink_hook_data_abort(void *ctx, const char *reply)
 {
     struct sink_session *s = ctx;
 
+    (void)reply;
     sink_hooks_abort_body(s);
     s->body_bytes = 0;
     sink_message_clear(&s->message);

@@ -28,6 +28,8 @@
 #define CONFIG_MAX_CONNECTIONS_DEFAULT 1000
 #define CONFIG_MAX_CONNECTIONS_PER_IP_DEFAULT 50
 #define CONFIG_MAX_ERRORS_DEFAULT 20
+#define CONFIG_MAX_HOPS_DEFAULT 100
+#define CONFIG_MAX_JUNK_COMMANDS_DEFAULT 100
 #define CONFIG_TIMEOUT_COMMAND_DEFAULT 300
 #define CONFIG_TIMEOUT_DATA_DEFAULT 180
 #define CONFIG_GREETING_DELAY_DEFAULT 1
@@ -74,6 +76,10 @@ static const struct config_number config_numbers[] = {
     {"max_connections_per_ip", 1, 100000,
      offsetof(struct config, max_connections_per_ip), false},
     {"max_errors", 1, 1000, offsetof(struct config, max_errors), false},
+    /* RFC 5321 section 6.3: a loop limit should be at least 100 hops. */
+    {"max_hops", 1, 1000, offsetof(struct config, max_hops), false},
+    {"max_junk_commands", 1, 1000000,
+     offsetof(struct config, max_junk_commands), false},
     {"timeout_command", 1, 3600, offsetof(struct config, timeout_command),
      false},
     {"timeout_data", 1, 3600, offsetof(struct config, timeout_data), false},
@@ -217,6 +223,8 @@ int config_init(struct config *config)
     config->max_connections = CONFIG_MAX_CONNECTIONS_DEFAULT;
     config->max_connections_per_ip = CONFIG_MAX_CONNECTIONS_PER_IP_DEFAULT;
     config->max_errors = CONFIG_MAX_ERRORS_DEFAULT;
+    config->max_hops = CONFIG_MAX_HOPS_DEFAULT;
+    config->max_junk_commands = CONFIG_MAX_JUNK_COMMANDS_DEFAULT;
     config->timeout_command = CONFIG_TIMEOUT_COMMAND_DEFAULT;
     config->timeout_data = CONFIG_TIMEOUT_DATA_DEFAULT;
     config->greeting_delay = CONFIG_GREETING_DELAY_DEFAULT;
@@ -786,6 +794,8 @@ static const struct config_key config_keys[] = {
     {"max_connections", config_apply_count},
     {"max_connections_per_ip", config_apply_count},
     {"max_errors", config_apply_count},
+    {"max_hops", config_apply_count},
+    {"max_junk_commands", config_apply_count},
     {"timeout_command", config_apply_seconds},
     {"timeout_data", config_apply_seconds},
     {"greeting_delay", config_apply_seconds},

@@ -52,8 +52,12 @@ struct config {
     unsigned max_connections;     /* open sessions in total */
     unsigned max_connections_per_ip; /* open sessions per client address */
     unsigned max_errors;          /* invalid commands before 421 */
-    unsigned timeout_command;     /* wait for the next command */
-    unsigned timeout_data;        /* wait for more DATA or BDAT data */
+    unsigned max_hops;            /* Received: fields a message may have */
+    unsigned max_junk_commands;   /* NOOP, RSET, VRFY and HELP per session
+                                   * before 421 */
+    unsigned timeout_command;     /* deadline for each whole command line */
+    unsigned timeout_data;        /* wait for more DATA or BDAT data,
+                                   * restarted by every received block */
     unsigned greeting_delay;      /* wait before the 220 for clients
                                    * outside relay_networks */
     bool reject_early_talkers;    /* 554 for input before the greeting */

@@ -151,6 +151,8 @@ struct inbound *inbound_new(struct daemon *daemon)
     inbound->smtp_options.max_text_line = config->max_text_line_length;
     inbound->smtp_options.max_rcpts = config->max_recipients;
     inbound->smtp_options.max_errors = config->max_errors;
+    inbound->smtp_options.max_hops = config->max_hops;
+    inbound->smtp_options.max_junk_commands = config->max_junk_commands;
     if (inbound_clients_init(&inbound->clients, config->max_connections) <
         0) {
         log_error("error=\"out of memory\"");

@@ -26,6 +26,7 @@ static void session_timer_fired(struct reactor_timer *timer);
 static void session_flush(struct inbound_session *s);
 static void session_stop_reading(struct inbound_session *s);
 static void session_settle(struct inbound_session *s);
+static uint64_t session_timeout_ms(const struct inbound_session *s);
 
 static struct daemon *session_daemon(const struct inbound_session *s)
 {
@@ -102,7 +103,9 @@ static int session_hook_mail(void *ctx, const struct smtp_path *from,
 }
 
 /* session_rcpt_policy decides whether this client may send to `to`, and
- * sets *address to the recipient to store. */
+ * sets *address to the recipient to store. Returns 0, -1, or
+ * SMTP_HOOK_REJECT_COUNTED for a relay denial, because only clients
+ * outside relay_networks get it and they could send it without end. */
 static int session_rcpt_policy(struct inbound_session *s,
                                const struct smtp_path *to,
                                const char **address, char *reply)
@@ -143,7 +146,7 @@ static int session_rcpt_policy(struct inbound_session *s,
              log_path(logged, sizeof(logged), to->address));
     snprintf(reply, SMTP_REPLY_MAX,
              "554 5.7.1 <%s>: Relay access denied", to->address);
-    return -1;
+    return SMTP_HOOK_REJECT_COUNTED;
 }
 
 /* session_grow_rcpts makes room for one more recipient. */
@@ -198,9 +201,10 @@ static int session_hook_rcpt(void *ctx, const struct smtp_path *to,
                                    NULL};
     const char *address;
     char *copy;
+    int rc = session_rcpt_policy(s, to, &address, reply);
 
-    if (session_rcpt_policy(s, to, &address, reply) < 0) {
-        return -1;
+    if (rc < 0) {
+        return rc;
     }
     for (size_t i = 0; i < s->rcpt_count; i++) {
         if (strcmp(s->rcpts[i], address) == 0) {
@@ -361,6 +365,13 @@ static void session_commit_done(void *arg, int status, const char *id)
         if (s->stop_pending) {
             smtp_server_shutdown(s->smtp);
         }
+
+        /* The session waits for a command again, so that wait gets the
+         * whole timeout_command. */
+        if (!smtp_server_closing(s->smtp)) {
+            reactor_timer_set(session_daemon(s)->reactor, &s->timer,
+                              session_timeout_ms(s));
+        }
         session_flush(s);
     }
     session_settle(s);
@@ -384,10 +395,39 @@ static void session_hook_data_end(void *ctx)
     }
 }
 
-static void session_hook_data_abort(void *ctx)
+/* session_abort_reason returns why a message was given up without a
+ * reply. */
+static const char *session_abort_reason(const struct inbound_session *s)
+{
+    const char *closed = smtp_server_close_reason(s->smtp);
+
+    if (closed != NULL) {
+        return closed;
+    }
+    if (s->closing) {
+        return s->peer_eof ? "client closed the connection"
+                           : "connection error";
+    }
+    return "transaction reset before BDAT LAST";
+}
+
+/* session_hook_data_abort logs the rejected or abandoned message, which
+ * has no other line, and drops what was stored of it. */
+static void session_hook_data_abort(void *ctx, const char *reply)
 {
     struct inbound_session *s = ctx;
+    const char *id = s->writer != NULL ? queue_writer_id(s->writer) : "-";
+    char logged[LOG_PATH_MAX];
+    char quoted[2 * SMTP_REPLY_MAX];
+    const char *text = reply != NULL ? reply : session_abort_reason(s);
 
+    log_path(logged, sizeof(logged), s->sender != NULL ? s->sender : "");
+    log_quote(quoted, sizeof(quoted), text, strlen(text));
+    log_info("id=%s session=%" PRIu64 " event=%s client=%s from=%s "
+             "rcpts=%zu %s=%s",
+             id, s->id,
+             reply != NULL ? "message-rejected" : "message-aborted",
+             s->client_ip, logged, s->rcpt_count, reply != NULL ? "reply" : "reason", quoted);
     queue_writer_abort(s->writer);
     s->writer = NULL;
 }
@@ -432,7 +472,10 @@ static int session_identify_peer(struct inbound_session *s)
 }
 
 /* Returns the wait for the client's next bytes in ms: timeout_data
- * inside DATA or BDAT data, timeout_command otherwise. */
+ * inside DATA or BDAT data, timeout_command otherwise. timeout_data is
+ * restarted by every received block, as RFC 5321 section 4.5.3.2.5 has
+ * the client wait for each block. timeout_command is a deadline for a
+ * whole command line, see session_restart_timer(). */
 static uint64_t session_timeout_ms(const struct inbound_session *s)
 {
     const struct config *config = session_daemon(s)->config;
@@ -576,22 +619,39 @@ static void session_early_input(struct inbound_session *s, const char *data,
     smtp_server_refuse(s->smtp, reply, "talked before greeting");
 }
 
+/* session_restart_timer restarts the timer after input was parsed:
+ * inside DATA or BDAT data on every block, else only when the session
+ * started to wait for a new command line since waits was read. So a
+ * client that sends a command one byte at a time still times out. */
+static void session_restart_timer(struct inbound_session *s,
+                                  uint64_t waits)
+{
+    struct reactor *reactor = session_daemon(s)->reactor;
+
+    if (smtp_server_closing(s->smtp)) {
+        return;
+    }
+    if (smtp_server_receiving_data(s->smtp) ||
+        smtp_server_command_waits(s->smtp) != waits) {
+        reactor_timer_set(reactor, &s->timer, session_timeout_ms(s));
+    }
+}
+
 static void session_recv_done(struct reactor_op *op, int result)
 {
     struct inbound_session *s = op->owner;
-    struct reactor *reactor = session_daemon(s)->reactor;
 
     if (result > 0 && !s->closing && s->greeting_pending) {
         session_early_input(s, op->data, (size_t)result);
         session_flush(s);
     } else if (result > 0 && !s->closing) {
+        uint64_t waits = smtp_server_command_waits(s->smtp);
+
         smtp_server_feed(s->smtp, op->data, (size_t)result);
         if (s->stop_pending && s->writer == NULL && !s->commit_pending) {
             smtp_server_shutdown(s->smtp);
         }
-        if (!smtp_server_closing(s->smtp)) {
-            reactor_timer_set(reactor, &s->timer, session_timeout_ms(s));
-        }
+        session_restart_timer(s, waits);
         session_flush(s);
     } else if (result < 0 && result != -ECANCELED &&
                result != -ECONNRESET) {
@@ -640,8 +700,14 @@ static void session_send_done(struct reactor_op *op, int result)
         }
         session_stop_reading(s);
     } else if (!s->closing) {
+        uint64_t waits = smtp_server_command_waits(s->smtp);
+
+        /* Input held while output piled up may be parsed now. */
         smtp_outq_consume(smtp_server_output(s->smtp), (size_t)result);
         smtp_server_resume(s->smtp);
+        if (!s->greeting_pending) {
+            session_restart_timer(s, waits);
+        }
         session_flush(s);
     }
     session_settle(s);

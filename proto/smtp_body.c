@@ -22,6 +22,9 @@ void smtp_body_start(struct smtp_body *b, uint64_t max_size,
     b->line_too_long = false;
     b->write_failed = false;
     b->raw = false;
+    smtp_hops_start(&b->hops);
+    b->max_hops = 0;
+    b->too_many_hops = false;
     b->write = write;
     b->ctx = ctx;
 }
@@ -29,7 +32,7 @@ void smtp_body_start(struct smtp_body *b, uint64_t max_size,
 bool smtp_body_failed(const struct smtp_body *b)
 {
     return b->bare_eol || b->nul || b->too_big || b->line_too_long ||
-           b->write_failed;
+           b->too_many_hops || b->write_failed;
 }
 
 /* body_measure_lines adds data[0..len) to the length of the current line
@@ -71,6 +74,13 @@ static void body_pass(struct smtp_body *b, const char *data, size_t len)
     b->size += len;
     if (b->max_line != 0 && !b->line_too_long) {
         body_measure_lines(b, data, len);
+    }
+
+    /* Counting goes on past the limit, so the reply gives the number of
+     * Received: fields the message has. */
+    smtp_hops_scan(&b->hops, data, len);
+    if (b->max_hops != 0 && b->hops.count > b->max_hops) {
+        b->too_many_hops = true;
     }
 
     /* After a failed write or a long line the bytes are still counted,

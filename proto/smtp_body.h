@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/smtp_hops.h"
+
 /* Receives body bytes; returns 0, or -1 when storing them failed. */
 typedef int smtp_body_write_fn(void *ctx, const char *data, size_t len);
 
@@ -43,15 +45,17 @@ struct smtp_body {
     bool line_too_long;   /* a line went over max_line */
     bool write_failed;    /* write returned -1 */
     bool raw;             /* BINARYMIME: BDAT data passes unchanged */
+    struct smtp_hops hops; /* Received: fields in the header section */
+    size_t max_hops;      /* Received: fields allowed; 0 for no limit */
+    bool too_many_hops;   /* hops.count went over max_hops */
     smtp_body_write_fn *write;
     void *ctx;
 };
 
 /* smtp_body_start prepares b for a new body of at most max_size bytes
- * with lines of at most max_line bytes, with raw off. Once the body turns
- * out bad, too big, too long in a line or unstorable, no more bytes are
- * passed to
- * write. */
+ * with lines of at most max_line bytes, with raw off and no hop limit.
+ * Once the body turns out bad, too big, too long in a line, looping or
+ * unstorable, no more bytes are passed to write. */
 void smtp_body_start(struct smtp_body *b, uint64_t max_size,
                      size_t max_line, smtp_body_write_fn *write, void *ctx);
 

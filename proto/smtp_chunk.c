@@ -107,13 +107,14 @@ static void chunk_end_stored(struct smtp_server *s)
     /* Later chunks up to LAST get the same reply, because RFC 3030
      * fails the whole transaction with its first failed chunk. */
     smtp_server_body_error(s, c->reply);
-    smtp_server_abort_storage(s);
+    smtp_server_abort_storage(s, c->reply);
     s->bdat_failed = true;
     smtp_server_hook_reply(s, c->reply);
 }
 
 static void chunk_end(struct smtp_server *s)
 {
+    s->command_waits++;
     if (s->chunk.discard) {
         chunk_end_discarded(s);
     } else {

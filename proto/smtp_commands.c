@@ -295,6 +295,11 @@ void smtp_commands_execute(struct smtp_server *s, const char *line,
         smtp_server_reject(s, "500 5.5.2 Error: command not recognized");
         return;
     }
+    if ((cmd->handler == command_noop || cmd->handler == command_rset ||
+         cmd->handler == command_vrfy || cmd->handler == command_help) &&
+        smtp_server_count_junk(s)) {
+        return;
+    }
     if (s->refused && cmd->handler != command_quit &&
         cmd->handler != command_bdat) {
         smtp_server_reject(s, "503 5.5.1 Error: service not available, "
@@ -412,6 +417,7 @@ static void command_rcpt(struct smtp_server *s, const struct smtp_args *a)
 {
     size_t limit = s->opts->max_rcpts;
     char reply[SMTP_REPLY_MAX] = "";
+    int rc = 0;
 
     if (a->path.is_null) {
         smtp_server_reject(s, "501 5.1.3 Error: the null path <> is not "
@@ -427,9 +433,11 @@ static void command_rcpt(struct smtp_server *s, const struct smtp_args *a)
         smtp_server_reply(s, "452 4.5.3 Error: too many recipients");
         return;
     }
-    if (s->hooks->rcpt != NULL &&
-        s->hooks->rcpt(s->ctx, &a->path, &a->params.rcpt, reply) < 0) {
-        smtp_server_hook_reply(s, reply);
+    if (s->hooks->rcpt != NULL) {
+        rc = s->hooks->rcpt(s->ctx, &a->path, &a->params.rcpt, reply);
+    }
+    if (rc < 0) {
+        smtp_server_hook_refusal(s, reply, rc);
         return;
     }
     s->rcpt_count++;

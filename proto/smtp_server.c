@@ -61,7 +61,7 @@ void smtp_server_free(struct smtp_server *s)
         return;
     }
     if (s->state == SMTP_STATE_BODY && s->hooks->data_abort != NULL) {
-        s->hooks->data_abort(s->ctx);
+        s->hooks->data_abort(s->ctx, NULL);
     }
     smtp_server_end_transaction(s);
     smtp_outq_cleanup(&s->out);
@@ -96,6 +96,18 @@ void smtp_server_reply(struct smtp_server *s, const char *fmt, ...)
     va_end(args);
 }
 
+/* session_count_error counts one reply toward max_errors; at the limit it
+ * queues 421 after it and closes. */
+static void session_count_error(struct smtp_server *s)
+{
+    s->errors++;
+    if (s->opts->max_errors != 0 && s->errors >= s->opts->max_errors) {
+        smtp_server_reply(s, "421 4.7.0 %s Error: too many errors, "
+                          "closing connection", s->opts->hostname);
+        smtp_server_close(s, "too many errors");
+    }
+}
+
 void smtp_server_reject(struct smtp_server *s, const char *fmt, ...)
 {
     va_list args;
@@ -103,13 +115,20 @@ void smtp_server_reject(struct smtp_server *s, const char *fmt, ...)
     va_start(args, fmt);
     session_queue_line(s, fmt, args);
     va_end(args);
+    session_count_error(s);
+}
 
-    s->errors++;
-    if (s->opts->max_errors != 0 && s->errors >= s->opts->max_errors) {
-        smtp_server_reply(s, "421 4.7.0 %s Error: too many errors, "
-                          "closing connection", s->opts->hostname);
-        smtp_server_close(s, "too many errors");
+bool smtp_server_count_junk(struct smtp_server *s)
+{
+    s->junk_commands++;
+    if (s->opts->max_junk_commands == 0 ||
+        s->junk_commands <= s->opts->max_junk_commands) {
+        return false;
     }
+    smtp_server_reply(s, "421 4.7.0 %s Error: too many commands without "
+                      "mail, closing connection", s->opts->hostname);
+    smtp_server_close(s, "too many commands without mail");
+    return true;
 }
 
 void smtp_server_hook_reply(struct smtp_server *s, const char *reply)
@@ -129,12 +148,21 @@ void smtp_server_hook_reply(struct smtp_server *s, const char *reply)
     }
 }
 
-void smtp_server_abort_storage(struct smtp_server *s)
+void smtp_server_hook_refusal(struct smtp_server *s, const char *reply,
+                               int rc)
+{
+    smtp_server_hook_reply(s, reply);
+    if (rc == SMTP_HOOK_REJECT_COUNTED && !s->closing) {
+        session_count_error(s);
+    }
+}
+
+void smtp_server_abort_storage(struct smtp_server *s, const char *reply)
 {
     if (s->storing) {
         s->storing = false;
         if (s->hooks->data_abort != NULL) {
-            s->hooks->data_abort(s->ctx);
+            s->hooks->data_abort(s->ctx, reply);
         }
     }
 }
@@ -146,7 +174,7 @@ void smtp_server_end_transaction(struct smtp_server *s)
     enum smtp_server_state state =
         s->state == SMTP_STATE_CHUNK ? s->chunk.after : s->state;
 
-    smtp_server_abort_storage(s);
+    smtp_server_abort_storage(s, NULL);
     if ((state & SMTP_STATE_TRANSACTION) != 0 && s->hooks->reset != NULL) {
         s->hooks->reset(s->ctx);
     }
@@ -162,8 +190,12 @@ void smtp_server_end_transaction(struct smtp_server *s)
 
 void smtp_server_close(struct smtp_server *s, const char *reason)
 {
+    /* The reason is set first, so that data_abort() can read it. */
+    s->closing = true;
+    s->close_reason = reason;
+    s->discarding = false;
     if (s->state == SMTP_STATE_BODY && s->hooks->data_abort != NULL) {
-        s->hooks->data_abort(s->ctx);
+        s->hooks->data_abort(s->ctx, NULL);
     }
 
     /* During a commit the transaction belongs to the owner until
@@ -171,9 +203,6 @@ void smtp_server_close(struct smtp_server *s, const char *reason)
     if (s->state != SMTP_STATE_COMMIT) {
         smtp_server_end_transaction(s);
     }
-    s->closing = true;
-    s->close_reason = reason;
-    s->discarding = false;
 }
 
 void smtp_server_start_body(struct smtp_server *s)
@@ -185,6 +214,10 @@ void smtp_server_start_body(struct smtp_server *s)
     /* DATA is refused in a BINARYMIME transaction, so only BDAT data is
      * ever raw, and a binary body has no lines to measure. */
     s->body.raw = s->binarymime;
+
+    /* The header section is text even in a binary body, so the hop limit
+     * applies to raw data too. */
+    s->body.max_hops = s->opts->max_hops;
 }
 
 void smtp_server_begin_body(struct smtp_server *s)
@@ -271,6 +304,10 @@ void smtp_server_body_error(const struct smtp_server *s, char *reply)
                  "line longer than %zu bytes with its CRLF; wrap long "
                  "lines or send them in base64 or quoted-printable",
                  s->opts->max_text_line);
+    } else if (b->too_many_hops) {
+        /* RFC 3463 X.4.6: routing loop detected. */
+        snprintf(reply, SMTP_REPLY_MAX, "554 5.4.6 Error: too many hops "
+                 "(%zu Received: headers), mail loop?", b->hops.count);
     } else {
         snprintf(reply, SMTP_REPLY_MAX, "451 4.3.0 Error: storing the "
                  "message failed, try again later");
@@ -281,6 +318,7 @@ void smtp_server_end_body(struct smtp_server *s)
 {
     char reply[SMTP_REPLY_MAX];
 
+    s->command_waits++;
     if (!smtp_body_failed(&s->body)) {
         s->state = SMTP_STATE_COMMIT;
         if (s->hooks->data_end != NULL) {
@@ -291,10 +329,10 @@ void smtp_server_end_body(struct smtp_server *s)
         return;
     }
 
-    if (s->hooks->data_abort != NULL) {
-        s->hooks->data_abort(s->ctx);
-    }
     smtp_server_body_error(s, reply);
+    if (s->hooks->data_abort != NULL) {
+        s->hooks->data_abort(s->ctx, reply);
+    }
     smtp_server_reply(s, "%s", reply);
     smtp_server_end_transaction(s);
 }
@@ -324,6 +362,7 @@ static size_t session_line_input(struct smtp_server *s, const char *data,
         if (lf == NULL) {
             return len;
         }
+        s->command_waits++;
         s->discarding = false;
         smtp_server_reject(s, "500 5.5.6 Error: line too long");
         return (size_t)(lf + 1 - data);
@@ -337,6 +376,7 @@ static size_t session_line_input(struct smtp_server *s, const char *data,
     }
 
     used = (size_t)(lf + 1 - data);
+    s->command_waits++;
     if (used > max_line) {
         smtp_server_reject(s, "500 5.5.6 Error: line too long");
     } else {
@@ -435,6 +475,7 @@ static size_t session_complete_line(struct smtp_server *s, const char *data,
         return len;
     }
     if (lf != NULL && total > max_line) {
+        s->command_waits++;
         s->held_len = 0;
         smtp_server_reject(s, "500 5.5.6 Error: line too long");
         return used;
@@ -543,6 +584,11 @@ const char *smtp_server_close_reason(const struct smtp_server *s)
 bool smtp_server_closing(const struct smtp_server *s)
 {
     return s->closing;
+}
+
+uint64_t smtp_server_command_waits(const struct smtp_server *s)
+{
+    return s->command_waits;
 }
 
 bool smtp_server_waiting(const struct smtp_server *s)

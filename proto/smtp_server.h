@@ -17,7 +17,10 @@
  * a NUL or CR inside, gets 500 5.5.2. A line longer than max_line gets
  * 500 5.5.6 once its LF arrives, and none of it is run. Replies 500, 501,
  * 502, 503, 553 and 555 count toward max_errors; policy refusals from
- * hooks do not. Known verbs that are not implemented (EXPN, TURN, ETRN,
+ * hooks do not, unless the rcpt hook returns SMTP_HOOK_REJECT_COUNTED.
+ * NOOP, RSET, VRFY and HELP count toward
+ * max_junk_commands, and the first one past it gets 421 4.7.0 in place
+ * of its reply. Known verbs that are not implemented (EXPN, TURN, ETRN,
  * ATRN, STARTTLS, AUTH, SEND, SOML, SAML) get 502 5.5.1.
  *
  * DATA: body bytes reach hooks->data_write() in wire form (CRLF,
@@ -25,8 +28,10 @@
  * or a NUL anywhere in the body rejects the message with 550 5.6.0 once
  * the final CRLF.CRLF arrives; a body over the size limit gets 552
  * 5.3.4, and a line of the wire form longer than max_text_line gets 554
- * 5.6.0. In each case hooks->data_abort() runs and the session returns
- * to the state after EHLO (no transaction open).
+ * 5.6.0. A message whose header section has more than max_hops
+ * Received: fields gets 554 5.4.6 (smtp_hops.h says what counts). In
+ * each case hooks->data_abort() runs and the session returns to the
+ * state after EHLO (no transaction open).
  *
  * BDAT (RFC 3030 CHUNKING): each chunk's octets are read by count. They
  * reach hooks->data_write() in the same wire form as DATA: dot-stuffed,
@@ -44,7 +49,8 @@
  * only come with BDAT, so DATA gets 503 5.5.1. The chunk octets reach
  * data_write() exactly as received: no dot-stuffing, no CRLF added and
  * no check for bare CR, bare LF, NUL or line length, because the body is
- * binary. max_message_size then counts these octets, while for other
+ * binary. The hop limit still applies, because the header section is
+ * text. max_message_size then counts these octets, while for other
  * bodies it counts the wire form. */
 #ifndef RINGRELAY_PROTO_SMTP_SERVER_H
 #define RINGRELAY_PROTO_SMTP_SERVER_H
@@ -84,6 +90,10 @@ struct smtp_rcpt_params {
     char orcpt[SMTP_ORCPT_MAX + 1];
 };
 
+/* Return value of a rcpt hook for a refusal that counts toward
+ * max_errors; see struct smtp_server_hooks. */
+#define SMTP_HOOK_REJECT_COUNTED (-2)
+
 /* Hooks return 0 to accept. To refuse, they write a full reply line
  * ("554 5.7.1 ...", no CRLF) into reply[0..SMTP_REPLY_MAX) and return -1.
  * The mail and rcpt hooks may also accept with a 2xx reply line of their
@@ -93,7 +103,12 @@ struct smtp_rcpt_params {
  * ctx is the value given to smtp_server_new(). A NULL hook accepts (or,
  * for data_write, discards the bytes); with no data_end the session
  * replies "250 2.0.0 Ok" at once. Hooks must not call
- * smtp_server_feed() or smtp_server_free(). */
+ * smtp_server_feed() or smtp_server_free().
+ *
+ * The rcpt hook may refuse with SMTP_HOOK_REJECT_COUNTED in place of -1:
+ * its reply then counts toward max_errors like that of an invalid
+ * command, for refusals that a client could repeat without end, such as
+ * a relay denial. */
 struct smtp_server_hooks {
     /* mail: a valid MAIL FROM. */
     int (*mail)(void *ctx, const struct smtp_path *from,
@@ -119,9 +134,12 @@ struct smtp_server_hooks {
      * hook. */
     void (*data_end)(void *ctx);
 
-    /* data_abort: drop the stored body (rejected, failed or the client
-     * went away). */
-    void (*data_abort)(void *ctx);
+    /* data_abort: drop the stored body. reply is the reply line (no
+     * CRLF) that rejects the message, or NULL when the message was given
+     * up without one: the client went away, the session closed (see
+     * smtp_server_close_reason()), or RSET, HELO or EHLO came between
+     * BDAT chunks. */
+    void (*data_abort)(void *ctx, const char *reply);
 
     /* reset: the transaction that an accepted MAIL opened ended (RSET,
      * EHLO/HELO, QUIT, the end of DATA, a close, smtp_server_free());
@@ -160,6 +178,9 @@ struct smtp_server_options {
                                   * form, CRLF included */
     size_t max_rcpts;            /* per transaction */
     unsigned max_errors;         /* bad commands before 421 and close */
+    size_t max_hops;             /* Received: fields a message may have */
+    unsigned max_junk_commands;  /* NOOP, RSET, VRFY and HELP per session
+                                  * before 421 and close */
     unsigned disabled_extensions; /* smtp_server_extension bits; 0 offers
                                    * all */
 };
@@ -235,6 +256,14 @@ bool smtp_server_closing(const struct smtp_server *session);
 /* smtp_server_close_reason returns why the session closed itself ("quit",
  * "timeout", "too many errors", ...), or NULL while it is open. */
 const char *smtp_server_close_reason(const struct smtp_server *session);
+
+/* smtp_server_command_waits returns how many times the session has
+ * started to wait for a new command line: after each complete command
+ * line, valid or not, and after each DATA body or BDAT chunk. Partial
+ * input does not change it, so a caller restarts its command timer when
+ * the value changes and a client cannot keep the session open by sending
+ * a line one byte at a time. */
+uint64_t smtp_server_command_waits(const struct smtp_server *session);
 
 /* smtp_server_waiting is true while a data_end() is unanswered. */
 bool smtp_server_waiting(const struct smtp_server *session);

@@ -80,6 +80,8 @@ struct smtp_server {
     struct smtp_chunk chunk;
     bool refused;    /* the greeting refused service: 503 until QUIT */
     unsigned errors; /* bad commands so far */
+    unsigned junk_commands; /* NOOP, RSET, VRFY and HELP so far */
+    uint64_t command_waits; /* see smtp_server_command_waits() */
     size_t rcpt_count;
     bool rcpt_tried; /* a RCPT was given in this transaction */
     char helo[SMTP_HELO_MAX + 1];
@@ -94,6 +96,11 @@ void smtp_server_reply(struct smtp_server *s, const char *fmt, ...)
  * toward max_errors; at the limit it also queues 421 and closes. */
 void smtp_server_reject(struct smtp_server *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* smtp_server_count_junk counts a NOOP, RSET, VRFY or HELP toward
+ * max_junk_commands. Past the limit it queues 421, closes and returns
+ * true, and the command is not run. */
+bool smtp_server_count_junk(struct smtp_server *s);
 
 /* smtp_server_hook_reply queues the reply line a hook wrote when it
  * refused. */
@@ -122,9 +129,16 @@ void smtp_server_body_error(const struct smtp_server *s, char *reply);
  * data_end(), or rejects it with the reply for its failure. */
 void smtp_server_end_body(struct smtp_server *s);
 
-/* smtp_server_abort_storage calls data_abort() for BDAT data stored so
- * far, when any is. */
-void smtp_server_abort_storage(struct smtp_server *s);
+/* smtp_server_hook_refusal queues the reply of a hook that returned rc
+ * < 0, and counts it toward max_errors when rc is
+ * SMTP_HOOK_REJECT_COUNTED. */
+void smtp_server_hook_refusal(struct smtp_server *s, const char *reply,
+                              int rc);
+
+/* smtp_server_abort_storage calls data_abort() with reply (NULL when the
+ * message is given up without one) for BDAT data stored so far, when any
+ * is. */
+void smtp_server_abort_storage(struct smtp_server *s, const char *reply);
 
 /* smtp_chunk_begin starts the chunk of "BDAT size [LAST]" after the
  * command line was parsed. */

@@ -270,10 +270,11 @@ static void hook_data_end(void *ctx)
     }
 }
 
-static void hook_data_abort(void *ctx)
+static void hook_data_abort(void *ctx, const char *reply)
 {
     struct fuzz_session *fs = ctx;
 
+    (void)reply;
     FUZZ_CHECK(fs->in_body);
     log_event(fs, "A", 1);
     end_message(fs, FUZZ_OUTCOME_ABORTED);

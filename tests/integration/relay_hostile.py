@@ -23,6 +23,7 @@ queue_dir = "{queue}";
 hostname = "relay.test";
 routes {{ "example.test" = "127.0.0.1:2526"; }}
 relay_networks = ["127.0.0.1/32"];
+max_junk_commands = 1000000;
 """
 
 # The relay's command line limit, CRLF included (README).
@@ -31,7 +32,8 @@ MAX_LINE = 1024
 # Bounds the time spent in sleeps between one-byte segments.
 TINY_SEGMENTS_SLEEP_MAX = 3.0
 
-# One mebibyte of pipelined commands in one write.
+# One mebibyte of pipelined commands in one write. The floods send NOOP
+# and RSET, so the config raises max_junk_commands above their count.
 FLOOD_BYTES = 1024 * 1024
 
 # Commands sent by a client that reads no reply. NOTE: sized for Linux's

@@ -348,6 +348,37 @@ def test_error_limit(tap):
     client.close()
 
 
+def test_relay_denied_limit(tap, harness):
+    """Relay-denied RCPTs count toward max_errors (4), so a stranger that
+    pipelines 1000 of them gets four 554 5.7.1 replies, then 421."""
+    source = "127.0.0.6"
+    client = greeted(source)
+    client.sock.sendall(b"EHLO stranger.test\r\nMAIL FROM:<s@stranger.test>"
+                        b"\r\n" + b"RCPT TO:<x@elsewhere.test>\r\n" * 1000)
+    data = b""
+    try:
+        while True:
+            chunk = client.sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    client.close()
+    lines = data.decode(errors="replace").split("\r\n")
+    denied = [l for l in lines if l.startswith("554 5.7.1")]
+    tap.check(len(denied) == 4, "relay denials stop at max_errors",
+              f"{len(denied)} replies 554 5.7.1")
+    tap.check(any(l.startswith("421 4.7.0 relay.test Error: too many "
+                               "errors") for l in lines),
+              "relay denials end with 421 4.7.0", lines[-3:])
+    h.wait_for(lambda: disconnects(harness, source) > 0, timeout=10)
+    logged = harness.log_text("ringrelay").count(
+        f"event=reject client={source} to=<x@elsewhere.test> "
+        "reason=\"relay access denied\"")
+    tap.check(logged == 4, "four relay denials are logged", logged)
+
+
 def test_timeouts(tap, harness):
     client = greeted()
     started = time.monotonic()
@@ -392,6 +423,7 @@ def test(tap, harness):
     test_recipient_limit(tap)
     test_text_line_length(tap, store)
     test_error_limit(tap)
+    test_relay_denied_limit(tap, harness)
     test_timeouts(tap, harness)
     queued = harness.log_text("ringrelay").count("event=accepted")
     tap.check(queued == 1, "only the one valid message was queued", queued)

@@ -660,6 +660,8 @@ Test(config, limit_defaults)
     cr_expect_eq(config.max_connections, 1000);
     cr_expect_eq(config.max_connections_per_ip, 50);
     cr_expect_eq(config.max_errors, 20);
+    cr_expect_eq(config.max_hops, 100);
+    cr_expect_eq(config.max_junk_commands, 100);
     cr_expect_eq(config.timeout_command, 300);
     cr_expect_eq(config.timeout_data, 180);
     cr_expect_eq(config.greeting_delay, 1);
@@ -1003,6 +1005,8 @@ Test(config, limits_from_file, .init = tmp_setup, .fini = tmp_teardown)
                      "max_connections = 20\n"
                      "max_connections_per_ip = 2\n"
                      "max_errors = 3\n"
+                     "max_hops = 5\n"
+                     "max_junk_commands = 7\n"
                      "timeout_command = 5min\n"
                      "timeout_data = 90\n"
                      "greeting_delay = 0s\n"
@@ -1013,6 +1017,8 @@ Test(config, limits_from_file, .init = tmp_setup, .fini = tmp_teardown)
     cr_expect_eq(config.max_connections, 20);
     cr_expect_eq(config.max_connections_per_ip, 2);
     cr_expect_eq(config.max_errors, 3);
+    cr_expect_eq(config.max_hops, 5);
+    cr_expect_eq(config.max_junk_commands, 7);
     cr_expect_eq(config.timeout_command, 300);
     cr_expect_eq(config.timeout_data, 90);
     cr_expect_eq(config.greeting_delay, 0);
@@ -1052,6 +1058,12 @@ Test(config, limits_invalid, .init = tmp_setup, .fini = tmp_teardown)
          "'max_connections_per_ip': -1 is outside 1..100000"},
         {"max_errors = 1001\n", "invalid value for 'max_errors': 1001 is "
          "outside 1..1000"},
+        {"max_hops = 0\n", "invalid value for 'max_hops': 0 is outside "
+         "1..1000"},
+        {"max_hops = 1001\n", "invalid value for 'max_hops': 1001 is "
+         "outside 1..1000"},
+        {"max_junk_commands = 0\n", "invalid value for "
+         "'max_junk_commands': 0 is outside 1..1000000"},
         {"max_errors = [1]\n", "invalid value for 'max_errors': expected "
          "a whole number, found array"},
         {"timeout_command = 0\n", "invalid value for 'timeout_command': 0 "

@@ -28,6 +28,7 @@ struct recorder {
     char *body;
     size_t body_len;
     size_t writes;
+    char abort_reply[SMTP_REPLY_MAX]; /* of the last data_abort() */
     bool refuse_data;     /* set by a sender starting with "nodata" */
     bool fail_write;
     bool commit_in_hook;  /* call data_done from inside data_end() */
@@ -58,8 +59,9 @@ static void record(struct recorder *r, const char *fmt, ...)
 
 /* The mail and rcpt hooks act on how the address starts. "busy" and
  * "deny" are refused, and "empty" is refused without reply text. "split"
- * is refused with a CRLF inside the reply, and "bye" with 421. "custom"
- * is accepted with a reply of the hook's own. */
+ * is refused with a CRLF inside the reply, and "bye" with 421. "counted"
+ * is refused with SMTP_HOOK_REJECT_COUNTED. "custom" is accepted with a
+ * reply of the hook's own. */
 static bool address_is(const struct smtp_path *path, const char *word)
 {
     return strncmp(path->address, word, strlen(word)) == 0;
@@ -93,6 +95,11 @@ static int hook_rcpt(void *ctx, const struct smtp_path *to,
         snprintf(reply, SMTP_REPLY_MAX, "554 5.7.1 <%s>: Relay access denied",
                  to->address);
         return -1;
+    }
+    if (address_is(to, "counted")) {
+        snprintf(reply, SMTP_REPLY_MAX, "554 5.7.1 <%s>: Relay access denied",
+                 to->address);
+        return SMTP_HOOK_REJECT_COUNTED;
     }
     if (address_is(to, "empty")) {
         return -1;
@@ -151,9 +158,13 @@ static void hook_data_end(void *ctx)
     }
 }
 
-static void hook_data_abort(void *ctx)
+static void hook_data_abort(void *ctx, const char *reply)
 {
-    record(ctx, " A");
+    struct recorder *r = ctx;
+
+    record(r, " A");
+    snprintf(r->abort_reply, sizeof(r->abort_reply), "%s",
+             reply != NULL ? reply : "(null)");
 }
 
 static void hook_reset(void *ctx)
@@ -1122,6 +1133,91 @@ Test(smtp_server, error_limit_closes)
 
 /* A pipelining client whose recipients are all refused still sends DATA;
  * that must not count toward the error limit of 5 in these tests. */
+Test(smtp_server, junk_command_limit_closes)
+{
+    static const char input[] = HI "NOOP\r\nRSET\r\nVRFY x\r\nHELP\r\n"
+                                MAIL_OK "NOOP\r\nNOOP\r\nQUIT\r\n";
+    struct harness h;
+
+    harness_init(&h);
+    h.opts.max_junk_commands = 5;
+    harness_feed(&h, input, sizeof(input) - 1, 0);
+    expect_replies("junk limit", h.out, GREETING "|" EHLO_REPLY
+                   "|250 2.0.0|250 2.0.0|252 2.5.0|214 2.0.0|250 2.1.0|"
+                   "250 2.0.0|421 4.7.0 mx.test Error: too many commands "
+                   "without mail, closing connection");
+    cr_expect(smtp_server_closing(h.server),
+              "session should close past max_junk_commands");
+    cr_expect_str_eq(smtp_server_close_reason(h.server),
+                     "too many commands without mail");
+    cr_expect_str_eq(h.rec.events, "M<a@b.test> X",
+                     "MAIL does not reset the count");
+    harness_cleanup(&h);
+}
+
+/* command_waits changes once per complete command line and once per
+ * body, never for a partial line. */
+Test(smtp_server, command_waits_per_line)
+{
+    struct harness h;
+    uint64_t start;
+
+    harness_init(&h);
+    start = smtp_server_command_waits(h.server);
+    harness_feed(&h, "NO", 2, 0);
+    harness_feed(&h, "O", 1, 0);
+    cr_expect_eq(smtp_server_command_waits(h.server), start,
+                 "a partial line must not count");
+    harness_feed(&h, "P\r\n", 3, 0);
+    cr_expect_eq(smtp_server_command_waits(h.server), start + 1);
+
+    harness_feed(&h, HI MAIL_OK RCPT_OK "DATA\r\n", 66, 0);
+    cr_expect_eq(smtp_server_command_waits(h.server), start + 5);
+    harness_feed(&h, "body\r\n", 6, 0);
+    cr_expect_eq(smtp_server_command_waits(h.server), start + 5,
+                 "body lines must not count");
+    harness_feed(&h, ".\r\n", 3, 0);
+    cr_expect_eq(smtp_server_command_waits(h.server), start + 6,
+                 "the end of the body must count");
+
+    /* An over-long line counts once, at its LF. */
+    for (int i = 0; i < 3; i++) {
+        harness_feed(&h, "x", 1, 0);
+        for (int j = 0; j < 300; j++) {
+            harness_feed(&h, "yy", 2, 0);
+        }
+    }
+    cr_expect_eq(smtp_server_command_waits(h.server), start + 6);
+    harness_feed(&h, "\r\n", 2, 0);
+    cr_expect_eq(smtp_server_command_waits(h.server), start + 7);
+    cr_expect(strstr(h.out, "500 5.5.6") != NULL, "long line gets 500");
+    harness_cleanup(&h);
+}
+
+/* A refusal returned as SMTP_HOOK_REJECT_COUNTED counts toward
+ * max_errors (5 here), a plain -1 refusal does not. */
+Test(smtp_server, counted_rcpt_refusal_closes)
+{
+    struct harness h;
+    const char *input = HI MAIL_OK "RCPT TO:<deny@x.test>\r\n"
+                        "RCPT TO:<deny@x.test>\r\n"
+                        "RCPT TO:<counted@x.test>\r\n"
+                        "RCPT TO:<counted@x.test>\r\n"
+                        "FROB\r\n"
+                        "RCPT TO:<counted@x.test>\r\n"
+                        "RCPT TO:<counted@x.test>\r\n"
+                        "RCPT TO:<counted@x.test>\r\n";
+
+    harness_init(&h);
+    harness_feed(&h, input, strlen(input), 0);
+    expect_replies("counted refusals", h.out, GREETING "|" EHLO_REPLY
+                   "|250 2.1.0|554 5.7.1|554 5.7.1|554 5.7.1|554 5.7.1|"
+                   "500 5.5.2|554 5.7.1|554 5.7.1 <counted@x.test>|"
+                   "421 4.7.0 mx.test Error: too many errors");
+    cr_expect_str_eq(smtp_server_close_reason(h.server), "too many errors");
+    harness_cleanup(&h);
+}
+
 Test(smtp_server, refused_rcpt_data_not_error)
 {
     const char *round = "MAIL FROM:<a@b.test>\r\nRCPT TO:<deny@d.test>\r\n"
@@ -1171,6 +1267,81 @@ Test(smtp_server, body_reaches_data_write_in_large_ranges)
                   h.rec.writes);
     free(input);
     harness_cleanup(&h);
+}
+
+/* hops_message writes a header of count Received: fields, a body line
+ * that looks like one more, and for DATA the final dot. */
+static size_t hops_message(char *out, size_t size, int count, bool data)
+{
+    size_t len = 0;
+
+    for (int i = 0; i < count; i++) {
+        len += (size_t)snprintf(out + len, size - len,
+                                "Received: from h%d\r\n", i);
+    }
+    len += (size_t)snprintf(out + len, size - len, "Subject: loop\r\n\r\n"
+                            "Received: in the body\r\n%s",
+                            data ? ".\r\n" : "");
+    cr_assert_lt(len, size);
+    return len;
+}
+
+/* hops_run sends one message with count Received: fields by DATA, or
+ * by BDAT in a BINARYMIME transaction, with max_hops 100, and returns
+ * the reply to the message. */
+static void hops_run(int count, bool data, size_t step, char *reply,
+                     size_t reply_size)
+{
+    static char message[4096];
+    static char input[8192];
+    size_t message_len = hops_message(message, sizeof(message), count,
+                                      data);
+    size_t len;
+    struct harness h;
+    const char *line;
+
+    if (data) {
+        len = (size_t)snprintf(input, sizeof(input), "%sDATA\r\n",
+                               HI MAIL_OK RCPT_OK);
+    } else {
+        len = (size_t)snprintf(input, sizeof(input), "%sBDAT %zu LAST\r\n",
+                               BIN_TXN, message_len);
+    }
+    memcpy(input + len, message, message_len);
+    len += message_len;
+
+    harness_init(&h);
+    h.opts.max_message_size = 100000;
+    h.opts.max_hops = 100;
+    harness_feed(&h, input, len, step);
+    line = strrchr(h.out, '\n');
+    cr_assert_not_null(line);
+    while (line > h.out && line[-1] != '\n') {
+        line--;
+    }
+    snprintf(reply, reply_size, "%s", line);
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, max_hops_boundary)
+{
+    static const char rejected[] = "554 5.4.6 Error: too many hops (101 "
+                                   "Received: headers), mail loop?\r\n";
+    char reply[SMTP_REPLY_MAX + 3];
+
+    for (int mode = 0; mode < 2; mode++) {
+        bool data = mode == 0;
+        const char *name = data ? "DATA" : "BDAT BINARYMIME";
+
+        for (size_t step = 0; step <= 7; step += 7) {
+            hops_run(100, data, step, reply, sizeof(reply));
+            cr_expect_str_eq(reply, QUEUED "\r\n", "%s step %zu: 100 "
+                             "fields must be accepted", name, step);
+            hops_run(101, data, step, reply, sizeof(reply));
+            cr_expect_str_eq(reply, rejected, "%s step %zu: 101 fields "
+                             "must be rejected", name, step);
+        }
+    }
 }
 
 Test(smtp_server, body_over_size_limit)
@@ -1342,6 +1513,59 @@ Test(smtp_server, timeout_and_shutdown)
     expect_replies("shutdown", h.out, GREETING "|421 4.3.2 mx.test");
     cr_expect(smtp_server_closing(h.server), "shutdown should close");
     harness_cleanup(&h);
+}
+
+#define DATA_NUL TXN "DATA\r\na\0b\r\n.\r\n"
+
+/* data_abort() gets the reply that rejected the message, or NULL when
+ * the message was given up without a reply. */
+Test(smtp_server, data_abort_gets_reply)
+{
+    static const struct {
+        const char *name;
+        const char *input;
+        size_t len;
+        const char *reply;
+    } cases[] = {
+        {"DATA bare LF", TXN "DATA\r\na\nb\r\n.\r\n", 0,
+         "550 5.6.0 Error: bare CR or LF"},
+        {"DATA NUL", DATA_NUL, sizeof(DATA_NUL) - 1,
+         "550 5.6.0 Error: NUL byte"},
+        {"DATA too big", NULL, 0, "552 5.3.4 Error: message size"},
+        {"BDAT NUL", BDAT_NUL, sizeof(BDAT_NUL) - 1,
+         "550 5.6.0 Error: NUL byte"},
+        {"BDAT then RSET", TXN "BDAT 2\r\nabRSET\r\n", 0, "(null)"},
+        {"timeout in DATA", TXN "DATA\r\npartial", 0, "(null)"},
+    };
+    static char big[3000];
+    size_t big_len = (size_t)snprintf(big, sizeof(big), "%s",
+                                      TXN "DATA\r\n");
+
+    for (int i = 0; i < 30; i++) {
+        big_len += (size_t)snprintf(big + big_len, sizeof(big) - big_len,
+                                    "%048d\r\n", i);
+    }
+    big_len += (size_t)snprintf(big + big_len, sizeof(big) - big_len,
+                                ".\r\n");
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *input = cases[i].input != NULL ? cases[i].input : big;
+        size_t len = cases[i].len != 0 ? cases[i].len : strlen(input);
+        struct harness h;
+
+        harness_init(&h);
+        harness_feed(&h, input, len, 0);
+        if (strncmp(cases[i].name, "timeout", 7) == 0) {
+            smtp_server_timeout(h.server);
+        }
+        cr_expect(strstr(h.rec.events, " A") != NULL,
+                  "%s: no data_abort in %s", cases[i].name, h.rec.events);
+        cr_expect(strncmp(h.rec.abort_reply, cases[i].reply,
+                          strlen(cases[i].reply)) == 0,
+                  "%s: data_abort got %s, want %s", cases[i].name,
+                  h.rec.abort_reply, cases[i].reply);
+        harness_cleanup(&h);
+    }
 }
 
 Test(smtp_server, free_during_body_aborts)
