@@ -83,10 +83,9 @@ static void body_pass(struct smtp_body *b, const char *data, size_t len)
         b->too_many_hops = true;
     }
 
-    /* After a failed write or a long line the bytes are still counted,
-     * so that a body over the limit gets 552 however its pieces were cut,
-     * and not 451 or 554 only when the other failure happened to come
-     * first. */
+    /* Bytes are still counted after a failed write or a long line. So a
+     * body over the limit gets 552 wherever its pieces were cut, never 451
+     * or 554 just because the other failure came first. */
     if (!smtp_body_failed(b) && b->write(b->ctx, data, len) < 0) {
         b->write_failed = true;
     }
