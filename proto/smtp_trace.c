@@ -15,6 +15,7 @@
  * identifies the sender. */
 #include "proto/smtp_trace.h"
 
+#include <ctype.h>
 #include <idn2.h>
 #include <stdio.h>
 #include <string.h>
@@ -141,6 +142,19 @@ static bool trace_is_ascii(const char *text)
     return true;
 }
 
+/* trace_is_hostname reports whether name has only letters, digits, '-'
+ * and '.'. TR46 maps some characters, such as U+00A0 NO-BREAK SPACE, to
+ * ASCII that no host name has, and libidn2 2.3.3 passes them through. */
+static bool trace_is_hostname(const char *name)
+{
+    for (const char *p = name; *p != '\0'; p++) {
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.') {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* trace_helo_name writes into helo (TRACE_HELO_MAX + 1 bytes) the name to
  * put after "from": the cleaned HELO name, its A-label form when it has
  * non-ASCII bytes, or "unknown" when it is empty or cannot be converted. */
@@ -154,7 +168,8 @@ static void trace_helo_name(char *helo, const char *name)
     } else if (name != NULL &&
                idn2_to_ascii_8z(name, &alabels, IDN2_NFC_INPUT |
                                 IDN2_NONTRANSITIONAL) == IDN2_OK &&
-               strlen(alabels) <= TRACE_HELO_MAX) {
+               strlen(alabels) <= TRACE_HELO_MAX &&
+               trace_is_hostname(alabels)) {
         len = trace_clean(helo, alabels, TRACE_HELO_MAX, TRACE_CHARS_NAME);
     }
     idn2_free(alabels);

@@ -372,6 +372,9 @@ Test(smtp_trace, utf8_helo_without_alabels_left_out)
                                          * positions */
         "b\xc3\xbc" "cher.b\xc3\xbc" "cher.b\xc3\xbc" "cher.b\xc3\xbc"
         "cher.b\xc3\xbc" "cher.example", /* 77 characters as A-labels */
+        "x\xc2\xa0y.example",           /* U+00A0, which TR46 maps to a
+                                         * space */
+        "x\xe3\x80\x80y.example",       /* U+3000 IDEOGRAPHIC SPACE */
     };
     const char *expected = "Received: from unknown ([192.0.2.7])\r\n";
 
