@@ -216,7 +216,7 @@ void run_report_print(const struct run_report *report, FILE *out)
     run_print_label(out, "accepted/s:");
     fprintf(out, "%.0f messages\n", report->accepted_per_s);
     run_print_label(out, "delivered:");
-    fprintf(out, "%.0f recipient copies, once each, in %.0f "
+    fprintf(out, "%.0f distinct recipient copies in %.0f "
             "transactions%s\n", report->delivered, report->transactions,
             report->drained ? "" : " (drain timed out)");
     run_print_label(out, "duplicates:");

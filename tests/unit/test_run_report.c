@@ -98,7 +98,7 @@ Test(run_report, text_labels)
     cr_expect_not_null(strstr(text, "  sent:                           "
                                     "2000 messages\n"));
     cr_expect_not_null(strstr(text, "  delivered:                      "
-                                    "2000 recipient copies, once each, in "
+                                    "2000 distinct recipient copies in "
                                     "2000 transactions\n"));
     free(text);
 }
