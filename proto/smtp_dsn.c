@@ -50,7 +50,7 @@ long smtp_xtext_decode(const char *in, size_t len, char *out,
             int byte = high * 16 + low;
 
             if (high < 0 || low < 0) {
-                return SMTP_XTEXT_INVALID;
+                return SMTP_XTEXT_BAD_HEX;
             }
             i += 2;
             if (byte < ' ' || byte == 0x7f) {
@@ -79,6 +79,9 @@ const char *smtp_xtext_error_reason(long error)
         return "xtext decodes to a control character";
     case SMTP_XTEXT_NON_ASCII:
         return "xtext decodes to a non-ASCII byte";
+    case SMTP_XTEXT_BAD_HEX:
+        /* RFC 3461 section 4: hexchar is "+" and two of 0-9 and A-F. */
+        return "'+' must be followed by two hex digits in upper case";
     default:
         return "invalid xtext";
     }

@@ -35,6 +35,7 @@ enum smtp_xtext_error {
     SMTP_XTEXT_INVALID = -1,   /* not xtext, or the result does not fit */
     SMTP_XTEXT_CONTROL = -2,   /* "+XX" decodes to 0x00-0x1F or 0x7F */
     SMTP_XTEXT_NON_ASCII = -3, /* "+XX" decodes to 0x80-0xFF */
+    SMTP_XTEXT_BAD_HEX = -4,   /* "+" without two upper-case hex digits */
 };
 
 /* smtp_xtext_decode decodes xtext in[0..len) into out, which has room for

@@ -271,7 +271,8 @@ Test(smtp_params, dsn_envid_lowercase_hex_gets_501)
 
     start(&t, 0);
     assert_reply(mail_reply(&t, " ENVID=a+2bc"), "501 5.5.4 Error: invalid "
-                 "MAIL parameter ENVID=a+2bc: invalid xtext");
+                 "MAIL parameter ENVID=a+2bc: '+' must be followed by two hex "
+                 "digits in upper case");
     stop(&t);
 }
 
@@ -502,7 +503,8 @@ Test(smtp_params, dsn_orcpt_bad_xtext_gets_501)
     start(&t, 0);
     assert_reply(rcpt_reply(&t, " ORCPT=rfc822;c+zz@d.test"),
                  "501 5.5.4 Error: invalid RCPT parameter "
-                 "ORCPT=rfc822;c+zz@d.test: the address is invalid xtext");
+                 "ORCPT=rfc822;c+zz@d.test: '+' must be followed by two hex "
+                 "digits in upper case");
     stop(&t);
 }
 
