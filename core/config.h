@@ -53,8 +53,8 @@ struct config {
     unsigned max_connections_per_ip; /* open sessions per client address */
     unsigned max_errors;          /* invalid commands before 421 */
     unsigned max_hops;            /* Received: fields a message may have */
-    unsigned max_junk_commands;   /* NOOP, RSET, VRFY and HELP per session
-                                   * before 421 */
+    unsigned max_junk_commands;   /* NOOP, RSET, VRFY, HELP, EHLO and
+                                   * HELO per session before 421 */
     unsigned timeout_command;     /* deadline for each whole command line */
     unsigned timeout_data;        /* wait for more DATA or BDAT data,
                                    * restarted by every received block */

@@ -273,6 +273,16 @@ static int check_line(struct smtp_server *s, const char *line, size_t len)
     return 0;
 }
 
+/* command_is_junk reports whether cmd moves no mail: a client may repeat
+ * such commands only max_junk_commands times, since otherwise it could
+ * hold a session open for ever. A repeated EHLO or HELO counts too. */
+static bool command_is_junk(const struct smtp_command *cmd)
+{
+    return cmd->handler == command_noop || cmd->handler == command_rset ||
+           cmd->handler == command_vrfy || cmd->handler == command_help ||
+           cmd->handler == command_ehlo || cmd->handler == command_helo;
+}
+
 void smtp_commands_execute(struct smtp_server *s, const char *line,
                            size_t len)
 {
@@ -295,9 +305,7 @@ void smtp_commands_execute(struct smtp_server *s, const char *line,
         smtp_server_reject(s, "500 5.5.2 Error: command not recognized");
         return;
     }
-    if ((cmd->handler == command_noop || cmd->handler == command_rset ||
-         cmd->handler == command_vrfy || cmd->handler == command_help) &&
-        smtp_server_count_junk(s)) {
+    if (command_is_junk(cmd) && smtp_server_count_junk(s)) {
         return;
     }
     if (s->refused && cmd->handler != command_quit &&

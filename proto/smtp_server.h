@@ -18,10 +18,10 @@
  * 500 5.5.6 once its LF arrives, and none of it is run. Replies 500, 501,
  * 502, 503, 553 and 555 count toward max_errors; policy refusals from
  * hooks do not, unless the rcpt hook returns SMTP_HOOK_REJECT_COUNTED.
- * NOOP, RSET, VRFY and HELP count toward
- * max_junk_commands, and the first one past it gets 421 4.7.0 in place
- * of its reply. Known verbs that are not implemented (EXPN, TURN, ETRN,
- * ATRN, STARTTLS, AUTH, SEND, SOML, SAML) get 502 5.5.1.
+ * NOOP, RSET, VRFY, HELP, EHLO and HELO count toward max_junk_commands,
+ * and the first one past it gets 421 4.7.0 in place of its reply. Known
+ * verbs that are not implemented (EXPN, TURN, ETRN, ATRN, STARTTLS, AUTH,
+ * SEND, SOML, SAML) get 502 5.5.1.
  *
  * DATA: body bytes reach hooks->data_write() in wire form (CRLF,
  * dot-stuffed as received), without the final ".CRLF". A bare CR or LF
@@ -179,8 +179,9 @@ struct smtp_server_options {
     size_t max_rcpts;            /* per transaction */
     unsigned max_errors;         /* bad commands before 421 and close */
     size_t max_hops;             /* Received: fields a message may have */
-    unsigned max_junk_commands;  /* NOOP, RSET, VRFY and HELP per session
-                                  * before 421 and close */
+    unsigned max_junk_commands;  /* NOOP, RSET, VRFY, HELP, EHLO and
+                                  * HELO per session before 421 and
+                                  * close */
     unsigned disabled_extensions; /* smtp_server_extension bits; 0 offers
                                    * all */
 };

@@ -80,7 +80,7 @@ struct smtp_server {
     struct smtp_chunk chunk;
     bool refused;    /* the greeting refused service: 503 until QUIT */
     unsigned errors; /* bad commands so far */
-    unsigned junk_commands; /* NOOP, RSET, VRFY and HELP so far */
+    unsigned junk_commands; /* NOOP, RSET, VRFY, HELP, EHLO and HELO so far */
     uint64_t command_waits; /* see smtp_server_command_waits() */
     size_t rcpt_count;
     bool rcpt_tried; /* a RCPT was given in this transaction */
@@ -97,9 +97,9 @@ void smtp_server_reply(struct smtp_server *s, const char *fmt, ...)
 void smtp_server_reject(struct smtp_server *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* smtp_server_count_junk counts a NOOP, RSET, VRFY or HELP toward
- * max_junk_commands. Past the limit it queues 421, closes and returns
- * true, and the command is not run. */
+/* smtp_server_count_junk counts a NOOP, RSET, VRFY, HELP, EHLO or HELO
+ * toward max_junk_commands. Past the limit it queues 421, closes and
+ * returns true, and the command is not run. */
 bool smtp_server_count_junk(struct smtp_server *s);
 
 /* smtp_server_hook_reply queues the reply line a hook wrote when it

@@ -1139,8 +1139,9 @@ Test(smtp_server, junk_command_limit_closes)
                                 MAIL_OK "NOOP\r\nNOOP\r\nQUIT\r\n";
     struct harness h;
 
+    /* The EHLO counts too: six junk commands, then the seventh. */
     harness_init(&h);
-    h.opts.max_junk_commands = 5;
+    h.opts.max_junk_commands = 6;
     harness_feed(&h, input, sizeof(input) - 1, 0);
     expect_replies("junk limit", h.out, GREETING "|" EHLO_REPLY
                    "|250 2.0.0|250 2.0.0|252 2.5.0|214 2.0.0|250 2.1.0|"
@@ -1152,6 +1153,24 @@ Test(smtp_server, junk_command_limit_closes)
                      "too many commands without mail");
     cr_expect_str_eq(h.rec.events, "M<a@b.test> X",
                      "MAIL does not reset the count");
+    harness_cleanup(&h);
+}
+
+/* A client that repeats EHLO or HELO moves no mail either. */
+Test(smtp_server, repeated_greeting_is_junk)
+{
+    static const char input[] = "HELO c.test\r\nHELO c.test\r\n"
+                                "EHLO c.test\r\nNOOP\r\n";
+    struct harness h;
+
+    harness_init(&h);
+    h.opts.max_junk_commands = 3;
+    harness_feed(&h, input, sizeof(input) - 1, 0);
+    expect_replies("repeated greeting", h.out, GREETING "|250 mx.test|"
+                   "250 mx.test|" EHLO_REPLY "|421 4.7.0 mx.test Error: too "
+                   "many commands without mail, closing connection");
+    cr_expect(smtp_server_closing(h.server),
+              "session should close past max_junk_commands");
     harness_cleanup(&h);
 }
 
