@@ -46,6 +46,8 @@ struct outbound {
 
 static void outbound_start_ready(struct reactor_hook *hook);
 static void job_retry_fired(struct reactor_timer *timer);
+static size_t job_collect_attempt(struct outbound_job *job, size_t limit);
+static void job_wait_retry(struct outbound_job *job, uint64_t delay_ms);
 
 struct outbound *outbound_new(struct daemon *daemon)
 {
@@ -232,6 +234,42 @@ static struct outbound_job *job_find(struct outbound_job *head,
     return NULL;
 }
 
+/* job_start_or_wait resumes the retry schedule that the queue recovered
+ * for the job's recipients: the job continues from their highest attempt
+ * count and waits for their latest next-attempt time. A new message has
+ * count 0 and no wait, so it is made ready at once. */
+static void job_start_or_wait(struct outbound_job *job)
+{
+    time_t now = time(NULL);
+    time_t next = 0;
+    uint64_t delay;
+
+    job->attempt = 0;
+    for (size_t i = 0; i < job->rcpt_count; i++) {
+        const struct queue_rcpt *rcpt = &job->msg->rcpts[job->rcpt_index[i]];
+
+        if (rcpt->attempts > job->attempt) {
+            job->attempt = rcpt->attempts;
+        }
+        if (rcpt->next_attempt > next) {
+            next = rcpt->next_attempt;
+        }
+    }
+    if (next <= now) {
+        outbound_make_ready(job);
+        return;
+    }
+
+    /* A stored time beyond the longest interval plus its jitter means
+     * the wall clock went back, so the wait is cut to that interval. */
+    delay = (uint64_t)(next - now) * 1000u;
+    if (delay > OUTBOUND_RETRY_MAX_MS + OUTBOUND_RETRY_MAX_MS / 5) {
+        delay = OUTBOUND_RETRY_MAX_MS + OUTBOUND_RETRY_MAX_MS / 5;
+    }
+    job_collect_attempt(job, SIZE_MAX);
+    job_wait_retry(job, delay);
+}
+
 void outbound_enqueue(void *arg, struct queue_msg *msg)
 {
     struct outbound *outbound = arg;
@@ -264,7 +302,7 @@ void outbound_enqueue(void *arg, struct queue_msg *msg)
     }
     for (struct outbound_job *job = outbound->jobs; job != old_head;
          job = job->next) {
-        outbound_make_ready(job);
+        job_start_or_wait(job);
     }
 }
 
@@ -402,6 +440,47 @@ static uint64_t job_retry_delay_ms(uint32_t attempt)
     return delay + arc4random_uniform((uint32_t)(delay / 5 + 1));
 }
 
+/* job_wait_retry logs the retry and arms the job's timer for delay_ms. */
+static void job_wait_retry(struct outbound_job *job, uint64_t delay_ms)
+{
+    log_info("id=%s event=retry-scheduled domain=%s rcpts=%zu "
+             "next_attempt=%" PRIu32 " in=%" PRIu64 "s",
+             job->msg->id, job->domain, job->attempt_count,
+             job->attempt + 1, delay_ms / 1000);
+    job->state = OUTBOUND_JOB_WAITING;
+    job->timer.fire = job_retry_fired;
+    reactor_timer_set(job->outbound->daemon->reactor, &job->timer,
+                      delay_ms);
+}
+
+/* job_journal_deferred records the attempt count and next-attempt time
+ * of each recipient that this attempt deferred, so a restart keeps the
+ * schedule. Recipients past the transaction limit were not tried and
+ * keep their old entries. A failed write is logged and the retry goes
+ * on from memory. */
+static void job_journal_deferred(struct outbound_job *job, uint64_t delay_ms)
+{
+    struct queue *queue = job->outbound->daemon->queue;
+    time_t next = time(NULL) + (time_t)((delay_ms + 999) / 1000);
+    char logged[LOG_PATH_MAX];
+
+    for (size_t i = 0; i < job->attempt_count; i++) {
+        size_t index = job->attempt_index[i];
+
+        if (job->msg->rcpts[index].attempts != job->attempt) {
+            continue;
+        }
+        if (queue_defer(queue, job->msg, index, job->attempt, next) < 0) {
+            log_error("id=%s to=%s error=\"journal write failed, retry "
+                      "schedule kept in memory only: %s\"",
+                      job->msg->id,
+                      log_path(logged, sizeof(logged),
+                               job->msg->rcpts[index].address),
+                      strerror(errno));
+        }
+    }
+}
+
 /* outbound_job_finished ends an attempt: a job with recipients still
  * queued waits for its retry, any other job is freed. */
 void outbound_job_finished(struct outbound_job *job)
@@ -423,13 +502,8 @@ void outbound_job_finished(struct outbound_job *job)
 
         /* TODO: bounce recipients still deferred after the queue lifetime
          * (5 days); this version retries them forever. */
-        log_info("id=%s event=retry-scheduled domain=%s rcpts=%zu "
-                 "in=%" PRIu64 "s",
-                 job->msg->id, job->domain, job->attempt_count,
-                 delay / 1000);
-        job->state = OUTBOUND_JOB_WAITING;
-        job->timer.fire = job_retry_fired;
-        reactor_timer_set(reactor, &job->timer, delay);
+        job_journal_deferred(job, delay);
+        job_wait_retry(job, delay);
     }
     reactor_defer(reactor, &outbound->start_hook);
 }

@@ -390,6 +390,45 @@ void queue_schedule_sync(struct queue *queue)
     reactor_defer(queue->reactor, &queue->hook);
 }
 
+/* queue_attempts_stored caps an attempt count at the journal's u16 max. */
+static uint16_t queue_attempts_stored(uint32_t attempts)
+{
+    return attempts > UINT16_MAX ? UINT16_MAX : (uint16_t)attempts;
+}
+
+int queue_defer(struct queue *queue, struct queue_msg *msg, size_t rcpt,
+                uint32_t attempts, time_t next_attempt)
+{
+    struct queue_item *item = queue_item_of(msg);
+    struct queue_journal_entry entry;
+
+    if (rcpt >= msg->rcpt_count ||
+        msg->rcpts[rcpt].state != QUEUE_RCPT_QUEUED || attempts == 0) {
+        log_error("id=%s event=queue_defer_invalid rcpt=%zu "
+                  "attempts=%" PRIu32, msg->id, rcpt, attempts);
+        errno = EINVAL;
+        return -1;
+    }
+
+    /* The schedule is kept in memory even when the write fails, so only a
+     * restart loses it. */
+    msg->rcpts[rcpt].attempts = attempts;
+    msg->rcpts[rcpt].next_attempt = next_attempt;
+
+    entry.id = item->id;
+    entry.rcpt = (uint32_t)rcpt;
+    entry.state = QUEUE_JOURNAL_DEFERRED;
+    entry.attempts = queue_attempts_stored(attempts);
+    entry.time = (int64_t)next_attempt;
+    if (queue_journal_append(&queue->journal, &entry) != 0) {
+        log_error("id=%s event=queue_journal_write_failed rcpt=%zu "
+                  "error=\"%s\"", msg->id, rcpt, strerror(errno));
+        return -1;
+    }
+    queue_schedule_sync(queue);
+    return 0;
+}
+
 int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
                enum queue_rcpt_state state)
 {
@@ -408,6 +447,7 @@ int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
     entry.id = item->id;
     entry.rcpt = (uint32_t)rcpt;
     entry.state = (uint16_t)state;
+    entry.attempts = queue_attempts_stored(msg->rcpts[rcpt].attempts);
     entry.time = (int64_t)time(NULL);
     if (queue_journal_append(&queue->journal, &entry) != 0) {
         log_error("id=%s event=queue_journal_write_failed rcpt=%zu "

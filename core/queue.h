@@ -94,8 +94,8 @@ struct queue_rcpt {
     unsigned dsn_notify;         /* QUEUE_DSN_NOTIFY_* bits, 0 if none */
     const char *orcpt;           /* "addr-type;address", "" if none */
     enum queue_rcpt_state state;
-    uint32_t attempts;           /* delivery attempts so far (memory only) */
-    uint64_t next_attempt_ms;    /* reactor clock; 0 = now (memory only) */
+    uint32_t attempts;           /* delivery attempts so far */
+    time_t next_attempt;         /* wall clock, seconds; 0 means now */
 };
 
 /* queue_msg: a stored message as the outbound engine sees it. Pointers
@@ -194,6 +194,14 @@ void queue_msg_unref(struct queue *queue, struct queue_msg *msg);
  * journal is synced at the end of the reactor turn. */
 int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
                enum queue_rcpt_state state);
+
+/* queue_defer records in the journal that recipient rcpt, still QUEUED,
+ * failed its attempt number attempts (at least 1) and waits until
+ * next_attempt (wall clock, seconds), and stores both in msg->rcpts[rcpt].
+ * Counts above 65535 are stored as 65535. The journal is synced at the
+ * end of the reactor turn. */
+int queue_defer(struct queue *queue, struct queue_msg *msg, size_t rcpt,
+                uint32_t attempts, time_t next_attempt);
 
 /* queue_stats: counts for metrics and tests. */
 struct queue_stats {

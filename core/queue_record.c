@@ -97,6 +97,7 @@ void queue_journal_entry_encode(uint8_t *out,
     put_le64(out + 8, entry->id);
     put_le64(out + 16, (uint64_t)entry->time);
     put_le16(out + 24, entry->state);
+    put_le16(out + 26, entry->attempts);
     put_le32(out + 28, crc32c_update(0, out, 28));
 }
 
@@ -112,6 +113,10 @@ int queue_journal_entry_decode(const uint8_t *in,
     entry->id = get_le64(in + 8);
     entry->time = (int64_t)get_le64(in + 16);
     entry->state = get_le16(in + 24);
+    entry->attempts = get_le16(in + 26);
+    if (entry->attempts == 0) {
+        entry->attempts = 1;
+    }
     return 0;
 }
 
@@ -375,7 +380,7 @@ void queue_envelope_decode(const uint8_t *in, char *strings,
         rcpts[i].orcpt = queue_no_dsn_text;
         rcpts[i].state = QUEUE_RCPT_QUEUED;
         rcpts[i].attempts = 0;
-        rcpts[i].next_attempt_ms = 0;
+        rcpts[i].next_attempt = 0;
     }
     if ((flags & QUEUE_ENV_DSN) == 0) {
         return;

@@ -69,10 +69,19 @@
  *     0    4 magic "RRJE"
  *     4    4 recipient index
  *     8    8 queue ID
- *    16    8 time of the change, seconds since the Unix epoch (signed)
- *    24    2 recipient state (enum queue_rcpt_state)
- *    26    2 zero
- *    28    4 CRC32C of bytes 0..27 */
+ *    16    8 time, seconds since the Unix epoch (signed): the time of
+ *             the change, but the time of the next attempt in a
+ *             QUEUE_JOURNAL_DEFERRED entry
+ *    24    2 recipient state: enum queue_rcpt_state, or
+ *             QUEUE_JOURNAL_DEFERRED
+ *    26    2 delivery attempts so far; 0 (written before the count
+ *             existed) reads back as 1
+ *    28    4 CRC32C of bytes 0..27
+ *
+ * A DEFERRED entry stores the next-attempt time itself, not the change
+ * time, so recovery keeps the jitter of the schedule and needs no copy
+ * of the backoff formula. Readers without DEFERRED support warn about
+ * such entries and skip them, so the recipient is retried at once. */
 #ifndef RINGRELAY_CORE_QUEUE_RECORD_H
 #define RINGRELAY_CORE_QUEUE_RECORD_H
 
@@ -91,6 +100,10 @@
 
 #define QUEUE_JOURNAL_MAGIC 0x454a5252u /* "RRJE" */
 #define QUEUE_JOURNAL_ENTRY_LEN 32u
+
+/* Journal state of a recipient that is still queued after a failed
+ * attempt. In memory such a recipient stays QUEUE_RCPT_QUEUED. */
+#define QUEUE_JOURNAL_DEFERRED 3u
 
 #define QUEUE_REGION_COMMITTED 0x1u
 #define QUEUE_REGION_ABANDONED 0x2u
@@ -119,8 +132,10 @@ struct queue_region_header {
 struct queue_journal_entry {
     uint64_t id;
     uint32_t rcpt;
-    uint16_t state;   /* enum queue_rcpt_state */
-    int64_t time;     /* seconds since the epoch */
+    uint16_t state;     /* enum queue_rcpt_state or QUEUE_JOURNAL_DEFERRED */
+    uint16_t attempts;  /* delivery attempts so far, at least 1 decoded */
+    int64_t time;       /* seconds since the epoch; next attempt when
+                         * DEFERRED, else the time of the change */
 };
 
 /* Decoded envelope sizes, from queue_envelope_check(). */

@@ -284,6 +284,7 @@ static void queue_apply_entry(void *arg,
     struct queue_recovery *rec = arg;
     struct queue_item **found;
     struct queue_item *item;
+    struct queue_rcpt *rcpt;
 
     found = bsearch(&entry->id, rec->index, rec->count, sizeof(*rec->index),
                     queue_compare_key);
@@ -295,17 +296,28 @@ static void queue_apply_entry(void *arg,
     item = *found;
     if (entry->rcpt >= item->msg.rcpt_count ||
         (entry->state != QUEUE_RCPT_DELIVERED &&
-         entry->state != QUEUE_RCPT_BOUNCED)) {
+         entry->state != QUEUE_RCPT_BOUNCED &&
+         entry->state != QUEUE_JOURNAL_DEFERRED)) {
         log_warning("id=%s event=queue_journal_entry_invalid rcpt=%" PRIu32
                     " state=%u", item->msg.id, entry->rcpt,
                     (unsigned)entry->state);
         return;
     }
 
-    if (item->msg.rcpts[entry->rcpt].state == QUEUE_RCPT_QUEUED) {
-        item->msg.rcpts[entry->rcpt].state = entry->state;
-        item->queued--;
+    rcpt = &item->msg.rcpts[entry->rcpt];
+    if (rcpt->state != QUEUE_RCPT_QUEUED) {
+        return;
     }
+
+    /* Entries are in file order, so the last DEFERRED entry sets the
+     * schedule. */
+    rcpt->attempts = entry->attempts;
+    if (entry->state == QUEUE_JOURNAL_DEFERRED) {
+        rcpt->next_attempt = (time_t)entry->time;
+        return;
+    }
+    rcpt->state = entry->state;
+    item->queued--;
 }
 
 static int queue_replay_journal(struct queue_recovery *rec)

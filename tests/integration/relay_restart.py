@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Queued mail survives a restart and is delivered exactly once.
+"""Queued mail and its retry schedule survive a restart, and mail is
+delivered exactly once.
 
 With the sink down, ringrelay accepts messages and defers them. It is
 stopped, the sink is started, and ringrelay is started again on the same
-queue: every message must arrive exactly once. A second relay started
-on that queue must exit and say that the queue directory is locked.
+queue: it must wait for the retry time stored before the restart (60 s
+plus up to 20% jitter after the first attempt), then deliver every
+message exactly once as attempt 2. A second relay started on that queue
+must exit and say that the queue directory is locked.
 
 Usage (inside netns_run.sh): relay_restart.py BUILD_DIR
 """
@@ -15,6 +18,9 @@ import subprocess
 import harness as h
 
 MESSAGES = 30
+
+# The first retry comes 60 s after the first attempt, plus up to 20%.
+FIRST_RETRY_MAX_S = 72
 
 ZONE = {
     ("example.test", "MX"): ["example.test. 300 IN MX 10 mx.example.test."],
@@ -54,8 +60,9 @@ def test(tap, harness):
 
     h.start_sink(harness, store)
     relay = h.start_relay(harness, config, name="ringrelay-restarted")
+    check_schedule_resumed(tap, harness)
     arrived = h.wait_for(lambda: len(h.read_stored(store)) >= MESSAGES,
-                         timeout=60)
+                         timeout=FIRST_RETRY_MAX_S + 60)
     tap.check(arrived, "every queued message arrives after the restart",
               f"{len(h.read_stored(store))} of {MESSAGES}")
     h.wait_for(lambda: False, timeout=1)
@@ -72,10 +79,32 @@ def test(tap, harness):
         tap.check(counts.get(rcpt) == 1, f"message {index} arrives once",
                   f"arrived {counts.get(rcpt, 0)} times")
     log = harness.log_text("ringrelay-restarted")
+    delivered = re.findall(r"event=delivered .* attempt=(\d+) ", log)
+    tap.check(len(delivered) == MESSAGES and set(delivered) == {"2"},
+              "every message is delivered by attempt 2", delivered)
     tap.check(re.search(rf"event=queue_opened .*messages={MESSAGES} ", log),
               "restart logs the recovered messages")
     test_second_relay_locked_out(tap, harness, relay)
     tap.check(harness.stop(relay) == 0, "restarted relay stops cleanly")
+
+
+def check_schedule_resumed(tap, harness):
+    """The restarted relay must wait for the stored retry time of every
+    message, which is attempt 2, instead of retrying at once."""
+    pattern = r"event=retry-scheduled .*next_attempt=(\d+) in=(\d+)s"
+    scheduled = h.wait_for(
+        lambda: len(re.findall(pattern, harness.log_text(
+            "ringrelay-restarted"))) >= MESSAGES, timeout=30)
+    log = harness.log_text("ringrelay-restarted")
+    found = re.findall(pattern, log)
+    tap.check(scheduled, "restart schedules a retry for every message",
+              f"{len(found)} of {MESSAGES}")
+    tap.check(all(attempt == "2" for attempt, _ in found),
+              "recovered retries are attempt 2", found)
+    tap.check(all(0 < int(delay) <= FIRST_RETRY_MAX_S for _, delay in found),
+              "recovered retries wait for the stored time", found)
+    tap.check("event=delivered" not in log and "event=deferred" not in log,
+              "restart does not retry at once", log)
 
 
 def test_second_relay_locked_out(tap, harness, relay):

@@ -541,6 +541,54 @@ Test(queue, headers_round_trip)
     cr_assert_eq(queue_journal_entry_decode(bytes, &entry_out), -1);
 }
 
+Test(queue, journal_deferred_entry_round_trip)
+{
+    struct queue_journal_entry entry = {
+        .id = 9, .rcpt = 1, .state = QUEUE_JOURNAL_DEFERRED,
+        .attempts = 3, .time = 1700000480,
+    };
+    struct queue_journal_entry entry_out;
+    uint8_t bytes[QUEUE_JOURNAL_ENTRY_LEN];
+
+    queue_journal_entry_encode(bytes, &entry);
+    cr_assert_eq(bytes[26], 3, "attempt count belongs at offset 26");
+    cr_assert_eq(bytes[27], 0);
+    cr_assert_eq(queue_journal_entry_decode(bytes, &entry_out), 0);
+    cr_assert_eq(entry_out.id, 9);
+    cr_assert_eq(entry_out.rcpt, 1);
+    cr_assert_eq(entry_out.state, QUEUE_JOURNAL_DEFERRED);
+    cr_assert_eq(entry_out.attempts, 3);
+    cr_assert_eq(entry_out.time, 1700000480);
+
+    /* The count is covered by the CRC. */
+    bytes[26] ^= 1;
+    cr_assert_eq(queue_journal_entry_decode(bytes, &entry_out), -1);
+}
+
+Test(queue, journal_old_entry_reads_attempt_one)
+{
+    struct queue_journal_entry entry_out;
+    uint8_t bytes[QUEUE_JOURNAL_ENTRY_LEN] = {
+        'R', 'R', 'J', 'E',          /* magic */
+        2, 0, 0, 0,                  /* recipient index */
+        5, 0, 0, 0, 0, 0, 0, 0,      /* queue ID */
+        0x00, 0xf1, 0x53, 0x65, 0, 0, 0, 0, /* time 1700000000 */
+        QUEUE_RCPT_DELIVERED, 0,     /* state */
+        0, 0,                        /* zero before attempt counts */
+    };
+    uint32_t crc = crc32c_update(0, bytes, 28);
+
+    for (size_t i = 0; i < 4; i++) {
+        bytes[28 + i] = (uint8_t)(crc >> (8 * i));
+    }
+    cr_assert_eq(queue_journal_entry_decode(bytes, &entry_out), 0);
+    cr_assert_eq(entry_out.rcpt, 2);
+    cr_assert_eq(entry_out.id, 5);
+    cr_assert_eq(entry_out.time, 1700000000);
+    cr_assert_eq(entry_out.state, QUEUE_RCPT_DELIVERED);
+    cr_assert_eq(entry_out.attempts, 1);
+}
+
 Test(queue, envelope_invalid_rejected)
 {
     static const char *const with_nul_free[] = { "x@example.org" };
@@ -892,6 +940,62 @@ Test(queue, journal_replay_keeps_queued_rcpt)
     msg = fx.ready[0];
     cr_assert_eq(msg->rcpts[0].state, QUEUE_RCPT_DELIVERED);
     cr_assert_eq(msg->rcpts[1].state, QUEUE_RCPT_QUEUED);
+}
+
+Test(queue, journal_replay_keeps_retry_schedule)
+{
+    struct queue_msg *msg;
+
+    cr_assert_eq(open_queue(), 0);
+    store_message("body\r\n", 6);
+    cr_assert_eq(queue_defer(fx.queue, fx.ready[0], 0, 2, 1700000120), 0);
+    cr_assert_eq(queue_defer(fx.queue, fx.ready[0], 0, 3, 1700000480), 0);
+    cr_assert_eq(fx.ready[0]->rcpts[0].state, QUEUE_RCPT_QUEUED);
+    cr_assert_eq(fx.ready[0]->rcpts[0].attempts, 3);
+    cr_assert_eq(fx.ready[0]->rcpts[0].next_attempt, 1700000480);
+    run_briefly();
+
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 1);
+    msg = fx.ready[0];
+    cr_assert_eq(msg->rcpts[0].state, QUEUE_RCPT_QUEUED);
+    cr_assert_eq(msg->rcpts[0].attempts, 3, "the last DEFERRED entry wins");
+    cr_assert_eq(msg->rcpts[0].next_attempt, 1700000480);
+    cr_assert_eq(msg->rcpts[1].state, QUEUE_RCPT_QUEUED);
+    cr_assert_eq(msg->rcpts[1].attempts, 0);
+    cr_assert_eq(msg->rcpts[1].next_attempt, 0);
+}
+
+Test(queue, journal_replay_final_after_deferred)
+{
+    cr_assert_eq(open_queue(), 0);
+    store_message("body\r\n", 6);
+    cr_assert_eq(queue_defer(fx.queue, fx.ready[0], 1, 1, 1700000060), 0);
+    cr_assert_eq(queue_mark(fx.queue, fx.ready[0], 1, QUEUE_RCPT_DELIVERED),
+                 0);
+    run_briefly();
+
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 1);
+    cr_assert_eq(fx.ready[0]->rcpts[1].state, QUEUE_RCPT_DELIVERED);
+    cr_assert_eq(fx.ready[0]->rcpts[0].state, QUEUE_RCPT_QUEUED);
+    cr_assert_eq(fx.ready[0]->rcpts[0].attempts, 0);
+}
+
+Test(queue, defer_rejects_invalid_requests)
+{
+    cr_assert_eq(open_queue(), 0);
+    store_message("body\r\n", 6);
+
+    cr_assert_eq(queue_defer(fx.queue, fx.ready[0], 2, 1, 1700000060), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(queue_defer(fx.queue, fx.ready[0], 0, 0, 1700000060), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(queue_mark(fx.queue, fx.ready[0], 0, QUEUE_RCPT_BOUNCED),
+                 0);
+    cr_assert_eq(queue_defer(fx.queue, fx.ready[0], 0, 1, 1700000060), -1);
+    cr_assert_eq(errno, EINVAL);
+    run_briefly();
 }
 
 Test(queue, mark_rejects_invalid_requests)
