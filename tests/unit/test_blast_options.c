@@ -6,40 +6,32 @@
 #include <string.h>
 
 #include "bench/blast_options.h"
-
-#define ARGS_MAX 32
+#include "tests/unit/test_argv.h"
 
 struct parsed {
     enum blast_options_result result;
     struct blast_options options;
     char error[1024];
-    char *argv[ARGS_MAX];   /* getopt permutes them, so they are copies */
+    struct test_argv args;
 };
 
 /* Parse "blast" followed by the NULL-terminated arguments. */
 static void parse(struct parsed *p, ...)
 {
     va_list ap;
-    int argc = 0;
-    const char *arg;
 
     memset(p, 0, sizeof(*p));
-    p->argv[argc++] = strdup("blast");
     va_start(ap, p);
-    while ((arg = va_arg(ap, const char *)) != NULL) {
-        cr_assert_lt(argc, ARGS_MAX - 1);
-        p->argv[argc++] = strdup(arg);
-    }
+    test_argv_build(&p->args, "blast", ap);
     va_end(ap);
-    p->result = blast_options_parse(argc, p->argv, &p->options, p->error,
+    p->result = blast_options_parse(p->args.argc, p->args.argv,
+                                    &p->options, p->error,
                                     sizeof(p->error));
 }
 
 static void parsed_free(struct parsed *p)
 {
-    for (int i = 0; i < ARGS_MAX; i++) {
-        free(p->argv[i]);
-    }
+    test_argv_free(&p->args);
 }
 
 /* Expect a usage error whose message contains each of the strings. */

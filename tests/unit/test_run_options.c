@@ -10,38 +10,30 @@
 #include <string.h>
 
 #include "bench/run_options.h"
-
-#define ARGS_MAX 32
+#include "tests/unit/test_argv.h"
 
 struct parsed {
     int result;
     struct run_options options;
-    char *argv[ARGS_MAX];
+    struct test_argv args;
 };
 
 /* Parse "run" followed by the NULL-terminated arguments. */
 static void parse(struct parsed *p, ...)
 {
     va_list ap;
-    int argc = 0;
-    const char *arg;
 
     memset(p, 0, sizeof(*p));
-    p->argv[argc++] = strdup("run");
     va_start(ap, p);
-    while ((arg = va_arg(ap, const char *)) != NULL) {
-        cr_assert_lt(argc, ARGS_MAX - 1);
-        p->argv[argc++] = strdup(arg);
-    }
+    test_argv_build(&p->args, "run", ap);
     va_end(ap);
-    p->result = run_parse_options(argc, p->argv, &p->options);
+    p->result = run_parse_options(p->args.argc, p->args.argv,
+                                  &p->options);
 }
 
 static void parsed_free(struct parsed *p)
 {
-    for (int i = 0; i < ARGS_MAX; i++) {
-        free(p->argv[i]);
-    }
+    test_argv_free(&p->args);
 }
 
 static void expect_error(struct parsed *p)

@@ -10,38 +10,30 @@
 
 #include "bench/sink_options.h"
 #include "proto/smtp_server.h"
-
-#define ARGS_MAX 32
+#include "tests/unit/test_argv.h"
 
 struct parsed {
     int result;
     struct sink_options options;
-    char *argv[ARGS_MAX];   /* getopt permutes them, so they are copies */
+    struct test_argv args;
 };
 
 /* Parse "sink" followed by the NULL-terminated arguments. */
 static void parse(struct parsed *p, ...)
 {
     va_list ap;
-    int argc = 0;
-    const char *arg;
 
     memset(p, 0, sizeof(*p));
-    p->argv[argc++] = strdup("sink");
     va_start(ap, p);
-    while ((arg = va_arg(ap, const char *)) != NULL) {
-        cr_assert_lt(argc, ARGS_MAX - 1);
-        p->argv[argc++] = strdup(arg);
-    }
+    test_argv_build(&p->args, "sink", ap);
     va_end(ap);
-    p->result = sink_parse_options(argc, p->argv, &p->options);
+    p->result = sink_parse_options(p->args.argc, p->args.argv,
+                                   &p->options);
 }
 
 static void parsed_free(struct parsed *p)
 {
-    for (int i = 0; i < ARGS_MAX; i++) {
-        free(p->argv[i]);
-    }
+    test_argv_free(&p->args);
 }
 
 /* Expect a usage error for the arguments. */
