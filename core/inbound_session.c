@@ -488,7 +488,7 @@ static uint64_t session_timeout_ms(const struct inbound_session *s)
 
 /* Queues a 421 in place of the greeting when the session does not fit
  * the connection limits. Returns true when it did. */
-static bool session_refuse_over_limit(struct inbound_session *s)
+static bool session_reject_over_limit(struct inbound_session *s)
 {
     const struct config *config = session_daemon(s)->config;
     enum inbound_admission admission = inbound_admit(s->inbound, s);
@@ -571,7 +571,7 @@ void inbound_session_start(struct inbound *inbound, int fd)
         goto fail;
     }
     smtp_server_set_client(s->smtp, s->client_ip);
-    if (session_refuse_over_limit(s)) {
+    if (session_reject_over_limit(s)) {
         /* Nothing is read: the 421 goes out and the session closes. */
         session_flush(s);
         session_settle(s);

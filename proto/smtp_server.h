@@ -26,7 +26,7 @@
  * DATA: body bytes reach hooks->data_write() in wire form (CRLF,
  * dot-stuffed as received), without the final ".CRLF". A bare CR or LF
  * or a NUL anywhere in the body rejects the message with 550 5.6.0 once
- * the final CRLF.CRLF arrives; a body over the size limit gets 552
+ * the final CRLF.CRLF arrives. A body over the size limit gets 552
  * 5.3.4, and a line of the wire form longer than max_text_line gets 554
  * 5.6.0. A message whose header section has more than max_hops
  * Received: fields gets 554 5.4.6 (smtp_hops.h says what counts). In

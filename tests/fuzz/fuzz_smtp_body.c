@@ -181,8 +181,8 @@ static char *bdat_stream(const struct body_case *c, size_t chunks,
 }
 
 /* bad_text_seen returns the index of the byte at which the BDAT reading
- * first detects a NUL or a bare CR or LF: the NUL or LF itself, or the
- * byte after a lone CR, which is len for a CR at the very end. Returns
+ * first detects a NUL or a bare CR or LF. That is the NUL or LF itself,
+ * or the byte after a lone CR (len for a CR at the very end). Returns
  * SIZE_MAX when there is none. */
 static size_t bad_text_seen(const char *data, size_t len)
 {
