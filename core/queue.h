@@ -37,6 +37,7 @@ enum queue_rcpt_state {
     QUEUE_RCPT_QUEUED = 0,   /* not yet delivered */
     QUEUE_RCPT_DELIVERED = 1,
     QUEUE_RCPT_BOUNCED = 2,
+    QUEUE_RCPT_DELETED = 4,  /* removed by an operator; final, no DSN */
 };
 
 /* Envelope flags, stored with the message. QUEUE_ENV_DSN means the
@@ -72,6 +73,9 @@ struct queue_options {
     const char *dir;               /* created when missing */
     enum queue_durability durability;
     uint64_t segment_size;         /* bytes; 0 picks the default */
+    bool read_only;                /* inspect only: no lock, no writes,
+                                    * no ready() calls; reactor may be
+                                    * NULL */
 };
 
 /* queue_envelope: what a session knows when DATA starts. Strings are
@@ -96,6 +100,10 @@ struct queue_rcpt {
     enum queue_rcpt_state state;
     uint32_t attempts;           /* delivery attempts so far */
     time_t next_attempt;         /* wall clock, seconds; 0 means now */
+    bool held;                   /* QUEUED but kept from delivery by an
+                                  * operator until released */
+    const char *last_error;      /* last failed reply, in memory only;
+                                  * NULL when none */
 };
 
 /* queue_msg: a stored message as the outbound engine sees it. Pointers

@@ -105,6 +105,12 @@
  * attempt. In memory such a recipient stays QUEUE_RCPT_QUEUED. */
 #define QUEUE_JOURNAL_DEFERRED 3u
 
+/* Operator holds: a HELD entry keeps a QUEUED recipient from delivery,
+ * a later RELEASED entry makes it due at once. A deleted recipient gets
+ * QUEUE_RCPT_DELETED (4), a final state like DELIVERED. */
+#define QUEUE_JOURNAL_HELD 5u
+#define QUEUE_JOURNAL_RELEASED 6u
+
 #define QUEUE_REGION_COMMITTED 0x1u
 #define QUEUE_REGION_ABANDONED 0x2u
 
