@@ -26,9 +26,12 @@ import harness as h
 THREADS = 4
 SINK_DATA_DELAY_MS = 100
 # A recipient deferred before a kill keeps its retry time across the
-# restart: the first retry comes 60 s after the failure, plus up to 20%
-# jitter, so the drain must outlast 72 s.
-DRAIN_TIMEOUT_S = 100
+# restart. RETRY_INTERVAL_S in the configuration sets the first wait (plus
+# up to 20% jitter) and RETRY_MAX_INTERVAL_S caps later ones, so the drain
+# outlasts the longest wait with room for the delivery itself.
+RETRY_INTERVAL_S = 4
+RETRY_MAX_INTERVAL_S = 8
+DRAIN_TIMEOUT_S = 60
 SEND_TIMEOUT_S = 40
 # Deliveries ringrelay keeps in flight at once (OUTBOUND_MAX_ACTIVE in
 # core/outbound.c).
@@ -43,10 +46,12 @@ ZONE = {
     ("mx.example.test", "AAAA"): [],
 }
 
-CONFIG = """
-queue_dir = "{queue}";
+CONFIG = f"""
+queue_dir = "{{queue}}";
 hostname = "relay.test";
 resolver = "127.0.0.1:53";
+retry_interval = {RETRY_INTERVAL_S};
+retry_max_interval = {RETRY_MAX_INTERVAL_S};
 """
 
 ID_HEADER = re.compile(rb"^X-Crash-Id: (\d+)\r$", re.MULTILINE)
