@@ -46,6 +46,17 @@ static int queue_report_finish(FILE *out)
     return 0;
 }
 
+/* queue_report_text_field writes an optional string field, "-" when it is
+ * empty. */
+static void queue_report_text_field(FILE *out, const char *text)
+{
+    if (text == NULL || text[0] == '\0') {
+        fputc('-', out);
+        return;
+    }
+    queue_report_text(out, text, strlen(text));
+}
+
 static void queue_report_text_addr(FILE *out, const char *address)
 {
     fputc('<', out);
@@ -274,13 +285,14 @@ static void queue_report_show_text(FILE *out, const struct queue_msg *msg)
     fprintf(out, "id: %s\narrival: %s (%lld)\nsize: %zu bytes\nsender: ",
             msg->id, iso, (long long)msg->arrival, msg->body_len);
     queue_report_text_addr(out, msg->sender);
-    fprintf(out, "\nflags:%s%s%s%s\n",
+    fprintf(out, "\nflags:%s%s%s%s%s\n",
             (msg->flags & QUEUE_ENV_8BITMIME) ? " 8BITMIME" : "",
             (msg->flags & QUEUE_ENV_SMTPUTF8) ? " SMTPUTF8" : "",
             (msg->flags & QUEUE_ENV_BINARYMIME) ? " BINARYMIME" : "",
-            (msg->flags & QUEUE_ENV_DSN) ? " DSN" : "");
+            (msg->flags & QUEUE_ENV_DSN) ? " DSN" : "",
+            msg->flags == 0 ? " -" : "");
     fprintf(out, "dsn_ret: %s\nenvid: ", ret != NULL ? ret : "-");
-    queue_report_text(out, msg->envid, strlen(msg->envid));
+    queue_report_text_field(out, msg->envid);
 
     fputs("\nrecipients:\n", out);
     for (size_t i = 0; i < msg->rcpt_count; i++) {
@@ -294,14 +306,9 @@ static void queue_report_show_text(FILE *out, const struct queue_msg *msg)
         fputs(" notify=", out);
         queue_report_notify(out, rcpt->dsn_notify, false);
         fputs(" orcpt=", out);
-        queue_report_text(out, rcpt->orcpt, strlen(rcpt->orcpt));
+        queue_report_text_field(out, rcpt->orcpt);
         fputs("\n        last_error: ", out);
-        if (rcpt->last_error != NULL) {
-            queue_report_text(out, rcpt->last_error,
-                              strlen(rcpt->last_error));
-        } else {
-            fputs("-", out);
-        }
+        queue_report_text_field(out, rcpt->last_error);
         fputc('\n', out);
     }
 
