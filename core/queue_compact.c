@@ -1,12 +1,12 @@
 /* Journal compaction: rewrite the journal with only the entries that
  * recovery needs, so it stops growing by one entry per change.
  *
- * The new journal holds, for every message whose record is still in a
- * segment file, one entry per finished recipient (its final state), the
- * last DEFERRED entry of a queued recipient that was attempted (attempts
- * and next attempt), and a HELD entry for a held recipient. Messages
- * still in memory supply their state directly. Finished messages that
- * left memory supply it from the tombstones of their segment.
+ * The new journal covers every message whose record is still in a
+ * segment file. A finished recipient gets one entry with its final state.
+ * A queued recipient that was attempted gets its last DEFERRED entry
+ * (attempts and next attempt), and a held one a HELD entry. Messages in
+ * memory supply their state directly, and finished messages that left
+ * memory supply it from the tombstones of their segment.
  *
  * Crash safety: the new journal is written to journal.new and synced
  * before rename(2) replaces the journal, and rename is atomic, so the
@@ -33,8 +33,9 @@
 
 /* A running queue compacts when the journal is larger than both
  * QUEUE_COMPACT_MIN_BYTES and QUEUE_COMPACT_RATIO times the entries
- * needed. 1 MiB is 32768 entries, which a restart replays in a few
- * milliseconds, so a smaller journal is not worth a rewrite. */
+ * needed. 1 MiB is 32768 entries, which a restart replays in
+ * milliseconds (an estimate), so a smaller journal is not worth a
+ * rewrite. */
 #define QUEUE_COMPACT_MIN_BYTES (1024u * 1024)
 #define QUEUE_COMPACT_RATIO 4u
 
@@ -348,7 +349,7 @@ void queue_compact_maybe(struct queue *queue)
     }
 
     /* Counting the needed entries walks every message, so the next check
-     * waits until the journal doubles; that keeps the cost per entry
+     * waits until the journal doubles, which keeps the cost per entry
      * constant. */
     queue->compact_check_at = 2 * queue->journal.tail;
 }

@@ -135,8 +135,8 @@ bool queue_dir_locked(const char *dir)
     }
 
     /* The daemon holds LOCK_EX, so a shared attempt fails only while it
-     * runs; a shared lock that succeeds shuts out no daemon start for
-     * longer than these two calls. */
+     * runs. NOTE: a daemon that starts between the two flock calls finds
+     * the lock taken and exits with event=queue_locked. */
     if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
         locked = errno == EWOULDBLOCK;
     } else if (flock(fd, LOCK_UN) != 0) {

@@ -13,7 +13,7 @@
 #include "core/queue_admin.h"
 #include "core/queue_report_escape.h"
 
-/* Header bytes shown by queue_report_show(), at most. */
+/* Maximum header bytes that queue_report_show() writes. */
 #define QUEUE_REPORT_HEADER_MAX (64u * 1024)
 
 static const char *queue_report_state(const struct queue_rcpt *rcpt)
@@ -245,18 +245,18 @@ static void queue_report_text_headers(FILE *out, const struct queue_msg *msg,
         const char *line = msg->body + start;
         const char *lf = memchr(line, '\n', len - start);
         size_t line_len = lf != NULL ? (size_t)(lf - line) : len - start;
-        size_t shown = line_len;
+        size_t visible_len = line_len;
 
         start += line_len + (lf != NULL ? 1 : 0);
-        if (shown > 0 && line[shown - 1] == '\r') {
-            shown--;
+        if (visible_len > 0 && line[visible_len - 1] == '\r') {
+            visible_len--;
         }
-        if (stuffed && shown > 0 && line[0] == '.') {
+        if (stuffed && visible_len > 0 && line[0] == '.') {
             line++;
-            shown--;
+            visible_len--;
         }
         fputs("    ", out);
-        queue_report_text(out, line, shown);
+        queue_report_text(out, line, visible_len);
         fputc('\n', out);
     }
 }

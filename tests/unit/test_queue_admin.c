@@ -169,8 +169,8 @@ static const struct queue_envelope test_env = {
 static const char test_body[] =
     "Subject: test\r\nFrom: <sender@example.com>\r\n\r\nbody line\r\n";
 
-/* store_env writes, commits and waits for one message; returns it, with
- * the test's reference. */
+/* store_env writes, commits and waits for one message, and returns it
+ * with the test's reference. */
 static struct queue_msg *store_env(const struct queue_envelope *env,
                                    const char *body, size_t len)
 {
@@ -434,7 +434,7 @@ static size_t snapshot(struct file_print *prints)
 {
     struct dirent **names = NULL;
     int count = scandir(fx.dir, &names, NULL, alphasort);
-    size_t kept = 0;
+    size_t file_count = 0;
 
     cr_assert_geq(count, 0);
     for (int i = 0; i < count; i++) {
@@ -445,27 +445,28 @@ static size_t snapshot(struct file_print *prints)
         int fd;
 
         if (names[i]->d_name[0] != '.') {
-            cr_assert_lt(kept, MAX_FILES);
+            struct file_print *print = &prints[file_count];
+
+            cr_assert_lt(file_count, MAX_FILES);
             dir_path(path, sizeof(path), names[i]->d_name);
             cr_assert_eq(stat(path, &st), 0);
-            snprintf(prints[kept].name, sizeof(prints[kept].name), "%s",
+            snprintf(print->name, sizeof(print->name), "%s",
                      names[i]->d_name);
-            prints[kept].size = st.st_size;
-            prints[kept].mtime = st.st_mtim;
-            prints[kept].crc = 0;
+            print->size = st.st_size;
+            print->mtime = st.st_mtim;
+            print->crc = 0;
             fd = open(path, O_RDONLY);
             cr_assert_geq(fd, 0);
             while ((got = read(fd, buf, sizeof(buf))) > 0) {
-                prints[kept].crc = crc32c_update(prints[kept].crc, buf,
-                                                 (size_t)got);
+                print->crc = crc32c_update(print->crc, buf, (size_t)got);
             }
             close(fd);
-            kept++;
+            file_count++;
         }
         free(names[i]);
     }
     free(names);
-    return kept;
+    return file_count;
 }
 
 static void assert_same_files(const struct file_print *before, size_t count)
