@@ -411,9 +411,10 @@ static uint16_t queue_attempts_stored(uint32_t attempts)
 }
 
 /* queue_check_change returns 0 when recipient rcpt of msg is still QUEUED
- * and the queue can write. It fails with EROFS on a read-only queue, with
- * ECANCELED when an operator deleted the recipient (an attempt that was
- * in flight then has nothing to record), and with EINVAL otherwise. */
+ * and the queue can write. It fails with EROFS on a read-only queue and
+ * with EINVAL for a bad index or a finished recipient. A recipient that
+ * an operator deleted fails with ECANCELED, because an attempt that was
+ * in flight then has nothing to record. */
 static int queue_check_change(const struct queue *queue,
                               const struct queue_msg *msg, size_t rcpt,
                               const char *event)

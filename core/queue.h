@@ -140,12 +140,12 @@ typedef void (*queue_commit_fn)(void *arg, int status, const char *id);
  * EWOULDBLOCK when another process holds the directory's lock.
  *
  * With opts->read_only the directory must exist (ENOENT otherwise). The
- * open takes no lock, so it works beside a running daemon, and opens the
- * files O_RDONLY: it cuts no torn tail, removes no segment or leftover,
- * compacts and syncs nothing, and never calls ready(), which may be
- * NULL, as may reactor. Everything that would write then fails with
- * EROFS. It shows the state on disk at the open; a daemon's later
- * changes are not seen. */
+ * open takes no lock, so it works beside a running daemon. It opens the
+ * files O_RDONLY, cuts no torn tail, removes no segment or leftover, and
+ * compacts and syncs nothing. It never calls ready(), so ready and
+ * reactor may be NULL. Everything that would write fails with EROFS. The
+ * queue shows the state on disk at the open, without a daemon's later
+ * changes. */
 int queue_open(struct queue **out, struct reactor *reactor,
                const struct queue_options *opts, queue_ready_fn ready,
                void *ready_arg);

@@ -45,10 +45,10 @@ int queue_journal_open(struct queue_journal *journal, int dir_fd,
 int queue_journal_open_read_only(struct queue_journal *journal, int dir_fd,
                                  const char *dir);
 
-/* queue_dir_locked returns true when a process holds the lock of the
- * queue directory dir, normally a running daemon. It tries a shared lock
- * without waiting and drops it at once; a directory without a journal
- * is not locked. */
+/* queue_dir_locked returns true when a process, normally a running
+ * daemon, holds the lock of the queue directory dir. It tries a shared
+ * lock without waiting and drops it at once. A directory without a
+ * journal counts as not locked. */
 bool queue_dir_locked(const char *dir);
 
 /* queue_journal_replay calls apply() for every valid entry in file order,

@@ -89,12 +89,12 @@
  * deferred recipient at once, delivers a held one and keeps a deleted
  * one queued.
  *
- * Compaction (core/queue_compact.c) replaces the journal, by rename(2)
- * of a synced journal.new, with the entries recovery needs: for every
- * message whose record is still in a segment, one final entry per
- * finished recipient and, per queued recipient, its last DEFERRED entry
- * if it was attempted and then a HELD entry if it is held. Rewritten
- * final and HELD entries carry the compaction time. */
+ * Compaction (core/queue_compact.c) replaces the journal with the
+ * entries recovery needs, by rename(2) of a synced journal.new. It covers
+ * every message whose record is still in a segment. A finished recipient
+ * gets one final entry. A queued recipient gets its last DEFERRED entry
+ * if it was attempted, then a HELD entry if it is held. Rewritten final
+ * and HELD entries carry the compaction time. */
 #ifndef RINGRELAY_CORE_QUEUE_RECORD_H
 #define RINGRELAY_CORE_QUEUE_RECORD_H
 

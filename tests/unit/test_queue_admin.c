@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/crc32c.h"
@@ -904,4 +905,51 @@ Test(queue_admin, report_headers_capped)
         "assert data['headers_size'] == 65536\n"
         "assert len(data['headers']) == 65536\n"), 0);
     free(body);
+}
+
+/* compact_then_crash builds a journal past the compaction bound in a
+ * child process, lets the running compaction happen and exits without
+ * closing anything, as kill -9 would. */
+static void compact_then_crash(void)
+{
+    struct queue_msg *msg;
+
+    fx.ready_count = 0;
+    fx.queue = NULL;
+    if (reactor_new(&fx.reactor, NULL) != 0 || open_queue() != 0) {
+        _exit(2);
+    }
+    msg = store();
+    if (queue_mark(fx.queue, msg, 0, QUEUE_RCPT_BOUNCED) != 0) {
+        _exit(3);
+    }
+    for (uint32_t a = 1; a <= 33000; a++) {
+        if (queue_defer(fx.queue, msg, 1, a, 1900000000) != 0) {
+            _exit(4);
+        }
+    }
+    run_briefly();
+    _exit(file_size("journal") == 2 * QUEUE_JOURNAL_ENTRY_LEN ? 0 : 5);
+}
+
+Test(queue_admin, compacted_journal_survives_crash)
+{
+    struct queue_msg *msg;
+    pid_t pid = fork();
+    int status;
+
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        compact_then_crash();
+    }
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "child failed with status %d", status);
+
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 1);
+    msg = fx.ready[0];
+    cr_assert_eq(msg->rcpts[0].state, QUEUE_RCPT_BOUNCED);
+    cr_assert_eq(msg->rcpts[1].attempts, 33000);
+    cr_assert_eq(msg->rcpts[1].next_attempt, 1900000000);
 }
