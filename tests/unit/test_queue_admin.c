@@ -278,6 +278,29 @@ Test(queue_admin, find_and_walk_in_id_order)
     cr_assert_null(queue_find(fx.queue, "FFFFFFFFFFFFFFFF"));
 }
 
+Test(queue_admin, walk_in_id_order_after_late_commit)
+{
+    struct queue_writer *early = NULL;
+    struct queue_writer *late = NULL;
+
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(queue_writer_begin(fx.queue, &early, &test_env, 0), 0);
+    cr_assert_eq(queue_writer_begin(fx.queue, &late, &test_env, 0), 0);
+    cr_assert_eq(queue_writer_append(late, "b\r\n", 3), 0);
+    cr_assert_eq(queue_writer_commit(late, on_done, &fx), 0);
+    run_reactor(1, 5000);
+    cr_assert_eq(queue_writer_append(early, "a\r\n", 3), 0);
+    cr_assert_eq(queue_writer_commit(early, on_done, &fx), 0);
+    run_reactor(2, 5000);
+    cr_assert_eq(fx.ready_count, 2);
+
+    /* The first writer got the lower ID but committed second. */
+    cr_assert_eq(queue_first(fx.queue), fx.ready[1]);
+    cr_assert_eq(queue_next(fx.queue, fx.ready[1]), fx.ready[0]);
+    cr_assert_null(queue_next(fx.queue, fx.ready[0]));
+    cr_assert_lt(strcmp(fx.ready[1]->id, fx.ready[0]->id), 0);
+}
+
 Test(queue_admin, hold_release_delete_survive_reopen)
 {
     char held_id[QUEUE_ID_LEN + 1];
@@ -525,6 +548,9 @@ Test(queue_admin, read_only_sees_messages_changes_nothing)
     append_bytes("journal", "torn", 4);
     append_bytes(QUEUE_JOURNAL_NEW_NAME, "left", 4);
     count = snapshot(before);
+
+    /* A write in the same clock tick as the snapshot could keep the mtime
+     * on a file system with coarse timestamps. */
     sleep(1);
 
     ro = open_read_only();
