@@ -979,3 +979,36 @@ Test(queue_admin, compacted_journal_survives_crash)
     cr_assert_eq(msg->rcpts[1].attempts, 33000);
     cr_assert_eq(msg->rcpts[1].next_attempt, 1900000000);
 }
+
+Test(queue_admin, failed_compaction_keeps_old_journal)
+{
+    char path[PATH_MAX * 2];
+    struct queue_msg *msg;
+    char id[QUEUE_ID_LEN + 1];
+
+    cr_assert_eq(open_queue(), 0);
+    msg = store();
+    snprintf(id, sizeof(id), "%s", msg->id);
+
+    /* A directory in the way makes creating journal.new fail. */
+    dir_path(path, sizeof(path), QUEUE_JOURNAL_NEW_NAME);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    for (uint32_t a = 1; a <= 33000; a++) {
+        cr_assert_eq(queue_defer(fx.queue, msg, 0, a, 1900000000), 0);
+    }
+    run_briefly();
+    cr_assert_eq(file_size("journal"), 33000 * QUEUE_JOURNAL_ENTRY_LEN);
+    cr_assert_eq(queue_defer(fx.queue, msg, 1, 1, 1900000001), 0);
+    run_briefly();
+    cr_assert_eq(file_size("journal"), 33001 * QUEUE_JOURNAL_ENTRY_LEN,
+                 "appends stopped after the failed compaction");
+
+    cr_assert_eq(rmdir(path), 0);
+    reopen_queue();
+    msg = find_ready(id);
+    cr_assert_not_null(msg);
+    cr_assert_eq(msg->rcpts[0].attempts, 33000);
+    cr_assert_eq(msg->rcpts[1].next_attempt, 1900000001);
+    cr_assert_eq(file_size("journal"), 2 * QUEUE_JOURNAL_ENTRY_LEN,
+                 "start-up compaction did not run");
+}
