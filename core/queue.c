@@ -50,14 +50,24 @@ static struct queue_item *queue_item_of(struct queue_msg *msg)
 
 void queue_item_link(struct queue *queue, struct queue_item *item)
 {
-    item->prev = queue->items_tail;
-    item->next = NULL;
-    if (queue->items_tail != NULL) {
-        queue->items_tail->next = item;
+    struct queue_item *after = queue->items_tail;
+
+    while (after != NULL && after->id > item->id) {
+        after = after->prev;
+    }
+
+    item->prev = after;
+    item->next = after != NULL ? after->next : queue->items;
+    if (item->next != NULL) {
+        item->next->prev = item;
+    } else {
+        queue->items_tail = item;
+    }
+    if (after != NULL) {
+        after->next = item;
     } else {
         queue->items = item;
     }
-    queue->items_tail = item;
     queue->item_count++;
 }
 
@@ -125,7 +135,7 @@ void queue_item_unref(struct queue *queue, struct queue_item *item)
     }
 
     queue_item_unlink(queue, item);
-    free(item);
+    queue_item_free(item);
     seg->live--;
     queue_segment_reclaim(queue, seg);
 }
@@ -169,9 +179,12 @@ void queue_segment_reclaim(struct queue *queue, struct queue_segment *seg)
     }
 
     /* Journal entries of the segment's messages name IDs that are never
-     * issued again, so they stay harmless in the journal. A failed unlink
-     * only leaves a file that the next open removes. */
-    queue_segment_unlink(seg, queue->dir_fd);
+     * issued again, so they stay harmless in the journal until compaction
+     * drops them. A failed unlink only leaves a file that the next open
+     * removes. A read-only queue removes nothing. */
+    if (!queue->read_only) {
+        queue_segment_unlink(seg, queue->dir_fd);
+    }
     queue_segment_free(seg);
 }
 
@@ -237,6 +250,7 @@ static void queue_finish_batch(struct queue *queue)
         free(c);
     }
 
+    queue_compact_maybe(queue);
     if (queue_needs_sync(queue)) {
         queue_schedule_sync(queue);
     }
@@ -396,14 +410,46 @@ static uint16_t queue_attempts_stored(uint32_t attempts)
     return attempts > UINT16_MAX ? UINT16_MAX : (uint16_t)attempts;
 }
 
+/* queue_check_change returns 0 when recipient rcpt of msg is still QUEUED
+ * and the queue can write. It fails with EROFS on a read-only queue and
+ * with EINVAL for a bad index or a finished recipient. A recipient that
+ * an operator deleted fails with ECANCELED, because an attempt that was
+ * in flight then has nothing to record. */
+static int queue_check_change(const struct queue *queue,
+                              const struct queue_msg *msg, size_t rcpt,
+                              const char *event)
+{
+    if (queue->read_only) {
+        errno = EROFS;
+        return -1;
+    }
+    if (rcpt < msg->rcpt_count &&
+        msg->rcpts[rcpt].state == QUEUE_RCPT_DELETED) {
+        log_info("id=%s event=%s rcpt=%zu reason=deleted", msg->id, event,
+                 rcpt);
+        errno = ECANCELED;
+        return -1;
+    }
+    if (rcpt >= msg->rcpt_count ||
+        msg->rcpts[rcpt].state != QUEUE_RCPT_QUEUED) {
+        log_error("id=%s event=%s rcpt=%zu reason=not_queued", msg->id,
+                  event, rcpt);
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
 int queue_defer(struct queue *queue, struct queue_msg *msg, size_t rcpt,
                 uint32_t attempts, time_t next_attempt)
 {
     struct queue_item *item = queue_item_of(msg);
     struct queue_journal_entry entry;
 
-    if (rcpt >= msg->rcpt_count ||
-        msg->rcpts[rcpt].state != QUEUE_RCPT_QUEUED || attempts == 0) {
+    if (queue_check_change(queue, msg, rcpt, "queue_defer_invalid") != 0) {
+        return -1;
+    }
+    if (attempts == 0) {
         log_error("id=%s event=queue_defer_invalid rcpt=%zu "
                   "attempts=%" PRIu32, msg->id, rcpt, attempts);
         errno = EINVAL;
@@ -411,7 +457,7 @@ int queue_defer(struct queue *queue, struct queue_msg *msg, size_t rcpt,
     }
 
     /* The schedule is kept in memory even when the write fails, so only a
-     * restart loses it. */
+     * restart loses it. A held recipient stays held. */
     msg->rcpts[rcpt].attempts = attempts;
     msg->rcpts[rcpt].next_attempt = next_attempt;
 
@@ -435,9 +481,10 @@ int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
     struct queue_item *item = queue_item_of(msg);
     struct queue_journal_entry entry;
 
-    if (rcpt >= msg->rcpt_count || msg->rcpts[rcpt].state !=
-        QUEUE_RCPT_QUEUED || (state != QUEUE_RCPT_DELIVERED &&
-                              state != QUEUE_RCPT_BOUNCED)) {
+    if (queue_check_change(queue, msg, rcpt, "queue_mark_invalid") != 0) {
+        return -1;
+    }
+    if (state != QUEUE_RCPT_DELIVERED && state != QUEUE_RCPT_BOUNCED) {
         log_error("id=%s event=queue_mark_invalid rcpt=%zu state=%d",
                   msg->id, rcpt, (int)state);
         errno = EINVAL;
@@ -455,7 +502,10 @@ int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
         return -1;
     }
 
+    /* An attempt that started before an operator's hold has still
+     * delivered or bounced, so its result is recorded and ends the hold. */
     msg->rcpts[rcpt].state = state;
+    msg->rcpts[rcpt].held = false;
     queue_schedule_sync(queue);
 
     /* The queue keeps its reference only while a recipient is QUEUED. */
@@ -502,6 +552,10 @@ static int queue_sync_fd(int fd, bool datasync, const char *file)
 int queue_sync_now(struct queue *queue)
 {
     int saved = 0;
+
+    if (queue->read_only) {
+        return 0;
+    }
 
     /* On Linux, bytes written through a MAP_SHARED mapping are page-cache
      * pages of the file, so fdatasync writes them back and no msync is
@@ -568,15 +622,19 @@ void queue_close(struct queue *queue)
                   queue->writers);
     }
 
-    queue_sync_now(queue);
-    queue_detach_reactor(queue);
+    if (!queue->read_only) {
+        queue_sync_now(queue);
+    }
+    if (queue->reactor != NULL) {
+        queue_detach_reactor(queue);
+    }
     queue_drop_commits(queue->pending);
     queue_drop_commits(queue->batch);
 
     for (struct queue_item *item = queue->items; item != NULL;
          item = item_next) {
         item_next = item->next;
-        free(item);
+        queue_item_free(item);
     }
     for (struct queue_segment *seg = queue->segments; seg != NULL;
          seg = seg_next) {
@@ -669,6 +727,7 @@ static struct queue *queue_alloc(struct reactor *reactor,
 
     queue->hook.run = queue_hook_run;
     queue->hook.owner = queue;
+    queue->read_only = opts->read_only;
     queue->dir = strdup(opts->dir);
     if (queue->dir == NULL) {
         queue_close(queue);
@@ -677,11 +736,28 @@ static struct queue *queue_alloc(struct reactor *reactor,
     return queue;
 }
 
+/* queue_open_dir_read_only opens an existing directory and its journal
+ * without creating, locking or syncing anything. */
+static int queue_open_dir_read_only(struct queue *queue)
+{
+    queue->dir_fd = open(queue->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (queue->dir_fd < 0) {
+        log_error("event=queue_open_failed dir=%s error=\"%s\"", queue->dir,
+                  strerror(errno));
+        return -1;
+    }
+    return queue_journal_open_read_only(&queue->journal, queue->dir_fd,
+                                        queue->dir);
+}
+
 /* queue_open_dir creates and opens the directory and its journal. The
  * directory is synced once so a newly created journal survives a
  * crash. */
 static int queue_open_dir(struct queue *queue)
 {
+    if (queue->read_only) {
+        return queue_open_dir_read_only(queue);
+    }
     if (queue_mkdir_p(queue->dir) != 0) {
         return -1;
     }
@@ -709,12 +785,13 @@ static void queue_log_opened(const struct queue *queue,
 {
     log_info("event=queue_opened dir=%s durability=%s segment_size=%" PRIu64
              " segments=%zu messages=%zu recipients=%zu dropped=%zu "
-             "abandoned=%zu removed_segments=%zu", queue->dir,
+             "abandoned=%zu removed_segments=%zu read_only=%s", queue->dir,
              queue_durability_names[queue->durability], queue->segment_size,
              stats->segments, stats->messages, stats->recipients,
-             stats->dropped, stats->abandoned, stats->removed_segments);
+             stats->dropped, stats->abandoned, stats->removed_segments,
+             queue->read_only ? "yes" : "no");
 
-    if (queue->durability == QUEUE_DURABILITY_NONE) {
+    if (queue->durability == QUEUE_DURABILITY_NONE && !queue->read_only) {
         log_warning("event=queue_durability_none dir=%s note=%s", queue->dir,
                     "acknowledged_messages_are_lost_on_a_crash");
     }
@@ -749,6 +826,9 @@ int queue_open(struct queue **out, struct reactor *reactor,
     queue->recovered_dropped = stats.dropped;
     queue_log_opened(queue, &stats);
     *out = queue;
+    if (queue->read_only) {
+        return 0;
+    }
 
     /* The extra reference keeps item alive while ready() runs, so its
      * successor can still be read afterwards. */

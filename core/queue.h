@@ -135,9 +135,17 @@ typedef void (*queue_ready_fn)(void *arg, struct queue_msg *msg);
 typedef void (*queue_commit_fn)(void *arg, int status, const char *id);
 
 /* queue_open opens or creates the queue directory, scans its segments and
- * journal, and calls ready() for each message still to deliver. Logs what
- * was recovered and what was dropped. Fails with errno EWOULDBLOCK when
- * another process holds the directory's lock. */
+ * journal, and calls ready() for each message still to deliver, held ones
+ * included. Logs what was recovered and what was dropped. Fails with errno
+ * EWOULDBLOCK when another process holds the directory's lock.
+ *
+ * With opts->read_only the directory must exist (ENOENT otherwise). The
+ * open takes no lock, so it works beside a running daemon. It opens the
+ * files O_RDONLY, cuts no torn tail, removes no segment or leftover, and
+ * compacts and syncs nothing. It never calls ready(), so ready and
+ * reactor may be NULL. Everything that would write fails with EROFS. The
+ * queue shows the state on disk at the open, without a daemon's later
+ * changes. */
 int queue_open(struct queue **out, struct reactor *reactor,
                const struct queue_options *opts, queue_ready_fn ready,
                void *ready_arg);
@@ -198,16 +206,22 @@ void queue_msg_ref(struct queue_msg *msg);
  * holds it and every recipient is final. */
 void queue_msg_unref(struct queue *queue, struct queue_msg *msg);
 
-/* queue_mark records a final state for one recipient in the journal. The
- * journal is synced at the end of the reactor turn. */
+/* queue_mark records a final state, QUEUE_RCPT_DELIVERED or
+ * QUEUE_RCPT_BOUNCED, for one QUEUED recipient in the journal, and ends
+ * an operator's hold on it, because the attempt did happen. Fails with
+ * ECANCELED when an operator deleted the recipient meanwhile (nothing is
+ * written and the recipient stays deleted), with EROFS on a read-only
+ * queue and with EINVAL for any other state. The journal is synced at
+ * the end of the reactor turn. */
 int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
                enum queue_rcpt_state state);
 
 /* queue_defer records in the journal that recipient rcpt, still QUEUED,
  * failed its attempt number attempts (at least 1) and waits until
  * next_attempt (wall clock, seconds), and stores both in msg->rcpts[rcpt].
- * Counts above 65535 are stored as 65535. The journal is synced at the
- * end of the reactor turn. */
+ * A held recipient stays held. Counts above 65535 are stored as 65535.
+ * Fails like queue_mark(). The journal is synced at the end of the
+ * reactor turn. */
 int queue_defer(struct queue *queue, struct queue_msg *msg, size_t rcpt,
                 uint32_t attempts, time_t next_attempt);
 

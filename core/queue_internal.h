@@ -92,6 +92,8 @@ struct queue {
     size_t item_count;              /* items in queue->items */
     size_t recovered_messages;
     size_t recovered_dropped;
+    bool read_only;                 /* queue_options.read_only */
+    uint64_t compact_check_at;      /* journal bytes; see queue_compact.c */
 };
 
 /* Recovery counts logged by queue_open(). */
@@ -119,7 +121,8 @@ struct queue_item *queue_item_new(struct queue *queue,
                                   struct queue_segment *seg, uint64_t offset,
                                   const struct queue_region_header *header);
 
-/* queue_item_link appends item to queue->items. */
+/* queue_item_link inserts item into queue->items by queue ID, searching
+ * from the tail because commits arrive nearly in ID order. */
 void queue_item_link(struct queue *queue, struct queue_item *item);
 
 /* queue_item_unref drops one reference and frees the item at zero. */
@@ -135,6 +138,33 @@ void queue_segment_reclaim(struct queue *queue, struct queue_segment *seg);
 /* queue_schedule_sync defers the group-commit hook to the end of the
  * current reactor turn. */
 void queue_schedule_sync(struct queue *queue);
+
+/* queue_item_free frees item with its last_error strings, and keeps a
+ * tombstone in its segment when every recipient is final. */
+void queue_item_free(struct queue_item *item);
+
+/* queue_tombstone_add records the final states of item in its segment.
+ * When memory runs out it sets seg->tombstones_lost, which stops
+ * compaction while the segment exists. */
+void queue_tombstone_add(const struct queue_item *item);
+
+/* queue_compact rewrites the journal with only the entries needed to
+ * recover the current state (core/queue_compact.c). */
+int queue_compact(struct queue *queue);
+
+/* queue_compact_maybe compacts a running queue's journal once it grows
+ * past the bound of queue_compact.c. Call it only while no sync is in
+ * flight. */
+void queue_compact_maybe(struct queue *queue);
+
+/* queue_compact_remove_leftover removes a journal.new that a compaction
+ * interrupted by a crash left behind. It was never renamed, so the
+ * journal itself is complete. */
+int queue_compact_remove_leftover(struct queue *queue);
+
+/* queue_compact_needed returns the number of entries compaction would
+ * write. */
+size_t queue_compact_needed(const struct queue *queue);
 
 /* queue_recover scans segments and journal and builds queue->items. */
 int queue_recover(struct queue *queue, struct queue_recovery_stats *stats);

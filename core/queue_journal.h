@@ -12,10 +12,15 @@
 
 #define QUEUE_JOURNAL_NAME "journal"
 
+/* The file journal compaction writes before renaming it over the
+ * journal; one found at open is a leftover of a crash and is removed. */
+#define QUEUE_JOURNAL_NEW_NAME "journal.new"
+
 struct queue_journal {
     int fd;
     uint64_t tail;     /* offset of the next entry; entries end here */
     bool dirty;        /* entries written since the last sync */
+    bool read_only;    /* opened O_RDONLY and unlocked; fd -1 if absent */
 };
 
 struct queue_journal_stats {
@@ -35,9 +40,20 @@ typedef void (*queue_journal_apply_fn)(void *arg,
 int queue_journal_open(struct queue_journal *journal, int dir_fd,
                        const char *dir);
 
+/* queue_journal_open_read_only opens the journal O_RDONLY without a lock.
+ * A missing journal is no error: fd stays -1 and replay finds nothing. */
+int queue_journal_open_read_only(struct queue_journal *journal, int dir_fd,
+                                 const char *dir);
+
+/* queue_dir_locked returns true when a process, normally a running
+ * daemon, holds the lock of the queue directory dir. It tries a shared
+ * lock without waiting and drops it at once. A directory without a
+ * journal counts as not locked. */
+bool queue_dir_locked(const char *dir);
+
 /* queue_journal_replay calls apply() for every valid entry in file order,
  * then cuts off a torn tail so appends continue after the last valid
- * entry. */
+ * entry. A read-only journal keeps its tail. */
 int queue_journal_replay(struct queue_journal *journal,
                          queue_journal_apply_fn apply, void *arg,
                          struct queue_journal_stats *stats);

@@ -72,16 +72,29 @@
  *    16    8 time, seconds since the Unix epoch (signed): the time of
  *             the change, but the time of the next attempt in a
  *             QUEUE_JOURNAL_DEFERRED entry
- *    24    2 recipient state: enum queue_rcpt_state, or
- *             QUEUE_JOURNAL_DEFERRED
+ *    24    2 recipient state: 1 DELIVERED, 2 BOUNCED, 3 DEFERRED,
+ *             4 DELETED, 5 HELD, 6 RELEASED
  *    26    2 delivery attempts so far; 0 (written before the count
  *             existed) reads back as 1
  *    28    4 CRC32C of bytes 0..27
  *
- * A DEFERRED entry stores the next-attempt time itself, not the change
- * time, so recovery keeps the jitter of the schedule and needs no copy
- * of the backoff formula. Readers without DEFERRED support warn about
- * such entries and skip them, so the recipient is retried at once. */
+ * DELIVERED, BOUNCED and DELETED are final: recovery ignores every later
+ * entry of that recipient. A DEFERRED entry stores the next-attempt time
+ * itself, not the change time, so recovery keeps the jitter of the
+ * schedule and needs no copy of the backoff formula. HELD and RELEASED
+ * set and clear an operator's hold on a recipient that stays queued;
+ * RELEASED also makes it due at once. Recovery takes the attempt count
+ * from DEFERRED and final entries only. Readers that do not know a state
+ * warn about the entry and skip it, so an older reader retries a
+ * deferred recipient at once, delivers a held one and keeps a deleted
+ * one queued.
+ *
+ * Compaction (core/queue_compact.c) replaces the journal with the
+ * entries recovery needs, by rename(2) of a synced journal.new. It covers
+ * every message whose record is still in a segment. A finished recipient
+ * gets one final entry. A queued recipient gets its last DEFERRED entry
+ * if it was attempted, then a HELD entry if it is held. Rewritten final
+ * and HELD entries carry the compaction time. */
 #ifndef RINGRELAY_CORE_QUEUE_RECORD_H
 #define RINGRELAY_CORE_QUEUE_RECORD_H
 
@@ -107,7 +120,8 @@
 
 /* Operator holds: a HELD entry keeps a QUEUED recipient from delivery,
  * a later RELEASED entry makes it due at once. A deleted recipient gets
- * QUEUE_RCPT_DELETED (4), a final state like DELIVERED. */
+ * QUEUE_RCPT_DELETED (4), a final state like DELIVERED. In memory a held
+ * recipient is QUEUE_RCPT_QUEUED with held set. */
 #define QUEUE_JOURNAL_HELD 5u
 #define QUEUE_JOURNAL_RELEASED 6u
 

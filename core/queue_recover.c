@@ -184,7 +184,13 @@ static int queue_recover_segment(struct queue *queue, uint64_t number,
     struct queue_segment *seg;
 
     queue_segment_name(name, sizeof(name), number);
-    if (queue_segment_open(&seg, queue->dir_fd, name, number) != 0) {
+    if (queue_segment_open(&seg, queue->dir_fd, name, number,
+                           queue->read_only) != 0) {
+        if (errno == ENODATA && queue->read_only) {
+            log_warning("event=queue_segment_empty segment=%s "
+                        "action=skip", name);
+            return 0;
+        }
         if (errno == ENODATA) {
             log_warning("event=queue_segment_empty segment=%s "
                         "action=remove", name);
@@ -278,6 +284,21 @@ static int queue_build_index(struct queue_recovery *rec)
     return 0;
 }
 
+static bool queue_entry_state_known(uint16_t state)
+{
+    switch (state) {
+    case QUEUE_RCPT_DELIVERED:
+    case QUEUE_RCPT_BOUNCED:
+    case QUEUE_RCPT_DELETED:
+    case QUEUE_JOURNAL_DEFERRED:
+    case QUEUE_JOURNAL_HELD:
+    case QUEUE_JOURNAL_RELEASED:
+        return true;
+    default:
+        return false;
+    }
+}
+
 static void queue_apply_entry(void *arg,
                               const struct queue_journal_entry *entry)
 {
@@ -295,9 +316,7 @@ static void queue_apply_entry(void *arg,
 
     item = *found;
     if (entry->rcpt >= item->msg.rcpt_count ||
-        (entry->state != QUEUE_RCPT_DELIVERED &&
-         entry->state != QUEUE_RCPT_BOUNCED &&
-         entry->state != QUEUE_JOURNAL_DEFERRED)) {
+        !queue_entry_state_known(entry->state)) {
         log_warning("id=%s event=queue_journal_entry_invalid rcpt=%" PRIu32
                     " state=%u", item->msg.id, entry->rcpt,
                     (unsigned)entry->state);
@@ -310,13 +329,27 @@ static void queue_apply_entry(void *arg,
     }
 
     /* Entries are in file order, so the last DEFERRED entry sets the
-     * schedule. */
-    rcpt->attempts = entry->attempts;
-    if (entry->state == QUEUE_JOURNAL_DEFERRED) {
+     * schedule and the last HELD or RELEASED entry the hold. Hold entries
+     * carry the attempt count too, but 0 in them would decode as 1, so
+     * they leave attempts alone. */
+    switch (entry->state) {
+    case QUEUE_JOURNAL_HELD:
+        rcpt->held = true;
+        return;
+    case QUEUE_JOURNAL_RELEASED:
+        rcpt->held = false;
+        rcpt->next_attempt = 0;
+        return;
+    case QUEUE_JOURNAL_DEFERRED:
+        rcpt->attempts = entry->attempts;
         rcpt->next_attempt = (time_t)entry->time;
         return;
+    default:
+        break;
     }
+    rcpt->attempts = entry->attempts;
     rcpt->state = entry->state;
+    rcpt->held = false;
     item->queued--;
 }
 
@@ -355,6 +388,17 @@ static size_t queue_count_segments(const struct queue *queue)
     return count;
 }
 
+static bool queue_no_tombstones(const struct queue *queue)
+{
+    for (const struct queue_segment *seg = queue->segments; seg != NULL;
+         seg = seg->next) {
+        if (seg->tombstones != NULL) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* queue_release_finished frees messages with no QUEUED recipient, removes
  * segments with no message left, and empties the journal when no message
  * is left at all. */
@@ -381,6 +425,9 @@ static int queue_release_finished(struct queue *queue,
         queue_segment_reclaim(queue, seg);
     }
     stats->removed_segments = before - queue_count_segments(queue);
+    if (queue->read_only) {
+        return 0;
+    }
 
     /* The removals must be durable before the journal entries that
      * finished those messages are cut. */
@@ -389,8 +436,28 @@ static int queue_release_finished(struct queue *queue,
                   strerror(errno));
         return -1;
     }
-    if (queue->items == NULL && queue->journal.tail > 0) {
+    if (queue->items == NULL && queue_no_tombstones(queue) &&
+        queue->journal.tail > 0) {
         return queue_journal_truncate(&queue->journal);
+    }
+    return 0;
+}
+
+/* queue_compact_at_start rewrites the journal when replay read any entry
+ * that recovery does not need. */
+static int queue_compact_at_start(struct queue *queue)
+{
+    uint64_t entries = queue->journal.tail / QUEUE_JOURNAL_ENTRY_LEN;
+
+    if (queue->read_only || entries <= queue_compact_needed(queue)) {
+        return 0;
+    }
+
+    /* A failed compaction leaves the old journal complete and in use, so
+     * the queue still opens. */
+    if (queue_compact(queue) != 0) {
+        log_warning("event=queue_journal_compact_skipped dir=%s "
+                    "reason=\"compaction failed\"", queue->dir);
     }
     return 0;
 }
@@ -402,6 +469,9 @@ int queue_recover(struct queue *queue, struct queue_recovery_stats *stats)
     size_t count = 0;
     int rc = -1;
 
+    if (!queue->read_only && queue_compact_remove_leftover(queue) != 0) {
+        return -1;
+    }
     if (queue_list_segments(queue, &numbers, &count) != 0) {
         return -1;
     }
@@ -415,7 +485,8 @@ int queue_recover(struct queue *queue, struct queue_recovery_stats *stats)
     }
 
     if (queue_build_index(&rec) != 0 || queue_replay_journal(&rec) != 0 ||
-        queue_release_finished(queue, stats) != 0) {
+        queue_release_finished(queue, stats) != 0 ||
+        queue_compact_at_start(queue) != 0) {
         goto out;
     }
     rc = 0;

@@ -79,8 +79,8 @@ static int queue_segment_preallocate(struct queue_segment *seg,
 
 static int queue_segment_map(struct queue_segment *seg)
 {
-    void *map = mmap(NULL, seg->size, PROT_READ | PROT_WRITE, MAP_SHARED,
-                     seg->fd, 0);
+    int prot = seg->read_only ? PROT_READ : PROT_READ | PROT_WRITE;
+    void *map = mmap(NULL, seg->size, prot, MAP_SHARED, seg->fd, 0);
 
     if (map == MAP_FAILED) {
         log_error("event=queue_segment_map_failed segment=%s size=%" PRIu64
@@ -191,7 +191,7 @@ static int queue_segment_check_header(struct queue_segment *seg)
 }
 
 int queue_segment_open(struct queue_segment **out, int dir_fd,
-                       const char *name, uint64_t number)
+                       const char *name, uint64_t number, bool read_only)
 {
     struct queue_segment *seg = queue_segment_alloc(number);
     struct stat st;
@@ -201,7 +201,9 @@ int queue_segment_open(struct queue_segment **out, int dir_fd,
         return -1;
     }
 
-    seg->fd = openat(dir_fd, name, O_RDWR | O_CLOEXEC);
+    seg->read_only = read_only;
+    seg->fd = openat(dir_fd, name,
+                     (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (seg->fd < 0 || fstat(seg->fd, &st) != 0) {
         log_error("event=queue_segment_open_failed segment=%s error=\"%s\"",
                   name, strerror(errno));
@@ -228,8 +230,15 @@ fail:
 
 void queue_segment_free(struct queue_segment *seg)
 {
+    struct queue_tombstone *next;
+
     if (seg == NULL) {
         return;
+    }
+
+    for (struct queue_tombstone *t = seg->tombstones; t != NULL; t = next) {
+        next = t->next;
+        free(t);
     }
 
     if (seg->map != NULL && munmap(seg->map, seg->size) != 0) {

@@ -13,6 +13,16 @@
 
 #define QUEUE_SEGMENT_NAME_MAX 32
 
+/* queue_tombstone: the final recipient states of a finished message whose
+ * record is still in a segment file, kept so journal compaction can write
+ * them again (core/queue_compact.c). */
+struct queue_tombstone {
+    struct queue_tombstone *next;
+    uint64_t id;
+    uint32_t rcpt_count;
+    uint8_t states[];            /* enum queue_rcpt_state per recipient */
+};
+
 struct queue_segment {
     struct queue_segment *next;  /* the queue's list, ascending number */
     char name[QUEUE_SEGMENT_NAME_MAX]; /* "seg-NNNNNNNN" */
@@ -28,6 +38,9 @@ struct queue_segment {
     bool active;                 /* takes new reservations */
     bool dirty;                  /* committed records not yet synced */
     bool syncing;                /* an fsync of fd is in flight */
+    bool read_only;              /* opened O_RDONLY, mapped PROT_READ */
+    struct queue_tombstone *tombstones; /* finished messages in the file */
+    bool tombstones_lost;        /* a tombstone could not be allocated */
 };
 
 /* queue_segment_name formats the file name of segment number. */
@@ -43,16 +56,17 @@ bool queue_segment_parse_name(const char *name, uint64_t *number);
 int queue_segment_create(struct queue_segment **out, int dir_fd,
                          uint64_t number, uint64_t size);
 
-/* queue_segment_open maps an existing segment and checks its header.
+/* queue_segment_open maps an existing segment and checks its header,
+ * read-only (O_RDONLY, PROT_READ) when read_only is set.
  * Fails with ENODATA when the file is shorter than a header or its header
  * is all zero (its creation was interrupted), and with EBADMSG when the
  * header is invalid or does not match the file name and size. tail is set
  * to the end of the header; the caller scans the regions. */
 int queue_segment_open(struct queue_segment **out, int dir_fd,
-                       const char *name, uint64_t number);
+                       const char *name, uint64_t number, bool read_only);
 
-/* queue_segment_free unmaps and closes; NULL is accepted. The file
- * stays. */
+/* queue_segment_free unmaps, closes and frees the tombstones; NULL is
+ * accepted. The file stays. */
 void queue_segment_free(struct queue_segment *seg);
 
 /* queue_segment_unlink removes the segment's file from dir_fd; the mapping

@@ -136,6 +136,10 @@ int queue_writer_begin(struct queue *queue, struct queue_writer **out,
     struct queue_writer *writer;
     uint8_t *envelope;
 
+    if (queue->read_only) {
+        errno = EROFS;
+        return -1;
+    }
     if (envelope_len == 0 || envelope_len > UINT32_MAX) {
         log_error("event=queue_envelope_invalid rcpts=%zu", env->rcpt_count);
         errno = EINVAL;
