@@ -289,7 +289,7 @@ static void control_reply(struct control_client *client, const char *line,
     if (line != NULL) {
         control_request_run(client->control->daemon, line, client->uid, out);
     } else {
-        control_reply_error(out, 0, error);
+        control_reply_error(out, false, error);
     }
     if (fclose(out) != 0) {
         log_error("event=control-reply error=\"reply write failed: %s\"",

@@ -21,6 +21,12 @@
 #define CONTROL_STATUS_OK "ok"
 #define CONTROL_STATUS_ERROR "error"
 
+#include <stdbool.h>
+
+/* control_id_valid reports whether id has the queue ID form: 16 hex
+ * digits, either case. */
+bool control_id_valid(const char *id);
+
 /* control_socket_address fills addr with the socket path inside
  * queue_dir. Fails with ENAMETOOLONG when the path does not fit in
  * sun_path (108 bytes on Linux, NUL included). */

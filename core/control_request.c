@@ -72,13 +72,8 @@ static struct queue_msg *control_find(struct control_call *call,
 {
     char shown[CONTROL_MAX_REQUEST];
     struct queue_msg *msg;
-    size_t len = strlen(id);
-    bool hex = len == QUEUE_ID_LEN;
 
-    for (size_t i = 0; hex && i < len; i++) {
-        hex = isxdigit((unsigned char)id[i]) != 0;
-    }
-    if (!hex) {
+    if (!control_id_valid(id)) {
         control_fail(call, "invalid queue ID \"%s\": expected %d hex digits",
                      control_printable(shown, sizeof(shown), id),
                      QUEUE_ID_LEN);
@@ -316,11 +311,31 @@ static int control_dispatch(struct control_call *call, const char *name,
                         control_printable(shown, sizeof(shown), name));
 }
 
-void control_reply_error(FILE *out, int json, const char *message)
+/* control_json_string writes text as a JSON string; bytes of 0x80 and
+ * above pass unchanged, so UTF-8 stays UTF-8. */
+static void control_json_string(FILE *out, const char *text)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)text; *p != '\0';
+         p++) {
+        if (*p == '"' || *p == '\\') {
+            fprintf(out, "\\%c", *p);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            fprintf(out, "\\u%04x", *p);
+        } else {
+            fputc(*p, out);
+        }
+    }
+    fputc('"', out);
+}
+
+void control_reply_error(FILE *out, bool json, const char *message)
 {
     fprintf(out, "%s\n", CONTROL_STATUS_ERROR);
     if (json) {
-        fprintf(out, "{\"error\": \"%s\"}\n", message);
+        fputs("{\"error\": ", out);
+        control_json_string(out, message);
+        fputs("}\n", out);
     } else {
         fprintf(out, "%s\n", message);
     }
@@ -362,7 +377,7 @@ void control_request_run(struct daemon *daemon, const char *line, uid_t uid,
     if (call.body == NULL) {
         log_error("event=control-request error=\"open_memstream failed: "
                   "%s\"", strerror(errno));
-        control_reply_error(out, 0, "out of memory");
+        control_reply_error(out, false, "out of memory");
         return;
     }
     rc = control_parse(&call, copy);

@@ -3,6 +3,7 @@
 #ifndef RINGRELAY_CORE_CONTROL_REQUEST_H
 #define RINGRELAY_CORE_CONTROL_REQUEST_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -14,6 +15,6 @@ void control_request_run(struct daemon *daemon, const char *line, uid_t uid,
                          FILE *out);
 
 /* control_reply_error writes an error reply in the request's format. */
-void control_reply_error(FILE *out, int json, const char *message);
+void control_reply_error(FILE *out, bool json, const char *message);
 
 #endif
