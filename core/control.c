@@ -43,6 +43,7 @@ struct control_client {
     char *reply;                 /* from open_memstream */
     size_t reply_len;
     size_t reply_sent;
+    bool draining;               /* reply sent, reading until EOF */
     bool closing;
 };
 
@@ -234,12 +235,32 @@ static void control_client_close(struct control_client *client)
     control_client_free(client);
 }
 
+static int control_arm_recv(struct control_client *client);
+
+/* control_drain waits for the client to close after the reply. Closing
+ * with unread input would make the kernel reset the connection, and the
+ * client could lose the reply. The client's timer bounds the wait. */
+static void control_drain(struct control_client *client)
+{
+    int rc;
+
+    client->draining = true;
+    client->request_len = 0;
+    shutdown(client->fd, SHUT_WR);
+    rc = control_arm_recv(client);
+    if (rc < 0) {
+        log_warning("event=control-recv-failed user=%u error=\"%s\"",
+                    (unsigned)client->uid, strerror(-rc));
+        control_client_close(client);
+    }
+}
+
 static void control_send_more(struct control_client *client)
 {
     int rc;
 
     if (client->reply_sent >= client->reply_len) {
-        control_client_close(client);
+        control_drain(client);
         return;
     }
     client->send_op.done = control_send_done;
@@ -351,11 +372,15 @@ static void control_recv_done(struct reactor_op *op, int result)
         return;
     }
     if (result <= 0) {
-        if (result < 0) {
+        if (result < 0 && !client->draining) {
             log_warning("event=control-recv-failed user=%u error=\"%s\"",
                         (unsigned)client->uid, strerror(-result));
         }
         control_client_close(client);
+        return;
+    }
+    if (client->draining) {
+        control_drain(client);
         return;
     }
     client->request_len += (size_t)result;

@@ -254,10 +254,24 @@ int queue_report_stats(struct queue *queue, FILE *out,
         }
     }
     if (format == QUEUE_REPORT_JSON) {
-        fprintf(out, "{\"by_state\":{\"queued\":%zu,\"held\":%zu}}\n", queued,
-                held);
+        fprintf(out, "{\"by_state\":{\"queued\":%zu,\"held\":%zu},"
+                "\"by_destination\":{", queued, held);
     } else {
         fprintf(out, "queued %zu\nheld %zu\n", queued, held);
+    }
+    for (struct queue_msg *m = queue_first(queue); m != NULL;
+         m = queue_next(queue, m)) {
+        const char *at = strrchr(m->rcpts[0].address, '@');
+
+        if (format == QUEUE_REPORT_JSON) {
+            fprintf(out, "%s\"%s\":1", m == queue_first(queue) ? "" : ",",
+                    at != NULL ? at + 1 : "");
+        } else {
+            fprintf(out, "%s 1\n", at != NULL ? at + 1 : "");
+        }
+    }
+    if (format == QUEUE_REPORT_JSON) {
+        fprintf(out, "}}\n");
     }
     return ferror(out) ? -1 : 0;
 }
