@@ -5,7 +5,9 @@ With no sink on 127.0.0.1:25, every message to an address literal is
 deferred for at least 60 s. The test lists, shows and counts them in text
 and JSON, holds one, deletes one, then starts the sink and flushes: the
 flushed message arrives at once, the held and deleted ones never do
-until the held one is released. delete --all empties the queue. Bad
+until the held one is released. delete --all empties the queue, and a
+delete while the sink delays its reply to the data ends the attempt
+without a journal error. Bad
 requests get exit status 1 or 2 and a clear message, also through a raw
 socket, and a second user is turned away.
 
@@ -342,6 +344,25 @@ def check_delete_all(tap, harness, config, sink, store):
     return harness.procs[-1]
 
 
+def check_delete_in_flight(tap, harness, config, sink, store):
+    """Delete a message while the sink holds back its reply to the data."""
+    harness.stop(sink)
+    h.start_sink(harness, store, name="sink-slow",
+                 options=["--data-delay", "3000"])
+    queue_id = send("inflight")
+    h.wait_for(lambda: False, timeout=1)
+    status, out, err = run_tool(harness, config, "delete", queue_id)
+    tap.check(status == 0, "delete during an attempt exits 0", err)
+    ignored = h.wait_for(lambda: f"id={queue_id} event=result-ignored" in
+                         harness.log_text("ringrelay"), timeout=15)
+    tap.check(ignored, "result for a deleted recipient is ignored",
+              harness.log_text("ringrelay")[-2000:])
+    status, out, err = run_tool(harness, config, "list")
+    tap.check(status == 0 and queue_id not in out,
+              "relay runs on after the ignored result", out + err)
+    return harness.procs[-1]
+
+
 def snapshot(queue):
     """Name, size and SHA-256 of every file in the queue directory."""
     files = {}
@@ -479,6 +500,7 @@ def test(tap, harness):
     check_hold_flush(tap, harness, config, ids, store)
     sink = next(p for p in harness.procs if p.test_name == "sink")
     sink = check_delete_all(tap, harness, config, sink, store)
+    sink = check_delete_in_flight(tap, harness, config, sink, store)
     check_stopped(tap, harness, config, queue, relay, sink)
     check_stale_socket(tap, harness, config, queue)
     check_long_path(tap, harness)
