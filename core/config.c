@@ -33,6 +33,8 @@
 #define CONFIG_TIMEOUT_COMMAND_DEFAULT 300
 #define CONFIG_TIMEOUT_DATA_DEFAULT 180
 #define CONFIG_GREETING_DELAY_DEFAULT 1
+#define CONFIG_RETRY_INTERVAL_DEFAULT 60
+#define CONFIG_RETRY_MAX_INTERVAL_DEFAULT 3600
 
 #define CONFIG_RESOLVER_PORT 53
 #define CONFIG_SMTP_PORT 25
@@ -85,6 +87,10 @@ static const struct config_number config_numbers[] = {
     {"timeout_data", 1, 3600, offsetof(struct config, timeout_data), false},
     {"greeting_delay", 0, 60, offsetof(struct config, greeting_delay),
      false},
+    {"retry_interval", 1, 86400, offsetof(struct config, retry_interval),
+     false},
+    {"retry_max_interval", 1, 7 * 86400,
+     offsetof(struct config, retry_max_interval), false},
 };
 
 static int config_error(struct config_loader *loader, unsigned line,
@@ -228,6 +234,8 @@ int config_init(struct config *config)
     config->timeout_command = CONFIG_TIMEOUT_COMMAND_DEFAULT;
     config->timeout_data = CONFIG_TIMEOUT_DATA_DEFAULT;
     config->greeting_delay = CONFIG_GREETING_DELAY_DEFAULT;
+    config->retry_interval = CONFIG_RETRY_INTERVAL_DEFAULT;
+    config->retry_max_interval = CONFIG_RETRY_MAX_INTERVAL_DEFAULT;
     config->reject_early_talkers = true;
     config->log_level = LOG_LEVEL_INFO;
     return 0;
@@ -799,6 +807,8 @@ static const struct config_key config_keys[] = {
     {"timeout_command", config_apply_seconds},
     {"timeout_data", config_apply_seconds},
     {"greeting_delay", config_apply_seconds},
+    {"retry_interval", config_apply_seconds},
+    {"retry_max_interval", config_apply_seconds},
     {"reject_early_talkers", config_apply_reject_early_talkers},
     {"log_level", config_apply_log_level},
     {"postmaster", config_apply_postmaster},
@@ -897,6 +907,20 @@ out:
     return rc;
 }
 
+/* config_check refuses combinations of keys that each are valid alone. */
+static int config_check(struct config_loader *loader)
+{
+    const struct config *config = loader->next;
+
+    if (config->retry_max_interval < config->retry_interval) {
+        snprintf(loader->err, loader->err_size, "%s: retry_max_interval "
+                 "(%us) is shorter than retry_interval (%us)", loader->path,
+                 config->retry_max_interval, config->retry_interval);
+        return -1;
+    }
+    return 0;
+}
+
 int config_load(struct config *config, const char *path, char *err,
                 size_t err_size)
 {
@@ -915,7 +939,7 @@ int config_load(struct config *config, const char *path, char *err,
         config_error(&loader, parse_err.line, "%s", parse_err.reason);
         goto out;
     }
-    if (config_apply(&loader, root) < 0) {
+    if (config_apply(&loader, root) < 0 || config_check(&loader) < 0) {
         goto out;
     }
 

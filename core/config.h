@@ -61,6 +61,12 @@ struct config {
     unsigned greeting_delay;      /* wait before the 220 for clients
                                    * outside relay_networks */
     bool reject_early_talkers;    /* 554 for input before the greeting */
+
+    /* Retry schedule, seconds: the first retry after retry_interval, each
+     * wait twice the last up to retry_max_interval, plus up to 20%
+     * jitter. */
+    unsigned retry_interval;
+    unsigned retry_max_interval;
     enum log_level log_level;
     char *postmaster;             /* RCPT TO:<postmaster> goes here;
                                    * NULL: rejected */

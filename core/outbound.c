@@ -30,10 +30,8 @@
  * to take at least 100, so more go in further transactions. */
 #define OUTBOUND_MAX_RCPTS_PER_TRANSACTION 100
 
-/* Retry schedule: the first retry after 60 s, doubling up to one hour,
- * plus up to 20% jitter so deferred mail does not retry in lockstep. */
-#define OUTBOUND_RETRY_FIRST_MS (60u * 1000u)
-#define OUTBOUND_RETRY_MAX_MS (3600u * 1000u)
+/* The retry schedule comes from retry_interval and retry_max_interval;
+ * up to 20% jitter keeps deferred mail from retrying in lockstep. */
 
 struct outbound {
     struct daemon *daemon;
@@ -235,6 +233,12 @@ static struct outbound_job *job_find(struct outbound_job *head,
     return NULL;
 }
 
+static uint64_t job_retry_max_ms(const struct outbound_job *job)
+{
+    return (uint64_t)job->outbound->daemon->config->retry_max_interval *
+           1000u;
+}
+
 /* job_start_or_wait resumes the retry schedule that the queue recovered
  * for the job's recipients: the job continues from their highest attempt
  * count and waits for their latest next-attempt time. A new message has
@@ -243,6 +247,7 @@ static void job_start_or_wait(struct outbound_job *job)
 {
     time_t now = time(NULL);
     time_t next = 0;
+    uint64_t longest;
     uint64_t delay;
 
     job->attempt = 0;
@@ -262,10 +267,12 @@ static void job_start_or_wait(struct outbound_job *job)
     }
 
     /* A stored time beyond the longest interval plus its jitter means
-     * the wall clock went back, so the wait is cut to that interval. */
+     * the wall clock went back or the schedule was shortened, so the wait
+     * is cut to that interval. */
     delay = (uint64_t)(next - now) * 1000u;
-    if (delay > OUTBOUND_RETRY_MAX_MS + OUTBOUND_RETRY_MAX_MS / 5) {
-        delay = OUTBOUND_RETRY_MAX_MS + OUTBOUND_RETRY_MAX_MS / 5;
+    longest = job_retry_max_ms(job) + job_retry_max_ms(job) / 5;
+    if (delay > longest) {
+        delay = longest;
     }
     job_collect_attempt(job, SIZE_MAX);
     job_wait_retry(job, delay);
@@ -502,15 +509,18 @@ void outbound_record_all(struct outbound_job *job, int code, const char *text)
     job->results_recorded = true;
 }
 
-static uint64_t job_retry_delay_ms(uint32_t attempt)
+/* job_retry_delay_ms returns the wait after the job's current attempt. */
+static uint64_t job_retry_delay_ms(const struct outbound_job *job)
 {
-    uint64_t delay = OUTBOUND_RETRY_FIRST_MS;
+    const struct config *config = job->outbound->daemon->config;
+    uint64_t delay = (uint64_t)config->retry_interval * 1000u;
+    uint64_t max = job_retry_max_ms(job);
 
-    for (uint32_t i = 1; i < attempt && delay < OUTBOUND_RETRY_MAX_MS; i++) {
+    for (uint32_t i = 1; i < job->attempt && delay < max; i++) {
         delay *= 2;
     }
-    if (delay > OUTBOUND_RETRY_MAX_MS) {
-        delay = OUTBOUND_RETRY_MAX_MS;
+    if (delay > max) {
+        delay = max;
     }
     return delay + arc4random_uniform((uint32_t)(delay / 5 + 1));
 }
@@ -574,7 +584,7 @@ void outbound_job_finished(struct outbound_job *job)
         /* Recipients past the transaction limit were not tried yet. */
         outbound_make_ready(job);
     } else {
-        uint64_t delay = job_retry_delay_ms(job->attempt);
+        uint64_t delay = job_retry_delay_ms(job);
 
         /* TODO: bounce recipients still deferred after the queue lifetime
          * (5 days); this version retries them forever. */

@@ -26,6 +26,7 @@ CONFIG = """
 listen = "127.0.0.1:{port}";
 queue_dir = "{queue}";
 hostname = "relay.test";
+retry_interval = {retry};
 routes {{
     "dsn.test" = "127.0.0.1:{dsn_port}";
     "plain.test" = "127.0.0.1:{plain_port}";
@@ -98,9 +99,10 @@ def send(port, rcpts, mail_options=(), source="127.0.0.1"):
             raise RuntimeError(f"DATA got {code} {text!r}")
 
 
-# The first retry comes 60 s after the first attempt, plus up to 20%, and
-# a restarted relay waits for it.
-FIRST_RETRY_MAX_S = 72
+# The first retry comes RETRY_INTERVAL_S after the first attempt, plus up
+# to 20%, and a restarted relay waits for it.
+RETRY_INTERVAL_S = 3
+FIRST_RETRY_MAX_S = RETRY_INTERVAL_S * 6 // 5 + 1
 
 
 def wait_dumps(dump, count, timeout=30):
@@ -215,7 +217,8 @@ def test_postmaster_at_hostname(tap, dump):
 def test_postmaster_unset(tap, harness):
     config = h.write_config(harness, CONFIG.format(
         port=BARE_RELAY_PORT, queue=harness.path("bare-queue"),
-        dsn_port=DSN_PORT, plain_port=PLAIN_PORT, later_port=LATER_PORT, extra=""),
+        dsn_port=DSN_PORT, plain_port=PLAIN_PORT, later_port=LATER_PORT,
+        retry=RETRY_INTERVAL_S, extra=""),
         name="bare.conf")
     relay = h.start_relay(harness, config, port=BARE_RELAY_PORT,
                           name="bare-relay")
@@ -271,7 +274,7 @@ def test(tap, harness):
                                     ["-N"])
     config = h.write_config(harness, CONFIG.format(
         port=2525, queue=harness.path("queue"), dsn_port=DSN_PORT,
-        plain_port=PLAIN_PORT, later_port=LATER_PORT,
+        plain_port=PLAIN_PORT, later_port=LATER_PORT, retry=RETRY_INTERVAL_S,
         extra='postmaster = "ops@dsn.test";'))
     relay = h.start_relay(harness, config)
     test_replies(tap)

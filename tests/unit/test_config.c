@@ -1089,6 +1089,38 @@ Test(config, limits_invalid, .init = tmp_setup, .fini = tmp_teardown)
     }
 }
 
+Test(config, retry_schedule, .init = tmp_setup, .fini = tmp_teardown)
+{
+    struct config config;
+    char err[512] = "";
+    char expected[PATH_MAX + 300];
+
+    cr_assert_eq(config_init(&config), 0);
+    cr_expect_eq(config.retry_interval, 60);
+    cr_expect_eq(config.retry_max_interval, 3600);
+    config_cleanup(&config);
+
+    load_ok(&config, "retry_interval = 5min\nretry_max_interval = 2h\n");
+    cr_expect_eq(config.retry_interval, 300);
+    cr_expect_eq(config.retry_max_interval, 7200);
+    config_cleanup(&config);
+
+    load_fail_exact("retry_interval = 0\n", 1, "invalid value for "
+                    "'retry_interval': 0 is outside 1s..24h");
+    load_fail_exact("retry_max_interval = 8d\n", 1, "invalid value for "
+                    "'retry_max_interval': 8d is outside 1s..168h");
+
+    /* Each value is valid alone; together the schedule would shrink. */
+    write_file("retry_interval = 10min\nretry_max_interval = 5min\n");
+    cr_assert_eq(config_init(&config), 0);
+    cr_assert_eq(config_load(&config, tmp_file, err, sizeof(err)), -1);
+    snprintf(expected, sizeof(expected), "%s: retry_max_interval (300s) "
+             "is shorter than retry_interval (600s)", tmp_file);
+    cr_expect_str_eq(err, expected);
+    cr_expect_eq(config.retry_interval, 60, "a failed load keeps values");
+    config_cleanup(&config);
+}
+
 Test(config, log_level_values, .init = tmp_setup, .fini = tmp_teardown)
 {
     struct config config;
