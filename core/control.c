@@ -96,8 +96,8 @@ static int control_clear_stale(struct control *control)
                  control->addr_len);
     close(fd);
     if (rc == 0) {
-        log_error("path=%s error=\"another process answers on the control "
-                  "socket\"", path);
+        log_error("path=%s error=\"another process accepts connections on "
+                  "the control socket\"", path);
         return -1;
     }
     if (unlink(path) < 0 && errno != ENOENT) {
@@ -311,6 +311,15 @@ static void control_reply(struct control_client *client, const char *line,
         control_request_run(client->control->daemon, line, client->uid, out);
     } else {
         control_reply_error(out, false, error);
+    }
+    if (ferror(out) != 0) {
+        /* A memory stream fails only when memory runs out. */
+        errno = ENOMEM;
+        fclose(out);
+        log_error("event=control-reply error=\"reply write failed: %s\"",
+                  strerror(ENOMEM));
+        control_client_close(client);
+        return;
     }
     if (fclose(out) != 0) {
         log_error("event=control-reply error=\"reply write failed: %s\"",

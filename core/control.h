@@ -8,8 +8,9 @@ struct daemon;
 struct control;
 
 /* control_new creates the socket in the daemon's queue directory and
- * starts accepting. A socket file left by a stopped daemon is replaced;
- * one that still answers is an error. Returns NULL after logging why. */
+ * starts accepting. A socket file left by a daemon that did not stop
+ * cleanly is replaced, and one that still accepts connections is an
+ * error. Returns NULL after logging why. */
 struct control *control_new(struct daemon *daemon);
 
 /* control_stop accepts no more connections and closes open ones. */

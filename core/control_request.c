@@ -381,6 +381,9 @@ void control_request_run(struct daemon *daemon, const char *line, uid_t uid,
         return;
     }
     rc = control_parse(&call, copy);
+    if (ferror(call.body) != 0 && rc == 0) {
+        rc = control_fail(&call, "reply failed: out of memory");
+    }
     if (fclose(call.body) != 0 && rc == 0) {
         rc = control_fail(&call, "reply failed: %s", strerror(errno));
     }

@@ -167,7 +167,7 @@ static int queue_tool_run(struct queue_tool *tool,
     }
     if (cmd->needs_daemon) {
         return queue_tool_fail(tool, QUEUE_TOOL_ERROR, "%s: the daemon is "
-                               "not running (nothing answers on %s/control); "
+                               "not running (nothing listens on %s/control); "
                                "start it to change the queue", cmd->name,
                                tool->queue_dir);
     }

@@ -9,7 +9,8 @@
 #define QUEUE_TOOL_ERROR 1
 #define QUEUE_TOOL_USAGE 2
 
-/* Returned by queue_tool_ask_daemon() when no daemon answers. */
+/* Returned by queue_tool_ask_daemon() when nothing accepts connections
+ * on the control socket. */
 #define QUEUE_TOOL_NO_DAEMON (-1)
 
 struct queue_tool {

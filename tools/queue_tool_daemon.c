@@ -11,8 +11,8 @@
 #include "core/control_proto.h"
 #include "tools/queue_tool.h"
 
-/* Wait for each send and receive; a daemon under load answers in
- * milliseconds, so this only ends a hung exchange. */
+/* Timeout of each send and receive. The daemon builds a reply within one
+ * reactor turn, so this only ends a hung exchange. */
 #define QUEUE_TOOL_IO_TIMEOUT_S 30
 
 /* queue_tool_connect connects to the control socket. Returns the
@@ -103,7 +103,15 @@ static char *queue_tool_read_reply(int fd, size_t *out_len)
             errno = saved;
             return NULL;
         }
-        fwrite(buf, 1, (size_t)n, out);
+        if (fwrite(buf, 1, (size_t)n, out) != (size_t)n) {
+            break;
+        }
+    }
+    if (ferror(out) != 0) {
+        fclose(out);
+        free(reply);
+        errno = ENOMEM;
+        return NULL;
     }
     if (fclose(out) != 0) {
         free(reply);
@@ -142,48 +150,65 @@ static int queue_tool_print_reply(const struct queue_tool *tool,
     return QUEUE_TOOL_ERROR;
 }
 
-int queue_tool_ask_daemon(const struct queue_tool *tool)
+/* queue_tool_format_request writes the request line into buf. Returns
+ * its length, or 0 after printing an error for an argument that cannot
+ * go on one line. */
+static size_t queue_tool_format_request(const struct queue_tool *tool,
+                                        char *buf, size_t size)
 {
-    char request[CONTROL_MAX_REQUEST + 1];
-    char *reply;
-    size_t reply_len = 0;
-    int status;
-    int fd;
     int n;
 
     for (const char *p = tool->arg; p != NULL && *p != '\0'; p++) {
         if ((unsigned char)*p <= ' ' || *p == 0x7f) {
-            return queue_tool_fail(tool, QUEUE_TOOL_ERROR, "%s: invalid "
-                                   "argument: it contains a space or "
-                                   "control character", tool->command);
+            queue_tool_fail(tool, QUEUE_TOOL_ERROR, "%s: invalid argument: "
+                            "it contains a space or control character",
+                            tool->command);
+            return 0;
         }
     }
-    n = snprintf(request, sizeof(request), "%s %s%s%s\n",
-                 tool->json ? "json" : "text", tool->command,
-                 tool->arg != NULL ? " " : "",
+    n = snprintf(buf, size, "%s %s%s%s\n", tool->json ? "json" : "text",
+                 tool->command, tool->arg != NULL ? " " : "",
                  tool->arg != NULL ? tool->arg : "");
-    if (n < 0 || (size_t)n > CONTROL_MAX_REQUEST) {
-        return queue_tool_fail(tool, QUEUE_TOOL_USAGE, "%s: argument too "
-                               "long", tool->command);
+    if (n < 0 || (size_t)n >= size) {
+        queue_tool_fail(tool, QUEUE_TOOL_ERROR, "%s: argument too long",
+                        tool->command);
+        return 0;
+    }
+    return (size_t)n;
+}
+
+int queue_tool_ask_daemon(const struct queue_tool *tool)
+{
+    char request[CONTROL_MAX_REQUEST + 1];
+    size_t request_len;
+    char *reply = NULL;
+    size_t reply_len = 0;
+    int status = QUEUE_TOOL_ERROR;
+    int fd;
+
+    request_len = queue_tool_format_request(tool, request, sizeof(request));
+    if (request_len == 0) {
+        return QUEUE_TOOL_ERROR;
     }
     fd = queue_tool_connect(tool);
     if (fd < 0) {
         return fd == QUEUE_TOOL_NO_DAEMON ? fd : QUEUE_TOOL_ERROR;
     }
-    if (queue_tool_send_all(fd, request, (size_t)n) < 0) {
-        status = queue_tool_fail(tool, QUEUE_TOOL_ERROR, "send to the "
-                                 "daemon failed: %s", strerror(errno));
-        close(fd);
-        return status;
+
+    if (queue_tool_send_all(fd, request, request_len) < 0) {
+        queue_tool_fail(tool, QUEUE_TOOL_ERROR, "send to the daemon failed: "
+                        "%s", strerror(errno));
+        goto out;
     }
     reply = queue_tool_read_reply(fd, &reply_len);
     if (reply == NULL) {
-        status = queue_tool_fail(tool, QUEUE_TOOL_ERROR, "reading the "
-                                 "daemon's reply failed: %s",
-                                 strerror(errno));
-    } else {
-        status = queue_tool_print_reply(tool, reply, reply_len);
+        queue_tool_fail(tool, QUEUE_TOOL_ERROR, "reading the daemon's reply "
+                        "failed: %s", strerror(errno));
+        goto out;
     }
+    status = queue_tool_print_reply(tool, reply, reply_len);
+
+out:
     free(reply);
     close(fd);
     return status;

@@ -12,8 +12,9 @@ requests get exit status 1 or 2 and a clear message, also through a raw
 socket, and a second user is turned away.
 
 After a clean stop, list, show and stats read the queue directory
-read-only and report the same messages; flush, hold, release and delete
-fail and say that the daemon is not running; no queue file changes.
+read-only and report the same messages. flush, hold, release and delete
+fail with a message that the daemon is not running, and no queue file
+changes.
 
 The JSON checks look for values anywhere in the document, so they hold
 for any layout of the report.
@@ -261,7 +262,8 @@ def check_other_user(tap, harness, config, queue):
     tap.check("cannot connect" in err and "Permission denied" in err,
               "other user is told why", err)
 
-    # With the file modes opened up, the daemon's uid check still says no.
+    # With the file modes opened up, the daemon's uid check still rejects
+    # the other user.
     os.chmod(queue, 0o711)
     os.chmod(path, 0o666)
     try:
