@@ -238,6 +238,44 @@ def check_raw_socket(tap, harness, config, queue):
     tap.check(status == 0, "daemon answers after bad requests", err)
 
 
+def check_connection_limits(tap, harness, config, queue):
+    """Idle connections fill the limit of 8, a 9th is closed at once, and
+    the 10 s request timeout closes the idle ones."""
+    path = os.path.join(queue, "control")
+    idle = []
+    for _ in range(8):
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(path)
+        idle.append(client)
+    try:
+        extra = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        extra.settimeout(5)
+        extra.connect(path)
+        try:
+            closed = extra.recv(100) == b""
+        except OSError:
+            closed = True
+        extra.close()
+        tap.check(closed, "connection past the limit is closed")
+        tap.check("control connections are open already" in
+                  harness.log_text("ringrelay"),
+                  "connection past the limit is logged")
+
+        idle[0].settimeout(20)
+        try:
+            timed_out = idle[0].recv(100) == b""
+        except OSError:
+            timed_out = True
+        tap.check(timed_out, "idle control connection times out")
+        tap.check("event=control-timeout" in harness.log_text("ringrelay"),
+                  "control timeout is logged")
+    finally:
+        for client in idle:
+            client.close()
+    status, _, err = run_tool(harness, config, "list")
+    tap.check(status == 0, "daemon answers after the limit", err)
+
+
 def check_other_user(tap, harness, config, queue):
     if shutil.which("setpriv") is None or os.geteuid() != 0:
         tap.check(True, "# SKIP other-user checks need root and setpriv")
@@ -498,6 +536,7 @@ def test(tap, harness):
     check_reports(tap, harness, config, ids)
     check_errors(tap, harness, config)
     check_raw_socket(tap, harness, config, queue)
+    check_connection_limits(tap, harness, config, queue)
     check_other_user(tap, harness, config, queue)
     check_hold_flush(tap, harness, config, ids, store)
     sink = next(p for p in harness.procs if p.test_name == "sink")
