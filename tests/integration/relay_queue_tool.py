@@ -472,7 +472,7 @@ def check_stopped(tap, harness, config, queue, relay, sink):
               "missing queue directory is reported", done.stderr)
 
 
-def answers(path):
+def accepts_connections(path):
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         try:
             probe.connect(path)
@@ -494,9 +494,9 @@ def check_stale_socket(tap, harness, config, queue):
 
     # The kernel tears down a killed process's io_uring after it exits,
     # and its sockets may take connections until then.
-    gone = h.wait_for(lambda: not answers(path) and
+    closed = h.wait_for(lambda: not accepts_connections(path) and
                       not port_open(2525), timeout=10)
-    tap.check(gone, "killed relay's sockets close")
+    tap.check(closed, "killed relay's sockets close")
     relay = h.start_relay(harness, config, name="ringrelay-after-kill")
     status, _, err = run_tool(harness, config, "list")
     tap.check(status == 0, "restart replaces a stale socket", err)
