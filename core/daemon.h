@@ -11,6 +11,7 @@ struct queue;
 struct dns_resolver;
 struct inbound;
 struct outbound;
+struct control;
 
 struct daemon {
     const struct config *config;
@@ -19,6 +20,7 @@ struct daemon {
     struct dns_resolver *resolver;
     struct inbound *inbound;
     struct outbound *outbound;
+    struct control *control;      /* NULL until the queue is open */
     bool stopping;                /* SIGTERM/SIGINT seen */
 };
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/control.h"
 #include "core/daemon.h"
 #include "core/inbound.h"
 #include "core/log.h"
@@ -106,6 +107,7 @@ static void daemon_signal_done(struct reactor_op *op, int result)
                  strsignal((int)signals->info.ssi_signo));
         daemon->stopping = true;
         inbound_stop(daemon->inbound);
+        control_stop(daemon->control);
         outbound_stop(daemon->outbound);
         signals->drain_deadline_ms =
             reactor_now_ms(daemon->reactor) + DAEMON_DRAIN_MS;
@@ -217,7 +219,11 @@ static int daemon_run(struct daemon *daemon)
         goto out;
     }
     daemon->inbound = inbound_new(daemon);
-    if (daemon->inbound == NULL || daemon_open_signals(&signals) < 0) {
+    if (daemon->inbound == NULL) {
+        goto out;
+    }
+    daemon->control = control_new(daemon);
+    if (daemon->control == NULL || daemon_open_signals(&signals) < 0) {
         goto out;
     }
     log_info("event=start version=%s backend=%s hostname=%s queue_dir=%s",
@@ -240,6 +246,7 @@ out:
         status = 1;
     }
     inbound_free(daemon->inbound);
+    control_free(daemon->control);
     outbound_free(daemon->outbound);
     dns_resolver_free(daemon->resolver);
     queue_close(daemon->queue);

@@ -17,6 +17,7 @@
 #include "core/outbound_conn.h"
 #include "core/outbound_job.h"
 #include "core/queue.h"
+#include "core/queue_admin.h"
 #include "core/reactor.h"
 #include "dns/resolver.h"
 #include "proto/smtp_address.h"
@@ -277,18 +278,42 @@ static void job_start_or_wait(struct outbound_job *job)
     job_wait_retry(job, delay);
 }
 
-void outbound_enqueue(void *arg, struct queue_msg *msg)
+/* job_has_rcpt reports whether a job of msg already lists recipient
+ * index, so a release does not deliver it twice. */
+static bool job_has_rcpt(const struct outbound *outbound,
+                         const struct queue_msg *msg, size_t index)
 {
-    struct outbound *outbound = arg;
+    for (const struct outbound_job *job = outbound->jobs; job != NULL;
+         job = job->next) {
+        if (job->msg != msg) {
+            continue;
+        }
+        for (size_t i = 0; i < job->rcpt_count; i++) {
+            if (job->rcpt_index[i] == index) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* outbound_add_rcpts puts every QUEUED recipient of msg into new jobs by
+ * domain, skipping held ones and, with skip_listed, those a job already
+ * lists. Returns how many recipients it added. */
+static size_t outbound_add_rcpts(struct outbound *outbound,
+                                 struct queue_msg *msg, bool skip_listed)
+{
     struct outbound_job *old_head = outbound->jobs;
     char logged[LOG_PATH_MAX];
+    size_t added = 0;
 
     for (size_t i = 0; i < msg->rcpt_count; i++) {
         struct smtp_mailbox parsed;
         const struct smtp_mailbox *mailbox;
         struct outbound_job *job;
 
-        if (msg->rcpts[i].state != QUEUE_RCPT_QUEUED) {
+        if (msg->rcpts[i].state != QUEUE_RCPT_QUEUED || msg->rcpts[i].held ||
+            (skip_listed && job_has_rcpt(outbound, msg, i))) {
             continue;
         }
         mailbox = rcpt_mailbox(msg, msg->rcpts[i].address, &parsed);
@@ -306,11 +331,46 @@ void outbound_enqueue(void *arg, struct queue_msg *msg)
             continue;
         }
         job->rcpt_index[job->rcpt_count++] = i;
+        added++;
     }
     for (struct outbound_job *job = outbound->jobs; job != old_head;
          job = job->next) {
         job_start_or_wait(job);
     }
+    return added;
+}
+
+/* Held recipients get no job here; outbound_release() adds them once an
+ * operator releases them. */
+void outbound_enqueue(void *arg, struct queue_msg *msg)
+{
+    outbound_add_rcpts(arg, msg, false);
+}
+
+size_t outbound_flush(struct outbound *outbound, const struct queue_msg *msg)
+{
+    struct reactor *reactor = outbound->daemon->reactor;
+    size_t count = 0;
+
+    for (struct outbound_job *job = outbound->jobs; job != NULL;
+         job = job->next) {
+        if ((msg != NULL && job->msg != msg) ||
+            job->state != OUTBOUND_JOB_WAITING || job->in_ready_list) {
+            continue;
+        }
+        reactor_timer_cancel(reactor, &job->timer);
+        outbound_make_ready(job);
+        count++;
+    }
+    return count;
+}
+
+size_t outbound_release(struct outbound *outbound, struct queue_msg *msg)
+{
+    size_t added = outbound_add_rcpts(outbound, msg, true);
+
+    outbound_flush(outbound, msg);
+    return added;
 }
 
 /* job_smtp_notify turns stored NOTIFY bits into the client's bits. */
@@ -334,7 +394,7 @@ static unsigned job_smtp_notify(unsigned stored)
 }
 
 /* job_collect_attempt lists up to limit recipients of the job that are
- * still queued. Returns how many it listed. */
+ * still queued and not held. Returns how many it listed. */
 static size_t job_collect_attempt(struct outbound_job *job, size_t limit)
 {
     job->attempt_count = 0;
@@ -342,7 +402,7 @@ static size_t job_collect_attempt(struct outbound_job *job, size_t limit)
          i++) {
         const struct queue_rcpt *rcpt = &job->msg->rcpts[job->rcpt_index[i]];
 
-        if (rcpt->state == QUEUE_RCPT_QUEUED) {
+        if (rcpt->state == QUEUE_RCPT_QUEUED && !rcpt->held) {
             job->attempt_index[job->attempt_count] = job->rcpt_index[i];
             job->attempt_rcpts[job->attempt_count] = rcpt->address;
             job->attempt_notify[job->attempt_count] =
@@ -395,6 +455,15 @@ bool outbound_record_result(struct outbound_job *job, size_t i, int code,
     char quoted[SMTP_CLIENT_TEXT_MAX + 16];
     enum queue_rcpt_state state = QUEUE_RCPT_QUEUED;
 
+    if (msg->rcpts[index].state != QUEUE_RCPT_QUEUED) {
+        /* An operator deleted the recipient while this attempt ran. */
+        log_info("id=%s event=result-ignored to=%s reply=%s "
+                 "reason=\"recipient deleted during the attempt\"",
+                 msg->id,
+                 log_path(logged, sizeof(logged), msg->rcpts[index].address),
+                 log_quote(quoted, sizeof(quoted), text, strlen(text)));
+        return false;
+    }
     if (code >= 200 && code < 300) {
         status = "delivered";
         state = QUEUE_RCPT_DELIVERED;
@@ -412,6 +481,12 @@ bool outbound_record_result(struct outbound_job *job, size_t i, int code,
              log_quote(quoted, sizeof(quoted), text, strlen(text)),
              job->attempt, (long)(time(NULL) - msg->arrival));
     msg->rcpts[index].attempts = job->attempt;
+    if (state != QUEUE_RCPT_DELIVERED &&
+        queue_note_error(daemon->queue, msg, index, text) < 0) {
+        log_error("id=%s to=%s error=\"last error not kept: %s\"", msg->id,
+                  log_path(logged, sizeof(logged), msg->rcpts[index].address),
+                  strerror(errno));
+    }
     if (state == QUEUE_RCPT_QUEUED) {
         job->attempt_deferred = true;
     }
@@ -477,7 +552,8 @@ static void job_journal_deferred(struct outbound_job *job, uint64_t delay_ms)
     for (size_t i = 0; i < job->attempt_count; i++) {
         size_t index = job->attempt_index[i];
 
-        if (job->msg->rcpts[index].attempts != job->attempt) {
+        if (job->msg->rcpts[index].state != QUEUE_RCPT_QUEUED ||
+            job->msg->rcpts[index].attempts != job->attempt) {
             continue;
         }
         if (queue_defer(queue, job->msg, index, job->attempt, next) < 0) {

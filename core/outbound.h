@@ -18,6 +18,17 @@ struct outbound *outbound_new(struct daemon *daemon);
  * msg and schedules every QUEUED recipient. arg is the outbound engine. */
 void outbound_enqueue(void *arg, struct queue_msg *msg);
 
+/* outbound_flush cancels the retry wait of every waiting job of msg, or
+ * of every message when msg is NULL, and makes those jobs ready now.
+ * Returns how many jobs it made ready. */
+size_t outbound_flush(struct outbound *outbound, const struct queue_msg *msg);
+
+/* outbound_release schedules the QUEUED recipients of msg that are not
+ * held, after queue_release(): recipients that no job has any more get a
+ * new job, and the waiting jobs of msg are made ready. Returns how many
+ * recipients it added to new jobs. */
+size_t outbound_release(struct outbound *outbound, struct queue_msg *msg);
+
 /* outbound_stop starts no new attempts; attempts in flight go on. */
 void outbound_stop(struct outbound *outbound);
 
