@@ -384,17 +384,20 @@ static void queue_start_batch(struct queue *queue)
 }
 
 /* queue_batch_waits decides, for durability batch, whether the pending
- * commits wait for others. The wait counts from the first turn that saw
- * them pending, so time spent behind a batch in flight counts too. Arms
- * the batch timer for the rest of the wait and returns true, or returns
- * false when the batch may start. */
+ * commits and journal entries wait for others. Journal entries wait too,
+ * so the journal sync of deliveries joins the next batch of commits in
+ * place of a batch of its own. The wait counts from the first turn that
+ * saw them pending, so time spent behind a batch in flight counts too.
+ * Arms the batch timer for the rest of the wait and returns true, or
+ * returns false when the batch may start. */
 static bool queue_batch_waits(struct queue *queue)
 {
     uint64_t now = reactor_now_us(queue->reactor);
     uint64_t waited;
 
     if (queue->durability != QUEUE_DURABILITY_BATCH ||
-        queue->pending == NULL || queue->batch_wait_us == 0 ||
+        (queue->pending == NULL && !queue->journal.dirty) ||
+        queue->batch_wait_us == 0 ||
         queue->pending_count >= QUEUE_BATCH_MAX_COMMITS) {
         return false;
     }

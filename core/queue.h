@@ -215,15 +215,16 @@ void queue_msg_ref(struct queue_msg *msg);
 void queue_msg_unref(struct queue *queue, struct queue_msg *msg);
 
 /* queue_mark records a final state for one recipient in the journal. The
- * journal is synced at the end of the reactor turn. */
+ * journal is synced at the end of the reactor turn, or with durability
+ * batch up to batch_wait_us later. */
 int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
                enum queue_rcpt_state state);
 
 /* queue_defer records in the journal that recipient rcpt, still QUEUED,
  * failed its attempt number attempts (at least 1) and waits until
  * next_attempt (wall clock, seconds), and stores both in msg->rcpts[rcpt].
- * Counts above 65535 are stored as 65535. The journal is synced at the
- * end of the reactor turn. */
+ * Counts above 65535 are stored as 65535. The journal is synced like
+ * after queue_mark(). */
 int queue_defer(struct queue *queue, struct queue_msg *msg, size_t rcpt,
                 uint32_t attempts, time_t next_attempt);
 

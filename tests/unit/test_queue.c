@@ -1515,3 +1515,28 @@ Test(queue, min_free_floor_rejects)
     cr_assert_null(writer);
     cr_assert_eq(count_segment_files(), 0);
 }
+
+/* With durability batch, the journal entry of a delivery waits for the
+ * next commits, so both share one batch. */
+Test(queue, batch_journal_joins_commits)
+{
+    struct queue_writer *writer;
+
+    fx.durability = QUEUE_DURABILITY_BATCH;
+    fx.batch_wait_us = 200000;
+    cr_assert_eq(open_queue(), 0);
+    store_message("first\r\n", 7);
+    cr_assert_eq(queue_mark(fx.queue, fx.ready[0], 0, QUEUE_RCPT_DELIVERED),
+                 0);
+    run_briefly();
+    cr_assert(queue_sync_pending(fx.queue), "the journal did not wait");
+    cr_assert_eq(stats().fsyncs, 2);
+
+    writer = begin(0);
+    append(writer, "second\r\n", 8);
+    commit(writer);
+    run_until_done(2);
+    cr_assert_eq(fx.done_status[1], 0);
+    cr_assert_eq(stats().batches, 2);
+    cr_assert_eq(stats().fsyncs, 4);
+}
