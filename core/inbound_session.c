@@ -71,7 +71,7 @@ static int session_store_mail_dsn(struct inbound_session *s,
     return 0;
 }
 
-/* session_storage_full answers MAIL with 452 4.3.1 while the queue is at
+/* session_storage_full rejects MAIL with 452 4.3.1 while the queue is at
  * its size limit or its file system at the free-space floor, so a client
  * retries later without sending a body that could not be stored. */
 static bool session_storage_full(struct inbound_session *s, char *reply)

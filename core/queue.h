@@ -72,7 +72,8 @@ struct queue_dsn_rcpt {
 
 /* With durability batch, a batch starts without waiting out batch_wait_us
  * once this many commits are pending: the fsync of a larger batch has
- * more dirty pages to write, so waiting longer mostly adds latency. */
+ * more dirty pages to write, so waiting longer mostly adds latency.
+ * NOTE: 256 is an estimate, not measured; 100 connections never reach it. */
 #define QUEUE_BATCH_MAX_COMMITS 256
 
 struct queue_options {
@@ -251,9 +252,9 @@ struct queue_stats {
 bool queue_sync_pending(const struct queue *queue);
 
 /* queue_space_shortage returns NULL when the queue may take a new
- * message, or why not: "queue_max_size" when its records leave no room
- * in max_size for the smallest reservation of a writer,
- * "queue_min_free" when the file system has less than min_free bytes
+ * message, or the name of the limit reached. That is "queue_max_size"
+ * when max_size has no room for the smallest reservation of a writer,
+ * and "queue_min_free" when the file system has less than min_free bytes
  * free. The free space is read with statvfs at most once a second. */
 const char *queue_space_shortage(struct queue *queue);
 

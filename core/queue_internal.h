@@ -106,7 +106,7 @@ struct queue {
     uint64_t space_used;
     uint64_t free_bytes;            /* last statvfs result */
     uint64_t free_checked_ms;       /* reactor clock of that statvfs */
-    bool free_known;                /* free_bytes holds a result */
+    bool free_known;                /* free_bytes is valid */
 
     uint64_t stat_commits;          /* see struct queue_stats */
     uint64_t stat_batches;

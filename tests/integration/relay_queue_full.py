@@ -176,8 +176,27 @@ def check_delivered(tap, store, expected):
                       f"message {index} arrives byte for byte")
 
 
+def check_sync_stats(tap, harness, commits):
+    """The stopped size-limited relay logs its group-commit counters, and
+    only accepted messages count as commits."""
+    found = re.search(r"event=queue_sync_stats dir=\S+ durability=fsync "
+                      r"commits=(\d+) batches=(\d+) fsyncs=(\d+)",
+                      harness.log_text("relay-size"))
+    tap.check(found, "relay logs queue_sync_stats at stop")
+    if not found:
+        return
+    logged, batches, fsyncs = (int(value) for value in found.groups())
+    tap.check(logged == commits, "commits counts the accepted messages",
+              f"{logged} logged, {commits} accepted")
+    tap.check(1 <= batches <= commits, "batches is between 1 and commits",
+              batches)
+    tap.check(fsyncs >= batches, "each batch has an fsync",
+              f"{fsyncs} fsyncs, {batches} batches")
+
+
 def test(tap, harness):
     expected = test_max_size(tap, harness)
+    size_accepted = len(expected)
     if os.environ.get("RINGRELAY_IN_MOUNTNS") == "1":
         expected += test_tmpfs(tap, harness)
     else:
@@ -197,6 +216,7 @@ def test(tap, harness):
     tap.check(freed, "size-limited relay accepts mail after delivery")
     for proc in list(harness.procs):
         harness.stop(proc)
+    check_sync_stats(tap, harness, size_accepted + 1)
     if os.environ.get("RINGRELAY_IN_MOUNTNS") == "1":
         subprocess.run(["umount", harness.path("tmpfs")], check=False)
 
