@@ -7,8 +7,9 @@ message stays queued:
 - one whose queue is on a 72 MiB tmpfs, mounted in a private mount
   namespace (root only, else skipped), filled with 4 MiB messages sent
   without SIZE, so the body outgrows its reservation and the writer runs
-  out of space in the middle of DATA. A filler file then takes the free
-  space below queue_min_free, which MAIL must see within a second.
+  out of space in the middle of DATA, and then of a BDAT chunk. A filler
+  file then takes the free space below queue_min_free, which MAIL must
+  see within a second.
 Then the sink starts, and every accepted message must arrive once and
 byte for byte at the first retry (60 s plus up to 20% jitter), after
 which the size-limited relay accepts mail again.
@@ -72,6 +73,21 @@ def send_raw(port, index, size):
         if not data.startswith("354"):
             return mail, data
         return mail, client.command(body(index, size) + b".\r\n")
+    finally:
+        client.close()
+
+
+def send_bdat(port, index, size):
+    """Send one message as a single BDAT LAST chunk and return the reply
+    to the chunk."""
+    client = h.RawClient(port, timeout=30)
+    try:
+        client.reply()
+        client.command(b"EHLO client.test\r\n")
+        client.command(b"MAIL FROM:<sender@client.test>\r\n")
+        client.command(f"RCPT TO:<rcpt{index}@example.test>\r\n".encode())
+        data = body(index, size)
+        return client.command(f"BDAT {len(data)} LAST\r\n".encode() + data)
     finally:
         client.close()
 
@@ -141,6 +157,10 @@ def test_tmpfs(tap, harness):
                         r"failed: No space left on device\"", log),
               "relay logs the failed write with queue ID and session",
               log[-2000:])
+
+    chunk = send_bdat(2527, 198, LARGE_BODY)
+    tap.check(chunk == "452 4.3.1 Insufficient system storage",
+              "BDAT chunk that cannot get space gets 452 4.3.1", chunk)
 
     filler = os.path.join(mount, "filler")
     subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M",
