@@ -41,6 +41,11 @@ struct config {
     struct config_route *routes;
     size_t route_count;
     enum queue_durability durability;
+    unsigned batch_wait;          /* durability batch: microseconds a
+                                   * commit waits for others */
+    uint64_t queue_max_size;      /* bytes of queued records; 0: none */
+    uint64_t queue_min_free;      /* bytes the queue's file system keeps
+                                   * free; 0: no floor */
     uint64_t max_message_size;    /* bytes */
 
     /* Inbound limits. Lengths are in bytes with the CRLF, durations in

@@ -178,6 +178,9 @@ static int daemon_open_queue(struct daemon *daemon)
     struct queue_options opts = {
         .dir = config->queue_dir,
         .durability = config->durability,
+        .batch_wait_us = config->batch_wait,
+        .max_size = config->queue_max_size,
+        .min_free = config->queue_min_free,
     };
 
     if (config->durability == QUEUE_DURABILITY_NONE) {

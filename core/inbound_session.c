@@ -71,6 +71,23 @@ static int session_store_mail_dsn(struct inbound_session *s,
     return 0;
 }
 
+/* session_storage_full rejects MAIL with 452 4.3.1 while the queue is at
+ * its size limit or its file system at the free-space floor, so a client
+ * retries later without sending a body that could not be stored. */
+static bool session_storage_full(struct inbound_session *s, char *reply)
+{
+    const char *shortage = queue_space_shortage(session_daemon(s)->queue);
+
+    if (shortage == NULL) {
+        return false;
+    }
+    log_warning("session=%" PRIu64 " event=mail-rejected client=%s "
+                "reason=%s reply=\"452 4.3.1\"", s->id, s->client_ip,
+                shortage);
+    snprintf(reply, SMTP_REPLY_MAX, "452 4.3.1 Insufficient system storage");
+    return true;
+}
+
 static int session_hook_mail(void *ctx, const struct smtp_path *from,
                              const struct smtp_mail_params *params,
                              char *reply)
@@ -78,6 +95,9 @@ static int session_hook_mail(void *ctx, const struct smtp_path *from,
     struct inbound_session *s = ctx;
 
     session_clear_transaction(s);
+    if (session_storage_full(s, reply)) {
+        return -1;
+    }
     s->sender = strdup(from->address);
     if (s->sender == NULL) {
         snprintf(reply, SMTP_REPLY_MAX,
@@ -306,9 +326,13 @@ static int session_hook_data_begin(void *ctx, char *reply)
     if (session_begin_record(s) < 0) {
         log_error("session=%" PRIu64 " error=\"queue write failed: %s\"",
                   s->id, strerror(errno));
-        snprintf(reply, SMTP_REPLY_MAX, "452 4.3.1 Error: %s",
-                 errno == ENOSPC ? "insufficient system storage"
-                                 : "queue unavailable, try again later");
+        if (errno == ENOSPC) {
+            snprintf(reply, SMTP_REPLY_MAX,
+                     "452 4.3.1 Insufficient system storage");
+        } else {
+            snprintf(reply, SMTP_REPLY_MAX,
+                     "451 4.3.0 Error: queue unavailable, try again later");
+        }
         return -1;
     }
     if (session_write_trace(s) < 0) {
@@ -333,7 +357,7 @@ static int session_hook_data_write(void *ctx, const char *data, size_t len)
         log_error("id=%s session=%" PRIu64 " error=\"queue write failed: "
                   "%s\"",
                   queue_writer_id(s->writer), s->id, strerror(errno));
-        return -1;
+        return errno == ENOSPC ? SMTP_HOOK_NO_SPACE : -1;
     }
     s->body_bytes += len;
     return 0;

@@ -119,6 +119,8 @@ struct queue_item *queue_item_new(struct queue *queue,
     item->seg = seg;
     item->offset = offset;
     item->id = header->id;
+    item->region_len = header->region_len;
+    queue->space_used += item->region_len;
     item->refs = 1;
     item->queued = info.rcpt_count;
     seg->live++;
@@ -135,6 +137,7 @@ void queue_item_unref(struct queue *queue, struct queue_item *item)
     }
 
     queue_item_unlink(queue, item);
+    queue->space_used -= item->region_len;
     queue_item_free(item);
     seg->live--;
     queue_segment_reclaim(queue, seg);
@@ -233,7 +236,13 @@ static void queue_finish_batch(struct queue *queue)
     struct queue_commit *next;
 
     queue->batch = NULL;
+    if (batch != NULL) {
+        queue->stat_batches++;
+    }
     for (struct queue_commit *c = batch; c != NULL; c = c->next) {
+        if (error == 0) {
+            queue->stat_commits++;
+        }
         c->done(c->arg, error, error == 0 ? c->item->msg.id : NULL);
     }
 
@@ -323,6 +332,7 @@ static void queue_sync_start(struct queue *queue, struct queue_segment *seg,
     struct queue_sync *sync = calloc(1, sizeof(*sync));
     int rc;
 
+    queue->stat_fsyncs++;
     if (sync == NULL) {
         queue_sync_blocking(queue, fd, datasync, file);
         return;
@@ -360,10 +370,11 @@ static void queue_start_batch(struct queue *queue)
     queue->batch = queue->pending;
     queue->pending = NULL;
     queue->pending_tail = &queue->pending;
+    queue->pending_count = 0;
+    queue->pending_since_us = 0;
+    reactor_timer_cancel(queue->reactor, &queue->batch_timer);
     queue->batch_error = 0;
 
-    /* TODO: durability batch should wait a bounded time to gather more
-     * commits; for now it syncs like fsync. */
     for (struct queue_segment *seg = queue->segments; seg != NULL;
          seg = seg->next) {
         if (seg->dirty && sync) {
@@ -386,13 +397,57 @@ static void queue_start_batch(struct queue *queue)
     }
 }
 
+/* queue_batch_waits decides, for durability batch, whether the pending
+ * commits and journal entries wait for others. Journal entries wait too,
+ * so the journal sync of deliveries joins the next batch of commits in
+ * place of a batch of its own. The wait counts from the first turn that
+ * saw them pending, so time spent behind a batch in flight counts too.
+ * Arms the batch timer for the rest of the wait and returns true, or
+ * returns false when the batch may start. */
+static bool queue_batch_waits(struct queue *queue)
+{
+    uint64_t now = reactor_now_us(queue->reactor);
+    uint64_t waited;
+
+    if (queue->durability != QUEUE_DURABILITY_BATCH ||
+        (queue->pending == NULL && !queue->journal.dirty) ||
+        queue->batch_wait_us == 0 ||
+        queue->pending_count >= QUEUE_BATCH_MAX_COMMITS) {
+        return false;
+    }
+    if (queue->pending_since_us == 0) {
+        queue->pending_since_us = now;
+    }
+    waited = now - queue->pending_since_us;
+    if (waited >= queue->batch_wait_us) {
+        return false;
+    }
+    reactor_timer_set_us(queue->reactor, &queue->batch_timer,
+                         queue->batch_wait_us - waited);
+    return true;
+}
+
 static void queue_hook_run(struct reactor_hook *hook)
 {
     struct queue *queue = hook->owner;
 
     queue->hook_queued = false;
+    if (queue_batch_waits(queue)) {
+        return;
+    }
 
     /* A batch in flight starts the next one when its last sync ends. */
+    if (queue->syncs_in_flight == 0) {
+        queue_start_batch(queue);
+    }
+}
+
+/* queue_batch_timer_fired ends the wait of durability batch. A batch still
+ * in flight leaves the start to its end, whose hook finds the wait over. */
+static void queue_batch_timer_fired(struct reactor_timer *timer)
+{
+    struct queue *queue = timer->owner;
+
     if (queue->syncs_in_flight == 0) {
         queue_start_batch(queue);
     }
@@ -518,7 +573,8 @@ int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
 
 bool queue_sync_pending(const struct queue *queue)
 {
-    return queue->syncs_in_flight > 0 || queue->hook_queued;
+    return queue->syncs_in_flight > 0 || queue->hook_queued ||
+           reactor_timer_armed(&queue->batch_timer);
 }
 
 void queue_get_stats(const struct queue *queue, struct queue_stats *stats)
@@ -528,6 +584,10 @@ void queue_get_stats(const struct queue *queue, struct queue_stats *stats)
     stats->writers = queue->writers;
     stats->recovered_messages = queue->recovered_messages;
     stats->recovered_dropped = queue->recovered_dropped;
+    stats->space_used = queue->space_used;
+    stats->commits = queue->stat_commits;
+    stats->batches = queue->stat_batches;
+    stats->fsyncs = queue->stat_fsyncs;
     for (const struct queue_segment *seg = queue->segments; seg != NULL;
          seg = seg->next) {
         stats->segments++;
@@ -580,6 +640,16 @@ int queue_sync_now(struct queue *queue)
     return 0;
 }
 
+/* queue_log_sync_stats writes the group-commit counters, from which a
+ * benchmark computes messages per fsync and per batch. */
+static void queue_log_sync_stats(const struct queue *queue)
+{
+    log_info("event=queue_sync_stats dir=%s durability=%s commits=%" PRIu64
+             " batches=%" PRIu64 " fsyncs=%" PRIu64, queue->dir,
+             queue_durability_names[queue->durability], queue->stat_commits,
+             queue->stat_batches, queue->stat_fsyncs);
+}
+
 /* queue_drop_commits frees commits whose done() will never run. */
 static void queue_drop_commits(struct queue_commit *list)
 {
@@ -607,6 +677,7 @@ static void queue_detach_reactor(struct queue *queue)
     queue->syncs = NULL;
     reactor_defer_cancel(queue->reactor, &queue->hook);
     queue->hook_queued = false;
+    reactor_timer_cancel(queue->reactor, &queue->batch_timer);
 }
 
 void queue_close(struct queue *queue)
@@ -623,6 +694,9 @@ void queue_close(struct queue *queue)
     }
 
     if (!queue->read_only) {
+        if (queue->dir_fd >= 0) {
+            queue_log_sync_stats(queue);
+        }
         queue_sync_now(queue);
     }
     if (queue->reactor != NULL) {
@@ -728,6 +802,11 @@ static struct queue *queue_alloc(struct reactor *reactor,
     queue->hook.run = queue_hook_run;
     queue->hook.owner = queue;
     queue->read_only = opts->read_only;
+    queue->batch_wait_us = opts->batch_wait_us;
+    queue->max_size = opts->max_size;
+    queue->min_free = opts->min_free;
+    queue->batch_timer.fire = queue_batch_timer_fired;
+    queue->batch_timer.owner = queue;
     queue->dir = strdup(opts->dir);
     if (queue->dir == NULL) {
         queue_close(queue);

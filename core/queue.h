@@ -9,7 +9,8 @@
  *
  * Durability: queue_writer_commit() reports success only after the record
  * is on stable storage. Commits that arrive in one reactor turn share one
- * fdatasync per touched file (group commit).
+ * fdatasync per touched file (group commit). Durability batch also waits
+ * up to batch_wait_us for commits of later turns to join.
  *
  * Return convention: 0 or -1 with errno set, unless stated otherwise. */
 #ifndef RINGRELAY_CORE_QUEUE_H
@@ -69,10 +70,26 @@ struct queue_dsn_rcpt {
     const char *orcpt;         /* "addr-type;address" decoded, "" if none */
 };
 
+/* With durability batch, a batch starts without waiting out batch_wait_us
+ * once this many commits are pending: the fsync of a larger batch has
+ * more dirty pages to write, so waiting longer mostly adds latency.
+ * NOTE: 256 is an estimate, not measured; 100 connections never reach it. */
+#define QUEUE_BATCH_MAX_COMMITS 256
+
 struct queue_options {
     const char *dir;               /* created when missing */
     enum queue_durability durability;
+    uint32_t batch_wait_us;        /* durability batch: how long the first
+                                    * pending commit waits for others
+                                    * before the syncs start, microseconds;
+                                    * 0 starts them at the end of the turn
+                                    * like fsync */
     uint64_t segment_size;         /* bytes; 0 picks the default */
+    uint64_t max_size;             /* bytes of records the queue holds,
+                                    * queued and being written; 0 for no
+                                    * limit */
+    uint64_t min_free;             /* bytes that must stay free on the
+                                    * queue's file system; 0 for none */
     bool read_only;                /* inspect only: no lock, no writes,
                                     * no ready() calls; reactor may be
                                     * NULL */
@@ -212,7 +229,8 @@ void queue_msg_unref(struct queue *queue, struct queue_msg *msg);
  * ECANCELED when an operator deleted the recipient meanwhile (nothing is
  * written and the recipient stays deleted), with EROFS on a read-only
  * queue and with EINVAL for any other state. The journal is synced at
- * the end of the reactor turn. */
+ * the end of the reactor turn, or with durability batch up to
+ * batch_wait_us later. */
 int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
                enum queue_rcpt_state state);
 
@@ -220,8 +238,7 @@ int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
  * failed its attempt number attempts (at least 1) and waits until
  * next_attempt (wall clock, seconds), and stores both in msg->rcpts[rcpt].
  * A held recipient stays held. Counts above 65535 are stored as 65535.
- * Fails like queue_mark(). The journal is synced at the end of the
- * reactor turn. */
+ * Fails like queue_mark(), and the journal is synced like after it. */
 int queue_defer(struct queue *queue, struct queue_msg *msg, size_t rcpt,
                 uint32_t attempts, time_t next_attempt);
 
@@ -232,12 +249,27 @@ struct queue_stats {
     size_t writers;            /* records being written */
     size_t recovered_messages; /* found by queue_open() */
     size_t recovered_dropped;  /* records queue_open() dropped */
+    uint64_t space_used;       /* bytes counted against max_size */
+
+    /* Group commit since queue_open(). fsyncs counts every fsync and
+     * fdatasync call of segments, journal and directory, the journal syncs
+     * of deliveries included, so commits / fsyncs is messages per sync. */
+    uint64_t commits;          /* records made durable and acknowledged */
+    uint64_t batches;          /* batches with at least one commit */
+    uint64_t fsyncs;
 };
 
 /* queue_sync_pending returns true while fsyncs are in flight or the
  * group-commit hook waits for the end of the turn, so a stop can wait
  * for them. */
 bool queue_sync_pending(const struct queue *queue);
+
+/* queue_space_shortage returns NULL when the queue may take a new
+ * message, or the name of the limit reached. That is "queue_max_size"
+ * when max_size has no room for the smallest reservation of a writer,
+ * and "queue_min_free" when the file system has less than min_free bytes
+ * free. The free space is read with statvfs at most once a second. */
+const char *queue_space_shortage(struct queue *queue);
 
 /* queue_get_stats fills stats. */
 void queue_get_stats(const struct queue *queue, struct queue_stats *stats);

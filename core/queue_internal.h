@@ -34,6 +34,7 @@ struct queue_item {
     struct queue_segment *seg;    /* the mapping msg.body points into */
     uint64_t offset;              /* region offset in seg */
     uint64_t id;
+    uint64_t region_len;          /* bytes counted in queue->space_used */
     unsigned refs;                /* the queue's own reference included */
     size_t queued;                /* recipients still QUEUED */
 };
@@ -83,6 +84,11 @@ struct queue {
      * flight, so a segment has at most one sync armed. */
     struct queue_commit *pending;
     struct queue_commit **pending_tail;
+    size_t pending_count;
+    uint64_t pending_since_us;      /* reactor clock when the hook first
+                                     * saw pending commits; 0 if none */
+    uint32_t batch_wait_us;
+    struct reactor_timer batch_timer; /* durability batch: ends the wait */
     struct queue_commit *batch;
     size_t syncs_in_flight;
     int batch_error;                /* first failed sync of the batch */
@@ -94,6 +100,19 @@ struct queue {
     size_t recovered_dropped;
     bool read_only;                 /* queue_options.read_only */
     uint64_t compact_check_at;      /* journal bytes; see queue_compact.c */
+
+    /* Space limits, see queue_space.c. space_used is the region bytes of
+     * the messages in memory and of the writers' reservations. */
+    uint64_t max_size;              /* bytes; 0 for no limit */
+    uint64_t min_free;              /* bytes; 0 for no floor */
+    uint64_t space_used;
+    uint64_t free_bytes;            /* last statvfs result */
+    uint64_t free_checked_ms;       /* reactor clock of that statvfs */
+    bool free_known;                /* free_bytes is valid */
+
+    uint64_t stat_commits;          /* see struct queue_stats */
+    uint64_t stat_batches;
+    uint64_t stat_fsyncs;
 };
 
 /* Recovery counts logged by queue_open(). */
@@ -165,6 +184,14 @@ int queue_compact_remove_leftover(struct queue *queue);
 /* queue_compact_needed returns the number of entries compaction would
  * write. */
 size_t queue_compact_needed(const struct queue *queue);
+/* queue_space_reserve_check fails with ENOSPC when len more bytes of
+ * regions would pass max_size. */
+int queue_space_reserve_check(struct queue *queue, uint64_t len);
+
+/* queue_space_segment_check fails with ENOSPC when a new segment file of
+ * size bytes would leave less than min_free bytes free. It calls statvfs
+ * every time, because segments are created rarely. */
+int queue_space_segment_check(struct queue *queue, uint64_t size);
 
 /* queue_recover scans segments and journal and builds queue->items. */
 int queue_recover(struct queue *queue, struct queue_recovery_stats *stats);

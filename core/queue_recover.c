@@ -274,6 +274,7 @@ static int queue_build_index(struct queue_recovery *rec)
                         item->msg.id, item->seg->name, item->offset);
             rec->stats->dropped++;
             item->seg->live--;
+            queue->space_used -= item->region_len;
             free(item);
             continue;
         }

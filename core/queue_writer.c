@@ -40,6 +40,9 @@ static void queue_writer_write_header(struct queue_writer *writer)
 static int queue_new_segment(struct queue *queue, uint64_t size,
                              struct queue_segment **out)
 {
+    if (queue_space_segment_check(queue, size) != 0) {
+        return -1;
+    }
     if (queue_segment_create(out, queue->dir_fd, queue->next_segment,
                              size) != 0) {
         return -1;
@@ -82,6 +85,9 @@ static int queue_reserve(struct queue *queue, uint64_t len,
     uint64_t capacity = queue->segment_size - QUEUE_SEGMENT_HEADER_LEN;
     struct queue_segment *seg;
 
+    if (queue_space_reserve_check(queue, len) != 0) {
+        return -1;
+    }
     if (len > capacity) {
         uint64_t size = queue_align_up(QUEUE_SEGMENT_HEADER_LEN + len, 4096);
 
@@ -103,6 +109,7 @@ static int queue_reserve(struct queue *queue, uint64_t len,
         return -1;
     }
     seg->writers++;
+    queue->space_used += len;
     *seg_out = seg;
     return 0;
 }
@@ -116,6 +123,7 @@ static void queue_writer_leave(struct queue_writer *writer)
     uint64_t used = queue_align_up(queue_writer_used(writer),
                                    QUEUE_REGION_ALIGN);
 
+    writer->queue->space_used -= writer->header.region_len;
     writer->header.flags |= QUEUE_REGION_ABANDONED;
     if (queue_segment_resize(seg, writer->offset, used)) {
         writer->header.region_len = used;
@@ -249,7 +257,21 @@ static int queue_writer_grow(struct queue_writer *writer, uint64_t need)
     if (len > room) {
         len = room;
     }
+
+    if (len >= need) {
+        /* Near max_size the region grows only by what this write needs. */
+        uint64_t old = writer->header.region_len;
+
+        if (len > need && queue_space_reserve_check(writer->queue,
+                                                    len - old) != 0) {
+            len = queue_align_up(need, QUEUE_REGION_ALIGN);
+        }
+        if (queue_space_reserve_check(writer->queue, len - old) != 0) {
+            return -1;
+        }
+    }
     if (len >= need && queue_segment_resize(seg, writer->offset, len)) {
+        writer->queue->space_used += len - writer->header.region_len;
         writer->header.region_len = len;
         queue_writer_write_header(writer);
         return 0;
@@ -322,6 +344,7 @@ static void queue_writer_seal(struct queue_writer *writer)
     uint64_t len = queue_align_up(used, QUEUE_REGION_ALIGN);
 
     if (queue_segment_resize(writer->seg, writer->offset, len)) {
+        writer->queue->space_used -= writer->header.region_len - len;
         writer->header.region_len = len;
     }
     writer->header.flags = QUEUE_REGION_COMMITTED;
@@ -339,8 +362,15 @@ int queue_writer_commit(struct queue_writer *writer, queue_commit_fn done,
     struct queue_item *item = NULL;
 
     queue_writer_seal(writer);
+
+    /* The item counts the region from here on, or the abort below does
+     * not count it twice. */
+    queue->space_used -= writer->header.region_len;
     if (commit != NULL) {
         item = queue_item_new(queue, seg, writer->offset, &writer->header);
+    }
+    if (item == NULL) {
+        queue->space_used += writer->header.region_len;
     }
     if (item == NULL) {
         int saved = errno;
@@ -366,6 +396,7 @@ int queue_writer_commit(struct queue_writer *writer, queue_commit_fn done,
     commit->arg = arg;
     *queue->pending_tail = commit;
     queue->pending_tail = &commit->next;
+    queue->pending_count++;
     queue_schedule_sync(queue);
 
     log_debug("id=%s event=queue_writer_commit size=%" PRIu64 " rcpts=%zu",

@@ -80,7 +80,7 @@ struct reactor {
     /* Multishot ops the kernel stopped during the current batch. */
     struct reactor_op *rearm_head;
 
-    /* Timer min-heap on deadline_ms, 1-based: heap[1] is the earliest and
+    /* Timer min-heap on deadline_us, 1-based: heap[1] is the earliest and
      * heap[i]->heap_slot == i. */
     struct reactor_timer **heap;
     size_t heap_len;
@@ -92,7 +92,7 @@ struct reactor {
     struct reactor_hook *hooks_tail;
     struct reactor_hook *hooks_running;
 
-    uint64_t now_ms;
+    uint64_t now_us;      /* monotonic clock, read once per turn */
     bool stopping;
 
     /* Number of ops started and not yet finished. reactor_shutdown()
@@ -101,13 +101,18 @@ struct reactor {
     bool shut_down;      /* set by reactor_shutdown(), so no op starts */
 };
 
-static uint64_t reactor_clock_ms(void)
+static uint64_t reactor_clock_us(void)
 {
     struct timespec ts;
 
     /* clock_gettime fails only for an invalid clock or pointer. */
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t reactor_clock_ms(void)
+{
+    return reactor_clock_us() / 1000u;
 }
 
 /* ---- Set-up and teardown ---------------------------------------------- */
@@ -241,7 +246,7 @@ int reactor_new(struct reactor **out, const struct reactor_options *opts)
         return rc;
     }
 
-    reactor->now_ms = reactor_clock_ms();
+    reactor->now_us = reactor_clock_us();
     *out = reactor;
     return 0;
 }
@@ -350,7 +355,12 @@ const char *reactor_backend_name(const struct reactor *reactor)
 
 uint64_t reactor_now_ms(const struct reactor *reactor)
 {
-    return reactor->now_ms;
+    return reactor->now_us / 1000u;
+}
+
+uint64_t reactor_now_us(const struct reactor *reactor)
+{
+    return reactor->now_us;
 }
 
 void reactor_stop(struct reactor *reactor)
@@ -820,7 +830,7 @@ static void reactor_heap_sift_up(struct reactor *reactor, size_t slot)
     while (slot > 1) {
         struct reactor_timer *parent = reactor->heap[slot / 2];
 
-        if (parent->deadline_ms <= timer->deadline_ms) {
+        if (parent->deadline_us <= timer->deadline_us) {
             break;
         }
         reactor_heap_place(reactor, slot, parent);
@@ -840,11 +850,11 @@ static void reactor_heap_sift_down(struct reactor *reactor, size_t slot)
             break;
         }
         if (child < reactor->heap_len &&
-            reactor->heap[child + 1]->deadline_ms <
-                reactor->heap[child]->deadline_ms) {
+            reactor->heap[child + 1]->deadline_us <
+                reactor->heap[child]->deadline_us) {
             child++;
         }
-        if (timer->deadline_ms <= reactor->heap[child]->deadline_ms) {
+        if (timer->deadline_us <= reactor->heap[child]->deadline_us) {
             break;
         }
         reactor_heap_place(reactor, slot, reactor->heap[child]);
@@ -879,14 +889,23 @@ static void reactor_heap_reserve(struct reactor *reactor)
 void reactor_timer_set(struct reactor *reactor, struct reactor_timer *timer,
                        uint64_t delay_ms)
 {
-    uint64_t old = timer->deadline_ms;
+    uint64_t delay_us = delay_ms > UINT64_MAX / 1000u ? UINT64_MAX
+                                                      : delay_ms * 1000u;
+
+    reactor_timer_set_us(reactor, timer, delay_us);
+}
+
+void reactor_timer_set_us(struct reactor *reactor,
+                          struct reactor_timer *timer, uint64_t delay_us)
+{
+    uint64_t old = timer->deadline_us;
     size_t slot = timer->heap_slot;
 
-    timer->deadline_ms = delay_ms > UINT64_MAX - reactor->now_ms
+    timer->deadline_us = delay_us > UINT64_MAX - reactor->now_us
                              ? UINT64_MAX
-                             : reactor->now_ms + delay_ms;
+                             : reactor->now_us + delay_us;
     if (slot != 0) {
-        if (timer->deadline_ms < old) {
+        if (timer->deadline_us < old) {
             reactor_heap_sift_up(reactor, slot);
         } else {
             reactor_heap_sift_down(reactor, slot);
@@ -919,7 +938,7 @@ void reactor_timer_cancel(struct reactor *reactor,
     /* The last timer fills the hole and moves whichever way it must. */
     reactor_heap_place(reactor, slot, last);
     if (slot > 1 &&
-        reactor->heap[slot / 2]->deadline_ms > last->deadline_ms) {
+        reactor->heap[slot / 2]->deadline_us > last->deadline_us) {
         reactor_heap_sift_up(reactor, slot);
     } else {
         reactor_heap_sift_down(reactor, slot);
@@ -940,7 +959,7 @@ static void reactor_fire_timers(struct reactor *reactor)
     size_t budget = reactor->heap_len;
 
     while (budget > 0 && reactor->heap_len > 0 &&
-           reactor->heap[1]->deadline_ms <= reactor->now_ms) {
+           reactor->heap[1]->deadline_us <= reactor->now_us) {
         struct reactor_timer *timer = reactor->heap[1];
 
         reactor_timer_cancel(reactor, timer);
@@ -1033,12 +1052,12 @@ static int reactor_wait(struct reactor *reactor)
     if (reactor->hooks_head != NULL || reactor->stopping) {
         timeout = &ts;
     } else if (reactor->heap_len > 0) {
-        uint64_t now = reactor_clock_ms();
-        uint64_t deadline = reactor->heap[1]->deadline_ms;
-        uint64_t wait_ms = deadline > now ? deadline - now : 0;
+        uint64_t now = reactor_clock_us();
+        uint64_t deadline = reactor->heap[1]->deadline_us;
+        uint64_t wait_us = deadline > now ? deadline - now : 0;
 
-        ts.tv_sec = (long long)(wait_ms / 1000u);
-        ts.tv_nsec = (long long)(wait_ms % 1000u) * 1000000;
+        ts.tv_sec = (long long)(wait_us / 1000000u);
+        ts.tv_nsec = (long long)(wait_us % 1000000u) * 1000;
         timeout = &ts;
     }
 
@@ -1062,13 +1081,13 @@ int reactor_run(struct reactor *reactor)
     if (reactor->shut_down) {
         return -ECANCELED;
     }
-    reactor->now_ms = reactor_clock_ms();
+    reactor->now_us = reactor_clock_us();
     while (rc == 0) {
         rc = reactor_wait(reactor);
         if (rc < 0) {
             break;
         }
-        reactor->now_ms = reactor_clock_ms();
+        reactor->now_us = reactor_clock_us();
         reactor_dispatch(reactor);
         reactor_fire_timers(reactor);
         reactor_run_hooks(reactor);
@@ -1135,7 +1154,7 @@ int reactor_shutdown(struct reactor *reactor)
         if (!reactor_shutdown_wait(reactor, deadline_ms)) {
             break;
         }
-        reactor->now_ms = reactor_clock_ms();
+        reactor->now_us = reactor_clock_us();
         reactor_dispatch(reactor);
     }
 

@@ -60,7 +60,7 @@ struct reactor_op {
 struct reactor_timer {
     void (*fire)(struct reactor_timer *timer);
     void *owner;
-    uint64_t deadline_ms; /* monotonic milliseconds; private */
+    uint64_t deadline_us; /* monotonic microseconds; private */
     size_t heap_slot;     /* private; 0 when not armed */
 };
 
@@ -113,6 +113,9 @@ void reactor_stop(struct reactor *reactor);
 /* reactor_now_ms returns the monotonic clock in milliseconds, read once
  * per turn. */
 uint64_t reactor_now_ms(const struct reactor *reactor);
+
+/* reactor_now_us returns the same per-turn clock in microseconds. */
+uint64_t reactor_now_us(const struct reactor *reactor);
 
 /* reactor_backend_name returns "io_uring" or "epoll". */
 const char *reactor_backend_name(const struct reactor *reactor);
@@ -167,6 +170,12 @@ int reactor_cancel(struct reactor *reactor, struct reactor_op *op);
  * earlier deadline. */
 void reactor_timer_set(struct reactor *reactor, struct reactor_timer *timer,
                        uint64_t delay_ms);
+
+/* reactor_timer_set_us arms timer to fire delay_us microseconds from the
+ * turn's clock. The wait in the kernel has microsecond resolution, but a
+ * timer fires only between turns, so a busy turn delays it. */
+void reactor_timer_set_us(struct reactor *reactor,
+                          struct reactor_timer *timer, uint64_t delay_us);
 
 /* reactor_timer_cancel disarms timer; a disarmed timer is accepted. */
 void reactor_timer_cancel(struct reactor *reactor,

@@ -21,6 +21,7 @@ void smtp_body_start(struct smtp_body *b, uint64_t max_size,
     b->too_big = false;
     b->line_too_long = false;
     b->write_failed = false;
+    b->no_space = false;
     b->raw = false;
     smtp_hops_start(&b->hops);
     b->max_hops = 0;
@@ -86,8 +87,11 @@ static void body_pass(struct smtp_body *b, const char *data, size_t len)
     /* Bytes are still counted after a failed write or a long line. So a
      * body over the limit gets 552 wherever its pieces were cut, never 451
      * or 554 just because the other failure came first. */
-    if (!smtp_body_failed(b) && b->write(b->ctx, data, len) < 0) {
-        b->write_failed = true;
+    if (!smtp_body_failed(b)) {
+        int rc = b->write(b->ctx, data, len);
+
+        b->write_failed = rc < 0;
+        b->no_space = rc == SMTP_BODY_NO_SPACE;
     }
 }
 

@@ -22,6 +22,9 @@
 #include "proto/smtp_hops.h"
 
 /* Receives body bytes; returns 0, or -1 when storing them failed. */
+/* A write function returns 0, -1 when storing failed, or
+ * SMTP_BODY_NO_SPACE when storage is full. */
+#define SMTP_BODY_NO_SPACE (-3)
 typedef int smtp_body_write_fn(void *ctx, const char *data, size_t len);
 
 enum smtp_body_state {
@@ -43,7 +46,8 @@ struct smtp_body {
     bool nul;             /* a NUL byte was seen */
     bool too_big;         /* the body went over max_size */
     bool line_too_long;   /* a line went over max_line */
-    bool write_failed;    /* write returned -1 */
+    bool write_failed;    /* write returned -1 or SMTP_BODY_NO_SPACE */
+    bool no_space;        /* write returned SMTP_BODY_NO_SPACE */
     bool raw;             /* BINARYMIME: BDAT data passes unchanged */
     struct smtp_hops hops; /* Received: fields in the header section */
     size_t max_hops;      /* Received: fields allowed; 0 for no limit */

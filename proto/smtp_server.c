@@ -32,10 +32,16 @@ static int session_body_write(void *ctx, const char *data, size_t len)
 {
     struct smtp_server *s = ctx;
 
+    int rc;
+
     if (s->hooks->data_write == NULL) {
         return 0;
     }
-    return s->hooks->data_write(s->ctx, data, len);
+    rc = s->hooks->data_write(s->ctx, data, len);
+    if (rc == SMTP_HOOK_NO_SPACE) {
+        return SMTP_BODY_NO_SPACE;
+    }
+    return rc < 0 ? -1 : 0;
 }
 
 struct smtp_server *smtp_server_new(const struct smtp_server_options *opts,
@@ -308,6 +314,9 @@ void smtp_server_body_error(const struct smtp_server *s, char *reply)
         /* RFC 3463 X.4.6: routing loop detected. */
         snprintf(reply, SMTP_REPLY_MAX, "554 5.4.6 Error: too many hops "
                  "(%zu Received: headers), mail loop?", b->hops.count);
+    } else if (b->no_space) {
+        snprintf(reply, SMTP_REPLY_MAX, "452 4.3.1 Insufficient system "
+                 "storage");
     } else {
         snprintf(reply, SMTP_REPLY_MAX, "451 4.3.0 Error: storing the "
                  "message failed, try again later");

@@ -94,6 +94,10 @@ struct smtp_rcpt_params {
  * max_errors; see struct smtp_server_hooks. */
 #define SMTP_HOOK_REJECT_COUNTED (-2)
 
+/* data_write returns SMTP_HOOK_NO_SPACE in place of -1 when storage is
+ * full, so the message gets 452 4.3.1 rather than 451 4.3.0. */
+#define SMTP_HOOK_NO_SPACE (-3)
+
 /* Hooks return 0 to accept. To refuse, they write a full reply line
  * ("554 5.7.1 ...", no CRLF) into reply[0..SMTP_REPLY_MAX) and return -1.
  * The mail and rcpt hooks may also accept with a 2xx reply line of their
@@ -123,8 +127,9 @@ struct smtp_server_hooks {
     int (*data_begin)(void *ctx, char *reply);
 
     /* data_write: body bytes in wire form. Returns 0, or -1 when storage
-     * failed. The session then discards the rest of the body and replies
-     * 451 4.3.0 at the end, unless the body also has a bare CR or LF
+     * failed, or SMTP_HOOK_NO_SPACE when storage is full. The session
+     * then discards the rest of the body and replies 451 4.3.0 (452 4.3.1
+     * for no space) at the end, unless the body also has a bare CR or LF
      * (550) or goes over the size limit (552). */
     int (*data_write)(void *ctx, const char *data, size_t len);
 

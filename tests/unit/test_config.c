@@ -970,6 +970,55 @@ Test(config, durability_values, .init = tmp_setup, .fini = tmp_teardown)
     load_fail("durability = FSYNC\n", 1, "invalid value for 'durability'");
 }
 
+Test(config, queue_sync_defaults)
+{
+    struct config config;
+
+    cr_assert_eq(config_init(&config), 0);
+    cr_expect_eq(config.batch_wait, 1000);
+    cr_expect_eq(config.queue_max_size, 0);
+    cr_expect_eq(config.queue_min_free, 64ULL * 1024 * 1024);
+    config_cleanup(&config);
+}
+
+Test(config, batch_wait_bounds, .init = tmp_setup, .fini = tmp_teardown)
+{
+    struct config config;
+
+    load_ok(&config, "batch_wait = 0\n");
+    cr_expect_eq(config.batch_wait, 0);
+    config_cleanup(&config);
+    load_ok(&config, "batch_wait = 100k\n");
+    cr_expect_eq(config.batch_wait, 100000);
+    config_cleanup(&config);
+
+    load_fail("batch_wait = 100001\n", 1,
+              "invalid value for 'batch_wait': 100001 is outside 0..100000");
+    load_fail("batch_wait = 1s\n", 1,
+              "invalid value for 'batch_wait': expected a whole number");
+}
+
+Test(config, queue_space_keys, .init = tmp_setup, .fini = tmp_teardown)
+{
+    struct config config;
+
+    load_ok(&config, "queue_max_size = 2gb\nqueue_min_free = 0\n");
+    cr_expect_eq(config.queue_max_size, 2147483648ULL);
+    cr_expect_eq(config.queue_min_free, 0);
+    config_cleanup(&config);
+    load_ok(&config, "queue_max_size = 1mb\n");
+    cr_expect_eq(config.queue_max_size, 1048576);
+    config_cleanup(&config);
+
+    load_fail("queue_max_size = 1000\n", 1,
+              "invalid value for 'queue_max_size': 1000 is outside 1mb");
+    load_fail("queue_min_free = -5\n", 1,
+              "invalid value for 'queue_min_free': -5 is outside");
+    load_fail("queue_min_free = 10min\n", 1,
+              "invalid value for 'queue_min_free': expected a number of "
+              "bytes");
+}
+
 Test(config, max_message_size_bounds, .init = tmp_setup,
      .fini = tmp_teardown)
 {

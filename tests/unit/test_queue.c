@@ -19,7 +19,8 @@
 #include "core/queue_record.h"
 #include "core/reactor.h"
 
-#define MAX_MSGS 64
+/* Room for one full batch of QUEUE_BATCH_MAX_COMMITS and a few more. */
+#define MAX_MSGS 300
 #define SMALL_SEGMENT (256u * 1024)
 
 struct fixture {
@@ -28,7 +29,10 @@ struct fixture {
     struct reactor *reactor;
     struct queue *queue;
     enum queue_durability durability;
+    uint32_t batch_wait_us;
     uint64_t segment_size;
+    uint64_t max_size;
+    uint64_t min_free;
     struct queue_msg *ready[MAX_MSGS]; /* referenced by the test */
     size_t ready_count;
     int done_status[MAX_MSGS];
@@ -112,7 +116,10 @@ static int open_queue(void)
     struct queue_options opts = {
         .dir = fx.dir,
         .durability = fx.durability,
+        .batch_wait_us = fx.batch_wait_us,
         .segment_size = fx.segment_size,
+        .max_size = fx.max_size,
+        .min_free = fx.min_free,
     };
 
     return queue_open(&fx.queue, fx.reactor, &opts, on_ready, &fx);
@@ -1305,4 +1312,245 @@ Test(queue, close_cancels_deferred_hook)
     cr_assert(queue_sync_pending(fx.queue));
     close_queue();
     run_briefly();
+}
+
+/* late_commit: a writer committed from a timer, so in a later reactor
+ * turn than the commits made before reactor_run(). A hook deferred after
+ * the commits arms the timer, so it runs after the queue's hook and reads
+ * the clock of the first turn, not the stale one from before it. */
+struct late_commit {
+    struct reactor_hook arm;
+    struct reactor_timer timer;
+    struct queue_writer *writer;
+};
+
+static void late_commit_fired(struct reactor_timer *timer)
+{
+    struct late_commit *late = timer->owner;
+
+    commit(late->writer);
+}
+
+static void late_commit_arm(struct reactor_hook *hook)
+{
+    struct late_commit *late = hook->owner;
+
+    reactor_timer_set(fx.reactor, &late->timer, 5);
+}
+
+/* commit_two_turns commits one message now and one 5 ms later, and
+ * returns the number of batches that made them durable. */
+static uint64_t commit_two_turns(void)
+{
+    struct late_commit late = {
+        .arm = {.run = late_commit_arm},
+        .timer = {.fire = late_commit_fired},
+    };
+    struct queue_writer *first;
+
+    late.arm.owner = &late;
+    late.timer.owner = &late;
+    cr_assert_eq(open_queue(), 0);
+    first = begin(0);
+    append(first, "first\r\n", 7);
+    late.writer = begin(0);
+    append(late.writer, "second\r\n", 8);
+    commit(first);
+    reactor_defer(fx.reactor, &late.arm);
+    run_until_done(2);
+    cr_assert_eq(fx.done_status[0], 0);
+    cr_assert_eq(fx.done_status[1], 0);
+    cr_assert_eq(fx.ready_count, 2);
+    cr_assert_eq(stats().commits, 2);
+    return stats().batches;
+}
+
+Test(queue, batch_joins_later_turn)
+{
+    fx.durability = QUEUE_DURABILITY_BATCH;
+    fx.batch_wait_us = 100000;
+    cr_assert_eq(commit_two_turns(), 1);
+}
+
+Test(queue, fsync_syncs_each_turn)
+{
+    cr_assert_eq(commit_two_turns(), 2);
+}
+
+/* The first batch of a fresh queue syncs the new segment and the
+ * directory that got its entry, the second only the segment. */
+Test(queue, sync_stats_count_fsyncs)
+{
+    cr_assert_eq(open_queue(), 0);
+    store_message("one\r\n", 5);
+    cr_assert_eq(stats().commits, 1);
+    cr_assert_eq(stats().batches, 1);
+    cr_assert_eq(stats().fsyncs, 2);
+    store_message("two\r\n", 5);
+    cr_assert_eq(stats().commits, 2);
+    cr_assert_eq(stats().batches, 2);
+    cr_assert_eq(stats().fsyncs, 3);
+}
+
+Test(queue, sync_stats_none_no_fsyncs)
+{
+    fx.durability = QUEUE_DURABILITY_NONE;
+    cr_assert_eq(open_queue(), 0);
+    store_message("one\r\n", 5);
+    cr_assert_eq(stats().commits, 1);
+    cr_assert_eq(stats().batches, 1);
+    cr_assert_eq(stats().fsyncs, 0);
+}
+
+/* commit_many begins and commits count writers in one turn. */
+static void commit_many(size_t count)
+{
+    struct queue_writer *writers[MAX_MSGS];
+
+    cr_assert_leq(count, MAX_MSGS);
+    for (size_t i = 0; i < count; i++) {
+        writers[i] = begin(0);
+        append(writers[i], "many\r\n", 6);
+    }
+    for (size_t i = 0; i < count; i++) {
+        commit(writers[i]);
+    }
+}
+
+/* A full batch starts at once: with a wait of 100 s, only the count can
+ * end it within run_until_done()'s five seconds. */
+Test(queue, batch_full_starts_at_once)
+{
+    fx.durability = QUEUE_DURABILITY_BATCH;
+    fx.batch_wait_us = 100000000;
+    fx.segment_size = SMALL_SEGMENT * 16;
+    cr_assert_eq(open_queue(), 0);
+    commit_many(QUEUE_BATCH_MAX_COMMITS);
+    run_until_done(QUEUE_BATCH_MAX_COMMITS);
+    cr_assert_eq(stats().batches, 1);
+    cr_assert_eq(stats().commits, QUEUE_BATCH_MAX_COMMITS);
+}
+
+Test(queue, batch_below_max_waits)
+{
+    fx.durability = QUEUE_DURABILITY_BATCH;
+    fx.batch_wait_us = 100000000;
+    cr_assert_eq(open_queue(), 0);
+    commit_many(3);
+    run_briefly();
+    cr_assert_eq(fx.done_count, 0, "the batch did not wait");
+    cr_assert(queue_sync_pending(fx.queue));
+}
+
+/* Commits still waiting in a batch at shutdown get no done(), as
+ * queue_close() promises, but close syncs them, so a reopen finds them.
+ * The loop that runs after close must not fire the cancelled timer. */
+Test(queue, close_with_batch_waiting)
+{
+    fx.durability = QUEUE_DURABILITY_BATCH;
+    fx.batch_wait_us = 100000000;
+    cr_assert_eq(open_queue(), 0);
+    commit_many(3);
+    run_briefly();
+    cr_assert(queue_sync_pending(fx.queue));
+    cr_assert_eq(reactor_shutdown(fx.reactor), 0);
+    close_queue();
+    cr_assert_eq(fx.done_count, 0);
+
+    reactor_free(fx.reactor);
+    cr_assert_eq(reactor_new(&fx.reactor, NULL), 0);
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 3);
+}
+
+/* A body that would take the queue past max_size fails with ENOSPC, the
+ * messages already queued stay, and delivering them frees the space. */
+Test(queue, max_size_rejects_growth)
+{
+    char *body = make_body(16 * 1024, 3);
+    struct queue_writer *writer;
+    size_t stored = 0;
+
+    fx.max_size = 64 * 1024;
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_null(queue_space_shortage(fx.queue));
+    for (;;) {
+        writer = begin(0);
+        if (queue_writer_append(writer, body, 16 * 1024) != 0) {
+            break;
+        }
+        commit(writer);
+        run_until_done(++stored);
+        cr_assert_lt(stored, 8, "max_size never reached");
+    }
+    cr_assert_eq(errno, ENOSPC);
+    queue_writer_abort(writer);
+    cr_assert_geq(stored, 2);
+    cr_assert_leq(stats().space_used, fx.max_size);
+    cr_assert_eq(fx.ready_count, stored);
+
+    for (size_t i = 0; i < stored; i++) {
+        assert_body(fx.ready[i], body, 16 * 1024);
+        cr_assert_eq(queue_mark(fx.queue, fx.ready[i], 0,
+                                QUEUE_RCPT_DELIVERED), 0);
+        cr_assert_eq(queue_mark(fx.queue, fx.ready[i], 1,
+                                QUEUE_RCPT_DELIVERED), 0);
+    }
+    release_ready();
+    cr_assert_eq(stats().space_used, 0);
+    store_message(body, 16 * 1024);
+    free(body);
+}
+
+Test(queue, max_size_full_reports_shortage)
+{
+    struct queue_writer *writer;
+
+    fx.max_size = 8 * 1024;
+    cr_assert_eq(open_queue(), 0);
+    writer = begin(4 * 1024);
+    cr_assert_str_eq(queue_space_shortage(fx.queue), "queue_max_size");
+    queue_writer_abort(writer);
+    cr_assert_null(queue_space_shortage(fx.queue));
+    cr_assert_eq(stats().space_used, 0);
+}
+
+/* No file system has 2^60 bytes free, so the floor is always reached:
+ * the queue reports the shortage and creates no segment. */
+Test(queue, min_free_floor_rejects)
+{
+    struct queue_writer *writer = NULL;
+
+    fx.min_free = (uint64_t)1 << 60;
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_str_eq(queue_space_shortage(fx.queue), "queue_min_free");
+    cr_assert_eq(queue_writer_begin(fx.queue, &writer, &test_env, 0), -1);
+    cr_assert_eq(errno, ENOSPC);
+    cr_assert_null(writer);
+    cr_assert_eq(count_segment_files(), 0);
+}
+
+/* With durability batch, the journal entry of a delivery waits for the
+ * next commits, so both share one batch. */
+Test(queue, batch_journal_joins_commits)
+{
+    struct queue_writer *writer;
+
+    fx.durability = QUEUE_DURABILITY_BATCH;
+    fx.batch_wait_us = 200000;
+    cr_assert_eq(open_queue(), 0);
+    store_message("first\r\n", 7);
+    cr_assert_eq(queue_mark(fx.queue, fx.ready[0], 0, QUEUE_RCPT_DELIVERED),
+                 0);
+    run_briefly();
+    cr_assert(queue_sync_pending(fx.queue), "the journal did not wait");
+    cr_assert_eq(stats().fsyncs, 2);
+
+    writer = begin(0);
+    append(writer, "second\r\n", 8);
+    commit(writer);
+    run_until_done(2);
+    cr_assert_eq(fx.done_status[1], 0);
+    cr_assert_eq(stats().batches, 2);
+    cr_assert_eq(stats().fsyncs, 4);
 }

@@ -365,6 +365,7 @@ struct timer_log {
     struct reactor_timer timers[3];
     int order[8];
     uint64_t fired_ms[3];
+    uint64_t fired_us[3];
     int count;
     int stop_after;
 };
@@ -378,6 +379,7 @@ static void timer_log_fired(struct reactor_timer *timer)
     cr_assert_lt(log->count, 8);
     log->order[log->count++] = index;
     log->fired_ms[index] = reactor_now_ms(log->h->reactor);
+    log->fired_us[index] = reactor_now_us(log->h->reactor);
     if (log->count == log->stop_after) {
         reactor_stop(log->h->reactor);
     }
@@ -416,6 +418,33 @@ Test(reactor, timers_fire_in_deadline_order)
     cr_assert_eq(log.order[2], 0);
     cr_assert_geq(log.fired_ms[1], start + 10);
     cr_assert_geq(log.fired_ms[0], start + 30);
+    reactor_free(h.reactor);
+}
+
+/* Deadlines inside one millisecond keep their order, and none fires
+ * before its deadline on the microsecond clock. */
+Test(reactor, timers_microsecond_deadlines)
+{
+    struct harness h;
+    struct timer_log log;
+    uint64_t start;
+
+    harness_start(&h, NULL);
+    timer_log_start(&log, &h, 3);
+    start = reactor_now_us(h.reactor);
+    reactor_timer_set_us(h.reactor, &log.timers[0], 1500);
+    reactor_timer_set_us(h.reactor, &log.timers[1], 600);
+    reactor_timer_set_us(h.reactor, &log.timers[2], 200);
+    harness_run(&h);
+
+    cr_assert_eq(log.count, 3);
+    cr_assert_eq(log.order[0], 2);
+    cr_assert_eq(log.order[1], 1);
+    cr_assert_eq(log.order[2], 0);
+    cr_assert_geq(log.fired_us[2], start + 200);
+    cr_assert_geq(log.fired_us[1], start + 600);
+    cr_assert_geq(log.fired_us[0], start + 1500);
+    cr_assert_eq(log.fired_ms[0], log.fired_us[0] / 1000);
     reactor_free(h.reactor);
 }
 

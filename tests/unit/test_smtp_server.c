@@ -31,6 +31,7 @@ struct recorder {
     char abort_reply[SMTP_REPLY_MAX]; /* of the last data_abort() */
     bool refuse_data;     /* set by a sender starting with "nodata" */
     bool fail_write;
+    bool no_space;        /* data_write returns SMTP_HOOK_NO_SPACE */
     bool commit_in_hook;  /* call data_done from inside data_end() */
     struct smtp_server *server;
 };
@@ -139,6 +140,9 @@ static int hook_data_write(void *ctx, const char *data, size_t len)
 
     if (r->fail_write) {
         return -1;
+    }
+    if (r->no_space) {
+        return SMTP_HOOK_NO_SPACE;
     }
     r->body = realloc(r->body, r->body_len + len);
     cr_assert_not_null(r->body);
@@ -1393,6 +1397,22 @@ Test(smtp_server, data_write_failure)
     expect_replies("write failure", h.out, GREETING "|" EHLO_REPLY
                    "|250 2.1.0|250 2.1.5|354|451 4.3.0|250 2.0.0");
     cr_expect_str_eq(h.rec.events, "M<a@b.test> R<c@d.test> B A X");
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, data_write_no_space)
+{
+    static const char input[] = HI MAIL_OK RCPT_OK "DATA\r\nbody\r\n.\r\n"
+                                "NOOP\r\n";
+    struct harness h;
+
+    harness_init(&h);
+    h.rec.no_space = true;
+    harness_feed(&h, input, sizeof(input) - 1, 0);
+    expect_replies("no space", h.out, GREETING "|" EHLO_REPLY
+                   "|250 2.1.0|250 2.1.5|354|452 4.3.1|250 2.0.0");
+    cr_expect_str_eq(h.rec.abort_reply, "452 4.3.1 Insufficient system "
+                                        "storage");
     harness_cleanup(&h);
 }
 

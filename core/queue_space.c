@@ -1,0 +1,108 @@
+/* Queue space limits: the size limit on the records in the queue and
+ * the floor of free space on its file system.
+ *
+ * The size counts whole regions, header and unused reserved tail
+ * included, of the messages in memory and of the writers. It leaves out
+ * abandoned regions and the unreserved rest of preallocated segments, so
+ * the disk holds up to one segment more than it. */
+#include "core/queue.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "core/log.h"
+#include "core/queue_internal.h"
+
+/* The cached free space is at most this old when MAIL is checked. */
+#define QUEUE_SPACE_RECHECK_MS 1000u
+
+/* queue_space_read_free stores the bytes free for unprivileged users.
+ * Returns 0, or -1 (logged) when statvfs fails. */
+static int queue_space_read_free(struct queue *queue, uint64_t *free_bytes)
+{
+    struct statvfs info;
+
+    if (fstatvfs(queue->dir_fd, &info) != 0) {
+        log_error("event=queue_statvfs_failed dir=%s error=\"%s\"",
+                  queue->dir, strerror(errno));
+        return -1;
+    }
+    *free_bytes = (uint64_t)info.f_bavail * (uint64_t)info.f_frsize;
+    return 0;
+}
+
+/* queue_space_free_low returns true when the last known free space is
+ * below the floor. A failed statvfs keeps the previous result, so an
+ * unreadable file system neither blocks nor frees mail by itself. */
+static bool queue_space_free_low(struct queue *queue)
+{
+    uint64_t now = queue->reactor != NULL ? reactor_now_ms(queue->reactor)
+                                          : 0;
+    uint64_t free_bytes;
+
+    if (queue->min_free == 0) {
+        return false;
+    }
+    if (!queue->free_known ||
+        now - queue->free_checked_ms >= QUEUE_SPACE_RECHECK_MS) {
+        queue->free_checked_ms = now;
+        if (queue_space_read_free(queue, &free_bytes) == 0) {
+            queue->free_bytes = free_bytes;
+            queue->free_known = true;
+        }
+    }
+    return queue->free_known && queue->free_bytes < queue->min_free;
+}
+
+const char *queue_space_shortage(struct queue *queue)
+{
+    /* The smallest record a writer reserves: without room for it, DATA
+     * would fail anyway. */
+    uint64_t smallest = QUEUE_REGION_HEADER_LEN + QUEUE_MIN_BODY_RESERVE;
+
+    if (queue->max_size != 0 &&
+        queue_space_reserve_check(queue, smallest) != 0) {
+        return "queue_max_size";
+    }
+    if (queue_space_free_low(queue)) {
+        return "queue_min_free";
+    }
+    return NULL;
+}
+
+int queue_space_reserve_check(struct queue *queue, uint64_t len)
+{
+    if (queue->max_size != 0 && (len > queue->max_size ||
+                                 queue->space_used > queue->max_size - len)) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return 0;
+}
+
+int queue_space_segment_check(struct queue *queue, uint64_t size)
+{
+    uint64_t free_bytes;
+
+    if (queue->min_free == 0) {
+        return 0;
+    }
+    if (queue_space_read_free(queue, &free_bytes) != 0) {
+        return 0;
+    }
+    queue->free_bytes = free_bytes;
+    queue->free_known = true;
+    queue->free_checked_ms = queue->reactor != NULL
+                                 ? reactor_now_ms(queue->reactor)
+                                 : 0;
+    if (free_bytes < size || free_bytes - size < queue->min_free) {
+        log_warning("event=queue_segment_refused dir=%s size=%" PRIu64
+                    " free=%" PRIu64 " min_free=%" PRIu64, queue->dir, size,
+                    free_bytes, queue->min_free);
+        errno = ENOSPC;
+        return -1;
+    }
+    return 0;
+}
