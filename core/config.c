@@ -47,6 +47,11 @@
 #define CONFIG_QUEUE_SPACE_MAX (1ULL << 50)
 #define CONFIG_QUEUE_MIN_FREE_DEFAULT (64ULL * 1024 * 1024)
 
+/* Segment files: the queue store's bounds (core/queue_internal.h). */
+#define CONFIG_SEGMENT_SIZE_DEFAULT (64ULL * 1024 * 1024)
+#define CONFIG_SEGMENT_SIZE_MIN (256ULL * 1024)
+#define CONFIG_SEGMENT_SIZE_MAX (1ULL << 40)
+
 #define CONFIG_RESOLVER_PORT 53
 #define CONFIG_SMTP_PORT 25
 
@@ -238,6 +243,7 @@ int config_init(struct config *config)
     config->batch_wait = CONFIG_BATCH_WAIT_DEFAULT;
     config->queue_max_size = 0;
     config->queue_min_free = CONFIG_QUEUE_MIN_FREE_DEFAULT;
+    config->segment_size = CONFIG_SEGMENT_SIZE_DEFAULT;
     config->max_message_size = CONFIG_MESSAGE_SIZE_DEFAULT;
     config->max_recipients = CONFIG_MAX_RECIPIENTS_DEFAULT;
     config->max_line_length = CONFIG_MAX_LINE_LENGTH_DEFAULT;
@@ -779,6 +785,23 @@ static int config_apply_queue_space(struct config_loader *loader,
     return 0;
 }
 
+static int config_apply_segment_size(struct config_loader *loader,
+                                     const struct conf_node *node)
+{
+    if (node->type != CONF_NUMBER || node->duration) {
+        return config_invalid(loader, node, "expected a number of bytes "
+                                            "such as 64mb, found %s",
+                              config_found(node));
+    }
+    if (node->number < (int64_t)CONFIG_SEGMENT_SIZE_MIN ||
+        node->number > (int64_t)CONFIG_SEGMENT_SIZE_MAX) {
+        return config_invalid(loader, node, "%s is outside 256kb..1024gb",
+                              node->text);
+    }
+    loader->next->segment_size = (uint64_t)node->number;
+    return 0;
+}
+
 static int config_apply_log_level(struct config_loader *loader,
                                   const struct conf_node *node)
 {
@@ -839,6 +862,7 @@ static const struct config_key config_keys[] = {
     {"batch_wait", config_apply_count},
     {"queue_max_size", config_apply_queue_space},
     {"queue_min_free", config_apply_queue_space},
+    {"segment_size", config_apply_segment_size},
     {"max_message_size", config_apply_max_message_size},
     {"max_recipients", config_apply_count},
     {"max_line_length", config_apply_count},

@@ -44,6 +44,7 @@ struct config {
     unsigned batch_wait;          /* durability batch: microseconds a
                                    * commit waits for others */
     uint64_t queue_max_size;      /* bytes of queued records; 0: none */
+    uint64_t segment_size;        /* bytes of each queue segment file */
     uint64_t queue_min_free;      /* bytes the queue's file system keeps
                                    * free; 0: no floor */
     uint64_t max_message_size;    /* bytes */

@@ -181,13 +181,9 @@ static int daemon_open_queue(struct daemon *daemon)
         .batch_wait_us = config->batch_wait,
         .max_size = config->queue_max_size,
         .min_free = config->queue_min_free,
+        .segment_size = config->segment_size,
     };
 
-    if (config->durability == QUEUE_DURABILITY_NONE) {
-        log_warning("event=durability-none reason=\"messages are "
-                    "acknowledged before they reach the disk; a crash "
-                    "loses them\"");
-    }
     if (queue_open(&daemon->queue, daemon->reactor, &opts, outbound_enqueue,
                    daemon->outbound) < 0) {
         /* On EWOULDBLOCK, queue_open has logged the lock file and the

@@ -12,6 +12,7 @@ must exit and say that the queue directory is locked.
 
 Usage (inside netns_run.sh): relay_restart.py BUILD_DIR
 """
+import os
 import re
 import smtplib
 import subprocess
@@ -24,6 +25,8 @@ MESSAGES = 30
 # to 20%. It must outlast the stop and restart below, which take a few
 # seconds under the sanitizers.
 RETRY_INTERVAL_S = 20
+# Smaller than the default, to check that the key sizes the files.
+SEGMENT_SIZE = 1024 * 1024
 FIRST_RETRY_MAX_S = RETRY_INTERVAL_S * 6 // 5
 
 ZONE = {
@@ -37,6 +40,7 @@ queue_dir = "{{queue}}";
 hostname = "relay.test";
 resolver = "127.0.0.1:53";
 retry_interval = {RETRY_INTERVAL_S};
+segment_size = {SEGMENT_SIZE};
 """
 
 
@@ -61,6 +65,11 @@ def test(tap, harness):
         lambda: harness.log_text("ringrelay").count("event=deferred")
         >= MESSAGES, timeout=30)
     tap.check(deferred, "messages are deferred while the sink is down")
+    sizes = [os.path.getsize(os.path.join(harness.path("queue"), name))
+             for name in os.listdir(harness.path("queue"))
+             if name.startswith("seg-")]
+    tap.check(sizes and all(size == SEGMENT_SIZE for size in sizes),
+              "segment files have the configured segment_size", sizes)
     tap.check(harness.stop(relay) == 0, "relay stops cleanly")
 
     h.start_sink(harness, store)

@@ -1019,6 +1019,26 @@ Test(config, queue_space_keys, .init = tmp_setup, .fini = tmp_teardown)
               "bytes");
 }
 
+Test(config, segment_size_bounds, .init = tmp_setup, .fini = tmp_teardown)
+{
+    struct config config;
+
+    cr_assert_eq(config_init(&config), 0);
+    cr_expect_eq(config.segment_size, 64ULL * 1024 * 1024);
+    config_cleanup(&config);
+    load_ok(&config, "segment_size = 256kb\n");
+    cr_expect_eq(config.segment_size, 262144);
+    config_cleanup(&config);
+    load_ok(&config, "segment_size = 1gb\n");
+    cr_expect_eq(config.segment_size, 1073741824ULL);
+    config_cleanup(&config);
+
+    load_fail_exact("segment_size = 100kb\n", 1, "invalid value for "
+                    "'segment_size': 100kb is outside 256kb..1024gb");
+    load_fail("segment_size = 1h\n", 1, "invalid value for 'segment_size': "
+              "expected a number of bytes");
+}
+
 Test(config, max_message_size_bounds, .init = tmp_setup,
      .fini = tmp_teardown)
 {
