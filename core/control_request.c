@@ -14,6 +14,7 @@
 #include "core/queue.h"
 #include "core/queue_admin.h"
 #include "core/queue_report.h"
+#include "core/queue_report_escape.h"
 
 struct control_call {
     struct daemon *daemon;
@@ -311,30 +312,12 @@ static int control_dispatch(struct control_call *call, const char *name,
                         control_printable(shown, sizeof(shown), name));
 }
 
-/* control_json_string writes text as a JSON string; bytes of 0x80 and
- * above pass unchanged, so UTF-8 stays UTF-8. */
-static void control_json_string(FILE *out, const char *text)
-{
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)text; *p != '\0';
-         p++) {
-        if (*p == '"' || *p == '\\') {
-            fprintf(out, "\\%c", *p);
-        } else if (*p < 0x20 || *p == 0x7f) {
-            fprintf(out, "\\u%04x", *p);
-        } else {
-            fputc(*p, out);
-        }
-    }
-    fputc('"', out);
-}
-
 void control_reply_error(FILE *out, bool json, const char *message)
 {
     fprintf(out, "%s\n", CONTROL_STATUS_ERROR);
     if (json) {
         fputs("{\"error\": ", out);
-        control_json_string(out, message);
+        queue_report_json_str(out, message);
         fputs("}\n", out);
     } else {
         fprintf(out, "%s\n", message);

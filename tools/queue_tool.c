@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/queue_report_escape.h"
 #include "tools/queue_tool.h"
 
 struct queue_tool_command {
@@ -56,23 +57,6 @@ static void queue_tool_usage(FILE *out)
             "commands need the running daemon.\n");
 }
 
-/* queue_tool_json_string prints text as a JSON string. */
-static void queue_tool_json_string(FILE *out, const char *text)
-{
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)text; *p != '\0';
-         p++) {
-        if (*p == '"' || *p == '\\') {
-            fprintf(out, "\\%c", *p);
-        } else if (*p < 0x20 || *p == 0x7f) {
-            fprintf(out, "\\u%04x", *p);
-        } else {
-            fputc(*p, out);
-        }
-    }
-    fputc('"', out);
-}
-
 int queue_tool_fail(const struct queue_tool *tool, int status,
                     const char *fmt, ...)
 {
@@ -84,7 +68,7 @@ int queue_tool_fail(const struct queue_tool *tool, int status,
     va_end(ap);
     if (tool->json) {
         fputs("{\"error\": ", stdout);
-        queue_tool_json_string(stdout, message);
+        queue_report_json_str(stdout, message);
         fputs("}\n", stdout);
     } else {
         fprintf(stderr, "ringrelay-queue: %s\n", message);
