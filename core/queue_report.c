@@ -114,6 +114,17 @@ static void queue_report_notify(FILE *out, unsigned notify, bool json)
 
 /* ---- list ------------------------------------------------------------ */
 
+/* queue_report_text_rcpt writes the indented line start that list and
+ * show share: address, state, attempts and next attempt. */
+static void queue_report_text_rcpt(FILE *out, const struct queue_rcpt *rcpt)
+{
+    fputs("    ", out);
+    queue_report_text_addr(out, rcpt->address);
+    fprintf(out, " %s attempts=%" PRIu32 " next=", queue_report_state(rcpt),
+            rcpt->attempts);
+    queue_report_text_next(out, rcpt->next_attempt);
+}
+
 static void queue_report_list_text_msg(FILE *out, const struct queue_msg *msg,
                                        time_t now)
 {
@@ -123,13 +134,7 @@ static void queue_report_list_text_msg(FILE *out, const struct queue_msg *msg,
     fputc('\n', out);
 
     for (size_t i = 0; i < msg->rcpt_count; i++) {
-        const struct queue_rcpt *rcpt = &msg->rcpts[i];
-
-        fputs("    ", out);
-        queue_report_text_addr(out, rcpt->address);
-        fprintf(out, " %s attempts=%" PRIu32 " next=",
-                queue_report_state(rcpt), rcpt->attempts);
-        queue_report_text_next(out, rcpt->next_attempt);
+        queue_report_text_rcpt(out, &msg->rcpts[i]);
         fputc('\n', out);
     }
 }
@@ -298,11 +303,7 @@ static void queue_report_show_text(FILE *out, const struct queue_msg *msg)
     for (size_t i = 0; i < msg->rcpt_count; i++) {
         const struct queue_rcpt *rcpt = &msg->rcpts[i];
 
-        fputs("    ", out);
-        queue_report_text_addr(out, rcpt->address);
-        fprintf(out, " %s attempts=%" PRIu32 " next=",
-                queue_report_state(rcpt), rcpt->attempts);
-        queue_report_text_next(out, rcpt->next_attempt);
+        queue_report_text_rcpt(out, rcpt);
         fputs(" notify=", out);
         queue_report_notify(out, rcpt->dsn_notify, false);
         fputs(" orcpt=", out);
