@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/conf_parse.h"
+#include "core/control_proto.h"
 #include "proto/smtp_address.h"
 
 /* A configuration file larger than this is rejected before parsing. */
@@ -979,11 +980,24 @@ out:
 static int config_check(struct config_loader *loader)
 {
     const struct config *config = loader->next;
+    struct sockaddr_un control;
+    socklen_t control_len;
 
     if (config->retry_max_interval < config->retry_interval) {
         snprintf(loader->err, loader->err_size, "%s: retry_max_interval "
-                 "(%us) is shorter than retry_interval (%us)", loader->path,
+                 "(%us) is shorter than retry_interval (%us); raise "
+                 "retry_max_interval too", loader->path,
                  config->retry_max_interval, config->retry_interval);
+        return -1;
+    }
+
+    /* The daemon would fail at start, after creating the queue. */
+    if (control_socket_address(config->queue_dir, &control,
+                               &control_len) < 0) {
+        snprintf(loader->err, loader->err_size, "%s: queue_dir is too long: "
+                 "the control socket %s/%s must fit in %zu bytes",
+                 loader->path, config->queue_dir, CONTROL_SOCKET_NAME,
+                 sizeof(control.sun_path) - 1);
         return -1;
     }
     return 0;

@@ -45,6 +45,9 @@ struct control_client {
     size_t reply_sent;
     bool draining;               /* reply sent, reading until EOF */
     bool closing;
+    bool denied;                 /* peer's uid may not use the socket; its
+                                  * request line is read only to learn
+                                  * the reply format */
 };
 
 struct control {
@@ -78,12 +81,14 @@ static int control_clear_stale(struct control *control)
         if (errno == ENOENT) {
             return 0;
         }
-        log_error("path=%s error=\"control socket stat failed: %s\"", path,
+        log_error("event=control_failed "
+                  "path=%s error=\"control socket stat failed: %s\"", path,
                   strerror(errno));
         return -1;
     }
     if (!S_ISSOCK(st.st_mode)) {
-        log_error("path=%s error=\"control socket path exists and is not a "
+        log_error("event=control_failed "
+                  "path=%s error=\"control socket path exists and is not a "
                   "socket; remove it\"", path);
         return -1;
     }
@@ -96,12 +101,14 @@ static int control_clear_stale(struct control *control)
                  control->addr_len);
     close(fd);
     if (rc == 0) {
-        log_error("path=%s error=\"another process accepts connections on "
+        log_error("event=control_failed "
+                  "path=%s error=\"another process accepts connections on "
                   "the control socket\"", path);
         return -1;
     }
     if (unlink(path) < 0 && errno != ENOENT) {
-        log_error("path=%s error=\"stale control socket unlink failed: %s\"",
+        log_error("event=control_failed "
+                  "path=%s error=\"stale control socket unlink failed: %s\"",
                   path, strerror(errno));
         return -1;
     }
@@ -128,7 +135,8 @@ static int control_listen(struct control *control)
     umask(old_mask);
     control->bound = rc == 0;
     if (rc < 0 || listen(control->fd, CONTROL_BACKLOG) < 0) {
-        log_error("path=%s error=\"control socket listen failed: %s\"", path,
+        log_error("event=control_failed "
+                  "path=%s error=\"control socket listen failed: %s\"", path,
                   strerror(errno));
         return -1;
     }
@@ -144,7 +152,8 @@ static int control_arm_accept(struct control *control)
     rc = reactor_accept(control->daemon->reactor, &control->accept_op,
                         control->fd);
     if (rc < 0) {
-        log_error("path=%s error=\"control accept failed: %s\"",
+        log_error("event=control_accept_failed "
+                  "path=%s error=\"control accept failed: %s\"",
                   control->addr.sun_path, strerror(-rc));
     }
     return rc;
@@ -173,7 +182,8 @@ struct control *control_new(struct daemon *daemon)
     control->retry_timer.fire = control_accept_retry;
     control->retry_timer.owner = control;
     if (control_socket_address(dir, &control->addr, &control->addr_len) < 0) {
-        log_error("queue_dir=%s error=\"control socket path %s/%s is longer "
+        log_error("event=control_path_too_long "
+                  "queue_dir=%s error=\"control socket path %s/%s is longer "
                   "than the %zu bytes a unix socket path may have; use a "
                   "shorter queue_dir\"", dir, dir, CONTROL_SOCKET_NAME,
                   sizeof(control->addr.sun_path) - 1);
@@ -307,7 +317,11 @@ static void control_reply(struct control_client *client, const char *line,
         control_client_close(client);
         return;
     }
-    if (line != NULL) {
+    if (line != NULL && client->denied) {
+        control_reply_error(out, strncmp(line, "json ", 5) == 0,
+                            "permission denied: only the daemon's user and "
+                            "root may use the control socket");
+    } else if (line != NULL) {
         control_request_run(client->control->daemon, line, client->uid, out);
     } else {
         control_reply_error(out, false, error);
@@ -469,11 +483,7 @@ static void control_client_start(struct control *control, int fd)
     }
     reactor_timer_set(control->daemon->reactor, &client->timer,
                       CONTROL_TIMEOUT_MS);
-    if (!control_check_peer(client)) {
-        control_reply(client, NULL, "permission denied: only the daemon's "
-                      "user and root may use the control socket");
-        return;
-    }
+    client->denied = !control_check_peer(client);
     control_take_line(client);
 }
 
@@ -488,7 +498,8 @@ static void control_accept_done(struct reactor_op *op, int result)
             control_client_start(control, result);
         }
     } else if (result != -ECANCELED) {
-        log_error("path=%s error=\"control accept failed: %s\"",
+        log_error("event=control_accept_failed "
+                  "path=%s error=\"control accept failed: %s\"",
                   control->addr.sun_path, strerror(-result));
     }
     if (op->more || control->stopping) {
@@ -537,7 +548,8 @@ void control_free(struct control *control)
     }
     if (control->bound) {
         if (unlink(control->addr.sun_path) < 0 && errno != ENOENT) {
-            log_warning("path=%s error=\"control socket unlink failed: "
+            log_warning("event=control_unlink_failed "
+                        "path=%s error=\"control socket unlink failed: "
                         "%s\"", control->addr.sun_path, strerror(errno));
         }
     }

@@ -194,7 +194,11 @@ static int control_release(struct control_call *call, const char *arg)
         return control_fail(call, "release of %s failed: %s", msg->id,
                             strerror(errno));
     }
-    outbound_release(call->daemon->outbound, msg);
+    /* Nothing was held: waiting recipients keep their retry time, so a
+     * stray release does not cost them an attempt. */
+    if (count > 0) {
+        outbound_release(call->daemon->outbound, msg);
+    }
     log_info("id=%s event=queue_release rcpts=%d user=%u", msg->id, count,
              (unsigned)call->uid);
     control_done(call, msg->id, "released", "rcpts", (size_t)count);

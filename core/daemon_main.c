@@ -192,7 +192,8 @@ static int daemon_open_queue(struct daemon *daemon)
             ? "the queue directory is locked by another ringrelay process"
             : strerror(errno);
 
-        log_error("queue_dir=%s error=\"queue open failed: %s\"",
+        log_error("event=queue_open_failed "
+                  "queue_dir=%s error=\"queue open failed: %s\"",
                   config->queue_dir, reason);
         return -1;
     }

@@ -65,7 +65,8 @@ static int inbound_listener_open(struct inbound_listener *listener,
 
     fd = socket(where->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        log_error("listen=%s error=\"socket failed: %s\"", listener->text,
+        log_error("event=listen_failed "
+                  "listen=%s error=\"socket failed: %s\"", listener->text,
                   strerror(errno));
         return -1;
     }
@@ -73,7 +74,8 @@ static int inbound_listener_open(struct inbound_listener *listener,
         bind(fd, (const struct sockaddr *)&where->addr, where->addr_len) <
             0 ||
         listen(fd, INBOUND_BACKLOG) < 0) {
-        log_error("listen=%s error=\"cannot listen: %s\"", listener->text,
+        log_error("event=listen_failed "
+                  "listen=%s error=\"cannot listen: %s\"", listener->text,
                   strerror(errno));
         close(fd);
         return -1;
@@ -91,7 +93,8 @@ static int inbound_listener_arm(struct inbound_listener *listener)
     listener->accept_op.owner = listener;
     rc = reactor_accept(reactor, &listener->accept_op, listener->fd);
     if (rc < 0) {
-        log_error("listen=%s error=\"accept failed: %s\"", listener->text,
+        log_error("event=accept_failed "
+                  "listen=%s error=\"accept failed: %s\"", listener->text,
                   strerror(-rc));
     }
     return rc;
@@ -194,7 +197,8 @@ static void inbound_accept_done(struct reactor_op *op, int result)
             inbound_session_start(inbound, result);
         }
     } else if (result != -ECANCELED) {
-        log_error("listen=%s error=\"accept failed: %s\"", listener->text,
+        log_error("event=accept_failed "
+                  "listen=%s error=\"accept failed: %s\"", listener->text,
                   strerror(-result));
     }
     if (op->more || inbound->stopping || listener->fd < 0) {

@@ -249,6 +249,7 @@ static void queue_finish_batch(struct queue *queue)
     for (struct queue_commit *c = batch; c != NULL; c = next) {
         next = c->next;
         if (error == 0) {
+            c->item->durable = true;
             queue_announce(queue, c->item);
         } else {
             log_error("id=%s event=queue_commit_failed error=\"%s\"",

@@ -43,13 +43,23 @@ static bool queue_parse_id(const char *text, uint64_t *id)
     return true;
 }
 
+/* queue_admin_durable returns item or the first durable item after it,
+ * or NULL. */
+static struct queue_item *queue_admin_durable(struct queue_item *item)
+{
+    while (item != NULL && !item->durable) {
+        item = item->next;
+    }
+    return item;
+}
+
 struct queue_msg *queue_find(struct queue *queue, const char *id)
 {
     uint64_t key;
 
     if (queue_parse_id(id, &key)) {
-        for (struct queue_item *item = queue->items; item != NULL;
-             item = item->next) {
+        for (struct queue_item *item = queue_admin_durable(queue->items);
+             item != NULL; item = queue_admin_durable(item->next)) {
             if (item->id == key) {
                 return &item->msg;
             }
@@ -61,12 +71,14 @@ struct queue_msg *queue_find(struct queue *queue, const char *id)
 
 struct queue_msg *queue_first(struct queue *queue)
 {
-    return queue->items != NULL ? &queue->items->msg : NULL;
+    struct queue_item *item = queue_admin_durable(queue->items);
+
+    return item != NULL ? &item->msg : NULL;
 }
 
 struct queue_msg *queue_next(struct queue *queue, const struct queue_msg *msg)
 {
-    struct queue_item *next = queue_admin_item(msg)->next;
+    struct queue_item *next = queue_admin_durable(queue_admin_item(msg)->next);
 
     (void)queue;
     return next != NULL ? &next->msg : NULL;
@@ -106,13 +118,12 @@ static int queue_admin_writable(const struct queue *queue)
 
 /* queue_admin_finish schedules the journal sync for count new entries
  * and returns count, or -1 when an append failed. Entries written before
- * a failure stay, so the caller may retry the rest. */
-static int queue_admin_finish(struct queue *queue, struct queue_msg *msg,
-                              const char *event, int count, bool failed)
+ * a failure stay, so the caller may retry the rest. The caller logs the
+ * action with the operator's uid. */
+static int queue_admin_finish(struct queue *queue, int count, bool failed)
 {
     if (count > 0) {
         queue_schedule_sync(queue);
-        log_info("id=%s event=%s rcpts=%d", msg->id, event, count);
     }
     return failed ? -1 : count;
 }
@@ -138,7 +149,7 @@ int queue_hold(struct queue *queue, struct queue_msg *msg)
         rcpt->held = true;
         count++;
     }
-    return queue_admin_finish(queue, msg, "queue_held", count, failed);
+    return queue_admin_finish(queue, count, failed);
 }
 
 int queue_release(struct queue *queue, struct queue_msg *msg)
@@ -163,7 +174,7 @@ int queue_release(struct queue *queue, struct queue_msg *msg)
         rcpt->next_attempt = 0;
         count++;
     }
-    return queue_admin_finish(queue, msg, "queue_released", count, failed);
+    return queue_admin_finish(queue, count, failed);
 }
 
 int queue_delete(struct queue *queue, struct queue_msg *msg)
@@ -191,7 +202,7 @@ int queue_delete(struct queue *queue, struct queue_msg *msg)
         item->queued--;
         count++;
     }
-    result = queue_admin_finish(queue, msg, "queue_deleted", count, failed);
+    result = queue_admin_finish(queue, count, failed);
 
     /* Last, because dropping the queue's reference may free msg. */
     if (count > 0 && item->queued == 0) {

@@ -11,11 +11,16 @@
 
 #include "core/queue.h"
 
+/* These functions see only durable messages: recovered ones and those
+ * whose commit has synced. A message still waiting for its sync has not
+ * got its 250, and its pending commit points at it, so a delete must not
+ * free it. */
+
 /* queue_find returns the message whose queue ID is id (QUEUE_ID_LEN hex
  * digits, either case), or NULL with errno ENOENT. */
 struct queue_msg *queue_find(struct queue *queue, const char *id);
 
-/* queue_first and queue_next walk every message in memory in queue ID
+/* queue_first and queue_next walk the durable messages in queue ID
  * order; they return NULL at the end. */
 struct queue_msg *queue_first(struct queue *queue);
 struct queue_msg *queue_next(struct queue *queue, const struct queue_msg *msg);

@@ -36,6 +36,10 @@ struct queue_item {
     uint64_t id;
     uint64_t region_len;          /* bytes counted in queue->space_used */
     unsigned refs;                /* the queue's own reference included */
+    bool durable;                 /* recovered, or its commit synced; the
+                                   * operator sees and changes only such
+                                   * messages, since a pending commit
+                                   * still points at the item */
     size_t queued;                /* recipients still QUEUED */
 };
 

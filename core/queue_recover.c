@@ -103,6 +103,7 @@ static int queue_recover_region(struct queue *queue, struct queue_segment *seg,
                                 const struct queue_region_header *header,
                                 struct queue_recovery_stats *stats)
 {
+    struct queue_item *item = NULL;
     const char *reason = NULL;
     char id[QUEUE_ID_LEN + 1];
 
@@ -120,8 +121,12 @@ static int queue_recover_region(struct queue *queue, struct queue_segment *seg,
     } else {
         reason = queue_check_record(seg, offset, header);
     }
-    if (reason == NULL &&
-        queue_item_new(queue, seg, offset, header) == NULL) {
+    if (reason == NULL) {
+        item = queue_item_new(queue, seg, offset, header);
+    }
+    if (item != NULL) {
+        item->durable = true;
+    } else if (reason == NULL) {
         if (errno != EBADMSG) {
             log_error("id=%s event=queue_recover_failed error=\"%s\"", id,
                       strerror(errno));

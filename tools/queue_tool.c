@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/control_proto.h"
 #include "core/queue_report_escape.h"
 #include "tools/queue_tool.h"
 
@@ -76,6 +77,20 @@ int queue_tool_fail(const struct queue_tool *tool, int status,
     return status;
 }
 
+/* queue_tool_bad_option reports an unknown option or one that lacks its
+ * argument; word is the command-line word getopt stopped at. */
+static int queue_tool_bad_option(const struct queue_tool *tool,
+                                 const char *word)
+{
+    if (optopt != 0 && strchr("cq", optopt) != NULL) {
+        return queue_tool_fail(tool, QUEUE_TOOL_USAGE, "option -%c needs "
+                               "an argument; see ringrelay-queue --help",
+                               optopt);
+    }
+    return queue_tool_fail(tool, QUEUE_TOOL_USAGE, "unknown option \"%s\"; "
+                           "see ringrelay-queue --help", word);
+}
+
 static const struct queue_tool_command *queue_tool_find(const char *name)
 {
     size_t count = sizeof(queue_tool_commands) /
@@ -120,6 +135,13 @@ static int queue_tool_check_args(struct queue_tool *tool, int argc,
                                "arguments", cmd->name);
     }
     tool->arg = count > 0 ? argv[1] : NULL;
+    if (tool->arg != NULL && !control_id_valid(tool->arg) &&
+        !(strcmp(cmd->name, "delete") == 0 &&
+          strcmp(tool->arg, "--all") == 0)) {
+        return queue_tool_fail(tool, QUEUE_TOOL_USAGE, "%s: invalid queue "
+                               "ID \"%s\": expected %d hex digits",
+                               cmd->name, tool->arg, QUEUE_ID_LEN);
+    }
     *out = cmd;
     return QUEUE_TOOL_OK;
 }
@@ -173,7 +195,16 @@ int main(int argc, char **argv)
     int status;
     int opt;
 
+    /* Errors about options come as JSON too when --json is among them,
+     * even before it. */
+    for (int i = 1; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            tool.json = true;
+        }
+    }
+
     /* "+" stops at the command, so "delete --all" keeps its argument. */
+    opterr = 0;
     while ((opt = getopt_long(argc, argv, "+c:q:h", options, NULL)) != -1) {
         switch (opt) {
         case 'c':
@@ -189,8 +220,7 @@ int main(int argc, char **argv)
             queue_tool_usage(stdout);
             return QUEUE_TOOL_OK;
         default:
-            queue_tool_usage(stderr);
-            return QUEUE_TOOL_USAGE;
+            return queue_tool_bad_option(&tool, argv[optind - 1]);
         }
     }
     if (config_path != NULL && queue_dir != NULL) {

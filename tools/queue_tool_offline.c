@@ -1,5 +1,6 @@
 /* ringrelay-queue's read-only reports on the queue of a stopped daemon. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -7,6 +8,7 @@
 #include "core/control_proto.h"
 #include "core/log.h"
 #include "core/queue.h"
+#include "core/queue_journal.h"
 #include "core/queue_report.h"
 #include "tools/queue_tool.h"
 
@@ -54,6 +56,7 @@ int queue_tool_read_only(const struct queue_tool *tool)
         .read_only = true,
     };
     struct queue *queue = NULL;
+    char journal[PATH_MAX];
     struct stat st;
     int status;
 
@@ -67,6 +70,16 @@ int queue_tool_read_only(const struct queue_tool *tool)
     if (!S_ISDIR(st.st_mode)) {
         return queue_tool_fail(tool, QUEUE_TOOL_ERROR, "queue directory %s "
                                "is not a directory", tool->queue_dir);
+    }
+
+    /* Every queue has its journal from its first open on, so a directory
+     * without one is a mistyped path rather than an empty queue. */
+    snprintf(journal, sizeof(journal), "%s/%s", tool->queue_dir,
+             QUEUE_JOURNAL_NAME);
+    if (stat(journal, &st) < 0 && errno == ENOENT) {
+        return queue_tool_fail(tool, QUEUE_TOOL_ERROR, "%s is not a queue "
+                               "directory: it has no %s file",
+                               tool->queue_dir, QUEUE_JOURNAL_NAME);
     }
 
     /* Recovery logs at info level; only its warnings matter here. */

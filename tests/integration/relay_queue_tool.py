@@ -174,8 +174,9 @@ def check_errors(tap, harness, config):
     cases = [
         (["show", UNKNOWN_ID], 1, "not found", "unknown ID"),
         (["hold", UNKNOWN_ID], 1, "not found", "hold of unknown ID"),
-        (["show", "zz"], 1, "invalid queue ID", "bad ID syntax"),
-        (["delete", "G" * 16], 1, "invalid queue ID", "non-hex ID"),
+        (["show", "zz"], 2, "invalid queue ID", "bad ID syntax"),
+        (["delete", "G" * 16], 2, "invalid queue ID", "non-hex ID"),
+        (["show", ""], 2, "invalid queue ID", "empty ID"),
         (["show"], 2, "missing argument", "missing argument"),
         (["delete"], 2, "missing argument", "delete without argument"),
         (["list", "extra"], 2, "too many arguments", "extra argument"),
@@ -306,11 +307,16 @@ def check_other_user(tap, harness, config, queue):
     os.chmod(path, 0o666)
     try:
         status, _, err = run_tool(harness, config, "list", user="nobody")
+        json_status, json_out, _ = run_tool(harness, config, "--json",
+                                            "list", user="nobody")
     finally:
         for name, mode in modes.items():
             os.chmod(name, mode)
     tap.check(status == 1 and "permission denied" in err,
               "daemon rejects another uid", f"{status} {err}")
+    tap.check(json_status == 1 and "permission denied" in
+              (parse_json(json_out) or {}).get("error", ""),
+              "daemon rejects another uid in JSON", json_out)
     tap.check("event=control-rejected user=" in harness.log_text("ringrelay"),
               "rejected uid is logged")
 
@@ -360,6 +366,13 @@ def check_delete_all(tap, harness, config, sink, store):
     harness.stop(sink)
     ids = [send("all1"), send("all2")]
     tap.check(wait_deferred(harness, ids), "new messages are deferred")
+    # A release of a message that is not held must not cost it a retry.
+    status, out, err = run_tool(harness, config, "release", ids[1])
+    tap.check(status == 0 and "rcpts=0" in out, "release of a message "
+              "that is not held releases nothing", f"{status} {out} {err}")
+    h.wait_for(lambda: False, timeout=1)
+    tap.check(retries(harness, ids[1]) == 1, "release of a message that "
+              "is not held starts no attempt", retries(harness, ids[1]))
     status, out, err = run_tool(harness, config, "flush", ids[0])
     tap.check(status == 0, "flush ID exits 0", err)
     tap.check(h.wait_for(lambda: retries(harness, ids[0]) >= 2, timeout=10),
@@ -519,9 +532,12 @@ def check_long_path(tap, harness):
         status = None
     tap.check(status == 1, "too long socket path stops the start",
               f"status {status}")
-    tap.check("longer than" in harness.log_text("ringrelay-long"),
+    tap.check("queue_dir is too long: the control socket "
+              in harness.log_text("ringrelay-long"),
               "too long socket path is explained",
               harness.log_text("ringrelay-long"))
+    tap.check(not os.path.exists(deep), "too long socket path is refused "
+              "before the queue directory is made")
 
 
 def test(tap, harness):

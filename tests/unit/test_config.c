@@ -1184,9 +1184,37 @@ Test(config, retry_schedule, .init = tmp_setup, .fini = tmp_teardown)
     cr_assert_eq(config_init(&config), 0);
     cr_assert_eq(config_load(&config, tmp_file, err, sizeof(err)), -1);
     snprintf(expected, sizeof(expected), "%s: retry_max_interval (300s) "
-             "is shorter than retry_interval (600s)", tmp_file);
+             "is shorter than retry_interval (600s); raise "
+             "retry_max_interval too", tmp_file);
     cr_expect_str_eq(err, expected);
     cr_expect_eq(config.retry_interval, 60, "a failed load keeps values");
+    config_cleanup(&config);
+}
+
+Test(config, queue_dir_fits_control_socket, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    char long_dir[120];
+    char text[200];
+    char err[512] = "";
+    struct config config;
+
+    /* 99 bytes plus "/control" is the longest path sun_path holds. */
+    memset(long_dir, 'q', 99);
+    long_dir[0] = '/';
+    long_dir[99] = '\0';
+    snprintf(text, sizeof(text), "queue_dir = \"%s\"\n", long_dir);
+    load_ok(&config, text);
+    config_cleanup(&config);
+
+    strcat(long_dir, "q");
+    snprintf(text, sizeof(text), "queue_dir = \"%s\"\n", long_dir);
+    write_file(text);
+    cr_assert_eq(config_init(&config), 0);
+    cr_assert_eq(config_load(&config, tmp_file, err, sizeof(err)), -1);
+    cr_expect(strstr(err, "queue_dir is too long: the control socket ") !=
+              NULL && strstr(err, "/control must fit in 107 bytes") != NULL,
+              "%s", err);
     config_cleanup(&config);
 }
 

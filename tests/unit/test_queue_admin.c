@@ -301,6 +301,31 @@ Test(queue_admin, walk_in_id_order_after_late_commit)
     cr_assert_lt(strcmp(fx.ready[1]->id, fx.ready[0]->id), 0);
 }
 
+Test(queue_admin, pending_commit_hidden_until_durable)
+{
+    struct queue_writer *writer = NULL;
+    char id[QUEUE_ID_LEN + 1];
+    struct queue_msg *stored;
+
+    cr_assert_eq(open_queue(), 0);
+    stored = store();
+
+    /* A commit waiting for its sync has no 250 yet and its pending entry
+     * points at the message, so an operator must not see or delete it. */
+    cr_assert_eq(queue_writer_begin(fx.queue, &writer, &test_env, 0), 0);
+    snprintf(id, sizeof(id), "%s", queue_writer_id(writer));
+    cr_assert_eq(queue_writer_append(writer, "a\r\n", 3), 0);
+    cr_assert_eq(queue_writer_commit(writer, on_done, &fx), 0);
+    cr_expect_null(queue_find(fx.queue, id));
+    cr_expect_eq(queue_first(fx.queue), stored);
+    cr_expect_null(queue_next(fx.queue, stored));
+
+    run_reactor(fx.done_count + 1, 5000);
+    cr_assert_eq(fx.last_status, 0);
+    cr_expect_not_null(queue_find(fx.queue, id));
+    cr_expect_not_null(queue_next(fx.queue, stored));
+}
+
 Test(queue_admin, hold_release_delete_survive_reopen)
 {
     char held_id[QUEUE_ID_LEN + 1];
