@@ -59,8 +59,8 @@ ACCEPTED = ("250", "2.1.5")
 DENIED = ("554", "5.7.1")
 BAD_SYNTAX = ("501", "5.1.3")
 
-# (path as sent after "RCPT TO:", expected code and enhanced code). An
-# accepted recipient must reach the local.test sink as the address that
+# Each case is the path as sent after "RCPT TO:" and the expected code
+# and enhanced code of the reply. An accepted recipient must reach the local.test sink as the address that
 # the path holds, without the source route.
 CASES = [
     ("<user@local.test>", ACCEPTED),
@@ -199,11 +199,39 @@ def check_raw(tap, port):
     client.close()
 
 
+# Look-alike domains in UTF-8: Cyrillic o (U+043E) and long s (U+017F),
+# whose upper case is S. Byte-wise case folding must not match either.
+LOOKALIKES = ["user@l\u043ecal.test", "user@local.te\u017ft"]
+
+
+def check_utf8(tap, port):
+    """Send look-alike domains with and without SMTPUTF8."""
+    sessions = [(b"", "without SMTPUTF8", "553 5.6.7 "),
+                (b" SMTPUTF8", "with SMTPUTF8", "554 5.7.1 ")]
+    for parameter, label, expected in sessions:
+        client = h.RawClient(port, source=OUTSIDE)
+        client.reply()
+        client.command(b"EHLO client.test\r\n")
+        reply = client.command(b"MAIL FROM:<" + SENDER.encode() + b">"
+                               + parameter + b"\r\n")
+        tap.check(reply.startswith("250 "), f"MAIL {label}", reply)
+
+        for address in LOOKALIKES:
+            reply = client.command(b"RCPT TO:<" + address.encode() +
+                                   b">\r\n")
+            tap.check(reply.startswith(expected),
+                      f"RCPT {address!a} {label} gets {expected.strip()}",
+                      reply)
+        client.command(b"QUIT\r\n")
+        client.close()
+
+
 def check_outside(tap, harness, stores):
     # The relay stores a recipient given twice once, and the source route
     # case repeats <user@local.test>.
     accepted = sorted(set(send_outside(tap, 2525)))
     check_raw(tap, 2525)
+    check_utf8(tap, 2525)
 
     arrived = h.wait_for(lambda: len(stored_rcpts(stores["local"]))
                          >= len(accepted), timeout=30)
@@ -213,12 +241,15 @@ def check_outside(tap, harness, stores):
               "local.test sink gets each accepted address as sent",
               f"got {stored_rcpts(stores['local'])}\n"
               f"expected {accepted}")
-    h.wait_for(lambda: "event=delivered" in harness.log_text("ringrelay"),
-               timeout=30)
+
+    # A sink stores a message before its reply reaches the relay, so wait
+    # for the relay to log every delivery before reading the log.
+    h.wait_for(lambda: harness.log_text("ringrelay").count(
+        "event=delivered") >= len(accepted), timeout=30)
 
     log = harness.log_text("ringrelay")
     tap.check(h.read_stored(stores["trap"]) == [],
-              "nothing from the outside client reaches other.test",
+              "trap sink gets nothing from the outside client",
               stored_rcpts(stores["trap"]))
     tap.check(f"client={OUTSIDE} relay=no" in log,
               "relay sees 127.0.0.2 as outside relay_networks")
