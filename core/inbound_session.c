@@ -142,9 +142,10 @@ static int session_rcpt_policy(struct inbound_session *s,
         return 0;
     }
     if (postmaster) {
-        log_info("session=%" PRIu64 " event=reject client=%s to=<%s> "
+        log_info("session=%" PRIu64 " event=reject client=%s to=%s "
                  "reason=\"no postmaster address is configured\"",
-                 s->id, s->client_ip, to->address);
+                 s->id, s->client_ip,
+                 log_path(logged, sizeof(logged), to->address));
         snprintf(reply, SMTP_REPLY_MAX,
                  "550 5.1.1 <%s>: this relay has no local mailboxes and no "
                  "postmaster address is configured", to->address);
