@@ -213,9 +213,42 @@ static void queue_abandon_region(struct queue_item *item)
     }
 }
 
+/* queue_journal_sync_due returns true when the next batch syncs the
+ * journal: whenever it is dirty, but with durability batch only once
+ * its interval (QUEUE_JOURNAL_SYNC_INTERVAL_US) has passed. */
+static bool queue_journal_sync_due(const struct queue *queue)
+{
+    if (!queue->journal.dirty) {
+        return false;
+    }
+    return queue->durability != QUEUE_DURABILITY_BATCH || queue->journal_due;
+}
+
+/* queue_journal_schedule keeps the journal timer of durability batch in
+ * step with the journal. The timer is armed from the first entry that
+ * waits for a sync and cancelled once the journal is clean, which a sync
+ * or a compaction makes it. */
+static void queue_journal_schedule(struct queue *queue)
+{
+    if (queue->durability != QUEUE_DURABILITY_BATCH) {
+        return;
+    }
+    if (!queue->journal.dirty) {
+        queue->journal_due = false;
+        reactor_timer_cancel(queue->reactor, &queue->journal_timer);
+        return;
+    }
+    if (!queue->journal_due &&
+        !reactor_timer_armed(&queue->journal_timer)) {
+        reactor_timer_set_us(queue->reactor, &queue->journal_timer,
+                             QUEUE_JOURNAL_SYNC_INTERVAL_US);
+    }
+}
+
 static bool queue_needs_sync(const struct queue *queue)
 {
-    if (queue->pending != NULL || queue->journal.dirty || queue->dir_dirty) {
+    if (queue->pending != NULL || queue_journal_sync_due(queue) ||
+        queue->dir_dirty) {
         return true;
     }
     for (const struct queue_segment *seg = queue->segments; seg != NULL;
@@ -261,6 +294,7 @@ static void queue_finish_batch(struct queue *queue)
     }
 
     queue_compact_maybe(queue);
+    queue_journal_schedule(queue);
     if (queue_needs_sync(queue)) {
         queue_schedule_sync(queue);
     }
@@ -362,8 +396,9 @@ static void queue_sync_start(struct queue *queue, struct queue_segment *seg,
 }
 
 /* queue_start_batch takes every pending commit into a new batch and
- * starts one sync per dirty file. Durability none completes the batch at
- * once, which is still from the hook, never from inside commit. */
+ * starts one sync per dirty file, the journal only when its sync is due.
+ * Durability none completes the batch at once, which is still from the
+ * hook, never from inside commit. */
 static void queue_start_batch(struct queue *queue)
 {
     bool sync = queue->durability != QUEUE_DURABILITY_NONE;
@@ -383,11 +418,15 @@ static void queue_start_batch(struct queue *queue)
         }
         seg->dirty = false;
     }
-    if (queue->journal.dirty && sync) {
-        queue_sync_start(queue, NULL, queue->journal.fd, true,
-                         QUEUE_JOURNAL_NAME);
+    if (queue_journal_sync_due(queue)) {
+        if (sync) {
+            queue_sync_start(queue, NULL, queue->journal.fd, true,
+                             QUEUE_JOURNAL_NAME);
+        }
+        queue->journal.dirty = false;
+        queue->journal_due = false;
+        reactor_timer_cancel(queue->reactor, &queue->journal_timer);
     }
-    queue->journal.dirty = false;
     if (queue->dir_dirty && sync) {
         queue_sync_start(queue, NULL, queue->dir_fd, false, queue->dir);
     }
@@ -399,20 +438,18 @@ static void queue_start_batch(struct queue *queue)
 }
 
 /* queue_batch_waits decides, for durability batch, whether the pending
- * commits and journal entries wait for others. Journal entries wait too,
- * so the journal sync of deliveries joins the next batch of commits in
- * place of a batch of its own. The wait counts from the first turn that
- * saw them pending, so time spent behind a batch in flight counts too.
- * Arms the batch timer for the rest of the wait and returns true, or
- * returns false when the batch may start. */
+ * commits wait for others. The wait counts from the first turn that saw
+ * them pending, so time spent behind a batch in flight counts too. A
+ * journal whose interval has passed waits only when commits wait, and
+ * then joins their batch. Arms the batch timer for the rest of the wait
+ * and returns true, or returns false when the batch may start. */
 static bool queue_batch_waits(struct queue *queue)
 {
     uint64_t now = reactor_now_us(queue->reactor);
     uint64_t waited;
 
     if (queue->durability != QUEUE_DURABILITY_BATCH ||
-        (queue->pending == NULL && !queue->journal.dirty) ||
-        queue->batch_wait_us == 0 ||
+        queue->pending == NULL || queue->batch_wait_us == 0 ||
         queue->pending_count >= QUEUE_BATCH_MAX_COMMITS) {
         return false;
     }
@@ -433,7 +470,8 @@ static void queue_hook_run(struct reactor_hook *hook)
     struct queue *queue = hook->owner;
 
     queue->hook_queued = false;
-    if (queue_batch_waits(queue)) {
+    queue_journal_schedule(queue);
+    if (!queue_needs_sync(queue) || queue_batch_waits(queue)) {
         return;
     }
 
@@ -452,6 +490,17 @@ static void queue_batch_timer_fired(struct reactor_timer *timer)
     if (queue->syncs_in_flight == 0) {
         queue_start_batch(queue);
     }
+}
+
+/* queue_journal_timer_fired ends the journal's interval. The hook then
+ * starts a batch for it, or leaves it to the batch in flight or to the
+ * commits that wait. */
+static void queue_journal_timer_fired(struct reactor_timer *timer)
+{
+    struct queue *queue = timer->owner;
+
+    queue->journal_due = true;
+    queue_schedule_sync(queue);
 }
 
 void queue_schedule_sync(struct queue *queue)
@@ -572,6 +621,8 @@ int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
     return 0;
 }
 
+/* The journal timer is left out: a journal entry gates no reply, and the
+ * queue_sync_now() of a stop syncs the journal. */
 bool queue_sync_pending(const struct queue *queue)
 {
     return queue->syncs_in_flight > 0 || queue->hook_queued ||
@@ -595,13 +646,15 @@ void queue_get_stats(const struct queue *queue, struct queue_stats *stats)
     }
 }
 
-static int queue_sync_fd(int fd, bool datasync, const char *file)
+static int queue_sync_fd(struct queue *queue, int fd, bool datasync,
+                         const char *file)
 {
     int rc;
 
     if (fd < 0) {
         return 0;
     }
+    queue->stat_fsyncs++;
     rc = datasync ? fdatasync(fd) : fsync(fd);
     if (rc != 0) {
         log_error("event=queue_sync_failed file=%s error=\"%s\"", file,
@@ -623,14 +676,24 @@ int queue_sync_now(struct queue *queue)
      * needed. Every file is tried even after an error. */
     for (struct queue_segment *seg = queue->segments; seg != NULL;
          seg = seg->next) {
-        if (queue_sync_fd(seg->fd, true, seg->name) != 0) {
+        if (queue_sync_fd(queue, seg->fd, true, seg->name) != 0) {
             saved = errno;
         }
     }
-    if (queue_sync_fd(queue->journal.fd, true, QUEUE_JOURNAL_NAME) != 0) {
+
+    /* With the journal on disk, durability batch has no journal sync
+     * left to schedule. */
+    if (queue_sync_fd(queue, queue->journal.fd, true,
+                      QUEUE_JOURNAL_NAME) != 0) {
         saved = errno;
+    } else {
+        queue->journal.dirty = false;
+        queue->journal_due = false;
+        if (queue->reactor != NULL) {
+            reactor_timer_cancel(queue->reactor, &queue->journal_timer);
+        }
     }
-    if (queue_sync_fd(queue->dir_fd, false, queue->dir) != 0) {
+    if (queue_sync_fd(queue, queue->dir_fd, false, queue->dir) != 0) {
         saved = errno;
     }
 
@@ -679,6 +742,7 @@ static void queue_detach_reactor(struct queue *queue)
     reactor_defer_cancel(queue->reactor, &queue->hook);
     queue->hook_queued = false;
     reactor_timer_cancel(queue->reactor, &queue->batch_timer);
+    reactor_timer_cancel(queue->reactor, &queue->journal_timer);
 }
 
 void queue_close(struct queue *queue)
@@ -808,6 +872,8 @@ static struct queue *queue_alloc(struct reactor *reactor,
     queue->min_free = opts->min_free;
     queue->batch_timer.fire = queue_batch_timer_fired;
     queue->batch_timer.owner = queue;
+    queue->journal_timer.fire = queue_journal_timer_fired;
+    queue->journal_timer.owner = queue;
     queue->dir = strdup(opts->dir);
     if (queue->dir == NULL) {
         queue_close(queue);

@@ -11,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/crc32c.h"
 #include "core/queue.h"
+#include "core/queue_internal.h"
 #include "core/queue_record.h"
 #include "core/reactor.h"
 
@@ -91,16 +93,22 @@ static void run_until_done(size_t count)
     cr_assert_eq(fx.done_count, count);
 }
 
-/* run_briefly runs the reactor for 50 ms, so end-of-turn hooks run
- * without a commit to wait for. */
-static void run_briefly(void)
+/* run_for runs the reactor for ms milliseconds without a commit to wait
+ * for. */
+static void run_for(uint64_t ms)
 {
     fx.done_target = SIZE_MAX;
     fx.guard.fire = on_guard;
     fx.guard.owner = &fx;
-    reactor_timer_set(fx.reactor, &fx.guard, 50);
+    reactor_timer_set(fx.reactor, &fx.guard, ms);
     cr_assert_eq(reactor_run(fx.reactor), 0);
     fx.timed_out = false;
+}
+
+/* run_briefly runs the reactor for 50 ms, so end-of-turn hooks run. */
+static void run_briefly(void)
+{
+    run_for(50);
 }
 
 static void release_ready(void)
@@ -1530,27 +1538,144 @@ Test(queue, min_free_floor_rejects)
     cr_assert_eq(count_segment_files(), 0);
 }
 
-/* With durability batch, the journal entry of a delivery waits for the
- * next commits, so both share one batch. */
-Test(queue, batch_journal_joins_commits)
-{
-    struct queue_writer *writer;
+/* ---- journal syncs ------------------------------------------------------ */
 
-    fx.durability = QUEUE_DURABILITY_BATCH;
-    fx.batch_wait_us = 200000;
-    cr_assert_eq(open_queue(), 0);
+/* The journal interval in milliseconds, and twice that: long enough for
+ * the journal timer to fire and its fsync to end. */
+#define JOURNAL_INTERVAL_MS (QUEUE_JOURNAL_SYNC_INTERVAL_US / 1000)
+#define JOURNAL_WAIT_MS (2 * JOURNAL_INTERVAL_MS)
+
+/* journal_datasyncs counts fdatasync() calls on a file named "journal".
+ * This definition replaces the C library's for the queue code linked into
+ * the test and still syncs, so a test can tell that a blocking sync, such
+ * as the one of queue_close(), reached the journal. Syncs submitted to
+ * io_uring do not pass through it. */
+static size_t journal_datasyncs;
+
+int fdatasync(int fd)
+{
+    char link[32];
+    char path[PATH_MAX];
+    const char *base;
+    ssize_t len;
+
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    len = readlink(link, path, sizeof(path) - 1);
+    if (len > 0) {
+        path[len] = '\0';
+        base = strrchr(path, '/');
+        if (base != NULL && strcmp(base + 1, "journal") == 0) {
+            journal_datasyncs++;
+        }
+    }
+    return (int)syscall(SYS_fdatasync, fd);
+}
+
+/* store_and_mark stores one message and marks its first recipient
+ * delivered, which leaves one journal entry unsynced. The first batch
+ * of a fresh queue syncs the segment and the directory. */
+static void store_and_mark(void)
+{
     store_message("first\r\n", 7);
+    cr_assert_eq(stats().fsyncs, 2);
     cr_assert_eq(queue_mark(fx.queue, fx.ready[0], 0, QUEUE_RCPT_DELIVERED),
                  0);
-    run_briefly();
-    cr_assert(queue_sync_pending(fx.queue), "the journal did not wait");
-    cr_assert_eq(stats().fsyncs, 2);
+}
 
-    writer = begin(0);
+/* commit_second commits one more message and waits for its batch. */
+static void commit_second(void)
+{
+    struct queue_writer *writer = begin(0);
+
     append(writer, "second\r\n", 8);
     commit(writer);
     run_until_done(2);
     cr_assert_eq(fx.done_status[1], 0);
     cr_assert_eq(stats().batches, 2);
-    cr_assert_eq(stats().fsyncs, 4);
+}
+
+/* A delivery's journal entry is synced within the interval by a batch of
+ * its own when no mail arrives, and a stop does not wait for it. */
+Test(queue, batch_journal_synced_without_commits)
+{
+    fx.durability = QUEUE_DURABILITY_BATCH;
+    fx.batch_wait_us = 1000;
+    cr_assert_eq(open_queue(), 0);
+    store_and_mark();
+    run_for(JOURNAL_INTERVAL_MS / 2);
+    cr_assert_eq(stats().fsyncs, 2, "the journal was synced too early");
+    cr_assert_not(queue_sync_pending(fx.queue),
+                  "a stop would wait for the journal");
+
+    run_for(JOURNAL_WAIT_MS);
+    cr_assert_eq(stats().fsyncs, 3, "the journal was not synced");
+    cr_assert_eq(stats().batches, 1);
+    cr_assert_not(queue_sync_pending(fx.queue));
+}
+
+/* A batch of commits inside the journal's interval syncs only the
+ * segment, and the journal follows when the interval ends. */
+Test(queue, batch_commit_skips_journal_sync)
+{
+    fx.durability = QUEUE_DURABILITY_BATCH;
+    fx.batch_wait_us = 1000;
+    cr_assert_eq(open_queue(), 0);
+    store_and_mark();
+    commit_second();
+    cr_assert_eq(stats().fsyncs, 3, "the batch synced the journal too");
+
+    run_for(JOURNAL_WAIT_MS);
+    cr_assert_eq(stats().fsyncs, 4, "the journal was not synced");
+}
+
+Test(queue, fsync_commit_syncs_journal)
+{
+    cr_assert_eq(open_queue(), 0);
+    store_and_mark();
+    commit_second();
+    cr_assert_eq(stats().fsyncs, 4, "segment and journal, one each");
+}
+
+/* queue_sync_now() syncs the journal and stops its timer, so the
+ * interval's end syncs nothing more. */
+Test(queue, batch_sync_now_syncs_journal)
+{
+    size_t before;
+    uint64_t fsyncs;
+
+    fx.durability = QUEUE_DURABILITY_BATCH;
+    cr_assert_eq(open_queue(), 0);
+    store_and_mark();
+    run_briefly();
+    before = journal_datasyncs;
+    cr_assert_eq(queue_sync_now(fx.queue), 0);
+    cr_assert_eq(journal_datasyncs, before + 1);
+
+    fsyncs = stats().fsyncs;
+    run_for(JOURNAL_WAIT_MS);
+    cr_assert_eq(stats().fsyncs, fsyncs, "the clean journal was synced");
+}
+
+/* A clean stop inside the interval syncs the journal, and the reopened
+ * queue has the delivery. The loop after close must not fire the
+ * cancelled journal timer. */
+Test(queue, batch_close_syncs_journal)
+{
+    size_t before;
+
+    fx.durability = QUEUE_DURABILITY_BATCH;
+    cr_assert_eq(open_queue(), 0);
+    store_and_mark();
+    run_briefly();
+    before = journal_datasyncs;
+    cr_assert_eq(reactor_shutdown(fx.reactor), 0);
+    close_queue();
+    cr_assert_eq(journal_datasyncs, before + 1);
+
+    reactor_free(fx.reactor);
+    cr_assert_eq(reactor_new(&fx.reactor, NULL), 0);
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 1);
+    cr_assert_eq(fx.ready[0]->rcpts[0].state, QUEUE_RCPT_DELIVERED);
+    cr_assert_eq(fx.ready[0]->rcpts[1].state, QUEUE_RCPT_QUEUED);
 }
