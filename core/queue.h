@@ -230,7 +230,8 @@ void queue_msg_unref(struct queue *queue, struct queue_msg *msg);
  * written and the recipient stays deleted), with EROFS on a read-only
  * queue and with EINVAL for any other state. The journal is synced at
  * the end of the reactor turn, or with durability batch up to
- * batch_wait_us later. */
+ * QUEUE_JOURNAL_SYNC_INTERVAL_US (100 ms) later, and by
+ * queue_sync_now(). */
 int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
                enum queue_rcpt_state state);
 
