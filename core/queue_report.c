@@ -46,21 +46,37 @@ static int queue_report_finish(FILE *out)
     return 0;
 }
 
+/* queue_report_text_word writes text as one word of a report line: like
+ * queue_report_text(), with the bytes in also written as "\xHH" too. */
+static void queue_report_text_word(FILE *out, const char *text,
+                                   const char *also)
+{
+    for (const char *p = text; *p != '\0'; p++) {
+        if (strchr(also, *p) != NULL) {
+            fprintf(out, "\\x%02X", (unsigned char)*p);
+        } else {
+            queue_report_text(out, p, 1);
+        }
+    }
+}
+
 /* queue_report_text_field writes an optional string field, "-" when it is
- * empty. */
-static void queue_report_text_field(FILE *out, const char *text)
+ * empty, escaping the bytes in also. */
+static void queue_report_text_field(FILE *out, const char *text,
+                                    const char *also)
 {
     if (text == NULL || text[0] == '\0') {
         fputc('-', out);
         return;
     }
-    queue_report_text(out, text, strlen(text));
+    queue_report_text_word(out, text, also);
 }
 
 static void queue_report_text_addr(FILE *out, const char *address)
 {
+    /* A quoted local part may hold '>', so only the last one is bare. */
     fputc('<', out);
-    queue_report_text(out, address, strlen(address));
+    queue_report_text_word(out, address, " >");
     fputc('>', out);
 }
 
@@ -297,7 +313,7 @@ static void queue_report_show_text(FILE *out, const struct queue_msg *msg)
             (msg->flags & QUEUE_ENV_DSN) ? " DSN" : "",
             msg->flags == 0 ? " -" : "");
     fprintf(out, "dsn_ret: %s\nenvid: ", ret != NULL ? ret : "-");
-    queue_report_text_field(out, msg->envid);
+    queue_report_text_field(out, msg->envid, " ");
 
     fputs("\nrecipients:\n", out);
     for (size_t i = 0; i < msg->rcpt_count; i++) {
@@ -307,9 +323,9 @@ static void queue_report_show_text(FILE *out, const struct queue_msg *msg)
         fputs(" notify=", out);
         queue_report_notify(out, rcpt->dsn_notify, false);
         fputs(" orcpt=", out);
-        queue_report_text_field(out, rcpt->orcpt);
+        queue_report_text_field(out, rcpt->orcpt, " ");
         fputs("\n        last_error: ", out);
-        queue_report_text_field(out, rcpt->last_error);
+        queue_report_text_field(out, rcpt->last_error, "");
         fputc('\n', out);
     }
 
