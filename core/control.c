@@ -304,8 +304,8 @@ static void control_send_done(struct reactor_op *op, int result)
 }
 
 /* control_reply builds the reply in memory, by run() for a request line
- * or as the error message, and starts sending it; the reactor never
- * waits for a slow reader. */
+ * or as the error message, and starts sending it. The whole reply is in
+ * memory first, so the reactor never waits for a slow reader. */
 static void control_reply(struct control_client *client, const char *line,
                           const char *error)
 {
@@ -441,8 +441,8 @@ static struct control_client *control_client_new(struct control *control,
 }
 
 /* control_check_peer reads the peer's uid and rejects any user but the
- * daemon's own and root. The socket mode already keeps others out; this
- * holds even when an operator loosens it. */
+ * daemon's own and root. The socket mode already keeps others out, and
+ * this check still applies when an operator loosens the mode. */
 static bool control_check_peer(struct control_client *client)
 {
     struct ucred cred;
