@@ -743,6 +743,16 @@ static int config_apply_reject_early_talkers(struct config_loader *loader,
     return 0;
 }
 
+static int config_apply_mx_allow_loopback(struct config_loader *loader,
+                                          const struct conf_node *node)
+{
+    if (config_expect(loader, node, CONF_BOOL) < 0) {
+        return -1;
+    }
+    loader->next->mx_allow_loopback = node->boolean;
+    return 0;
+}
+
 static int config_apply_max_message_size(struct config_loader *loader,
                                          const struct conf_node *node)
 {
@@ -879,6 +889,7 @@ static const struct config_key config_keys[] = {
     {"retry_interval", config_apply_seconds},
     {"retry_max_interval", config_apply_seconds},
     {"reject_early_talkers", config_apply_reject_early_talkers},
+    {"mx_allow_loopback", config_apply_mx_allow_loopback},
     {"log_level", config_apply_log_level},
     {"postmaster", config_apply_postmaster},
 };

@@ -40,6 +40,10 @@ struct config {
     struct netaddr_hostport smarthost;
     struct config_route *routes;
     size_t route_count;
+
+    /* Delivery by MX. Routes and the smarthost are trusted and skip
+     * these checks. */
+    bool mx_allow_loopback;       /* use MX addresses that loop back */
     enum queue_durability durability;
     unsigned batch_wait;          /* durability batch: microseconds a
                                    * commit waits for others */

@@ -1158,6 +1158,22 @@ Test(config, limits_invalid, .init = tmp_setup, .fini = tmp_teardown)
     }
 }
 
+Test(config, mx_allow_loopback_key, .init = tmp_setup, .fini = tmp_teardown)
+{
+    struct config config;
+
+    cr_assert_eq(config_init(&config), 0);
+    cr_expect_not(config.mx_allow_loopback);
+    config_cleanup(&config);
+
+    load_ok(&config, "mx_allow_loopback = true\n");
+    cr_expect(config.mx_allow_loopback);
+    config_cleanup(&config);
+
+    load_fail_exact("mx_allow_loopback = 1\n", 1, "invalid value for "
+                    "'mx_allow_loopback': expected a boolean, found number");
+}
+
 Test(config, retry_schedule, .init = tmp_setup, .fini = tmp_teardown)
 {
     struct config config;

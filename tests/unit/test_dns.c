@@ -555,6 +555,52 @@ Test(dns_mx, addresses_split_between_families)
     cr_assert_eq(host.addr_count, 0);
 }
 
+/* ---- Loopback addresses ----------------------------------------------- */
+
+static struct sockaddr_storage addr_of(const char *text)
+{
+    struct sockaddr_storage ss;
+
+    memset(&ss, 0, sizeof(ss));
+    if (strchr(text, ':') != NULL) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+        sin6->sin6_family = AF_INET6;
+        cr_assert_eq(inet_pton(AF_INET6, text, &sin6->sin6_addr), 1, "%s",
+                     text);
+    } else {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+        sin->sin_family = AF_INET;
+        cr_assert_eq(inet_pton(AF_INET, text, &sin->sin_addr), 1, "%s",
+                     text);
+    }
+    return ss;
+}
+
+Test(dns_mx, loopback_addresses_detected)
+{
+    static const char *const loops[] = {
+        "127.0.0.1", "127.255.0.9", "0.0.0.0", "0.1.2.3", "::1", "::",
+        "::ffff:127.0.0.1", "::ffff:0.0.0.0",
+    };
+    static const char *const remote[] = {
+        "126.255.255.255", "128.0.0.1", "10.0.0.1", "192.0.2.1",
+        "2001:db8::1", "::2", "::ffff:192.0.2.1", "fe80::1",
+    };
+
+    for (size_t i = 0; i < sizeof(loops) / sizeof(loops[0]); i++) {
+        struct sockaddr_storage ss = addr_of(loops[i]);
+
+        cr_expect(dns_addr_loops_back(&ss), "%s loops back", loops[i]);
+    }
+    for (size_t i = 0; i < sizeof(remote) / sizeof(remote[0]); i++) {
+        struct sockaddr_storage ss = addr_of(remote[i]);
+
+        cr_expect(!dns_addr_loops_back(&ss), "%s is remote", remote[i]);
+    }
+}
+
 /* ---- Cache ------------------------------------------------------------- */
 
 Test(dns_cache, entry_lives_for_its_ttl)
