@@ -20,8 +20,8 @@ struct dns_options;
 struct dns_query;
 
 /* dns_query_fn receives the final answer: RECORDS, NODATA or NXDOMAIN
- * from a server, or TEMPFAIL after every try failed or timed out. The query is already freed; answer is valid only
- * during the call. */
+ * from a server, or TEMPFAIL after every try failed or timed out. The
+ * query is already freed; answer is valid only during the call. */
 typedef void (*dns_query_fn)(void *arg, const struct dns_answer *answer);
 
 /* dns_query_start begins a lookup of name (normalized, see
