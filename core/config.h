@@ -44,6 +44,9 @@ struct config {
     /* Delivery by MX. Routes and the smarthost are trusted and skip
      * these checks. */
     bool mx_allow_loopback;       /* use MX addresses that loop back */
+    unsigned max_mx_hosts;        /* MX hosts tried per attempt */
+    unsigned max_mx_addresses;    /* addresses tried per attempt, over
+                                   * all hosts */
     enum queue_durability durability;
     unsigned batch_wait;          /* durability batch: microseconds a
                                    * commit waits for others */

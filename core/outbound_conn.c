@@ -180,16 +180,13 @@ static void conn_use_hops(struct outbound_job *job,
 {
     const struct config *config = conn_daemon(job)->config;
     size_t dropped = 0;
-    size_t left = 0;
 
     memcpy(job->hops, result, sizeof(*result));
     if (conn_route(job) == NULL && !config->mx_allow_loopback) {
         dropped = conn_drop_loopback(job);
     }
-    for (size_t i = 0; i < job->hops->host_count; i++) {
-        left += job->hops->hosts[i].addr_count;
-    }
-    if (left == 0 && dropped > 0) {
+    dns_mx_limit(job->hops, config->max_mx_hosts, config->max_mx_addresses);
+    if (job->hops->host_count == 0 && dropped > 0) {
         conn_fail_all(job, 451, "451 4.4.6 Mail for %s loops back to this "
                       "host: every MX address is loopback or unspecified",
                       job->domain);

@@ -165,3 +165,30 @@ bool dns_addr_loops_back(const struct sockaddr_storage *addr)
     }
     return IN6_IS_ADDR_V4MAPPED(in6) && dns_ipv4_loops_back(in6->s6_addr[12]);
 }
+
+void dns_mx_limit(struct dns_mx_result *result, size_t max_hosts,
+                  size_t max_addrs)
+{
+    size_t kept = 0;
+    size_t addrs = 0;
+
+    for (size_t i = 0; i < result->host_count; i++) {
+        struct dns_mx_host *host = &result->hosts[i];
+
+        if (kept == max_hosts || addrs == max_addrs) {
+            break;
+        }
+        if (host->addr_count == 0) {
+            continue;
+        }
+        if (host->addr_count > max_addrs - addrs) {
+            host->addr_count = max_addrs - addrs;
+        }
+        addrs += host->addr_count;
+        if (kept != i) {
+            result->hosts[kept] = *host;
+        }
+        kept++;
+    }
+    result->host_count = kept;
+}

@@ -33,4 +33,9 @@ void dns_mx_fill_addresses(struct dns_mx_host *host,
  * 0.0.0.0/8, ::1, ::, and the IPv4-mapped forms of the IPv4 ranges. */
 bool dns_addr_loops_back(const struct sockaddr_storage *addr);
 
+/* dns_mx_limit keeps, in order, at most max_hosts hosts and max_addrs
+ * addresses in total, and drops hosts left without an address. */
+void dns_mx_limit(struct dns_mx_result *result, size_t max_hosts,
+                  size_t max_addrs);
+
 #endif
