@@ -173,8 +173,7 @@ static size_t conn_drop_loopback(struct outbound_job *job)
  * controls MX records, so MX addresses that loop back are dropped unless
  * mx_allow_loopback is set. Routes and the smarthost come from the
  * configuration and keep theirs. With no address left the recipients are
- * deferred, because the MX record may be fixed within the queue
- * lifetime. */
+ * deferred, because the MX record may be fixed before a later retry. */
 static void conn_use_hops(struct outbound_job *job,
                           const struct dns_mx_result *result)
 {
