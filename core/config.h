@@ -41,8 +41,9 @@ struct config {
     struct config_route *routes;
     size_t route_count;
 
-    /* Delivery by MX. Routes and the smarthost are trusted and skip
-     * these checks. */
+    /* Next hops from DNS. The loopback check skips routes and the
+     * smarthost, which are trusted; the limits also cut the addresses of
+     * a route or smarthost given by name. */
     bool mx_allow_loopback;       /* use MX addresses that loop back */
     unsigned max_mx_hosts;        /* MX hosts tried per attempt */
     unsigned max_mx_addresses;    /* addresses tried per attempt, over
