@@ -12,6 +12,7 @@
 
 #include "core/conf_parse.h"
 #include "core/control_proto.h"
+#include "dns/resolver.h"
 #include "proto/smtp_address.h"
 
 /* A configuration file larger than this is rejected before parsing. */
@@ -36,6 +37,10 @@
 #define CONFIG_GREETING_DELAY_DEFAULT 1
 #define CONFIG_RETRY_INTERVAL_DEFAULT 60
 #define CONFIG_RETRY_MAX_INTERVAL_DEFAULT 3600
+/* Each unreachable address can cost the 30-second connect timeout, so 10
+ * addresses bound the connect waits of one attempt to 5 minutes. */
+#define CONFIG_MAX_MX_HOSTS_DEFAULT 5
+#define CONFIG_MAX_MX_ADDRESSES_DEFAULT 10
 
 /* Durability batch waits at most 1 ms by default, so a 250 comes at
  * most 1 ms later than with fsync. */
@@ -110,6 +115,12 @@ static const struct config_number config_numbers[] = {
      offsetof(struct config, retry_max_interval), false},
     {"batch_wait", 0, CONFIG_BATCH_WAIT_MAX,
      offsetof(struct config, batch_wait), false},
+    /* The resolver keeps at most DNS_MAX_MX_HOSTS hosts with at most
+     * DNS_MAX_ADDRS addresses each. */
+    {"max_mx_hosts", 1, DNS_MAX_MX_HOSTS,
+     offsetof(struct config, max_mx_hosts), false},
+    {"max_mx_addresses", 1, DNS_MAX_MX_HOSTS * DNS_MAX_ADDRS,
+     offsetof(struct config, max_mx_addresses), false},
 };
 
 static int config_error(struct config_loader *loader, unsigned line,
@@ -260,6 +271,8 @@ int config_init(struct config *config)
     config->retry_interval = CONFIG_RETRY_INTERVAL_DEFAULT;
     config->retry_max_interval = CONFIG_RETRY_MAX_INTERVAL_DEFAULT;
     config->reject_early_talkers = true;
+    config->max_mx_hosts = CONFIG_MAX_MX_HOSTS_DEFAULT;
+    config->max_mx_addresses = CONFIG_MAX_MX_ADDRESSES_DEFAULT;
     config->log_level = LOG_LEVEL_INFO;
     return 0;
 }
@@ -743,6 +756,16 @@ static int config_apply_reject_early_talkers(struct config_loader *loader,
     return 0;
 }
 
+static int config_apply_mx_allow_loopback(struct config_loader *loader,
+                                          const struct conf_node *node)
+{
+    if (config_expect(loader, node, CONF_BOOL) < 0) {
+        return -1;
+    }
+    loader->next->mx_allow_loopback = node->boolean;
+    return 0;
+}
+
 static int config_apply_max_message_size(struct config_loader *loader,
                                          const struct conf_node *node)
 {
@@ -879,6 +902,9 @@ static const struct config_key config_keys[] = {
     {"retry_interval", config_apply_seconds},
     {"retry_max_interval", config_apply_seconds},
     {"reject_early_talkers", config_apply_reject_early_talkers},
+    {"mx_allow_loopback", config_apply_mx_allow_loopback},
+    {"max_mx_hosts", config_apply_count},
+    {"max_mx_addresses", config_apply_count},
     {"log_level", config_apply_log_level},
     {"postmaster", config_apply_postmaster},
 };

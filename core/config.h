@@ -40,6 +40,14 @@ struct config {
     struct netaddr_hostport smarthost;
     struct config_route *routes;
     size_t route_count;
+
+    /* Next hops from DNS. The loopback check skips routes and the
+     * smarthost, which are trusted; the limits also cut the addresses of
+     * a route or smarthost given by name. */
+    bool mx_allow_loopback;       /* use MX addresses that loop back */
+    unsigned max_mx_hosts;        /* MX hosts tried per attempt */
+    unsigned max_mx_addresses;    /* addresses tried per attempt, over
+                                   * all hosts */
     enum queue_durability durability;
     unsigned batch_wait;          /* durability batch: microseconds a
                                    * commit waits for others */

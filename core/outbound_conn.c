@@ -15,6 +15,7 @@
 #include "core/outbound_job.h"
 #include "core/queue.h"
 #include "core/reactor.h"
+#include "dns/dns_mx.h"
 #include "dns/resolver.h"
 #include "proto/smtp_client.h"
 
@@ -139,6 +140,60 @@ void outbound_conn_begin(struct outbound_job *job)
     }
 }
 
+/* conn_drop_loopback removes the MX addresses that loop back to this
+ * host, logging each, and returns how many it removed. */
+static size_t conn_drop_loopback(struct outbound_job *job)
+{
+    char ip[INET6_ADDRSTRLEN];
+    size_t dropped = 0;
+
+    for (size_t i = 0; i < job->hops->host_count; i++) {
+        struct dns_mx_host *host = &job->hops->hosts[i];
+        size_t kept = 0;
+
+        for (size_t a = 0; a < host->addr_count; a++) {
+            if (!dns_addr_loops_back(&host->addrs[a])) {
+                host->addrs[kept++] = host->addrs[a];
+                continue;
+            }
+            netaddr_format((const struct sockaddr *)&host->addrs[a], ip,
+                           sizeof(ip));
+            log_warning("id=%s event=mx-address-skipped domain=%s host=%s "
+                        "address=%s reason=\"loopback or unspecified "
+                        "address; set mx_allow_loopback to use it\"",
+                        job->msg->id, job->domain, host->name, ip);
+            dropped++;
+        }
+        host->addr_count = kept;
+    }
+    return dropped;
+}
+
+/* conn_use_hops takes the next hops of a DNS result. A name server
+ * controls MX records, so MX addresses that loop back are dropped unless
+ * mx_allow_loopback is set. Routes and the smarthost come from the
+ * configuration and keep theirs. With no address left the recipients are
+ * deferred, because the MX record may be fixed before a later retry. */
+static void conn_use_hops(struct outbound_job *job,
+                          const struct dns_mx_result *result)
+{
+    const struct config *config = conn_daemon(job)->config;
+    size_t dropped = 0;
+
+    memcpy(job->hops, result, sizeof(*result));
+    if (conn_route(job) == NULL && !config->mx_allow_loopback) {
+        dropped = conn_drop_loopback(job);
+    }
+    dns_mx_limit(job->hops, config->max_mx_hosts, config->max_mx_addresses);
+    if (job->hops->host_count == 0 && dropped > 0) {
+        conn_fail_all(job, 451, "451 4.4.6 Mail for %s loops back to this "
+                      "host: every MX address is loopback or unspecified",
+                      job->domain);
+        return;
+    }
+    conn_connect_next(job);
+}
+
 static void conn_dns_done(void *arg, const struct dns_mx_result *result)
 {
     struct outbound_job *job = arg;
@@ -146,8 +201,7 @@ static void conn_dns_done(void *arg, const struct dns_mx_result *result)
     job->dns = NULL;
     switch (result->status) {
     case DNS_OK:
-        memcpy(job->hops, result, sizeof(*result));
-        conn_connect_next(job);
+        conn_use_hops(job, result);
         return;
     case DNS_NOTFOUND:
         conn_fail_all(job, 550,

@@ -1,5 +1,6 @@
 #include "dns/dns_mx.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
 
@@ -136,4 +137,58 @@ void dns_mx_fill_addresses(struct dns_mx_host *host,
     for (size_t i = 0; i < v6_take; i++) {
         dns_mx_add_v6(host, v6[i]);
     }
+}
+
+/* dns_ipv4_loops_back checks 127.0.0.0/8 and 0.0.0.0/8 by the first
+ * byte of an IPv4 address. */
+static bool dns_ipv4_loops_back(uint8_t first)
+{
+    return first == 127 || first == 0;
+}
+
+bool dns_addr_loops_back(const struct sockaddr_storage *addr)
+{
+    const struct in6_addr *in6;
+
+    if (addr->ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)addr;
+
+        return dns_ipv4_loops_back((uint8_t)(ntohl(sin->sin_addr.s_addr) >>
+                                             24));
+    }
+    if (addr->ss_family != AF_INET6) {
+        return false;
+    }
+    in6 = &((const struct sockaddr_in6 *)addr)->sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(in6) || IN6_IS_ADDR_UNSPECIFIED(in6)) {
+        return true;
+    }
+    return IN6_IS_ADDR_V4MAPPED(in6) && dns_ipv4_loops_back(in6->s6_addr[12]);
+}
+
+void dns_mx_limit(struct dns_mx_result *result, size_t max_hosts,
+                  size_t max_addrs)
+{
+    size_t kept = 0;
+    size_t addrs = 0;
+
+    for (size_t i = 0; i < result->host_count; i++) {
+        struct dns_mx_host *host = &result->hosts[i];
+
+        if (kept == max_hosts || addrs == max_addrs) {
+            break;
+        }
+        if (host->addr_count == 0) {
+            continue;
+        }
+        if (host->addr_count > max_addrs - addrs) {
+            host->addr_count = max_addrs - addrs;
+        }
+        addrs += host->addr_count;
+        if (kept != i) {
+            result->hosts[kept] = *host;
+        }
+        kept++;
+    }
+    result->host_count = kept;
 }

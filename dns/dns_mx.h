@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "dns/dns_packet.h"
 #include "dns/resolver.h"
@@ -26,5 +27,15 @@ void dns_mx_select(const struct dns_answer *answer,
 void dns_mx_fill_addresses(struct dns_mx_host *host,
                            const uint8_t (*v4)[16], size_t v4_count,
                            const uint8_t (*v6)[16], size_t v6_count);
+
+/* dns_addr_loops_back returns whether addr is a loopback or unspecified
+ * address, where a connection reaches this host or fails: 127.0.0.0/8,
+ * 0.0.0.0/8, ::1, ::, and the IPv4-mapped forms of the IPv4 ranges. */
+bool dns_addr_loops_back(const struct sockaddr_storage *addr);
+
+/* dns_mx_limit keeps, in order, at most max_hosts hosts and max_addrs
+ * addresses in total, and drops hosts left without an address. */
+void dns_mx_limit(struct dns_mx_result *result, size_t max_hosts,
+                  size_t max_addrs);
 
 #endif

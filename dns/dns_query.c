@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "core/reactor.h"
+#include "dns/dns_tcp.h"
 #include "dns/resolver.h"
 
 /* Large enough for any UDP answer to a query that advertises
@@ -44,12 +45,14 @@ struct dns_query {
     void *arg;
     struct reactor_timer timer; /* try timeout, or 0 ms to the next try */
     struct dns_udp *udp;        /* the current try's socket, or NULL */
+    struct dns_tcp *tcp;        /* the current try's TCP retry, or NULL */
     unsigned tries_started;
     unsigned tries_max;
     const char *last_failure; /* why the last try failed, for the log */
 };
 
 static void dns_query_next_try(struct dns_query *query);
+static void dns_query_retry_tcp(struct dns_query *query);
 
 uint32_t dns_random_below(uint32_t bound)
 {
@@ -154,6 +157,8 @@ static void dns_query_try_failed(struct dns_query *query, const char *why)
     query->last_failure = why;
     dns_udp_detach(query->udp);
     query->udp = NULL;
+    dns_tcp_detach(query->tcp);
+    query->tcp = NULL;
     reactor_timer_set(query->reactor, &query->timer, 0);
 }
 
@@ -187,6 +192,7 @@ static void dns_query_finish(struct dns_query *query,
 
     reactor_timer_cancel(query->reactor, &query->timer);
     dns_udp_detach(query->udp);
+    dns_tcp_detach(query->tcp);
     free(query);
     fn(arg, answer);
 }
@@ -214,7 +220,7 @@ static void dns_query_on_answer(struct dns_query *query,
         dns_query_try_failed(query, "server failure or refusal");
         return;
     case DNS_ANSWER_TRUNCATED:
-        dns_query_fail(query, "answer truncated; TCP is not supported");
+        dns_query_retry_tcp(query);
         return;
     default:
         dns_query_finish(query, answer);
@@ -260,6 +266,70 @@ static void dns_udp_recv_done(struct reactor_op *op, int result)
                     strerror(-rc));
         dns_query_try_failed(query, "receive failed");
     }
+}
+
+/* ---- TCP retry of a truncated answer ---------------------------------- */
+
+static void dns_query_on_tcp(void *arg, const uint8_t *message, size_t len,
+                             int error)
+{
+    struct dns_query *query = arg;
+    struct dns_answer answer;
+    int rc;
+
+    query->tcp = NULL;
+    if (error < 0) {
+        log_debug("event=dns-recv name=%s transport=tcp error=\"%s\"",
+                  query->question.name, strerror(-error));
+        dns_query_try_failed(query, "TCP query failed");
+        return;
+    }
+
+    /* Over TCP one connection carries one answer, so a message that does
+     * not parse or match ends the try, unlike a stray UDP datagram. */
+    rc = dns_packet_parse(message, len, &query->question, &answer);
+    if (rc < 0) {
+        log_debug("event=dns-ignored name=%s transport=tcp bytes=%zu "
+                  "reason=\"%s\"", query->question.name, len,
+                  rc == -ENOMSG ? "not an answer to the question"
+                                : "malformed");
+        dns_query_try_failed(query, "TCP answer invalid");
+        return;
+    }
+    if (answer.status == DNS_ANSWER_TRUNCATED) {
+        dns_query_try_failed(query, "answer truncated over TCP");
+        return;
+    }
+    dns_query_on_answer(query, &answer);
+}
+
+/* dns_query_retry_tcp repeats the current try over TCP to the same server
+ * (RFC 7766 section 5) with the same ID, under a fresh try timeout. */
+static void dns_query_retry_tcp(struct dns_query *query)
+{
+    const struct dns_options *opts = query->opts;
+    size_t server = (query->tries_started - 1) % opts->server_count;
+    uint32_t timeout = opts->timeout_ms ? opts->timeout_ms
+                                        : DNS_DEFAULT_TIMEOUT_MS;
+    int rc;
+
+    log_debug("event=dns-truncated name=%s type=%s try=%u",
+              query->question.name, dns_type_name(query->question.type),
+              query->tries_started);
+    rc = dns_tcp_start(&query->tcp, query->reactor,
+                       (const struct sockaddr *)&opts->servers[server],
+                       opts->server_lens[server], query->udp->wire,
+                       query->udp->wire_len, dns_query_on_tcp, query);
+    if (rc < 0) {
+        query->tcp = NULL;
+        log_warning("event=dns-tcp name=%s error=\"TCP setup failed: %s\"",
+                    query->question.name, strerror(-rc));
+        dns_query_try_failed(query, "TCP setup failed");
+        return;
+    }
+    dns_udp_detach(query->udp);
+    query->udp = NULL;
+    reactor_timer_set(query->reactor, &query->timer, timeout);
 }
 
 /* ---- Tries ------------------------------------------------------------- */
@@ -347,6 +417,14 @@ static void dns_query_timer_fire(struct reactor_timer *timer)
         query->udp = NULL;
         query->last_failure = "timed out";
     }
+    if (query->tcp != NULL) {
+        log_debug("event=dns-timeout name=%s type=%s try=%u transport=tcp",
+                  query->question.name, dns_type_name(query->question.type),
+                  query->tries_started);
+        dns_tcp_detach(query->tcp);
+        query->tcp = NULL;
+        query->last_failure = "TCP query timed out";
+    }
     dns_query_next_try(query);
 }
 
@@ -423,5 +501,6 @@ void dns_query_cancel(struct dns_query *query)
     }
     reactor_timer_cancel(query->reactor, &query->timer);
     dns_udp_detach(query->udp);
+    dns_tcp_detach(query->tcp);
     free(query);
 }

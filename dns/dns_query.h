@@ -1,5 +1,7 @@
 /* One lookup of (name, type) over UDP through the reactor, with a timeout
- * per try and tries across the configured name servers.
+ * per try and tries across the configured name servers. A try whose UDP
+ * answer is truncated is repeated over TCP to the same server
+ * (dns_tcp.c) under a new timeout.
  *
  * Each try uses a fresh connected UDP socket, so the kernel picks a new
  * source port and drops datagrams from any address but the server's, and
@@ -18,9 +20,8 @@ struct dns_options;
 struct dns_query;
 
 /* dns_query_fn receives the final answer: RECORDS, NODATA or NXDOMAIN
- * from a server, or TEMPFAIL after every try failed, timed out or got a
- * truncated answer. The query is already freed; answer is valid only
- * during the call. */
+ * from a server, or TEMPFAIL after every try failed or timed out. The
+ * query is already freed; answer is valid only during the call. */
 typedef void (*dns_query_fn)(void *arg, const struct dns_answer *answer);
 
 /* dns_query_start begins a lookup of name (normalized, see

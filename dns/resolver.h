@@ -1,8 +1,9 @@
 /* Asynchronous stub resolver over the reactor.
  *
- * Queries go over UDP to the configured name servers; ldns builds and
- * parses the packets (only its wire-format and record functions: see
- * DESIGN.md for the ldns functions that must never be called). Query IDs
+ * Queries go over UDP to the configured name servers, and over TCP when
+ * an answer comes back truncated. ldns builds and parses the packets, with
+ * only its wire-format and record functions (see DESIGN.md for the ldns
+ * functions that must never be called). Query IDs
  * come from BoringSSL's RAND_bytes. Answers are cached by TTL.
  *
  * Return convention: 0 or a negative errno. */

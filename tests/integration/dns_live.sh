@@ -30,6 +30,8 @@ trap cleanup EXIT
 
 # Entries match first to last. Each name ends with a catch-all entry that
 # answers NOERROR without records (NODATA) for the types not listed.
+# truncated.test has TC set over UDP and the full answer over TCP, and
+# alwaystc.test is truncated over both.
 cat > "$workdir/zone.data" <<'DATA'
 $ORIGIN test.
 $TTL 300
@@ -72,6 +74,32 @@ SECTION QUESTION
 nullmx.test. IN MX
 SECTION ANSWER
 nullmx.test. IN MX 0 .
+ENTRY_END
+
+ENTRY_BEGIN
+MATCH opcode qtype qname UDP
+ADJUST copy_id
+REPLY QR AA TC RD RA NOERROR
+SECTION QUESTION
+truncated.test. IN MX
+ENTRY_END
+
+ENTRY_BEGIN
+MATCH opcode qtype qname TCP
+ADJUST copy_id
+REPLY QR AA RD RA NOERROR
+SECTION QUESTION
+truncated.test. IN MX
+SECTION ANSWER
+truncated.test. IN MX 10 mx1.example.test.
+ENTRY_END
+
+ENTRY_BEGIN
+MATCH opcode qtype qname
+ADJUST copy_id
+REPLY QR AA TC RD RA NOERROR
+SECTION QUESTION
+alwaystc.test. IN MX
 ENTRY_END
 
 ENTRY_BEGIN

@@ -26,6 +26,8 @@ listen = "127.0.0.1:2525";
 queue_dir = "{queue}";
 hostname = "relay.test";
 resolver = "127.0.0.1:53";
+# The test MX host is 127.0.0.1, which MX delivery skips by default.
+mx_allow_loopback = true;
 log_level = "debug";
 """
 

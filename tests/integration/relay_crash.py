@@ -53,6 +53,8 @@ CONFIG = f"""
 queue_dir = "{{queue}}";
 hostname = "relay.test";
 resolver = "127.0.0.1:53";
+# The test MX host is 127.0.0.1, which MX delivery skips by default.
+mx_allow_loopback = true;
 retry_interval = {RETRY_INTERVAL_S};
 retry_max_interval = {RETRY_MAX_INTERVAL_S};
 """

@@ -1158,6 +1158,33 @@ Test(config, limits_invalid, .init = tmp_setup, .fini = tmp_teardown)
     }
 }
 
+Test(config, mx_delivery_keys, .init = tmp_setup, .fini = tmp_teardown)
+{
+    struct config config;
+
+    cr_assert_eq(config_init(&config), 0);
+    cr_expect_not(config.mx_allow_loopback);
+    cr_expect_eq(config.max_mx_hosts, 5);
+    cr_expect_eq(config.max_mx_addresses, 10);
+    config_cleanup(&config);
+
+    load_ok(&config, "mx_allow_loopback = true\nmax_mx_hosts = 10\n"
+                     "max_mx_addresses = 80\n");
+    cr_expect(config.mx_allow_loopback);
+    cr_expect_eq(config.max_mx_hosts, 10);
+    cr_expect_eq(config.max_mx_addresses, 80);
+    config_cleanup(&config);
+
+    load_fail_exact("max_mx_hosts = 0\n", 1, "invalid value for "
+                    "'max_mx_hosts': 0 is outside 1..10");
+    load_fail_exact("max_mx_hosts = 11\n", 1, "invalid value for "
+                    "'max_mx_hosts': 11 is outside 1..10");
+    load_fail_exact("max_mx_addresses = 81\n", 1, "invalid value for "
+                    "'max_mx_addresses': 81 is outside 1..80");
+    load_fail_exact("mx_allow_loopback = 1\n", 1, "invalid value for "
+                    "'mx_allow_loopback': expected a boolean, found number");
+}
+
 Test(config, retry_schedule, .init = tmp_setup, .fini = tmp_teardown)
 {
     struct config config;

@@ -555,6 +555,90 @@ Test(dns_mx, addresses_split_between_families)
     cr_assert_eq(host.addr_count, 0);
 }
 
+/* ---- Loopback addresses and per-attempt limits ------------------------- */
+
+static struct sockaddr_storage addr_of(const char *text)
+{
+    struct sockaddr_storage ss;
+
+    memset(&ss, 0, sizeof(ss));
+    if (strchr(text, ':') != NULL) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+        sin6->sin6_family = AF_INET6;
+        cr_assert_eq(inet_pton(AF_INET6, text, &sin6->sin6_addr), 1, "%s",
+                     text);
+    } else {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+        sin->sin_family = AF_INET;
+        cr_assert_eq(inet_pton(AF_INET, text, &sin->sin_addr), 1, "%s",
+                     text);
+    }
+    return ss;
+}
+
+Test(dns_mx, loopback_addresses_detected)
+{
+    static const char *const loops[] = {
+        "127.0.0.1", "127.255.0.9", "0.0.0.0", "0.1.2.3", "::1", "::",
+        "::ffff:127.0.0.1", "::ffff:0.0.0.0",
+    };
+    static const char *const remote[] = {
+        "126.255.255.255", "128.0.0.1", "10.0.0.1", "192.0.2.1",
+        "2001:db8::1", "::2", "::ffff:192.0.2.1", "fe80::1",
+    };
+
+    for (size_t i = 0; i < sizeof(loops) / sizeof(loops[0]); i++) {
+        struct sockaddr_storage ss = addr_of(loops[i]);
+
+        cr_expect(dns_addr_loops_back(&ss), "%s loops back", loops[i]);
+    }
+    for (size_t i = 0; i < sizeof(remote) / sizeof(remote[0]); i++) {
+        struct sockaddr_storage ss = addr_of(remote[i]);
+
+        cr_expect(!dns_addr_loops_back(&ss), "%s is remote", remote[i]);
+    }
+}
+
+static void add_host(struct dns_mx_result *result, const char *name,
+                     size_t addr_count)
+{
+    struct dns_mx_host *host = &result->hosts[result->host_count++];
+
+    memset(host, 0, sizeof(*host));
+    strcpy(host->name, name);
+    for (size_t i = 0; i < addr_count; i++) {
+        host->addrs[i] = addr_of("192.0.2.1");
+    }
+    host->addr_count = addr_count;
+}
+
+Test(dns_mx, limit_hosts_and_addresses)
+{
+    struct dns_mx_result result = {.status = DNS_OK};
+
+    add_host(&result, "a.test", 3);
+    add_host(&result, "empty.test", 0);
+    add_host(&result, "b.test", 4);
+    add_host(&result, "c.test", 2);
+
+    dns_mx_limit(&result, 2, 100);
+    cr_assert_eq(result.host_count, 2, "empty hosts do not count");
+    cr_assert_str_eq(result.hosts[0].name, "a.test");
+    cr_assert_str_eq(result.hosts[1].name, "b.test");
+    cr_assert_eq(result.hosts[1].addr_count, 4);
+
+    dns_mx_limit(&result, 10, 5);
+    cr_assert_eq(result.host_count, 2);
+    cr_assert_eq(result.hosts[0].addr_count, 3);
+    cr_assert_eq(result.hosts[1].addr_count, 2, "cut to the total");
+
+    dns_mx_limit(&result, 10, 3);
+    cr_assert_eq(result.host_count, 1, "a host with no room left goes");
+    cr_assert_eq(result.hosts[0].addr_count, 3);
+}
+
 /* ---- Cache ------------------------------------------------------------- */
 
 Test(dns_cache, entry_lives_for_its_ttl)

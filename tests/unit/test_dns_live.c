@@ -176,6 +176,22 @@ Test(dns_live, servfail_tempfail)
     cr_assert_eq(live.result.status, DNS_TEMPFAIL);
 }
 
+Test(dns_live, truncated_answer_retried_over_tcp)
+{
+    live_resolve_mx("truncated.test");
+    cr_assert_eq(live.result.status, DNS_OK);
+    cr_assert_eq(live.result.host_count, 1);
+    cr_assert_str_eq(live.result.hosts[0].name, "mx1.example.test");
+    cr_assert_eq(live.result.hosts[0].preference, 10);
+    assert_loopback(&live.result.hosts[0]);
+}
+
+Test(dns_live, truncated_over_tcp_tempfail)
+{
+    live_resolve_mx("alwaystc.test");
+    cr_assert_eq(live.result.status, DNS_TEMPFAIL);
+}
+
 Test(dns_live, resolve_host)
 {
     live.calls = 0;

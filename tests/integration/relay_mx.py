@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""MX handling end to end, against ldns-testns and the bundled sink.
+
+The zone covers fail-over to a second MX and to a host's second address
+when nothing listens on 127.0.0.2, a CNAME chain to the MX host, a domain
+without MX (implicit MX), a null MX, SERVFAIL, and an MX answer that is
+truncated over UDP and complete over TCP. Four relays share the zone:
+
+- "main" has mx_allow_loopback and the default limits, so every MX at
+  127.0.0.x may be used;
+- "strict" has no mx_allow_loopback, so it defers an MX at 127.0.0.1 but
+  still uses a route to 127.0.0.1;
+- "one-host" has max_mx_hosts = 1 and "one-address" has
+  max_mx_addresses = 1, so both give up after the unreachable address.
+
+Usage (inside netns_run.sh): relay_mx.py BUILD_DIR
+"""
+import smtplib
+import time
+
+import harness as h
+
+DEAD = "127.0.0.2"  # nothing listens here, so connects are refused
+LIVE = "127.0.0.1"  # the sink listens on port 25
+SENDER = "sender@client.test"
+BODY = b"Subject: MX test\r\n\r\nMX handling\r\n"
+
+SOA = "test. 300 IN SOA ns.test. admin.test. 1 7200 3600 86400 60"
+
+# (name, type, answer RRs, REPLY flags and rcode, MATCH transport)
+ENTRIES = [
+    ("failover.test", "MX", [
+        "failover.test. 300 IN MX 10 mx-dead.failover.test.",
+        "failover.test. 300 IN MX 20 mx-live.failover.test.",
+    ], "NOERROR", ""),
+    ("mx-dead.failover.test", "A",
+     [f"mx-dead.failover.test. 300 IN A {DEAD}"], "NOERROR", ""),
+    ("mx-live.failover.test", "A",
+     [f"mx-live.failover.test. 300 IN A {LIVE}"], "NOERROR", ""),
+    ("multi.test", "MX", ["multi.test. 300 IN MX 10 mx.multi.test."],
+     "NOERROR", ""),
+    ("mx.multi.test", "A", [
+        f"mx.multi.test. 300 IN A {DEAD}",
+        f"mx.multi.test. 300 IN A {LIVE}",
+    ], "NOERROR", ""),
+    ("cname.test", "MX", ["cname.test. 300 IN MX 10 alias.cname.test."],
+     "NOERROR", ""),
+    # A recursive server returns the whole chain in one answer.
+    ("alias.cname.test", "A", [
+        "alias.cname.test. 300 IN CNAME next.cname.test.",
+        "next.cname.test. 300 IN CNAME real.cname.test.",
+        f"real.cname.test. 300 IN A {LIVE}",
+    ], "NOERROR", ""),
+    ("implicit.test", "A", [f"implicit.test. 300 IN A {LIVE}"],
+     "NOERROR", ""),
+    ("nullmx.test", "MX", ["nullmx.test. 300 IN MX 0 ."], "NOERROR", ""),
+    ("nullmx.test", "A", [f"nullmx.test. 300 IN A {LIVE}"], "NOERROR", ""),
+    ("truncated.test", "MX", [], "TC NOERROR", "UDP"),
+    ("truncated.test", "MX",
+     ["truncated.test. 300 IN MX 10 mx.truncated.test."], "NOERROR", "TCP"),
+    ("mx.truncated.test", "A", [f"mx.truncated.test. 300 IN A {LIVE}"],
+     "NOERROR", ""),
+]
+
+# Every other type of these names gets NOERROR without records (NODATA).
+NAMES = sorted({entry[0] for entry in ENTRIES} | {
+    "next.cname.test", "real.cname.test"})
+
+ENTRY = """ENTRY_BEGIN
+MATCH opcode qtype qname {transport}
+ADJUST copy_id
+REPLY QR AA RD RA {reply}
+SECTION QUESTION
+{name}. IN {rrtype}
+SECTION ANSWER
+{answers}
+ENTRY_END
+"""
+
+# copy_query makes the reply repeat whatever type was asked.
+CATCH_ALL = """ENTRY_BEGIN
+MATCH opcode qname
+ADJUST copy_id copy_query
+REPLY QR AA RD RA {rcode}
+SECTION QUESTION
+{name}. IN A
+SECTION AUTHORITY
+{soa}
+ENTRY_END
+"""
+
+CONFIG = """
+listen = "127.0.0.1:{port}";
+queue_dir = "{queue}";
+hostname = "relay.test";
+resolver = "127.0.0.1:53";
+log_level = "debug";
+{extra}
+"""
+
+RELAYS = {
+    "main": (2525, "mx_allow_loopback = true;"),
+    "strict": (2535, 'routes { "routed.test" = "127.0.0.1:25"; }'),
+    "one-host": (2545, "mx_allow_loopback = true;\nmax_mx_hosts = 1;"),
+    "one-address": (2555,
+                    "mx_allow_loopback = true;\nmax_mx_addresses = 1;"),
+}
+
+
+def write_zone(path):
+    with open(path, "w") as zone:
+        for name, rrtype, answers, reply, transport in ENTRIES:
+            zone.write(ENTRY.format(transport=transport, reply=reply,
+                                    name=name, rrtype=rrtype,
+                                    answers="\n".join(answers)))
+        zone.write(CATCH_ALL.format(rcode="SERVFAIL", name="servfail.test",
+                                    soa=SOA))
+        for name in NAMES:
+            zone.write(CATCH_ALL.format(rcode="NOERROR", name=name,
+                                        soa=SOA))
+
+
+def start_relays(harness):
+    for name, (port, extra) in RELAYS.items():
+        config = h.write_config(harness, CONFIG.format(
+            port=port, queue=harness.path("queue-" + name), extra=extra),
+            name=name + ".conf")
+        h.start_relay(harness, config, port=port, name=name)
+
+
+def send(relay, rcpts):
+    port = RELAYS[relay][0]
+    with smtplib.SMTP("127.0.0.1", port, local_hostname="client.test",
+                      timeout=30) as client:
+        return client.sendmail(SENDER, rcpts, BODY)
+
+
+def outcome_line(harness, relay, rcpt, event):
+    """Return the relay's log line with event for rcpt, or None."""
+    for line in harness.log_text(relay).splitlines():
+        if f"event={event} " in line and f"to=<{rcpt}>" in line:
+            return line
+    return None
+
+
+def wait_outcome(harness, relay, rcpt, event, timeout=30):
+    h.wait_for(lambda: outcome_line(harness, relay, rcpt, event), timeout)
+    return outcome_line(harness, relay, rcpt, event)
+
+
+def stored_rcpts(store):
+    return [rcpt for _, rcpts, _ in h.read_stored(store) for rcpt in rcpts]
+
+
+def check_main(tap, harness, store):
+    rcpts = ["a@failover.test", "b@multi.test", "c@cname.test",
+             "d@implicit.test", "e@truncated.test", "f@nullmx.test",
+             "g@servfail.test"]
+    for rcpt in rcpts:
+        refused = send("main", [rcpt])
+        tap.check(refused == {}, f"main relay accepts {rcpt}", refused)
+
+    delivered = {
+        "a@failover.test": "mx-live.failover.test[127.0.0.1]:25",
+        "b@multi.test": "mx.multi.test[127.0.0.1]:25",
+        "c@cname.test": "alias.cname.test[127.0.0.1]:25",
+        "d@implicit.test": "implicit.test[127.0.0.1]:25",
+        "e@truncated.test": "mx.truncated.test[127.0.0.1]:25",
+    }
+    for rcpt, relay in delivered.items():
+        line = wait_outcome(harness, "main", rcpt, "delivered")
+        tap.check(line is not None and f"relay={relay}" in line,
+                  f"{rcpt} is delivered through {relay}", line)
+    tap.check(sorted(stored_rcpts(store)) == sorted(delivered),
+              "the sink holds one copy of each delivered message",
+              stored_rcpts(store))
+
+    log = harness.log_text("main")
+    for dead in ("mx-dead.failover.test", "mx.multi.test"):
+        tap.check(f"event=connect-failed relay={dead}[{DEAD}]:25" in log,
+                  f"the refused connect to {dead} is logged")
+    tap.check("event=dns-truncated name=truncated.test" in log,
+              "the truncated MX answer is logged before the TCP retry")
+
+    line = wait_outcome(harness, "main", "f@nullmx.test", "bounced")
+    tap.check(line is not None and "556 5.1.10" in line,
+              "null MX bounces with 556 5.1.10", line)
+    tap.check(line is not None and "relay=none" in line,
+              "null MX bounces without a connection", line)
+
+    line = wait_outcome(harness, "main", "g@servfail.test", "deferred")
+    tap.check(line is not None and "451 4.4.3" in line,
+              "SERVFAIL defers with 451 4.4.3", line)
+
+
+def check_strict(tap, harness, store):
+    tap.check(send("strict", ["h@implicit.test", "i@routed.test"]) == {},
+              "strict relay accepts both recipients")
+
+    line = wait_outcome(harness, "strict", "h@implicit.test", "deferred")
+    tap.check(line is not None and "451 4.4.6" in line,
+              "a loopback MX is deferred with 451 4.4.6", line)
+    tap.check(line is not None and "relay=none" in line,
+              "a loopback MX gets no connection", line)
+    tap.check("event=mx-address-skipped domain=implicit.test "
+              "host=implicit.test address=127.0.0.1"
+              in harness.log_text("strict"),
+              "the skipped loopback address is logged")
+
+    line = wait_outcome(harness, "strict", "i@routed.test", "delivered")
+    tap.check(line is not None, "a route to 127.0.0.1 still delivers", line)
+    tap.check("h@implicit.test" not in stored_rcpts(store),
+              "the loopback MX recipient never reaches the sink")
+
+
+def check_limits(tap, harness, store):
+    tap.check(send("one-host", ["j@failover.test"]) == {},
+              "one-host relay accepts the recipient")
+    tap.check(send("one-address", ["k@multi.test"]) == {},
+              "one-address relay accepts the recipient")
+
+    for relay, rcpt in (("one-host", "j@failover.test"),
+                        ("one-address", "k@multi.test")):
+        line = wait_outcome(harness, relay, rcpt, "deferred")
+        tap.check(line is not None and "Connection refused" in line,
+                  f"{relay} defers {rcpt} after the refused address",
+                  line)
+        tap.check(line is not None and f"[{LIVE}]" not in line,
+                  f"{relay} never tries the second address", line)
+    stored = stored_rcpts(store)
+    tap.check("j@failover.test" not in stored and "k@multi.test" not in
+              stored, "limited relays deliver nothing", stored)
+
+
+def test(tap, harness):
+    store = harness.path("store")
+    zone = harness.path("zone.data")
+    write_zone(zone)
+    harness.start("ldns-testns", ["ldns-testns", "-p", "53", zone])
+    time.sleep(0.3)  # as start_name_server: ldns-testns has no ready signal
+    h.start_sink(harness, store)
+    start_relays(harness)
+
+    check_main(tap, harness, store)
+    check_strict(tap, harness, store)
+    check_limits(tap, harness, store)
+
+    for name in RELAYS:
+        proc = next(p for p in harness.procs if p.test_name == name)
+        tap.check(harness.stop(proc) == 0, f"{name} relay stops cleanly "
+                  "on SIGTERM")
+
+
+if __name__ == "__main__":
+    h.main_wrapper(test)
