@@ -15,6 +15,7 @@
 #include "proto/smtp_client.h"
 
 struct outbound;
+struct outbound_bounce;
 struct queue_msg;
 
 #define OUTBOUND_SEND_IOVS 16
@@ -78,6 +79,7 @@ struct outbound_job {
     bool results_recorded;
     bool attempt_deferred;       /* a recipient of this attempt got 4xx */
     char relay[320];             /* "host[ip]:port" for logs */
+    struct outbound_bounce *bounce; /* report being collected, or NULL */
 };
 
 /* Engine functions the connection code calls (outbound.c). */
