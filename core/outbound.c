@@ -45,6 +45,19 @@ struct outbound {
 };
 
 static void outbound_start_ready(struct reactor_hook *hook);
+struct outbound_job *outbound_job_in_flight_sibling(
+    const struct outbound_job *job)
+{
+    for (struct outbound_job *other = job->outbound->jobs; other != NULL;
+         other = other->next) {
+        if (other != job && other->msg == job->msg &&
+            other->state != OUTBOUND_JOB_WAITING) {
+            return other;
+        }
+    }
+    return NULL;
+}
+
 static void job_retry_fired(struct reactor_timer *timer);
 static size_t job_collect_attempt(struct outbound_job *job, size_t limit);
 static void job_wait_retry(struct outbound_job *job, uint64_t delay_ms);

@@ -299,11 +299,42 @@ out:
     return rc;
 }
 
+/* bounce_hand_over moves the collected entries to a job of the same
+ * message whose attempt is still in flight, so that the recipients of
+ * all domains tried at once share one report. Returns false, with
+ * nothing moved, when there is no such job or memory runs out. */
+static bool bounce_hand_over(struct outbound_job *job)
+{
+    struct outbound_job *sibling = outbound_job_in_flight_sibling(job);
+    struct outbound_bounce *target;
+    size_t before;
+
+    if (sibling == NULL || (target = bounce_of(sibling)) == NULL) {
+        return false;
+    }
+    before = target->count;
+    for (size_t i = 0; i < job->bounce->count; i++) {
+        struct bounce_entry *entry = bounce_add_entry(target);
+
+        if (entry == NULL) {
+            target->count = before;
+            return false;
+        }
+        *entry = job->bounce->entries[i];
+    }
+    return true;
+}
+
 void outbound_bounce_send(struct outbound_job *job)
 {
     struct outbound_bounce *bounce = job->bounce;
 
     if (bounce == NULL || bounce->count == 0) {
+        return;
+    }
+    if (bounce_hand_over(job)) {
+        /* NOTE: a stop before the sibling's attempt ends loses them. */
+        bounce->count = 0;
         return;
     }
     if (job->msg->sender[0] == '\0') {

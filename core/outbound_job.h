@@ -90,4 +90,9 @@ void outbound_record_all(struct outbound_job *job, int code,
                          const char *text);
 void outbound_job_finished(struct outbound_job *job);
 
+/* outbound_job_in_flight_sibling returns another job of job's message
+ * whose attempt is in flight, or NULL. */
+struct outbound_job *outbound_job_in_flight_sibling(
+    const struct outbound_job *job);
+
 #endif

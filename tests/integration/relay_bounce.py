@@ -31,6 +31,7 @@ queue_lifetime = 6s;
 delay_warning = 2s;
 routes {{
     "bad.test" = "127.0.0.1:{bad}";
+    "bad2.test" = "127.0.0.1:{bad}";
     "later.test" = "127.0.0.1:{later}";
     "client.test" = "127.0.0.1:{client}";
 }}
@@ -168,6 +169,21 @@ def test_three_failed_one_report(tap, harness, store):
               "bounce-queued is logged with the original ID", queue_id)
 
 
+def test_two_domains_one_report(tap, store):
+    send("domains@client.test", [("p@bad.test", []), ("q@bad2.test", [])])
+    wait_reports(store, "domains@client.test", 1)
+    h.wait_for(lambda: False, 1.5)
+    reports = reports_to(store, "domains@client.test")
+    if not tap.check(len(reports) == 1,
+                     "failures at two domains make one report",
+                     len(reports)):
+        return
+    finals = sorted(block["Final-Recipient"]
+                    for block in status_blocks(reports[0])[1])
+    tap.check(finals == ["rfc822; p@bad.test", "rfc822; q@bad2.test"],
+              "report lists both domains' recipients", finals)
+
+
 def test_ret_full(tap, store):
     send("full@client.test", [("x@bad.test", [])], ["RET=FULL"])
     reports = wait_reports(store, "full@client.test", 1)
@@ -268,6 +284,7 @@ def test(tap, harness):
     h.start_relay(harness, config)
 
     test_three_failed_one_report(tap, harness, store)
+    test_two_domains_one_report(tap, store)
     test_ret_full(tap, store)
     test_no_report_cases(tap, harness, store)
     test_lifetime_and_delay(tap, store)
