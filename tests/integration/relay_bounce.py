@@ -5,7 +5,7 @@ The bundled sink for bad.test replies to every RCPT with 550 5.1.1, and the
 one for later.test with 451 4.2.0. Bounces from ringrelay go to the
 senders' domain client.test, routed to a third sink, where Python's email
 package parses each as multipart/report. Each case uses its own sender,
-so its reports are told apart by their recipient. The relay runs with
+so the recipient of a report names its case. The relay runs with
 retry_interval = 1s, queue_lifetime = 6s and delay_warning = 2s, so a
 deferred recipient is retried at about 0s, 1s, 3s and 7s: it gets one
 delay report, then a bounce with status 4.4.7.
@@ -14,6 +14,7 @@ Usage (inside netns_run.sh): relay_bounce.py BUILD_DIR
 """
 import email
 import email.policy
+import re
 import smtplib
 
 import harness as h
@@ -233,6 +234,25 @@ def test_no_report_cases(tap, harness, store):
               "every report has the null sender", report_senders(store))
 
 
+def test_bounce_of_bounce_dropped(tap, harness):
+    """The sender's own domain rejects the bounce too, and the bounce of
+    that bounce, which has the null sender, is dropped."""
+    orig = send("loop@bad.test", [("x@bad.test", [])])
+    log = lambda: harness.log_text("ringrelay")
+    pattern = re.compile(r"id=(\w+) event=bounce-queued orig_id=" + orig)
+    h.wait_for(lambda: pattern.search(log()) is not None, 20)
+    found = pattern.search(log())
+    if not tap.check(found is not None, "first bounce is queued",
+                     log()[-3000:]):
+        return
+    bounce_id = found.group(1)
+    dropped = h.wait_for(
+        lambda: f"id={bounce_id} event=bounce-skipped" in log(), 20)
+    tap.check(dropped, "bounce of the bounce is dropped", log()[-3000:])
+    tap.check(f"orig_id={bounce_id}" not in log(),
+              "no report is queued about the bounce", bounce_id)
+
+
 def test_lifetime_and_delay(tap, store):
     send("late@client.test", [("z@later.test", [])], ["ENVID=env-late"])
     send("nodelay@client.test", [("z@later.test", ["NOTIFY=FAILURE"])])
@@ -287,6 +307,7 @@ def test(tap, harness):
     test_two_domains_one_report(tap, store)
     test_ret_full(tap, store)
     test_no_report_cases(tap, harness, store)
+    test_bounce_of_bounce_dropped(tap, harness)
     test_lifetime_and_delay(tap, store)
 
 
