@@ -31,9 +31,9 @@ bool outbound_bounce_claim_warning(struct outbound_job *job, size_t index);
 /* outbound_bounce_send queues one report about the recipients noted
  * since the last call, and clears the list. While another job of the
  * message has an attempt in flight, it hands them to that job instead,
- * so one attempt over several domains makes one report. A message with the null sender
- * gets no report, and that is logged. Failures are logged and lose the
- * report, not the original. */
+ * so one attempt over several domains makes one report. A message with
+ * the null sender gets no report, and that is logged. Failures are
+ * logged and lose the report, not the original. */
 void outbound_bounce_send(struct outbound_job *job);
 
 /* outbound_bounce_free frees what the job collected; NULL is accepted. */
