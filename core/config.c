@@ -41,6 +41,7 @@
  * addresses bound the connect waits of one attempt to 5 minutes. */
 #define CONFIG_MAX_MX_HOSTS_DEFAULT 5
 #define CONFIG_MAX_MX_ADDRESSES_DEFAULT 10
+#define CONFIG_QUEUE_LIFETIME_DEFAULT (5 * 86400)
 
 /* Durability batch waits at most 1 ms by default, so a 250 comes at
  * most 1 ms later than with fsync. */
@@ -113,6 +114,11 @@ static const struct config_number config_numbers[] = {
      false},
     {"retry_max_interval", 1, 7 * 86400,
      offsetof(struct config, retry_max_interval), false},
+    {"queue_lifetime", 1, 365 * 86400,
+     offsetof(struct config, queue_lifetime), false},
+    /* 0 is the default and turns delay warnings off. */
+    {"delay_warning", 0, 365 * 86400,
+     offsetof(struct config, delay_warning), false},
     {"batch_wait", 0, CONFIG_BATCH_WAIT_MAX,
      offsetof(struct config, batch_wait), false},
     /* The resolver keeps at most DNS_MAX_MX_HOSTS hosts with at most
@@ -270,6 +276,8 @@ int config_init(struct config *config)
     config->greeting_delay = CONFIG_GREETING_DELAY_DEFAULT;
     config->retry_interval = CONFIG_RETRY_INTERVAL_DEFAULT;
     config->retry_max_interval = CONFIG_RETRY_MAX_INTERVAL_DEFAULT;
+    config->queue_lifetime = CONFIG_QUEUE_LIFETIME_DEFAULT;
+    config->delay_warning = 0;
     config->reject_early_talkers = true;
     config->max_mx_hosts = CONFIG_MAX_MX_HOSTS_DEFAULT;
     config->max_mx_addresses = CONFIG_MAX_MX_ADDRESSES_DEFAULT;
@@ -901,6 +909,8 @@ static const struct config_key config_keys[] = {
     {"greeting_delay", config_apply_seconds},
     {"retry_interval", config_apply_seconds},
     {"retry_max_interval", config_apply_seconds},
+    {"queue_lifetime", config_apply_seconds},
+    {"delay_warning", config_apply_seconds},
     {"reject_early_talkers", config_apply_reject_early_talkers},
     {"mx_allow_loopback", config_apply_mx_allow_loopback},
     {"max_mx_hosts", config_apply_count},

@@ -81,6 +81,12 @@ struct config {
      * jitter. */
     unsigned retry_interval;
     unsigned retry_max_interval;
+
+    /* Seconds after arrival: a recipient still deferred after
+     * queue_lifetime is bounced, and one deferred after delay_warning
+     * (0: never) gets one delay report. */
+    unsigned queue_lifetime;
+    unsigned delay_warning;
     enum log_level log_level;
     char *postmaster;             /* RCPT TO:<postmaster> goes here;
                                    * NULL: rejected */

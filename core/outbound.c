@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "core/daemon.h"
 #include "core/log.h"
+#include "core/outbound_bounce.h"
 #include "core/outbound_conn.h"
 #include "core/outbound_job.h"
 #include "core/queue.h"
@@ -44,6 +45,19 @@ struct outbound {
 };
 
 static void outbound_start_ready(struct reactor_hook *hook);
+struct outbound_job *outbound_job_in_flight_sibling(
+    const struct outbound_job *job)
+{
+    for (struct outbound_job *other = job->outbound->jobs; other != NULL;
+         other = other->next) {
+        if (other != job && other->msg == job->msg &&
+            other->state != OUTBOUND_JOB_WAITING) {
+            return other;
+        }
+    }
+    return NULL;
+}
+
 static void job_retry_fired(struct reactor_timer *timer);
 static size_t job_collect_attempt(struct outbound_job *job, size_t limit);
 static void job_wait_retry(struct outbound_job *job, uint64_t delay_ms);
@@ -181,6 +195,7 @@ static void job_free(struct outbound_job *job)
     free(job->attempt_rcpts);
     free(job->attempt_notify);
     free(job->attempt_orcpt);
+    outbound_bounce_free(job->bounce);
     if (outbound->daemon->queue != NULL) {
         queue_msg_unref(outbound->daemon->queue, job->msg);
     }
@@ -442,8 +457,9 @@ static void outbound_start_ready(struct reactor_hook *hook)
 }
 
 /* outbound_record_result applies one recipient's final reply: 2xx is
- * delivered, 5xx bounced, anything else deferred. Returns true when the
- * recipient was deferred. */
+ * delivered, 5xx bounced and noted for the report that
+ * outbound_job_finished() queues, anything else deferred. Returns true
+ * when the recipient was deferred. */
 bool outbound_record_result(struct outbound_job *job, size_t i, int code,
                             const char *text)
 {
@@ -468,8 +484,6 @@ bool outbound_record_result(struct outbound_job *job, size_t i, int code,
         status = "delivered";
         state = QUEUE_RCPT_DELIVERED;
     } else if (code >= 500 && code < 600) {
-        /* TODO: queue a DSN (RFC 3464) to the sender; logging the bounce
-         * is all this version does. */
         status = "bounced";
         state = QUEUE_RCPT_BOUNCED;
     }
@@ -496,6 +510,14 @@ bool outbound_record_result(struct outbound_job *job, size_t i, int code,
                   msg->id,
                   log_path(logged, sizeof(logged), msg->rcpts[index].address),
                   strerror(errno));
+    }
+    if (state == QUEUE_RCPT_BOUNCED &&
+        msg->rcpts[index].state == QUEUE_RCPT_BOUNCED) {
+        char dsn_status[16];
+
+        smtp_dsn_status_from_reply(text, dsn_status, sizeof(dsn_status));
+        outbound_bounce_note(job, index, SMTP_DSN_ACTION_FAILED, dsn_status,
+                             text);
     }
     return state == QUEUE_RCPT_QUEUED;
 }
@@ -567,14 +589,82 @@ static void job_journal_deferred(struct outbound_job *job, uint64_t delay_ms)
     }
 }
 
-/* outbound_job_finished ends an attempt: a job with recipients still
- * queued waits for its retry, any other job is freed. */
+/* job_expire_rcpt bounces deferred recipient index of the job because
+ * its message outlived queue_lifetime. */
+static void job_expire_rcpt(struct outbound_job *job, size_t index)
+{
+    struct queue_msg *msg = job->msg;
+    struct queue_rcpt *rcpt = &msg->rcpts[index];
+    const char *reply = rcpt->last_error != NULL ? rcpt->last_error : "";
+    char logged[LOG_PATH_MAX];
+    char quoted[SMTP_CLIENT_TEXT_MAX + 16];
+
+    log_info("id=%s event=bounced to=%s reason=\"queue_lifetime exceeded\" "
+             "reply=%s attempt=%" PRIu32 " delay=%lds",
+             msg->id, log_path(logged, sizeof(logged), rcpt->address),
+             log_quote(quoted, sizeof(quoted), reply, strlen(reply)),
+             job->attempt, (long)(time(NULL) - msg->arrival));
+    if (queue_mark(job->outbound->daemon->queue, msg, index,
+                   QUEUE_RCPT_BOUNCED) < 0) {
+        log_error("id=%s to=%s error=\"journal write failed: %s\"",
+                  msg->id, log_path(logged, sizeof(logged), rcpt->address),
+                  strerror(errno));
+    }
+    if (rcpt->state == QUEUE_RCPT_BOUNCED) {
+        /* RFC 3463 4.4.7: delivery time expired. */
+        outbound_bounce_note(job, index, SMTP_DSN_ACTION_FAILED, "4.4.7",
+                             reply);
+    }
+}
+
+/* job_check_age bounces the recipients this attempt deferred once their
+ * message is older than queue_lifetime, and notes a delay warning for
+ * those older than delay_warning that got none yet. */
+static void job_check_age(struct outbound_job *job)
+{
+    const struct config *config = job->outbound->daemon->config;
+    time_t age = time(NULL) - job->msg->arrival;
+
+    for (size_t i = 0; i < job->attempt_count; i++) {
+        size_t index = job->attempt_index[i];
+        const struct queue_rcpt *rcpt = &job->msg->rcpts[index];
+        char status[16];
+
+        if (rcpt->state != QUEUE_RCPT_QUEUED ||
+            rcpt->attempts != job->attempt) {
+            continue;
+        }
+        if (age >= (time_t)config->queue_lifetime) {
+            job_expire_rcpt(job, index);
+        } else if (config->delay_warning > 0 &&
+                   age >= (time_t)config->delay_warning &&
+                   outbound_bounce_claim_warning(job, index)) {
+            smtp_dsn_status_from_reply(rcpt->last_error != NULL
+                                           ? rcpt->last_error
+                                           : "",
+                                       status, sizeof(status));
+            outbound_bounce_note(job, index, SMTP_DSN_ACTION_DELAYED,
+                                 status, rcpt->last_error);
+        }
+    }
+}
+
+/* outbound_job_finished ends an attempt: it queues the report about the
+ * recipients that failed or were delayed, then a job with recipients
+ * still queued waits for its retry, and any other job is freed. */
 void outbound_job_finished(struct outbound_job *job)
 {
     struct outbound *outbound = job->outbound;
     struct reactor *reactor = outbound->daemon->reactor;
 
     outbound->active--;
+    if (job->attempt_deferred) {
+        job_check_age(job);
+    }
+
+    /* NOTE: the bounced marks reach the journal before the report is
+     * durable, so a crash between the two loses the report. */
+    outbound_bounce_send(job);
     free(job->hops);
     job->hops = NULL;
     job->relay[0] = '\0';
@@ -586,8 +676,6 @@ void outbound_job_finished(struct outbound_job *job)
     } else {
         uint64_t delay = job_retry_delay_ms(job);
 
-        /* TODO: bounce recipients still deferred after the queue lifetime
-         * (5 days); this version retries them forever. */
         job_journal_deferred(job, delay);
         job_wait_retry(job, delay);
     }

@@ -15,6 +15,7 @@
 #include "proto/smtp_client.h"
 
 struct outbound;
+struct outbound_bounce;
 struct queue_msg;
 
 #define OUTBOUND_SEND_IOVS 16
@@ -78,6 +79,7 @@ struct outbound_job {
     bool results_recorded;
     bool attempt_deferred;       /* a recipient of this attempt got 4xx */
     char relay[320];             /* "host[ip]:port" for logs */
+    struct outbound_bounce *bounce; /* report being collected, or NULL */
 };
 
 /* Engine functions the connection code calls (outbound.c). */
@@ -87,5 +89,10 @@ bool outbound_record_result(struct outbound_job *job, size_t i, int code,
 void outbound_record_all(struct outbound_job *job, int code,
                          const char *text);
 void outbound_job_finished(struct outbound_job *job);
+
+/* outbound_job_in_flight_sibling returns another job of job's message
+ * whose attempt is in flight, or NULL. */
+struct outbound_job *outbound_job_in_flight_sibling(
+    const struct outbound_job *job);
 
 #endif

@@ -1218,6 +1218,35 @@ Test(config, retry_schedule, .init = tmp_setup, .fini = tmp_teardown)
     config_cleanup(&config);
 }
 
+Test(config, lifetime_and_delay_warning, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    struct config config;
+
+    cr_assert_eq(config_init(&config), 0);
+    cr_expect_eq(config.queue_lifetime, 5 * 86400);
+    cr_expect_eq(config.delay_warning, 0, "delay warnings are off");
+    config_cleanup(&config);
+
+    load_ok(&config, "queue_lifetime = 2d\ndelay_warning = 4h\n");
+    cr_expect_eq(config.queue_lifetime, 2 * 86400);
+    cr_expect_eq(config.delay_warning, 4 * 3600);
+    config_cleanup(&config);
+
+    load_ok(&config, "queue_lifetime = 5s\ndelay_warning = 0\n");
+    cr_expect_eq(config.queue_lifetime, 5);
+    cr_expect_eq(config.delay_warning, 0);
+    config_cleanup(&config);
+
+    load_fail_exact("queue_lifetime = 0\n", 1, "invalid value for "
+                    "'queue_lifetime': 0 is outside 1s..8760h");
+    load_fail_exact("delay_warning = 400d\n", 1, "invalid value for "
+                    "'delay_warning': 400d is outside 0s..8760h");
+    load_fail_exact("delay_warning = \"soon\"\n", 1, "invalid value "
+                    "for 'delay_warning': expected a number of seconds "
+                    "such as 30 or 5min, found string");
+}
+
 Test(config, queue_dir_fits_control_socket, .init = tmp_setup,
      .fini = tmp_teardown)
 {
