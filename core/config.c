@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1024,6 +1025,18 @@ static int config_check(struct config_loader *loader)
                  "(%us) is shorter than retry_interval (%us); raise "
                  "retry_max_interval too", loader->path,
                  config->retry_max_interval, config->retry_interval);
+        return -1;
+    }
+
+    /* A message the limit can never hold would get 452, a temporary
+     * failure, at every try of its sender. */
+    if (config->queue_max_size != 0 &&
+        config->queue_max_size < config->max_message_size) {
+        snprintf(loader->err, loader->err_size, "%s: queue_max_size (%"
+                 PRIu64 " bytes) is smaller than max_message_size (%"
+                 PRIu64 " bytes); raise queue_max_size or lower "
+                 "max_message_size", loader->path, config->queue_max_size,
+                 config->max_message_size);
         return -1;
     }
 

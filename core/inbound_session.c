@@ -319,15 +319,38 @@ static int session_begin_record(struct inbound_session *s)
     return rc;
 }
 
+/* session_queue_full tells a full queue (the disk, ENOSPC, or
+ * queue_max_size, EDQUOT), which gets 452 4.3.1, from other failures. */
+static bool session_queue_full(int error)
+{
+    return error == ENOSPC || error == EDQUOT;
+}
+
+/* session_log_write_failed logs a failed queue write with errno set; id
+ * is the queue ID, or NULL before the record has one. */
+static void session_log_write_failed(const struct inbound_session *s,
+                                     const char *id)
+{
+    int saved = errno;
+
+    if (saved == EDQUOT) {
+        log_warning("id=%s session=%" PRIu64 " event=queue-full "
+                    "reason=queue_max_size", id != NULL ? id : "none", s->id);
+    } else {
+        log_error("id=%s session=%" PRIu64 " error=\"queue write failed: "
+                  "%s\"", id != NULL ? id : "none", s->id, strerror(saved));
+    }
+    errno = saved;
+}
+
 static int session_hook_data_begin(void *ctx, char *reply)
 {
     struct inbound_session *s = ctx;
     struct daemon *daemon = session_daemon(s);
 
     if (session_begin_record(s) < 0) {
-        log_error("session=%" PRIu64 " error=\"queue write failed: %s\"",
-                  s->id, strerror(errno));
-        if (errno == ENOSPC) {
+        session_log_write_failed(s, NULL);
+        if (session_queue_full(errno)) {
             snprintf(reply, SMTP_REPLY_MAX,
                      "452 4.3.1 Insufficient system storage");
         } else {
@@ -355,10 +378,8 @@ static int session_hook_data_write(void *ctx, const char *data, size_t len)
     struct inbound_session *s = ctx;
 
     if (queue_writer_append(s->writer, data, len) < 0) {
-        log_error("id=%s session=%" PRIu64 " error=\"queue write failed: "
-                  "%s\"",
-                  queue_writer_id(s->writer), s->id, strerror(errno));
-        return errno == ENOSPC ? SMTP_HOOK_NO_SPACE : -1;
+        session_log_write_failed(s, queue_writer_id(s->writer));
+        return session_queue_full(errno) ? SMTP_HOOK_NO_SPACE : -1;
     }
     s->body_bytes += len;
     return 0;

@@ -178,7 +178,8 @@ void queue_close(struct queue *queue);
 
 /* queue_writer_begin reserves space for a new record and assigns its
  * queue ID; size_hint is the expected body size in bytes (0 if unknown).
- * The envelope is copied. */
+ * The envelope is copied. Fails with ENOSPC when the disk has no room and
+ * with EDQUOT when queue_max_size would be passed. */
 int queue_writer_begin(struct queue *queue, struct queue_writer **out,
                        const struct queue_envelope *env, uint64_t size_hint);
 
@@ -186,8 +187,8 @@ int queue_writer_begin(struct queue *queue, struct queue_writer **out,
 const char *queue_writer_id(const struct queue_writer *writer);
 
 /* queue_writer_append copies body bytes (wire form, or raw octets for
- * QUEUE_ENV_BINARYMIME) into the mapping.
- * Fails with ENOSPC when the disk or segment space cannot grow. */
+ * QUEUE_ENV_BINARYMIME) into the mapping. Fails with ENOSPC when the
+ * disk or segment space cannot grow, and with EDQUOT at queue_max_size. */
 int queue_writer_append(struct queue_writer *writer, const void *data,
                         size_t len);
 
@@ -196,7 +197,7 @@ int queue_writer_append(struct queue_writer *writer, const void *data,
  * stores the space available (>= min_len) in *len. The pointer is valid
  * until the next call on this writer, so a recv can write the body
  * straight into the mapping. Returns NULL with errno set (ENOSPC when the
- * disk or segment space cannot grow). */
+ * disk or segment space cannot grow, EDQUOT at queue_max_size). */
 void *queue_writer_prepare(struct queue_writer *writer, size_t min_len,
                            size_t *len);
 

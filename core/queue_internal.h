@@ -204,8 +204,9 @@ int queue_compact_remove_leftover(struct queue *queue);
 /* queue_compact_needed returns the number of entries compaction would
  * write. */
 size_t queue_compact_needed(const struct queue *queue);
-/* queue_space_reserve_check fails with ENOSPC when len more bytes of
- * regions would pass max_size. */
+/* queue_space_reserve_check fails with EDQUOT when len more bytes of
+ * regions would pass max_size, so callers can tell the configured limit
+ * from a full disk (ENOSPC). */
 int queue_space_reserve_check(struct queue *queue, uint64_t len);
 
 /* queue_space_segment_check fails with ENOSPC when a new segment file of

@@ -76,7 +76,7 @@ int queue_space_reserve_check(struct queue *queue, uint64_t len)
 {
     if (queue->max_size != 0 && (len > queue->max_size ||
                                  queue->space_used > queue->max_size - len)) {
-        errno = ENOSPC;
+        errno = EDQUOT;
         return -1;
     }
     return 0;

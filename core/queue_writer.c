@@ -135,6 +135,27 @@ static void queue_writer_leave(struct queue_writer *writer)
     writer->seg = NULL;
 }
 
+/* queue_writer_log_failure logs a reservation that failed with errno
+ * set. queue_max_size at work (EDQUOT) is a warning, because the limit
+ * does its job; anything else is an error. errno is kept. */
+static void queue_writer_log_failure(const struct queue_writer *writer,
+                                     const char *event)
+{
+    int saved = errno;
+
+    if (saved == EDQUOT) {
+        log_warning("id=%s event=%s region_size=%" PRIu64 " body_size=%"
+                    PRIu64 " reason=queue_max_size", writer->id, event,
+                    writer->header.region_len, writer->header.body_len);
+    } else {
+        log_error("id=%s event=%s region_size=%" PRIu64 " body_size=%"
+                  PRIu64 " error=\"%s\"", writer->id, event,
+                  writer->header.region_len, writer->header.body_len,
+                  strerror(saved));
+    }
+    errno = saved;
+}
+
 int queue_writer_begin(struct queue *queue, struct queue_writer **out,
                        const struct queue_envelope *env, uint64_t size_hint)
 {
@@ -176,9 +197,7 @@ int queue_writer_begin(struct queue *queue, struct queue_writer **out,
 
     if (queue_reserve(queue, writer->header.region_len, &writer->seg,
                       &writer->offset) != 0) {
-        log_error("id=%s event=queue_reserve_failed size=%" PRIu64
-                  " error=\"%s\"", writer->id, writer->header.region_len,
-                  strerror(errno));
+        queue_writer_log_failure(writer, "queue_reserve_failed");
         free(writer);
         return -1;
     }
@@ -293,9 +312,7 @@ void *queue_writer_prepare(struct queue_writer *writer, size_t min_len,
 
     if (used + min_len > writer->header.region_len &&
         queue_writer_grow(writer, used + min_len) != 0) {
-        log_error("id=%s event=queue_writer_grow_failed body_size=%" PRIu64
-                  " request=%zu error=\"%s\"", writer->id,
-                  writer->header.body_len, min_len, strerror(errno));
+        queue_writer_log_failure(writer, "queue_writer_grow_failed");
         return NULL;
     }
 

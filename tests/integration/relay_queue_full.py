@@ -117,7 +117,8 @@ def start(harness, port, limits, name):
 
 
 def test_max_size(tap, harness):
-    start(harness, 2525, "queue_max_size = 1mb;\nqueue_min_free = 0;",
+    start(harness, 2525, "queue_max_size = 1mb;\nmax_message_size = 1mb;\n"
+          "queue_min_free = 0;",
           "relay-size")
     accepted, mail, final = fill(2525, 0, SMALL_BODY, 40)
     tap.check(5 <= len(accepted) <= 10, "1 MiB queue takes 5 to 10 "
@@ -136,6 +137,10 @@ def test_max_size(tap, harness):
     tap.check(re.search(r"session=\d+ event=mail-rejected .*"
                         r"reason=queue_max_size", log),
               "relay logs the rejected MAIL with its session", log[-2000:])
+    tap.check("No space left on device" not in log and
+              "event=queue-full reason=queue_max_size" in log,
+              "the limit is logged as queue_max_size, not as a full disk",
+              log[-2000:])
     return accepted
 
 

@@ -1001,13 +1001,23 @@ Test(config, batch_wait_bounds, .init = tmp_setup, .fini = tmp_teardown)
 Test(config, queue_space_keys, .init = tmp_setup, .fini = tmp_teardown)
 {
     struct config config;
+    char err[512] = "";
 
     load_ok(&config, "queue_max_size = 2gb\nqueue_min_free = 0\n");
     cr_expect_eq(config.queue_max_size, 2147483648ULL);
     cr_expect_eq(config.queue_min_free, 0);
     config_cleanup(&config);
-    load_ok(&config, "queue_max_size = 1mb\n");
+    load_ok(&config, "queue_max_size = 1mb\nmax_message_size = 1mb\n");
     cr_expect_eq(config.queue_max_size, 1048576);
+    config_cleanup(&config);
+
+    /* A message the limit cannot hold would be deferred forever. */
+    write_file("queue_max_size = 1mb\nmax_message_size = 2mb\n");
+    cr_assert_eq(config_init(&config), 0);
+    cr_assert_eq(config_load(&config, tmp_file, err, sizeof(err)), -1);
+    cr_expect(strstr(err, ": queue_max_size (1048576 bytes) is smaller "
+                     "than max_message_size (2097152 bytes)") != NULL,
+              "%s", err);
     config_cleanup(&config);
 
     load_fail("queue_max_size = 1000\n", 1,

@@ -1471,7 +1471,7 @@ Test(queue, close_with_batch_waiting)
     cr_assert_eq(fx.ready_count, 3);
 }
 
-/* A body that would take the queue past max_size fails with ENOSPC, the
+/* A body that would take the queue past max_size fails with EDQUOT, the
  * messages already queued stay, and delivering them frees the space. */
 Test(queue, max_size_rejects_growth)
 {
@@ -1491,7 +1491,7 @@ Test(queue, max_size_rejects_growth)
         run_until_done(++stored);
         cr_assert_lt(stored, 8, "max_size never reached");
     }
-    cr_assert_eq(errno, ENOSPC);
+    cr_assert_eq(errno, EDQUOT);
     queue_writer_abort(writer);
     cr_assert_geq(stored, 2);
     cr_assert_leq(stats().space_used, fx.max_size);
