@@ -437,6 +437,7 @@ static void outbound_start_ready(struct reactor_hook *hook)
         job->attempt++;
         job->results_recorded = false;
         job->attempt_deferred = false;
+        queue_msg_busy(job->msg, true);
         outbound_conn_begin(job);
     }
 }
@@ -575,6 +576,7 @@ void outbound_job_finished(struct outbound_job *job)
     struct reactor *reactor = outbound->daemon->reactor;
 
     outbound->active--;
+    queue_msg_busy(job->msg, false);
     free(job->hops);
     job->hops = NULL;
     job->relay[0] = '\0';

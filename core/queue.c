@@ -148,6 +148,17 @@ void queue_msg_ref(struct queue_msg *msg)
     queue_item_of(msg)->refs++;
 }
 
+void queue_msg_busy(struct queue_msg *msg, bool busy)
+{
+    struct queue_item *item = queue_item_of(msg);
+
+    if (busy) {
+        item->busy++;
+    } else if (item->busy > 0) {
+        item->busy--;
+    }
+}
+
 void queue_msg_unref(struct queue *queue, struct queue_msg *msg)
 {
     if (msg != NULL) {

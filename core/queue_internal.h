@@ -54,6 +54,9 @@ struct queue_item {
                                    * messages, since a pending commit
                                    * still points at the item */
     size_t queued;                /* recipients still QUEUED */
+    unsigned busy;                /* attempts sending msg.body, see
+                                   * queue_msg_busy(); never moved while
+                                   * nonzero */
 };
 
 /* queue_commit: a sealed record waiting for its batch's syncs. */
