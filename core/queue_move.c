@@ -2,13 +2,14 @@
  * active segment, so one long-deferred message no longer keeps a whole
  * segment file on disk.
  *
- * A segment is sparse when it is neither active nor in use by a writer
- * or a sync, has the regular segment size, has live region bytes below
- * 1/QUEUE_MOVE_SPARSE_DIVISOR of its size, and was first seen inactive at
- * least move_min_age_ms ago. The age keeps a segment that just filled up
- * from being moved while most of its messages are still on their first
- * attempt. A message is moved only when it is durable and not busy (see
- * queue_msg_busy()), because an attempt sends its body from the mapping.
+ * A segment is sparse when its live region bytes are below
+ * 1/QUEUE_MOVE_SPARSE_DIVISOR of its size and it was first seen inactive
+ * at least move_min_age_ms ago. It must also have the regular segment
+ * size and no writer or sync using it. The age keeps a segment that
+ * just filled up from being moved while most of its messages are still on
+ * their first attempt. A message is moved only when it is durable and
+ * not busy (see queue_msg_busy()), because an attempt sends its body from
+ * the mapping.
  *
  * Crash safety: the copy is written and synced before any message in
  * memory points at it. Only after that is the old record flagged
@@ -23,7 +24,10 @@
  *
  * The fdatasync of the new segment blocks the reactor. Each run copies at
  * most QUEUE_MOVE_MAX_BYTES and QUEUE_MOVE_MAX_RECORDS, and runs start at
- * most once per QUEUE_MOVE_INTERVAL_MS. */
+ * most once per QUEUE_MOVE_INTERVAL_MS.
+ * NOTE: a run of 256 records of 8 KiB blocked 16 to 76 ms, measured once
+ * with an ad-hoc timer on a 2-core VM with ext4 while builds ran, so the
+ * bounds are a guess at an acceptable stall, not tuned. */
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
