@@ -333,6 +333,24 @@ Test(queue_move, busy_message_not_moved)
     free(body);
 }
 
+Test(queue_move, young_segment_not_moved)
+{
+    char *body = make_body(30 * 1024, 6);
+    struct queue_msg *deferred_msg;
+    struct queue_msg *small;
+
+    fill_first_segment(body, 30 * 1024, &deferred_msg, &small);
+    fx.queue->move_min_age_ms = QUEUE_MOVE_MIN_AGE_MS;
+    cr_assert_eq(queue_move_run(fx.queue), 0, "segment retired just now");
+    cr_assert(segment_exists("seg-00000001"));
+
+    fx.queue->move_min_age_ms = 0;
+    cr_assert_eq(queue_move_run(fx.queue), 2);
+    cr_assert_not(segment_exists("seg-00000001"));
+    cr_assert_eq(memcmp(deferred_msg->body, body, 30 * 1024), 0);
+    free(body);
+}
+
 Test(queue_move, dense_segment_not_moved)
 {
     char *filler = make_body(FILLER_LEN, 3);
