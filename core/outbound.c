@@ -452,6 +452,7 @@ static void outbound_start_ready(struct reactor_hook *hook)
         job->attempt++;
         job->results_recorded = false;
         job->attempt_deferred = false;
+        queue_msg_busy(job->msg, true);
         outbound_conn_begin(job);
     }
 }
@@ -665,6 +666,9 @@ void outbound_job_finished(struct outbound_job *job)
     /* NOTE: the bounced marks reach the journal before the report is
      * durable, so a crash between the two loses the report. */
     outbound_bounce_send(job);
+
+    /* The report above may copy the body, so the move waits for it. */
+    queue_msg_busy(job->msg, false);
     free(job->hops);
     job->hops = NULL;
     job->relay[0] = '\0';

@@ -124,6 +124,7 @@ struct queue_item *queue_item_new(struct queue *queue,
     item->refs = 1;
     item->queued = info.rcpt_count;
     seg->live++;
+    seg->live_bytes += item->region_len;
     queue_item_link(queue, item);
     return item;
 }
@@ -138,6 +139,7 @@ void queue_item_unref(struct queue *queue, struct queue_item *item)
 
     queue_item_unlink(queue, item);
     queue->space_used -= item->region_len;
+    seg->live_bytes -= item->region_len;
     queue_item_free(item);
     seg->live--;
     queue_segment_reclaim(queue, seg);
@@ -146,6 +148,17 @@ void queue_item_unref(struct queue *queue, struct queue_item *item)
 void queue_msg_ref(struct queue_msg *msg)
 {
     queue_item_of(msg)->refs++;
+}
+
+void queue_msg_busy(struct queue_msg *msg, bool busy)
+{
+    struct queue_item *item = queue_item_of(msg);
+
+    if (busy) {
+        item->busy++;
+    } else if (item->busy > 0) {
+        item->busy--;
+    }
 }
 
 void queue_msg_unref(struct queue *queue, struct queue_msg *msg)
@@ -294,6 +307,7 @@ static void queue_finish_batch(struct queue *queue)
     }
 
     queue_compact_maybe(queue);
+    queue_move_maybe(queue);
     queue_journal_schedule(queue);
     if (queue_needs_sync(queue)) {
         queue_schedule_sync(queue);
@@ -870,6 +884,7 @@ static struct queue *queue_alloc(struct reactor *reactor,
     queue->batch_wait_us = opts->batch_wait_us;
     queue->max_size = opts->max_size;
     queue->min_free = opts->min_free;
+    queue->move_min_age_ms = QUEUE_MOVE_MIN_AGE_MS;
     queue->batch_timer.fire = queue_batch_timer_fired;
     queue->batch_timer.owner = queue;
     queue->journal_timer.fire = queue_journal_timer_fired;

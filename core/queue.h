@@ -220,6 +220,13 @@ void queue_writer_abort(struct queue_writer *writer);
 
 void queue_msg_ref(struct queue_msg *msg);
 
+/* queue_msg_busy marks msg busy (true) while an attempt sends msg->body
+ * from the mapping, and not busy (false) once it ends. Calls are counted,
+ * so each true needs one false. The queue never moves the record of a
+ * busy message to another segment, because that would change msg->body
+ * under the sender. */
+void queue_msg_busy(struct queue_msg *msg, bool busy);
+
 /* queue_msg_unref drops a reference; the message is freed when nothing
  * holds it and every recipient is final. */
 void queue_msg_unref(struct queue *queue, struct queue_msg *msg);

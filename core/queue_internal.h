@@ -54,6 +54,9 @@ struct queue_item {
                                    * messages, since a pending commit
                                    * still points at the item */
     size_t queued;                /* recipients still QUEUED */
+    unsigned busy;                /* attempts sending msg.body, see
+                                   * queue_msg_busy(); never moved while
+                                   * nonzero */
 };
 
 /* queue_commit: a sealed record waiting for its batch's syncs. */
@@ -120,6 +123,10 @@ struct queue {
     size_t recovered_dropped;
     bool read_only;                 /* queue_options.read_only */
     uint64_t compact_check_at;      /* journal bytes; see queue_compact.c */
+    uint64_t move_next_ms;          /* reactor clock of the next move
+                                     * check; see queue_move.c */
+    uint64_t move_min_age_ms;       /* QUEUE_MOVE_MIN_AGE_MS, lowered by
+                                     * tests */
 
     /* Space limits, see queue_space.c. space_used is the region bytes of
      * the messages in memory and of the writers' reservations. */
@@ -213,6 +220,34 @@ int queue_space_reserve_check(struct queue *queue, uint64_t len);
  * size bytes would leave less than min_free bytes free. It calls statvfs
  * every time, because segments are created rarely. */
 int queue_space_segment_check(struct queue *queue, uint64_t size);
+
+/* queue_reserve takes len bytes (a multiple of QUEUE_REGION_ALIGN) for a
+ * region, counts them in space_used and in seg->writers; see
+ * queue_writer.c. */
+int queue_reserve(struct queue *queue, uint64_t len,
+                  struct queue_segment **seg_out, uint64_t *offset);
+
+/* Segment moves (core/queue_move.c): a segment that has been inactive
+ * for at least QUEUE_MOVE_MIN_AGE_MS and whose live region bytes are
+ * below 1/QUEUE_MOVE_SPARSE_DIVISOR of its size has its live records
+ * copied into the active segment, so the old file can be removed. */
+#define QUEUE_MOVE_MIN_AGE_MS 60000u
+#define QUEUE_MOVE_SPARSE_DIVISOR 4u
+
+/* queue_move_maybe runs one move at most once per QUEUE_MOVE_INTERVAL_MS
+ * of the reactor clock. Call it only while no sync is in flight. */
+void queue_move_maybe(struct queue *queue);
+
+/* queue_move_run moves the live records of the first sparse segment,
+ * at most QUEUE_MOVE_MAX_BYTES of them, and returns the number moved,
+ * or -1 when the copy could not be made durable. */
+int queue_move_run(struct queue *queue);
+
+/* queue_move_drop_copy flags a recovered duplicate record abandoned and
+ * syncs its segment, so that copy can never be recovered once the kept
+ * copy's segment is gone. */
+void queue_move_drop_copy(struct queue *queue, struct queue_segment *seg,
+                          uint64_t offset);
 
 /* queue_recover scans segments and journal and builds queue->items. */
 int queue_recover(struct queue *queue, struct queue_recovery_stats *stats);

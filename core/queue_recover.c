@@ -244,9 +244,9 @@ static int queue_compare_key(const void *key, const void *element)
 }
 
 /* queue_build_index sorts the recovered items by ID into rec->index and
- * relinks queue->items in that order. Of two records with one ID (never
- * written by this code, but possible in a damaged file) the first in file
- * order is kept. */
+ * relinks queue->items in that order. Of two records with one ID, which
+ * a crash during a segment move leaves (core/queue_move.c), the first in
+ * file order is kept, and the other is flagged abandoned. */
 static int queue_build_index(struct queue_recovery *rec)
 {
     struct queue *queue = rec->queue;
@@ -278,7 +278,11 @@ static int queue_build_index(struct queue_recovery *rec)
                         "offset=%" PRIu64 " reason=duplicate_id",
                         item->msg.id, item->seg->name, item->offset);
             rec->stats->dropped++;
+            if (!queue->read_only) {
+                queue_move_drop_copy(queue, item->seg, item->offset);
+            }
             item->seg->live--;
+            item->seg->live_bytes -= item->region_len;
             queue->space_used -= item->region_len;
             free(item);
             continue;

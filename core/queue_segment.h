@@ -34,6 +34,9 @@ struct queue_segment {
     uint64_t tail;               /* offset of the first unreserved byte */
     uint64_t last_region;        /* offset of the last region; 0 if none */
     size_t live;                 /* messages in memory pointing into map */
+    uint64_t live_bytes;         /* region bytes of those messages */
+    uint64_t retired_ms;         /* reactor clock when queue_move first
+                                  * saw the segment inactive; 0 before */
     size_t writers;              /* writers holding a region here */
     bool active;                 /* takes new reservations */
     bool dirty;                  /* committed records not yet synced */

@@ -2,9 +2,13 @@
  * the floor of free space on its file system.
  *
  * The size counts whole regions, header and unused reserved tail
- * included, of the messages in memory and of the writers. It leaves out
- * abandoned regions and the unreserved rest of preallocated segments, so
- * the disk holds up to one segment more than it. */
+ * included, of the messages in memory and of the writers. A record that
+ * moved to another segment (queue_move.c) is counted in its new region
+ * only. The size leaves out abandoned regions, the unreserved rest of
+ * preallocated segments and finished records in segments still in use.
+ * So the disk has up to one segment more than it, plus the inactive
+ * segments that are at least 1/QUEUE_MOVE_SPARSE_DIVISOR live or wait
+ * for their move. */
 #include "core/queue.h"
 
 #include <errno.h>

@@ -79,8 +79,8 @@ static int queue_replace_active(struct queue *queue)
 /* queue_reserve takes len bytes (a multiple of QUEUE_REGION_ALIGN) at the
  * tail of the active segment, of a new active segment, or of a segment of
  * its own when len exceeds a regular segment. */
-static int queue_reserve(struct queue *queue, uint64_t len,
-                         struct queue_segment **seg_out, uint64_t *offset)
+int queue_reserve(struct queue *queue, uint64_t len,
+                  struct queue_segment **seg_out, uint64_t *offset)
 {
     uint64_t capacity = queue->segment_size - QUEUE_SEGMENT_HEADER_LEN;
     struct queue_segment *seg;
