@@ -20,7 +20,8 @@ static void dns_chase_release(struct dns_chase *chase)
 }
 
 /* dns_chase_was_queried returns whether name was queried already. */
-static bool dns_chase_was_queried(const struct dns_chase *chase, const char *name)
+static bool dns_chase_was_queried(const struct dns_chase *chase,
+                                  const char *name)
 {
     for (size_t i = 0; i < chase->queried_count; i++) {
         if (strcmp(chase->queried_names[i], name) == 0) {

@@ -111,7 +111,8 @@ const char *dns_type_name(uint16_t type);
 
 /* dns_packet_build_query builds a query for question with RD and AD set
  * and an EDNS0 OPT record; AD asks a validating resolver to report
- * whether it validated the answer (RFC 6840 section 5.7). *wire is allocated with malloc; the caller frees it. */
+ * whether it validated the answer (RFC 6840 section 5.7). *wire is
+ * allocated with malloc; the caller frees it. */
 int dns_packet_build_query(const struct dns_question *question,
                            uint8_t **wire, size_t *len);
 

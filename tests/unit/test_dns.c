@@ -1051,7 +1051,7 @@ Test(dns_chase, chain_over_limit_stops)
     cr_assert_eq(chase_run("c0.test", &answer), 0);
     cr_assert_eq(answer.status, DNS_ANSWER_RECORDS);
 
-    /* ...and one link more is refused. */
+    /* ...and one link more is rejected. */
     cache_link(name, DNS_TYPE_A, "last.test", 300, true);
     cache_address("last.test", 300, true);
     cr_assert_eq(chase_run("c0.test", &answer), 0);
