@@ -2,9 +2,12 @@
 """MX handling end to end, against ldns-testns and the bundled sink.
 
 The zone covers fail-over to a second MX and to a host's second address
-when nothing listens on 127.0.0.2, a CNAME chain to the MX host, a domain
-without MX (implicit MX), a null MX, SERVFAIL, and an MX answer that is
-truncated over UDP and complete over TCP. Four relays share the zone:
+when nothing listens on 127.0.0.2, a CNAME chain to the MX host, CNAME
+chains that the name server leaves to the resolver, a CNAME loop, two MX
+hosts of equal preference that share the load, a domain without MX
+(implicit MX), a null MX, NXDOMAIN, SERVFAIL, REFUSED, and an MX answer
+that is truncated over UDP and complete over TCP. Four relays share the
+zone:
 
 - "main" has mx_allow_loopback and the default limits, so every MX at
   127.0.0.x may be used;
@@ -51,6 +54,28 @@ ENTRIES = [
         "next.cname.test. 300 IN CNAME real.cname.test.",
         f"real.cname.test. 300 IN A {LIVE}",
     ], "NOERROR", ""),
+    # A name server that does not chase CNAMEs returns the first link
+    # alone, for the domain and for its MX host.
+    ("split.test", "MX", ["split.test. 300 IN CNAME target.split.test."],
+     "NOERROR", ""),
+    ("target.split.test", "MX",
+     ["target.split.test. 300 IN MX 10 hop.split.test."], "NOERROR", ""),
+    ("hop.split.test", "A", ["hop.split.test. 300 IN CNAME end.split.test."],
+     "NOERROR", ""),
+    ("end.split.test", "A", [f"end.split.test. 300 IN A {LIVE}"],
+     "NOERROR", ""),
+    ("loop.test", "MX", ["loop.test. 300 IN CNAME loop2.test."],
+     "NOERROR", ""),
+    ("loop2.test", "MX", ["loop2.test. 300 IN CNAME loop.test."],
+     "NOERROR", ""),
+    ("spread.test", "MX", [
+        "spread.test. 300 IN MX 10 s1.spread.test.",
+        "spread.test. 300 IN MX 10 s2.spread.test.",
+    ], "NOERROR", ""),
+    ("s1.spread.test", "A", [f"s1.spread.test. 300 IN A {LIVE}"],
+     "NOERROR", ""),
+    ("s2.spread.test", "A", [f"s2.spread.test. 300 IN A {LIVE}"],
+     "NOERROR", ""),
     ("implicit.test", "A", [f"implicit.test. 300 IN A {LIVE}"],
      "NOERROR", ""),
     ("nullmx.test", "MX", ["nullmx.test. 300 IN MX 0 ."], "NOERROR", ""),
@@ -113,8 +138,10 @@ def write_zone(path):
             zone.write(ENTRY.format(transport=transport, reply=reply,
                                     name=name, rrtype=rrtype,
                                     answers="\n".join(answers)))
-        zone.write(CATCH_ALL.format(rcode="SERVFAIL", name="servfail.test",
-                                    soa=SOA))
+        for rcode, name in (("SERVFAIL", "servfail.test"),
+                            ("REFUSED", "refused.test"),
+                            ("NXDOMAIN", "nx.test")):
+            zone.write(CATCH_ALL.format(rcode=rcode, name=name, soa=SOA))
         for name in NAMES:
             zone.write(CATCH_ALL.format(rcode="NOERROR", name=name,
                                         soa=SOA))
@@ -152,13 +179,24 @@ def stored_rcpts(store):
     return [rcpt for _, rcpts, _ in h.read_stored(store) for rcpt in rcpts]
 
 
+# Messages to spread.test: both MX hosts show up in the deliveries unless
+# every lookup shuffled the same host first, with probability 2^-19.
+SPREAD_COUNT = 20
+
+
 def check_main(tap, harness, store):
     rcpts = ["a@failover.test", "b@multi.test", "c@cname.test",
              "d@implicit.test", "e@truncated.test", "f@nullmx.test",
-             "g@servfail.test"]
+             "g@servfail.test", "l@nx.test", "m@loop.test",
+             "n@split.test", "o@refused.test"]
+    spread = [f"p{i}@spread.test" for i in range(SPREAD_COUNT)]
     for rcpt in rcpts:
         refused = send("main", [rcpt])
         tap.check(refused == {}, f"main relay accepts {rcpt}", refused)
+    for rcpt in spread:
+        refused = send("main", [rcpt])
+        if refused:
+            tap.check(False, f"main relay accepts {rcpt}", refused)
 
     delivered = {
         "a@failover.test": "mx-live.failover.test[127.0.0.1]:25",
@@ -166,12 +204,24 @@ def check_main(tap, harness, store):
         "c@cname.test": "alias.cname.test[127.0.0.1]:25",
         "d@implicit.test": "implicit.test[127.0.0.1]:25",
         "e@truncated.test": "mx.truncated.test[127.0.0.1]:25",
+        "n@split.test": "hop.split.test[127.0.0.1]:25",
     }
     for rcpt, relay in delivered.items():
         line = wait_outcome(harness, "main", rcpt, "delivered")
         tap.check(line is not None and f"relay={relay}" in line,
                   f"{rcpt} is delivered through {relay}", line)
-    tap.check(sorted(stored_rcpts(store)) == sorted(delivered),
+
+    spread_hosts = set()
+    for rcpt in spread:
+        line = wait_outcome(harness, "main", rcpt, "delivered") or ""
+        for host in ("s1.spread.test", "s2.spread.test"):
+            if f"relay={host}[" in line:
+                spread_hosts.add(host)
+    tap.check(spread_hosts == {"s1.spread.test", "s2.spread.test"},
+              "MX hosts of equal preference both receive mail",
+              spread_hosts)
+    tap.check(sorted(stored_rcpts(store)) == sorted(list(delivered) +
+                                                    spread),
               "the sink holds one copy of each delivered message",
               stored_rcpts(store))
 
@@ -191,6 +241,19 @@ def check_main(tap, harness, store):
     line = wait_outcome(harness, "main", "g@servfail.test", "deferred")
     tap.check(line is not None and "451 4.4.3" in line,
               "SERVFAIL defers with 451 4.4.3", line)
+    line = wait_outcome(harness, "main", "o@refused.test", "deferred")
+    tap.check(line is not None and "451 4.4.3" in line,
+              "REFUSED defers with 451 4.4.3", line)
+    line = wait_outcome(harness, "main", "m@loop.test", "deferred")
+    tap.check(line is not None and "451 4.4.3" in line,
+              "a CNAME loop defers with 451 4.4.3", line)
+    tap.check("event=dns-bad-cname name=loop.test type=MX" in
+              harness.log_text("main"), "the CNAME loop is logged")
+    line = wait_outcome(harness, "main", "l@nx.test", "bounced")
+    tap.check(line is not None and "550 5.1.2" in line,
+              "NXDOMAIN bounces with 550 5.1.2", line)
+    tap.check(line is not None and "relay=none" in line,
+              "NXDOMAIN bounces without a connection", line)
 
 
 def check_strict(tap, harness, store):
