@@ -24,6 +24,9 @@
 
 #define DNS_CACHE_MAX_ENTRIES 4096
 
+_Static_assert(DNS_TLSA_DATA_BYTES == DNS_TLSA_DATA_MAX,
+               "a TLSA result must hold every record an answer keeps");
+
 struct dns_resolver {
     struct reactor *reactor;
     struct dns_options opts;
