@@ -100,11 +100,12 @@ static bool dns_chase_step(struct dns_chase *chase, struct dns_answer *answer)
     }
 }
 
-/* dns_chase_run answers from the cache as far as it reaches, then starts
- * a query. Returns 1 when a query runs, 0 with *answer final. */
+/* dns_chase_run follows the chain through the cache as far as it
+ * reaches, then joins or starts a query. Returns 1 when a query runs, 0
+ * with *answer final. */
 static int dns_chase_run(struct dns_chase *chase, struct dns_answer *answer)
 {
-    const struct dns_chase_env *env = chase->env;
+    struct dns_chase_env *env = chase->env;
     int rc;
 
     for (;;) {
@@ -117,13 +118,11 @@ static int dns_chase_run(struct dns_chase *chase, struct dns_answer *answer)
         }
     }
 
-    rc = dns_query_start(&chase->query, env->reactor, env->opts,
-                         chase->current, chase->type, dns_chase_on_query,
-                         chase);
+    rc = dns_flight_join(env, chase->current, chase->type, &chase->waiter,
+                         dns_chase_on_query, chase);
     if (rc < 0) {
         log_warning("event=dns-query name=%s error=\"query start failed: "
                     "%s\"", chase->current, strerror(-rc));
-        chase->query = NULL;
         memset(answer, 0, offsetof(struct dns_answer, records));
         answer->status = DNS_ANSWER_TEMPFAIL;
         return 0;
@@ -131,22 +130,13 @@ static int dns_chase_run(struct dns_chase *chase, struct dns_answer *answer)
     return 1;
 }
 
+/* dns_chase_on_query takes the answer of a query in flight, which
+ * dns_flight.c has already stored in the cache. */
 static void dns_chase_on_query(void *arg, const struct dns_answer *result)
 {
     struct dns_chase *chase = arg;
-    const struct dns_chase_env *env = chase->env;
-    struct dns_answer answer;
-    int rc;
+    struct dns_answer answer = *result;
 
-    chase->query = NULL;
-    rc = dns_cache_put(env->cache, chase->current, chase->type, result,
-                       reactor_now_ms(env->reactor));
-    if (rc < 0) {
-        log_warning("event=dns-cache name=%s error=\"cache store failed: "
-                    "%s\"", chase->current, strerror(-rc));
-    }
-
-    answer = *result;
     if (dns_chase_step(chase, &answer) && dns_chase_run(chase, &answer)) {
         return;
     }
@@ -154,7 +144,7 @@ static void dns_chase_on_query(void *arg, const struct dns_answer *result)
     chase->fn(chase->arg, &answer);
 }
 
-int dns_chase_start(struct dns_chase *chase, const struct dns_chase_env *env,
+int dns_chase_start(struct dns_chase *chase, struct dns_chase_env *env,
                     const char *name, uint16_t type, dns_chase_fn fn,
                     void *arg, struct dns_answer *answer)
 {
@@ -174,7 +164,7 @@ int dns_chase_start(struct dns_chase *chase, const struct dns_chase_env *env,
     chase->authenticated = true;
     chase->queried_count = 0;
     chase->queried_names = NULL;
-    chase->query = NULL;
+    memset(&chase->waiter, 0, sizeof(chase->waiter));
 
     rc = dns_chase_run(chase, answer);
     if (rc == 0) {
@@ -185,7 +175,6 @@ int dns_chase_start(struct dns_chase *chase, const struct dns_chase_env *env,
 
 void dns_chase_cancel(struct dns_chase *chase)
 {
-    dns_query_cancel(chase->query);
-    chase->query = NULL;
+    dns_flight_leave(&chase->waiter);
     dns_chase_release(chase);
 }

@@ -459,3 +459,56 @@ Test(dns_live, mx_without_ad)
     cr_assert_eq(live.result.status, DNS_OK);
     cr_assert(!live.result.authenticated);
 }
+
+/* live_count_done stops the reactor after *arg callbacks. */
+static void live_count_done(void *arg, const struct dns_mx_result *result)
+{
+    const int *expected = arg;
+
+    live.result = *result;
+    live.calls++;
+    cr_assert_eq(result->status, DNS_OK);
+    if (live.calls == *expected) {
+        reactor_stop(live.reactor);
+    }
+}
+
+Test(dns_live, concurrent_lookups_share_query)
+{
+    int expected = 5;
+
+    live.calls = 0;
+    for (int i = 0; i < expected; i++) {
+        cr_assert_eq(dns_resolve_mx(live.resolver, "Coalesce.Test",
+                                    live_count_done, &expected, NULL), 0);
+    }
+    live_wait();
+    cr_assert_eq(live.calls, expected);
+    cr_assert_str_eq(live.result.hosts[0].name, "mx1.example.test");
+    cr_assert_eq(count_queries("coalesce.test", "MX"), 1,
+                 "the lookups in flight together sent one query");
+}
+
+Test(dns_live, cancel_keeps_shared_query)
+{
+    struct dns_request *first = NULL;
+    int expected = 1;
+
+    live.calls = 0;
+    cr_assert_eq(dns_resolve_mx(live.resolver, "shared.test",
+                                live_count_done, &expected, &first), 0);
+    cr_assert_eq(dns_resolve_mx(live.resolver, "shared.test",
+                                live_count_done, &expected, NULL), 0);
+
+    /* After one turn both requests wait for the same query. */
+    reactor_timer_set(live.reactor, &live.guard, 0);
+    cr_assert_eq(reactor_run(live.reactor), 0);
+    live.timed_out = false;
+    cr_assert_eq(live.calls, 0);
+    dns_request_cancel(first);
+
+    live_wait();
+    cr_assert_eq(live.calls, 1);
+    cr_assert_eq(live.result.status, DNS_OK);
+    cr_assert_eq(count_queries("shared.test", "MX"), 1);
+}
