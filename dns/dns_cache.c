@@ -13,6 +13,9 @@ struct dns_cache_entry {
     uint64_t expires_ms;
     enum dns_answer_status status;
     uint16_t type;
+    bool authenticated;
+    uint8_t cname_hops;
+    size_t skipped;
     size_t count;
     struct dns_record *records;
     char name[DNS_NAME_TEXT_MAX];
@@ -150,6 +153,7 @@ static bool dns_cache_storable(const struct dns_answer *answer)
     case DNS_ANSWER_RECORDS:
     case DNS_ANSWER_NODATA:
     case DNS_ANSWER_NXDOMAIN:
+    case DNS_ANSWER_CNAME:
         return answer->ttl > 0;
     default:
         return false;
@@ -183,6 +187,9 @@ int dns_cache_put(struct dns_cache *cache, const char *name, uint16_t type,
     strcpy(entry->name, name);
     entry->type = type;
     entry->status = answer->status;
+    entry->authenticated = answer->authenticated;
+    entry->cname_hops = answer->cname_hops;
+    entry->skipped = answer->skipped;
     entry->count = answer->count;
     entry->expires_ms = now_ms + (uint64_t)answer->ttl * 1000u;
 
@@ -224,6 +231,9 @@ bool dns_cache_get(struct dns_cache *cache, const char *name, uint16_t type,
     remaining_ms = entry->expires_ms - now_ms;
     answer->status = entry->status;
     answer->ttl = (uint32_t)((remaining_ms + 999u) / 1000u);
+    answer->authenticated = entry->authenticated;
+    answer->cname_hops = entry->cname_hops;
+    answer->skipped = entry->skipped;
     answer->count = entry->count;
     if (entry->count > 0) {
         memcpy(answer->records, entry->records,

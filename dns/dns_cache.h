@@ -20,8 +20,9 @@ int dns_cache_new(struct dns_cache **out, size_t max_entries);
 void dns_cache_free(struct dns_cache *cache);
 
 /* dns_cache_put stores answer for (name, type) until now_ms plus its TTL,
- * replacing an older entry. Only RECORDS, NODATA and NXDOMAIN answers
- * with a TTL above zero are stored; others are ignored and return 0. */
+ * replacing an older entry. Only RECORDS, NODATA, NXDOMAIN and CNAME
+ * answers with a TTL above zero are stored; others are ignored and
+ * return 0. */
 int dns_cache_put(struct dns_cache *cache, const char *name, uint16_t type,
                   const struct dns_answer *answer, uint64_t now_ms);
 

@@ -8,10 +8,6 @@
 
 #include <ldns/ldns.h>
 
-/* CNAME links followed from the question name; the limit also ends
- * CNAME loops. */
-#define DNS_CNAME_MAX_HOPS 8
-
 #define DNS_LABEL_MAX 63
 #define DNS_NAME_MAX 253
 
@@ -90,6 +86,22 @@ static int dns_dname_to_text(const ldns_rdf *rdf, char out[DNS_NAME_TEXT_MAX])
     return 0;
 }
 
+const char *dns_type_name(uint16_t type)
+{
+    switch (type) {
+    case DNS_TYPE_A:
+        return "A";
+    case DNS_TYPE_AAAA:
+        return "AAAA";
+    case DNS_TYPE_MX:
+        return "MX";
+    case DNS_TYPE_TLSA:
+        return "TLSA";
+    default:
+        return "other";
+    }
+}
+
 int dns_packet_build_query(const struct dns_question *question,
                            uint8_t **wire, size_t *len)
 {
@@ -108,6 +120,7 @@ int dns_packet_build_query(const struct dns_question *question,
         goto out;
     }
     ldns_pkt_set_id(pkt, question->id);
+    ldns_pkt_set_ad(pkt, true);
     ldns_pkt_set_edns_udp_size(pkt, DNS_EDNS_UDP_SIZE);
 
     if (ldns_pkt2wire(wire, pkt, len) != LDNS_STATUS_OK) {
@@ -158,9 +171,11 @@ static uint32_t dns_ttl_clamp(uint32_t ttl, uint32_t max)
     return ttl < max ? ttl : max;
 }
 
-/* dns_negative_ttl returns how long a negative answer may be cached: the
- * smaller of the SOA record's TTL and its minimum field (RFC 2308). */
-static uint32_t dns_negative_ttl(const ldns_pkt *pkt)
+/* dns_soa_ttl finds the SOA record of the authority section and sets
+ * *ttl to how long a negative answer may be cached: the smaller of the
+ * SOA record's TTL and its minimum field (RFC 2308 section 5), capped.
+ * Returns false when there is no SOA record. */
+static bool dns_soa_ttl(const ldns_pkt *pkt, uint32_t *ttl)
 {
     const ldns_rr_list *authority = ldns_pkt_authority(pkt);
     size_t count = authority != NULL ? ldns_rr_list_rr_count(authority) : 0;
@@ -168,7 +183,7 @@ static uint32_t dns_negative_ttl(const ldns_pkt *pkt)
     for (size_t i = 0; i < count; i++) {
         const ldns_rr *rr = ldns_rr_list_rr(authority, i);
         const ldns_rdf *minimum;
-        uint32_t ttl;
+        uint32_t value;
 
         if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_SOA ||
             ldns_rr_rd_count(rr) < 7) {
@@ -178,48 +193,114 @@ static uint32_t dns_negative_ttl(const ldns_pkt *pkt)
         if (minimum == NULL || ldns_rdf_size(minimum) != 4) {
             continue;
         }
-        ttl = ldns_rdf2native_int32(minimum);
-        if (ldns_rr_ttl(rr) < ttl) {
-            ttl = ldns_rr_ttl(rr);
+        value = ldns_rdf2native_int32(minimum);
+        if (ldns_rr_ttl(rr) < value) {
+            value = ldns_rr_ttl(rr);
         }
-        return dns_ttl_clamp(ttl, DNS_NEGATIVE_TTL_MAX);
+        *ttl = dns_ttl_clamp(value, DNS_NEGATIVE_TTL_MAX);
+        return true;
     }
-    return DNS_NEGATIVE_TTL_DEFAULT;
+    return false;
 }
 
-/* dns_follow_cname walks CNAME records of the answer section from name
- * and returns the name at the end of the chain. *ttl drops to the
- * smallest TTL of the links used. */
-static const ldns_rdf *dns_follow_cname(const ldns_rr_list *answers,
+/* dns_negative_ttl is dns_soa_ttl with DNS_NEGATIVE_TTL_DEFAULT for an
+ * answer without SOA. A stub resolver serves no other resolver, so the
+ * loops that make RFC 2308 section 5 advise against caching such answers
+ * cannot form here, and a short lifetime spares the name server. */
+static uint32_t dns_negative_ttl(const ldns_pkt *pkt)
+{
+    uint32_t ttl = DNS_NEGATIVE_TTL_DEFAULT;
+
+    dns_soa_ttl(pkt, &ttl);
+    return ttl;
+}
+
+/* dns_cname_target returns the target of the CNAME record owned by name
+ * in answers, or NULL; *ttl drops to that record's TTL if smaller. */
+static const ldns_rdf *dns_cname_target(const ldns_rr_list *answers,
                                         const ldns_rdf *name, uint32_t *ttl)
 {
     size_t count = ldns_rr_list_rr_count(answers);
 
-    for (int hop = 0; hop < DNS_CNAME_MAX_HOPS; hop++) {
-        const ldns_rdf *next = NULL;
+    for (size_t i = 0; i < count; i++) {
+        const ldns_rr *rr = ldns_rr_list_rr(answers, i);
 
-        for (size_t i = 0; i < count && next == NULL; i++) {
-            const ldns_rr *rr = ldns_rr_list_rr(answers, i);
-
-            if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_CNAME &&
-                ldns_rr_rd_count(rr) == 1 &&
-                ldns_dname_compare(ldns_rr_owner(rr), name) == 0) {
-                next = ldns_rr_rdf(rr, 0);
-                if (ldns_rr_ttl(rr) < *ttl) {
-                    *ttl = ldns_rr_ttl(rr);
-                }
+        if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_CNAME &&
+            ldns_rr_rd_count(rr) == 1 &&
+            ldns_rr_get_class(rr) == LDNS_RR_CLASS_IN &&
+            ldns_dname_compare(ldns_rr_owner(rr), name) == 0) {
+            if (ldns_rr_ttl(rr) < *ttl) {
+                *ttl = ldns_rr_ttl(rr);
             }
+            return ldns_rr_rdf(rr, 0);
         }
-        if (next == NULL) {
-            break;
-        }
-        name = next;
     }
-    return name;
+    return NULL;
 }
 
-/* dns_record_from_rr converts one MX, A or AAAA record; records with the
- * wrong shape or an unusable MX target are skipped by the caller. */
+/* dns_follow_cname walks CNAME records of the answer section from name
+ * and returns the name at the end of the chain, or NULL for a loop or a
+ * chain over DNS_CNAME_MAX_HOPS links. *hops counts the links used and
+ * *ttl drops to the smallest of their TTLs. */
+static const ldns_rdf *dns_follow_cname(const ldns_rr_list *answers,
+                                        const ldns_rdf *name, uint32_t *ttl,
+                                        uint8_t *hops)
+{
+    const ldns_rdf *seen[DNS_CNAME_MAX_HOPS + 1];
+
+    *hops = 0;
+    seen[0] = name;
+    for (;;) {
+        const ldns_rdf *next = dns_cname_target(answers, name, ttl);
+
+        if (next == NULL) {
+            return name;
+        }
+        if (*hops == DNS_CNAME_MAX_HOPS) {
+            return NULL;
+        }
+        for (size_t i = 0; i <= *hops; i++) {
+            if (ldns_dname_compare(seen[i], next) == 0) {
+                return NULL;
+            }
+        }
+        (*hops)++;
+        seen[*hops] = next;
+        name = next;
+    }
+}
+
+/* dns_tlsa_from_rr converts one TLSA record (RFC 6698 section 2.1). */
+static int dns_tlsa_from_rr(const ldns_rr *rr, struct dns_record *record)
+{
+    const ldns_rdf *data;
+
+    if (ldns_rr_rd_count(rr) != 4) {
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        if (ldns_rdf_size(ldns_rr_rdf(rr, i)) != 1) {
+            return -EINVAL;
+        }
+    }
+    data = ldns_rr_rdf(rr, 3);
+    if (data == NULL || ldns_rdf_size(data) == 0) {
+        return -EINVAL;
+    }
+    if (ldns_rdf_size(data) > DNS_TLSA_DATA_MAX) {
+        return -E2BIG;
+    }
+    record->tlsa_usage = ldns_rdf2native_int8(ldns_rr_rdf(rr, 0));
+    record->tlsa_selector = ldns_rdf2native_int8(ldns_rr_rdf(rr, 1));
+    record->tlsa_matching_type = ldns_rdf2native_int8(ldns_rr_rdf(rr, 2));
+    record->data_len = (uint16_t)ldns_rdf_size(data);
+    memcpy(record->data, ldns_rdf_data(data), record->data_len);
+    return 0;
+}
+
+/* dns_record_from_rr converts one MX, A, AAAA or TLSA record; records
+ * with the wrong shape or an unusable MX target are skipped by the
+ * caller. */
 static int dns_record_from_rr(const ldns_rr *rr, uint16_t type,
                               struct dns_record *record)
 {
@@ -231,6 +312,9 @@ static int dns_record_from_rr(const ldns_rr *rr, uint16_t type,
         return -EINVAL;
     }
 
+    if (type == DNS_TYPE_TLSA) {
+        return dns_tlsa_from_rr(rr, record);
+    }
     if (type == DNS_TYPE_MX) {
         if (ldns_rr_rd_count(rr) != 2 || ldns_rdf_size(rdf) != 2) {
             return -EINVAL;
@@ -248,7 +332,8 @@ static int dns_record_from_rr(const ldns_rr *rr, uint16_t type,
 }
 
 /* dns_collect_records copies the records of question's type owned by
- * name; the answer's TTL is the smallest TTL among them. */
+ * name; the answer's TTL is the smallest TTL among them. Records that do
+ * not convert are counted in skipped. */
 static void dns_collect_records(const ldns_rr_list *answers,
                                 const ldns_rdf *name, uint16_t type,
                                 struct dns_answer *answer)
@@ -269,6 +354,7 @@ static void dns_collect_records(const ldns_rr_list *answers,
             continue;
         }
         if (dns_record_from_rr(rr, type, record) < 0) {
+            answer->skipped++;
             continue;
         }
         if (ldns_rr_ttl(rr) < answer->ttl) {
@@ -278,6 +364,36 @@ static void dns_collect_records(const ldns_rr_list *answers,
     }
 }
 
+/* dns_read_chain_end handles a NOERROR answer without records at the end
+ * of its CNAME chain. With an SOA, the server speaks for the end of the
+ * chain: NODATA. Without one, after at least one link, the server did not
+ * chase the chain, so the end is queried next. */
+static void dns_read_chain_end(const ldns_pkt *pkt, const ldns_rdf *end,
+                               struct dns_answer *answer)
+{
+    uint32_t negative;
+
+    if (answer->cname_hops > 0 && !dns_soa_ttl(pkt, &negative)) {
+        answer->status = DNS_ANSWER_CNAME;
+        if (dns_dname_to_text(end, answer->records[0].name) < 0) {
+            answer->status = DNS_ANSWER_BAD_CNAME;
+            answer->ttl = 0;
+            return;
+        }
+        answer->count = 1;
+        answer->ttl = dns_ttl_clamp(answer->ttl, DNS_TTL_MAX);
+        return;
+    }
+    /* A CNAME link ends its part of the answer as a record would. */
+    negative = dns_negative_ttl(pkt);
+    answer->status = DNS_ANSWER_NODATA;
+    if (answer->cname_hops > 0) {
+        answer->ttl = dns_ttl_clamp(answer->ttl, DNS_TTL_MAX);
+        negative = negative < answer->ttl ? negative : answer->ttl;
+    }
+    answer->ttl = negative;
+}
+
 /* dns_read_records fills answer from a NOERROR response. */
 static void dns_read_records(const ldns_pkt *pkt,
                              const struct dns_question *question,
@@ -285,18 +401,25 @@ static void dns_read_records(const ldns_pkt *pkt,
 {
     const ldns_rr_list *answers = ldns_pkt_answer(pkt);
     const ldns_rr *question_rr = ldns_rr_list_rr(ldns_pkt_question(pkt), 0);
-    const ldns_rdf *name;
+    const ldns_rdf *name = ldns_rr_owner(question_rr);
 
     answer->ttl = UINT32_MAX;
     if (answers != NULL) {
-        name = dns_follow_cname(answers, ldns_rr_owner(question_rr),
-                                &answer->ttl);
+        name = dns_follow_cname(answers, name, &answer->ttl,
+                                &answer->cname_hops);
+        if (name == NULL) {
+            answer->status = DNS_ANSWER_BAD_CNAME;
+            answer->ttl = 0;
+            return;
+        }
         dns_collect_records(answers, name, question->type, answer);
     }
 
-    if (answer->count == 0) {
-        answer->status = DNS_ANSWER_NODATA;
-        answer->ttl = dns_negative_ttl(pkt);
+    /* Records of the type that are all unusable still mean the name has
+     * such records: no implicit MX, and a TLSA set of unusable records
+     * (RFC 7672 section 2.2) is not the absence of one. */
+    if (answer->count == 0 && answer->skipped == 0) {
+        dns_read_chain_end(pkt, name, answer);
         return;
     }
     answer->status = DNS_ANSWER_RECORDS;
@@ -319,13 +442,13 @@ int dns_packet_parse(const uint8_t *wire, size_t len,
         goto out;
     }
 
-    /* TODO: retry a truncated answer over TCP; until then the caller
-     * treats it as a temporary failure. */
+    /* The caller repeats a truncated answer's query over TCP. */
     if (ldns_pkt_tc(pkt)) {
         answer->status = DNS_ANSWER_TRUNCATED;
         goto out;
     }
 
+    answer->authenticated = ldns_pkt_ad(pkt);
     switch (ldns_pkt_get_rcode(pkt)) {
     case LDNS_RCODE_NOERROR:
         dns_read_records(pkt, question, answer);

@@ -19,6 +19,15 @@
  * dropped. */
 #define DNS_ANSWER_MAX_RECORDS 32
 
+/* CNAME links followed from a name looked up, over one answer or several
+ * queries (dns_chase.c); a longer chain is treated like a loop. */
+#define DNS_CNAME_MAX_HOPS 8
+
+/* Certificate association data kept of a TLSA record: enough for SHA-256
+ * and SHA-512 digests (matching types 1 and 2) and for the full public
+ * key of an EC or Ed25519 key (selector 1, matching type 0). */
+#define DNS_TLSA_DATA_MAX 256
+
 /* Cache lifetimes in seconds: positive answers are capped at one day,
  * negative answers (RFC 2308) at three hours, and a negative answer
  * without an SOA record lives 60 seconds. */
@@ -36,6 +45,7 @@
 #define DNS_TYPE_SOA 6u
 #define DNS_TYPE_MX 15u
 #define DNS_TYPE_AAAA 28u
+#define DNS_TYPE_TLSA 52u
 #define DNS_CLASS_IN 1u
 
 enum dns_answer_status {
@@ -45,14 +55,29 @@ enum dns_answer_status {
     DNS_ANSWER_SERVER_FAILURE, /* SERVFAIL, REFUSED or another rcode */
     DNS_ANSWER_TRUNCATED, /* TC bit set: the answer needs TCP */
     DNS_ANSWER_TEMPFAIL,  /* no usable answer from any server */
+    DNS_ANSWER_CNAME,     /* NOERROR, a CNAME chain that ends at a name
+                           * without records in this answer and without
+                           * an SOA: records[0].name is that name, to be
+                           * queried next */
+    DNS_ANSWER_BAD_CNAME, /* a CNAME loop, a chain over DNS_CNAME_MAX_HOPS
+                           * links, or a target that is no host name */
 };
 
-/* dns_record: one MX, A or AAAA record of an answer. */
+/* dns_record: one MX, A, AAAA or TLSA record of an answer, or the
+ * target of a DNS_ANSWER_CNAME answer. */
 struct dns_record {
     uint16_t preference;          /* MX preference */
-    uint8_t addr_len;             /* A: 4, AAAA: 16, MX: 0 */
+    uint8_t addr_len;             /* A: 4, AAAA: 16, others: 0 */
     uint8_t addr[16];             /* network byte order */
-    char name[DNS_NAME_TEXT_MAX]; /* MX target, lower case; "" is root */
+    uint8_t tlsa_usage;           /* TLSA fields as on the wire */
+    uint8_t tlsa_selector;
+    uint8_t tlsa_matching_type;
+    uint16_t data_len;            /* TLSA: bytes in data */
+    union {
+        char name[DNS_NAME_TEXT_MAX]; /* MX or CNAME target, lower case;
+                                       * "" is root */
+        uint8_t data[DNS_TLSA_DATA_MAX]; /* TLSA association data */
+    };
 };
 
 /* dns_answer: the records of the queried type at the end of the CNAME
@@ -60,6 +85,9 @@ struct dns_record {
 struct dns_answer {
     enum dns_answer_status status;
     uint32_t ttl; /* seconds; 0 means do not cache */
+    bool authenticated; /* the server set AD (RFC 4035 section 3.2.3) */
+    uint8_t cname_hops; /* CNAME links followed inside the answer */
+    size_t skipped; /* records of the type that could not be kept */
     size_t count;
     struct dns_record records[DNS_ANSWER_MAX_RECORDS];
 };
@@ -77,8 +105,14 @@ struct dns_question {
  * 0 or -EINVAL. */
 int dns_name_normalize(char out[DNS_NAME_TEXT_MAX], const char *name);
 
-/* dns_packet_build_query builds a query for question with RD set and an
- * EDNS0 OPT record. *wire is allocated with malloc; the caller frees it. */
+/* dns_type_name returns the mnemonic of type for log lines, "other" for
+ * a type this resolver never asks for. */
+const char *dns_type_name(uint16_t type);
+
+/* dns_packet_build_query builds a query for question with RD and AD set
+ * and an EDNS0 OPT record; AD asks a validating resolver to report
+ * whether it validated the answer (RFC 6840 section 5.7). *wire is
+ * allocated with malloc; the caller frees it. */
 int dns_packet_build_query(const struct dns_question *question,
                            uint8_t **wire, size_t *len);
 

@@ -66,20 +66,6 @@ uint32_t dns_random_below(uint32_t bound)
     return value % bound;
 }
 
-static const char *dns_type_name(uint16_t type)
-{
-    switch (type) {
-    case DNS_TYPE_A:
-        return "A";
-    case DNS_TYPE_AAAA:
-        return "AAAA";
-    case DNS_TYPE_MX:
-        return "MX";
-    default:
-        return "other";
-    }
-}
-
 /* dns_server_text writes server index's address for log lines. */
 static const char *dns_server_text(const struct dns_options *opts,
                                    size_t index, char *buf, size_t size)

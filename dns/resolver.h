@@ -4,7 +4,10 @@
  * an answer comes back truncated. ldns builds and parses the packets, with
  * only its wire-format and record functions (see DESIGN.md for the ldns
  * functions that must never be called). Query IDs
- * come from BoringSSL's RAND_bytes. Answers are cached by TTL.
+ * come from BoringSSL's RAND_bytes. Answers are cached by TTL, negative
+ * ones by their SOA (RFC 2308), and CNAME chains are followed across
+ * queries (dns_chase.h). The resolver validates no DNSSEC signature: it
+ * asks with the AD bit and reports whether the name server set it.
  *
  * Return convention: 0 or a negative errno. */
 #ifndef RINGRELAY_DNS_RESOLVER_H
@@ -22,6 +25,8 @@ struct dns_request;
 #define DNS_MAX_SERVERS 3
 #define DNS_MAX_MX_HOSTS 10
 #define DNS_MAX_ADDRS 8
+#define DNS_MAX_TLSA_RECORDS 16
+#define DNS_TLSA_DATA_BYTES 256 /* as DNS_TLSA_DATA_MAX of dns_packet.h */
 
 struct dns_options {
     struct sockaddr_storage servers[DNS_MAX_SERVERS];
@@ -32,9 +37,10 @@ struct dns_options {
 };
 
 enum dns_status {
-    DNS_OK,        /* hosts[] has at least one address */
-    DNS_TEMPFAIL,  /* timeout, SERVFAIL, network error: retry later */
-    DNS_NOTFOUND,  /* NXDOMAIN, or no MX and no address */
+    DNS_OK,        /* hosts[] has at least one address; TLSA: records */
+    DNS_TEMPFAIL,  /* timeout, SERVFAIL, REFUSED, network error, CNAME
+                    * loop or chain too long: retry later */
+    DNS_NOTFOUND,  /* NXDOMAIN, or no MX and no address; TLSA: none */
     DNS_NULLMX,    /* RFC 7505 null MX: the domain takes no mail */
 };
 
@@ -47,16 +53,48 @@ struct dns_mx_host {
 
 /* dns_mx_result: hosts sorted by preference, equal preferences in random
  * order. implicit is true when the domain had no MX and its own addresses
- * are used. */
+ * are used. authenticated is true when the MX answer (every answer of its
+ * CNAME chain) had the AD bit set by the name server. */
 struct dns_mx_result {
     enum dns_status status;
     bool implicit;
+    bool authenticated;
     size_t host_count;
     struct dns_mx_host hosts[DNS_MAX_MX_HOSTS];
 };
 
 /* dns_mx_fn receives the result; it is valid only during the call. */
 typedef void (*dns_mx_fn)(void *arg, const struct dns_mx_result *result);
+
+/* dns_tlsa_record: one TLSA record (RFC 6698 section 2.1), fields as on
+ * the wire. */
+struct dns_tlsa_record {
+    uint8_t usage;         /* 3: DANE-EE, 2: DANE-TA (RFC 7218) */
+    uint8_t selector;      /* 0: certificate, 1: SubjectPublicKeyInfo */
+    uint8_t matching_type; /* 0: full, 1: SHA-256, 2: SHA-512 */
+    uint16_t data_len;
+    uint8_t data[DNS_TLSA_DATA_BYTES];
+};
+
+/* dns_tlsa_result: the TLSA records of _PORT._tcp.HOST. status is DNS_OK
+ * when the name has TLSA records, even if none could be kept (skipped
+ * counts the records that were malformed or held more than
+ * DNS_TLSA_DATA_BYTES bytes of data), DNS_NOTFOUND when it has none
+ * (NXDOMAIN or NODATA), DNS_TEMPFAIL otherwise. authenticated is true
+ * when every answer behind the result had the AD bit set; whether that
+ * bit can be trusted (a validating resolver on a trusted path) is the
+ * configuration's business, RFC 7672 section 2.1. */
+struct dns_tlsa_result {
+    enum dns_status status;
+    bool authenticated;
+    size_t skipped;
+    size_t count;
+    struct dns_tlsa_record records[DNS_MAX_TLSA_RECORDS];
+};
+
+/* dns_tlsa_fn receives the result; it is valid only during the call. */
+typedef void (*dns_tlsa_fn)(void *arg,
+                            const struct dns_tlsa_result *result);
 
 /* dns_options_from_resolv_conf reads "nameserver" lines (IPv4 or IPv6,
  * port 53, at most DNS_MAX_SERVERS) and the "timeout:" and "attempts:"
@@ -85,6 +123,14 @@ int dns_resolve_mx(struct dns_resolver *resolver, const char *domain,
  * result has one host (or none) and implicit set. */
 int dns_resolve_host(struct dns_resolver *resolver, const char *host,
                      dns_mx_fn fn, void *arg, struct dns_request **request);
+
+/* dns_resolve_tlsa looks up the TLSA records of _PORT._tcp.HOST for DANE
+ * (RFC 7672 section 2.2.3; port 25 for SMTP), following CNAMEs. fn is
+ * called exactly once, never from inside this call, unless the request
+ * is cancelled first. *request (may be NULL) can cancel it. */
+int dns_resolve_tlsa(struct dns_resolver *resolver, const char *host,
+                     uint16_t port, dns_tlsa_fn fn, void *arg,
+                     struct dns_request **request);
 
 /* dns_request_cancel drops a pending request; fn will not be called.
  * NULL is accepted. A request is no longer pending once fn has run. */

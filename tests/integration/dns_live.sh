@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the live resolver tests (test_dns_live) against ldns-testns inside a
-# private network namespace, so the test name server, which binds the
-# wildcard address, is reachable only over this namespace's loopback.
+# Runs the live resolver tests (test_dns_live) against ldns-testns serving
+# resolver_zone.data, inside a private network namespace, so the test name
+# server, which binds the wildcard address, is reachable only over this
+# namespace's loopback.
 # Usage: dns_live.sh TEST_DNS_LIVE_EXECUTABLE [CRITERION ARGS...]
 set -eu
 
@@ -28,130 +29,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Entries match first to last. Each name ends with a catch-all entry that
-# answers NOERROR without records (NODATA) for the types not listed.
-# truncated.test has TC set over UDP and the full answer over TCP, and
-# alwaystc.test is truncated over both.
-cat > "$workdir/zone.data" <<'DATA'
-$ORIGIN test.
-$TTL 300
+zone="$(cd "$(dirname "$0")" && pwd)/resolver_zone.data"
 
-ENTRY_BEGIN
-MATCH opcode qtype qname
-ADJUST copy_id
-REPLY QR AA RD RA NOERROR
-SECTION QUESTION
-example.test. IN MX
-SECTION ANSWER
-example.test. IN MX 10 mx1.example.test.
-ENTRY_END
-
-ENTRY_BEGIN
-MATCH opcode qtype qname
-ADJUST copy_id
-REPLY QR AA RD RA NOERROR
-SECTION QUESTION
-mx1.example.test. IN A
-SECTION ANSWER
-mx1.example.test. IN A 127.0.0.1
-ENTRY_END
-
-ENTRY_BEGIN
-MATCH opcode qtype qname
-ADJUST copy_id
-REPLY QR AA RD RA NOERROR
-SECTION QUESTION
-implicit.test. IN A
-SECTION ANSWER
-implicit.test. IN A 127.0.0.1
-ENTRY_END
-
-ENTRY_BEGIN
-MATCH opcode qtype qname
-ADJUST copy_id
-REPLY QR AA RD RA NOERROR
-SECTION QUESTION
-nullmx.test. IN MX
-SECTION ANSWER
-nullmx.test. IN MX 0 .
-ENTRY_END
-
-ENTRY_BEGIN
-MATCH opcode qtype qname UDP
-ADJUST copy_id
-REPLY QR AA TC RD RA NOERROR
-SECTION QUESTION
-truncated.test. IN MX
-ENTRY_END
-
-ENTRY_BEGIN
-MATCH opcode qtype qname TCP
-ADJUST copy_id
-REPLY QR AA RD RA NOERROR
-SECTION QUESTION
-truncated.test. IN MX
-SECTION ANSWER
-truncated.test. IN MX 10 mx1.example.test.
-ENTRY_END
-
-ENTRY_BEGIN
-MATCH opcode qtype qname
-ADJUST copy_id
-REPLY QR AA TC RD RA NOERROR
-SECTION QUESTION
-alwaystc.test. IN MX
-ENTRY_END
-
-ENTRY_BEGIN
-MATCH opcode qname
-ADJUST copy_id copy_query
-REPLY QR AA RD RA NXDOMAIN
-SECTION QUESTION
-nx.test. IN MX
-SECTION AUTHORITY
-test. IN SOA ns.test. admin.test. 1 7200 3600 86400 60
-ENTRY_END
-
-ENTRY_BEGIN
-MATCH opcode qname
-ADJUST copy_id copy_query
-REPLY QR RD RA SERVFAIL
-SECTION QUESTION
-servfail.test. IN MX
-ENTRY_END
-
-ENTRY_BEGIN
-MATCH opcode qname
-ADJUST copy_id copy_query
-REPLY QR AA RD RA NOERROR
-SECTION QUESTION
-example.test. IN MX
-SECTION AUTHORITY
-test. IN SOA ns.test. admin.test. 1 7200 3600 86400 60
-ENTRY_END
-
-ENTRY_BEGIN
-MATCH opcode qname
-ADJUST copy_id copy_query
-REPLY QR AA RD RA NOERROR
-SECTION QUESTION
-mx1.example.test. IN MX
-SECTION AUTHORITY
-test. IN SOA ns.test. admin.test. 1 7200 3600 86400 60
-ENTRY_END
-
-ENTRY_BEGIN
-MATCH opcode qname
-ADJUST copy_id copy_query
-REPLY QR AA RD RA NOERROR
-SECTION QUESTION
-implicit.test. IN MX
-SECTION AUTHORITY
-test. IN SOA ns.test. admin.test. 1 7200 3600 86400 60
-ENTRY_END
-DATA
-
-ldns-testns -p "$port" "$workdir/zone.data" > "$workdir/server.log" 2>&1 &
+# -v logs every query, line-buffered, so tests can count the queries
+# that reached the server.
+stdbuf -oL ldns-testns -v -p "$port" "$zone" > "$workdir/server.log" 2>&1 &
 server_pid=$!
 
 # Wait until the server answers, at most about 5 seconds.
@@ -173,4 +55,5 @@ if [ "$ready" != 1 ]; then
 fi
 
 export RINGRELAY_TEST_DNS="127.0.0.1:$port"
+export RINGRELAY_TEST_DNS_LOG="$workdir/server.log"
 "$@"

@@ -19,8 +19,8 @@ fi
 # Extended regular expressions, anchored on the whole symbol name.
 allowed='^ldns_('
 allowed+='pkt_(new|free|query_new|push_rr'
-allowed+='|set_(id|qr|tc|rcode|edns_udp_size)'
-allowed+='|id|qr|tc|rd|aa|get_rcode|get_opcode|edns_udp_size'
+allowed+='|set_(id|qr|tc|ad|rcode|edns_udp_size)'
+allowed+='|id|qr|tc|rd|aa|ad|get_rcode|get_opcode|edns_udp_size'
 allowed+='|(qd|an|ns|ar)count|question|answer|authority|additional)'
 allowed+='|pkt2wire|wire2pkt'
 allowed+='|rr_(new|new_frm_str|free|owner|get_type|get_class|ttl|rd_count|rdf'

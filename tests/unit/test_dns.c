@@ -16,6 +16,7 @@
 
 #include "core/reactor.h"
 #include "dns/dns_cache.h"
+#include "dns/dns_chase.h"
 #include "dns/dns_mx.h"
 #include "dns/dns_packet.h"
 #include "dns/resolver.h"
@@ -29,7 +30,8 @@ struct fake_reply {
     ldns_pkt_rcode rcode;
     bool query_flag; /* QR clear: a query, not a response */
     bool truncated;
-    const char *answer[8];
+    bool authenticated; /* AD set */
+    const char *answer[12];
     const char *authority[4];
 };
 
@@ -61,8 +63,9 @@ static size_t fake_wire(const struct fake_reply *reply, uint8_t **wire)
     ldns_pkt_set_id(pkt, reply->id);
     ldns_pkt_set_qr(pkt, !reply->query_flag);
     ldns_pkt_set_tc(pkt, reply->truncated);
+    ldns_pkt_set_ad(pkt, reply->authenticated);
     ldns_pkt_set_rcode(pkt, (uint8_t)reply->rcode);
-    push_records(pkt, LDNS_SECTION_ANSWER, reply->answer, 8);
+    push_records(pkt, LDNS_SECTION_ANSWER, reply->answer, 12);
     push_records(pkt, LDNS_SECTION_AUTHORITY, reply->authority, 4);
     cr_assert_eq(ldns_pkt2wire(wire, pkt, &len), LDNS_STATUS_OK);
     ldns_pkt_free(pkt);
@@ -139,6 +142,7 @@ Test(dns_packet, query_has_id_rd_question_and_edns)
     cr_assert_eq(ldns_wire2pkt(&pkt, wire, len), LDNS_STATUS_OK);
     cr_assert_eq(ldns_pkt_id(pkt), 0xbeef);
     cr_assert(ldns_pkt_rd(pkt));
+    cr_assert(ldns_pkt_ad(pkt), "AD asks for the validation status");
     cr_assert(!ldns_pkt_qr(pkt));
     cr_assert_eq(ldns_pkt_qdcount(pkt), 1);
     cr_assert_eq(ldns_pkt_edns_udp_size(pkt), DNS_EDNS_UDP_SIZE);
@@ -239,19 +243,84 @@ Test(dns_packet, cname_followed_within_answer)
     cr_assert_eq(answer.ttl, 50, "the CNAME's TTL bounds the answer");
 }
 
-Test(dns_packet, cname_loop_ends_as_nodata)
+Test(dns_packet, cname_loop_is_bad_cname)
 {
     struct fake_reply reply = {
         .qname = "a.test.", .qtype = DNS_TYPE_A, .id = 9,
         .answer = {"a.test. 50 IN CNAME b.test.",
-                   "b.test. 50 IN CNAME a.test."},
+                   "b.test. 50 IN CNAME c.test.",
+                   "c.test. 50 IN CNAME b.test."},
     };
     struct dns_question question = question_of("a.test", DNS_TYPE_A, 9);
     struct dns_answer answer;
 
     cr_assert_eq(parse_reply(&reply, &question, &answer), 0);
+    cr_assert_eq(answer.status, DNS_ANSWER_BAD_CNAME);
+    cr_assert_eq(answer.count, 0);
+    cr_assert_eq(answer.ttl, 0, "a bad chain is never cached");
+}
+
+Test(dns_packet, cname_chain_over_limit_is_bad_cname)
+{
+    /* DNS_CNAME_MAX_HOPS (8) links are followed, a ninth is not. */
+    struct fake_reply reply = {
+        .qname = "c0.test.", .qtype = DNS_TYPE_A, .id = 9,
+        .answer = {"c0.test. 50 IN CNAME c1.test.",
+                   "c1.test. 50 IN CNAME c2.test.",
+                   "c2.test. 50 IN CNAME c3.test.",
+                   "c3.test. 50 IN CNAME c4.test.",
+                   "c4.test. 50 IN CNAME c5.test.",
+                   "c5.test. 50 IN CNAME c6.test.",
+                   "c6.test. 50 IN CNAME c7.test.",
+                   "c7.test. 50 IN CNAME c8.test.",
+                   "c8.test. 50 IN A 192.0.2.8"},
+    };
+    struct dns_question question = question_of("c0.test", DNS_TYPE_A, 9);
+    struct dns_answer answer;
+
+    cr_assert_eq(parse_reply(&reply, &question, &answer), 0);
+    cr_assert_eq(answer.status, DNS_ANSWER_RECORDS);
+    cr_assert_eq(answer.cname_hops, 8);
+
+    reply.answer[8] = "c8.test. 50 IN CNAME c9.test.";
+    reply.answer[9] = "c9.test. 50 IN A 192.0.2.9";
+    cr_assert_eq(parse_reply(&reply, &question, &answer), 0);
+    cr_assert_eq(answer.status, DNS_ANSWER_BAD_CNAME);
+}
+
+Test(dns_packet, unchased_cname_names_its_target)
+{
+    struct fake_reply reply = {
+        .qname = "alias.test.", .qtype = DNS_TYPE_MX, .id = 9,
+        .answer = {"alias.test. 70 IN CNAME next.test.",
+                   "next.test. 40 IN CNAME Real.Test."},
+    };
+    struct dns_question question = question_of("alias.test", DNS_TYPE_MX, 9);
+    struct dns_answer answer;
+
+    cr_assert_eq(parse_reply(&reply, &question, &answer), 0);
+    cr_assert_eq(answer.status, DNS_ANSWER_CNAME);
+    cr_assert_eq(answer.count, 1);
+    cr_assert_str_eq(answer.records[0].name, "real.test");
+    cr_assert_eq(answer.cname_hops, 2);
+    cr_assert_eq(answer.ttl, 40);
+}
+
+Test(dns_packet, chased_cname_without_records_is_nodata)
+{
+    struct fake_reply reply = {
+        .qname = "alias.test.", .qtype = DNS_TYPE_MX, .id = 9,
+        .answer = {"alias.test. 20 IN CNAME real.test."},
+        .authority = {"test. 300 IN SOA ns.test. admin.test. 1 7200 3600 "
+                      "86400 120"},
+    };
+    struct dns_question question = question_of("alias.test", DNS_TYPE_MX, 9);
+    struct dns_answer answer;
+
+    cr_assert_eq(parse_reply(&reply, &question, &answer), 0);
     cr_assert_eq(answer.status, DNS_ANSWER_NODATA);
     cr_assert_eq(answer.count, 0);
+    cr_assert_eq(answer.ttl, 20, "the CNAME's TTL bounds the negative one");
 }
 
 Test(dns_packet, nxdomain_uses_soa_minimum)
@@ -286,6 +355,133 @@ Test(dns_packet, nodata_uses_soa_ttl_when_smaller)
     cr_assert_eq(answer.status, DNS_ANSWER_NODATA);
     cr_assert_eq(answer.count, 0);
     cr_assert_eq(answer.ttl, 30);
+}
+
+Test(dns_packet, negative_ttl_capped)
+{
+    struct fake_reply reply = {
+        .qname = "nx.test.", .qtype = DNS_TYPE_A, .id = 3,
+        .rcode = LDNS_RCODE_NXDOMAIN,
+        .authority = {"test. 604800 IN SOA ns.test. admin.test. 1 7200 "
+                      "3600 86400 604800"},
+    };
+    struct dns_question question = question_of("nx.test", DNS_TYPE_A, 3);
+    struct dns_answer answer;
+
+    cr_assert_eq(parse_reply(&reply, &question, &answer), 0);
+    cr_assert_eq(answer.status, DNS_ANSWER_NXDOMAIN);
+    cr_assert_eq(answer.ttl, DNS_NEGATIVE_TTL_MAX);
+}
+
+Test(dns_packet, positive_ttl_capped_and_top_bit_zero)
+{
+    struct fake_reply reply = {
+        .qname = "mx.test.", .qtype = DNS_TYPE_A, .id = 3,
+        .answer = {"mx.test. 604800 IN A 192.0.2.1"},
+    };
+    struct dns_question question = question_of("mx.test", DNS_TYPE_A, 3);
+    struct dns_answer answer;
+
+    cr_assert_eq(parse_reply(&reply, &question, &answer), 0);
+    cr_assert_eq(answer.ttl, DNS_TTL_MAX);
+
+    reply.answer[0] = "mx.test. 2147483648 IN A 192.0.2.1";
+    cr_assert_eq(parse_reply(&reply, &question, &answer), 0);
+    cr_assert_eq(answer.status, DNS_ANSWER_RECORDS);
+    cr_assert_eq(answer.ttl, 0, "RFC 2181 section 8");
+}
+
+Test(dns_packet, authenticated_data_bit_read)
+{
+    struct fake_reply reply = {
+        .qname = "mx.test.", .qtype = DNS_TYPE_A, .id = 3,
+        .answer = {"mx.test. 60 IN A 192.0.2.1"},
+    };
+    struct dns_question question = question_of("mx.test", DNS_TYPE_A, 3);
+    struct dns_answer answer;
+
+    cr_assert_eq(parse_reply(&reply, &question, &answer), 0);
+    cr_assert(!answer.authenticated);
+    reply.authenticated = true;
+    cr_assert_eq(parse_reply(&reply, &question, &answer), 0);
+    cr_assert(answer.authenticated);
+}
+
+Test(dns_packet, all_mx_records_unusable_no_implicit_mx)
+{
+    struct fake_reply reply = {
+        .qname = "example.test.", .qtype = DNS_TYPE_MX, .id = 7,
+        .answer = {"example.test. 300 IN MX 10 bad\\032name.test."},
+    };
+    struct dns_question question = question_of("example.test",
+                                               DNS_TYPE_MX, 7);
+    struct dns_answer answer;
+
+    cr_assert_eq(parse_reply(&reply, &question, &answer), 0);
+    cr_assert_eq(answer.status, DNS_ANSWER_RECORDS);
+    cr_assert_eq(answer.count, 0);
+    cr_assert_eq(answer.skipped, 1);
+}
+
+Test(dns_packet, tlsa_records)
+{
+    struct fake_reply reply = {
+        .qname = "_25._tcp.mx.test.", .qtype = DNS_TYPE_TLSA, .id = 11,
+        .authenticated = true,
+        .answer = {"_25._tcp.mx.test. 300 IN TLSA 3 1 1 "
+                   "0123456789abcdef0123456789abcdef"
+                   "0123456789abcdef0123456789abcdef",
+                   "_25._tcp.mx.test. 200 IN TLSA 2 0 2 "
+                   "00112233445566778899aabbccddeeff"
+                   "00112233445566778899aabbccddeeff"
+                   "00112233445566778899aabbccddeeff"
+                   "00112233445566778899aabbccddeeff"},
+    };
+    struct dns_question question = question_of("_25._tcp.mx.test",
+                                               DNS_TYPE_TLSA, 11);
+    struct dns_answer answer;
+
+    cr_assert_eq(parse_reply(&reply, &question, &answer), 0);
+    cr_assert_eq(answer.status, DNS_ANSWER_RECORDS);
+    cr_assert(answer.authenticated);
+    cr_assert_eq(answer.count, 2);
+    cr_assert_eq(answer.ttl, 200);
+    cr_assert_eq(answer.records[0].tlsa_usage, 3);
+    cr_assert_eq(answer.records[0].tlsa_selector, 1);
+    cr_assert_eq(answer.records[0].tlsa_matching_type, 1);
+    cr_assert_eq(answer.records[0].data_len, 32);
+    cr_assert_eq(answer.records[0].data[0], 0x01);
+    cr_assert_eq(answer.records[0].data[31], 0xef);
+    cr_assert_eq(answer.records[1].tlsa_usage, 2);
+    cr_assert_eq(answer.records[1].tlsa_selector, 0);
+    cr_assert_eq(answer.records[1].tlsa_matching_type, 2);
+    cr_assert_eq(answer.records[1].data_len, 64);
+    cr_assert_eq(answer.records[1].data[63], 0xff);
+}
+
+Test(dns_packet, tlsa_data_over_limit_skipped)
+{
+    char big[64 + 2 * (DNS_TLSA_DATA_MAX + 1)];
+    struct fake_reply reply = {
+        .qname = "_25._tcp.mx.test.", .qtype = DNS_TYPE_TLSA, .id = 11,
+        .answer = {big},
+    };
+    struct dns_question question = question_of("_25._tcp.mx.test",
+                                               DNS_TYPE_TLSA, 11);
+    struct dns_answer answer;
+    int len = snprintf(big, sizeof(big),
+                       "_25._tcp.mx.test. 300 IN TLSA 3 0 0 ");
+
+    for (size_t i = 0; i < DNS_TLSA_DATA_MAX + 1; i++) {
+        len += snprintf(big + len, sizeof(big) - (size_t)len, "ab");
+    }
+    cr_assert_lt((size_t)len, sizeof(big));
+
+    /* Records exist, so this is not the absence of TLSA records. */
+    cr_assert_eq(parse_reply(&reply, &question, &answer), 0);
+    cr_assert_eq(answer.status, DNS_ANSWER_RECORDS);
+    cr_assert_eq(answer.count, 0);
+    cr_assert_eq(answer.skipped, 1);
 }
 
 Test(dns_packet, nodata_without_soa_default_ttl)
@@ -711,6 +907,168 @@ Test(dns_cache, least_recently_used_evicted)
     cr_assert_eq(dns_cache_count(cache), 3);
     dns_cache_free(cache);
     dns_cache_free(NULL);
+}
+
+Test(dns_cache, cname_target_and_ad_bit_kept)
+{
+    struct dns_cache *cache = NULL;
+    struct dns_answer cname = {.status = DNS_ANSWER_CNAME, .ttl = 60,
+                               .authenticated = true, .cname_hops = 2};
+    struct dns_answer out;
+
+    add_mx(&cname, 0, "real.test");
+    cr_assert_eq(dns_cache_new(&cache, 4), 0);
+    cr_assert_eq(dns_cache_put(cache, "alias.test", DNS_TYPE_A, &cname, 0),
+                 0);
+    cr_assert(dns_cache_get(cache, "alias.test", DNS_TYPE_A, 0, &out));
+    cr_assert_eq(out.status, DNS_ANSWER_CNAME);
+    cr_assert_str_eq(out.records[0].name, "real.test");
+    cr_assert(out.authenticated);
+    cr_assert_eq(out.cname_hops, 2);
+    dns_cache_free(cache);
+}
+
+/* ---- CNAME chains across answers --------------------------------------- */
+
+/* These chases find every link in the cache, so they end inside
+ * dns_chase_start and never query: the options name no server. */
+struct chase_fixture {
+    struct reactor *reactor;
+    struct dns_options opts;
+    struct dns_chase_env env;
+};
+
+static struct chase_fixture fixture;
+
+static void chase_setup(void)
+{
+    memset(&fixture, 0, sizeof(fixture));
+    cr_assert_eq(reactor_new(&fixture.reactor, NULL), 0);
+    cr_assert_eq(dns_cache_new(&fixture.env.cache, 64), 0);
+    fixture.env.reactor = fixture.reactor;
+    fixture.env.opts = &fixture.opts;
+}
+
+static void chase_teardown(void)
+{
+    dns_cache_free(fixture.env.cache);
+    reactor_free(fixture.reactor);
+}
+
+static void chase_never_called(void *arg, const struct dns_answer *answer)
+{
+    (void)arg;
+    (void)answer;
+    cr_assert_fail("a chase answered from the cache called back");
+}
+
+static void cache_link(const char *name, uint16_t type, const char *target,
+                       uint32_t ttl, bool authenticated)
+{
+    struct dns_answer answer = {.status = DNS_ANSWER_CNAME, .ttl = ttl,
+                                .authenticated = authenticated,
+                                .cname_hops = 1};
+
+    add_mx(&answer, 0, target);
+    cr_assert_eq(dns_cache_put(fixture.env.cache, name, type, &answer,
+                               reactor_now_ms(fixture.reactor)), 0);
+}
+
+static void cache_address(const char *name, uint32_t ttl,
+                          bool authenticated)
+{
+    struct dns_answer answer = {.status = DNS_ANSWER_RECORDS, .ttl = ttl,
+                                .authenticated = authenticated, .count = 1};
+
+    answer.records[0].addr_len = 4;
+    memcpy(answer.records[0].addr, "\xc0\x00\x02\x07", 4);
+    cr_assert_eq(dns_cache_put(fixture.env.cache, name, DNS_TYPE_A, &answer,
+                               reactor_now_ms(fixture.reactor)), 0);
+}
+
+static int chase_run(const char *name, struct dns_answer *answer)
+{
+    struct dns_chase chase;
+
+    return dns_chase_start(&chase, &fixture.env, name, DNS_TYPE_A,
+                           chase_never_called, NULL, answer);
+}
+
+TestSuite(dns_chase, .init = chase_setup, .fini = chase_teardown);
+
+Test(dns_chase, chain_followed_across_answers)
+{
+    struct dns_answer answer;
+
+    cache_link("a.test", DNS_TYPE_A, "b.test", 300, true);
+    cache_link("b.test", DNS_TYPE_A, "c.test", 40, true);
+    cache_address("c.test", 100, true);
+
+    cr_assert_eq(chase_run("a.test", &answer), 0);
+    cr_assert_eq(answer.status, DNS_ANSWER_RECORDS);
+    cr_assert_eq(answer.count, 1);
+    cr_assert_eq(memcmp(answer.records[0].addr, "\xc0\x00\x02\x07", 4), 0);
+    cr_assert_eq(answer.ttl, 40, "the shortest link bounds the chain");
+    cr_assert(answer.authenticated);
+    cr_assert_eq(answer.cname_hops, 2);
+}
+
+Test(dns_chase, one_unauthenticated_link_clears_ad)
+{
+    struct dns_answer answer;
+
+    cache_link("a.test", DNS_TYPE_A, "b.test", 300, false);
+    cache_address("b.test", 100, true);
+    cr_assert_eq(chase_run("a.test", &answer), 0);
+    cr_assert_eq(answer.status, DNS_ANSWER_RECORDS);
+    cr_assert(!answer.authenticated);
+}
+
+Test(dns_chase, loop_detected)
+{
+    struct dns_answer answer;
+
+    cache_link("a.test", DNS_TYPE_A, "b.test", 300, true);
+    cache_link("b.test", DNS_TYPE_A, "a.test", 300, true);
+    cr_assert_eq(chase_run("a.test", &answer), 0);
+    cr_assert_eq(answer.status, DNS_ANSWER_BAD_CNAME);
+}
+
+Test(dns_chase, chain_over_limit_stops)
+{
+    struct dns_answer answer;
+    char name[32];
+    char target[32];
+
+    /* A chain of DNS_CNAME_MAX_HOPS links ends at an address... */
+    for (int i = 0; i < DNS_CNAME_MAX_HOPS; i++) {
+        snprintf(name, sizeof(name), "c%d.test", i);
+        snprintf(target, sizeof(target), "c%d.test", i + 1);
+        cache_link(name, DNS_TYPE_A, target, 300, true);
+    }
+    snprintf(name, sizeof(name), "c%d.test", DNS_CNAME_MAX_HOPS);
+    cache_address(name, 300, true);
+    cr_assert_eq(chase_run("c0.test", &answer), 0);
+    cr_assert_eq(answer.status, DNS_ANSWER_RECORDS);
+
+    /* ...and one link more is rejected. */
+    cache_link(name, DNS_TYPE_A, "last.test", 300, true);
+    cache_address("last.test", 300, true);
+    cr_assert_eq(chase_run("c0.test", &answer), 0);
+    cr_assert_eq(answer.status, DNS_ANSWER_BAD_CNAME);
+}
+
+Test(dns_chase, negative_answer_at_chain_end)
+{
+    struct dns_answer nx = {.status = DNS_ANSWER_NXDOMAIN, .ttl = 30};
+    struct dns_answer answer;
+
+    cache_link("a.test", DNS_TYPE_A, "gone.test", 300, false);
+    cr_assert_eq(dns_cache_put(fixture.env.cache, "gone.test", DNS_TYPE_A,
+                               &nx, reactor_now_ms(fixture.reactor)), 0);
+    cr_assert_eq(chase_run("a.test", &answer), 0);
+    cr_assert_eq(answer.status, DNS_ANSWER_NXDOMAIN);
+    cr_assert_eq(answer.ttl, 30);
 }
 
 /* ---- resolv.conf ------------------------------------------------------- */
