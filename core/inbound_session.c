@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/auth_users.h"
+#include "core/auth_worker.h"
 #include "core/config.h"
 #include "core/daemon.h"
 #include "core/inbound.h"
@@ -27,6 +29,11 @@ static void session_flush(struct inbound_session *s);
 static void session_stop_reading(struct inbound_session *s);
 static void session_settle(struct inbound_session *s);
 static uint64_t session_timeout_ms(const struct inbound_session *s);
+
+/* A failed AUTH is answered after 1 s, then 2 s, 4 s and at most 8 s, so
+ * a client guesses slowly even across max_errors. */
+#define SESSION_AUTH_DELAY_MS 1000u
+#define SESSION_AUTH_DELAY_MAX_MS 8000u
 
 static struct daemon *session_daemon(const struct inbound_session *s)
 {
@@ -157,7 +164,9 @@ static int session_rcpt_policy(struct inbound_session *s,
                  to->address);
         return -1;
     }
-    if (s->relay_client ||
+    /* An authenticated client may relay anywhere, like one in
+     * relay_networks. */
+    if (s->relay_client || smtp_server_auth_user(s->smtp) != NULL ||
         relay_access_accepted_domain(config, to->domain)) {
         return 0;
     }
@@ -274,6 +283,10 @@ static int session_write_trace(struct inbound_session *s)
         .queue_id = queue_writer_id(s->writer),
         .rcpt = s->rcpt_count == 1 ? s->rcpts[0] : NULL,
         .when = time(NULL),
+        .authenticated = smtp_server_auth_user(s->smtp) != NULL,
+        .auth_user = config->auth_received_header
+                         ? smtp_server_auth_user(s->smtp)
+                         : NULL,
     };
     char header[1024];
     size_t len;
@@ -385,20 +398,38 @@ static int session_hook_data_write(void *ctx, const char *data, size_t len)
     return 0;
 }
 
+/* session_user_field returns " user=NAME" (quoted as log_quote does)
+ * for an authenticated session, or "". */
+static const char *session_user_field(const struct inbound_session *s,
+                                      char *buf, size_t size)
+{
+    const char *user = smtp_server_auth_user(s->smtp);
+    char quoted[2 * 256 + 8];
+
+    if (user == NULL) {
+        return "";
+    }
+    log_quote(quoted, sizeof(quoted), user, strlen(user));
+    snprintf(buf, size, " user=%s", quoted);
+    return buf;
+}
+
 static void session_commit_done(void *arg, int status, const char *id)
 {
     struct inbound_session *s = arg;
     char reply[SMTP_REPLY_MAX];
     char logged[LOG_PATH_MAX];
+    char user[2 * 256 + 16];
 
     s->commit_pending = false;
     if (status == 0) {
         log_info("id=%s event=accepted from=%s rcpts=%zu size=%" PRIu64
-                 " client=%s session=%" PRIu64,
+                 " client=%s session=%" PRIu64 "%s",
                  id, log_path(logged, sizeof(logged),
                               s->sender ? s->sender : ""),
                  s->rcpt_count,
-                 s->body_bytes, s->client_ip, s->id);
+                 s->body_bytes, s->client_ip, s->id,
+                 session_user_field(s, user, sizeof(user)));
         snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s", id);
     } else {
         log_error("session=%" PRIu64 " error=\"queue commit failed: %s\"",
@@ -483,6 +514,105 @@ static void session_hook_reset(void *ctx)
     session_clear_transaction(ctx);
 }
 
+/* session_auth_log logs the result of an AUTH attempt, with the user
+ * name as the client sent it and never the password. */
+static void session_auth_log(const struct inbound_session *s, bool ok)
+{
+    char quoted[2 * sizeof(s->auth_user) + 8];
+
+    log_quote(quoted, sizeof(quoted), s->auth_user, strlen(s->auth_user));
+    if (ok) {
+        log_info("session=%" PRIu64 " event=auth-ok client=%s user=%s "
+                 "mechanism=%s", s->id, s->client_ip, quoted,
+                 s->auth_mechanism);
+        return;
+    }
+    log_warning("session=%" PRIu64 " event=auth-failed client=%s user=%s "
+                "mechanism=%s failures=%u", s->id, s->client_ip, quoted,
+                s->auth_mechanism, s->auth_failures);
+}
+
+/* session_auth_checked runs on the reactor thread with the worker's
+ * result. A failure is answered only when the delay timer fires. */
+static void session_auth_checked(struct auth_check *check)
+{
+    struct inbound_session *s = check->owner;
+    struct reactor *reactor = session_daemon(s)->reactor;
+    bool ok = check->ok;
+    unsigned shift;
+
+    s->auth_check = NULL;
+    free(check);
+    if (s->closing) {
+        session_settle(s);
+        return;
+    }
+    if (ok) {
+        session_auth_log(s, true);
+        smtp_server_auth_done(s->smtp, true, NULL);
+        if (!smtp_server_closing(s->smtp)) {
+            reactor_timer_set(reactor, &s->timer, session_timeout_ms(s));
+        }
+        session_flush(s);
+        session_settle(s);
+        return;
+    }
+    s->auth_failures++;
+    session_auth_log(s, false);
+    shift = s->auth_failures - 1 < 3 ? s->auth_failures - 1 : 3;
+    s->auth_delay = true;
+    reactor_timer_set(reactor, &s->timer,
+                      (uint64_t)SESSION_AUTH_DELAY_MS << shift);
+}
+
+/* session_auth_reply sends the delayed reply to a failed AUTH: 535, or
+ * 421 and a close once auth_max_failures attempts failed. */
+static void session_auth_reply(struct inbound_session *s)
+{
+    const struct config *config = session_daemon(s)->config;
+    char reply[SMTP_REPLY_MAX];
+
+    s->auth_delay = false;
+    if (s->auth_failures < config->auth_max_failures) {
+        smtp_server_auth_done(s->smtp, false, NULL);
+    } else {
+        log_warning("session=%" PRIu64 " event=reject client=%s "
+                    "reason=\"too many failed AUTH attempts\" max=%u",
+                    s->id, s->client_ip, config->auth_max_failures);
+        snprintf(reply, sizeof(reply), "421 4.7.0 %s Error: too many "
+                 "failed authentication attempts, closing connection",
+                 config->hostname);
+        smtp_server_auth_done(s->smtp, false, reply);
+    }
+}
+
+/* session_hook_auth hands the credentials to the password worker. The
+ * worker checks an unknown user against a dummy hash, so the answer
+ * takes as long as for a real user. */
+static void session_hook_auth(void *ctx, const char *mechanism,
+                              const char *user, const char *password)
+{
+    struct inbound_session *s = ctx;
+    struct daemon *daemon = session_daemon(s);
+    struct auth_check *check = calloc(1, sizeof(*check));
+
+    snprintf(s->auth_user, sizeof(s->auth_user), "%s", user);
+    s->auth_mechanism = mechanism;
+    if (check == NULL) {
+        log_error("session=%" PRIu64 " error=\"out of memory for an AUTH "
+                  "check\"", s->id);
+        smtp_server_auth_done(s->smtp, false, "454 4.7.0 Temporary "
+                              "authentication failure, try again later");
+        return;
+    }
+    check->done = session_auth_checked;
+    check->owner = s;
+    check->hash = auth_users_hash(daemon->auth_users, user, &check->known);
+    snprintf(check->password, sizeof(check->password), "%s", password);
+    s->auth_check = check;
+    auth_worker_submit(daemon->auth_worker, check);
+}
+
 static const struct smtp_server_hooks session_hooks = {
     .mail = session_hook_mail,
     .rcpt = session_hook_rcpt,
@@ -493,10 +623,25 @@ static const struct smtp_server_hooks session_hooks = {
     .reset = session_hook_reset,
 };
 
+/* The same with AUTH, for a daemon with an auth_users_file. */
+static const struct smtp_server_hooks session_auth_hooks = {
+    .mail = session_hook_mail,
+    .rcpt = session_hook_rcpt,
+    .data_begin = session_hook_data_begin,
+    .data_write = session_hook_data_write,
+    .data_end = session_hook_data_end,
+    .data_abort = session_hook_data_abort,
+    .auth = session_hook_auth,
+    .reset = session_hook_reset,
+};
+
 static struct smtp_server *session_protocol_new(struct inbound_session *s)
 {
-    return smtp_server_new(inbound_smtp_options(s->inbound), &session_hooks,
-                           s);
+    const struct smtp_server_hooks *hooks =
+        session_daemon(s)->auth_users != NULL ? &session_auth_hooks
+                                              : &session_hooks;
+
+    return smtp_server_new(inbound_smtp_options(s->inbound), hooks, s);
 }
 
 static int session_identify_peer(struct inbound_session *s)
@@ -764,6 +909,15 @@ static void session_timer_fired(struct reactor_timer *timer)
     struct inbound_session *s = timer->owner;
     struct reactor *reactor = session_daemon(s)->reactor;
 
+    if (s->auth_delay) {
+        session_auth_reply(s);
+        if (!smtp_server_closing(s->smtp)) {
+            reactor_timer_set(reactor, &s->timer, session_timeout_ms(s));
+        }
+        session_flush(s);
+        session_settle(s);
+        return;
+    }
     if (s->greeting_pending) {
         /* The greeting parses any input held while it was delayed. A
          * session shut down meanwhile has sent its 421 instead. */
@@ -867,6 +1021,9 @@ static void session_settle(struct inbound_session *s)
 void inbound_session_free(struct inbound_session *s)
 {
     reactor_timer_cancel(session_daemon(s)->reactor, &s->timer);
+    if (s->auth_check != NULL) {
+        auth_worker_cancel(session_daemon(s)->auth_worker, s->auth_check);
+    }
     inbound_detach(s->inbound, s);
     smtp_server_free(s->smtp);
     queue_writer_abort(s->writer);
