@@ -313,8 +313,16 @@ static int session_begin_record(struct inbound_session *s)
         .flags = s->env_flags,
         .dsn_ret = (enum queue_dsn_ret)s->dsn_ret,
         .envid = s->envid,
+        .auth_user = smtp_server_auth_user(s->smtp),
     };
     int rc;
+
+    /* The authenticated user goes with the message, whatever AUTH= the
+     * client gave. TODO: send AUTH= to next hops that offer AUTH; the
+     * outbound client reads no AUTH keyword from EHLO yet. */
+    if (env.auth_user != NULL) {
+        env.flags |= QUEUE_ENV_AUTH;
+    }
 
     if ((s->env_flags & QUEUE_ENV_DSN) != 0) {
         dsn = calloc(s->rcpt_count, sizeof(*dsn));

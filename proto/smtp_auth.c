@@ -7,10 +7,16 @@
 #include "proto/smtp_chars.h"
 #include "proto/smtp_server_internal.h"
 
-bool smtp_auth_offered(const struct smtp_server *s)
+/* auth_built reports whether AUTH exists for this session at all. */
+static bool auth_built(const struct smtp_server *s)
 {
     return s->hooks->auth != NULL &&
-           (s->encrypted || s->opts->auth_plaintext);
+           (s->opts->disabled_extensions & SMTP_EXT_AUTH) == 0;
+}
+
+bool smtp_auth_offered(const struct smtp_server *s)
+{
+    return auth_built(s) && (s->encrypted || s->opts->auth_plaintext);
 }
 
 static void auth_end_exchange(struct smtp_server *s)
@@ -74,7 +80,7 @@ static void auth_continue(struct smtp_server *s,
  * true when it did. */
 static bool auth_refused(struct smtp_server *s)
 {
-    if (s->hooks->auth == NULL) {
+    if (!auth_built(s)) {
         smtp_server_reject(s, "502 5.5.1 Error: command not implemented");
     } else if (s->state == SMTP_STATE_CONNECTED || !s->esmtp) {
         smtp_server_reject(s, "503 5.5.1 Error: send EHLO first");

@@ -80,6 +80,10 @@
 
 struct smtp_server;
 
+/* The longest decoded AUTH= value of MAIL: a path of 256 octets (RFC
+ * 5321 section 4.5.3.1.3). */
+#define SMTP_AUTH_PARAM_MAX 256
+
 /* Reply buffer size for hooks, without CRLF. */
 #define SMTP_REPLY_MAX 512
 
@@ -96,6 +100,10 @@ struct smtp_mail_params {
     enum smtp_dsn_ret ret;     /* RET= */
     char envid[SMTP_ENVID_MAX + 1]; /* ENVID= xtext-decoded, "" when
                                      * absent */
+    /* AUTH= (RFC 4954 section 5) xtext-decoded: "<>" or a mailbox, ""
+     * when absent. Only a client that AUTH authenticated may set it;
+     * from any other client it is accepted and stored as "<>". */
+    char auth[SMTP_AUTH_PARAM_MAX + 1];
 };
 
 struct smtp_rcpt_params {
@@ -187,7 +195,8 @@ struct smtp_server_hooks {
  * CHUNKING the BDAT command gets 500 like an unknown one. BINARYMIME is
  * offered only with CHUNKING, because a binary body needs BDAT. Without
  * either of them BODY=BINARYMIME gets 555. Without DSN the parameters
- * RET=, ENVID=, NOTIFY= and ORCPT= get 555. */
+ * RET=, ENVID=, NOTIFY= and ORCPT= get 555. Without AUTH the AUTH
+ * command gets 502 and the MAIL parameter AUTH= gets 555. */
 enum smtp_server_extension {
     SMTP_EXT_PIPELINING = 1u << 0,
     SMTP_EXT_SIZE = 1u << 1,
@@ -196,6 +205,8 @@ enum smtp_server_extension {
     SMTP_EXT_CHUNKING = 1u << 4,
     SMTP_EXT_BINARYMIME = 1u << 5,
     SMTP_EXT_DSN = 1u << 6,
+    SMTP_EXT_AUTH = 1u << 7, /* offered only as smtp_server_set_encrypted()
+                              * and auth_plaintext allow */
 };
 
 /* A limit of 0 means none, except max_line, where 0 means 512. */

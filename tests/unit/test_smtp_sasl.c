@@ -248,6 +248,7 @@ struct auth_recorder {
     char mechanism[8];
     int calls;
     bool defer;
+    char mail_auth[SMTP_AUTH_PARAM_MAX + 1]; /* AUTH= of the last MAIL */
 };
 
 static void hook_auth(void *ctx, const char *mechanism, const char *user,
@@ -265,7 +266,19 @@ static void hook_auth(void *ctx, const char *mechanism, const char *user,
     }
 }
 
-static const struct smtp_server_hooks auth_hooks = {.auth = hook_auth};
+static int hook_mail(void *ctx, const struct smtp_path *from,
+                     const struct smtp_mail_params *params, char *reply)
+{
+    struct auth_recorder *r = ctx;
+
+    (void)from;
+    (void)reply;
+    snprintf(r->mail_auth, sizeof(r->mail_auth), "%s", params->auth);
+    return 0;
+}
+
+static const struct smtp_server_hooks auth_hooks = {.mail = hook_mail,
+                                                    .auth = hook_auth};
 
 struct auth_session {
     struct smtp_server_options opts;
@@ -501,5 +514,49 @@ Test(auth_session, no_hook_gives_502)
     cr_assert_null(strstr(feed(&a, "EHLO c.test\r\n"), "AUTH"));
     cr_assert_str_eq(feed(&a, "AUTH PLAIN " PLAIN_USER "\r\n"),
                      "502 5.5.1 Error: command not implemented");
+    smtp_server_free(a.server);
+}
+
+Test(auth_session, mail_auth_parameter)
+{
+    struct auth_session a;
+
+    auth_session_new(&a, true);
+    feed(&a, "EHLO c.test\r\n");
+
+    /* Before AUTH the parameter is accepted but counts as <>. */
+    cr_assert_str_eq(feed(&a, "MAIL FROM:<a@b.test> AUTH=a@b.test\r\n"),
+                     "250 2.1.0 Ok");
+    cr_assert_str_eq(a.rec.mail_auth, "<>");
+    feed(&a, "RSET\r\n");
+    feed(&a, "AUTH PLAIN " PLAIN_USER "\r\n");
+
+    cr_assert_str_eq(feed(&a, "MAIL FROM:<a@b.test> AUTH=a+2Bx@b.test\r\n"),
+                     "250 2.1.0 Ok");
+    cr_assert_str_eq(a.rec.mail_auth, "a+x@b.test");
+    feed(&a, "RSET\r\n");
+    cr_assert_str_eq(feed(&a, "MAIL FROM:<a@b.test> AUTH=<>\r\n"),
+                     "250 2.1.0 Ok");
+    cr_assert_str_eq(a.rec.mail_auth, "<>");
+    feed(&a, "RSET\r\n");
+    cr_assert_str_eq(feed(&a, "MAIL FROM:<a@b.test>\r\n"), "250 2.1.0 Ok");
+    cr_assert_str_eq(a.rec.mail_auth, "");
+    feed(&a, "RSET\r\n");
+    cr_assert(strncmp(feed(&a, "MAIL FROM:<a@b.test> AUTH=not-a-mailbox\r\n"),
+                      "501 5.5.4 Error: invalid MAIL parameter "
+                      "AUTH=not-a-mailbox: expected <>", 68) == 0);
+    cr_assert(strncmp(feed(&a, "MAIL FROM:<a@b.test> AUTH=a+2@b.test\r\n"),
+                      "501 5.5.4 ", 10) == 0);
+    smtp_server_free(a.server);
+}
+
+Test(auth_session, mail_auth_not_offered)
+{
+    struct auth_session a;
+
+    auth_session_new(&a, false);
+    feed(&a, "EHLO c.test\r\n");
+    cr_assert_str_eq(feed(&a, "MAIL FROM:<a@b.test> AUTH=<>\r\n"),
+                     "555 5.5.4 Error: MAIL parameter not offered: AUTH=<>");
     smtp_server_free(a.server);
 }
