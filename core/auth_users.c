@@ -256,7 +256,10 @@ void auth_users_free(struct auth_users *users)
     if (users == NULL) {
         return;
     }
-    explicit_bzero(users->entries, users->count * sizeof(*users->entries));
+    if (users->entries != NULL) {
+        explicit_bzero(users->entries,
+                       users->count * sizeof(*users->entries));
+    }
     free(users->entries);
     free(users);
 }
