@@ -990,6 +990,14 @@ static const char *session_end_reason(const struct inbound_session *s)
     return s->peer_eof ? "client closed the connection" : "connection error";
 }
 
+/* session_auth_pending is true while an AUTH reply is still to come: a
+ * client that half-closed after AUTH gets it before the close. */
+static bool session_auth_pending(const struct inbound_session *s)
+{
+    return (s->auth_check != NULL || s->auth_delay) &&
+           !smtp_server_closing(s->smtp);
+}
+
 /* session_settle is the one place that frees a session, so every entry
  * point (completion, timer, commit) calls it last and touches nothing
  * after it. It ends a conversation whose client said QUIT or half-closed
@@ -1006,7 +1014,8 @@ static void session_settle(struct inbound_session *s)
         bool finished = s->smtp == NULL || s->peer_eof ||
                         smtp_server_closing(s->smtp);
 
-        if (!drained || !finished || s->commit_pending) {
+        if (!drained || !finished || s->commit_pending ||
+            session_auth_pending(s)) {
             return;
         }
         session_stop_reading(s);

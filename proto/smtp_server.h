@@ -34,9 +34,10 @@
  * command: "*" cancels with 501 5.0.0, bad base64 gets 501 5.5.2. With
  * the credentials decoded the session calls the auth hook and parses
  * nothing more until smtp_server_auth_done() answers; the default replies
- * are 235 2.7.0 and 535 5.7.8. The 501 and 503 replies count toward
- * max_errors, a 535 does not, because the owner limits failed
- * attempts itself.
+ * are 235 2.7.0 and 535 5.7.8. Every refusal that the session sends
+ * itself (501, 502, 503, 504, 538, and the 535 for a PLAIN authzid that
+ * differs from the user) counts toward max_errors. The owner's answer
+ * does not, because the owner limits failed attempts itself.
  *
  * DATA: body bytes reach hooks->data_write() in wire form (CRLF,
  * dot-stuffed as received), without the final ".CRLF". A bare CR or LF

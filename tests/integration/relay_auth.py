@@ -22,6 +22,7 @@ Usage (inside netns_run.sh): relay_auth.py BUILD_DIR
 import base64
 import crypt
 import smtplib
+import socket
 import subprocess
 import time
 
@@ -240,6 +241,17 @@ def check_failures(tap, harness):
     tap.check(reply.startswith("235 "), "AUTH after a failure may succeed",
               reply)
     client.command(b"QUIT\r\n")
+    client.close()
+
+    # A client that half-closes after AUTH still gets the delayed reply.
+    client = raw_session()
+    client.sock.sendall(b"AUTH PLAIN " + plain("alice", "wrong").encode()
+                        + b"\r\n")
+    client.sock.shutdown(socket.SHUT_WR)
+    reply = client.reply()
+    tap.check(reply.startswith("535 5.7.8 "),
+              "half-closed client gets its 535", reply)
+    tap.check(client.closed(), "session closes after the 535")
     client.close()
 
     reply = raw_session().command(b"AUTH PLAIN " + plain(
