@@ -275,10 +275,13 @@ const char *auth_users_hash(const struct auth_users *users,
     char padded[SMTP_SASL_NAME_MAX + 1] = {0};
     const char *hash = users->entries[0].hash;
 
+    bool too_long = strnlen(user, sizeof(padded)) > SMTP_SASL_NAME_MAX;
+
     *known = false;
     strncpy(padded, user, SMTP_SASL_NAME_MAX);
     for (size_t i = 0; i < users->count; i++) {
-        if (auth_equal(users->entries[i].name, padded, sizeof(padded))) {
+        if (auth_equal(users->entries[i].name, padded, sizeof(padded)) &&
+            !too_long) {
             hash = users->entries[i].hash;
             *known = true;
         }

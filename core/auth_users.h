@@ -29,8 +29,9 @@ size_t auth_users_count(const struct auth_users *users);
 
 /* auth_users_hash returns the hash of user and sets *known. For an
  * unknown user it returns the hash of the file's first user with *known
- * false, so checking it costs as much time as checking a real user. The
- * lookup compares every name in the table in full. */
+ * false, so checking it costs as much time as checking a real user of
+ * the same hash type and cost. The lookup compares every name in the
+ * table in full. */
 const char *auth_users_hash(const struct auth_users *users,
                             const char *user, bool *known);
 
