@@ -9,8 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/auth_users.h"
-#include "core/auth_worker.h"
+#include "core/inbound_auth.h"
 #include "core/config.h"
 #include "core/daemon.h"
 #include "core/inbound.h"
@@ -29,11 +28,6 @@ static void session_flush(struct inbound_session *s);
 static void session_stop_reading(struct inbound_session *s);
 static void session_settle(struct inbound_session *s);
 static uint64_t session_timeout_ms(const struct inbound_session *s);
-
-/* A failed AUTH is answered after 1 s, then 2 s, 4 s and at most 8 s, so
- * a client guesses slowly even across max_errors. */
-#define SESSION_AUTH_DELAY_MS 1000u
-#define SESSION_AUTH_DELAY_MAX_MS 8000u
 
 static struct daemon *session_daemon(const struct inbound_session *s)
 {
@@ -522,105 +516,6 @@ static void session_hook_reset(void *ctx)
     session_clear_transaction(ctx);
 }
 
-/* session_auth_log logs the result of an AUTH attempt, with the user
- * name as the client sent it and never the password. */
-static void session_auth_log(const struct inbound_session *s, bool ok)
-{
-    char quoted[2 * sizeof(s->auth_user) + 8];
-
-    log_quote(quoted, sizeof(quoted), s->auth_user, strlen(s->auth_user));
-    if (ok) {
-        log_info("session=%" PRIu64 " event=auth-ok client=%s user=%s "
-                 "mechanism=%s", s->id, s->client_ip, quoted,
-                 s->auth_mechanism);
-        return;
-    }
-    log_warning("session=%" PRIu64 " event=auth-failed client=%s user=%s "
-                "mechanism=%s failures=%u", s->id, s->client_ip, quoted,
-                s->auth_mechanism, s->auth_failures);
-}
-
-/* session_auth_checked runs on the reactor thread with the worker's
- * result. A failure is answered only when the delay timer fires. */
-static void session_auth_checked(struct auth_check *check)
-{
-    struct inbound_session *s = check->owner;
-    struct reactor *reactor = session_daemon(s)->reactor;
-    bool ok = check->ok;
-    unsigned shift;
-
-    s->auth_check = NULL;
-    free(check);
-    if (s->closing) {
-        session_settle(s);
-        return;
-    }
-    if (ok) {
-        session_auth_log(s, true);
-        smtp_server_auth_done(s->smtp, true, NULL);
-        if (!smtp_server_closing(s->smtp)) {
-            reactor_timer_set(reactor, &s->timer, session_timeout_ms(s));
-        }
-        session_flush(s);
-        session_settle(s);
-        return;
-    }
-    s->auth_failures++;
-    session_auth_log(s, false);
-    shift = s->auth_failures - 1 < 3 ? s->auth_failures - 1 : 3;
-    s->auth_delay = true;
-    reactor_timer_set(reactor, &s->timer,
-                      (uint64_t)SESSION_AUTH_DELAY_MS << shift);
-}
-
-/* session_auth_reply sends the delayed reply to a failed AUTH: 535, or
- * 421 and a close once auth_max_failures attempts failed. */
-static void session_auth_reply(struct inbound_session *s)
-{
-    const struct config *config = session_daemon(s)->config;
-    char reply[SMTP_REPLY_MAX];
-
-    s->auth_delay = false;
-    if (s->auth_failures < config->auth_max_failures) {
-        smtp_server_auth_done(s->smtp, false, NULL);
-    } else {
-        log_warning("session=%" PRIu64 " event=reject client=%s "
-                    "reason=\"too many failed AUTH attempts\" max=%u",
-                    s->id, s->client_ip, config->auth_max_failures);
-        snprintf(reply, sizeof(reply), "421 4.7.0 %s Error: too many "
-                 "failed authentication attempts, closing connection",
-                 config->hostname);
-        smtp_server_auth_done(s->smtp, false, reply);
-    }
-}
-
-/* session_hook_auth hands the credentials to the password worker. The
- * worker checks an unknown user against a dummy hash, so the answer
- * takes as long as for a real user. */
-static void session_hook_auth(void *ctx, const char *mechanism,
-                              const char *user, const char *password)
-{
-    struct inbound_session *s = ctx;
-    struct daemon *daemon = session_daemon(s);
-    struct auth_check *check = calloc(1, sizeof(*check));
-
-    snprintf(s->auth_user, sizeof(s->auth_user), "%s", user);
-    s->auth_mechanism = mechanism;
-    if (check == NULL) {
-        log_error("session=%" PRIu64 " error=\"out of memory for an AUTH "
-                  "check\"", s->id);
-        smtp_server_auth_done(s->smtp, false, "454 4.7.0 Temporary "
-                              "authentication failure, try again later");
-        return;
-    }
-    check->done = session_auth_checked;
-    check->owner = s;
-    check->hash = auth_users_hash(daemon->auth_users, user, &check->known);
-    snprintf(check->password, sizeof(check->password), "%s", password);
-    s->auth_check = check;
-    auth_worker_submit(daemon->auth_worker, check);
-}
-
 static const struct smtp_server_hooks session_hooks = {
     .mail = session_hook_mail,
     .rcpt = session_hook_rcpt,
@@ -639,7 +534,7 @@ static const struct smtp_server_hooks session_auth_hooks = {
     .data_write = session_hook_data_write,
     .data_end = session_hook_data_end,
     .data_abort = session_hook_data_abort,
-    .auth = session_hook_auth,
+    .auth = inbound_auth_hook,
     .reset = session_hook_reset,
 };
 
@@ -918,12 +813,8 @@ static void session_timer_fired(struct reactor_timer *timer)
     struct reactor *reactor = session_daemon(s)->reactor;
 
     if (s->auth_delay) {
-        session_auth_reply(s);
-        if (!smtp_server_closing(s->smtp)) {
-            reactor_timer_set(reactor, &s->timer, session_timeout_ms(s));
-        }
-        session_flush(s);
-        session_settle(s);
+        inbound_auth_delay_over(s);
+        inbound_session_answered(s);
         return;
     }
     if (s->greeting_pending) {
@@ -943,6 +834,18 @@ static void session_timer_fired(struct reactor_timer *timer)
              smtp_server_receiving_data(s->smtp) ? "data" : "command");
     smtp_server_timeout(s->smtp);
     session_flush(s);
+    session_settle(s);
+}
+
+void inbound_session_answered(struct inbound_session *s)
+{
+    if (!s->closing) {
+        if (!smtp_server_closing(s->smtp)) {
+            reactor_timer_set(session_daemon(s)->reactor, &s->timer,
+                              session_timeout_ms(s));
+        }
+        session_flush(s);
+    }
     session_settle(s);
 }
 
@@ -990,14 +893,6 @@ static const char *session_end_reason(const struct inbound_session *s)
     return s->peer_eof ? "client closed the connection" : "connection error";
 }
 
-/* session_auth_pending is true while an AUTH reply is still to come: a
- * client that half-closed after AUTH gets it before the close. */
-static bool session_auth_pending(const struct inbound_session *s)
-{
-    return (s->auth_check != NULL || s->auth_delay) &&
-           !smtp_server_closing(s->smtp);
-}
-
 /* session_settle is the one place that frees a session, so every entry
  * point (completion, timer, commit) calls it last and touches nothing
  * after it. It ends a conversation whose client said QUIT or half-closed
@@ -1015,7 +910,7 @@ static void session_settle(struct inbound_session *s)
                         smtp_server_closing(s->smtp);
 
         if (!drained || !finished || s->commit_pending ||
-            session_auth_pending(s)) {
+            inbound_auth_pending(s)) {
             return;
         }
         session_stop_reading(s);
@@ -1038,9 +933,7 @@ static void session_settle(struct inbound_session *s)
 void inbound_session_free(struct inbound_session *s)
 {
     reactor_timer_cancel(session_daemon(s)->reactor, &s->timer);
-    if (s->auth_check != NULL) {
-        auth_worker_cancel(session_daemon(s)->auth_worker, s->auth_check);
-    }
+    inbound_auth_cancel(s);
     inbound_detach(s->inbound, s);
     smtp_server_free(s->smtp);
     queue_writer_abort(s->writer);

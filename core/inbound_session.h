@@ -82,6 +82,12 @@ struct inbound_session {
  * on failure it closes fd. */
 void inbound_session_start(struct inbound *inbound, int fd);
 
+/* inbound_session_answered restarts the command timer and sends the
+ * queued replies after a reply that came from outside the reactor's
+ * input path (an AUTH result), then frees the session when it is done.
+ * Nothing may touch the session after the call. */
+void inbound_session_answered(struct inbound_session *session);
+
 /* inbound_session_shutdown says 421 and closes once the reply is sent. */
 void inbound_session_shutdown(struct inbound_session *session);
 
