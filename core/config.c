@@ -36,6 +36,7 @@
 #define CONFIG_TIMEOUT_COMMAND_DEFAULT 300
 #define CONFIG_TIMEOUT_DATA_DEFAULT 180
 #define CONFIG_GREETING_DELAY_DEFAULT 1
+#define CONFIG_AUTH_MAX_FAILURES_DEFAULT 3
 #define CONFIG_RETRY_INTERVAL_DEFAULT 60
 #define CONFIG_RETRY_MAX_INTERVAL_DEFAULT 3600
 /* Each unreachable address can cost the 30-second connect timeout, so 10
@@ -110,6 +111,8 @@ static const struct config_number config_numbers[] = {
      false},
     {"timeout_data", 1, 3600, offsetof(struct config, timeout_data), false},
     {"greeting_delay", 0, 60, offsetof(struct config, greeting_delay),
+     false},
+    {"auth_max_failures", 1, 100, offsetof(struct config, auth_max_failures),
      false},
     {"retry_interval", 1, 86400, offsetof(struct config, retry_interval),
      false},
@@ -202,6 +205,9 @@ static void config_free_fields(struct config *config,
     if (config->postmaster != keep->postmaster) {
         free(config->postmaster);
     }
+    if (config->auth_users_file != keep->auth_users_file) {
+        free(config->auth_users_file);
+    }
     if (config->routes != keep->routes) {
         for (size_t i = 0; i < config->route_count; i++) {
             free(config->routes[i].domain);
@@ -280,6 +286,8 @@ int config_init(struct config *config)
     config->queue_lifetime = CONFIG_QUEUE_LIFETIME_DEFAULT;
     config->delay_warning = 0;
     config->reject_early_talkers = true;
+    config->auth_max_failures = CONFIG_AUTH_MAX_FAILURES_DEFAULT;
+    config->auth_received_header = true;
     config->max_mx_hosts = CONFIG_MAX_MX_HOSTS_DEFAULT;
     config->max_mx_addresses = CONFIG_MAX_MX_ADDRESSES_DEFAULT;
     config->log_level = LOG_LEVEL_INFO;
@@ -765,6 +773,42 @@ static int config_apply_reject_early_talkers(struct config_loader *loader,
     return 0;
 }
 
+/* Stores auth_plaintext or auth_received_header. */
+static int config_apply_auth_flag(struct config_loader *loader,
+                                  const struct conf_node *node)
+{
+    if (config_expect(loader, node, CONF_BOOL) < 0) {
+        return -1;
+    }
+    if (strcmp(loader->key, "auth_plaintext") == 0) {
+        loader->next->auth_plaintext = node->boolean;
+    } else {
+        loader->next->auth_received_header = node->boolean;
+    }
+    return 0;
+}
+
+static int config_apply_auth_users_file(struct config_loader *loader,
+                                        const struct conf_node *node)
+{
+    char *path;
+
+    if (config_expect(loader, node, CONF_STRING) < 0) {
+        return -1;
+    }
+    if (node->text[0] == '\0') {
+        return config_invalid(loader, node, "the file name must not be "
+                                            "empty; leave the key out to "
+                                            "turn AUTH off");
+    }
+    path = strdup(node->text);
+    if (path == NULL) {
+        return config_out_of_memory(loader, node);
+    }
+    loader->next->auth_users_file = path;
+    return 0;
+}
+
 static int config_apply_mx_allow_loopback(struct config_loader *loader,
                                           const struct conf_node *node)
 {
@@ -918,6 +962,10 @@ static const struct config_key config_keys[] = {
     {"max_mx_addresses", config_apply_count},
     {"log_level", config_apply_log_level},
     {"postmaster", config_apply_postmaster},
+    {"auth_users_file", config_apply_auth_users_file},
+    {"auth_plaintext", config_apply_auth_flag},
+    {"auth_max_failures", config_apply_count},
+    {"auth_received_header", config_apply_auth_flag},
 };
 
 static const struct config_key *config_find_key(const char *name)

@@ -90,6 +90,12 @@ struct config {
     enum log_level log_level;
     char *postmaster;             /* RCPT TO:<postmaster> goes here;
                                    * NULL: rejected */
+
+    /* SMTP AUTH. Without a users file AUTH is not offered. */
+    char *auth_users_file;        /* user:crypt-hash lines; NULL: none */
+    bool auth_plaintext;          /* offer AUTH without TLS */
+    unsigned auth_max_failures;   /* failed AUTHs before 421 and close */
+    bool auth_received_header;    /* name the user in Received: */
 };
 
 /* config_init fills every key with its default. Returns 0, or -1 when out

@@ -12,6 +12,8 @@ struct dns_resolver;
 struct inbound;
 struct outbound;
 struct control;
+struct auth_users;
+struct auth_worker;
 
 struct daemon {
     const struct config *config;
@@ -21,6 +23,8 @@ struct daemon {
     struct inbound *inbound;
     struct outbound *outbound;
     struct control *control;      /* NULL until the queue is open */
+    struct auth_users *auth_users; /* NULL: AUTH is not offered */
+    struct auth_worker *auth_worker; /* set when auth_users is */
     bool stopping;                /* SIGTERM/SIGINT seen */
 };
 

@@ -11,6 +11,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "core/auth_users.h"
+#include "core/auth_worker.h"
 #include "core/config.h"
 #include "core/control.h"
 #include "core/daemon.h"
@@ -218,6 +220,12 @@ static int daemon_run(struct daemon *daemon)
         daemon_open_queue(daemon) < 0) {
         goto out;
     }
+    if (daemon->auth_users != NULL) {
+        daemon->auth_worker = auth_worker_new(daemon->reactor);
+        if (daemon->auth_worker == NULL) {
+            goto out;
+        }
+    }
     daemon->inbound = inbound_new(daemon);
     if (daemon->inbound == NULL) {
         goto out;
@@ -245,7 +253,10 @@ out:
         log_error("error=\"queue sync failed: %s\"", strerror(errno));
         status = 1;
     }
+    /* Sessions cancel their password checks, so the worker goes after
+     * them. */
     inbound_free(daemon->inbound);
+    auth_worker_free(daemon->auth_worker);
     control_free(daemon->control);
     outbound_free(daemon->outbound);
     dns_resolver_free(daemon->resolver);
@@ -307,14 +318,29 @@ int main(int argc, char **argv)
         config_cleanup(&config);
         return 1;
     }
+    if (config.auth_users_file != NULL &&
+        auth_users_load(config.auth_users_file, &daemon.auth_users, err,
+                        sizeof(err)) < 0) {
+        fprintf(stderr, "ringrelay: auth_users_file: %s\n", err);
+        config_cleanup(&config);
+        return 1;
+    }
     if (check_only) {
         printf("ringrelay: configuration %s is valid\n",
                path != NULL ? path : "(defaults)");
+        auth_users_free(daemon.auth_users);
         config_cleanup(&config);
         return 0;
     }
     log_set_level(config.log_level);
+    if (daemon.auth_users != NULL) {
+        log_info("event=auth-users file=%s users=%zu plaintext=%s",
+                 config.auth_users_file,
+                 auth_users_count(daemon.auth_users),
+                 config.auth_plaintext ? "yes" : "no");
+    }
     status = daemon_run(&daemon);
+    auth_users_free(daemon.auth_users);
     config_cleanup(&config);
     return status;
 }

@@ -156,6 +156,7 @@ struct inbound *inbound_new(struct daemon *daemon)
     inbound->smtp_options.max_errors = config->max_errors;
     inbound->smtp_options.max_hops = config->max_hops;
     inbound->smtp_options.max_junk_commands = config->max_junk_commands;
+    inbound->smtp_options.auth_plaintext = config->auth_plaintext;
     if (inbound_clients_init(&inbound->clients, config->max_connections) <
         0) {
         log_error("error=\"out of memory\"");

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/inbound_auth.h"
 #include "core/config.h"
 #include "core/daemon.h"
 #include "core/inbound.h"
@@ -157,7 +158,9 @@ static int session_rcpt_policy(struct inbound_session *s,
                  to->address);
         return -1;
     }
-    if (s->relay_client ||
+    /* An authenticated client may relay anywhere, like one in
+     * relay_networks. */
+    if (s->relay_client || smtp_server_auth_user(s->smtp) != NULL ||
         relay_access_accepted_domain(config, to->domain)) {
         return 0;
     }
@@ -274,6 +277,10 @@ static int session_write_trace(struct inbound_session *s)
         .queue_id = queue_writer_id(s->writer),
         .rcpt = s->rcpt_count == 1 ? s->rcpts[0] : NULL,
         .when = time(NULL),
+        .authenticated = smtp_server_auth_user(s->smtp) != NULL,
+        .auth_user = config->auth_received_header
+                         ? smtp_server_auth_user(s->smtp)
+                         : NULL,
     };
     char header[1024];
     size_t len;
@@ -300,8 +307,16 @@ static int session_begin_record(struct inbound_session *s)
         .flags = s->env_flags,
         .dsn_ret = (enum queue_dsn_ret)s->dsn_ret,
         .envid = s->envid,
+        .auth_user = smtp_server_auth_user(s->smtp),
     };
     int rc;
+
+    /* The authenticated user goes with the message, whatever AUTH= the
+     * client gave. TODO: send AUTH= to next hops that offer AUTH; the
+     * outbound client reads no AUTH keyword from EHLO yet. */
+    if (env.auth_user != NULL) {
+        env.flags |= QUEUE_ENV_AUTH;
+    }
 
     if ((s->env_flags & QUEUE_ENV_DSN) != 0) {
         dsn = calloc(s->rcpt_count, sizeof(*dsn));
@@ -385,20 +400,38 @@ static int session_hook_data_write(void *ctx, const char *data, size_t len)
     return 0;
 }
 
+/* session_user_field returns " user=NAME" (quoted as log_quote does)
+ * for an authenticated session, or "". */
+static const char *session_user_field(const struct inbound_session *s,
+                                      char *buf, size_t size)
+{
+    const char *user = smtp_server_auth_user(s->smtp);
+    char quoted[2 * 256 + 8];
+
+    if (user == NULL) {
+        return "";
+    }
+    log_quote(quoted, sizeof(quoted), user, strlen(user));
+    snprintf(buf, size, " user=%s", quoted);
+    return buf;
+}
+
 static void session_commit_done(void *arg, int status, const char *id)
 {
     struct inbound_session *s = arg;
     char reply[SMTP_REPLY_MAX];
     char logged[LOG_PATH_MAX];
+    char user[2 * 256 + 16];
 
     s->commit_pending = false;
     if (status == 0) {
         log_info("id=%s event=accepted from=%s rcpts=%zu size=%" PRIu64
-                 " client=%s session=%" PRIu64,
+                 " client=%s session=%" PRIu64 "%s",
                  id, log_path(logged, sizeof(logged),
                               s->sender ? s->sender : ""),
                  s->rcpt_count,
-                 s->body_bytes, s->client_ip, s->id);
+                 s->body_bytes, s->client_ip, s->id,
+                 session_user_field(s, user, sizeof(user)));
         snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s", id);
     } else {
         log_error("session=%" PRIu64 " error=\"queue commit failed: %s\"",
@@ -493,10 +526,25 @@ static const struct smtp_server_hooks session_hooks = {
     .reset = session_hook_reset,
 };
 
+/* The same with AUTH, for a daemon with an auth_users_file. */
+static const struct smtp_server_hooks session_auth_hooks = {
+    .mail = session_hook_mail,
+    .rcpt = session_hook_rcpt,
+    .data_begin = session_hook_data_begin,
+    .data_write = session_hook_data_write,
+    .data_end = session_hook_data_end,
+    .data_abort = session_hook_data_abort,
+    .auth = inbound_auth_hook,
+    .reset = session_hook_reset,
+};
+
 static struct smtp_server *session_protocol_new(struct inbound_session *s)
 {
-    return smtp_server_new(inbound_smtp_options(s->inbound), &session_hooks,
-                           s);
+    const struct smtp_server_hooks *hooks =
+        session_daemon(s)->auth_users != NULL ? &session_auth_hooks
+                                              : &session_hooks;
+
+    return smtp_server_new(inbound_smtp_options(s->inbound), hooks, s);
 }
 
 static int session_identify_peer(struct inbound_session *s)
@@ -764,6 +812,11 @@ static void session_timer_fired(struct reactor_timer *timer)
     struct inbound_session *s = timer->owner;
     struct reactor *reactor = session_daemon(s)->reactor;
 
+    if (s->auth_delay) {
+        inbound_auth_delay_over(s);
+        inbound_session_answered(s);
+        return;
+    }
     if (s->greeting_pending) {
         /* The greeting parses any input held while it was delayed. A
          * session shut down meanwhile has sent its 421 instead. */
@@ -781,6 +834,18 @@ static void session_timer_fired(struct reactor_timer *timer)
              smtp_server_receiving_data(s->smtp) ? "data" : "command");
     smtp_server_timeout(s->smtp);
     session_flush(s);
+    session_settle(s);
+}
+
+void inbound_session_answered(struct inbound_session *s)
+{
+    if (!s->closing) {
+        if (!smtp_server_closing(s->smtp)) {
+            reactor_timer_set(session_daemon(s)->reactor, &s->timer,
+                              session_timeout_ms(s));
+        }
+        session_flush(s);
+    }
     session_settle(s);
 }
 
@@ -844,7 +909,8 @@ static void session_settle(struct inbound_session *s)
         bool finished = s->smtp == NULL || s->peer_eof ||
                         smtp_server_closing(s->smtp);
 
-        if (!drained || !finished || s->commit_pending) {
+        if (!drained || !finished || s->commit_pending ||
+            inbound_auth_pending(s)) {
             return;
         }
         session_stop_reading(s);
@@ -867,6 +933,7 @@ static void session_settle(struct inbound_session *s)
 void inbound_session_free(struct inbound_session *s)
 {
     reactor_timer_cancel(session_daemon(s)->reactor, &s->timer);
+    inbound_auth_cancel(s);
     inbound_detach(s->inbound, s);
     smtp_server_free(s->smtp);
     queue_writer_abort(s->writer);

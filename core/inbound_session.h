@@ -12,6 +12,7 @@
 
 #include "core/reactor.h"
 
+struct auth_check;
 struct daemon;
 struct inbound;
 struct inbound_client;
@@ -37,7 +38,8 @@ struct inbound_session {
     struct reactor_op recv_op;
     struct reactor_op send_op;
     struct reactor_timer timer;   /* the greeting delay, then the command
-                                   * or data timeout; the only timer */
+                                   * or data timeout, or the delay of a
+                                   * failed AUTH reply; the only timer */
     struct iovec send_iov[INBOUND_SEND_IOVS]; /* borrowed by send_op */
     bool closing;                 /* no more input is read */
     bool peer_eof;                /* the client half-closed: answer what
@@ -53,6 +55,13 @@ struct inbound_session {
     bool greeting_pending;        /* in the greeting delay */
     bool refused;                 /* refused at connect: its reject line
                                    * replaces the disconnect line */
+
+    /* SMTP AUTH. */
+    struct auth_check *auth_check; /* the password check in the worker */
+    unsigned auth_failures;       /* failed attempts in this session */
+    bool auth_delay;              /* the timer delays a failure reply */
+    const char *auth_mechanism;   /* "PLAIN" or "LOGIN" of the attempt */
+    char auth_user[256];          /* user name of the attempt, for logs */
 
     /* The open transaction. */
     char *sender;
@@ -72,6 +81,12 @@ struct inbound_session {
 /* inbound_session_start takes a connected socket and greets the client;
  * on failure it closes fd. */
 void inbound_session_start(struct inbound *inbound, int fd);
+
+/* inbound_session_answered restarts the command timer and sends the
+ * queued replies after a reply that came from outside the reactor's
+ * input path (an AUTH result), then frees the session when it is done.
+ * Nothing may touch the session after the call. */
+void inbound_session_answered(struct inbound_session *session);
 
 /* inbound_session_shutdown says 421 and closes once the reply is sent. */
 void inbound_session_shutdown(struct inbound_session *session);

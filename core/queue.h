@@ -50,6 +50,10 @@ enum queue_rcpt_state {
  * BDAT, after the Received: header, and goes out only with BDAT. */
 #define QUEUE_ENV_BINARYMIME 0x4u
 #define QUEUE_ENV_DSN 0x8u
+/* The client authenticated with SMTP AUTH; the envelope ends with the
+ * user name. A record without it, such as every record written before
+ * AUTH support, reads back with auth_user "". */
+#define QUEUE_ENV_AUTH 0x10u
 
 /* RET= of the message (RFC 3461), as stored. */
 enum queue_dsn_ret {
@@ -108,6 +112,7 @@ struct queue_envelope {
     enum queue_dsn_ret dsn_ret;
     const char *envid;         /* decoded ENVID, "" or NULL if none */
     const struct queue_dsn_rcpt *dsn_rcpts;
+    const char *auth_user;     /* read only with QUEUE_ENV_AUTH set */
 };
 
 struct queue_rcpt {
@@ -133,6 +138,7 @@ struct queue_msg {
     const char *sender;
     enum queue_dsn_ret dsn_ret;
     const char *envid;           /* decoded ENVID, "" if none */
+    const char *auth_user;       /* SMTP AUTH user, "" if none */
     struct queue_rcpt *rcpts;
     size_t rcpt_count;
     const char *body;            /* wire form, in the mapping; raw

@@ -7,13 +7,14 @@
 
 #define QUEUE_ENV_KNOWN_FLAGS                                        \
     (QUEUE_ENV_8BITMIME | QUEUE_ENV_SMTPUTF8 | QUEUE_ENV_BINARYMIME |  \
-     QUEUE_ENV_DSN)
+     QUEUE_ENV_DSN | QUEUE_ENV_AUTH)
 
 #define QUEUE_DSN_NOTIFY_KNOWN                                       \
     (QUEUE_DSN_NOTIFY_SUCCESS | QUEUE_DSN_NOTIFY_FAILURE |           \
      QUEUE_DSN_NOTIFY_DELAY | QUEUE_DSN_NOTIFY_NEVER)
 
-/* Stands in for the DSN strings of a record without DSN fields. */
+/* Stands in for the DSN strings and the AUTH user of a record without
+ * those fields. */
 static const char queue_no_dsn_text[] = "";
 
 static void put_le16(uint8_t *p, uint16_t v)
@@ -231,6 +232,14 @@ size_t queue_envelope_encoded_len(const struct queue_envelope *env)
         errno = EINVAL;
         return 0;
     }
+    if ((env->flags & QUEUE_ENV_AUTH) != 0) {
+        if (env->auth_user == NULL ||
+            !queue_address_valid(env->auth_user, &len)) {
+            errno = EINVAL;
+            return 0;
+        }
+        total += 2 + len;
+    }
     return total;
 }
 
@@ -252,17 +261,20 @@ void queue_envelope_encode(uint8_t *out, const struct queue_envelope *env)
     for (size_t i = 0; i < env->rcpt_count; i++) {
         out = queue_address_encode(out, env->rcpts[i]);
     }
-    if ((env->flags & QUEUE_ENV_DSN) == 0) {
-        return;
+    if ((env->flags & QUEUE_ENV_DSN) != 0) {
+        put_le16(out, (uint16_t)env->dsn_ret);
+        out = queue_address_encode(out + 2,
+                                   queue_text_or_empty(env->envid));
+        for (size_t i = 0; i < env->rcpt_count; i++) {
+            const struct queue_dsn_rcpt *dsn = &env->dsn_rcpts[i];
+
+            put_le16(out, (uint16_t)dsn->notify);
+            out = queue_address_encode(out + 2,
+                                       queue_text_or_empty(dsn->orcpt));
+        }
     }
-
-    put_le16(out, (uint16_t)env->dsn_ret);
-    out = queue_address_encode(out + 2, queue_text_or_empty(env->envid));
-    for (size_t i = 0; i < env->rcpt_count; i++) {
-        const struct queue_dsn_rcpt *dsn = &env->dsn_rcpts[i];
-
-        put_le16(out, (uint16_t)dsn->notify);
-        out = queue_address_encode(out + 2, queue_text_or_empty(dsn->orcpt));
+    if ((env->flags & QUEUE_ENV_AUTH) != 0) {
+        queue_address_encode(out, env->auth_user);
     }
 }
 
@@ -348,6 +360,13 @@ int queue_envelope_check(const uint8_t *in, size_t len,
         queue_dsn_check(&in, end, info) < 0) {
         return -1;
     }
+    if ((info->flags & QUEUE_ENV_AUTH) != 0) {
+        address_len = queue_address_check(&in, end);
+        if (address_len < 0) {
+            return -1;
+        }
+        info->string_bytes += (size_t)address_len + 1;
+    }
 
     return in == end ? 0 : -1;
 }
@@ -373,6 +392,7 @@ void queue_envelope_decode(const uint8_t *in, char *strings,
 
     msg->dsn_ret = QUEUE_DSN_RET_UNSET;
     msg->envid = queue_no_dsn_text;
+    msg->auth_user = queue_no_dsn_text;
     in = queue_address_decode(in + 8, &strings, &msg->sender);
     for (uint32_t i = 0; i < count; i++) {
         in = queue_address_decode(in, &strings, &rcpts[i].address);
@@ -382,14 +402,15 @@ void queue_envelope_decode(const uint8_t *in, char *strings,
         rcpts[i].attempts = 0;
         rcpts[i].next_attempt = 0;
     }
-    if ((flags & QUEUE_ENV_DSN) == 0) {
-        return;
+    if ((flags & QUEUE_ENV_DSN) != 0) {
+        msg->dsn_ret = (enum queue_dsn_ret)get_le16(in);
+        in = queue_address_decode(in + 2, &strings, &msg->envid);
+        for (uint32_t i = 0; i < count; i++) {
+            rcpts[i].dsn_notify = get_le16(in);
+            in = queue_address_decode(in + 2, &strings, &rcpts[i].orcpt);
+        }
     }
-
-    msg->dsn_ret = (enum queue_dsn_ret)get_le16(in);
-    in = queue_address_decode(in + 2, &strings, &msg->envid);
-    for (uint32_t i = 0; i < count; i++) {
-        rcpts[i].dsn_notify = get_le16(in);
-        in = queue_address_decode(in + 2, &strings, &rcpts[i].orcpt);
+    if ((flags & QUEUE_ENV_AUTH) != 0) {
+        queue_address_decode(in, &strings, &msg->auth_user);
     }
 }

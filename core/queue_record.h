@@ -49,7 +49,13 @@
  *
  * A record without the flag has no DSN fields, so records written before
  * DSN support still read back. An older reader rejects the flag and
- * drops such records as invalid_envelope. Strings contain no NUL byte.
+ * drops such records as invalid_envelope. Then, only when the flags have
+ * QUEUE_ENV_AUTH (0x10):
+ *
+ *   u16 length, bytes of the SMTP AUTH user that submitted the message
+ *
+ * with the same rule for records without the flag and older readers.
+ * Strings contain no NUL byte.
  *
  * The record CRC32C runs over the envelope, then the body, then the 64
  * header bytes with the CRC field zeroed. The header comes last so a

@@ -314,6 +314,8 @@ static void queue_report_show_text(FILE *out, const struct queue_msg *msg)
             msg->flags == 0 ? " -" : "");
     fprintf(out, "dsn_ret: %s\nenvid: ", ret != NULL ? ret : "-");
     queue_report_text_field(out, msg->envid, " ");
+    fputs("\nauth_user: ", out);
+    queue_report_text_field(out, msg->auth_user, " ");
 
     fputs("\nrecipients:\n", out);
     for (size_t i = 0; i < msg->rcpt_count; i++) {
@@ -352,6 +354,8 @@ static void queue_report_show_json(FILE *out, const struct queue_msg *msg)
     queue_report_json_str(out, ret);
     fputs(",\"envid\":", out);
     queue_report_json_str(out, msg->envid);
+    fputs(",\"auth_user\":", out);
+    queue_report_json_str(out, msg->auth_user);
 
     /* The wire form goes out as stored, dot-stuffing included, so a
      * script sees the exact bytes. */

@@ -50,6 +50,7 @@ static void command_noop(struct smtp_server *s, const struct smtp_args *a);
 static void command_quit(struct smtp_server *s, const struct smtp_args *a);
 static void command_vrfy(struct smtp_server *s, const struct smtp_args *a);
 static void command_help(struct smtp_server *s, const struct smtp_args *a);
+static void command_auth(struct smtp_server *s, const struct smtp_args *a);
 static void command_not_implemented(struct smtp_server *s,
                                     const struct smtp_args *a);
 
@@ -80,13 +81,15 @@ static const struct smtp_command smtp_commands[] = {
      SMTP_PARAM_NONE, "VRFY address", command_vrfy},
     {"HELP", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
      SMTP_PARAM_NONE, "HELP", command_help},
+    /* AUTH is allowed in every command state so that its handler can
+     * name the reason of a refusal (smtp_auth.c). */
+    {"AUTH", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
+     SMTP_PARAM_NONE, "AUTH mechanism [initial-response]", command_auth},
     /* Known verbs without an implementation get 502 rather than the 500
-     * of an unknown verb. STARTTLS and AUTH become real commands by
-     * giving their rows states, a grammar and a handler. */
+     * of an unknown verb. STARTTLS becomes a real command by giving its
+     * row states, a grammar and a handler. */
     {"STARTTLS", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
      SMTP_PARAM_NONE, "STARTTLS", command_not_implemented},
-    {"AUTH", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
-     SMTP_PARAM_NONE, "AUTH mechanism", command_not_implemented},
     {"EXPN", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
      SMTP_PARAM_NONE, "EXPN list", command_not_implemented},
     {"TURN", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
@@ -376,6 +379,9 @@ static void command_ehlo(struct smtp_server *s, const struct smtp_args *a)
     if ((disabled & SMTP_EXT_DSN) == 0) {
         smtp_server_reply(s, "250-DSN");
     }
+    if (smtp_auth_offered(s)) {
+        smtp_server_reply(s, "250-AUTH PLAIN LOGIN");
+    }
     smtp_server_reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -557,6 +563,8 @@ static void command_help(struct smtp_server *s, const struct smtp_args *a)
         int n;
 
         if (smtp_commands[i].handler == command_not_implemented ||
+            (smtp_commands[i].handler == command_auth &&
+             s->hooks->auth == NULL) ||
             (smtp_commands[i].handler == command_bdat &&
              (s->opts->disabled_extensions & SMTP_EXT_CHUNKING) != 0)) {
             continue;
@@ -577,4 +585,9 @@ static void command_not_implemented(struct smtp_server *s,
 {
     (void)a;
     smtp_server_reject(s, "502 5.5.1 Error: command not implemented");
+}
+
+static void command_auth(struct smtp_server *s, const struct smtp_args *a)
+{
+    smtp_auth_command(s, a->text, a->len);
 }

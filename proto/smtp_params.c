@@ -48,6 +48,8 @@ static const char *param_notify(const char *value, size_t len, unsigned offered,
                                 struct smtp_param_values *values);
 static const char *param_orcpt(const char *value, size_t len, unsigned offered,
                                struct smtp_param_values *values);
+static const char *param_auth(const char *value, size_t len, unsigned offered,
+                              struct smtp_param_values *values);
 
 /* SIZE, BODY and SMTPUTF8 keep 555 for a bad value, as before the table
  * existed. The DSN rows reply 501 with the reason. */
@@ -66,6 +68,8 @@ static const struct smtp_param smtp_params[] = {
      param_notify},
     {"ORCPT", SMTP_PARAM_RCPT, SMTP_EXT_DSN, true, SMTP_PARAM_SYNTAX,
      param_orcpt},
+    {"AUTH", SMTP_PARAM_MAIL, SMTP_EXT_AUTH, true, SMTP_PARAM_SYNTAX,
+     param_auth},
 };
 
 #define SMTP_PARAM_COUNT (sizeof(smtp_params) / sizeof(smtp_params[0]))
@@ -95,7 +99,8 @@ int smtp_parse_size(const char *text, size_t len, uint64_t *size)
 
 unsigned smtp_extensions_offered(unsigned disabled)
 {
-    unsigned offered = ~disabled;
+    /* AUTH depends on the session, see smtp_session_offered(). */
+    unsigned offered = ~disabled & ~(unsigned)SMTP_EXT_AUTH;
 
     /* RFC 3030: a BINARYMIME body can only be sent with BDAT. */
     if ((disabled & SMTP_EXT_CHUNKING) != 0) {
@@ -106,10 +111,16 @@ unsigned smtp_extensions_offered(unsigned disabled)
 
 unsigned smtp_session_offered(const struct smtp_server *s)
 {
+    unsigned offered;
+
     if (!s->esmtp) {
         return 0;
     }
-    return smtp_extensions_offered(s->opts->disabled_extensions);
+    offered = smtp_extensions_offered(s->opts->disabled_extensions);
+    if (smtp_auth_offered(s)) {
+        offered |= SMTP_EXT_AUTH;
+    }
+    return offered;
 }
 
 static bool value_is(const char *value, size_t len, const char *word)
@@ -253,6 +264,29 @@ static const char *param_orcpt(const char *value, size_t len, unsigned offered,
         orcpt[0] = '\0';
     }
     return reason;
+}
+
+/* param_auth parses AUTH=xtext (RFC 4954 section 5), whose decoded value
+ * is "<>" or a mailbox. */
+static const char *param_auth(const char *value, size_t len, unsigned offered,
+                              struct smtp_param_values *values)
+{
+    char *auth = values->mail.auth;
+    struct smtp_mailbox mailbox;
+    long decoded;
+
+    (void)offered;
+    decoded = smtp_xtext_decode(value, len, auth, SMTP_AUTH_PARAM_MAX + 1);
+    if (decoded < 0) {
+        auth[0] = '\0';
+        return smtp_xtext_error_reason(decoded);
+    }
+    if (strcmp(auth, "<>") != 0 &&
+        smtp_mailbox_split(auth, false, &mailbox) != SMTP_PATH_OK) {
+        auth[0] = '\0';
+        return "expected <> or a mailbox such as user@example.com";
+    }
+    return NULL;
 }
 
 static const struct smtp_param *param_find(const char *keyword, size_t len,
@@ -402,6 +436,12 @@ int smtp_params_parse(struct smtp_server *s, enum smtp_param_verb verb,
         while (pos < len && smtp_char_is(text[pos], SMTP_CHAR_BLANK)) {
             pos++;
         }
+    }
+
+    /* RFC 4954 section 5: AUTH= from a client that did not authenticate
+     * counts as AUTH=<>. */
+    if (values->mail.auth[0] != '\0' && !s->authenticated) {
+        memcpy(values->mail.auth, "<>", 3);
     }
     return 0;
 }

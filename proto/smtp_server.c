@@ -70,6 +70,7 @@ void smtp_server_free(struct smtp_server *s)
         s->hooks->data_abort(s->ctx, NULL);
     }
     smtp_server_end_transaction(s);
+    smtp_sasl_clear(&s->sasl);
     smtp_outq_cleanup(&s->out);
     free(s->held);
     free(s);
@@ -271,14 +272,20 @@ bool smtp_server_receiving_data(const struct smtp_server *s)
 
 static size_t session_max_line(const struct smtp_server *s)
 {
-    return s->opts->max_line != 0 ? s->opts->max_line
-                                  : SMTP_SERVER_DEFAULT_LINE;
+    size_t max_line = s->opts->max_line != 0 ? s->opts->max_line
+                                             : SMTP_SERVER_DEFAULT_LINE;
+
+    if (s->state == SMTP_STATE_AUTH && max_line < SMTP_SASL_LINE_MAX) {
+        return SMTP_SASL_LINE_MAX;
+    }
+    return max_line;
 }
 
 static bool session_paused(const struct smtp_server *s)
 {
     if (s->closing || s->greeting_deferred ||
-        s->state == SMTP_STATE_COMMIT) {
+        s->state == SMTP_STATE_COMMIT ||
+        s->state == SMTP_STATE_AUTH_CHECK) {
         return true;
     }
 
@@ -358,6 +365,17 @@ static size_t session_body_input(struct smtp_server *s, const char *data,
     return used;
 }
 
+/* session_reject_long_line rejects a line over the limit. One sent as an
+ * AUTH response also ends the exchange, so the next line is a command. */
+static void session_reject_long_line(struct smtp_server *s)
+{
+    if (s->state == SMTP_STATE_AUTH) {
+        smtp_sasl_clear(&s->sasl);
+        s->state = SMTP_STATE_READY;
+    }
+    smtp_server_reject(s, "500 5.5.6 Error: line too long");
+}
+
 /* session_line_input runs the command line at the start of data. Returns
  * the bytes consumed, or 0 when data holds only part of a line. */
 static size_t session_line_input(struct smtp_server *s, const char *data,
@@ -373,7 +391,7 @@ static size_t session_line_input(struct smtp_server *s, const char *data,
         }
         s->command_waits++;
         s->discarding = false;
-        smtp_server_reject(s, "500 5.5.6 Error: line too long");
+        session_reject_long_line(s);
         return (size_t)(lf + 1 - data);
     }
     if (lf == NULL) {
@@ -387,7 +405,9 @@ static size_t session_line_input(struct smtp_server *s, const char *data,
     used = (size_t)(lf + 1 - data);
     s->command_waits++;
     if (used > max_line) {
-        smtp_server_reject(s, "500 5.5.6 Error: line too long");
+        session_reject_long_line(s);
+    } else if (s->state == SMTP_STATE_AUTH) {
+        smtp_auth_response(s, data, used);
     } else {
         smtp_commands_execute(s, data, used);
     }
@@ -486,7 +506,7 @@ static size_t session_complete_line(struct smtp_server *s, const char *data,
     if (lf != NULL && total > max_line) {
         s->command_waits++;
         s->held_len = 0;
-        smtp_server_reject(s, "500 5.5.6 Error: line too long");
+        session_reject_long_line(s);
         return used;
     }
 

@@ -20,8 +20,24 @@
  * hooks do not, unless the rcpt hook returns SMTP_HOOK_REJECT_COUNTED.
  * NOOP, RSET, VRFY, HELP, EHLO and HELO count toward max_junk_commands,
  * and the first one past it gets 421 4.7.0 in place of its reply. Known
- * verbs that are not implemented (EXPN, TURN, ETRN, ATRN, STARTTLS, AUTH,
- * SEND, SOML, SAML) get 502 5.5.1.
+ * verbs that are not implemented (EXPN, TURN, ETRN, ATRN, STARTTLS, SEND,
+ * SOML, SAML) get 502 5.5.1, and so does AUTH without an auth hook.
+ *
+ * AUTH (RFC 4954, mechanisms PLAIN and LOGIN, smtp_sasl.h) is offered in
+ * the EHLO reply when the auth hook is set and the session is encrypted
+ * (smtp_server_set_encrypted()) or options.auth_plaintext is true.
+ * Otherwise AUTH gets 538 5.7.11, the RFC 4954 reply for a mechanism that
+ * needs encryption. AUTH before EHLO, after HELO, after a successful AUTH
+ * or inside a mail transaction gets 503 5.5.1, and an unknown mechanism
+ * 504 5.5.4. While the exchange runs, each client line is a SASL response
+ * (up to 12288 bytes with CRLF, or max_line when larger), never a
+ * command: "*" cancels with 501 5.0.0, bad base64 gets 501 5.5.2. With
+ * the credentials decoded the session calls the auth hook and parses
+ * nothing more until smtp_server_auth_done() answers; the default replies
+ * are 235 2.7.0 and 535 5.7.8. Every refusal that the session sends
+ * itself (501, 502, 503, 504, 538, and the 535 for a PLAIN authzid that
+ * differs from the user) counts toward max_errors. The owner's answer
+ * does not, because the owner limits failed attempts itself.
  *
  * DATA: body bytes reach hooks->data_write() in wire form (CRLF,
  * dot-stuffed as received), without the final ".CRLF". A bare CR or LF
@@ -65,6 +81,10 @@
 
 struct smtp_server;
 
+/* The longest decoded AUTH= value of MAIL: a path of 256 octets (RFC
+ * 5321 section 4.5.3.1.3). */
+#define SMTP_AUTH_PARAM_MAX 256
+
 /* Reply buffer size for hooks, without CRLF. */
 #define SMTP_REPLY_MAX 512
 
@@ -81,6 +101,10 @@ struct smtp_mail_params {
     enum smtp_dsn_ret ret;     /* RET= */
     char envid[SMTP_ENVID_MAX + 1]; /* ENVID= xtext-decoded, "" when
                                      * absent */
+    /* AUTH= (RFC 4954 section 5) xtext-decoded: "<>" or a mailbox, ""
+     * when absent. Only a client that AUTH authenticated may set it;
+     * from any other client it is accepted and stored as "<>". */
+    char auth[SMTP_AUTH_PARAM_MAX + 1];
 };
 
 struct smtp_rcpt_params {
@@ -146,6 +170,15 @@ struct smtp_server_hooks {
      * BDAT chunks. */
     void (*data_abort)(void *ctx, const char *reply);
 
+    /* auth: AUTH decoded the credentials of user. mechanism is "PLAIN"
+     * or "LOGIN"; user and password are NUL-terminated, without control
+     * bytes, and valid only during the call, so the hook copies what it
+     * keeps. The session waits until the owner answers with
+     * smtp_server_auth_done(), which may be called from inside this hook.
+     * NULL leaves AUTH unimplemented (502). */
+    void (*auth)(void *ctx, const char *mechanism, const char *user,
+                 const char *password);
+
     /* reset: the transaction that an accepted MAIL opened ended (RSET,
      * EHLO/HELO, QUIT, the end of DATA, a close, smtp_server_free());
      * forget sender and recipients. */
@@ -163,7 +196,8 @@ struct smtp_server_hooks {
  * CHUNKING the BDAT command gets 500 like an unknown one. BINARYMIME is
  * offered only with CHUNKING, because a binary body needs BDAT. Without
  * either of them BODY=BINARYMIME gets 555. Without DSN the parameters
- * RET=, ENVID=, NOTIFY= and ORCPT= get 555. */
+ * RET=, ENVID=, NOTIFY= and ORCPT= get 555. Without AUTH the AUTH
+ * command gets 502 and the MAIL parameter AUTH= gets 555. */
 enum smtp_server_extension {
     SMTP_EXT_PIPELINING = 1u << 0,
     SMTP_EXT_SIZE = 1u << 1,
@@ -172,6 +206,8 @@ enum smtp_server_extension {
     SMTP_EXT_CHUNKING = 1u << 4,
     SMTP_EXT_BINARYMIME = 1u << 5,
     SMTP_EXT_DSN = 1u << 6,
+    SMTP_EXT_AUTH = 1u << 7, /* offered only as smtp_server_set_encrypted()
+                              * and auth_plaintext allow */
 };
 
 /* A limit of 0 means none, except max_line, where 0 means 512. */
@@ -189,6 +225,7 @@ struct smtp_server_options {
                                   * close */
     unsigned disabled_extensions; /* smtp_server_extension bits; 0 offers
                                    * all */
+    bool auth_plaintext;         /* offer AUTH on unencrypted sessions */
 };
 
 /* smtp_server_new creates a session; hooks and opts are borrowed and must
@@ -283,5 +320,21 @@ const char *smtp_server_helo(const struct smtp_server *session);
 
 /* smtp_server_used_esmtp is true when the client sent EHLO. */
 bool smtp_server_used_esmtp(const struct smtp_server *session);
+
+/* smtp_server_set_encrypted records that the session now runs over TLS,
+ * which lets EHLO offer AUTH without options.auth_plaintext. */
+void smtp_server_set_encrypted(struct smtp_server *session);
+
+/* smtp_server_auth_done answers an auth() call. With success the session
+ * is authenticated as the user given to auth(). reply is a full reply
+ * line without CRLF, or NULL for "235 2.7.0 Authentication successful"
+ * or "535 5.7.8 Error: authentication credentials invalid". A 421 reply
+ * closes the session. Ignored when no auth() call is unanswered. */
+void smtp_server_auth_done(struct smtp_server *session, bool success,
+                           const char *reply);
+
+/* smtp_server_auth_user returns the user that AUTH authenticated, or
+ * NULL. */
+const char *smtp_server_auth_user(const struct smtp_server *session);
 
 #endif

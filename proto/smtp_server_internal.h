@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "proto/smtp_body.h"
+#include "proto/smtp_sasl.h"
 #include "proto/smtp_server.h"
 
 /* RFC 5321 section 4.5.3.1.2: a domain name has at most 255 octets. */
@@ -28,6 +29,8 @@ enum smtp_server_state {
     SMTP_STATE_BODY = 1u << 4,      /* receiving the DATA body */
     SMTP_STATE_COMMIT = 1u << 5,    /* data_end() called, reply pending */
     SMTP_STATE_CHUNK = 1u << 6,     /* receiving the data of one BDAT */
+    SMTP_STATE_AUTH = 1u << 7,      /* AUTH sent 334, reading a response */
+    SMTP_STATE_AUTH_CHECK = 1u << 8, /* auth() called, reply pending */
 };
 
 /* States in which a line is read as a command. */
@@ -86,6 +89,12 @@ struct smtp_server {
     bool rcpt_tried; /* a RCPT was given in this transaction */
     char helo[SMTP_HELO_MAX + 1];
     char client_ip[SMTP_CLIENT_IP_MAX];
+
+    /* SMTP AUTH (smtp_auth.c). */
+    bool encrypted;     /* see smtp_server_set_encrypted() */
+    bool authenticated; /* an AUTH succeeded; auth_user is the user */
+    struct smtp_sasl sasl; /* the exchange in states AUTH, AUTH_CHECK */
+    char auth_user[SMTP_SASL_NAME_MAX + 1];
 };
 
 /* smtp_server_reply queues one reply line; the CRLF is added. */
@@ -147,6 +156,18 @@ void smtp_chunk_begin(struct smtp_server *s, uint64_t size, bool last);
 /* smtp_chunk_input consumes chunk octets at the start of data[0..len).
  * Returns the bytes consumed, at least 1. */
 size_t smtp_chunk_input(struct smtp_server *s, const char *data,
+                        size_t len);
+
+/* smtp_auth_offered is true when EHLO offers AUTH to this session. */
+bool smtp_auth_offered(const struct smtp_server *s);
+
+/* smtp_auth_command runs "AUTH mechanism [initial-response]" with the
+ * argument text[0..len), blanks around it trimmed. */
+void smtp_auth_command(struct smtp_server *s, const char *text, size_t len);
+
+/* smtp_auth_response takes one client line in state SMTP_STATE_AUTH;
+ * line[0..len) ends with its LF. */
+void smtp_auth_response(struct smtp_server *s, const char *line,
                         size_t len);
 
 /* smtp_commands_execute parses and runs one command line; line[0..len)

@@ -31,6 +31,10 @@
 /* RFC 5321 4.5.3.1.3: a path is at most 256 octets with its brackets. */
 #define TRACE_RCPT_MAX 254
 
+/* The longest user name written; a longer one is left out rather than
+ * cut, since a cut name would be a wrong one. */
+#define TRACE_USER_MAX 128
+
 /* Buffer size for one token. The longest is "<rcpt>;". */
 #define TRACE_TOKEN_MAX 320
 
@@ -45,6 +49,8 @@ struct trace_writer {
 enum trace_charset {
     TRACE_CHARS_NAME,    /* letters, digits, "-._:[]" */
     TRACE_CHARS_ADDRESS, /* printable ASCII and UTF-8 bytes, no space */
+    TRACE_CHARS_COMMENT, /* printable ASCII but space, parentheses and
+                          * backslash */
 };
 
 static bool trace_name_char(unsigned char c)
@@ -69,6 +75,8 @@ static size_t trace_clean(char *dst, const char *src, size_t max,
 
         if (charset == TRACE_CHARS_NAME) {
             ok = trace_name_char(c);
+        } else if (charset == TRACE_CHARS_COMMENT) {
+            ok = c > 0x20 && c < 0x7f && strchr("()\\", c) == NULL;
         } else {
             ok = c > 0x20 && c != 0x7f;
         }
@@ -178,6 +186,26 @@ static void trace_helo_name(char *helo, const char *name)
     }
 }
 
+/* trace_write_user writes "(authenticated as USER)" for an
+ * authenticated session that names its user. */
+static void trace_write_user(struct trace_writer *w,
+                             const struct smtp_trace *trace)
+{
+    char user[TRACE_USER_MAX + 1];
+    char token[TRACE_TOKEN_MAX];
+
+    if (!trace->authenticated || trace->auth_user == NULL ||
+        trace->auth_user[0] == '\0' ||
+        strlen(trace->auth_user) > TRACE_USER_MAX) {
+        return;
+    }
+    trace_clean(user, trace->auth_user, TRACE_USER_MAX, TRACE_CHARS_COMMENT);
+    trace_token(w, "(authenticated", false);
+    trace_token(w, "as", false);
+    snprintf(token, sizeof(token), "%s)", user);
+    trace_token(w, token, false);
+}
+
 /* trace_write_from writes "Received: from HELO ([IP])". An IPv6 address
  * gets the "IPv6:" tag of an RFC 5321 address literal. */
 static void trace_write_from(struct trace_writer *w,
@@ -197,14 +225,19 @@ static void trace_write_from(struct trace_writer *w,
     snprintf(token, sizeof(token), "([%s%s])",
              strchr(ip, ':') != NULL ? "IPv6:" : "", ip);
     trace_token(w, token, false);
+    trace_write_user(w, trace);
 }
 
 /* trace_protocol returns the "with" keyword: RFC 6531 names
- * UTF8SMTP for a transaction that used SMTPUTF8. */
+ * UTF8SMTP for a transaction that used SMTPUTF8, and RFC 3848 and RFC
+ * 6531 add "A" when the client authenticated. */
 static const char *trace_protocol(const struct smtp_trace *trace)
 {
     if (trace->smtputf8) {
-        return "UTF8SMTP";
+        return trace->authenticated ? "UTF8SMTPA" : "UTF8SMTP";
+    }
+    if (trace->authenticated) {
+        return "ESMTPA";
     }
     return trace->esmtp ? "ESMTP" : "SMTP";
 }

@@ -13,6 +13,8 @@ struct smtp_trace {
     const char *hostname;    /* this relay's name */
     bool esmtp;              /* EHLO was used */
     bool smtputf8;           /* the MAIL command had SMTPUTF8 */
+    bool authenticated;      /* the client used AUTH */
+    const char *auth_user;   /* the user to name, or NULL to name none */
     const char *queue_id;
     const char *rcpt;        /* the single recipient, or NULL when several */
     time_t when;
@@ -25,7 +27,11 @@ struct smtp_trace {
  * that could end a line or a token become '?'. A HELO name with U-labels
  * is written as A-labels, or as "unknown" when it has no valid A-label
  * form. An rcpt longer than a valid address leaves out the "for"
- * clause. */
+ * clause. An authenticated session gets the RFC 3848 protocol ESMTPA
+ * (UTF8SMTPA with SMTPUTF8) and, with auth_user set, the comment
+ * "(authenticated as USER)" after the client address. A user name of
+ * more than 128 bytes is left out, and bytes other than printable ASCII,
+ * parentheses and backslashes become '?'. */
 size_t smtp_trace_received(const struct smtp_trace *trace, char *buf,
                            size_t size);
 

@@ -291,6 +291,37 @@ static void hook_reset(void *ctx)
     fs->rcpts = 0;
 }
 
+/* check_credential checks a user name or password from AUTH: 1 to 255
+ * bytes without control bytes, as proto/smtp_sasl.h promises. */
+static void check_credential(const char *text)
+{
+    size_t len = strlen(text);
+
+    FUZZ_CHECK(len >= 1 && len <= 255);
+    for (size_t i = 0; i < len; i++) {
+        FUZZ_CHECK((unsigned char)text[i] >= 0x20 && text[i] != 0x7f);
+    }
+}
+
+/* hook_auth accepts user "u" with password "p" and answers at once. */
+static void hook_auth(void *ctx, const char *mechanism, const char *user,
+                      const char *password)
+{
+    struct fuzz_session *fs = ctx;
+    bool ok = strcmp(user, "u") == 0 && strcmp(password, "p") == 0;
+
+    FUZZ_CHECK(!fs->in_transaction);
+    FUZZ_CHECK(fs->opts.auth_plaintext);
+    FUZZ_CHECK(strcmp(mechanism, "PLAIN") == 0 ||
+               strcmp(mechanism, "LOGIN") == 0);
+    check_credential(user);
+    check_credential(password);
+    log_event(fs, "U", 1);
+    log_event(fs, user, strlen(user) + 1);
+    smtp_server_auth_done(fs->server, ok, NULL);
+    FUZZ_CHECK((smtp_server_auth_user(fs->server) != NULL) == ok);
+}
+
 void fuzz_session_init(struct fuzz_session *fs)
 {
     memset(fs, 0, sizeof(*fs));
@@ -302,6 +333,7 @@ void fuzz_session_init(struct fuzz_session *fs)
     fs->hooks.data_write = hook_data_write;
     fs->hooks.data_end = hook_data_end;
     fs->hooks.data_abort = hook_data_abort;
+    fs->hooks.auth = hook_auth;
     fs->hooks.reset = hook_reset;
 }
 

@@ -14,6 +14,9 @@
  * - an accepted body fits max_message_size. A 7BIT or 8BITMIME body also
  *   has CRLF line ends only, is empty or ends with CRLF, and contains no
  *   line that is a single ".";
+ * - auth() runs only outside a transaction and with auth_plaintext, with
+ *   PLAIN or LOGIN and a user name and password of 1 to 255 bytes
+ *   without control bytes. It accepts user "u" with password "p";
  * - a session that is closing adds no replies when fed. */
 #ifndef RINGRELAY_TESTS_FUZZ_FUZZ_SESSION_H
 #define RINGRELAY_TESTS_FUZZ_FUZZ_SESSION_H
@@ -72,7 +75,8 @@ struct fuzz_session {
 
     /* Hook calls in order, to compare two runs of one input: "M" and "R"
      * with the address and a NUL, "B", "E" with the body length and
-     * body, "A", "X", and "-" for a hook that rejected. Writes are not
+     * body, "A", "X", "U" with the AUTH user and a NUL, and "-" for a
+     * hook that rejected. Writes are not
      * logged one by one, because the feed pieces decide how data_write()
      * calls cut the body. */
     struct fuzz_buffer events;

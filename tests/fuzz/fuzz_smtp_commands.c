@@ -20,7 +20,7 @@
  *           so that a reader that does not read can pass the 1 MiB limit
  *           of held input. Three bits make such slow inputs rare. Bit 4
  *           disables BINARYMIME too, bit 5 DSN; bit 6 max_text_line 40
- *           (else none). */
+ *           (else none); bit 7 auth_plaintext, so AUTH is offered. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -59,6 +59,7 @@ static void commands_configure(struct fuzz_session *fs,
         fs->opts.disabled_extensions |= SMTP_EXT_DSN;
     }
     fs->opts.max_text_line = (header[6] & 0x40u) != 0 ? 40 : 0;
+    fs->opts.auth_plaintext = (header[6] & 0x80u) != 0;
 }
 
 /* commands_run runs one session over the input, fed in pieces of

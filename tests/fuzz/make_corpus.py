@@ -32,6 +32,7 @@ CMD_SHUTDOWN = 0x80
 CMD_NO_HOOKS = 0x01
 CMD_DAEMON_LINE = 0x02
 CMD_REPEAT = 0x0c
+CMD_AUTH_PLAINTEXT = 0x80
 
 # fuzz_smtp_body header byte 0.
 BODY_BDAT = 0x01
@@ -172,6 +173,18 @@ def command_seeds(mail_dir):
         b"RCPT TO:<c@d.test> NOTIFY=SUCCESS,FAILURE "
         b"ORCPT=rfc822;c@d.test", b"RCPT TO:<e@d.test> NOTIFY=NEVER",
         b"RCPT TO:<f@d.test> NOTIFY=NEVER,DELAY", b"QUIT")
+
+    # "AHUAcA==" is PLAIN for user "u" with password "p", which the
+    # harness accepts; "dQ==" and "cA==" are "u" and "p" for LOGIN.
+    seeds["auth"] = commands_header(options6=CMD_AUTH_PLAINTEXT) + lines(
+        b"AUTH PLAIN AHUAcA==", b"EHLO client.test", b"AUTH CRAM-MD5",
+        b"AUTH PLAIN", b"*", b"AUTH LOGIN", b"dQ==", b"eA==",
+        b"AUTH PLAIN =", b"AUTH PLAIN AHUAcA=", b"AUTH LOGIN dQ==", b"cA==",
+        b"AUTH PLAIN AHUAcA==", b"MAIL FROM:<a@b.test> AUTH=a+2Bb@b.test",
+        b"RCPT TO:<c@d.test>", b"QUIT")
+    seeds["auth-without-tls"] = WHOLE + lines(
+        b"EHLO client.test", b"AUTH PLAIN AHUAcA==",
+        b"MAIL FROM:<a@b.test> AUTH=<>", b"QUIT")
 
     seeds["bdat-out-of-sequence"] = WHOLE + b"BDAT 3\r\nabc" + lines(
         b"EHLO client.test") + b"BDAT 3\r\nabc" + lines(

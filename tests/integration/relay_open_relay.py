@@ -13,8 +13,8 @@ would land there. It must receive nothing until a client inside
 relay_networks sends to it. A second relay with the default
 relay_networks checks the defaults and the max_errors limit.
 
-AUTH is not built yet. Once it is, an authenticated client from 127.0.0.2
-must pass the foreign cases, and an unauthenticated one must still fail.
+relay_auth.py checks that an authenticated client from 127.0.0.2 may
+relay to foreign domains while an unauthenticated one still gets 554.
 
 Usage (inside netns_run.sh): relay_open_relay.py BUILD_DIR
 """

@@ -1694,3 +1694,40 @@ Test(config, postmaster_invalid, .init = tmp_setup, .fini = tmp_teardown)
         load_fail(text, 1, "invalid value for 'postmaster': ");
     }
 }
+
+Test(config, auth_keys, .init = tmp_setup, .fini = tmp_teardown)
+{
+    struct config config;
+
+    cr_assert_eq(config_init(&config), 0);
+    cr_expect_null(config.auth_users_file);
+    cr_expect_not(config.auth_plaintext);
+    cr_expect_eq(config.auth_max_failures, 3);
+    cr_expect(config.auth_received_header);
+    config_cleanup(&config);
+
+    load_ok(&config, "auth_users_file = \"/etc/ringrelay/users\"\n"
+                     "auth_plaintext = true\n"
+                     "auth_max_failures = 5\n"
+                     "auth_received_header = false\n");
+    cr_expect_str_eq(config.auth_users_file, "/etc/ringrelay/users");
+    cr_expect(config.auth_plaintext);
+    cr_expect_eq(config.auth_max_failures, 5);
+    cr_expect_not(config.auth_received_header);
+    config_cleanup(&config);
+}
+
+Test(config, auth_keys_invalid, .init = tmp_setup, .fini = tmp_teardown)
+{
+    load_fail("auth_users_file = \"\"\n", 1,
+              "invalid value for 'auth_users_file': the file name must not "
+              "be empty");
+    load_fail("\nauth_plaintext = 1\n", 2,
+              "invalid value for 'auth_plaintext': expected a boolean");
+    load_fail("auth_max_failures = 0\n", 1,
+              "invalid value for 'auth_max_failures'");
+    load_fail("auth_max_failures = 101\n", 1,
+              "invalid value for 'auth_max_failures'");
+    load_fail("auth_received_header = \"yes\"\n", 1,
+              "invalid value for 'auth_received_header'");
+}

@@ -437,6 +437,54 @@ Test(queue, envelope_old_format_read)
     free(strings);
 }
 
+/* The AUTH user follows the DSN fields, or the recipients without them,
+ * and ends the envelope. */
+Test(queue, envelope_auth_round_trip)
+{
+    struct queue_envelope env = test_dsn_env;
+    struct queue_envelope_info info;
+    struct queue_rcpt rcpts[2];
+    struct queue_msg msg;
+    char *strings;
+    uint8_t *bytes;
+    size_t len;
+
+    for (int dsn = 0; dsn < 2; dsn++) {
+        env.flags = QUEUE_ENV_AUTH | (dsn ? QUEUE_ENV_DSN : 0);
+        env.auth_user = "alice@example.org";
+        len = queue_envelope_encoded_len(&env);
+        cr_assert_gt(len, 0);
+        bytes = malloc(len);
+        cr_assert_not_null(bytes);
+        queue_envelope_encode(bytes, &env);
+        decode_envelope(bytes, len, &msg, rcpts, &strings);
+
+        cr_assert_eq(msg.flags, env.flags);
+        cr_assert_str_eq(msg.auth_user, "alice@example.org");
+        cr_assert_str_eq(msg.envid, dsn ? "QQ 314159" : "");
+        cr_assert_str_eq(rcpts[1].address, "b@example.net");
+        cr_assert_eq(queue_envelope_check(bytes, len - 1, &info), -1);
+        free(strings);
+        free(bytes);
+    }
+
+    /* The flag without a user cannot be stored. */
+    env.auth_user = NULL;
+    cr_assert_eq(queue_envelope_encoded_len(&env), 0);
+}
+
+Test(queue, envelope_without_auth_reads_empty_user)
+{
+    struct queue_rcpt rcpts[2];
+    struct queue_msg msg;
+    char *strings;
+
+    decode_envelope(old_envelope, sizeof(old_envelope), &msg, rcpts,
+                    &strings);
+    cr_assert_str_eq(msg.auth_user, "");
+    free(strings);
+}
+
 Test(queue, envelope_dsn_invalid_rejected)
 {
     static const struct queue_dsn_rcpt bad_notify[] = {

@@ -477,3 +477,82 @@ Test(smtp_trace, buffer_too_small)
     cr_expect_eq(smtp_trace_received(&trace, buf, len + 1), len);
     cr_expect_eq(smtp_trace_received(&trace, buf, 0), 0);
 }
+
+Test(smtp_trace, authenticated_user)
+{
+    struct smtp_trace trace = trace_example();
+    char buf[1024];
+
+    trace.authenticated = true;
+    trace.auth_user = "alice";
+    cr_assert_gt(smtp_trace_received(&trace, buf, sizeof(buf)), 0);
+    cr_expect_str_eq(buf,
+                     "Received: from client.example.org ([192.0.2.7]) "
+                     "(authenticated as alice)\r\n"
+                     "\tby relay.example.net (ringrelay) with ESMTPA id "
+                     "0123456789ABCDEF\r\n"
+                     "\tfor <bob@example.com>; Tue, 4 Mar 2025 09:05:00 "
+                     "+0000\r\n");
+    expect_lines_short(buf);
+}
+
+Test(smtp_trace, authenticated_without_user_name)
+{
+    struct smtp_trace trace = trace_example();
+    char buf[1024];
+
+    trace.authenticated = true;
+    trace.smtputf8 = true;
+    cr_assert_gt(smtp_trace_received(&trace, buf, sizeof(buf)), 0);
+    cr_expect_null(strstr(buf, "authenticated"), "%s", buf);
+    cr_expect_not_null(strstr(buf, " with UTF8SMTPA id "), "%s", buf);
+}
+
+Test(smtp_trace, hostile_user_sanitised)
+{
+    struct smtp_trace trace = trace_example();
+    char buf[1024];
+
+    trace.authenticated = true;
+    trace.auth_user = "a) b\\c\r\nX-Injected: \xc3\xa9";
+    cr_assert_gt(smtp_trace_received(&trace, buf, sizeof(buf)), 0);
+    cr_expect_not_null(strstr(buf, "(authenticated as"), "%s", buf);
+    cr_expect_not_null(strstr(buf, "\ta?\?b?c?\?X-Injected:?\?\?)"), "%s",
+                       buf);
+    expect_lines_short(buf);
+}
+
+/* The longest value of every field still fits in 1024 bytes; a user name
+ * over 128 bytes is left out. */
+Test(smtp_trace, longest_fields_fit)
+{
+    struct smtp_trace trace = trace_example();
+    char helo[65];
+    char host[256];
+    char rcpt[255];
+    char user[130];
+    char buf[1024];
+
+    memset(helo, 'h', sizeof(helo) - 1);
+    helo[sizeof(helo) - 1] = '\0';
+    memset(host, 'n', sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    memset(rcpt, 'r', sizeof(rcpt) - 1);
+    rcpt[sizeof(rcpt) - 1] = '\0';
+    rcpt[100] = '@';
+    memset(user, 'u', sizeof(user) - 1);
+    user[sizeof(user) - 1] = '\0';
+    trace.helo = helo;
+    trace.hostname = host;
+    trace.rcpt = rcpt;
+    trace.client_ip = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255";
+    trace.authenticated = true;
+    trace.smtputf8 = true;
+    trace.auth_user = user;
+    cr_assert_gt(smtp_trace_received(&trace, buf, sizeof(buf)), 0);
+    cr_expect_null(strstr(buf, "(authenticated"), "%s", buf);
+    user[128] = '\0';
+    cr_assert_gt(smtp_trace_received(&trace, buf, sizeof(buf)), 0);
+    cr_expect_not_null(strstr(buf, "(authenticated"), "%s", buf);
+    cr_expect_not_null(strstr(buf, "uuuu)"), "%s", buf);
+}

@@ -1,0 +1,49 @@
+/* One thread that checks SMTP AUTH passwords off the reactor thread.
+ *
+ * A yescrypt or bcrypt check takes milliseconds of CPU, which would stall
+ * every session if the reactor ran it. The reactor thread submits a
+ * check and the worker runs crypt_rn(). The result comes back through an
+ * eventfd that the reactor reads, and the done callback runs on the
+ * reactor thread. Checks run one at a time in submission order. */
+#ifndef RINGRELAY_CORE_AUTH_WORKER_H
+#define RINGRELAY_CORE_AUTH_WORKER_H
+
+#include <stdbool.h>
+
+#include "proto/smtp_sasl.h"
+
+struct auth_worker;
+struct reactor;
+
+/* auth_check: one password check, owned by the worker from submission
+ * until done() runs or, after auth_worker_cancel(), until the worker
+ * frees it. */
+struct auth_check {
+    void (*done)(struct auth_check *check);
+    void *owner;
+    const char *hash;      /* borrowed from the users table */
+    char password[SMTP_SASL_NAME_MAX + 1];
+    bool known;            /* the user exists; a dummy hash otherwise */
+    bool ok;               /* result: known and the password matched */
+    bool cancelled;        /* private: the owner went away */
+    struct auth_check *next; /* private */
+};
+
+/* auth_worker_new starts the thread and arms the eventfd read. Returns
+ * NULL after logging the error. */
+struct auth_worker *auth_worker_new(struct reactor *reactor);
+
+/* auth_worker_submit queues check; its done() runs later on the reactor
+ * thread, never inside this call. */
+void auth_worker_submit(struct auth_worker *worker, struct auth_check *check);
+
+/* auth_worker_cancel drops check: done() will not run, and the worker
+ * frees it with free(). Call it from the reactor thread only. */
+void auth_worker_cancel(struct auth_worker *worker, struct auth_check *check);
+
+/* auth_worker_free stops and joins the thread and frees the checks still
+ * queued without calling done(). Call it after reactor_shutdown(), which
+ * ends the eventfd read. NULL is accepted. */
+void auth_worker_free(struct auth_worker *worker);
+
+#endif
