@@ -599,6 +599,8 @@ int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
 {
     struct queue_item *item = queue_item_of(msg);
     struct queue_journal_entry entry;
+    int journaled;
+    int saved_errno = 0;
 
     if (queue_check_change(queue, msg, rcpt, "queue_mark_invalid") != 0) {
         return -1;
@@ -615,14 +617,20 @@ int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
     entry.state = (uint16_t)state;
     entry.attempts = queue_attempts_stored(msg->rcpts[rcpt].attempts);
     entry.time = (int64_t)time(NULL);
-    if (queue_journal_append(&queue->journal, &entry) != 0) {
+    journaled = queue_journal_append(&queue->journal, &entry);
+    if (journaled != 0) {
+        saved_errno = errno;
         log_error("id=%s event=queue_journal_write_failed rcpt=%zu "
-                  "error=\"%s\"", msg->id, rcpt, strerror(errno));
-        return -1;
+                  "error=\"%s\" effect=\"kept in memory only; a restart "
+                  "repeats this recipient\"", msg->id, rcpt,
+                  strerror(errno));
     }
 
-    /* An attempt that started before an operator's hold has still
-     * delivered or bounced, so its result is recorded and ends the hold. */
+    /* The result is kept in memory even when the journal write failed:
+     * the attempt did happen, and a recipient left QUEUED would be sent
+     * again at once, over and over. An attempt that started before an
+     * operator's hold has also delivered or bounced, so it ends the
+     * hold. */
     msg->rcpts[rcpt].state = state;
     msg->rcpts[rcpt].held = false;
     queue_schedule_sync(queue);
@@ -631,6 +639,10 @@ int queue_mark(struct queue *queue, struct queue_msg *msg, size_t rcpt,
     item->queued--;
     if (item->queued == 0) {
         queue_item_unref(queue, item);
+    }
+    if (journaled != 0) {
+        errno = saved_errno;
+        return -1;
     }
     return 0;
 }

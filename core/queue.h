@@ -242,7 +242,10 @@ void queue_msg_unref(struct queue *queue, struct queue_msg *msg);
  * an operator's hold on it, because the attempt did happen. Fails with
  * ECANCELED when an operator deleted the recipient meanwhile (nothing is
  * written and the recipient stays deleted), with EROFS on a read-only
- * queue and with EINVAL for any other state. The journal is synced at
+ * queue and with EINVAL for any other state. When only the journal write
+ * fails (for example ENOSPC), the state still changes in memory, so the
+ * recipient is not tried again before a restart, and -1 is returned with
+ * errno from the write. The journal is synced at
  * the end of the reactor turn, or with durability batch up to
  * QUEUE_JOURNAL_SYNC_INTERVAL_US (100 ms) later, and by
  * queue_sync_now(). */

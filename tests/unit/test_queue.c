@@ -1727,3 +1727,23 @@ Test(queue, batch_close_syncs_journal)
     cr_assert_eq(fx.ready[0]->rcpts[0].state, QUEUE_RCPT_DELIVERED);
     cr_assert_eq(fx.ready[0]->rcpts[1].state, QUEUE_RCPT_QUEUED);
 }
+
+Test(queue, failed_journal_write_keeps_result)
+{
+    int full;
+
+    cr_assert_eq(open_queue(), 0);
+    store_message("body\r\n", 6);
+
+    /* /dev/full fails every write with ENOSPC, as a full disk does. */
+    full = open("/dev/full", O_WRONLY);
+    cr_assert_geq(full, 0);
+    cr_assert_geq(dup2(full, fx.queue->journal.fd), 0);
+    close(full);
+
+    cr_assert_eq(queue_mark(fx.queue, fx.ready[0], 0, QUEUE_RCPT_DELIVERED),
+                 -1);
+    cr_assert_eq(errno, ENOSPC);
+    cr_assert_eq(fx.ready[0]->rcpts[0].state, QUEUE_RCPT_DELIVERED);
+    cr_assert_eq(fx.ready[0]->rcpts[1].state, QUEUE_RCPT_QUEUED);
+}
