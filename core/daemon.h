@@ -12,6 +12,7 @@ struct dns_resolver;
 struct inbound;
 struct outbound;
 struct control;
+struct tls_context;
 
 struct daemon {
     const struct config *config;
@@ -21,6 +22,8 @@ struct daemon {
     struct inbound *inbound;
     struct outbound *outbound;
     struct control *control;      /* NULL until the queue is open */
+    struct tls_context *tls;      /* inbound TLS; NULL when not
+                                   * configured. SIGHUP replaces it. */
     bool stopping;                /* SIGTERM/SIGINT seen */
 };
 
