@@ -79,6 +79,10 @@ struct smtp_server {
     bool bdat_failed; /* a chunk failed: discard until BDAT LAST */
     struct smtp_chunk chunk;
     bool refused;    /* the greeting refused service: 503 until QUIT */
+    bool tls_pending; /* STARTTLS accepted: discard input until the owner
+                       * calls smtp_server_tls_started() */
+    bool tls_active; /* the connection is encrypted */
+    uint64_t tls_discarded; /* bytes discarded while tls_pending */
     unsigned errors; /* bad commands so far */
     unsigned junk_commands; /* NOOP, RSET, VRFY, HELP, EHLO and HELO so far */
     uint64_t command_waits; /* see smtp_server_command_waits() */
