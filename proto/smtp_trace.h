@@ -16,6 +16,9 @@ struct smtp_trace {
     const char *queue_id;
     const char *rcpt;        /* the single recipient, or NULL when several */
     time_t when;
+    const char *tls_version; /* "TLSv1.3", or NULL without TLS */
+    const char *tls_cipher;  /* cipher suite name when tls_version is set */
+    int tls_bits;            /* secret key bits of the cipher */
 };
 
 /* smtp_trace_received writes a folded "Received: ..." header ending in
@@ -25,7 +28,8 @@ struct smtp_trace {
  * that could end a line or a token become '?'. A HELO name with U-labels
  * is written as A-labels, or as "unknown" when it has no valid A-label
  * form. An rcpt longer than a valid address leaves out the "for"
- * clause. */
+ * clause. With TLS the protocol is ESMTPS or UTF8SMTPS (RFC 3848, RFC
+ * 6531), and a comment "(TLSv1.3 cipher NAME 256 bits)" follows it. */
 size_t smtp_trace_received(const struct smtp_trace *trace, char *buf,
                            size_t size);
 
