@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 
 #include "core/reactor.h"
+#include "proto/smtp_outq.h"
 
 struct daemon;
 struct inbound;
@@ -18,6 +19,7 @@ struct inbound_client;
 struct queue_writer;
 struct smtp_server;
 struct smtp_server_options;
+struct tls_session;
 
 #define INBOUND_SEND_IOVS 16
 
@@ -54,6 +56,13 @@ struct inbound_session {
     bool refused;                 /* refused at connect: its reject line
                                    * replaces the disconnect line */
 
+    /* TLS (inbound_tls.c). */
+    struct tls_session *tls;      /* NULL while the connection is
+                                   * plaintext */
+    unsigned tls_mode;            /* enum inbound_tls_mode */
+    struct smtp_outq tls_out;     /* ciphertext waiting to be sent */
+    struct smtp_outq *send_queue; /* the queue send_op sends from */
+
     /* The open transaction. */
     char *sender;
     char **rcpts;
@@ -69,9 +78,11 @@ struct inbound_session {
     uint64_t data_started_ms;
 };
 
-/* inbound_session_start takes a connected socket and greets the client;
- * on failure it closes fd. */
-void inbound_session_start(struct inbound *inbound, int fd);
+/* inbound_session_start takes a connected socket and greets the client,
+ * after a TLS handshake when implicit_tls is set; on failure it closes
+ * fd. */
+void inbound_session_start(struct inbound *inbound, int fd,
+                           bool implicit_tls);
 
 /* inbound_session_shutdown says 421 and closes once the reply is sent. */
 void inbound_session_shutdown(struct inbound_session *session);
