@@ -763,7 +763,7 @@ static void session_tls_input(struct inbound_session *s, const char *data,
         }
     }
     if (rc > 0) {
-        /* close_notify: answer what was sent, then close. */
+        /* close_notify: reply to what was sent, then close. */
         s->peer_eof = true;
     }
 }

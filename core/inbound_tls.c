@@ -17,7 +17,7 @@
  * the parser of a client that does not read. */
 #define INBOUND_TLS_OUTPUT_HIGH (64u * 1024u)
 
-/* One TLS record holds at most 16 KiB of plaintext. */
+/* One TLS record carries at most 16 KiB of plaintext. */
 #define INBOUND_TLS_CHUNK (16u * 1024u)
 
 static const char *tls_mode_name(const struct inbound_session *s)
@@ -57,7 +57,7 @@ bool inbound_tls_established(const struct inbound_session *s)
 }
 
 /* tls_established writes the one line per connection that names the
- * protocol and cipher, then resets the SMTP session as RFC 3207 asks. */
+ * protocol and cipher, then resets the SMTP session as RFC 3207 requires. */
 static void tls_established(struct inbound_session *s)
 {
     const char *sni = tls_session_server_name(s->tls);

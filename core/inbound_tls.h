@@ -10,7 +10,7 @@
 struct inbound_session;
 struct smtp_outq;
 
-/* How the TLS session started, for logs. */
+/* The way a TLS session started, for logs. */
 enum inbound_tls_mode {
     INBOUND_TLS_STARTTLS,
     INBOUND_TLS_IMPLICIT,         /* a tls_listen connection */

@@ -308,7 +308,7 @@ bool smtp_server_starttls_pending(const struct smtp_server *session);
 
 /* smtp_server_tls_started marks the session encrypted after a TLS
  * handshake and resets it to its state after the greeting, as RFC 3207
- * section 4.2 requires: the EHLO name, the ESMTP flag, any open
+ * section 4.2 requires. The EHLO name, the ESMTP flag, any open
  * transaction and any held input are forgotten, so the client must send
  * EHLO again. Call it after a STARTTLS handshake, and before the greeting
  * on an implicit TLS connection. Returns the number of plaintext bytes
