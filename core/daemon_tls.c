@@ -54,9 +54,10 @@ void daemon_tls_reload(struct daemon *daemon)
     char cert[600];
 
     if (daemon->config->tls_cert == NULL) {
-        log_info("event=reload tls=off reason=\"no tls_cert configured; "
-                 "only TLS certificates and keys are reloaded, restart the "
-                 "daemon to apply other configuration changes\"");
+        log_warning("event=reload-ignored signal=SIGHUP reason=\"only TLS "
+                    "certificates and keys are reloaded, and no tls_cert is "
+                    "configured; restart the daemon to apply configuration "
+                    "changes\"");
         return;
     }
     if (daemon_tls_build(daemon->config, &fresh, err, sizeof(err)) < 0) {
