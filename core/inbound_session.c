@@ -751,6 +751,8 @@ static void session_tls_input(struct inbound_session *s, const char *data,
     int rc = inbound_tls_receive(s, data, len, session_input);
 
     if (rc < 0) {
+        s->tls_end_reason = was_established ? "TLS error"
+                                            : "TLS handshake failed";
         session_stop_reading(s);
         return;
     }
@@ -808,6 +810,7 @@ static void session_flush(struct inbound_session *s)
     if (s->tls != NULL) {
         out = inbound_tls_output(s);
         if (out == NULL) {
+            s->tls_end_reason = "TLS error";
             session_stop_reading(s);
             return;
         }
@@ -870,6 +873,7 @@ static void session_timer_fired(struct reactor_timer *timer)
         /* A 421 in plaintext would only corrupt the handshake. */
         log_info("session=%" PRIu64 " event=timeout client=%s "
                  "waiting=tls-handshake", s->id, s->client_ip);
+        s->tls_end_reason = "timeout";
         session_stop_reading(s);
         session_settle(s);
         return;
@@ -894,6 +898,7 @@ void inbound_session_shutdown(struct inbound_session *s)
         return;
     }
     if (s->tls != NULL && !inbound_tls_established(s)) {
+        s->tls_end_reason = "shutdown";
         session_stop_reading(s);
         session_settle(s);
         return;
@@ -927,6 +932,9 @@ static const char *session_end_reason(const struct inbound_session *s)
     }
     if (reason != NULL) {
         return reason;
+    }
+    if (s->tls_end_reason != NULL) {
+        return s->tls_end_reason;
     }
     return s->peer_eof ? "client closed the connection" : "connection error";
 }

@@ -62,6 +62,8 @@ struct inbound_session {
     unsigned tls_mode;            /* enum inbound_tls_mode */
     struct smtp_outq tls_out;     /* ciphertext waiting to be sent */
     struct smtp_outq *send_queue; /* the queue send_op sends from */
+    const char *tls_end_reason;   /* static text when TLS ended the
+                                   * connection, for the disconnect line */
 
     /* The open transaction. */
     char *sender;

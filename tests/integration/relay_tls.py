@@ -33,6 +33,17 @@ smarthost = "127.0.0.1:2526";
 relay_networks = ["127.0.0.1/32"];
 """
 
+# Relays started after the main one, each with one setting under test.
+# Their smarthost is never reached: no test sends mail through them.
+OTHER_CONFIG = """
+queue_dir = "{queue}";
+hostname = "relay.test";
+listen = "127.0.0.1:{port}";
+smarthost = "127.0.0.1:2526";
+relay_networks = ["127.0.0.1/32"];
+{extra}
+"""
+
 MESSAGE = b"Subject: over TLS\r\n\r\nencrypted hello\r\n"
 
 
@@ -349,6 +360,75 @@ def test_check_missing_cert(tap, harness):
               in stderr, "message names the file and the reason", stderr)
 
 
+def start_other(harness, name, port, extra):
+    config = h.write_config(harness, OTHER_CONFIG.format(
+        queue=harness.path("queue-" + name), port=port, extra=extra),
+        name=name + ".conf")
+    return h.start_relay(harness, config, port=port, name=name)
+
+
+def tls_keys(harness):
+    """Return the keys of a valid pair; the reload test broke server.key."""
+    return (f'tls_cert = "{harness.path("sni.crt")}";\n'
+            f'tls_key = "{harness.path("sni.key")}";\n')
+
+
+def test_cipher_list(tap, harness):
+    cipher = "ECDHE-ECDSA-CHACHA20-POLY1305"
+    start_other(harness, "ciphers", 2535,
+                tls_keys(harness) + f'tls_ciphers = "{cipher}";')
+    output = s_client(harness, ["-starttls", "smtp", "-tls1_2",
+                                "-connect", "127.0.0.1:2535"])
+    tap.check(f"New, TLSv1.2, Cipher is {cipher}" in output,
+              "tls_ciphers sets the TLS 1.2 cipher", output[-1500:])
+
+
+def test_min_version(tap, harness):
+    start_other(harness, "tls13", 2545, tls_keys(harness) +
+                'tls_min_version = "1.3";\ntimeout_command = 2s;')
+    output = s_client(harness, ["-starttls", "smtp", "-tls1_2",
+                                "-connect", "127.0.0.1:2545"])
+    tap.check("New, TLSv1.2" not in output and
+              "Cipher is (NONE)" in output,
+              "tls_min_version 1.3 rejects TLS 1.2", output[-1500:])
+    log = harness.log_text("tls13")
+    tap.check("event=tls-failed" in log and "UNSUPPORTED_PROTOCOL" in log,
+              "rejected TLS 1.2 client is logged", log[-1500:])
+    output = s_client(harness, ["-starttls", "smtp", "-connect",
+                                "127.0.0.1:2545"])
+    tap.check("New, TLSv1.3" in output, "TLS 1.3 still works",
+              output[-1500:])
+
+    # A client that never starts the handshake times out without a
+    # plaintext 421 in the middle of the TLS stream.
+    client = h.RawClient(2545)
+    client.reply()
+    client.command(b"EHLO client.test\r\n")
+    client.command(b"STARTTLS\r\n")
+    started = time.monotonic()
+    closed = client.closed()
+    waited = time.monotonic() - started
+    client.close()
+    tap.check(closed and 1.0 < waited < 8.0,
+              "stalled handshake closes after timeout_command", waited)
+    tap.check("waiting=tls-handshake" in harness.log_text("tls13"),
+              "stalled handshake is logged as a timeout")
+
+
+def test_not_configured(tap, harness):
+    start_other(harness, "plain", 2555, "")
+    client = h.RawClient(2555)
+    client.reply()
+    client.sock.sendall(b"EHLO client.test\r\n")
+    ehlo = b""
+    while not re.search(rb"(^|\n)250 ", ehlo):
+        ehlo += client.sock.recv(4096)
+    tap.check(b"STARTTLS" not in ehlo, "no STARTTLS without tls_cert", ehlo)
+    tap.check(client.command(b"STARTTLS\r\n").startswith("502 5.5.1"),
+              "STARTTLS without tls_cert gets 502")
+    client.close()
+
+
 def test(tap, harness):
     make_ca(harness)
     make_cert(harness, "server", "relay.test")
@@ -374,6 +454,9 @@ def test(tap, harness):
     test_reload(tap, harness, relay)
     test_bad_handshake(tap, harness, relay)
     test_check_missing_cert(tap, harness)
+    test_cipher_list(tap, harness)
+    test_min_version(tap, harness)
+    test_not_configured(tap, harness)
     tap.check(relay.poll() is None, "relay is still running")
 
 
