@@ -277,14 +277,14 @@ static int session_write_trace(struct inbound_session *s)
         .rcpt = s->rcpt_count == 1 ? s->rcpts[0] : NULL,
         .when = time(NULL),
     };
+    char header[1024];
+    size_t len;
 
     if (inbound_tls_established(s)) {
         trace.tls_version = tls_session_version(s->tls);
         trace.tls_cipher = tls_session_cipher(s->tls);
         trace.tls_bits = tls_session_cipher_bits(s->tls);
     }
-    char header[1024];
-    size_t len;
 
     len = smtp_trace_received(&trace, header, sizeof(header));
     if (len == 0) {
@@ -663,7 +663,9 @@ void inbound_session_start(struct inbound *inbound, int fd,
     }
     if (implicit_tls) {
         /* RFC 8314: the handshake comes first, then the greeting. The
-         * command timeout bounds the handshake. */
+         * command timeout bounds the handshake. Input that comes with
+         * the client's last handshake flight waits for the greeting. */
+        smtp_server_defer_greeting(s->smtp);
         reactor_timer_set(daemon->reactor, &s->timer,
                           (uint64_t)daemon->config->timeout_command * 1000u);
     } else {

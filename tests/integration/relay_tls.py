@@ -270,6 +270,45 @@ def test_implicit(tap, harness, store):
               "implicit session logged", tls_lines(harness))
 
 
+def test_implicit_early_ehlo(tap, harness):
+    """EHLO sent in the same write as the client's last handshake
+    message, before the greeting, is answered after the greeting."""
+    sock = socket.create_connection(("127.0.0.1", 4650), timeout=10)
+    incoming = ssl.MemoryBIO()
+    outgoing = ssl.MemoryBIO()
+    tls = client_context(harness).wrap_bio(incoming, outgoing,
+                                           server_hostname="relay.test")
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            sock.sendall(outgoing.read())
+            data = sock.recv(65536)
+            if not data:
+                break
+            incoming.write(data)
+    tls.write(b"EHLO client.test\r\nQUIT\r\n")
+    sock.sendall(outgoing.read())
+    received = b""
+    while b"221 " not in received:
+        data = sock.recv(65536)
+        if not data:
+            break
+        incoming.write(data)
+        try:
+            while True:
+                received += tls.read(65536)
+        except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+            pass
+    sock.close()
+    lines = received.split(b"\r\n")
+    tap.check(len(lines) > 1 and lines[0].startswith(b"220 relay.test") and
+              lines[1].startswith(b"250-relay.test") and
+              b"221 2.0.0" in received,
+              "greeting comes before the reply to an early EHLO", received)
+
+
 def test_sni(tap, harness):
     output = s_client(harness, ["-connect", "127.0.0.1:4650",
                                 "-servername", "mail.example.com"])
@@ -449,6 +488,7 @@ def test(tap, harness):
     test_s_client(tap, harness)
     test_posttls_finger(tap, harness)
     test_implicit(tap, harness, store)
+    test_implicit_early_ehlo(tap, harness)
     test_sni(tap, harness)
     test_resumption(tap, harness)
     test_reload(tap, harness, relay)
