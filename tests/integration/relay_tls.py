@@ -499,6 +499,14 @@ def test(tap, harness):
     test_not_configured(tap, harness)
     tap.check(relay.poll() is None, "relay is still running")
 
+    # Under ASan and UBSan a leak or an error shows here: the relay exits
+    # with a non-zero status and its log has the report.
+    status = harness.stop(relay)
+    log = harness.log_text("ringrelay")
+    tap.check(status == 0, "relay stops cleanly on SIGTERM", status)
+    tap.check("Sanitizer" not in log and "runtime error:" not in log,
+              "relay log has no sanitizer report", log[-3000:])
+
 
 if __name__ == "__main__":
     h.main_wrapper(test)
