@@ -270,6 +270,24 @@ def test_implicit(tap, harness, store):
               "implicit session logged", tls_lines(harness))
 
 
+def test_large_message(tap, harness, store):
+    """A body of many TLS records arrives byte for byte."""
+    line = b"0123456789abcdefghijklmnopqrstuvwxyz" * 2 + b"\r\n"
+    body = b"Subject: large over TLS\r\n\r\n" + line * 40000
+    before = len(h.read_stored(store))
+    with smtplib.SMTP_SSL("127.0.0.1", 4650, timeout=60,
+                          context=client_context(harness)) as client:
+        client.ehlo("client.test")
+        refused = client.sendmail("a@client.test", ["e@dest.test"], body)
+        tap.check(refused == {}, "large message accepted over TLS")
+    tap.check(h.wait_for(lambda: len(h.read_stored(store)) > before, 30),
+              "large message reaches the sink")
+    stored = [m for m in h.read_stored(store) if m[1] == ["e@dest.test"]]
+    tap.check(len(stored) == 1 and h.strip_received(stored[0][2]) == body,
+              "large message arrives byte for byte",
+              len(stored[0][2]) if stored else None)
+
+
 def test_implicit_early_ehlo(tap, harness):
     """EHLO sent in the same write as the client's last handshake
     message, before the greeting, is answered after the greeting."""
@@ -489,6 +507,7 @@ def test(tap, harness):
     test_posttls_finger(tap, harness)
     test_implicit(tap, harness, store)
     test_implicit_early_ehlo(tap, harness)
+    test_large_message(tap, harness, store)
     test_sni(tap, harness)
     test_resumption(tap, harness)
     test_reload(tap, harness, relay)
