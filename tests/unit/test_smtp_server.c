@@ -33,7 +33,7 @@ struct recorder {
     bool fail_write;
     bool no_space;        /* data_write returns SMTP_HOOK_NO_SPACE */
     bool commit_in_hook;  /* call data_done from inside data_end() */
-    bool refuse_tls;      /* the starttls hook refuses with 454 */
+    bool reject_tls;      /* the starttls hook rejects with 454 */
     struct smtp_server *server;
 };
 
@@ -2140,7 +2140,7 @@ static int hook_starttls(void *ctx, char *reply)
 {
     struct recorder *r = ctx;
 
-    if (r->refuse_tls) {
+    if (r->reject_tls) {
         snprintf(reply, SMTP_REPLY_MAX, "454 4.7.0 TLS not available due "
                  "to temporary reason");
         return -1;
@@ -2285,7 +2285,7 @@ Test(smtp_server, starttls_hook_refuses)
     struct harness h;
 
     tls_harness_init(&h);
-    h.rec.refuse_tls = true;
+    h.rec.reject_tls = true;
     feed_text(&h, HI "STARTTLS\r\nNOOP\r\n", 0);
     expect_replies("refused", h.out, GREETING "|" EHLO_TLS_REPLY
                    "|454 4.7.0 TLS not available|250 2.0.0 Ok");
