@@ -182,6 +182,16 @@ static int config_expect(struct config_loader *loader,
                           conf_type_name(type), conf_type_name(node->type));
 }
 
+static void config_free_tls_sni(struct config_tls_sni *sni, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        free(sni[i].host);
+        free(sni[i].cert);
+        free(sni[i].key);
+    }
+    free(sni);
+}
+
 /* Frees each owned field of config that keep does not share. With a
  * zeroed keep it frees them all. */
 static void config_free_fields(struct config *config,
@@ -207,6 +217,18 @@ static void config_free_fields(struct config *config,
     }
     if (config->auth_users_file != keep->auth_users_file) {
         free(config->auth_users_file);
+    }
+    if (config->tls_cert != keep->tls_cert) {
+        free(config->tls_cert);
+    }
+    if (config->tls_key != keep->tls_key) {
+        free(config->tls_key);
+    }
+    if (config->tls_ciphers != keep->tls_ciphers) {
+        free(config->tls_ciphers);
+    }
+    if (config->tls_sni != keep->tls_sni) {
+        config_free_tls_sni(config->tls_sni, config->tls_sni_count);
     }
     if (config->routes != keep->routes) {
         for (size_t i = 0; i < config->route_count; i++) {
@@ -365,26 +387,23 @@ static int config_out_of_memory(struct config_loader *loader,
     return config_error(loader, node->line, "out of memory");
 }
 
-static int config_apply_listen(struct config_loader *loader,
-                               const struct conf_node *node)
+/* Parses a string or list of IP:PORT into listen[0..*count). */
+static int config_parse_listen(struct config_loader *loader,
+                               const struct conf_node *node,
+                               struct netaddr_hostport *listen,
+                               size_t *count)
 {
-    struct netaddr_hostport listen[CONFIG_MAX_LISTEN];
     const struct conf_node *item = config_list_first(node);
-    size_t count;
 
-    if (config_string_list(loader, node, &count) < 0) {
+    if (config_string_list(loader, node, count) < 0) {
         return -1;
     }
-    if (count == 0) {
-        return config_invalid(loader, node, "at least one address is "
-                                            "required");
-    }
-    if (count > CONFIG_MAX_LISTEN) {
+    if (*count > CONFIG_MAX_LISTEN) {
         return config_invalid(loader, node, "more than %d addresses",
                               CONFIG_MAX_LISTEN);
     }
 
-    for (size_t i = 0; i < count; i++, item = item->next) {
+    for (size_t i = 0; i < *count; i++, item = item->next) {
         if (netaddr_parse_hostport(item->text, 0, &listen[i]) < 0 ||
             listen[i].is_name) {
             return config_invalid(loader, item,
@@ -400,8 +419,39 @@ static int config_apply_listen(struct config_loader *loader,
             }
         }
     }
+    return 0;
+}
+
+static int config_apply_listen(struct config_loader *loader,
+                               const struct conf_node *node)
+{
+    struct netaddr_hostport listen[CONFIG_MAX_LISTEN];
+    size_t count;
+
+    if (config_parse_listen(loader, node, listen, &count) < 0) {
+        return -1;
+    }
+    if (count == 0) {
+        return config_invalid(loader, node, "at least one address is "
+                                            "required");
+    }
     memcpy(loader->next->listen, listen, count * sizeof(listen[0]));
     loader->next->listen_count = count;
+    return 0;
+}
+
+/* tls_listen may be an empty list: no implicit TLS listener. */
+static int config_apply_tls_listen(struct config_loader *loader,
+                                   const struct conf_node *node)
+{
+    struct netaddr_hostport listen[CONFIG_MAX_LISTEN];
+    size_t count;
+
+    if (config_parse_listen(loader, node, listen, &count) < 0) {
+        return -1;
+    }
+    memcpy(loader->next->tls_listen, listen, count * sizeof(listen[0]));
+    loader->next->tls_listen_count = count;
     return 0;
 }
 
@@ -926,6 +976,159 @@ static int config_apply_postmaster(struct config_loader *loader,
     return 0;
 }
 
+/* Stores a non-empty file name; relative names are relative to the
+ * directory the daemon starts in. */
+static int config_file_name(struct config_loader *loader,
+                            const struct conf_node *node, char **out)
+{
+    if (config_expect(loader, node, CONF_STRING) < 0) {
+        return -1;
+    }
+    if (node->text[0] == '\0') {
+        return config_invalid(loader, node, "the file name must not be "
+                                            "empty");
+    }
+    *out = strdup(node->text);
+    return *out != NULL ? 0 : config_out_of_memory(loader, node);
+}
+
+static int config_apply_tls_cert(struct config_loader *loader,
+                                 const struct conf_node *node)
+{
+    return config_file_name(loader, node, &loader->next->tls_cert);
+}
+
+static int config_apply_tls_key(struct config_loader *loader,
+                                const struct conf_node *node)
+{
+    return config_file_name(loader, node, &loader->next->tls_key);
+}
+
+static int config_apply_tls_min_version(struct config_loader *loader,
+                                        const struct conf_node *node)
+{
+    /* An unquoted 1.2 is read as a string atom, since it is no
+     * integer. */
+    if (config_expect(loader, node, CONF_STRING) < 0) {
+        return -1;
+    }
+    if (strcmp(node->text, "1.2") != 0 && strcmp(node->text, "1.3") != 0) {
+        return config_invalid(loader, node, "'%s' is not 1.2 or 1.3",
+                              node->text);
+    }
+    loader->next->tls_min_version_1_3 = strcmp(node->text, "1.3") == 0;
+    return 0;
+}
+
+/* The list itself is checked by BoringSSL when the daemon builds its
+ * TLS context. */
+static int config_apply_tls_ciphers(struct config_loader *loader,
+                                    const struct conf_node *node)
+{
+    char *ciphers;
+
+    if (config_expect(loader, node, CONF_STRING) < 0) {
+        return -1;
+    }
+    if (node->text[0] == '\0') {
+        return config_invalid(loader, node, "the cipher list must not be "
+                                            "empty");
+    }
+    ciphers = strdup(node->text);
+    if (ciphers == NULL) {
+        return config_out_of_memory(loader, node);
+    }
+    loader->next->tls_ciphers = ciphers;
+    return 0;
+}
+
+/* Accepts a host name, or "*." and a host name. */
+static bool config_is_sni_host(const char *host)
+{
+    if (strncmp(host, "*.", 2) == 0) {
+        host += 2;
+    }
+    return strchr(host, '*') == NULL && netaddr_is_hostname(host);
+}
+
+/* Fills sni from one member "host { cert = FILE; key = FILE; }" of
+ * tls_sni. The duplicate check compares it with earlier[0..count). */
+static int config_parse_tls_sni(struct config_loader *loader,
+                                const struct conf_node *member,
+                                const struct config_tls_sni *earlier,
+                                size_t count, struct config_tls_sni *sni)
+{
+    if (config_expect(loader, member, CONF_OBJECT) < 0) {
+        return -1;
+    }
+    sni->host = config_domain_normalize(member->key);
+    if (sni->host == NULL) {
+        return config_out_of_memory(loader, member);
+    }
+    if (!config_is_sni_host(sni->host)) {
+        return config_invalid(loader, member, "'%s' is not a host name or "
+                              "*.domain", member->key);
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(earlier[i].host, sni->host) == 0) {
+            return config_invalid(loader, member, "'%s' is listed twice",
+                                  sni->host);
+        }
+    }
+    for (const struct conf_node *field = member->first; field != NULL;
+         field = field->next) {
+        char **slot = strcmp(field->key, "cert") == 0  ? &sni->cert
+                      : strcmp(field->key, "key") == 0 ? &sni->key
+                                                       : NULL;
+
+        if (slot == NULL || *slot != NULL) {
+            return config_invalid(loader, field, "'%s' in '%s' is %s; "
+                                  "give cert and key once each",
+                                  field->key, sni->host,
+                                  slot == NULL ? "unknown" : "repeated");
+        }
+        if (config_file_name(loader, field, slot) < 0) {
+            return -1;
+        }
+    }
+    if (sni->cert == NULL || sni->key == NULL) {
+        return config_invalid(loader, member, "'%s' needs both cert and "
+                              "key", sni->host);
+    }
+    return 0;
+}
+
+static int config_apply_tls_sni(struct config_loader *loader,
+                                const struct conf_node *node)
+{
+    struct config_tls_sni *sni = NULL;
+    size_t count = 0;
+
+    if (config_expect(loader, node, CONF_OBJECT) < 0) {
+        return -1;
+    }
+    if (node->child_count > 0) {
+        sni = calloc(node->child_count, sizeof(*sni));
+        if (sni == NULL) {
+            return config_out_of_memory(loader, node);
+        }
+    }
+    for (const struct conf_node *member = node->first; member != NULL;
+         member = member->next) {
+        int rc = config_parse_tls_sni(loader, member, sni, count,
+                                      &sni[count]);
+
+        count++;
+        if (rc < 0) {
+            config_free_tls_sni(sni, count);
+            return -1;
+        }
+    }
+    loader->next->tls_sni = sni;
+    loader->next->tls_sni_count = count;
+    return 0;
+}
+
 static const struct config_key config_keys[] = {
     {"listen", config_apply_listen},
     {"queue_dir", config_apply_queue_dir},
@@ -966,6 +1169,12 @@ static const struct config_key config_keys[] = {
     {"auth_plaintext", config_apply_auth_flag},
     {"auth_max_failures", config_apply_count},
     {"auth_received_header", config_apply_auth_flag},
+    {"tls_cert", config_apply_tls_cert},
+    {"tls_key", config_apply_tls_key},
+    {"tls_listen", config_apply_tls_listen},
+    {"tls_min_version", config_apply_tls_min_version},
+    {"tls_ciphers", config_apply_tls_ciphers},
+    {"tls_sni", config_apply_tls_sni},
 };
 
 static const struct config_key *config_find_key(const char *name)
@@ -1061,6 +1270,43 @@ out:
     return rc;
 }
 
+/* config_check_tls rejects TLS keys that need tls_cert and tls_key
+ * without them, and a tls_listen address that listen has too. */
+static int config_check_tls(struct config_loader *loader)
+{
+    const struct config *config = loader->next;
+    bool has_pair = config->tls_cert != NULL && config->tls_key != NULL;
+    const char *needs = NULL;
+
+    if ((config->tls_cert != NULL) != (config->tls_key != NULL)) {
+        needs = config->tls_cert != NULL ? "tls_cert" : "tls_key";
+    } else if (!has_pair && config->tls_listen_count > 0) {
+        needs = "tls_listen";
+    } else if (!has_pair && config->tls_sni_count > 0) {
+        needs = "tls_sni";
+    }
+    if (needs != NULL) {
+        snprintf(loader->err, loader->err_size, "%s: %s needs both tls_cert "
+                 "and tls_key", loader->path, needs);
+        return -1;
+    }
+    for (size_t i = 0; i < config->tls_listen_count; i++) {
+        const struct netaddr_hostport *tls = &config->tls_listen[i];
+
+        for (size_t j = 0; j < config->listen_count; j++) {
+            if (config->listen[j].addr_len == tls->addr_len &&
+                memcmp(&config->listen[j].addr, &tls->addr,
+                       tls->addr_len) == 0) {
+                snprintf(loader->err, loader->err_size, "%s: %s:%u is in "
+                         "both listen and tls_listen", loader->path,
+                         tls->host, (unsigned)tls->port);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* config_check refuses combinations of keys that each are valid alone. */
 static int config_check(struct config_loader *loader)
 {
@@ -1097,7 +1343,7 @@ static int config_check(struct config_loader *loader)
                  sizeof(control.sun_path) - 1);
         return -1;
     }
-    return 0;
+    return config_check_tls(loader);
 }
 
 int config_load(struct config *config, const char *path, char *err,

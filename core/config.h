@@ -19,6 +19,14 @@
 
 #define CONFIG_MAX_LISTEN 16
 
+/* config_tls_sni: a certificate that the server presents to clients that
+ * ask for host by SNI. */
+struct config_tls_sni {
+    char *host;                   /* host name or "*.domain", lower case */
+    char *cert;                   /* PEM chain file */
+    char *key;                    /* PEM private key file */
+};
+
 /* config_route: mail for one domain goes to one next hop. */
 struct config_route {
     char *domain;                 /* lower case, no trailing dot */
@@ -96,6 +104,19 @@ struct config {
     bool auth_plaintext;          /* offer AUTH without TLS */
     unsigned auth_max_failures;   /* failed AUTHs before 421 and close */
     bool auth_received_header;    /* name the user in Received: */
+    /* Inbound TLS. STARTTLS is offered when tls_cert and tls_key are
+     * set; config_load rejects one without the other, and tls_listen or
+     * tls_sni without both. The files are read when the daemon builds its
+     * TLS context, not here. */
+    char *tls_cert;               /* PEM chain file, NULL: no TLS */
+    char *tls_key;                /* PEM private key file */
+    struct netaddr_hostport tls_listen[CONFIG_MAX_LISTEN]; /* implicit
+                                   * TLS (RFC 8314) listeners */
+    size_t tls_listen_count;
+    bool tls_min_version_1_3;     /* tls_min_version "1.3"; else "1.2" */
+    char *tls_ciphers;            /* TLS 1.2 cipher list; NULL: default */
+    struct config_tls_sni *tls_sni;
+    size_t tls_sni_count;
 };
 
 /* config_init fills every key with its default. Returns 0, or -1 when out

@@ -14,6 +14,7 @@ struct outbound;
 struct control;
 struct auth_users;
 struct auth_worker;
+struct tls_context;
 
 struct daemon {
     const struct config *config;
@@ -25,6 +26,8 @@ struct daemon {
     struct control *control;      /* NULL until the queue is open */
     struct auth_users *auth_users; /* NULL: AUTH is not offered */
     struct auth_worker *auth_worker; /* set when auth_users is */
+    struct tls_context *tls;      /* inbound TLS; NULL when not
+                                   * configured. SIGHUP replaces it. */
     bool stopping;                /* SIGTERM/SIGINT seen */
 };
 

@@ -16,12 +16,14 @@
 #include "core/config.h"
 #include "core/control.h"
 #include "core/daemon.h"
+#include "core/daemon_tls.h"
 #include "core/inbound.h"
 #include "core/log.h"
 #include "core/outbound.h"
 #include "core/queue.h"
 #include "core/reactor.h"
 #include "dns/resolver.h"
+#include "tls/tls_context.h"
 #include "tls/tls_library.h"
 
 /* How long a stop waits for sessions and deliveries in flight. */
@@ -97,10 +99,8 @@ static void daemon_signal_done(struct reactor_op *op, int result)
         return;
     }
     if (signals->info.ssi_signo == SIGHUP) {
-        /* TODO: reload the configuration on SIGHUP. */
-        log_warning("event=reload-ignored signal=SIGHUP "
-                    "reason=\"configuration reload is not implemented; "
-                    "restart the daemon to apply changes\"");
+        /* TODO: reload the rest of the configuration on SIGHUP. */
+        daemon_tls_reload(daemon);
         daemon_rearm_signals(signals);
         return;
     }
@@ -325,7 +325,15 @@ int main(int argc, char **argv)
         config_cleanup(&config);
         return 1;
     }
+    if (daemon_tls_build(&config, &daemon.tls, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ringrelay: %s: TLS: %s\n",
+                path != NULL ? path : "(defaults)", err);
+        auth_users_free(daemon.auth_users);
+        config_cleanup(&config);
+        return 1;
+    }
     if (check_only) {
+        tls_context_unref(daemon.tls);
         printf("ringrelay: configuration %s is valid\n",
                path != NULL ? path : "(defaults)");
         auth_users_free(daemon.auth_users);
@@ -341,6 +349,7 @@ int main(int argc, char **argv)
     }
     status = daemon_run(&daemon);
     auth_users_free(daemon.auth_users);
+    tls_context_unref(daemon.tls);
     config_cleanup(&config);
     return status;
 }

@@ -39,11 +39,13 @@ struct inbound_listener {
     struct reactor_op accept_op;
     struct reactor_timer retry_timer; /* re-arms accept after an error */
     char text[300];             /* the configured "IP:PORT" */
+    bool implicit_tls;          /* a tls_listen address */
 };
 
 struct inbound {
     struct daemon *daemon;
-    struct inbound_listener listeners[CONFIG_MAX_LISTEN];
+    struct inbound_listener listeners[2 * CONFIG_MAX_LISTEN]; /* listen,
+                                  * then tls_listen */
     size_t listener_count;
     struct smtp_server_options smtp_options; /* shared by all sessions */
     struct inbound_session *sessions; /* every open session */
@@ -157,6 +159,7 @@ struct inbound *inbound_new(struct daemon *daemon)
     inbound->smtp_options.max_hops = config->max_hops;
     inbound->smtp_options.max_junk_commands = config->max_junk_commands;
     inbound->smtp_options.auth_plaintext = config->auth_plaintext;
+    inbound->smtp_options.starttls = daemon->tls != NULL;
     if (inbound_clients_init(&inbound->clients, config->max_connections) <
         0) {
         log_error("error=\"out of memory\"");
@@ -164,11 +167,16 @@ struct inbound *inbound_new(struct daemon *daemon)
         return NULL;
     }
 
-    for (size_t i = 0; i < config->listen_count; i++) {
+    for (size_t i = 0; i < config->listen_count + config->tls_listen_count;
+         i++) {
         struct inbound_listener *listener = &inbound->listeners[i];
-        const struct netaddr_hostport *where = &config->listen[i];
+        bool implicit_tls = i >= config->listen_count;
+        const struct netaddr_hostport *where =
+            implicit_tls ? &config->tls_listen[i - config->listen_count]
+                         : &config->listen[i];
 
         listener->inbound = inbound;
+        listener->implicit_tls = implicit_tls;
         listener->fd = -1;
         listener->retry_timer.fire = inbound_accept_retry;
         listener->retry_timer.owner = listener;
@@ -181,7 +189,8 @@ struct inbound *inbound_new(struct daemon *daemon)
             inbound_free(inbound);
             return NULL;
         }
-        log_info("event=listen address=%s", listener->text);
+        log_info("event=listen address=%s%s", listener->text,
+                 implicit_tls ? " tls=implicit" : "");
     }
     return inbound;
 }
@@ -195,7 +204,7 @@ static void inbound_accept_done(struct reactor_op *op, int result)
         if (inbound->stopping) {
             close(result);
         } else {
-            inbound_session_start(inbound, result);
+            inbound_session_start(inbound, result, listener->implicit_tls);
         }
     } else if (result != -ECANCELED) {
         log_error("event=accept_failed "

@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/daemon.h"
 #include "core/inbound.h"
+#include "core/inbound_tls.h"
 #include "core/log.h"
 #include "core/netaddr.h"
 #include "core/queue.h"
@@ -20,6 +21,7 @@
 #include "core/relay_access.h"
 #include "proto/smtp_server.h"
 #include "proto/smtp_trace.h"
+#include "tls/tls_session.h"
 
 static void session_recv_done(struct reactor_op *op, int result);
 static void session_send_done(struct reactor_op *op, int result);
@@ -285,6 +287,12 @@ static int session_write_trace(struct inbound_session *s)
     char header[1024];
     size_t len;
 
+    if (inbound_tls_established(s)) {
+        trace.tls_version = tls_session_version(s->tls);
+        trace.tls_cipher = tls_session_cipher(s->tls);
+        trace.tls_bits = tls_session_cipher_bits(s->tls);
+    }
+
     len = smtp_trace_received(&trace, header, sizeof(header));
     if (len == 0) {
         errno = ENOBUFS;
@@ -516,6 +524,20 @@ static void session_hook_reset(void *ctx)
     session_clear_transaction(ctx);
 }
 
+/* session_hook_starttls prepares the TLS session; every byte received
+ * from now on is ciphertext. */
+static int session_hook_starttls(void *ctx, char *reply)
+{
+    struct inbound_session *s = ctx;
+
+    if (inbound_tls_start(s, INBOUND_TLS_STARTTLS) < 0) {
+        snprintf(reply, SMTP_REPLY_MAX, "454 4.7.0 TLS not available due "
+                 "to temporary reason");
+        return -1;
+    }
+    return 0;
+}
+
 static const struct smtp_server_hooks session_hooks = {
     .mail = session_hook_mail,
     .rcpt = session_hook_rcpt,
@@ -524,6 +546,7 @@ static const struct smtp_server_hooks session_hooks = {
     .data_end = session_hook_data_end,
     .data_abort = session_hook_data_abort,
     .reset = session_hook_reset,
+    .starttls = session_hook_starttls,
 };
 
 /* The same with AUTH, for a daemon with an auth_users_file. */
@@ -634,7 +657,8 @@ static void session_greet_or_delay(struct inbound_session *s)
     reactor_timer_set(daemon->reactor, &s->timer, session_timeout_ms(s));
 }
 
-void inbound_session_start(struct inbound *inbound, int fd)
+void inbound_session_start(struct inbound *inbound, int fd,
+                           bool implicit_tls)
 {
     struct daemon *daemon = inbound_daemon(inbound);
     struct inbound_session *s;
@@ -655,6 +679,7 @@ void inbound_session_start(struct inbound *inbound, int fd)
     s->send_op.owner = s;
     s->timer.fire = session_timer_fired;
     s->timer.owner = s;
+    smtp_outq_init(&s->tls_out);
 
     if (session_identify_peer(s) < 0) {
         goto fail;
@@ -671,8 +696,12 @@ void inbound_session_start(struct inbound *inbound, int fd)
         session_settle(s);
         return;
     }
-    log_info("session=%" PRIu64 " event=connect client=%s relay=%s", s->id,
-             s->client_ip, s->relay_client ? "yes" : "no");
+    log_info("session=%" PRIu64 " event=connect client=%s relay=%s%s",
+             s->id, s->client_ip, s->relay_client ? "yes" : "no",
+             implicit_tls ? " tls=implicit" : "");
+    if (implicit_tls && inbound_tls_start(s, INBOUND_TLS_IMPLICIT) < 0) {
+        goto fail;
+    }
 
     rc = reactor_recv_multishot(daemon->reactor, &s->recv_op, fd);
     if (rc < 0) {
@@ -680,7 +709,16 @@ void inbound_session_start(struct inbound *inbound, int fd)
                   strerror(-rc));
         goto fail;
     }
-    session_greet_or_delay(s);
+    if (implicit_tls) {
+        /* RFC 8314: the handshake comes first, then the greeting. The
+         * command timeout bounds the handshake. Input that comes with
+         * the client's last handshake flight waits for the greeting. */
+        smtp_server_defer_greeting(s->smtp);
+        reactor_timer_set(daemon->reactor, &s->timer,
+                          (uint64_t)daemon->config->timeout_command * 1000u);
+    } else {
+        session_greet_or_delay(s);
+    }
     session_flush(s);
     return;
 
@@ -731,21 +769,66 @@ static void session_restart_timer(struct inbound_session *s,
     }
 }
 
+/* session_input passes plaintext input, received or decrypted, to the
+ * SMTP session. */
+static void session_input(struct inbound_session *s, const char *data,
+                          size_t len)
+{
+    uint64_t waits;
+
+    if (s->closing) {
+        return;
+    }
+    if (s->greeting_pending) {
+        session_early_input(s, data, len);
+        return;
+    }
+    waits = smtp_server_command_waits(s->smtp);
+    smtp_server_feed(s->smtp, data, len);
+    if (s->stop_pending && s->writer == NULL && !s->commit_pending) {
+        smtp_server_shutdown(s->smtp);
+    }
+    session_restart_timer(s, waits);
+}
+
+/* session_tls_input runs received ciphertext through the TLS layer. A
+ * completed handshake restarts the command timer, and on an implicit TLS
+ * connection it is when the greeting comes. */
+static void session_tls_input(struct inbound_session *s, const char *data,
+                              size_t len)
+{
+    bool was_established = inbound_tls_established(s);
+    int rc = inbound_tls_receive(s, data, len, session_input);
+
+    if (rc < 0) {
+        s->tls_end_reason = was_established ? "TLS error"
+                                            : "TLS handshake failed";
+        session_stop_reading(s);
+        return;
+    }
+    if (!was_established && inbound_tls_established(s)) {
+        if (s->tls_mode == INBOUND_TLS_IMPLICIT) {
+            session_greet_or_delay(s);
+        } else {
+            reactor_timer_set(session_daemon(s)->reactor, &s->timer,
+                              session_timeout_ms(s));
+        }
+    }
+    if (rc > 0) {
+        /* close_notify: reply to what was sent, then close. */
+        s->peer_eof = true;
+    }
+}
+
 static void session_recv_done(struct reactor_op *op, int result)
 {
     struct inbound_session *s = op->owner;
 
-    if (result > 0 && !s->closing && s->greeting_pending) {
-        session_early_input(s, op->data, (size_t)result);
+    if (result > 0 && !s->closing && s->tls != NULL) {
+        session_tls_input(s, op->data, (size_t)result);
         session_flush(s);
     } else if (result > 0 && !s->closing) {
-        uint64_t waits = smtp_server_command_waits(s->smtp);
-
-        smtp_server_feed(s->smtp, op->data, (size_t)result);
-        if (s->stop_pending && s->writer == NULL && !s->commit_pending) {
-            smtp_server_shutdown(s->smtp);
-        }
-        session_restart_timer(s, waits);
+        session_input(s, op->data, (size_t)result);
         session_flush(s);
     } else if (result < 0 && result != -ECANCELED &&
                result != -ECONNRESET) {
@@ -771,9 +854,21 @@ static void session_flush(struct inbound_session *s)
     int count;
     int rc;
 
-    if (s->send_op.armed || s->fd < 0 || out->len == 0) {
+    if (s->send_op.armed || s->fd < 0) {
         return;
     }
+    if (s->tls != NULL) {
+        out = inbound_tls_output(s);
+        if (out == NULL) {
+            s->tls_end_reason = "TLS error";
+            session_stop_reading(s);
+            return;
+        }
+    }
+    if (out->len == 0) {
+        return;
+    }
+    s->send_queue = out;
     count = smtp_outq_peek(out, s->send_iov, INBOUND_SEND_IOVS);
     rc = reactor_sendv(reactor, &s->send_op, s->fd, s->send_iov, count);
     if (rc < 0) {
@@ -797,7 +892,7 @@ static void session_send_done(struct reactor_op *op, int result)
         uint64_t waits = smtp_server_command_waits(s->smtp);
 
         /* Input held while output piled up may be parsed now. */
-        smtp_outq_consume(smtp_server_output(s->smtp), (size_t)result);
+        smtp_outq_consume(s->send_queue, (size_t)result);
         smtp_server_resume(s->smtp);
         if (!s->greeting_pending) {
             session_restart_timer(s, waits);
@@ -826,6 +921,15 @@ static void session_timer_fired(struct reactor_timer *timer)
             reactor_timer_set(reactor, &s->timer, session_timeout_ms(s));
         }
         session_flush(s);
+        session_settle(s);
+        return;
+    }
+    if (s->tls != NULL && !inbound_tls_established(s)) {
+        /* A 421 in plaintext would only corrupt the handshake. */
+        log_info("session=%" PRIu64 " event=timeout client=%s "
+                 "waiting=tls-handshake", s->id, s->client_ip);
+        s->tls_end_reason = "timeout";
+        session_stop_reading(s);
         session_settle(s);
         return;
     }
@@ -860,6 +964,12 @@ void inbound_session_shutdown(struct inbound_session *s)
         s->stop_pending = true;
         return;
     }
+    if (s->tls != NULL && !inbound_tls_established(s)) {
+        s->tls_end_reason = "shutdown";
+        session_stop_reading(s);
+        session_settle(s);
+        return;
+    }
     smtp_server_shutdown(s->smtp);
     session_flush(s);
     session_settle(s);
@@ -890,6 +1000,9 @@ static const char *session_end_reason(const struct inbound_session *s)
     if (reason != NULL) {
         return reason;
     }
+    if (s->tls_end_reason != NULL) {
+        return s->tls_end_reason;
+    }
     return s->peer_eof ? "client closed the connection" : "connection error";
 }
 
@@ -905,7 +1018,7 @@ static void session_settle(struct inbound_session *s)
     if (!s->closing) {
         bool drained = s->smtp == NULL ||
                        (smtp_server_output(s->smtp)->len == 0 &&
-                        !s->send_op.armed);
+                        s->tls_out.len == 0 && !s->send_op.armed);
         bool finished = s->smtp == NULL || s->peer_eof ||
                         smtp_server_closing(s->smtp);
 
@@ -936,6 +1049,7 @@ void inbound_session_free(struct inbound_session *s)
     inbound_auth_cancel(s);
     inbound_detach(s->inbound, s);
     smtp_server_free(s->smtp);
+    inbound_tls_free(s);
     queue_writer_abort(s->writer);
     session_clear_transaction(s);
     free(s->rcpts);

@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 
 #include "core/reactor.h"
+#include "proto/smtp_outq.h"
 
 struct auth_check;
 struct daemon;
@@ -19,6 +20,7 @@ struct inbound_client;
 struct queue_writer;
 struct smtp_server;
 struct smtp_server_options;
+struct tls_session;
 
 #define INBOUND_SEND_IOVS 16
 
@@ -62,6 +64,14 @@ struct inbound_session {
     bool auth_delay;              /* the timer delays a failure reply */
     const char *auth_mechanism;   /* "PLAIN" or "LOGIN" of the attempt */
     char auth_user[256];          /* user name of the attempt, for logs */
+    /* TLS (inbound_tls.c). */
+    struct tls_session *tls;      /* NULL while the connection is
+                                   * plaintext */
+    unsigned tls_mode;            /* enum inbound_tls_mode */
+    struct smtp_outq tls_out;     /* ciphertext waiting to be sent */
+    struct smtp_outq *send_queue; /* the queue send_op sends from */
+    const char *tls_end_reason;   /* static text when TLS ended the
+                                   * connection, for the disconnect line */
 
     /* The open transaction. */
     char *sender;
@@ -78,9 +88,11 @@ struct inbound_session {
     uint64_t data_started_ms;
 };
 
-/* inbound_session_start takes a connected socket and greets the client;
- * on failure it closes fd. */
-void inbound_session_start(struct inbound *inbound, int fd);
+/* inbound_session_start takes a connected socket and greets the client,
+ * after a TLS handshake when implicit_tls is set; on failure it closes
+ * fd. */
+void inbound_session_start(struct inbound *inbound, int fd,
+                           bool implicit_tls);
 
 /* inbound_session_answered restarts the command timer and sends the
  * queued replies after a reply that came from outside the reactor's

@@ -16,7 +16,7 @@ static bool auth_built(const struct smtp_server *s)
 
 bool smtp_auth_offered(const struct smtp_server *s)
 {
-    return auth_built(s) && (s->encrypted || s->opts->auth_plaintext);
+    return auth_built(s) && (s->tls_active || s->opts->auth_plaintext);
 }
 
 static void auth_end_exchange(struct smtp_server *s)
@@ -168,11 +168,6 @@ void smtp_server_auth_done(struct smtp_server *s, bool success,
         }
     }
     smtp_server_resume(s);
-}
-
-void smtp_server_set_encrypted(struct smtp_server *s)
-{
-    s->encrypted = true;
 }
 
 const char *smtp_server_auth_user(const struct smtp_server *s)

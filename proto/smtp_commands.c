@@ -51,6 +51,8 @@ static void command_quit(struct smtp_server *s, const struct smtp_args *a);
 static void command_vrfy(struct smtp_server *s, const struct smtp_args *a);
 static void command_help(struct smtp_server *s, const struct smtp_args *a);
 static void command_auth(struct smtp_server *s, const struct smtp_args *a);
+static void command_starttls(struct smtp_server *s,
+                             const struct smtp_args *a);
 static void command_not_implemented(struct smtp_server *s,
                                     const struct smtp_args *a);
 
@@ -81,15 +83,16 @@ static const struct smtp_command smtp_commands[] = {
      SMTP_PARAM_NONE, "VRFY address", command_vrfy},
     {"HELP", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
      SMTP_PARAM_NONE, "HELP", command_help},
+    /* STARTTLS checks its argument and state itself, so that it gets
+     * 502 whenever it is not offered. */
+    {"STARTTLS", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
+     SMTP_PARAM_NONE, "STARTTLS", command_starttls},
     /* AUTH is allowed in every command state so that its handler can
      * name the reason of a refusal (smtp_auth.c). */
     {"AUTH", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
      SMTP_PARAM_NONE, "AUTH mechanism [initial-response]", command_auth},
     /* Known verbs without an implementation get 502 rather than the 500
-     * of an unknown verb. STARTTLS becomes a real command by giving its
-     * row states, a grammar and a handler. */
-    {"STARTTLS", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
-     SMTP_PARAM_NONE, "STARTTLS", command_not_implemented},
+     * of an unknown verb. */
     {"EXPN", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
      SMTP_PARAM_NONE, "EXPN list", command_not_implemented},
     {"TURN", SMTP_STATE_COMMANDS, SMTP_ARGS_TEXT, NULL, NULL, NULL,
@@ -129,6 +132,12 @@ static bool smtputf8_offered(const struct smtp_server *s)
 static bool binarymime_offered(unsigned disabled)
 {
     return (smtp_extensions_offered(disabled) & SMTP_EXT_BINARYMIME) != 0;
+}
+
+static bool starttls_offered(const struct smtp_server *s)
+{
+    return s->opts->starttls && s->hooks->starttls != NULL &&
+           !s->tls_active;
 }
 
 static size_t skip_blanks(const char *text, size_t pos, size_t len)
@@ -379,6 +388,9 @@ static void command_ehlo(struct smtp_server *s, const struct smtp_args *a)
     if ((disabled & SMTP_EXT_DSN) == 0) {
         smtp_server_reply(s, "250-DSN");
     }
+    if (starttls_offered(s)) {
+        smtp_server_reply(s, "250-STARTTLS");
+    }
     if (smtp_auth_offered(s)) {
         smtp_server_reply(s, "250-AUTH PLAIN LOGIN");
     }
@@ -566,7 +578,9 @@ static void command_help(struct smtp_server *s, const struct smtp_args *a)
             (smtp_commands[i].handler == command_auth &&
              s->hooks->auth == NULL) ||
             (smtp_commands[i].handler == command_bdat &&
-             (s->opts->disabled_extensions & SMTP_EXT_CHUNKING) != 0)) {
+             (s->opts->disabled_extensions & SMTP_EXT_CHUNKING) != 0) ||
+            (smtp_commands[i].handler == command_starttls &&
+             !starttls_offered(s))) {
             continue;
         }
         n = snprintf(verbs + used, sizeof(verbs) - used, " %s",
@@ -590,4 +604,40 @@ static void command_not_implemented(struct smtp_server *s,
 static void command_auth(struct smtp_server *s, const struct smtp_args *a)
 {
     smtp_auth_command(s, a->text, a->len);
+}
+
+/* command_starttls accepts STARTTLS (RFC 3207) and discards the input
+ * after it until the owner finished the handshake; see smtp_server.h. */
+static void command_starttls(struct smtp_server *s,
+                             const struct smtp_args *a)
+{
+    char reply[SMTP_REPLY_MAX] = "";
+
+    if (s->tls_active) {
+        smtp_server_reject(s, "554 5.5.1 Error: TLS already active");
+        return;
+    }
+    if (!starttls_offered(s)) {
+        smtp_server_reject(s, "502 5.5.1 Error: command not implemented");
+        return;
+    }
+    if (a->len != 0) {
+        smtp_server_reject(s, "501 5.5.4 Syntax: STARTTLS");
+        return;
+    }
+    if (s->state == SMTP_STATE_CONNECTED) {
+        smtp_server_reject(s, "503 5.5.1 Error: send HELO/EHLO first");
+        return;
+    }
+    if (s->state != SMTP_STATE_READY) {
+        smtp_server_reject(s, "503 5.5.1 Error: MAIL transaction in "
+                           "progress");
+        return;
+    }
+    if (s->hooks->starttls(s->ctx, reply) < 0) {
+        smtp_server_hook_reply(s, reply);
+        return;
+    }
+    smtp_server_reply(s, "220 2.0.0 Ready to start TLS");
+    s->tls_pending = true;
 }

@@ -283,7 +283,7 @@ static size_t session_max_line(const struct smtp_server *s)
 
 static bool session_paused(const struct smtp_server *s)
 {
-    if (s->closing || s->greeting_deferred ||
+    if (s->closing || s->greeting_deferred || s->tls_pending ||
         s->state == SMTP_STATE_COMMIT ||
         s->state == SMTP_STATE_AUTH_CHECK) {
         return true;
@@ -468,6 +468,10 @@ static int session_held_reserve(struct smtp_server *s, size_t extra)
 static void session_hold(struct smtp_server *s, const char *data,
                          size_t len)
 {
+    if (s->tls_pending) {
+        s->tls_discarded += len;
+        return;
+    }
     if (len == 0 || s->closing) {
         return;
     }
@@ -525,6 +529,10 @@ void smtp_server_feed(struct smtp_server *s, const char *data, size_t len)
     if (s->closing || len == 0) {
         return;
     }
+    if (s->tls_pending) {
+        s->tls_discarded += len;
+        return;
+    }
 
     /* Input held back for output that has drained since is parsed first,
      * in case the caller feeds before calling smtp_server_resume(). */
@@ -565,7 +573,10 @@ void smtp_server_resume(struct smtp_server *s)
         return;
     }
     used = session_run(s, s->held, s->held_len);
-    if (s->closing) {
+    if (s->tls_pending) {
+        s->tls_discarded += s->held_len - used;
+    }
+    if (s->closing || s->tls_pending) {
         s->held_len = 0;
         return;
     }
@@ -638,4 +649,34 @@ const char *smtp_server_helo(const struct smtp_server *s)
 bool smtp_server_used_esmtp(const struct smtp_server *s)
 {
     return s->esmtp;
+}
+
+bool smtp_server_starttls_pending(const struct smtp_server *s)
+{
+    return s->tls_pending;
+}
+
+uint64_t smtp_server_tls_started(struct smtp_server *s)
+{
+    uint64_t discarded = s->tls_discarded;
+
+    smtp_server_end_transaction(s);
+    s->state = SMTP_STATE_CONNECTED;
+    s->tls_pending = false;
+    s->tls_active = true;
+    s->tls_discarded = 0;
+    s->held_len = 0;
+    s->discarding = false;
+    s->helo[0] = '\0';
+    s->esmtp = false;
+
+    /* RFC 3207 section 4.2 also voids an AUTH that came before TLS. */
+    s->authenticated = false;
+    s->auth_user[0] = '\0';
+    return discarded;
+}
+
+bool smtp_server_encrypted(const struct smtp_server *s)
+{
+    return s->tls_active;
 }

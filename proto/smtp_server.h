@@ -20,12 +20,13 @@
  * hooks do not, unless the rcpt hook returns SMTP_HOOK_REJECT_COUNTED.
  * NOOP, RSET, VRFY, HELP, EHLO and HELO count toward max_junk_commands,
  * and the first one past it gets 421 4.7.0 in place of its reply. Known
- * verbs that are not implemented (EXPN, TURN, ETRN, ATRN, STARTTLS, SEND,
- * SOML, SAML) get 502 5.5.1, and so does AUTH without an auth hook.
+ * verbs that are not implemented (EXPN, TURN, ETRN, ATRN, SEND, SOML,
+ * SAML) get 502 5.5.1, and so do AUTH without an auth hook and STARTTLS
+ * when it is not offered.
  *
  * AUTH (RFC 4954, mechanisms PLAIN and LOGIN, smtp_sasl.h) is offered in
  * the EHLO reply when the auth hook is set and the session is encrypted
- * (smtp_server_set_encrypted()) or options.auth_plaintext is true.
+ * (smtp_server_tls_started()) or options.auth_plaintext is true.
  * Otherwise AUTH gets 538 5.7.11, the RFC 4954 reply for a mechanism that
  * needs encryption. AUTH before EHLO, after HELO, after a successful AUTH
  * or inside a mail transaction gets 503 5.5.1, and an unknown mechanism
@@ -38,6 +39,16 @@
  * itself (501, 502, 503, 504, 538, and the 535 for a PLAIN authzid that
  * differs from the user) counts toward max_errors. The owner's answer
  * does not, because the owner limits failed attempts itself.
+ *
+ * STARTTLS (RFC 3207) is offered in the EHLO reply when opts->starttls is
+ * set, the starttls hook exists and the session is not encrypted yet. It
+ * needs EHLO or HELO first (503 5.5.1 before) and no open transaction
+ * (503 5.5.1), takes no argument (501 5.5.4), and gets 554 5.5.1 once
+ * TLS is active. When the hook accepts, the session replies "220 2.0.0
+ * Ready to start TLS" and discards every byte that follows the STARTTLS
+ * line, in the same feed, held, or fed later, until the owner calls
+ * smtp_server_tls_started(). So plaintext that a client pipelined after
+ * STARTTLS is never run as a command of the encrypted session.
  *
  * DATA: body bytes reach hooks->data_write() in wire form (CRLF,
  * dot-stuffed as received), without the final ".CRLF". A bare CR or LF
@@ -183,6 +194,13 @@ struct smtp_server_hooks {
      * EHLO/HELO, QUIT, the end of DATA, a close, smtp_server_free());
      * forget sender and recipients. */
     void (*reset)(void *ctx);
+
+    /* starttls: a valid STARTTLS; prepare the TLS session. Once the 220
+     * that follows is sent, the owner runs the handshake on the raw
+     * connection and then calls smtp_server_tls_started(). To refuse,
+     * write a reply such as "454 4.7.0 TLS not available due to
+     * temporary reason" and return -1. */
+    int (*starttls)(void *ctx, char *reply);
 };
 
 /* Extensions that the EHLO reply can leave out, as bits of
@@ -206,8 +224,8 @@ enum smtp_server_extension {
     SMTP_EXT_CHUNKING = 1u << 4,
     SMTP_EXT_BINARYMIME = 1u << 5,
     SMTP_EXT_DSN = 1u << 6,
-    SMTP_EXT_AUTH = 1u << 7, /* offered only as smtp_server_set_encrypted()
-                              * and auth_plaintext allow */
+    SMTP_EXT_AUTH = 1u << 7, /* offered only under TLS or with
+                              * auth_plaintext */
 };
 
 /* A limit of 0 means none, except max_line, where 0 means 512. */
@@ -226,6 +244,7 @@ struct smtp_server_options {
     unsigned disabled_extensions; /* smtp_server_extension bits; 0 offers
                                    * all */
     bool auth_plaintext;         /* offer AUTH on unencrypted sessions */
+    bool starttls;               /* offer STARTTLS; needs hooks->starttls */
 };
 
 /* smtp_server_new creates a session; hooks and opts are borrowed and must
@@ -321,10 +340,6 @@ const char *smtp_server_helo(const struct smtp_server *session);
 /* smtp_server_used_esmtp is true when the client sent EHLO. */
 bool smtp_server_used_esmtp(const struct smtp_server *session);
 
-/* smtp_server_set_encrypted records that the session now runs over TLS,
- * which lets EHLO offer AUTH without options.auth_plaintext. */
-void smtp_server_set_encrypted(struct smtp_server *session);
-
 /* smtp_server_auth_done answers an auth() call. With success the session
  * is authenticated as the user given to auth(). reply is a full reply
  * line without CRLF, or NULL for "235 2.7.0 Authentication successful"
@@ -336,5 +351,21 @@ void smtp_server_auth_done(struct smtp_server *session, bool success,
 /* smtp_server_auth_user returns the user that AUTH authenticated, or
  * NULL. */
 const char *smtp_server_auth_user(const struct smtp_server *session);
+
+/* smtp_server_starttls_pending is true from an accepted STARTTLS until
+ * smtp_server_tls_started(); meanwhile all input is discarded. */
+bool smtp_server_starttls_pending(const struct smtp_server *session);
+
+/* smtp_server_tls_started marks the session encrypted after a TLS
+ * handshake and resets it to its state after the greeting, as RFC 3207
+ * section 4.2 requires. The EHLO name, the ESMTP flag, any open
+ * transaction and any held input are forgotten, so the client must send
+ * EHLO again. Call it after a STARTTLS handshake, and before the greeting
+ * on an implicit TLS connection. Returns the number of plaintext bytes
+ * discarded since STARTTLS. */
+uint64_t smtp_server_tls_started(struct smtp_server *session);
+
+/* smtp_server_encrypted is true once smtp_server_tls_started() ran. */
+bool smtp_server_encrypted(const struct smtp_server *session);
 
 #endif

@@ -82,6 +82,10 @@ struct smtp_server {
     bool bdat_failed; /* a chunk failed: discard until BDAT LAST */
     struct smtp_chunk chunk;
     bool refused;    /* the greeting refused service: 503 until QUIT */
+    bool tls_pending; /* STARTTLS accepted: discard input until the owner
+                       * calls smtp_server_tls_started() */
+    bool tls_active; /* the connection is encrypted */
+    uint64_t tls_discarded; /* bytes discarded while tls_pending */
     unsigned errors; /* bad commands so far */
     unsigned junk_commands; /* NOOP, RSET, VRFY, HELP, EHLO and HELO so far */
     uint64_t command_waits; /* see smtp_server_command_waits() */
@@ -91,7 +95,6 @@ struct smtp_server {
     char client_ip[SMTP_CLIENT_IP_MAX];
 
     /* SMTP AUTH (smtp_auth.c). */
-    bool encrypted;     /* see smtp_server_set_encrypted() */
     bool authenticated; /* an AUTH succeeded; auth_user is the user */
     struct smtp_sasl sasl; /* the exchange in states AUTH, AUTH_CHECK */
     char auth_user[SMTP_SASL_NAME_MAX + 1];

@@ -229,17 +229,49 @@ static void trace_write_from(struct trace_writer *w,
 }
 
 /* trace_protocol returns the "with" keyword: RFC 6531 names
- * UTF8SMTP for a transaction that used SMTPUTF8, and RFC 3848 and RFC
- * 6531 add "A" when the client authenticated. */
+ * UTF8SMTP for a transaction that used SMTPUTF8. RFC 3848 adds "S" for
+ * TLS and "A" when the client authenticated, and RFC 6531 registers the
+ * same forms of UTF8SMTP. The registry has no TLS form of plain SMTP
+ * (HELO), so that stays SMTP and only the TLS comment shows it. */
 static const char *trace_protocol(const struct smtp_trace *trace)
 {
+    bool tls = trace->tls_version != NULL;
+
     if (trace->smtputf8) {
-        return trace->authenticated ? "UTF8SMTPA" : "UTF8SMTP";
+        if (trace->authenticated) {
+            return tls ? "UTF8SMTPSA" : "UTF8SMTPA";
+        }
+        return tls ? "UTF8SMTPS" : "UTF8SMTP";
+    }
+    if (!trace->esmtp) {
+        return "SMTP";
     }
     if (trace->authenticated) {
-        return "ESMTPA";
+        return tls ? "ESMTPSA" : "ESMTPA";
     }
-    return trace->esmtp ? "ESMTP" : "SMTP";
+    return tls ? "ESMTPS" : "ESMTP";
+}
+
+/* trace_write_tls writes the comment "(TLSv1.3 cipher NAME 256 bits)"
+ * that names the protocol version and cipher of the connection. */
+static void trace_write_tls(struct trace_writer *w,
+                            const struct smtp_trace *trace)
+{
+    char version[TRACE_ID_MAX + 1];
+    char cipher[TRACE_ID_MAX + 1];
+    char token[TRACE_TOKEN_MAX];
+
+    trace_clean(version, trace->tls_version, TRACE_ID_MAX,
+                TRACE_CHARS_NAME);
+    trace_clean(cipher, trace->tls_cipher != NULL ? trace->tls_cipher : "",
+                TRACE_ID_MAX, TRACE_CHARS_NAME);
+    snprintf(token, sizeof(token), "(%s", version);
+    trace_token(w, token, false);
+    trace_token(w, "cipher", false);
+    trace_token(w, cipher, false);
+    snprintf(token, sizeof(token), "%d", trace->tls_bits);
+    trace_token(w, token, false);
+    trace_token(w, "bits)", false);
 }
 
 /* trace_write_by writes "by HOST (ringrelay) with ESMTP id ID", with ';'
@@ -264,6 +296,9 @@ static void trace_write_by(struct trace_writer *w,
     trace_token(w, "(ringrelay)", false);
     trace_token(w, "with", false);
     trace_token(w, trace_protocol(trace), false);
+    if (trace->tls_version != NULL) {
+        trace_write_tls(w, trace);
+    }
     trace_token(w, "id", false);
     snprintf(token, sizeof(token), "%s%s", id, semicolon ? ";" : "");
     trace_token(w, token, false);

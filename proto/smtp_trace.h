@@ -18,6 +18,9 @@ struct smtp_trace {
     const char *queue_id;
     const char *rcpt;        /* the single recipient, or NULL when several */
     time_t when;
+    const char *tls_version; /* "TLSv1.3", or NULL without TLS */
+    const char *tls_cipher;  /* cipher suite name when tls_version is set */
+    int tls_bits;            /* secret key bits of the cipher */
 };
 
 /* smtp_trace_received writes a folded "Received: ..." header ending in
@@ -27,8 +30,10 @@ struct smtp_trace {
  * that could end a line or a token become '?'. A HELO name with U-labels
  * is written as A-labels, or as "unknown" when it has no valid A-label
  * form. An rcpt longer than a valid address leaves out the "for"
- * clause. An authenticated session gets the RFC 3848 protocol ESMTPA
- * (UTF8SMTPA with SMTPUTF8) and, with auth_user set, the comment
+ * clause. With TLS the protocol is ESMTPS or UTF8SMTPS (RFC 3848, RFC
+ * 6531), and a comment "(TLSv1.3 cipher NAME 256 bits)" follows it. An
+ * authenticated session adds "A" to the protocol (ESMTPA, ESMTPSA,
+ * UTF8SMTPA, UTF8SMTPSA) and, with auth_user set, the comment
  * "(authenticated as USER)" after the client address. A user name of
  * more than 128 bytes is left out, and bytes other than printable ASCII,
  * parentheses and backslashes become '?'. */

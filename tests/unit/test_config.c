@@ -1731,3 +1731,130 @@ Test(config, auth_keys_invalid, .init = tmp_setup, .fini = tmp_teardown)
     load_fail("auth_received_header = \"yes\"\n", 1,
               "invalid value for 'auth_received_header'");
 }
+
+/* ---------------------------------------------------------------------
+ * TLS keys */
+
+Test(config, tls_default_off)
+{
+    struct config config;
+
+    cr_assert_eq(config_init(&config), 0);
+    cr_assert_null(config.tls_cert);
+    cr_assert_null(config.tls_key);
+    cr_assert_eq(config.tls_listen_count, 0);
+    cr_assert_not(config.tls_min_version_1_3);
+    cr_assert_null(config.tls_ciphers);
+    cr_assert_eq(config.tls_sni_count, 0);
+    config_cleanup(&config);
+}
+
+Test(config, tls_keys, .init = tmp_setup, .fini = tmp_teardown)
+{
+    struct config config;
+
+    load_ok(&config,
+            "tls_cert = /etc/ssl/relay.crt\n"
+            "tls_key = \"/etc/ssl/relay.key\"\n"
+            "tls_listen = [\"127.0.0.1:4650\", \"[::1]:4650\"]\n"
+            "tls_min_version = 1.3\n"
+            "tls_ciphers = \"ECDHE+AESGCM\"\n"
+            "tls_sni {\n"
+            "  \"Mail.Example.com.\" { cert = /a.crt; key = /a.key; }\n"
+            "  \"*.example.org\" { key = /b.key; cert = /b.crt }\n"
+            "}\n");
+    cr_assert_str_eq(config.tls_cert, "/etc/ssl/relay.crt");
+    cr_assert_str_eq(config.tls_key, "/etc/ssl/relay.key");
+    cr_assert_eq(config.tls_listen_count, 2);
+    cr_assert_eq(config.tls_listen[0].port, 4650);
+    cr_assert_eq(config.tls_listen[1].addr.ss_family, AF_INET6);
+    cr_assert(config.tls_min_version_1_3);
+    cr_assert_str_eq(config.tls_ciphers, "ECDHE+AESGCM");
+    cr_assert_eq(config.tls_sni_count, 2);
+    cr_assert_str_eq(config.tls_sni[0].host, "mail.example.com");
+    cr_assert_str_eq(config.tls_sni[0].cert, "/a.crt");
+    cr_assert_str_eq(config.tls_sni[0].key, "/a.key");
+    cr_assert_str_eq(config.tls_sni[1].host, "*.example.org");
+    cr_assert_str_eq(config.tls_sni[1].cert, "/b.crt");
+    cr_assert_str_eq(config.tls_sni[1].key, "/b.key");
+    config_cleanup(&config);
+}
+
+Test(config, tls_min_version_invalid, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    load_fail("tls_min_version = 1.1\n", 1,
+              "invalid value for 'tls_min_version': '1.1' is not 1.2 "
+              "or 1.3");
+    load_fail("tls_min_version = 13\n", 1,
+              "invalid value for 'tls_min_version': expected a string");
+}
+
+Test(config, tls_empty_file_name, .init = tmp_setup, .fini = tmp_teardown)
+{
+    load_fail("tls_cert = \"\"\n", 1,
+              "invalid value for 'tls_cert': the file name must not be "
+              "empty");
+}
+
+Test(config, tls_half_pair, .init = tmp_setup, .fini = tmp_teardown)
+{
+    struct config config;
+    char err[512] = "";
+
+    write_file("tls_cert = /a.crt\n");
+    cr_assert_eq(config_init(&config), 0);
+    cr_assert_eq(config_load(&config, tmp_file, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "tls_cert needs both tls_cert and tls_key") !=
+              NULL, "%s", err);
+    config_cleanup(&config);
+
+    write_file("tls_listen = 127.0.0.1:4650\n");
+    cr_assert_eq(config_init(&config), 0);
+    cr_assert_eq(config_load(&config, tmp_file, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "tls_listen needs both") != NULL, "%s", err);
+    config_cleanup(&config);
+
+    write_file("tls_sni { a.example { cert = /a; key = /b } }\n");
+    cr_assert_eq(config_init(&config), 0);
+    cr_assert_eq(config_load(&config, tmp_file, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "tls_sni needs both") != NULL, "%s", err);
+    config_cleanup(&config);
+}
+
+Test(config, tls_listen_overlaps_listen, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    struct config config;
+    char err[512] = "";
+
+    write_file("tls_cert = /a.crt\ntls_key = /a.key\n"
+               "tls_listen = 127.0.0.1:2525\n");
+    cr_assert_eq(config_init(&config), 0);
+    cr_assert_eq(config_load(&config, tmp_file, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "127.0.0.1:2525 is in both listen and "
+                          "tls_listen") != NULL, "%s", err);
+    config_cleanup(&config);
+}
+
+Test(config, tls_sni_invalid, .init = tmp_setup, .fini = tmp_teardown)
+{
+    load_fail("tls_sni { \"bad_host\" { cert = /a; key = /b } }\n", 1,
+              "invalid value for 'tls_sni': 'bad_host' is not a host name");
+    load_fail("tls_sni { \"a.*.example\" { cert = /a; key = /b } }\n", 1,
+              "invalid value for 'tls_sni': 'a.*.example' is not");
+    load_fail("tls_sni {\n a.example { cert = /a }\n}\n", 2,
+              "invalid value for 'tls_sni': 'a.example' needs both cert "
+              "and key");
+    load_fail("tls_sni {\n a.example { cert = /a; chain = /c }\n}\n", 2,
+              "invalid value for 'tls_sni': 'chain' in 'a.example' is "
+              "unknown");
+    load_fail("tls_sni {\n a.example { cert = /a; cert = /c }\n}\n", 2,
+              "invalid value for 'tls_sni': 'cert' in 'a.example' is "
+              "repeated");
+    load_fail("tls_sni {\n a.example { cert = /a; key = /b }\n"
+              " A.example { cert = /a; key = /b }\n}\n", 3,
+              "invalid value for 'tls_sni': 'a.example' is listed twice");
+    load_fail("tls_sni = [a]\n", 1,
+              "invalid value for 'tls_sni': expected an object");
+}

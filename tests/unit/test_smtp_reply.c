@@ -556,3 +556,62 @@ Test(smtp_trace, longest_fields_fit)
     cr_expect_not_null(strstr(buf, "(authenticated"), "%s", buf);
     cr_expect_not_null(strstr(buf, "uuuu)"), "%s", buf);
 }
+
+Test(smtp_trace, tls_comment_and_protocol)
+{
+    struct smtp_trace trace = trace_example();
+    char buf[1024];
+
+    trace.tls_version = "TLSv1.3";
+    trace.tls_cipher = "TLS_AES_256_GCM_SHA384";
+    trace.tls_bits = 256;
+    cr_assert_gt(smtp_trace_received(&trace, buf, sizeof(buf)), 0);
+    cr_expect_str_eq(buf,
+                     "Received: from client.example.org ([192.0.2.7])\r\n"
+                     "\tby relay.example.net (ringrelay) with ESMTPS "
+                     "(TLSv1.3 cipher\r\n"
+                     "\tTLS_AES_256_GCM_SHA384 256 bits) id "
+                     "0123456789ABCDEF\r\n"
+                     "\tfor <bob@example.com>; Tue, 4 Mar 2025 09:05:00 "
+                     "+0000\r\n");
+    expect_lines_short(buf);
+
+    trace.smtputf8 = true;
+    cr_assert_gt(smtp_trace_received(&trace, buf, sizeof(buf)), 0);
+    cr_expect(strstr(buf, " with UTF8SMTPS (TLSv1.3") != NULL, "%s", buf);
+    trace.smtputf8 = false;
+    trace.esmtp = false;
+    cr_assert_gt(smtp_trace_received(&trace, buf, sizeof(buf)), 0);
+    cr_expect(strstr(buf, " with SMTP (TLSv1.3") != NULL, "%s", buf);
+}
+
+Test(smtp_trace, longest_fields_fit_1024)
+{
+    char helo[300];
+    char host[300];
+    char rcpt[300];
+    char id[100];
+    char cipher[100];
+    struct smtp_trace trace = trace_example();
+    char buf[1024];
+
+    memset(helo, 'h', sizeof(helo) - 1);
+    helo[sizeof(helo) - 1] = '\0';
+    memset(host, 'n', sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    memset(rcpt, 'r', 250);
+    memcpy(rcpt + 250, "@a.b", 5);
+    memset(id, 'I', sizeof(id) - 1);
+    id[sizeof(id) - 1] = '\0';
+    memset(cipher, 'C', sizeof(cipher) - 1);
+    cipher[sizeof(cipher) - 1] = '\0';
+    trace.helo = helo;
+    trace.hostname = host;
+    trace.rcpt = rcpt;
+    trace.queue_id = id;
+    trace.client_ip = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255";
+    trace.tls_version = cipher;
+    trace.tls_cipher = cipher;
+    trace.tls_bits = 256;
+    cr_assert_gt(smtp_trace_received(&trace, buf, sizeof(buf)), 0);
+}

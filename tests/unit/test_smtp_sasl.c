@@ -349,7 +349,7 @@ Test(auth_session, plaintext_off_gives_538)
     cr_assert_eq(a.rec.calls, 0);
 
     /* Once the session runs over TLS the same client may authenticate. */
-    smtp_server_set_encrypted(a.server);
+    smtp_server_tls_started(a.server);
     cr_assert(strstr(feed(&a, "EHLO c.test\r\n"), "250-AUTH PLAIN LOGIN")
               != NULL);
     cr_assert_str_eq(feed(&a, "AUTH PLAIN " PLAIN_USER "\r\n"),

@@ -33,6 +33,7 @@ struct recorder {
     bool fail_write;
     bool no_space;        /* data_write returns SMTP_HOOK_NO_SPACE */
     bool commit_in_hook;  /* call data_done from inside data_end() */
+    bool reject_tls;      /* the starttls hook rejects with 454 */
     struct smtp_server *server;
 };
 
@@ -2129,5 +2130,184 @@ Test(smtp_server, binarymime_ignores_text_line_limit)
                    GREETING "|" TXN_REPLY "|" QUEUED);
     expect_body_bytes(&h, input + sizeof(input) - 31, 30,
                       "binarymime long line");
+    harness_cleanup(&h);
+}
+
+/* ---------------------------------------------------------------------
+ * STARTTLS */
+
+static int hook_starttls(void *ctx, char *reply)
+{
+    struct recorder *r = ctx;
+
+    if (r->reject_tls) {
+        snprintf(reply, SMTP_REPLY_MAX, "454 4.7.0 TLS not available due "
+                 "to temporary reason");
+        return -1;
+    }
+    record(r, "%sT", r->events_len ? " " : "");
+    return 0;
+}
+
+static const struct smtp_server_hooks tls_hooks = {
+    .mail = hook_mail,
+    .rcpt = hook_rcpt,
+    .data_begin = hook_data_begin,
+    .data_write = hook_data_write,
+    .data_end = hook_data_end,
+    .data_abort = hook_data_abort,
+    .reset = hook_reset,
+    .starttls = hook_starttls,
+};
+
+#define EHLO_TLS_REPLY                                                \
+    "250-mx.test|250-PIPELINING|250-SIZE 1000|250-8BITMIME|"          \
+    "250-SMTPUTF8|250-CHUNKING|250-BINARYMIME|250-DSN|250-STARTTLS|"  \
+    "250 ENHANCEDSTATUSCODES"
+
+/* tls_harness_init starts a session that offers STARTTLS. */
+static void tls_harness_init(struct harness *h)
+{
+    harness_init(h);
+    smtp_server_free(h->server);
+    free(h->out);
+    h->out = NULL;
+    h->out_len = 0;
+    h->opts.starttls = true;
+    h->server = smtp_server_new(&h->opts, &tls_hooks, &h->rec);
+    cr_assert_not_null(h->server);
+    h->rec.server = h->server;
+    smtp_server_greet(h->server);
+}
+
+static void feed_text(struct harness *h, const char *text, size_t step)
+{
+    harness_feed(h, text, strlen(text), step);
+}
+
+Test(smtp_server, starttls_not_offered)
+{
+    struct harness h;
+
+    harness_init(&h);
+    feed_text(&h, HI "STARTTLS\r\nHELP\r\n", 0);
+    expect_replies("not offered", h.out, GREETING "|" EHLO_REPLY
+                   "|502 5.5.1|214 2.0.0 Commands: EHLO HELO MAIL RCPT "
+                   "DATA BDAT RSET NOOP QUIT VRFY HELP");
+    cr_assert_not(smtp_server_starttls_pending(h.server));
+    harness_cleanup(&h);
+}
+
+/* check_starttls_discards replays the command injection of CVE-2011-0411
+ * (Postfix): commands sent in plaintext after STARTTLS must never run. */
+static void check_starttls_discards(size_t step)
+{
+    static const char after[] = "RSET\r\nMAIL FROM:<x@y.test>\r\n";
+    struct harness h;
+    uint64_t discarded;
+
+    tls_harness_init(&h);
+    feed_text(&h, HI "STARTTLS\r\n", 0);
+    feed_text(&h, after, step);
+    expect_replies("starttls", h.out, GREETING "|" EHLO_TLS_REPLY
+                   "|220 2.0.0 Ready to start TLS");
+    cr_assert(smtp_server_starttls_pending(h.server));
+    cr_assert_str_eq(h.rec.events, "T");
+
+    discarded = smtp_server_tls_started(h.server);
+    cr_assert_eq(discarded, strlen(after), "discarded %llu bytes",
+                 (unsigned long long)discarded);
+    cr_assert(smtp_server_encrypted(h.server));
+    cr_assert_not(smtp_server_starttls_pending(h.server));
+    cr_assert_str_eq(smtp_server_helo(h.server), "");
+    cr_assert_not(smtp_server_used_esmtp(h.server));
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, starttls_discards_pipelined)
+{
+    check_starttls_discards(0);
+    check_starttls_discards(1);
+}
+
+Test(smtp_server, starttls_same_feed_discarded)
+{
+    static const char input[] = HI "STARTTLS\r\nRSET\r\nQUIT\r\n";
+    struct harness h;
+
+    tls_harness_init(&h);
+    feed_text(&h, input, 0);
+    expect_replies("one feed", h.out, GREETING "|" EHLO_TLS_REPLY
+                   "|220 2.0.0 Ready to start TLS");
+    cr_assert_eq(smtp_server_tls_started(h.server), strlen("RSET\r\n"
+                                                           "QUIT\r\n"));
+    cr_assert_not(smtp_server_closing(h.server));
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, starttls_resets_session)
+{
+    struct harness h;
+
+    tls_harness_init(&h);
+    feed_text(&h, HI "STARTTLS\r\n", 0);
+    smtp_server_tls_started(h.server);
+    free(h.out);
+    h.out = NULL;
+    h.out_len = 0;
+    feed_text(&h, MAIL_OK HI "STARTTLS\r\nHELP\r\n", 0);
+    expect_replies("after tls", h.out, "503 5.5.1 Error: send HELO/EHLO "
+                   "first|" EHLO_REPLY "|554 5.5.1 Error: TLS already "
+                   "active|214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA "
+                   "BDAT RSET NOOP QUIT VRFY HELP");
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, starttls_bad_sequence)
+{
+    struct harness h;
+
+    tls_harness_init(&h);
+    feed_text(&h, "STARTTLS\r\n" HI "STARTTLS now\r\n" MAIL_OK
+              "STARTTLS\r\n" RCPT_OK "STARTTLS\r\nHELP\r\n", 0);
+    expect_replies("sequence", h.out, GREETING "|503 5.5.1 Error: send "
+                   "HELO/EHLO first|" EHLO_TLS_REPLY "|501 5.5.4 Syntax: "
+                   "STARTTLS|250 2.1.0|503 5.5.1 Error: MAIL transaction "
+                   "in progress|250 2.1.5|503 5.5.1 Error: MAIL "
+                   "transaction in progress|214 2.0.0 Commands: EHLO HELO "
+                   "MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS");
+    cr_assert_not(smtp_server_starttls_pending(h.server));
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, starttls_hook_refuses)
+{
+    struct harness h;
+
+    tls_harness_init(&h);
+    h.rec.reject_tls = true;
+    feed_text(&h, HI "STARTTLS\r\nNOOP\r\n", 0);
+    expect_replies("refused", h.out, GREETING "|" EHLO_TLS_REPLY
+                   "|454 4.7.0 TLS not available|250 2.0.0 Ok");
+    cr_assert_not(smtp_server_starttls_pending(h.server));
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, starttls_implicit_before_greeting)
+{
+    struct harness h;
+
+    /* An implicit TLS connection is marked before the greeting. */
+    harness_init(&h);
+    smtp_server_free(h.server);
+    free(h.out);
+    h.out = NULL;
+    h.out_len = 0;
+    h.opts.starttls = true;
+    h.server = smtp_server_new(&h.opts, &tls_hooks, &h.rec);
+    cr_assert_eq(smtp_server_tls_started(h.server), 0);
+    smtp_server_greet(h.server);
+    feed_text(&h, HI, 0);
+    expect_replies("implicit", h.out, GREETING "|" EHLO_REPLY);
     harness_cleanup(&h);
 }

@@ -1,0 +1,25 @@
+/* The daemon's inbound TLS context: built from the configuration at
+ * start and by `ringrelay -t`, and rebuilt from the same files on
+ * SIGHUP. */
+#ifndef RINGRELAY_CORE_DAEMON_TLS_H
+#define RINGRELAY_CORE_DAEMON_TLS_H
+
+#include <stddef.h>
+
+struct config;
+struct daemon;
+struct tls_context;
+
+/* daemon_tls_build reads the certificate and key files that config
+ * names into a server context. Returns 0 with *out NULL when TLS is not
+ * configured, 0 with a new context, or -1 after writing a message that
+ * names the file and the reason into err[0..err_size). */
+int daemon_tls_build(const struct config *config, struct tls_context **out,
+                     char *err, size_t err_size);
+
+/* daemon_tls_reload rebuilds daemon->tls from the files again. New
+ * sessions use the new context and open sessions keep the one they
+ * started with. On failure the old context stays. Logs the outcome. */
+void daemon_tls_reload(struct daemon *daemon);
+
+#endif
