@@ -559,6 +559,7 @@ static const struct smtp_server_hooks session_auth_hooks = {
     .data_abort = session_hook_data_abort,
     .auth = inbound_auth_hook,
     .reset = session_hook_reset,
+    .starttls = session_hook_starttls,
 };
 
 static struct smtp_server *session_protocol_new(struct inbound_session *s)

@@ -2,8 +2,8 @@
 """Inbound TLS against real clients: STARTTLS with smtplib, swaks,
 openssl s_client and Postfix's posttls-finger, the STARTTLS command
 injection, implicit TLS, SNI, session resumption, SIGHUP reload of the
-certificate, a failed handshake, and `ringrelay -t` with a missing
-certificate. A throwaway CA and certificates come from the openssl
+certificate, a failed handshake, `ringrelay -t` with a missing
+certificate, and AUTH that needs TLS. A throwaway CA and certificates come from the openssl
 command in the test's temporary directory.
 
 Usage (inside netns_run.sh): relay_tls.py BUILD_DIR
@@ -34,7 +34,7 @@ relay_networks = ["127.0.0.1/32"];
 """
 
 # Relays started after the main one, each with one setting under test.
-# Their smarthost is never reached: no test sends mail through them.
+# Only the AUTH test sends mail through one of them to the sink.
 OTHER_CONFIG = """
 queue_dir = "{queue}";
 hostname = "relay.test";
@@ -486,6 +486,74 @@ def test_not_configured(tap, harness):
     client.close()
 
 
+def auth_users(harness):
+    """Write a users file with user "tlsuser", password "secret", as a
+    SHA-512 crypt hash from openssl passwd."""
+    result = run(["openssl", "passwd", "-6", "secret"])
+    if result.returncode != 0:
+        raise RuntimeError(f"openssl passwd failed: {result.stderr!r}")
+    path = harness.path("users")
+    with open(path, "w") as out:
+        out.write("tlsuser:" + result.stdout.decode().strip() + "\n")
+    return path
+
+
+def test_auth_over_tls(tap, harness, store):
+    """AUTH needs TLS when auth_plaintext is off, works inside STARTTLS
+    from outside relay_networks, and relays the message."""
+    users = auth_users(harness)
+    start_other(harness, "auth", 2565, tls_keys(harness) +
+                f'auth_users_file = "{users}";')
+    with smtplib.SMTP("127.0.0.1", 2565, timeout=30,
+                      source_address=("127.0.0.2", 0)) as client:
+        client.ehlo("client.test")
+        tap.check(not client.has_extn("auth"),
+                  "AUTH is not offered before STARTTLS",
+                  client.esmtp_features)
+        code, text = client.docmd("AUTH", "PLAIN AHRsc3VzZXIAc2VjcmV0")
+        tap.check(code == 538 and text.startswith(b"5.7.11"),
+                  "AUTH before STARTTLS gets 538 5.7.11", (code, text))
+        client.starttls(context=ssl._create_unverified_context())
+        client.ehlo("client.test")
+        tap.check(client.has_extn("auth"), "AUTH is offered inside TLS",
+                  client.esmtp_features)
+        code, text = client.login("tlsuser", "secret")
+        tap.check(code == 235, "AUTH PLAIN succeeds inside TLS",
+                  (code, text))
+        refused = client.sendmail("a@client.test", ["b@far.test"],
+                                  b"Subject: auth over tls\r\n\r\nhi\r\n")
+        tap.check(refused == {}, "authenticated client relays", refused)
+
+    def arrived():
+        return any(b"auth over tls" in m[2] for m in h.read_stored(store))
+    tap.check(h.wait_for(arrived, 30), "message of the TLS login arrives")
+    content = [m[2] for m in h.read_stored(store)
+               if b"auth over tls" in m[2]][:1]
+    header = content[0].split(b"\r\n\r\n", 1)[0] if content else b""
+    tap.check(re.search(rb"with ESMTPSA\s", header) is not None and
+              re.search(rb"authenticated\s+as\s+tlsuser", header) is not None,
+              "Received: names ESMTPSA and the user", header)
+
+
+def test_starttls_voids_auth(tap, harness):
+    """A STARTTLS after AUTH forgets the authentication (RFC 3207)."""
+    start_other(harness, "authplain", 2575, tls_keys(harness) +
+                f'auth_users_file = "{harness.path("users")}";\n'
+                "auth_plaintext = true;")
+    with smtplib.SMTP("127.0.0.1", 2575, timeout=30,
+                      source_address=("127.0.0.2", 0)) as client:
+        client.ehlo("client.test")
+        code, _ = client.login("tlsuser", "secret")
+        tap.check(code == 235, "AUTH in plaintext with auth_plaintext",
+                  code)
+        client.starttls(context=ssl._create_unverified_context())
+        client.ehlo("client.test")
+        client.mail("a@client.test")
+        code, text = client.rcpt("b@far.test")
+        tap.check(code == 554 and text.startswith(b"5.7.1"),
+                  "relay denied after STARTTLS voided AUTH", (code, text))
+
+
 def test(tap, harness):
     make_ca(harness)
     make_cert(harness, "server", "relay.test")
@@ -516,6 +584,8 @@ def test(tap, harness):
     test_cipher_list(tap, harness)
     test_min_version(tap, harness)
     test_not_configured(tap, harness)
+    test_auth_over_tls(tap, harness, store)
+    test_starttls_voids_auth(tap, harness)
     tap.check(relay.poll() is None, "relay is still running")
 
     # Under ASan and UBSan a leak or an error shows here: the relay exits
