@@ -536,7 +536,7 @@ def test_auth_over_tls(tap, harness, store):
 
 
 def test_starttls_voids_auth(tap, harness):
-    """A STARTTLS after AUTH forgets the authentication (RFC 3207)."""
+    """A STARTTLS after AUTH voids the authentication (RFC 3207)."""
     start_other(harness, "authplain", 2575, tls_keys(harness) +
                 f'auth_users_file = "{harness.path("users")}";\n'
                 "auth_plaintext = true;")
