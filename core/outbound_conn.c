@@ -605,8 +605,9 @@ static bool conn_record(struct outbound_conn *conn)
 }
 
 /* conn_check_done records results once the client has them all, then
- * keeps the connection idle or ends it with QUIT. */
-static void conn_check_done(struct outbound_conn *conn)
+ * keeps the connection idle or ends it with QUIT. Returns false when it
+ * started closing the connection, which may have freed conn. */
+static bool conn_check_done(struct outbound_conn *conn)
 {
     if (!conn->reached && smtp_client_greeted(conn->client)) {
         conn->reached = true;
@@ -615,23 +616,23 @@ static void conn_check_done(struct outbound_conn *conn)
     if (conn->state == OUTBOUND_CONN_QUITTING) {
         if (smtp_client_quit_answered(conn->client)) {
             conn_close(conn, OUTBOUND_RELEASE);
-            return;
+            return false;
         }
         conn_flush(conn);
-        return;
+        return true;
     }
     if (smtp_client_state(conn->client) != SMTP_CLIENT_DONE) {
         conn_flush(conn);
         conn_arm_reply_timer(conn);
-        return;
+        return true;
     }
     if (!conn->job->results_recorded) {
         if (!conn_record(conn)) {
-            return;
+            return false;
         }
         if (conn_can_keep(conn)) {
             conn_go_idle(conn);
-            return;
+            return true;
         }
         smtp_client_quit(conn->client);
         reactor_timer_set(conn_reactor(conn), &conn->timer,
@@ -639,9 +640,10 @@ static void conn_check_done(struct outbound_conn *conn)
     }
     if (smtp_client_quit_answered(conn->client)) {
         conn_close(conn, OUTBOUND_FINISH);
-        return;
+        return false;
     }
     conn_flush(conn);
+    return true;
 }
 
 /* conn_lost handles the end of the stream or a failed send during a
@@ -658,7 +660,9 @@ static void conn_lost(struct outbound_conn *conn, const char *text)
     }
     if (smtp_client_state(conn->client) != SMTP_CLIENT_DONE) {
         smtp_client_fail(conn->client, 451, text);
-        conn_check_done(conn);
+        if (!conn_check_done(conn)) {
+            return;
+        }
     }
     if (conn->state == OUTBOUND_CONN_TALKING ||
         conn->state == OUTBOUND_CONN_QUITTING ||
@@ -684,7 +688,9 @@ static void conn_recv_done(struct reactor_op *op, int result)
          conn->state == OUTBOUND_CONN_QUITTING) && result > 0) {
         conn->got_reply = true;
         smtp_client_feed(conn->client, op->data, (size_t)result);
-        conn_check_done(conn);
+        if (!conn_check_done(conn)) {
+            return;
+        }
     }
     if (op->more) {
         return;
@@ -732,7 +738,9 @@ static void conn_timer_fired(struct reactor_timer *timer)
                      conn->job->msg->id, conn->dest->name, conn->relay);
             smtp_client_fail(conn->client, 451,
                              "451 4.4.2 Timed out waiting for the relay");
-            conn_check_done(conn);
+            if (!conn_check_done(conn)) {
+                return;
+            }
         }
         if (conn->state == OUTBOUND_CONN_TALKING) {
             conn_close(conn, OUTBOUND_FINISH);
@@ -778,7 +786,7 @@ void outbound_conn_reuse(struct outbound_conn *conn, struct outbound_job *job)
     log_debug("id=%s event=connection-reused dest=%s relay=%s "
               "message=%u",
               job->msg->id, conn->dest->name, conn->relay, conn->messages);
-    conn_check_done(conn);
+    (void)conn_check_done(conn);
 }
 
 void outbound_conn_quit(struct outbound_conn *conn)
