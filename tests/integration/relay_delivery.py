@@ -30,12 +30,15 @@ GOOD_PORT = 2616
 RETRY_PORT = 2617
 DOWN_PORT = 2618
 DEAD_PORT = 2619
+RATE_PORT = 2620
+SPLIT_PORT = 2621
 
 ROUTES = {"reuse.test": REUSE_PORT, "nopipe.test": NOPIPE_PORT,
           "conc.test": CONC_PORT, "perconn.test": PERCONN_PORT,
           "stuck.test": STUCK_PORT, "good.test": GOOD_PORT,
           "retry.test": RETRY_PORT, "down.test": DOWN_PORT,
-          "dead.test": DEAD_PORT}
+          "dead.test": DEAD_PORT, "rate.test": RATE_PORT,
+          "split.test": SPLIT_PORT, "split2.test": SPLIT_PORT}
 
 CONFIG = """
 listen = "127.0.0.1:2525";
@@ -55,6 +58,8 @@ destinations {{
                             max_messages_per_connection = 3; }}
     "127.0.0.1:{down}" {{ breaker_failures = 3; breaker_wait = 2s; }}
     "127.0.0.1:{dead}" {{ max_connections = 1; }}
+    "127.0.0.1:{rate}" {{ max_messages_per_second = 5; }}
+    "127.0.0.1:{split}" {{ max_rcpts_per_transaction = 2; }}
 }}
 """
 
@@ -296,13 +301,49 @@ def test_dead_reused_connection(tap, harness):
     listener.close()
 
 
+def test_rate_limit(tap, harness):
+    sink = BundledSink(harness, "rate", RATE_PORT)
+    send("rate.test", 10)
+    arrived = h.wait_for(lambda: sink.count() == 10, 20)
+    tap.check(arrived, "rate: 10 messages arrive", sink.count())
+    h.wait_for(lambda: sink.value("messages") == 10, 3)
+    span = (sink.value("last_message_wall_us")
+            - sink.value("first_message_wall_us")) / 1e6
+    # 5 per second: the 10th starts 9 steps of 0.2 s after the first.
+    tap.check(span >= 1.7, "rate: 5 messages per second at most",
+              f"first to last {span:.2f}s")
+
+
+def test_recipients_per_transaction(tap, harness):
+    """Two domains routed to one next hop share transactions, cut at the
+    destination's max_rcpts_per_transaction."""
+    sink = BundledSink(harness, "split", SPLIT_PORT)
+    rcpts = ["a@split.test", "b@split2.test", "c@split.test",
+             "d@split2.test", "e@split.test"]
+    with smtplib.SMTP("127.0.0.1", 2525, timeout=30) as client:
+        client.sendmail("sender@client.test", rcpts,
+                        message("split.test", 0))
+    arrived = h.wait_for(lambda: sink.count() == 3, 20)
+    stored = h.read_stored(sink.store)
+    tap.check(arrived, "split: 3 transactions for 5 recipients",
+              [r for _, r, _ in stored])
+    sizes = sorted(len(r) for _, r, _ in stored)
+    tap.check(sizes == [1, 2, 2], "split: at most 2 recipients each",
+              sizes)
+    got = sorted(rcpt for _, r, _ in stored for rcpt in r)
+    tap.check(got == sorted(rcpts), "split: every recipient once", got)
+    mixed = any(len({rcpt.split("@")[1] for rcpt in r}) == 2
+                for _, r, _ in stored)
+    tap.check(mixed, "split: one transaction carries both domains")
+
+
 def test(tap, harness):
     routes = "\n".join(f'    "{domain}" = "127.0.0.1:{port}";'
                        for domain, port in ROUTES.items())
     config = h.write_config(harness, CONFIG.format(
         queue=harness.path("queue"), routes=routes, reuse=REUSE_PORT,
         conc=CONC_PORT, perconn=PERCONN_PORT, down=DOWN_PORT,
-        dead=DEAD_PORT))
+        dead=DEAD_PORT, rate=RATE_PORT, split=SPLIT_PORT))
     relay = h.start_relay(harness, config)
     test_reuse_and_pipelining(tap, harness)
     test_concurrency_limit(tap, harness)
@@ -310,6 +351,8 @@ def test(tap, harness):
     test_retry_then_success(tap, harness)
     test_circuit_breaker(tap, harness)
     test_dead_reused_connection(tap, harness)
+    test_rate_limit(tap, harness)
+    test_recipients_per_transaction(tap, harness)
     test_stuck_destination(tap, harness)
     line = re.search(r"id=\S+ event=delivered to=<r0@reuse\.test> "
                      r"dest=127\.0\.0\.1:2611 relay=127\.0\.0\.1\[127\.0\.0"
