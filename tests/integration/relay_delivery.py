@@ -90,11 +90,6 @@ def stat(path, key):
     return int(read_stats(path).get(key, "-1"))
 
 
-def delivered(harness, domain):
-    return len(re.findall(r"event=delivered to=<[^>]*@" + re.escape(domain)
-                          + ">", harness.log_text("ringrelay")))
-
-
 class BundledSink:
     """The bundled sink on one port, with a store and a stats file."""
 
