@@ -32,13 +32,17 @@ DOWN_PORT = 2618
 DEAD_PORT = 2619
 RATE_PORT = 2620
 SPLIT_PORT = 2621
+SLOW_GREETING_PORT = 2622
+SLOW_FINAL_PORT = 2623
 
 ROUTES = {"reuse.test": REUSE_PORT, "nopipe.test": NOPIPE_PORT,
           "conc.test": CONC_PORT, "perconn.test": PERCONN_PORT,
           "stuck.test": STUCK_PORT, "good.test": GOOD_PORT,
           "retry.test": RETRY_PORT, "down.test": DOWN_PORT,
           "dead.test": DEAD_PORT, "rate.test": RATE_PORT,
-          "split.test": SPLIT_PORT, "split2.test": SPLIT_PORT}
+          "split.test": SPLIT_PORT, "split2.test": SPLIT_PORT,
+          "slowgreet.test": SLOW_GREETING_PORT,
+          "slowfinal.test": SLOW_FINAL_PORT}
 
 CONFIG = """
 listen = "127.0.0.1:2525";
@@ -60,6 +64,9 @@ destinations {{
     "127.0.0.1:{dead}" {{ max_connections = 1; }}
     "127.0.0.1:{rate}" {{ max_messages_per_second = 5; }}
     "127.0.0.1:{split}" {{ max_rcpts_per_transaction = 2; }}
+    "127.0.0.1:{slow_greeting}" {{ timeout_greeting = 1s;
+                                  breaker_failures = 0; }}
+    "127.0.0.1:{slow_final}" {{ timeout_final = 1s; }}
 }}
 """
 
@@ -332,13 +339,39 @@ def test_recipients_per_transaction(tap, harness):
     tap.check(mixed, "split: one transaction carries both domains")
 
 
+def test_state_timeouts(tap, harness):
+    """timeout_greeting and timeout_final of one destination cut a slow
+    greeting and a slow reply to the final dot; both defer."""
+    BundledSink(harness, "slowgreet", SLOW_GREETING_PORT,
+                ["--connect-delay", "5000"])
+    BundledSink(harness, "slowfinal", SLOW_FINAL_PORT,
+                ["--data-delay", "5000"])
+    start = time.monotonic()
+    send("slowgreet.test", 1)
+    send("slowfinal.test", 1)
+    pattern = (r"event=deferred to=<r0@{}> .*reply=\"451 4\.4\.2 Timed "
+               r"out waiting for the relay\" attempt=1 ")
+    greeting = h.wait_for(lambda: re.search(
+        pattern.format(r"slowgreet\.test"),
+        harness.log_text("ringrelay")) is not None, 4)
+    final = h.wait_for(lambda: re.search(
+        pattern.format(r"slowfinal\.test"),
+        harness.log_text("ringrelay")) is not None, 4)
+    elapsed = time.monotonic() - start
+    tap.check(greeting, "timeout: a slow greeting defers after 1s")
+    tap.check(final, "timeout: a slow final reply defers after 1s")
+    tap.check(elapsed < 4, "timeout: both well before the 5 s delays",
+              f"{elapsed:.1f}s")
+
+
 def test(tap, harness):
     routes = "\n".join(f'    "{domain}" = "127.0.0.1:{port}";'
                        for domain, port in ROUTES.items())
     config = h.write_config(harness, CONFIG.format(
         queue=harness.path("queue"), routes=routes, reuse=REUSE_PORT,
         conc=CONC_PORT, perconn=PERCONN_PORT, down=DOWN_PORT,
-        dead=DEAD_PORT, rate=RATE_PORT, split=SPLIT_PORT))
+        dead=DEAD_PORT, rate=RATE_PORT, split=SPLIT_PORT,
+        slow_greeting=SLOW_GREETING_PORT, slow_final=SLOW_FINAL_PORT))
     relay = h.start_relay(harness, config)
     test_reuse_and_pipelining(tap, harness)
     test_concurrency_limit(tap, harness)
@@ -348,6 +381,7 @@ def test(tap, harness):
     test_dead_reused_connection(tap, harness)
     test_rate_limit(tap, harness)
     test_recipients_per_transaction(tap, harness)
+    test_state_timeouts(tap, harness)
     test_stuck_destination(tap, harness)
     line = re.search(r"id=\S+ event=delivered to=<r0@reuse\.test> "
                      r"dest=127\.0\.0\.1:2611 relay=127\.0\.0\.1\[127\.0\.0"
