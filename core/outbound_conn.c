@@ -684,6 +684,18 @@ static void conn_recv_done(struct reactor_op *op, int result)
         conn_close(conn, OUTBOUND_RELEASE);
         return;
     }
+    if (conn->state == OUTBOUND_CONN_TALKING && result >= 3 &&
+        conn_lost_reused(conn) && memcmp(op->data, "421", 3) == 0) {
+        /* A 421 as the first reply on a reused connection is the peer
+         * closing a session it kept idle too long, not a verdict on the
+         * message. */
+        log_info("id=%s event=reused-connection-lost dest=%s relay=%s "
+                 "reason=\"421 on a reused connection\" "
+                 "action=\"retry on a new connection\"",
+                 conn->job->msg->id, conn->dest->name, conn->relay);
+        conn_close(conn, OUTBOUND_RECONNECT);
+        return;
+    }
     if ((conn->state == OUTBOUND_CONN_TALKING ||
          conn->state == OUTBOUND_CONN_QUITTING) && result > 0) {
         conn->got_reply = true;

@@ -244,9 +244,10 @@ def test_circuit_breaker(tap, harness):
 
 
 def serve_dead(listener, delivered_on):
-    """Accept SMTP sessions; on the first connection, close at the second
-    MAIL without replying, as a peer that dropped an idle connection."""
-    for connection_number in (1, 2):
+    """Accept SMTP sessions. At the second MAIL of the first connection
+    close without a reply, and at that of the second connection reply
+    421 and close, as peers that dropped an idle connection do."""
+    for connection_number in (1, 2, 3):
         conn, _ = listener.accept()
         stream = conn.makefile("rb")
         conn.sendall(b"220 dead.test ESMTP\r\n")
@@ -260,6 +261,10 @@ def serve_dead(listener, delivered_on):
                 conn.sendall(b"250-dead.test\r\n250 PIPELINING\r\n")
             elif verb == b"MAIL" and connection_number == 1 \
                     and transactions == 1:
+                break
+            elif verb == b"MAIL" and connection_number == 2 \
+                    and transactions == 1:
+                conn.sendall(b"421 4.4.2 dead.test idle too long\r\n")
                 break
             elif verb == b"DATA":
                 conn.sendall(b"354 go\r\n")
@@ -291,15 +296,18 @@ def test_dead_reused_connection(tap, harness):
     h.wait_for(lambda: len(delivered_on) == 1, 10)
     send("dead.test", 1, first=1)
     h.wait_for(lambda: len(delivered_on) == 2, 10)
-    tap.check(delivered_on == [1, 2],
-              "dead reuse: the second message moves to a new connection",
+    send("dead.test", 1, first=2)
+    h.wait_for(lambda: len(delivered_on) == 3, 10)
+    tap.check(delivered_on == [1, 2, 3],
+              "dead reuse: closed and 421 connections are replaced",
               delivered_on)
     log = harness.log_text("ringrelay")
-    tap.check("event=reused-connection-lost" in log,
-              "dead reuse: the lost connection is logged")
-    tap.check(re.search(r"event=delivered to=<r1@dead\.test> .*attempt=1 ",
-                        log) is not None,
-              "dead reuse: delivered at attempt 1, not deferred")
+    tap.check(log.count("event=reused-connection-lost") == 2,
+              "dead reuse: each lost connection is logged")
+    for index in (1, 2):
+        tap.check(re.search(rf"event=delivered to=<r{index}@dead\.test> "
+                            r".*attempt=1 ", log) is not None,
+                  f"dead reuse: message {index} delivered at attempt 1")
     listener.close()
 
 
