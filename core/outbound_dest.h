@@ -5,7 +5,9 @@
  * A destination is named after the next hop: "HOST:PORT" of the route or
  * smarthost that applies, else the recipient domain in lower case (the
  * MX hosts of that domain), else the address literal as stored. The
- * destinations configuration object uses the same names. */
+ * destinations configuration object uses the same names.
+ * NOTE: the name is fixed before the MX lookup, so two domains with the
+ * same MX hosts are two destinations and share no connection. */
 #ifndef RINGRELAY_CORE_OUTBOUND_DEST_H
 #define RINGRELAY_CORE_OUTBOUND_DEST_H
 
