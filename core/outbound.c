@@ -29,7 +29,10 @@
 
 /* No global limit caps the attempts in flight: each destination has its
  * own connection limit, so a slow or failing next hop cannot take the
- * slots of the others. */
+ * slots of the others.
+ * NOTE: so the total of connections grows with the number of busy
+ * destinations; past the open file limit socket() fails with EMFILE and
+ * the attempt is deferred. */
 struct outbound {
     struct daemon *daemon;
     struct outbound_job *jobs;        /* every job */
