@@ -157,6 +157,9 @@ static void report_stats_lines(FILE *out, const struct sink_server *server)
     fprintf(out, "copies=%" PRIu64 "\n", server->track.pairs_seen);
     fprintf(out, "sessions_total=%" PRIu64 "\n", server->sessions_total);
     fprintf(out, "sessions_open=%" PRIu64 "\n", server->sessions_open);
+    fprintf(out, "sessions_peak=%" PRIu64 "\n", server->sessions_peak);
+    fprintf(out, "command_reads=%" PRIu64 "\n", server->command_reads);
+    fprintf(out, "pipelined_reads=%" PRIu64 "\n", server->pipelined_reads);
     fprintf(out, "first_message_wall_us=%" PRIu64 "\n",
             server->first_message_wall_us);
     fprintf(out, "last_message_wall_us=%" PRIu64 "\n",

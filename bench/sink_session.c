@@ -278,6 +278,24 @@ static void sink_session_step(struct sink_session *s)
     }
 }
 
+/* sink_session_count_read counts a read of commands, and whether it
+ * carried more than one line, which only a pipelining client sends. */
+static void sink_session_count_read(struct sink_session *s,
+                                    const char *data, size_t len)
+{
+    const char *first;
+
+    if (smtp_server_receiving_data(s->smtp)) {
+        return;
+    }
+    s->server->command_reads++;
+    first = memchr(data, '\n', len);
+    if (first != NULL &&
+        memchr(first + 1, '\n', len - (size_t)(first + 1 - data)) != NULL) {
+        s->server->pipelined_reads++;
+    }
+}
+
 static void sink_session_on_recv(struct reactor_op *op, int result)
 {
     struct sink_session *s = op->owner;
@@ -291,6 +309,7 @@ static void sink_session_on_recv(struct reactor_op *op, int result)
                                   + s->server->idle_timeout_ms;
             sink_session_arm_timer(s);
         }
+        sink_session_count_read(s, op->data, (size_t)result);
         smtp_server_feed(s->smtp, op->data, (size_t)result);
     }
     /* End of stream, a reset by the peer and our own cancel are the
@@ -446,6 +465,9 @@ int sink_session_start(struct sink_server *server, int fd)
     server->sessions = s;
     server->sessions_open++;
     server->sessions_total++;
+    if (server->sessions_open > server->sessions_peak) {
+        server->sessions_peak = server->sessions_open;
+    }
 
     rc = reactor_recv_multishot(server->reactor, &s->recv_op, fd);
     if (rc < 0) {

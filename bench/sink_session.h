@@ -39,6 +39,10 @@ struct sink_server {
     uint64_t store_failures;   /* bodies answered 451 by the store */
     uint64_t sessions_total;
     uint64_t sessions_open;
+    uint64_t sessions_peak;    /* most sessions open at once */
+    uint64_t command_reads;    /* reads outside message data */
+    uint64_t pipelined_reads;  /* of those, with two or more command
+                                * lines: a pipelined batch (RFC 2920) */
     uint64_t first_message_ns; /* CLOCK_MONOTONIC of the first 2xx, or 0 */
     uint64_t last_message_ns;  /* CLOCK_MONOTONIC of the latest 2xx */
     uint64_t first_message_wall_us; /* wall clock of the first, or 0 */

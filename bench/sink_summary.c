@@ -230,6 +230,9 @@ static void summary_json(struct bench_json *json,
     bench_json_key_u64(json, "rcpts", server->rcpts);
     bench_json_key_double(json, "msgs_per_s", summary_rate(server));
     bench_json_key_u64(json, "sessions_total", server->sessions_total);
+    bench_json_key_u64(json, "sessions_peak", server->sessions_peak);
+    bench_json_key_u64(json, "command_reads", server->command_reads);
+    bench_json_key_u64(json, "pipelined_reads", server->pipelined_reads);
     bench_json_key_u64(json, "bodies_aborted", server->aborted);
     bench_json_key_u64(json, "bodies_rejected", server->rejected);
     bench_json_key_u64(json, "store_failures", server->store_failures);

@@ -236,6 +236,12 @@ static void config_free_fields(struct config *config,
         }
         free(config->routes);
     }
+    if (config->destinations != keep->destinations) {
+        for (size_t i = 0; i < config->destination_count; i++) {
+            free(config->destinations[i].name);
+        }
+        free(config->destinations);
+    }
 }
 
 void config_cleanup(struct config *config)
@@ -312,6 +318,7 @@ int config_init(struct config *config)
     config->auth_received_header = true;
     config->max_mx_hosts = CONFIG_MAX_MX_HOSTS_DEFAULT;
     config->max_mx_addresses = CONFIG_MAX_MX_ADDRESSES_DEFAULT;
+    config_delivery_defaults(&config->delivery);
     config->log_level = LOG_LEVEL_INFO;
     return 0;
 }
@@ -1129,6 +1136,99 @@ static int config_apply_tls_sni(struct config_loader *loader,
     return 0;
 }
 
+/* Stores a global delivery limit, a key named delivery_FIELD. */
+static int config_apply_delivery(struct config_loader *loader,
+                                 const struct conf_node *node)
+{
+    int field = config_delivery_find(loader->key + strlen("delivery_"));
+    char reason[160];
+
+    if (config_delivery_store(&loader->next->delivery, field, node, reason,
+                              sizeof(reason)) < 0) {
+        return config_invalid(loader, node, "%s", reason);
+    }
+    return 0;
+}
+
+/* Fills dest from one member of the destinations object, an object of
+ * delivery limits named without the delivery_ prefix. */
+static int config_parse_destination(struct config_loader *loader,
+                                    const struct conf_node *member,
+                                    const struct config_destination *dests,
+                                    size_t count,
+                                    struct config_destination *dest)
+{
+    char reason[160];
+
+    dest->name = config_domain_normalize(member->key);
+    if (dest->name == NULL) {
+        return config_out_of_memory(loader, member);
+    }
+    if (dest->name[0] == '\0') {
+        return config_invalid(loader, member, "empty destination name");
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(dests[i].name, dest->name) == 0) {
+            return config_invalid(loader, member, "duplicate destination "
+                                                  "'%s'", dest->name);
+        }
+    }
+    if (config_expect(loader, member, CONF_OBJECT) < 0) {
+        return -1;
+    }
+    for (const struct conf_node *limit = member->first; limit != NULL;
+         limit = limit->next) {
+        int field = config_delivery_find(limit->key);
+
+        if (field < 0) {
+            return config_invalid(loader, limit, "unknown delivery limit "
+                                  "'%.60s' for destination '%s'",
+                                  limit->key, dest->name);
+        }
+        if (config_delivery_store(&dest->limits, field, limit, reason,
+                                  sizeof(reason)) < 0) {
+            return config_invalid(loader, limit, "destination '%s': %s",
+                                  dest->name, reason);
+        }
+        dest->set |= 1u << field;
+    }
+    return 0;
+}
+
+static int config_apply_destinations(struct config_loader *loader,
+                                     const struct conf_node *node)
+{
+    struct config_destination *dests = NULL;
+    size_t count = 0;
+
+    if (config_expect(loader, node, CONF_OBJECT) < 0) {
+        return -1;
+    }
+    if (node->child_count > 0) {
+        dests = calloc(node->child_count, sizeof(*dests));
+        if (dests == NULL) {
+            return config_out_of_memory(loader, node);
+        }
+    }
+    for (const struct conf_node *member = node->first; member != NULL;
+         member = member->next) {
+        int rc = config_parse_destination(loader, member, dests, count,
+                                          &dests[count]);
+
+        count++;
+        if (rc < 0) {
+            for (size_t i = 0; i < count; i++) {
+                free(dests[i].name);
+            }
+            free(dests);
+            return -1;
+        }
+    }
+    loader->next->destinations = dests;
+    loader->next->destination_count = count;
+    return 0;
+}
+
 static const struct config_key config_keys[] = {
     {"listen", config_apply_listen},
     {"queue_dir", config_apply_queue_dir},
@@ -1175,6 +1275,19 @@ static const struct config_key config_keys[] = {
     {"tls_min_version", config_apply_tls_min_version},
     {"tls_ciphers", config_apply_tls_ciphers},
     {"tls_sni", config_apply_tls_sni},
+    {"destinations", config_apply_destinations},
+    {"delivery_max_connections", config_apply_delivery},
+    {"delivery_max_messages_per_connection", config_apply_delivery},
+    {"delivery_max_rcpts_per_transaction", config_apply_delivery},
+    {"delivery_max_messages_per_second", config_apply_delivery},
+    {"delivery_connect_timeout", config_apply_delivery},
+    {"delivery_timeout_greeting", config_apply_delivery},
+    {"delivery_timeout_command", config_apply_delivery},
+    {"delivery_timeout_data", config_apply_delivery},
+    {"delivery_timeout_final", config_apply_delivery},
+    {"delivery_connection_idle_timeout", config_apply_delivery},
+    {"delivery_breaker_failures", config_apply_delivery},
+    {"delivery_breaker_wait", config_apply_delivery},
 };
 
 static const struct config_key *config_find_key(const char *name)

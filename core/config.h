@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/config_delivery.h"
 #include "core/log.h"
 #include "core/netaddr.h"
 #include "core/queue.h"
@@ -95,6 +96,11 @@ struct config {
      * (0: never) gets one delay report. */
     unsigned queue_lifetime;
     unsigned delay_warning;
+    /* Outbound delivery limits: the global ones, and the destinations
+     * that override some of them. */
+    struct config_delivery delivery;
+    struct config_destination *destinations;
+    size_t destination_count;
     enum log_level log_level;
     char *postmaster;             /* RCPT TO:<postmaster> goes here;
                                    * NULL: rejected */

@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/outbound_bounce.h"
 #include "core/outbound_conn.h"
+#include "core/outbound_dest.h"
 #include "core/outbound_job.h"
 #include "core/queue.h"
 #include "core/queue_admin.h"
@@ -23,28 +24,23 @@
 #include "dns/resolver.h"
 #include "proto/smtp_address.h"
 
-/* Attempts in flight at once (DNS or SMTP); more jobs wait in the ready
- * list. */
-#define OUTBOUND_MAX_ACTIVE 200
-
-/* Recipients per transaction: RFC 5321 section 4.5.3.1.8 obliges servers
- * to take at least 100, so more go in further transactions. */
-#define OUTBOUND_MAX_RCPTS_PER_TRANSACTION 100
-
 /* The retry schedule comes from retry_interval and retry_max_interval;
  * up to 20% jitter keeps deferred mail from retrying in lockstep. */
 
+/* No global limit caps the attempts in flight: each destination has its
+ * own connection limit, so a slow or failing next hop cannot take the
+ * slots of the others.
+ * NOTE: so the total of connections grows with the number of busy
+ * destinations; past the open file limit socket() fails with EMFILE and
+ * the attempt is deferred. */
 struct outbound {
     struct daemon *daemon;
     struct outbound_job *jobs;        /* every job */
-    struct outbound_job *ready_head;  /* jobs waiting to start, FIFO */
-    struct outbound_job *ready_tail;
+    struct outbound_dest *dests;      /* every destination */
     size_t active;                    /* jobs past WAITING */
-    struct reactor_hook start_hook;   /* starts ready jobs after a turn */
     bool stopping;
 };
 
-static void outbound_start_ready(struct reactor_hook *hook);
 struct outbound_job *outbound_job_in_flight_sibling(
     const struct outbound_job *job)
 {
@@ -71,8 +67,6 @@ struct outbound *outbound_new(struct daemon *daemon)
         return NULL;
     }
     outbound->daemon = daemon;
-    outbound->start_hook.run = outbound_start_ready;
-    outbound->start_hook.owner = outbound;
     return outbound;
 }
 
@@ -81,20 +75,19 @@ struct daemon *outbound_daemon(struct outbound *outbound)
     return outbound->daemon;
 }
 
+struct outbound_dest **outbound_dest_list(struct outbound *outbound)
+{
+    return &outbound->dests;
+}
+
+bool outbound_stopping(const struct outbound *outbound)
+{
+    return outbound->stopping;
+}
+
 static void outbound_make_ready(struct outbound_job *job)
 {
-    struct outbound *outbound = job->outbound;
-
-    job->state = OUTBOUND_JOB_WAITING;
-    job->ready_next = NULL;
-    job->in_ready_list = true;
-    if (outbound->ready_tail != NULL) {
-        outbound->ready_tail->ready_next = job;
-    } else {
-        outbound->ready_head = job;
-    }
-    outbound->ready_tail = job;
-    reactor_defer(outbound->daemon->reactor, &outbound->start_hook);
+    outbound_dest_push(job->dest, job);
 }
 
 /* job_set_target stores the next-hop key of mailbox in job: a domain
@@ -132,15 +125,22 @@ static void job_set_target(struct outbound_job *job,
     }
 }
 
-/* job_new makes the job of msg for mailbox, or for the recipients whose
- * stored address does not parse when mailbox is NULL. */
+/* job_new makes the job of msg for destination dest_name: mailbox is
+ * its first recipient, or NULL for the recipients whose stored address
+ * does not parse. */
 static struct outbound_job *job_new(struct outbound *outbound,
                                     struct queue_msg *msg,
-                                    const struct smtp_mailbox *mailbox)
+                                    const struct smtp_mailbox *mailbox,
+                                    const char *dest_name)
 {
     struct outbound_job *job = calloc(1, sizeof(*job));
 
     if (job == NULL) {
+        return NULL;
+    }
+    job->dest = outbound_dest_get(outbound, &outbound->dests, dest_name);
+    if (job->dest == NULL) {
+        free(job);
         return NULL;
     }
     job->rcpt_index = calloc(msg->rcpt_count, sizeof(*job->rcpt_index));
@@ -157,12 +157,12 @@ static struct outbound_job *job_new(struct outbound *outbound,
         free(job->attempt_rcpts);
         free(job->attempt_notify);
         free(job->attempt_orcpt);
+        outbound_dest_put(job->dest);
         free(job);
         return NULL;
     }
     job->outbound = outbound;
     job->msg = msg;
-    job->fd = -1;
     job->timer.owner = job;
     job_set_target(job, mailbox);
     queue_msg_ref(msg);
@@ -186,9 +186,9 @@ static void job_free(struct outbound_job *job)
     if (job->next != NULL) {
         job->next->prev = job->prev;
     }
+    outbound_dest_unlink(job->dest, job);
     reactor_timer_cancel(outbound->daemon->reactor, &job->timer);
     dns_request_cancel(job->dns);
-    smtp_client_free(job->client);
     free(job->hops);
     free(job->rcpt_index);
     free(job->attempt_index);
@@ -199,6 +199,7 @@ static void job_free(struct outbound_job *job)
     if (outbound->daemon->queue != NULL) {
         queue_msg_unref(outbound->daemon->queue, job->msg);
     }
+    outbound_dest_put(job->dest);
     free(job);
 }
 
@@ -217,31 +218,34 @@ static const struct smtp_mailbox *rcpt_mailbox(const struct queue_msg *msg,
     return mailbox;
 }
 
-/* job_matches reports whether job takes recipients of mailbox: domain
- * names compare without case, address literals as text, and every
- * unparsable recipient goes to one INVALID job. */
+/* job_matches reports whether job takes recipients of mailbox: those of
+ * the same kind (domain, literal or unparsable) whose next hop is the
+ * job's destination. Domains that share a route share a job, so one
+ * transaction carries them all. */
 static bool job_matches(const struct outbound_job *job,
-                        const struct smtp_mailbox *mailbox)
+                        const struct smtp_mailbox *mailbox,
+                        const char *dest_name)
 {
     if (mailbox == NULL) {
         return job->target == OUTBOUND_TARGET_INVALID;
     }
     if (mailbox->kind == SMTP_DOMAIN_NAME) {
         return job->target == OUTBOUND_TARGET_DOMAIN &&
-               strcasecmp(job->domain, mailbox->domain) == 0;
+               strcmp(job->dest->name, dest_name) == 0;
     }
     return job->target == OUTBOUND_TARGET_LITERAL &&
-           strcmp(job->domain, mailbox->domain) == 0;
+           strcmp(job->dest->name, dest_name) == 0;
 }
 
 /* job_find returns the job of msg for mailbox among the jobs made by
  * this enqueue call, which are at the head of the job list. */
 static struct outbound_job *job_find(struct outbound_job *head,
                                      struct outbound_job *stop,
-                                     const struct smtp_mailbox *mailbox)
+                                     const struct smtp_mailbox *mailbox,
+                                     const char *dest_name)
 {
     for (struct outbound_job *job = head; job != stop; job = job->next) {
-        if (job_matches(job, mailbox)) {
+        if (job_matches(job, mailbox, dest_name)) {
             return job;
         }
     }
@@ -326,15 +330,18 @@ static size_t outbound_add_rcpts(struct outbound *outbound,
         struct smtp_mailbox parsed;
         const struct smtp_mailbox *mailbox;
         struct outbound_job *job;
+        char dest_name[320];
 
         if (msg->rcpts[i].state != QUEUE_RCPT_QUEUED || msg->rcpts[i].held ||
             (skip_listed && job_has_rcpt(outbound, msg, i))) {
             continue;
         }
         mailbox = rcpt_mailbox(msg, msg->rcpts[i].address, &parsed);
-        job = job_find(outbound->jobs, old_head, mailbox);
+        outbound_dest_name(outbound->daemon->config, mailbox, dest_name,
+                           sizeof(dest_name));
+        job = job_find(outbound->jobs, old_head, mailbox, dest_name);
         if (job == NULL) {
-            job = job_new(outbound, msg, mailbox);
+            job = job_new(outbound, msg, mailbox, dest_name);
         }
         if (job == NULL) {
             /* The recipient stays queued and is found again at the next
@@ -429,32 +436,22 @@ static size_t job_collect_attempt(struct outbound_job *job, size_t limit)
     return job->attempt_count;
 }
 
-static void outbound_start_ready(struct reactor_hook *hook)
+bool outbound_job_start(struct outbound_job *job)
 {
-    struct outbound *outbound = hook->owner;
+    size_t limit = job->dest->limits.max_rcpts_per_transaction;
 
-    while (!outbound->stopping && outbound->ready_head != NULL &&
-           outbound->active < OUTBOUND_MAX_ACTIVE &&
-           outbound->daemon->queue != NULL) {
-        struct outbound_job *job = outbound->ready_head;
-
-        outbound->ready_head = job->ready_next;
-        if (outbound->ready_head == NULL) {
-            outbound->ready_tail = NULL;
-        }
-        job->in_ready_list = false;
-        if (job_collect_attempt(job, OUTBOUND_MAX_RCPTS_PER_TRANSACTION) ==
-            0) {
-            job_free(job);
-            continue;
-        }
-        outbound->active++;
-        job->attempt++;
-        job->results_recorded = false;
-        job->attempt_deferred = false;
-        queue_msg_busy(job->msg, true);
-        outbound_conn_begin(job);
+    if (job_collect_attempt(job, limit) == 0) {
+        job_free(job);
+        return false;
     }
+    job->outbound->active++;
+    job->attempt++;
+    job->state = OUTBOUND_JOB_RUNNING;
+    job->results_recorded = false;
+    job->attempt_deferred = false;
+    job->reuse_retried = false;
+    queue_msg_busy(job->msg, true);
+    return true;
 }
 
 /* outbound_record_result applies one recipient's final reply: 2xx is
@@ -488,11 +485,11 @@ bool outbound_record_result(struct outbound_job *job, size_t i, int code,
         status = "bounced";
         state = QUEUE_RCPT_BOUNCED;
     }
-    log_info("id=%s event=%s to=%s relay=%s reply=%s attempt=%" PRIu32
-             " delay=%lds",
+    log_info("id=%s event=%s to=%s dest=%s relay=%s reply=%s "
+             "attempt=%" PRIu32 " delay=%lds",
              msg->id, status,
              log_path(logged, sizeof(logged), msg->rcpts[index].address),
-             job->relay[0] ? job->relay : "none",
+             job->dest->name, job->relay[0] ? job->relay : "none",
              log_quote(quoted, sizeof(quoted), text, strlen(text)),
              job->attempt, (long)(time(NULL) - msg->arrival));
     msg->rcpts[index].attempts = job->attempt;
@@ -551,9 +548,9 @@ static uint64_t job_retry_delay_ms(const struct outbound_job *job)
 /* job_wait_retry logs the retry and arms the job's timer for delay_ms. */
 static void job_wait_retry(struct outbound_job *job, uint64_t delay_ms)
 {
-    log_info("id=%s event=retry-scheduled domain=%s rcpts=%zu "
+    log_info("id=%s event=retry-scheduled domain=%s dest=%s rcpts=%zu "
              "next_attempt=%" PRIu32 " in=%" PRIu64 "s",
-             job->msg->id, job->domain, job->attempt_count,
+             job->msg->id, job->domain, job->dest->name, job->attempt_count,
              job->attempt + 1, delay_ms / 1000);
     job->state = OUTBOUND_JOB_WAITING;
     job->timer.fire = job_retry_fired;
@@ -656,9 +653,9 @@ static void job_check_age(struct outbound_job *job)
 void outbound_job_finished(struct outbound_job *job)
 {
     struct outbound *outbound = job->outbound;
-    struct reactor *reactor = outbound->daemon->reactor;
 
     outbound->active--;
+    outbound_dest_kick(job->dest);
     if (job->attempt_deferred) {
         job_check_age(job);
     }
@@ -683,7 +680,6 @@ void outbound_job_finished(struct outbound_job *job)
         job_journal_deferred(job, delay);
         job_wait_retry(job, delay);
     }
-    reactor_defer(reactor, &outbound->start_hook);
 }
 
 static void job_retry_fired(struct reactor_timer *timer)
@@ -694,6 +690,7 @@ static void job_retry_fired(struct reactor_timer *timer)
 void outbound_stop(struct outbound *outbound)
 {
     outbound->stopping = true;
+    outbound_dest_stop_all(outbound->dests);
 }
 
 size_t outbound_active_count(const struct outbound *outbound)
@@ -706,9 +703,10 @@ void outbound_free(struct outbound *outbound)
     if (outbound == NULL) {
         return;
     }
+    outbound_dest_close_all(outbound->dests);
     while (outbound->jobs != NULL) {
-        outbound_conn_abandon(outbound->jobs);
         job_free(outbound->jobs);
     }
+    outbound_dest_free_all(&outbound->dests);
     free(outbound);
 }

@@ -12,6 +12,7 @@
 #include "core/daemon.h"
 #include "core/log.h"
 #include "core/netaddr.h"
+#include "core/outbound_dest.h"
 #include "core/outbound_job.h"
 #include "core/queue.h"
 #include "core/reactor.h"
@@ -21,35 +22,86 @@
 
 #define OUTBOUND_SMTP_PORT 25
 
-/* Timeouts. RFC 5321 section 4.5.3.2 asks clients to wait 5 minutes for
- * most replies and 10 minutes after the final dot; one 5-minute limit per
- * step is used for every stage of the session. */
-#define OUTBOUND_CONNECT_TIMEOUT_MS (30u * 1000u)
-#define OUTBOUND_REPLY_TIMEOUT_MS (300u * 1000u)
+/* The wait for the reply to QUIT, after which the socket is closed
+ * anyway: every result is recorded by then. */
 #define OUTBOUND_QUIT_TIMEOUT_MS (10u * 1000u)
 
 static void conn_dns_done(void *arg, const struct dns_mx_result *result);
-static void conn_connect_next(struct outbound_job *job);
+static void conn_connect_next(struct outbound_conn *conn);
 static void conn_connect_done(struct reactor_op *op, int result);
 static void conn_recv_done(struct reactor_op *op, int result);
 static void conn_send_done(struct reactor_op *op, int result);
 static void conn_timer_fired(struct reactor_timer *timer);
-static void conn_close(struct outbound_job *job,
+static void conn_close(struct outbound_conn *conn,
                        enum outbound_after_close after);
 
-static struct daemon *conn_daemon(struct outbound_job *job)
+static struct daemon *conn_daemon(const struct outbound_conn *conn)
 {
-    return outbound_daemon(job->outbound);
+    return outbound_daemon(conn->dest->outbound);
 }
 
-static void conn_fail_all(struct outbound_job *job, int code,
+static struct reactor *conn_reactor(const struct outbound_conn *conn)
+{
+    return conn_daemon(conn)->reactor;
+}
+
+/* conn_unlink takes conn off its destination and frees it. */
+static void conn_unlink(struct outbound_conn *conn)
+{
+    struct outbound_dest *dest = conn->dest;
+
+    if (conn->prev != NULL) {
+        conn->prev->next = conn->next;
+    } else {
+        dest->conns = conn->next;
+    }
+    if (conn->next != NULL) {
+        conn->next->prev = conn->prev;
+    }
+    dest->conn_count--;
+    reactor_timer_cancel(conn_reactor(conn), &conn->timer);
+    smtp_client_free(conn->client);
+    free(conn);
+}
+
+/* conn_release frees conn; its destination may then start a waiting job
+ * or go away. */
+static void conn_release(struct outbound_conn *conn)
+{
+    struct outbound_dest *dest = conn->dest;
+
+    conn_unlink(conn);
+    outbound_dest_kick(dest);
+    outbound_dest_release(dest);
+}
+
+/* conn_end_attempt ends the job's attempt on this connection: a new
+ * connection that never reached a greeted session counts as a failure
+ * of the destination. The connection is released unless it stays open
+ * for the next message. */
+static void conn_end_attempt(struct outbound_conn *conn, bool keep)
+{
+    struct outbound_job *job = conn->job;
+
+    conn->job = NULL;
+    job->conn = NULL;
+    if (conn->tried && !conn->reached && !conn->reused) {
+        outbound_dest_note(conn->dest, false);
+    }
+    outbound_job_finished(job);
+    if (!keep) {
+        conn_release(conn);
+    }
+}
+
+static void conn_fail_all(struct outbound_conn *conn, int code,
                           const char *fmt, const char *arg)
 {
     char text[SMTP_CLIENT_TEXT_MAX];
 
     snprintf(text, sizeof(text), fmt, arg);
-    outbound_record_all(job, code, text);
-    outbound_job_finished(job);
+    outbound_record_all(conn->job, code, text);
+    conn_end_attempt(conn, false);
 }
 
 /* conn_use_route fills the hops from a route whose host is an address. */
@@ -80,30 +132,54 @@ static void conn_use_literal(struct outbound_job *job)
 /* conn_route returns the configured next hop of the job, or NULL. Routes
  * are keyed by domain name, so an address literal takes only the
  * smarthost. */
-static const struct netaddr_hostport *conn_route(struct outbound_job *job)
+static const struct netaddr_hostport *conn_route(struct outbound_conn *conn)
 {
-    const struct config *config = conn_daemon(job)->config;
+    const struct config *config = conn_daemon(conn)->config;
 
-    if (job->target == OUTBOUND_TARGET_LITERAL) {
+    if (conn->job->target == OUTBOUND_TARGET_LITERAL) {
         return config->has_smarthost ? &config->smarthost : NULL;
     }
-    return config_route_for(config, job->domain);
+    return config_route_for(config, conn->job->domain);
 }
 
-void outbound_conn_begin(struct outbound_job *job)
+/* conn_new adds a connection without a socket to dest. */
+static struct outbound_conn *conn_new(struct outbound_dest *dest)
 {
-    struct daemon *daemon = conn_daemon(job);
+    struct outbound_conn *conn = calloc(1, sizeof(*conn));
+
+    if (conn == NULL) {
+        return NULL;
+    }
+    conn->dest = dest;
+    conn->fd = -1;
+    conn->timer.owner = conn;
+    conn->timer.fire = conn_timer_fired;
+    conn->state = OUTBOUND_CONN_OPENING;
+    conn->next = dest->conns;
+    if (dest->conns != NULL) {
+        dest->conns->prev = conn;
+    }
+    dest->conns = conn;
+    dest->conn_count++;
+    return conn;
+}
+
+/* conn_begin looks up the job's next hops and connects to the first. */
+static void conn_begin(struct outbound_conn *conn)
+{
+    struct daemon *daemon = conn_daemon(conn);
+    struct outbound_job *job = conn->job;
     const struct netaddr_hostport *route;
     int rc;
 
     /* NOTE: no test reaches this branch, because the server stores only
      * addresses that parse. */
     if (job->target == OUTBOUND_TARGET_INVALID) {
-        conn_fail_all(job, 553, "553 5.1.3 %s",
+        conn_fail_all(conn, 553, "553 5.1.3 %s",
                       "Invalid recipient address syntax in the queue");
         return;
     }
-    route = conn_route(job);
+    route = conn_route(conn);
     job->port = route != NULL ? route->port : OUTBOUND_SMTP_PORT;
     job->host_cursor = 0;
     job->addr_cursor = 0;
@@ -111,33 +187,46 @@ void outbound_conn_begin(struct outbound_job *job)
              "451 4.4.1 No next hop for %s was reachable", job->domain);
     job->hops = calloc(1, sizeof(*job->hops));
     if (job->hops == NULL) {
-        conn_fail_all(job, 451, "451 4.3.0 %s", "Out of memory");
+        conn_fail_all(conn, 451, "451 4.3.0 %s", "Out of memory");
         return;
     }
     if (route == NULL && job->target == OUTBOUND_TARGET_LITERAL) {
         conn_use_literal(job);
-        conn_connect_next(job);
+        conn_connect_next(conn);
         return;
     }
     if (route != NULL && !route->is_name) {
         conn_use_route(job, route);
-        conn_connect_next(job);
+        conn_connect_next(conn);
         return;
     }
 
-    job->state = OUTBOUND_JOB_RESOLVING;
     if (route != NULL) {
         rc = dns_resolve_host(daemon->resolver, route->host, conn_dns_done,
-                              job, &job->dns);
+                              conn, &job->dns);
     } else {
         rc = dns_resolve_mx(daemon->resolver, job->domain, conn_dns_done,
-                            job, &job->dns);
+                            conn, &job->dns);
     }
     if (rc < 0) {
         job->dns = NULL;
-        conn_fail_all(job, 451, "451 4.4.3 DNS lookup failed: %s",
+        conn_fail_all(conn, 451, "451 4.4.3 DNS lookup failed: %s",
                       strerror(-rc));
     }
+}
+
+void outbound_conn_open(struct outbound_dest *dest, struct outbound_job *job)
+{
+    struct outbound_conn *conn = conn_new(dest);
+
+    if (conn == NULL) {
+        outbound_record_all(job, 451, "451 4.3.0 Out of memory");
+        outbound_job_finished(job);
+        return;
+    }
+    conn->job = job;
+    job->conn = conn;
+    conn_begin(conn);
 }
 
 /* conn_drop_loopback removes the MX addresses that loop back to this
@@ -174,50 +263,51 @@ static size_t conn_drop_loopback(struct outbound_job *job)
  * mx_allow_loopback is set. Routes and the smarthost come from the
  * configuration and keep theirs. With no address left the recipients are
  * deferred, because the MX record may be fixed before a later retry. */
-static void conn_use_hops(struct outbound_job *job,
+static void conn_use_hops(struct outbound_conn *conn,
                           const struct dns_mx_result *result)
 {
-    const struct config *config = conn_daemon(job)->config;
+    const struct config *config = conn_daemon(conn)->config;
+    struct outbound_job *job = conn->job;
     size_t dropped = 0;
 
     memcpy(job->hops, result, sizeof(*result));
-    if (conn_route(job) == NULL && !config->mx_allow_loopback) {
+    if (conn_route(conn) == NULL && !config->mx_allow_loopback) {
         dropped = conn_drop_loopback(job);
     }
     dns_mx_limit(job->hops, config->max_mx_hosts, config->max_mx_addresses);
     if (job->hops->host_count == 0 && dropped > 0) {
-        conn_fail_all(job, 451, "451 4.4.6 Mail for %s loops back to this "
+        conn_fail_all(conn, 451, "451 4.4.6 Mail for %s loops back to this "
                       "host: every MX address is loopback or unspecified",
                       job->domain);
         return;
     }
-    conn_connect_next(job);
+    conn_connect_next(conn);
 }
 
 static void conn_dns_done(void *arg, const struct dns_mx_result *result)
 {
-    struct outbound_job *job = arg;
+    struct outbound_conn *conn = arg;
+    const char *domain = conn->job->domain;
 
-    job->dns = NULL;
+    conn->job->dns = NULL;
     switch (result->status) {
     case DNS_OK:
-        conn_use_hops(job, result);
+        conn_use_hops(conn, result);
         return;
     case DNS_NOTFOUND:
-        conn_fail_all(job, 550,
-                      "550 5.1.2 %s: host or domain name not found",
-                      job->domain);
+        conn_fail_all(conn, 550,
+                      "550 5.1.2 %s: host or domain name not found", domain);
         return;
     case DNS_NULLMX:
-        conn_fail_all(job, 556,
+        conn_fail_all(conn, 556,
                       "556 5.1.10 %s does not accept mail (null MX)",
-                      job->domain);
+                      domain);
         return;
     case DNS_TEMPFAIL:
     default:
-        conn_fail_all(job, 451,
+        conn_fail_all(conn, 451,
                       "451 4.4.3 DNS lookup of %s failed temporarily",
-                      job->domain);
+                      domain);
         return;
     }
 }
@@ -239,24 +329,27 @@ conn_next_address(struct outbound_job *job, const char **host_name)
     return NULL;
 }
 
-static int conn_open_socket(struct outbound_job *job,
+static int conn_open_socket(struct outbound_conn *conn,
                             const struct sockaddr_storage *where,
                             struct sockaddr_storage *target)
 {
+    uint16_t port = conn->job->port;
+
     memcpy(target, where, sizeof(*target));
     if (target->ss_family == AF_INET6) {
-        ((struct sockaddr_in6 *)target)->sin6_port = htons(job->port);
+        ((struct sockaddr_in6 *)target)->sin6_port = htons(port);
     } else {
-        ((struct sockaddr_in *)target)->sin_port = htons(job->port);
+        ((struct sockaddr_in *)target)->sin_port = htons(port);
     }
-    job->fd = socket(target->ss_family,
-                     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    return job->fd < 0 ? -errno : 0;
+    conn->fd = socket(target->ss_family,
+                      SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    return conn->fd < 0 ? -errno : 0;
 }
 
-static void conn_connect_next(struct outbound_job *job)
+static void conn_connect_next(struct outbound_conn *conn)
 {
-    struct reactor *reactor = conn_daemon(job)->reactor;
+    struct reactor *reactor = conn_reactor(conn);
+    struct outbound_job *job = conn->job;
     const struct sockaddr_storage *where;
     struct sockaddr_storage target;
     const char *host_name = "";
@@ -266,19 +359,21 @@ static void conn_connect_next(struct outbound_job *job)
     where = conn_next_address(job, &host_name);
     if (where == NULL) {
         outbound_record_all(job, atoi(job->last_error), job->last_error);
-        outbound_job_finished(job);
+        conn_end_attempt(conn, false);
         return;
     }
     netaddr_format((const struct sockaddr *)where, ip, sizeof(ip));
-    snprintf(job->relay, sizeof(job->relay), "%s[%s]:%u", host_name, ip,
+    snprintf(conn->relay, sizeof(conn->relay), "%s[%s]:%u", host_name, ip,
              (unsigned)job->port);
+    snprintf(job->relay, sizeof(job->relay), "%s", conn->relay);
 
-    job->state = OUTBOUND_JOB_CONNECTING;
-    rc = conn_open_socket(job, where, &target);
+    conn->state = OUTBOUND_CONN_OPENING;
+    conn->tried = true;
+    rc = conn_open_socket(conn, where, &target);
     if (rc == 0) {
-        job->connect_op.done = conn_connect_done;
-        job->connect_op.owner = job;
-        rc = reactor_connect(reactor, &job->connect_op, job->fd,
+        conn->connect_op.done = conn_connect_done;
+        conn->connect_op.owner = conn;
+        rc = reactor_connect(reactor, &conn->connect_op, conn->fd,
                              (const struct sockaddr *)&target,
                              target.ss_family == AF_INET6
                                  ? sizeof(struct sockaddr_in6)
@@ -286,12 +381,12 @@ static void conn_connect_next(struct outbound_job *job)
     }
     if (rc < 0) {
         log_error("id=%s relay=%s error=\"connect failed: %s\"",
-                  job->msg->id, job->relay, strerror(-rc));
-        conn_close(job, OUTBOUND_NEXT_ADDRESS);
+                  job->msg->id, conn->relay, strerror(-rc));
+        conn_close(conn, OUTBOUND_NEXT_ADDRESS);
         return;
     }
-    job->timer.fire = conn_timer_fired;
-    reactor_timer_set(reactor, &job->timer, OUTBOUND_CONNECT_TIMEOUT_MS);
+    reactor_timer_set(reactor, &conn->timer,
+                      (uint64_t)conn->dest->limits.connect_timeout * 1000u);
 }
 
 static enum smtp_dsn_ret conn_smtp_ret(enum queue_dsn_ret ret)
@@ -307,14 +402,15 @@ static enum smtp_dsn_ret conn_smtp_ret(enum queue_dsn_ret ret)
     return SMTP_DSN_RET_UNSET;
 }
 
-/* TODO: send a "relayed" DSN (RFC 3461) for NOTIFY=SUCCESS when the next
- * hop does not offer DSN, once the bounce code can write DSN messages. */
-static int conn_start_session(struct outbound_job *job)
+/* conn_fill_message points the client message at the job's attempt and
+ * at the body in the queue mapping, which is sent from there, never
+ * copied. */
+static void conn_fill_message(struct outbound_conn *conn)
 {
-    struct daemon *daemon = conn_daemon(job);
+    struct outbound_job *job = conn->job;
     struct queue_msg *msg = job->msg;
 
-    job->client_msg = (struct smtp_client_message){
+    conn->client_msg = (struct smtp_client_message){
         .sender = msg->sender,
         .rcpts = job->attempt_rcpts,
         .rcpt_count = job->attempt_count,
@@ -328,74 +424,114 @@ static int conn_start_session(struct outbound_job *job)
         .notify = job->attempt_notify,
         .orcpt = job->attempt_orcpt,
     };
-    job->client = smtp_client_new(daemon->config->hostname,
-                                  &job->client_msg);
-    if (job->client == NULL) {
+}
+
+/* conn_arm_reply_timer sets the timeout of the reply the session waits
+ * for; the wait for the final reply also covers sending the body,
+ * because each send completion re-arms it. */
+static void conn_arm_reply_timer(struct outbound_conn *conn)
+{
+    const struct config_delivery *limits = &conn->dest->limits;
+    unsigned seconds;
+
+    switch (smtp_client_waiting(conn->client)) {
+    case SMTP_CLIENT_WAIT_GREETING:
+        seconds = limits->timeout_greeting;
+        break;
+    case SMTP_CLIENT_WAIT_DATA:
+        seconds = limits->timeout_data;
+        break;
+    case SMTP_CLIENT_WAIT_FINAL:
+        seconds = limits->timeout_final;
+        break;
+    case SMTP_CLIENT_WAIT_COMMAND:
+        seconds = limits->timeout_command;
+        break;
+    case SMTP_CLIENT_WAIT_NONE:
+    default:
+        return;
+    }
+    reactor_timer_set(conn_reactor(conn), &conn->timer,
+                      (uint64_t)seconds * 1000u);
+}
+
+/* TODO: send a "relayed" DSN (RFC 3461) for NOTIFY=SUCCESS when the next
+ * hop does not offer DSN, once the bounce code can write DSN messages. */
+static int conn_start_session(struct outbound_conn *conn)
+{
+    struct daemon *daemon = conn_daemon(conn);
+
+    conn_fill_message(conn);
+    conn->client = smtp_client_new(daemon->config->hostname,
+                                   &conn->client_msg);
+    if (conn->client == NULL) {
         return -ENOMEM;
     }
-    job->recv_op.done = conn_recv_done;
-    job->recv_op.owner = job;
-    job->send_op.done = conn_send_done;
-    job->send_op.owner = job;
-    job->state = OUTBOUND_JOB_TALKING;
-    reactor_timer_set(daemon->reactor, &job->timer,
-                      OUTBOUND_REPLY_TIMEOUT_MS);
-    return reactor_recv_multishot(daemon->reactor, &job->recv_op, job->fd);
+    smtp_client_keep_open(conn->client);
+    conn->messages = 1;
+    conn->recv_op.done = conn_recv_done;
+    conn->recv_op.owner = conn;
+    conn->send_op.done = conn_send_done;
+    conn->send_op.owner = conn;
+    conn->state = OUTBOUND_CONN_TALKING;
+    conn_arm_reply_timer(conn);
+    return reactor_recv_multishot(daemon->reactor, &conn->recv_op, conn->fd);
 }
 
 static void conn_connect_done(struct reactor_op *op, int result)
 {
-    struct outbound_job *job = op->owner;
+    struct outbound_conn *conn = op->owner;
     int rc;
 
-    if (job->state == OUTBOUND_JOB_CLOSING) {
-        conn_close(job, job->after_close);
+    if (conn->state == OUTBOUND_CONN_CLOSING) {
+        conn_close(conn, conn->after_close);
         return;
     }
     if (result < 0) {
         const char *reason = result == -ECANCELED ? "connection timed out"
                                                   : strerror(-result);
 
-        log_info("id=%s event=connect-failed relay=%s error=\"%s\"",
-                 job->msg->id, job->relay, reason);
-        snprintf(job->last_error, sizeof(job->last_error),
-                 "451 4.4.1 Connect to %s failed: %s", job->relay, reason);
-        conn_close(job, OUTBOUND_NEXT_ADDRESS);
+        log_info("id=%s event=connect-failed relay=%s dest=%s "
+                 "error=\"%s\"",
+                 conn->job->msg->id, conn->relay, conn->dest->name, reason);
+        snprintf(conn->job->last_error, sizeof(conn->job->last_error),
+                 "451 4.4.1 Connect to %s failed: %s", conn->relay, reason);
+        conn_close(conn, OUTBOUND_NEXT_ADDRESS);
         return;
     }
-    rc = conn_start_session(job);
+    rc = conn_start_session(conn);
     if (rc < 0) {
         log_error("id=%s relay=%s error=\"session start failed: %s\"",
-                  job->msg->id, job->relay, strerror(-rc));
-        conn_close(job, OUTBOUND_NEXT_ADDRESS);
+                  conn->job->msg->id, conn->relay, strerror(-rc));
+        conn_close(conn, OUTBOUND_NEXT_ADDRESS);
     }
 }
 
-static void conn_flush(struct outbound_job *job)
+static void conn_flush(struct outbound_conn *conn)
 {
-    struct reactor *reactor = conn_daemon(job)->reactor;
-    struct smtp_outq *out = smtp_client_output(job->client);
+    struct smtp_outq *out = smtp_client_output(conn->client);
     int count;
     int rc;
 
-    if (job->send_op.armed || out->len == 0 ||
-        job->state != OUTBOUND_JOB_TALKING) {
+    if (conn->send_op.armed || out->len == 0 ||
+        (conn->state != OUTBOUND_CONN_TALKING &&
+         conn->state != OUTBOUND_CONN_QUITTING)) {
         return;
     }
-    count = smtp_outq_peek(out, job->send_iov, OUTBOUND_SEND_IOVS);
-    rc = reactor_sendv(reactor, &job->send_op, job->fd, job->send_iov,
-                       count);
+    count = smtp_outq_peek(out, conn->send_iov, OUTBOUND_SEND_IOVS);
+    rc = reactor_sendv(conn_reactor(conn), &conn->send_op, conn->fd,
+                       conn->send_iov, count);
     if (rc < 0) {
-        smtp_client_fail(job->client, 451, "451 4.4.2 Send failed");
+        smtp_client_fail(conn->client, 451, "451 4.4.2 Send failed");
     }
 }
 
 /* conn_all_temporary reports whether every recipient got a 4xx, the case
  * where the next MX host may do better. */
-static bool conn_all_temporary(struct outbound_job *job)
+static bool conn_all_temporary(struct outbound_conn *conn)
 {
-    for (size_t i = 0; i < job->attempt_count; i++) {
-        int code = smtp_client_result(job->client, i)->code;
+    for (size_t i = 0; i < conn->job->attempt_count; i++) {
+        int code = smtp_client_result(conn->client, i)->code;
 
         if (code < 400 || code >= 500) {
             return false;
@@ -404,117 +540,305 @@ static bool conn_all_temporary(struct outbound_job *job)
     return true;
 }
 
-/* conn_check_done records results once the client has them all. */
-static void conn_check_done(struct outbound_job *job)
+/* conn_can_keep reports whether the connection may wait for the next
+ * message once this transaction is over. */
+static bool conn_can_keep(struct outbound_conn *conn)
 {
-    bool more_hosts;
+    const struct config_delivery *limits = &conn->dest->limits;
 
-    if (smtp_client_state(job->client) != SMTP_CLIENT_DONE) {
-        conn_flush(job);
-        return;
+    return limits->connection_idle_timeout > 0 &&
+           conn->messages < limits->max_messages_per_connection &&
+           !outbound_stopping(conn->dest->outbound) &&
+           smtp_client_idle(conn->client) &&
+           smtp_client_output(conn->client)->len == 0 &&
+           !conn->send_op.armed;
+}
+
+/* conn_go_idle ends the job's attempt and keeps the connection for the
+ * next message to the destination. */
+static void conn_go_idle(struct outbound_conn *conn)
+{
+    struct outbound_dest *dest = conn->dest;
+
+    conn->state = OUTBOUND_CONN_IDLE;
+    reactor_timer_set(conn_reactor(conn), &conn->timer,
+                      (uint64_t)dest->limits.connection_idle_timeout *
+                          1000u);
+    conn_end_attempt(conn, true);
+    outbound_dest_kick(dest);
+}
+
+/* conn_lost_reused reports whether the transaction failed because the
+ * reused connection was dead before any reply came: the peer closed it
+ * while idle. Such a job moves once to a new connection rather than
+ * being deferred. */
+static bool conn_lost_reused(const struct outbound_conn *conn)
+{
+    return conn->reused && !conn->got_reply && !conn->job->reuse_retried;
+}
+
+/* conn_record records every recipient's result, or moves the attempt to
+ * the next MX host when each got 4xx from this one. Returns false when
+ * the connection closed for the next host. */
+static bool conn_record(struct outbound_conn *conn)
+{
+    struct outbound_job *job = conn->job;
+    bool more_hosts = !conn->reused && job->hops != NULL &&
+                      job->host_cursor < job->hops->host_count;
+
+    if (more_hosts && conn_all_temporary(conn)) {
+        snprintf(job->last_error, sizeof(job->last_error), "%s",
+                 smtp_client_result(conn->client, 0)->text);
+        log_info("id=%s event=try-next-host relay=%s reply=\"%s\"",
+                 job->msg->id, conn->relay, job->last_error);
+        conn_close(conn, OUTBOUND_NEXT_ADDRESS);
+        return false;
     }
-    if (!job->results_recorded) {
-        more_hosts = job->host_cursor < job->hops->host_count;
-        if (more_hosts && conn_all_temporary(job)) {
-            snprintf(job->last_error, sizeof(job->last_error), "%s",
-                     smtp_client_result(job->client, 0)->text);
-            log_info("id=%s event=try-next-host relay=%s reply=\"%s\"",
-                     job->msg->id, job->relay, job->last_error);
-            conn_close(job, OUTBOUND_NEXT_ADDRESS);
-            return;
-        }
-        for (size_t i = 0; i < job->attempt_count; i++) {
-            const struct smtp_client_result *r =
-                smtp_client_result(job->client, i);
+    for (size_t i = 0; i < job->attempt_count; i++) {
+        const struct smtp_client_result *r =
+            smtp_client_result(conn->client, i);
 
-            outbound_record_result(job, i, r->code, r->text);
+        outbound_record_result(job, i, r->code, r->text);
+    }
+    job->results_recorded = true;
+    return true;
+}
+
+/* conn_check_done records results once the client has them all, then
+ * keeps the connection idle or ends it with QUIT. Returns false when it
+ * started closing the connection, which may have freed conn. */
+static bool conn_check_done(struct outbound_conn *conn)
+{
+    if (!conn->reached && smtp_client_greeted(conn->client)) {
+        conn->reached = true;
+        outbound_dest_note(conn->dest, true);
+    }
+    if (conn->state == OUTBOUND_CONN_QUITTING) {
+        if (smtp_client_quit_answered(conn->client)) {
+            conn_close(conn, OUTBOUND_RELEASE);
+            return false;
         }
-        job->results_recorded = true;
-        reactor_timer_set(conn_daemon(job)->reactor, &job->timer,
+        conn_flush(conn);
+        return true;
+    }
+    if (smtp_client_state(conn->client) != SMTP_CLIENT_DONE) {
+        conn_flush(conn);
+        conn_arm_reply_timer(conn);
+        return true;
+    }
+    if (!conn->job->results_recorded) {
+        if (!conn_record(conn)) {
+            return false;
+        }
+        if (conn_can_keep(conn)) {
+            conn_go_idle(conn);
+            return true;
+        }
+        smtp_client_quit(conn->client);
+        reactor_timer_set(conn_reactor(conn), &conn->timer,
                           OUTBOUND_QUIT_TIMEOUT_MS);
     }
-    if (smtp_client_quit_answered(job->client)) {
-        conn_close(job, OUTBOUND_FINISH);
+    if (smtp_client_quit_answered(conn->client)) {
+        conn_close(conn, OUTBOUND_FINISH);
+        return false;
+    }
+    conn_flush(conn);
+    return true;
+}
+
+/* conn_lost handles the end of the stream or a failed send during a
+ * transaction. */
+static void conn_lost(struct outbound_conn *conn, const char *text)
+{
+    if (conn->job != NULL && !conn->job->results_recorded &&
+        conn_lost_reused(conn)) {
+        log_info("id=%s event=reused-connection-lost dest=%s relay=%s "
+                 "action=\"retry on a new connection\"",
+                 conn->job->msg->id, conn->dest->name, conn->relay);
+        conn_close(conn, OUTBOUND_RECONNECT);
         return;
     }
-    conn_flush(job);
+    if (smtp_client_state(conn->client) != SMTP_CLIENT_DONE) {
+        smtp_client_fail(conn->client, 451, text);
+        if (!conn_check_done(conn)) {
+            return;
+        }
+    }
+    if (conn->state == OUTBOUND_CONN_TALKING ||
+        conn->state == OUTBOUND_CONN_QUITTING ||
+        conn->state == OUTBOUND_CONN_IDLE) {
+        conn_close(conn, conn->job != NULL ? OUTBOUND_FINISH
+                                           : OUTBOUND_RELEASE);
+    }
 }
 
 static void conn_recv_done(struct reactor_op *op, int result)
 {
-    struct outbound_job *job = op->owner;
+    struct outbound_conn *conn = op->owner;
 
-    if (job->state == OUTBOUND_JOB_TALKING && result > 0) {
-        if (!job->results_recorded) {
-            reactor_timer_set(conn_daemon(job)->reactor, &job->timer,
-                              OUTBOUND_REPLY_TIMEOUT_MS);
+    if (conn->state == OUTBOUND_CONN_IDLE && result >= 0) {
+        /* An idle peer sends nothing but 421 before it closes. */
+        log_info("event=idle-connection-closed dest=%s relay=%s "
+                 "reason=\"closed or sent data while idle\"",
+                 conn->dest->name, conn->relay);
+        conn_close(conn, OUTBOUND_RELEASE);
+        return;
+    }
+    if (conn->state == OUTBOUND_CONN_TALKING && result >= 3 &&
+        conn_lost_reused(conn) && memcmp(op->data, "421", 3) == 0) {
+        /* A 421 as the first reply on a reused connection is the peer
+         * closing a session it kept idle too long, not a verdict on the
+         * message. */
+        log_info("id=%s event=reused-connection-lost dest=%s relay=%s "
+                 "reason=\"421 on a reused connection\" "
+                 "action=\"retry on a new connection\"",
+                 conn->job->msg->id, conn->dest->name, conn->relay);
+        conn_close(conn, OUTBOUND_RECONNECT);
+        return;
+    }
+    if ((conn->state == OUTBOUND_CONN_TALKING ||
+         conn->state == OUTBOUND_CONN_QUITTING) && result > 0) {
+        conn->got_reply = true;
+        smtp_client_feed(conn->client, op->data, (size_t)result);
+        if (!conn_check_done(conn)) {
+            return;
         }
-        smtp_client_feed(job->client, op->data, (size_t)result);
-        conn_check_done(job);
     }
     if (op->more) {
         return;
     }
-    if (job->state == OUTBOUND_JOB_TALKING) {
-        if (smtp_client_state(job->client) != SMTP_CLIENT_DONE) {
-            smtp_client_fail(job->client, 451,
-                             "451 4.4.2 Connection lost during the session");
-            conn_check_done(job);
-        }
-        if (job->state == OUTBOUND_JOB_TALKING) {
-            conn_close(job, OUTBOUND_FINISH);
-        }
+    if (conn->state == OUTBOUND_CONN_CLOSING) {
+        conn_close(conn, conn->after_close);
         return;
     }
-    if (job->state == OUTBOUND_JOB_CLOSING) {
-        conn_close(job, job->after_close);
-    }
+    conn_lost(conn, "451 4.4.2 Connection lost during the session");
 }
 
 static void conn_send_done(struct reactor_op *op, int result)
 {
-    struct outbound_job *job = op->owner;
+    struct outbound_conn *conn = op->owner;
 
-    if (job->state == OUTBOUND_JOB_CLOSING) {
-        conn_close(job, job->after_close);
+    if (conn->state == OUTBOUND_CONN_CLOSING) {
+        conn_close(conn, conn->after_close);
         return;
     }
     if (result < 0) {
         log_info("id=%s event=send-failed relay=%s error=\"%s\"",
-                 job->msg->id, job->relay, strerror(-result));
-        smtp_client_fail(job->client, 451, "451 4.4.2 Connection lost");
-        conn_check_done(job);
-        if (job->state == OUTBOUND_JOB_TALKING) {
-            conn_close(job, OUTBOUND_FINISH);
-        }
+                 conn->job != NULL ? conn->job->msg->id : "-", conn->relay,
+                 strerror(-result));
+        conn_lost(conn, "451 4.4.2 Connection lost");
         return;
     }
-    smtp_outq_consume(smtp_client_output(job->client), (size_t)result);
-    conn_flush(job);
+    smtp_outq_consume(smtp_client_output(conn->client), (size_t)result);
+    if (conn->state == OUTBOUND_CONN_TALKING) {
+        conn_arm_reply_timer(conn);
+    }
+    conn_flush(conn);
 }
 
 static void conn_timer_fired(struct reactor_timer *timer)
 {
-    struct outbound_job *job = timer->owner;
-    struct reactor *reactor = conn_daemon(job)->reactor;
+    struct outbound_conn *conn = timer->owner;
 
-    switch (job->state) {
-    case OUTBOUND_JOB_CONNECTING:
-        reactor_cancel(reactor, &job->connect_op);
+    switch (conn->state) {
+    case OUTBOUND_CONN_OPENING:
+        reactor_cancel(conn_reactor(conn), &conn->connect_op);
         return;
-    case OUTBOUND_JOB_TALKING:
-        if (!job->results_recorded) {
-            log_info("id=%s event=timeout relay=%s", job->msg->id,
-                     job->relay);
-            smtp_client_fail(job->client, 451,
+    case OUTBOUND_CONN_TALKING:
+        if (!conn->job->results_recorded) {
+            log_info("id=%s event=timeout dest=%s relay=%s",
+                     conn->job->msg->id, conn->dest->name, conn->relay);
+            smtp_client_fail(conn->client, 451,
                              "451 4.4.2 Timed out waiting for the relay");
-            conn_check_done(job);
+            if (!conn_check_done(conn)) {
+                return;
+            }
         }
-        if (job->state == OUTBOUND_JOB_TALKING) {
-            conn_close(job, OUTBOUND_FINISH);
+        if (conn->state == OUTBOUND_CONN_TALKING) {
+            conn_close(conn, OUTBOUND_FINISH);
         }
+        return;
+    case OUTBOUND_CONN_IDLE:
+        outbound_conn_quit(conn);
+        return;
+    case OUTBOUND_CONN_QUITTING:
+        conn_close(conn, OUTBOUND_RELEASE);
         return;
     default:
+        return;
+    }
+}
+
+void outbound_conn_reuse(struct outbound_conn *conn, struct outbound_job *job)
+{
+    struct smtp_client *next;
+
+    reactor_timer_cancel(conn_reactor(conn), &conn->timer);
+    conn->job = job;
+    job->conn = conn;
+    snprintf(job->relay, sizeof(job->relay), "%s", conn->relay);
+
+    /* The old session reads only its own state in smtp_client_next(), so
+     * the message it borrowed may be replaced first. */
+    conn_fill_message(conn);
+    next = smtp_client_next(conn->client, &conn->client_msg);
+    if (next == NULL) {
+        log_error("id=%s dest=%s error=\"out of memory for the next "
+                  "session\"", job->msg->id, conn->dest->name);
+        conn->state = OUTBOUND_CONN_TALKING;
+        conn_close(conn, OUTBOUND_RECONNECT);
+        return;
+    }
+    smtp_client_free(conn->client);
+    conn->client = next;
+    conn->messages++;
+    conn->reused = true;
+    conn->got_reply = false;
+    conn->state = OUTBOUND_CONN_TALKING;
+    log_debug("id=%s event=connection-reused dest=%s relay=%s "
+              "message=%u",
+              job->msg->id, conn->dest->name, conn->relay, conn->messages);
+    (void)conn_check_done(conn);
+}
+
+void outbound_conn_quit(struct outbound_conn *conn)
+{
+    conn->state = OUTBOUND_CONN_QUITTING;
+    smtp_client_quit(conn->client);
+    reactor_timer_set(conn_reactor(conn), &conn->timer,
+                      OUTBOUND_QUIT_TIMEOUT_MS);
+    conn_flush(conn);
+}
+
+/* conn_after_close moves on once the socket is closed. */
+static void conn_after_close(struct outbound_conn *conn)
+{
+    struct outbound_job *job = conn->job;
+    struct outbound_dest *dest = conn->dest;
+
+    switch (conn->after_close) {
+    case OUTBOUND_NEXT_ADDRESS:
+        smtp_client_free(conn->client);
+        conn->client = NULL;
+        conn_connect_next(conn);
+        return;
+    case OUTBOUND_RECONNECT:
+        conn->job = NULL;
+        job->conn = NULL;
+        job->reuse_retried = true;
+        job->results_recorded = false;
+        conn_release(conn);
+        outbound_conn_open(dest, job);
+        return;
+    case OUTBOUND_RELEASE:
+        conn_release(conn);
+        return;
+    case OUTBOUND_FINISH:
+    default:
+        if (!job->results_recorded) {
+            outbound_record_all(job, 451, job->last_error);
+        }
+        conn_end_attempt(conn, false);
         return;
     }
 }
@@ -522,45 +846,41 @@ static void conn_timer_fired(struct reactor_timer *timer)
 /* conn_close tears the connection down; once no operation can call back,
  * it closes the socket and moves on to `after`. Runs again from each
  * completion that arrives while closing. */
-static void conn_close(struct outbound_job *job,
+static void conn_close(struct outbound_conn *conn,
                        enum outbound_after_close after)
 {
-    struct reactor *reactor = conn_daemon(job)->reactor;
+    struct reactor *reactor = conn_reactor(conn);
 
-    if (job->state != OUTBOUND_JOB_CLOSING) {
-        job->state = OUTBOUND_JOB_CLOSING;
-        job->after_close = after;
-        reactor_timer_cancel(reactor, &job->timer);
-        if (job->fd >= 0) {
-            shutdown(job->fd, SHUT_RDWR);
+    if (conn->state != OUTBOUND_CONN_CLOSING) {
+        conn->state = OUTBOUND_CONN_CLOSING;
+        conn->after_close = after;
+        reactor_timer_cancel(reactor, &conn->timer);
+        if (conn->fd >= 0) {
+            shutdown(conn->fd, SHUT_RDWR);
         }
     }
-    if (job->connect_op.armed || job->recv_op.armed ||
-        job->send_op.armed) {
-        reactor_cancel(reactor, &job->connect_op);
-        reactor_cancel(reactor, &job->recv_op);
+    if (conn->connect_op.armed || conn->recv_op.armed ||
+        conn->send_op.armed) {
+        reactor_cancel(reactor, &conn->connect_op);
+        reactor_cancel(reactor, &conn->recv_op);
         return;
     }
-    if (job->fd >= 0) {
-        close(job->fd);
-        job->fd = -1;
+    if (conn->fd >= 0) {
+        close(conn->fd);
+        conn->fd = -1;
     }
-    smtp_client_free(job->client);
-    job->client = NULL;
-    if (job->after_close == OUTBOUND_NEXT_ADDRESS) {
-        conn_connect_next(job);
-        return;
-    }
-    if (!job->results_recorded) {
-        outbound_record_all(job, 451, job->last_error);
-    }
-    outbound_job_finished(job);
+    conn_after_close(conn);
 }
 
-void outbound_conn_abandon(struct outbound_job *job)
+void outbound_conn_free(struct outbound_conn *conn)
 {
-    if (job->fd >= 0) {
-        close(job->fd);
-        job->fd = -1;
+    if (conn->fd >= 0) {
+        close(conn->fd);
+        conn->fd = -1;
     }
+    if (conn->job != NULL) {
+        conn->job->conn = NULL;
+        conn->job = NULL;
+    }
+    conn_unlink(conn);
 }

@@ -1,18 +1,76 @@
-/* The network side of one delivery attempt: next-hop lookup, connection
- * to each MX address in turn (or to an address literal's IP), and the SMTP
- * client session. Private to the
- * outbound engine. */
+/* Outbound connections: the next-hop lookup, the connection to each MX
+ * address in turn (or to an address literal's IP), and the SMTP client
+ * session. A connection belongs to one destination and carries one job's
+ * transaction at a time; between transactions it may wait idle for the
+ * next message to the same destination. Private to the outbound engine. */
 #ifndef RINGRELAY_CORE_OUTBOUND_CONN_H
 #define RINGRELAY_CORE_OUTBOUND_CONN_H
 
+#include <stdbool.h>
+#include <sys/uio.h>
+
+#include "core/reactor.h"
+#include "proto/smtp_client.h"
+
+struct outbound_dest;
 struct outbound_job;
 
-/* outbound_conn_begin runs one attempt for the job's queued recipients;
- * it ends by calling outbound_job_finished(). */
-void outbound_conn_begin(struct outbound_job *job);
+#define OUTBOUND_SEND_IOVS 16
 
-/* outbound_conn_abandon closes the job's socket without callbacks, for
- * teardown after the reactor stopped. */
-void outbound_conn_abandon(struct outbound_job *job);
+enum outbound_conn_state {
+    OUTBOUND_CONN_OPENING,   /* DNS lookup or TCP connect in flight */
+    OUTBOUND_CONN_TALKING,   /* a transaction runs */
+    OUTBOUND_CONN_IDLE,      /* waiting for the next message */
+    OUTBOUND_CONN_QUITTING,  /* QUIT sent, no job */
+    OUTBOUND_CONN_CLOSING,   /* waiting for socket ops to end */
+};
+
+/* What to do once the socket is fully closed. */
+enum outbound_after_close {
+    OUTBOUND_NEXT_ADDRESS,   /* try the job's next MX address */
+    OUTBOUND_FINISH,         /* results are recorded; end the attempt */
+    OUTBOUND_RECONNECT,      /* a reused connection was dead: the job
+                              * starts again on a new connection */
+    OUTBOUND_RELEASE,        /* no job: free the connection */
+};
+
+struct outbound_conn {
+    struct outbound_dest *dest;
+    struct outbound_conn *prev;  /* the destination's connections */
+    struct outbound_conn *next;
+    struct outbound_job *job;    /* NULL when idle or quitting */
+    enum outbound_conn_state state;
+    enum outbound_after_close after_close;
+    int fd;
+    struct reactor_op connect_op;
+    struct reactor_op recv_op;
+    struct reactor_op send_op;
+    struct iovec send_iov[OUTBOUND_SEND_IOVS];
+    struct reactor_timer timer;  /* the current timeout */
+    struct smtp_client *client;
+    struct smtp_client_message client_msg;
+    unsigned messages;           /* transactions started on the socket */
+    bool reused;                 /* this transaction is not the first */
+    bool got_reply;              /* bytes arrived in this transaction */
+    bool tried;                  /* a connect was attempted */
+    bool reached;                /* a session got past EHLO */
+    char relay[320];             /* "host[ip]:port" for logs */
+};
+
+/* outbound_conn_open starts job's attempt on a new connection of dest;
+ * the attempt ends with outbound_job_finished(), also when out of
+ * memory. */
+void outbound_conn_open(struct outbound_dest *dest, struct outbound_job *job);
+
+/* outbound_conn_reuse starts job's transaction on the idle conn. */
+void outbound_conn_reuse(struct outbound_conn *conn,
+                         struct outbound_job *job);
+
+/* outbound_conn_quit ends an idle connection with QUIT. */
+void outbound_conn_quit(struct outbound_conn *conn);
+
+/* outbound_conn_free closes the socket and frees conn without callbacks,
+ * for teardown after the reactor stopped. */
+void outbound_conn_free(struct outbound_conn *conn);
 
 #endif

@@ -1,6 +1,6 @@
-/* One delivery job: the recipients of one message that share a domain
- * or address literal, and the attempt in flight for them. Private to the
- * outbound engine. */
+/* One delivery job: the recipients of one message that share a next hop
+ * (a destination, see outbound_dest.h), and the attempt in flight for
+ * them. Private to the outbound engine. */
 #ifndef RINGRELAY_CORE_OUTBOUND_JOB_H
 #define RINGRELAY_CORE_OUTBOUND_JOB_H
 
@@ -16,16 +16,13 @@
 
 struct outbound;
 struct outbound_bounce;
+struct outbound_conn;
+struct outbound_dest;
 struct queue_msg;
-
-#define OUTBOUND_SEND_IOVS 16
 
 enum outbound_job_state {
     OUTBOUND_JOB_WAITING,    /* in the ready list or waiting to retry */
-    OUTBOUND_JOB_RESOLVING,  /* DNS request in flight */
-    OUTBOUND_JOB_CONNECTING, /* TCP connect in flight */
-    OUTBOUND_JOB_TALKING,    /* SMTP session running */
-    OUTBOUND_JOB_CLOSING,    /* waiting for socket ops to end */
+    OUTBOUND_JOB_RUNNING,    /* an attempt runs on a connection */
 };
 
 /* The kind of next hop a job delivers to. */
@@ -35,18 +32,16 @@ enum outbound_target {
     OUTBOUND_TARGET_INVALID, /* stored addresses that do not parse */
 };
 
-/* What to do once the connection is fully closed. */
-enum outbound_after_close {
-    OUTBOUND_NEXT_ADDRESS,   /* try the next MX address */
-    OUTBOUND_FINISH,         /* results are recorded; retry or free */
-};
-
 struct outbound_job {
     struct outbound *outbound;
     struct outbound_job *prev;   /* list of all jobs */
     struct outbound_job *next;
-    struct outbound_job *ready_next; /* ready list, when queued there */
+    struct outbound_job *ready_next; /* destination's ready list */
     bool in_ready_list;
+    struct outbound_dest *dest;  /* the next hop; one reference */
+    struct outbound_conn *conn;  /* while an attempt runs */
+    bool reuse_retried;          /* this attempt lost a reused connection
+                                  * and moved to a new one */
     struct queue_msg *msg;       /* one reference held by the job */
     enum outbound_target target;
     char domain[256];            /* a name in lower case, a literal as
@@ -61,21 +56,13 @@ struct outbound_job {
     size_t attempt_count;
     uint32_t attempt;            /* 1 for the first attempt */
     enum outbound_job_state state;
-    enum outbound_after_close after_close;
-    struct reactor_timer timer;  /* retry wait, or the current timeout */
+    struct reactor_timer timer;  /* retry wait */
     struct dns_request *dns;
     struct dns_mx_result *hops;  /* next hops of this attempt */
     uint16_t port;
     size_t host_cursor;          /* next host in hops to try */
     size_t addr_cursor;          /* next address of that host */
     char last_error[SMTP_CLIENT_TEXT_MAX]; /* reply used for deferral */
-    int fd;
-    struct reactor_op connect_op;
-    struct reactor_op recv_op;
-    struct reactor_op send_op;
-    struct iovec send_iov[OUTBOUND_SEND_IOVS];
-    struct smtp_client *client;
-    struct smtp_client_message client_msg;
     bool results_recorded;
     bool attempt_deferred;       /* a recipient of this attempt got 4xx */
     char relay[320];             /* "host[ip]:port" for logs */
@@ -89,6 +76,17 @@ bool outbound_record_result(struct outbound_job *job, size_t i, int code,
 void outbound_record_all(struct outbound_job *job, int code,
                          const char *text);
 void outbound_job_finished(struct outbound_job *job);
+
+/* outbound_job_start takes the job out of the ready state for an
+ * attempt: it lists up to the destination's recipient limit. Returns
+ * false when nothing is left to deliver, after freeing the job. */
+bool outbound_job_start(struct outbound_job *job);
+
+/* outbound_dest_list returns the head of the engine's destinations. */
+struct outbound_dest **outbound_dest_list(struct outbound *outbound);
+
+/* outbound_stopping is true once outbound_stop() ran. */
+bool outbound_stopping(const struct outbound *outbound);
 
 /* outbound_job_in_flight_sibling returns another job of job's message
  * whose attempt is in flight, or NULL. */

@@ -37,12 +37,14 @@ enum client_command {
     CLIENT_CMD_CHUNK, /* a BDAT without LAST */
     CLIENT_CMD_BODY, /* the reply to the end of data, or to BDAT LAST */
     CLIENT_CMD_QUIT,
+    CLIENT_CMD_RSET,
 };
 
-/* Commands pushed in one session: greeting, EHLO, HELO, MAIL, one RCPT
- * per recipient, DATA, the end of data and QUIT. A binary message pushes
- * one BDAT per chunk in place of DATA, the last one as the end of data. */
-#define CLIENT_FIXED_COMMANDS 7
+/* Commands pushed in one session: greeting, EHLO, HELO, RSET, MAIL, one
+ * RCPT per recipient, DATA, the end of data and QUIT. A binary message
+ * pushes one BDAT per chunk in place of DATA, the last one as the end of
+ * data. */
+#define CLIENT_FIXED_COMMANDS 8
 
 struct client_pending {
     enum client_command command;
@@ -81,6 +83,13 @@ struct smtp_client {
     bool quit_queued;
     bool quit_answered;
     bool input_closed; /* later input is ignored */
+
+    /* Connection reuse: with keep_open no QUIT is queued once the
+     * transaction ends, so smtp_client_next() can send the next MAIL. */
+    bool keep_open;
+    bool greeted;      /* EHLO or HELO got 2xx */
+    bool needs_rset;   /* MAIL was sent and the transaction may be open */
+    bool broken;       /* RSET failed: the connection is not reused */
 
     /* A reply split across feeds; empty when none is partial. */
     char *input;
@@ -311,6 +320,7 @@ static int client_send_mail(struct smtp_client *c)
         snprintf(size, sizeof(size), " SIZE=%zu", msg->body_len);
     }
     client_format_mail_dsn(c, dsn, sizeof(dsn));
+    c->needs_rset = true;
     return client_send(c, CLIENT_CMD_MAIL, 0, "MAIL FROM:<%s>%s%s%s%s",
                        msg->sender, body, utf8, size, dsn);
 }
@@ -512,6 +522,7 @@ static void client_on_hello(struct smtp_client *c,
         if (command == CLIENT_CMD_EHLO) {
             client_record_extensions(c, reply);
         }
+        c->greeted = true;
         client_begin_transaction(c);
         return;
     }
@@ -526,11 +537,28 @@ static void client_on_mail(struct smtp_client *c,
                            const struct smtp_reply *reply)
 {
     if (reply->code / 100 != 2) {
+        c->needs_rset = false;
         client_fail_with_reply(c, reply);
         return;
     }
     if ((c->extensions & CLIENT_EXT_PIPELINING) == 0) {
         client_send_next_rcpt(c);
+    }
+}
+
+/* client_on_rset handles the reply to the RSET that clears a failed
+ * transaction before the next MAIL on a reused connection. */
+static void client_on_rset(struct smtp_client *c,
+                           const struct smtp_reply *reply)
+{
+    if (reply->code / 100 != 2) {
+        c->broken = true;
+        client_fail_with_reply(c, reply);
+        return;
+    }
+    c->needs_rset = false;
+    if ((c->extensions & CLIENT_EXT_PIPELINING) == 0) {
+        client_begin_transaction(c);
     }
 }
 
@@ -607,6 +635,9 @@ static void client_on_body(struct smtp_client *c,
 {
     struct smtp_client_result r;
 
+    /* The reply to the end of data ends the transaction, whatever its
+     * code. */
+    c->needs_rset = false;
     client_result_from_reply(&r, reply, true);
     client_decide_undecided(c, &r);
 }
@@ -675,6 +706,11 @@ static void client_dispatch(struct smtp_client *c,
         c->quit_answered = true;
         c->input_closed = true;
         break;
+    case CLIENT_CMD_RSET:
+        if (open) {
+            client_on_rset(c, reply);
+        }
+        break;
     }
 }
 
@@ -700,7 +736,7 @@ static void client_handle_reply(struct smtp_client *c,
     client_dispatch(c, pending, reply);
 
     if (c->undecided == 0 && c->pending_head == c->pending_tail &&
-        !c->quit_queued && !c->input_closed) {
+        !c->quit_queued && !c->input_closed && !c->keep_open) {
         client_send_quit(c);
     }
 }
@@ -880,8 +916,9 @@ static void client_check_addresses(struct smtp_client *c)
     }
 }
 
-struct smtp_client *smtp_client_new(const char *helo_name,
-                                    const struct smtp_client_message *msg)
+/* client_alloc creates a session with no command sent or expected. */
+static struct smtp_client *client_alloc(const char *helo_name,
+                                        const struct smtp_client_message *msg)
 {
     struct smtp_client *c = calloc(1, sizeof(*c));
     size_t count = msg->rcpt_count;
@@ -905,13 +942,96 @@ struct smtp_client *smtp_client_new(const char *helo_name,
         smtp_client_free(c);
         return NULL;
     }
-
     client_check_addresses(c);
-    if (client_expect(c, CLIENT_CMD_GREETING, 0) < 0) {
+    return c;
+}
+
+struct smtp_client *smtp_client_new(const char *helo_name,
+                                    const struct smtp_client_message *msg)
+{
+    struct smtp_client *c = client_alloc(helo_name, msg);
+
+    if (c != NULL && client_expect(c, CLIENT_CMD_GREETING, 0) < 0) {
         smtp_client_free(c);
         return NULL;
     }
     return c;
+}
+
+struct smtp_client *smtp_client_next(const struct smtp_client *prev,
+                                     const struct smtp_client_message *msg)
+{
+    struct smtp_client *c;
+
+    if (!smtp_client_idle(prev)) {
+        return NULL;
+    }
+    c = client_alloc(prev->helo_name, msg);
+    if (c == NULL) {
+        return NULL;
+    }
+    c->extensions = prev->extensions;
+    c->greeted = true;
+    c->keep_open = true;
+    c->needs_rset = prev->needs_rset;
+    if (c->undecided == 0) {
+        return c;
+    }
+
+    /* RFC 2920 lets RSET open a pipelined batch; without PIPELINING the
+     * transaction begins once RSET is answered. */
+    if (c->needs_rset &&
+        client_send(c, CLIENT_CMD_RSET, 0, "RSET") < 0) {
+        return c;
+    }
+    if (!c->needs_rset || (c->extensions & CLIENT_EXT_PIPELINING) != 0) {
+        client_begin_transaction(c);
+    }
+    return c;
+}
+
+void smtp_client_keep_open(struct smtp_client *client)
+{
+    client->keep_open = true;
+}
+
+bool smtp_client_idle(const struct smtp_client *client)
+{
+    return client->keep_open && client->greeted && !client->broken &&
+           client->undecided == 0 &&
+           client->pending_head == client->pending_tail &&
+           !client->quit_queued && !client->input_closed &&
+           client->input_len == 0;
+}
+
+void smtp_client_quit(struct smtp_client *client)
+{
+    if (!client->quit_queued && !client->input_closed) {
+        client_send_quit(client);
+    }
+}
+
+bool smtp_client_greeted(const struct smtp_client *client)
+{
+    return client->greeted;
+}
+
+enum smtp_client_wait smtp_client_waiting(const struct smtp_client *client)
+{
+    if (client->pending_head == client->pending_tail) {
+        return SMTP_CLIENT_WAIT_NONE;
+    }
+    switch (client->pending[client->pending_head].command) {
+    case CLIENT_CMD_GREETING:
+        return SMTP_CLIENT_WAIT_GREETING;
+    case CLIENT_CMD_DATA:
+    case CLIENT_CMD_CHUNK:
+        return SMTP_CLIENT_WAIT_DATA;
+    case CLIENT_CMD_BODY:
+        return SMTP_CLIENT_WAIT_FINAL;
+    default:
+        return SMTP_CLIENT_WAIT_COMMAND;
+    }
 }
 
 void smtp_client_free(struct smtp_client *client)

@@ -108,4 +108,43 @@ smtp_client_result(const struct smtp_client *client, size_t i);
  * no QUIT. */
 bool smtp_client_quit_answered(const struct smtp_client *client);
 
+/* Connection reuse. smtp_client_keep_open makes the session stop after
+ * the transaction without QUIT. Once smtp_client_idle() is true the
+ * caller may start the next message on the same connection with
+ * smtp_client_next(), or end it with smtp_client_quit(). */
+void smtp_client_keep_open(struct smtp_client *client);
+
+/* smtp_client_idle is true when the session kept open has decided every
+ * recipient, has no reply due and can carry another transaction: not
+ * after 421, an invalid reply, a failed RSET or smtp_client_fail(). */
+bool smtp_client_idle(const struct smtp_client *client);
+
+/* smtp_client_next creates the session of the next message on prev's
+ * connection: no greeting or EHLO, the extensions prev learned, and RSET
+ * first when prev's transaction may still be open (a rejected DATA, or
+ * every RCPT rejected without PIPELINING). With PIPELINING, RSET, MAIL,
+ * RCPT and DATA go in one batch. The new session keeps the connection
+ * open too. prev must be idle and may be freed afterwards. Returns NULL
+ * when prev is not idle or when out of memory. */
+struct smtp_client *smtp_client_next(const struct smtp_client *prev,
+                                     const struct smtp_client_message *msg);
+
+/* smtp_client_quit queues QUIT unless it is queued or the input closed. */
+void smtp_client_quit(struct smtp_client *client);
+
+/* smtp_client_greeted is true once EHLO or HELO got a 2xx reply. */
+bool smtp_client_greeted(const struct smtp_client *client);
+
+/* The reply the session waits for, to pick its timeout (RFC 5321
+ * section 4.5.3.2 gives each its own). */
+enum smtp_client_wait {
+    SMTP_CLIENT_WAIT_NONE,     /* no reply due */
+    SMTP_CLIENT_WAIT_GREETING, /* the 220 */
+    SMTP_CLIENT_WAIT_COMMAND,  /* EHLO, HELO, RSET, MAIL, RCPT, QUIT */
+    SMTP_CLIENT_WAIT_DATA,     /* DATA's 354, or a BDAT chunk's reply */
+    SMTP_CLIENT_WAIT_FINAL,    /* the reply to the end of data */
+};
+
+enum smtp_client_wait smtp_client_waiting(const struct smtp_client *client);
+
 #endif

@@ -23,7 +23,8 @@ import harness as h
 # (io_uring backend).
 FIRST_PORT = 2600
 STATS_KEYS = ["messages", "bytes", "rcpts", "lost", "duplicates", "copies",
-              "sessions_total", "sessions_open", "first_message_wall_us",
+              "sessions_total", "sessions_open", "sessions_peak",
+              "command_reads", "pipelined_reads", "first_message_wall_us",
               "last_message_wall_us", "msgs_per_s", "latency_p50_ms",
               "latency_p90_ms", "latency_p99_ms", "latency_p999_ms",
               "latency_max_ms"]
@@ -695,7 +696,45 @@ def test_rate_short_run(tap, harness):
               harness.log_text("rate-two"))
 
 
+def test_session_counters(tap, harness):
+    """sessions_peak counts sessions open at once, and pipelined_reads
+    the reads of commands that carry more than one line."""
+    sink = Sink(harness, "counters", [])
+    first = raw_client()
+    second = raw_client()
+    first.reply()
+    second.reply()
+    first.command(b"EHLO one.test\r\n")
+    # A batch in one send, as a pipelining client sends it (RFC 2920).
+    first.sock.sendall(b"MAIL FROM:<a@client.test>\r\n"
+                       b"RCPT TO:<b@example.test>\r\nDATA\r\n")
+    replies = [first.reply() for _ in range(3)]
+    first.sock.sendall(b"Subject: one\r\n\r\nline\r\nline\r\n.\r\n")
+    replies.append(first.reply())
+    first.command(b"QUIT\r\n")
+    second.command(b"QUIT\r\n")
+    first.close()
+    second.close()
+    h.wait_for(lambda: sink.read_stats().get("sessions_open") == "0", 5)
+    tap.check([reply[:3] for reply in replies] == ["250", "250", "354",
+                                                  "250"],
+              "pipelined batch accepted", replies)
+    tap.check(sink.stop() == 0, "counters sink exits 0")
+    stats = sink.read_stats()
+    tap.check(stats.get("sessions_peak") == "2",
+              "two sessions open at once", stats)
+    tap.check(stats.get("pipelined_reads") == "1",
+              "one read carried the pipelined batch", stats)
+    # The wait_port probe sends nothing; EHLO, the batch and the QUITs
+    # are reads of commands, and the body lines are not.
+    tap.check(stats.get("command_reads") == "4",
+              "body lines are not counted as commands", stats)
+    tap.check(sink.report.get("sessions_peak") == 2,
+              "the JSON report has sessions_peak", sink.report)
+
+
 def test(tap, harness):
+    test_session_counters(tap, harness)
     test_loss_and_duplicates(tap, harness)
     test_loss_with_expect(tap, harness)
     test_reply_faults(tap, harness)

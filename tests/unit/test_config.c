@@ -1858,3 +1858,118 @@ Test(config, tls_sni_invalid, .init = tmp_setup, .fini = tmp_teardown)
     load_fail("tls_sni = [a]\n", 1,
               "invalid value for 'tls_sni': expected an object");
 }
+
+/* ---------------------------------------------------------------------
+ * Delivery limits and destinations */
+
+Test(config, delivery_defaults)
+{
+    struct config config;
+    struct config_delivery limits;
+
+    cr_assert_eq(config_init(&config), 0);
+    config_delivery_for(&config, "example.com", &limits);
+    cr_expect_eq(limits.max_connections, 20);
+    cr_expect_eq(limits.max_messages_per_connection, 100);
+    cr_expect_eq(limits.max_rcpts_per_transaction, 100);
+    cr_expect_eq(limits.max_messages_per_second, 0);
+    cr_expect_eq(limits.connect_timeout, 30);
+    cr_expect_eq(limits.timeout_greeting, 300);
+    cr_expect_eq(limits.timeout_command, 300);
+    cr_expect_eq(limits.timeout_data, 120);
+    cr_expect_eq(limits.timeout_final, 600);
+    cr_expect_eq(limits.connection_idle_timeout, 5);
+    cr_expect_eq(limits.breaker_failures, 5);
+    cr_expect_eq(limits.breaker_wait, 60);
+    config_cleanup(&config);
+}
+
+Test(config, delivery_global_keys, .init = tmp_setup, .fini = tmp_teardown)
+{
+    struct config config;
+    struct config_delivery limits;
+
+    load_ok(&config, "delivery_max_connections = 7;\n"
+                     "delivery_max_messages_per_connection = 3;\n"
+                     "delivery_max_rcpts_per_transaction = 50;\n"
+                     "delivery_max_messages_per_second = 10;\n"
+                     "delivery_connect_timeout = 5s;\n"
+                     "delivery_timeout_final = 20min;\n"
+                     "delivery_connection_idle_timeout = 0;\n"
+                     "delivery_breaker_failures = 0;\n"
+                     "delivery_breaker_wait = 2min;\n");
+    config_delivery_for(&config, "any.test", &limits);
+    cr_expect_eq(limits.max_connections, 7);
+    cr_expect_eq(limits.max_messages_per_connection, 3);
+    cr_expect_eq(limits.max_rcpts_per_transaction, 50);
+    cr_expect_eq(limits.max_messages_per_second, 10);
+    cr_expect_eq(limits.connect_timeout, 5);
+    cr_expect_eq(limits.timeout_final, 1200);
+    cr_expect_eq(limits.connection_idle_timeout, 0);
+    cr_expect_eq(limits.breaker_failures, 0);
+    cr_expect_eq(limits.breaker_wait, 120);
+    config_cleanup(&config);
+}
+
+Test(config, destination_overrides, .init = tmp_setup, .fini = tmp_teardown)
+{
+    struct config config;
+    struct config_delivery limits;
+
+    /* The destination comes before the global key it falls back on. */
+    load_ok(&config, "destinations {\n"
+                     "  \"Example.COM\" { max_connections = 5; }\n"
+                     "  \"127.0.0.1:2526\" { max_messages_per_connection = 2;"
+                     " connection_idle_timeout = 1s; }\n"
+                     "}\n"
+                     "delivery_max_connections = 9;\n"
+                     "delivery_max_messages_per_connection = 40;\n");
+    config_delivery_for(&config, "example.com", &limits);
+    cr_expect_eq(limits.max_connections, 5);
+    cr_expect_eq(limits.max_messages_per_connection, 40);
+    config_delivery_for(&config, "127.0.0.1:2526", &limits);
+    cr_expect_eq(limits.max_connections, 9);
+    cr_expect_eq(limits.max_messages_per_connection, 2);
+    cr_expect_eq(limits.connection_idle_timeout, 1);
+    config_delivery_for(&config, "other.test", &limits);
+    cr_expect_eq(limits.max_connections, 9);
+    cr_expect_eq(limits.connection_idle_timeout, 5);
+    config_cleanup(&config);
+}
+
+Test(config, delivery_invalid, .init = tmp_setup, .fini = tmp_teardown)
+{
+    load_fail_exact("delivery_max_connections = 0;\n", 1,
+                    "invalid value for 'delivery_max_connections': "
+                    "max_connections: 0 is outside 1..10000");
+    load_fail("delivery_max_messages_per_connection = \"ten\";\n", 1,
+              "invalid value for 'delivery_max_messages_per_connection': "
+              "max_messages_per_connection: expected a whole number");
+    load_fail("delivery_max_connections = 5s;\n", 1,
+              "invalid value for 'delivery_max_connections': ");
+    load_fail("delivery_timeout_final = 2h;\n", 1,
+              "invalid value for 'delivery_timeout_final': timeout_final: "
+              "2h is outside 1..3600 seconds");
+    load_fail("delivery_max_rcpts_per_transaction = -1;\n", 1,
+              "invalid value for 'delivery_max_rcpts_per_transaction': ");
+}
+
+Test(config, destination_invalid, .init = tmp_setup, .fini = tmp_teardown)
+{
+    load_fail_exact("destinations {\n  \"a.test\" { max_conections = 5; }\n"
+                    "}\n", 2,
+                    "invalid value for 'destinations': unknown delivery "
+                    "limit 'max_conections' for destination 'a.test'");
+    load_fail_exact("destinations {\n  \"a.test\" { max_connections = 0; }"
+                    "\n}\n", 2,
+                    "invalid value for 'destinations': destination "
+                    "'a.test': max_connections: 0 is outside 1..10000");
+    load_fail("destinations {\n  \"a.test\" = 5;\n}\n", 2,
+              "invalid value for 'destinations': ");
+    load_fail("destinations {\n  \"a.test\" { max_connections = 1; }\n"
+              "  \"A.test\" { max_connections = 2; }\n}\n", 3,
+              "invalid value for 'destinations': duplicate destination "
+              "'a.test'");
+    load_fail("destinations = 5;\n", 1,
+              "invalid value for 'destinations': ");
+}

@@ -1251,3 +1251,264 @@ Test(smtp_client, dsn_one_at_a_time)
                   "ORCPT=rfc822;b+2Bx+3Dy+20@example.com\r\n");
     smtp_client_free(c);
 }
+
+/* ---------------------------------------------------------------------
+ * Connection reuse: keep_open, smtp_client_next and RSET */
+
+static const char *const other_rcpts[] = {"e@example.net"};
+
+static struct smtp_client_message other_message(void)
+{
+    return (struct smtp_client_message){
+        .sender = "f@example.org",
+        .rcpts = other_rcpts,
+        .rcpt_count = 1,
+        .body = body,
+        .body_len = sizeof(body) - 1,
+    };
+}
+
+/* finish_pipelined answers a sent batch of MAIL, rcpt_count RCPTs and
+ * DATA with success, checks the body and accepts it. */
+static void finish_pipelined(struct smtp_client *c, size_t rcpt_count)
+{
+    char replies[256] = "250 ok\r\n";
+
+    for (size_t i = 0; i < rcpt_count; i++) {
+        strcat(replies, "250 ok\r\n");
+    }
+    strcat(replies, "354 go\r\n");
+    feed(c, replies);
+    expect_body(c);
+    feed(c, "250 2.0.0 queued\r\n");
+    expect_done(c);
+}
+
+Test(smtp_client, kept_open_sends_no_quit)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = smtp_client_new(HELO_NAME, &msg);
+
+    cr_assert_not_null(c);
+    smtp_client_keep_open(c);
+    cr_expect_eq(smtp_client_waiting(c), SMTP_CLIENT_WAIT_GREETING);
+    feed(c, "220 mx.test ESMTP\r\n");
+    expect_output(c, "EHLO " HELO_NAME "\r\n");
+    cr_expect_eq(smtp_client_waiting(c), SMTP_CLIENT_WAIT_COMMAND);
+    cr_expect_not(smtp_client_greeted(c));
+    feed(c, EHLO_PIPELINING);
+    cr_expect(smtp_client_greeted(c));
+    take_output(c, (char[1024]){0}, 1024);
+    cr_expect_eq(smtp_client_waiting(c), SMTP_CLIENT_WAIT_COMMAND);
+    feed(c, "250 ok\r\n250 ok\r\n");
+    cr_expect_eq(smtp_client_waiting(c), SMTP_CLIENT_WAIT_DATA);
+    feed(c, "354 go\r\n");
+    cr_expect_eq(smtp_client_waiting(c), SMTP_CLIENT_WAIT_FINAL);
+    expect_body(c);
+    cr_expect_not(smtp_client_idle(c));
+    feed(c, "250 2.0.0 queued\r\n");
+    expect_done(c);
+    expect_result(c, 0, 250, "250 2.0.0 queued");
+    expect_output(c, "");
+    cr_expect(smtp_client_idle(c));
+    cr_expect_eq(smtp_client_waiting(c), SMTP_CLIENT_WAIT_NONE);
+
+    smtp_client_quit(c);
+    expect_output(c, "QUIT\r\n");
+    cr_expect_not(smtp_client_idle(c));
+    feed(c, "221 bye\r\n");
+    cr_expect(smtp_client_quit_answered(c));
+    smtp_client_free(c);
+}
+
+Test(smtp_client, next_message_pipelined)
+{
+    struct smtp_client_message msg = message(2);
+    struct smtp_client_message msg2 = other_message();
+    struct smtp_client *c = smtp_client_new(HELO_NAME, &msg);
+    struct smtp_client *next;
+
+    cr_assert_not_null(c);
+    smtp_client_keep_open(c);
+    feed(c, "220 mx.test ESMTP\r\n");
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, EHLO_PIPELINING);
+    take_output(c, (char[1024]){0}, 1024);
+    finish_pipelined(c, 2);
+    cr_assert(smtp_client_idle(c));
+
+    next = smtp_client_next(c, &msg2);
+    smtp_client_free(c);
+    cr_assert_not_null(next);
+    expect_running(next);
+    expect_output(next, "MAIL FROM:<f@example.org> SIZE=31\r\n"
+                        "RCPT TO:<e@example.net>\r\n"
+                        "DATA\r\n");
+    finish_pipelined(next, 1);
+    expect_result(next, 0, 250, "250 2.0.0 queued");
+    expect_output(next, "");
+    cr_expect(smtp_client_idle(next));
+    smtp_client_free(next);
+}
+
+/* Every RCPT rejected and DATA answered 554 leaves the transaction open
+ * at the server, so the next one starts with RSET in the same batch. */
+Test(smtp_client, next_after_rejected_data_sends_rset)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client_message msg2 = other_message();
+    struct smtp_client *c = smtp_client_new(HELO_NAME, &msg);
+    struct smtp_client *next;
+
+    cr_assert_not_null(c);
+    smtp_client_keep_open(c);
+    feed(c, "220 mx.test ESMTP\r\n");
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, EHLO_PIPELINING);
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, "250 ok\r\n550 5.1.1 unknown\r\n");
+    expect_done(c);
+    cr_expect_not(smtp_client_idle(c), "DATA reply still due");
+    feed(c, "554 5.5.1 no valid recipients\r\n");
+    expect_output(c, "");
+    expect_result(c, 0, 550, "550 5.1.1 unknown");
+    cr_assert(smtp_client_idle(c));
+
+    next = smtp_client_next(c, &msg2);
+    smtp_client_free(c);
+    cr_assert_not_null(next);
+    expect_output(next, "RSET\r\n"
+                        "MAIL FROM:<f@example.org> SIZE=31\r\n"
+                        "RCPT TO:<e@example.net>\r\n"
+                        "DATA\r\n");
+    feed(next, "250 2.0.0 reset\r\n");
+    finish_pipelined(next, 1);
+    expect_result(next, 0, 250, "250 2.0.0 queued");
+    smtp_client_free(next);
+}
+
+/* After a delivered message the next MAIL follows with no RSET, and after
+ * a final 5xx too: the reply to the end of data ends the transaction. */
+Test(smtp_client, next_after_final_reply_no_rset)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client_message msg2 = other_message();
+    struct smtp_client *c = smtp_client_new(HELO_NAME, &msg);
+    struct smtp_client *next;
+
+    cr_assert_not_null(c);
+    smtp_client_keep_open(c);
+    feed(c, "220 mx.test ESMTP\r\n");
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, EHLO_PIPELINING);
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, "250 ok\r\n250 ok\r\n354 go\r\n");
+    expect_body(c);
+    feed(c, "554 5.7.1 content rejected\r\n");
+    expect_result(c, 0, 554, "554 5.7.1 content rejected");
+    cr_assert(smtp_client_idle(c));
+
+    next = smtp_client_next(c, &msg2);
+    smtp_client_free(c);
+    cr_assert_not_null(next);
+    expect_output(next, "MAIL FROM:<f@example.org> SIZE=31\r\n"
+                        "RCPT TO:<e@example.net>\r\n"
+                        "DATA\r\n");
+    smtp_client_free(next);
+}
+
+/* Without PIPELINING, RSET is answered before MAIL goes out. */
+Test(smtp_client, next_one_at_a_time_waits_for_rset)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client_message msg2 = other_message();
+    struct smtp_client *c = smtp_client_new(HELO_NAME, &msg);
+    struct smtp_client *next;
+
+    cr_assert_not_null(c);
+    smtp_client_keep_open(c);
+    feed(c, "220 mx.test ESMTP\r\n");
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, EHLO_PLAIN);
+    expect_output(c, "MAIL FROM:<a@example.org>\r\n");
+    feed(c, "250 ok\r\n");
+    expect_output(c, "RCPT TO:<b@example.com>\r\n");
+    feed(c, "550 5.1.1 unknown\r\n");
+    expect_done(c);
+    expect_output(c, "");
+    cr_assert(smtp_client_idle(c));
+
+    next = smtp_client_next(c, &msg2);
+    smtp_client_free(c);
+    cr_assert_not_null(next);
+    expect_output(next, "RSET\r\n");
+    feed(next, "250 ok\r\n");
+    expect_output(next, "MAIL FROM:<f@example.org>\r\n");
+    feed(next, "250 ok\r\n");
+    expect_output(next, "RCPT TO:<e@example.net>\r\n");
+    feed(next, "250 ok\r\n");
+    expect_output(next, "DATA\r\n");
+    smtp_client_free(next);
+}
+
+Test(smtp_client, rset_rejected_fails_transaction)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client_message msg2 = other_message();
+    struct smtp_client *c = smtp_client_new(HELO_NAME, &msg);
+    struct smtp_client *next;
+
+    cr_assert_not_null(c);
+    smtp_client_keep_open(c);
+    feed(c, "220 mx.test ESMTP\r\n");
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, EHLO_PLAIN);
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, "250 ok\r\n");
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, "550 5.1.1 unknown\r\n");
+    cr_assert(smtp_client_idle(c));
+
+    next = smtp_client_next(c, &msg2);
+    smtp_client_free(c);
+    cr_assert_not_null(next);
+    expect_output(next, "RSET\r\n");
+    feed(next, "451 4.3.0 try later\r\n");
+    expect_done(next);
+    expect_result(next, 0, 451, "451 4.3.0 try later");
+    cr_expect_not(smtp_client_idle(next), "a failed RSET ends reuse");
+    smtp_client_free(next);
+}
+
+Test(smtp_client, idle_lost_after_421)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = smtp_client_new(HELO_NAME, &msg);
+
+    cr_assert_not_null(c);
+    smtp_client_keep_open(c);
+    feed(c, "220 mx.test ESMTP\r\n");
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, EHLO_PIPELINING);
+    take_output(c, (char[1024]){0}, 1024);
+    finish_pipelined(c, 1);
+    cr_assert(smtp_client_idle(c));
+    feed(c, "421 4.4.2 idle too long\r\n");
+    cr_expect_not(smtp_client_idle(c));
+    cr_expect_null(smtp_client_next(c, &msg));
+    expect_output(c, "");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, not_idle_without_keep_open)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start(&msg, EHLO_PIPELINING);
+
+    take_output(c, (char[1024]){0}, 1024);
+    finish_pipelined(c, 1);
+    expect_output(c, "QUIT\r\n");
+    cr_expect_not(smtp_client_idle(c));
+    cr_expect_null(smtp_client_next(c, &msg));
+    smtp_client_free(c);
+}
