@@ -3,6 +3,8 @@
 #ifndef RINGRELAY_TLS_TLS_CONTEXT_INTERNAL_H
 #define RINGRELAY_TLS_TLS_CONTEXT_INTERNAL_H
 
+#include <stdbool.h>
+
 #include <openssl/ssl.h>
 
 #include "tls/tls_context.h"
@@ -20,6 +22,7 @@ struct tls_context {
                                    * for every SNI certificate */
     struct tls_sni_entry *sni;
     size_t sni_count;
+    bool has_ca;                  /* client: a CA file is loaded */
 };
 
 #endif

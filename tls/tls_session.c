@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 
 #include "tls/tls_context_internal.h"
+#include "tls/tls_session_internal.h"
 
 struct tls_session {
     struct tls_context *ctx;      /* one reference */
@@ -38,6 +39,23 @@ static void tls_record_error(struct tls_session *s, int code)
     ERR_clear_error();
 }
 
+/* tls_expect_host sends name as SNI and makes the chain check compare
+ * the certificate's names with it. BoringSSL lets a wildcard match one
+ * whole left-most label only, so "*.example.com" matches
+ * "mx.example.com" but "m*.example.com" matches nothing. */
+static int tls_expect_host(SSL *ssl, const char *name)
+{
+    X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+
+    if (SSL_set_tlsext_host_name(ssl, name) != 1) {
+        return -1;
+    }
+    if (X509_VERIFY_PARAM_set1_host(param, name, strlen(name)) != 1) {
+        return -1;
+    }
+    return 0;
+}
+
 struct tls_session *tls_session_new(struct tls_context *ctx,
                                     const char *server_name)
 {
@@ -61,7 +79,7 @@ struct tls_session *tls_session_new(struct tls_context *ctx,
     } else {
         SSL_set_connect_state(s->ssl);
         if (server_name != NULL &&
-            SSL_set_tlsext_host_name(s->ssl, server_name) != 1) {
+            tls_expect_host(s->ssl, server_name) < 0) {
             SSL_free(s->ssl);
             free(s);
             ERR_clear_error();
@@ -247,4 +265,45 @@ const char *tls_session_peer_name(const struct tls_session *s, char *buf,
     }
     ERR_clear_error();
     return len >= 0 ? buf : NULL;
+}
+
+int tls_session_verify_peer(const struct tls_session *s, char *err,
+                            size_t err_size)
+{
+    const char *host = SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name);
+    X509 *peer;
+    long result;
+
+    if (!s->established) {
+        snprintf(err, err_size, "the TLS handshake is not complete");
+        return -1;
+    }
+    if (!s->ctx->has_ca) {
+        snprintf(err, err_size, "no CA file is configured to verify the "
+                 "server certificate");
+        return -1;
+    }
+    if (host == NULL) {
+        snprintf(err, err_size, "no expected server name was given, so "
+                 "the certificate name cannot be checked");
+        return -1;
+    }
+    peer = SSL_get_peer_certificate(s->ssl);
+    if (peer == NULL) {
+        snprintf(err, err_size, "server %s sent no certificate", host);
+        return -1;
+    }
+    X509_free(peer);
+    result = SSL_get_verify_result(s->ssl);
+    if (result != X509_V_OK) {
+        snprintf(err, err_size, "certificate of %s failed verification: "
+                 "%s", host, X509_verify_cert_error_string(result));
+        return -1;
+    }
+    return 0;
+}
+
+SSL *tls_session_ssl(const struct tls_session *s)
+{
+    return s->ssl;
 }

@@ -27,8 +27,10 @@ enum tls_status {
 };
 
 /* tls_session_new starts a session in the role of ctx, holding a
- * reference to ctx. server_name is the SNI host name a client sends and
- * must be NULL for a server. Returns NULL when out of memory. */
+ * reference to ctx. server_name is the host name a client expects (the
+ * MX host name): it is sent as SNI and is the name that
+ * tls_session_verify_peer() checks. It must be NULL for a server.
+ * Returns NULL when out of memory. */
 struct tls_session *tls_session_new(struct tls_context *ctx,
                                     const char *server_name);
 
@@ -90,5 +92,15 @@ const char *tls_session_server_name(const struct tls_session *session);
  * no certificate or it has no common name. */
 const char *tls_session_peer_name(const struct tls_session *session,
                                   char *buf, size_t size);
+
+/* tls_session_verify_peer checks, after a client handshake, that the
+ * server's chain verified against the context's CA file and that the
+ * leaf certificate names the server_name given to tls_session_new()
+ * (subjectAltName DNS entries, or the common name without them).
+ * Returns 0, or -1 after writing why into err[0..err_size), for example
+ * "certificate of mx.example.com failed verification: Hostname
+ * mismatch". A context without a CA file never verifies. */
+int tls_session_verify_peer(const struct tls_session *session, char *err,
+                            size_t err_size);
 
 #endif
