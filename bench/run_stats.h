@@ -7,7 +7,8 @@
  * last_reply_wall_us not_finished connections_opened accepted_rcpts.
  *
  * Keys sink writes every second and at exit: messages bytes rcpts lost
- * duplicates copies sessions_total sessions_open first_message_wall_us
+ * duplicates copies sessions_total sessions_open tls_sessions
+ * messages_tls first_message_wall_us
  * last_message_wall_us msgs_per_s latency_p50_ms latency_p90_ms
  * latency_p99_ms latency_p999_ms latency_max_ms. */
 #ifndef RINGRELAY_BENCH_RUN_STATS_H

@@ -157,6 +157,8 @@ static void report_stats_lines(FILE *out, const struct sink_server *server)
     fprintf(out, "copies=%" PRIu64 "\n", server->track.pairs_seen);
     fprintf(out, "sessions_total=%" PRIu64 "\n", server->sessions_total);
     fprintf(out, "sessions_open=%" PRIu64 "\n", server->sessions_open);
+    fprintf(out, "tls_sessions=%" PRIu64 "\n", server->tls_sessions);
+    fprintf(out, "messages_tls=%" PRIu64 "\n", server->messages_tls);
     fprintf(out, "first_message_wall_us=%" PRIu64 "\n",
             server->first_message_wall_us);
     fprintf(out, "last_message_wall_us=%" PRIu64 "\n",

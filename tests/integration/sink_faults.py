@@ -23,7 +23,8 @@ import harness as h
 # (io_uring backend).
 FIRST_PORT = 2600
 STATS_KEYS = ["messages", "bytes", "rcpts", "lost", "duplicates", "copies",
-              "sessions_total", "sessions_open", "first_message_wall_us",
+              "sessions_total", "sessions_open", "tls_sessions",
+              "messages_tls", "first_message_wall_us",
               "last_message_wall_us", "msgs_per_s", "latency_p50_ms",
               "latency_p90_ms", "latency_p99_ms", "latency_p999_ms",
               "latency_max_ms"]

@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""STARTTLS in ringrelay-bench: the sink with --tls-cert and --tls-key
+against Python's smtplib and openssl s_client, its TLS envelope line and
+counters, a failed handshake, --tls-fail, and its option errors.
+A throwaway CA and certificate come from the openssl command in the
+test's temporary directory.
+
+Usage (inside netns_run.sh): bench_tls.py BUILD_DIR
+"""
+import json
+import re
+import smtplib
+import socket
+import ssl
+import subprocess
+
+import harness as h
+
+SINK_PORT = 2700
+FAIL_PORT = 2701
+
+MESSAGE = b"Subject: over TLS\r\n\r\nencrypted hello\r\n"
+
+
+def run(argv, **kwargs):
+    return subprocess.run(argv, capture_output=True, timeout=60, **kwargs)
+
+
+def make_certificates(harness):
+    """Write ca.crt and sink.crt/sink.key for 127.0.0.1 and sink.test."""
+    path = harness.path
+    with open(path("sink.ext"), "w") as out:
+        out.write("subjectAltName=DNS:sink.test,IP:127.0.0.1\n")
+    steps = [
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+         "-keyout", path("ca.key"), "-out", path("ca.crt"),
+         "-subj", "/CN=Test CA"],
+        ["openssl", "req", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+         path("sink.key"), "-out", path("sink.csr"), "-subj", "/CN=sink.test"],
+        ["openssl", "x509", "-req", "-in", path("sink.csr"), "-CA",
+         path("ca.crt"), "-CAkey", path("ca.key"), "-CAcreateserial",
+         "-days", "2", "-out", path("sink.crt"), "-extfile",
+         path("sink.ext")],
+    ]
+    for argv in steps:
+        result = run(argv)
+        if result.returncode != 0:
+            raise RuntimeError(f"{argv[:2]} failed: {result.stderr!r}")
+
+
+def start_sink(harness, name, port, options):
+    argv = [harness.binary("bench/ringrelay-bench"), "sink",
+            "--listen", f"127.0.0.1:{port}",
+            "--store", harness.path(name + "-store"),
+            "--json", harness.path(name + ".json"),
+            "--stats-file", harness.path(name + ".stats"),
+            "--max-seconds", "120", *options]
+    proc = harness.start(name, argv)
+    if not h.wait_port("127.0.0.1", port):
+        raise RuntimeError(f"sink {name} did not listen:\n"
+                           + harness.log_text(name))
+    return proc
+
+
+def stop_sink(tap, harness, name, proc):
+    """Stop the sink with SIGTERM and return its JSON report."""
+    status = harness.stop(proc)
+    log = harness.log_text(name)
+    tap.check(status == 0, f"{name} exits 0 on SIGTERM", status)
+    tap.check("Sanitizer" not in log and "runtime error:" not in log,
+              f"{name} log has no sanitizer report", log[-3000:])
+    with open(harness.path(name + ".json")) as report:
+        return json.load(report)
+
+
+def read_stats(harness, name):
+    stats = {}
+    with open(harness.path(name + ".stats")) as text:
+        for line in text:
+            key, _, value = line.strip().partition("=")
+            stats[key] = value
+    return stats
+
+
+def s_client(harness, port, args, stdin):
+    result = run(["openssl", "s_client", "-CAfile", harness.path("ca.crt"),
+                  "-crlf", "-ign_eof", "-starttls", "smtp", "-connect",
+                  f"127.0.0.1:{port}", *args], input=stdin)
+    return result.stdout.decode(errors="replace") + \
+        result.stderr.decode(errors="replace")
+
+
+def test_smtplib(tap, harness):
+    context = ssl.create_default_context(cafile=harness.path("ca.crt"))
+    with smtplib.SMTP("127.0.0.1", SINK_PORT, timeout=30) as client:
+        client.ehlo("client.test")
+        tap.check(client.has_extn("starttls"), "sink EHLO offers STARTTLS",
+                  client.esmtp_features)
+        code, text = client.starttls(context=context)
+        tap.check(code == 220, "sink answers STARTTLS with 220",
+                  (code, text))
+        tap.check(client.sock.version() == "TLSv1.3",
+                  "smtplib and sink negotiate TLS 1.3",
+                  client.sock.version())
+        client.ehlo("client.test")
+        tap.check(not client.has_extn("starttls"),
+                  "sink does not offer STARTTLS inside TLS",
+                  client.esmtp_features)
+        refused = client.sendmail("a@client.test", ["b@sink.test"],
+                                  MESSAGE)
+        tap.check(refused == {}, "sink accepts a message over TLS", refused)
+    with smtplib.SMTP("127.0.0.1", SINK_PORT, timeout=30) as client:
+        refused = client.sendmail("plain@client.test", ["b@sink.test"],
+                                  MESSAGE)
+        tap.check(refused == {}, "sink accepts a message without TLS",
+                  refused)
+
+
+def test_s_client(tap, harness):
+    stdin = (b"EHLO client.test\nMAIL FROM:<s@client.test>\n"
+             b"RCPT TO:<c@sink.test>\nDATA\nSubject: s_client\n\nhi\n.\n"
+             b"QUIT\n")
+    output = s_client(harness, SINK_PORT, ["-tls1_2"], stdin)
+    tap.check(re.search(r"New, TLSv1\.2, Cipher is ECDHE-", output)
+              is not None, "s_client -starttls smtp gets TLS 1.2 from sink",
+              output[-1500:])
+    tap.check("Verify return code: 0 (ok)" in output,
+              "sink certificate verifies against the test CA",
+              output[-1500:])
+    tap.check("250 2.0.0 Ok: stored as" in output and "221 2.0.0" in output,
+              "s_client sends a message through the sink's TLS",
+              output[-1500:])
+    tap.check("unexpected eof" not in output,
+              "sink sends close_notify before closing", output[-1500:])
+
+
+def test_bad_handshake(tap, harness):
+    with socket.create_connection(("127.0.0.1", SINK_PORT), 10) as sock:
+        reader = sock.makefile("rb")
+        reader.readline()
+        sock.sendall(b"EHLO client.test\r\n")
+        while not reader.readline().startswith(b"250 "):
+            pass
+        sock.sendall(b"STARTTLS\r\n")
+        reply = reader.readline()
+        tap.check(reply.startswith(b"220 "), "STARTTLS before bad handshake",
+                  reply)
+        sock.sendall(b"this is not a TLS ClientHello\r\n" * 4)
+        closed = sock.recv(100) == b""
+    tap.check(closed, "sink closes the connection after a bad handshake")
+
+
+def check_sink_results(tap, harness, report):
+    store = harness.path("tls-store")
+    messages = h.read_stored(store)
+    tls_lines = h.read_stored_tls(store)
+    tap.check(len(messages) == 3, "sink stored three messages", messages)
+    tap.check(len(tls_lines) == 3
+              and re.fullmatch(r"TLSv1\.3 TLS_\S+", tls_lines[0] or "")
+              is not None, "TLS 1.3 message has a TLS envelope line",
+              tls_lines)
+    tap.check(len(tls_lines) == 3 and tls_lines[1] is None,
+              "plaintext message has no TLS envelope line", tls_lines)
+    tap.check(len(tls_lines) == 3
+              and re.fullmatch(r"TLSv1\.2 ECDHE-\S+", tls_lines[2] or "")
+              is not None, "TLS 1.2 message names version and cipher",
+              tls_lines)
+    tap.check(len(messages) == 3 and messages[0][1] == ["b@sink.test"],
+              "TLS line does not change the recipients", messages[:1])
+    tap.check(report["tls_sessions"] == 2, "JSON counts two TLS sessions",
+              report)
+    tap.check(report["messages_tls"] == 2 and report["messages"] == 3,
+              "JSON counts two of three messages over TLS", report)
+    tap.check(report["tls_failures"] == 1, "JSON counts the bad handshake",
+              report)
+    stats = read_stats(harness, "tls")
+    tap.check(stats.get("tls_sessions") == "2"
+              and stats.get("messages_tls") == "2",
+              "stats file counts TLS sessions and messages", stats)
+
+
+def test_tls_fail(tap, harness):
+    proc = start_sink(harness, "fail", FAIL_PORT, ["--tls-fail"])
+    with smtplib.SMTP("127.0.0.1", FAIL_PORT, timeout=30) as client:
+        client.ehlo("client.test")
+        tap.check(client.has_extn("starttls"),
+                  "--tls-fail sink offers STARTTLS", client.esmtp_features)
+        code, text = client.docmd("STARTTLS")
+        tap.check(code == 454 and text.startswith(b"4.7.0 "),
+                  "--tls-fail answers STARTTLS with 454 4.7.0", (code, text))
+        refused = client.sendmail("a@client.test", ["b@sink.test"], MESSAGE)
+        tap.check(refused == {}, "plaintext mail works after the 454",
+                  refused)
+    report = stop_sink(tap, harness, "fail", proc)
+    tap.check(report["tls_refused"] == 1 and report["tls_sessions"] == 0,
+              "JSON counts the refused STARTTLS", report)
+
+
+def test_option_errors(tap, harness):
+    bench = harness.binary("bench/ringrelay-bench")
+    result = run([bench, "sink", "--listen", "127.0.0.1:2799",
+                  "--tls-cert", harness.path("sink.crt")])
+    tap.check(result.returncode == 2
+              and b"--tls-cert needs --tls-key FILE too" in result.stderr,
+              "--tls-cert without --tls-key is a usage error",
+              result.stderr)
+    result = run([bench, "sink", "--listen", "127.0.0.1:2799",
+                  "--tls-cert", harness.path("missing.crt"),
+                  "--tls-key", harness.path("sink.key"),
+                  "--max-seconds", "5"])
+    tap.check(result.returncode == 1
+              and b"sink: TLS: certificate file " in result.stderr
+              and b"No such file or directory" in result.stderr,
+              "missing --tls-cert file stops the sink with the reason",
+              result.stderr)
+
+
+def test(tap, harness):
+    make_certificates(harness)
+    sink = start_sink(harness, "tls", SINK_PORT,
+                      ["--tls-cert", harness.path("sink.crt"),
+                       "--tls-key", harness.path("sink.key")])
+    test_smtplib(tap, harness)
+    test_s_client(tap, harness)
+    test_bad_handshake(tap, harness)
+    h.wait_for(lambda: len(h.read_stored(harness.path("tls-store"))) == 3,
+               10)
+    report = stop_sink(tap, harness, "tls", sink)
+    check_sink_results(tap, harness, report)
+    test_tls_fail(tap, harness)
+    test_option_errors(tap, harness)
+
+
+if __name__ == "__main__":
+    h.main_wrapper(test)
