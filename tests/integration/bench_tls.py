@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """STARTTLS in ringrelay-bench: the sink with --tls-cert and --tls-key
 against Python's smtplib and openssl s_client, its TLS envelope line and
-counters, a failed handshake, --tls-fail, and its option errors.
-A throwaway CA and certificate come from the openssl command in the
-test's temporary directory.
+counters, a failed handshake, --tls-fail, and its option errors. Then
+blast --starttls runs against that sink and against sinks without TLS or
+with --tls-fail, and blast --starttls --auth against ringrelay's own
+STARTTLS and AUTH PLAIN. A throwaway CA and certificate come from the openssl
+command in the test's temporary directory.
 
 Usage (inside netns_run.sh): bench_tls.py BUILD_DIR
 """
+import crypt
 import json
 import re
 import smtplib
@@ -18,6 +21,22 @@ import harness as h
 
 SINK_PORT = 2700
 FAIL_PORT = 2701
+PLAIN_PORT = 2702
+BLAST_PORT = 2703
+RELAY_SINK_PORT = 2704
+RELAY_PORT = 2710
+
+RELAY_CONFIG = """
+listen = "127.0.0.1:{port}";
+queue_dir = "{queue}";
+hostname = "relay.test";
+relay_networks = ["10.0.0.0/8"];
+greeting_delay = 0s;
+smarthost = "127.0.0.1:{sink_port}";
+tls_cert = "{dir}/sink.crt";
+tls_key = "{dir}/sink.key";
+auth_users_file = "{dir}/users";
+"""
 
 MESSAGE = b"Subject: over TLS\r\n\r\nencrypted hello\r\n"
 
@@ -217,6 +236,124 @@ def test_option_errors(tap, harness):
               result.stderr)
 
 
+def blast(harness, name, port, options):
+    """Run blast; returns (exit status, output, JSON report or None)."""
+    json_path = harness.path(name + ".json")
+    result = run([harness.binary("bench/ringrelay-bench"), "blast",
+                  "--server", f"127.0.0.1:{port}", "--timeout", "30",
+                  "--json", json_path, *options])
+    output = result.stdout.decode(errors="replace") + \
+        result.stderr.decode(errors="replace")
+    try:
+        with open(json_path) as report:
+            data = json.load(report)["summary"]
+    except (OSError, ValueError):
+        data = None
+    return result.returncode, output, data
+
+
+def test_blast_sink(tap, harness):
+    sink = start_sink(harness, "bsink", BLAST_PORT,
+                      ["--tls-cert", harness.path("sink.crt"),
+                       "--tls-key", harness.path("sink.key"),
+                       "--expect", "200"])
+    status, output, report = blast(harness, "blast-tls", BLAST_PORT,
+                                   ["--starttls", "--connections", "4",
+                                    "--messages", "200", "--size", "30000"])
+    tap.check(status == 0 and report is not None
+              and report["accepted"] == 200,
+              "blast --starttls delivers 200 messages to the TLS sink",
+              output[-2000:])
+    tap.check(report is not None and report["tls_sessions"] == 4,
+              "blast counts one TLS session per connection", report)
+    tap.check("TLS sessions:         4" in output,
+              "blast summary shows TLS sessions", output[-2000:])
+    result = stop_sink(tap, harness, "bsink", sink)
+    tap.check(result["messages_tls"] == 200 and result["lost"] == 0
+              and result["duplicates"] == 0,
+              "sink got all 200 blast messages over TLS", result)
+    tap.check(result["tls_sessions"] == 4,
+              "sink counts blast's four TLS sessions", result)
+
+
+def test_blast_refusals(tap, harness):
+    plain = start_sink(harness, "plain", PLAIN_PORT, [])
+    status, output, report = blast(harness, "blast-plain", PLAIN_PORT,
+                                   ["--starttls", "--messages", "3",
+                                    "--connections", "1"])
+    tap.check(status != 0 and "does not offer STARTTLS" in output,
+              "blast --starttls fails when STARTTLS is not offered",
+              output[-2000:])
+    tap.check(report is not None and report["accepted"] == 0,
+              "no message goes out without the TLS blast asked for", report)
+    harness.stop(plain)
+
+    failing = start_sink(harness, "failing", FAIL_PORT + 10, ["--tls-fail"])
+    status, output, report = blast(harness, "blast-fail", FAIL_PORT + 10,
+                                   ["--starttls", "--messages", "3",
+                                    "--connections", "1"])
+    tap.check(status != 0 and "STARTTLS was answered 454 4.7.0" in output,
+              "blast --starttls reports the 454 of --tls-fail",
+              output[-2000:])
+    tap.check(report is not None and report["accepted"] == 0,
+              "no message goes out after a refused STARTTLS", report)
+    harness.stop(failing)
+
+
+def test_blast_relay(tap, harness):
+    with open(harness.path("users"), "w") as users:
+        users.write("blaster:" + crypt.crypt("pw:with:colons",
+                                             "$6$saltsaltsalt$") + "\n")
+    store = harness.path("relay-sink-store")
+    sink = h.start_sink(harness, store, port=RELAY_SINK_PORT,
+                        name="relay-sink")
+    config = h.write_config(harness, RELAY_CONFIG.format(
+        port=RELAY_PORT, queue=harness.path("queue"), sink_port=RELAY_SINK_PORT,
+        dir=harness.tmp))
+    relay = h.start_relay(harness, config, port=RELAY_PORT)
+
+    status, output, report = blast(
+        harness, "blast-relay", RELAY_PORT,
+        ["--starttls", "--auth", "blaster:pw:with:colons",
+         "--connections", "2", "--messages", "20"])
+    tap.check(status == 0 and report is not None
+              and report["accepted"] == 20,
+              "blast --starttls --auth delivers 20 messages to ringrelay",
+              output[-2000:])
+    tap.check(report is not None and report["tls_sessions"] == 2,
+              "blast negotiates TLS with ringrelay", report)
+    arrived = h.wait_for(lambda: len(h.read_stored(store)) == 20, 30)
+    tap.check(arrived, "ringrelay relays the 20 messages to the sink",
+              len(h.read_stored(store)))
+    received = [m[2] for m in h.read_stored(store)[:1]]
+    tap.check(received and b"with ESMTPSA" in received[0],
+              "Received: names ESMTPSA for STARTTLS and AUTH",
+              received[:1])
+
+    status, output, report = blast(
+        harness, "blast-badauth", RELAY_PORT,
+        ["--starttls", "--auth", "blaster:wrong", "--connections", "1",
+         "--messages", "2"])
+    tap.check(status != 0 and "AUTH PLAIN was answered 535" in output,
+              "blast reports a rejected password", output[-2000:])
+
+    status, output, report = blast(
+        harness, "blast-noauth", RELAY_PORT,
+        ["--auth", "blaster:pw:with:colons", "--connections", "1",
+         "--messages", "2"])
+    tap.check(status != 0 and "does not offer AUTH" in output
+              and "--starttls" in output,
+              "blast --auth without TLS names the missing --starttls",
+              output[-2000:])
+
+    harness.stop(sink)
+    status = harness.stop(relay)
+    log = harness.log_text("ringrelay")
+    tap.check(status == 0 and "Sanitizer" not in log
+              and "runtime error:" not in log,
+              "ringrelay stops cleanly after the blast runs", log[-3000:])
+
+
 def test(tap, harness):
     make_certificates(harness)
     sink = start_sink(harness, "tls", SINK_PORT,
@@ -231,6 +368,9 @@ def test(tap, harness):
     check_sink_results(tap, harness, report)
     test_tls_fail(tap, harness)
     test_option_errors(tap, harness)
+    test_blast_sink(tap, harness)
+    test_blast_refusals(tap, harness)
+    test_blast_relay(tap, harness)
 
 
 if __name__ == "__main__":
