@@ -26,6 +26,10 @@ BLAST_PORT = 2703
 RELAY_SINK_PORT = 2704
 RELAY_PORT = 2710
 
+# Output of every blast run, checked for sanitizer reports at the end,
+# because some runs are expected to fail and their status says nothing.
+BLAST_OUTPUTS = []
+
 RELAY_CONFIG = """
 listen = "127.0.0.1:{port}";
 queue_dir = "{queue}";
@@ -244,6 +248,7 @@ def blast(harness, name, port, options):
                   "--json", json_path, *options])
     output = result.stdout.decode(errors="replace") + \
         result.stderr.decode(errors="replace")
+    BLAST_OUTPUTS.append(output)
     try:
         with open(json_path) as report:
             data = json.load(report)["summary"]
@@ -371,6 +376,10 @@ def test(tap, harness):
     test_blast_sink(tap, harness)
     test_blast_refusals(tap, harness)
     test_blast_relay(tap, harness)
+    reports = [o for o in BLAST_OUTPUTS
+               if "Sanitizer" in o or "runtime error:" in o]
+    tap.check(not reports, "blast output has no sanitizer report",
+              "\n".join(reports)[-3000:])
 
 
 if __name__ == "__main__":
