@@ -32,3 +32,31 @@ const char *tls_policy_name(enum tls_policy policy)
     }
     return tls_policy_names[policy];
 }
+
+int tls_policy_for_host(enum tls_policy policy, enum tls_policy_tlsa tlsa,
+                        enum tls_policy *out)
+{
+    *out = policy;
+    if (policy != TLS_POLICY_DANE) {
+        return 0;
+    }
+    switch (tlsa) {
+    case TLS_POLICY_TLSA_FAILED:
+        return -1;
+    case TLS_POLICY_TLSA_INSECURE:
+        *out = TLS_POLICY_MAY;
+        return 0;
+    case TLS_POLICY_TLSA_UNUSABLE:
+        *out = TLS_POLICY_ENCRYPT;
+        return 0;
+    case TLS_POLICY_TLSA_USABLE:
+        return 0;
+    }
+    return -1;
+}
+
+bool tls_policy_requires_tls(enum tls_policy policy)
+{
+    return policy == TLS_POLICY_ENCRYPT || policy == TLS_POLICY_VERIFY
+           || policy == TLS_POLICY_DANE;
+}

@@ -10,6 +10,8 @@
 #ifndef RINGRELAY_CORE_TLS_POLICY_H
 #define RINGRELAY_CORE_TLS_POLICY_H
 
+#include <stdbool.h>
+
 enum tls_policy {
     TLS_POLICY_NONE,
     TLS_POLICY_MAY,
@@ -17,6 +19,34 @@ enum tls_policy {
     TLS_POLICY_VERIFY,
     TLS_POLICY_DANE,
 };
+
+/* tls_policy_tlsa: what the TLSA lookup of one MX host found, in the
+ * cases RFC 7672 section 2.2 tells apart. */
+enum tls_policy_tlsa {
+    TLS_POLICY_TLSA_FAILED,       /* the lookup failed (SERVFAIL, timeout) */
+    TLS_POLICY_TLSA_INSECURE,     /* no records, or an answer without the
+                                   * AD bit */
+    TLS_POLICY_TLSA_UNUSABLE,     /* authentic records, none usable
+                                   * (tls_dane_usable() false for each, or
+                                   * all too malformed to keep) */
+    TLS_POLICY_TLSA_USABLE,       /* authentic records, at least one
+                                   * usable */
+};
+
+/* tls_policy_for_host turns the configured policy into the one that
+ * applies to one MX host once its TLSA lookup is done: "dane" becomes
+ * "may" for an insecure or missing TLSA set, "encrypt" for a set with no
+ * usable record, and stays "dane" with usable records. Other policies
+ * are returned as they are, and tlsa is ignored for them. Returns 0, or
+ * -1 for "dane" when the lookup failed: RFC 7672 section 2.2 then
+ * treats the host as unreachable, so the caller tries the next one or
+ * defers. */
+int tls_policy_for_host(enum tls_policy policy, enum tls_policy_tlsa tlsa,
+                        enum tls_policy *out);
+
+/* tls_policy_requires_tls is true for the policies under which a
+ * message must not go out in plaintext: encrypt, verify and dane. */
+bool tls_policy_requires_tls(enum tls_policy policy);
 
 /* tls_policy_parse reads a policy name ("none", "may", "encrypt",
  * "verify", "dane"; lower case). Returns 0, or -1 for any other text. */
