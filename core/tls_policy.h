@@ -5,7 +5,7 @@
  * required, certificate unchecked. verify: STARTTLS required, chain
  * checked against the CA file and the name against the host the relay
  * connected to. dane: TLSA records of the MX host (DNSSEC-validated)
- * decide, as RFC 7672 says; without usable records it falls back to
+ * decide, as RFC 7672 specifies; without usable records it falls back to
  * may or encrypt. */
 #ifndef RINGRELAY_CORE_TLS_POLICY_H
 #define RINGRELAY_CORE_TLS_POLICY_H

@@ -235,6 +235,10 @@ static int tls_setup_client(struct tls_context *ctx,
     char reason[256];
 
     SSL_CTX_set_verify(ctx->ssl_ctx, SSL_VERIFY_NONE, NULL);
+    if (tls_client_cache_init(ctx) < 0) {
+        snprintf(err, err_size, "out of memory for a TLS context");
+        return -1;
+    }
     if (opts->ca_file == NULL) {
         return 0;
     }
@@ -302,6 +306,7 @@ void tls_context_unref(struct tls_context *ctx)
         free(ctx->sni[i].host);
     }
     free(ctx->sni);
+    tls_client_cache_free(ctx);
     SSL_CTX_free(ctx->ssl_ctx);
     free(ctx);
 }

@@ -10,7 +10,9 @@
  * chain against that file and its name against the one the session
  * expects, and the caller reads the result after the handshake
  * (tls_session_verify_peer), so one context serves every outbound
- * policy. Client contexts keep no sessions for resumption.
+ * policy. A client context keeps the latest session of each server
+ * name (up to 1024 names), and a later session with that server_name
+ * offers it for resumption.
  *
  * Resumption: a server context issues session tickets (BoringSSL's
  * default, with keys that BoringSSL makes at random and rotates) and

@@ -39,15 +39,21 @@ static void tls_record_error(struct tls_session *s, int code)
     ERR_clear_error();
 }
 
-/* tls_expect_host sends name as SNI and makes the chain check compare
- * the certificate's names with it. BoringSSL lets a wildcard match one
- * whole left-most label only, so "*.example.com" matches
- * "mx.example.com" but "m*.example.com" matches nothing. */
-static int tls_expect_host(SSL *ssl, const char *name)
+/* tls_expect_host sends name as SNI, offers the session cached for it
+ * and makes the chain check compare the certificate's names with it.
+ * BoringSSL lets a wildcard match one whole left-most label only, so
+ * "*.example.com" matches "mx.example.com" but "m*.example.com" matches
+ * nothing. */
+static int tls_expect_host(const struct tls_context *ctx, SSL *ssl,
+                           const char *name)
 {
     X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+    SSL_SESSION *cached = tls_client_cache_find(ctx, name);
 
     if (SSL_set_tlsext_host_name(ssl, name) != 1) {
+        return -1;
+    }
+    if (cached != NULL && SSL_set_session(ssl, cached) != 1) {
         return -1;
     }
     if (X509_VERIFY_PARAM_set1_host(param, name, strlen(name)) != 1) {
@@ -79,7 +85,7 @@ struct tls_session *tls_session_new(struct tls_context *ctx,
     } else {
         SSL_set_connect_state(s->ssl);
         if (server_name != NULL &&
-            tls_expect_host(s->ssl, server_name) < 0) {
+            tls_expect_host(ctx, s->ssl, server_name) < 0) {
             SSL_free(s->ssl);
             free(s);
             ERR_clear_error();

@@ -93,6 +93,7 @@ static void setup(void)
     make_ca("other");
     make_leaf("leaf", MX_HOST, "ca");
     make_leaf("stranger", MX_HOST, "other");
+    make_leaf("wild", "*.example.com", "ca");
     run("openssl req -x509 -newkey ec -pkeyopt "
         "ec_paramgen_curve:prime256v1 -nodes -days 2 "
         "-subj /CN=elsewhere.test -keyout self.key -out self.crt");
@@ -312,6 +313,77 @@ Test(tls_client, invalid_ca_file_fails)
 
     cr_assert_eq(tls_context_new(&ctx, &opts, err, sizeof(err)), -1);
     cr_assert(strstr(err, "no valid PEM certificate") != NULL, "%s", err);
+}
+
+/* ---- resumption ------------------------------------------------------- */
+
+/* connect_once runs one client session of cctx against sctx for host,
+ * moves a line from server to client so that the client reads the TLS
+ * 1.3 ticket, and returns whether the session was resumed. */
+static bool connect_once(struct tls_context *sctx, struct tls_context *cctx,
+                         const char *host)
+{
+    struct tls_session *server = tls_session_new(sctx, NULL);
+    struct tls_session *client = tls_session_new(cctx, host);
+    const char line[] = "220 ready\r\n";
+    char buf[64];
+    char err[512] = "";
+    bool reused;
+
+    cr_assert_not_null(server);
+    cr_assert_not_null(client);
+    handshake(client, server);
+    cr_assert_eq(tls_session_write(server, line, sizeof(line) - 1), TLS_OK);
+    move_output(server, client);
+    cr_assert_eq(tls_session_read(client, buf, sizeof(buf)),
+                 (int)sizeof(line) - 1, "%s", tls_session_error(client));
+    reused = tls_session_reused(client);
+    cr_assert_eq(tls_session_reused(server), reused);
+    /* A resumed session keeps the verification of its full handshake. */
+    cr_assert_eq(tls_session_verify_peer(client, err, sizeof(err)), 0,
+                 "resumed=%d: %s", reused, err);
+    tls_session_free(client);
+    tls_session_free(server);
+    return reused;
+}
+
+Test(tls_client, resumes_per_server_name)
+{
+    struct tls_context *sctx = server_context("wild.chain", "wild.key");
+    struct tls_context *cctx = client_context("ca.crt");
+
+    cr_expect_not(connect_once(sctx, cctx, "a.example.com"),
+                  "first connection to a.example.com resumed");
+    cr_expect(connect_once(sctx, cctx, "a.example.com"),
+              "second connection to a.example.com did not resume");
+    cr_expect(connect_once(sctx, cctx, "A.Example.COM"),
+              "name case changed the cache key");
+    cr_expect_not(connect_once(sctx, cctx, "b.example.com"),
+                  "b.example.com resumed the session of a.example.com");
+    cr_expect(connect_once(sctx, cctx, "b.example.com"),
+              "second connection to b.example.com did not resume");
+    tls_context_unref(cctx);
+    tls_context_unref(sctx);
+}
+
+Test(tls_client, no_resumption_without_name)
+{
+    struct tls_context *sctx = server_context("leaf.chain", "leaf.key");
+    struct tls_context *cctx = client_context(NULL);
+    struct pair p;
+
+    for (int i = 0; i < 2; i++) {
+        p.sctx = sctx;
+        p.cctx = cctx;
+        p.server = tls_session_new(sctx, NULL);
+        p.client = tls_session_new(cctx, NULL);
+        handshake(p.client, p.server);
+        cr_expect_not(tls_session_reused(p.client), "round %d", i);
+        tls_session_free(p.client);
+        tls_session_free(p.server);
+    }
+    tls_context_unref(cctx);
+    tls_context_unref(sctx);
 }
 
 /* ---- DANE ------------------------------------------------------------- */
