@@ -21,7 +21,7 @@ enum tls_policy {
 };
 
 /* tls_policy_tlsa: what the TLSA lookup of one MX host found, in the
- * cases RFC 7672 section 2.2 tells apart. */
+ * cases that RFC 7672 section 2.2 distinguishes. */
 enum tls_policy_tlsa {
     TLS_POLICY_TLSA_FAILED,       /* the lookup failed (SERVFAIL, timeout) */
     TLS_POLICY_TLSA_INSECURE,     /* no records, or an answer without the
