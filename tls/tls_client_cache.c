@@ -8,15 +8,19 @@
 #include <strings.h>
 
 #include "tls/tls_context_internal.h"
+#include "tls/tls_session_internal.h"
 
-/* tls_client_cache_store keeps session for the SSL's server name. It
+/* tls_client_cache_store keeps session for the server name that the
+ * SSL's tls_session expected. It
  * runs when BoringSSL has a new session, which for TLS 1.3 is when the
  * server's ticket arrives after the handshake. Returns 1 when it took the
  * reference, 0 when it did not. */
 static int tls_client_cache_store(SSL *ssl, SSL_SESSION *session)
 {
     struct tls_context *ctx = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    const struct tls_session *owner = SSL_get_app_data(ssl);
+    const char *name = owner != NULL ? tls_session_expected_host(owner)
+                                     : NULL;
     struct tls_client_cache_entry *entry = NULL;
 
     if (ctx == NULL || ctx->cache == NULL || name == NULL) {

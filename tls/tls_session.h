@@ -27,9 +27,10 @@ enum tls_status {
 };
 
 /* tls_session_new starts a session in the role of ctx, holding a
- * reference to ctx. server_name is the host name a client expects (the
- * MX host name): it is sent as SNI and is the name that
- * tls_session_verify_peer() checks. It must be NULL for a server.
+ * reference to ctx. server_name is the host a client expects (the MX
+ * host name, or an IP address for a next hop given as one): it is the
+ * name that tls_session_verify_peer() checks and the key of the session
+ * cache, and a host name is sent as SNI. It must be NULL for a server.
  * Returns NULL when out of memory. */
 struct tls_session *tls_session_new(struct tls_context *ctx,
                                     const char *server_name);

@@ -1,6 +1,6 @@
-/* Access to a session's BoringSSL object for the other tls/ files
- * (DANE matching reads the peer chain); nothing outside tls/ includes
- * this. */
+/* Access to a session's internals for the other tls/ files (DANE
+ * matching reads the peer chain, the client cache the expected name);
+ * nothing outside tls/ includes this. */
 #ifndef RINGRELAY_TLS_TLS_SESSION_INTERNAL_H
 #define RINGRELAY_TLS_TLS_SESSION_INTERNAL_H
 
@@ -9,5 +9,8 @@
 #include "tls/tls_session.h"
 
 SSL *tls_session_ssl(const struct tls_session *session);
+
+/* tls_session_expected_host returns a client's server_name, or NULL. */
+const char *tls_session_expected_host(const struct tls_session *session);
 
 #endif

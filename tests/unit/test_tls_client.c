@@ -50,23 +50,34 @@ static void make_ca(const char *name)
     run(command);
 }
 
-/* make_leaf writes NAME.crt and NAME.key for host, signed by ca, and
+/* make_leaf_san writes NAME.crt and NAME.key with common name cn and
+ * subjectAltName san ("DNS:host" or "IP:address"), signed by ca, and
  * NAME.chain with the leaf and then the CA certificate. */
-static void make_leaf(const char *name, const char *host, const char *ca)
+static void make_leaf_san(const char *name, const char *host,
+                          const char *san, const char *ca)
 {
     char command[1024];
 
     snprintf(command, sizeof(command),
-             "printf 'subjectAltName=DNS:%s\\n' > %s.ext && "
+             "printf 'subjectAltName=%s\\n' > %s.ext && "
              "openssl req -new -newkey ec -pkeyopt "
              "ec_paramgen_curve:prime256v1 -nodes -subj /CN=%s "
              "-keyout %s.key -out %s.csr && "
              "openssl x509 -req -in %s.csr -CA %s.crt -CAkey %s.key "
              "-CAcreateserial -days 2 -extfile %s.ext -out %s.crt && "
              "cat %s.crt %s.crt > %s.chain",
-             host, name, host, name, name, name, ca, ca, name, name, name,
+             san, name, host, name, name, name, ca, ca, name, name, name,
              ca, name);
     run(command);
+}
+
+/* make_leaf is make_leaf_san for the host name host. */
+static void make_leaf(const char *name, const char *host, const char *ca)
+{
+    char san[300];
+
+    snprintf(san, sizeof(san), "DNS:%s", host);
+    make_leaf_san(name, host, san, ca);
 }
 
 /* make_tlsa_data writes NAME.{cert,spki} with the DER encodings and
@@ -94,6 +105,7 @@ static void setup(void)
     make_leaf("leaf", MX_HOST, "ca");
     make_leaf("stranger", MX_HOST, "other");
     make_leaf("wild", "*.example.com", "ca");
+    make_leaf_san("ipleaf", "127.0.0.1", "IP:127.0.0.1", "ca");
     run("openssl req -x509 -newkey ec -pkeyopt "
         "ec_paramgen_curve:prime256v1 -nodes -days 2 "
         "-subj /CN=elsewhere.test -keyout self.key -out self.crt");
@@ -260,6 +272,29 @@ Test(tls_client, verify_rejects_self_signed)
     pair_open(&p, "self.crt", "self.key", "ca.crt", "elsewhere.test");
     cr_assert_eq(tls_session_verify_peer(p.client, err, sizeof(err)), -1);
     cr_assert(strstr(err, "self") != NULL, "%s", err);
+    pair_close(&p);
+}
+
+Test(tls_client, verify_ip_address)
+{
+    struct pair p;
+    char err[512] = "";
+
+    pair_open(&p, "ipleaf.chain", "ipleaf.key", "ca.crt", "127.0.0.1");
+    cr_assert_null(tls_session_server_name(p.server),
+                   "an IP address went out as SNI");
+    cr_assert_eq(tls_session_verify_peer(p.client, err, sizeof(err)), 0,
+                 "%s", err);
+    pair_close(&p);
+
+    pair_open(&p, "ipleaf.chain", "ipleaf.key", "ca.crt", "127.0.0.2");
+    cr_assert_eq(tls_session_verify_peer(p.client, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "127.0.0.2") != NULL, "%s", err);
+    pair_close(&p);
+
+    /* A host name certificate does not cover an address. */
+    pair_open(&p, "leaf.chain", "leaf.key", "ca.crt", "127.0.0.1");
+    cr_assert_eq(tls_session_verify_peer(p.client, err, sizeof(err)), -1);
     pair_close(&p);
 }
 
