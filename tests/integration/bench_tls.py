@@ -313,8 +313,8 @@ def test_blast_relay(tap, harness):
     sink = h.start_sink(harness, store, port=RELAY_SINK_PORT,
                         name="relay-sink")
     config = h.write_config(harness, RELAY_CONFIG.format(
-        port=RELAY_PORT, queue=harness.path("queue"), sink_port=RELAY_SINK_PORT,
-        dir=harness.tmp))
+        port=RELAY_PORT, queue=harness.path("queue"),
+        sink_port=RELAY_SINK_PORT, dir=harness.tmp))
     relay = h.start_relay(harness, config, port=RELAY_PORT)
 
     status, output, report = blast(
