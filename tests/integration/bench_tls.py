@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """STARTTLS in ringrelay-bench: the sink with --tls-cert and --tls-key
 against Python's smtplib and openssl s_client, its TLS envelope line and
-counters, a failed handshake, --tls-fail, and its option errors. Then
+counters, a failed handshake, --tls-fail, a reply delay inside TLS and
+its option errors. Then
 blast --starttls runs against that sink and against sinks without TLS or
 with --tls-fail, and blast --starttls --auth against ringrelay's own
 STARTTLS and AUTH PLAIN. A throwaway CA and certificate come from the openssl
@@ -16,6 +17,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import time
 
 import harness as h
 
@@ -24,6 +26,7 @@ FAIL_PORT = 2701
 PLAIN_PORT = 2702
 BLAST_PORT = 2703
 RELAY_SINK_PORT = 2704
+DELAY_PORT = 2705
 RELAY_PORT = 2710
 
 # Output of every blast run, checked for sanitizer reports at the end,
@@ -221,6 +224,26 @@ def test_tls_fail(tap, harness):
               "JSON counts the refused STARTTLS", report)
 
 
+def test_delay_over_tls(tap, harness):
+    """A reply delay holds back encrypted replies as it does plain ones."""
+    proc = start_sink(harness, "delay", DELAY_PORT,
+                      ["--tls-cert", harness.path("sink.crt"),
+                       "--tls-key", harness.path("sink.key"),
+                       "--rcpt-delay", "300"])
+    context = ssl.create_default_context(cafile=harness.path("ca.crt"))
+    with smtplib.SMTP("127.0.0.1", DELAY_PORT, timeout=30) as client:
+        client.starttls(context=context)
+        client.ehlo("client.test")
+        start = time.monotonic()
+        client.mail("a@client.test")
+        code, text = client.rcpt("b@sink.test")
+        elapsed = time.monotonic() - start
+    tap.check(code == 250, "delayed RCPT over TLS gets 250", (code, text))
+    tap.check(elapsed >= 0.29, "--rcpt-delay 300 holds the TLS reply",
+              elapsed)
+    stop_sink(tap, harness, "delay", proc)
+
+
 def test_option_errors(tap, harness):
     bench = harness.binary("bench/ringrelay-bench")
     result = run([bench, "sink", "--listen", "127.0.0.1:2799",
@@ -372,6 +395,7 @@ def test(tap, harness):
     report = stop_sink(tap, harness, "tls", sink)
     check_sink_results(tap, harness, report)
     test_tls_fail(tap, harness)
+    test_delay_over_tls(tap, harness)
     test_option_errors(tap, harness)
     test_blast_sink(tap, harness)
     test_blast_refusals(tap, harness)
