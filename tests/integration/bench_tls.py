@@ -2,11 +2,11 @@
 """STARTTLS in ringrelay-bench: the sink with --tls-cert and --tls-key
 against Python's smtplib and openssl s_client, its TLS envelope line and
 counters, a failed handshake, --tls-fail, a reply delay inside TLS and
-its option errors. Then
-blast --starttls runs against that sink and against sinks without TLS or
-with --tls-fail, and blast --starttls --auth against ringrelay's own
-STARTTLS and AUTH PLAIN. A throwaway CA and certificate come from the openssl
-command in the test's temporary directory.
+its option errors. Then blast --starttls runs against that sink and
+against sinks without TLS or with --tls-fail, and blast --starttls
+--auth against ringrelay's own STARTTLS and AUTH PLAIN. A throwaway CA
+and certificate come from the openssl command in the test's temporary
+directory.
 
 Usage (inside netns_run.sh): bench_tls.py BUILD_DIR
 """
