@@ -8,7 +8,15 @@
  * tls_session_read() for plaintext and tls_session_write() for
  * plaintext to send. After each call, send what tls_session_output()
  * returns, because the handshake, reads and writes all produce output.
- * Functions that fail leave a reason in tls_session_error(). */
+ * Functions that fail leave a reason in tls_session_error().
+ *
+ * A client (outbound STARTTLS) makes its session after the server's 220
+ * to STARTTLS with tls_session_new(ctx, host), host being the MX host or
+ * the next hop's host, and runs the handshake as above. Once it returns
+ * TLS_OK the policy decides: "may" and "encrypt" check nothing, "verify"
+ * calls tls_session_verify_peer(), and "dane" calls tls_dane_check()
+ * (tls/tls_dane.h). A failed check ends the session before any
+ * command is sent inside TLS. */
 #ifndef RINGRELAY_TLS_TLS_SESSION_H
 #define RINGRELAY_TLS_TLS_SESSION_H
 
