@@ -296,12 +296,20 @@ def test_blast_sink(tap, harness):
               "blast counts one TLS session per connection", report)
     tap.check("TLS sessions:         4" in output,
               "blast summary shows TLS sessions", output[-2000:])
+    status, output, report = blast(harness, "blast-idle", BLAST_PORT,
+                                   ["--starttls", "--idle", "--connections",
+                                    "3", "--duration", "1"])
+    tap.check(status == 0 and report is not None
+              and report["tls_sessions"] == 3
+              and report["quit_replied"] == 3,
+              "blast --starttls --idle holds three TLS connections",
+              output[-2000:])
     result = stop_sink(tap, harness, "bsink", sink)
     tap.check(result["messages_tls"] == 200 and result["lost"] == 0
               and result["duplicates"] == 0,
               "sink got all 200 blast messages over TLS", result)
-    tap.check(result["tls_sessions"] == 4,
-              "sink counts blast's four TLS sessions", result)
+    tap.check(result["tls_sessions"] == 7,
+              "sink counts blast's seven TLS sessions", result)
 
 
 def test_blast_refusals(tap, harness):
