@@ -67,9 +67,9 @@ bool tls_dane_usable(const struct tls_dane_record *r);
  * NOTE: DANE-TA matches only certificates the server sends, so a trust
  * anchor published as a bare public key (selector 1, matching type 0)
  * that the server leaves out of its chain does not match. The name check
- * takes one host; RFC 7672 section 3.2.2 also accepts the TLSA base
- * domain after CNAME expansion, which the caller would check with a
- * second call. */
+ * takes one host. When CNAMEs make the TLSA base domain differ from the
+ * MX host name, RFC 7672 accepts that name too, and the caller checks it
+ * with a second call. */
 int tls_dane_check(const struct tls_session *session, const char *host,
                    const struct tls_dane_record *records, size_t count,
                    char *err, size_t err_size);
