@@ -21,7 +21,7 @@ enum tls_policy {
 };
 
 /* tls_policy_tlsa: what the TLSA lookup of one MX host found, in the
- * cases that RFC 7672 section 2.2 distinguishes. */
+ * cases that RFC 7672 (SMTP with DANE) distinguishes. */
 enum tls_policy_tlsa {
     TLS_POLICY_TLSA_FAILED,       /* the lookup failed (SERVFAIL, timeout) */
     TLS_POLICY_TLSA_INSECURE,     /* no records, or an answer without the
@@ -38,7 +38,7 @@ enum tls_policy_tlsa {
  * "may" for an insecure or missing TLSA set, "encrypt" for a set with no
  * usable record, and stays "dane" with usable records. Other policies
  * are returned as they are, and tlsa is ignored for them. Returns 0, or
- * -1 for "dane" when the lookup failed: RFC 7672 section 2.2 then
+ * -1 for "dane" when the lookup failed: RFC 7672 then
  * treats the host as unreachable, so the caller tries the next one or
  * defers. */
 int tls_policy_for_host(enum tls_policy policy, enum tls_policy_tlsa tlsa,
