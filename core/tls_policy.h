@@ -38,9 +38,8 @@ enum tls_policy_tlsa {
  * "may" for an insecure or missing TLSA set, "encrypt" for a set with no
  * usable record, and stays "dane" with usable records. Other policies
  * are returned as they are, and tlsa is ignored for them. Returns 0, or
- * -1 for "dane" when the lookup failed: RFC 7672 then
- * treats the host as unreachable, so the caller tries the next one or
- * defers. */
+ * -1 for "dane" when the lookup failed: RFC 7672 then treats the host as
+ * unreachable, so the caller tries the next one or defers. */
 int tls_policy_for_host(enum tls_policy policy, enum tls_policy_tlsa tlsa,
                         enum tls_policy *out);
 
