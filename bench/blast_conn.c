@@ -12,6 +12,7 @@
 #include "bench/bench_net.h"
 #include "bench/blast_backoff.h"
 #include "bench/blast_template.h"
+#include "bench/blast_tls.h"
 #include "bench/blast_text.h"
 #include "proto/smtp_address.h"
 #include "proto/smtp_outq.h"
@@ -38,6 +39,8 @@ enum blast_expect {
     BLAST_EXPECT_GREETING,
     BLAST_EXPECT_EHLO,
     BLAST_EXPECT_HELO,
+    BLAST_EXPECT_STARTTLS,
+    BLAST_EXPECT_AUTH,
     BLAST_EXPECT_MAIL,
     BLAST_EXPECT_RCPT,
     BLAST_EXPECT_DATA,
@@ -63,6 +66,9 @@ struct blast_conn {
     struct reactor_op send_op;
     struct smtp_outq out;
     struct iovec iov[BLAST_IOV_MAX];  /* in flight while send_op is armed */
+    struct blast_tls tls;  /* after STARTTLS; out is then plaintext that
+                            * tls encrypts into tls.out */
+    bool authenticated;    /* AUTH got 235 */
 
     char *input;           /* a reply that arrived in part */
     size_t input_len;
@@ -548,21 +554,95 @@ static int blast_conn_on_greeting(struct blast_conn *c,
                                 c->run->ehlo_line);
 }
 
+/* Start sending messages, or with --idle hold the connection. */
+static int blast_conn_ready(struct blast_conn *c)
+{
+    if (blast_run_holding(c->run)) {
+        blast_conn_idle_add(c);
+        blast_run_conn_held(c->run);
+        return 0;
+    }
+    return blast_conn_next_message(c);
+}
+
+static int blast_conn_start_tls(struct blast_conn *c,
+                                const struct smtp_reply *ehlo)
+{
+    if (!smtp_reply_has_keyword(ehlo, "STARTTLS")) {
+        blast_conn_fail(c, "the server does not offer STARTTLS "
+                        "(--starttls)");
+        return -1;
+    }
+    return blast_conn_queue_ref(c, BLAST_EXPECT_STARTTLS, c->run->now_ns,
+                                "STARTTLS\r\n");
+}
+
+static int blast_conn_start_auth(struct blast_conn *c,
+                                 const struct smtp_reply *ehlo)
+{
+    if (!smtp_reply_has_keyword(ehlo, "AUTH")) {
+        blast_conn_fail(c, "the server does not offer AUTH (--auth)%s",
+                        c->tls.session == NULL ? "; it may need --starttls"
+                                               : "");
+        return -1;
+    }
+    return blast_conn_queue_ref(c, BLAST_EXPECT_AUTH, c->run->now_ns,
+                                c->run->auth_line);
+}
+
+/* The 220 to STARTTLS: start the handshake. Nothing else is queued, as
+ * blast sends STARTTLS alone and waits for its reply. */
+static int blast_conn_on_starttls(struct blast_conn *c,
+                                  const struct smtp_reply *reply)
+{
+    char err[300];
+
+    if (reply->code != 220) {
+        blast_conn_fail(c, "STARTTLS was answered %d %.*s", reply->code,
+                        (int)reply->text_len, reply->text);
+        return -1;
+    }
+    if (blast_tls_start(&c->tls, c->run->tls, err, sizeof(err)) < 0) {
+        blast_conn_fail(c, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int blast_conn_on_auth(struct blast_conn *c,
+                              const struct smtp_reply *reply)
+{
+    if (reply->code != 235) {
+        blast_conn_fail(c, "AUTH PLAIN was answered %d %.*s", reply->code,
+                        (int)reply->text_len, reply->text);
+        return -1;
+    }
+    c->authenticated = true;
+    return blast_conn_ready(c);
+}
+
 /* A server without ESMTP rejects EHLO with 5xx; HELO is the fallback
  * (RFC 5321 3.2). */
 static int blast_conn_on_ehlo(struct blast_conn *c, enum blast_expect kind,
                               const struct smtp_reply *reply)
 {
+    const struct blast_options *o = c->run->options;
+
     if (blast_code_ok(reply->code)) {
-        c->pipelining = kind == BLAST_EXPECT_EHLO
-                        && c->run->options->pipelining
-                        && smtp_reply_has_keyword(reply, "PIPELINING");
-        if (blast_run_holding(c->run)) {
-            blast_conn_idle_add(c);
-            blast_run_conn_held(c->run);
-            return 0;
+        if (kind == BLAST_EXPECT_HELO && (o->starttls || o->auth != NULL)) {
+            blast_conn_fail(c, "the server rejected EHLO, so %s cannot "
+                            "be used", o->starttls ? "STARTTLS" : "AUTH");
+            return -1;
         }
-        return blast_conn_next_message(c);
+        if (o->starttls && c->tls.session == NULL) {
+            return blast_conn_start_tls(c, reply);
+        }
+        if (o->auth != NULL && !c->authenticated) {
+            return blast_conn_start_auth(c, reply);
+        }
+        c->pipelining = kind == BLAST_EXPECT_EHLO && o->pipelining
+                        && smtp_reply_has_keyword(reply, "PIPELINING");
+        return blast_conn_ready(c);
     }
     if (kind == BLAST_EXPECT_EHLO && reply->code >= 500) {
         return blast_conn_queue_ref(c, BLAST_EXPECT_HELO, c->run->now_ns,
@@ -659,6 +739,10 @@ static int blast_conn_handle_reply(struct blast_conn *c,
     case BLAST_EXPECT_EHLO:
     case BLAST_EXPECT_HELO:
         return blast_conn_on_ehlo(c, (enum blast_expect)entry->kind, reply);
+    case BLAST_EXPECT_STARTTLS:
+        return blast_conn_on_starttls(c, reply);
+    case BLAST_EXPECT_AUTH:
+        return blast_conn_on_auth(c, reply);
     case BLAST_EXPECT_MAIL:
         bench_code_tally_add(&results->mail_codes, reply->code);
         bench_histogram_record(&results->mail, latency_ns);
@@ -812,15 +896,52 @@ static void blast_conn_input(struct blast_conn *c, const char *data,
     c->input_len -= used;
 }
 
+/* Count n bytes of the stream as sent. In closed loop the body's reply
+ * latency starts when its last byte is sent. */
+static void blast_conn_account_sent(struct blast_conn *c, size_t n)
+{
+    c->bytes_sent += (uint64_t)n;
+    if (c->body_end_pending && c->bytes_sent >= c->body_end) {
+        c->body_end_pending = false;
+        c->expect[c->body_slot].start_ns = bench_monotonic_ns();
+    }
+}
+
+/* blast_conn_send_queue returns the queue the next send takes bytes
+ * from: c->out, or with TLS the ciphertext of as much of c->out as fits
+ * the TLS backlog. Under TLS a byte counts as sent when it is encrypted,
+ * so a body's latency starts up to 256 KiB of ciphertext early. Returns
+ * NULL after failing the connection. */
+static struct smtp_outq *blast_conn_send_queue(struct blast_conn *c)
+{
+    char err[300];
+    size_t moved;
+
+    if (c->tls.session == NULL) {
+        return &c->out;
+    }
+    if (blast_tls_encrypt(&c->tls, &c->out, &moved, err, sizeof(err)) < 0) {
+        blast_conn_fail(c, "%s", err);
+        return NULL;
+    }
+    blast_conn_account_sent(c, moved);
+    return &c->tls.out;
+}
+
 static void blast_conn_flush(struct blast_conn *c)
 {
+    struct smtp_outq *queue;
     int count;
     int rc;
 
-    if (c->closing || c->send_op.armed || c->out.len == 0) {
+    if (c->closing || c->send_op.armed) {
         return;
     }
-    count = smtp_outq_peek(&c->out, c->iov, BLAST_IOV_MAX);
+    queue = blast_conn_send_queue(c);
+    if (queue == NULL || queue->len == 0) {
+        return;
+    }
+    count = smtp_outq_peek(queue, c->iov, BLAST_IOV_MAX);
     rc = reactor_sendv(c->run->reactor, &c->send_op, c->fd, c->iov, count);
     if (rc < 0) {
         blast_conn_fail(c, "starting a send failed: %s", strerror(-rc));
@@ -848,13 +969,45 @@ static void blast_conn_step(struct blast_conn *c)
     blast_conn_after_close(c);
 }
 
+static bool blast_conn_deliver(void *owner, const char *data, size_t len)
+{
+    struct blast_conn *c = owner;
+
+    blast_conn_input(c, data, len);
+    return !c->closing;
+}
+
+/* Decrypt received bytes. The first EHLO inside TLS goes out once the
+ * handshake completes, as RFC 3207 requires. */
+static void blast_conn_tls_input(struct blast_conn *c, const char *data,
+                                 size_t len)
+{
+    char err[300];
+    bool done_now;
+
+    if (blast_tls_receive(&c->tls, data, len, &done_now, blast_conn_deliver,
+                          c, err, sizeof(err)) < 0) {
+        blast_conn_fail(c, "%s", err);
+        return;
+    }
+    if (done_now && !c->closing) {
+        c->run->results.tls_sessions++;
+        blast_conn_queue_ref(c, BLAST_EXPECT_EHLO, c->run->now_ns,
+                             c->run->ehlo_line);
+    }
+}
+
 static void blast_conn_on_recv(struct reactor_op *op, int result)
 {
     struct blast_conn *c = op->owner;
 
     c->run->now_ns = bench_monotonic_ns();
     if (result > 0 && !c->closing) {
-        blast_conn_input(c, op->data, (size_t)result);
+        if (c->tls.session == NULL) {
+            blast_conn_input(c, op->data, (size_t)result);
+        } else {
+            blast_conn_tls_input(c, op->data, (size_t)result);
+        }
     }
     if (!op->more && !c->closing) {
         if (result < 0) {
@@ -875,11 +1028,11 @@ static void blast_conn_on_send(struct reactor_op *op, int result)
             blast_conn_fail(c, "send failed: %s", strerror(-result));
         }
     } else {
-        smtp_outq_consume(&c->out, (size_t)result);
-        c->bytes_sent += (uint64_t)result;
-        if (c->body_end_pending && c->bytes_sent >= c->body_end) {
-            c->body_end_pending = false;
-            c->expect[c->body_slot].start_ns = bench_monotonic_ns();
+        if (c->tls.session != NULL) {
+            smtp_outq_consume(&c->tls.out, (size_t)result);
+        } else {
+            smtp_outq_consume(&c->out, (size_t)result);
+            blast_conn_account_sent(c, (size_t)result);
         }
     }
     blast_conn_step(c);
@@ -929,6 +1082,7 @@ struct blast_conn *blast_conn_new(struct blast_run *run, unsigned index)
     c->retry_timer = (struct reactor_timer){.fire = blast_conn_on_retry,
                                             .owner = c};
     smtp_outq_init(&c->out);
+    blast_tls_init(&c->tls);
 
     /* RSET, a body, MAIL, the RCPTs, DATA and QUIT, plus slack. */
     c->expect_cap = run->rcpts + 8;
@@ -946,6 +1100,8 @@ static void blast_conn_reset(struct blast_conn *c)
 {
     smtp_outq_cleanup(&c->out);
     smtp_outq_init(&c->out);
+    blast_tls_reset(&c->tls);
+    c->authenticated = false;
     c->input_len = 0;
     c->expect_head = 0;
     c->expect_count = 0;
@@ -1128,6 +1284,7 @@ void blast_conn_free(struct blast_conn *c)
                 c->index, strerror(errno));
     }
     smtp_outq_cleanup(&c->out);
+    blast_tls_reset(&c->tls);
     free(c->input);
     free(c->expect);
     free(c);

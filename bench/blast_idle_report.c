@@ -61,6 +61,10 @@ void blast_idle_report_print(const struct blast_run *run, FILE *out)
             run->options->duration_s, reactor_backend_name(run->reactor));
     fprintf(out, "  connections opened:   %" PRIu64 "\n",
             r->connections_opened);
+    if (run->options->starttls) {
+        fprintf(out, "  TLS sessions:         %" PRIu64 "\n",
+                r->tls_sessions);
+    }
     fprintf(out, "  held at once (max):   %" PRIu64 "\n", r->held_max);
     if (all_held >= 0) {
         fprintf(out, "  all held after:       %.3f s\n", all_held);
@@ -94,6 +98,7 @@ void blast_idle_report_json(const struct blast_run *run,
     const struct blast_results *r = &run->results;
 
     bench_json_key_u64(json, "connections_opened", r->connections_opened);
+    bench_json_key_u64(json, "tls_sessions", r->tls_sessions);
     bench_json_key_u64(json, "held_max", r->held_max);
     bench_json_key_u64(json, "held_at_end", r->held_at_end);
     bench_json_key_u64(json, "quit_replied", r->quit_replied);

@@ -193,8 +193,16 @@ void blast_options_usage(FILE *out)
         "                        server offers PIPELINING; off: one command "
         "at a time\n"
         "                        (default on)\n"
-        "  --starttls            not supported yet\n"
-        "  --auth USER:PASS      not supported yet\n"
+        "  --starttls            send STARTTLS after EHLO on every "
+        "connection and EHLO\n"
+        "                        again inside TLS; the server's "
+        "certificate is not\n"
+        "                        checked\n"
+        "  --auth USER:PASS      authenticate with AUTH PLAIN after EHLO "
+        "(after the\n"
+        "                        second EHLO with --starttls); USER and PASS"
+        " have at\n"
+        "                        most 255 bytes each\n"
         "\n"
         "Output:\n"
         "  --json FILE           write the summary and a per-second series "
@@ -538,6 +546,31 @@ static int blast_check_combination(struct blast_options *options,
     return 0;
 }
 
+/* blast_parse_auth checks --auth USER:PASS. The user ends at the first
+ * colon, so a password may contain colons. */
+static int blast_parse_auth(const char *arg, struct blast_options *options,
+                            char *error, size_t error_size)
+{
+    const char *colon = strchr(arg, ':');
+
+    if (colon == NULL || colon == arg) {
+        blast_error(error, error_size,
+                    "invalid value \"%s\" for --auth: expected USER:PASS "
+                    "with a non-empty USER", arg);
+        return -1;
+    }
+    if (colon - arg > BLAST_AUTH_PART_MAX
+        || strlen(colon + 1) > BLAST_AUTH_PART_MAX) {
+        blast_error(error, error_size,
+                    "invalid value for --auth: too long; expected USER "
+                    "and PASS of at most %d bytes each",
+                    BLAST_AUTH_PART_MAX);
+        return -1;
+    }
+    options->auth = arg;
+    return 0;
+}
+
 /* Handle one option that takes a string or stands alone. Returns 0 or
  * -1 with error. */
 static int blast_parse_text(int opt, const char *arg,
@@ -579,20 +612,11 @@ static int blast_parse_text(int opt, const char *arg,
                     "off",
                     arg);
         return -1;
-    /* TODO: STARTTLS and AUTH PLAIN go here once the server side (sink and
-     * relay) supports them: --starttls upgrades after EHLO through tls/,
-     * --auth USER:PASS sends AUTH PLAIN after the (second) EHLO. */
     case OPT_STARTTLS:
-        blast_error(error, error_size,
-                    "--starttls is not supported yet: the sink and the "
-                    "relay have no STARTTLS; expected a plain connection");
-        return -1;
+        options->starttls = true;
+        return 0;
     case OPT_AUTH:
-        blast_error(error, error_size,
-                    "--auth \"%s\" is not supported yet: the sink and the "
-                    "relay have no AUTH; expected no --auth",
-                    arg);
-        return -1;
+        return blast_parse_auth(arg, options, error, error_size);
     default:
         blast_error(error, error_size, "internal error: option %d", opt);
         return -1;

@@ -9,6 +9,9 @@
 
 #include "bench/bench_net.h"
 
+/* Bytes of the user and of the password in --auth. */
+#define BLAST_AUTH_PART_MAX 255
+
 /* blast_options: the parsed command line. Strings point into argv. */
 struct blast_options {
     const char *server_text;
@@ -24,6 +27,8 @@ struct blast_options {
     uint64_t timeout_s;       /* seconds for the whole run */
     bool pipelining;          /* use PIPELINING when offered */
     bool idle;                /* --idle: hold connections, no messages */
+    bool starttls;            /* STARTTLS after EHLO, then EHLO again */
+    const char *auth;         /* --auth USER:PASS for AUTH PLAIN, or NULL */
     const char *helo;
     const char *from;         /* template, see blast_template.h */
     const char *to;           /* template */

@@ -197,6 +197,10 @@ void blast_report_print(const struct blast_run *run, FILE *out)
             r->connections_opened);
     fprintf(out, "  connection failures:  %" PRIu64 "\n",
             r->connection_failures);
+    if (run->options->starttls) {
+        fprintf(out, "  TLS sessions:         %" PRIu64 "\n",
+                r->tls_sessions);
+    }
     if (r->idle_closed != 0) {
         fprintf(out, "  idle, closed by the server: %" PRIu64 "\n",
                 r->idle_closed);
@@ -324,6 +328,7 @@ static void blast_json_summary(struct bench_json *json,
     bench_json_key_u64(json, "connection_failures", r->connection_failures);
     bench_json_key_u64(json, "idle_closed", r->idle_closed);
     bench_json_key_u64(json, "closed_after_421", r->closed_after_421);
+    bench_json_key_u64(json, "tls_sessions", r->tls_sessions);
     bench_json_key(json, "timed_out");
     bench_json_bool(json, run->timed_out);
     bench_json_key(json, "interrupted");

@@ -5,9 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/base64.h>
+
 #include "bench/bench_stats.h"
 #include "bench/blast_conn.h"
 #include "proto/smtp_address.h"
+#include "tls/tls_context.h"
 
 #define BLAST_NS_PER_S UINT64_C(1000000000)
 #define BLAST_NS_PER_MS UINT64_C(1000000)
@@ -480,6 +483,43 @@ static int blast_run_messages(struct blast_run *run)
     return 0;
 }
 
+/* blast_run_setup_tls makes the client context of --starttls and the
+ * AUTH PLAIN line of --auth (RFC 4616: authzid empty, then user and
+ * password, NUL-separated). Returns 0 or -1 after printing why. */
+static int blast_run_setup_tls(struct blast_run *run,
+                               const struct blast_options *opts)
+{
+    struct tls_context_options tls_options = {
+        .role = TLS_ROLE_CLIENT,
+        .min_version = TLS_VERSION_1_2,
+    };
+    uint8_t plain[2 * BLAST_AUTH_PART_MAX + 2];
+    size_t user_len;
+    size_t pass_len;
+    size_t len;
+    char err[512];
+
+    if (opts->starttls
+        && tls_context_new(&run->tls, &tls_options, err, sizeof(err)) < 0) {
+        fprintf(stderr, "blast: TLS: %s\n", err);
+        return -1;
+    }
+    if (opts->auth == NULL) {
+        return 0;
+    }
+    user_len = (size_t)(strchr(opts->auth, ':') - opts->auth);
+    pass_len = strlen(opts->auth + user_len + 1);
+    plain[0] = '\0';
+    memcpy(plain + 1, opts->auth, user_len);
+    plain[1 + user_len] = '\0';
+    memcpy(plain + 2 + user_len, opts->auth + user_len + 1, pass_len);
+    len = snprintf(run->auth_line, sizeof(run->auth_line), "AUTH PLAIN ");
+    len += EVP_EncodeBlock((uint8_t *)run->auth_line + len, plain,
+                           2 + user_len + pass_len);
+    snprintf(run->auth_line + len, sizeof(run->auth_line) - len, "\r\n");
+    return 0;
+}
+
 int blast_run_init(struct blast_run *run, const struct blast_options *opts)
 {
     uint64_t count = opts->connections;
@@ -490,6 +530,9 @@ int blast_run_init(struct blast_run *run, const struct blast_options *opts)
              opts->helo);
     snprintf(run->helo_line, sizeof(run->helo_line), "HELO %s\r\n",
              opts->helo);
+    if (blast_run_setup_tls(run, opts) < 0) {
+        return -1;
+    }
     blast_template_init(&run->from, opts->from);
     blast_template_init(&run->to, opts->to);
     run->rcpts = (unsigned)opts->rcpts;
@@ -621,4 +664,5 @@ void blast_run_cleanup(struct blast_run *run)
     free(run->idle);
     free(run->series);
     blast_message_cleanup(&run->message);
+    tls_context_unref(run->tls);
 }

@@ -88,6 +88,8 @@ struct blast_second {
  * finished when the run stops early. Failed messages were in flight
  * when their connection broke, except given_up ones, which count as
  * failed without being issued. */
+struct tls_context;
+
 struct blast_results {
     uint64_t sent;                 /* bodies sent after a 354 */
     uint64_t accepted;             /* 2xx after the body */
@@ -102,6 +104,7 @@ struct blast_results {
     uint64_t connection_failures;
     uint64_t idle_closed;          /* idle connections the server closed */
     uint64_t closed_after_421;     /* connections closed after a 421 */
+    uint64_t tls_sessions;         /* STARTTLS handshakes completed */
     /* --idle only. */
     uint64_t held_max;             /* connections held at once, max */
     uint64_t held_at_end;          /* held when the run stopped */
@@ -133,6 +136,10 @@ struct blast_run {
      * octets (checked by the options parser). */
     char ehlo_line[264];
     char helo_line[264];
+    /* "AUTH PLAIN <base64>\r\n" for --auth, else empty. The base64 text
+     * of "\0USER\0PASS" has at most 4 * 171 characters. */
+    char auth_line[720];
+    struct tls_context *tls;       /* client context for --starttls */
 
     /* Schedule. */
     bool open_loop;                /* --rate */

@@ -8,8 +8,9 @@
  *
  * Keys sink writes every second and at exit: messages bytes rcpts lost
  * duplicates copies sessions_total sessions_open sessions_peak
- * command_reads pipelined_reads first_message_wall_us last_message_wall_us msgs_per_s latency_p50_ms latency_p90_ms
- * latency_p99_ms latency_p999_ms latency_max_ms. */
+ * command_reads pipelined_reads tls_sessions messages_tls
+ * first_message_wall_us last_message_wall_us msgs_per_s latency_p50_ms
+ * latency_p90_ms latency_p99_ms latency_p999_ms latency_max_ms. */
 #ifndef RINGRELAY_BENCH_RUN_STATS_H
 #define RINGRELAY_BENCH_RUN_STATS_H
 

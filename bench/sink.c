@@ -17,6 +17,7 @@
 #include "bench/sink_session.h"
 #include "bench/sink_store.h"
 #include "core/reactor.h"
+#include "tls/tls_context.h"
 
 #define SINK_PROGRESS_MS 1000
 /* Pause before re-arming an accept that stopped, e.g. on EMFILE, so a
@@ -202,7 +203,9 @@ static void sink_init_server(struct sink_run *run,
          * faults. */
         .max_errors = (unsigned)options->max_errors,
         .disabled_extensions = options->disabled_extensions,
+        .starttls = options->tls_cert != NULL || options->tls_fail,
     };
+    server->tls_fail = options->tls_fail;
     server->faults = options->faults;
     if (!options->has_seed) {
         server->faults.seed = bench_wall_us() ^ (uint64_t)getpid();
@@ -218,6 +221,30 @@ static void sink_init_server(struct sink_run *run,
     run->stop_timer.owner = run;
     run->accept_timer.fire = sink_on_accept_timer;
     run->accept_timer.owner = run;
+}
+
+/* sink_setup_tls reads --tls-cert and --tls-key into a server context.
+ * Returns 0 or -1 after printing the failure. */
+static int sink_setup_tls(struct sink_run *run,
+                          const struct sink_options *options)
+{
+    struct tls_context_options tls_options = {
+        .role = TLS_ROLE_SERVER,
+        .min_version = TLS_VERSION_1_2,
+        .cert_file = options->tls_cert,
+        .key_file = options->tls_key,
+    };
+    char err[512];
+
+    if (options->tls_cert == NULL) {
+        return 0;
+    }
+    if (tls_context_new(&run->server.tls, &tls_options, err, sizeof(err))
+        < 0) {
+        fprintf(stderr, "sink: TLS: %s\n", err);
+        return -1;
+    }
+    return 0;
 }
 
 /* Returns 0 or -1 after printing the failure. */
@@ -237,6 +264,9 @@ static int sink_setup(struct sink_run *run,
     if (options->store_dir != NULL
         && sink_store_open(options->store_dir, options->with_fsync,
                            &run->server.store) < 0) {
+        return -1;
+    }
+    if (sink_setup_tls(run, options) < 0) {
         return -1;
     }
 
@@ -293,6 +323,7 @@ static void sink_cleanup(struct sink_run *run)
                 strerror(errno));
     }
     sink_store_free(run->server.store);
+    tls_context_unref(run->server.tls);
     sink_track_cleanup(&run->server.track);
     sink_report_cleanup(&run->report);
 }

@@ -6,7 +6,9 @@
 
 #include "bench/bench_stats.h"
 #include "bench/sink_session_internal.h"
+#include "bench/sink_tls.h"
 #include "bench/sink_track.h"
+#include "tls/tls_session.h"
 
 /* Reply for a session past --max-connections. */
 #define SINK_OVER_LIMIT_REPLY "421 4.7.0 too many connections"
@@ -151,7 +153,11 @@ static int sink_hook_data_begin(void *ctx, char *reply)
     s->cut_in_data = sink_fault_chance(&s->random,
                                        s->server->faults.disconnect_in_data);
     if (s->server->store != NULL
-        && sink_message_begin_body(&s->message) < 0) {
+        && ((s->tls != NULL
+             && sink_message_add_tls(&s->message,
+                                     tls_session_version(s->tls),
+                                     tls_session_cipher(s->tls)) < 0)
+            || sink_message_begin_body(&s->message) < 0)) {
         snprintf(reply, SMTP_REPLY_MAX,
                  "452 4.3.1 Error: out of memory for the message");
         return -1;
@@ -234,6 +240,7 @@ const struct smtp_server_hooks sink_hooks = {
     .data_end = sink_hook_data_end,
     .data_abort = sink_hook_data_abort,
     .reset = sink_hook_reset,
+    .starttls = sink_tls_starttls,
 };
 
 /* Queue the greeting: 421 past --max-connections, else after the

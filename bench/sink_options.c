@@ -43,6 +43,9 @@ enum sink_option {
     SINK_OPT_NO_SMTPUTF8,
     SINK_OPT_NO_CHUNKING,
     SINK_OPT_NO_BINARYMIME,
+    SINK_OPT_TLS_CERT,
+    SINK_OPT_TLS_KEY,
+    SINK_OPT_TLS_FAIL,
 };
 
 static const struct option sink_long_options[] = {
@@ -74,6 +77,9 @@ static const struct option sink_long_options[] = {
     {"no-smtputf8", no_argument, NULL, SINK_OPT_NO_SMTPUTF8},
     {"no-chunking", no_argument, NULL, SINK_OPT_NO_CHUNKING},
     {"no-binarymime", no_argument, NULL, SINK_OPT_NO_BINARYMIME},
+    {"tls-cert", required_argument, NULL, SINK_OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, SINK_OPT_TLS_KEY},
+    {"tls-fail", no_argument, NULL, SINK_OPT_TLS_FAIL},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -113,6 +119,12 @@ SINK_DEFAULT_LISTEN ")\n"
 "                          BINARYMIME is left out too\n"
 "  --no-binarymime         leave BINARYMIME out; MAIL BODY=BINARYMIME "
 "gets 555\n"
+"  --tls-cert FILE         PEM certificate chain, leaf first; with "
+"--tls-key\n"
+"                          the sink offers STARTTLS (TLS 1.2 and 1.3)\n"
+"  --tls-key FILE          PEM private key of --tls-cert\n"
+"  --tls-fail              offer STARTTLS but answer it with 454 4.7.0;\n"
+"                          needs no certificate\n"
 "\n"
 "Storage:\n"
 "  --store DIR             write each accepted message to "
@@ -264,6 +276,15 @@ static int sink_apply_server_option(struct sink_options *options, int opt,
     case SINK_OPT_NO_BINARYMIME:
         options->disabled_extensions |= SMTP_EXT_BINARYMIME;
         return 0;
+    case SINK_OPT_TLS_CERT:
+        options->tls_cert = arg;
+        return 0;
+    case SINK_OPT_TLS_KEY:
+        options->tls_key = arg;
+        return 0;
+    case SINK_OPT_TLS_FAIL:
+        options->tls_fail = true;
+        return 0;
     }
     return 1;
 }
@@ -343,6 +364,12 @@ int sink_parse_options(int argc, char **argv, struct sink_options *options)
     }
     if (options->with_fsync && options->store_dir == NULL) {
         fprintf(stderr, "sink: --fsync needs --store DIR\n");
+        return -1;
+    }
+    if ((options->tls_cert != NULL) != (options->tls_key != NULL)) {
+        fprintf(stderr, "sink: --%s needs --%s FILE too\n",
+                options->tls_cert != NULL ? "tls-cert" : "tls-key",
+                options->tls_cert != NULL ? "tls-key" : "tls-cert");
         return -1;
     }
     if (options->json_path != NULL

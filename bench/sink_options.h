@@ -28,6 +28,9 @@ struct sink_options {
     uint64_t max_size;       /* bytes */
     uint64_t max_errors;     /* rejected commands before 421; 0: none */
     unsigned disabled_extensions; /* smtp_server_extension bits */
+    const char *tls_cert;    /* PEM chain; with tls_key, offer STARTTLS */
+    const char *tls_key;
+    bool tls_fail;           /* answer STARTTLS with 454 */
     struct sink_faults faults;
 };
 

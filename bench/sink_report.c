@@ -160,6 +160,8 @@ static void report_stats_lines(FILE *out, const struct sink_server *server)
     fprintf(out, "sessions_peak=%" PRIu64 "\n", server->sessions_peak);
     fprintf(out, "command_reads=%" PRIu64 "\n", server->command_reads);
     fprintf(out, "pipelined_reads=%" PRIu64 "\n", server->pipelined_reads);
+    fprintf(out, "tls_sessions=%" PRIu64 "\n", server->tls_sessions);
+    fprintf(out, "messages_tls=%" PRIu64 "\n", server->messages_tls);
     fprintf(out, "first_message_wall_us=%" PRIu64 "\n",
             server->first_message_wall_us);
     fprintf(out, "last_message_wall_us=%" PRIu64 "\n",

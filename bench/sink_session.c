@@ -12,7 +12,9 @@
 #include "bench/bench_net.h"
 #include "bench/sink_account.h"
 #include "bench/sink_session_internal.h"
+#include "bench/sink_tls.h"
 #include "proto/smtp_outq.h"
+#include "tls/tls_session.h"
 
 /* Time a session gets to drain its 421 after an idle timeout before the
  * connection is cut, in milliseconds. */
@@ -22,6 +24,10 @@
  * the longest path. */
 #define SINK_RCPT_LINE_MAX (SMTP_PATH_MAX + 16)
 
+/* Bytes of the "TLS: VERSION CIPHER" envelope line: BoringSSL's version
+ * and cipher names are far shorter. */
+#define SINK_TLS_LINE_MAX 256
+
 static void sink_session_step(struct sink_session *s);
 
 /* Send reply for the finished body and let the session parse on. A
@@ -29,6 +35,9 @@ static void sink_session_step(struct sink_session *s);
 static void sink_session_reply(struct sink_session *s, const char *reply,
                                bool accepted)
 {
+    if (accepted && smtp_server_encrypted(s->smtp)) {
+        s->server->messages_tls++;
+    }
     if (accepted) {
         sink_account_message(s->server, &s->headers, s->rcpt_ids,
                              s->rcpt_count, s->body_bytes, s->received_us);
@@ -177,18 +186,31 @@ static int sink_session_trim_iov(struct iovec *iov, int count, size_t limit)
 
 static void sink_session_flush(struct sink_session *s)
 {
-    struct smtp_outq *out = smtp_server_output(s->smtp);
+    struct smtp_outq *plain = smtp_server_output(s->smtp);
+    struct smtp_outq *out = plain;
     int count;
     int rc;
 
-    if (s->send_op.armed || s->send_failed || out->len == 0
-        || (s->holding && s->hold_len == 0)) {
+    if (s->send_op.armed || s->send_failed) {
+        return;
+    }
+    if (s->tls != NULL) {
+        out = sink_tls_output(s);
+        if (out == NULL) {
+            sink_session_abort(s);
+            return;
+        }
+    }
+    /* Held replies are never encrypted, so only the plaintext queue
+     * needs trimming. */
+    if (out->len == 0 || (out == plain && s->holding && s->hold_len == 0)) {
         return;
     }
     count = smtp_outq_peek(out, s->iov, SINK_IOV_MAX);
-    if (s->holding) {
+    if (out == plain && s->holding) {
         count = sink_session_trim_iov(s->iov, count, s->hold_len);
     }
+    s->send_queue = out;
     rc = reactor_sendv(s->server->reactor, &s->send_op, s->fd, s->iov,
                        count);
     if (rc < 0) {
@@ -204,8 +226,20 @@ static void sink_session_close_when_drained(struct sink_session *s)
     if (s->write_shut || !smtp_server_closing(s->smtp)
         || s->send_op.armed || s->commit != SINK_COMMIT_NONE
         || (s->holding && !s->send_failed)
-        || (smtp_server_output(s->smtp)->len != 0 && !s->send_failed)) {
+        || ((smtp_server_output(s->smtp)->len != 0 || s->tls_out.len != 0)
+            && !s->send_failed)) {
         return;
+    }
+    /* A TLS client expects close_notify before the end of the stream,
+     * so it goes out first and the next step shuts down. */
+    if (s->tls != NULL && !s->tls_closed && !s->send_failed
+        && tls_session_established(s->tls)) {
+        s->tls_closed = true;
+        tls_session_close(s->tls);
+        sink_session_flush(s);
+        if (s->send_op.armed) {
+            return;
+        }
     }
     s->write_shut = true;
     if (shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN) {
@@ -229,6 +263,7 @@ static void sink_session_destroy(struct sink_session *s, bool reactor_alive)
         server->aborted++;
     }
     smtp_server_free(s->smtp);
+    sink_tls_free(s);
     free(s->rcpt_ids);
     if (s->file.fd >= 0) {
         sink_store_discard(server->store, &s->file);
@@ -309,8 +344,15 @@ static void sink_session_on_recv(struct reactor_op *op, int result)
                                   + s->server->idle_timeout_ms;
             sink_session_arm_timer(s);
         }
-        sink_session_count_read(s, op->data, (size_t)result);
-        smtp_server_feed(s->smtp, op->data, (size_t)result);
+        if (s->tls == NULL) {
+            /* Reads are counted as command reads only in plaintext,
+             * where one read is one batch of the client's commands. */
+            sink_session_count_read(s, op->data, (size_t)result);
+            smtp_server_feed(s->smtp, op->data, (size_t)result);
+        } else if (sink_tls_receive(s, op->data, (size_t)result) != 0) {
+            /* A failed handshake or close_notify ends the session. */
+            sink_session_abort(s);
+        }
     }
     /* End of stream, a reset by the peer and our own cancel are the
      * normal ends of a session, so none of them is reported. */
@@ -329,10 +371,10 @@ static void sink_session_on_send(struct reactor_op *op, int result)
     } else {
         size_t sent = (size_t)result;
 
-        if (s->holding) {
+        if (s->holding && s->send_queue == smtp_server_output(s->smtp)) {
             s->hold_len -= sent < s->hold_len ? sent : s->hold_len;
         }
-        smtp_outq_consume(smtp_server_output(s->smtp), sent);
+        smtp_outq_consume(s->send_queue, sent);
         smtp_server_resume(s->smtp);
     }
     sink_session_step(s);
@@ -409,6 +451,7 @@ static struct sink_session *sink_session_new(struct sink_server *server,
     s->server = server;
     s->fd = fd;
     s->file.fd = -1;
+    smtp_outq_init(&s->tls_out);
     s->recv_op = (struct reactor_op){.done = sink_session_on_recv,
                                      .owner = s};
     s->send_op = (struct reactor_op){.done = sink_session_on_send,
@@ -420,9 +463,11 @@ static struct sink_session *sink_session_new(struct sink_server *server,
     sink_fault_random_init(&s->random, server->faults.seed,
                            server->sessions_total);
 
-    /* A stored file is never longer than the envelope plus the body in
-     * wire form, and the session rejects larger bodies. */
-    max_len = SMTP_PATH_MAX + 16 + 2 + options->max_message_size
+    /* A stored file is never longer than the envelope (with its TLS
+     * line) plus the body in wire form, and the session rejects larger
+     * bodies. */
+    max_len = SMTP_PATH_MAX + 16 + SINK_TLS_LINE_MAX + 2
+              + options->max_message_size
               + options->max_rcpts * SINK_RCPT_LINE_MAX;
     sink_message_init(&s->message, max_len);
 

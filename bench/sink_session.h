@@ -4,6 +4,7 @@
 #ifndef RINGRELAY_BENCH_SINK_SESSION_H
 #define RINGRELAY_BENCH_SINK_SESSION_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "bench/bench_histogram.h"
@@ -14,11 +15,14 @@
 
 struct sink_session;
 struct sink_store;
+struct tls_context;
 
 /* sink_server: what all sessions of one sink share. */
 struct sink_server {
     struct reactor *reactor;
     struct sink_store *store;  /* NULL: count messages, keep nothing */
+    struct tls_context *tls;   /* NULL: STARTTLS not offered */
+    bool tls_fail;             /* offer STARTTLS but answer it 454 */
     struct smtp_server_options smtp_options;
     uint64_t idle_timeout_ms;
     struct sink_session *sessions; /* open sessions, for cleanup */
@@ -38,6 +42,10 @@ struct sink_server {
     uint64_t aborted;          /* bodies dropped: rejected or cut off */
     uint64_t store_failures;   /* bodies answered 451 by the store */
     uint64_t sessions_total;
+    uint64_t tls_sessions;     /* STARTTLS handshakes completed */
+    uint64_t tls_failures;     /* handshakes or TLS records that failed */
+    uint64_t tls_refused;      /* STARTTLS answered 454 by --tls-fail */
+    uint64_t messages_tls;     /* of messages, received over TLS */
     uint64_t sessions_open;
     uint64_t sessions_peak;    /* most sessions open at once */
     uint64_t command_reads;    /* reads outside message data */

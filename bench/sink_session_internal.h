@@ -13,6 +13,7 @@
 #include "bench/sink_headers.h"
 #include "bench/sink_session.h"
 #include "bench/sink_store.h"
+#include "proto/smtp_outq.h"
 
 /* iovecs per send; the output queue rarely contains more chunks. */
 #define SINK_IOV_MAX 16
@@ -38,6 +39,13 @@ struct sink_session {
      * hold_until_ms and commit_at_ms. */
     struct reactor_timer timer;
     struct iovec iov[SINK_IOV_MAX]; /* in flight while send_op is armed */
+    struct smtp_outq *send_queue;   /* the queue iov points into */
+
+    /* STARTTLS: NULL until the client sends it. tls_out holds ciphertext
+     * waiting to be sent. */
+    struct tls_session *tls;
+    struct smtp_outq tls_out;
+    bool tls_closed;                /* close_notify queued */
 
     struct sink_message message;    /* used only with a store */
     struct sink_store_file file;    /* open while SINK_COMMIT_SYNCING */

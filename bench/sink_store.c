@@ -99,6 +99,19 @@ int sink_message_add_rcpt(struct sink_message *message,
     return sink_message_add_line(message, "RCPT TO:<", recipient);
 }
 
+int sink_message_add_tls(struct sink_message *message, const char *version,
+                         const char *cipher)
+{
+    if (sink_message_append(message, "TLS: ", 5) < 0
+        || sink_message_append(message, version, strlen(version)) < 0
+        || sink_message_append(message, " ", 1) < 0
+        || sink_message_append(message, cipher, strlen(cipher)) < 0
+        || sink_message_append(message, "\r\n", 2) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
 int sink_message_begin_body(struct sink_message *message)
 {
     message->line_start = true;

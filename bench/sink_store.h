@@ -3,7 +3,9 @@
  * Each accepted message becomes one file DIR/<nnnnnnnnnnnn>.msg (12
  * digits), numbered from one past the highest number already in DIR.
  * The file holds the envelope as "MAIL FROM:<sender>\r\n" and one
- * "RCPT TO:<recipient>\r\n" per recipient, an empty line "\r\n", then
+ * "RCPT TO:<recipient>\r\n" per recipient, for a message received over
+ * TLS a line "TLS: <version> <cipher>\r\n" such as
+ * "TLS: TLSv1.3 TLS_AES_128_GCM_SHA256", an empty line "\r\n", then
  * the message content with the SMTP dot-stuffing undone and line endings
  * exactly as received. A BINARYMIME message (RFC 3030) has no
  * dot-stuffing, so its content is kept byte for byte. A file is written
@@ -41,6 +43,10 @@ void sink_message_clear(struct sink_message *message);
 int sink_message_add_mail(struct sink_message *message, const char *sender);
 int sink_message_add_rcpt(struct sink_message *message,
                           const char *recipient);
+
+/* sink_message_add_tls adds the "TLS: VERSION CIPHER" envelope line. */
+int sink_message_add_tls(struct sink_message *message, const char *version,
+                         const char *cipher);
 
 /* sink_message_begin_body ends the envelope with the empty line. */
 int sink_message_begin_body(struct sink_message *message);

@@ -91,6 +91,10 @@ void sink_report_print_summary(const struct sink_report *report,
             server->rejected);
     fprintf(out, "  store failures:     %" PRIu64 "\n",
             server->store_failures);
+    fprintf(out, "  TLS sessions:       %" PRIu64 " (%" PRIu64 " failed, %"
+            PRIu64 " refused by --tls-fail); messages over TLS: %" PRIu64
+            "\n", server->tls_sessions, server->tls_failures,
+            server->tls_refused, server->messages_tls);
     fprintf(out, "  elapsed:            %.3f s\n",
             summary_elapsed(report, server));
     summary_print_rate(server, out);
@@ -236,6 +240,10 @@ static void summary_json(struct bench_json *json,
     bench_json_key_u64(json, "bodies_aborted", server->aborted);
     bench_json_key_u64(json, "bodies_rejected", server->rejected);
     bench_json_key_u64(json, "store_failures", server->store_failures);
+    bench_json_key_u64(json, "tls_sessions", server->tls_sessions);
+    bench_json_key_u64(json, "tls_failures", server->tls_failures);
+    bench_json_key_u64(json, "tls_refused", server->tls_refused);
+    bench_json_key_u64(json, "messages_tls", server->messages_tls);
     bench_json_key_u64(json, "first_message_wall_us",
                        server->first_message_wall_us);
     bench_json_key_u64(json, "last_message_wall_us",

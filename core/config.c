@@ -61,6 +61,10 @@
 #define CONFIG_SEGMENT_SIZE_MIN (256ULL * 1024)
 #define CONFIG_SEGMENT_SIZE_MAX (1ULL << 40)
 
+/* Debian's and Ubuntu's system CA bundle (package ca-certificates). */
+#define CONFIG_OUTBOUND_TLS_CA_FILE_DEFAULT \
+    "/etc/ssl/certs/ca-certificates.crt"
+
 #define CONFIG_RESOLVER_PORT 53
 #define CONFIG_SMTP_PORT 25
 
@@ -230,6 +234,9 @@ static void config_free_fields(struct config *config,
     if (config->tls_sni != keep->tls_sni) {
         config_free_tls_sni(config->tls_sni, config->tls_sni_count);
     }
+    if (config->outbound_tls_ca_file != keep->outbound_tls_ca_file) {
+        free(config->outbound_tls_ca_file);
+    }
     if (config->routes != keep->routes) {
         for (size_t i = 0; i < config->route_count; i++) {
             free(config->routes[i].domain);
@@ -284,7 +291,10 @@ int config_init(struct config *config)
 
     config->queue_dir = strdup("./var/queue");
     config->relay_networks = calloc(1, sizeof(*config->relay_networks));
+    config->outbound_tls_ca_file =
+        strdup(CONFIG_OUTBOUND_TLS_CA_FILE_DEFAULT);
     if (config->queue_dir == NULL || config->relay_networks == NULL ||
+        config->outbound_tls_ca_file == NULL ||
         config_default_hostname(config) < 0 ||
         netaddr_parse_cidr("127.0.0.1/32", &config->relay_networks[0]) < 0) {
         config_cleanup(config);
@@ -320,6 +330,7 @@ int config_init(struct config *config)
     config->max_mx_addresses = CONFIG_MAX_MX_ADDRESSES_DEFAULT;
     config_delivery_defaults(&config->delivery);
     config->log_level = LOG_LEVEL_INFO;
+    config->outbound_tls = TLS_POLICY_MAY;
     return 0;
 }
 
@@ -331,8 +342,9 @@ static size_t config_domain_length(const char *domain)
     return len > 0 && domain[len - 1] == '.' ? len - 1 : len;
 }
 
-const struct netaddr_hostport *config_route_for(const struct config *config,
-                                                const char *domain)
+/* config_find_route returns the route of domain, or NULL. */
+static const struct config_route *config_find_route(
+    const struct config *config, const char *domain)
 {
     size_t len = config_domain_length(domain);
 
@@ -341,8 +353,28 @@ const struct netaddr_hostport *config_route_for(const struct config *config,
 
         if (strlen(route->domain) == len &&
             strncasecmp(route->domain, domain, len) == 0) {
-            return &route->hop;
+            return route;
         }
+    }
+    return NULL;
+}
+
+enum tls_policy config_tls_policy_for(const struct config *config,
+                                      const char *domain)
+{
+    const struct config_route *route = config_find_route(config, domain);
+
+    return route != NULL && route->has_tls ? route->tls
+                                           : config->outbound_tls;
+}
+
+const struct netaddr_hostport *config_route_for(const struct config *config,
+                                                const char *domain)
+{
+    const struct config_route *route = config_find_route(config, domain);
+
+    if (route != NULL) {
+        return &route->hop;
     }
     return config->has_smarthost ? &config->smarthost : NULL;
 }
@@ -630,6 +662,63 @@ static int config_apply_smarthost(struct config_loader *loader,
     return 0;
 }
 
+/* config_parse_tls_policy reads a policy name into *policy. */
+static int config_parse_tls_policy(struct config_loader *loader,
+                                   const struct conf_node *node,
+                                   enum tls_policy *policy)
+{
+    if (config_expect(loader, node, CONF_STRING) < 0) {
+        return -1;
+    }
+    if (tls_policy_parse(node->text, policy) < 0) {
+        return config_invalid(loader, node, "'%s' is not a TLS policy; "
+                              "use none, may, encrypt, verify or dane",
+                              node->text);
+    }
+    return 0;
+}
+
+/* config_parse_route_options reads the object form of a route,
+ * { host = "HOST:PORT"; tls = "POLICY"; }, where host is required. */
+static int config_parse_route_options(struct config_loader *loader,
+                                      const struct conf_node *member,
+                                      struct config_route *route)
+{
+    bool has_host = false;
+
+    for (const struct conf_node *field = member->first; field != NULL;
+         field = field->next) {
+        bool is_host = strcmp(field->key, "host") == 0;
+        bool is_tls = strcmp(field->key, "tls") == 0;
+        int rc;
+
+        if ((!is_host && !is_tls) || (is_host && has_host) ||
+            (is_tls && route->has_tls)) {
+            return config_invalid(loader, field, "'%s' in the route for "
+                                  "'%s' is %s; give host and tls once each",
+                                  field->key, route->domain,
+                                  is_host || is_tls ? "repeated"
+                                                    : "unknown");
+        }
+        if (is_host) {
+            rc = config_parse_hop(loader, field, CONFIG_SMTP_PORT, false,
+                                  &route->hop);
+            has_host = true;
+        } else {
+            rc = config_parse_tls_policy(loader, field, &route->tls);
+            route->has_tls = true;
+        }
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    if (!has_host) {
+        return config_invalid(loader, member, "the route for '%s' needs "
+                              "host", route->domain);
+    }
+    return 0;
+}
+
 /* Fills route from one member of the routes object. The duplicate check
  * compares it with routes[0..count), the routes parsed before it. */
 static int config_parse_route(struct config_loader *loader,
@@ -650,6 +739,9 @@ static int config_parse_route(struct config_loader *loader,
             return config_invalid(loader, member, "duplicate route for "
                                                   "'%s'", route->domain);
         }
+    }
+    if (member->type == CONF_OBJECT) {
+        return config_parse_route_options(loader, member, route);
     }
     return config_parse_hop(loader, member, CONFIG_SMTP_PORT, false,
                             &route->hop);
@@ -1229,6 +1321,19 @@ static int config_apply_destinations(struct config_loader *loader,
     return 0;
 }
 
+static int config_apply_outbound_tls(struct config_loader *loader,
+                                     const struct conf_node *node)
+{
+    return config_parse_tls_policy(loader, node, &loader->next->outbound_tls);
+}
+
+static int config_apply_outbound_tls_ca_file(struct config_loader *loader,
+                                             const struct conf_node *node)
+{
+    return config_file_name(loader, node,
+                            &loader->next->outbound_tls_ca_file);
+}
+
 static const struct config_key config_keys[] = {
     {"listen", config_apply_listen},
     {"queue_dir", config_apply_queue_dir},
@@ -1288,6 +1393,8 @@ static const struct config_key config_keys[] = {
     {"delivery_connection_idle_timeout", config_apply_delivery},
     {"delivery_breaker_failures", config_apply_delivery},
     {"delivery_breaker_wait", config_apply_delivery},
+    {"outbound_tls", config_apply_outbound_tls},
+    {"outbound_tls_ca_file", config_apply_outbound_tls_ca_file},
 };
 
 static const struct config_key *config_find_key(const char *name)

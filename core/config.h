@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/netaddr.h"
 #include "core/queue.h"
+#include "core/tls_policy.h"
 
 #define CONFIG_MAX_LISTEN 16
 
@@ -32,6 +33,8 @@ struct config_tls_sni {
 struct config_route {
     char *domain;                 /* lower case, no trailing dot */
     struct netaddr_hostport hop;
+    bool has_tls;                 /* tls given: it replaces outbound_tls */
+    enum tls_policy tls;
 };
 
 struct config {
@@ -123,6 +126,11 @@ struct config {
     char *tls_ciphers;            /* TLS 1.2 cipher list; NULL: default */
     struct config_tls_sni *tls_sni;
     size_t tls_sni_count;
+
+    /* Outbound TLS, stored for the outbound engine. The CA file is read
+     * when the engine builds its client context, not here. */
+    enum tls_policy outbound_tls; /* default for every next hop */
+    char *outbound_tls_ca_file;   /* PEM CA bundle for "verify" */
 };
 
 /* config_init fills every key with its default. Returns 0, or -1 when out
@@ -137,6 +145,11 @@ int config_load(struct config *config, const char *path, char *err,
                 size_t err_size);
 
 void config_cleanup(struct config *config);
+
+/* config_tls_policy_for returns the tls setting of domain's route, or
+ * outbound_tls when the domain has no route or its route sets no tls. */
+enum tls_policy config_tls_policy_for(const struct config *config,
+                                      const char *domain);
 
 /* config_route_for returns the route of domain (case-insensitive), the
  * smarthost when there is no route, or NULL: deliver by MX. */

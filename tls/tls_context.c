@@ -223,6 +223,40 @@ static int tls_setup_server(struct tls_context *ctx,
     return 0;
 }
 
+/* tls_setup_client loads the CA file. Verification stays non-fatal
+ * (SSL_VERIFY_NONE, which on a BoringSSL client still verifies and
+ * stores the result), because the policy decides what a failed check
+ * means: nothing for "may" and "encrypt", the end of the session for
+ * "verify". */
+static int tls_setup_client(struct tls_context *ctx,
+                            const struct tls_context_options *opts,
+                            char *err, size_t err_size)
+{
+    char reason[256];
+
+    SSL_CTX_set_verify(ctx->ssl_ctx, SSL_VERIFY_NONE, NULL);
+    if (tls_client_cache_init(ctx) < 0) {
+        snprintf(err, err_size, "out of memory for a TLS context");
+        return -1;
+    }
+    if (opts->ca_file == NULL) {
+        return 0;
+    }
+    if (tls_check_readable("CA file", opts->ca_file, err, err_size) < 0) {
+        return -1;
+    }
+    ERR_clear_error();
+    if (SSL_CTX_load_verify_locations(ctx->ssl_ctx, opts->ca_file, NULL) !=
+        1) {
+        tls_error_text(reason, sizeof(reason), "unknown error");
+        snprintf(err, err_size, "CA file %s: no valid PEM certificate (%s)",
+                 opts->ca_file, reason);
+        return -1;
+    }
+    ctx->has_ca = true;
+    return 0;
+}
+
 int tls_context_new(struct tls_context **out,
                     const struct tls_context_options *opts, char *err,
                     size_t err_size)
@@ -242,6 +276,10 @@ int tls_context_new(struct tls_context **out,
     }
     if (opts->role == TLS_ROLE_SERVER &&
         tls_setup_server(ctx, opts, err, err_size) < 0) {
+        goto fail;
+    }
+    if (opts->role == TLS_ROLE_CLIENT &&
+        tls_setup_client(ctx, opts, err, err_size) < 0) {
         goto fail;
     }
     *out = ctx;
@@ -268,6 +306,7 @@ void tls_context_unref(struct tls_context *ctx)
         free(ctx->sni[i].host);
     }
     free(ctx->sni);
+    tls_client_cache_free(ctx);
     SSL_CTX_free(ctx->ssl_ctx);
     free(ctx);
 }

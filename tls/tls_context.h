@@ -5,8 +5,14 @@
  * a context replaced by a reload lives until its last session ends. A
  * context serves one role. A server context needs a certificate chain
  * and key (PEM files) and may hold more certificates picked by the SNI
- * host name the client sends. A client context has no certificate yet;
- * certificate verification for the client role is not implemented.
+ * host name the client sends. A client context has no certificate of
+ * its own and may hold a CA file: its sessions then check the server's
+ * chain against that file and its name against the one the session
+ * expects, and the caller reads the result after the handshake
+ * (tls_session_verify_peer), so one context serves every outbound
+ * policy. A client context keeps the latest session of each server
+ * name (up to 1024 names), and a later session with that server_name
+ * offers it for resumption.
  *
  * Resumption: a server context issues session tickets (BoringSSL's
  * default, with keys that BoringSSL makes at random and rotates) and
@@ -50,6 +56,8 @@ struct tls_context_options {
                                    * configurable in BoringSSL. */
     const char *cert_file;        /* server: PEM chain, leaf first */
     const char *key_file;         /* server: PEM private key */
+    const char *ca_file;          /* client: PEM CA bundle to verify
+                                   * servers against; NULL for none */
     const struct tls_sni_certificate *sni;
     size_t sni_count;
 };

@@ -1,5 +1,6 @@
 #include "tls/tls_session.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <openssl/x509.h>
 
 #include "tls/tls_context_internal.h"
+#include "tls/tls_session_internal.h"
 
 struct tls_session {
     struct tls_context *ctx;      /* one reference */
@@ -18,6 +20,7 @@ struct tls_session {
     BIO *in;                      /* received ciphertext, owned by ssl */
     BIO *out;                     /* ciphertext to send, owned by ssl */
     bool established;
+    char *expected_host;          /* client: server_name, or NULL */
     char error[256];
 };
 
@@ -38,6 +41,46 @@ static void tls_record_error(struct tls_session *s, int code)
     ERR_clear_error();
 }
 
+static bool tls_is_ip_literal(const char *name)
+{
+    struct in6_addr addr;
+
+    return inet_pton(AF_INET, name, &addr) == 1 ||
+           inet_pton(AF_INET6, name, &addr) == 1;
+}
+
+/* tls_expect_host makes the chain check compare the certificate's names
+ * with name, sends name as SNI and offers the session cached for it.
+ * BoringSSL lets a wildcard match one whole left-most label only, so
+ * "*.example.com" matches "mx.example.com" but "m*.example.com" matches
+ * nothing. An IP address is matched against the certificate's IP
+ * entries and not sent as SNI, which RFC 6066 section 3 allows only for
+ * host names. */
+static int tls_expect_host(struct tls_session *s, const char *name)
+{
+    X509_VERIFY_PARAM *param = SSL_get0_param(s->ssl);
+    SSL_SESSION *cached = tls_client_cache_find(s->ctx, name);
+
+    s->expected_host = strdup(name);
+    if (s->expected_host == NULL) {
+        return -1;
+    }
+    SSL_set_app_data(s->ssl, s);
+    if (tls_is_ip_literal(name)) {
+        if (X509_VERIFY_PARAM_set1_ip_asc(param, name) != 1) {
+            return -1;
+        }
+    } else if (SSL_set_tlsext_host_name(s->ssl, name) != 1 ||
+               X509_VERIFY_PARAM_set1_host(param, name, strlen(name)) !=
+                   1) {
+        return -1;
+    }
+    if (cached != NULL && SSL_set_session(s->ssl, cached) != 1) {
+        return -1;
+    }
+    return 0;
+}
+
 struct tls_session *tls_session_new(struct tls_context *ctx,
                                     const char *server_name)
 {
@@ -56,19 +99,18 @@ struct tls_session *tls_session_new(struct tls_context *ctx,
     /* An empty input buffer means "wait for more", not end of stream. */
     BIO_set_mem_eof_return(s->in, -1);
     SSL_set_bio(s->ssl, s->in, s->out);
+    s->ctx = tls_context_ref(ctx);
     if (ctx->role == TLS_ROLE_SERVER) {
         SSL_set_accept_state(s->ssl);
     } else {
         SSL_set_connect_state(s->ssl);
-        if (server_name != NULL &&
-            SSL_set_tlsext_host_name(s->ssl, server_name) != 1) {
-            SSL_free(s->ssl);
-            free(s);
+        if (server_name != NULL && tls_expect_host(s, server_name) < 0) {
+            /* The SSL object owns both BIOs since SSL_set_bio(). */
+            tls_session_free(s);
             ERR_clear_error();
             return NULL;
         }
     }
-    s->ctx = tls_context_ref(ctx);
     return s;
 
 fail:
@@ -89,6 +131,7 @@ void tls_session_free(struct tls_session *s)
     }
     SSL_free(s->ssl);
     tls_context_unref(s->ctx);
+    free(s->expected_host);
     free(s);
 }
 
@@ -247,4 +290,50 @@ const char *tls_session_peer_name(const struct tls_session *s, char *buf,
     }
     ERR_clear_error();
     return len >= 0 ? buf : NULL;
+}
+
+int tls_session_verify_peer(const struct tls_session *s, char *err,
+                            size_t err_size)
+{
+    const char *host = s->expected_host;
+    X509 *peer;
+    long result;
+
+    if (!s->established) {
+        snprintf(err, err_size, "the TLS handshake is not complete");
+        return -1;
+    }
+    if (!s->ctx->has_ca) {
+        snprintf(err, err_size, "no CA file is configured to verify the "
+                 "server certificate");
+        return -1;
+    }
+    if (host == NULL) {
+        snprintf(err, err_size, "no expected server name was given, so "
+                 "the certificate name cannot be checked");
+        return -1;
+    }
+    peer = SSL_get_peer_certificate(s->ssl);
+    if (peer == NULL) {
+        snprintf(err, err_size, "server %s sent no certificate", host);
+        return -1;
+    }
+    X509_free(peer);
+    result = SSL_get_verify_result(s->ssl);
+    if (result != X509_V_OK) {
+        snprintf(err, err_size, "certificate of %s failed verification: "
+                 "%s", host, X509_verify_cert_error_string(result));
+        return -1;
+    }
+    return 0;
+}
+
+SSL *tls_session_ssl(const struct tls_session *s)
+{
+    return s->ssl;
+}
+
+const char *tls_session_expected_host(const struct tls_session *s)
+{
+    return s->expected_host;
 }

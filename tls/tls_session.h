@@ -8,7 +8,15 @@
  * tls_session_read() for plaintext and tls_session_write() for
  * plaintext to send. After each call, send what tls_session_output()
  * returns, because the handshake, reads and writes all produce output.
- * Functions that fail leave a reason in tls_session_error(). */
+ * Functions that fail leave a reason in tls_session_error().
+ *
+ * A client (outbound STARTTLS) makes its session after the server's 220
+ * to STARTTLS with tls_session_new(ctx, host), host being the MX host or
+ * the next hop's host, and runs the handshake as above. Once it returns
+ * TLS_OK the policy decides: "may" and "encrypt" check nothing, "verify"
+ * calls tls_session_verify_peer(), and "dane" calls tls_dane_check()
+ * (tls/tls_dane.h). A failed check ends the session before any
+ * command is sent inside TLS. */
 #ifndef RINGRELAY_TLS_TLS_SESSION_H
 #define RINGRELAY_TLS_TLS_SESSION_H
 
@@ -27,8 +35,11 @@ enum tls_status {
 };
 
 /* tls_session_new starts a session in the role of ctx, holding a
- * reference to ctx. server_name is the SNI host name a client sends and
- * must be NULL for a server. Returns NULL when out of memory. */
+ * reference to ctx. server_name is the host a client expects (the MX
+ * host name, or an IP address for a next hop given as one): it is the
+ * name that tls_session_verify_peer() checks and the key of the session
+ * cache, and a host name is sent as SNI. It must be NULL for a server.
+ * Returns NULL when out of memory. */
 struct tls_session *tls_session_new(struct tls_context *ctx,
                                     const char *server_name);
 
@@ -90,5 +101,15 @@ const char *tls_session_server_name(const struct tls_session *session);
  * no certificate or it has no common name. */
 const char *tls_session_peer_name(const struct tls_session *session,
                                   char *buf, size_t size);
+
+/* tls_session_verify_peer checks, after a client handshake, that the
+ * server's chain verified against the context's CA file and that the
+ * leaf certificate names the server_name given to tls_session_new()
+ * (subjectAltName DNS entries, or the common name without them).
+ * Returns 0, or -1 after writing why into err[0..err_size), for example
+ * "certificate of mx.example.com failed verification: Hostname
+ * mismatch". A context without a CA file never verifies. */
+int tls_session_verify_peer(const struct tls_session *session, char *err,
+                            size_t err_size);
 
 #endif

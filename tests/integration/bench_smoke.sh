@@ -320,7 +320,7 @@ PY
 
     expect_usage_error '--pipelining' --pipelining maybe
     expect_usage_error '--duration 1' --messages 5 --duration 1
-    expect_usage_error 'not supported yet' --starttls
+    expect_usage_error 'expected USER:PASS' --auth user-without-password
     expect_usage_error '--to' --to 'user%x@example.test'
     expect_usage_error '--server' --server 127.0.0.1:99999
     expect_usage_error 'missing port' --server 127.0.0.1

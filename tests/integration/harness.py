@@ -217,7 +217,9 @@ def start_sink(harness, store, port=25, name="sink", options=()):
 
 
 def read_stored(store):
-    """Return a list of (sender, rcpts, content) for the sink's files."""
+    """Return a list of (sender, rcpts, content) for the sink's files.
+    The "TLS: VERSION CIPHER" envelope line of a message that came over
+    TLS is left out; read_stored_tls() returns it."""
     messages = []
     if not os.path.isdir(store):
         return messages
@@ -229,9 +231,25 @@ def read_stored(store):
         head, _, content = data.partition(b"\r\n\r\n")
         lines = head.split(b"\r\n")
         sender = lines[0][len(b"MAIL FROM:<"):-1].decode()
-        rcpts = [l[len(b"RCPT TO:<"):-1].decode() for l in lines[1:]]
+        rcpts = [l[len(b"RCPT TO:<"):-1].decode() for l in lines[1:]
+                 if l.startswith(b"RCPT TO:<")]
         messages.append((sender, rcpts, content))
     return messages
+
+
+def read_stored_tls(store):
+    """Return the "TLS:" envelope line of each sink file, in file order,
+    as "VERSION CIPHER", or None for a message that came without TLS."""
+    lines = []
+    for name in sorted(os.listdir(store)):
+        if not name.endswith(".msg"):
+            continue
+        with open(os.path.join(store, name), "rb") as stored:
+            head = stored.read().partition(b"\r\n\r\n")[0]
+        found = [l[len(b"TLS: "):].decode()
+                 for l in head.split(b"\r\n") if l.startswith(b"TLS: ")]
+        lines.append(found[0] if found else None)
+    return lines
 
 
 def strip_received(content):

@@ -24,7 +24,8 @@ import harness as h
 FIRST_PORT = 2600
 STATS_KEYS = ["messages", "bytes", "rcpts", "lost", "duplicates", "copies",
               "sessions_total", "sessions_open", "sessions_peak",
-              "command_reads", "pipelined_reads", "first_message_wall_us",
+              "command_reads", "pipelined_reads", "tls_sessions",
+              "messages_tls", "first_message_wall_us",
               "last_message_wall_us", "msgs_per_s", "latency_p50_ms",
               "latency_p90_ms", "latency_p99_ms", "latency_p999_ms",
               "latency_max_ms"]

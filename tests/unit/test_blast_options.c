@@ -474,14 +474,41 @@ Test(blast_options, idle_not_default)
     parsed_free(&p);
 }
 
-Test(blast_options, tls_and_auth_not_supported)
+Test(blast_options, starttls_and_auth)
 {
     struct parsed p;
 
-    parse(&p, "--starttls", NULL);
-    expect_error(&p, "--starttls", "not supported yet");
-    parse(&p, "--auth", "user:secret", NULL);
-    expect_error(&p, "--auth \"user:secret\"", "not supported yet");
+    parse(&p, NULL);
+    expect_ok(&p);
+    cr_assert(!p.options.starttls);
+    cr_assert_null(p.options.auth);
+    parsed_free(&p);
+
+    parse(&p, "--starttls", "--auth", "user:se:cret", NULL);
+    expect_ok(&p);
+    cr_assert(p.options.starttls);
+    cr_assert_str_eq(p.options.auth, "user:se:cret");
+    parsed_free(&p);
+
+    /* An empty password is the server's business. */
+    parse(&p, "--auth", "user:", NULL);
+    expect_ok(&p);
+    parsed_free(&p);
+}
+
+Test(blast_options, auth_invalid)
+{
+    struct parsed p;
+    char long_user[300];
+
+    parse(&p, "--auth", "user", NULL);
+    expect_error(&p, "--auth", "expected USER:PASS");
+    parse(&p, "--auth", ":secret", NULL);
+    expect_error(&p, "--auth", "non-empty USER");
+    memset(long_user, 'u', 256);
+    snprintf(long_user + 256, sizeof(long_user) - 256, ":pw");
+    parse(&p, "--auth", long_user, NULL);
+    expect_error(&p, "--auth", "at most 255 bytes each");
 }
 
 Test(blast_options, unknown_missing_and_extra)

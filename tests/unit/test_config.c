@@ -1973,3 +1973,146 @@ Test(config, destination_invalid, .init = tmp_setup, .fini = tmp_teardown)
     load_fail("destinations = 5;\n", 1,
               "invalid value for 'destinations': ");
 }
+
+/* ---------------------------------------------------------------------
+ * Config: outbound TLS policy */
+
+Test(config, outbound_tls_defaults)
+{
+    struct config config;
+
+    cr_assert_eq(config_init(&config), 0);
+    cr_expect_eq(config.outbound_tls, TLS_POLICY_MAY);
+    cr_expect_str_eq(config.outbound_tls_ca_file,
+                     "/etc/ssl/certs/ca-certificates.crt");
+    cr_expect_eq(config_tls_policy_for(&config, "example.com"),
+                 TLS_POLICY_MAY);
+    config_cleanup(&config);
+}
+
+Test(config, outbound_tls_keys, .init = tmp_setup, .fini = tmp_teardown)
+{
+    struct config config;
+
+    load_ok(&config, "outbound_tls = verify\n"
+                     "outbound_tls_ca_file = \"/etc/ringrelay/ca.pem\"\n");
+    cr_expect_eq(config.outbound_tls, TLS_POLICY_VERIFY);
+    cr_expect_str_eq(config.outbound_tls_ca_file, "/etc/ringrelay/ca.pem");
+    config_cleanup(&config);
+}
+
+Test(config, outbound_tls_every_policy, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    static const struct {
+        const char *name;
+        enum tls_policy policy;
+    } cases[] = {
+        {"none", TLS_POLICY_NONE},
+        {"may", TLS_POLICY_MAY},
+        {"encrypt", TLS_POLICY_ENCRYPT},
+        {"verify", TLS_POLICY_VERIFY},
+        {"dane", TLS_POLICY_DANE},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct config config;
+        char text[64];
+
+        snprintf(text, sizeof(text), "outbound_tls = \"%s\"\n",
+                 cases[i].name);
+        load_ok(&config, text);
+        cr_expect_eq(config.outbound_tls, cases[i].policy, "%s",
+                     cases[i].name);
+        cr_expect_str_eq(tls_policy_name(config.outbound_tls),
+                         cases[i].name);
+        config_cleanup(&config);
+    }
+}
+
+Test(config, outbound_tls_invalid, .init = tmp_setup, .fini = tmp_teardown)
+{
+    load_fail_exact("outbound_tls = strict\n", 1,
+                    "invalid value for 'outbound_tls': 'strict' is not a "
+                    "TLS policy; use none, may, encrypt, verify or dane");
+    load_fail("outbound_tls = VERIFY\n", 1,
+              "invalid value for 'outbound_tls': 'VERIFY' is not a TLS "
+              "policy");
+    load_fail("outbound_tls = yes\n", 1,
+              "invalid value for 'outbound_tls': expected a string, found "
+              "boolean");
+    load_fail("outbound_tls_ca_file = \"\"\n", 1,
+              "invalid value for 'outbound_tls_ca_file': the file name "
+              "must not be empty");
+    load_fail("outbound_tls = may\noutbound_tls = none\n", 2,
+              "duplicate key 'outbound_tls'");
+}
+
+Test(config, route_object_form, .init = tmp_setup, .fini = tmp_teardown)
+{
+    struct config config;
+    const struct netaddr_hostport *hop;
+
+    load_ok(&config, "outbound_tls = encrypt\n"
+                     "routes {\n"
+                     "  old.test = \"127.0.0.1:2600\"\n"
+                     "  \"secure.test\" {\n"
+                     "    host = \"mx.secure.test:2601\";\n"
+                     "    tls = verify;\n"
+                     "  }\n"
+                     "  plain.test { host = \"127.0.0.1\"; tls = none }\n"
+                     "  bare.test { host = \"127.0.0.2:2602\" }\n"
+                     "}\n");
+    cr_assert_eq(config.route_count, 4);
+    cr_expect_not(config.routes[0].has_tls);
+    cr_expect_str_eq(config.routes[1].domain, "secure.test");
+    cr_expect(config.routes[1].has_tls);
+    cr_expect_eq(config.routes[1].tls, TLS_POLICY_VERIFY);
+    cr_expect_str_eq(config.routes[1].hop.host, "mx.secure.test");
+    cr_expect_eq(config.routes[1].hop.port, 2601);
+    cr_expect_eq(config.routes[2].hop.port, 25);
+    cr_expect_not(config.routes[3].has_tls);
+
+    hop = config_route_for(&config, "Secure.Test.");
+    cr_assert_not_null(hop);
+    cr_expect_eq(hop->port, 2601);
+    hop = config_route_for(&config, "bare.test");
+    cr_assert_not_null(hop);
+    cr_expect_eq(hop->port, 2602);
+
+    cr_expect_eq(config_tls_policy_for(&config, "old.test"),
+                 TLS_POLICY_ENCRYPT);
+    cr_expect_eq(config_tls_policy_for(&config, "SECURE.test"),
+                 TLS_POLICY_VERIFY);
+    cr_expect_eq(config_tls_policy_for(&config, "plain.test"),
+                 TLS_POLICY_NONE);
+    cr_expect_eq(config_tls_policy_for(&config, "bare.test"),
+                 TLS_POLICY_ENCRYPT);
+    cr_expect_eq(config_tls_policy_for(&config, "unrouted.test"),
+                 TLS_POLICY_ENCRYPT);
+    config_cleanup(&config);
+}
+
+Test(config, route_object_invalid, .init = tmp_setup, .fini = tmp_teardown)
+{
+    load_fail_exact("routes {\n a.test { tls = verify }\n}\n", 2,
+                    "invalid value for 'routes': the route for 'a.test' "
+                    "needs host");
+    load_fail("routes {\n a.test {\n  host = mx\n  port = 26\n }\n}\n", 4,
+              "invalid value for 'routes': 'port' in the route for "
+              "'a.test' is unknown");
+    load_fail("routes {\n a.test {\n  host = mx\n  host = mx2\n }\n}\n", 4,
+              "invalid value for 'routes': 'host' in the route for "
+              "'a.test' is repeated");
+    load_fail("routes {\n a.test { host = mx; tls = may; tls = none }\n}\n",
+              2, "invalid value for 'routes': 'tls' in the route for "
+              "'a.test' is repeated");
+    load_fail("routes {\n a.test { host = mx; tls = strict }\n}\n", 2,
+              "invalid value for 'routes': 'strict' is not a TLS policy");
+    load_fail("routes {\n a.test { host = \"mx:0\" }\n}\n", 2,
+              "invalid value for 'routes': 'mx:0' is not HOST");
+    load_fail("routes {\n a.test { host = 25 }\n}\n", 2,
+              "invalid value for 'routes': expected a string");
+    load_fail("routes {\n a.test { host = mx }\n A.test. = mx2\n}\n", 3,
+              "invalid value for 'routes': duplicate route for 'a.test'");
+}

@@ -71,6 +71,9 @@ Test(sink_options, defaults)
     cr_assert_eq(p.options.max_errors, 0);
     cr_assert_eq(p.options.disabled_extensions, 0);
     cr_assert_eq(p.options.faults.max_connections, 0);
+    cr_assert_null(p.options.tls_cert);
+    cr_assert_null(p.options.tls_key);
+    cr_assert(!p.options.tls_fail);
     parsed_free(&p);
 }
 
@@ -153,6 +156,36 @@ Test(sink_options, bad_values)
     parse(&p, "--listen", "127.0.0.1", NULL);
     expect_error(&p);
     parse(&p, "--listen", "[::1]", NULL);
+    expect_error(&p);
+}
+
+Test(sink_options, tls_values)
+{
+    struct parsed p;
+
+    parse(&p, "--tls-cert", "/etc/sink.crt", "--tls-key", "/etc/sink.key",
+          NULL);
+    cr_assert_eq(p.result, 0);
+    cr_assert_str_eq(p.options.tls_cert, "/etc/sink.crt");
+    cr_assert_str_eq(p.options.tls_key, "/etc/sink.key");
+    cr_assert(!p.options.tls_fail);
+    parsed_free(&p);
+
+    /* --tls-fail needs no certificate, because no handshake runs. */
+    parse(&p, "--tls-fail", NULL);
+    cr_assert_eq(p.result, 0);
+    cr_assert(p.options.tls_fail);
+    cr_assert_null(p.options.tls_cert);
+    parsed_free(&p);
+}
+
+Test(sink_options, tls_half_pair_rejected)
+{
+    struct parsed p;
+
+    parse(&p, "--tls-cert", "/etc/sink.crt", NULL);
+    expect_error(&p);
+    parse(&p, "--tls-key", "/etc/sink.key", NULL);
     expect_error(&p);
 }
 
