@@ -102,7 +102,12 @@ log_level = "debug";
 """
 
 RELAYS = {
-    "main": (2525, "mx_allow_loopback = true;"),
+    # One message per connection to spread.test, so that each message
+    # takes a new connection and a new shuffle of the equal MX hosts:
+    # a reused connection would carry them all to one host.
+    "main": (2525, "mx_allow_loopback = true;\n"
+                   'destinations { "spread.test" { '
+                   "max_messages_per_connection = 1; } }"),
     "strict": (2535, 'routes { "routed.test" = "127.0.0.1:25"; }'),
     "one-host": (2545, "mx_allow_loopback = true;\nmax_mx_hosts = 1;"),
     "one-address": (2555,
