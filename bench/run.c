@@ -314,6 +314,7 @@ static int run_start_relay(struct run *run)
     struct run_relay_settings settings = {
         .listen = run->options.listen,
         .smarthost = run->options.sink_listen,
+        .resolver = run->options.resolver,
         .durability = run->options.durability,
     };
     char *argv[] = {run->relay_path, "-c", run->workdir.relay_config, NULL};

@@ -169,6 +169,21 @@ static int run_append_number(char *buf, size_t size, size_t *used,
     return 0;
 }
 
+/* Append the next hop: the sink as smarthost, or MX lookups through
+ * settings->resolver, whose zone points the domains at the sink. */
+static int run_append_next_hop(char *buf, size_t size, size_t *used,
+                               const struct run_relay_settings *settings)
+{
+    if (settings->resolver == NULL) {
+        return run_append_key(buf, size, used, "smarthost",
+                              settings->smarthost);
+    }
+    if (run_append_key(buf, size, used, "resolver", settings->resolver) < 0) {
+        return -1;
+    }
+    return run_append_raw(buf, size, used, "mx_allow_loopback = true;\n");
+}
+
 /* The loopback networks blast connects from, whichever address family
  * --listen has. Outside relay_networks the relay rejects every recipient
  * of another domain and delays its greeting. */
@@ -185,8 +200,7 @@ int run_config_format(const struct run_relay_settings *settings,
     buf[0] = '\0';
     if (run_append_key(buf, size, &used, "listen", settings->listen) < 0
         || run_append_key(buf, size, &used, "queue_dir", queue_dir) < 0
-        || run_append_key(buf, size, &used, "smarthost",
-                          settings->smarthost) < 0
+        || run_append_next_hop(buf, size, &used, settings) < 0
         || (settings->durability != NULL
             && run_append_key(buf, size, &used, "durability",
                               settings->durability) < 0)

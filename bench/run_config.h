@@ -33,6 +33,8 @@ int run_workdir_remove(const struct run_workdir *workdir);
 struct run_relay_settings {
     const char *listen;     /* HOST:PORT the relay accepts SMTP on */
     const char *smarthost;  /* HOST:PORT of the sink */
+    const char *resolver;   /* IP:PORT; non-NULL: MX lookups through it,
+                             * loopback MX allowed, and no smarthost */
     const char *durability; /* fsync, batch or none; NULL: relay default */
 };
 

@@ -1,5 +1,6 @@
 #include "bench/run_options.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -14,12 +15,15 @@
 #define RUN_DEFAULT_SINK_LISTEN "127.0.0.1:2526"
 /* Port of a --listen, --target or --sink-listen given without one. */
 #define RUN_DEFAULT_PORT 25
+/* Port of a --resolver given without one. */
+#define RUN_DEFAULT_DNS_PORT 53
 
 void run_usage(FILE *out)
 {
     fprintf(out,
         "usage: ringrelay-bench run [--relay PATH] [--listen HOST:PORT]\n"
         "                           [--durability fsync|batch|none]\n"
+        "                           [--resolver IP:PORT]\n"
         "                           [--target HOST:PORT] "
         "[--sink-listen HOST:PORT]\n"
         "                           [--json FILE] [--timeout SECONDS]\n"
@@ -42,6 +46,13 @@ void run_usage(FILE *out)
         "  --durability MODE         the relay's durability setting "
         "(default: the\n"
         "                            relay's own, fsync)\n"
+        "  --resolver IP:PORT        deliver by MX lookups through this "
+        "name server,\n"
+        "                            with mx_allow_loopback on, instead "
+        "of to the\n"
+        "                            sink as smarthost. Its zone must "
+        "point the\n"
+        "                            recipient domains at the sink\n"
         "  --target HOST:PORT        use a relay that already runs there "
         "and start\n"
         "                            only the sink; that relay must "
@@ -101,6 +112,36 @@ static int run_check_durability(const char *mode)
         && strcmp(mode, "none") != 0) {
         fprintf(stderr, "run: invalid --durability \"%s\": expected "
                 "fsync, batch or none\n", mode);
+        return -1;
+    }
+    return 0;
+}
+
+/* Check that --resolver is an IP address with an optional port (53),
+ * because the relay's resolver key takes no host name. */
+static int run_check_resolver(const char *text)
+{
+    struct bench_endpoint endpoint;
+    char error[200];
+    char host[64];
+    const char *start = text[0] == '[' ? text + 1 : text;
+    const char *end = text[0] == '[' ? strchr(start, ']')
+                                     : strrchr(start, ':');
+    size_t len = end != NULL ? (size_t)(end - start) : strlen(start);
+    unsigned char addr[sizeof(struct in6_addr)];
+
+    if (len >= sizeof(host)) {
+        len = sizeof(host) - 1;
+    }
+    memcpy(host, start, len);
+    host[len] = '\0';
+    if ((inet_pton(AF_INET, host, addr) != 1
+         && inet_pton(AF_INET6, host, addr) != 1)
+        || bench_endpoint_port_check(text) < 0
+        || bench_endpoint_parse(text, RUN_DEFAULT_DNS_PORT, &endpoint, error,
+                                sizeof(error)) < 0) {
+        fprintf(stderr, "run: invalid --resolver \"%s\": expected IP:PORT "
+                "or [IPV6]:PORT with an IP address\n", text);
         return -1;
     }
     return 0;
@@ -204,6 +245,9 @@ static int run_apply_option(int opt, struct run_options *options)
     case 'd':
         options->durability = optarg;
         return run_check_durability(optarg);
+    case 'R':
+        options->resolver = optarg;
+        return run_check_resolver(optarg);
     case 't':
         options->target = optarg;
         return 0;
@@ -233,6 +277,7 @@ int run_parse_options(int argc, char **argv, struct run_options *options)
         {"relay", required_argument, NULL, 'r'},
         {"listen", required_argument, NULL, 'l'},
         {"durability", required_argument, NULL, 'd'},
+        {"resolver", required_argument, NULL, 'R'},
         {"target", required_argument, NULL, 't'},
         {"sink-listen", required_argument, NULL, 's'},
         {"json", required_argument, NULL, 'j'},
@@ -273,9 +318,10 @@ int run_parse_options(int argc, char **argv, struct run_options *options)
         return -1;
     }
     if (options->target != NULL
-        && (options->relay_path != NULL || options->durability != NULL)) {
-        fprintf(stderr, "run: --target uses a running relay, so --relay "
-                "and --durability do not apply\n");
+        && (options->relay_path != NULL || options->durability != NULL
+            || options->resolver != NULL)) {
+        fprintf(stderr, "run: --target uses a running relay, so --relay, "
+                "--durability and --resolver do not apply\n");
         return -1;
     }
     if (options->relay_path != NULL && access(options->relay_path, X_OK)

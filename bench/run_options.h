@@ -14,6 +14,7 @@ struct run_options {
     const char *listen;       /* the relay's listen address */
     const char *sink_listen;
     const char *durability;   /* NULL: the relay's default */
+    const char *resolver;     /* NULL: the sink is the smarthost */
     const char *json_path;    /* NULL: no JSON report */
     struct bench_endpoint sink_endpoint;   /* --sink-listen, resolved */
     struct bench_endpoint target_endpoint; /* --target, else --listen */

@@ -37,6 +37,7 @@ struct outbound {
     struct daemon *daemon;
     struct outbound_job *jobs;        /* every job */
     struct outbound_dest *dests;      /* every destination */
+    struct outbound_dest *dest_index[OUTBOUND_DEST_BUCKETS];
     size_t active;                    /* jobs past WAITING */
     bool stopping;
 };
@@ -78,6 +79,11 @@ struct daemon *outbound_daemon(struct outbound *outbound)
 struct outbound_dest **outbound_dest_list(struct outbound *outbound)
 {
     return &outbound->dests;
+}
+
+struct outbound_dest **outbound_dest_index(struct outbound *outbound)
+{
+    return outbound->dest_index;
 }
 
 bool outbound_stopping(const struct outbound *outbound)

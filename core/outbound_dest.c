@@ -48,13 +48,27 @@ void outbound_dest_name(const struct config *config,
     }
 }
 
+/* dest_bucket returns the index bucket of name (FNV-1a hash). */
+static size_t dest_bucket(const char *name)
+{
+    uint64_t hash = 14695981039346656037u;
+
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0';
+         p++) {
+        hash = (hash ^ *p) * 1099511628211u;
+    }
+    return (size_t)(hash % OUTBOUND_DEST_BUCKETS);
+}
+
 struct outbound_dest *outbound_dest_get(struct outbound *outbound,
                                         struct outbound_dest **list,
                                         const char *name)
 {
+    struct outbound_dest **bucket =
+        &outbound_dest_index(outbound)[dest_bucket(name)];
     struct outbound_dest *dest;
 
-    for (dest = *list; dest != NULL; dest = dest->next) {
+    for (dest = *bucket; dest != NULL; dest = dest->bucket_next) {
         if (strcmp(dest->name, name) == 0) {
             dest->job_count++;
             return dest;
@@ -78,13 +92,24 @@ struct outbound_dest *outbound_dest_get(struct outbound *outbound,
         (*list)->prev = dest;
     }
     *list = dest;
+    dest->bucket_next = *bucket;
+    *bucket = dest;
     return dest;
 }
 
-/* dest_unlink takes dest off the engine's list. */
+/* dest_unlink takes dest off the engine's list and its name index. */
 static void dest_unlink(struct outbound_dest *dest,
                         struct outbound_dest **list)
 {
+    struct outbound_dest **link =
+        &outbound_dest_index(dest->outbound)[dest_bucket(dest->name)];
+
+    while (*link != NULL && *link != dest) {
+        link = &(*link)->bucket_next;
+    }
+    if (*link == dest) {
+        *link = dest->bucket_next;
+    }
     if (dest->prev != NULL) {
         dest->prev->next = dest->next;
     } else {

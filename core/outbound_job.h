@@ -85,6 +85,10 @@ bool outbound_job_start(struct outbound_job *job);
 /* outbound_dest_list returns the head of the engine's destinations. */
 struct outbound_dest **outbound_dest_list(struct outbound *outbound);
 
+/* outbound_dest_index returns the engine's OUTBOUND_DEST_BUCKETS chains
+ * of destinations by name hash. */
+struct outbound_dest **outbound_dest_index(struct outbound *outbound);
+
 /* outbound_stopping is true once outbound_stop() ran. */
 bool outbound_stopping(const struct outbound *outbound);
 

@@ -59,7 +59,7 @@ def test(tap, harness):
                'unexpected argument "stray"')
     check_case(tap, harness, "target with relay",
                ["--target", "127.0.0.1:2525", "--relay", "/bin/true"], 2,
-               "--relay and --durability do not apply")
+               "--relay, --durability and --resolver do not apply")
     check_case(tap, harness, "missing relay",
                ["--relay", harness.path("no-such-relay")], 2,
                f"invalid --relay {harness.path('no-such-relay')}: not "

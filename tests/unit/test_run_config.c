@@ -12,14 +12,10 @@
 #include "bench/run_config.h"
 #include "core/config.h"
 
-/* Write the configuration for listen and load it into config. */
-static void load_generated(const char *listen, struct config *config)
+/* Write the configuration for settings and load it into config. */
+static void load_settings(const struct run_relay_settings *settings,
+                          struct config *config)
 {
-    struct run_relay_settings settings = {
-        .listen = listen,
-        .smarthost = "[::1]:2526",
-        .durability = "none",
-    };
     char text[4096];
     char err[512] = "";
     char config_path[] = "/tmp/test_run_config.XXXXXX";
@@ -29,7 +25,7 @@ static void load_generated(const char *listen, struct config *config)
     cr_assert_geq(fd, 0);
     file = fdopen(fd, "w");
     cr_assert_not_null(file);
-    cr_assert_eq(run_config_format(&settings, "/tmp/queue", text,
+    cr_assert_eq(run_config_format(settings, "/tmp/queue", text,
                                    sizeof(text)), 0);
     cr_assert_geq(fputs(text, file), 0);
     cr_assert_eq(fclose(file), 0);
@@ -37,6 +33,18 @@ static void load_generated(const char *listen, struct config *config)
     cr_assert_eq(config_load(config, config_path, err, sizeof(err)), 0,
                  "load failed: %s\n%s", err, text);
     unlink(config_path);
+}
+
+/* Load the configuration for listen with the sink as smarthost. */
+static void load_generated(const char *listen, struct config *config)
+{
+    struct run_relay_settings settings = {
+        .listen = listen,
+        .smarthost = "[::1]:2526",
+        .durability = "none",
+    };
+
+    load_settings(&settings, config);
 }
 
 static bool relays_for(const struct config *config, int family,
@@ -81,5 +89,28 @@ Test(run_config, raises_connection_limits)
     load_generated("127.0.0.1:2525", &config);
     cr_expect_eq(config.max_connections, 100000);
     cr_expect_eq(config.max_connections_per_ip, 100000);
+    config_cleanup(&config);
+}
+
+Test(run_config, resolver_replaces_smarthost)
+{
+    struct run_relay_settings settings = {
+        .listen = "127.0.0.1:2525",
+        .smarthost = "0.0.0.0:25",
+        .resolver = "127.0.0.1:53",
+    };
+    struct config config;
+
+    load_generated("127.0.0.1:2525", &config);
+    cr_expect(config.has_smarthost);
+    cr_expect_not(config.has_resolver);
+    cr_expect_not(config.mx_allow_loopback);
+    config_cleanup(&config);
+
+    load_settings(&settings, &config);
+    cr_expect_not(config.has_smarthost);
+    cr_expect(config.has_resolver);
+    cr_expect_eq(config.resolver.port, 53);
+    cr_expect(config.mx_allow_loopback);
     config_cleanup(&config);
 }

@@ -68,6 +68,7 @@ Test(run_options, defaults)
     cr_assert_null(p.options.target);
     cr_assert_null(p.options.durability);
     cr_assert_null(p.options.json_path);
+    cr_assert_null(p.options.resolver);
     cr_assert_str_eq(p.options.listen, "127.0.0.1:2525");
     cr_assert_str_eq(p.options.sink_listen, "127.0.0.1:2526");
     cr_assert_eq(port_of(&p.options.target_endpoint), 2525);
@@ -108,6 +109,31 @@ Test(run_options, target_replaces_relay)
     parse(&p, "--target", "127.0.0.1:2700", "--durability", "fsync", NULL);
     expect_error(&p);
     parse(&p, "--target", "127.0.0.1:2700", "--relay", "/bin/true", NULL);
+    expect_error(&p);
+}
+
+Test(run_options, resolver)
+{
+    struct parsed p;
+
+    parse(&p, "--resolver", "127.0.0.1:53", "--sink-listen", "0.0.0.0:25",
+          NULL);
+    cr_assert_eq(p.result, 0);
+    cr_assert_str_eq(p.options.resolver, "127.0.0.1:53");
+    cr_assert_eq(port_of(&p.options.sink_endpoint), 25);
+    parsed_free(&p);
+
+    parse(&p, "--resolver", "[::1]:5353", NULL);
+    cr_assert_eq(p.result, 0);
+    parsed_free(&p);
+
+    /* The relay needs the name server's IP address. */
+    parse(&p, "--resolver", "localhost:53", NULL);
+    expect_error(&p);
+    parse(&p, "--resolver", "127.0.0.1:99999", NULL);
+    expect_error(&p);
+    parse(&p, "--target", "127.0.0.1:2700", "--resolver", "127.0.0.1:53",
+          NULL);
     expect_error(&p);
 }
 
