@@ -197,8 +197,15 @@ void queue_segment_reclaim(struct queue *queue, struct queue_segment *seg)
     /* Journal entries of the segment's messages name IDs that are never
      * issued again, so they stay harmless in the journal until compaction
      * drops them. A failed unlink only leaves a file that the next open
-     * removes. A read-only queue removes nothing. */
-    if (!queue->read_only) {
+     * removes. A read-only queue removes nothing. A damaged segment goes
+     * to corrupt/, and its finished messages keep their journal entries
+     * in case an operator repairs the file and moves it back. */
+    if (queue->read_only) {
+        /* Nothing to change on disk. */
+    } else if (seg->quarantine != NULL) {
+        queue_orphan_add_tombstones(queue, seg);
+        queue_quarantine_segment(queue, seg->name, seg->quarantine);
+    } else {
         queue_segment_unlink(seg, queue->dir_fd);
     }
     queue_segment_free(seg);
@@ -795,6 +802,7 @@ void queue_close(struct queue *queue)
         queue_segment_free(seg);
     }
 
+    free(queue->orphans);
     queue_journal_close(&queue->journal);
     if (queue->dir_fd >= 0 && close(queue->dir_fd) != 0) {
         log_error("event=queue_close_failed dir=%s error=\"%s\"", queue->dir,
@@ -946,11 +954,12 @@ static void queue_log_opened(const struct queue *queue,
 {
     log_info("event=queue_opened dir=%s durability=%s segment_size=%" PRIu64
              " segments=%zu messages=%zu recipients=%zu dropped=%zu "
-             "abandoned=%zu removed_segments=%zu read_only=%s", queue->dir,
+             "abandoned=%zu removed_segments=%zu quarantined=%zu "
+             "read_only=%s", queue->dir,
              queue_durability_names[queue->durability], queue->segment_size,
              stats->segments, stats->messages, stats->recipients,
              stats->dropped, stats->abandoned, stats->removed_segments,
-             queue->read_only ? "yes" : "no");
+             stats->quarantined, queue->read_only ? "yes" : "no");
 
     if (queue->durability == QUEUE_DURABILITY_NONE && !queue->read_only) {
         log_warning("event=queue_durability_none dir=%s note=%s", queue->dir,

@@ -137,6 +137,13 @@ struct queue {
     uint64_t free_checked_ms;       /* reactor clock of that statvfs */
     bool free_known;                /* free_bytes is valid */
 
+    /* Journal entries of unknown queue IDs kept for damaged segments;
+     * see queue_quarantine.c. */
+    bool keep_orphans;
+    bool orphans_lost;              /* an orphan could not be stored */
+    struct queue_journal_entry *orphans;
+    size_t orphan_count;
+    size_t orphan_capacity;
     uint64_t stat_commits;          /* see struct queue_stats */
     uint64_t stat_batches;
     uint64_t stat_fsyncs;
@@ -150,6 +157,7 @@ struct queue_recovery_stats {
     size_t dropped;                 /* invalid or uncommitted records */
     size_t abandoned;               /* regions a writer left */
     size_t removed_segments;
+    size_t quarantined;             /* invalid segments moved to corrupt/ */
 };
 
 /* queue_format_id writes the QUEUE_ID_LEN-digit form of id. */
@@ -249,6 +257,24 @@ int queue_move_run(struct queue *queue);
 void queue_move_drop_copy(struct queue *queue, struct queue_segment *seg,
                           uint64_t offset);
 
+/* Quarantine (core/queue_quarantine.c). */
+#define QUEUE_CORRUPT_DIR "corrupt"
+/* queue_quarantine_segment moves the segment file name into corrupt/,
+ * as name.N when that name is taken, and sets keep_orphans. On failure
+ * the file stays where it is. */
+int queue_quarantine_segment(struct queue *queue, const char *name,
+                             const char *reason);
+/* queue_quarantine_present returns true when corrupt/ holds any file or
+ * cannot be read. */
+bool queue_quarantine_present(struct queue *queue);
+/* queue_orphan_add keeps a copy of a journal entry for compaction to
+ * write again; when memory runs out it sets orphans_lost instead. */
+void queue_orphan_add(struct queue *queue,
+                      const struct queue_journal_entry *entry);
+/* queue_orphan_add_tombstones keeps the final states of the finished
+ * messages of seg, whose file goes to corrupt/, as orphans. */
+void queue_orphan_add_tombstones(struct queue *queue,
+                                 const struct queue_segment *seg);
 /* queue_recover scans segments and journal and builds queue->items. */
 int queue_recover(struct queue *queue, struct queue_recovery_stats *stats);
 

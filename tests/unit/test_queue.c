@@ -17,6 +17,7 @@
 
 #include "core/crc32c.h"
 #include "core/queue.h"
+#include "core/queue_admin.h"
 #include "core/queue_internal.h"
 #include "core/queue_record.h"
 #include "core/reactor.h"
@@ -1678,4 +1679,151 @@ Test(queue, batch_close_syncs_journal)
     cr_assert_eq(fx.ready_count, 1);
     cr_assert_eq(fx.ready[0]->rcpts[0].state, QUEUE_RCPT_DELIVERED);
     cr_assert_eq(fx.ready[0]->rcpts[1].state, QUEUE_RCPT_QUEUED);
+}
+
+/* segment_path writes the path of segment file name below the queue
+ * directory, or below its corrupt/ subdirectory. */
+static void segment_path(char *buf, size_t size, const char *name,
+                         bool corrupt)
+{
+    snprintf(buf, size, "%s/%s%s", fx.dir, corrupt ? "corrupt/" : "",
+             name);
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0;
+}
+
+/* xor_segment_bytes flips every bit of len bytes at offset of seg-1. */
+static void xor_segment_bytes(off_t offset, size_t len, bool corrupt)
+{
+    char path[PATH_MAX * 2];
+    uint8_t bytes[16];
+    int fd;
+
+    cr_assert_leq(len, sizeof(bytes));
+    segment_path(path, sizeof(path), "seg-00000001", corrupt);
+    fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+    cr_assert_eq(pread(fd, bytes, len, offset), (ssize_t)len);
+    for (size_t i = 0; i < len; i++) {
+        bytes[i] ^= 0xff;
+    }
+    cr_assert_eq(pwrite(fd, bytes, len, offset), (ssize_t)len);
+    close(fd);
+}
+
+Test(queue, invalid_header_quarantined_keeps_hold)
+{
+    char queued[PATH_MAX * 2];
+    char corrupt[PATH_MAX * 2];
+
+    cr_assert_eq(open_queue(), 0);
+    store_message("held body\r\n", 11);
+    cr_assert_eq(queue_hold(fx.queue, fx.ready[0]), 2);
+    run_briefly();
+    close_queue();
+
+    /* Bytes 4-7 are the format version and reserved bytes. */
+    xor_segment_bytes(4, 4, false);
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 0);
+    segment_path(queued, sizeof(queued), "seg-00000001", false);
+    segment_path(corrupt, sizeof(corrupt), "seg-00000001", true);
+    cr_assert_not(file_exists(queued), "invalid segment left in place");
+    cr_assert(file_exists(corrupt), "invalid segment not in corrupt/");
+    reopen_queue();
+    close_queue();
+
+    /* The operator repairs the file and moves it back. */
+    xor_segment_bytes(4, 4, true);
+    cr_assert_eq(rename(corrupt, queued), 0);
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 1);
+    cr_assert(fx.ready[0]->rcpts[0].held, "hold lost");
+    cr_assert(fx.ready[0]->rcpts[1].held, "hold lost");
+}
+
+Test(queue, truncated_segment_keeps_intact_records)
+{
+    char *bodies[3];
+    char queued[PATH_MAX * 2];
+    char corrupt[PATH_MAX * 2];
+    struct stat st;
+
+    cr_assert_eq(open_queue(), 0);
+    for (unsigned i = 0; i < 3; i++) {
+        bodies[i] = make_body(30000, i);
+        store_message(bodies[i], 30000);
+    }
+    close_queue();
+
+    /* Cut the file inside the third record. */
+    segment_path(queued, sizeof(queued), "seg-00000001", false);
+    cr_assert_eq(truncate(queued, 80000), 0);
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 2);
+    assert_body(fx.ready[0], bodies[0], 30000);
+    assert_body(fx.ready[1], bodies[1], 30000);
+    cr_assert_eq(stats().recovered_dropped, 1);
+
+    /* Once both are delivered, the file goes to corrupt/ whole. */
+    for (size_t m = 0; m < 2; m++) {
+        for (size_t r = 0; r < 2; r++) {
+            cr_assert_eq(queue_mark(fx.queue, fx.ready[m], r,
+                                    QUEUE_RCPT_DELIVERED), 0);
+        }
+    }
+    run_briefly();
+    release_ready();
+    segment_path(corrupt, sizeof(corrupt), "seg-00000001", true);
+    cr_assert_not(file_exists(queued), "truncated segment left in place");
+    cr_assert_eq(stat(corrupt, &st), 0, "truncated segment not kept");
+    cr_assert_eq(st.st_size, 80000);
+    for (unsigned i = 0; i < 3; i++) {
+        free(bodies[i]);
+    }
+}
+
+Test(queue, dropped_record_segment_quarantined)
+{
+    const char good[] = "Subject: good\r\n\r\nkeep me\r\n";
+    const char bad[] = "Subject: bad\r\n\r\nMARKER-8Qy body\r\n";
+    char corrupt[PATH_MAX * 2];
+
+    cr_assert_eq(open_queue(), 0);
+    store_message(good, sizeof(good) - 1);
+    store_message(bad, sizeof(bad) - 1);
+    close_queue();
+
+    flip_byte_after("MARKER-8Q");
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 1);
+    cr_assert_eq(queue_delete(fx.queue, fx.ready[0]), 2);
+    run_briefly();
+    release_ready();
+    segment_path(corrupt, sizeof(corrupt), "seg-00000001", true);
+    cr_assert(file_exists(corrupt), "segment with a dropped record removed");
+    cr_assert_eq(count_segment_files(), 0);
+}
+
+Test(queue, quarantine_name_taken_gets_suffix)
+{
+    char corrupt[PATH_MAX * 2];
+
+    cr_assert_eq(open_queue(), 0);
+    store_message("one\r\n", 5);
+    close_queue();
+    xor_segment_bytes(0, 4, false);
+    segment_path(corrupt, sizeof(corrupt), "", true);
+    cr_assert_eq(mkdir(corrupt, 0700), 0);
+    segment_path(corrupt, sizeof(corrupt), "seg-00000001", true);
+    cr_assert_eq(close(open(corrupt, O_CREAT | O_WRONLY, 0600)), 0);
+    cr_assert_eq(open_queue(), 0);
+    segment_path(corrupt, sizeof(corrupt), "seg-00000001.1", true);
+    cr_assert(file_exists(corrupt), "second copy not kept as .1");
+    cr_assert_eq(count_segment_files(), 0);
 }
