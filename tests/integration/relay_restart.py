@@ -14,6 +14,7 @@ Usage (inside netns_run.sh): relay_restart.py BUILD_DIR
 """
 import os
 import re
+import signal
 import smtplib
 import subprocess
 
@@ -28,6 +29,8 @@ RETRY_INTERVAL_S = 20
 # Smaller than the default, to check that the key sizes the files.
 SEGMENT_SIZE = 1024 * 1024
 FIRST_RETRY_MAX_S = RETRY_INTERVAL_S * 6 // 5
+# Rounds of send, SIGKILL and immediate restart.
+KILL_ROUNDS = 8
 
 ZONE = {
     ("example.test", "MX"): ["example.test. 300 IN MX 10 mx.example.test."],
@@ -102,6 +105,7 @@ def test(tap, harness):
               "restart logs the recovered messages")
     test_second_relay_locked_out(tap, harness, relay)
     tap.check(harness.stop(relay) == 0, "restarted relay stops cleanly")
+    test_restart_after_kill(tap, harness)
 
 
 def check_schedule_resumed(tap, harness):
@@ -143,11 +147,49 @@ def test_second_relay_locked_out(tap, harness, relay):
     tap.check(f"event=queue_locked dir={harness.path('queue')} "
               f"lock_file={lock_file} holder_pid={relay.pid} " in log,
               "second relay logs the lock file and the holder's PID", log)
+    tap.check("error=\"the queue directory is locked by another ringrelay "
+              "process\"" in log,
+              "second relay blames the identified holder", log)
     tap.check('error="queue open failed: the queue directory is locked by '
-              'another ringrelay process"' in log,
+              'another process"' in log,
               "second relay's queue error names the lock", log)
     tap.check("Resource temporarily unavailable" not in log,
               "second relay logs no bare errno text", log)
+
+
+def test_restart_after_kill(tap, harness):
+    """A relay started right after the previous one was killed with
+    SIGKILL and reaped must come up every time. The killed process's
+    listening socket and journal lock can outlive it by a moment."""
+    port = 2532
+    config = h.write_config(harness, CONFIG.format(
+        queue=harness.path("kill-queue"))
+        + f'listen = "127.0.0.1:{port}";\n', name="kill.conf")
+    argv = [harness.binary("ringrelay"), "-c", config]
+    relay = harness.start("ringrelay-kill-0", argv)
+    for round_number in range(1, KILL_ROUNDS + 1):
+        name = relay.test_name
+        up = h.wait_for(lambda: relay.poll() is not None
+                        or "event=start " in harness.log_text(name),
+                        timeout=20, interval=0.02)
+        tap.check(up and relay.poll() is None,
+                  f"relay comes up in kill round {round_number}",
+                  harness.log_text(name))
+        if relay.poll() is not None:
+            harness.stop(relay)
+            return
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.sendmail("sender@client.test", ["rcpt0@example.test"],
+                            message(round_number))
+        harness.stop(relay, sig=signal.SIGKILL)
+        relay = harness.start(f"ringrelay-kill-{round_number}", argv)
+    name = relay.test_name
+    up = h.wait_for(lambda: relay.poll() is not None
+                    or "event=start " in harness.log_text(name),
+                    timeout=20, interval=0.02)
+    tap.check(up and relay.poll() is None, "last restart comes up",
+              harness.log_text(name))
+    tap.check(harness.stop(relay) == 0, "last restarted relay stops")
 
 
 if __name__ == "__main__":
