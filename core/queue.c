@@ -502,6 +502,28 @@ static void queue_hook_run(struct reactor_hook *hook)
     }
 }
 
+/* queue_upkeep_fired runs segment moves and journal compaction, which a
+ * queue that takes no new mail never reaches from the commit path, and
+ * re-arms itself. The compaction check, which normally waits until the
+ * journal doubles, runs again whenever the journal grew since the last
+ * upkeep, so a quiet queue still compacts after its last deliveries. */
+static void queue_upkeep_fired(struct reactor_timer *timer)
+{
+    struct queue *queue = timer->owner;
+
+    if (queue->syncs_in_flight == 0) {
+        if (queue->journal.tail != queue->upkeep_journal_tail) {
+            queue->compact_check_at = 0;
+        }
+        queue_compact_maybe(queue);
+        queue->upkeep_journal_tail = queue->journal.tail;
+        queue_move_maybe(queue);
+        queue_journal_schedule(queue);
+    }
+    reactor_timer_set(queue->reactor, &queue->upkeep_timer,
+                      QUEUE_UPKEEP_INTERVAL_MS);
+}
+
 /* queue_batch_timer_fired ends the wait of durability batch. A batch still
  * in flight leaves the start to its end, whose hook finds the wait over. */
 static void queue_batch_timer_fired(struct reactor_timer *timer)
@@ -764,6 +786,7 @@ static void queue_detach_reactor(struct queue *queue)
     queue->hook_queued = false;
     reactor_timer_cancel(queue->reactor, &queue->batch_timer);
     reactor_timer_cancel(queue->reactor, &queue->journal_timer);
+    reactor_timer_cancel(queue->reactor, &queue->upkeep_timer);
 }
 
 void queue_close(struct queue *queue)
@@ -897,6 +920,8 @@ static struct queue *queue_alloc(struct reactor *reactor,
     queue->batch_timer.owner = queue;
     queue->journal_timer.fire = queue_journal_timer_fired;
     queue->journal_timer.owner = queue;
+    queue->upkeep_timer.fire = queue_upkeep_fired;
+    queue->upkeep_timer.owner = queue;
     queue->dir = strdup(opts->dir);
     if (queue->dir == NULL) {
         queue_close(queue);
@@ -998,6 +1023,11 @@ int queue_open(struct queue **out, struct reactor *reactor,
     *out = queue;
     if (queue->read_only) {
         return 0;
+    }
+    if (queue->reactor != NULL) {
+        queue->upkeep_journal_tail = queue->journal.tail;
+        reactor_timer_set(queue->reactor, &queue->upkeep_timer,
+                          QUEUE_UPKEEP_INTERVAL_MS);
     }
 
     /* The extra reference keeps item alive while ready() runs, so its

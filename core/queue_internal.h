@@ -37,6 +37,11 @@
  * maximum batch_wait. At about 300 batches/s it adds about 10 journal
  * syncs a second, an estimate from the batch rate in bench/RESULTS.md. */
 #define QUEUE_JOURNAL_SYNC_INTERVAL_US 100000u
+/* Interval of the upkeep timer, in milliseconds. Every batch of commits
+ * also runs moves and compaction; the timer covers a queue that takes no
+ * new mail. A sparse segment is then moved at most this long after its
+ * QUEUE_MOVE_MIN_AGE_MS. */
+#define QUEUE_UPKEEP_INTERVAL_MS 10000u
 
 /* queue_item: one stored message in memory. The recipient array and the
  * address strings follow the struct in the same allocation. */
@@ -116,6 +121,9 @@ struct queue {
     struct reactor_timer journal_timer; /* durability batch: ends the
                                          * journal's interval */
     bool journal_due;               /* that interval has passed */
+    struct reactor_timer upkeep_timer; /* moves and compaction on a quiet
+                                        * queue; see queue_upkeep_fired() */
+    uint64_t upkeep_journal_tail;   /* journal.tail at the last upkeep */
     struct reactor_hook hook;       /* starts the next batch */
     bool hook_queued;               /* deferred and not yet run */
     size_t item_count;              /* items in queue->items */
