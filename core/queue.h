@@ -274,11 +274,13 @@ struct queue_stats {
 bool queue_sync_pending(const struct queue *queue);
 
 /* queue_space_shortage returns NULL when the queue may take a new
- * message, or the name of the limit reached. That is "queue_max_size"
- * when max_size has no room for the smallest reservation of a writer,
- * and "queue_min_free" when the file system has less than min_free bytes
- * free. The free space is read with statvfs at most once a second. */
-const char *queue_space_shortage(struct queue *queue);
+ * message of about size_hint bytes (0 when unknown), or the name of the
+ * limit reached. That is "queue_max_size" when max_size has no room for
+ * the writer's reservation, and "queue_min_free" when the file system has
+ * less than min_free bytes free, or when the message needs a new segment
+ * and less than its size plus min_free is free. The free space is read
+ * with statvfs at most once a second. */
+const char *queue_space_shortage(struct queue *queue, uint64_t size_hint);
 
 /* queue_get_stats fills stats. */
 void queue_get_stats(const struct queue *queue, struct queue_stats *stats);

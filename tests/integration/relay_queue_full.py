@@ -127,6 +127,22 @@ def test_max_size(tap, harness):
     tap.check(reply.startswith("452 4.3.1"), "message past the limit gets "
               "452 4.3.1", reply)
 
+    # RFC 1870 allows 452 at MAIL when the declared SIZE does not fit.
+    client = h.RawClient(2525, timeout=30)
+    try:
+        client.reply()
+        client.command(b"EHLO client.test\r\n")
+        sized = client.command(b"MAIL FROM:<sender@client.test> "
+                               b"SIZE=900000\r\n")
+        small = client.command(b"RSET\r\n") and client.command(
+            b"MAIL FROM:<sender@client.test> SIZE=1000\r\n")
+    finally:
+        client.close()
+    tap.check(sized == "452 4.3.1 Insufficient system storage",
+              "MAIL with a SIZE past the room left gets 452 4.3.1", sized)
+    tap.check(small.startswith("250"), "MAIL with a SIZE that fits gets "
+              "250", small)
+
     # Small messages fill what is left, until not even the smallest
     # reservation fits and MAIL itself gets 452.
     more, mail, final = fill(2525, 1000, 1024, 300)
@@ -164,8 +180,8 @@ def test_tmpfs(tap, harness):
     tap.check(final == "452 4.3.1 Insufficient system storage",
               "body that cannot get space gets 452 4.3.1 at its end", final)
     log = harness.log_text("relay-disk")
-    tap.check(re.search(r"id=[0-9A-F]{16} session=\d+ error=\"queue write "
-                        r"failed: No space left on device\"", log),
+    tap.check(re.search(r"id=[0-9A-F]{16} session=\d+ event=queue-full "
+                        r"reason=no_space", log),
               "relay logs the failed write with queue ID and session",
               log[-2000:])
 

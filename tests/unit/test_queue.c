@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1482,7 +1483,7 @@ Test(queue, max_size_rejects_growth)
 
     fx.max_size = 64 * 1024;
     cr_assert_eq(open_queue(), 0);
-    cr_assert_null(queue_space_shortage(fx.queue));
+    cr_assert_null(queue_space_shortage(fx.queue, 0));
     for (;;) {
         writer = begin(0);
         if (queue_writer_append(writer, body, 16 * 1024) != 0) {
@@ -1518,9 +1519,9 @@ Test(queue, max_size_full_reports_shortage)
     fx.max_size = 8 * 1024;
     cr_assert_eq(open_queue(), 0);
     writer = begin(4 * 1024);
-    cr_assert_str_eq(queue_space_shortage(fx.queue), "queue_max_size");
+    cr_assert_str_eq(queue_space_shortage(fx.queue, 0), "queue_max_size");
     queue_writer_abort(writer);
-    cr_assert_null(queue_space_shortage(fx.queue));
+    cr_assert_null(queue_space_shortage(fx.queue, 0));
     cr_assert_eq(stats().space_used, 0);
 }
 
@@ -1532,11 +1533,51 @@ Test(queue, min_free_floor_rejects)
 
     fx.min_free = (uint64_t)1 << 60;
     cr_assert_eq(open_queue(), 0);
-    cr_assert_str_eq(queue_space_shortage(fx.queue), "queue_min_free");
+    cr_assert_str_eq(queue_space_shortage(fx.queue, 0), "queue_min_free");
     cr_assert_eq(queue_writer_begin(fx.queue, &writer, &test_env, 0), -1);
     cr_assert_eq(errno, ENOSPC);
     cr_assert_null(writer);
     cr_assert_eq(count_segment_files(), 0);
+}
+
+/* free_bytes returns the bytes free for unprivileged users below root. */
+static uint64_t free_bytes(void)
+{
+    struct statvfs info;
+
+    cr_assert_eq(statvfs(fx.root, &info), 0);
+    return (uint64_t)info.f_bavail * info.f_frsize;
+}
+
+/* A new segment is preallocated whole, so MAIL is refused when the floor
+ * would not hold after it. The margins of 128 MiB and 1 GiB allow for
+ * other programs writing to the file system meanwhile. */
+Test(queue, min_free_counts_new_segment)
+{
+    uint64_t segment = 256u * 1024 * 1024;
+    uint64_t available = free_bytes();
+
+    cr_assert_gt(available, 2 * segment + ((uint64_t)1 << 30),
+                 "too little free space for the test");
+    fx.segment_size = segment;
+    fx.min_free = available - segment / 2;
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_str_eq(queue_space_shortage(fx.queue, 0), "queue_min_free");
+    close_queue();
+
+    fx.min_free = available - segment - ((uint64_t)1 << 30);
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_null(queue_space_shortage(fx.queue, 0));
+}
+
+/* MAIL's SIZE= is checked against the room left below max_size. */
+Test(queue, max_size_checks_size_hint)
+{
+    fx.max_size = 1024 * 1024;
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_null(queue_space_shortage(fx.queue, 512 * 1024));
+    cr_assert_str_eq(queue_space_shortage(fx.queue, 2 * 1024 * 1024),
+                     "queue_max_size");
 }
 
 /* ---- journal syncs ------------------------------------------------------ */
