@@ -125,42 +125,86 @@ static int control_stats(struct control_call *call, const char *arg)
 }
 
 /* control_done writes the reply body of a changing command: the queue
- * ID ("all" for every message), what was done and to how many. */
+ * ID ("all" for every message), what was done and to how many, and a
+ * second count named extra unless that is NULL. */
 static void control_done(struct control_call *call, const char *id,
-                         const char *action, const char *unit, size_t count)
+                         const char *action, const char *unit, size_t count,
+                         const char *extra, size_t extra_count)
 {
     if (call->json) {
         fprintf(call->body, "{\"id\": \"%s\", \"action\": \"%s\", "
-                "\"%s\": %zu}\n", id, action, unit, count);
+                "\"%s\": %zu", id, action, unit, count);
+        if (extra != NULL) {
+            fprintf(call->body, ", \"%s\": %zu", extra, extra_count);
+        }
+        fputs("}\n", call->body);
     } else {
-        fprintf(call->body, "%s: %s, %s=%zu\n", id, action, unit, count);
+        fprintf(call->body, "%s: %s, %s=%zu", id, action, unit, count);
+        if (extra != NULL) {
+            fprintf(call->body, ", %s=%zu", extra, extra_count);
+        }
+        fputc('\n', call->body);
     }
 }
 
+/* control_count_held counts the QUEUED recipients of msg, or of every
+ * message when msg is NULL, and how many of them are held. */
+static void control_count_held(struct queue *queue,
+                               const struct queue_msg *msg,
+                               size_t *queued, size_t *held)
+{
+    const struct queue_msg *cur = msg != NULL ? msg : queue_first(queue);
+
+    *queued = 0;
+    *held = 0;
+    while (cur != NULL) {
+        for (size_t i = 0; i < cur->rcpt_count; i++) {
+            if (cur->rcpts[i].state == QUEUE_RCPT_QUEUED) {
+                (*queued)++;
+                *held += cur->rcpts[i].held ? 1 : 0;
+            }
+        }
+        cur = msg != NULL ? NULL : queue_next(queue, cur);
+    }
+}
+
+/* control_flush makes waiting jobs ready now. Held recipients stay held,
+ * so a message that has only held recipients is an error, and the reply
+ * counts the held ones. NOTE: jobs counts every job made ready, including
+ * a job whose recipients are all held and which therefore sends nothing. */
 static int control_flush(struct control_call *call, const char *arg)
 {
     struct queue_msg *msg = NULL;
+    size_t queued;
+    size_t held;
     size_t jobs;
 
     if (arg != NULL && (msg = control_find(call, arg)) == NULL) {
         return -1;
     }
+    control_count_held(call->daemon->queue, msg, &queued, &held);
+    if (msg != NULL && queued > 0 && held == queued) {
+        return control_fail(call, "%s is held, so flush does not deliver "
+                            "it: release it with \"release %s\"", msg->id,
+                            msg->id);
+    }
     jobs = outbound_flush(call->daemon->outbound, msg);
     if (msg != NULL) {
-        log_info("id=%s event=queue_flush jobs=%zu user=%u", msg->id, jobs,
-                 (unsigned)call->uid);
+        log_info("id=%s event=queue_flush jobs=%zu held=%zu user=%u",
+                 msg->id, jobs, held, (unsigned)call->uid);
     } else {
-        log_info("event=queue_flush id=all jobs=%zu user=%u", jobs,
-                 (unsigned)call->uid);
+        log_info("event=queue_flush id=all jobs=%zu held=%zu user=%u", jobs,
+                 held, (unsigned)call->uid);
     }
     control_done(call, msg != NULL ? msg->id : "all", "flushed", "jobs",
-                 jobs);
+                 jobs, "held", held);
     return 0;
 }
 
 static int control_hold(struct control_call *call, const char *arg)
 {
     struct queue_msg *msg = control_find(call, arg);
+    bool in_flight;
     int count;
 
     if (msg == NULL) {
@@ -173,9 +217,14 @@ static int control_hold(struct control_call *call, const char *arg)
         return control_fail(call, "hold of %s failed: %s", msg->id,
                             strerror(errno));
     }
-    log_info("id=%s event=queue_hold rcpts=%d user=%u", msg->id, count,
-             (unsigned)call->uid);
-    control_done(call, msg->id, "held", "rcpts", (size_t)count);
+    in_flight = queue_msg_in_flight(msg);
+    log_info("id=%s event=queue_hold rcpts=%d in_flight=%s user=%u",
+             msg->id, count, in_flight ? "yes" : "no", (unsigned)call->uid);
+
+    /* A delivery attempt under way is not stopped: the recipients it
+     * delivers or bounces are final, and those it defers stay held. */
+    control_done(call, msg->id, "held", "rcpts", (size_t)count, "in_flight",
+                 in_flight ? 1 : 0);
     return 0;
 }
 
@@ -201,7 +250,8 @@ static int control_release(struct control_call *call, const char *arg)
     }
     log_info("id=%s event=queue_release rcpts=%d user=%u", msg->id, count,
              (unsigned)call->uid);
-    control_done(call, msg->id, "released", "rcpts", (size_t)count);
+    control_done(call, msg->id, "released", "rcpts", (size_t)count, NULL,
+                 0);
     return 0;
 }
 
@@ -255,7 +305,7 @@ static int control_delete_all(struct control_call *call)
     log_info("event=queue_delete id=all messages=%zu user=%u", messages,
              (unsigned)call->uid);
     if (rc == 0) {
-        control_done(call, "all", "deleted", "messages", messages);
+        control_done(call, "all", "deleted", "messages", messages, NULL, 0);
     }
     return rc;
 }
@@ -276,7 +326,7 @@ static int control_delete(struct control_call *call, const char *arg)
     if (count < 0) {
         return -1;
     }
-    control_done(call, arg, "deleted", "rcpts", (size_t)count);
+    control_done(call, arg, "deleted", "rcpts", (size_t)count, NULL, 0);
     return 0;
 }
 

@@ -150,6 +150,11 @@ void queue_msg_ref(struct queue_msg *msg)
     queue_item_of(msg)->refs++;
 }
 
+bool queue_msg_in_flight(const struct queue_msg *msg)
+{
+    return queue_item_of((struct queue_msg *)msg)->busy > 0;
+}
+
 void queue_msg_busy(struct queue_msg *msg, bool busy)
 {
     struct queue_item *item = queue_item_of(msg);

@@ -227,6 +227,10 @@ void queue_msg_ref(struct queue_msg *msg);
  * under the sender. */
 void queue_msg_busy(struct queue_msg *msg, bool busy);
 
+/* queue_msg_in_flight returns true while a delivery attempt marked msg
+ * busy with queue_msg_busy(). */
+bool queue_msg_in_flight(const struct queue_msg *msg);
+
 /* queue_msg_unref drops a reference; the message is freed when nothing
  * holds it and every recipient is final. */
 void queue_msg_unref(struct queue *queue, struct queue_msg *msg);

@@ -329,9 +329,15 @@ def check_hold_flush(tap, harness, config, ids, store):
               out)
     status, out, err = run_tool(harness, config, "hold", ids["held"])
     tap.check(status == 0, "hold exits 0", err)
+    tap.check(out == f"{ids['held']}: held, rcpts=1, in_flight=0\n",
+              "hold of a waiting message counts its recipient", out)
     log = harness.log_text("ringrelay")
-    tap.check(f"id={ids['held']} event=queue_hold rcpts=1 user=" in log,
-              "hold is logged with its queue ID")
+    tap.check(f"id={ids['held']} event=queue_hold rcpts=1 in_flight=no "
+              "user=" in log, "hold is logged with its queue ID")
+    status, out, err = run_tool(harness, config, "flush", ids["held"])
+    tap.check(status == 1 and f"{ids['held']} is held" in err,
+              "flush of a held message fails and says it is held",
+              f"{status} {out} {err}")
     status, out, err = run_tool(harness, config, "--json", "show",
                                 ids["held"])
     tap.check(json_has(parse_json(out), "held"), "show marks the hold", out)
@@ -339,6 +345,9 @@ def check_hold_flush(tap, harness, config, ids, store):
     h.start_sink(harness, store)
     status, out, err = run_tool(harness, config, "flush")
     tap.check(status == 0, "flush exits 0", err)
+    tap.check(out.startswith("all: flushed, jobs=") and
+              out.endswith(", held=1\n"),
+              "flush counts the held recipients it leaves", out)
     arrived = h.wait_for(lambda: "flush" in stored_tags(store),
                          timeout=FLUSH_WAIT_S)
     tap.check(arrived, "flush delivers deferred mail at once",
@@ -378,7 +387,7 @@ def check_delete_all(tap, harness, config, sink, store):
     tap.check(h.wait_for(lambda: retries(harness, ids[0]) >= 2, timeout=10),
               "flush ID retries that message at once",
               harness.log_text("ringrelay")[-2000:])
-    tap.check(f"id={ids[0]} event=queue_flush jobs=1 user=" in
+    tap.check(f"id={ids[0]} event=queue_flush jobs=1 held=0 user=" in
               harness.log_text("ringrelay"), "flush ID is logged")
     tap.check(retries(harness, ids[1]) == 1,
               "flush ID leaves other messages waiting")
@@ -413,6 +422,18 @@ def check_delete_in_flight(tap, harness, config, sink, store):
     status, out, err = run_tool(harness, config, "list")
     tap.check(status == 0 and queue_id not in out,
               "relay runs on after the ignored result", out + err)
+
+    # A hold does not stop an attempt under way, and says so.
+    queue_id = send("holdflight")
+    h.wait_for(lambda: False, timeout=1)
+    status, out, err = run_tool(harness, config, "hold", queue_id)
+    tap.check(status == 0 and out == f"{queue_id}: held, rcpts=1, "
+              "in_flight=1\n", "hold during an attempt reports it in "
+              "flight", f"{status} {out} {err}")
+    arrived = h.wait_for(lambda: "holdflight" in stored_tags(store),
+                         timeout=15)
+    tap.check(arrived, "attempt under way still delivers a held message",
+              stored_tags(store))
     return harness.procs[-1]
 
 
