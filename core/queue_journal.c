@@ -128,8 +128,16 @@ int queue_journal_open(struct queue_journal *journal, int dir_fd,
     journal->dirty = false;
     journal->read_only = false;
 
-    journal->fd = openat(dir_fd, QUEUE_JOURNAL_NAME,
-                         O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    journal->created = false;
+
+    /* Opening without O_CREAT first tells a new journal from an existing
+     * one, so recovery can warn when segments exist without it. */
+    journal->fd = openat(dir_fd, QUEUE_JOURNAL_NAME, O_RDWR | O_CLOEXEC);
+    if (journal->fd < 0 && errno == ENOENT) {
+        journal->created = true;
+        journal->fd = openat(dir_fd, QUEUE_JOURNAL_NAME,
+                             O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    }
     if (journal->fd < 0) {
         log_error("event=queue_journal_open_failed file=%s/%s error=\"%s\"",
                   dir, QUEUE_JOURNAL_NAME, strerror(errno));

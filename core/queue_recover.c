@@ -544,6 +544,14 @@ int queue_recover(struct queue *queue, struct queue_recovery_stats *stats)
     if (count > 0) {
         queue->next_segment = numbers[count - 1] + 1;
     }
+    if (count > 0 && (queue->journal.created ||
+                      (queue->read_only && queue->journal.fd < 0))) {
+        log_warning("event=queue_journal_missing file=%s/%s segments=%zu "
+                    "effect=\"%s\"", queue->dir, QUEUE_JOURNAL_NAME, count,
+                    "holds, deletes, deliveries and retry times of the "
+                    "stored messages are lost, so they are all delivered "
+                    "again");
+    }
     if (!queue->keep_orphans && queue_quarantine_present(queue)) {
         queue->keep_orphans = true;
     }

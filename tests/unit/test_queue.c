@@ -1868,3 +1868,57 @@ Test(queue, quarantine_name_taken_gets_suffix)
     cr_assert(file_exists(corrupt), "second copy not kept as .1");
     cr_assert_eq(count_segment_files(), 0);
 }
+
+/* capture_stderr sends stderr to a temporary file until restore_stderr()
+ * copies what was written into log. */
+static int capture_stderr(FILE **file)
+{
+    int saved = dup(STDERR_FILENO);
+
+    fflush(stderr);
+    *file = tmpfile();
+    cr_assert_not_null(*file);
+    cr_assert_geq(dup2(fileno(*file), STDERR_FILENO), 0);
+    return saved;
+}
+
+static void restore_stderr(int saved, FILE *file, char *log, size_t size)
+{
+    size_t len;
+
+    fflush(stderr);
+    cr_assert_geq(dup2(saved, STDERR_FILENO), 0);
+    close(saved);
+    rewind(file);
+    len = fread(log, 1, size - 1, file);
+    log[len] = '\0';
+    fclose(file);
+}
+
+Test(queue, missing_journal_warned)
+{
+    char path[PATH_MAX * 2];
+    static char log[16384];
+    FILE *file;
+    int saved;
+
+    cr_assert_eq(open_queue(), 0);
+    store_message("body\r\n", 6);
+    close_queue();
+    snprintf(path, sizeof(path), "%s/journal", fx.dir);
+    cr_assert_eq(unlink(path), 0);
+
+    saved = capture_stderr(&file);
+    cr_assert_eq(open_queue(), 0);
+    restore_stderr(saved, file, log, sizeof(log));
+    cr_assert_not_null(strstr(log, "level=warning event=queue_journal_missing"
+                                   " file="), "log: %s", log);
+    cr_assert_eq(fx.ready_count, 1);
+
+    /* The journal exists from now on, so the next start is quiet. */
+    reopen_queue();
+    saved = capture_stderr(&file);
+    reopen_queue();
+    restore_stderr(saved, file, log, sizeof(log));
+    cr_assert_null(strstr(log, "queue_journal_missing"), "log: %s", log);
+}
