@@ -252,12 +252,26 @@ def check_connection_limits(tap, harness, config, queue):
         extra = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         extra.settimeout(5)
         extra.connect(path)
+        reply = b""
         try:
-            closed = extra.recv(100) == b""
+            while chunk := extra.recv(100):
+                reply += chunk
         except OSError:
-            closed = True
+            pass
         extra.close()
-        tap.check(closed, "connection past the limit is closed")
+        tap.check(reply == b"error\nthe daemon is busy: 8 control "
+                  b"connections are open, try again later\n",
+                  "connection past the limit gets an error and is closed",
+                  reply)
+        status, out, err = run_tool(harness, config, "list")
+        tap.check(status == 1 and err == "ringrelay-queue: the daemon is "
+                  "busy: 8 control connections are open, try again later\n",
+                  "tool past the limit prints the daemon's error",
+                  f"{status} {out!r} {err!r}")
+        status, out, err = run_tool(harness, config, "--json", "stats")
+        tap.check(status == 1 and json_has(parse_json(out), "busy"),
+                  "tool past the limit prints a JSON error with --json",
+                  f"{status} {out!r} {err!r}")
         tap.check("control connections are open already" in
                   harness.log_text("ringrelay"),
                   "connection past the limit is logged")
