@@ -201,42 +201,31 @@ static int control_flush(struct control_call *call, const char *arg)
     return 0;
 }
 
-static int control_hold(struct control_call *call, const char *arg)
+/* control_hold_one holds msg and logs it. Returns the recipients held
+ * or -1 after storing the error. */
+static int control_hold_one(struct control_call *call, struct queue_msg *msg)
 {
-    struct queue_msg *msg = control_find(call, arg);
-    bool in_flight;
-    int count;
+    int count = queue_hold(call->daemon->queue, msg);
 
-    if (msg == NULL) {
-        return -1;
-    }
-    count = queue_hold(call->daemon->queue, msg);
     if (count < 0) {
         log_error("id=%s event=queue_hold user=%u error=\"%s\"", msg->id,
                   (unsigned)call->uid, strerror(errno));
         return control_fail(call, "hold of %s failed: %s", msg->id,
                             strerror(errno));
     }
-    in_flight = queue_msg_in_flight(msg);
     log_info("id=%s event=queue_hold rcpts=%d in_flight=%s user=%u",
-             msg->id, count, in_flight ? "yes" : "no", (unsigned)call->uid);
-
-    /* A delivery attempt under way is not stopped: the recipients it
-     * delivers or bounces are final, and those it defers stay held. */
-    control_done(call, msg->id, "held", "rcpts", (size_t)count, "in_flight",
-                 in_flight ? 1 : 0);
-    return 0;
+             msg->id, count, queue_msg_in_flight(msg) ? "yes" : "no",
+             (unsigned)call->uid);
+    return count;
 }
 
-static int control_release(struct control_call *call, const char *arg)
+/* control_release_one releases msg and logs it. Returns the recipients
+ * released or -1 after storing the error. */
+static int control_release_one(struct control_call *call,
+                               struct queue_msg *msg)
 {
-    struct queue_msg *msg = control_find(call, arg);
-    int count;
+    int count = queue_release(call->daemon->queue, msg);
 
-    if (msg == NULL) {
-        return -1;
-    }
-    count = queue_release(call->daemon->queue, msg);
     if (count < 0) {
         log_error("id=%s event=queue_release user=%u error=\"%s\"", msg->id,
                   (unsigned)call->uid, strerror(errno));
@@ -250,6 +239,77 @@ static int control_release(struct control_call *call, const char *arg)
     }
     log_info("id=%s event=queue_release rcpts=%d user=%u", msg->id, count,
              (unsigned)call->uid);
+    return count;
+}
+
+/* control_change_all runs one() on every message and replies with the
+ * recipients and messages it changed. It goes on past a failure, which
+ * it reports after the others were changed. Neither hold nor release
+ * frees a message, so the walk needs no extra reference. */
+static int control_change_all(struct control_call *call, const char *event,
+                              const char *action,
+                              int (*one)(struct control_call *,
+                                         struct queue_msg *))
+{
+    struct queue *queue = call->daemon->queue;
+    size_t rcpts = 0;
+    size_t messages = 0;
+    int rc = 0;
+
+    for (struct queue_msg *msg = queue_first(queue); msg != NULL;
+         msg = queue_next(queue, msg)) {
+        int count = one(call, msg);
+
+        if (count < 0) {
+            rc = -1;
+        } else if (count > 0) {
+            rcpts += (size_t)count;
+            messages++;
+        }
+    }
+    log_info("event=%s id=all rcpts=%zu messages=%zu user=%u", event, rcpts,
+             messages, (unsigned)call->uid);
+    if (rc == 0) {
+        control_done(call, "all", action, "rcpts", rcpts, "messages",
+                     messages);
+    }
+    return rc;
+}
+
+static int control_hold(struct control_call *call, const char *arg)
+{
+    struct queue_msg *msg;
+    int count;
+
+    if (strcmp(arg, "--all") == 0) {
+        return control_change_all(call, "queue_hold", "held",
+                                  control_hold_one);
+    }
+    msg = control_find(call, arg);
+    if (msg == NULL || (count = control_hold_one(call, msg)) < 0) {
+        return -1;
+    }
+
+    /* A delivery attempt under way is not stopped: the recipients it
+     * delivers or bounces are final, and those it defers stay held. */
+    control_done(call, msg->id, "held", "rcpts", (size_t)count, "in_flight",
+                 queue_msg_in_flight(msg) ? 1 : 0);
+    return 0;
+}
+
+static int control_release(struct control_call *call, const char *arg)
+{
+    struct queue_msg *msg;
+    int count;
+
+    if (strcmp(arg, "--all") == 0) {
+        return control_change_all(call, "queue_release", "released",
+                                  control_release_one);
+    }
+    msg = control_find(call, arg);
+    if (msg == NULL || (count = control_release_one(call, msg)) < 0) {
+        return -1;
+    }
     control_done(call, msg->id, "released", "rcpts", (size_t)count, NULL,
                  0);
     return 0;
@@ -335,8 +395,9 @@ static const struct control_command control_commands[] = {
     {"show", CONTROL_ARG_REQUIRED, "a queue ID", control_show},
     {"stats", CONTROL_ARG_NONE, NULL, control_stats},
     {"flush", CONTROL_ARG_OPTIONAL, NULL, control_flush},
-    {"hold", CONTROL_ARG_REQUIRED, "a queue ID", control_hold},
-    {"release", CONTROL_ARG_REQUIRED, "a queue ID", control_release},
+    {"hold", CONTROL_ARG_REQUIRED, "a queue ID or --all", control_hold},
+    {"release", CONTROL_ARG_REQUIRED, "a queue ID or --all",
+     control_release},
     {"delete", CONTROL_ARG_REQUIRED, "a queue ID or --all", control_delete},
 };
 

@@ -19,16 +19,17 @@ struct queue_tool_command {
     int min_args;
     int max_args;
     bool needs_daemon;           /* changes the queue */
+    bool takes_all;              /* accepts --all in place of an ID */
 };
 
 static const struct queue_tool_command queue_tool_commands[] = {
-    {"list", 0, 0, false},
-    {"show", 1, 1, false},
-    {"stats", 0, 0, false},
-    {"flush", 0, 1, true},
-    {"hold", 1, 1, true},
-    {"release", 1, 1, true},
-    {"delete", 1, 1, true},
+    {"list", 0, 0, false, false},
+    {"show", 1, 1, false, false},
+    {"stats", 0, 0, false, false},
+    {"flush", 0, 1, true, false},
+    {"hold", 1, 1, true, true},
+    {"release", 1, 1, true, true},
+    {"delete", 1, 1, true, true},
 };
 
 static void queue_tool_usage(FILE *out)
@@ -50,7 +51,9 @@ static void queue_tool_usage(FILE *out)
             "  stats         recipient counts by state and by destination\n"
             "  flush [ID]    retry deferred mail now, all or one message\n"
             "  hold ID       keep a message from delivery\n"
+            "  hold --all    keep every message from delivery\n"
             "  release ID    deliver a held message again\n"
+            "  release --all deliver every held message again\n"
             "  delete ID     remove a message without a bounce\n"
             "  delete --all  remove every message\n"
             "list, show and stats also read the queue of a stopped daemon; "
@@ -127,8 +130,8 @@ static int queue_tool_check_args(struct queue_tool *tool, int argc,
     if (count < cmd->min_args) {
         return queue_tool_fail(tool, QUEUE_TOOL_USAGE, "%s: missing "
                                "argument, expected %s", cmd->name,
-                               strcmp(cmd->name, "delete") == 0
-                                   ? "a queue ID or --all" : "a queue ID");
+                               cmd->takes_all ? "a queue ID or --all"
+                                              : "a queue ID");
     }
     if (count > cmd->max_args) {
         return queue_tool_fail(tool, QUEUE_TOOL_USAGE, "%s: too many "
@@ -136,8 +139,7 @@ static int queue_tool_check_args(struct queue_tool *tool, int argc,
     }
     tool->arg = count > 0 ? argv[1] : NULL;
     if (tool->arg != NULL && !control_id_valid(tool->arg) &&
-        !(strcmp(cmd->name, "delete") == 0 &&
-          strcmp(tool->arg, "--all") == 0)) {
+        !(cmd->takes_all && strcmp(tool->arg, "--all") == 0)) {
         return queue_tool_fail(tool, QUEUE_TOOL_USAGE, "%s: invalid queue "
                                "ID \"%s\": expected %d hex digits",
                                cmd->name, tool->arg, QUEUE_ID_LEN);

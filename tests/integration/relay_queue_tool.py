@@ -405,6 +405,22 @@ def check_delete_all(tap, harness, config, sink, store):
               harness.log_text("ringrelay"), "flush ID is logged")
     tap.check(retries(harness, ids[1]) == 1,
               "flush ID leaves other messages waiting")
+    status, out, err = run_tool(harness, config, "hold", "--all")
+    tap.check(status == 0 and out == "all: held, rcpts=2, messages=2\n",
+              "hold --all holds every message", f"{status} {out} {err}")
+    status, out, err = run_tool(harness, config, "--json", "list")
+    tap.check(json_has(parse_json(out), "held"), "list shows the holds",
+              out)
+    tap.check("event=queue_hold id=all rcpts=2 messages=2 user=" in
+              harness.log_text("ringrelay"), "hold --all is logged")
+    status, out, err = run_tool(harness, config, "release", "--all")
+    tap.check(status == 0 and out == "all: released, rcpts=2, "
+              "messages=2\n", "release --all releases every message",
+              f"{status} {out} {err}")
+    status, out, err = run_tool(harness, config, "release", "--all")
+    tap.check(status == 0 and out == "all: released, rcpts=0, "
+              "messages=0\n", "second release --all releases nothing",
+              f"{status} {out} {err}")
     status, out, err = run_tool(harness, config, "--json", "delete", "--all")
     tap.check(status == 0 and parse_json(out) is not None,
               "delete --all exits 0 with JSON", out + err)
