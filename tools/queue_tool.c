@@ -42,7 +42,10 @@ static void queue_tool_usage(FILE *out)
             "                without -c and -q the default ./var/queue is "
             "used\n"
             "  -q QUEUE_DIR  use this queue directory\n"
-            "  --json        print replies and errors as JSON\n"
+            "  --json        print replies and errors as JSON; also "
+            "accepted after\n"
+            "                the command\n"
+            "  --version     print the version and exit\n"
             "commands:\n"
             "  list          every message: queue ID, size, age, sender, "
             "recipients\n"
@@ -107,6 +110,24 @@ static const struct queue_tool_command *queue_tool_find(const char *name)
     return NULL;
 }
 
+/* queue_tool_take_json removes "--json" from the words after the command,
+ * where it is accepted too, sets tool->json for it, and returns the
+ * number of words left, the command included. */
+static int queue_tool_take_json(struct queue_tool *tool, int argc,
+                                char **argv)
+{
+    int kept = 1;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            tool->json = true;
+        } else {
+            argv[kept++] = argv[i];
+        }
+    }
+    return kept;
+}
+
 /* queue_tool_check_args checks the command and its argument count;
  * returns QUEUE_TOOL_OK or the usage status after printing why. */
 static int queue_tool_check_args(struct queue_tool *tool, int argc,
@@ -123,6 +144,7 @@ static int queue_tool_check_args(struct queue_tool *tool, int argc,
     }
     tool->command = argv[0];
     cmd = queue_tool_find(argv[0]);
+    count = queue_tool_take_json(tool, argc, argv) - 1;
     if (cmd == NULL) {
         return queue_tool_fail(tool, QUEUE_TOOL_USAGE, "unknown command "
                                "\"%s\"; see ringrelay-queue --help", argv[0]);
@@ -132,6 +154,14 @@ static int queue_tool_check_args(struct queue_tool *tool, int argc,
                                "argument, expected %s", cmd->name,
                                cmd->takes_all ? "a queue ID or --all"
                                               : "a queue ID");
+    }
+    for (int i = 1; i <= count; i++) {
+        if (argv[i][0] == '-' && !(cmd->takes_all &&
+                                   strcmp(argv[i], "--all") == 0)) {
+            return queue_tool_fail(tool, QUEUE_TOOL_USAGE, "option \"%s\" "
+                                   "must come before the command; see "
+                                   "ringrelay-queue --help", argv[i]);
+        }
     }
     if (count > cmd->max_args) {
         return queue_tool_fail(tool, QUEUE_TOOL_USAGE, "%s: too many "
@@ -168,7 +198,12 @@ static int queue_tool_load_config(struct queue_tool *tool,
 static int queue_tool_run(struct queue_tool *tool,
                           const struct queue_tool_command *cmd)
 {
-    int status = queue_tool_ask_daemon(tool);
+    int status = queue_tool_check_dir(tool);
+
+    if (status != QUEUE_TOOL_OK) {
+        return status;
+    }
+    status = queue_tool_ask_daemon(tool);
 
     if (status != QUEUE_TOOL_NO_DAEMON) {
         return status;
@@ -187,6 +222,7 @@ int main(int argc, char **argv)
     static const struct option options[] = {
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     struct queue_tool tool = {0};
@@ -197,9 +233,9 @@ int main(int argc, char **argv)
     int status;
     int opt;
 
-    /* Errors about options come as JSON too when --json is among them,
-     * even before it. */
-    for (int i = 1; i < argc && argv[i][0] == '-'; i++) {
+    /* Errors come as JSON when --json is anywhere among the words, even
+     * after the command or before getopt reaches it. */
+    for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             tool.json = true;
         }
@@ -220,6 +256,9 @@ int main(int argc, char **argv)
             break;
         case 'h':
             queue_tool_usage(stdout);
+            return QUEUE_TOOL_OK;
+        case 'V':
+            printf("ringrelay-queue %s\n", RINGRELAY_VERSION);
             return QUEUE_TOOL_OK;
         default:
             return queue_tool_bad_option(&tool, argv[optind - 1]);

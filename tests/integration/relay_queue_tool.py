@@ -200,6 +200,28 @@ def check_errors(tap, harness, config):
     status, out, _ = run_tool(harness, config, "--help")
     tap.check(status == 0 and "usage: ringrelay-queue" in out,
               "--help prints the usage", out)
+    status, out, _ = run_tool(harness, config, "--version")
+    tap.check(status == 0 and out.startswith("ringrelay-queue "),
+              "--version prints the version", out)
+    status, out, err = run_tool(harness, config, "list", "--json")
+    tap.check(status == 0 and isinstance(parse_json(out), dict),
+              "--json after the command is accepted", out + err)
+    status, out, err = run_tool(harness, config, "list", "-q", "/tmp")
+    tap.check(status == 2 and 'option "-q" must come before the command'
+              in err, "other options after the command are named", err)
+
+    tool = harness.binary("tools/ringrelay-queue")
+    for where, words, name in [
+            (config, "is not a directory", "-q on a file"),
+            (harness.path(), "is not a queue directory", "-q on a non-queue"),
+            (harness.path("missing"), "not found", "-q on a missing path")]:
+        for command in (["list"], ["hold", UNKNOWN_ID]):
+            done = subprocess.run([tool, "-q", where, *command],
+                                  capture_output=True, text=True,
+                                  timeout=30)
+            tap.check(done.returncode == 1 and words in done.stderr,
+                      f"{name} with {command[0]} says {words}",
+                      f"{done.returncode} {done.stderr}")
 
 
 def raw_request(path, data):
