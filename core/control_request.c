@@ -317,9 +317,11 @@ static int control_release(struct control_call *call, const char *arg)
 
 /* control_delete_one deletes msg. The extra reference keeps msg valid
  * after the queue drops its own, and jobs waiting for a retry are made
- * ready so the engine frees them at once. Returns the recipient count or
- * -1. */
-static int control_delete_one(struct control_call *call, struct queue_msg *msg)
+ * ready so the engine frees them at once. With quiet set, a message with
+ * nothing left to delete, such as one deleted during its delivery
+ * attempt, is not logged. Returns the recipient count or -1. */
+static int control_delete_one(struct control_call *call, struct queue_msg *msg,
+                              bool quiet)
 {
     struct queue *queue = call->daemon->queue;
     int count;
@@ -333,8 +335,10 @@ static int control_delete_one(struct control_call *call, struct queue_msg *msg)
                      strerror(errno));
     } else {
         outbound_flush(call->daemon->outbound, msg);
-        log_info("id=%s event=queue_delete rcpts=%d user=%u", msg->id, count,
-                 (unsigned)call->uid);
+        if (count > 0 || !quiet) {
+            log_info("id=%s event=queue_delete rcpts=%d user=%u", msg->id,
+                     count, (unsigned)call->uid);
+        }
     }
     queue_msg_unref(queue, msg);
     return count;
@@ -353,7 +357,7 @@ static int control_delete_all(struct control_call *call)
         struct queue_msg *next;
 
         queue_msg_ref(msg);
-        if (control_delete_one(call, msg) > 0) {
+        if (control_delete_one(call, msg, true) > 0) {
             messages++;
         } else if (call->error[0] != '\0') {
             rc = -1;
@@ -382,7 +386,7 @@ static int control_delete(struct control_call *call, const char *arg)
     if (msg == NULL) {
         return -1;
     }
-    count = control_delete_one(call, msg);
+    count = control_delete_one(call, msg, false);
     if (count < 0) {
         return -1;
     }

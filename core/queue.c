@@ -808,7 +808,7 @@ void queue_close(struct queue *queue)
     }
 
     if (!queue->read_only) {
-        if (queue->dir_fd >= 0) {
+        if (queue->opened) {
             queue_log_sync_stats(queue);
         }
         queue_sync_now(queue);
@@ -949,6 +949,26 @@ static int queue_open_dir_read_only(struct queue *queue)
                                         queue->dir);
 }
 
+/* queue_check_dir_mode warns when others than the owner may read or
+ * enter the queue directory: the messages in it are private mail. A
+ * directory the daemon creates has mode 0700. */
+static void queue_check_dir_mode(const struct queue *queue)
+{
+    struct stat st;
+
+    if (fstat(queue->dir_fd, &st) != 0) {
+        log_warning("event=queue_dir_stat_failed dir=%s error=\"%s\"",
+                    queue->dir, strerror(errno));
+        return;
+    }
+    if ((st.st_mode & 077) != 0) {
+        log_warning("event=queue_dir_mode dir=%s mode=%04o "
+                    "hint=\"chmod 700 %s: other users can read the queued "
+                    "mail\"", queue->dir, (unsigned)(st.st_mode & 07777),
+                    queue->dir);
+    }
+}
+
 /* queue_open_dir creates and opens the directory and its journal. The
  * directory is synced once so a newly created journal survives a
  * crash. */
@@ -967,6 +987,7 @@ static int queue_open_dir(struct queue *queue)
                   strerror(errno));
         return -1;
     }
+    queue_check_dir_mode(queue);
 
     if (queue_journal_open(&queue->journal, queue->dir_fd, queue->dir) != 0) {
         return -1;
@@ -982,11 +1003,13 @@ static int queue_open_dir(struct queue *queue)
 static void queue_log_opened(const struct queue *queue,
                              const struct queue_recovery_stats *stats)
 {
-    log_info("event=queue_opened dir=%s durability=%s segment_size=%" PRIu64
+    log_info("event=queue_opened dir=%s durability=%s batch_wait_us=%" PRIu32
+             " segment_size=%" PRIu64
              " segments=%zu messages=%zu recipients=%zu dropped=%zu "
              "abandoned=%zu removed_segments=%zu quarantined=%zu "
              "read_only=%s", queue->dir,
-             queue_durability_names[queue->durability], queue->segment_size,
+             queue_durability_names[queue->durability], queue->batch_wait_us,
+             queue->segment_size,
              stats->segments, stats->messages, stats->recipients,
              stats->dropped, stats->abandoned, stats->removed_segments,
              stats->quarantined, queue->read_only ? "yes" : "no");
@@ -1024,6 +1047,7 @@ int queue_open(struct queue **out, struct reactor *reactor,
     }
     queue->recovered_messages = stats.messages;
     queue->recovered_dropped = stats.dropped;
+    queue->opened = true;
     queue_log_opened(queue, &stats);
     *out = queue;
     if (queue->read_only) {

@@ -1922,3 +1922,37 @@ Test(queue, missing_journal_warned)
     restore_stderr(saved, file, log, sizeof(log));
     cr_assert_null(strstr(log, "queue_journal_missing"), "log: %s", log);
 }
+
+Test(queue, open_dir_mode_warned)
+{
+    static char log[16384];
+    FILE *file;
+    int saved;
+
+    cr_assert_eq(open_queue(), 0);
+    close_queue();
+    cr_assert_eq(chmod(fx.dir, 0755), 0);
+    saved = capture_stderr(&file);
+    cr_assert_eq(open_queue(), 0);
+    restore_stderr(saved, file, log, sizeof(log));
+    cr_assert_not_null(strstr(log, "level=warning event=queue_dir_mode "),
+                       "log: %s", log);
+    cr_assert_not_null(strstr(log, " mode=0755 "), "log: %s", log);
+    cr_assert_not_null(strstr(log, " batch_wait_us="), "log: %s", log);
+}
+
+Test(queue, failed_open_logs_no_sync_stats)
+{
+    struct queue *second = NULL;
+    struct queue_options opts = { .dir = fx.dir };
+    static char log[16384];
+    FILE *file;
+    int saved;
+
+    cr_assert_eq(open_queue(), 0);
+    saved = capture_stderr(&file);
+    cr_assert_eq(queue_open(&second, fx.reactor, &opts, on_ready, &fx), -1);
+    restore_stderr(saved, file, log, sizeof(log));
+    cr_assert_not_null(strstr(log, "event=queue_locked "), "log: %s", log);
+    cr_assert_null(strstr(log, "queue_sync_stats"), "log: %s", log);
+}
