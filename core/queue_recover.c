@@ -523,6 +523,32 @@ static int queue_compact_at_start(struct queue *queue)
     return 0;
 }
 
+/* queue_reuse_last_segment makes the newest recovered segment active
+ * again when it has room, so each restart does not start a new file. Its
+ * scan ended at the first offset without a valid region header, and the
+ * rest of a preallocated file is zero, so appends start there. A damaged
+ * or truncated segment, or one of another size, is not reused. */
+static void queue_reuse_last_segment(struct queue *queue)
+{
+    struct queue_segment *last = NULL;
+    uint64_t smallest = QUEUE_REGION_HEADER_LEN + QUEUE_MIN_BODY_RESERVE;
+
+    for (struct queue_segment *seg = queue->segments; seg != NULL;
+         seg = seg->next) {
+        last = seg;
+    }
+    if (queue->read_only || last == NULL ||
+        last->number + 1 != queue->next_segment ||
+        last->size != queue->segment_size || last->quarantine != NULL ||
+        last->truncated || last->tail > last->size - smallest) {
+        return;
+    }
+    last->active = true;
+    queue->active = last;
+    log_info("event=queue_segment_reused segment=%s free=%" PRIu64,
+             last->name, last->size - last->tail);
+}
+
 int queue_recover(struct queue *queue, struct queue_recovery_stats *stats)
 {
     struct queue_recovery rec = { .queue = queue, .stats = stats };
@@ -561,6 +587,7 @@ int queue_recover(struct queue *queue, struct queue_recovery_stats *stats)
         queue_compact_at_start(queue) != 0) {
         goto out;
     }
+    queue_reuse_last_segment(queue);
     rc = 0;
 
 out:

@@ -1956,3 +1956,18 @@ Test(queue, failed_open_logs_no_sync_stats)
     cr_assert_not_null(strstr(log, "event=queue_locked "), "log: %s", log);
     cr_assert_null(strstr(log, "queue_sync_stats"), "log: %s", log);
 }
+
+Test(queue, restart_reuses_last_segment)
+{
+    cr_assert_eq(open_queue(), 0);
+    store_message("first\r\n", 7);
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 1);
+    store_message("second\r\n", 8);
+    cr_assert_eq(count_segment_files(), 1, "restart started a new file");
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 2);
+    assert_body(fx.ready[0], "first\r\n", 7);
+    assert_body(fx.ready[1], "second\r\n", 8);
+    cr_assert_eq(stats().recovered_dropped, 0);
+}
