@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,12 @@ static int queue_journal_lock(struct queue_journal *journal, const char *dir)
             return -1;
         }
         holder = queue_journal_lock_holder(journal->fd);
+
+        /* In the initial PID namespace /proc/locks keeps showing the PID
+         * of a process that has exited, so only a live one counts. */
+        if (holder > 0 && kill((pid_t)holder, 0) != 0 && errno == ESRCH) {
+            holder = 0;
+        }
         if (holder > 0 || waited_ms >= QUEUE_JOURNAL_LOCK_WAIT_MS) {
             queue_journal_log_locked(holder, dir);
             errno = EWOULDBLOCK;
@@ -107,8 +114,9 @@ static int queue_journal_lock(struct queue_journal *journal, const char *dir)
                         "holder_pid=unknown max_wait_ms=%u reason=\"%s\"",
                         dir, dir, QUEUE_JOURNAL_NAME,
                         QUEUE_JOURNAL_LOCK_WAIT_MS, "waiting for a holder "
-                        "that could not be identified, such as a killed "
-                        "process whose files are still being closed");
+                        "that is not running or could not be identified, "
+                        "such as a killed process whose files are still "
+                        "being closed");
         }
         nanosleep(&pause, NULL);
         waited_ms += QUEUE_JOURNAL_LOCK_RETRY_MS;
