@@ -145,6 +145,12 @@ static void queue_report_text_rcpt(FILE *out, const struct queue_rcpt *rcpt)
     queue_report_text_addr(out, rcpt->address);
     fprintf(out, " %s attempts=%" PRIu32 " next=", queue_report_state(rcpt),
             rcpt->attempts);
+
+    /* A final recipient has no next attempt. */
+    if (rcpt->state != QUEUE_RCPT_QUEUED) {
+        fputc('-', out);
+        return;
+    }
     queue_report_text_next(out, rcpt->next_attempt);
 }
 
@@ -156,6 +162,9 @@ static void queue_report_list_text_msg(FILE *out, const struct queue_msg *msg,
     queue_report_age(age, sizeof(age), (long long)(now - msg->arrival));
     fprintf(out, "%-16s %10zu %9s ", msg->id, msg->body_len, age);
     queue_report_text_addr(out, msg->sender);
+    if (queue_msg_in_flight(msg)) {
+        fputs(" (delivery under way)", out);
+    }
     fputc('\n', out);
 
     for (size_t i = 0; i < msg->rcpt_count; i++) {
@@ -180,8 +189,9 @@ static void queue_report_json_msg(FILE *out, const struct queue_msg *msg,
 {
     fprintf(out, "\"id\":\"%s\",\"size\":%zu,", msg->id, msg->body_len);
     queue_report_json_time(out, "arrival", msg->arrival);
-    fprintf(out, ",\"age_seconds\":%lld,\"sender\":",
-            (long long)(now - msg->arrival));
+    fprintf(out, ",\"age_seconds\":%lld,\"in_flight\":%s,\"sender\":",
+            (long long)(now - msg->arrival),
+            queue_msg_in_flight(msg) ? "true" : "false");
     queue_report_json_str(out, msg->sender);
     fputs(",\"recipients\":[", out);
     for (size_t i = 0; i < msg->rcpt_count; i++) {

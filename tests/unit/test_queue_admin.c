@@ -1119,3 +1119,34 @@ Test(queue_admin, failed_compaction_keeps_old_journal)
     cr_assert_eq(file_size("journal"), 2 * QUEUE_JOURNAL_ENTRY_LEN,
                  "start-up compaction did not run");
 }
+
+Test(queue_admin, report_list_in_flight_and_final)
+{
+    char path[PATH_MAX * 2];
+    static char text[16384];
+    struct queue_msg *msg;
+
+    cr_assert_eq(open_queue(), 0);
+    msg = store();
+    cr_assert_eq(queue_mark(fx.queue, msg, 0, QUEUE_RCPT_DELIVERED), 0);
+    queue_msg_busy(msg, true);
+
+    report_to_file(path, sizeof(path), "list.txt", queue_report_list,
+                   QUEUE_REPORT_TEXT);
+    count_lines(path, text, sizeof(text));
+    cr_assert_not_null(strstr(text, "> (delivery under way)\n"), "%s", text);
+    cr_assert_not_null(strstr(text, " delivered attempts=0 next=-\n"), "%s",
+                       text);
+    cr_assert_not_null(strstr(text, " queued attempts=0 next=now\n"), "%s",
+                       text);
+    report_to_file(path, sizeof(path), "list.json", queue_report_list,
+                   QUEUE_REPORT_JSON);
+    cr_assert_eq(python_check(path,
+        "assert data['messages'][0]['in_flight'] is True\n"), 0);
+
+    queue_msg_busy(msg, false);
+    report_to_file(path, sizeof(path), "idle.txt", queue_report_list,
+                   QUEUE_REPORT_TEXT);
+    count_lines(path, text, sizeof(text));
+    cr_assert_null(strstr(text, "under way"), "%s", text);
+}
