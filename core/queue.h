@@ -279,11 +279,11 @@ bool queue_sync_pending(const struct queue *queue);
 
 /* queue_space_shortage returns NULL when the queue may take a new
  * message of about size_hint bytes (0 when unknown), or the name of the
- * limit reached. That is "queue_max_size" when max_size has no room for
- * the writer's reservation, and "queue_min_free" when the file system has
- * less than min_free bytes free, or when the message needs a new segment
- * and less than its size plus min_free is free. The free space is read
- * with statvfs at most once a second. */
+ * limit reached. "queue_max_size" means max_size has no room for the
+ * writer's reservation. "queue_min_free" means the file system has less
+ * than min_free bytes free, or the message needs a new segment and less
+ * than its size plus min_free is free. The free space is read with
+ * statvfs at most once a second. */
 const char *queue_space_shortage(struct queue *queue, uint64_t size_hint);
 
 /* queue_get_stats fills stats. */

@@ -273,7 +273,7 @@ void queue_move_drop_copy(struct queue *queue, struct queue_segment *seg,
  * the file stays where it is. */
 int queue_quarantine_segment(struct queue *queue, const char *name,
                              const char *reason);
-/* queue_quarantine_present returns true when corrupt/ holds any file or
+/* queue_quarantine_present returns true when corrupt/ contains a file or
  * cannot be read. */
 bool queue_quarantine_present(struct queue *queue);
 /* queue_orphan_add keeps a copy of a journal entry for compaction to

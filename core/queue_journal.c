@@ -138,7 +138,7 @@ int queue_journal_open(struct queue_journal *journal, int dir_fd,
 
     journal->created = false;
 
-    /* Opening without O_CREAT first tells a new journal from an existing
+    /* Opening without O_CREAT first separates a new journal from an old
      * one, so recovery can warn when segments exist without it. */
     journal->fd = openat(dir_fd, QUEUE_JOURNAL_NAME, O_RDWR | O_CLOEXEC);
     if (journal->fd < 0 && errno == ENOENT) {

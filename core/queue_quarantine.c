@@ -7,7 +7,7 @@
  * can then inspect it, repair it and move it back. Recovery never reads
  * corrupt/.
  *
- * While corrupt/ holds any file, or a damaged segment is still in the
+ * While corrupt/ contains any file, or a damaged segment is still in the
  * queue directory, journal entries whose queue ID matches no recovered
  * message (orphans) are kept in memory and written again by every
  * compaction. A repaired file that is moved back then gets its holds,

@@ -475,7 +475,7 @@ def check_delete_in_flight(tap, harness, config, sink, store):
     tap.check(status == 0 and queue_id not in out,
               "relay runs on after the ignored result", out + err)
 
-    # A hold does not stop an attempt under way, and says so.
+    # A hold does not stop an attempt under way, and its reply reports it.
     queue_id = send("holdflight")
     h.wait_for(lambda: False, timeout=1)
     status, out, err = run_tool(harness, config, "hold", queue_id)
