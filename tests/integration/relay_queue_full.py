@@ -82,16 +82,19 @@ def send_raw(port, index, size):
 
 
 def send_bdat(port, index, size):
-    """Send one message as a single BDAT LAST chunk and return the reply
-    to the chunk."""
+    """Send one message as a single BDAT LAST chunk and return the replies
+    to MAIL and to the chunk ("" when MAIL failed)."""
     client = h.RawClient(port, timeout=30)
     try:
         client.reply()
         client.command(b"EHLO client.test\r\n")
-        client.command(b"MAIL FROM:<sender@client.test>\r\n")
+        mail = client.command(b"MAIL FROM:<sender@client.test>\r\n")
+        if not mail.startswith("250"):
+            return mail, ""
         client.command(f"RCPT TO:<rcpt{index}@example.test>\r\n".encode())
         data = body(index, size)
-        return client.command(f"BDAT {len(data)} LAST\r\n".encode() + data)
+        return mail, client.command(f"BDAT {len(data)} LAST\r\n".encode()
+                                    + data)
     finally:
         client.close()
 
@@ -185,9 +188,14 @@ def test_tmpfs(tap, harness):
               "relay logs the failed write with queue ID and session",
               log[-2000:])
 
-    chunk = send_bdat(2527, 198, LARGE_BODY)
-    tap.check(chunk == "452 4.3.1 Insufficient system storage",
-              "BDAT chunk that cannot get space gets 452 4.3.1", chunk)
+    # MAIL already gets 452 when the segment that takes new mail has no
+    # room left for the smallest record, since a new segment would break
+    # queue_min_free; otherwise the chunk gets it.
+    mail, chunk = send_bdat(2527, 198, LARGE_BODY)
+    full = "452 4.3.1 Insufficient system storage"
+    tap.check(mail == full or chunk == full,
+              "BDAT message that cannot get space gets 452 4.3.1",
+              (mail, chunk))
 
     filler = os.path.join(mount, "filler")
     subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M",
