@@ -180,8 +180,8 @@ static int queue_scan_segment(struct queue *queue, struct queue_segment *seg,
         offset += header.region_len;
     }
 
-    /* Appends after recovery go to a new active segment, so the tail of a
-     * recovered segment is only bookkeeping. */
+    /* Appends continue here when this segment becomes the active one
+     * again (queue_reuse_last_segment()). */
     seg->tail = offset;
     if (seg->truncated) {
         log_warning("event=queue_segment_truncated segment=%s size=%" PRIu64
