@@ -12,6 +12,7 @@ must exit and say that the queue directory is locked.
 
 Usage (inside netns_run.sh): relay_restart.py BUILD_DIR
 """
+import json
 import os
 import re
 import signal
@@ -106,6 +107,7 @@ def test(tap, harness):
     test_second_relay_locked_out(tap, harness, relay)
     tap.check(harness.stop(relay) == 0, "restarted relay stops cleanly")
     test_restart_after_kill(tap, harness)
+    test_quarantine_keeps_hold(tap, harness)
 
 
 def check_schedule_resumed(tap, harness):
@@ -190,6 +192,87 @@ def test_restart_after_kill(tap, harness):
     tap.check(up and relay.poll() is None, "last restart comes up",
               harness.log_text(name))
     tap.check(harness.stop(relay) == 0, "last restarted relay stops")
+
+
+def run_queue_tool(harness, queue, *args):
+    done = subprocess.run([harness.binary("tools/ringrelay-queue"), "-q",
+                           queue, *args], capture_output=True, text=True,
+                          timeout=30)
+    return done.returncode, done.stdout, done.stderr
+
+
+def xor_header_bytes(path):
+    """Flip bytes 4-7 of a segment header: its version and reserved
+    bytes. A second call restores them."""
+    with open(path, "r+b") as segment:
+        segment.seek(4)
+        data = bytes(b ^ 0xFF for b in segment.read(4))
+        segment.seek(4)
+        segment.write(data)
+
+
+def start_and_wait(harness, argv, name):
+    relay = harness.start(name, argv)
+    up = h.wait_for(lambda: relay.poll() is not None
+                    or "event=start " in harness.log_text(name),
+                    timeout=20, interval=0.02)
+    return relay, up and relay.poll() is None
+
+
+def test_quarantine_keeps_hold(tap, harness):
+    """A held message whose segment fails its header check moves to
+    corrupt/, and after the file is repaired and moved back, even after a
+    start in between, the message is still held."""
+    port = 2533
+    queue = harness.path("corrupt-queue")
+    config = h.write_config(harness, CONFIG.format(queue=queue)
+                            + f'listen = "127.0.0.1:{port}";\n',
+                            name="corrupt.conf")
+    argv = [harness.binary("ringrelay"), "-c", config]
+    relay, up = start_and_wait(harness, argv, "ringrelay-corrupt-0")
+    tap.check(up, "relay on a new queue comes up")
+    # Nothing listens on 127.0.0.2:25, so the message stays deferred.
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.sendmail("sender@client.test", ["held@[127.0.0.2]"],
+                        message(0))
+    status, out, err = run_queue_tool(harness, queue, "--json", "list")
+    ids = [m["id"] for m in json.loads(out)["messages"]] if status == 0 \
+        else []
+    tap.check(len(ids) == 1, "one message is queued", out + err)
+    if len(ids) != 1:
+        harness.stop(relay)
+        return
+    status, out, err = run_queue_tool(harness, queue, "hold", ids[0])
+    tap.check(status == 0, "hold exits 0", out + err)
+    tap.check(harness.stop(relay) == 0, "relay stops cleanly")
+
+    segment = os.path.join(queue, "seg-00000001")
+    quarantined = os.path.join(queue, "corrupt", "seg-00000001")
+    xor_header_bytes(segment)
+    for number in (1, 2):
+        relay, up = start_and_wait(harness, argv,
+                                   f"ringrelay-corrupt-{number}")
+        tap.check(up, f"relay with a damaged segment comes up ({number})")
+        harness.stop(relay)
+    log = harness.log_text("ringrelay-corrupt-1")
+    tap.check("event=queue_segment_invalid segment=seg-00000001 "
+              "reason=unknown_version action=quarantine" in log,
+              "invalid segment is logged with its reason", log)
+    tap.check(f"file={quarantined} " in log,
+              "quarantine names the file", log)
+    tap.check(os.path.exists(quarantined) and not os.path.exists(segment),
+              "invalid segment is moved to corrupt/")
+
+    xor_header_bytes(quarantined)
+    os.rename(quarantined, segment)
+    relay, up = start_and_wait(harness, argv, "ringrelay-corrupt-3")
+    tap.check(up, "relay with the repaired segment comes up")
+    status, out, err = run_queue_tool(harness, queue, "--json", "list")
+    states = [r["state"] for m in json.loads(out)["messages"]
+              for r in m["recipients"]] if status == 0 else []
+    tap.check(states == ["held"], "repaired message is still held",
+              out + err)
+    tap.check(harness.stop(relay) == 0, "relay stops cleanly at the end")
 
 
 if __name__ == "__main__":
