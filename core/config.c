@@ -810,8 +810,18 @@ static int config_apply_durability(struct config_loader *loader,
 /* Names what node is, for "expected ..., found ..." messages. */
 static const char *config_found(const struct conf_node *node)
 {
+    const char *text = node->text;
+
     if (node->type == CONF_NUMBER && node->duration) {
         return "a duration";
+    }
+
+    /* An unquoted "1.5" is no number to the parser, which makes it a
+     * string, so name what the user wrote. */
+    if (node->type == CONF_STRING && !node->quoted && text != NULL &&
+        strspn(text, "0123456789") > 0 &&
+        text[strspn(text, "0123456789")] == '.') {
+        return "a fraction";
     }
     return conf_type_name(node->type);
 }
@@ -863,12 +873,14 @@ static int config_apply_count(struct config_loader *loader,
     return 0;
 }
 
-/* Writes seconds as "Ns", "Nmin" or "Nh", the largest unit that divides
- * it. */
+/* Writes seconds as "Ns", "Nmin", "Nh" or "Nd", the largest unit that
+ * divides it. */
 static const char *config_format_seconds(int64_t seconds, char *buf,
                                          size_t size)
 {
-    if (seconds != 0 && seconds % 3600 == 0) {
+    if (seconds != 0 && seconds % 86400 == 0) {
+        snprintf(buf, size, "%lldd", (long long)(seconds / 86400));
+    } else if (seconds != 0 && seconds % 3600 == 0) {
         snprintf(buf, size, "%lldh", (long long)(seconds / 3600));
     } else if (seconds != 0 && seconds % 60 == 0) {
         snprintf(buf, size, "%lldmin", (long long)(seconds / 60));

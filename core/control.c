@@ -465,6 +465,24 @@ static bool control_check_peer(struct control_client *client)
     return true;
 }
 
+/* control_reply_busy sends the error reply of a connection past the
+ * limit without reading its request. The socket is new, so its send
+ * buffer has room and the send does not block; a failure only costs the
+ * client the message. The request is unknown, so the reply is text. */
+static void control_reply_busy(int fd)
+{
+    char reply[128];
+    int len;
+
+    len = snprintf(reply, sizeof(reply), "%s\nthe daemon is busy: %d "
+                   "control connections are open, try again later\n",
+                   CONTROL_STATUS_ERROR, CONTROL_MAX_CLIENTS);
+    if (send(fd, reply, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        log_warning("event=control-send-failed error=\"%s\"",
+                    strerror(errno));
+    }
+}
+
 static void control_client_start(struct control *control, int fd)
 {
     struct control_client *client;
@@ -472,6 +490,7 @@ static void control_client_start(struct control *control, int fd)
     if (control->client_count >= CONTROL_MAX_CLIENTS) {
         log_warning("event=control-rejected reason=\"%d control "
                     "connections are open already\"", CONTROL_MAX_CLIENTS);
+        control_reply_busy(fd);
         close(fd);
         return;
     }

@@ -125,69 +125,107 @@ static int control_stats(struct control_call *call, const char *arg)
 }
 
 /* control_done writes the reply body of a changing command: the queue
- * ID ("all" for every message), what was done and to how many. */
+ * ID ("all" for every message), what was done and to how many, and a
+ * second count named extra unless that is NULL. */
 static void control_done(struct control_call *call, const char *id,
-                         const char *action, const char *unit, size_t count)
+                         const char *action, const char *unit, size_t count,
+                         const char *extra, size_t extra_count)
 {
     if (call->json) {
         fprintf(call->body, "{\"id\": \"%s\", \"action\": \"%s\", "
-                "\"%s\": %zu}\n", id, action, unit, count);
+                "\"%s\": %zu", id, action, unit, count);
+        if (extra != NULL) {
+            fprintf(call->body, ", \"%s\": %zu", extra, extra_count);
+        }
+        fputs("}\n", call->body);
     } else {
-        fprintf(call->body, "%s: %s, %s=%zu\n", id, action, unit, count);
+        fprintf(call->body, "%s: %s, %s=%zu", id, action, unit, count);
+        if (extra != NULL) {
+            fprintf(call->body, ", %s=%zu", extra, extra_count);
+        }
+        fputc('\n', call->body);
     }
 }
 
+/* control_count_held counts the QUEUED recipients of msg, or of every
+ * message when msg is NULL, and how many of them are held. */
+static void control_count_held(struct queue *queue,
+                               const struct queue_msg *msg,
+                               size_t *queued, size_t *held)
+{
+    const struct queue_msg *cur = msg != NULL ? msg : queue_first(queue);
+
+    *queued = 0;
+    *held = 0;
+    while (cur != NULL) {
+        for (size_t i = 0; i < cur->rcpt_count; i++) {
+            if (cur->rcpts[i].state == QUEUE_RCPT_QUEUED) {
+                (*queued)++;
+                *held += cur->rcpts[i].held ? 1 : 0;
+            }
+        }
+        cur = msg != NULL ? NULL : queue_next(queue, cur);
+    }
+}
+
+/* control_flush makes waiting jobs ready now. Held recipients stay held,
+ * so a message that has only held recipients is an error, and the reply
+ * counts the held ones. NOTE: jobs counts every job made ready, including
+ * a job whose recipients are all held and which therefore sends nothing. */
 static int control_flush(struct control_call *call, const char *arg)
 {
     struct queue_msg *msg = NULL;
+    size_t queued;
+    size_t held;
     size_t jobs;
 
     if (arg != NULL && (msg = control_find(call, arg)) == NULL) {
         return -1;
     }
+    control_count_held(call->daemon->queue, msg, &queued, &held);
+    if (msg != NULL && queued > 0 && held == queued) {
+        return control_fail(call, "%s is held, so flush does not deliver "
+                            "it: release it with \"release %s\"", msg->id,
+                            msg->id);
+    }
     jobs = outbound_flush(call->daemon->outbound, msg);
     if (msg != NULL) {
-        log_info("id=%s event=queue_flush jobs=%zu user=%u", msg->id, jobs,
-                 (unsigned)call->uid);
+        log_info("id=%s event=queue_flush jobs=%zu held=%zu user=%u",
+                 msg->id, jobs, held, (unsigned)call->uid);
     } else {
-        log_info("event=queue_flush id=all jobs=%zu user=%u", jobs,
-                 (unsigned)call->uid);
+        log_info("event=queue_flush id=all jobs=%zu held=%zu user=%u", jobs,
+                 held, (unsigned)call->uid);
     }
     control_done(call, msg != NULL ? msg->id : "all", "flushed", "jobs",
-                 jobs);
+                 jobs, "held", held);
     return 0;
 }
 
-static int control_hold(struct control_call *call, const char *arg)
+/* control_hold_one holds msg and logs it. Returns the recipients held
+ * or -1 after storing the error. */
+static int control_hold_one(struct control_call *call, struct queue_msg *msg)
 {
-    struct queue_msg *msg = control_find(call, arg);
-    int count;
+    int count = queue_hold(call->daemon->queue, msg);
 
-    if (msg == NULL) {
-        return -1;
-    }
-    count = queue_hold(call->daemon->queue, msg);
     if (count < 0) {
         log_error("id=%s event=queue_hold user=%u error=\"%s\"", msg->id,
                   (unsigned)call->uid, strerror(errno));
         return control_fail(call, "hold of %s failed: %s", msg->id,
                             strerror(errno));
     }
-    log_info("id=%s event=queue_hold rcpts=%d user=%u", msg->id, count,
+    log_info("id=%s event=queue_hold rcpts=%d in_flight=%s user=%u",
+             msg->id, count, queue_msg_in_flight(msg) ? "yes" : "no",
              (unsigned)call->uid);
-    control_done(call, msg->id, "held", "rcpts", (size_t)count);
-    return 0;
+    return count;
 }
 
-static int control_release(struct control_call *call, const char *arg)
+/* control_release_one releases msg and logs it. Returns the recipients
+ * released or -1 after storing the error. */
+static int control_release_one(struct control_call *call,
+                               struct queue_msg *msg)
 {
-    struct queue_msg *msg = control_find(call, arg);
-    int count;
+    int count = queue_release(call->daemon->queue, msg);
 
-    if (msg == NULL) {
-        return -1;
-    }
-    count = queue_release(call->daemon->queue, msg);
     if (count < 0) {
         log_error("id=%s event=queue_release user=%u error=\"%s\"", msg->id,
                   (unsigned)call->uid, strerror(errno));
@@ -201,15 +239,89 @@ static int control_release(struct control_call *call, const char *arg)
     }
     log_info("id=%s event=queue_release rcpts=%d user=%u", msg->id, count,
              (unsigned)call->uid);
-    control_done(call, msg->id, "released", "rcpts", (size_t)count);
+    return count;
+}
+
+/* control_change_all runs one() on every message and replies with the
+ * recipients and messages it changed. It goes on past a failure, which
+ * it reports after the others were changed. Neither hold nor release
+ * frees a message, so the walk needs no extra reference. */
+static int control_change_all(struct control_call *call, const char *event,
+                              const char *action,
+                              int (*one)(struct control_call *,
+                                         struct queue_msg *))
+{
+    struct queue *queue = call->daemon->queue;
+    size_t rcpts = 0;
+    size_t messages = 0;
+    int rc = 0;
+
+    for (struct queue_msg *msg = queue_first(queue); msg != NULL;
+         msg = queue_next(queue, msg)) {
+        int count = one(call, msg);
+
+        if (count < 0) {
+            rc = -1;
+        } else if (count > 0) {
+            rcpts += (size_t)count;
+            messages++;
+        }
+    }
+    log_info("event=%s id=all rcpts=%zu messages=%zu user=%u", event, rcpts,
+             messages, (unsigned)call->uid);
+    if (rc == 0) {
+        control_done(call, "all", action, "rcpts", rcpts, "messages",
+                     messages);
+    }
+    return rc;
+}
+
+static int control_hold(struct control_call *call, const char *arg)
+{
+    struct queue_msg *msg;
+    int count;
+
+    if (strcmp(arg, "--all") == 0) {
+        return control_change_all(call, "queue_hold", "held",
+                                  control_hold_one);
+    }
+    msg = control_find(call, arg);
+    if (msg == NULL || (count = control_hold_one(call, msg)) < 0) {
+        return -1;
+    }
+
+    /* A delivery attempt under way is not stopped: the recipients it
+     * delivers or bounces are final, and those it defers stay held. */
+    control_done(call, msg->id, "held", "rcpts", (size_t)count, "in_flight",
+                 queue_msg_in_flight(msg) ? 1 : 0);
+    return 0;
+}
+
+static int control_release(struct control_call *call, const char *arg)
+{
+    struct queue_msg *msg;
+    int count;
+
+    if (strcmp(arg, "--all") == 0) {
+        return control_change_all(call, "queue_release", "released",
+                                  control_release_one);
+    }
+    msg = control_find(call, arg);
+    if (msg == NULL || (count = control_release_one(call, msg)) < 0) {
+        return -1;
+    }
+    control_done(call, msg->id, "released", "rcpts", (size_t)count, NULL,
+                 0);
     return 0;
 }
 
 /* control_delete_one deletes msg. The extra reference keeps msg valid
  * after the queue drops its own, and jobs waiting for a retry are made
- * ready so the engine frees them at once. Returns the recipient count or
- * -1. */
-static int control_delete_one(struct control_call *call, struct queue_msg *msg)
+ * ready so the engine frees them at once. With quiet set, a message with
+ * nothing left to delete, such as one deleted during its delivery
+ * attempt, is not logged. Returns the recipient count or -1. */
+static int control_delete_one(struct control_call *call, struct queue_msg *msg,
+                              bool quiet)
 {
     struct queue *queue = call->daemon->queue;
     int count;
@@ -223,8 +335,10 @@ static int control_delete_one(struct control_call *call, struct queue_msg *msg)
                      strerror(errno));
     } else {
         outbound_flush(call->daemon->outbound, msg);
-        log_info("id=%s event=queue_delete rcpts=%d user=%u", msg->id, count,
-                 (unsigned)call->uid);
+        if (count > 0 || !quiet) {
+            log_info("id=%s event=queue_delete rcpts=%d user=%u", msg->id,
+                     count, (unsigned)call->uid);
+        }
     }
     queue_msg_unref(queue, msg);
     return count;
@@ -243,7 +357,7 @@ static int control_delete_all(struct control_call *call)
         struct queue_msg *next;
 
         queue_msg_ref(msg);
-        if (control_delete_one(call, msg) > 0) {
+        if (control_delete_one(call, msg, true) > 0) {
             messages++;
         } else if (call->error[0] != '\0') {
             rc = -1;
@@ -255,7 +369,7 @@ static int control_delete_all(struct control_call *call)
     log_info("event=queue_delete id=all messages=%zu user=%u", messages,
              (unsigned)call->uid);
     if (rc == 0) {
-        control_done(call, "all", "deleted", "messages", messages);
+        control_done(call, "all", "deleted", "messages", messages, NULL, 0);
     }
     return rc;
 }
@@ -272,11 +386,11 @@ static int control_delete(struct control_call *call, const char *arg)
     if (msg == NULL) {
         return -1;
     }
-    count = control_delete_one(call, msg);
+    count = control_delete_one(call, msg, false);
     if (count < 0) {
         return -1;
     }
-    control_done(call, arg, "deleted", "rcpts", (size_t)count);
+    control_done(call, arg, "deleted", "rcpts", (size_t)count, NULL, 0);
     return 0;
 }
 
@@ -285,8 +399,9 @@ static const struct control_command control_commands[] = {
     {"show", CONTROL_ARG_REQUIRED, "a queue ID", control_show},
     {"stats", CONTROL_ARG_NONE, NULL, control_stats},
     {"flush", CONTROL_ARG_OPTIONAL, NULL, control_flush},
-    {"hold", CONTROL_ARG_REQUIRED, "a queue ID", control_hold},
-    {"release", CONTROL_ARG_REQUIRED, "a queue ID", control_release},
+    {"hold", CONTROL_ARG_REQUIRED, "a queue ID or --all", control_hold},
+    {"release", CONTROL_ARG_REQUIRED, "a queue ID or --all",
+     control_release},
     {"delete", CONTROL_ARG_REQUIRED, "a queue ID or --all", control_delete},
 };
 

@@ -189,9 +189,9 @@ static int daemon_open_queue(struct daemon *daemon)
     if (queue_open(&daemon->queue, daemon->reactor, &opts, outbound_enqueue,
                    daemon->outbound) < 0) {
         /* On EWOULDBLOCK, queue_open has logged the lock file and the
-         * holder's PID. */
+         * holder's PID, or that the holder is unknown. */
         const char *reason = errno == EWOULDBLOCK
-            ? "the queue directory is locked by another ringrelay process"
+            ? "the queue directory is locked by another process"
             : strerror(errno);
 
         log_error("event=queue_open_failed "

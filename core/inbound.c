@@ -24,6 +24,11 @@
 /* Pending connections the kernel holds for a listener. */
 #define INBOUND_BACKLOG 1024
 
+/* How long and how often a bind that fails with EADDRINUSE is retried at
+ * start, in milliseconds; see inbound_listener_bind(). */
+#define INBOUND_BIND_WAIT_MS 5000u
+#define INBOUND_BIND_RETRY_MS 50u
+
 /* Pause before accepting again after an accept error such as EMFILE, so
  * that a process out of descriptors does not spin. */
 #define INBOUND_ACCEPT_RETRY_MS 1000u
@@ -59,6 +64,41 @@ struct inbound {
 static void inbound_accept_done(struct reactor_op *op, int result);
 static void inbound_accept_retry(struct reactor_timer *timer);
 
+/* inbound_listener_bind binds fd to where. A process killed with SIGKILL
+ * keeps its listening socket for a moment after it has been reaped,
+ * because the kernel closes the files of its io_uring instance later, so
+ * EADDRINUSE is retried for up to INBOUND_BIND_WAIT_MS. A port that
+ * another program keeps fails after that wait. */
+static int inbound_listener_bind(struct inbound_listener *listener, int fd,
+                                 const struct netaddr_hostport *where)
+{
+    const struct timespec pause = {
+        .tv_nsec = INBOUND_BIND_RETRY_MS * 1000000L,
+    };
+    unsigned waited_ms = 0;
+
+    while (bind(fd, (const struct sockaddr *)&where->addr,
+                where->addr_len) < 0) {
+        if (errno != EADDRINUSE || waited_ms >= INBOUND_BIND_WAIT_MS) {
+            return -1;
+        }
+        if (waited_ms == 0) {
+            log_warning("event=listen_wait listen=%s max_wait_ms=%u "
+                        "reason=\"address in use, waiting for it to be "
+                        "released, such as by a killed process whose "
+                        "files are still being closed\"", listener->text,
+                        INBOUND_BIND_WAIT_MS);
+        }
+        nanosleep(&pause, NULL);
+        waited_ms += INBOUND_BIND_RETRY_MS;
+    }
+    if (waited_ms > 0) {
+        log_info("event=listen_bound listen=%s waited_ms=%u",
+                 listener->text, waited_ms);
+    }
+    return 0;
+}
+
 static int inbound_listener_open(struct inbound_listener *listener,
                                  const struct netaddr_hostport *where)
 {
@@ -73,8 +113,7 @@ static int inbound_listener_open(struct inbound_listener *listener,
         return -1;
     }
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(fd, (const struct sockaddr *)&where->addr, where->addr_len) <
-            0 ||
+        inbound_listener_bind(listener, fd, where) < 0 ||
         listen(fd, INBOUND_BACKLOG) < 0) {
         log_error("event=listen_failed "
                   "listen=%s error=\"cannot listen: %s\"", listener->text,

@@ -75,11 +75,15 @@ static int session_store_mail_dsn(struct inbound_session *s,
 }
 
 /* session_storage_full rejects MAIL with 452 4.3.1 while the queue is at
- * its size limit or its file system at the free-space floor, so a client
- * retries later without sending a body that could not be stored. */
-static bool session_storage_full(struct inbound_session *s, char *reply)
+ * its size limit or its file system at the free-space floor, or has no
+ * room for the size declared with SIZE= (RFC 1870, section 6.1), so a
+ * client retries later without sending a body that could not be
+ * stored. */
+static bool session_storage_full(struct inbound_session *s,
+                                 uint64_t size_hint, char *reply)
 {
-    const char *shortage = queue_space_shortage(session_daemon(s)->queue);
+    const char *shortage = queue_space_shortage(session_daemon(s)->queue,
+                                                size_hint);
 
     if (shortage == NULL) {
         return false;
@@ -98,7 +102,7 @@ static int session_hook_mail(void *ctx, const struct smtp_path *from,
     struct inbound_session *s = ctx;
 
     session_clear_transaction(s);
-    if (session_storage_full(s, reply)) {
+    if (session_storage_full(s, params->size, reply)) {
         return -1;
     }
     s->sender = strdup(from->address);
@@ -356,9 +360,10 @@ static void session_log_write_failed(const struct inbound_session *s,
 {
     int saved = errno;
 
-    if (saved == EDQUOT) {
+    if (saved == EDQUOT || saved == ENOSPC) {
         log_warning("id=%s session=%" PRIu64 " event=queue-full "
-                    "reason=queue_max_size", id != NULL ? id : "none", s->id);
+                    "reason=%s", id != NULL ? id : "none", s->id,
+                    saved == EDQUOT ? "queue_max_size" : "no_space");
     } else {
         log_error("id=%s session=%" PRIu64 " error=\"queue write failed: "
                   "%s\"", id != NULL ? id : "none", s->id, strerror(saved));

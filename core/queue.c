@@ -150,6 +150,11 @@ void queue_msg_ref(struct queue_msg *msg)
     queue_item_of(msg)->refs++;
 }
 
+bool queue_msg_in_flight(const struct queue_msg *msg)
+{
+    return queue_item_of((struct queue_msg *)msg)->busy > 0;
+}
+
 void queue_msg_busy(struct queue_msg *msg, bool busy)
 {
     struct queue_item *item = queue_item_of(msg);
@@ -197,8 +202,15 @@ void queue_segment_reclaim(struct queue *queue, struct queue_segment *seg)
     /* Journal entries of the segment's messages name IDs that are never
      * issued again, so they stay harmless in the journal until compaction
      * drops them. A failed unlink only leaves a file that the next open
-     * removes. A read-only queue removes nothing. */
-    if (!queue->read_only) {
+     * removes. A read-only queue removes nothing. A damaged segment goes
+     * to corrupt/, and its finished messages keep their journal entries
+     * in case an operator repairs the file and moves it back. */
+    if (queue->read_only) {
+        /* Nothing to change on disk. */
+    } else if (seg->quarantine != NULL) {
+        queue_orphan_add_tombstones(queue, seg);
+        queue_quarantine_segment(queue, seg->name, seg->quarantine);
+    } else {
         queue_segment_unlink(seg, queue->dir_fd);
     }
     queue_segment_free(seg);
@@ -495,6 +507,28 @@ static void queue_hook_run(struct reactor_hook *hook)
     }
 }
 
+/* queue_upkeep_fired runs segment moves and journal compaction, which a
+ * queue that takes no new mail never reaches from the commit path, and
+ * re-arms itself. The compaction check, which normally waits until the
+ * journal doubles, runs again whenever the journal grew since the last
+ * upkeep, so a quiet queue still compacts after its last deliveries. */
+static void queue_upkeep_fired(struct reactor_timer *timer)
+{
+    struct queue *queue = timer->owner;
+
+    if (queue->syncs_in_flight == 0) {
+        if (queue->journal.tail != queue->upkeep_journal_tail) {
+            queue->compact_check_at = 0;
+        }
+        queue_compact_maybe(queue);
+        queue->upkeep_journal_tail = queue->journal.tail;
+        queue_move_maybe(queue);
+        queue_journal_schedule(queue);
+    }
+    reactor_timer_set(queue->reactor, &queue->upkeep_timer,
+                      QUEUE_UPKEEP_INTERVAL_MS);
+}
+
 /* queue_batch_timer_fired ends the wait of durability batch. A batch still
  * in flight leaves the start to its end, whose hook finds the wait over. */
 static void queue_batch_timer_fired(struct reactor_timer *timer)
@@ -769,6 +803,7 @@ static void queue_detach_reactor(struct queue *queue)
     queue->hook_queued = false;
     reactor_timer_cancel(queue->reactor, &queue->batch_timer);
     reactor_timer_cancel(queue->reactor, &queue->journal_timer);
+    reactor_timer_cancel(queue->reactor, &queue->upkeep_timer);
 }
 
 void queue_close(struct queue *queue)
@@ -785,7 +820,7 @@ void queue_close(struct queue *queue)
     }
 
     if (!queue->read_only) {
-        if (queue->dir_fd >= 0) {
+        if (queue->opened) {
             queue_log_sync_stats(queue);
         }
         queue_sync_now(queue);
@@ -807,6 +842,7 @@ void queue_close(struct queue *queue)
         queue_segment_free(seg);
     }
 
+    free(queue->orphans);
     queue_journal_close(&queue->journal);
     if (queue->dir_fd >= 0 && close(queue->dir_fd) != 0) {
         log_error("event=queue_close_failed dir=%s error=\"%s\"", queue->dir,
@@ -901,6 +937,8 @@ static struct queue *queue_alloc(struct reactor *reactor,
     queue->batch_timer.owner = queue;
     queue->journal_timer.fire = queue_journal_timer_fired;
     queue->journal_timer.owner = queue;
+    queue->upkeep_timer.fire = queue_upkeep_fired;
+    queue->upkeep_timer.owner = queue;
     queue->dir = strdup(opts->dir);
     if (queue->dir == NULL) {
         queue_close(queue);
@@ -923,6 +961,26 @@ static int queue_open_dir_read_only(struct queue *queue)
                                         queue->dir);
 }
 
+/* queue_check_dir_mode warns when others than the owner may read or
+ * enter the queue directory: the messages in it are private mail. A
+ * directory the daemon creates has mode 0700. */
+static void queue_check_dir_mode(const struct queue *queue)
+{
+    struct stat st;
+
+    if (fstat(queue->dir_fd, &st) != 0) {
+        log_warning("event=queue_dir_stat_failed dir=%s error=\"%s\"",
+                    queue->dir, strerror(errno));
+        return;
+    }
+    if ((st.st_mode & 077) != 0) {
+        log_warning("event=queue_dir_mode dir=%s mode=%04o "
+                    "hint=\"chmod 700 %s: other users can read the queued "
+                    "mail\"", queue->dir, (unsigned)(st.st_mode & 07777),
+                    queue->dir);
+    }
+}
+
 /* queue_open_dir creates and opens the directory and its journal. The
  * directory is synced once so a newly created journal survives a
  * crash. */
@@ -941,6 +999,7 @@ static int queue_open_dir(struct queue *queue)
                   strerror(errno));
         return -1;
     }
+    queue_check_dir_mode(queue);
 
     if (queue_journal_open(&queue->journal, queue->dir_fd, queue->dir) != 0) {
         return -1;
@@ -956,13 +1015,16 @@ static int queue_open_dir(struct queue *queue)
 static void queue_log_opened(const struct queue *queue,
                              const struct queue_recovery_stats *stats)
 {
-    log_info("event=queue_opened dir=%s durability=%s segment_size=%" PRIu64
+    log_info("event=queue_opened dir=%s durability=%s batch_wait_us=%" PRIu32
+             " segment_size=%" PRIu64
              " segments=%zu messages=%zu recipients=%zu dropped=%zu "
-             "abandoned=%zu removed_segments=%zu read_only=%s", queue->dir,
-             queue_durability_names[queue->durability], queue->segment_size,
+             "abandoned=%zu removed_segments=%zu quarantined=%zu "
+             "read_only=%s", queue->dir,
+             queue_durability_names[queue->durability], queue->batch_wait_us,
+             queue->segment_size,
              stats->segments, stats->messages, stats->recipients,
              stats->dropped, stats->abandoned, stats->removed_segments,
-             queue->read_only ? "yes" : "no");
+             stats->quarantined, queue->read_only ? "yes" : "no");
 
     if (queue->durability == QUEUE_DURABILITY_NONE && !queue->read_only) {
         log_warning("event=queue_durability_none dir=%s note=%s", queue->dir,
@@ -997,10 +1059,16 @@ int queue_open(struct queue **out, struct reactor *reactor,
     }
     queue->recovered_messages = stats.messages;
     queue->recovered_dropped = stats.dropped;
+    queue->opened = true;
     queue_log_opened(queue, &stats);
     *out = queue;
     if (queue->read_only) {
         return 0;
+    }
+    if (queue->reactor != NULL) {
+        queue->upkeep_journal_tail = queue->journal.tail;
+        reactor_timer_set(queue->reactor, &queue->upkeep_timer,
+                          QUEUE_UPKEEP_INTERVAL_MS);
     }
 
     /* The extra reference keeps item alive while ready() runs, so its

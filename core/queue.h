@@ -233,6 +233,10 @@ void queue_msg_ref(struct queue_msg *msg);
  * under the sender. */
 void queue_msg_busy(struct queue_msg *msg, bool busy);
 
+/* queue_msg_in_flight returns true while a delivery attempt marked msg
+ * busy with queue_msg_busy(). */
+bool queue_msg_in_flight(const struct queue_msg *msg);
+
 /* queue_msg_unref drops a reference; the message is freed when nothing
  * holds it and every recipient is final. */
 void queue_msg_unref(struct queue *queue, struct queue_msg *msg);
@@ -283,11 +287,13 @@ struct queue_stats {
 bool queue_sync_pending(const struct queue *queue);
 
 /* queue_space_shortage returns NULL when the queue may take a new
- * message, or the name of the limit reached. That is "queue_max_size"
- * when max_size has no room for the smallest reservation of a writer,
- * and "queue_min_free" when the file system has less than min_free bytes
- * free. The free space is read with statvfs at most once a second. */
-const char *queue_space_shortage(struct queue *queue);
+ * message of about size_hint bytes (0 when unknown), or the name of the
+ * limit reached. "queue_max_size" means max_size has no room for the
+ * writer's reservation. "queue_min_free" means the file system has less
+ * than min_free bytes free, or the message needs a new segment and less
+ * than its size plus min_free is free. The free space is read with
+ * statvfs at most once a second. */
+const char *queue_space_shortage(struct queue *queue, uint64_t size_hint);
 
 /* queue_get_stats fills stats. */
 void queue_get_stats(const struct queue *queue, struct queue_stats *stats);

@@ -99,7 +99,7 @@ size_t queue_compact_needed(const struct queue *queue)
             needed += t->rcpt_count;
         }
     }
-    return needed;
+    return needed + queue->orphan_count;
 }
 
 static int queue_compact_flush(struct queue_compact_out *out)
@@ -195,6 +195,14 @@ static int queue_compact_write_all(struct queue *queue,
             }
         }
     }
+    for (size_t i = 0; i < queue->orphan_count; i++) {
+        const struct queue_journal_entry *e = &queue->orphans[i];
+
+        if (queue_compact_put(out, e->id, e->rcpt, e->state, e->attempts,
+                              e->time) != 0) {
+            return -1;
+        }
+    }
     return queue_compact_flush(out);
 }
 
@@ -206,7 +214,7 @@ static bool queue_compact_possible(const struct queue *queue)
             return false;
         }
     }
-    return !queue->read_only;
+    return !queue->read_only && !queue->orphans_lost;
 }
 
 /* queue_compact_write creates journal.new with the needed entries, syncs
@@ -285,7 +293,7 @@ int queue_compact(struct queue *queue)
     if (!queue_compact_possible(queue)) {
         log_warning("event=queue_journal_compact_failed step=check "
                     "reason=\"%s\"", queue->read_only ? "read-only queue" :
-                    "a segment lost the states of finished messages");
+                    "finished or orphan journal states were lost");
         errno = queue->read_only ? EROFS : ENOMEM;
         return -1;
     }

@@ -37,6 +37,11 @@
  * maximum batch_wait. At about 300 batches/s it adds about 10 journal
  * syncs a second, an estimate from the batch rate in bench/RESULTS.md. */
 #define QUEUE_JOURNAL_SYNC_INTERVAL_US 100000u
+/* Interval of the upkeep timer, in milliseconds. Every batch of commits
+ * also runs moves and compaction; the timer covers a queue that takes no
+ * new mail. A sparse segment is then moved at most this long after its
+ * QUEUE_MOVE_MIN_AGE_MS. */
+#define QUEUE_UPKEEP_INTERVAL_MS 10000u
 
 /* queue_item: one stored message in memory. The recipient array and the
  * address strings follow the struct in the same allocation. */
@@ -116,12 +121,16 @@ struct queue {
     struct reactor_timer journal_timer; /* durability batch: ends the
                                          * journal's interval */
     bool journal_due;               /* that interval has passed */
+    struct reactor_timer upkeep_timer; /* moves and compaction on a quiet
+                                        * queue; see queue_upkeep_fired() */
+    uint64_t upkeep_journal_tail;   /* journal.tail at the last upkeep */
     struct reactor_hook hook;       /* starts the next batch */
     bool hook_queued;               /* deferred and not yet run */
     size_t item_count;              /* items in queue->items */
     size_t recovered_messages;
     size_t recovered_dropped;
     bool read_only;                 /* queue_options.read_only */
+    bool opened;                    /* queue_open() succeeded */
     uint64_t compact_check_at;      /* journal bytes; see queue_compact.c */
     uint64_t move_next_ms;          /* reactor clock of the next move
                                      * check; see queue_move.c */
@@ -137,6 +146,13 @@ struct queue {
     uint64_t free_checked_ms;       /* reactor clock of that statvfs */
     bool free_known;                /* free_bytes is valid */
 
+    /* Journal entries of unknown queue IDs kept for damaged segments;
+     * see queue_quarantine.c. */
+    bool keep_orphans;
+    bool orphans_lost;              /* an orphan could not be stored */
+    struct queue_journal_entry *orphans;
+    size_t orphan_count;
+    size_t orphan_capacity;
     uint64_t stat_commits;          /* see struct queue_stats */
     uint64_t stat_batches;
     uint64_t stat_fsyncs;
@@ -150,6 +166,7 @@ struct queue_recovery_stats {
     size_t dropped;                 /* invalid or uncommitted records */
     size_t abandoned;               /* regions a writer left */
     size_t removed_segments;
+    size_t quarantined;             /* invalid segments moved to corrupt/ */
 };
 
 /* queue_format_id writes the QUEUE_ID_LEN-digit form of id. */
@@ -249,6 +266,24 @@ int queue_move_run(struct queue *queue);
 void queue_move_drop_copy(struct queue *queue, struct queue_segment *seg,
                           uint64_t offset);
 
+/* Quarantine (core/queue_quarantine.c). */
+#define QUEUE_CORRUPT_DIR "corrupt"
+/* queue_quarantine_segment moves the segment file name into corrupt/,
+ * as name.N when that name is taken, and sets keep_orphans. On failure
+ * the file stays where it is. */
+int queue_quarantine_segment(struct queue *queue, const char *name,
+                             const char *reason);
+/* queue_quarantine_present returns true when corrupt/ contains a file or
+ * cannot be read. */
+bool queue_quarantine_present(struct queue *queue);
+/* queue_orphan_add keeps a copy of a journal entry for compaction to
+ * write again; when memory runs out it sets orphans_lost instead. */
+void queue_orphan_add(struct queue *queue,
+                      const struct queue_journal_entry *entry);
+/* queue_orphan_add_tombstones keeps the final states of the finished
+ * messages of seg, whose file goes to corrupt/, as orphans. */
+void queue_orphan_add_tombstones(struct queue *queue,
+                                 const struct queue_segment *seg);
 /* queue_recover scans segments and journal and builds queue->items. */
 int queue_recover(struct queue *queue, struct queue_recovery_stats *stats);
 

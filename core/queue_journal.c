@@ -3,15 +3,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
+
+/* How long and how often queue_journal_lock() retries while the holder
+ * of the lock cannot be identified, in milliseconds. */
+#define QUEUE_JOURNAL_LOCK_WAIT_MS 5000u
+#define QUEUE_JOURNAL_LOCK_RETRY_MS 50u
 
 /* Entries read per pread during replay. */
 #define QUEUE_JOURNAL_READ_ENTRIES 1024u
@@ -55,19 +62,70 @@ static long queue_journal_lock_holder(int fd)
 }
 
 /* queue_journal_log_locked logs that another process holds the lock, with
- * the lock file and, when /proc/locks shows it, the holder's PID. */
-static void queue_journal_log_locked(int fd, const char *dir)
+ * the lock file and the holder's PID, or "unknown" when holder is 0. */
+static void queue_journal_log_locked(long holder, const char *dir)
 {
-    long holder = queue_journal_lock_holder(fd);
     char pid[32] = "unknown";
+    const char *error = "the queue directory is locked by a process that "
+                        "could not be identified";
 
     if (holder > 0) {
         snprintf(pid, sizeof(pid), "%ld", holder);
+        error = "the queue directory is locked by another ringrelay process";
     }
     log_error("event=queue_locked dir=%s lock_file=%s/%s holder_pid=%s "
-              "error=\"the queue directory is locked by another ringrelay "
-              "process\" hint=\"stop that process or set another "
-              "queue_dir\"", dir, dir, QUEUE_JOURNAL_NAME, pid);
+              "error=\"%s\" hint=\"stop that process or set another "
+              "queue_dir\"", dir, dir, QUEUE_JOURNAL_NAME, pid, error);
+}
+
+/* queue_journal_lock takes the exclusive lock on the journal. A process
+ * killed with SIGKILL can keep its lock for a moment after it has been
+ * reaped, because the kernel closes the files of its io_uring instance
+ * later, and /proc/locks then shows no PID. So while no holder can be
+ * identified, the lock is retried for up to QUEUE_JOURNAL_LOCK_WAIT_MS. */
+static int queue_journal_lock(struct queue_journal *journal, const char *dir)
+{
+    const struct timespec pause = {
+        .tv_nsec = QUEUE_JOURNAL_LOCK_RETRY_MS * 1000000L,
+    };
+    unsigned waited_ms = 0;
+    long holder;
+
+    while (flock(journal->fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK) {
+            log_error("event=queue_journal_lock_failed dir=%s error=\"%s\"",
+                      dir, strerror(errno));
+            return -1;
+        }
+        holder = queue_journal_lock_holder(journal->fd);
+
+        /* In the initial PID namespace /proc/locks keeps showing the PID
+         * of a process that has exited, so only a live one counts. */
+        if (holder > 0 && kill((pid_t)holder, 0) != 0 && errno == ESRCH) {
+            holder = 0;
+        }
+        if (holder > 0 || waited_ms >= QUEUE_JOURNAL_LOCK_WAIT_MS) {
+            queue_journal_log_locked(holder, dir);
+            errno = EWOULDBLOCK;
+            return -1;
+        }
+        if (waited_ms == 0) {
+            log_warning("event=queue_lock_wait dir=%s lock_file=%s/%s "
+                        "holder_pid=unknown max_wait_ms=%u reason=\"%s\"",
+                        dir, dir, QUEUE_JOURNAL_NAME,
+                        QUEUE_JOURNAL_LOCK_WAIT_MS, "waiting for a holder "
+                        "that is not running or could not be identified, "
+                        "such as a killed process whose files are still "
+                        "being closed");
+        }
+        nanosleep(&pause, NULL);
+        waited_ms += QUEUE_JOURNAL_LOCK_RETRY_MS;
+    }
+    if (waited_ms > 0) {
+        log_info("event=queue_lock_taken dir=%s waited_ms=%u", dir,
+                 waited_ms);
+    }
+    return 0;
 }
 
 int queue_journal_open(struct queue_journal *journal, int dir_fd,
@@ -78,23 +136,25 @@ int queue_journal_open(struct queue_journal *journal, int dir_fd,
     journal->dirty = false;
     journal->read_only = false;
 
-    journal->fd = openat(dir_fd, QUEUE_JOURNAL_NAME,
-                         O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    journal->created = false;
+
+    /* Opening without O_CREAT first separates a new journal from an old
+     * one, so recovery can warn when segments exist without it. */
+    journal->fd = openat(dir_fd, QUEUE_JOURNAL_NAME, O_RDWR | O_CLOEXEC);
+    if (journal->fd < 0 && errno == ENOENT) {
+        journal->created = true;
+        journal->fd = openat(dir_fd, QUEUE_JOURNAL_NAME,
+                             O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    }
     if (journal->fd < 0) {
-        log_error("event=queue_journal_open_failed error=\"%s\"",
-                  strerror(errno));
+        log_error("event=queue_journal_open_failed file=%s/%s error=\"%s\"",
+                  dir, QUEUE_JOURNAL_NAME, strerror(errno));
         return -1;
     }
 
-    if (flock(journal->fd, LOCK_EX | LOCK_NB) != 0) {
+    if (queue_journal_lock(journal, dir) != 0) {
         int saved = errno;
 
-        if (saved == EWOULDBLOCK) {
-            queue_journal_log_locked(journal->fd, dir);
-        } else {
-            log_error("event=queue_journal_lock_failed dir=%s error=\"%s\"",
-                      dir, strerror(saved));
-        }
         close(journal->fd);
         journal->fd = -1;
         errno = saved;

@@ -21,6 +21,7 @@ struct queue_journal {
     uint64_t tail;     /* offset of the next entry; entries end here */
     bool dirty;        /* entries written since the last sync */
     bool read_only;    /* opened O_RDONLY and unlocked; fd -1 if absent */
+    bool created;      /* queue_journal_open() found no journal file */
 };
 
 struct queue_journal_stats {

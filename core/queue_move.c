@@ -216,6 +216,8 @@ static void queue_move_apply(struct queue_move_run *run)
         run->to->writers--;
 
         queue_move_abandon(run->from, item->offset);
+        log_info("id=%s event=queue_record_moved segment=%s to=%s",
+                 item->msg.id, run->from->name, run->to->name);
         item->seg = run->to;
         item->offset = move->offset;
         item->region_len = len;

@@ -89,6 +89,20 @@ int queue_segment_header_decode(const uint8_t *in,
     return 0;
 }
 
+const char *queue_segment_header_problem(const uint8_t *in)
+{
+    if (get_le32(in) != QUEUE_SEGMENT_MAGIC) {
+        return "bad_magic";
+    }
+    if (get_le16(in + 4) != QUEUE_FORMAT_VERSION) {
+        return "unknown_version";
+    }
+    if (get_le32(in + 32) != crc32c_update(0, in, 32)) {
+        return "header_checksum_mismatch";
+    }
+    return NULL;
+}
+
 void queue_journal_entry_encode(uint8_t *out,
                                 const struct queue_journal_entry *entry)
 {

@@ -184,6 +184,11 @@ void queue_segment_header_encode(uint8_t *out,
 int queue_segment_header_decode(const uint8_t *in,
                                 struct queue_segment_header *header);
 
+/* queue_segment_header_problem returns why the header at in does not
+ * decode ("bad_magic", "unknown_version", "header_checksum_mismatch"),
+ * or NULL when it does. */
+const char *queue_segment_header_problem(const uint8_t *in);
+
 void queue_journal_entry_encode(uint8_t *out,
                                 const struct queue_journal_entry *entry);
 

@@ -140,6 +140,12 @@ static int queue_recover_region(struct queue *queue, struct queue_segment *seg,
                     PRIu64 " reason=%s", id, seg->name, offset, reason);
         stats->dropped++;
     }
+
+    /* An uncommitted region is a write that a crash cut short, not
+     * damage, so only the other reasons keep the file for an operator. */
+    if (reason != NULL && strcmp(reason, "uncommitted") != 0) {
+        seg->quarantine = "record_dropped";
+    }
     return 0;
 }
 
@@ -164,6 +170,7 @@ static int queue_scan_segment(struct queue *queue, struct queue_segment *seg,
                         " action=ignore_rest_of_segment", seg->name, offset,
                         header.region_len);
             stats->dropped++;
+            seg->quarantine = "region_invalid";
             break;
         }
 
@@ -173,32 +180,61 @@ static int queue_scan_segment(struct queue *queue, struct queue_segment *seg,
         offset += header.region_len;
     }
 
-    /* Appends after recovery go to a new active segment, so the tail of a
-     * recovered segment is only bookkeeping. */
+    /* Appends continue here when this segment becomes the active one
+     * again (queue_reuse_last_segment()). */
     seg->tail = offset;
+    if (seg->truncated) {
+        log_warning("event=queue_segment_truncated segment=%s size=%" PRIu64
+                    " header_size=%" PRIu64 " records_end=%" PRIu64
+                    " action=recover_records_before_the_cut", seg->name,
+                    seg->size, seg->header_size, offset);
+        seg->quarantine = "truncated";
+    }
     return 0;
+}
+
+/* queue_recover_invalid handles a segment whose header failed its
+ * check: it stays out of recovery and moves to corrupt/, and journal
+ * entries of unknown IDs are kept from now on. */
+static void queue_recover_invalid(struct queue *queue, const char *name,
+                                  const char *problem)
+{
+    queue->keep_orphans = true;
+    if (queue->read_only) {
+        log_error("event=queue_segment_invalid segment=%s reason=%s "
+                  "action=skip", name, problem);
+        return;
+    }
+    log_error("event=queue_segment_invalid segment=%s reason=%s "
+              "action=quarantine", name, problem);
+    if (queue_quarantine_segment(queue, name, problem) != 0) {
+        log_error("event=queue_segment_invalid segment=%s reason=%s "
+                  "action=skip hint=%s", name, problem,
+                  "move_the_file_out_of_the_queue_directory");
+    }
 }
 
 /* queue_recover_segment opens and scans one segment file. A file whose
  * creation was interrupted held no record and is removed; a file with an
- * invalid header is left in place for an operator. */
+ * invalid header goes to corrupt/. */
 static int queue_recover_segment(struct queue *queue, uint64_t number,
                                  struct queue_recovery_stats *stats)
 {
     char name[QUEUE_SEGMENT_NAME_MAX];
     struct queue_segment *seg;
+    const char *problem = NULL;
 
     queue_segment_name(name, sizeof(name), number);
     if (queue_segment_open(&seg, queue->dir_fd, name, number,
-                           queue->read_only) != 0) {
+                           queue->read_only, &problem) != 0) {
         if (errno == ENODATA && queue->read_only) {
-            log_warning("event=queue_segment_empty segment=%s "
-                        "action=skip", name);
+            log_warning("event=queue_segment_empty segment=%s reason=%s "
+                        "action=skip", name, problem);
             return 0;
         }
         if (errno == ENODATA) {
-            log_warning("event=queue_segment_empty segment=%s "
-                        "action=remove", name);
+            log_warning("event=queue_segment_empty segment=%s reason=%s "
+                        "action=remove", name, problem);
             if (unlinkat(queue->dir_fd, name, 0) != 0) {
                 log_error("event=queue_segment_unlink_failed segment=%s "
                           "error=\"%s\"", name, strerror(errno));
@@ -206,9 +242,8 @@ static int queue_recover_segment(struct queue *queue, uint64_t number,
             return 0;
         }
         if (errno == EBADMSG) {
-            log_error("event=queue_segment_invalid segment=%s "
-                      "action=skip hint=%s", name,
-                      "move_the_file_out_of_the_queue_directory");
+            stats->quarantined++;
+            queue_recover_invalid(queue, name, problem);
             return 0;
         }
         return -1;
@@ -216,7 +251,13 @@ static int queue_recover_segment(struct queue *queue, uint64_t number,
 
     queue_segment_add(queue, seg);
     stats->segments++;
-    return queue_scan_segment(queue, seg, stats);
+    if (queue_scan_segment(queue, seg, stats) != 0) {
+        return -1;
+    }
+    if (seg->quarantine != NULL) {
+        queue->keep_orphans = true;
+    }
+    return 0;
 }
 
 /* queue_compare_items orders by ID, then by position in the files. */
@@ -321,6 +362,9 @@ static void queue_apply_entry(void *arg,
                     queue_compare_key);
     if (found == NULL) {
         rec->unknown++;
+        if (rec->queue->keep_orphans) {
+            queue_orphan_add(rec->queue, entry);
+        }
         return;
     }
 
@@ -384,6 +428,12 @@ static int queue_replay_journal(struct queue_recovery *rec)
     }
     log_info("event=queue_journal_replayed entries=%zu unknown_ids=%zu "
              "torn=%zu", stats.entries, rec->unknown, stats.torn);
+    if (queue->keep_orphans && rec->unknown > 0) {
+        log_warning("event=queue_journal_orphans_kept entries=%zu "
+                    "reason=damaged_segments dir=%s/%s note=%s",
+                    queue->orphan_count, queue->dir, QUEUE_CORRUPT_DIR,
+                    "kept_until_a_start_finds_no_damaged_segment");
+    }
     return 0;
 }
 
@@ -447,6 +497,7 @@ static int queue_release_finished(struct queue *queue,
         return -1;
     }
     if (queue->items == NULL && queue_no_tombstones(queue) &&
+        queue->orphan_count == 0 && !queue->orphans_lost &&
         queue->journal.tail > 0) {
         return queue_journal_truncate(&queue->journal);
     }
@@ -472,6 +523,32 @@ static int queue_compact_at_start(struct queue *queue)
     return 0;
 }
 
+/* queue_reuse_last_segment makes the newest recovered segment active
+ * again when it has room, so each restart does not start a new file. Its
+ * scan ended at the first offset without a valid region header, and the
+ * rest of a preallocated file is zero, so appends start there. A damaged
+ * or truncated segment, or one of another size, is not reused. */
+static void queue_reuse_last_segment(struct queue *queue)
+{
+    struct queue_segment *last = NULL;
+    uint64_t smallest = QUEUE_REGION_HEADER_LEN + QUEUE_MIN_BODY_RESERVE;
+
+    for (struct queue_segment *seg = queue->segments; seg != NULL;
+         seg = seg->next) {
+        last = seg;
+    }
+    if (queue->read_only || last == NULL ||
+        last->number + 1 != queue->next_segment ||
+        last->size != queue->segment_size || last->quarantine != NULL ||
+        last->truncated || last->tail > last->size - smallest) {
+        return;
+    }
+    last->active = true;
+    queue->active = last;
+    log_info("event=queue_segment_reused segment=%s free=%" PRIu64,
+             last->name, last->size - last->tail);
+}
+
 int queue_recover(struct queue *queue, struct queue_recovery_stats *stats)
 {
     struct queue_recovery rec = { .queue = queue, .stats = stats };
@@ -493,12 +570,24 @@ int queue_recover(struct queue *queue, struct queue_recovery_stats *stats)
     if (count > 0) {
         queue->next_segment = numbers[count - 1] + 1;
     }
+    if (count > 0 && (queue->journal.created ||
+                      (queue->read_only && queue->journal.fd < 0))) {
+        log_warning("event=queue_journal_missing file=%s/%s segments=%zu "
+                    "effect=\"%s\"", queue->dir, QUEUE_JOURNAL_NAME, count,
+                    "holds, deletes, deliveries and retry times of the "
+                    "stored messages are lost, so they are all delivered "
+                    "again");
+    }
+    if (!queue->keep_orphans && queue_quarantine_present(queue)) {
+        queue->keep_orphans = true;
+    }
 
     if (queue_build_index(&rec) != 0 || queue_replay_journal(&rec) != 0 ||
         queue_release_finished(queue, stats) != 0 ||
         queue_compact_at_start(queue) != 0) {
         goto out;
     }
+    queue_reuse_last_segment(queue);
     rc = 0;
 
 out:

@@ -47,15 +47,22 @@ static int queue_report_finish(FILE *out)
 }
 
 /* queue_report_text_word writes text as one word of a report line: like
- * queue_report_text(), with the bytes in also written as "\xHH" too. */
+ * queue_report_text(), with tabs and the bytes in also written as "\xHH"
+ * too. */
 static void queue_report_text_word(FILE *out, const char *text,
                                    const char *also)
 {
-    for (const char *p = text; *p != '\0'; p++) {
-        if (strchr(also, *p) != NULL) {
+    const char *p = text;
+
+    while (*p != '\0') {
+        size_t run = strcspn(p, also);
+
+        run = strcspn(p, "\t") < run ? strcspn(p, "\t") : run;
+        queue_report_text(out, p, run);
+        p += run;
+        if (*p != '\0') {
             fprintf(out, "\\x%02X", (unsigned char)*p);
-        } else {
-            queue_report_text(out, p, 1);
+            p++;
         }
     }
 }
@@ -138,15 +145,26 @@ static void queue_report_text_rcpt(FILE *out, const struct queue_rcpt *rcpt)
     queue_report_text_addr(out, rcpt->address);
     fprintf(out, " %s attempts=%" PRIu32 " next=", queue_report_state(rcpt),
             rcpt->attempts);
+
+    /* A final recipient has no next attempt. */
+    if (rcpt->state != QUEUE_RCPT_QUEUED) {
+        fputc('-', out);
+        return;
+    }
     queue_report_text_next(out, rcpt->next_attempt);
 }
 
 static void queue_report_list_text_msg(FILE *out, const struct queue_msg *msg,
                                        time_t now)
 {
-    fprintf(out, "%-16s %10zu %8llds ", msg->id, msg->body_len,
-            (long long)(now - msg->arrival));
+    char age[32];
+
+    queue_report_age(age, sizeof(age), (long long)(now - msg->arrival));
+    fprintf(out, "%-16s %10zu %9s ", msg->id, msg->body_len, age);
     queue_report_text_addr(out, msg->sender);
+    if (queue_msg_in_flight(msg)) {
+        fputs(" (delivery under way)", out);
+    }
     fputc('\n', out);
 
     for (size_t i = 0; i < msg->rcpt_count; i++) {
@@ -171,8 +189,9 @@ static void queue_report_json_msg(FILE *out, const struct queue_msg *msg,
 {
     fprintf(out, "\"id\":\"%s\",\"size\":%zu,", msg->id, msg->body_len);
     queue_report_json_time(out, "arrival", msg->arrival);
-    fprintf(out, ",\"age_seconds\":%lld,\"sender\":",
-            (long long)(now - msg->arrival));
+    fprintf(out, ",\"age_seconds\":%lld,\"in_flight\":%s,\"sender\":",
+            (long long)(now - msg->arrival),
+            queue_msg_in_flight(msg) ? "true" : "false");
     queue_report_json_str(out, msg->sender);
     fputs(",\"recipients\":[", out);
     for (size_t i = 0; i < msg->rcpt_count; i++) {
@@ -230,10 +249,12 @@ int queue_report_list(struct queue *queue, FILE *out,
 /* ---- show ------------------------------------------------------------ */
 
 /* queue_report_header_len returns the length of the header section of
- * msg's body: up to and including the empty line that ends it, the whole
- * body when there is none, and at most QUEUE_REPORT_HEADER_MAX. */
+ * msg's body, up to and including the empty line that ends it, or the
+ * whole body when there is none, and stores it in *full. The returned
+ * length is at most QUEUE_REPORT_HEADER_MAX, which is what a report
+ * shows. */
 static size_t queue_report_header_len(const struct queue_msg *msg,
-                                      bool *truncated)
+                                      size_t *full)
 {
     size_t len = msg->body_len;
     size_t start = 0;
@@ -249,8 +270,8 @@ static size_t queue_report_header_len(const struct queue_msg *msg,
         start = i + 1;
     }
 
-    *truncated = len > QUEUE_REPORT_HEADER_MAX;
-    return *truncated ? QUEUE_REPORT_HEADER_MAX : len;
+    *full = len;
+    return len > QUEUE_REPORT_HEADER_MAX ? QUEUE_REPORT_HEADER_MAX : len;
 }
 
 /* queue_report_text_headers writes each header line indented by four
@@ -299,8 +320,8 @@ static void queue_report_show_text(FILE *out, const struct queue_msg *msg)
 {
     const char *ret = queue_report_ret_name(msg->dsn_ret);
     char iso[QUEUE_REPORT_ISO_MAX];
-    bool truncated;
-    size_t len = queue_report_header_len(msg, &truncated);
+    size_t full;
+    size_t len = queue_report_header_len(msg, &full);
 
     queue_report_iso_time(iso, sizeof(iso), msg->arrival);
     fprintf(out, "id: %s\narrival: %s (%lld)\nsize: %zu bytes\nsender: ",
@@ -331,16 +352,20 @@ static void queue_report_show_text(FILE *out, const struct queue_msg *msg)
         fputc('\n', out);
     }
 
-    fprintf(out, "headers (%zu bytes%s):\n", len,
-            truncated ? ", truncated" : "");
+    if (full > len) {
+        fprintf(out, "headers (%zu bytes, the first %zu shown):\n", full,
+                len);
+    } else {
+        fprintf(out, "headers (%zu bytes):\n", len);
+    }
     queue_report_text_headers(out, msg, len);
 }
 
 static void queue_report_show_json(FILE *out, const struct queue_msg *msg)
 {
     const char *ret = queue_report_ret_name(msg->dsn_ret);
-    bool truncated;
-    size_t len = queue_report_header_len(msg, &truncated);
+    size_t full;
+    size_t len = queue_report_header_len(msg, &full);
 
     fputc('{', out);
     queue_report_json_msg(out, msg, time(NULL), true);
@@ -360,7 +385,7 @@ static void queue_report_show_json(FILE *out, const struct queue_msg *msg)
     /* The wire form goes out as stored, dot-stuffing included, so a
      * script sees the exact bytes. */
     fprintf(out, ",\"headers_size\":%zu,\"headers_truncated\":%s,"
-            "\"headers\":", len, truncated ? "true" : "false");
+            "\"headers\":", full, full > len ? "true" : "false");
     queue_report_json(out, msg->body, len);
     fputs("}\n", out);
 }
@@ -518,7 +543,8 @@ static void queue_report_stats_text(FILE *out, const size_t *counts,
         fprintf(out, "    %-10s %zu\n", queue_report_count_names[c],
                 counts[c]);
     }
-    fputs("queued recipients by domain:\n", out);
+    fputs("undelivered recipients (queued, deferred or held) by "
+          "domain:\n", out);
     for (size_t i = 0; i < groups; i++) {
         fprintf(out, "    %10zu ", domains[i].count);
         if (domains[i].name[0] == '\0') {

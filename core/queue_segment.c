@@ -170,28 +170,46 @@ static bool queue_segment_all_zero(const uint8_t *bytes, size_t len)
 }
 
 /* queue_segment_check_header validates the mapped header against the file
- * name and size; see queue_segment_open() for the errno values. */
-static int queue_segment_check_header(struct queue_segment *seg)
+ * name and size and sets *problem on failure; see queue_segment_open()
+ * for the errno values. A file shorter than its header says is accepted
+ * with seg->truncated set, because the records before the cut are
+ * intact and the scan stops at the end of the mapping. */
+static int queue_segment_check_header(struct queue_segment *seg,
+                                      const char **problem)
 {
     struct queue_segment_header header;
 
     if (queue_segment_all_zero(seg->map, QUEUE_SEGMENT_HEADER_LEN)) {
+        *problem = "header_all_zero";
         errno = ENODATA;
         return -1;
     }
-    if (queue_segment_header_decode(seg->map, &header) != 0 ||
-        header.number != seg->number || header.size != seg->size) {
+    if (queue_segment_header_decode(seg->map, &header) != 0) {
+        *problem = queue_segment_header_problem(seg->map);
+        errno = EBADMSG;
+        return -1;
+    }
+    if (header.number != seg->number) {
+        *problem = "number_differs_from_file_name";
+        errno = EBADMSG;
+        return -1;
+    }
+    if (header.size < seg->size) {
+        *problem = "file_larger_than_header_size";
         errno = EBADMSG;
         return -1;
     }
 
+    seg->truncated = header.size > seg->size;
+    seg->header_size = header.size;
     seg->nonce = header.nonce;
     seg->tail = QUEUE_SEGMENT_HEADER_LEN;
     return 0;
 }
 
 int queue_segment_open(struct queue_segment **out, int dir_fd,
-                       const char *name, uint64_t number, bool read_only)
+                       const char *name, uint64_t number, bool read_only,
+                       const char **problem)
 {
     struct queue_segment *seg = queue_segment_alloc(number);
     struct stat st;
@@ -201,6 +219,7 @@ int queue_segment_open(struct queue_segment **out, int dir_fd,
         return -1;
     }
 
+    *problem = "open_or_map_failed";
     seg->read_only = read_only;
     seg->fd = openat(dir_fd, name,
                      (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
@@ -210,12 +229,14 @@ int queue_segment_open(struct queue_segment **out, int dir_fd,
         goto fail;
     }
     if (st.st_size < (off_t)QUEUE_SEGMENT_HEADER_LEN) {
+        *problem = "shorter_than_header";
         errno = ENODATA;
         goto fail;
     }
     seg->size = (uint64_t)st.st_size;
 
-    if (queue_segment_map(seg) != 0 || queue_segment_check_header(seg) != 0) {
+    if (queue_segment_map(seg) != 0 ||
+        queue_segment_check_header(seg, problem) != 0) {
         goto fail;
     }
     *out = seg;

@@ -44,6 +44,10 @@ struct queue_segment {
     bool read_only;              /* opened O_RDONLY, mapped PROT_READ */
     struct queue_tombstone *tombstones; /* finished messages in the file */
     bool tombstones_lost;        /* a tombstone could not be allocated */
+    bool truncated;              /* file shorter than header_size */
+    uint64_t header_size;        /* size the segment header records */
+    const char *quarantine;      /* why the file goes to corrupt/ instead
+                                  * of being removed; NULL if it does not */
 };
 
 /* queue_segment_name formats the file name of segment number. */
@@ -63,10 +67,13 @@ int queue_segment_create(struct queue_segment **out, int dir_fd,
  * read-only (O_RDONLY, PROT_READ) when read_only is set.
  * Fails with ENODATA when the file is shorter than a header or its header
  * is all zero (its creation was interrupted), and with EBADMSG when the
- * header is invalid or does not match the file name and size. tail is set
- * to the end of the header; the caller scans the regions. */
+ * header is invalid, does not match the file name, or records a smaller
+ * size than the file's; *problem then names the check that failed. A file
+ * shorter than the recorded size opens with seg->truncated set. tail is
+ * set to the end of the header; the caller scans the regions. */
 int queue_segment_open(struct queue_segment **out, int dir_fd,
-                       const char *name, uint64_t number, bool read_only);
+                       const char *name, uint64_t number, bool read_only,
+                       const char **problem);
 
 /* queue_segment_free unmaps, closes and frees the tombstones; NULL is
  * accepted. The file stays. */

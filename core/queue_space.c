@@ -60,17 +60,47 @@ static bool queue_space_free_low(struct queue *queue)
     return queue->free_known && queue->free_bytes < queue->min_free;
 }
 
-const char *queue_space_shortage(struct queue *queue)
+/* queue_space_segment_needed returns the size of the segment file that a
+ * region of len bytes would make the writer create, or 0 when it fits in
+ * the active segment. Mirrors queue_reserve(). */
+static uint64_t queue_space_segment_needed(const struct queue *queue,
+                                           uint64_t len)
+{
+    uint64_t capacity = queue->segment_size - QUEUE_SEGMENT_HEADER_LEN;
+    const struct queue_segment *active = queue->active;
+
+    if (len > capacity) {
+        return queue_align_up(QUEUE_SEGMENT_HEADER_LEN + len, 4096);
+    }
+    if (active == NULL || active->size - active->tail < len) {
+        return queue->segment_size;
+    }
+    return 0;
+}
+
+const char *queue_space_shortage(struct queue *queue, uint64_t size_hint)
 {
     /* The smallest record a writer reserves: without room for it, DATA
-     * would fail anyway. */
-    uint64_t smallest = QUEUE_REGION_HEADER_LEN + QUEUE_MIN_BODY_RESERVE;
+     * would fail anyway. The envelope is not known yet and is left out. */
+    uint64_t body = size_hint > QUEUE_MIN_BODY_RESERVE ?
+                    size_hint : QUEUE_MIN_BODY_RESERVE;
+    uint64_t len = queue_align_up(QUEUE_REGION_HEADER_LEN + body,
+                                  QUEUE_REGION_ALIGN);
+    uint64_t segment;
 
-    if (queue->max_size != 0 &&
-        queue_space_reserve_check(queue, smallest) != 0) {
+    if (queue->max_size != 0 && queue_space_reserve_check(queue, len) != 0) {
         return "queue_max_size";
     }
     if (queue_space_free_low(queue)) {
+        return "queue_min_free";
+    }
+
+    /* A new segment is preallocated whole, so it needs its size free on
+     * top of the floor; queue_space_segment_check() would refuse it. */
+    segment = queue_space_segment_needed(queue, len);
+    if (segment > 0 && queue->min_free != 0 && queue->free_known &&
+        (queue->free_bytes < segment ||
+         queue->free_bytes - segment < queue->min_free)) {
         return "queue_min_free";
     }
     return NULL;

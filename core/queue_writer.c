@@ -136,17 +136,20 @@ static void queue_writer_leave(struct queue_writer *writer)
 }
 
 /* queue_writer_log_failure logs a reservation that failed with errno
- * set. queue_max_size at work (EDQUOT) is a warning, because the limit
- * does its job; anything else is an error. errno is kept. */
+ * set. A full queue is a warning: queue_max_size at work (EDQUOT), or no
+ * room for a new segment (ENOSPC), whose cause the segment check or the
+ * segment creation logged already. Anything else is an error. errno is
+ * kept. */
 static void queue_writer_log_failure(const struct queue_writer *writer,
                                      const char *event)
 {
     int saved = errno;
 
-    if (saved == EDQUOT) {
+    if (saved == EDQUOT || saved == ENOSPC) {
         log_warning("id=%s event=%s region_size=%" PRIu64 " body_size=%"
-                    PRIu64 " reason=queue_max_size", writer->id, event,
-                    writer->header.region_len, writer->header.body_len);
+                    PRIu64 " reason=%s", writer->id, event,
+                    writer->header.region_len, writer->header.body_len,
+                    saved == EDQUOT ? "queue_max_size" : "no_space");
     } else {
         log_error("id=%s event=%s region_size=%" PRIu64 " body_size=%"
                   PRIu64 " error=\"%s\"", writer->id, event,

@@ -48,7 +48,8 @@ struct trace_writer {
 
 enum trace_charset {
     TRACE_CHARS_NAME,    /* letters, digits, "-._:[]" */
-    TRACE_CHARS_ADDRESS, /* printable ASCII and UTF-8 bytes, no space */
+    TRACE_CHARS_ADDRESS, /* printable ASCII and UTF-8 bytes, and spaces
+                          * only inside a quoted local part */
     TRACE_CHARS_COMMENT, /* printable ASCII but space, parentheses and
                           * backslash */
 };
@@ -63,10 +64,15 @@ static bool trace_name_char(unsigned char c)
 }
 
 /* trace_clean copies at most max bytes of src into dst (size max + 1),
- * replacing bytes outside charset with '?'. Returns the length. */
+ * replacing bytes outside charset with '?'. Returns the length. A space
+ * inside a quoted local part, as in "x y"@example.test, is kept, because
+ * RFC 5321 allows it there and the angle brackets still delimit the
+ * path. */
 static size_t trace_clean(char *dst, const char *src, size_t max,
                           enum trace_charset charset)
 {
+    bool quoted = false;
+    bool escaped = false;
     size_t len = 0;
 
     for (; src[len] != '\0' && len < max; len++) {
@@ -78,7 +84,14 @@ static size_t trace_clean(char *dst, const char *src, size_t max,
         } else if (charset == TRACE_CHARS_COMMENT) {
             ok = c > 0x20 && c < 0x7f && strchr("()\\", c) == NULL;
         } else {
-            ok = c > 0x20 && c != 0x7f;
+            ok = (c > 0x20 || (c == 0x20 && quoted)) && c != 0x7f;
+            if (escaped) {
+                escaped = false;
+            } else if (quoted && c == '\\') {
+                escaped = true;
+            } else if (c == '"') {
+                quoted = !quoted;
+            }
         }
         dst[len] = ok ? (char)c : '?';
     }

@@ -19,16 +19,17 @@ struct queue_tool_command {
     int min_args;
     int max_args;
     bool needs_daemon;           /* changes the queue */
+    bool takes_all;              /* accepts --all in place of an ID */
 };
 
 static const struct queue_tool_command queue_tool_commands[] = {
-    {"list", 0, 0, false},
-    {"show", 1, 1, false},
-    {"stats", 0, 0, false},
-    {"flush", 0, 1, true},
-    {"hold", 1, 1, true},
-    {"release", 1, 1, true},
-    {"delete", 1, 1, true},
+    {"list", 0, 0, false, false},
+    {"show", 1, 1, false, false},
+    {"stats", 0, 0, false, false},
+    {"flush", 0, 1, true, false},
+    {"hold", 1, 1, true, true},
+    {"release", 1, 1, true, true},
+    {"delete", 1, 1, true, true},
 };
 
 static void queue_tool_usage(FILE *out)
@@ -41,7 +42,10 @@ static void queue_tool_usage(FILE *out)
             "                without -c and -q the default ./var/queue is "
             "used\n"
             "  -q QUEUE_DIR  use this queue directory\n"
-            "  --json        print replies and errors as JSON\n"
+            "  --json        print replies and errors as JSON; also "
+            "accepted after\n"
+            "                the command\n"
+            "  --version     print the version and exit\n"
             "commands:\n"
             "  list          every message: queue ID, size, age, sender, "
             "recipients\n"
@@ -50,7 +54,9 @@ static void queue_tool_usage(FILE *out)
             "  stats         recipient counts by state and by destination\n"
             "  flush [ID]    retry deferred mail now, all or one message\n"
             "  hold ID       keep a message from delivery\n"
+            "  hold --all    keep every message from delivery\n"
             "  release ID    deliver a held message again\n"
+            "  release --all deliver every held message again\n"
             "  delete ID     remove a message without a bounce\n"
             "  delete --all  remove every message\n"
             "list, show and stats also read the queue of a stopped daemon; "
@@ -104,6 +110,24 @@ static const struct queue_tool_command *queue_tool_find(const char *name)
     return NULL;
 }
 
+/* queue_tool_take_json removes "--json" from the words after the command,
+ * where it is accepted too, sets tool->json for it, and returns the
+ * number of words left, the command included. */
+static int queue_tool_take_json(struct queue_tool *tool, int argc,
+                                char **argv)
+{
+    int kept = 1;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            tool->json = true;
+        } else {
+            argv[kept++] = argv[i];
+        }
+    }
+    return kept;
+}
+
 /* queue_tool_check_args checks the command and its argument count;
  * returns QUEUE_TOOL_OK or the usage status after printing why. */
 static int queue_tool_check_args(struct queue_tool *tool, int argc,
@@ -120,6 +144,7 @@ static int queue_tool_check_args(struct queue_tool *tool, int argc,
     }
     tool->command = argv[0];
     cmd = queue_tool_find(argv[0]);
+    count = queue_tool_take_json(tool, argc, argv) - 1;
     if (cmd == NULL) {
         return queue_tool_fail(tool, QUEUE_TOOL_USAGE, "unknown command "
                                "\"%s\"; see ringrelay-queue --help", argv[0]);
@@ -127,8 +152,16 @@ static int queue_tool_check_args(struct queue_tool *tool, int argc,
     if (count < cmd->min_args) {
         return queue_tool_fail(tool, QUEUE_TOOL_USAGE, "%s: missing "
                                "argument, expected %s", cmd->name,
-                               strcmp(cmd->name, "delete") == 0
-                                   ? "a queue ID or --all" : "a queue ID");
+                               cmd->takes_all ? "a queue ID or --all"
+                                              : "a queue ID");
+    }
+    for (int i = 1; i <= count; i++) {
+        if (argv[i][0] == '-' && !(cmd->takes_all &&
+                                   strcmp(argv[i], "--all") == 0)) {
+            return queue_tool_fail(tool, QUEUE_TOOL_USAGE, "option \"%s\" "
+                                   "must come before the command; see "
+                                   "ringrelay-queue --help", argv[i]);
+        }
     }
     if (count > cmd->max_args) {
         return queue_tool_fail(tool, QUEUE_TOOL_USAGE, "%s: too many "
@@ -136,8 +169,7 @@ static int queue_tool_check_args(struct queue_tool *tool, int argc,
     }
     tool->arg = count > 0 ? argv[1] : NULL;
     if (tool->arg != NULL && !control_id_valid(tool->arg) &&
-        !(strcmp(cmd->name, "delete") == 0 &&
-          strcmp(tool->arg, "--all") == 0)) {
+        !(cmd->takes_all && strcmp(tool->arg, "--all") == 0)) {
         return queue_tool_fail(tool, QUEUE_TOOL_USAGE, "%s: invalid queue "
                                "ID \"%s\": expected %d hex digits",
                                cmd->name, tool->arg, QUEUE_ID_LEN);
@@ -166,7 +198,12 @@ static int queue_tool_load_config(struct queue_tool *tool,
 static int queue_tool_run(struct queue_tool *tool,
                           const struct queue_tool_command *cmd)
 {
-    int status = queue_tool_ask_daemon(tool);
+    int status = queue_tool_check_dir(tool);
+
+    if (status != QUEUE_TOOL_OK) {
+        return status;
+    }
+    status = queue_tool_ask_daemon(tool);
 
     if (status != QUEUE_TOOL_NO_DAEMON) {
         return status;
@@ -185,6 +222,7 @@ int main(int argc, char **argv)
     static const struct option options[] = {
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     struct queue_tool tool = {0};
@@ -195,9 +233,9 @@ int main(int argc, char **argv)
     int status;
     int opt;
 
-    /* Errors about options come as JSON too when --json is among them,
-     * even before it. */
-    for (int i = 1; i < argc && argv[i][0] == '-'; i++) {
+    /* Errors come as JSON when --json is anywhere among the words, even
+     * after the command or before getopt reaches it. */
+    for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             tool.json = true;
         }
@@ -218,6 +256,9 @@ int main(int argc, char **argv)
             break;
         case 'h':
             queue_tool_usage(stdout);
+            return QUEUE_TOOL_OK;
+        case 'V':
+            printf("ringrelay-queue %s\n", RINGRELAY_VERSION);
             return QUEUE_TOOL_OK;
         default:
             return queue_tool_bad_option(&tool, argv[optind - 1]);

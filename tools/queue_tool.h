@@ -31,6 +31,11 @@ int queue_tool_fail(const struct queue_tool *tool, int status,
  * when nothing listens on the socket. */
 int queue_tool_ask_daemon(const struct queue_tool *tool);
 
+/* queue_tool_check_dir checks that the queue directory exists, can be
+ * read and has a journal. Returns QUEUE_TOOL_OK, or an exit status after
+ * printing why not. */
+int queue_tool_check_dir(const struct queue_tool *tool);
+
 /* queue_tool_read_only prints the list, show or stats report from the
  * queue directory of a stopped daemon. Returns an exit status. */
 int queue_tool_read_only(const struct queue_tool *tool);

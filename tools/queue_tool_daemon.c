@@ -85,6 +85,7 @@ static char *queue_tool_read_reply(int fd, size_t *out_len)
     char *reply = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&reply, &len);
+    size_t received = 0;
     char buf[4096];
     ssize_t n;
 
@@ -94,6 +95,13 @@ static char *queue_tool_read_reply(int fd, size_t *out_len)
     while ((n = recv(fd, buf, sizeof(buf), 0)) != 0) {
         if (n < 0 && errno == EINTR) {
             continue;
+        }
+
+        /* A daemon that closes without reading the request, as it does
+         * for a connection past its limit, makes the end of its reply
+         * ECONNRESET instead of end-of-file. */
+        if (n < 0 && errno == ECONNRESET && received > 0) {
+            break;
         }
         if (n < 0) {
             int saved = errno;
@@ -106,6 +114,7 @@ static char *queue_tool_read_reply(int fd, size_t *out_len)
         if (fwrite(buf, 1, (size_t)n, out) != (size_t)n) {
             break;
         }
+        received += (size_t)n;
     }
     if (ferror(out) != 0) {
         fclose(out);
@@ -141,6 +150,14 @@ static int queue_tool_print_reply(const struct queue_tool *tool,
         memcmp(reply, CONTROL_STATUS_ERROR, status_len) != 0) {
         return queue_tool_fail(tool, QUEUE_TOOL_ERROR, "invalid reply from "
                                "the daemon (%zu bytes)", len);
+    }
+    if (tool->json && body_len > 0 && body[0] != '{') {
+        /* A reply sent before the request was read is text. */
+        while (body_len > 0 && body[body_len - 1] == '\n') {
+            body_len--;
+        }
+        return queue_tool_fail(tool, QUEUE_TOOL_ERROR, "%.*s",
+                               (int)body_len, body);
     }
     if (tool->json) {
         fwrite(body, 1, body_len, stdout);
@@ -196,8 +213,17 @@ int queue_tool_ask_daemon(const struct queue_tool *tool)
     }
 
     if (queue_tool_send_all(fd, request, request_len) < 0) {
-        queue_tool_fail(tool, QUEUE_TOOL_ERROR, "send to the daemon failed: "
-                        "%s", strerror(errno));
+        int saved = errno;
+
+        /* A daemon at its connection limit replies and closes at once,
+         * so its reply may still be there to read. */
+        reply = queue_tool_read_reply(fd, &reply_len);
+        if (reply == NULL || reply_len == 0) {
+            queue_tool_fail(tool, QUEUE_TOOL_ERROR, "send to the daemon "
+                            "failed: %s", strerror(saved));
+            goto out;
+        }
+        status = queue_tool_print_reply(tool, reply, reply_len);
         goto out;
     }
     reply = queue_tool_read_reply(fd, &reply_len);

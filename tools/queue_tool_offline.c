@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "core/control_proto.h"
@@ -48,20 +49,11 @@ static int queue_tool_report(const struct queue_tool *tool,
     return QUEUE_TOOL_OK;
 }
 
-int queue_tool_read_only(const struct queue_tool *tool)
+int queue_tool_check_dir(const struct queue_tool *tool)
 {
-    struct queue_options opts = {
-        .dir = tool->queue_dir,
-        .durability = QUEUE_DURABILITY_FSYNC,
-        .read_only = true,
-    };
-    struct queue *queue = NULL;
     char journal[PATH_MAX];
     struct stat st;
-    int status;
 
-    /* queue_open creates a missing directory unless it is read-only; the
-     * check gives the clearer message either way. */
     if (stat(tool->queue_dir, &st) < 0) {
         return queue_tool_fail(tool, QUEUE_TOOL_ERROR, "queue directory %s "
                                "not found: %s", tool->queue_dir,
@@ -70,6 +62,12 @@ int queue_tool_read_only(const struct queue_tool *tool)
     if (!S_ISDIR(st.st_mode)) {
         return queue_tool_fail(tool, QUEUE_TOOL_ERROR, "queue directory %s "
                                "is not a directory", tool->queue_dir);
+    }
+    if (access(tool->queue_dir, X_OK) < 0) {
+        return queue_tool_fail(tool, QUEUE_TOOL_ERROR, "cannot open queue "
+                               "directory %s: %s%s", tool->queue_dir,
+                               strerror(errno), errno == EACCES ?
+                               " (run as the daemon's user or root)" : "");
     }
 
     /* Every queue has its journal from its first open on, so a directory
@@ -81,6 +79,18 @@ int queue_tool_read_only(const struct queue_tool *tool)
                                "directory: it has no %s file",
                                tool->queue_dir, QUEUE_JOURNAL_NAME);
     }
+    return QUEUE_TOOL_OK;
+}
+
+int queue_tool_read_only(const struct queue_tool *tool)
+{
+    struct queue_options opts = {
+        .dir = tool->queue_dir,
+        .durability = QUEUE_DURABILITY_FSYNC,
+        .read_only = true,
+    };
+    struct queue *queue = NULL;
+    int status;
 
     /* Recovery logs at info level; only its warnings matter here. */
     log_set_level(LOG_LEVEL_WARNING);

@@ -185,11 +185,12 @@ def arrived_ids(store):
 
 def restart_relay(harness, config, name):
     """Start the relay, retrying while it exits at startup. A killed
-    relay's listening socket can outlive its reaped process by a moment
-    (probably because the kernel closes files registered with io_uring
-    later). A restart in that moment fails with "Address already in use",
-    and the old socket still completes TCP handshakes, so the start-up is
-    confirmed by the event=start log line, not by a port probe."""
+    relay's listening socket and journal lock can outlive its reaped
+    process by a moment, because the kernel closes the files of its
+    io_uring instance later. The relay waits up to 5 s for both, and the
+    retries here only cover a longer delay. The old socket still
+    completes TCP handshakes, so the start-up is confirmed by the
+    event=start log line, not by a port probe."""
     for attempt in range(50):
         relay = harness.start(f"{name}-{attempt}" if attempt else name,
                               [harness.binary("ringrelay"), "-c", config])

@@ -200,6 +200,28 @@ def check_errors(tap, harness, config):
     status, out, _ = run_tool(harness, config, "--help")
     tap.check(status == 0 and "usage: ringrelay-queue" in out,
               "--help prints the usage", out)
+    status, out, _ = run_tool(harness, config, "--version")
+    tap.check(status == 0 and out.startswith("ringrelay-queue "),
+              "--version prints the version", out)
+    status, out, err = run_tool(harness, config, "list", "--json")
+    tap.check(status == 0 and isinstance(parse_json(out), dict),
+              "--json after the command is accepted", out + err)
+    status, out, err = run_tool(harness, config, "list", "-q", "/tmp")
+    tap.check(status == 2 and 'option "-q" must come before the command'
+              in err, "other options after the command are named", err)
+
+    tool = harness.binary("tools/ringrelay-queue")
+    for where, words, name in [
+            (config, "is not a directory", "-q on a file"),
+            (harness.path(), "is not a queue directory", "-q on a non-queue"),
+            (harness.path("missing"), "not found", "-q on a missing path")]:
+        for command in (["list"], ["hold", UNKNOWN_ID]):
+            done = subprocess.run([tool, "-q", where, *command],
+                                  capture_output=True, text=True,
+                                  timeout=30)
+            tap.check(done.returncode == 1 and words in done.stderr,
+                      f"{name} with {command[0]} says {words}",
+                      f"{done.returncode} {done.stderr}")
 
 
 def raw_request(path, data):
@@ -252,12 +274,26 @@ def check_connection_limits(tap, harness, config, queue):
         extra = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         extra.settimeout(5)
         extra.connect(path)
+        reply = b""
         try:
-            closed = extra.recv(100) == b""
+            while chunk := extra.recv(100):
+                reply += chunk
         except OSError:
-            closed = True
+            pass
         extra.close()
-        tap.check(closed, "connection past the limit is closed")
+        tap.check(reply == b"error\nthe daemon is busy: 8 control "
+                  b"connections are open, try again later\n",
+                  "connection past the limit gets an error and is closed",
+                  reply)
+        status, out, err = run_tool(harness, config, "list")
+        tap.check(status == 1 and err == "ringrelay-queue: the daemon is "
+                  "busy: 8 control connections are open, try again later\n",
+                  "tool past the limit prints the daemon's error",
+                  f"{status} {out!r} {err!r}")
+        status, out, err = run_tool(harness, config, "--json", "stats")
+        tap.check(status == 1 and json_has(parse_json(out), "busy"),
+                  "tool past the limit prints a JSON error with --json",
+                  f"{status} {out!r} {err!r}")
         tap.check("control connections are open already" in
                   harness.log_text("ringrelay"),
                   "connection past the limit is logged")
@@ -329,9 +365,15 @@ def check_hold_flush(tap, harness, config, ids, store):
               out)
     status, out, err = run_tool(harness, config, "hold", ids["held"])
     tap.check(status == 0, "hold exits 0", err)
+    tap.check(out == f"{ids['held']}: held, rcpts=1, in_flight=0\n",
+              "hold of a waiting message counts its recipient", out)
     log = harness.log_text("ringrelay")
-    tap.check(f"id={ids['held']} event=queue_hold rcpts=1 user=" in log,
-              "hold is logged with its queue ID")
+    tap.check(f"id={ids['held']} event=queue_hold rcpts=1 in_flight=no "
+              "user=" in log, "hold is logged with its queue ID")
+    status, out, err = run_tool(harness, config, "flush", ids["held"])
+    tap.check(status == 1 and f"{ids['held']} is held" in err,
+              "flush of a held message fails and says it is held",
+              f"{status} {out} {err}")
     status, out, err = run_tool(harness, config, "--json", "show",
                                 ids["held"])
     tap.check(json_has(parse_json(out), "held"), "show marks the hold", out)
@@ -339,6 +381,9 @@ def check_hold_flush(tap, harness, config, ids, store):
     h.start_sink(harness, store)
     status, out, err = run_tool(harness, config, "flush")
     tap.check(status == 0, "flush exits 0", err)
+    tap.check(out.startswith("all: flushed, jobs=") and
+              out.endswith(", held=1\n"),
+              "flush counts the held recipients it leaves", out)
     arrived = h.wait_for(lambda: "flush" in stored_tags(store),
                          timeout=FLUSH_WAIT_S)
     tap.check(arrived, "flush delivers deferred mail at once",
@@ -378,10 +423,26 @@ def check_delete_all(tap, harness, config, sink, store):
     tap.check(h.wait_for(lambda: retries(harness, ids[0]) >= 2, timeout=10),
               "flush ID retries that message at once",
               harness.log_text("ringrelay")[-2000:])
-    tap.check(f"id={ids[0]} event=queue_flush jobs=1 user=" in
+    tap.check(f"id={ids[0]} event=queue_flush jobs=1 held=0 user=" in
               harness.log_text("ringrelay"), "flush ID is logged")
     tap.check(retries(harness, ids[1]) == 1,
               "flush ID leaves other messages waiting")
+    status, out, err = run_tool(harness, config, "hold", "--all")
+    tap.check(status == 0 and out == "all: held, rcpts=2, messages=2\n",
+              "hold --all holds every message", f"{status} {out} {err}")
+    status, out, err = run_tool(harness, config, "--json", "list")
+    tap.check(json_has(parse_json(out), "held"), "list shows the holds",
+              out)
+    tap.check("event=queue_hold id=all rcpts=2 messages=2 user=" in
+              harness.log_text("ringrelay"), "hold --all is logged")
+    status, out, err = run_tool(harness, config, "release", "--all")
+    tap.check(status == 0 and out == "all: released, rcpts=2, "
+              "messages=2\n", "release --all releases every message",
+              f"{status} {out} {err}")
+    status, out, err = run_tool(harness, config, "release", "--all")
+    tap.check(status == 0 and out == "all: released, rcpts=0, "
+              "messages=0\n", "second release --all releases nothing",
+              f"{status} {out} {err}")
     status, out, err = run_tool(harness, config, "--json", "delete", "--all")
     tap.check(status == 0 and parse_json(out) is not None,
               "delete --all exits 0 with JSON", out + err)
@@ -413,6 +474,18 @@ def check_delete_in_flight(tap, harness, config, sink, store):
     status, out, err = run_tool(harness, config, "list")
     tap.check(status == 0 and queue_id not in out,
               "relay runs on after the ignored result", out + err)
+
+    # A hold does not stop an attempt under way, and its reply reports it.
+    queue_id = send("holdflight")
+    h.wait_for(lambda: False, timeout=1)
+    status, out, err = run_tool(harness, config, "hold", queue_id)
+    tap.check(status == 0 and out == f"{queue_id}: held, rcpts=1, "
+              "in_flight=1\n", "hold during an attempt reports it in "
+              "flight", f"{status} {out} {err}")
+    arrived = h.wait_for(lambda: "holdflight" in stored_tags(store),
+                         timeout=15)
+    tap.check(arrived, "attempt under way still delivers a held message",
+              stored_tags(store))
     return harness.procs[-1]
 
 

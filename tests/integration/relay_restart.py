@@ -12,8 +12,10 @@ must exit and say that the queue directory is locked.
 
 Usage (inside netns_run.sh): relay_restart.py BUILD_DIR
 """
+import json
 import os
 import re
+import signal
 import smtplib
 import subprocess
 
@@ -28,6 +30,8 @@ RETRY_INTERVAL_S = 20
 # Smaller than the default, to check that the key sizes the files.
 SEGMENT_SIZE = 1024 * 1024
 FIRST_RETRY_MAX_S = RETRY_INTERVAL_S * 6 // 5
+# Rounds of send, SIGKILL and immediate restart.
+KILL_ROUNDS = 8
 
 ZONE = {
     ("example.test", "MX"): ["example.test. 300 IN MX 10 mx.example.test."],
@@ -102,6 +106,8 @@ def test(tap, harness):
               "restart logs the recovered messages")
     test_second_relay_locked_out(tap, harness, relay)
     tap.check(harness.stop(relay) == 0, "restarted relay stops cleanly")
+    test_restart_after_kill(tap, harness)
+    test_quarantine_keeps_hold(tap, harness)
 
 
 def check_schedule_resumed(tap, harness):
@@ -143,11 +149,130 @@ def test_second_relay_locked_out(tap, harness, relay):
     tap.check(f"event=queue_locked dir={harness.path('queue')} "
               f"lock_file={lock_file} holder_pid={relay.pid} " in log,
               "second relay logs the lock file and the holder's PID", log)
+    tap.check("error=\"the queue directory is locked by another ringrelay "
+              "process\"" in log,
+              "second relay blames the identified holder", log)
     tap.check('error="queue open failed: the queue directory is locked by '
-              'another ringrelay process"' in log,
+              'another process"' in log,
               "second relay's queue error names the lock", log)
     tap.check("Resource temporarily unavailable" not in log,
               "second relay logs no bare errno text", log)
+
+
+def test_restart_after_kill(tap, harness):
+    """A relay started right after the previous one was killed with
+    SIGKILL and reaped must come up every time. The killed process's
+    listening socket and journal lock can outlive it by a moment."""
+    port = 2532
+    config = h.write_config(harness, CONFIG.format(
+        queue=harness.path("kill-queue"))
+        + f'listen = "127.0.0.1:{port}";\n', name="kill.conf")
+    argv = [harness.binary("ringrelay"), "-c", config]
+    relay = harness.start("ringrelay-kill-0", argv)
+    for round_number in range(1, KILL_ROUNDS + 1):
+        name = relay.test_name
+        up = h.wait_for(lambda: relay.poll() is not None
+                        or "event=start " in harness.log_text(name),
+                        timeout=20, interval=0.02)
+        tap.check(up and relay.poll() is None,
+                  f"relay comes up in kill round {round_number}",
+                  harness.log_text(name))
+        if relay.poll() is not None:
+            harness.stop(relay)
+            return
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.sendmail("sender@client.test", ["rcpt0@example.test"],
+                            message(round_number))
+        harness.stop(relay, sig=signal.SIGKILL)
+        relay = harness.start(f"ringrelay-kill-{round_number}", argv)
+    name = relay.test_name
+    up = h.wait_for(lambda: relay.poll() is not None
+                    or "event=start " in harness.log_text(name),
+                    timeout=20, interval=0.02)
+    tap.check(up and relay.poll() is None, "last restart comes up",
+              harness.log_text(name))
+    tap.check(harness.stop(relay) == 0, "last restarted relay stops")
+
+
+def run_queue_tool(harness, queue, *args):
+    done = subprocess.run([harness.binary("tools/ringrelay-queue"), "-q",
+                           queue, *args], capture_output=True, text=True,
+                          timeout=30)
+    return done.returncode, done.stdout, done.stderr
+
+
+def xor_header_bytes(path):
+    """Flip bytes 4-7 of a segment header: its version and reserved
+    bytes. A second call restores them."""
+    with open(path, "r+b") as segment:
+        segment.seek(4)
+        data = bytes(b ^ 0xFF for b in segment.read(4))
+        segment.seek(4)
+        segment.write(data)
+
+
+def start_and_wait(harness, argv, name):
+    relay = harness.start(name, argv)
+    up = h.wait_for(lambda: relay.poll() is not None
+                    or "event=start " in harness.log_text(name),
+                    timeout=20, interval=0.02)
+    return relay, up and relay.poll() is None
+
+
+def test_quarantine_keeps_hold(tap, harness):
+    """A held message whose segment fails its header check moves to
+    corrupt/, and after the file is repaired and moved back, even after a
+    start in between, the message is still held."""
+    port = 2533
+    queue = harness.path("corrupt-queue")
+    config = h.write_config(harness, CONFIG.format(queue=queue)
+                            + f'listen = "127.0.0.1:{port}";\n',
+                            name="corrupt.conf")
+    argv = [harness.binary("ringrelay"), "-c", config]
+    relay, up = start_and_wait(harness, argv, "ringrelay-corrupt-0")
+    tap.check(up, "relay on a new queue comes up")
+    # Nothing listens on 127.0.0.2:25, so the message stays deferred.
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.sendmail("sender@client.test", ["held@[127.0.0.2]"],
+                        message(0))
+    status, out, err = run_queue_tool(harness, queue, "--json", "list")
+    ids = [m["id"] for m in json.loads(out)["messages"]] if status == 0 \
+        else []
+    tap.check(len(ids) == 1, "one message is queued", out + err)
+    if len(ids) != 1:
+        harness.stop(relay)
+        return
+    status, out, err = run_queue_tool(harness, queue, "hold", ids[0])
+    tap.check(status == 0, "hold exits 0", out + err)
+    tap.check(harness.stop(relay) == 0, "relay stops cleanly")
+
+    segment = os.path.join(queue, "seg-00000001")
+    quarantined = os.path.join(queue, "corrupt", "seg-00000001")
+    xor_header_bytes(segment)
+    for number in (1, 2):
+        relay, up = start_and_wait(harness, argv,
+                                   f"ringrelay-corrupt-{number}")
+        tap.check(up, f"relay with a damaged segment comes up ({number})")
+        harness.stop(relay)
+    log = harness.log_text("ringrelay-corrupt-1")
+    tap.check("event=queue_segment_invalid segment=seg-00000001 "
+              "reason=unknown_version action=quarantine" in log,
+              "invalid segment is logged with its reason", log)
+    tap.check(f"file={quarantined} " in log,
+              "quarantine names the file", log)
+    tap.check(os.path.exists(quarantined) and not os.path.exists(segment),
+              "invalid segment is moved to corrupt/")
+
+    xor_header_bytes(quarantined)
+    os.rename(quarantined, segment)
+    relay, up = start_and_wait(harness, argv, "ringrelay-corrupt-3")
+    tap.check(up, "relay with the repaired segment comes up")
+    status, out, err = run_queue_tool(harness, queue, "--json", "list")
+    states = [r["state"] for m in json.loads(out)["messages"]
+              for r in m["recipients"]] if status == 0 else []
+    tap.check(states == ["held"], "repaired message is still held",
+              out + err)
+    tap.check(harness.stop(relay) == 0, "relay stops cleanly at the end")
 
 
 if __name__ == "__main__":

@@ -1126,6 +1126,8 @@ Test(config, limits_invalid, .init = tmp_setup, .fini = tmp_teardown)
          "'max_recipients': expected a whole number, found string"},
         {"max_recipients = 200s\n", "invalid value for 'max_recipients': "
          "expected a whole number, found a duration"},
+        {"batch_wait = 1.5\n", "invalid value for 'batch_wait': "
+         "expected a whole number, found a fraction"},
         {"max_line_length = 511\n", "invalid value for 'max_line_length': "
          "511 is outside 512..65536"},
         {"max_text_line_length = 999\n", "invalid value for "
@@ -1212,9 +1214,9 @@ Test(config, retry_schedule, .init = tmp_setup, .fini = tmp_teardown)
     config_cleanup(&config);
 
     load_fail_exact("retry_interval = 0\n", 1, "invalid value for "
-                    "'retry_interval': 0 is outside 1s..24h");
+                    "'retry_interval': 0 is outside 1s..1d");
     load_fail_exact("retry_max_interval = 8d\n", 1, "invalid value for "
-                    "'retry_max_interval': 8d is outside 1s..168h");
+                    "'retry_max_interval': 8d is outside 1s..7d");
 
     /* Each value is valid alone; together the schedule would shrink. */
     write_file("retry_interval = 10min\nretry_max_interval = 5min\n");
@@ -1249,9 +1251,9 @@ Test(config, lifetime_and_delay_warning, .init = tmp_setup,
     config_cleanup(&config);
 
     load_fail_exact("queue_lifetime = 0\n", 1, "invalid value for "
-                    "'queue_lifetime': 0 is outside 1s..8760h");
+                    "'queue_lifetime': 0 is outside 1s..365d");
     load_fail_exact("delay_warning = 400d\n", 1, "invalid value for "
-                    "'delay_warning': 400d is outside 0s..8760h");
+                    "'delay_warning': 400d is outside 0s..365d");
     load_fail_exact("delay_warning = \"soon\"\n", 1, "invalid value "
                     "for 'delay_warning': expected a number of seconds "
                     "such as 30 or 5min, found string");

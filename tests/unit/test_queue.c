@@ -11,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/crc32c.h"
 #include "core/queue.h"
+#include "core/queue_admin.h"
 #include "core/queue_internal.h"
 #include "core/queue_record.h"
 #include "core/reactor.h"
@@ -1529,7 +1531,7 @@ Test(queue, max_size_rejects_growth)
 
     fx.max_size = 64 * 1024;
     cr_assert_eq(open_queue(), 0);
-    cr_assert_null(queue_space_shortage(fx.queue));
+    cr_assert_null(queue_space_shortage(fx.queue, 0));
     for (;;) {
         writer = begin(0);
         if (queue_writer_append(writer, body, 16 * 1024) != 0) {
@@ -1565,9 +1567,9 @@ Test(queue, max_size_full_reports_shortage)
     fx.max_size = 8 * 1024;
     cr_assert_eq(open_queue(), 0);
     writer = begin(4 * 1024);
-    cr_assert_str_eq(queue_space_shortage(fx.queue), "queue_max_size");
+    cr_assert_str_eq(queue_space_shortage(fx.queue, 0), "queue_max_size");
     queue_writer_abort(writer);
-    cr_assert_null(queue_space_shortage(fx.queue));
+    cr_assert_null(queue_space_shortage(fx.queue, 0));
     cr_assert_eq(stats().space_used, 0);
 }
 
@@ -1579,11 +1581,51 @@ Test(queue, min_free_floor_rejects)
 
     fx.min_free = (uint64_t)1 << 60;
     cr_assert_eq(open_queue(), 0);
-    cr_assert_str_eq(queue_space_shortage(fx.queue), "queue_min_free");
+    cr_assert_str_eq(queue_space_shortage(fx.queue, 0), "queue_min_free");
     cr_assert_eq(queue_writer_begin(fx.queue, &writer, &test_env, 0), -1);
     cr_assert_eq(errno, ENOSPC);
     cr_assert_null(writer);
     cr_assert_eq(count_segment_files(), 0);
+}
+
+/* free_bytes returns the bytes free for unprivileged users below root. */
+static uint64_t free_bytes(void)
+{
+    struct statvfs info;
+
+    cr_assert_eq(statvfs(fx.root, &info), 0);
+    return (uint64_t)info.f_bavail * info.f_frsize;
+}
+
+/* A new segment is preallocated whole, so MAIL is refused when the floor
+ * would not hold after it. The margins of 128 MiB and 1 GiB allow for
+ * other programs writing to the file system meanwhile. */
+Test(queue, min_free_counts_new_segment)
+{
+    uint64_t segment = 256u * 1024 * 1024;
+    uint64_t available = free_bytes();
+
+    cr_assert_gt(available, 2 * segment + ((uint64_t)1 << 30),
+                 "too little free space for the test");
+    fx.segment_size = segment;
+    fx.min_free = available - segment / 2;
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_str_eq(queue_space_shortage(fx.queue, 0), "queue_min_free");
+    close_queue();
+
+    fx.min_free = available - segment - ((uint64_t)1 << 30);
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_null(queue_space_shortage(fx.queue, 0));
+}
+
+/* MAIL's SIZE= is checked against the room left below max_size. */
+Test(queue, max_size_checks_size_hint)
+{
+    fx.max_size = 1024 * 1024;
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_null(queue_space_shortage(fx.queue, 512 * 1024));
+    cr_assert_str_eq(queue_space_shortage(fx.queue, 2 * 1024 * 1024),
+                     "queue_max_size");
 }
 
 /* ---- journal syncs ------------------------------------------------------ */
@@ -1746,4 +1788,254 @@ Test(queue, failed_journal_write_keeps_result)
     cr_assert_eq(errno, ENOSPC);
     cr_assert_eq(fx.ready[0]->rcpts[0].state, QUEUE_RCPT_DELIVERED);
     cr_assert_eq(fx.ready[0]->rcpts[1].state, QUEUE_RCPT_QUEUED);
+}
+
+/* segment_path writes the path of segment file name below the queue
+ * directory, or below its corrupt/ subdirectory. */
+static void segment_path(char *buf, size_t size, const char *name,
+                         bool corrupt)
+{
+    snprintf(buf, size, "%s/%s%s", fx.dir, corrupt ? "corrupt/" : "",
+             name);
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0;
+}
+
+/* xor_segment_bytes flips every bit of len bytes at offset of seg-1. */
+static void xor_segment_bytes(off_t offset, size_t len, bool corrupt)
+{
+    char path[PATH_MAX * 2];
+    uint8_t bytes[16];
+    int fd;
+
+    cr_assert_leq(len, sizeof(bytes));
+    segment_path(path, sizeof(path), "seg-00000001", corrupt);
+    fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+    cr_assert_eq(pread(fd, bytes, len, offset), (ssize_t)len);
+    for (size_t i = 0; i < len; i++) {
+        bytes[i] ^= 0xff;
+    }
+    cr_assert_eq(pwrite(fd, bytes, len, offset), (ssize_t)len);
+    close(fd);
+}
+
+Test(queue, invalid_header_quarantined_keeps_hold)
+{
+    char queued[PATH_MAX * 2];
+    char corrupt[PATH_MAX * 2];
+
+    cr_assert_eq(open_queue(), 0);
+    store_message("held body\r\n", 11);
+    cr_assert_eq(queue_hold(fx.queue, fx.ready[0]), 2);
+    run_briefly();
+    close_queue();
+
+    /* Bytes 4-7 are the format version and reserved bytes. */
+    xor_segment_bytes(4, 4, false);
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 0);
+    segment_path(queued, sizeof(queued), "seg-00000001", false);
+    segment_path(corrupt, sizeof(corrupt), "seg-00000001", true);
+    cr_assert_not(file_exists(queued), "invalid segment left in place");
+    cr_assert(file_exists(corrupt), "invalid segment not in corrupt/");
+    reopen_queue();
+    close_queue();
+
+    /* The operator repairs the file and moves it back. */
+    xor_segment_bytes(4, 4, true);
+    cr_assert_eq(rename(corrupt, queued), 0);
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 1);
+    cr_assert(fx.ready[0]->rcpts[0].held, "hold lost");
+    cr_assert(fx.ready[0]->rcpts[1].held, "hold lost");
+}
+
+Test(queue, truncated_segment_keeps_intact_records)
+{
+    char *bodies[3];
+    char queued[PATH_MAX * 2];
+    char corrupt[PATH_MAX * 2];
+    struct stat st;
+
+    cr_assert_eq(open_queue(), 0);
+    for (unsigned i = 0; i < 3; i++) {
+        bodies[i] = make_body(30000, i);
+        store_message(bodies[i], 30000);
+    }
+    close_queue();
+
+    /* Cut the file inside the third record. */
+    segment_path(queued, sizeof(queued), "seg-00000001", false);
+    cr_assert_eq(truncate(queued, 80000), 0);
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 2);
+    assert_body(fx.ready[0], bodies[0], 30000);
+    assert_body(fx.ready[1], bodies[1], 30000);
+    cr_assert_eq(stats().recovered_dropped, 1);
+
+    /* Once both are delivered, the file goes to corrupt/ whole. */
+    for (size_t m = 0; m < 2; m++) {
+        for (size_t r = 0; r < 2; r++) {
+            cr_assert_eq(queue_mark(fx.queue, fx.ready[m], r,
+                                    QUEUE_RCPT_DELIVERED), 0);
+        }
+    }
+    run_briefly();
+    release_ready();
+    segment_path(corrupt, sizeof(corrupt), "seg-00000001", true);
+    cr_assert_not(file_exists(queued), "truncated segment left in place");
+    cr_assert_eq(stat(corrupt, &st), 0, "truncated segment not kept");
+    cr_assert_eq(st.st_size, 80000);
+    for (unsigned i = 0; i < 3; i++) {
+        free(bodies[i]);
+    }
+}
+
+Test(queue, dropped_record_segment_quarantined)
+{
+    const char good[] = "Subject: good\r\n\r\nkeep me\r\n";
+    const char bad[] = "Subject: bad\r\n\r\nMARKER-8Qy body\r\n";
+    char corrupt[PATH_MAX * 2];
+
+    cr_assert_eq(open_queue(), 0);
+    store_message(good, sizeof(good) - 1);
+    store_message(bad, sizeof(bad) - 1);
+    close_queue();
+
+    flip_byte_after("MARKER-8Q");
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 1);
+    cr_assert_eq(queue_delete(fx.queue, fx.ready[0]), 2);
+    run_briefly();
+    release_ready();
+    segment_path(corrupt, sizeof(corrupt), "seg-00000001", true);
+    cr_assert(file_exists(corrupt), "segment with a dropped record removed");
+    cr_assert_eq(count_segment_files(), 0);
+}
+
+Test(queue, quarantine_name_taken_gets_suffix)
+{
+    char corrupt[PATH_MAX * 2];
+
+    cr_assert_eq(open_queue(), 0);
+    store_message("one\r\n", 5);
+    close_queue();
+    xor_segment_bytes(0, 4, false);
+    segment_path(corrupt, sizeof(corrupt), "", true);
+    cr_assert_eq(mkdir(corrupt, 0700), 0);
+    segment_path(corrupt, sizeof(corrupt), "seg-00000001", true);
+    cr_assert_eq(close(open(corrupt, O_CREAT | O_WRONLY, 0600)), 0);
+    cr_assert_eq(open_queue(), 0);
+    segment_path(corrupt, sizeof(corrupt), "seg-00000001.1", true);
+    cr_assert(file_exists(corrupt), "second copy not kept as .1");
+    cr_assert_eq(count_segment_files(), 0);
+}
+
+/* capture_stderr sends stderr to a temporary file until restore_stderr()
+ * copies what was written into log. */
+static int capture_stderr(FILE **file)
+{
+    int saved = dup(STDERR_FILENO);
+
+    fflush(stderr);
+    *file = tmpfile();
+    cr_assert_not_null(*file);
+    cr_assert_geq(dup2(fileno(*file), STDERR_FILENO), 0);
+    return saved;
+}
+
+static void restore_stderr(int saved, FILE *file, char *log, size_t size)
+{
+    size_t len;
+
+    fflush(stderr);
+    cr_assert_geq(dup2(saved, STDERR_FILENO), 0);
+    close(saved);
+    rewind(file);
+    len = fread(log, 1, size - 1, file);
+    log[len] = '\0';
+    fclose(file);
+}
+
+Test(queue, missing_journal_warned)
+{
+    char path[PATH_MAX * 2];
+    static char log[16384];
+    FILE *file;
+    int saved;
+
+    cr_assert_eq(open_queue(), 0);
+    store_message("body\r\n", 6);
+    close_queue();
+    snprintf(path, sizeof(path), "%s/journal", fx.dir);
+    cr_assert_eq(unlink(path), 0);
+
+    saved = capture_stderr(&file);
+    cr_assert_eq(open_queue(), 0);
+    restore_stderr(saved, file, log, sizeof(log));
+    cr_assert_not_null(strstr(log, "level=warning event=queue_journal_missing"
+                                   " file="), "log: %s", log);
+    cr_assert_eq(fx.ready_count, 1);
+
+    /* The journal exists from now on, so the next start is quiet. */
+    reopen_queue();
+    saved = capture_stderr(&file);
+    reopen_queue();
+    restore_stderr(saved, file, log, sizeof(log));
+    cr_assert_null(strstr(log, "queue_journal_missing"), "log: %s", log);
+}
+
+Test(queue, open_dir_mode_warned)
+{
+    static char log[16384];
+    FILE *file;
+    int saved;
+
+    cr_assert_eq(open_queue(), 0);
+    close_queue();
+    cr_assert_eq(chmod(fx.dir, 0755), 0);
+    saved = capture_stderr(&file);
+    cr_assert_eq(open_queue(), 0);
+    restore_stderr(saved, file, log, sizeof(log));
+    cr_assert_not_null(strstr(log, "level=warning event=queue_dir_mode "),
+                       "log: %s", log);
+    cr_assert_not_null(strstr(log, " mode=0755 "), "log: %s", log);
+    cr_assert_not_null(strstr(log, " batch_wait_us="), "log: %s", log);
+}
+
+Test(queue, failed_open_logs_no_sync_stats)
+{
+    struct queue *second = NULL;
+    struct queue_options opts = { .dir = fx.dir };
+    static char log[16384];
+    FILE *file;
+    int saved;
+
+    cr_assert_eq(open_queue(), 0);
+    saved = capture_stderr(&file);
+    cr_assert_eq(queue_open(&second, fx.reactor, &opts, on_ready, &fx), -1);
+    restore_stderr(saved, file, log, sizeof(log));
+    cr_assert_not_null(strstr(log, "event=queue_locked "), "log: %s", log);
+    cr_assert_null(strstr(log, "queue_sync_stats"), "log: %s", log);
+}
+
+Test(queue, restart_reuses_last_segment)
+{
+    cr_assert_eq(open_queue(), 0);
+    store_message("first\r\n", 7);
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 1);
+    store_message("second\r\n", 8);
+    cr_assert_eq(count_segment_files(), 1, "restart started a new file");
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 2);
+    assert_body(fx.ready[0], "first\r\n", 7);
+    assert_body(fx.ready[1], "second\r\n", 8);
+    cr_assert_eq(stats().recovered_dropped, 0);
 }

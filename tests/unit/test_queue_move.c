@@ -538,3 +538,69 @@ Test(queue_move, disk_use_bounded)
     }
     free(body);
 }
+
+/* run_reactor runs the reactor for ms milliseconds. With upkeep set, the
+ * queue's upkeep timer fires at once instead of after
+ * QUEUE_UPKEEP_INTERVAL_MS. */
+static void run_reactor(uint64_t ms, bool upkeep)
+{
+    struct reactor_timer guard = { .fire = on_guard, .owner = &fx };
+
+    if (upkeep) {
+        reactor_timer_set(fx.reactor, &fx.queue->upkeep_timer, 10);
+    }
+    fx.done_target = SIZE_MAX;
+    reactor_timer_set(fx.reactor, &guard, ms);
+    cr_assert_eq(reactor_run(fx.reactor), 0);
+    reactor_timer_cancel(fx.reactor, &guard);
+    fx.timed_out = false;
+}
+
+Test(queue_move, quiet_queue_moves_on_timer)
+{
+    char *body = make_body(30 * 1024, 1);
+    struct queue_msg *deferred_msg;
+    struct queue_msg *small;
+
+    fill_first_segment(body, 30 * 1024, &deferred_msg, &small);
+    cr_assert_eq(queue_defer(fx.queue, deferred_msg, 0, 1,
+                             time(NULL) + 3600), 0);
+    finish(small);
+    forget(small);
+    run_reactor(100, false);
+    cr_assert(segment_exists("seg-00000001"));
+
+    /* The journal was synced above, so no batch follows, and only the
+     * timer can start the move. */
+    fx.queue->move_next_ms = 0;
+    run_reactor(300, true);
+    cr_assert_not(segment_exists("seg-00000001"), "sparse segment stays");
+    cr_assert_eq(memcmp(deferred_msg->body, body, 30 * 1024), 0);
+    free(body);
+}
+
+Test(queue_move, quiet_queue_compacts_on_timer)
+{
+    char path[PATH_MAX * 2];
+    struct queue_msg *msg = store_message("body\r\n", 6);
+    time_t next = time(NULL) + 3600;
+    struct stat st;
+
+    /* 40000 entries of 32 bytes pass the 1 MiB bound of compaction. The
+     * batch that syncs them checks no compaction, as when the check
+     * waits for the journal to double. */
+    fx.queue->compact_check_at = UINT64_MAX;
+    for (uint32_t i = 1; i <= 40000; i++) {
+        cr_assert_eq(queue_defer(fx.queue, msg, 0, i % 1000 + 1, next), 0);
+    }
+    run_reactor(100, false);
+    snprintf(path, sizeof(path), "%s/journal", fx.dir);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_gt(st.st_size, 1024 * 1024);
+
+    run_reactor(300, true);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_leq(st.st_size, 32, "journal of %lld bytes not compacted",
+                  (long long)st.st_size);
+    cr_assert_eq(msg->rcpts[0].attempts, 40000 % 1000 + 1);
+}

@@ -422,6 +422,22 @@ Test(smtp_trace, rcpt_with_control_bytes)
                        buf);
 }
 
+Test(smtp_trace, rcpt_quoted_space_kept)
+{
+    struct smtp_trace trace = trace_example();
+    char buf[1024];
+
+    trace.rcpt = "\"x y\"@example.test";
+    cr_assert_gt(smtp_trace_received(&trace, buf, sizeof(buf)), 0);
+    cr_expect_not_null(strstr(buf, "for <\"x y\"@example.test>;"), "%s",
+                       buf);
+
+    trace.rcpt = "\"a\\\" b\"@example.test c";
+    cr_assert_gt(smtp_trace_received(&trace, buf, sizeof(buf)), 0);
+    cr_expect_not_null(strstr(buf, "for <\"a\\\" b\"@example.test?c>;"),
+                       "%s", buf);
+}
+
 Test(smtp_trace, long_rcpt_folds_date)
 {
     struct smtp_trace trace = trace_example();
