@@ -23,6 +23,7 @@ import base64
 import crypt
 import smtplib
 import socket
+import struct
 import subprocess
 import time
 
@@ -344,6 +345,73 @@ def check_bad_users_file(tap, harness):
               f"{result.returncode} {result.stderr}")
 
 
+def slow_session(port, source):
+    """Connect from source and send EHLO and a wrong AUTH for the slow
+    user at once, without reading the replies."""
+    client = h.RawClient(port, source=source, timeout=30)
+    client.sock.sendall(b"EHLO client.test\r\nAUTH PLAIN " +
+                        plain("slow", "wrong").encode() + b"\r\n")
+    return client
+
+
+def check_pending_caps(tap, harness):
+    """Bounded password queue: a user with a bcrypt cost-10 hash (about
+    80 ms a check) comes first, so unknown users cost as much too."""
+    path = harness.path("users-slow")
+    with open(path, "w") as users:
+        users.write("slow:" + crypt.crypt("slow pass",
+                                          "$2b$10$abcdefghijklmnopqrstuu"))
+        users.write("\nalice:" + crypt.crypt(USERS["alice"][0],
+                                            USERS["alice"][1]) + "\n")
+    config = h.write_config(harness, CONFIG.format(
+        port=2555, queue=harness.path("queue-caps"), users=path,
+        plaintext="true") + "auth_max_pending = 40;\n"
+        "auth_max_pending_per_ip = 2;\n", name="caps.conf")
+    relay = h.start_relay(harness, config, port=2555, name="ringrelay-caps")
+
+    # Six sessions from one address: one check runs, two wait, and the
+    # rest find the per-address cap.
+    clients = [slow_session(2555, OUTSIDE) for _ in range(6)]
+    replies = []
+    for client in clients:
+        client.reply()
+        client.reply()
+        replies.append(client.reply())
+        client.close()
+    busy = [r for r in replies if r.startswith("454 4.7.0 ")]
+    tap.check(len(busy) >= 1, "AUTH over the per-address cap gets 454 4.7.0",
+              replies)
+    tap.check(all(r.startswith(("454 4.7.0 ", "535 5.7.8 "))
+                  for r in replies), "other capped sessions get 535", replies)
+
+    # Thirty sessions from thirty addresses send AUTH and reset the
+    # connection at once: their queued checks are dropped, not hashed, so
+    # a correct login right after them is not delayed by 30 checks.
+    for i in range(30):
+        client = slow_session(2555, f"127.0.1.{i + 1}")
+        time.sleep(0.01)
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                               struct.pack("ii", 1, 0))
+        client.close()
+    client = raw_session(2555)
+    reply, seconds = timed(client, b"AUTH PLAIN " + plain(
+        "alice", USERS["alice"][0]).encode() + b"\r\n")
+    tap.check(reply.startswith("235 "), "login after closed sessions "
+              "succeeds", reply)
+    tap.check(seconds < 1.2, "checks of closed sessions are not hashed",
+              f"{seconds:.2f} s")
+    client.close()
+    tap.check(harness.stop(relay) == 0, "capped relay stops cleanly")
+
+    log = harness.log_text("ringrelay-caps")
+    tap.check('reason="too many pending checks from this address"' in log,
+              "AUTH over the cap is logged")
+    closed = [line for line in log.splitlines() if "event=auth-failed" in
+              line and "session closed before" in line]
+    tap.check(len(closed) >= 25, "AUTH of a closed session is logged",
+              len(closed))
+
+
 def test(tap, harness):
     store = harness.path("store")
     h.start_sink(harness, store, port=2527, name="sink")
@@ -366,6 +434,7 @@ def test(tap, harness):
         "event=delivered") >= 4, timeout=30)
     check_no_plaintext(tap, harness)
     check_bad_users_file(tap, harness)
+    check_pending_caps(tap, harness)
     tap.check(harness.stop(relay) == 0, "relay stops cleanly on SIGTERM")
     check_log(tap, harness, passwords)
 
