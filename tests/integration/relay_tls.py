@@ -158,6 +158,10 @@ def test_starttls_errors(tap):
     client.reply()
     tap.check(client.command(b"STARTTLS\r\n").startswith("503 5.5.1"),
               "STARTTLS before EHLO gets 503")
+    client.command(b"HELO client.test\r\n")
+    reply = client.command(b"STARTTLS\r\n")
+    tap.check(reply.startswith("503 5.5.1 ") and "EHLO first" in reply,
+              "STARTTLS after HELO gets 503", reply)
     client.command(b"EHLO client.test\r\n")
     tap.check(client.command(b"STARTTLS x\r\n").startswith("501 5.5.4"),
               "STARTTLS with an argument gets 501")
