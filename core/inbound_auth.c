@@ -25,22 +25,27 @@
 #define INBOUND_AUTH_DELAY_MS 1000u
 
 /* auth_log logs the result of an AUTH attempt, with the user name as
- * the client sent it and never the password. reason is NULL for a
- * success. */
+ * the client sent it (left out when none was decoded) and never the
+ * password. reason is NULL for a success. */
 static void auth_log(const struct inbound_session *s, const char *reason)
 {
     char quoted[2 * sizeof(s->auth_user) + 8];
+    char user[sizeof(quoted) + 8] = "";
 
-    log_quote(quoted, sizeof(quoted), s->auth_user, strlen(s->auth_user));
+    if (s->auth_user[0] != '\0') {
+        log_quote(quoted, sizeof(quoted), s->auth_user,
+                  strlen(s->auth_user));
+        snprintf(user, sizeof(user), " user=%s", quoted);
+    }
     if (reason == NULL) {
-        log_info("session=%" PRIu64 " event=auth-ok client=%s user=%s "
-                 "mechanism=%s", s->id, s->client_ip, quoted,
+        log_info("session=%" PRIu64 " event=auth-ok client=%s%s "
+                 "mechanism=%s", s->id, s->client_ip, user,
                  s->auth_mechanism);
         return;
     }
-    log_warning("session=%" PRIu64 " event=auth-failed client=%s user=%s "
+    log_warning("session=%" PRIu64 " event=auth-failed client=%s%s "
                 "mechanism=%s failures=%u reason=\"%s\"", s->id,
-                s->client_ip, quoted, s->auth_mechanism, s->auth_failures,
+                s->client_ip, user, s->auth_mechanism, s->auth_failures,
                 reason);
 }
 
@@ -141,6 +146,16 @@ void inbound_auth_hook(void *ctx, const char *mechanism, const char *user,
         return;
     }
     s->auth_check = check;
+}
+
+void inbound_auth_failed_hook(void *ctx, const char *mechanism,
+                              const char *user, const char *reason)
+{
+    struct inbound_session *s = ctx;
+
+    snprintf(s->auth_user, sizeof(s->auth_user), "%s", user);
+    s->auth_mechanism = mechanism;
+    auth_log(s, reason);
 }
 
 bool inbound_auth_pending(const struct inbound_session *s)

@@ -558,6 +558,7 @@ static const struct smtp_server_hooks session_auth_hooks = {
     .data_end = session_hook_data_end,
     .data_abort = session_hook_data_abort,
     .auth = inbound_auth_hook,
+    .auth_failed = inbound_auth_failed_hook,
     .reset = session_hook_reset,
     .starttls = session_hook_starttls,
 };

@@ -269,6 +269,22 @@ def check_log(tap, harness, passwords):
               "failed AUTH is logged with client address and user", failed)
     tap.check(any('user="nobody"' in line for line in failed),
               "failed AUTH of an unknown user is logged", failed)
+    reasons = {
+        "cancelled by the client": "'*' cancel",
+        "invalid base64": "bad base64",
+        "malformed response": "malformed response",
+        "authorization identity differs from the user name":
+            "foreign authzid",
+    }
+    for reason, case in reasons.items():
+        tap.check(any(f'reason="{reason}"' in line and
+                      f"client={OUTSIDE} " in line for line in failed),
+                  f"{case} is logged as auth-failed", reason)
+    tap.check(any("mechanism=LOGIN" in line and "cancelled" in line
+                  for line in failed), "LOGIN cancel is logged", failed)
+    tap.check(any('user="alice"' in line and "authorization identity" in
+                  line for line in failed),
+              "foreign authzid is logged with the user", failed)
     tap.check('reason="too many failed AUTH attempts"' in log,
               "the 421 after auth_max_failures is logged")
     tap.check(all(password not in log for password in passwords + [
