@@ -1037,6 +1037,7 @@ static void session_settle(struct inbound_session *s)
     if (s->send_op.armed || s->commit_pending) {
         return;
     }
+    inbound_tls_log_unfinished(s, session_end_reason(s));
     if (!s->refused) {
         log_info("session=%" PRIu64 " event=disconnect client=%s "
                  "reason=\"%s\"",

@@ -474,6 +474,25 @@ def test_min_version(tap, harness):
               "stalled handshake closes after timeout_command", waited)
     tap.check("waiting=tls-handshake" in harness.log_text("tls13"),
               "stalled handshake is logged as a timeout")
+    h.wait_for(lambda: 'error="timeout"' in harness.log_text("tls13"), 10)
+    failed = [line for line in harness.log_text("tls13").splitlines()
+              if "event=tls-failed" in line and 'error="timeout"' in line]
+    tap.check(len(failed) == 1 and "stage=handshake" in failed[0],
+              "stalled handshake logs tls-failed", failed)
+
+    # A client that closes after the first bytes of its ClientHello.
+    client = h.RawClient(2545)
+    client.reply()
+    client.command(b"EHLO client.test\r\n")
+    client.command(b"STARTTLS\r\n")
+    client.sock.sendall(b"\x16\x03\x01\x00\x80\x01\x00")
+    client.close()
+    closed = h.wait_for(lambda: 'error="client closed the connection"' in
+                        harness.log_text("tls13"), 10)
+    failed = [line for line in harness.log_text("tls13").splitlines()
+              if "event=tls-failed" in line and "client closed" in line]
+    tap.check(closed and "mode=starttls stage=handshake" in failed[0],
+              "handshake cut by a close logs tls-failed", failed)
 
 
 def test_not_configured(tap, harness):
