@@ -3,6 +3,7 @@
  * Usage: ringrelay [-c FILE] [-t] | --version | --help
  * Exit status: 0 after a clean stop or a valid -t check, 1 when the
  * configuration or start-up failed, 2 on a usage error. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,9 +20,11 @@
 #include "core/daemon_tls.h"
 #include "core/inbound.h"
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "core/outbound.h"
 #include "core/queue.h"
 #include "core/reactor.h"
+#include "core/relay_access.h"
 #include "dns/resolver.h"
 #include "tls/tls_context.h"
 #include "tls/tls_library.h"
@@ -202,6 +205,34 @@ static int daemon_open_queue(struct daemon *daemon)
     return 0;
 }
 
+/* daemon_warn_relay_networks warns about each relay_networks entry that
+ * trusts nearly everyone (relay_access_network_too_wide): on stderr when
+ * print is set (ringrelay -t), else in the log. The daemon still runs. */
+static void daemon_warn_relay_networks(const struct config *config,
+                                       bool print)
+{
+    for (size_t i = 0; i < config->relay_network_count; i++) {
+        const struct netaddr_cidr *net = &config->relay_networks[i];
+        char addr[INET6_ADDRSTRLEN] = "?";
+
+        if (!relay_access_network_too_wide(net)) {
+            continue;
+        }
+        inet_ntop(net->family, net->bytes, addr, sizeof(addr));
+        if (print) {
+            fprintf(stderr, "ringrelay: warning: relay_networks entry "
+                    "%s/%u covers nearly every address, so the relay is "
+                    "open to almost anyone; list only your own "
+                    "networks\n", addr, net->prefix);
+        } else {
+            log_warning("event=open-relay-warning network=%s/%u "
+                        "reason=\"relay_networks covers nearly every "
+                        "address, so almost anyone may relay\"", addr,
+                        net->prefix);
+        }
+    }
+}
+
 /* daemon_run builds every part, runs the reactor until a stop, and tears
  * down in reverse order. Returns the process exit status. */
 static int daemon_run(struct daemon *daemon)
@@ -333,6 +364,8 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check_only) {
+        daemon_tls_warn_dates(&config, true);
+        daemon_warn_relay_networks(&config, true);
         tls_context_unref(daemon.tls);
         printf("ringrelay: configuration %s is valid\n",
                path != NULL ? path : "(defaults)");
@@ -341,6 +374,8 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level(config.log_level);
+    daemon_tls_warn_dates(&config, false);
+    daemon_warn_relay_networks(&config, false);
     if (daemon.auth_users != NULL) {
         log_info("event=auth-users file=%s users=%zu plaintext=%s",
                  config.auth_users_file,

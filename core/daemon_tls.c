@@ -3,6 +3,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "core/config.h"
 #include "core/daemon.h"
@@ -46,6 +53,98 @@ int daemon_tls_build(const struct config *config, struct tls_context **out,
     return rc;
 }
 
+/* Writes time as ASN1_TIME_print() does ("Jan  2 03:04:05 2025 GMT"),
+ * or "unknown" when it cannot. */
+static void format_asn1_time(const ASN1_TIME *time, char *date, size_t size)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    const uint8_t *text = NULL;
+    size_t len = 0;
+
+    snprintf(date, size, "unknown");
+    if (bio == NULL) {
+        return;
+    }
+    if (ASN1_TIME_print(bio, time) == 1 &&
+        BIO_mem_contents(bio, &text, &len) == 1) {
+        snprintf(date, size, "%.*s", (int)len, (const char *)text);
+    }
+    BIO_free(bio);
+}
+
+/* Compares the validity of the first certificate in path, the leaf, with
+ * now. Returns "expired" with its notAfter date, "not yet valid" with
+ * its notBefore date, or NULL when it is valid or cannot be read, which
+ * daemon_tls_build() reports. *field names the date: "notAfter" or
+ * "notBefore". */
+static const char *cert_date_problem(const char *path, time_t now,
+                                     const char **field, char *date,
+                                     size_t size)
+{
+    const char *problem = NULL;
+    FILE *file = fopen(path, "r");
+    X509 *cert;
+
+    if (file == NULL) {
+        return NULL;
+    }
+    cert = PEM_read_X509(file, NULL, NULL, NULL);
+    fclose(file);
+    if (cert == NULL) {
+        ERR_clear_error();
+        return NULL;
+    }
+    if (X509_cmp_time(X509_get0_notAfter(cert), &now) < 0) {
+        problem = "expired";
+        *field = "notAfter";
+        format_asn1_time(X509_get0_notAfter(cert), date, size);
+    } else if (X509_cmp_time(X509_get0_notBefore(cert), &now) > 0) {
+        problem = "not yet valid";
+        *field = "notBefore";
+        format_asn1_time(X509_get0_notBefore(cert), date, size);
+    }
+    X509_free(cert);
+    return problem;
+}
+
+static void warn_cert_dates(const char *path, time_t now, bool print)
+{
+    const char *field = NULL;
+    char date[64];
+    char quoted[1100];
+    const char *problem = cert_date_problem(path, now, &field, date,
+                                            sizeof(date));
+
+    if (problem == NULL) {
+        return;
+    }
+    if (print) {
+        fprintf(stderr, "ringrelay: warning: certificate file %s: the "
+                "certificate is %s (%s %s); it is still served, but "
+                "clients that check it will reject it\n", path, problem,
+                field, date);
+        return;
+    }
+    log_quote(quoted, sizeof(quoted), path, strlen(path));
+    log_warning("event=tls-cert-warning cert=%s problem=\"%s\" %s=\"%s\"",
+                quoted, problem,
+                strcmp(field, "notAfter") == 0 ? "not_after" : "not_before",
+                date);
+}
+
+void daemon_tls_warn_dates(const struct config *config, bool print)
+{
+    time_t now = time(NULL);
+
+    if (config->tls_cert == NULL) {
+        return;
+    }
+    warn_cert_dates(config->tls_cert, now, print);
+    for (size_t i = 0; i < config->tls_sni_count; i++) {
+        warn_cert_dates(config->tls_sni[i].cert, now, print);
+    }
+}
+
 void daemon_tls_reload(struct daemon *daemon)
 {
     struct tls_context *fresh;
@@ -73,4 +172,5 @@ void daemon_tls_reload(struct daemon *daemon)
              "reason=\"only TLS certificates and keys are reloaded; "
              "restart the daemon to apply other configuration changes\"",
              cert, daemon->config->tls_sni_count);
+    daemon_tls_warn_dates(daemon->config, false);
 }

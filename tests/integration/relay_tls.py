@@ -3,11 +3,12 @@
 openssl s_client and Postfix's posttls-finger, the STARTTLS command
 injection, implicit TLS, SNI, session resumption, SIGHUP reload of the
 certificate, a failed handshake, `ringrelay -t` with a missing
-certificate, and AUTH that needs TLS. A throwaway CA and certificates come from the openssl
+certificate, warnings for expired and future certificates, and AUTH that needs TLS. A throwaway CA and certificates come from the openssl
 command in the test's temporary directory.
 
 Usage (inside netns_run.sh): relay_tls.py BUILD_DIR
 """
+import datetime
 import os
 import re
 import signal
@@ -421,6 +422,74 @@ def test_check_missing_cert(tap, harness):
               in stderr, "message names the file and the reason", stderr)
 
 
+def make_dated_cert(harness, name, not_before, not_after):
+    """Write NAME.key and a self-signed NAME.crt valid from not_before to
+    not_after (datetime objects), with Python's cryptography package."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                            "relay.test")])
+    cert = (x509.CertificateBuilder().subject_name(subject)
+            .issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before).not_valid_after(not_after)
+            .sign(key, hashes.SHA256()))
+    with open(harness.path(name + ".key"), "wb") as out:
+        out.write(key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+    with open(harness.path(name + ".crt"), "wb") as out:
+        out.write(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def test_cert_dates(tap, harness):
+    """An expired or not yet valid certificate loads with a warning."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    day = datetime.timedelta(days=1)
+    make_dated_cert(harness, "expired", now - 30 * day, now - day)
+    make_dated_cert(harness, "future", now + day, now + 30 * day)
+    extra = (f'tls_cert = "{harness.path("expired.crt")}";\n'
+             f'tls_key = "{harness.path("expired.key")}";\n'
+             'tls_sni {\n'
+             f'    "mail.example.com" {{ cert = "{harness.path("future.crt")}";'
+             f' key = "{harness.path("future.key")}"; }}\n'
+             '}\n')
+    config = h.write_config(harness, OTHER_CONFIG.format(
+        queue=harness.path("queue-dates"), port=2585, extra=extra),
+        name="dates.conf")
+    result = run([harness.binary("ringrelay"), "-t", "-c", config])
+    stderr = result.stderr.decode(errors="replace")
+    tap.check(result.returncode == 0, "ringrelay -t accepts an expired "
+              "certificate", (result.returncode, stderr))
+    tap.check("expired.crt: the certificate is expired (notAfter" in stderr,
+              "ringrelay -t warns about an expired certificate", stderr)
+    tap.check("future.crt: the certificate is not yet valid (notBefore"
+              in stderr, "ringrelay -t warns about a future certificate",
+              stderr)
+
+    relay = h.start_relay(harness, config, port=2585, name="dates")
+    log = harness.log_text("dates")
+    tap.check(re.search(r'level=warning event=tls-cert-warning cert="\S+'
+                        r'expired\.crt" problem="expired" not_after="',
+                        log) is not None,
+              "start logs the expired certificate", log[-1500:])
+    tap.check('future.crt" problem="not yet valid" not_before="' in log,
+              "start logs the future certificate", log[-1500:])
+    os.kill(relay.pid, signal.SIGHUP)
+    tap.check(h.wait_for(lambda: harness.log_text("dates").count(
+        'problem="expired"') == 2, 10),
+        "SIGHUP warns about the expired certificate again")
+    output = s_client(harness, ["-starttls", "smtp", "-connect",
+                                "127.0.0.1:2585"])
+    tap.check("New, TLSv1.3" in output, "expired certificate is served",
+              output[-1500:])
+    tap.check(harness.stop(relay) == 0, "relay with old certificates stops")
+
+
 def start_other(harness, name, port, extra):
     config = h.write_config(harness, OTHER_CONFIG.format(
         queue=harness.path("queue-" + name), port=port, extra=extra),
@@ -606,6 +675,7 @@ def test(tap, harness):
     test_check_missing_cert(tap, harness)
     test_cipher_list(tap, harness)
     test_min_version(tap, harness)
+    test_cert_dates(tap, harness)
     test_not_configured(tap, harness)
     test_auth_over_tls(tap, harness, store)
     test_starttls_voids_auth(tap, harness)
