@@ -72,10 +72,11 @@ static void *worker_main(void *arg)
         worker->pending_count--;
         pthread_mutex_unlock(&worker->lock);
 
-        /* The hash is checked for an unknown user too, so the reply time
-         * does not tell which users exist. */
+        /* The hash is checked for an unknown or disabled user too, so
+         * the reply time does not tell which users exist. */
         check->ok = auth_users_verify(check->hash, check->password,
-                                      &worker->crypt) && check->known;
+                                      &worker->crypt) &&
+                    check->known && !check->disabled;
         explicit_bzero(check->password, sizeof(check->password));
 
         pthread_mutex_lock(&worker->lock);

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 
+#include "core/auth_users.h"
 #include "proto/smtp_sasl.h"
 
 struct auth_worker;
@@ -24,11 +25,13 @@ struct reactor;
 struct auth_check {
     void (*done)(struct auth_check *check);
     void *owner;
-    const char *hash;      /* borrowed from the users table */
+    /* A copy, so a SIGHUP may replace the users table meanwhile. */
+    char hash[AUTH_USERS_HASH_MAX + 1];
     char password[SMTP_SASL_NAME_MAX + 1];
     char client[INET6_ADDRSTRLEN]; /* the client's address, for the cap */
     bool known;            /* the user exists; a dummy hash otherwise */
-    bool ok;               /* result: known and the password matched */
+    bool disabled;         /* the user is disabled; a dummy hash */
+    bool ok;               /* result: known, enabled, password matched */
     bool cancelled;        /* private: the owner went away */
     struct auth_check *next; /* private */
 };

@@ -88,6 +88,61 @@ static void daemon_rearm_signals(struct daemon_signals *signals)
     }
 }
 
+/* daemon_warn_users_mode warns when the users file may be read by its
+ * group or by others, who could then try to crack the hashes offline. */
+static void daemon_warn_users_mode(const char *path,
+                                   const struct auth_users *users, bool print)
+{
+    unsigned mode = auth_users_file_mode(users);
+
+    if ((mode & 077) == 0) {
+        return;
+    }
+    if (print) {
+        fprintf(stderr, "ringrelay: warning: auth_users_file %s has mode "
+                "%04o, so its group or others may read the password "
+                "hashes; chmod 600 it\n", path, mode);
+    } else {
+        log_warning("event=auth-users-warning file=%s mode=%04o "
+                    "reason=\"group or others may read the password "
+                    "hashes; chmod 600 the file\"", path, mode);
+    }
+}
+
+static void daemon_log_users(const struct daemon *daemon, const char *event)
+{
+    log_info("event=%s file=%s users=%zu disabled=%zu plaintext=%s", event,
+             daemon->config->auth_users_file,
+             auth_users_count(daemon->auth_users),
+             auth_users_disabled_count(daemon->auth_users),
+             daemon->config->auth_plaintext ? "yes" : "no");
+}
+
+/* daemon_reload_users reads the users file again on SIGHUP. A file that
+ * fails to load leaves the old users in place. Password checks in flight
+ * hold copies of their hashes, so the old table can go at once. */
+static void daemon_reload_users(struct daemon *daemon)
+{
+    const char *path = daemon->config->auth_users_file;
+    struct auth_users *fresh = NULL;
+    char err[512];
+    char quoted[1100];
+
+    if (daemon->auth_users == NULL) {
+        return;
+    }
+    if (auth_users_load(path, &fresh, err, sizeof(err)) < 0) {
+        log_quote(quoted, sizeof(quoted), err, strlen(err));
+        log_error("event=reload-failed auth_users=kept-old error=%s",
+                  quoted);
+        return;
+    }
+    auth_users_free(daemon->auth_users);
+    daemon->auth_users = fresh;
+    daemon_log_users(daemon, "auth-users-reloaded");
+    daemon_warn_users_mode(path, fresh, false);
+}
+
 static void daemon_signal_done(struct reactor_op *op, int result)
 {
     struct daemon_signals *signals = op->owner;
@@ -103,6 +158,7 @@ static void daemon_signal_done(struct reactor_op *op, int result)
     }
     if (signals->info.ssi_signo == SIGHUP) {
         /* TODO: reload the rest of the configuration on SIGHUP. */
+        daemon_reload_users(daemon);
         daemon_tls_reload(daemon);
         daemon_rearm_signals(signals);
         return;
@@ -366,6 +422,10 @@ int main(int argc, char **argv)
     if (check_only) {
         daemon_tls_warn_dates(&config, true);
         daemon_warn_relay_networks(&config, true);
+        if (daemon.auth_users != NULL) {
+            daemon_warn_users_mode(config.auth_users_file,
+                                   daemon.auth_users, true);
+        }
         tls_context_unref(daemon.tls);
         printf("ringrelay: configuration %s is valid\n",
                path != NULL ? path : "(defaults)");
@@ -377,10 +437,9 @@ int main(int argc, char **argv)
     daemon_tls_warn_dates(&config, false);
     daemon_warn_relay_networks(&config, false);
     if (daemon.auth_users != NULL) {
-        log_info("event=auth-users file=%s users=%zu plaintext=%s",
-                 config.auth_users_file,
-                 auth_users_count(daemon.auth_users),
-                 config.auth_plaintext ? "yes" : "no");
+        daemon_log_users(&daemon, "auth-users");
+        daemon_warn_users_mode(config.auth_users_file, daemon.auth_users,
+                               false);
     }
     status = daemon_run(&daemon);
     auth_users_free(daemon.auth_users);

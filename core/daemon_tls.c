@@ -153,10 +153,12 @@ void daemon_tls_reload(struct daemon *daemon)
     char cert[600];
 
     if (daemon->config->tls_cert == NULL) {
-        log_warning("event=reload-ignored signal=SIGHUP reason=\"only TLS "
-                    "certificates and keys are reloaded, and no tls_cert is "
-                    "configured; restart the daemon to apply configuration "
-                    "changes\"");
+        if (daemon->auth_users == NULL) {
+            log_warning("event=reload-ignored signal=SIGHUP reason=\"only "
+                        "TLS certificates and keys and the users file are "
+                        "reloaded, and neither is configured; restart the "
+                        "daemon to apply configuration changes\"");
+        }
         return;
     }
     if (daemon_tls_build(daemon->config, &fresh, err, sizeof(err)) < 0) {
@@ -169,8 +171,9 @@ void daemon_tls_reload(struct daemon *daemon)
     log_quote(cert, sizeof(cert), daemon->config->tls_cert,
               strlen(daemon->config->tls_cert));
     log_info("event=reload tls=reloaded cert=%s sni_certs=%zu "
-             "reason=\"only TLS certificates and keys are reloaded; "
-             "restart the daemon to apply other configuration changes\"",
+             "reason=\"only TLS certificates and keys and the users file "
+             "are reloaded; restart the daemon to apply other "
+             "configuration changes\"",
              cert, daemon->config->tls_sni_count);
     daemon_tls_warn_dates(daemon->config, false);
 }

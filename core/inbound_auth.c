@@ -56,6 +56,7 @@ static void auth_checked(struct auth_check *check)
     struct inbound_session *s = check->owner;
     struct reactor *reactor = inbound_daemon(s->inbound)->reactor;
     bool ok = check->ok;
+    bool disabled = check->disabled;
     uint64_t delay_ms;
 
     s->auth_check = NULL;
@@ -72,7 +73,7 @@ static void auth_checked(struct auth_check *check)
         return;
     }
     s->auth_failures++;
-    auth_log(s, "invalid credentials");
+    auth_log(s, disabled ? "user is disabled" : "invalid credentials");
     delay_ms = INBOUND_AUTH_DELAY_MS << (s->auth_failures - 1 < 3
                                              ? s->auth_failures - 1
                                              : 3);
@@ -133,7 +134,9 @@ void inbound_auth_hook(void *ctx, const char *mechanism, const char *user,
     }
     check->done = auth_checked;
     check->owner = s;
-    check->hash = auth_users_hash(daemon->auth_users, user, &check->known);
+    snprintf(check->hash, sizeof(check->hash), "%s",
+             auth_users_hash(daemon->auth_users, user, &check->known,
+                             &check->disabled));
     snprintf(check->client, sizeof(check->client), "%s", s->client_ip);
     snprintf(check->password, sizeof(check->password), "%s", password);
     rc = auth_worker_submit(daemon->auth_worker, check,

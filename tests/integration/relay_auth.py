@@ -21,6 +21,8 @@ Usage (inside netns_run.sh): relay_auth.py BUILD_DIR
 """
 import base64
 import crypt
+import os
+import signal
 import smtplib
 import socket
 import struct
@@ -62,6 +64,7 @@ def write_users(harness):
     path = harness.path("users")
     with open(path, "w") as users:
         users.write("\n".join(lines) + "\n")
+    os.chmod(path, 0o644)
     return path
 
 
@@ -261,6 +264,65 @@ def check_failures(tap, harness):
               "PLAIN authzid of another user gets 535", reply)
 
 
+def login(port, user, password):
+    """Return the reply to AUTH PLAIN in a new session."""
+    client = raw_session(port)
+    reply = client.command(b"AUTH PLAIN " + plain(user, password).encode()
+                           + b"\r\n")
+    client.close()
+    return reply
+
+
+def check_reload(tap, harness, relay, users):
+    """SIGHUP reads the users file again: a new $2a$ user may log in, a
+    locked one may not, and a bad file keeps the users loaded before."""
+    log = harness.log_text("ringrelay")
+    tap.check("event=auth-users-warning" in log and "mode=0644" in log,
+              "a users file readable by others is logged", log[-1500:])
+    with open(users, "a") as out:
+        out.write("dave:" + crypt.crypt("dave pass",
+                                        "$2a$05$abcdefghijklmnopqrstuu")
+                  + "\n")
+        out.write("eve:!" + crypt.crypt("eve pass", "$6$saltsaltsalt$")
+                  + "\n")
+        out.write("frank:*\n")
+    os.chmod(users, 0o600)
+    relay.send_signal(signal.SIGHUP)
+    tap.check(h.wait_for(lambda: "event=auth-users-reloaded" in
+                         harness.log_text("ringrelay"), 10),
+              "SIGHUP reloads the users file")
+    line = [l for l in harness.log_text("ringrelay").splitlines()
+            if "event=auth-users-reloaded" in l]
+    tap.check(bool(line) and "users=6 disabled=2" in line[0],
+              "reload line counts users and disabled ones", line)
+    reply = login(2525, "dave", "dave pass")
+    tap.check(reply.startswith("235 "), "a $2a$ user added by SIGHUP logs in",
+              reply)
+    reply = login(2525, "eve", "eve pass")
+    tap.check(reply.startswith("535 5.7.8 "),
+              "a user locked with '!' cannot log in", reply)
+    tap.check(h.wait_for(lambda: 'user="eve"' in
+                         harness.log_text("ringrelay"), 10) and
+              'reason="user is disabled"' in harness.log_text("ringrelay"),
+              "a disabled user's login is logged as such")
+
+    with open(users, "a") as out:
+        out.write("broken line\n")
+    relay.send_signal(signal.SIGHUP)
+    tap.check(h.wait_for(lambda: "event=reload-failed auth_users=kept-old"
+                         in harness.log_text("ringrelay"), 10),
+              "a bad users file on SIGHUP is logged")
+    tap.check(f'{users}:9: expected user:hash' in
+              harness.log_text("ringrelay"),
+              "the failed reload names the file and line")
+    reply = login(2525, "dave", "dave pass")
+    tap.check(reply.startswith("235 "), "a failed reload keeps the users",
+              reply)
+    tap.check(harness.log_text("ringrelay").count(
+        "event=auth-users-warning") == 1,
+        "a reloaded users file with mode 0600 gets no warning")
+
+
 def check_log(tap, harness, passwords):
     log = harness.log_text("ringrelay")
     failed = [line for line in log.splitlines() if "event=auth-failed" in line]
@@ -451,6 +513,7 @@ def test(tap, harness):
     check_no_plaintext(tap, harness)
     check_bad_users_file(tap, harness)
     check_pending_caps(tap, harness)
+    check_reload(tap, harness, relay, users)
     tap.check(harness.stop(relay) == 0, "relay stops cleanly on SIGTERM")
     check_log(tap, harness, passwords)
 
