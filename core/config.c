@@ -840,7 +840,7 @@ static int config_apply_reject_early_talkers(struct config_loader *loader,
     return 0;
 }
 
-/* Stores auth_plaintext or auth_received_header. */
+/* Stores auth_plaintext, auth_sender_match or auth_received_header. */
 static int config_apply_auth_flag(struct config_loader *loader,
                                   const struct conf_node *node)
 {
@@ -849,6 +849,8 @@ static int config_apply_auth_flag(struct config_loader *loader,
     }
     if (strcmp(loader->key, "auth_plaintext") == 0) {
         loader->next->auth_plaintext = node->boolean;
+    } else if (strcmp(loader->key, "auth_sender_match") == 0) {
+        loader->next->auth_sender_match = node->boolean;
     } else {
         loader->next->auth_received_header = node->boolean;
     }
@@ -1281,6 +1283,7 @@ static const struct config_key config_keys[] = {
     {"auth_max_pending", config_apply_count},
     {"auth_max_pending_per_ip", config_apply_count},
     {"auth_received_header", config_apply_auth_flag},
+    {"auth_sender_match", config_apply_auth_flag},
     {"tls_cert", config_apply_tls_cert},
     {"tls_key", config_apply_tls_key},
     {"tls_listen", config_apply_tls_listen},

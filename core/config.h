@@ -112,6 +112,7 @@ struct config {
     unsigned auth_max_pending;    /* password checks queued, overall */
     unsigned auth_max_pending_per_ip; /* the same per client address */
     bool auth_received_header;    /* name the user in Received: */
+    bool auth_sender_match;       /* MAIL FROM must belong to the login */
     /* Inbound TLS. STARTTLS is offered when tls_cert and tls_key are
      * set; config_load rejects one without the other, and tls_listen or
      * tls_sni without both. The files are read when the daemon builds its

@@ -90,3 +90,24 @@ bool relay_access_postmaster(const struct config *config,
     }
     return strcasecmp(path->domain, config->hostname) == 0;
 }
+
+bool relay_access_sender_owned(const char *user, const struct smtp_path *path)
+{
+    const char *at = strrchr(user, '@');
+    size_t local_len;
+
+    if (path->is_null) {
+        return true;
+    }
+    if (path->domain == NULL || path->domain[0] == '\0') {
+        return false;
+    }
+    local_len = (size_t)(path->domain - path->address) - 1;
+    if (at == NULL) {
+        return strlen(user) == local_len &&
+               strncmp(user, path->address, local_len) == 0;
+    }
+    return (size_t)(at - user) == local_len &&
+           strncmp(user, path->address, local_len) == 0 &&
+           strcasecmp(at + 1, path->domain) == 0;
+}

@@ -41,4 +41,12 @@ struct smtp_path;
 bool relay_access_postmaster(const struct config *config,
                              const struct smtp_path *path);
 
+/* relay_access_sender_owned reports whether an authenticated user may
+ * use path as its MAIL FROM under auth_sender_match: the null path, the
+ * user name itself when it contains '@' (the domain compared without
+ * case), or, for a user name without '@', any address whose local part
+ * is the user name. */
+bool relay_access_sender_owned(const char *user,
+                               const struct smtp_path *path);
+
 #endif

@@ -432,6 +432,24 @@ def slow_session(port, source):
     return client
 
 
+def check_sender_match(tap, client):
+    """auth_sender_match: alice may send only as alice@... or <>."""
+    reply = client.command(b"MAIL FROM:<bob@client.test>\r\n")
+    tap.check(reply.startswith("553 5.7.1 "),
+              "auth_sender_match rejects another user's sender", reply)
+    reply = client.command(b"MAIL FROM:<Alice@client.test>\r\n")
+    tap.check(reply.startswith("553 5.7.1 "),
+              "auth_sender_match compares the local part exactly", reply)
+    reply = client.command(b"MAIL FROM:<alice@client.test>\r\n")
+    tap.check(reply.startswith("250 "),
+              "auth_sender_match accepts the login's address", reply)
+    client.command(b"RSET\r\n")
+    reply = client.command(b"MAIL FROM:<>\r\n")
+    tap.check(reply.startswith("250 "),
+              "auth_sender_match accepts the null sender", reply)
+    client.command(b"RSET\r\n")
+
+
 def check_pending_caps(tap, harness):
     """Bounded password queue: a user with a bcrypt cost-10 hash (about
     80 ms a check) comes first, so unknown users cost as much too."""
@@ -444,7 +462,8 @@ def check_pending_caps(tap, harness):
     config = h.write_config(harness, CONFIG.format(
         port=2555, queue=harness.path("queue-caps"), users=path,
         plaintext="true") + "auth_max_pending = 40;\n"
-        "auth_max_pending_per_ip = 2;\n", name="caps.conf")
+        "auth_max_pending_per_ip = 2;\nauth_sender_match = true;\n",
+        name="caps.conf")
     relay = h.start_relay(harness, config, port=2555, name="ringrelay-caps")
 
     # Six sessions from one address: one check runs, two wait, and the
@@ -478,6 +497,7 @@ def check_pending_caps(tap, harness):
               "succeeds", reply)
     tap.check(seconds < 1.2, "checks of closed sessions are not hashed",
               f"{seconds:.2f} s")
+    check_sender_match(tap, client)
     client.close()
     tap.check(harness.stop(relay) == 0, "capped relay stops cleanly")
 

@@ -1,8 +1,10 @@
 /* Which relay_networks entries count as trusting everyone. */
 #include <criterion/criterion.h>
+#include <string.h>
 
 #include "core/netaddr.h"
 #include "core/relay_access.h"
+#include "proto/smtp_address.h"
 
 static bool too_wide(const char *text)
 {
@@ -49,4 +51,35 @@ Test(relay_access, ipv4_mapped_ranges)
     cr_assert_not(too_wide("::ffff:10.0.0.0/104"));
     cr_assert_not(too_wide("::ffff:127.0.0.1/128"));
     cr_assert_not(too_wide("::/96"));
+}
+
+static bool owned(const char *user, const char *path_text)
+{
+    struct smtp_path path;
+    size_t end = 0;
+
+    cr_assert_eq(smtp_path_parse(path_text, strlen(path_text), true, &path,
+                                 &end), SMTP_PATH_OK, "parse %s",
+                 path_text);
+    return relay_access_sender_owned(user, &path);
+}
+
+Test(relay_access, sender_of_user_with_domain)
+{
+    cr_assert(owned("alice@example.com", "<alice@example.com>"));
+    cr_assert(owned("alice@example.com", "<alice@EXAMPLE.com>"));
+    cr_assert(owned("alice@example.com", "<>"));
+    cr_assert_not(owned("alice@example.com", "<Alice@example.com>"));
+    cr_assert_not(owned("alice@example.com", "<alice@example.org>"));
+    cr_assert_not(owned("alice@example.com", "<bob@example.com>"));
+    cr_assert_not(owned("alice@example.com", "<alic@example.com>"));
+}
+
+Test(relay_access, sender_of_bare_user)
+{
+    cr_assert(owned("alice", "<alice@example.com>"));
+    cr_assert(owned("alice", "<alice@example.org>"));
+    cr_assert_not(owned("alice", "<alice2@example.com>"));
+    cr_assert_not(owned("alice", "<bob@example.com>"));
+    cr_assert_not(owned("alice", "<postmaster>"));
 }
