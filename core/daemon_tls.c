@@ -50,6 +50,13 @@ int daemon_tls_build(const struct config *config, struct tls_context **out,
     opts.sni = sni;
     rc = tls_context_new(out, &opts, err, err_size);
     free(sni);
+    if (rc == 0 && tls_context_separate_sni_sessions(*out) < 0) {
+        snprintf(err, err_size, "cannot set the session ID context of "
+                 "an SNI certificate");
+        tls_context_unref(*out);
+        *out = NULL;
+        rc = -1;
+    }
     return rc;
 }
 

@@ -357,6 +357,30 @@ def test_resumption(tap, harness):
     tap.check(any("resumed=yes" in l for l in tls_lines(harness)),
               "resumed session logged", tls_lines(harness))
 
+    # A TLS 1.2 session of the SNI certificate resumes only under the
+    # same certificate, never under the default one.
+    session = harness.path("session12.pem")
+    output = s_client(harness, ["-connect", "127.0.0.1:4650", "-tls1_2",
+                                "-servername", "mail.example.com",
+                                "-sess_out", session])
+    tap.check("New, TLSv1.2" in output and os.path.exists(session),
+              "TLS 1.2 connection to the SNI name saves its session",
+              output[-800:])
+    output = s_client(harness, ["-connect", "127.0.0.1:4650", "-tls1_2",
+                                "-servername", "mail.example.com",
+                                "-sess_in", session])
+    tap.check("Reused, TLSv1.2" in output,
+              "TLS 1.2 session resumes under the same SNI name",
+              output[-800:])
+    output = s_client(harness, ["-connect", "127.0.0.1:4650", "-tls1_2",
+                                "-servername", "relay.test",
+                                "-sess_in", session])
+    tap.check("New, TLSv1.2" in output and "Reused" not in output,
+              "TLS 1.2 session does not resume under another SNI name",
+              output[-800:])
+    tap.check(peer_cn(output) == "relay.test",
+              "the other SNI name gets its own certificate", output[:1500])
+
 
 def test_reload(tap, harness, relay):
     make_cert(harness, "next", "relay2.test")
