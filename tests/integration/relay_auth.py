@@ -22,6 +22,7 @@ Usage (inside netns_run.sh): relay_auth.py BUILD_DIR
 import base64
 import crypt
 import os
+import re
 import signal
 import smtplib
 import socket
@@ -432,6 +433,27 @@ def slow_session(port, source):
     return client
 
 
+def check_show_flags(tap, harness, client, config):
+    """ringrelay-queue show of an authenticated message with no other
+    flag prints "flags: -". No name server answers, so it stays queued."""
+    client.command(b"MAIL FROM:<alice@client.test>\r\n")
+    client.command(b"RCPT TO:<rcpt@nowhere.test>\r\n")
+    client.command(b"DATA\r\n")
+    reply = client.command(message("queued") + b".\r\n")
+    match = re.search(r"\b([0-9A-F]{16})\b", reply)
+    tap.check(reply.startswith("250 ") and match is not None,
+              "authenticated message is queued", reply)
+    if match is None:
+        return
+    result = subprocess.run(
+        [harness.binary("tools/ringrelay-queue"), "-c", config, "show",
+         match.group(1)], capture_output=True, text=True, timeout=30)
+    lines = result.stdout.splitlines()
+    tap.check("flags: -" in lines and "auth_user: alice" in lines,
+              "show prints flags: - for an authenticated message",
+              result.stdout + result.stderr)
+
+
 def check_sender_match(tap, client):
     """auth_sender_match: alice may send only as alice@... or <>."""
     reply = client.command(b"MAIL FROM:<bob@client.test>\r\n")
@@ -498,6 +520,7 @@ def check_pending_caps(tap, harness):
     tap.check(seconds < 1.2, "checks of closed sessions are not hashed",
               f"{seconds:.2f} s")
     check_sender_match(tap, client)
+    check_show_flags(tap, harness, client, config)
     client.close()
     tap.check(harness.stop(relay) == 0, "capped relay stops cleanly")
 
