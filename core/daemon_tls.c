@@ -16,6 +16,61 @@
 #include "core/log.h"
 #include "tls/tls_context.h"
 
+/* Returns true when the PEM file at path holds an encrypted private key
+ * (PKCS #8 "ENCRYPTED PRIVATE KEY", or a traditional key with a
+ * "Proc-Type: 4,ENCRYPTED" header). */
+static bool key_file_encrypted(const char *path)
+{
+    FILE *file = fopen(path, "r");
+    char line[256];
+    bool encrypted = false;
+
+    if (file == NULL) {
+        return false;
+    }
+    while (!encrypted && fgets(line, sizeof(line), file) != NULL) {
+        encrypted = strstr(line, "-----BEGIN ENCRYPTED PRIVATE KEY") !=
+                        NULL ||
+                    strncmp(line, "Proc-Type: 4,ENCRYPTED", 22) == 0;
+    }
+    fclose(file);
+    return encrypted;
+}
+
+/* Returns true when err is about the key file key and that file is
+ * encrypted. */
+static bool error_is_encrypted_key(const char *err, const char *key)
+{
+    char prefix[600];
+
+    snprintf(prefix, sizeof(prefix), "key file %s:", key);
+    return strstr(err, prefix) != NULL && key_file_encrypted(key);
+}
+
+/* explain_encrypted_key replaces BoringSSL's BAD_PASSWORD_READ error for
+ * an encrypted key file with one that says what to do, because the
+ * daemon has no way to ask for a passphrase. */
+static void explain_encrypted_key(const struct config *config, char *err,
+                                  size_t err_size)
+{
+    const char *key = NULL;
+
+    if (error_is_encrypted_key(err, config->tls_key)) {
+        key = config->tls_key;
+    }
+    for (size_t i = 0; key == NULL && i < config->tls_sni_count; i++) {
+        if (error_is_encrypted_key(err, config->tls_sni[i].key)) {
+            key = config->tls_sni[i].key;
+        }
+    }
+    if (key != NULL) {
+        snprintf(err, err_size, "key file %s: encrypted private keys are "
+                 "not supported; write it unencrypted with openssl pkey "
+                 "-in FILE -out NEWFILE and keep that file readable by "
+                 "the daemon only", key);
+    }
+}
+
 int daemon_tls_build(const struct config *config, struct tls_context **out,
                      char *err, size_t err_size)
 {
@@ -50,6 +105,9 @@ int daemon_tls_build(const struct config *config, struct tls_context **out,
     opts.sni = sni;
     rc = tls_context_new(out, &opts, err, err_size);
     free(sni);
+    if (rc < 0) {
+        explain_encrypted_key(config, err, err_size);
+    }
     if (rc == 0 && tls_context_separate_sni_sessions(*out) < 0) {
         snprintf(err, err_size, "cannot set the session ID context of "
                  "an SNI certificate");

@@ -514,6 +514,25 @@ def test_cert_dates(tap, harness):
     tap.check(harness.stop(relay) == 0, "relay with old certificates stops")
 
 
+def test_encrypted_key(tap, harness):
+    encrypted = harness.path("encrypted.key")
+    result = run(["openssl", "pkey", "-in", harness.path("sni.key"),
+                  "-aes256", "-passout", "pass:secret", "-out", encrypted])
+    tap.check(result.returncode == 0, "openssl writes an encrypted key",
+              result.stderr)
+    extra = (f'tls_cert = "{harness.path("sni.crt")}";\n'
+             f'tls_key = "{encrypted}";\n')
+    config = h.write_config(harness, OTHER_CONFIG.format(
+        queue=harness.path("queue-enc"), port=2595, extra=extra),
+        name="encrypted.conf")
+    result = run([harness.binary("ringrelay"), "-t", "-c", config])
+    stderr = result.stderr.decode(errors="replace")
+    tap.check(result.returncode == 1 and
+              f"key file {encrypted}: encrypted private keys are not "
+              "supported" in stderr,
+              "an encrypted key is named as such", stderr)
+
+
 def start_other(harness, name, port, extra):
     config = h.write_config(harness, OTHER_CONFIG.format(
         queue=harness.path("queue-" + name), port=port, extra=extra),
@@ -697,6 +716,7 @@ def test(tap, harness):
     test_reload(tap, harness, relay)
     test_bad_handshake(tap, harness, relay)
     test_check_missing_cert(tap, harness)
+    test_encrypted_key(tap, harness)
     test_cipher_list(tap, harness)
     test_min_version(tap, harness)
     test_cert_dates(tap, harness)
