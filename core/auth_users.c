@@ -6,12 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "proto/smtp_sasl.h"
 
-/* The longest hash accepted: a SHA-512 crypt with "rounds=999999999$"
- * and a 16-byte salt takes 123 bytes. */
-#define AUTH_HASH_MAX 160
+#define AUTH_HASH_MAX AUTH_USERS_HASH_MAX
 
 /* Lines longer than this are rejected rather than split. */
 #define AUTH_LINE_MAX 1024
@@ -20,12 +19,16 @@ struct auth_user {
     /* Zero-padded, so every lookup compares the same number of bytes. */
     char name[SMTP_SASL_NAME_MAX + 1];
     char hash[AUTH_HASH_MAX + 1];
+    bool disabled;              /* a '!' or '*' hash: logins always fail */
 };
 
 struct auth_users {
     struct auth_user *entries;
     size_t count;
     size_t capacity;
+    size_t disabled_count;
+    size_t dummy;               /* the first enabled user, for unknown ones */
+    unsigned file_mode;         /* permission bits of the file */
 };
 
 /* auth_equal compares a[0..len) with b[0..len) in time that depends only
@@ -67,9 +70,11 @@ static const char *auth_hash_problem(const char *hash)
     size_t checksum = last != NULL ? strlen(last + 1) : 0;
 
     if (strncmp(hash, "$y$", 3) != 0 && strncmp(hash, "$6$", 3) != 0 &&
-        strncmp(hash, "$2b$", 4) != 0 && strncmp(hash, "$2y$", 4) != 0) {
-        return "unsupported hash type: use yescrypt ($y$), bcrypt ($2b$ or "
-               "$2y$) or SHA-512 crypt ($6$)";
+        strncmp(hash, "$2b$", 4) != 0 && strncmp(hash, "$2a$", 4) != 0 &&
+        strncmp(hash, "$2y$", 4) != 0) {
+        return "unsupported hash type: use yescrypt ($y$), bcrypt ($2b$, "
+               "$2a$ or $2y$) or SHA-512 crypt ($6$), or '!' or '*' in "
+               "front to disable the user";
     }
     if (len > AUTH_HASH_MAX || crypt_checksalt(hash) != CRYPT_SALT_OK) {
         return "malformed hash";
@@ -137,6 +142,8 @@ static const char *auth_add_line(struct auth_users *users, char *line)
     const char *problem;
     char *colon;
     bool known;
+    bool disabled;
+    bool other_disabled;
 
     while (len > 0 && auth_blank(line[len - 1])) {
         line[--len] = '\0';
@@ -152,15 +159,21 @@ static const char *auth_add_line(struct auth_users *users, char *line)
         return "expected user:hash";
     }
     *colon = '\0';
+    /* A locked account of /etc/shadow: "!", "*", or a hash after '!'.
+     * What follows the marker is kept but never used. */
+    disabled = colon[1] == '!' || colon[1] == '*';
     problem = auth_name_problem(line, (size_t)(colon - line));
-    if (problem == NULL) {
+    if (problem == NULL && strlen(colon + 1) > AUTH_HASH_MAX) {
+        problem = "malformed hash: longer than 160 bytes";
+    }
+    if (problem == NULL && !disabled) {
         problem = auth_hash_problem(colon + 1);
     }
     if (problem != NULL) {
         return problem;
     }
     if (users->count > 0) {
-        auth_users_hash(users, line, &known);
+        auth_users_hash(users, line, &known, &other_disabled);
         if (known) {
             return "duplicate user name";
         }
@@ -172,6 +185,10 @@ static const char *auth_add_line(struct auth_users *users, char *line)
     memset(entry, 0, sizeof(*entry));
     memcpy(entry->name, line, (size_t)(colon - line));
     snprintf(entry->hash, sizeof(entry->hash), "%s", colon + 1);
+    entry->disabled = disabled;
+    if (disabled) {
+        users->disabled_count++;
+    }
     return NULL;
 }
 
@@ -219,6 +236,7 @@ int auth_users_load(const char *path, struct auth_users **out, char *err,
 {
     struct auth_users *users = calloc(1, sizeof(*users));
     FILE *file = NULL;
+    struct stat st;
     int rc = -1;
 
     if (users == NULL) {
@@ -231,6 +249,12 @@ int auth_users_load(const char *path, struct auth_users **out, char *err,
                  strerror(errno));
         goto out;
     }
+    if (fstat(fileno(file), &st) < 0) {
+        snprintf(err, err_size, "%s: cannot stat: %s", path,
+                 strerror(errno));
+        goto out;
+    }
+    users->file_mode = (unsigned)(st.st_mode & 07777);
     if (auth_read_lines(users, file, path, err, err_size) < 0) {
         goto out;
     }
@@ -238,6 +262,12 @@ int auth_users_load(const char *path, struct auth_users **out, char *err,
         snprintf(err, err_size, "%s: no users in the file; add a "
                  "user:hash line or remove auth_users_file", path);
         goto out;
+    }
+    /* With every user disabled, the dummy hash is a marker, which
+     * crypt_rn() rejects at once; no login can succeed then anyway. */
+    while (users->dummy + 1 < users->count &&
+           users->entries[users->dummy].disabled) {
+        users->dummy++;
     }
     *out = users;
     users = NULL;
@@ -269,21 +299,34 @@ size_t auth_users_count(const struct auth_users *users)
     return users->count;
 }
 
+size_t auth_users_disabled_count(const struct auth_users *users)
+{
+    return users->disabled_count;
+}
+
+unsigned auth_users_file_mode(const struct auth_users *users)
+{
+    return users->file_mode;
+}
+
 const char *auth_users_hash(const struct auth_users *users,
-                            const char *user, bool *known)
+                            const char *user, bool *known, bool *disabled)
 {
     char padded[SMTP_SASL_NAME_MAX + 1] = {0};
-    const char *hash = users->entries[0].hash;
+    const char *dummy = users->entries[users->dummy].hash;
+    const char *hash = dummy;
 
     bool too_long = strnlen(user, sizeof(padded)) > SMTP_SASL_NAME_MAX;
 
     *known = false;
+    *disabled = false;
     strncpy(padded, user, SMTP_SASL_NAME_MAX);
     for (size_t i = 0; i < users->count; i++) {
         if (auth_equal(users->entries[i].name, padded, sizeof(padded)) &&
             !too_long) {
-            hash = users->entries[i].hash;
             *known = true;
+            *disabled = users->entries[i].disabled;
+            hash = *disabled ? dummy : users->entries[i].hash;
         }
     }
     return hash;

@@ -24,6 +24,7 @@ struct auth_worker {
     bool stop;                  /* under lock */
     struct auth_check *pending; /* under lock; FIFO by pending_tail */
     struct auth_check **pending_tail;
+    unsigned pending_count;     /* under lock; checks in pending */
     struct auth_check *finished; /* under lock; any order */
     int event_fd;
     uint64_t event_count;       /* read buffer of read_op */
@@ -68,12 +69,14 @@ static void *worker_main(void *arg)
         if (worker->pending == NULL) {
             worker->pending_tail = &worker->pending;
         }
+        worker->pending_count--;
         pthread_mutex_unlock(&worker->lock);
 
-        /* The hash is checked for an unknown user too, so the reply time
-         * does not tell which users exist. */
+        /* The hash is checked for an unknown or disabled user too, so
+         * the reply time does not tell which users exist. */
         check->ok = auth_users_verify(check->hash, check->password,
-                                      &worker->crypt) && check->known;
+                                      &worker->crypt) &&
+                    check->known && !check->disabled;
         explicit_bzero(check->password, sizeof(check->password));
 
         pthread_mutex_lock(&worker->lock);
@@ -191,22 +194,80 @@ fail:
     return NULL;
 }
 
-void auth_worker_submit(struct auth_worker *worker, struct auth_check *check)
+/* Counts the queued checks from client. Called under the lock; the queue
+ * holds at most the overall cap, so the walk is short. */
+static unsigned count_client(const struct auth_worker *worker,
+                             const char *client)
 {
+    unsigned count = 0;
+
+    for (const struct auth_check *c = worker->pending; c != NULL;
+         c = c->next) {
+        if (strcmp(c->client, client) == 0) {
+            count++;
+        }
+    }
+    return count;
+}
+
+int auth_worker_submit(struct auth_worker *worker, struct auth_check *check,
+                       unsigned max_queued, unsigned max_per_client)
+{
+    int rc = 0;
+
     check->next = NULL;
     check->cancelled = false;
     pthread_mutex_lock(&worker->lock);
-    *worker->pending_tail = check;
-    worker->pending_tail = &check->next;
-    pthread_cond_signal(&worker->wake);
+    if (worker->pending_count >= max_queued) {
+        rc = AUTH_WORKER_FULL;
+    } else if (count_client(worker, check->client) >= max_per_client) {
+        rc = AUTH_WORKER_CLIENT_FULL;
+    } else {
+        *worker->pending_tail = check;
+        worker->pending_tail = &check->next;
+        worker->pending_count++;
+        pthread_cond_signal(&worker->wake);
+    }
     pthread_mutex_unlock(&worker->lock);
+    return rc;
+}
+
+/* Removes check from the queue when the thread has not taken it yet.
+ * Called under the lock. Returns true when it was removed. */
+static bool unlink_pending(struct auth_worker *worker,
+                           struct auth_check *check)
+{
+    struct auth_check **link = &worker->pending;
+
+    while (*link != NULL && *link != check) {
+        link = &(*link)->next;
+    }
+    if (*link == NULL) {
+        return false;
+    }
+    *link = check->next;
+    if (worker->pending_tail == &check->next) {
+        worker->pending_tail = link;
+    }
+    worker->pending_count--;
+    return true;
 }
 
 void auth_worker_cancel(struct auth_worker *worker, struct auth_check *check)
 {
+    bool unlinked;
+
     pthread_mutex_lock(&worker->lock);
-    check->cancelled = true;
+    unlinked = unlink_pending(worker, check);
+    if (!unlinked) {
+        check->cancelled = true;
+    }
     pthread_mutex_unlock(&worker->lock);
+    /* A check still queued is never hashed, so a client that sends AUTH
+     * and closes costs no CPU. */
+    if (unlinked) {
+        check_free(check);
+    }
 }
 
 static void free_list(struct auth_check *check)

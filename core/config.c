@@ -37,6 +37,10 @@
 #define CONFIG_TIMEOUT_DATA_DEFAULT 180
 #define CONFIG_GREETING_DELAY_DEFAULT 1
 #define CONFIG_AUTH_MAX_FAILURES_DEFAULT 3
+/* With bcrypt cost 12 (about 0.2 s a check) a full queue of 32 delays a
+ * login by about 6 s at most. */
+#define CONFIG_AUTH_MAX_PENDING_DEFAULT 32
+#define CONFIG_AUTH_MAX_PENDING_PER_IP_DEFAULT 4
 #define CONFIG_RETRY_INTERVAL_DEFAULT 60
 #define CONFIG_RETRY_MAX_INTERVAL_DEFAULT 3600
 /* Each unreachable address can cost the 30-second connect timeout, so 10
@@ -118,6 +122,10 @@ static const struct config_number config_numbers[] = {
      false},
     {"auth_max_failures", 1, 100, offsetof(struct config, auth_max_failures),
      false},
+    {"auth_max_pending", 1, 10000,
+     offsetof(struct config, auth_max_pending), false},
+    {"auth_max_pending_per_ip", 1, 10000,
+     offsetof(struct config, auth_max_pending_per_ip), false},
     {"retry_interval", 1, 86400, offsetof(struct config, retry_interval),
      false},
     {"retry_max_interval", 1, 7 * 86400,
@@ -325,6 +333,8 @@ int config_init(struct config *config)
     config->delay_warning = 0;
     config->reject_early_talkers = true;
     config->auth_max_failures = CONFIG_AUTH_MAX_FAILURES_DEFAULT;
+    config->auth_max_pending = CONFIG_AUTH_MAX_PENDING_DEFAULT;
+    config->auth_max_pending_per_ip = CONFIG_AUTH_MAX_PENDING_PER_IP_DEFAULT;
     config->auth_received_header = true;
     config->max_mx_hosts = CONFIG_MAX_MX_HOSTS_DEFAULT;
     config->max_mx_addresses = CONFIG_MAX_MX_ADDRESSES_DEFAULT;
@@ -934,7 +944,7 @@ static int config_apply_reject_early_talkers(struct config_loader *loader,
     return 0;
 }
 
-/* Stores auth_plaintext or auth_received_header. */
+/* Stores auth_plaintext, auth_sender_match or auth_received_header. */
 static int config_apply_auth_flag(struct config_loader *loader,
                                   const struct conf_node *node)
 {
@@ -943,6 +953,8 @@ static int config_apply_auth_flag(struct config_loader *loader,
     }
     if (strcmp(loader->key, "auth_plaintext") == 0) {
         loader->next->auth_plaintext = node->boolean;
+    } else if (strcmp(loader->key, "auth_sender_match") == 0) {
+        loader->next->auth_sender_match = node->boolean;
     } else {
         loader->next->auth_received_header = node->boolean;
     }
@@ -1385,7 +1397,10 @@ static const struct config_key config_keys[] = {
     {"auth_users_file", config_apply_auth_users_file},
     {"auth_plaintext", config_apply_auth_flag},
     {"auth_max_failures", config_apply_count},
+    {"auth_max_pending", config_apply_count},
+    {"auth_max_pending_per_ip", config_apply_count},
     {"auth_received_header", config_apply_auth_flag},
+    {"auth_sender_match", config_apply_auth_flag},
     {"tls_cert", config_apply_tls_cert},
     {"tls_key", config_apply_tls_key},
     {"tls_listen", config_apply_tls_listen},

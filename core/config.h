@@ -112,7 +112,10 @@ struct config {
     char *auth_users_file;        /* user:crypt-hash lines; NULL: none */
     bool auth_plaintext;          /* offer AUTH without TLS */
     unsigned auth_max_failures;   /* failed AUTHs before 421 and close */
+    unsigned auth_max_pending;    /* password checks queued, overall */
+    unsigned auth_max_pending_per_ip; /* the same per client address */
     bool auth_received_header;    /* name the user in Received: */
+    bool auth_sender_match;       /* MAIL FROM must belong to the login */
     /* Inbound TLS. STARTTLS is offered when tls_cert and tls_key are
      * set; config_load rejects one without the other, and tls_listen or
      * tls_sni without both. The files are read when the daemon builds its

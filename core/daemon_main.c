@@ -3,6 +3,7 @@
  * Usage: ringrelay [-c FILE] [-t] | --version | --help
  * Exit status: 0 after a clean stop or a valid -t check, 1 when the
  * configuration or start-up failed, 2 on a usage error. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,9 +20,11 @@
 #include "core/daemon_tls.h"
 #include "core/inbound.h"
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "core/outbound.h"
 #include "core/queue.h"
 #include "core/reactor.h"
+#include "core/relay_access.h"
 #include "dns/resolver.h"
 #include "tls/tls_context.h"
 #include "tls/tls_library.h"
@@ -85,6 +88,61 @@ static void daemon_rearm_signals(struct daemon_signals *signals)
     }
 }
 
+/* daemon_warn_users_mode warns when the users file may be read by its
+ * group or by others, who could then try to crack the hashes offline. */
+static void daemon_warn_users_mode(const char *path,
+                                   const struct auth_users *users, bool print)
+{
+    unsigned mode = auth_users_file_mode(users);
+
+    if ((mode & 077) == 0) {
+        return;
+    }
+    if (print) {
+        fprintf(stderr, "ringrelay: warning: auth_users_file %s has mode "
+                "%04o, so its group or others may read the password "
+                "hashes; chmod 600 it\n", path, mode);
+    } else {
+        log_warning("event=auth-users-warning file=%s mode=%04o "
+                    "reason=\"group or others may read the password "
+                    "hashes; chmod 600 the file\"", path, mode);
+    }
+}
+
+static void daemon_log_users(const struct daemon *daemon, const char *event)
+{
+    log_info("event=%s file=%s users=%zu disabled=%zu plaintext=%s", event,
+             daemon->config->auth_users_file,
+             auth_users_count(daemon->auth_users),
+             auth_users_disabled_count(daemon->auth_users),
+             daemon->config->auth_plaintext ? "yes" : "no");
+}
+
+/* daemon_reload_users reads the users file again on SIGHUP. A file that
+ * fails to load leaves the old users in place. Password checks in flight
+ * hold copies of their hashes, so the old table can go at once. */
+static void daemon_reload_users(struct daemon *daemon)
+{
+    const char *path = daemon->config->auth_users_file;
+    struct auth_users *fresh = NULL;
+    char err[512];
+    char quoted[1100];
+
+    if (daemon->auth_users == NULL) {
+        return;
+    }
+    if (auth_users_load(path, &fresh, err, sizeof(err)) < 0) {
+        log_quote(quoted, sizeof(quoted), err, strlen(err));
+        log_error("event=reload-failed auth_users=kept-old error=%s",
+                  quoted);
+        return;
+    }
+    auth_users_free(daemon->auth_users);
+    daemon->auth_users = fresh;
+    daemon_log_users(daemon, "auth-users-reloaded");
+    daemon_warn_users_mode(path, fresh, false);
+}
+
 static void daemon_signal_done(struct reactor_op *op, int result)
 {
     struct daemon_signals *signals = op->owner;
@@ -100,6 +158,7 @@ static void daemon_signal_done(struct reactor_op *op, int result)
     }
     if (signals->info.ssi_signo == SIGHUP) {
         /* TODO: reload the rest of the configuration on SIGHUP. */
+        daemon_reload_users(daemon);
         daemon_tls_reload(daemon);
         daemon_rearm_signals(signals);
         return;
@@ -200,6 +259,34 @@ static int daemon_open_queue(struct daemon *daemon)
         return -1;
     }
     return 0;
+}
+
+/* daemon_warn_relay_networks warns about each relay_networks entry that
+ * trusts nearly everyone (relay_access_network_too_wide): on stderr when
+ * print is set (ringrelay -t), else in the log. The daemon still runs. */
+static void daemon_warn_relay_networks(const struct config *config,
+                                       bool print)
+{
+    for (size_t i = 0; i < config->relay_network_count; i++) {
+        const struct netaddr_cidr *net = &config->relay_networks[i];
+        char addr[INET6_ADDRSTRLEN] = "?";
+
+        if (!relay_access_network_too_wide(net)) {
+            continue;
+        }
+        inet_ntop(net->family, net->bytes, addr, sizeof(addr));
+        if (print) {
+            fprintf(stderr, "ringrelay: warning: relay_networks entry "
+                    "%s/%u covers nearly every address, so the relay is "
+                    "open to almost anyone; list only your own "
+                    "networks\n", addr, net->prefix);
+        } else {
+            log_warning("event=open-relay-warning network=%s/%u "
+                        "reason=\"relay_networks covers nearly every "
+                        "address, so almost anyone may relay\"", addr,
+                        net->prefix);
+        }
+    }
 }
 
 /* daemon_run builds every part, runs the reactor until a stop, and tears
@@ -333,6 +420,12 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check_only) {
+        daemon_tls_warn_dates(&config, true);
+        daemon_warn_relay_networks(&config, true);
+        if (daemon.auth_users != NULL) {
+            daemon_warn_users_mode(config.auth_users_file,
+                                   daemon.auth_users, true);
+        }
         tls_context_unref(daemon.tls);
         printf("ringrelay: configuration %s is valid\n",
                path != NULL ? path : "(defaults)");
@@ -341,11 +434,12 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level(config.log_level);
+    daemon_tls_warn_dates(&config, false);
+    daemon_warn_relay_networks(&config, false);
     if (daemon.auth_users != NULL) {
-        log_info("event=auth-users file=%s users=%zu plaintext=%s",
-                 config.auth_users_file,
-                 auth_users_count(daemon.auth_users),
-                 config.auth_plaintext ? "yes" : "no");
+        daemon_log_users(&daemon, "auth-users");
+        daemon_warn_users_mode(config.auth_users_file, daemon.auth_users,
+                               false);
     }
     status = daemon_run(&daemon);
     auth_users_free(daemon.auth_users);

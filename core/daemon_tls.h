@@ -4,6 +4,7 @@
 #ifndef RINGRELAY_CORE_DAEMON_TLS_H
 #define RINGRELAY_CORE_DAEMON_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct config;
@@ -16,6 +17,12 @@ struct tls_context;
  * names the file and the reason into err[0..err_size). */
 int daemon_tls_build(const struct config *config, struct tls_context **out,
                      char *err, size_t err_size);
+
+/* daemon_tls_warn_dates warns about each certificate in config (tls_cert
+ * and the tls_sni ones) that has expired or is not yet valid: on stderr
+ * when print is set (ringrelay -t), else as event=tls-cert-warning log
+ * lines. Such a certificate is still loaded and served. */
+void daemon_tls_warn_dates(const struct config *config, bool print);
 
 /* daemon_tls_reload rebuilds daemon->tls from the files again. New
  * sessions use the new context and open sessions keep the one they

@@ -24,22 +24,29 @@
  * eight times as long. */
 #define INBOUND_AUTH_DELAY_MS 1000u
 
-/* auth_log logs the result of an AUTH attempt, with the user
- * name as the client sent it and never the password. */
-static void auth_log(const struct inbound_session *s, bool ok)
+/* auth_log logs the result of an AUTH attempt, with the user name as
+ * the client sent it (left out when none was decoded) and never the
+ * password. reason is NULL for a success. */
+static void auth_log(const struct inbound_session *s, const char *reason)
 {
     char quoted[2 * sizeof(s->auth_user) + 8];
+    char user[sizeof(quoted) + 8] = "";
 
-    log_quote(quoted, sizeof(quoted), s->auth_user, strlen(s->auth_user));
-    if (ok) {
-        log_info("session=%" PRIu64 " event=auth-ok client=%s user=%s "
-                 "mechanism=%s", s->id, s->client_ip, quoted,
+    if (s->auth_user[0] != '\0') {
+        log_quote(quoted, sizeof(quoted), s->auth_user,
+                  strlen(s->auth_user));
+        snprintf(user, sizeof(user), " user=%s", quoted);
+    }
+    if (reason == NULL) {
+        log_info("session=%" PRIu64 " event=auth-ok client=%s%s "
+                 "mechanism=%s", s->id, s->client_ip, user,
                  s->auth_mechanism);
         return;
     }
-    log_warning("session=%" PRIu64 " event=auth-failed client=%s user=%s "
-                "mechanism=%s failures=%u", s->id, s->client_ip, quoted,
-                s->auth_mechanism, s->auth_failures);
+    log_warning("session=%" PRIu64 " event=auth-failed client=%s%s "
+                "mechanism=%s failures=%u reason=\"%s\"", s->id,
+                s->client_ip, user, s->auth_mechanism, s->auth_failures,
+                reason);
 }
 
 /* auth_checked runs on the reactor thread with the worker's result. The
@@ -49,22 +56,24 @@ static void auth_checked(struct auth_check *check)
     struct inbound_session *s = check->owner;
     struct reactor *reactor = inbound_daemon(s->inbound)->reactor;
     bool ok = check->ok;
+    bool disabled = check->disabled;
     uint64_t delay_ms;
 
     s->auth_check = NULL;
     free(check);
     if (s->closing) {
+        auth_log(s, "session closed before the check ended");
         inbound_session_answered(s);
         return;
     }
     if (ok) {
-        auth_log(s, true);
+        auth_log(s, NULL);
         smtp_server_auth_done(s->smtp, true, NULL);
         inbound_session_answered(s);
         return;
     }
     s->auth_failures++;
-    auth_log(s, false);
+    auth_log(s, disabled ? "user is disabled" : "invalid credentials");
     delay_ms = INBOUND_AUTH_DELAY_MS << (s->auth_failures - 1 < 3
                                              ? s->auth_failures - 1
                                              : 3);
@@ -91,28 +100,65 @@ void inbound_auth_delay_over(struct inbound_session *s)
     }
 }
 
+/* auth_queue_full replies 454 to an attempt that found the password
+ * queue at a cap. It is not counted toward auth_max_failures, because
+ * the client may be one of many behind the same address. */
+static void auth_queue_full(struct inbound_session *s, int rc)
+{
+    if (rc == AUTH_WORKER_CLIENT_FULL) {
+        auth_log(s, "too many pending checks from this address");
+    } else {
+        auth_log(s, "too many pending checks");
+    }
+    smtp_server_auth_done(s->smtp, false, "454 4.7.0 Temporary "
+                          "authentication failure, try again later");
+}
+
 void inbound_auth_hook(void *ctx, const char *mechanism, const char *user,
                        const char *password)
 {
     struct inbound_session *s = ctx;
     struct daemon *daemon = inbound_daemon(s->inbound);
     struct auth_check *check = calloc(1, sizeof(*check));
+    int rc;
 
     snprintf(s->auth_user, sizeof(s->auth_user), "%s", user);
     s->auth_mechanism = mechanism;
     if (check == NULL) {
         log_error("session=%" PRIu64 " error=\"out of memory for an AUTH "
                   "check\"", s->id);
+        auth_log(s, "out of memory");
         smtp_server_auth_done(s->smtp, false, "454 4.7.0 Temporary "
                               "authentication failure, try again later");
         return;
     }
     check->done = auth_checked;
     check->owner = s;
-    check->hash = auth_users_hash(daemon->auth_users, user, &check->known);
+    snprintf(check->hash, sizeof(check->hash), "%s",
+             auth_users_hash(daemon->auth_users, user, &check->known,
+                             &check->disabled));
+    snprintf(check->client, sizeof(check->client), "%s", s->client_ip);
     snprintf(check->password, sizeof(check->password), "%s", password);
+    rc = auth_worker_submit(daemon->auth_worker, check,
+                            daemon->config->auth_max_pending,
+                            daemon->config->auth_max_pending_per_ip);
+    if (rc != 0) {
+        explicit_bzero(check->password, sizeof(check->password));
+        free(check);
+        auth_queue_full(s, rc);
+        return;
+    }
     s->auth_check = check;
-    auth_worker_submit(daemon->auth_worker, check);
+}
+
+void inbound_auth_failed_hook(void *ctx, const char *mechanism,
+                              const char *user, const char *reason)
+{
+    struct inbound_session *s = ctx;
+
+    snprintf(s->auth_user, sizeof(s->auth_user), "%s", user);
+    s->auth_mechanism = mechanism;
+    auth_log(s, reason);
 }
 
 bool inbound_auth_pending(const struct inbound_session *s)
@@ -127,5 +173,6 @@ void inbound_auth_cancel(struct inbound_session *s)
         auth_worker_cancel(inbound_daemon(s->inbound)->auth_worker,
                            s->auth_check);
         s->auth_check = NULL;
+        auth_log(s, "session closed before the check ended");
     }
 }

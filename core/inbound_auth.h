@@ -12,6 +12,12 @@
 void inbound_auth_hook(void *ctx, const char *mechanism, const char *user,
                        const char *password);
 
+/* inbound_auth_failed_hook is the auth_failed hook of struct
+ * smtp_server_hooks: it logs an exchange that ended before a password
+ * check. */
+void inbound_auth_failed_hook(void *ctx, const char *mechanism,
+                              const char *user, const char *reason);
+
 /* inbound_auth_delay_over sends the reply to a failed AUTH once the
  * session timer ended its delay: 535, or 421 after auth_max_failures
  * failures. The caller then calls inbound_session_answered(). */

@@ -19,6 +19,7 @@
 #include "core/queue.h"
 #include "core/reactor.h"
 #include "core/relay_access.h"
+#include "proto/smtp_sasl.h"
 #include "proto/smtp_server.h"
 #include "proto/smtp_trace.h"
 #include "tls/tls_session.h"
@@ -95,6 +96,33 @@ static bool session_storage_full(struct inbound_session *s,
     return true;
 }
 
+/* session_sender_not_owned applies auth_sender_match: an authenticated
+ * client may use only a sender address of its own login. Returns true
+ * after writing the 553 into reply. */
+static bool session_sender_not_owned(struct inbound_session *s,
+                                     const struct smtp_path *from,
+                                     char *reply)
+{
+    const struct config *config = session_daemon(s)->config;
+    const char *user = smtp_server_auth_user(s->smtp);
+    char logged[LOG_PATH_MAX];
+    char quoted[2 * SMTP_SASL_NAME_MAX + 8];
+
+    if (!config->auth_sender_match || user == NULL ||
+        relay_access_sender_owned(user, from)) {
+        return false;
+    }
+    log_path(logged, sizeof(logged), from->address);
+    log_quote(quoted, sizeof(quoted), user, strlen(user));
+    log_info("session=%" PRIu64 " event=reject client=%s from=%s user=%s "
+             "reason=\"sender address does not belong to the login\"",
+             s->id, s->client_ip, logged, quoted);
+    snprintf(reply, SMTP_REPLY_MAX, "553 5.7.1 <%s>: Sender address "
+             "rejected: not owned by the authenticated user",
+             from->address);
+    return true;
+}
+
 static int session_hook_mail(void *ctx, const struct smtp_path *from,
                              const struct smtp_mail_params *params,
                              char *reply)
@@ -102,6 +130,9 @@ static int session_hook_mail(void *ctx, const struct smtp_path *from,
     struct inbound_session *s = ctx;
 
     session_clear_transaction(s);
+    if (session_sender_not_owned(s, from, reply)) {
+        return -1;
+    }
     if (session_storage_full(s, params->size, reply)) {
         return -1;
     }
@@ -563,6 +594,7 @@ static const struct smtp_server_hooks session_auth_hooks = {
     .data_end = session_hook_data_end,
     .data_abort = session_hook_data_abort,
     .auth = inbound_auth_hook,
+    .auth_failed = inbound_auth_failed_hook,
     .reset = session_hook_reset,
     .starttls = session_hook_starttls,
 };
@@ -1041,6 +1073,7 @@ static void session_settle(struct inbound_session *s)
     if (s->send_op.armed || s->commit_pending) {
         return;
     }
+    inbound_tls_log_unfinished(s, session_end_reason(s));
     if (!s->refused) {
         log_info("session=%" PRIu64 " event=disconnect client=%s "
                  "reason=\"%s\"",

@@ -72,6 +72,7 @@ struct inbound_session {
     struct smtp_outq *send_queue; /* the queue send_op sends from */
     const char *tls_end_reason;   /* static text when TLS ended the
                                    * connection, for the disconnect line */
+    bool tls_failure_logged;      /* event=tls-failed was written */
 
     /* The open transaction. */
     char *sender;

@@ -25,12 +25,12 @@ static const char *tls_mode_name(const struct inbound_session *s)
     return s->tls_mode == INBOUND_TLS_IMPLICIT ? "implicit" : "starttls";
 }
 
-static void tls_log_failure(const struct inbound_session *s,
-                            const char *stage)
+static void tls_log_failure(struct inbound_session *s, const char *stage)
 {
     const char *reason = tls_session_error(s->tls);
     char quoted[600];
 
+    s->tls_failure_logged = true;
     log_quote(quoted, sizeof(quoted), reason, strlen(reason));
     log_info("session=%" PRIu64 " event=tls-failed client=%s mode=%s "
              "stage=%s error=%s", s->id, s->client_ip, tls_mode_name(s),
@@ -75,6 +75,22 @@ static void tls_established(struct inbound_session *s)
              tls_session_cipher_bits(s->tls),
              tls_session_reused(s->tls) ? "yes" : "no", sni_text,
              discarded);
+}
+
+void inbound_tls_log_unfinished(struct inbound_session *s,
+                                const char *reason)
+{
+    char quoted[200];
+
+    if (s->tls == NULL || s->tls_failure_logged ||
+        tls_session_established(s->tls)) {
+        return;
+    }
+    s->tls_failure_logged = true;
+    log_quote(quoted, sizeof(quoted), reason, strlen(reason));
+    log_info("session=%" PRIu64 " event=tls-failed client=%s mode=%s "
+             "stage=handshake error=%s", s->id, s->client_ip,
+             tls_mode_name(s), quoted);
 }
 
 int inbound_tls_receive(struct inbound_session *s, const char *data,

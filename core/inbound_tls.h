@@ -33,6 +33,13 @@ int inbound_tls_start(struct inbound_session *session,
 int inbound_tls_receive(struct inbound_session *session, const char *data,
                         size_t len, inbound_tls_deliver_fn deliver);
 
+/* inbound_tls_log_unfinished logs event=tls-failed with reason for a
+ * session that ends while its handshake is unfinished (the client closed
+ * the connection, a timeout, a shutdown), unless a failure was already
+ * logged. */
+void inbound_tls_log_unfinished(struct inbound_session *session,
+                                const char *reason);
+
 /* inbound_tls_established is true once the handshake is complete. */
 bool inbound_tls_established(const struct inbound_session *session);
 

@@ -81,9 +81,95 @@ void log_event(enum log_level level, const char *fmt, ...)
     }
 }
 
+size_t log_utf8_length(const unsigned char *text, size_t len)
+{
+    unsigned char c = text[0];
+    size_t need;
+    unsigned min;
+    unsigned code;
+
+    if (c < 0x80) {
+        return 1;
+    }
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 2;
+        code = c & 0x1f;
+        min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        need = 3;
+        code = c & 0x0f;
+        min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 4;
+        code = c & 0x07;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (len < need) {
+        return 0;
+    }
+    for (size_t i = 1; i < need; i++) {
+        if ((text[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        code = (code << 6) | (text[i] & 0x3f);
+    }
+    /* RFC 3629 section 3: no overlong forms, no surrogates, nothing past
+     * U+10FFFF. */
+    if (code < min || (code >= 0xd800 && code <= 0xdfff) ||
+        code > 0x10ffff) {
+        return 0;
+    }
+    return need;
+}
+
+/* Appends the escaped form of text[i], or of the UTF-8 sequence starting
+ * there, to buf when it fits before the closing quote. Returns the number
+ * of input bytes taken, or 0 when out of room. */
+static size_t quote_one(char *buf, size_t size, size_t *out,
+                        const unsigned char *text, size_t len)
+{
+    unsigned char c = text[0];
+    size_t run = log_utf8_length(text, len);
+    size_t room = size - *out - 2; /* the closing quote and the NUL */
+
+    if (c == '"' || c == '\\') {
+        if (room < 2) {
+            return 0;
+        }
+        buf[(*out)++] = '\\';
+        buf[(*out)++] = (char)c;
+        return 1;
+    }
+    if (c < 0x20 || c == 0x7f) {
+        if (room < 1) {
+            return 0;
+        }
+        buf[(*out)++] = '?';
+        return 1;
+    }
+    if (run == 0) {
+        if (room < 4) {
+            return 0;
+        }
+        snprintf(buf + *out, 5, "\\x%02X", c);
+        *out += 4;
+        return 1;
+    }
+    if (room < run) {
+        return 0;
+    }
+    memcpy(buf + *out, text, run);
+    *out += run;
+    return run;
+}
+
 const char *log_quote(char *buf, size_t size, const char *text, size_t len)
 {
+    const unsigned char *bytes = (const unsigned char *)text;
     size_t out = 0;
+    size_t i = 0;
 
     if (size < 3) {
         if (size > 0) {
@@ -92,17 +178,13 @@ const char *log_quote(char *buf, size_t size, const char *text, size_t len)
         return buf;
     }
     buf[out++] = '"';
-    for (size_t i = 0; i < len && out + 3 < size; i++) {
-        unsigned char c = (unsigned char)text[i];
+    while (i < len) {
+        size_t taken = quote_one(buf, size, &out, bytes + i, len - i);
 
-        if (c == '"' || c == '\\') {
-            buf[out++] = '\\';
-            buf[out++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            buf[out++] = '?';
-        } else {
-            buf[out++] = (char)c;
+        if (taken == 0) {
+            break;
         }
+        i += taken;
     }
     buf[out++] = '"';
     buf[out] = '\0';

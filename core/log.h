@@ -32,13 +32,21 @@ bool log_enabled(enum log_level level);
 void log_event(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* log_quote copies text into buf as a double-quoted value, escaping quotes,
- * backslashes and control bytes, truncating to fit. Returns buf. */
+/* log_quote copies text into buf as a double-quoted value: quotes and
+ * backslashes get a backslash, control bytes become '?', valid UTF-8 is
+ * kept and any other byte of 0x80 or more becomes \xHH, so the log stays
+ * valid UTF-8. It truncates to fit, never inside an escape or a UTF-8
+ * sequence. Returns buf. */
 const char *log_quote(char *buf, size_t size, const char *text, size_t len);
 
+/* log_utf8_length returns the length of the valid UTF-8 sequence
+ * (RFC 3629) that starts text[0..len), 1 for ASCII, or 0 when the bytes
+ * there are not valid UTF-8. len must be at least 1. */
+size_t log_utf8_length(const unsigned char *text, size_t len);
+
 /* Room for log_path() of any address up to 512 octets, every byte
- * escaped. */
-#define LOG_PATH_MAX 1040
+ * escaped as \xHH. */
+#define LOG_PATH_MAX 2064
 
 /* log_path writes address as "<address>" when it is safe to log bare,
  * and otherwise as a quoted value (log_quote) of "<address>", so a quoted

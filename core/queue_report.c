@@ -332,7 +332,7 @@ static void queue_report_show_text(FILE *out, const struct queue_msg *msg)
             (msg->flags & QUEUE_ENV_SMTPUTF8) ? " SMTPUTF8" : "",
             (msg->flags & QUEUE_ENV_BINARYMIME) ? " BINARYMIME" : "",
             (msg->flags & QUEUE_ENV_DSN) ? " DSN" : "",
-            msg->flags == 0 ? " -" : "");
+            (msg->flags & ~QUEUE_ENV_AUTH) == 0 ? " -" : "");
     fprintf(out, "dsn_ret: %s\nenvid: ", ret != NULL ? ret : "-");
     queue_report_text_field(out, msg->envid, " ");
     fputs("\nauth_user: ", out);

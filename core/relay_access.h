@@ -18,6 +18,20 @@ bool relay_access_trusted_client(const struct config *config,
 bool relay_access_accepted_domain(const struct config *config,
                                   const char *domain);
 
+struct netaddr_cidr;
+
+/* Shortest prefixes of a relay_networks entry that do not count as
+ * "everyone": an IPv4 /8 is 1/256 of the address space, and an IPv6 /16
+ * is at least as wide as any allocation to one organisation. */
+#define RELAY_ACCESS_MIN_PREFIX_IPV4 8
+#define RELAY_ACCESS_MIN_PREFIX_IPV6 16
+
+/* relay_access_network_too_wide reports whether net covers so much of
+ * the Internet that trusting it makes an open relay: an IPv4 prefix
+ * shorter than /8, an IPv6 prefix shorter than /16, or an IPv6 network
+ * that covers an IPv4-mapped (::ffff:0:0/96) range shorter than /8. */
+bool relay_access_network_too_wide(const struct netaddr_cidr *net);
+
 struct smtp_path;
 
 /* relay_access_postmaster reports whether path is a postmaster address
@@ -26,5 +40,13 @@ struct smtp_path;
  * configured hostname (case-insensitive). */
 bool relay_access_postmaster(const struct config *config,
                              const struct smtp_path *path);
+
+/* relay_access_sender_owned reports whether an authenticated user may
+ * use path as its MAIL FROM under auth_sender_match: the null path, the
+ * user name itself when it contains '@' (the domain compared without
+ * case), or, for a user name without '@', any address whose local part
+ * is the user name. */
+bool relay_access_sender_owned(const char *user,
+                               const struct smtp_path *path);
 
 #endif

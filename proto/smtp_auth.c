@@ -37,6 +37,16 @@ static void auth_check(struct smtp_server *s)
     explicit_bzero(s->sasl.password, sizeof(s->sasl.password));
 }
 
+/* auth_report tells the owner why the exchange failed, while the user
+ * name decoded so far is still in s->sasl. */
+static void auth_report(struct smtp_server *s, const char *reason)
+{
+    if (s->hooks->auth_failed != NULL) {
+        s->hooks->auth_failed(s->ctx, smtp_sasl_mech_name(s->sasl.mech),
+                              s->sasl.user, reason);
+    }
+}
+
 /* auth_continue replies to one step of the mechanism. */
 static void auth_continue(struct smtp_server *s,
                           enum smtp_sasl_result result)
@@ -52,15 +62,18 @@ static void auth_continue(struct smtp_server *s,
         auth_check(s);
         return;
     case SMTP_SASL_CANCELLED:
+        auth_report(s, "cancelled by the client");
         auth_end_exchange(s);
         smtp_server_reject(s, "501 5.0.0 Authentication cancelled");
         return;
     case SMTP_SASL_BAD_BASE64:
+        auth_report(s, "invalid base64");
         auth_end_exchange(s);
         smtp_server_reject(s, "501 5.5.2 Error: invalid base64 in the "
                            "authentication response");
         return;
     case SMTP_SASL_MALFORMED:
+        auth_report(s, "malformed response");
         auth_end_exchange(s);
         smtp_server_reject(s, "501 5.5.2 Error: malformed %s response: "
                            "user name and password must be 1 to %d bytes "
@@ -68,6 +81,7 @@ static void auth_continue(struct smtp_server *s,
                            SMTP_SASL_NAME_MAX);
         return;
     case SMTP_SASL_AUTHZID:
+        auth_report(s, "authorization identity differs from the user name");
         auth_end_exchange(s);
         smtp_server_reject(s, "535 5.7.8 Error: the authorization "
                            "identity must be empty or equal to the user "

@@ -625,8 +625,10 @@ static void command_starttls(struct smtp_server *s,
         smtp_server_reject(s, "501 5.5.4 Syntax: STARTTLS");
         return;
     }
-    if (s->state == SMTP_STATE_CONNECTED) {
-        smtp_server_reject(s, "503 5.5.1 Error: send HELO/EHLO first");
+    /* Only the EHLO reply offers STARTTLS, so a HELO client gets the
+     * same 503 as one that sent no greeting. */
+    if (s->state == SMTP_STATE_CONNECTED || !s->esmtp) {
+        smtp_server_reject(s, "503 5.5.1 Error: send EHLO first");
         return;
     }
     if (s->state != SMTP_STATE_READY) {

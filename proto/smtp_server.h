@@ -190,6 +190,14 @@ struct smtp_server_hooks {
     void (*auth)(void *ctx, const char *mechanism, const char *user,
                  const char *password);
 
+    /* auth_failed: an AUTH exchange ended before the credentials reached
+     * the auth hook (the client cancelled it, or sent bad base64, a
+     * malformed response or a foreign PLAIN authorization identity).
+     * user is the user name decoded so far, or "" when none was; reason
+     * is a short phrase for the log. May be NULL. */
+    void (*auth_failed)(void *ctx, const char *mechanism, const char *user,
+                        const char *reason);
+
     /* reset: the transaction that an accepted MAIL opened ended (RSET,
      * EHLO/HELO, QUIT, the end of DATA, a close, smtp_server_free());
      * forget sender and recipients. */

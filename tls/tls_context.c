@@ -12,9 +12,9 @@
 
 #include "tls/tls_context_internal.h"
 
-/* Session ID context of every server context: BoringSSL resumes a
- * session only under the context that issued it, and the SNI contexts
- * share the default one's cache, so they share this value. */
+/* Session ID context of the default server context: BoringSSL resumes
+ * a session only under the context that issued it. The SNI contexts get
+ * values of their own (tls_context_separate_sni_sessions). */
 static const unsigned char tls_session_id_context[] = "ringrelay";
 
 /* Server-side cache entries for TLS 1.2 clients that resume by session
@@ -322,4 +322,25 @@ int tls_version_parse(const char *text, enum tls_version *version)
         return 0;
     }
     return -1;
+}
+
+int tls_context_separate_sni_sessions(struct tls_context *ctx)
+{
+    /* SSL_set_SSL_CTX() in the SNI callback gives the connection the
+     * session ID context of the SNI certificate's SSL_CTX, and BoringSSL
+     * resumes a TLS 1.2 session (by ID or ticket) only under the context
+     * that issued it. Each SNI certificate thus gets a context of its
+     * own, so a session of one name never resumes under another. */
+    for (size_t i = 0; i < ctx->sni_count; i++) {
+        unsigned char id[SSL_MAX_SID_CTX_LENGTH];
+        int len = snprintf((char *)id, sizeof(id), "ringrelay-sni-%zu", i);
+
+        if (len < 0 || (size_t)len >= sizeof(id) ||
+            SSL_CTX_set_session_id_context(ctx->sni[i].ssl_ctx, id,
+                                           (size_t)len) != 1) {
+            ERR_clear_error();
+            return -1;
+        }
+    }
+    return 0;
 }

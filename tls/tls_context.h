@@ -80,4 +80,11 @@ void tls_context_unref(struct tls_context *ctx);
  * text. */
 int tls_version_parse(const char *text, enum tls_version *version);
 
+/* tls_context_separate_sni_sessions gives every SNI certificate of a
+ * server context a session ID context of its own, so that a TLS 1.2
+ * session resumes only under the certificate that issued it. Call it
+ * once after tls_context_new(). Returns 0, or -1 when BoringSSL rejects
+ * the value. */
+int tls_context_separate_sni_sessions(struct tls_context *ctx);
+
 #endif

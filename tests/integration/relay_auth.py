@@ -21,8 +21,12 @@ Usage (inside netns_run.sh): relay_auth.py BUILD_DIR
 """
 import base64
 import crypt
+import os
+import re
+import signal
 import smtplib
 import socket
+import struct
 import subprocess
 import time
 
@@ -61,6 +65,7 @@ def write_users(harness):
     path = harness.path("users")
     with open(path, "w") as users:
         users.write("\n".join(lines) + "\n")
+    os.chmod(path, 0o644)
     return path
 
 
@@ -260,6 +265,65 @@ def check_failures(tap, harness):
               "PLAIN authzid of another user gets 535", reply)
 
 
+def login(port, user, password):
+    """Return the reply to AUTH PLAIN in a new session."""
+    client = raw_session(port)
+    reply = client.command(b"AUTH PLAIN " + plain(user, password).encode()
+                           + b"\r\n")
+    client.close()
+    return reply
+
+
+def check_reload(tap, harness, relay, users):
+    """SIGHUP reads the users file again: a new $2a$ user may log in, a
+    locked one may not, and a bad file keeps the users loaded before."""
+    log = harness.log_text("ringrelay")
+    tap.check("event=auth-users-warning" in log and "mode=0644" in log,
+              "a users file readable by others is logged", log[-1500:])
+    with open(users, "a") as out:
+        out.write("dave:" + crypt.crypt("dave pass",
+                                        "$2a$05$abcdefghijklmnopqrstuu")
+                  + "\n")
+        out.write("eve:!" + crypt.crypt("eve pass", "$6$saltsaltsalt$")
+                  + "\n")
+        out.write("frank:*\n")
+    os.chmod(users, 0o600)
+    relay.send_signal(signal.SIGHUP)
+    tap.check(h.wait_for(lambda: "event=auth-users-reloaded" in
+                         harness.log_text("ringrelay"), 10),
+              "SIGHUP reloads the users file")
+    line = [l for l in harness.log_text("ringrelay").splitlines()
+            if "event=auth-users-reloaded" in l]
+    tap.check(bool(line) and "users=6 disabled=2" in line[0],
+              "reload line counts users and disabled ones", line)
+    reply = login(2525, "dave", "dave pass")
+    tap.check(reply.startswith("235 "), "a $2a$ user added by SIGHUP logs in",
+              reply)
+    reply = login(2525, "eve", "eve pass")
+    tap.check(reply.startswith("535 5.7.8 "),
+              "a user locked with '!' cannot log in", reply)
+    tap.check(h.wait_for(lambda: 'user="eve"' in
+                         harness.log_text("ringrelay"), 10) and
+              'reason="user is disabled"' in harness.log_text("ringrelay"),
+              "a disabled user's login is logged as such")
+
+    with open(users, "a") as out:
+        out.write("broken line\n")
+    relay.send_signal(signal.SIGHUP)
+    tap.check(h.wait_for(lambda: "event=reload-failed auth_users=kept-old"
+                         in harness.log_text("ringrelay"), 10),
+              "a bad users file on SIGHUP is logged")
+    tap.check(f'{users}:9: expected user:hash' in
+              harness.log_text("ringrelay"),
+              "the failed reload names the file and line")
+    reply = login(2525, "dave", "dave pass")
+    tap.check(reply.startswith("235 "), "a failed reload keeps the users",
+              reply)
+    tap.check(harness.log_text("ringrelay").count(
+        "event=auth-users-warning") == 1,
+        "a reloaded users file with mode 0600 gets no warning")
+
+
 def check_log(tap, harness, passwords):
     log = harness.log_text("ringrelay")
     failed = [line for line in log.splitlines() if "event=auth-failed" in line]
@@ -268,6 +332,22 @@ def check_log(tap, harness, passwords):
               "failed AUTH is logged with client address and user", failed)
     tap.check(any('user="nobody"' in line for line in failed),
               "failed AUTH of an unknown user is logged", failed)
+    reasons = {
+        "cancelled by the client": "'*' cancel",
+        "invalid base64": "bad base64",
+        "malformed response": "malformed response",
+        "authorization identity differs from the user name":
+            "foreign authzid",
+    }
+    for reason, case in reasons.items():
+        tap.check(any(f'reason="{reason}"' in line and
+                      f"client={OUTSIDE} " in line for line in failed),
+                  f"{case} is logged as auth-failed", reason)
+    tap.check(any("mechanism=LOGIN" in line and "cancelled" in line
+                  for line in failed), "LOGIN cancel is logged", failed)
+    tap.check(any('user="alice"' in line and "authorization identity" in
+                  line for line in failed),
+              "foreign authzid is logged with the user", failed)
     tap.check('reason="too many failed AUTH attempts"' in log,
               "the 421 after auth_max_failures is logged")
     tap.check(all(password not in log for password in passwords + [
@@ -344,6 +424,115 @@ def check_bad_users_file(tap, harness):
               f"{result.returncode} {result.stderr}")
 
 
+def slow_session(port, source):
+    """Connect from source and send EHLO and a wrong AUTH for the slow
+    user at once, without reading the replies."""
+    client = h.RawClient(port, source=source, timeout=30)
+    client.sock.sendall(b"EHLO client.test\r\nAUTH PLAIN " +
+                        plain("slow", "wrong").encode() + b"\r\n")
+    return client
+
+
+def check_show_flags(tap, harness, client, config):
+    """ringrelay-queue show of an authenticated message with no other
+    flag prints "flags: -". No name server answers, so it stays queued."""
+    client.command(b"MAIL FROM:<alice@client.test>\r\n")
+    client.command(b"RCPT TO:<rcpt@nowhere.test>\r\n")
+    client.command(b"DATA\r\n")
+    reply = client.command(message("queued") + b".\r\n")
+    match = re.search(r"\b([0-9A-F]{16})\b", reply)
+    tap.check(reply.startswith("250 ") and match is not None,
+              "authenticated message is queued", reply)
+    if match is None:
+        return
+    result = subprocess.run(
+        [harness.binary("tools/ringrelay-queue"), "-c", config, "show",
+         match.group(1)], capture_output=True, text=True, timeout=30)
+    lines = result.stdout.splitlines()
+    tap.check("flags: -" in lines and "auth_user: alice" in lines,
+              "show prints flags: - for an authenticated message",
+              result.stdout + result.stderr)
+
+
+def check_sender_match(tap, client):
+    """auth_sender_match: alice may send only as alice@... or <>."""
+    reply = client.command(b"MAIL FROM:<bob@client.test>\r\n")
+    tap.check(reply.startswith("553 5.7.1 "),
+              "auth_sender_match rejects another user's sender", reply)
+    reply = client.command(b"MAIL FROM:<Alice@client.test>\r\n")
+    tap.check(reply.startswith("553 5.7.1 "),
+              "auth_sender_match compares the local part exactly", reply)
+    reply = client.command(b"MAIL FROM:<alice@client.test>\r\n")
+    tap.check(reply.startswith("250 "),
+              "auth_sender_match accepts the login's address", reply)
+    client.command(b"RSET\r\n")
+    reply = client.command(b"MAIL FROM:<>\r\n")
+    tap.check(reply.startswith("250 "),
+              "auth_sender_match accepts the null sender", reply)
+    client.command(b"RSET\r\n")
+
+
+def check_pending_caps(tap, harness):
+    """Bounded password queue: a user with a bcrypt cost-10 hash (about
+    80 ms a check) comes first, so unknown users cost as much too."""
+    path = harness.path("users-slow")
+    with open(path, "w") as users:
+        users.write("slow:" + crypt.crypt("slow pass",
+                                          "$2b$10$abcdefghijklmnopqrstuu"))
+        users.write("\nalice:" + crypt.crypt(USERS["alice"][0],
+                                            USERS["alice"][1]) + "\n")
+    config = h.write_config(harness, CONFIG.format(
+        port=2555, queue=harness.path("queue-caps"), users=path,
+        plaintext="true") + "auth_max_pending = 40;\n"
+        "auth_max_pending_per_ip = 2;\nauth_sender_match = true;\n",
+        name="caps.conf")
+    relay = h.start_relay(harness, config, port=2555, name="ringrelay-caps")
+
+    # Six sessions from one address: one check runs, two wait, and the
+    # rest find the per-address cap.
+    clients = [slow_session(2555, OUTSIDE) for _ in range(6)]
+    replies = []
+    for client in clients:
+        client.reply()
+        client.reply()
+        replies.append(client.reply())
+        client.close()
+    busy = [r for r in replies if r.startswith("454 4.7.0 ")]
+    tap.check(len(busy) >= 1, "AUTH over the per-address cap gets 454 4.7.0",
+              replies)
+    tap.check(all(r.startswith(("454 4.7.0 ", "535 5.7.8 "))
+                  for r in replies), "other capped sessions get 535", replies)
+
+    # Thirty sessions from thirty addresses send AUTH and reset the
+    # connection at once: their queued checks are dropped, not hashed, so
+    # a correct login right after them is not delayed by 30 checks.
+    for i in range(30):
+        client = slow_session(2555, f"127.0.1.{i + 1}")
+        time.sleep(0.01)
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                               struct.pack("ii", 1, 0))
+        client.close()
+    client = raw_session(2555)
+    reply, seconds = timed(client, b"AUTH PLAIN " + plain(
+        "alice", USERS["alice"][0]).encode() + b"\r\n")
+    tap.check(reply.startswith("235 "), "login after closed sessions "
+              "succeeds", reply)
+    tap.check(seconds < 1.2, "checks of closed sessions are not hashed",
+              f"{seconds:.2f} s")
+    check_sender_match(tap, client)
+    check_show_flags(tap, harness, client, config)
+    client.close()
+    tap.check(harness.stop(relay) == 0, "capped relay stops cleanly")
+
+    log = harness.log_text("ringrelay-caps")
+    tap.check('reason="too many pending checks from this address"' in log,
+              "AUTH over the cap is logged")
+    closed = [line for line in log.splitlines() if "event=auth-failed" in
+              line and "session closed before" in line]
+    tap.check(len(closed) >= 25, "AUTH of a closed session is logged",
+              len(closed))
+
+
 def test(tap, harness):
     store = harness.path("store")
     h.start_sink(harness, store, port=2527, name="sink")
@@ -366,6 +555,8 @@ def test(tap, harness):
         "event=delivered") >= 4, timeout=30)
     check_no_plaintext(tap, harness)
     check_bad_users_file(tap, harness)
+    check_pending_caps(tap, harness)
+    check_reload(tap, harness, relay, users)
     tap.check(harness.stop(relay) == 0, "relay stops cleanly on SIGTERM")
     check_log(tap, harness, passwords)
 

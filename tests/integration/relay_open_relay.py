@@ -19,6 +19,7 @@ relay to foreign domains while an unauthenticated one still gets 554.
 Usage (inside netns_run.sh): relay_open_relay.py BUILD_DIR
 """
 import smtplib
+import subprocess
 
 import harness as h
 
@@ -340,6 +341,33 @@ def check_default(tap, harness):
               "default relay stops cleanly on SIGTERM")
 
 
+def check_wide_networks(tap, harness):
+    """relay_networks that cover nearly everyone: ringrelay -t and the
+    start log warn, and the daemon still runs. The relay's own networks
+    in CONFIG and the default get no warning."""
+    path = h.write_config(harness, DEFAULT_CONFIG.format(
+        queue=harness.path("queue-wide")) + 'relay_networks = ["0.0.0.0/0",'
+        ' "::/0", "10.0.0.0/8"];\n', name="wide.conf")
+    result = subprocess.run([harness.binary("ringrelay"), "-t", "-c", path],
+                            capture_output=True, text=True, timeout=30)
+    tap.check(result.returncode == 0, "ringrelay -t accepts 0.0.0.0/0",
+              result.stderr)
+    for net in ("0.0.0.0/0", "::/0"):
+        tap.check(f"warning: relay_networks entry {net} covers nearly "
+                  "every address" in result.stderr,
+                  f"ringrelay -t warns about {net}", result.stderr)
+    tap.check("10.0.0.0/8" not in result.stderr,
+              "ringrelay -t does not warn about 10.0.0.0/8", result.stderr)
+    relay = h.start_relay(harness, path, port=2535, name="ringrelay-wide")
+    log = harness.log_text("ringrelay-wide")
+    tap.check("level=warning event=open-relay-warning network=0.0.0.0/0 "
+              in log and "network=::/0 " in log,
+              "start logs the open relay warning", log[-1500:])
+    tap.check(harness.stop(relay) == 0, "wide relay stops cleanly")
+    tap.check("open-relay-warning" not in harness.log_text("ringrelay"),
+              "127.0.0.1/32 gets no warning")
+
+
 def test(tap, harness):
     stores = {name: harness.path("store-" + name)
               for name in ("local", "trap")}
@@ -352,6 +380,7 @@ def test(tap, harness):
     check_inside(tap, harness, stores)
     check_address_families(tap, harness)
     check_default(tap, harness)
+    check_wide_networks(tap, harness)
 
     tap.check(harness.stop(relay) == 0, "relay stops cleanly on SIGTERM")
 

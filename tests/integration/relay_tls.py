@@ -3,11 +3,12 @@
 openssl s_client and Postfix's posttls-finger, the STARTTLS command
 injection, implicit TLS, SNI, session resumption, SIGHUP reload of the
 certificate, a failed handshake, `ringrelay -t` with a missing
-certificate, and AUTH that needs TLS. A throwaway CA and certificates come from the openssl
+certificate, warnings for expired and future certificates, and AUTH that needs TLS. A throwaway CA and certificates come from the openssl
 command in the test's temporary directory.
 
 Usage (inside netns_run.sh): relay_tls.py BUILD_DIR
 """
+import datetime
 import os
 import re
 import signal
@@ -158,6 +159,10 @@ def test_starttls_errors(tap):
     client.reply()
     tap.check(client.command(b"STARTTLS\r\n").startswith("503 5.5.1"),
               "STARTTLS before EHLO gets 503")
+    client.command(b"HELO client.test\r\n")
+    reply = client.command(b"STARTTLS\r\n")
+    tap.check(reply.startswith("503 5.5.1 ") and "EHLO first" in reply,
+              "STARTTLS after HELO gets 503", reply)
     client.command(b"EHLO client.test\r\n")
     tap.check(client.command(b"STARTTLS x\r\n").startswith("501 5.5.4"),
               "STARTTLS with an argument gets 501")
@@ -352,6 +357,30 @@ def test_resumption(tap, harness):
     tap.check(any("resumed=yes" in l for l in tls_lines(harness)),
               "resumed session logged", tls_lines(harness))
 
+    # A TLS 1.2 session of the SNI certificate resumes only under the
+    # same certificate, never under the default one.
+    session = harness.path("session12.pem")
+    output = s_client(harness, ["-connect", "127.0.0.1:4650", "-tls1_2",
+                                "-servername", "mail.example.com",
+                                "-sess_out", session])
+    tap.check("New, TLSv1.2" in output and os.path.exists(session),
+              "TLS 1.2 connection to the SNI name saves its session",
+              output[-800:])
+    output = s_client(harness, ["-connect", "127.0.0.1:4650", "-tls1_2",
+                                "-servername", "mail.example.com",
+                                "-sess_in", session])
+    tap.check("Reused, TLSv1.2" in output,
+              "TLS 1.2 session resumes under the same SNI name",
+              output[-800:])
+    output = s_client(harness, ["-connect", "127.0.0.1:4650", "-tls1_2",
+                                "-servername", "relay.test",
+                                "-sess_in", session])
+    tap.check("New, TLSv1.2" in output and "Reused" not in output,
+              "TLS 1.2 session does not resume under another SNI name",
+              output[-800:])
+    tap.check(peer_cn(output) == "relay.test",
+              "the other SNI name gets its own certificate", output[:1500])
+
 
 def test_reload(tap, harness, relay):
     make_cert(harness, "next", "relay2.test")
@@ -417,6 +446,93 @@ def test_check_missing_cert(tap, harness):
               in stderr, "message names the file and the reason", stderr)
 
 
+def make_dated_cert(harness, name, not_before, not_after):
+    """Write NAME.key and a self-signed NAME.crt valid from not_before to
+    not_after (datetime objects), with Python's cryptography package."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                            "relay.test")])
+    cert = (x509.CertificateBuilder().subject_name(subject)
+            .issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before).not_valid_after(not_after)
+            .sign(key, hashes.SHA256()))
+    with open(harness.path(name + ".key"), "wb") as out:
+        out.write(key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+    with open(harness.path(name + ".crt"), "wb") as out:
+        out.write(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def test_cert_dates(tap, harness):
+    """An expired or not yet valid certificate loads with a warning."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    day = datetime.timedelta(days=1)
+    make_dated_cert(harness, "expired", now - 30 * day, now - day)
+    make_dated_cert(harness, "future", now + day, now + 30 * day)
+    extra = (f'tls_cert = "{harness.path("expired.crt")}";\n'
+             f'tls_key = "{harness.path("expired.key")}";\n'
+             'tls_sni {\n'
+             f'    "mail.example.com" {{ cert = "{harness.path("future.crt")}";'
+             f' key = "{harness.path("future.key")}"; }}\n'
+             '}\n')
+    config = h.write_config(harness, OTHER_CONFIG.format(
+        queue=harness.path("queue-dates"), port=2585, extra=extra),
+        name="dates.conf")
+    result = run([harness.binary("ringrelay"), "-t", "-c", config])
+    stderr = result.stderr.decode(errors="replace")
+    tap.check(result.returncode == 0, "ringrelay -t accepts an expired "
+              "certificate", (result.returncode, stderr))
+    tap.check("expired.crt: the certificate is expired (notAfter" in stderr,
+              "ringrelay -t warns about an expired certificate", stderr)
+    tap.check("future.crt: the certificate is not yet valid (notBefore"
+              in stderr, "ringrelay -t warns about a future certificate",
+              stderr)
+
+    relay = h.start_relay(harness, config, port=2585, name="dates")
+    log = harness.log_text("dates")
+    tap.check(re.search(r'level=warning event=tls-cert-warning cert="\S+'
+                        r'expired\.crt" problem="expired" not_after="',
+                        log) is not None,
+              "start logs the expired certificate", log[-1500:])
+    tap.check('future.crt" problem="not yet valid" not_before="' in log,
+              "start logs the future certificate", log[-1500:])
+    os.kill(relay.pid, signal.SIGHUP)
+    tap.check(h.wait_for(lambda: harness.log_text("dates").count(
+        'problem="expired"') == 2, 10),
+        "SIGHUP warns about the expired certificate again")
+    output = s_client(harness, ["-starttls", "smtp", "-connect",
+                                "127.0.0.1:2585"])
+    tap.check("New, TLSv1.3" in output, "expired certificate is served",
+              output[-1500:])
+    tap.check(harness.stop(relay) == 0, "relay with old certificates stops")
+
+
+def test_encrypted_key(tap, harness):
+    encrypted = harness.path("encrypted.key")
+    result = run(["openssl", "pkey", "-in", harness.path("sni.key"),
+                  "-aes256", "-passout", "pass:secret", "-out", encrypted])
+    tap.check(result.returncode == 0, "openssl writes an encrypted key",
+              result.stderr)
+    extra = (f'tls_cert = "{harness.path("sni.crt")}";\n'
+             f'tls_key = "{encrypted}";\n')
+    config = h.write_config(harness, OTHER_CONFIG.format(
+        queue=harness.path("queue-enc"), port=2595, extra=extra),
+        name="encrypted.conf")
+    result = run([harness.binary("ringrelay"), "-t", "-c", config])
+    stderr = result.stderr.decode(errors="replace")
+    tap.check(result.returncode == 1 and
+              f"key file {encrypted}: encrypted private keys are not "
+              "supported" in stderr,
+              "an encrypted key is named as such", stderr)
+
+
 def start_other(harness, name, port, extra):
     config = h.write_config(harness, OTHER_CONFIG.format(
         queue=harness.path("queue-" + name), port=port, extra=extra),
@@ -470,6 +586,25 @@ def test_min_version(tap, harness):
               "stalled handshake closes after timeout_command", waited)
     tap.check("waiting=tls-handshake" in harness.log_text("tls13"),
               "stalled handshake is logged as a timeout")
+    h.wait_for(lambda: 'error="timeout"' in harness.log_text("tls13"), 10)
+    failed = [line for line in harness.log_text("tls13").splitlines()
+              if "event=tls-failed" in line and 'error="timeout"' in line]
+    tap.check(len(failed) == 1 and "stage=handshake" in failed[0],
+              "stalled handshake logs tls-failed", failed)
+
+    # A client that closes after the first bytes of its ClientHello.
+    client = h.RawClient(2545)
+    client.reply()
+    client.command(b"EHLO client.test\r\n")
+    client.command(b"STARTTLS\r\n")
+    client.sock.sendall(b"\x16\x03\x01\x00\x80\x01\x00")
+    client.close()
+    closed = h.wait_for(lambda: 'error="client closed the connection"' in
+                        harness.log_text("tls13"), 10)
+    failed = [line for line in harness.log_text("tls13").splitlines()
+              if "event=tls-failed" in line and "client closed" in line]
+    tap.check(closed and "mode=starttls stage=handshake" in failed[0],
+              "handshake cut by a close logs tls-failed", failed)
 
 
 def test_not_configured(tap, harness):
@@ -581,8 +716,10 @@ def test(tap, harness):
     test_reload(tap, harness, relay)
     test_bad_handshake(tap, harness, relay)
     test_check_missing_cert(tap, harness)
+    test_encrypted_key(tap, harness)
     test_cipher_list(tap, harness)
     test_min_version(tap, harness)
+    test_cert_dates(tap, harness)
     test_not_configured(tap, harness)
     test_auth_over_tls(tap, harness, store)
     test_starttls_voids_auth(tap, harness)

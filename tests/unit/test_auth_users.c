@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/auth_users.h"
@@ -20,6 +21,8 @@
     "$2b$05$abcdefghijklmnopqrstuuOQiyCxlgf/oeuTqixKmWdcYUh4Hjl0a"
 #define HASH_BCRYPT_2Y                                                \
     "$2y$05$abcdefghijklmnopqrstuuOQiyCxlgf/oeuTqixKmWdcYUh4Hjl0a"
+#define HASH_BCRYPT_2A                                                \
+    "$2a$05$abcdefghijklmnopqrstuuOQiyCxlgf/oeuTqixKmWdcYUh4Hjl0a"
 #define HASH_SHA512                                                   \
     "$6$saltsaltsalt$PMWE8DTlam1JU37Piyk43bHcMxTJq6sgu5DKB0/tGPjanN35j" \
     "cY68QkpDfPFUGPWX5uCxIQkSPzMmqEiVNgts."
@@ -90,11 +93,12 @@ static bool check(const struct auth_users *users, const char *user,
 {
     struct crypt_data *data = malloc(sizeof(*data));
     bool known;
-    const char *hash = auth_users_hash(users, user, &known);
+    bool disabled;
+    const char *hash = auth_users_hash(users, user, &known, &disabled);
     bool ok;
 
     cr_assert_not_null(data);
-    ok = auth_users_verify(hash, password, data) && known;
+    ok = auth_users_verify(hash, password, data) && known && !disabled;
     free(data);
     return ok;
 }
@@ -126,9 +130,11 @@ Test(auth_users, unknown_user_gets_dummy_hash)
     struct auth_users *users = load_ok("first:" HASH_SHA512 "\n"
                                        "second:" HASH_YESCRYPT "\n");
     bool known = true;
-    const char *hash = auth_users_hash(users, "nobody", &known);
+    bool disabled = true;
+    const char *hash = auth_users_hash(users, "nobody", &known, &disabled);
 
     cr_assert_not(known);
+    cr_assert_not(disabled);
     cr_assert_str_eq(hash, HASH_SHA512);
     /* The dummy hash matches, but the user does not exist. */
     cr_assert_not(check(users, "nobody", "secret"));
@@ -139,9 +145,62 @@ Test(auth_users, unknown_user_gets_dummy_hash)
     auth_users_free(users);
 }
 
+Test(auth_users, bcrypt_2a_accepted)
+{
+    struct auth_users *users = load_ok("a2a:" HASH_BCRYPT_2A "\n");
+
+    cr_assert(check(users, "a2a", "secret"));
+    cr_assert_not(check(users, "a2a", "Secret"));
+    auth_users_free(users);
+}
+
+Test(auth_users, locked_users_disabled)
+{
+    /* Markers of a locked account in /etc/shadow; the first user is
+     * disabled, so unknown users get the second one's hash. */
+    struct auth_users *users = load_ok(
+        "bang:!" HASH_SHA512 "\n"
+        "ok:" HASH_YESCRYPT "\n"
+        "star:*\n"
+        "lone:!\n"
+        "double:!!\n"
+        "starhash:*" HASH_YESCRYPT "\n");
+    const char *names[] = {"bang", "star", "lone", "double", "starhash"};
+    bool known = false;
+    bool disabled = false;
+    const char *hash;
+
+    cr_assert_eq(auth_users_count(users), 6);
+    cr_assert_eq(auth_users_disabled_count(users), 5);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        hash = auth_users_hash(users, names[i], &known, &disabled);
+        cr_expect(known, "%s", names[i]);
+        cr_expect(disabled, "%s", names[i]);
+        cr_expect_str_eq(hash, HASH_YESCRYPT, "%s", names[i]);
+        cr_expect_not(check(users, names[i], "secret"), "%s", names[i]);
+    }
+    hash = auth_users_hash(users, "nobody", &known, &disabled);
+    cr_expect_str_eq(hash, HASH_YESCRYPT);
+    cr_expect(check(users, "ok", "secret"));
+    auth_users_free(users);
+}
+
+Test(auth_users, file_mode_recorded)
+{
+    struct auth_users *users = NULL;
+    char err[512] = "";
+
+    write_users("ok:" HASH_YESCRYPT "\n");
+    cr_assert_eq(chmod(path, 0640), 0);
+    cr_assert_eq(auth_users_load(path, &users, err, sizeof(err)), 0, "%s",
+                 err);
+    cr_assert_eq(auth_users_file_mode(users), 0640);
+    auth_users_free(users);
+}
+
 Test(auth_users, rejected_hash_types)
 {
-    const char *hashes[] = {HASH_SHA256, HASH_MD5, HASH_DES, "*", "!",
+    const char *hashes[] = {HASH_SHA256, HASH_MD5, HASH_DES,
                             "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA"};
 
     for (size_t i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++) {

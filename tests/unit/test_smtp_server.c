@@ -2271,12 +2271,25 @@ Test(smtp_server, starttls_bad_sequence)
     feed_text(&h, "STARTTLS\r\n" HI "STARTTLS now\r\n" MAIL_OK
               "STARTTLS\r\n" RCPT_OK "STARTTLS\r\nHELP\r\n", 0);
     expect_replies("sequence", h.out, GREETING "|503 5.5.1 Error: send "
-                   "HELO/EHLO first|" EHLO_TLS_REPLY "|501 5.5.4 Syntax: "
+                   "EHLO first|" EHLO_TLS_REPLY "|501 5.5.4 Syntax: "
                    "STARTTLS|250 2.1.0|503 5.5.1 Error: MAIL transaction "
                    "in progress|250 2.1.5|503 5.5.1 Error: MAIL "
                    "transaction in progress|214 2.0.0 Commands: EHLO HELO "
                    "MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS");
     cr_assert_not(smtp_server_starttls_pending(h.server));
+    harness_cleanup(&h);
+}
+
+Test(smtp_server, starttls_after_helo)
+{
+    struct harness h;
+
+    tls_harness_init(&h);
+    feed_text(&h, "HELO client.test\r\nSTARTTLS\r\nNOOP\r\n", 0);
+    expect_replies("after helo", h.out, GREETING "|250 mx.test|503 5.5.1 "
+                   "Error: send EHLO first|250 2.0.0 Ok");
+    cr_assert_not(smtp_server_starttls_pending(h.server));
+    cr_assert_str_eq(h.rec.events, "");
     harness_cleanup(&h);
 }
 
