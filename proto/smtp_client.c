@@ -130,7 +130,10 @@ static void client_make_result(struct smtp_client_result *r, int code,
 
 /* client_result_from_reply stores the reply as a result. A reply that
  * should decide a failure but is not 4xx or 5xx becomes a 451, so a
- * protocol error never reads as a delivery. */
+ * protocol error never reads as a delivery. So does 503, bad sequence of
+ * commands: it says the two sides disagree on the session state, which
+ * is no verdict on the recipient, so the message is retried rather than
+ * bounced. */
 static void client_result_from_reply(struct smtp_client_result *r,
                                      const struct smtp_reply *reply,
                                      bool success_allowed)
@@ -138,7 +141,8 @@ static void client_result_from_reply(struct smtp_client_result *r,
     char head[64];
     int class = reply->code / 100;
 
-    if (class == 4 || class == 5 || (class == 2 && success_allowed)) {
+    if (reply->code != 503 &&
+        (class == 4 || class == 5 || (class == 2 && success_allowed))) {
         snprintf(head, sizeof(head), "%d", reply->code);
         client_make_result(r, reply->code, head, reply->text,
                            reply->text_len);
@@ -556,8 +560,10 @@ static void client_on_rset(struct smtp_client *c,
         client_fail_with_reply(c, reply);
         return;
     }
-    c->needs_rset = false;
+    /* With PIPELINING the MAIL behind this RSET went out in the same
+     * batch and marked its own transaction open, so the mark stays. */
     if ((c->extensions & CLIENT_EXT_PIPELINING) == 0) {
+        c->needs_rset = false;
         client_begin_transaction(c);
     }
 }

@@ -1387,6 +1387,67 @@ Test(smtp_client, next_after_rejected_data_sends_rset)
     smtp_client_free(next);
 }
 
+/* A second transaction that fails the same way, after a pipelined RSET,
+ * leaves the server's transaction open again, so the third one also
+ * starts with RSET. */
+Test(smtp_client, rset_again_after_second_rejected_data)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client_message msg2 = other_message();
+    struct smtp_client_message msg3 = other_message();
+    struct smtp_client *c = smtp_client_new(HELO_NAME, &msg);
+    struct smtp_client *second;
+    struct smtp_client *third;
+
+    cr_assert_not_null(c);
+    smtp_client_keep_open(c);
+    feed(c, "220 mx.test ESMTP\r\n");
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, EHLO_PIPELINING);
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, "250 ok\r\n451 4.3.0 later\r\n554 5.5.1 no valid rcpts\r\n");
+    cr_assert(smtp_client_idle(c));
+
+    second = smtp_client_next(c, &msg2);
+    smtp_client_free(c);
+    cr_assert_not_null(second);
+    take_output(second, (char[1024]){0}, 1024);
+    feed(second, "250 2.0.0 reset\r\n250 ok\r\n451 4.3.0 later\r\n"
+                 "554 5.5.1 no valid rcpts\r\n");
+    expect_result(second, 0, 451, "451 4.3.0 later");
+    cr_assert(smtp_client_idle(second));
+
+    third = smtp_client_next(second, &msg3);
+    smtp_client_free(second);
+    cr_assert_not_null(third);
+    expect_output(third, "RSET\r\n"
+                         "MAIL FROM:<f@example.org> SIZE=31\r\n"
+                         "RCPT TO:<e@example.net>\r\n"
+                         "DATA\r\n");
+    smtp_client_free(third);
+}
+
+/* A 503 to MAIL means the server saw a command out of sequence, so the
+ * recipients are deferred, not bounced. */
+Test(smtp_client, bad_sequence_reply_defers)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = smtp_client_new(HELO_NAME, &msg);
+    char out[1024];
+
+    cr_assert_not_null(c);
+    feed(c, "220 mx.test ESMTP\r\n");
+    take_output(c, out, sizeof(out));
+    feed(c, EHLO_PIPELINING);
+    take_output(c, out, sizeof(out));
+    feed(c, "503 5.5.1 Error: nested MAIL command\r\n"
+            "503 5.5.1 need MAIL\r\n503 5.5.1 need RCPT\r\n");
+    expect_result(c, 0, 451,
+                  "451 4.5.0 Unexpected reply: 503 5.5.1 Error: nested MAIL "
+                  "command");
+    smtp_client_free(c);
+}
+
 /* After a delivered message the next MAIL follows with no RSET, and after
  * a final 5xx too: the reply to the end of data ends the transaction. */
 Test(smtp_client, next_after_final_reply_no_rset)
