@@ -53,6 +53,10 @@ struct outbound_dest {
     struct reactor_timer timer;       /* breaker wait or rate wait */
     struct reactor_hook kick_hook;    /* starts ready jobs after a turn */
     uint64_t next_start_us;           /* rate limit: earliest start */
+    struct outbound_dest *wait_next;  /* FIFO of outbound_slots.h */
+    bool waiting;                     /* in that FIFO */
+    bool slot_granted;                /* a slot under the total cap is
+                                       * kept for its next connection */
 };
 
 /* outbound_dest_name writes the destination name of a recipient (NULL:
