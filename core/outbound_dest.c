@@ -152,6 +152,7 @@ void outbound_dest_push(struct outbound_dest *dest, struct outbound_job *job)
         dest->ready_head = job;
     }
     dest->ready_tail = job;
+    dest->ready_count++;
     outbound_dest_kick(dest);
 }
 
@@ -176,6 +177,7 @@ void outbound_dest_unlink(struct outbound_dest *dest,
         if (dest->ready_tail == job) {
             dest->ready_tail = prev;
         }
+        dest->ready_count--;
         break;
     }
     job->in_ready_list = false;
@@ -216,13 +218,18 @@ static size_t dest_busy_conns(const struct outbound_dest *dest)
 }
 
 /* dest_may_open reports whether dest may open one more connection: it
- * is below its own limit and the total cap gives it a slot. */
+ * is below its own limit, its ready jobs outnumber the connections that
+ * will be free for them once their current job ends, and the total cap
+ * gives it a slot. Without the second check a burst of jobs opened a
+ * connection for each while the first ones were still connecting. */
 static bool dest_may_open(struct outbound_dest *dest, size_t limit)
 {
-    if (dest->conn_count >= limit) {
+    size_t busy = dest_busy_conns(dest);
+
+    if (dest->conn_count >= limit || dest->ready_count <= busy) {
         return false;
     }
-    return outbound_slots_take(dest, dest_busy_conns(dest) > 0);
+    return outbound_slots_take(dest, busy > 0);
 }
 
 /* dest_rate_wait returns the microseconds until the rate limit lets the

@@ -45,6 +45,7 @@ struct outbound_dest {
     struct config_delivery limits;
     struct outbound_job *ready_head;  /* jobs waiting for a connection */
     struct outbound_job *ready_tail;
+    size_t ready_count;               /* jobs in the ready list */
     struct outbound_conn *conns;      /* every connection, idle or not */
     size_t conn_count;
     size_t job_count;                 /* jobs that refer to it */
