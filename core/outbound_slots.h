@@ -32,9 +32,9 @@ struct outbound_slots {
     struct outbound_dest *wait_tail;
     size_t wait_count;
     struct outbound_conn *idle_head;  /* idle connections, least recently
-                                       * used first; entries that left
-                                       * the idle state go at the next
-                                       * scan */
+                                       * used first. An entry that left
+                                       * the idle state goes at the next
+                                       * scan. */
     struct outbound_conn *idle_tail;
     struct reactor_hook grant_hook;   /* gives free slots to the FIFO */
     uint64_t waits;                   /* destinations that joined the
@@ -48,7 +48,7 @@ void outbound_slots_init(struct outbound_slots *slots,
                          struct outbound *outbound, unsigned cap);
 
 /* outbound_slots_take returns true when dest may open a connection now:
- * it holds a slot given from the FIFO, or the total is below the cap
+ * a slot was kept for it from the FIFO, or the total is below the cap
  * and no destination waits. Otherwise a dest with has_busy set (a
  * connection that carries a job) waits for that connection, and any
  * other dest joins the FIFO, idle connections of other destinations
