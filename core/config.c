@@ -45,15 +45,16 @@
 #define CONFIG_MAX_MX_ADDRESSES_DEFAULT 10
 #define CONFIG_QUEUE_LIFETIME_DEFAULT (5 * 86400)
 
-/* Outbound connections over all destinations. Below the number of
- * destinations that get mail at the same time, nearly every message
- * closes another destination's idle connection and opens its own: with
- * 1,000 busy destinations and a cap of 500, bench/delivery-domains made
- * 43,000 to 49,000 connections for 50,000 messages at about half the
- * rate. 1,000 keeps one connection each for that many destinations,
- * about 50 at their full delivery_max_connections, and with the default
- * inbound max_connections fits the open-file limit of 4,096 or more
- * that many systems give a daemon as its hard limit. */
+/* Outbound connections over all destinations. A cap below the number
+ * of destinations that get mail at the same time makes nearly every
+ * message close another destination's idle connection and open its
+ * own. With 1,000 busy destinations and a cap of 500,
+ * bench/delivery-domains made 43,000 to 49,000 connections for 50,000
+ * messages, at about half the rate. 1,000 keeps one connection each for
+ * that many destinations, or 50 at delivery_max_connections (20) each.
+ * With the default inbound max_connections it needs an open-file limit
+ * above 2,000, which the daemon gets by raising its soft limit to the
+ * hard one (often 4,096 or more). */
 #define CONFIG_DELIVERY_MAX_CONNECTIONS_TOTAL_DEFAULT 1000
 
 /* Durability batch waits at most 1 ms by default, so a 250 comes at

@@ -29,9 +29,9 @@
  * up to 20% jitter keeps deferred mail from retrying in lockstep. */
 
 /* Each destination has its own connection limit, and slots caps the
- * total over all destinations. A slow next hop holds at most its own
- * limit of slots. Its idle connections are closed for others at the
- * cap, but its busy ones are not. */
+ * total over all destinations. A slow next hop uses at most its own
+ * limit of slots. At the cap its idle connections are closed for other
+ * destinations, but its busy ones are not. */
 struct outbound {
     struct daemon *daemon;
     struct outbound_job *jobs;        /* every job */

@@ -5,7 +5,11 @@
  * cap joins a FIFO of waiting destinations, and for each waiting
  * destination one idle connection of another destination is closed
  * with QUIT, least recently used first. Each slot that frees goes to
- * the head of the FIFO, so every waiting destination gets its turn. */
+ * the head of the FIFO, so every waiting destination gets its turn.
+ * NOTE: destinations with a steady backlog reuse their connections and
+ * leave none idle, so under such load a waiting destination gets a slot
+ * only when one of those reaches max_messages_per_connection or
+ * closes. */
 #ifndef RINGRELAY_CORE_OUTBOUND_SLOTS_H
 #define RINGRELAY_CORE_OUTBOUND_SLOTS_H
 
