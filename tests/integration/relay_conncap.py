@@ -9,6 +9,12 @@ sink listens on 0.0.0.0:2640 and counts the sessions of all of them
 connections would stay open for 60 s, so any connection that closes
 sooner was closed to make room.
 
+A second relay, with the default cap, sends a burst of 20 messages to
+one slow destination (a sink that waits 500 ms before each reply to the
+end of data). A new connection opens only while the ready messages
+outnumber the connections that carry one, so at most 10 open, not the
+destination's limit of 20.
+
 Usage (inside netns_run.sh): relay_conncap.py BUILD_DIR
 """
 import re
@@ -18,6 +24,8 @@ import time
 import harness as h
 
 SINK_PORT = 2640
+BURST_PORT = 2641
+BURST = 20
 DOMAINS = 20
 CAP = 4
 PER_DOMAIN = 5
@@ -35,6 +43,18 @@ delivery_max_connections_total = {cap};
 delivery_connection_idle_timeout = 60s;
 routes {{
 {routes}
+}}
+"""
+
+
+BURST_CONFIG = """
+listen = "127.0.0.1:2525";
+queue_dir = "{queue}";
+hostname = "relay.test";
+durability = none;
+relay_networks = ["127.0.0.1/32"];
+routes {{
+    "burst.test" = "127.0.0.1:{port}";
 }}
 """
 
@@ -131,21 +151,48 @@ def test_cap_under_load(tap, harness, store, stats, before):
               "load: many destinations wait for a slot", len(set(waits)))
 
 
+def start_sink(harness, name, port, delay_ms):
+    store = harness.path(name + "-store")
+    stats = harness.path(name + ".stats")
+    harness.start(name, [harness.binary("bench/ringrelay-bench"), "sink",
+                         "--listen", f"0.0.0.0:{port}", "--store", store,
+                         "--stats-file", stats,
+                         "--data-delay", str(delay_ms)])
+    listening = h.wait_port("127.0.0.1", port)
+    # wait_port's probe connection is the sink's first session.
+    h.wait_for(lambda: stat(stats, "sessions_total") == 1
+               and stat(stats, "sessions_open") == 0, 5)
+    return listening, store, stats
+
+
+def test_burst(tap, harness):
+    """A burst to one slow destination opens at most half as many
+    connections as messages."""
+    listening, store, stats = start_sink(harness, "burst", BURST_PORT, 500)
+    tap.check(listening, "burst: sink listens")
+    config = h.write_config(harness, BURST_CONFIG.format(
+        queue=harness.path("burst-queue"), port=BURST_PORT),
+        name="burst.conf")
+    relay = h.start_relay(harness, config, name="burst-relay")
+    send([("burst.test", index) for index in range(BURST)])
+    arrived = h.wait_for(lambda: len(h.read_stored(store)) == BURST, 30)
+    tap.check(arrived, f"burst: all {BURST} messages arrive",
+              len(h.read_stored(store)))
+    h.wait_for(lambda: stat(stats, "messages") == BURST, 3)
+    peak = stat(stats, "sessions_peak")
+    tap.check(1 < peak <= BURST // 2,
+              f"burst: 2 to {BURST // 2} connections at once, not {BURST}",
+              read_stats(stats))
+    tap.check(harness.stop(relay) == 0, "burst: relay stops cleanly")
+
+
 def test(tap, harness):
     routes = "\n".join(f'    "d{index}.test" = "{dest_name(index)}";'
                        for index in range(1, DOMAINS + 1))
     config = h.write_config(harness, CONFIG.format(
         queue=harness.path("queue"), cap=CAP, routes=routes))
-    store = harness.path("sink-store")
-    stats = harness.path("sink.stats")
-    harness.start("sink", [harness.binary("bench/ringrelay-bench"), "sink",
-                           "--listen", f"0.0.0.0:{SINK_PORT}",
-                           "--store", store, "--stats-file", stats,
-                           "--data-delay", "100"])
-    tap.check(h.wait_port("127.0.0.1", SINK_PORT), "sink listens")
-    # wait_port's probe connection is the sink's first session.
-    h.wait_for(lambda: stat(stats, "sessions_total") == 1
-               and stat(stats, "sessions_open") == 0, 5)
+    listening, store, stats = start_sink(harness, "sink", SINK_PORT, 100)
+    tap.check(listening, "sink listens")
     relay = h.start_relay(harness, config)
 
     test_reclaim_idle(tap, harness, store, stats)
@@ -163,6 +210,8 @@ def test(tap, harness):
         tap.check(waits > DOMAINS, "stop: slot waits are counted", waits)
         tap.check(reclaimed > 0, "stop: reclaimed connections are counted",
                   reclaimed)
+
+    test_burst(tap, harness)
 
 
 if __name__ == "__main__":
