@@ -60,6 +60,8 @@ struct config {
     unsigned max_mx_hosts;        /* MX hosts tried per attempt */
     unsigned max_mx_addresses;    /* addresses tried per attempt, over
                                    * all hosts */
+    unsigned delivery_max_connections_total; /* outbound connections over
+                                              * all destinations */
     enum queue_durability durability;
     unsigned batch_wait;          /* durability batch: microseconds a
                                    * commit waits for others */

@@ -18,6 +18,7 @@
 #include "core/outbound_conn.h"
 #include "core/outbound_dest.h"
 #include "core/outbound_job.h"
+#include "core/outbound_slots.h"
 #include "core/queue.h"
 #include "core/queue_admin.h"
 #include "core/reactor.h"
@@ -27,18 +28,17 @@
 /* The retry schedule comes from retry_interval and retry_max_interval;
  * up to 20% jitter keeps deferred mail from retrying in lockstep. */
 
-/* No global limit caps the attempts in flight: each destination has its
- * own connection limit, so a slow or failing next hop cannot take the
- * slots of the others.
- * NOTE: so the total of connections grows with the number of busy
- * destinations; past the open file limit socket() fails with EMFILE and
- * the attempt is deferred. */
+/* Each destination has its own connection limit, and slots caps the
+ * total over all destinations. A slow next hop uses at most its own
+ * limit of slots. At the cap its idle connections are closed for other
+ * destinations, but its busy ones are not. */
 struct outbound {
     struct daemon *daemon;
     struct outbound_job *jobs;        /* every job */
     struct outbound_dest *dests;      /* every destination */
     struct outbound_dest *dest_index[OUTBOUND_DEST_BUCKETS];
     size_t active;                    /* jobs past WAITING */
+    struct outbound_slots slots;
     bool stopping;
 };
 
@@ -68,6 +68,8 @@ struct outbound *outbound_new(struct daemon *daemon)
         return NULL;
     }
     outbound->daemon = daemon;
+    outbound_slots_init(&outbound->slots, outbound,
+                        daemon->config->delivery_max_connections_total);
     return outbound;
 }
 
@@ -84,6 +86,11 @@ struct outbound_dest **outbound_dest_list(struct outbound *outbound)
 struct outbound_dest **outbound_dest_index(struct outbound *outbound)
 {
     return outbound->dest_index;
+}
+
+struct outbound_slots *outbound_slots_of(struct outbound *outbound)
+{
+    return &outbound->slots;
 }
 
 bool outbound_stopping(const struct outbound *outbound)
@@ -709,10 +716,16 @@ void outbound_free(struct outbound *outbound)
     if (outbound == NULL) {
         return;
     }
+    log_info("event=outbound-connections peak=%zu cap=%zu slot_waits=%llu "
+             "idle_reclaimed=%llu",
+             outbound->slots.peak, outbound->slots.cap,
+             (unsigned long long)outbound->slots.waits,
+             (unsigned long long)outbound->slots.reclaimed);
     outbound_dest_close_all(outbound->dests);
     while (outbound->jobs != NULL) {
         job_free(outbound->jobs);
     }
+    outbound_slots_cancel(&outbound->slots);
     outbound_dest_free_all(&outbound->dests);
     free(outbound);
 }

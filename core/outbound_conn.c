@@ -14,6 +14,7 @@
 #include "core/netaddr.h"
 #include "core/outbound_dest.h"
 #include "core/outbound_job.h"
+#include "core/outbound_slots.h"
 #include "core/queue.h"
 #include "core/reactor.h"
 #include "dns/dns_mx.h"
@@ -59,6 +60,7 @@ static void conn_unlink(struct outbound_conn *conn)
         conn->next->prev = conn->prev;
     }
     dest->conn_count--;
+    outbound_slots_conn_closed(conn);
     reactor_timer_cancel(conn_reactor(conn), &conn->timer);
     smtp_client_free(conn->client);
     free(conn);
@@ -161,6 +163,7 @@ static struct outbound_conn *conn_new(struct outbound_dest *dest)
     }
     dest->conns = conn;
     dest->conn_count++;
+    outbound_slots_conn_opened(conn);
     return conn;
 }
 
@@ -561,6 +564,7 @@ static void conn_go_idle(struct outbound_conn *conn)
     struct outbound_dest *dest = conn->dest;
 
     conn->state = OUTBOUND_CONN_IDLE;
+    outbound_slots_conn_idle(conn);
     reactor_timer_set(conn_reactor(conn), &conn->timer,
                       (uint64_t)dest->limits.connection_idle_timeout *
                           1000u);

@@ -55,6 +55,11 @@ struct outbound_conn {
     bool tried;                  /* a connect was attempted */
     bool reached;                /* a session got past EHLO */
     char relay[320];             /* "host[ip]:port" for logs */
+    struct outbound_conn *idle_prev; /* idle list of outbound_slots.h */
+    struct outbound_conn *idle_next;
+    bool idle_listed;            /* in that list */
+    bool reclaimed;              /* quitting to free a slot for another
+                                  * destination */
 };
 
 /* outbound_conn_open starts job's attempt on a new connection of dest;

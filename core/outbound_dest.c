@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/outbound_conn.h"
 #include "core/outbound_job.h"
+#include "core/outbound_slots.h"
 #include "proto/smtp_address.h"
 
 static void dest_start_ready(struct reactor_hook *hook);
@@ -127,6 +128,7 @@ void outbound_dest_release(struct outbound_dest *dest)
     if (dest->job_count > 0 || dest->conns != NULL) {
         return;
     }
+    outbound_slots_forget(dest);
     reactor_timer_cancel(reactor, &dest->timer);
     reactor_defer_cancel(reactor, &dest->kick_hook);
     dest_unlink(dest, outbound_dest_list(dest->outbound));
@@ -150,6 +152,7 @@ void outbound_dest_push(struct outbound_dest *dest, struct outbound_job *job)
         dest->ready_head = job;
     }
     dest->ready_tail = job;
+    dest->ready_count++;
     outbound_dest_kick(dest);
 }
 
@@ -174,6 +177,7 @@ void outbound_dest_unlink(struct outbound_dest *dest,
         if (dest->ready_tail == job) {
             dest->ready_tail = prev;
         }
+        dest->ready_count--;
         break;
     }
     job->in_ready_list = false;
@@ -195,6 +199,37 @@ static struct outbound_conn *dest_idle_conn(struct outbound_dest *dest)
         }
     }
     return NULL;
+}
+
+/* dest_busy_conns returns the connections of dest that carry a job:
+ * those opening (DNS lookup, connect, greeting) and those in a
+ * transaction. */
+static size_t dest_busy_conns(const struct outbound_dest *dest)
+{
+    size_t count = 0;
+
+    for (const struct outbound_conn *conn = dest->conns; conn != NULL;
+         conn = conn->next) {
+        if (conn->job != NULL) {
+            count++;
+        }
+    }
+    return count;
+}
+
+/* dest_may_open reports whether dest may open one more connection: it
+ * is below its own limit, its ready jobs outnumber the connections that
+ * will be free for them once their current job ends, and the total cap
+ * gives it a slot. Without the second check a burst of jobs opened a
+ * connection for each while the first ones were still connecting. */
+static bool dest_may_open(struct outbound_dest *dest, size_t limit)
+{
+    size_t busy = dest_busy_conns(dest);
+
+    if (dest->conn_count >= limit || dest->ready_count <= busy) {
+        return false;
+    }
+    return outbound_slots_take(dest, busy > 0);
 }
 
 /* dest_rate_wait returns the microseconds until the rate limit lets the
@@ -242,8 +277,10 @@ static void dest_suspend_job(struct outbound_dest *dest,
 }
 
 /* dest_start_ready gives ready jobs to idle connections, then to new
- * ones while the connection limit allows. An open breaker defers them
- * all, and a probing one allows a single connection. */
+ * ones while dest_may_open allows. An open breaker defers them all, and
+ * a probing one allows a single connection. The jobs left wait for a
+ * connection of dest to end its transaction or close, or for a slot
+ * under the total cap. */
 static void dest_start_ready(struct reactor_hook *hook)
 {
     struct outbound_dest *dest = hook->owner;
@@ -267,24 +304,29 @@ static void dest_start_ready(struct reactor_hook *hook)
             dest_suspend_job(dest, job);
             continue;
         }
-        if (conn == NULL && dest->conn_count >= limit) {
-            break;
-        }
         if (wait > 0) {
             reactor_timer_set_us(reactor, &dest->timer, wait);
             break;
         }
+        if (conn == NULL && !dest_may_open(dest, limit)) {
+            break;
+        }
         outbound_dest_unlink(dest, job);
         if (!outbound_job_start(job)) {
+            if (conn == NULL) {
+                outbound_slots_keep(dest);
+            }
             continue;
         }
         dest_rate_count(dest, now);
         if (conn != NULL) {
+            outbound_slots_conn_busy(conn);
             outbound_conn_reuse(conn, job);
         } else {
             outbound_conn_open(dest, job);
         }
     }
+    outbound_slots_done(dest);
     outbound_dest_put(dest);
 }
 
@@ -366,6 +408,7 @@ void outbound_dest_free_all(struct outbound_dest **list)
         struct outbound_dest *dest = *list;
         struct reactor *reactor = dest_reactor(dest);
 
+        outbound_slots_forget(dest);
         reactor_timer_cancel(reactor, &dest->timer);
         reactor_defer_cancel(reactor, &dest->kick_hook);
         dest_unlink(dest, list);

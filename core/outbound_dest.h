@@ -45,6 +45,7 @@ struct outbound_dest {
     struct config_delivery limits;
     struct outbound_job *ready_head;  /* jobs waiting for a connection */
     struct outbound_job *ready_tail;
+    size_t ready_count;               /* jobs in the ready list */
     struct outbound_conn *conns;      /* every connection, idle or not */
     size_t conn_count;
     size_t job_count;                 /* jobs that refer to it */
@@ -53,6 +54,10 @@ struct outbound_dest {
     struct reactor_timer timer;       /* breaker wait or rate wait */
     struct reactor_hook kick_hook;    /* starts ready jobs after a turn */
     uint64_t next_start_us;           /* rate limit: earliest start */
+    struct outbound_dest *wait_next;  /* FIFO of outbound_slots.h */
+    bool waiting;                     /* in that FIFO */
+    bool slot_granted;                /* a slot under the total cap is
+                                       * kept for its next connection */
 };
 
 /* outbound_dest_name writes the destination name of a recipient (NULL:

@@ -89,6 +89,10 @@ struct outbound_dest **outbound_dest_list(struct outbound *outbound);
  * of destinations by name hash. */
 struct outbound_dest **outbound_dest_index(struct outbound *outbound);
 
+/* outbound_slots_of returns the engine's cap on connections over all
+ * destinations. */
+struct outbound_slots *outbound_slots_of(struct outbound *outbound);
+
 /* outbound_stopping is true once outbound_stop() ran. */
 bool outbound_stopping(const struct outbound *outbound);
 

@@ -1913,6 +1913,45 @@ Test(config, delivery_global_keys, .init = tmp_setup, .fini = tmp_teardown)
     config_cleanup(&config);
 }
 
+Test(config, delivery_total_cap, .init = tmp_setup, .fini = tmp_teardown)
+{
+    struct config config;
+
+    cr_assert_eq(config_init(&config), 0);
+    cr_expect_eq(config.delivery_max_connections_total, 1000);
+    config_cleanup(&config);
+
+    load_ok(&config, "delivery_max_connections_total = 4;\n");
+    cr_expect_eq(config.delivery_max_connections_total, 4);
+    config_cleanup(&config);
+
+    load_ok(&config, "delivery_max_connections_total = 100000;\n");
+    cr_expect_eq(config.delivery_max_connections_total, 100000);
+    config_cleanup(&config);
+}
+
+Test(config, delivery_total_cap_range, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    load_fail("delivery_max_connections_total = 0;\n", 1,
+              "invalid value for 'delivery_max_connections_total': 0 is "
+              "outside 1..100000");
+    load_fail("delivery_max_connections_total = 100001;\n", 1,
+              "invalid value for 'delivery_max_connections_total': 100001 "
+              "is outside 1..100000");
+    load_fail("delivery_max_connections_total = 5s;\n", 1,
+              "invalid value for 'delivery_max_connections_total': "
+              "expected a whole number");
+}
+
+Test(config, delivery_total_cap_global_only, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    load_fail("destinations { \"a.test\" { max_connections_total = 4; } }"
+              "\n", 1, "invalid value for 'destinations': unknown delivery "
+              "limit 'max_connections_total'");
+}
+
 Test(config, destination_overrides, .init = tmp_setup, .fini = tmp_teardown)
 {
     struct config config;
