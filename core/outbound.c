@@ -394,6 +394,7 @@ size_t outbound_flush(struct outbound *outbound, const struct queue_msg *msg)
             continue;
         }
         reactor_timer_cancel(reactor, &job->timer);
+        outbound_dest_probe_now(job->dest);
         outbound_make_ready(job);
         count++;
     }
@@ -698,6 +699,22 @@ void outbound_job_finished(struct outbound_job *job)
 static void job_retry_fired(struct reactor_timer *timer)
 {
     outbound_make_ready(timer->owner);
+}
+
+void outbound_job_suspend(struct outbound_job *job, uint64_t delay_ms,
+                          const char *reason)
+{
+    char quoted[SMTP_CLIENT_TEXT_MAX + 16];
+
+    log_info("id=%s event=suspended domain=%s dest=%s rcpts=%zu "
+             "in=%" PRIu64 "s reason=%s",
+             job->msg->id, job->domain, job->dest->name, job->rcpt_count,
+             (delay_ms + 999) / 1000,
+             log_quote(quoted, sizeof(quoted), reason, strlen(reason)));
+    job->state = OUTBOUND_JOB_WAITING;
+    job->timer.fire = job_retry_fired;
+    reactor_timer_set(job->outbound->daemon->reactor, &job->timer,
+                      delay_ms);
 }
 
 void outbound_stop(struct outbound *outbound)

@@ -257,23 +257,25 @@ static void dest_rate_count(struct outbound_dest *dest, uint64_t now)
     dest->next_start_us += step;
 }
 
-/* dest_suspend_job defers a ready job without a connection while the
- * breaker is open, so its recipients follow their retry schedule and
- * the next hop gets no new connection until the probe. */
+/* dest_suspend_job parks a ready job until the open breaker lets its
+ * probe through. The job makes no attempt, so its attempt count and
+ * backoff do not grow while the next hop is known to be down. */
 static void dest_suspend_job(struct outbound_dest *dest,
                              struct outbound_job *job)
 {
+    uint64_t now = reactor_now_us(dest_reactor(dest));
+    uint64_t wait_us = dest->breaker_until_us > now
+                           ? dest->breaker_until_us - now
+                           : 0;
     char text[SMTP_CLIENT_TEXT_MAX];
 
     outbound_dest_unlink(dest, job);
-    if (!outbound_job_start(job)) {
-        return;
-    }
-    snprintf(text, sizeof(text), "451 4.4.1 Delivery to %s suspended "
-             "after %u failed connections in a row", dest->name,
-             dest->failures);
-    outbound_record_all(job, 451, text);
-    outbound_job_finished(job);
+    snprintf(text, sizeof(text), "Delivery to %s suspended after %u "
+             "failed connections in a row", dest->name, dest->failures);
+
+    /* The job wakes just after the probe is allowed, so it finds the
+     * breaker probing rather than open. */
+    outbound_job_suspend(job, wait_us / 1000u + 1u, text);
 }
 
 /* dest_start_ready gives ready jobs to idle connections, then to new
@@ -343,9 +345,23 @@ static void dest_timer_fired(struct reactor_timer *timer)
     outbound_dest_kick(dest);
 }
 
+void outbound_dest_probe_now(struct outbound_dest *dest)
+{
+    if (dest->breaker != OUTBOUND_BREAKER_OPEN) {
+        return;
+    }
+    reactor_timer_cancel(dest_reactor(dest), &dest->timer);
+    dest->breaker = OUTBOUND_BREAKER_PROBING;
+    dest->breaker_until_us = 0;
+    log_info("event=breaker-probe dest=%s reason=flush", dest->name);
+}
+
 static void dest_open_breaker(struct outbound_dest *dest)
 {
     dest->breaker = OUTBOUND_BREAKER_OPEN;
+    dest->breaker_until_us =
+        reactor_now_us(dest_reactor(dest)) +
+        (uint64_t)dest->limits.breaker_wait * 1000000u;
     log_warning("event=breaker-open dest=%s failures=%u wait=%us "
                 "reason=\"connections to the next hop keep failing\"",
                 dest->name, dest->failures, dest->limits.breaker_wait);

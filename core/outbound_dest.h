@@ -52,6 +52,8 @@ struct outbound_dest {
     unsigned failures;                /* failed connections in a row */
     enum outbound_breaker breaker;
     struct reactor_timer timer;       /* breaker wait or rate wait */
+    uint64_t breaker_until_us;        /* reactor time the open breaker
+                                       * lets a probe through */
     struct reactor_hook kick_hook;    /* starts ready jobs after a turn */
     uint64_t next_start_us;           /* rate limit: earliest start */
     struct outbound_dest *wait_next;  /* FIFO of outbound_slots.h */
@@ -91,6 +93,11 @@ void outbound_dest_unlink(struct outbound_dest *dest,
 
 /* outbound_dest_kick schedules a start of ready jobs at the turn's end. */
 void outbound_dest_kick(struct outbound_dest *dest);
+
+/* outbound_dest_probe_now ends an open breaker's wait, so the next ready
+ * job makes the probe connection at once: an operator's flush asks for
+ * delivery now. */
+void outbound_dest_probe_now(struct outbound_dest *dest);
 
 /* outbound_dest_note records whether a new connection reached a greeted
  * SMTP session; failures in a row open the breaker. */

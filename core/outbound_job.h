@@ -77,6 +77,13 @@ void outbound_record_all(struct outbound_job *job, int code,
                          const char *text);
 void outbound_job_finished(struct outbound_job *job);
 
+/* outbound_job_suspend parks a ready job for delay_ms without an
+ * attempt, while its destination's breaker is open: no attempt is
+ * counted, no deferral is journaled, and its recipients keep their
+ * retry schedule on disk. reason is logged. */
+void outbound_job_suspend(struct outbound_job *job, uint64_t delay_ms,
+                          const char *reason);
+
 /* outbound_job_start takes the job out of the ready state for an
  * attempt: it lists up to the destination's recipient limit. Returns
  * false when nothing is left to deliver, after freeing the job. */

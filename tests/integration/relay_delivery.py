@@ -15,6 +15,7 @@ Usage (inside netns_run.sh): relay_delivery.py BUILD_DIR
 import re
 import shutil
 import smtplib
+import subprocess
 import socket
 import threading
 import time
@@ -34,6 +35,7 @@ RATE_PORT = 2620
 SPLIT_PORT = 2621
 SLOW_GREETING_PORT = 2622
 SLOW_FINAL_PORT = 2623
+FLUSH_DOWN_PORT = 2624
 
 ROUTES = {"reuse.test": REUSE_PORT, "nopipe.test": NOPIPE_PORT,
           "conc.test": CONC_PORT, "perconn.test": PERCONN_PORT,
@@ -42,7 +44,8 @@ ROUTES = {"reuse.test": REUSE_PORT, "nopipe.test": NOPIPE_PORT,
           "dead.test": DEAD_PORT, "rate.test": RATE_PORT,
           "split.test": SPLIT_PORT, "split2.test": SPLIT_PORT,
           "slowgreet.test": SLOW_GREETING_PORT,
-          "slowfinal.test": SLOW_FINAL_PORT}
+          "slowfinal.test": SLOW_FINAL_PORT,
+          "flushdown.test": FLUSH_DOWN_PORT}
 
 CONFIG = """
 listen = "127.0.0.1:2525";
@@ -67,6 +70,7 @@ destinations {{
     "127.0.0.1:{slow_greeting}" {{ timeout_greeting = 1s;
                                   breaker_failures = 0; }}
     "127.0.0.1:{slow_final}" {{ timeout_final = 1s; }}
+    "127.0.0.1:{flush_down}" {{ breaker_failures = 2; breaker_wait = 1h; }}
 }}
 """
 
@@ -241,6 +245,36 @@ def test_circuit_breaker(tap, harness):
               "breaker: probes after breaker_wait")
     tap.check(f"event=breaker-closed dest={dest}" in log,
               "breaker: closes after a good connection")
+    suspended_deferrals = [line for line in log.splitlines()
+                           if "event=deferred" in line and
+                           "suspended" in line]
+    tap.check(not suspended_deferrals, "breaker: a suspended message "
+              "is not deferred as an attempt", suspended_deferrals[:3])
+    attempts = [int(n) for n in re.findall(
+        r"event=delivered to=<r\d@down\.test> .* attempt=(\d+)", log)]
+    tap.check(len(attempts) == 4 and max(attempts) <= 3,
+              "breaker: waiting for the probe adds no attempts", attempts)
+
+
+def test_breaker_flush(tap, harness, config):
+    """ringrelay-queue flush makes an open breaker probe at once, however
+    long its breaker_wait."""
+    dest = f"127.0.0.1:{FLUSH_DOWN_PORT}"
+    send("flushdown.test", 2)
+    opened = h.wait_for(lambda: f"event=breaker-open dest={dest} "
+                        in harness.log_text("ringrelay"), 10)
+    tap.check(opened, "flush: the breaker opens")
+    sink = BundledSink(harness, "flushdown", FLUSH_DOWN_PORT)
+    done = subprocess.run([harness.binary("tools/ringrelay-queue"), "-c",
+                           config, "flush"], capture_output=True,
+                          text=True, timeout=30)
+    tap.check(done.returncode == 0, "flush: the tool succeeds",
+              (done.returncode, done.stdout, done.stderr))
+    arrived = h.wait_for(lambda: sink.count() == 2, 10)
+    tap.check(arrived, "flush: the messages arrive long before the 1h "
+              "breaker_wait", sink.count())
+    tap.check(f"event=breaker-probe dest={dest} reason=flush" in
+              harness.log_text("ringrelay"), "flush: the probe is logged")
 
 
 def serve_dead(listener, delivered_on):
@@ -379,13 +413,15 @@ def test(tap, harness):
         queue=harness.path("queue"), routes=routes, reuse=REUSE_PORT,
         conc=CONC_PORT, perconn=PERCONN_PORT, down=DOWN_PORT,
         dead=DEAD_PORT, rate=RATE_PORT, split=SPLIT_PORT,
-        slow_greeting=SLOW_GREETING_PORT, slow_final=SLOW_FINAL_PORT))
+        slow_greeting=SLOW_GREETING_PORT, slow_final=SLOW_FINAL_PORT,
+        flush_down=FLUSH_DOWN_PORT))
     relay = h.start_relay(harness, config)
     test_reuse_and_pipelining(tap, harness)
     test_concurrency_limit(tap, harness)
     test_messages_per_connection(tap, harness)
     test_retry_then_success(tap, harness)
     test_circuit_breaker(tap, harness)
+    test_breaker_flush(tap, harness, config)
     test_dead_reused_connection(tap, harness)
     test_rate_limit(tap, harness)
     test_recipients_per_transaction(tap, harness)
