@@ -1,5 +1,6 @@
 #include "core/outbound_conn.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -14,13 +15,23 @@
 #include "core/netaddr.h"
 #include "core/outbound_dest.h"
 #include "core/outbound_job.h"
+#include "core/outbound_tls.h"
 #include "core/queue.h"
 #include "core/reactor.h"
 #include "dns/dns_mx.h"
 #include "dns/resolver.h"
 #include "proto/smtp_client.h"
+#include "tls/tls_session.h"
 
 #define OUTBOUND_SMTP_PORT 25
+
+/* Ciphertext buffer of a TLS connection, and the plaintext encrypted
+ * ahead of the send: one buffer's worth, so that a large body is
+ * encrypted and sent in 64 KiB steps. */
+#define OUTBOUND_TLS_BUF (64u * 1024u)
+
+/* Plaintext per TLS record, the TLS maximum (RFC 8446 section 5.1). */
+#define OUTBOUND_TLS_RECORD (16u * 1024u)
 
 /* The wait for the reply to QUIT, after which the socket is closed
  * anyway: every result is recorded by then. */
@@ -34,6 +45,9 @@ static void conn_send_done(struct reactor_op *op, int result);
 static void conn_timer_fired(struct reactor_timer *timer);
 static void conn_close(struct outbound_conn *conn,
                        enum outbound_after_close after);
+static bool conn_check_done(struct outbound_conn *conn);
+static void conn_lost(struct outbound_conn *conn, const char *text);
+static void conn_flush(struct outbound_conn *conn);
 
 static struct daemon *conn_daemon(const struct outbound_conn *conn)
 {
@@ -61,6 +75,10 @@ static void conn_unlink(struct outbound_conn *conn)
     dest->conn_count--;
     reactor_timer_cancel(conn_reactor(conn), &conn->timer);
     smtp_client_free(conn->client);
+    tls_session_free(conn->tls);
+    free(conn->tls_buf);
+    dns_request_cancel(conn->tlsa_dns);
+    free(conn->tlsa);
     free(conn);
 }
 
@@ -164,6 +182,65 @@ static struct outbound_conn *conn_new(struct outbound_dest *dest)
     return conn;
 }
 
+/* conn_discard delivers every recipient of a route whose transport is
+ * "discard": no connection, for load tests. */
+static bool conn_discard(struct outbound_conn *conn)
+{
+    const struct config *config = conn_daemon(conn)->config;
+    const struct config_route *entry;
+
+    if (conn->job->target != OUTBOUND_TARGET_DOMAIN) {
+        return false;
+    }
+    entry = config_route_entry(config, conn->job->domain);
+    if (entry == NULL || !entry->discard) {
+        return false;
+    }
+    snprintf(conn->job->relay, sizeof(conn->job->relay), "discard");
+    outbound_record_all(conn->job, 250,
+                        "250 2.0.0 Discarded by the discard transport");
+    conn_end_attempt(conn, false);
+    return true;
+}
+
+/* conn_profile finds the configured TLS policy of job and the AUTH
+ * credentials of its route, or of the smarthost when that is its next
+ * hop. */
+static void conn_profile(const struct config *config,
+                         const struct outbound_job *job,
+                         enum tls_policy *policy, const char **user,
+                         const char **password)
+{
+    const struct config_route *entry = NULL;
+
+    *policy = config_tls_policy_for(config, job->domain);
+    *user = NULL;
+    *password = NULL;
+    if (job->target == OUTBOUND_TARGET_DOMAIN) {
+        entry = config_route_entry(config, job->domain);
+    }
+    if (entry != NULL) {
+        *user = entry->auth_user;
+        *password = entry->auth_password;
+    } else if (config->has_smarthost &&
+               job->target != OUTBOUND_TARGET_INVALID) {
+        *user = config->smarthost_auth_user;
+        *password = config->smarthost_auth_password;
+    }
+}
+
+bool outbound_conn_fits(const struct outbound_conn *conn,
+                        const struct outbound_job *job)
+{
+    enum tls_policy policy;
+    const char *user;
+    const char *password;
+
+    conn_profile(conn_daemon(conn)->config, job, &policy, &user, &password);
+    return policy == conn->profile_policy && user == conn->profile_user &&
+           password == conn->profile_password;
+}
+
 /* conn_begin looks up the job's next hops and connects to the first. */
 static void conn_begin(struct outbound_conn *conn)
 {
@@ -179,6 +256,11 @@ static void conn_begin(struct outbound_conn *conn)
                       "Invalid recipient address syntax in the queue");
         return;
     }
+    if (conn_discard(conn)) {
+        return;
+    }
+    conn_profile(daemon->config, job, &conn->profile_policy,
+                 &conn->profile_user, &conn->profile_password);
     route = conn_route(conn);
     job->port = route != NULL ? route->port : OUTBOUND_SMTP_PORT;
     job->host_cursor = 0;
@@ -346,6 +428,101 @@ static int conn_open_socket(struct outbound_conn *conn,
     return conn->fd < 0 ? -errno : 0;
 }
 
+/* conn_is_ip is true for a host given as an IPv4 or IPv6 address, which
+ * has no TLSA records. */
+static bool conn_is_ip(const char *host)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, host, addr) == 1 ||
+           inet_pton(AF_INET6, host, addr) == 1;
+}
+
+static void conn_tlsa_done(void *arg, const struct dns_tlsa_result *result)
+{
+    struct outbound_conn *conn = arg;
+
+    conn->tlsa_dns = NULL;
+    if (conn->tlsa == NULL) {
+        conn->tlsa = malloc(sizeof(*conn->tlsa));
+    }
+    if (conn->tlsa != NULL) {
+        memcpy(conn->tlsa, result, sizeof(*result));
+    }
+    conn->tlsa_host = conn->job->host_cursor + 1;
+    conn_connect_next(conn);
+}
+
+/* conn_lookup_tlsa starts the TLSA lookup of the next host under the dane
+ * policy, once per host. Returns true when a lookup runs, whose callback
+ * connects. */
+static bool conn_lookup_tlsa(struct outbound_conn *conn)
+{
+    struct outbound_job *job = conn->job;
+    const struct dns_mx_host *host;
+    int rc;
+
+    if (conn->profile_policy != TLS_POLICY_DANE) {
+        return false;
+    }
+    while (job->host_cursor < job->hops->host_count &&
+           job->addr_cursor >= job->hops->hosts[job->host_cursor].addr_count) {
+        job->host_cursor++;
+        job->addr_cursor = 0;
+    }
+    if (job->host_cursor >= job->hops->host_count ||
+        conn->tlsa_host == job->host_cursor + 1) {
+        return false;
+    }
+    host = &job->hops->hosts[job->host_cursor];
+    if (host->name[0] == '\0' || conn_is_ip(host->name)) {
+        return false;
+    }
+    rc = dns_resolve_tlsa(conn_daemon(conn)->resolver, host->name, job->port,
+                          conn_tlsa_done, conn, &conn->tlsa_dns);
+    if (rc < 0) {
+        conn->tlsa_dns = NULL;
+        log_error("id=%s event=tlsa-lookup-failed host=%s error=\"%s\"",
+                  job->msg->id, host->name, strerror(-rc));
+        return false;
+    }
+    return true;
+}
+
+/* conn_choose_policy sets the TLS policy of the host about to be tried.
+ * Returns -1 when dane makes the host unreachable: its TLSA lookup
+ * failed (see tls_policy_for_host). */
+static int conn_choose_policy(struct outbound_conn *conn,
+                              const char *host_name)
+{
+    struct outbound_job *job = conn->job;
+    enum tls_policy policy = conn->profile_policy;
+    enum tls_policy_tlsa tlsa = TLS_POLICY_TLSA_INSECURE;
+
+    if (policy == TLS_POLICY_DANE) {
+        if (conn->tlsa_host == job->host_cursor + 1) {
+            tlsa = conn->tlsa != NULL ? outbound_tls_classify(conn->tlsa)
+                                      : TLS_POLICY_TLSA_FAILED;
+        } else {
+            conn->tlsa_host = 0;
+        }
+        if (tls_policy_for_host(policy, tlsa, &policy) < 0) {
+            snprintf(job->last_error, sizeof(job->last_error),
+                     "451 4.7.5 TLSA lookup of %.255s failed", host_name);
+            log_info("id=%s event=tlsa-lookup-failed dest=%s host=%s "
+                     "action=\"skip this host\"",
+                     job->msg->id, conn->dest->name, host_name);
+            return -1;
+        }
+    }
+    if (conn->plain_retry) {
+        policy = TLS_POLICY_NONE;
+        conn->plain_retry = false;
+    }
+    conn->tls_policy = policy;
+    return 0;
+}
+
 static void conn_connect_next(struct outbound_conn *conn)
 {
     struct reactor *reactor = conn_reactor(conn);
@@ -356,16 +533,28 @@ static void conn_connect_next(struct outbound_conn *conn)
     char ip[INET6_ADDRSTRLEN];
     int rc;
 
+    if (conn_lookup_tlsa(conn)) {
+        return;
+    }
     where = conn_next_address(job, &host_name);
     if (where == NULL) {
         outbound_record_all(job, atoi(job->last_error), job->last_error);
         conn_end_attempt(conn, false);
         return;
     }
+    if (conn_choose_policy(conn, host_name) < 0) {
+        job->host_cursor++;
+        job->addr_cursor = 0;
+        conn_connect_next(conn);
+        return;
+    }
     netaddr_format((const struct sockaddr *)where, ip, sizeof(ip));
     snprintf(conn->relay, sizeof(conn->relay), "%s[%s]:%u", host_name, ip,
              (unsigned)job->port);
     snprintf(job->relay, sizeof(job->relay), "%s", conn->relay);
+    snprintf(conn->tls_host, sizeof(conn->tls_host), "%s",
+             host_name[0] != '\0' ? host_name : ip);
+    job->tls[0] = '\0';
 
     conn->state = OUTBOUND_CONN_OPENING;
     conn->tried = true;
@@ -455,6 +644,17 @@ static void conn_arm_reply_timer(struct outbound_conn *conn)
                       (uint64_t)seconds * 1000u);
 }
 
+/* conn_set_auth gives the client the AUTH credentials of the job's
+ * route or smarthost. */
+static int conn_set_auth(struct outbound_conn *conn)
+{
+    if (conn->profile_user == NULL || conn->profile_password == NULL) {
+        return 0;
+    }
+    return smtp_client_set_auth(conn->client, conn->profile_user,
+                                conn->profile_password);
+}
+
 /* TODO: send a "relayed" DSN (RFC 3461) for NOTIFY=SUCCESS when the next
  * hop does not offer DSN, once the bounce code can write DSN messages. */
 static int conn_start_session(struct outbound_conn *conn)
@@ -468,6 +668,10 @@ static int conn_start_session(struct outbound_conn *conn)
         return -ENOMEM;
     }
     smtp_client_keep_open(conn->client);
+    smtp_client_set_tls(conn->client, outbound_tls_mode(conn->tls_policy));
+    if (conn_set_auth(conn) < 0) {
+        return -ENOMEM;
+    }
     conn->messages = 1;
     conn->recv_op.done = conn_recv_done;
     conn->recv_op.owner = conn;
@@ -507,23 +711,260 @@ static void conn_connect_done(struct reactor_op *op, int result)
     }
 }
 
+/* conn_tls_encrypt moves the client's output into the TLS session,
+ * encrypting the body straight from the queue mapping, until a buffer's
+ * worth of ciphertext waits. Returns 0, or -1 when TLS failed. */
+static int conn_tls_encrypt(struct outbound_conn *conn)
+{
+    struct smtp_outq *out = smtp_client_output(conn->client);
+
+    while (out->len > 0 &&
+           tls_session_output_len(conn->tls) < OUTBOUND_TLS_BUF) {
+        struct iovec iov;
+        size_t n;
+
+        if (smtp_outq_peek(out, &iov, 1) < 1) {
+            break;
+        }
+        n = iov.iov_len < OUTBOUND_TLS_RECORD ? iov.iov_len
+                                              : OUTBOUND_TLS_RECORD;
+        if (tls_session_write(conn->tls, iov.iov_base, n) != TLS_OK) {
+            return -1;
+        }
+        smtp_outq_consume(out, n);
+    }
+    return 0;
+}
+
+/* conn_tls_flush sends the ciphertext that waits: the handshake's, or
+ * the client's output once encrypted. */
+static void conn_tls_flush(struct outbound_conn *conn)
+{
+    int rc;
+
+    if (conn->tls_buf_off == conn->tls_buf_len) {
+        if (tls_session_established(conn->tls) &&
+            conn_tls_encrypt(conn) < 0) {
+            log_info("event=tls-outbound-failed dest=%s relay=%s "
+                     "stage=write error=\"%s\"", conn->dest->name,
+                     conn->relay, tls_session_error(conn->tls));
+            smtp_client_fail(conn->client, 451,
+                             "451 4.4.2 TLS encryption failed");
+            return;
+        }
+        conn->tls_buf_off = 0;
+        conn->tls_buf_len = tls_session_output(conn->tls, conn->tls_buf,
+                                               OUTBOUND_TLS_BUF);
+        if (conn->tls_buf_len == 0) {
+            return;
+        }
+    }
+    conn->send_iov[0].iov_base = conn->tls_buf + conn->tls_buf_off;
+    conn->send_iov[0].iov_len = conn->tls_buf_len - conn->tls_buf_off;
+    conn->send_tls = true;
+    rc = reactor_sendv(conn_reactor(conn), &conn->send_op, conn->fd,
+                       conn->send_iov, 1);
+    if (rc < 0) {
+        smtp_client_fail(conn->client, 451, "451 4.4.2 Send failed");
+    }
+}
+
 static void conn_flush(struct outbound_conn *conn)
 {
     struct smtp_outq *out = smtp_client_output(conn->client);
     int count;
     int rc;
 
-    if (conn->send_op.armed || out->len == 0 ||
+    if (conn->send_op.armed ||
         (conn->state != OUTBOUND_CONN_TALKING &&
          conn->state != OUTBOUND_CONN_QUITTING)) {
         return;
     }
+    if (conn->tls != NULL) {
+        conn_tls_flush(conn);
+        return;
+    }
+    if (out->len == 0) {
+        return;
+    }
     count = smtp_outq_peek(out, conn->send_iov, OUTBOUND_SEND_IOVS);
+    conn->send_tls = false;
     rc = reactor_sendv(conn_reactor(conn), &conn->send_op, conn->fd,
                        conn->send_iov, count);
     if (rc < 0) {
         smtp_client_fail(conn->client, 451, "451 4.4.2 Send failed");
     }
+}
+
+/* conn_tls_idle is true when no ciphertext waits to be sent. */
+static bool conn_tls_idle(const struct outbound_conn *conn)
+{
+    return conn->tls == NULL ||
+           (conn->tls_buf_off == conn->tls_buf_len &&
+            tls_session_output_len(conn->tls) == 0);
+}
+
+/* conn_tls_reset drops the TLS state before the next address. */
+static void conn_tls_reset(struct outbound_conn *conn)
+{
+    tls_session_free(conn->tls);
+    conn->tls = NULL;
+    conn->tls_buf_len = 0;
+    conn->tls_buf_off = 0;
+    conn->tls_version[0] = '\0';
+}
+
+/* conn_tls_fail ends a connection whose TLS failed, before any command
+ * went out inside it, and moves to the next address. Under "may" a
+ * failed handshake retries the same address once in plaintext, because
+ * a next hop with a broken TLS stack would otherwise never get mail. A
+ * stricter policy never retries without TLS. Returns false because conn
+ * is closing. */
+static bool conn_tls_fail(struct outbound_conn *conn, const char *stage,
+                          const char *reason)
+{
+    struct outbound_job *job = conn->job;
+    bool retry_plain = conn->tls_policy == TLS_POLICY_MAY &&
+                       strcmp(stage, "handshake") == 0;
+    char quoted[512];
+    unsigned char alert[256];
+    size_t n;
+
+    log_info("id=%s event=tls-outbound-failed dest=%s relay=%s policy=%s "
+             "stage=%s error=%s action=%s",
+             job->msg->id, conn->dest->name, conn->relay,
+             tls_policy_name(conn->tls_policy), stage,
+             log_quote(quoted, sizeof(quoted), reason, strlen(reason)),
+             retry_plain ? "retry-plaintext" : "next-address");
+    if (conn->tls != NULL && !conn->send_op.armed) {
+        /* Best effort: the close_notify is a few dozen bytes, and the
+         * socket is closed right after whether it went out or not. */
+        tls_session_close(conn->tls);
+        n = tls_session_output(conn->tls, alert, sizeof(alert));
+        if (n > 0 && send(conn->fd, alert, n, MSG_DONTWAIT | MSG_NOSIGNAL) <
+                         0) {
+            log_debug("event=tls-close-notify-failed relay=%s error=\"%s\"",
+                      conn->relay, strerror(errno));
+        }
+    }
+    if (retry_plain) {
+        conn->plain_retry = true;
+        job->addr_cursor--;
+    }
+    snprintf(job->last_error, sizeof(job->last_error),
+             "451 4.7.5 TLS with %.200s failed at the %s: %.200s",
+             conn->relay, stage, reason);
+    conn_close(conn, OUTBOUND_NEXT_ADDRESS);
+    return false;
+}
+
+/* conn_tls_read decrypts what the session holds and feeds it to the
+ * client. Returns false when conn started closing. */
+static bool conn_tls_read(struct outbound_conn *conn)
+{
+    char buf[OUTBOUND_TLS_RECORD];
+
+    for (;;) {
+        int n = tls_session_read(conn->tls, buf, sizeof(buf));
+
+        if (n > 0) {
+            smtp_client_feed(conn->client, buf, (size_t)n);
+            continue;
+        }
+        if (n == TLS_WANT_INPUT) {
+            break;
+        }
+        log_info("event=tls-outbound-closed dest=%s relay=%s error=\"%s\"",
+                 conn->dest->name, conn->relay,
+                 n == TLS_CLOSED ? "close_notify from the peer"
+                                 : tls_session_error(conn->tls));
+        conn_lost(conn, "451 4.4.2 TLS session ended by the next hop");
+        return false;
+    }
+    return conn_check_done(conn);
+}
+
+/* conn_tls_step advances the handshake; once it is done it checks the
+ * peer as the policy asks and lets the client send EHLO again. Returns
+ * false when conn started closing. */
+static bool conn_tls_step(struct outbound_conn *conn)
+{
+    struct outbound_job *job = conn->job;
+    const struct dns_tlsa_result *tlsa = NULL;
+    char err[512];
+    int rc = tls_session_handshake(conn->tls);
+
+    if (rc == TLS_WANT_INPUT) {
+        conn_flush(conn);
+        return true;
+    }
+    if (rc != TLS_OK) {
+        return conn_tls_fail(conn, "handshake", tls_session_error(conn->tls));
+    }
+    if (conn->tlsa_host == job->host_cursor + 1) {
+        tlsa = conn->tlsa;
+    }
+    if (outbound_tls_check_peer(conn->tls, conn->tls_policy, conn->tls_host,
+                                tlsa, err, sizeof(err)) < 0) {
+        return conn_tls_fail(conn, "verification", err);
+    }
+    snprintf(conn->tls_version, sizeof(conn->tls_version), "%s",
+             tls_session_version(conn->tls));
+    snprintf(job->tls, sizeof(job->tls), "%s", conn->tls_version);
+    log_info("id=%s event=tls-outbound dest=%s relay=%s policy=%s "
+             "tls_version=%s cipher=%s bits=%d resumed=%s sni=%s",
+             job->msg->id, conn->dest->name, conn->relay,
+             tls_policy_name(conn->tls_policy), conn->tls_version,
+             tls_session_cipher(conn->tls),
+             tls_session_cipher_bits(conn->tls),
+             tls_session_reused(conn->tls) ? "yes" : "no", conn->tls_host);
+    smtp_client_tls_started(conn->client);
+    return conn_tls_read(conn);
+}
+
+/* conn_tls_start begins the handshake after the 220 to STARTTLS. The
+ * wait for it is the command timeout. */
+static bool conn_tls_start(struct outbound_conn *conn)
+{
+    struct tls_context *ctx = outbound_tls_client(conn->dest->outbound);
+
+    if (ctx == NULL) {
+        return conn_tls_fail(conn, "setup", "no TLS client context");
+    }
+    conn->tls = tls_session_new(ctx, conn->tls_host);
+    if (conn->tls_buf == NULL) {
+        conn->tls_buf = malloc(OUTBOUND_TLS_BUF);
+    }
+    if (conn->tls == NULL || conn->tls_buf == NULL) {
+        return conn_tls_fail(conn, "setup", "out of memory");
+    }
+    conn->tls_buf_len = 0;
+    conn->tls_buf_off = 0;
+    reactor_timer_set(conn_reactor(conn), &conn->timer,
+                      (uint64_t)conn->dest->limits.timeout_command * 1000u);
+    return conn_tls_step(conn);
+}
+
+/* conn_feed passes received bytes to the client, through TLS once it
+ * started. Returns false when conn started closing. */
+static bool conn_feed(struct outbound_conn *conn, const char *data,
+                      size_t len)
+{
+    if (conn->tls != NULL) {
+        if (tls_session_input(conn->tls, data, len) != TLS_OK) {
+            conn_lost(conn, "451 4.3.0 Out of memory for TLS input");
+            return false;
+        }
+        if (!tls_session_established(conn->tls)) {
+            return conn_tls_step(conn);
+        }
+        return conn_tls_read(conn);
+    }
+    smtp_client_feed(conn->client, data, len);
+    if (smtp_client_tls_ready(conn->client) && conn->job != NULL) {
+        return conn_tls_start(conn);
+    }
+    return conn_check_done(conn);
 }
 
 /* conn_all_temporary reports whether every recipient got a 4xx, the case
@@ -551,7 +992,7 @@ static bool conn_can_keep(struct outbound_conn *conn)
            !outbound_stopping(conn->dest->outbound) &&
            smtp_client_idle(conn->client) &&
            smtp_client_output(conn->client)->len == 0 &&
-           !conn->send_op.armed;
+           conn_tls_idle(conn) && !conn->send_op.armed;
 }
 
 /* conn_go_idle ends the job's attempt and keeps the connection for the
@@ -685,7 +1126,7 @@ static void conn_recv_done(struct reactor_op *op, int result)
         return;
     }
     if (conn->state == OUTBOUND_CONN_TALKING && result >= 3 &&
-        conn_lost_reused(conn) && memcmp(op->data, "421", 3) == 0) {
+        conn->tls == NULL && conn_lost_reused(conn) && memcmp(op->data, "421", 3) == 0) {
         /* A 421 as the first reply on a reused connection is the peer
          * closing a session it kept idle too long, not a verdict on the
          * message. */
@@ -699,8 +1140,7 @@ static void conn_recv_done(struct reactor_op *op, int result)
     if ((conn->state == OUTBOUND_CONN_TALKING ||
          conn->state == OUTBOUND_CONN_QUITTING) && result > 0) {
         conn->got_reply = true;
-        smtp_client_feed(conn->client, op->data, (size_t)result);
-        if (!conn_check_done(conn)) {
+        if (!conn_feed(conn, op->data, (size_t)result)) {
             return;
         }
     }
@@ -729,7 +1169,11 @@ static void conn_send_done(struct reactor_op *op, int result)
         conn_lost(conn, "451 4.4.2 Connection lost");
         return;
     }
-    smtp_outq_consume(smtp_client_output(conn->client), (size_t)result);
+    if (conn->send_tls) {
+        conn->tls_buf_off += (size_t)result;
+    } else {
+        smtp_outq_consume(smtp_client_output(conn->client), (size_t)result);
+    }
     if (conn->state == OUTBOUND_CONN_TALKING) {
         conn_arm_reply_timer(conn);
     }
@@ -777,6 +1221,7 @@ void outbound_conn_reuse(struct outbound_conn *conn, struct outbound_job *job)
     conn->job = job;
     job->conn = conn;
     snprintf(job->relay, sizeof(job->relay), "%s", conn->relay);
+    snprintf(job->tls, sizeof(job->tls), "%s", conn->tls_version);
 
     /* The old session reads only its own state in smtp_client_next(), so
      * the message it borrowed may be replaced first. */
@@ -820,6 +1265,7 @@ static void conn_after_close(struct outbound_conn *conn)
     case OUTBOUND_NEXT_ADDRESS:
         smtp_client_free(conn->client);
         conn->client = NULL;
+        conn_tls_reset(conn);
         conn_connect_next(conn);
         return;
     case OUTBOUND_RECONNECT:

@@ -66,6 +66,8 @@ struct outbound_job {
     bool results_recorded;
     bool attempt_deferred;       /* a recipient of this attempt got 4xx */
     char relay[320];             /* "host[ip]:port" for logs */
+    char tls[32];                /* TLS version of the connection, or ""
+                                  * for none, for logs */
     struct outbound_bounce *bounce; /* report being collected, or NULL */
 };
 
@@ -84,6 +86,10 @@ bool outbound_job_start(struct outbound_job *job);
 
 /* outbound_dest_list returns the head of the engine's destinations. */
 struct outbound_dest **outbound_dest_list(struct outbound *outbound);
+
+/* outbound_tls_client returns the engine's TLS client context, or NULL
+ * when it could not be built. */
+struct tls_context *outbound_tls_client(struct outbound *outbound);
 
 /* outbound_stopping is true once outbound_stop() ran. */
 bool outbound_stopping(const struct outbound *outbound);

@@ -1,0 +1,446 @@
+#!/usr/bin/env python3
+"""Outbound STARTTLS, AUTH to the next hop and the discard transport.
+
+One relay delivers to bundled sinks with and without STARTTLS, to one
+that refuses it (--tls-fail), and to MX hosts whose TLSA records
+ldns-testns serves with or without the AD bit. Each recipient domain
+has a route or MX host that exercises one TLS policy. A second
+ringrelay with STARTTLS and an AUTH users file is the next hop for the
+AUTH routes. The sink certificate comes from a throwaway CA made with
+openssl in the test's temporary directory.
+
+Usage (inside netns_run.sh): relay_outbound_tls.py BUILD_DIR
+"""
+import crypt
+import hashlib
+import re
+import smtplib
+import subprocess
+
+import harness as h
+
+RELAY_PORT = 2525
+TLS_PORT = 2801
+PLAIN_PORT = 2802
+FAIL_PORT = 2803
+REUSE_PORT = 2804
+AUTH_SINK_PORT = 2805
+POSTFIX_SINK_PORT = 2806
+NEXT_RELAY_PORT = 2830
+DANE_HOST = "127.0.0.2"
+
+RELAY_CONFIG = """
+listen = "127.0.0.1:{relay}";
+queue_dir = "{dir}/queue";
+hostname = "relay.test";
+greeting_delay = 0s;
+resolver = "127.0.0.1:53";
+mx_allow_loopback = true;
+retry_interval = 1h;
+retry_max_interval = 1h;
+delivery_connection_idle_timeout = 30s;
+destinations {{ "127.0.0.1:{reuse}" {{ max_connections = 1; }} }}
+outbound_tls_ca_file = "{dir}/ca.crt";
+routes {{
+    "may.test" = "127.0.0.1:{tls}";
+    "mayplain.test" = "127.0.0.1:{plain}";
+    "none.test" {{ host = "127.0.0.1:{tls}"; tls = "none"; }}
+    "encplain.test" {{ host = "127.0.0.1:{plain}"; tls = "encrypt"; }}
+    "encfail.test" {{ host = "127.0.0.1:{fail}"; tls = "encrypt"; }}
+    "mayfail.test" {{ host = "127.0.0.1:{fail}"; tls = "may"; }}
+    "verifyok.test" {{ host = "sink.test:{tls}"; tls = "verify"; }}
+    "verifybad.test" {{ host = "wrong.test:{tls}"; tls = "verify"; }}
+    "reuse.test" = "127.0.0.1:{reuse}";
+    "auth.test" {{ host = "127.0.0.1:{next}"; tls = "encrypt";
+                  auth_user = "alice"; auth_password = "s3cret-pw"; }}
+    "authbad.test" {{ host = "127.0.0.1:{next}"; tls = "encrypt";
+                     auth_user = "alice"; auth_password = "wrong-pw"; }}
+    "authplain.test" {{ host = "127.0.0.1:{plain}"; tls = "may";
+                       auth_user = "alice"; auth_password = "s3cret-pw"; }}
+    "load.test" {{ transport = "discard"; }}
+    "postfix.test" = "127.0.0.1:{postfix}";
+    "daneok.test" {{ host = "mx-ok.test"; tls = "dane"; }}
+    "danebad.test" {{ host = "mx-bad.test"; tls = "dane"; }}
+    "daneinsecure.test" {{ host = "mx-insecure.test"; tls = "dane"; }}
+}}
+"""
+
+NEXT_RELAY_CONFIG = """
+listen = "127.0.0.1:{port}";
+queue_dir = "{dir}/next-queue";
+hostname = "next.test";
+greeting_delay = 0s;
+relay_networks = ["10.0.0.0/8"];
+smarthost = "127.0.0.1:{sink}";
+tls_cert = "{dir}/sink.crt";
+tls_key = "{dir}/sink.key";
+auth_users_file = "{dir}/users";
+"""
+
+ZONE_ENTRY = """ENTRY_BEGIN
+MATCH opcode qtype qname
+ADJUST copy_id
+REPLY QR AA RD RA {flags} NOERROR
+SECTION QUESTION
+{name}. IN {rrtype}
+SECTION ANSWER
+{answers}
+ENTRY_END
+"""
+
+
+def run(argv):
+    return subprocess.run(argv, capture_output=True, timeout=60)
+
+
+def make_certificates(harness):
+    """ca.crt, and sink.crt/sink.key naming sink.test, the DANE MX hosts
+    and 127.0.0.1, signed by it."""
+    path = harness.path
+    with open(path("sink.ext"), "w") as out:
+        out.write("subjectAltName=DNS:sink.test,DNS:mx-ok.test,"
+                  "IP:127.0.0.1\n")
+    steps = [
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+         "-keyout", path("ca.key"), "-out", path("ca.crt"),
+         "-subj", "/CN=Test CA"],
+        ["openssl", "req", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+         path("sink.key"), "-out", path("sink.csr"),
+         "-subj", "/CN=sink.test"],
+        ["openssl", "x509", "-req", "-in", path("sink.csr"), "-CA",
+         path("ca.crt"), "-CAkey", path("ca.key"), "-CAcreateserial",
+         "-days", "2", "-out", path("sink.crt"), "-extfile",
+         path("sink.ext")],
+    ]
+    for argv in steps:
+        result = run(argv)
+        if result.returncode != 0:
+            raise RuntimeError(f"{argv[:2]} failed: {result.stderr!r}")
+
+
+def spki_sha256(harness):
+    """SHA-256 of the sink certificate's SubjectPublicKeyInfo, hex, for
+    a DANE-EE(3) SPKI(1) SHA-256(1) TLSA record."""
+    pubkey = run(["openssl", "x509", "-in", harness.path("sink.crt"),
+                  "-noout", "-pubkey"]).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"],
+                         input=pubkey, capture_output=True,
+                         timeout=60).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+def start_dns(harness):
+    good = spki_sha256(harness)
+    bad = "00" * 32
+    entries = [
+        ("sink.test", "A", "", ["sink.test. IN A 127.0.0.1"]),
+        ("wrong.test", "A", "", ["wrong.test. IN A 127.0.0.1"]),
+        ("wrong.test", "AAAA", "", []),
+        ("sink.test", "AAAA", "", []),
+    ]
+    for host, tlsa, flags in (("mx-ok.test", good, "AD"),
+                              ("mx-bad.test", bad, "AD"),
+                              ("mx-insecure.test", bad, "")):
+        entries.append((host, "A", "", [f"{host}. IN A {DANE_HOST}"]))
+        entries.append((host, "AAAA", "", []))
+        entries.append((f"_25._tcp.{host}", "TLSA", flags,
+                        [f"_25._tcp.{host}. IN TLSA 3 1 1 {tlsa}"]))
+    zone = harness.path("zone.data")
+    with open(zone, "w") as out:
+        for name, rrtype, flags, answers in entries:
+            out.write(ZONE_ENTRY.format(flags=flags, name=name,
+                                        rrtype=rrtype,
+                                        answers="\n".join(answers)))
+    harness.start("ldns-testns", ["ldns-testns", "-p", "53", zone])
+
+
+def start_sink(harness, name, port, options, host="127.0.0.1"):
+    argv = [harness.binary("bench/ringrelay-bench"), "sink",
+            "--listen", f"{host}:{port}",
+            "--store", harness.path(name + "-store"),
+            "--stats-file", harness.path(name + ".stats"),
+            "--max-seconds", "200", *options]
+    harness.start(name, argv)
+    if not h.wait_port(host, port):
+        raise RuntimeError(f"sink {name} did not listen:\n"
+                           + harness.log_text(name))
+
+
+def read_stats(harness, name):
+    stats = {}
+    try:
+        with open(harness.path(name + ".stats")) as text:
+            for line in text:
+                key, _, value = line.strip().partition("=")
+                stats[key] = value
+    except OSError:
+        pass
+    return stats
+
+
+def send(domain, count=1, subject="outbound tls"):
+    with smtplib.SMTP("127.0.0.1", RELAY_PORT, timeout=30) as client:
+        for i in range(count):
+            client.sendmail("me@sender.test", [f"you@{domain}"],
+                            f"Subject: {subject} {i}\r\n\r\nhello\r\n")
+
+
+def result_lines(harness, domain):
+    """The delivered/deferred/bounced lines of recipients at domain."""
+    pattern = re.compile(r"event=(delivered|deferred|bounced) "
+                         rf"to=<you@{re.escape(domain)}>.*")
+    return [m.group(0) for m in pattern.finditer(harness.log_text("relay"))]
+
+
+def wait_result(harness, domain, count=1):
+    h.wait_for(lambda: len(result_lines(harness, domain)) >= count, 30)
+    return result_lines(harness, domain)
+
+
+def stored_tls(harness, name):
+    store = harness.path(name + "-store")
+    return h.read_stored_tls(store) if h.os.path.isdir(store) else []
+
+
+def test_policies(tap, harness):
+    send("may.test")
+    lines = wait_result(harness, "may.test")
+    tap.check(lines and "event=delivered" in lines[0], "may: delivered",
+              lines)
+    tap.check(lines and re.search(r"tls=TLSv1\.[23] ", lines[0]),
+              "may: delivery line names the TLS version", lines)
+    tap.check(any(t and t.startswith("TLSv1") for t in
+                  stored_tls(harness, "tls-sink")),
+              "may: sink stored the TLS envelope line",
+              stored_tls(harness, "tls-sink"))
+    log = harness.log_text("relay")
+    tap.check(re.search(r"event=tls-outbound dest=127\.0\.0\.1:2801 .*"
+                        r"policy=may tls_version=TLSv1\.\d cipher=\S+",
+                        log), "may: tls-outbound line with the cipher",
+              log[-2000:])
+
+    send("mayplain.test")
+    lines = wait_result(harness, "mayplain.test")
+    tap.check(lines and "event=delivered" in lines[0] and
+              "tls=none" in lines[0],
+              "may without STARTTLS: delivered in plaintext", lines)
+
+    send("none.test", subject="policy none")
+    lines = wait_result(harness, "none.test")
+    tap.check(lines and "event=delivered" in lines[0] and
+              "tls=none" in lines[0],
+              "none: delivered without STARTTLS to a TLS sink", lines)
+
+    send("encplain.test")
+    lines = wait_result(harness, "encplain.test")
+    tap.check(lines and "event=deferred" in lines[0] and
+              "4.7.4" in lines[0] and "does not offer STARTTLS" in lines[0],
+              "encrypt without STARTTLS: deferred", lines)
+
+    send("encfail.test")
+    lines = wait_result(harness, "encfail.test")
+    tap.check(lines and "event=deferred" in lines[0] and
+              "STARTTLS failed: 454" in lines[0],
+              "encrypt with STARTTLS refused: deferred", lines)
+
+    send("mayfail.test")
+    lines = wait_result(harness, "mayfail.test")
+    tap.check(lines and "event=delivered" in lines[0] and
+              "tls=none" in lines[0],
+              "may with STARTTLS refused: delivered in plaintext", lines)
+
+
+def test_verify(tap, harness):
+    send("verifyok.test")
+    lines = wait_result(harness, "verifyok.test")
+    tap.check(lines and "event=delivered" in lines[0] and
+              "relay=sink.test[127.0.0.1]:2801" in lines[0] and
+              "tls=TLSv1" in lines[0],
+              "verify with a matching name: delivered over TLS", lines)
+
+    send("verifybad.test")
+    lines = wait_result(harness, "verifybad.test")
+    tap.check(lines and "event=deferred" in lines[0] and
+              "4.7.5" in lines[0] and "verification" in lines[0],
+              "verify with a wrong name: deferred", lines)
+    log = harness.log_text("relay")
+    tap.check(re.search(r"event=tls-outbound-failed .*policy=verify "
+                        r"stage=verification error=\"[^\"]*wrong\.test",
+                        log), "verify: the log names the failed check",
+              log[-3000:])
+
+
+def test_dane(tap, harness):
+    send("daneok.test")
+    lines = wait_result(harness, "daneok.test")
+    tap.check(lines and "event=delivered" in lines[0] and
+              "tls=TLSv1" in lines[0],
+              "dane with a matching DANE-EE record: delivered", lines)
+    tap.check("policy=dane" in harness.log_text("relay"),
+              "dane: the tls-outbound line names the dane policy")
+
+    send("danebad.test")
+    lines = wait_result(harness, "danebad.test")
+    tap.check(lines and "event=deferred" in lines[0] and
+              "4.7.5" in lines[0],
+              "dane with no matching record: deferred", lines)
+
+    send("daneinsecure.test")
+    lines = wait_result(harness, "daneinsecure.test")
+    tap.check(lines and "event=delivered" in lines[0] and
+              "tls=TLSv1" in lines[0],
+              "dane without the AD bit: may, delivered over TLS", lines)
+    tap.check(re.search(r"event=tls-outbound dest=mx-insecure\.test:25 .*"
+                        r"policy=may", harness.log_text("relay")),
+              "dane without the AD bit: logged as may")
+
+
+def test_reuse(tap, harness):
+    send("reuse.test", count=4, subject="reuse")
+    lines = wait_result(harness, "reuse.test", 4)
+    tap.check(len(lines) == 4 and
+              all("event=delivered" in l and "tls=TLSv1" in l
+                  for l in lines),
+              "reuse: four messages delivered over TLS", lines)
+    # The sink rewrites its stats file every second.
+    h.wait_for(lambda: read_stats(harness, "reuse-sink")
+               .get("messages_tls") == "4", 10)
+    stats = read_stats(harness, "reuse-sink")
+    tap.check(stats.get("tls_sessions") == "1",
+              "reuse: one TLS session at the sink", stats)
+    tap.check(stats.get("messages_tls") == "4",
+              "reuse: four messages over TLS at the sink", stats)
+
+
+def test_auth(tap, harness):
+    send("auth.test", subject="authenticated")
+    lines = wait_result(harness, "auth.test")
+    tap.check(lines and "event=delivered" in lines[0],
+              "auth: delivered to the next relay", lines)
+    store = harness.path("auth-sink-store")
+    h.wait_for(lambda: len(h.read_stored(store)) >= 1, 20)
+    stored = h.read_stored(store)
+    content = stored[0][2] if stored else b""
+    tap.check(b"ESMTPSA" in content and b"(authenticated as alice)" in
+              content, "auth: the next relay's Received: line names alice",
+              content[:600])
+    next_log = harness.log_text("next-relay")
+    tap.check('event=auth-ok' in next_log and 'user="alice"' in next_log,
+              "auth: the next relay logs auth-ok", next_log[-2000:])
+
+    send("authbad.test")
+    lines = wait_result(harness, "authbad.test")
+    tap.check(lines and "event=deferred" in lines[0] and
+              "AUTH to the next hop failed" in lines[0] and
+              "535" in lines[0],
+              "auth with a wrong password: deferred with the 535", lines)
+
+    send("authplain.test")
+    lines = wait_result(harness, "authplain.test")
+    tap.check(lines and "event=deferred" in lines[0] and
+              "only over TLS" in lines[0],
+              "auth without TLS: deferred, credentials not sent", lines)
+    log = harness.log_text("relay")
+    tap.check("s3cret-pw" not in log and "wrong-pw" not in log,
+              "auth: the password is never logged")
+
+
+def test_discard(tap, harness):
+    send("load.test", count=3, subject="discard")
+    lines = wait_result(harness, "load.test", 3)
+    tap.check(len(lines) == 3 and
+              all("event=delivered" in l and "relay=discard" in l
+                  for l in lines),
+              "discard: delivered at once with relay=discard", lines)
+
+
+def test_postfix_sink(tap, harness):
+    """Postfix's smtp-sink offers no STARTTLS, so the default may policy
+    delivers to it in plaintext."""
+    if h.shutil.which("smtp-sink") is None:
+        tap.check(False, "smtp-sink is installed (apt-get install postfix)")
+        return
+    # -u: smtp-sink does not run as root without a user to switch to.
+    harness.start("smtp-sink", [
+        "timeout", "120", "smtp-sink", "-u", "nobody",
+        f"127.0.0.1:{POSTFIX_SINK_PORT}", "64"])
+    tap.check(h.wait_port("127.0.0.1", POSTFIX_SINK_PORT),
+              "smtp-sink listens")
+    send("postfix.test", count=2, subject="smtp-sink")
+    lines = wait_result(harness, "postfix.test", 2)
+    tap.check(len(lines) == 2 and
+              all("event=delivered" in l and "tls=none" in l
+                  for l in lines),
+              "may to smtp-sink: delivered in plaintext", lines)
+
+
+def test_config_errors(tap, harness):
+    path = h.write_config(harness, """
+queue_dir = "{dir}/bad-queue";
+routes {{
+    "x.test" {{ host = "127.0.0.1:25"; tls = "none";
+               auth_user = "u"; auth_password = "p"; }}
+}}
+""".format(dir=harness.tmp), name="bad.conf")
+    result = run([harness.binary("ringrelay"), "-t", "-c", path])
+    tap.check(result.returncode != 0 and b"sent only over TLS" in
+              result.stderr, "config: AUTH with tls none is rejected",
+              result.stderr)
+    path = h.write_config(harness, """
+queue_dir = "{dir}/bad-queue";
+routes {{ "x.test" {{ host = "127.0.0.1:25"; auth_user = "u"; }} }}
+""".format(dir=harness.tmp), name="bad2.conf")
+    result = run([harness.binary("ringrelay"), "-t", "-c", path])
+    tap.check(result.returncode != 0 and b"both auth_user and "
+              b"auth_password" in result.stderr,
+              "config: auth_user without auth_password is rejected",
+              result.stderr)
+
+
+def test(tap, harness):
+    make_certificates(harness)
+    with open(harness.path("users"), "w") as users:
+        users.write("alice:" + crypt.crypt("s3cret-pw",
+                                           crypt.mksalt(crypt.METHOD_SHA512))
+                    + "\n")
+    tls = ["--tls-cert", harness.path("sink.crt"),
+           "--tls-key", harness.path("sink.key")]
+    start_dns(harness)
+    start_sink(harness, "tls-sink", TLS_PORT, tls)
+    start_sink(harness, "plain-sink", PLAIN_PORT, [])
+    start_sink(harness, "fail-sink", FAIL_PORT, ["--tls-fail"])
+    start_sink(harness, "reuse-sink", REUSE_PORT, tls)
+    start_sink(harness, "auth-sink", AUTH_SINK_PORT, [])
+    start_sink(harness, "dane-sink", 25, tls, host=DANE_HOST)
+    next_conf = h.write_config(harness, NEXT_RELAY_CONFIG.format(
+        port=NEXT_RELAY_PORT, dir=harness.tmp, sink=AUTH_SINK_PORT),
+        name="next.conf")
+    next_relay = h.start_relay(harness, next_conf, port=NEXT_RELAY_PORT,
+                               name="next-relay")
+    conf = h.write_config(harness, RELAY_CONFIG.format(
+        relay=RELAY_PORT, dir=harness.tmp, tls=TLS_PORT, plain=PLAIN_PORT,
+        fail=FAIL_PORT, reuse=REUSE_PORT, next=NEXT_RELAY_PORT,
+        postfix=POSTFIX_SINK_PORT))
+    relay = h.start_relay(harness, conf, name="relay")
+
+    test_policies(tap, harness)
+    test_verify(tap, harness)
+    test_dane(tap, harness)
+    test_reuse(tap, harness)
+    test_auth(tap, harness)
+    test_discard(tap, harness)
+    test_postfix_sink(tap, harness)
+    test_config_errors(tap, harness)
+
+    tap.check(harness.stop(relay) == 0, "relay stops cleanly")
+    tap.check(harness.stop(next_relay) == 0, "next relay stops cleanly")
+    for name in ("relay", "next-relay"):
+        log = harness.log_text(name)
+        tap.check("Sanitizer" not in log and "runtime error:" not in log,
+                  f"{name} log has no sanitizer report", log[-3000:])
+
+
+if __name__ == "__main__":
+    h.main_wrapper(test)
