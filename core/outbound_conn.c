@@ -481,7 +481,11 @@ static bool conn_lookup_tlsa(struct outbound_conn *conn)
     rc = dns_resolve_tlsa(conn_daemon(conn)->resolver, host->name, job->port,
                           conn_tlsa_done, conn, &conn->tlsa_dns);
     if (rc < 0) {
+        /* Recorded as a failed lookup, so dane skips the host. */
         conn->tlsa_dns = NULL;
+        free(conn->tlsa);
+        conn->tlsa = NULL;
+        conn->tlsa_host = job->host_cursor + 1;
         log_error("id=%s event=tlsa-lookup-failed host=%s error=\"%s\"",
                   job->msg->id, host->name, strerror(-rc));
         return false;
@@ -852,7 +856,7 @@ static bool conn_tls_fail(struct outbound_conn *conn, const char *stage,
         job->addr_cursor--;
     }
     snprintf(job->last_error, sizeof(job->last_error),
-             "451 4.7.5 TLS with %.200s failed at the %s: %.200s",
+             "451 4.7.5 TLS with %.200s failed (%s): %.200s",
              conn->relay, stage, reason);
     conn_close(conn, OUTBOUND_NEXT_ADDRESS);
     return false;
@@ -917,7 +921,10 @@ static bool conn_tls_step(struct outbound_conn *conn)
              tls_policy_name(conn->tls_policy), conn->tls_version,
              tls_session_cipher(conn->tls),
              tls_session_cipher_bits(conn->tls),
-             tls_session_reused(conn->tls) ? "yes" : "no", conn->tls_host);
+             tls_session_reused(conn->tls) ? "yes" : "no",
+             tls_session_server_name(conn->tls) != NULL
+                 ? tls_session_server_name(conn->tls)
+                 : "none");
     smtp_client_tls_started(conn->client);
     return conn_tls_read(conn);
 }
@@ -1091,6 +1098,11 @@ static bool conn_check_done(struct outbound_conn *conn)
  * transaction. */
 static void conn_lost(struct outbound_conn *conn, const char *text)
 {
+    if (conn->tls != NULL && !tls_session_established(conn->tls) &&
+        conn->job != NULL && conn->state == OUTBOUND_CONN_TALKING) {
+        (void)conn_tls_fail(conn, "handshake", text);
+        return;
+    }
     if (conn->job != NULL && !conn->job->results_recorded &&
         conn_lost_reused(conn)) {
         log_info("id=%s event=reused-connection-lost dest=%s relay=%s "

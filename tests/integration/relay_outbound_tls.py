@@ -15,7 +15,9 @@ import crypt
 import hashlib
 import re
 import smtplib
+import socket
 import subprocess
+import threading
 
 import harness as h
 
@@ -26,6 +28,7 @@ FAIL_PORT = 2803
 REUSE_PORT = 2804
 AUTH_SINK_PORT = 2805
 POSTFIX_SINK_PORT = 2806
+BROKEN_TLS_PORT = 2807
 NEXT_RELAY_PORT = 2830
 DANE_HOST = "127.0.0.2"
 
@@ -59,6 +62,7 @@ routes {{
                        auth_user = "alice"; auth_password = "s3cret-pw"; }}
     "load.test" {{ transport = "discard"; }}
     "postfix.test" = "127.0.0.1:{postfix}";
+    "brokentls.test" = "127.0.0.1:{broken}";
     "daneok.test" {{ host = "mx-ok.test"; tls = "dane"; }}
     "danebad.test" {{ host = "mx-bad.test"; tls = "dane"; }}
     "daneinsecure.test" {{ host = "mx-insecure.test"; tls = "dane"; }}
@@ -376,6 +380,82 @@ def test_postfix_sink(tap, harness):
               "may to smtp-sink: delivered in plaintext", lines)
 
 
+class BrokenTlsServer:
+    """An SMTP server that offers STARTTLS, answers it with 220, reads the
+    start of the ClientHello and sends plaintext in place of the
+    handshake. Without STARTTLS it takes the message. It counts STARTTLS
+    commands and messages."""
+
+    def __init__(self, port):
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", port))
+        self.listener.listen(8)
+        self.listener.settimeout(60)
+        self.starttls = 0
+        self.messages = 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(30)
+                try:
+                    self.session(conn.makefile("rwb", buffering=0))
+                except OSError:
+                    pass
+
+    def session(self, stream):
+        stream.write(b"220 broken.test ESMTP\r\n")
+        in_data = False
+        for line in stream:
+            if in_data:
+                if line == b".\r\n":
+                    in_data = False
+                    self.messages += 1
+                    stream.write(b"250 2.0.0 stored\r\n")
+                continue
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                stream.write(b"250-broken.test\r\n250 STARTTLS\r\n")
+            elif line.upper().startswith(b"STARTTLS"):
+                self.starttls += 1
+                stream.write(b"220 2.0.0 go ahead\r\n")
+                stream.read(5)
+                stream.write(b"this is no TLS record\r\n")
+                return
+            elif verb == b"DATA":
+                in_data = True
+                stream.write(b"354 go on\r\n")
+            elif verb == b"QUIT":
+                stream.write(b"221 bye\r\n")
+                return
+            else:
+                stream.write(b"250 ok\r\n")
+
+
+def test_may_handshake_failure(tap, harness):
+    server = BrokenTlsServer(BROKEN_TLS_PORT)
+    send("brokentls.test")
+    lines = wait_result(harness, "brokentls.test")
+    server.listener.close()
+    tap.check(lines and "event=delivered" in lines[0] and
+              "tls=none" in lines[0],
+              "may, failed handshake: delivered in plaintext", lines)
+    tap.check(server.starttls == 1 and server.messages == 1,
+              "may, failed handshake: one STARTTLS, then plaintext",
+              (server.starttls, server.messages))
+    tap.check(re.search(r"event=tls-outbound-failed dest=127\.0\.0\.1:"
+                        rf"{BROKEN_TLS_PORT} .*policy=may stage=handshake "
+                        r".*action=retry-plaintext",
+                        harness.log_text("relay")),
+              "may, failed handshake: logged with the plaintext retry")
+
+
 def test_config_errors(tap, harness):
     path = h.write_config(harness, """
 queue_dir = "{dir}/bad-queue";
@@ -422,7 +502,7 @@ def test(tap, harness):
     conf = h.write_config(harness, RELAY_CONFIG.format(
         relay=RELAY_PORT, dir=harness.tmp, tls=TLS_PORT, plain=PLAIN_PORT,
         fail=FAIL_PORT, reuse=REUSE_PORT, next=NEXT_RELAY_PORT,
-        postfix=POSTFIX_SINK_PORT))
+        postfix=POSTFIX_SINK_PORT, broken=BROKEN_TLS_PORT))
     relay = h.start_relay(harness, conf, name="relay")
 
     test_policies(tap, harness)
@@ -432,6 +512,7 @@ def test(tap, harness):
     test_auth(tap, harness)
     test_discard(tap, harness)
     test_postfix_sink(tap, harness)
+    test_may_handshake_failure(tap, harness)
     test_config_errors(tap, harness)
 
     tap.check(harness.stop(relay) == 0, "relay stops cleanly")
