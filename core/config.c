@@ -792,12 +792,6 @@ static int config_parse_route_options(struct config_loader *loader,
                               "both auth_user and auth_password",
                               route->domain);
     }
-    if (seen[3] && route->has_tls && route->tls == TLS_POLICY_NONE) {
-        return config_invalid(loader, member, "the route for '%s' has AUTH "
-                              "credentials with tls = \"none\"; they are "
-                              "sent only over TLS, so use encrypt, verify "
-                              "or dane", route->domain);
-    }
     return 0;
 }
 
@@ -1622,6 +1616,36 @@ static int config_check_tls(struct config_loader *loader)
     return 0;
 }
 
+/* config_check_auth_tls rejects AUTH credentials for a next hop whose
+ * TLS policy is none, because they are sent only over TLS. */
+static int config_check_auth_tls(struct config_loader *loader)
+{
+    const struct config *config = loader->next;
+
+    for (size_t i = 0; i < config->route_count; i++) {
+        const struct config_route *route = &config->routes[i];
+
+        if (route->auth_user != NULL &&
+            config_tls_policy_for(config, route->domain) ==
+                TLS_POLICY_NONE) {
+            snprintf(loader->err, loader->err_size, "%s: the route for "
+                     "'%s' has AUTH credentials with TLS policy none; they "
+                     "are sent only over TLS, so use encrypt, verify or "
+                     "dane", loader->path, route->domain);
+            return -1;
+        }
+    }
+    if (config->smarthost_auth_user != NULL &&
+        config->outbound_tls == TLS_POLICY_NONE) {
+        snprintf(loader->err, loader->err_size, "%s: smarthost_auth_user "
+                 "is set with outbound_tls = \"none\"; the credentials "
+                 "are sent only over TLS, so use encrypt, verify or dane",
+                 loader->path);
+        return -1;
+    }
+    return 0;
+}
+
 /* config_check refuses combinations of keys that each are valid alone. */
 static int config_check(struct config_loader *loader)
 {
@@ -1649,6 +1673,9 @@ static int config_check(struct config_loader *loader)
         return -1;
     }
 
+    if (config_check_auth_tls(loader) < 0) {
+        return -1;
+    }
     if ((config->smarthost_auth_user != NULL) !=
             (config->smarthost_auth_password != NULL) ||
         (config->smarthost_auth_user != NULL && !config->has_smarthost)) {

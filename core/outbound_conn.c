@@ -1141,7 +1141,9 @@ static void conn_recv_done(struct reactor_op *op, int result)
         conn->tls == NULL && conn_lost_reused(conn) && memcmp(op->data, "421", 3) == 0) {
         /* A 421 as the first reply on a reused connection is the peer
          * closing a session it kept idle too long, not a verdict on the
-         * message. */
+         * message.
+         * NOTE: over TLS the bytes here are ciphertext, so this check
+         * does not see such a 421 and the message is deferred. */
         log_info("id=%s event=reused-connection-lost dest=%s relay=%s "
                  "reason=\"421 on a reused connection\" "
                  "action=\"retry on a new connection\"",

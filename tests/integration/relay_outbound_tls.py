@@ -30,6 +30,7 @@ AUTH_SINK_PORT = 2805
 POSTFIX_SINK_PORT = 2806
 BROKEN_TLS_PORT = 2807
 NEXT_RELAY_PORT = 2830
+DANE_RELAY_PORT = 2831
 DANE_HOST = "127.0.0.2"
 
 RELAY_CONFIG = """
@@ -81,10 +82,23 @@ tls_key = "{dir}/sink.key";
 auth_users_file = "{dir}/users";
 """
 
+DANE_RELAY_CONFIG = """
+listen = "127.0.0.1:{port}";
+queue_dir = "{dir}/dane-queue";
+hostname = "dane-relay.test";
+greeting_delay = 0s;
+resolver = "127.0.0.1:53";
+mx_allow_loopback = true;
+retry_interval = 1h;
+retry_max_interval = 1h;
+outbound_tls = "dane";
+outbound_tls_ca_file = "{dir}/ca.crt";
+"""
+
 ZONE_ENTRY = """ENTRY_BEGIN
 MATCH opcode qtype qname
 ADJUST copy_id
-REPLY QR AA RD RA {flags} NOERROR
+REPLY QR AA RD RA {flags} {rcode}
 SECTION QUESTION
 {name}. IN {rrtype}
 SECTION ANSWER
@@ -146,17 +160,29 @@ def start_dns(harness):
     ]
     for host, tlsa, flags in (("mx-ok.test", good, "AD"),
                               ("mx-bad.test", bad, "AD"),
-                              ("mx-insecure.test", bad, "")):
+                              ("mx-insecure.test", bad, ""),
+                              ("mx-servfail.test", None, "")):
         entries.append((host, "A", "", [f"{host}. IN A {DANE_HOST}"]))
         entries.append((host, "AAAA", "", []))
         entries.append((f"_25._tcp.{host}", "TLSA", flags,
-                        [f"_25._tcp.{host}. IN TLSA 3 1 1 {tlsa}"]))
+                        [f"_25._tcp.{host}. IN TLSA 3 1 1 {tlsa}"]
+                        if tlsa else None))
+    # MX delivery under outbound_tls = "dane": the preferred host fails
+    # its DANE check or its TLSA lookup, so the next one takes the mail.
+    for domain, first in (("danemx.test", "mx-bad.test"),
+                          ("danefail.test", "mx-servfail.test")):
+        entries.append((domain, "MX", "",
+                        [f"{domain}. IN MX 10 {first}.",
+                         f"{domain}. IN MX 20 mx-ok.test."]))
+    entries.append(("daneonly.test", "MX", "",
+                    ["daneonly.test. IN MX 10 mx-servfail.test."]))
     zone = harness.path("zone.data")
     with open(zone, "w") as out:
         for name, rrtype, flags, answers in entries:
-            out.write(ZONE_ENTRY.format(flags=flags, name=name,
-                                        rrtype=rrtype,
-                                        answers="\n".join(answers)))
+            out.write(ZONE_ENTRY.format(
+                flags=flags, name=name, rrtype=rrtype,
+                rcode="SERVFAIL" if answers is None else "NOERROR",
+                answers="\n".join(answers or [])))
     harness.start("ldns-testns", ["ldns-testns", "-p", "53", zone])
 
 
@@ -299,6 +325,47 @@ def test_dane(tap, harness):
     tap.check(re.search(r"event=tls-outbound dest=mx-insecure\.test:25 .*"
                         r"policy=may", harness.log_text("relay")),
               "dane without the AD bit: logged as may")
+
+
+def send_to(port, domain):
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.sendmail("me@sender.test", [f"you@{domain}"],
+                        "Subject: dane by MX\r\n\r\nhello\r\n")
+
+
+def dane_results(harness, domain):
+    pattern = re.compile(r"event=(delivered|deferred|bounced) "
+                         rf"to=<you@{re.escape(domain)}>.*")
+    return [m.group(0) for m in
+            pattern.finditer(harness.log_text("dane-relay"))]
+
+
+def test_dane_mx(tap, harness):
+    send_to(DANE_RELAY_PORT, "danemx.test")
+    h.wait_for(lambda: dane_results(harness, "danemx.test"), 30)
+    lines = dane_results(harness, "danemx.test")
+    tap.check(lines and "event=delivered" in lines[0] and
+              "relay=mx-ok.test[" in lines[0] and "tls=TLSv1" in lines[0],
+              "dane by MX: a failed match moves to the next MX", lines)
+    log = harness.log_text("dane-relay")
+    tap.check(re.search(r"event=tls-outbound-failed dest=danemx\.test "
+                        r"relay=mx-bad\.test\[.*policy=dane", log),
+              "dane by MX: the failed host is logged", log[-3000:])
+
+    send_to(DANE_RELAY_PORT, "danefail.test")
+    h.wait_for(lambda: dane_results(harness, "danefail.test"), 30)
+    lines = dane_results(harness, "danefail.test")
+    tap.check(lines and "event=delivered" in lines[0] and
+              "relay=mx-ok.test[" in lines[0],
+              "dane by MX: a failed TLSA lookup skips the host", lines)
+
+    send_to(DANE_RELAY_PORT, "daneonly.test")
+    h.wait_for(lambda: dane_results(harness, "daneonly.test"), 30)
+    lines = dane_results(harness, "daneonly.test")
+    tap.check(lines and "event=deferred" in lines[0] and
+              "TLSA lookup of mx-servfail.test failed" in lines[0],
+              "dane by MX: the only host's TLSA lookup fails: deferred",
+              lines)
 
 
 def test_reuse(tap, harness):
@@ -504,10 +571,15 @@ def test(tap, harness):
         fail=FAIL_PORT, reuse=REUSE_PORT, next=NEXT_RELAY_PORT,
         postfix=POSTFIX_SINK_PORT, broken=BROKEN_TLS_PORT))
     relay = h.start_relay(harness, conf, name="relay")
+    dane_conf = h.write_config(harness, DANE_RELAY_CONFIG.format(
+        port=DANE_RELAY_PORT, dir=harness.tmp), name="dane.conf")
+    dane_relay = h.start_relay(harness, dane_conf, port=DANE_RELAY_PORT,
+                               name="dane-relay")
 
     test_policies(tap, harness)
     test_verify(tap, harness)
     test_dane(tap, harness)
+    test_dane_mx(tap, harness)
     test_reuse(tap, harness)
     test_auth(tap, harness)
     test_discard(tap, harness)
@@ -517,7 +589,8 @@ def test(tap, harness):
 
     tap.check(harness.stop(relay) == 0, "relay stops cleanly")
     tap.check(harness.stop(next_relay) == 0, "next relay stops cleanly")
-    for name in ("relay", "next-relay"):
+    tap.check(harness.stop(dane_relay) == 0, "dane relay stops cleanly")
+    for name in ("relay", "next-relay", "dane-relay"):
         log = harness.log_text(name)
         tap.check("Sanitizer" not in log and "runtime error:" not in log,
                   f"{name} log has no sanitizer report", log[-3000:])

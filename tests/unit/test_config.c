@@ -2172,7 +2172,14 @@ Test(config, route_auth_invalid, .init = tmp_setup, .fini = tmp_teardown)
                    "auth_password");
     load_fail_with("routes {\n a.test { host = mx; tls = none; "
                    "auth_user = u; auth_password = p }\n}\n",
-                   "they are sent only over TLS");
+                   "'a.test' has AUTH credentials with TLS policy none");
+    load_fail_with("outbound_tls = none\nroutes {\n a.test { host = mx; "
+                   "auth_user = u; auth_password = p }\n}\n",
+                   "'a.test' has AUTH credentials with TLS policy none");
+    load_fail_with("outbound_tls = none\nsmarthost = mx\n"
+                   "smarthost_auth_user = u\n"
+                   "smarthost_auth_password = p\n",
+                   "smarthost_auth_user is set with outbound_tls");
     load_fail_with("routes {\n a.test { host = mx; auth_user = \"\"; "
                    "auth_password = p }\n}\n",
                    "'auth_user' must be 1 to 255 bytes");
