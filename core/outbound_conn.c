@@ -813,24 +813,14 @@ static void conn_recv_done(struct reactor_op *op, int result)
         conn_close(conn, OUTBOUND_RELEASE);
         return;
     }
-    if (conn->state == OUTBOUND_CONN_TALKING && result >= 3 &&
-        conn->tls == NULL && conn_lost_reused(conn) &&
-        memcmp(op->data, "421", 3) == 0) {
-        /* A 421 as the first reply on a reused connection is the peer
-         * closing a session it kept idle too long, not a verdict on the
-         * message.
-         * NOTE: over TLS the bytes here are ciphertext, so this check
-         * does not see such a 421 and the message is deferred. */
-        log_info("id=%s event=reused-connection-lost dest=%s relay=%s "
-                 "reason=\"421 on a reused connection\" "
-                 "action=\"retry on a new connection\"",
-                 conn->job->msg->id, conn->dest->name, conn->relay);
-        conn_close(conn, OUTBOUND_RECONNECT);
+    /* Over TLS the bytes are ciphertext: the TLS side checks the
+     * decrypted reply. */
+    if (conn->tls == NULL && result > 0 &&
+        outbound_conn_note_reply(conn, op->data, (size_t)result)) {
         return;
     }
     if ((conn->state == OUTBOUND_CONN_TALKING ||
          conn->state == OUTBOUND_CONN_QUITTING) && result > 0) {
-        conn->got_reply = true;
         if (!conn_feed(conn, op->data, (size_t)result)) {
             return;
         }
@@ -880,6 +870,11 @@ static void conn_timer_fired(struct reactor_timer *timer)
         reactor_cancel(conn_reactor(conn), &conn->connect_op);
         return;
     case OUTBOUND_CONN_TALKING:
+        if (conn->tls != NULL && !tls_session_established(conn->tls)) {
+            (void)outbound_conn_tls_fail(conn, "handshake",
+                                         "timed out in the TLS handshake");
+            return;
+        }
         if (!conn->job->results_recorded) {
             log_info("id=%s event=timeout dest=%s relay=%s",
                      conn->job->msg->id, conn->dest->name, conn->relay);
@@ -1020,6 +1015,25 @@ void outbound_conn_free(struct outbound_conn *conn)
         conn->job = NULL;
     }
     conn_unlink(conn);
+}
+
+bool outbound_conn_note_reply(struct outbound_conn *conn, const char *data,
+                              size_t len)
+{
+    if (conn->state == OUTBOUND_CONN_TALKING && len >= 3 &&
+        conn_lost_reused(conn) && memcmp(data, "421", 3) == 0) {
+        /* A 421 as the first reply on a reused connection is the peer
+         * closing a session it kept idle too long, not a verdict on the
+         * message. */
+        log_info("id=%s event=reused-connection-lost dest=%s relay=%s "
+                 "reason=\"421 on a reused connection\" "
+                 "action=\"retry on a new connection\"",
+                 conn->job->msg->id, conn->dest->name, conn->relay);
+        conn_close(conn, OUTBOUND_RECONNECT);
+        return true;
+    }
+    conn->got_reply = true;
+    return false;
 }
 
 /* Entry points for outbound_conn_tls.c. */

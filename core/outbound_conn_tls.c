@@ -251,6 +251,9 @@ static bool conn_tls_read(struct outbound_conn *conn)
         int n = tls_session_read(conn->tls, buf, sizeof(buf));
 
         if (n > 0) {
+            if (outbound_conn_note_reply(conn, buf, (size_t)n)) {
+                return false;
+            }
             smtp_client_feed(conn->client, buf, (size_t)n);
             continue;
         }

@@ -59,4 +59,11 @@ void outbound_conn_lost(struct outbound_conn *conn, const char *text);
 bool outbound_conn_check_done(struct outbound_conn *conn);
 void outbound_conn_flush(struct outbound_conn *conn);
 
+/* outbound_conn_note_reply records that reply bytes (plaintext) arrived
+ * in this transaction. Returns true when they start with a 421 on a
+ * reused connection: conn is then closing, and the job moves to a new
+ * connection. */
+bool outbound_conn_note_reply(struct outbound_conn *conn, const char *data,
+                              size_t len);
+
 #endif

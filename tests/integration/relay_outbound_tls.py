@@ -16,8 +16,10 @@ import hashlib
 import re
 import smtplib
 import socket
+import ssl
 import subprocess
 import threading
+import time
 
 import harness as h
 
@@ -29,6 +31,8 @@ REUSE_PORT = 2804
 AUTH_SINK_PORT = 2805
 POSTFIX_SINK_PORT = 2806
 BROKEN_TLS_PORT = 2807
+CLOSER_PORT = 2808
+STALL_PORT = 2809
 NEXT_RELAY_PORT = 2830
 DANE_RELAY_PORT = 2831
 DANE_HOST = "127.0.0.2"
@@ -43,7 +47,10 @@ mx_allow_loopback = true;
 retry_interval = 1h;
 retry_max_interval = 1h;
 delivery_connection_idle_timeout = 30s;
-destinations {{ "127.0.0.1:{reuse}" {{ max_connections = 1; }} }}
+destinations {{
+    "127.0.0.1:{reuse}" {{ max_connections = 1; }}
+    "127.0.0.1:{stall}" {{ timeout_command = 1s; }}
+}}
 outbound_tls_ca_file = "{dir}/ca.crt";
 routes {{
     "may.test" = "127.0.0.1:{tls}";
@@ -64,6 +71,8 @@ routes {{
     "load.test" {{ transport = "discard"; }}
     "postfix.test" = "127.0.0.1:{postfix}";
     "brokentls.test" = "127.0.0.1:{broken}";
+    "closer.test" = "127.0.0.1:{closer}";
+    "stall.test" = "127.0.0.1:{stall}";
     "daneok.test" {{ host = "mx-ok.test"; tls = "dane"; }}
     "danebad.test" {{ host = "mx-bad.test"; tls = "dane"; }}
     "daneinsecure.test" {{ host = "mx-insecure.test"; tls = "dane"; }}
@@ -450,10 +459,11 @@ def test_postfix_sink(tap, harness):
 class BrokenTlsServer:
     """An SMTP server that offers STARTTLS, answers it with 220, reads the
     start of the ClientHello and sends plaintext in place of the
-    handshake. Without STARTTLS it takes the message. It counts STARTTLS
-    commands and messages."""
+    handshake, or with stall set sends nothing for 3 s. Without STARTTLS
+    it takes the message. It counts STARTTLS commands and messages."""
 
-    def __init__(self, port):
+    def __init__(self, port, stall=False):
+        self.stall = stall
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", port))
@@ -493,7 +503,10 @@ class BrokenTlsServer:
                 self.starttls += 1
                 stream.write(b"220 2.0.0 go ahead\r\n")
                 stream.read(5)
-                stream.write(b"this is no TLS record\r\n")
+                if self.stall:
+                    time.sleep(3)
+                else:
+                    stream.write(b"this is no TLS record\r\n")
                 return
             elif verb == b"DATA":
                 in_data = True
@@ -521,6 +534,118 @@ def test_may_handshake_failure(tap, harness):
                         r".*action=retry-plaintext",
                         harness.log_text("relay")),
               "may, failed handshake: logged with the plaintext retry")
+
+
+class TlsIdleCloser:
+    """An SMTP server with STARTTLS that takes one message per connection
+    and answers the next MAIL inside TLS with 421, as a server does that
+    closes a connection kept idle too long. It counts messages and the
+    421 replies."""
+
+    def __init__(self, port, cert, key):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", port))
+        self.listener.listen(8)
+        self.listener.settimeout(60)
+        self.messages = 0
+        self.closed_with_421 = 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            conn.settimeout(30)
+            try:
+                self.session(conn)
+            except (OSError, ssl.SSLError):
+                pass
+            finally:
+                conn.close()
+
+    @staticmethod
+    def read_line(sock):
+        line = b""
+        while not line.endswith(b"\n"):
+            byte = sock.recv(1)
+            if not byte:
+                raise OSError("closed")
+            line += byte
+        return line
+
+    def session(self, sock):
+        sock.sendall(b"220 closer.test ESMTP\r\n")
+        tls = False
+        in_data = False
+        while True:
+            line = self.read_line(sock)
+            if in_data:
+                if line == b".\r\n":
+                    in_data = False
+                    self.messages += 1
+                    sock.sendall(b"250 2.0.0 stored\r\n")
+                continue
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                sock.sendall(b"250-closer.test\r\n250 STARTTLS\r\n"
+                             if not tls else b"250 closer.test\r\n")
+            elif line.upper().startswith(b"STARTTLS"):
+                sock.sendall(b"220 2.0.0 go ahead\r\n")
+                sock = self.context.wrap_socket(sock, server_side=True)
+                tls = True
+            elif verb == b"MAIL" and self.messages > self.closed_with_421:
+                self.closed_with_421 += 1
+                sock.sendall(b"421 4.4.2 closer.test idle too long\r\n")
+                return
+            elif verb == b"DATA":
+                in_data = True
+                sock.sendall(b"354 go on\r\n")
+            elif verb == b"QUIT":
+                sock.sendall(b"221 bye\r\n")
+                return
+            else:
+                sock.sendall(b"250 ok\r\n")
+
+
+def test_may_handshake_timeout(tap, harness):
+    server = BrokenTlsServer(STALL_PORT, stall=True)
+    send("stall.test")
+    lines = wait_result(harness, "stall.test")
+    server.listener.close()
+    tap.check(lines and "event=delivered" in lines[0] and
+              "tls=none" in lines[0],
+              "may, handshake timeout: delivered in plaintext", lines)
+    tap.check(re.search(r"event=tls-outbound-failed dest=127\.0\.0\.1:"
+                        rf"{STALL_PORT} .*stage=handshake error=\"timed "
+                        r"out in the TLS handshake\" action=retry-plaintext",
+                        harness.log_text("relay")),
+              "may, handshake timeout: logged with the plaintext retry")
+
+
+def test_reused_tls_421(tap, harness):
+    server = TlsIdleCloser(CLOSER_PORT, harness.path("sink.crt"),
+                           harness.path("sink.key"))
+    send("closer.test", subject="first")
+    wait_result(harness, "closer.test")
+    send("closer.test", subject="second")
+    lines = wait_result(harness, "closer.test", 2)
+    server.listener.close()
+    tap.check(len(lines) == 2 and
+              all("event=delivered" in l and "tls=TLSv1" in l
+                  for l in lines),
+              "421 on a reused TLS connection: both delivered", lines)
+    tap.check(server.closed_with_421 == 1 and server.messages == 2,
+              "421 on a reused TLS connection: one 421, two messages",
+              (server.closed_with_421, server.messages))
+    tap.check(re.search(r"event=reused-connection-lost dest=127\.0\.0\.1:"
+                        rf"{CLOSER_PORT} .*421 on a reused connection",
+                        harness.log_text("relay")),
+              "421 on a reused TLS connection: logged as a lost reuse")
 
 
 def test_config_errors(tap, harness):
@@ -569,7 +694,8 @@ def test(tap, harness):
     conf = h.write_config(harness, RELAY_CONFIG.format(
         relay=RELAY_PORT, dir=harness.tmp, tls=TLS_PORT, plain=PLAIN_PORT,
         fail=FAIL_PORT, reuse=REUSE_PORT, next=NEXT_RELAY_PORT,
-        postfix=POSTFIX_SINK_PORT, broken=BROKEN_TLS_PORT))
+        postfix=POSTFIX_SINK_PORT, broken=BROKEN_TLS_PORT,
+        closer=CLOSER_PORT, stall=STALL_PORT))
     relay = h.start_relay(harness, conf, name="relay")
     dane_conf = h.write_config(harness, DANE_RELAY_CONFIG.format(
         port=DANE_RELAY_PORT, dir=harness.tmp), name="dane.conf")
@@ -585,6 +711,8 @@ def test(tap, harness):
     test_discard(tap, harness)
     test_postfix_sink(tap, harness)
     test_may_handshake_failure(tap, harness)
+    test_reused_tls_421(tap, harness)
+    test_may_handshake_timeout(tap, harness)
     test_config_errors(tap, harness)
 
     tap.check(harness.stop(relay) == 0, "relay stops cleanly")
