@@ -259,9 +259,17 @@ static void config_free_fields(struct config *config,
     if (config->outbound_tls_ca_file != keep->outbound_tls_ca_file) {
         free(config->outbound_tls_ca_file);
     }
+    if (config->smarthost_auth_user != keep->smarthost_auth_user) {
+        free(config->smarthost_auth_user);
+    }
+    if (config->smarthost_auth_password != keep->smarthost_auth_password) {
+        free(config->smarthost_auth_password);
+    }
     if (config->routes != keep->routes) {
         for (size_t i = 0; i < config->route_count; i++) {
             free(config->routes[i].domain);
+            free(config->routes[i].auth_user);
+            free(config->routes[i].auth_password);
         }
         free(config->routes);
     }
@@ -368,8 +376,7 @@ static size_t config_domain_length(const char *domain)
     return len > 0 && domain[len - 1] == '.' ? len - 1 : len;
 }
 
-/* config_find_route returns the route of domain, or NULL. */
-static const struct config_route *config_find_route(
+const struct config_route *config_route_entry(
     const struct config *config, const char *domain)
 {
     size_t len = config_domain_length(domain);
@@ -388,7 +395,7 @@ static const struct config_route *config_find_route(
 enum tls_policy config_tls_policy_for(const struct config *config,
                                       const char *domain)
 {
-    const struct config_route *route = config_find_route(config, domain);
+    const struct config_route *route = config_route_entry(config, domain);
 
     return route != NULL && route->has_tls ? route->tls
                                            : config->outbound_tls;
@@ -397,7 +404,7 @@ enum tls_policy config_tls_policy_for(const struct config *config,
 const struct netaddr_hostport *config_route_for(const struct config *config,
                                                 const char *domain)
 {
-    const struct config_route *route = config_find_route(config, domain);
+    const struct config_route *route = config_route_entry(config, domain);
 
     if (route != NULL) {
         return &route->hop;
@@ -704,43 +711,112 @@ static int config_parse_tls_policy(struct config_loader *loader,
     return 0;
 }
 
+/* config_parse_secret copies a string value for AUTH: 1 to 255 bytes,
+ * no control bytes, because it is sent in AUTH PLAIN. */
+static int config_parse_secret(struct config_loader *loader,
+                               const struct conf_node *node, char **out)
+{
+    size_t len;
+
+    if (config_expect(loader, node, CONF_STRING) < 0) {
+        return -1;
+    }
+    len = strlen(node->text);
+    if (len == 0 || len > 255) {
+        return config_invalid(loader, node, "'%s' must be 1 to 255 bytes",
+                              node->key);
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)node->text[i];
+
+        if (c < 0x20 || c == 0x7f) {
+            return config_invalid(loader, node, "'%s' contains a control "
+                                  "character", node->key);
+        }
+    }
+    free(*out);
+    *out = strdup(node->text);
+    return *out != NULL ? 0 : config_out_of_memory(loader, node);
+}
+
+/* config_parse_transport reads transport = "smtp" | "discard". */
+static int config_parse_transport(struct config_loader *loader,
+                                  const struct conf_node *node,
+                                  struct config_route *route)
+{
+    if (config_expect(loader, node, CONF_STRING) < 0) {
+        return -1;
+    }
+    if (strcmp(node->text, "smtp") != 0 &&
+        strcmp(node->text, "discard") != 0) {
+        return config_invalid(loader, node, "'%s' is not a transport; use "
+                              "smtp or discard", node->text);
+    }
+    route->discard = strcmp(node->text, "discard") == 0;
+    return 0;
+}
+
+/* config_parse_route_field reads one field of a route object. */
+static int config_parse_route_field(struct config_loader *loader,
+                                    const struct conf_node *field,
+                                    struct config_route *route)
+{
+    if (strcmp(field->key, "host") == 0) {
+        return config_parse_hop(loader, field, CONFIG_SMTP_PORT, false,
+                                &route->hop);
+    }
+    if (strcmp(field->key, "tls") == 0) {
+        route->has_tls = true;
+        return config_parse_tls_policy(loader, field, &route->tls);
+    }
+    if (strcmp(field->key, "transport") == 0) {
+        return config_parse_transport(loader, field, route);
+    }
+    if (strcmp(field->key, "auth_user") == 0) {
+        return config_parse_secret(loader, field, &route->auth_user);
+    }
+    return config_parse_secret(loader, field, &route->auth_password);
+}
+
 /* config_parse_route_options reads the object form of a route,
- * { host = "HOST:PORT"; tls = "POLICY"; }, where host is required. */
+ * { host = "HOST:PORT"; tls = "POLICY"; auth_user = "U";
+ * auth_password = "P"; transport = "smtp"; }, where host is required
+ * unless transport is "discard". */
 static int config_parse_route_options(struct config_loader *loader,
                                       const struct conf_node *member,
                                       struct config_route *route)
 {
-    bool has_host = false;
+    static const char *const keys[] = {"host", "tls", "transport",
+                                       "auth_user", "auth_password"};
+    bool seen[5] = {false};
 
     for (const struct conf_node *field = member->first; field != NULL;
          field = field->next) {
-        bool is_host = strcmp(field->key, "host") == 0;
-        bool is_tls = strcmp(field->key, "tls") == 0;
-        int rc;
+        size_t k = 0;
 
-        if ((!is_host && !is_tls) || (is_host && has_host) ||
-            (is_tls && route->has_tls)) {
+        while (k < 5 && strcmp(field->key, keys[k]) != 0) {
+            k++;
+        }
+        if (k == 5 || seen[k]) {
             return config_invalid(loader, field, "'%s' in the route for "
-                                  "'%s' is %s; give host and tls once each",
+                                  "'%s' is %s; give host, tls, transport, "
+                                  "auth_user and auth_password once each",
                                   field->key, route->domain,
-                                  is_host || is_tls ? "repeated"
-                                                    : "unknown");
+                                  k < 5 ? "repeated" : "unknown");
         }
-        if (is_host) {
-            rc = config_parse_hop(loader, field, CONFIG_SMTP_PORT, false,
-                                  &route->hop);
-            has_host = true;
-        } else {
-            rc = config_parse_tls_policy(loader, field, &route->tls);
-            route->has_tls = true;
-        }
-        if (rc < 0) {
+        seen[k] = true;
+        if (config_parse_route_field(loader, field, route) < 0) {
             return -1;
         }
     }
-    if (!has_host) {
+    if (!seen[0] && !route->discard) {
         return config_invalid(loader, member, "the route for '%s' needs "
                               "host", route->domain);
+    }
+    if (seen[3] != seen[4]) {
+        return config_invalid(loader, member, "the route for '%s' needs "
+                              "both auth_user and auth_password",
+                              route->domain);
     }
     return 0;
 }
@@ -1374,6 +1450,17 @@ static int config_apply_outbound_tls_ca_file(struct config_loader *loader,
                             &loader->next->outbound_tls_ca_file);
 }
 
+static int config_apply_smarthost_auth(struct config_loader *loader,
+                                       const struct conf_node *node)
+{
+    if (strcmp(node->key, "smarthost_auth_user") == 0) {
+        return config_parse_secret(loader, node,
+                                   &loader->next->smarthost_auth_user);
+    }
+    return config_parse_secret(loader, node,
+                               &loader->next->smarthost_auth_password);
+}
+
 static const struct config_key config_keys[] = {
     {"listen", config_apply_listen},
     {"queue_dir", config_apply_queue_dir},
@@ -1383,6 +1470,8 @@ static const struct config_key config_keys[] = {
     {"resolver", config_apply_resolver},
     {"smarthost", config_apply_smarthost},
     {"routes", config_apply_routes},
+    {"smarthost_auth_user", config_apply_smarthost_auth},
+    {"smarthost_auth_password", config_apply_smarthost_auth},
     {"durability", config_apply_durability},
     {"batch_wait", config_apply_count},
     {"queue_max_size", config_apply_queue_space},
@@ -1571,6 +1660,36 @@ static int config_check_tls(struct config_loader *loader)
     return 0;
 }
 
+/* config_check_auth_tls rejects AUTH credentials for a next hop whose
+ * TLS policy is none, because they are sent only over TLS. */
+static int config_check_auth_tls(struct config_loader *loader)
+{
+    const struct config *config = loader->next;
+
+    for (size_t i = 0; i < config->route_count; i++) {
+        const struct config_route *route = &config->routes[i];
+
+        if (route->auth_user != NULL &&
+            config_tls_policy_for(config, route->domain) ==
+                TLS_POLICY_NONE) {
+            snprintf(loader->err, loader->err_size, "%s: the route for "
+                     "'%s' has AUTH credentials with TLS policy none; they "
+                     "are sent only over TLS, so use encrypt, verify or "
+                     "dane", loader->path, route->domain);
+            return -1;
+        }
+    }
+    if (config->smarthost_auth_user != NULL &&
+        config->outbound_tls == TLS_POLICY_NONE) {
+        snprintf(loader->err, loader->err_size, "%s: smarthost_auth_user "
+                 "is set with outbound_tls = \"none\"; the credentials "
+                 "are sent only over TLS, so use encrypt, verify or dane",
+                 loader->path);
+        return -1;
+    }
+    return 0;
+}
+
 /* config_check refuses combinations of keys that each are valid alone. */
 static int config_check(struct config_loader *loader)
 {
@@ -1595,6 +1714,18 @@ static int config_check(struct config_loader *loader)
                  PRIu64 " bytes); raise queue_max_size or lower "
                  "max_message_size", loader->path, config->queue_max_size,
                  config->max_message_size);
+        return -1;
+    }
+
+    if (config_check_auth_tls(loader) < 0) {
+        return -1;
+    }
+    if ((config->smarthost_auth_user != NULL) !=
+            (config->smarthost_auth_password != NULL) ||
+        (config->smarthost_auth_user != NULL && !config->has_smarthost)) {
+        snprintf(loader->err, loader->err_size, "%s: smarthost_auth_user "
+                 "and smarthost_auth_password go together, with "
+                 "smarthost", loader->path);
         return -1;
     }
 

@@ -35,6 +35,10 @@ struct config_route {
     struct netaddr_hostport hop;
     bool has_tls;                 /* tls given: it replaces outbound_tls */
     enum tls_policy tls;
+    bool discard;                 /* transport = "discard": no hop, every
+                                   * recipient is delivered at once */
+    char *auth_user;              /* AUTH PLAIN to hop; NULL: none */
+    char *auth_password;
 };
 
 struct config {
@@ -50,6 +54,8 @@ struct config {
     struct netaddr_hostport resolver; /* IP literal; else resolv.conf */
     bool has_smarthost;
     struct netaddr_hostport smarthost;
+    char *smarthost_auth_user;    /* AUTH PLAIN to the smarthost */
+    char *smarthost_auth_password;
     struct config_route *routes;
     size_t route_count;
 
@@ -155,6 +161,11 @@ void config_cleanup(struct config *config);
  * outbound_tls when the domain has no route or its route sets no tls. */
 enum tls_policy config_tls_policy_for(const struct config *config,
                                       const char *domain);
+
+/* config_route_entry returns the route of domain (case-insensitive), or
+ * NULL. */
+const struct config_route *config_route_entry(const struct config *config,
+                                              const char *domain);
 
 /* config_route_for returns the route of domain (case-insensitive), the
  * smarthost when there is no route, or NULL: deliver by MX. */

@@ -19,11 +19,13 @@
 #include "core/outbound_dest.h"
 #include "core/outbound_job.h"
 #include "core/outbound_slots.h"
+#include "core/outbound_tls.h"
 #include "core/queue.h"
 #include "core/queue_admin.h"
 #include "core/reactor.h"
 #include "dns/resolver.h"
 #include "proto/smtp_address.h"
+#include "tls/tls_context.h"
 
 /* The retry schedule comes from retry_interval and retry_max_interval;
  * up to 20% jitter keeps deferred mail from retrying in lockstep. */
@@ -40,6 +42,8 @@ struct outbound {
     size_t active;                    /* jobs past WAITING */
     struct outbound_slots slots;
     bool stopping;
+    struct tls_context *tls;          /* client context; NULL when it
+                                       * could not be built */
 };
 
 struct outbound_job *outbound_job_in_flight_sibling(
@@ -70,7 +74,13 @@ struct outbound *outbound_new(struct daemon *daemon)
     outbound->daemon = daemon;
     outbound_slots_init(&outbound->slots, outbound,
                         daemon->config->delivery_max_connections_total);
+    outbound->tls = outbound_tls_context(daemon->config);
     return outbound;
+}
+
+struct tls_context *outbound_tls_client(struct outbound *outbound)
+{
+    return outbound->tls;
 }
 
 struct daemon *outbound_daemon(struct outbound *outbound)
@@ -499,11 +509,12 @@ bool outbound_record_result(struct outbound_job *job, size_t i, int code,
         status = "bounced";
         state = QUEUE_RCPT_BOUNCED;
     }
-    log_info("id=%s event=%s to=%s dest=%s relay=%s reply=%s "
+    log_info("id=%s event=%s to=%s dest=%s relay=%s tls=%s reply=%s "
              "attempt=%" PRIu32 " delay=%lds",
              msg->id, status,
              log_path(logged, sizeof(logged), msg->rcpts[index].address),
              job->dest->name, job->relay[0] ? job->relay : "none",
+             job->tls[0] ? job->tls : "none",
              log_quote(quoted, sizeof(quoted), text, strlen(text)),
              job->attempt, (long)(time(NULL) - msg->arrival));
     msg->rcpts[index].attempts = job->attempt;
@@ -683,6 +694,7 @@ void outbound_job_finished(struct outbound_job *job)
     free(job->hops);
     job->hops = NULL;
     job->relay[0] = '\0';
+    job->tls[0] = '\0';
     if (job_collect_attempt(job, SIZE_MAX) == 0) {
         job_free(job);
     } else if (!job->attempt_deferred) {
@@ -744,5 +756,6 @@ void outbound_free(struct outbound *outbound)
     }
     outbound_slots_cancel(&outbound->slots);
     outbound_dest_free_all(&outbound->dests);
+    tls_context_unref(outbound->tls);
     free(outbound);
 }

@@ -13,13 +13,16 @@
 #include "core/log.h"
 #include "core/netaddr.h"
 #include "core/outbound_dest.h"
+#include "core/outbound_conn_tls.h"
 #include "core/outbound_job.h"
 #include "core/outbound_slots.h"
+#include "core/outbound_tls.h"
 #include "core/queue.h"
 #include "core/reactor.h"
 #include "dns/dns_mx.h"
 #include "dns/resolver.h"
 #include "proto/smtp_client.h"
+#include "tls/tls_session.h"
 
 #define OUTBOUND_SMTP_PORT 25
 
@@ -35,6 +38,9 @@ static void conn_send_done(struct reactor_op *op, int result);
 static void conn_timer_fired(struct reactor_timer *timer);
 static void conn_close(struct outbound_conn *conn,
                        enum outbound_after_close after);
+static bool conn_check_done(struct outbound_conn *conn);
+static void conn_lost(struct outbound_conn *conn, const char *text);
+static void conn_flush(struct outbound_conn *conn);
 
 static struct daemon *conn_daemon(const struct outbound_conn *conn)
 {
@@ -63,6 +69,10 @@ static void conn_unlink(struct outbound_conn *conn)
     outbound_slots_conn_closed(conn);
     reactor_timer_cancel(conn_reactor(conn), &conn->timer);
     smtp_client_free(conn->client);
+    tls_session_free(conn->tls);
+    free(conn->tls_buf);
+    dns_request_cancel(conn->tlsa_dns);
+    free(conn->tlsa);
     free(conn);
 }
 
@@ -167,6 +177,65 @@ static struct outbound_conn *conn_new(struct outbound_dest *dest)
     return conn;
 }
 
+/* conn_discard delivers every recipient of a route whose transport is
+ * "discard": no connection, for load tests. */
+static bool conn_discard(struct outbound_conn *conn)
+{
+    const struct config *config = conn_daemon(conn)->config;
+    const struct config_route *entry;
+
+    if (conn->job->target != OUTBOUND_TARGET_DOMAIN) {
+        return false;
+    }
+    entry = config_route_entry(config, conn->job->domain);
+    if (entry == NULL || !entry->discard) {
+        return false;
+    }
+    snprintf(conn->job->relay, sizeof(conn->job->relay), "discard");
+    outbound_record_all(conn->job, 250,
+                        "250 2.0.0 Discarded by the discard transport");
+    conn_end_attempt(conn, false);
+    return true;
+}
+
+/* conn_profile finds the configured TLS policy of job and the AUTH
+ * credentials of its route, or of the smarthost when that is its next
+ * hop. */
+static void conn_profile(const struct config *config,
+                         const struct outbound_job *job,
+                         enum tls_policy *policy, const char **user,
+                         const char **password)
+{
+    const struct config_route *entry = NULL;
+
+    *policy = config_tls_policy_for(config, job->domain);
+    *user = NULL;
+    *password = NULL;
+    if (job->target == OUTBOUND_TARGET_DOMAIN) {
+        entry = config_route_entry(config, job->domain);
+    }
+    if (entry != NULL) {
+        *user = entry->auth_user;
+        *password = entry->auth_password;
+    } else if (config->has_smarthost &&
+               job->target != OUTBOUND_TARGET_INVALID) {
+        *user = config->smarthost_auth_user;
+        *password = config->smarthost_auth_password;
+    }
+}
+
+bool outbound_conn_fits(const struct outbound_conn *conn,
+                        const struct outbound_job *job)
+{
+    enum tls_policy policy;
+    const char *user;
+    const char *password;
+
+    conn_profile(conn_daemon(conn)->config, job, &policy, &user, &password);
+    return policy == conn->profile_policy && user == conn->profile_user &&
+           password == conn->profile_password;
+}
+
 /* conn_begin looks up the job's next hops and connects to the first. */
 static void conn_begin(struct outbound_conn *conn)
 {
@@ -182,6 +251,11 @@ static void conn_begin(struct outbound_conn *conn)
                       "Invalid recipient address syntax in the queue");
         return;
     }
+    if (conn_discard(conn)) {
+        return;
+    }
+    conn_profile(daemon->config, job, &conn->profile_policy,
+                 &conn->profile_user, &conn->profile_password);
     route = conn_route(conn);
     job->port = route != NULL ? route->port : OUTBOUND_SMTP_PORT;
     job->host_cursor = 0;
@@ -359,16 +433,28 @@ static void conn_connect_next(struct outbound_conn *conn)
     char ip[INET6_ADDRSTRLEN];
     int rc;
 
+    if (outbound_conn_tls_lookup(conn)) {
+        return;
+    }
     where = conn_next_address(job, &host_name);
     if (where == NULL) {
         outbound_record_all(job, atoi(job->last_error), job->last_error);
         conn_end_attempt(conn, false);
         return;
     }
+    if (outbound_conn_tls_choose(conn, host_name) < 0) {
+        job->host_cursor++;
+        job->addr_cursor = 0;
+        conn_connect_next(conn);
+        return;
+    }
     netaddr_format((const struct sockaddr *)where, ip, sizeof(ip));
     snprintf(conn->relay, sizeof(conn->relay), "%s[%s]:%u", host_name, ip,
              (unsigned)job->port);
     snprintf(job->relay, sizeof(job->relay), "%s", conn->relay);
+    snprintf(conn->tls_host, sizeof(conn->tls_host), "%s",
+             host_name[0] != '\0' ? host_name : ip);
+    job->tls[0] = '\0';
 
     conn->state = OUTBOUND_CONN_OPENING;
     conn->tried = true;
@@ -458,6 +544,17 @@ static void conn_arm_reply_timer(struct outbound_conn *conn)
                       (uint64_t)seconds * 1000u);
 }
 
+/* conn_set_auth gives the client the AUTH credentials of the job's
+ * route or smarthost. */
+static int conn_set_auth(struct outbound_conn *conn)
+{
+    if (conn->profile_user == NULL || conn->profile_password == NULL) {
+        return 0;
+    }
+    return smtp_client_set_auth(conn->client, conn->profile_user,
+                                conn->profile_password);
+}
+
 /* TODO: send a "relayed" DSN (RFC 3461) for NOTIFY=SUCCESS when the next
  * hop does not offer DSN, once the bounce code can write DSN messages. */
 static int conn_start_session(struct outbound_conn *conn)
@@ -471,6 +568,10 @@ static int conn_start_session(struct outbound_conn *conn)
         return -ENOMEM;
     }
     smtp_client_keep_open(conn->client);
+    smtp_client_set_tls(conn->client, outbound_tls_mode(conn->tls_policy));
+    if (conn_set_auth(conn) < 0) {
+        return -ENOMEM;
+    }
     conn->messages = 1;
     conn->recv_op.done = conn_recv_done;
     conn->recv_op.owner = conn;
@@ -516,17 +617,40 @@ static void conn_flush(struct outbound_conn *conn)
     int count;
     int rc;
 
-    if (conn->send_op.armed || out->len == 0 ||
+    if (conn->send_op.armed ||
         (conn->state != OUTBOUND_CONN_TALKING &&
          conn->state != OUTBOUND_CONN_QUITTING)) {
         return;
     }
+    if (conn->tls != NULL) {
+        outbound_conn_tls_flush(conn);
+        return;
+    }
+    if (out->len == 0) {
+        return;
+    }
     count = smtp_outq_peek(out, conn->send_iov, OUTBOUND_SEND_IOVS);
+    conn->send_tls = false;
     rc = reactor_sendv(conn_reactor(conn), &conn->send_op, conn->fd,
                        conn->send_iov, count);
     if (rc < 0) {
         smtp_client_fail(conn->client, 451, "451 4.4.2 Send failed");
     }
+}
+
+/* conn_feed passes received bytes to the client, through TLS once it
+ * started. Returns false when conn started closing. */
+static bool conn_feed(struct outbound_conn *conn, const char *data,
+                      size_t len)
+{
+    if (conn->tls != NULL) {
+        return outbound_conn_tls_feed(conn, data, len);
+    }
+    smtp_client_feed(conn->client, data, len);
+    if (smtp_client_tls_ready(conn->client) && conn->job != NULL) {
+        return outbound_conn_tls_start(conn);
+    }
+    return conn_check_done(conn);
 }
 
 /* conn_all_temporary reports whether every recipient got a 4xx, the case
@@ -554,7 +678,7 @@ static bool conn_can_keep(struct outbound_conn *conn)
            !outbound_stopping(conn->dest->outbound) &&
            smtp_client_idle(conn->client) &&
            smtp_client_output(conn->client)->len == 0 &&
-           !conn->send_op.armed;
+           outbound_conn_tls_idle(conn) && !conn->send_op.armed;
 }
 
 /* conn_go_idle ends the job's attempt and keeps the connection for the
@@ -654,6 +778,11 @@ static bool conn_check_done(struct outbound_conn *conn)
  * transaction. */
 static void conn_lost(struct outbound_conn *conn, const char *text)
 {
+    if (conn->tls != NULL && !tls_session_established(conn->tls) &&
+        conn->job != NULL && conn->state == OUTBOUND_CONN_TALKING) {
+        (void)outbound_conn_tls_fail(conn, "handshake", text);
+        return;
+    }
     if (conn->job != NULL && !conn->job->results_recorded &&
         conn_lost_reused(conn)) {
         log_info("id=%s event=reused-connection-lost dest=%s relay=%s "
@@ -688,23 +817,15 @@ static void conn_recv_done(struct reactor_op *op, int result)
         conn_close(conn, OUTBOUND_RELEASE);
         return;
     }
-    if (conn->state == OUTBOUND_CONN_TALKING && result >= 3 &&
-        conn_lost_reused(conn) && memcmp(op->data, "421", 3) == 0) {
-        /* A 421 as the first reply on a reused connection is the peer
-         * closing a session it kept idle too long, not a verdict on the
-         * message. */
-        log_info("id=%s event=reused-connection-lost dest=%s relay=%s "
-                 "reason=\"421 on a reused connection\" "
-                 "action=\"retry on a new connection\"",
-                 conn->job->msg->id, conn->dest->name, conn->relay);
-        conn_close(conn, OUTBOUND_RECONNECT);
+    /* Over TLS the bytes are ciphertext: the TLS side checks the
+     * decrypted reply. */
+    if (conn->tls == NULL && result > 0 &&
+        outbound_conn_note_reply(conn, op->data, (size_t)result)) {
         return;
     }
     if ((conn->state == OUTBOUND_CONN_TALKING ||
          conn->state == OUTBOUND_CONN_QUITTING) && result > 0) {
-        conn->got_reply = true;
-        smtp_client_feed(conn->client, op->data, (size_t)result);
-        if (!conn_check_done(conn)) {
+        if (!conn_feed(conn, op->data, (size_t)result)) {
             return;
         }
     }
@@ -733,7 +854,11 @@ static void conn_send_done(struct reactor_op *op, int result)
         conn_lost(conn, "451 4.4.2 Connection lost");
         return;
     }
-    smtp_outq_consume(smtp_client_output(conn->client), (size_t)result);
+    if (conn->send_tls) {
+        conn->tls_buf_off += (size_t)result;
+    } else {
+        smtp_outq_consume(smtp_client_output(conn->client), (size_t)result);
+    }
     if (conn->state == OUTBOUND_CONN_TALKING) {
         conn_arm_reply_timer(conn);
     }
@@ -749,6 +874,11 @@ static void conn_timer_fired(struct reactor_timer *timer)
         reactor_cancel(conn_reactor(conn), &conn->connect_op);
         return;
     case OUTBOUND_CONN_TALKING:
+        if (conn->tls != NULL && !tls_session_established(conn->tls)) {
+            (void)outbound_conn_tls_fail(conn, "handshake",
+                                         "timed out in the TLS handshake");
+            return;
+        }
         if (!conn->job->results_recorded) {
             log_info("id=%s event=timeout dest=%s relay=%s",
                      conn->job->msg->id, conn->dest->name, conn->relay);
@@ -781,6 +911,7 @@ void outbound_conn_reuse(struct outbound_conn *conn, struct outbound_job *job)
     conn->job = job;
     job->conn = conn;
     snprintf(job->relay, sizeof(job->relay), "%s", conn->relay);
+    snprintf(job->tls, sizeof(job->tls), "%s", conn->tls_version);
 
     /* The old session reads only its own state in smtp_client_next(), so
      * the message it borrowed may be replaced first. */
@@ -824,6 +955,7 @@ static void conn_after_close(struct outbound_conn *conn)
     case OUTBOUND_NEXT_ADDRESS:
         smtp_client_free(conn->client);
         conn->client = NULL;
+        outbound_conn_tls_reset(conn);
         conn_connect_next(conn);
         return;
     case OUTBOUND_RECONNECT:
@@ -887,4 +1019,50 @@ void outbound_conn_free(struct outbound_conn *conn)
         conn->job = NULL;
     }
     conn_unlink(conn);
+}
+
+bool outbound_conn_note_reply(struct outbound_conn *conn, const char *data,
+                              size_t len)
+{
+    if (conn->state == OUTBOUND_CONN_TALKING && len >= 3 &&
+        conn_lost_reused(conn) && memcmp(data, "421", 3) == 0) {
+        /* A 421 as the first reply on a reused connection is the peer
+         * closing a session it kept idle too long, not a verdict on the
+         * message. */
+        log_info("id=%s event=reused-connection-lost dest=%s relay=%s "
+                 "reason=\"421 on a reused connection\" "
+                 "action=\"retry on a new connection\"",
+                 conn->job->msg->id, conn->dest->name, conn->relay);
+        conn_close(conn, OUTBOUND_RECONNECT);
+        return true;
+    }
+    conn->got_reply = true;
+    return false;
+}
+
+/* Entry points for outbound_conn_tls.c. */
+void outbound_conn_connect_next(struct outbound_conn *conn)
+{
+    conn_connect_next(conn);
+}
+
+void outbound_conn_close(struct outbound_conn *conn,
+                         enum outbound_after_close after)
+{
+    conn_close(conn, after);
+}
+
+void outbound_conn_lost(struct outbound_conn *conn, const char *text)
+{
+    conn_lost(conn, text);
+}
+
+bool outbound_conn_check_done(struct outbound_conn *conn)
+{
+    return conn_check_done(conn);
+}
+
+void outbound_conn_flush(struct outbound_conn *conn)
+{
+    conn_flush(conn);
 }

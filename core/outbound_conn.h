@@ -10,10 +10,14 @@
 #include <sys/uio.h>
 
 #include "core/reactor.h"
+#include "core/tls_policy.h"
 #include "proto/smtp_client.h"
 
+struct dns_request;
+struct dns_tlsa_result;
 struct outbound_dest;
 struct outbound_job;
+struct tls_session;
 
 #define OUTBOUND_SEND_IOVS 16
 
@@ -60,6 +64,29 @@ struct outbound_conn {
     bool idle_listed;            /* in that list */
     bool reclaimed;              /* quitting to free a slot for another
                                   * destination */
+
+    /* Outbound TLS. Over TLS the client's output is encrypted into
+     * tls_buf, body bytes straight from the queue mapping, and received
+     * bytes are decrypted before they reach the client. */
+    /* The job's configured TLS policy and AUTH user name and password
+     * (borrowed from the configuration). Routes of one destination may
+     * differ in them, so an idle connection takes only jobs that match. */
+    enum tls_policy profile_policy;
+    const char *profile_user;
+    const char *profile_password;
+    enum tls_policy tls_policy;  /* what this host gets (dane resolved) */
+    struct tls_session *tls;     /* from the 220 to STARTTLS on */
+    char tls_host[256];          /* SNI and the name that verify checks */
+    char tls_version[32];        /* "" without TLS */
+    unsigned char *tls_buf;      /* ciphertext to send */
+    size_t tls_buf_len;
+    size_t tls_buf_off;          /* bytes of tls_buf already sent */
+    bool send_tls;               /* the send in flight is from tls_buf */
+    bool plain_retry;            /* the next connect skips STARTTLS: the
+                                  * handshake failed under "may" */
+    struct dns_tlsa_result *tlsa; /* dane: the records of tlsa_host */
+    size_t tlsa_host;            /* index + 1 in the job's hops, 0: none */
+    struct dns_request *tlsa_dns;
 };
 
 /* outbound_conn_open starts job's attempt on a new connection of dest;
@@ -70,6 +97,11 @@ void outbound_conn_open(struct outbound_dest *dest, struct outbound_job *job);
 /* outbound_conn_reuse starts job's transaction on the idle conn. */
 void outbound_conn_reuse(struct outbound_conn *conn,
                          struct outbound_job *job);
+
+/* outbound_conn_fits is true when job has the TLS policy and AUTH
+ * credentials that the connection was opened with, so it may reuse it. */
+bool outbound_conn_fits(const struct outbound_conn *conn,
+                        const struct outbound_job *job);
 
 /* outbound_conn_quit ends an idle connection with QUIT. */
 void outbound_conn_quit(struct outbound_conn *conn);

@@ -33,7 +33,13 @@ void outbound_dest_name(const struct config *config,
         return;
     }
     if (mailbox->kind == SMTP_DOMAIN_NAME) {
-        route = config_route_for(config, mailbox->domain);
+        const struct config_route *entry =
+            config_route_entry(config, mailbox->domain);
+
+        /* A discard route has no host, so the domain names it. */
+        route = entry != NULL && entry->discard
+                    ? NULL
+                    : config_route_for(config, mailbox->domain);
     } else if (config->has_smarthost) {
         route = &config->smarthost;
     }
@@ -189,12 +195,16 @@ void outbound_dest_kick(struct outbound_dest *dest)
     reactor_defer(dest_reactor(dest), &dest->kick_hook);
 }
 
-/* dest_idle_conn returns an idle connection of dest, or NULL. */
-static struct outbound_conn *dest_idle_conn(struct outbound_dest *dest)
+/* dest_idle_conn returns an idle connection of dest that job may reuse
+ * (outbound_conn_fits), or with fits false any idle one, or NULL. */
+static struct outbound_conn *dest_idle_conn(struct outbound_dest *dest,
+                                            const struct outbound_job *job,
+                                            bool fits)
 {
     for (struct outbound_conn *conn = dest->conns; conn != NULL;
          conn = conn->next) {
-        if (conn->state == OUTBOUND_CONN_IDLE) {
+        if (conn->state == OUTBOUND_CONN_IDLE &&
+            (!fits || outbound_conn_fits(conn, job))) {
             return conn;
         }
     }
@@ -294,17 +304,27 @@ static void dest_start_ready(struct reactor_hook *hook)
     while (dest->ready_head != NULL &&
            !outbound_stopping(dest->outbound) &&
            outbound_daemon(dest->outbound)->queue != NULL) {
-        struct outbound_conn *conn = dest_idle_conn(dest);
+        struct outbound_job *job = dest->ready_head;
+        struct outbound_conn *conn = dest_idle_conn(dest, job, true);
+        struct outbound_conn *other;
         size_t limit = dest->breaker == OUTBOUND_BREAKER_PROBING
                            ? 1
                            : dest->limits.max_connections;
         uint64_t now = reactor_now_us(reactor);
         uint64_t wait = dest_rate_wait(dest, now);
-        struct outbound_job *job = dest->ready_head;
 
         if (dest->breaker == OUTBOUND_BREAKER_OPEN) {
             dest_suspend_job(dest, job);
             continue;
+        }
+        if (conn == NULL && dest->conn_count >= limit) {
+            /* An idle connection with another route's TLS policy or
+             * credentials makes room; its release starts the job. */
+            other = dest_idle_conn(dest, job, false);
+            if (other != NULL) {
+                outbound_conn_quit(other);
+            }
+            break;
         }
         if (wait > 0) {
             reactor_timer_set_us(reactor, &dest->timer, wait);

@@ -66,6 +66,8 @@ struct outbound_job {
     bool results_recorded;
     bool attempt_deferred;       /* a recipient of this attempt got 4xx */
     char relay[320];             /* "host[ip]:port" for logs */
+    char tls[32];                /* TLS version of the connection, or ""
+                                  * for none, for logs */
     struct outbound_bounce *bounce; /* report being collected, or NULL */
 };
 
@@ -99,6 +101,9 @@ struct outbound_dest **outbound_dest_index(struct outbound *outbound);
 /* outbound_slots_of returns the engine's cap on connections over all
  * destinations. */
 struct outbound_slots *outbound_slots_of(struct outbound *outbound);
+/* outbound_tls_client returns the engine's TLS client context, or NULL
+ * when it could not be built. */
+struct tls_context *outbound_tls_client(struct outbound *outbound);
 
 /* outbound_stopping is true once outbound_stop() ran. */
 bool outbound_stopping(const struct outbound *outbound);

@@ -15,6 +15,7 @@
 
 #include "proto/smtp_address.h"
 #include "proto/smtp_reply.h"
+#include "proto/smtp_sasl.h"
 
 /* Reply line limit, CRLF included. RFC 5321 4.5.3.1.5 sets 512, but
  * servers with longer lines exist and are harmless to accept. */
@@ -38,13 +39,15 @@ enum client_command {
     CLIENT_CMD_BODY, /* the reply to the end of data, or to BDAT LAST */
     CLIENT_CMD_QUIT,
     CLIENT_CMD_RSET,
+    CLIENT_CMD_STARTTLS,
+    CLIENT_CMD_AUTH,
 };
 
-/* Commands pushed in one session: greeting, EHLO, HELO, RSET, MAIL, one
- * RCPT per recipient, DATA, the end of data and QUIT. A binary message
- * pushes one BDAT per chunk in place of DATA, the last one as the end of
- * data. */
-#define CLIENT_FIXED_COMMANDS 8
+/* Commands pushed in one session: greeting, EHLO, HELO, STARTTLS, EHLO
+ * again inside TLS, AUTH, RSET, MAIL, one RCPT per recipient, DATA, the
+ * end of data and QUIT. A binary message pushes one BDAT per chunk in
+ * place of DATA, the last one as the end of data. */
+#define CLIENT_FIXED_COMMANDS 11
 
 struct client_pending {
     enum client_command command;
@@ -59,6 +62,8 @@ enum client_extension {
     CLIENT_EXT_CHUNKING = 1u << 4,
     CLIENT_EXT_BINARYMIME = 1u << 5,
     CLIENT_EXT_DSN = 1u << 6,
+    CLIENT_EXT_STARTTLS = 1u << 7,
+    CLIENT_EXT_AUTH = 1u << 8,
 };
 
 struct smtp_client {
@@ -90,6 +95,15 @@ struct smtp_client {
     bool greeted;      /* EHLO or HELO got 2xx */
     bool needs_rset;   /* MAIL was sent and the transaction may be open */
     bool broken;       /* RSET failed: the connection is not reused */
+
+    /* STARTTLS (RFC 3207) and AUTH PLAIN (RFC 4954, RFC 4616). */
+    enum smtp_client_tls tls_mode;
+    bool tls_declined; /* STARTTLS not offered or refused under TRY */
+    bool tls_ready;    /* 220 to STARTTLS: the owner runs the handshake */
+    bool tls_active;   /* the owner finished the handshake */
+    char *auth_user;   /* NULL: no AUTH */
+    char *auth_password;
+    bool authenticated;
 
     /* A reply split across feeds; empty when none is partial. */
     char *input;
@@ -489,6 +503,8 @@ static void client_record_extensions(struct smtp_client *c,
         {"CHUNKING", CLIENT_EXT_CHUNKING},
         {"BINARYMIME", CLIENT_EXT_BINARYMIME},
         {"DSN", CLIENT_EXT_DSN},
+        {"STARTTLS", CLIENT_EXT_STARTTLS},
+        {"AUTH", CLIENT_EXT_AUTH},
     };
 
     c->extensions = 0;
@@ -506,6 +522,125 @@ static void client_fail_with_reply(struct smtp_client *c,
 
     client_result_from_reply(&r, reply, false);
     client_decide_undecided(c, &r);
+}
+
+/* client_refuse decides every recipient with text (a 4xx that the
+ * session itself chose) and ends the connection with QUIT, because it
+ * may not carry mail. */
+static void client_refuse(struct smtp_client *c, const char *text)
+{
+    struct smtp_client_result r;
+
+    client_make_result(&r, atoi(text), text, "", 0);
+    client_decide_undecided(c, &r);
+    c->broken = true;
+}
+
+/* client_refuse_reply is client_refuse with "head CODE text", where CODE
+ * and text are the server's reply. */
+static void client_refuse_reply(struct smtp_client *c, const char *head,
+                                const struct smtp_reply *reply)
+{
+    struct smtp_client_result r;
+    char line[SMTP_CLIENT_TEXT_MAX];
+
+    snprintf(line, sizeof(line), "%s %d", head, reply->code);
+    client_make_result(&r, atoi(head), line, reply->text, reply->text_len);
+    client_decide_undecided(c, &r);
+    c->broken = true;
+}
+
+/* client_send_auth sends AUTH PLAIN with the initial response, the
+ * base64 of "NUL user NUL password" (RFC 4616, no authorization id). */
+static void client_send_auth(struct smtp_client *c)
+{
+    unsigned char raw[2 * SMTP_SASL_NAME_MAX + 2];
+    char encoded[sizeof(raw) / 3 * 4 + 8];
+    size_t user_len = strlen(c->auth_user);
+    size_t password_len = strlen(c->auth_password);
+    size_t raw_len = user_len + password_len + 2;
+
+    raw[0] = '\0';
+    memcpy(raw + 1, c->auth_user, user_len);
+    raw[1 + user_len] = '\0';
+    memcpy(raw + 2 + user_len, c->auth_password, password_len);
+    smtp_base64_encode(raw, raw_len, encoded, sizeof(encoded));
+    client_send(c, CLIENT_CMD_AUTH, 0, "AUTH PLAIN %s", encoded);
+    explicit_bzero(raw, sizeof(raw));
+    explicit_bzero(encoded, sizeof(encoded));
+}
+
+/* client_after_hello runs after a 2xx to EHLO or HELO: STARTTLS first
+ * when the mode asks for it, then AUTH, then the transaction. Nothing is
+ * pipelined behind STARTTLS, because plaintext sent before the handshake
+ * must not reach the TLS session, and credentials never go out before
+ * TLS is active. */
+static void client_after_hello(struct smtp_client *c)
+{
+    bool offered = (c->extensions & CLIENT_EXT_STARTTLS) != 0;
+
+    if (c->tls_mode != SMTP_CLIENT_TLS_OFF && !c->tls_active &&
+        !c->tls_declined) {
+        if (offered) {
+            client_send(c, CLIENT_CMD_STARTTLS, 0, "STARTTLS");
+            return;
+        }
+        if (c->tls_mode == SMTP_CLIENT_TLS_REQUIRE) {
+            client_refuse(c, "451 4.7.4 TLS is required for this next "
+                          "hop, but it does not offer STARTTLS");
+            return;
+        }
+        c->tls_declined = true;
+    }
+    if (c->auth_user != NULL && !c->authenticated) {
+        if (!c->tls_active) {
+            client_refuse(c, "451 4.7.10 AUTH credentials for this next "
+                          "hop are sent only over TLS, and TLS did not "
+                          "come up");
+            return;
+        }
+        if ((c->extensions & CLIENT_EXT_AUTH) == 0) {
+            client_refuse(c, "451 4.7.4 AUTH credentials are configured "
+                          "for this next hop, but it does not offer AUTH");
+            return;
+        }
+        client_send_auth(c);
+        return;
+    }
+    client_begin_transaction(c);
+}
+
+/* client_on_starttls handles the reply to STARTTLS. After 220 the
+ * session stops reading until the owner's handshake is done. */
+static void client_on_starttls(struct smtp_client *c,
+                               const struct smtp_reply *reply)
+{
+    if (reply->code == 220) {
+        c->tls_ready = true;
+        return;
+    }
+    if (c->tls_mode == SMTP_CLIENT_TLS_REQUIRE) {
+        client_refuse_reply(c, "451 4.7.4 TLS is required for this next "
+                            "hop, but STARTTLS failed:", reply);
+        return;
+    }
+    c->tls_declined = true;
+    client_after_hello(c);
+}
+
+/* client_on_auth handles the reply to AUTH. Any failure defers: a
+ * rejected password is a fault of this relay's configuration, not of the
+ * recipients. */
+static void client_on_auth(struct smtp_client *c,
+                           const struct smtp_reply *reply)
+{
+    if (reply->code == 235) {
+        c->authenticated = true;
+        client_begin_transaction(c);
+        return;
+    }
+    client_refuse_reply(c, "451 4.7.0 AUTH to the next hop failed "
+                        "(check the configured credentials):", reply);
 }
 
 static void client_on_greeting(struct smtp_client *c,
@@ -527,10 +662,11 @@ static void client_on_hello(struct smtp_client *c,
             client_record_extensions(c, reply);
         }
         c->greeted = true;
-        client_begin_transaction(c);
+        client_after_hello(c);
         return;
     }
-    if (command == CLIENT_CMD_EHLO && reply->code / 100 == 5) {
+    if (command == CLIENT_CMD_EHLO && reply->code / 100 == 5 &&
+        !c->tls_active) {
         client_send(c, CLIENT_CMD_HELO, 0, "HELO %s", c->helo_name);
         return;
     }
@@ -717,6 +853,16 @@ static void client_dispatch(struct smtp_client *c,
             client_on_rset(c, reply);
         }
         break;
+    case CLIENT_CMD_STARTTLS:
+        if (open) {
+            client_on_starttls(c, reply);
+        }
+        break;
+    case CLIENT_CMD_AUTH:
+        if (open) {
+            client_on_auth(c, reply);
+        }
+        break;
     }
 }
 
@@ -834,7 +980,7 @@ void smtp_client_feed(struct smtp_client *client, const char *data,
 
     /* Each pass uses at least one byte: a complete reply has five or
      * more, and every other outcome uses some or all of data. */
-    while (len > 0 && !client->input_closed) {
+    while (len > 0 && !client->input_closed && !client->tls_ready) {
         if (client->input_len > 0) {
             used = client_feed_buffered(client, data, len);
         } else {
@@ -978,6 +1124,10 @@ struct smtp_client *smtp_client_next(const struct smtp_client *prev,
     }
     c->extensions = prev->extensions;
     c->greeted = true;
+    c->tls_mode = prev->tls_mode;
+    c->tls_declined = prev->tls_declined;
+    c->tls_active = prev->tls_active;
+    c->authenticated = prev->authenticated;
     c->keep_open = true;
     c->needs_rset = prev->needs_rset;
     if (c->undecided == 0) {
@@ -1007,7 +1157,7 @@ bool smtp_client_idle(const struct smtp_client *client)
            client->undecided == 0 &&
            client->pending_head == client->pending_tail &&
            !client->quit_queued && !client->input_closed &&
-           client->input_len == 0;
+           !client->tls_ready && client->input_len == 0;
 }
 
 void smtp_client_quit(struct smtp_client *client)
@@ -1051,6 +1201,11 @@ void smtp_client_free(struct smtp_client *client)
     free(client->accepted);
     free(client->pending);
     free(client->input);
+    free(client->auth_user);
+    if (client->auth_password != NULL) {
+        explicit_bzero(client->auth_password, strlen(client->auth_password));
+        free(client->auth_password);
+    }
     free(client);
 }
 
@@ -1082,4 +1237,43 @@ smtp_client_result(const struct smtp_client *client, size_t i)
 bool smtp_client_quit_answered(const struct smtp_client *client)
 {
     return client->quit_answered;
+}
+
+void smtp_client_set_tls(struct smtp_client *client,
+                         enum smtp_client_tls mode)
+{
+    client->tls_mode = mode;
+}
+
+int smtp_client_set_auth(struct smtp_client *client, const char *user,
+                         const char *password)
+{
+    if (strlen(user) > SMTP_SASL_NAME_MAX ||
+        strlen(password) > SMTP_SASL_NAME_MAX) {
+        return -1;
+    }
+    client->auth_user = strdup(user);
+    client->auth_password = strdup(password);
+    return client->auth_user != NULL && client->auth_password != NULL
+               ? 0
+               : -1;
+}
+
+bool smtp_client_tls_ready(const struct smtp_client *client)
+{
+    return client->tls_ready;
+}
+
+void smtp_client_tls_started(struct smtp_client *client)
+{
+    client->tls_ready = false;
+    client->tls_active = true;
+    client->extensions = 0;
+    client->input_len = 0;
+    client_send(client, CLIENT_CMD_EHLO, 0, "EHLO %s", client->helo_name);
+}
+
+bool smtp_client_tls_active(const struct smtp_client *client)
+{
+    return client->tls_active;
 }

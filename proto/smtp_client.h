@@ -147,4 +147,43 @@ enum smtp_client_wait {
 
 enum smtp_client_wait smtp_client_waiting(const struct smtp_client *client);
 
+/* STARTTLS (RFC 3207). The session does no TLS itself: after the 220 to
+ * STARTTLS it stops reading (smtp_client_tls_ready() turns true and any
+ * bytes fed after the 220 are dropped), the owner runs the handshake,
+ * then calls smtp_client_tls_started() and from then on feeds decrypted
+ * bytes and encrypts the output. Nothing is pipelined behind STARTTLS. */
+enum smtp_client_tls {
+    SMTP_CLIENT_TLS_OFF,     /* never send STARTTLS */
+    SMTP_CLIENT_TLS_TRY,     /* STARTTLS when offered, else plaintext */
+    SMTP_CLIENT_TLS_REQUIRE, /* without STARTTLS every recipient gets
+                              * 451 4.7.4 and the session ends */
+};
+
+/* smtp_client_set_tls sets the mode; call it before the greeting. The
+ * default is SMTP_CLIENT_TLS_OFF. */
+void smtp_client_set_tls(struct smtp_client *client,
+                         enum smtp_client_tls mode);
+
+/* smtp_client_tls_ready is true once the server answered 220 to
+ * STARTTLS and the handshake may start. */
+bool smtp_client_tls_ready(const struct smtp_client *client);
+
+/* smtp_client_tls_started records the finished handshake and queues EHLO
+ * again: the extensions from before TLS are forgotten. */
+void smtp_client_tls_started(struct smtp_client *client);
+
+/* smtp_client_tls_active is true once smtp_client_tls_started() ran on
+ * this connection, this session or the one it followed. */
+bool smtp_client_tls_active(const struct smtp_client *client);
+
+/* smtp_client_set_auth makes the session send AUTH PLAIN with user and
+ * password (copied; each at most 255 bytes) after EHLO inside TLS. They
+ * are never sent without TLS: a session that has no TLS active after
+ * EHLO, or whose server offers no AUTH, decides every recipient with
+ * 451 4.7.x. A failed AUTH does the same, the server's reply included.
+ * Call it before the greeting. Returns 0, or -1 when a value is too long
+ * or out of memory. */
+int smtp_client_set_auth(struct smtp_client *client, const char *user,
+                         const char *password);
+
 #endif

@@ -1,6 +1,7 @@
 /* SASL PLAIN and LOGIN exchanges and strict base64 (RFC 4648 section 4). */
 #include "proto/smtp_sasl.h"
 
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -86,6 +87,35 @@ long smtp_base64_decode(const char *text, size_t len, unsigned char *out,
         used += (size_t)n;
     }
     return (long)used;
+}
+
+size_t smtp_base64_encode(const unsigned char *data, size_t len, char *out,
+                          size_t size)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t used = 0;
+
+    if (size < (len + 2) / 3 * 4 + 1) {
+        return 0;
+    }
+    for (size_t pos = 0; pos < len; pos += 3) {
+        size_t left = len - pos;
+        uint32_t bits = (uint32_t)data[pos] << 16;
+
+        if (left > 1) {
+            bits |= (uint32_t)data[pos + 1] << 8;
+        }
+        if (left > 2) {
+            bits |= data[pos + 2];
+        }
+        out[used++] = alphabet[(bits >> 18) & 0x3f];
+        out[used++] = alphabet[(bits >> 12) & 0x3f];
+        out[used++] = left > 1 ? alphabet[(bits >> 6) & 0x3f] : '=';
+        out[used++] = left > 2 ? alphabet[bits & 0x3f] : '=';
+    }
+    out[used] = '\0';
+    return used;
 }
 
 int smtp_sasl_mech_parse(const char *name, size_t len,

@@ -76,6 +76,12 @@ void smtp_sasl_clear(struct smtp_sasl *sasl);
 /* smtp_base64_decode decodes text[0..len) strictly into out[0..size).
  * Returns the decoded length, or -1 when text is not canonical base64 or
  * does not fit. */
+/* smtp_base64_encode writes the padded base64 of data[0..len) and a NUL
+ * into out[0..size). Returns the text length, or 0 when size is too
+ * small. */
+size_t smtp_base64_encode(const unsigned char *data, size_t len, char *out,
+                          size_t size);
+
 long smtp_base64_decode(const char *text, size_t len, unsigned char *out,
                         size_t size);
 

@@ -429,7 +429,8 @@ def test(tap, harness):
     test_stuck_destination(tap, harness)
     line = re.search(r"id=\S+ event=delivered to=<r0@reuse\.test> "
                      r"dest=127\.0\.0\.1:2611 relay=127\.0\.0\.1\[127\.0\.0"
-                     r"\.1\]:2611 reply=\"250 [^\"]*\" attempt=1 delay=\d+s",
+                     r"\.1\]:2611 tls=none reply=\"250 [^\"]*\" attempt=1 "
+                     r"delay=\d+s",
                      harness.log_text("ringrelay"))
     tap.check(line is not None, "log: one line per recipient result with "
               "queue ID, destination, relay, reply, attempt and delay")

@@ -2157,3 +2157,80 @@ Test(config, route_object_invalid, .init = tmp_setup, .fini = tmp_teardown)
     load_fail("routes {\n a.test { host = mx }\n A.test. = mx2\n}\n", 3,
               "invalid value for 'routes': duplicate route for 'a.test'");
 }
+
+Test(config, route_auth_and_transport, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    struct config config;
+    const struct config_route *route;
+
+    load_ok(&config, "smarthost = \"127.0.0.1:2600\"\n"
+                     "smarthost_auth_user = \"relay\"\n"
+                     "smarthost_auth_password = \"pw\"\n"
+                     "routes {\n"
+                     "  sub.test { host = \"mx.sub.test:587\"; "
+                     "tls = encrypt; auth_user = u; auth_password = p }\n"
+                     "  load.test { transport = discard }\n"
+                     "  smtp.test { host = mx; transport = smtp }\n"
+                     "}\n");
+    route = config_route_entry(&config, "SUB.test.");
+    cr_assert_not_null(route);
+    cr_expect_str_eq(route->auth_user, "u");
+    cr_expect_str_eq(route->auth_password, "p");
+    cr_expect_not(route->discard);
+    route = config_route_entry(&config, "load.test");
+    cr_assert_not_null(route);
+    cr_expect(route->discard);
+    cr_expect_null(route->auth_user);
+    route = config_route_entry(&config, "smtp.test");
+    cr_assert_not_null(route);
+    cr_expect_not(route->discard);
+    cr_expect_null(config_route_entry(&config, "other.test"));
+    cr_expect_str_eq(config.smarthost_auth_user, "relay");
+    cr_expect_str_eq(config.smarthost_auth_password, "pw");
+    config_cleanup(&config);
+}
+
+/* load_fail_with loads text and expects an error that contains reason. */
+static void load_fail_with(const char *text, const char *reason)
+{
+    struct config config;
+    char err[512] = "";
+
+    write_file(text);
+    cr_assert_eq(config_init(&config), 0);
+    cr_assert_eq(config_load(&config, tmp_file, err, sizeof(err)), -1,
+                 "load succeeded:\n%s", text);
+    cr_expect_not_null(strstr(err, reason), "error '%s' lacks '%s'", err,
+                       reason);
+    config_cleanup(&config);
+}
+
+Test(config, route_auth_invalid, .init = tmp_setup, .fini = tmp_teardown)
+{
+    load_fail_with("routes {\n a.test { host = mx; auth_user = u }\n}\n",
+                   "the route for 'a.test' needs both auth_user and "
+                   "auth_password");
+    load_fail_with("routes {\n a.test { host = mx; tls = none; "
+                   "auth_user = u; auth_password = p }\n}\n",
+                   "'a.test' has AUTH credentials with TLS policy none");
+    load_fail_with("outbound_tls = none\nroutes {\n a.test { host = mx; "
+                   "auth_user = u; auth_password = p }\n}\n",
+                   "'a.test' has AUTH credentials with TLS policy none");
+    load_fail_with("outbound_tls = none\nsmarthost = mx\n"
+                   "smarthost_auth_user = u\n"
+                   "smarthost_auth_password = p\n",
+                   "smarthost_auth_user is set with outbound_tls");
+    load_fail_with("routes {\n a.test { host = mx; auth_user = \"\"; "
+                   "auth_password = p }\n}\n",
+                   "'auth_user' must be 1 to 255 bytes");
+    load_fail_with("routes {\n a.test { transport = lmtp }\n}\n",
+                   "'lmtp' is not a transport; use smtp or discard");
+    load_fail_with("routes {\n a.test { transport = smtp }\n}\n",
+                   "the route for 'a.test' needs host");
+    load_fail_with("smarthost_auth_user = u\n"
+                   "smarthost_auth_password = p\n",
+                   "go together, with smarthost");
+    load_fail_with("smarthost = mx\nsmarthost_auth_user = u\n",
+                   "go together, with smarthost");
+}

@@ -1573,3 +1573,191 @@ Test(smtp_client, not_idle_without_keep_open)
     cr_expect_null(smtp_client_next(c, &msg));
     smtp_client_free(c);
 }
+
+#define EHLO_STARTTLS "250-mx.test Hello\r\n250-PIPELINING\r\n" \
+                      "250 STARTTLS\r\n"
+#define EHLO_AUTH "250-mx.test Hello\r\n250-PIPELINING\r\n" \
+                  "250 AUTH PLAIN LOGIN\r\n"
+#define BATCH_ONE "MAIL FROM:<a@example.org>\r\n" \
+                  "RCPT TO:<b@example.com>\r\nDATA\r\n"
+
+/* start_tls creates a session with the TLS mode and runs the greeting. */
+static struct smtp_client *start_tls(const struct smtp_client_message *msg,
+                                     enum smtp_client_tls mode)
+{
+    struct smtp_client *c = smtp_client_new(HELO_NAME, msg);
+
+    cr_assert_not_null(c);
+    smtp_client_set_tls(c, mode);
+    feed(c, "220 mx.test ESMTP\r\n");
+    expect_output(c, "EHLO " HELO_NAME "\r\n");
+    return c;
+}
+
+Test(smtp_client, starttls_sent_alone_then_ehlo_again)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start_tls(&msg, SMTP_CLIENT_TLS_TRY);
+
+    feed(c, EHLO_STARTTLS);
+    expect_output(c, "STARTTLS\r\n");
+    cr_expect(!smtp_client_tls_ready(c));
+
+    /* Bytes after the 220 are plaintext the handshake must not see. */
+    feed(c, "220 2.0.0 Ready\r\n250 injected\r\n");
+    cr_expect(smtp_client_tls_ready(c));
+    expect_output(c, "");
+    expect_running(c);
+
+    smtp_client_tls_started(c);
+    cr_expect(smtp_client_tls_active(c));
+    expect_output(c, "EHLO " HELO_NAME "\r\n");
+    feed(c, "250-mx.test Hello\r\n250 PIPELINING\r\n");
+    expect_output(c, BATCH_ONE);
+    smtp_client_free(c);
+}
+
+Test(smtp_client, starttls_required_but_not_offered)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start_tls(&msg, SMTP_CLIENT_TLS_REQUIRE);
+
+    feed(c, EHLO_PIPELINING);
+    expect_done(c);
+    expect_result(c, 0, 451, "451 4.7.4 TLS is required for this next "
+                  "hop, but it does not offer STARTTLS");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, starttls_required_but_refused)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start_tls(&msg, SMTP_CLIENT_TLS_REQUIRE);
+
+    feed(c, EHLO_STARTTLS);
+    expect_output(c, "STARTTLS\r\n");
+    feed(c, "454 4.7.0 TLS not available\r\n");
+    expect_done(c);
+    expect_result(c, 0, 451, "451 4.7.4 TLS is required for this next "
+                  "hop, but STARTTLS failed: 454 4.7.0 TLS not available");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, starttls_refused_under_try_goes_plain)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start_tls(&msg, SMTP_CLIENT_TLS_TRY);
+
+    feed(c, EHLO_STARTTLS);
+    expect_output(c, "STARTTLS\r\n");
+    feed(c, "454 4.7.0 TLS not available\r\n");
+    expect_output(c, BATCH_ONE);
+    cr_expect(!smtp_client_tls_active(c));
+    smtp_client_free(c);
+}
+
+Test(smtp_client, starttls_off_ignores_offer)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start_tls(&msg, SMTP_CLIENT_TLS_OFF);
+
+    feed(c, EHLO_STARTTLS);
+    expect_output(c, BATCH_ONE);
+    smtp_client_free(c);
+}
+
+/* start_auth runs a session with credentials up to the EHLO inside TLS. */
+static struct smtp_client *start_auth(const struct smtp_client_message *msg)
+{
+    struct smtp_client *c = start_tls(msg, SMTP_CLIENT_TLS_REQUIRE);
+
+    cr_assert_eq(smtp_client_set_auth(c, "alice", "pw"), 0);
+    feed(c, EHLO_STARTTLS);
+    expect_output(c, "STARTTLS\r\n");
+    feed(c, "220 go ahead\r\n");
+    smtp_client_tls_started(c);
+    expect_output(c, "EHLO " HELO_NAME "\r\n");
+    return c;
+}
+
+Test(smtp_client, auth_plain_inside_tls)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start_auth(&msg);
+
+    feed(c, EHLO_AUTH);
+    /* base64 of "\0alice\0pw" */
+    expect_output(c, "AUTH PLAIN AGFsaWNlAHB3\r\n");
+    feed(c, "235 2.7.0 Authentication successful\r\n");
+    expect_output(c, BATCH_ONE);
+    smtp_client_free(c);
+}
+
+Test(smtp_client, auth_rejected_defers)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start_auth(&msg);
+
+    feed(c, EHLO_AUTH);
+    expect_output(c, "AUTH PLAIN AGFsaWNlAHB3\r\n");
+    feed(c, "535 5.7.8 Authentication credentials invalid\r\n");
+    expect_done(c);
+    expect_result(c, 0, 451, "451 4.7.0 AUTH to the next hop failed "
+                  "(check the configured credentials): 535 5.7.8 "
+                  "Authentication credentials invalid");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, auth_not_offered_defers)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start_auth(&msg);
+
+    feed(c, EHLO_PIPELINING);
+    expect_done(c);
+    expect_result(c, 0, 451, "451 4.7.4 AUTH credentials are configured "
+                  "for this next hop, but it does not offer AUTH");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, auth_never_sent_without_tls)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start_tls(&msg, SMTP_CLIENT_TLS_TRY);
+
+    cr_assert_eq(smtp_client_set_auth(c, "alice", "pw"), 0);
+    feed(c, EHLO_AUTH);
+    expect_done(c);
+    expect_result(c, 0, 451, "451 4.7.10 AUTH credentials for this next "
+                  "hop are sent only over TLS, and TLS did not come up");
+    expect_output(c, "QUIT\r\n");
+    smtp_client_free(c);
+}
+
+Test(smtp_client, tls_state_carries_to_next_session)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start_auth(&msg);
+    struct smtp_client *next;
+
+    smtp_client_keep_open(c);
+    feed(c, EHLO_AUTH);
+    expect_output(c, "AUTH PLAIN AGFsaWNlAHB3\r\n");
+    feed(c, "235 ok\r\n");
+    expect_output(c, BATCH_ONE);
+    feed(c, "250 ok\r\n250 ok\r\n354 go\r\n");
+    smtp_outq_consume(smtp_client_output(c),
+                      smtp_client_output(c)->len);
+    feed(c, "250 queued\r\n");
+    cr_assert(smtp_client_idle(c));
+
+    /* The next message on the connection needs no STARTTLS or AUTH. */
+    next = smtp_client_next(c, &msg);
+    cr_assert_not_null(next);
+    cr_expect(smtp_client_tls_active(next));
+    expect_output(next, BATCH_ONE);
+    smtp_client_free(next);
+    smtp_client_free(c);
+}

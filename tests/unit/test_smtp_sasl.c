@@ -29,6 +29,28 @@ Test(base64, decodes_canonical_text)
     cr_assert_eq(decode("+/+/", out, sizeof(out)), 3);
 }
 
+Test(base64, encodes_with_padding)
+{
+    static const unsigned char plain[] = "\0alice\0pw";
+    char out[32];
+    char small[4];
+
+    cr_assert_eq(smtp_base64_encode((const unsigned char *)"", 0, out,
+                                    sizeof(out)), 0);
+    cr_assert_str_eq(out, "");
+    cr_assert_eq(smtp_base64_encode((const unsigned char *)"a", 1, out,
+                                    sizeof(out)), 4);
+    cr_assert_str_eq(out, "YQ==");
+    cr_assert_eq(smtp_base64_encode((const unsigned char *)"ab", 2, out,
+                                    sizeof(out)), 4);
+    cr_assert_str_eq(out, "YWI=");
+    cr_assert_eq(smtp_base64_encode(plain, sizeof(plain) - 1, out,
+                                    sizeof(out)), 12);
+    cr_assert_str_eq(out, "AGFsaWNlAHB3");
+    cr_assert_eq(smtp_base64_encode((const unsigned char *)"abc", 3, small,
+                                    sizeof(small)), 0);
+}
+
 Test(base64, rejects_bad_text)
 {
     const char *bad[] = {
