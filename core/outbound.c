@@ -241,10 +241,28 @@ static const struct smtp_mailbox *rcpt_mailbox(const struct queue_msg *msg,
     return mailbox;
 }
 
+/* job_same_profile reports whether mailbox's domain gets the same TLS
+ * policy and AUTH credentials as job's: routes of one next hop may
+ * differ in them, and one transaction runs under one of each. */
+static bool job_same_profile(const struct outbound_job *job,
+                             const struct smtp_mailbox *mailbox)
+{
+    const struct config *config = job->outbound->daemon->config;
+    struct outbound_job probe = {.outbound = job->outbound};
+    struct outbound_profile mine;
+    struct outbound_profile theirs;
+
+    job_set_target(&probe, mailbox);
+    outbound_profile(config, job->target, job->domain, &mine);
+    outbound_profile(config, probe.target, probe.domain, &theirs);
+    return outbound_profile_equal(&mine, &theirs);
+}
+
 /* job_matches reports whether job takes recipients of mailbox: those of
  * the same kind (domain, literal or unparsable) whose next hop is the
- * job's destination. Domains that share a route share a job, so one
- * transaction carries them all. */
+ * job's destination and whose TLS policy and AUTH credentials are the
+ * job's. Domains that share a route share a job, so one transaction
+ * carries them all. */
 static bool job_matches(const struct outbound_job *job,
                         const struct smtp_mailbox *mailbox,
                         const char *dest_name)
@@ -254,10 +272,12 @@ static bool job_matches(const struct outbound_job *job,
     }
     if (mailbox->kind == SMTP_DOMAIN_NAME) {
         return job->target == OUTBOUND_TARGET_DOMAIN &&
-               strcmp(job->dest->name, dest_name) == 0;
+               strcmp(job->dest->name, dest_name) == 0 &&
+               job_same_profile(job, mailbox);
     }
     return job->target == OUTBOUND_TARGET_LITERAL &&
-           strcmp(job->dest->name, dest_name) == 0;
+           strcmp(job->dest->name, dest_name) == 0 &&
+           job_same_profile(job, mailbox);
 }
 
 /* job_find returns the job of msg for mailbox among the jobs made by

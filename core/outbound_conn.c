@@ -198,6 +198,34 @@ static bool conn_discard(struct outbound_conn *conn)
     return true;
 }
 
+void outbound_profile(const struct config *config,
+                      enum outbound_target target, const char *domain,
+                      struct outbound_profile *profile)
+{
+    const struct config_route *entry = NULL;
+
+    profile->policy = config_tls_policy_for(config, domain);
+    profile->user = NULL;
+    profile->password = NULL;
+    if (target == OUTBOUND_TARGET_DOMAIN) {
+        entry = config_route_entry(config, domain);
+    }
+    if (entry != NULL) {
+        profile->user = entry->auth_user;
+        profile->password = entry->auth_password;
+    } else if (config->has_smarthost && target != OUTBOUND_TARGET_INVALID) {
+        profile->user = config->smarthost_auth_user;
+        profile->password = config->smarthost_auth_password;
+    }
+}
+
+bool outbound_profile_equal(const struct outbound_profile *a,
+                            const struct outbound_profile *b)
+{
+    return a->policy == b->policy && a->user == b->user &&
+           a->password == b->password;
+}
+
 /* conn_profile finds the configured TLS policy of job and the AUTH
  * credentials of its route, or of the smarthost when that is its next
  * hop. */
@@ -206,22 +234,12 @@ static void conn_profile(const struct config *config,
                          enum tls_policy *policy, const char **user,
                          const char **password)
 {
-    const struct config_route *entry = NULL;
+    struct outbound_profile profile;
 
-    *policy = config_tls_policy_for(config, job->domain);
-    *user = NULL;
-    *password = NULL;
-    if (job->target == OUTBOUND_TARGET_DOMAIN) {
-        entry = config_route_entry(config, job->domain);
-    }
-    if (entry != NULL) {
-        *user = entry->auth_user;
-        *password = entry->auth_password;
-    } else if (config->has_smarthost &&
-               job->target != OUTBOUND_TARGET_INVALID) {
-        *user = config->smarthost_auth_user;
-        *password = config->smarthost_auth_password;
-    }
+    outbound_profile(config, job->target, job->domain, &profile);
+    *policy = profile.policy;
+    *user = profile.user;
+    *password = profile.password;
 }
 
 bool outbound_conn_fits(const struct outbound_conn *conn,

@@ -9,10 +9,12 @@
 #include <stdbool.h>
 #include <sys/uio.h>
 
+#include "core/outbound_job.h"
 #include "core/reactor.h"
 #include "core/tls_policy.h"
 #include "proto/smtp_client.h"
 
+struct config;
 struct dns_request;
 struct dns_tlsa_result;
 struct outbound_dest;
@@ -97,6 +99,27 @@ void outbound_conn_open(struct outbound_dest *dest, struct outbound_job *job);
 /* outbound_conn_reuse starts job's transaction on the idle conn. */
 void outbound_conn_reuse(struct outbound_conn *conn,
                          struct outbound_job *job);
+
+/* The TLS policy and AUTH credentials that apply to a next hop, borrowed
+ * from the configuration. */
+struct outbound_profile {
+    enum tls_policy policy;
+    const char *user;      /* NULL: no AUTH */
+    const char *password;
+};
+
+/* outbound_profile fills profile for a recipient domain (lower case) or
+ * literal of the given target kind: its route's tls and credentials, or
+ * the smarthost's credentials and outbound_tls. */
+void outbound_profile(const struct config *config,
+                      enum outbound_target target, const char *domain,
+                      struct outbound_profile *profile);
+
+/* outbound_profile_equal is true when a and b may share a transaction
+ * and a connection. Credentials compare by pointer, because each comes
+ * from one configuration entry. */
+bool outbound_profile_equal(const struct outbound_profile *a,
+                            const struct outbound_profile *b);
 
 /* outbound_conn_fits is true when job has the TLS policy and AUTH
  * credentials that the connection was opened with, so it may reuse it. */

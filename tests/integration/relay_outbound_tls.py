@@ -57,6 +57,8 @@ routes {{
     "mayplain.test" = "127.0.0.1:{plain}";
     "none.test" {{ host = "127.0.0.1:{tls}"; tls = "none"; }}
     "encplain.test" {{ host = "127.0.0.1:{plain}"; tls = "encrypt"; }}
+    "mixnone.test" {{ host = "127.0.0.1:{plain}"; tls = "none"; }}
+    "mixenc.test" {{ host = "127.0.0.1:{plain}"; tls = "encrypt"; }}
     "encfail.test" {{ host = "127.0.0.1:{fail}"; tls = "encrypt"; }}
     "mayfail.test" {{ host = "127.0.0.1:{fail}"; tls = "may"; }}
     "verifyok.test" {{ host = "sink.test:{tls}"; tls = "verify"; }}
@@ -289,6 +291,25 @@ def test_policies(tap, harness):
     tap.check(lines and "event=delivered" in lines[0] and
               "tls=none" in lines[0],
               "may with STARTTLS refused: delivered in plaintext", lines)
+
+
+def test_mixed_policies(tap, harness):
+    """One message to two routes of one next hop with different TLS
+    policies: each recipient gets its own route's policy, so the encrypt
+    one is never sent in plaintext along with the none one."""
+    with smtplib.SMTP("127.0.0.1", RELAY_PORT, timeout=30) as client:
+        client.sendmail("me@sender.test",
+                        ["you@mixnone.test", "you@mixenc.test"],
+                        "Subject: mixed policies\r\n\r\nhello\r\n")
+    plain = wait_result(harness, "mixnone.test")
+    tap.check(len(plain) == 1 and "event=delivered" in plain[0] and
+              "tls=none" in plain[0], "mixed: the none route is "
+              "delivered in plaintext", plain)
+    encrypted = wait_result(harness, "mixenc.test")
+    tap.check(len(encrypted) == 1 and "event=deferred" in encrypted[0] and
+              "4.7.4" in encrypted[0], "mixed: the encrypt route of the "
+              "same message is deferred, not sent in plaintext",
+              encrypted)
 
 
 def test_verify(tap, harness):
@@ -703,6 +724,7 @@ def test(tap, harness):
                                name="dane-relay")
 
     test_policies(tap, harness)
+    test_mixed_policies(tap, harness)
     test_verify(tap, harness)
     test_dane(tap, harness)
     test_dane_mx(tap, harness)
