@@ -304,8 +304,9 @@ int tls_session_verify_peer(const struct tls_session *s, char *err,
         return -1;
     }
     if (!s->ctx->has_ca) {
-        snprintf(err, err_size, "no CA file is configured to verify the "
-                 "server certificate");
+        snprintf(err, err_size, "no CA certificates were loaded to "
+                 "verify the server certificate (is outbound_tls_ca_file "
+                 "readable PEM?)");
         return -1;
     }
     if (host == NULL) {
