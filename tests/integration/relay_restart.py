@@ -47,6 +47,10 @@ resolver = "127.0.0.1:53";
 mx_allow_loopback = true;
 retry_interval = {RETRY_INTERVAL_S};
 segment_size = {SEGMENT_SIZE};
+# Every message must make its own failed attempt while the sink is down,
+# so that each has a stored retry time: an open breaker would hold the
+# later ones back without an attempt.
+delivery_breaker_failures = 0;
 """
 
 
