@@ -813,6 +813,12 @@ static int config_parse_route_options(struct config_loader *loader,
         return config_invalid(loader, member, "the route for '%s' needs "
                               "host", route->domain);
     }
+    if (route->discard && (seen[0] || seen[1] || seen[3])) {
+        return config_invalid(loader, member, "the route for '%s' has "
+                              "transport discard, which makes no "
+                              "connection; remove host, tls and the AUTH "
+                              "keys", route->domain);
+    }
     if (seen[3] != seen[4]) {
         return config_invalid(loader, member, "the route for '%s' needs "
                               "both auth_user and auth_password",

@@ -2228,6 +2228,9 @@ Test(config, route_auth_invalid, .init = tmp_setup, .fini = tmp_teardown)
                    "'lmtp' is not a transport; use smtp or discard");
     load_fail_with("routes {\n a.test { transport = smtp }\n}\n",
                    "the route for 'a.test' needs host");
+    load_fail_with("routes {\n a.test { host = mx; transport = discard "
+                   "}\n}\n",
+                   "has transport discard, which makes no connection");
     load_fail_with("smarthost_auth_user = u\n"
                    "smarthost_auth_password = p\n",
                    "go together, with smarthost");
