@@ -214,9 +214,9 @@ static void queue_recover_invalid(struct queue *queue, const char *name,
     }
 }
 
-/* queue_recover_segment opens and scans one segment file. A file whose
- * creation was interrupted held no record and is removed; a file with an
- * invalid header goes to corrupt/. */
+/* queue_recover_segment opens and scans one segment file. A file of
+ * zero bytes only, whose creation was interrupted, held no record and is
+ * removed; a file with an invalid or short header goes to corrupt/. */
 static int queue_recover_segment(struct queue *queue, uint64_t number,
                                  struct queue_recovery_stats *stats)
 {

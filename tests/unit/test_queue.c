@@ -1856,6 +1856,106 @@ Test(queue, invalid_header_quarantined_keeps_hold)
     cr_assert(fx.ready[0]->rcpts[1].held, "hold lost");
 }
 
+/* write_segment_zeros replaces seg-1 with len zero bytes from offset
+ * 0 when whole is set, or zeroes its first len bytes otherwise. */
+static void write_segment_zeros(size_t len, bool whole)
+{
+    char path[PATH_MAX * 2];
+    uint8_t zeros[4096] = { 0 };
+    int fd;
+
+    cr_assert_leq(len, sizeof(zeros));
+    segment_path(path, sizeof(path), "seg-00000001", false);
+    fd = open(path, O_RDWR | (whole ? O_TRUNC : 0));
+    cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+    cr_assert_eq(pwrite(fd, zeros, len, 0), (ssize_t)len);
+    close(fd);
+}
+
+Test(queue, zeroed_header_quarantined_keeps_hold)
+{
+    char queued[PATH_MAX * 2];
+    char corrupt[PATH_MAX * 2];
+    uint8_t header[QUEUE_SEGMENT_HEADER_LEN];
+    int fd;
+
+    cr_assert_eq(open_queue(), 0);
+    store_message("held body\r\n", 11);
+    cr_assert_eq(queue_hold(fx.queue, fx.ready[0]), 2);
+    run_briefly();
+    close_queue();
+
+    segment_path(queued, sizeof(queued), "seg-00000001", false);
+    segment_path(corrupt, sizeof(corrupt), "seg-00000001", true);
+    fd = open(queued, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(read(fd, header, sizeof(header)), (ssize_t)sizeof(header));
+    close(fd);
+    write_segment_zeros(sizeof(header), false);
+
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 0);
+    cr_assert_not(file_exists(queued), "zeroed segment left in place");
+    cr_assert(file_exists(corrupt), "zeroed segment not in corrupt/");
+    reopen_queue();
+    close_queue();
+
+    /* The operator restores the header and moves the file back. */
+    fd = open(corrupt, O_WRONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, header, sizeof(header)), (ssize_t)sizeof(header));
+    close(fd);
+    cr_assert_eq(rename(corrupt, queued), 0);
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 1);
+    cr_assert(fx.ready[0]->rcpts[0].held, "hold lost");
+    cr_assert(fx.ready[0]->rcpts[1].held, "hold lost");
+}
+
+Test(queue, short_segment_with_data_quarantined)
+{
+    char queued[PATH_MAX * 2];
+    char corrupt[PATH_MAX * 2];
+
+    cr_assert_eq(open_queue(), 0);
+    store_message("body\r\n", 6);
+    close_queue();
+
+    /* The first 10 bytes hold the magic, which is not zero. */
+    segment_path(queued, sizeof(queued), "seg-00000001", false);
+    segment_path(corrupt, sizeof(corrupt), "seg-00000001", true);
+    cr_assert_eq(truncate(queued, 10), 0);
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 0);
+    cr_assert_not(file_exists(queued), "short segment left in place");
+    cr_assert(file_exists(corrupt), "short segment not in corrupt/");
+}
+
+Test(queue, all_zero_segment_removed)
+{
+    static const size_t lengths[] = { 0, 10, 4096 };
+    char queued[PATH_MAX * 2];
+    char corrupt[PATH_MAX * 2];
+
+    segment_path(queued, sizeof(queued), "seg-00000001", false);
+    segment_path(corrupt, sizeof(corrupt), "seg-00000001", true);
+    for (size_t i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++) {
+        cr_assert_eq(open_queue(), 0);
+        store_message("body\r\n", 6);
+        close_queue();
+
+        /* A creation cut before its header leaves only zero bytes. */
+        write_segment_zeros(lengths[i], true);
+        cr_assert_eq(open_queue(), 0);
+        cr_assert_eq(fx.ready_count, 0);
+        cr_assert_not(file_exists(queued), "length %zu: not removed",
+                      lengths[i]);
+        cr_assert_not(file_exists(corrupt), "length %zu: quarantined",
+                      lengths[i]);
+        close_queue();
+    }
+}
+
 Test(queue, truncated_segment_keeps_intact_records)
 {
     char *bodies[3];
