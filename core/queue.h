@@ -281,6 +281,12 @@ struct queue_stats {
     uint64_t fsyncs;
 };
 
+/* queue_log_sync_stats logs the group-commit counters as
+ * event=queue_sync_stats, from which a benchmark computes messages per
+ * fsync and per batch. The daemon calls it at a stop after a complete
+ * start only. */
+void queue_log_sync_stats(const struct queue *queue);
+
 /* queue_sync_pending returns true while fsyncs are in flight or the
  * group-commit hook waits for the end of the turn, so a stop can wait
  * for them. */

@@ -130,7 +130,6 @@ struct queue {
     size_t recovered_messages;
     size_t recovered_dropped;
     bool read_only;                 /* queue_options.read_only */
-    bool opened;                    /* queue_open() succeeded */
     uint64_t compact_check_at;      /* journal bytes; see queue_compact.c */
     uint64_t move_next_ms;          /* reactor clock of the next move
                                      * check; see queue_move.c */
