@@ -1956,6 +1956,28 @@ Test(queue, all_zero_segment_removed)
     }
 }
 
+Test(queue, journal_new_without_journal_adopted)
+{
+    char journal[PATH_MAX * 2];
+    char journal_new[PATH_MAX * 2];
+
+    cr_assert_eq(open_queue(), 0);
+    store_message("held body\r\n", 11);
+    cr_assert_eq(queue_hold(fx.queue, fx.ready[0]), 2);
+    run_briefly();
+    close_queue();
+
+    snprintf(journal, sizeof(journal), "%s/journal", fx.dir);
+    snprintf(journal_new, sizeof(journal_new), "%s/journal.new", fx.dir);
+    cr_assert_eq(rename(journal, journal_new), 0);
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 1);
+    cr_assert(fx.ready[0]->rcpts[0].held, "hold lost");
+    cr_assert(fx.ready[0]->rcpts[1].held, "hold lost");
+    cr_assert(file_exists(journal), "journal.new not renamed");
+    cr_assert_not(file_exists(journal_new), "journal.new left behind");
+}
+
 Test(queue, truncated_segment_keeps_intact_records)
 {
     char *bodies[3];
