@@ -297,8 +297,9 @@ bool queue_sync_pending(const struct queue *queue);
  * limit reached. "queue_max_size" means max_size has no room for the
  * writer's reservation. "queue_min_free" means the file system has less
  * than min_free bytes free, or the message needs a new segment and less
- * than its size plus min_free is free. The free space is read with
- * statvfs at most once a second. */
+ * than its size plus min_free is free. Without size_hint, a message
+ * needs a new segment when the active one has less than 256 KiB room.
+ * The free space is read with statvfs at most once a second. */
 const char *queue_space_shortage(struct queue *queue, uint64_t size_hint);
 
 /* queue_get_stats fills stats. */

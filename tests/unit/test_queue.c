@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1616,6 +1617,33 @@ Test(queue, min_free_counts_new_segment)
     fx.min_free = available - segment - ((uint64_t)1 << 30);
     cr_assert_eq(open_queue(), 0);
     cr_assert_null(queue_space_shortage(fx.queue, 0));
+}
+
+/* Without SIZE=, an active segment with a few KB of room does not count
+ * when no new segment fits. The free space is set in the cache, so the
+ * test does not depend on other programs' use of the file system. */
+Test(queue, min_free_unsized_needs_room)
+{
+    size_t len = SMALL_SEGMENT * 4 - 160u * 1024;
+    char *body = make_body(len, 1);
+    uint64_t room;
+
+    fx.min_free = 4u * 1024 * 1024;
+    cr_assert_eq(open_queue(), 0);
+    store_message(body, len);
+    free(body);
+    room = fx.queue->active->size - fx.queue->active->tail;
+    cr_assert_gt(room, 64u * 1024, "room %" PRIu64, room);
+    cr_assert_lt(room, 256u * 1024, "room %" PRIu64, room);
+
+    /* Above the floor, but below it after a new 1 MiB segment. */
+    fx.queue->free_bytes = fx.min_free + 512u * 1024;
+    fx.queue->free_known = true;
+    fx.queue->free_checked_ms = reactor_now_ms(fx.reactor);
+    cr_assert_str_eq(queue_space_shortage(fx.queue, 0), "queue_min_free");
+    cr_assert_null(queue_space_shortage(fx.queue, 32u * 1024));
+    cr_assert_str_eq(queue_space_shortage(fx.queue, room + 4096),
+                     "queue_min_free");
 }
 
 /* MAIL's SIZE= is checked against the room left below max_size. */
