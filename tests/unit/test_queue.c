@@ -2189,3 +2189,29 @@ Test(queue, restart_reuses_last_segment)
     assert_body(fx.ready[1], "second\r\n", 8);
     cr_assert_eq(stats().recovered_dropped, 0);
 }
+
+Test(queue, cut_segment_counted_as_quarantined)
+{
+    char *body = make_body(30000, 1);
+    char queued[PATH_MAX * 2];
+    char corrupt[PATH_MAX * 2];
+    static char log[16384];
+    FILE *file;
+    int saved;
+
+    cr_assert_eq(open_queue(), 0);
+    store_message(body, 30000);
+    free(body);
+    close_queue();
+
+    /* The header stays, but the only record is cut. */
+    segment_path(queued, sizeof(queued), "seg-00000001", false);
+    segment_path(corrupt, sizeof(corrupt), "seg-00000001", true);
+    cr_assert_eq(truncate(queued, 5000), 0);
+    saved = capture_stderr(&file);
+    cr_assert_eq(open_queue(), 0);
+    restore_stderr(saved, file, log, sizeof(log));
+    cr_assert(file_exists(corrupt), "cut segment not in corrupt/");
+    cr_assert_not_null(strstr(log, " removed_segments=0 quarantined=1"),
+                       "log: %s", log);
+}
