@@ -192,6 +192,11 @@ int queue_writer_begin(struct queue *queue, struct queue_writer **out,
 /* queue_writer_id returns the writer's queue ID (QUEUE_ID_LEN digits). */
 const char *queue_writer_id(const struct queue_writer *writer);
 
+/* queue_failed_writer_id returns the queue ID that the last failed
+ * queue_writer_begin() issued and logged, or NULL when it failed before
+ * issuing one, so the caller's log line names the same message. */
+const char *queue_failed_writer_id(const struct queue *queue);
+
 /* queue_writer_append copies body bytes (wire form, or raw octets for
  * QUEUE_ENV_BINARYMIME) into the mapping. Fails with ENOSPC when the
  * disk or segment space cannot grow, and with EDQUOT at queue_max_size. */

@@ -2215,3 +2215,33 @@ Test(queue, cut_segment_counted_as_quarantined)
     cr_assert_not_null(strstr(log, " removed_segments=0 quarantined=1"),
                        "log: %s", log);
 }
+
+Test(queue, failed_begin_keeps_id)
+{
+    struct queue_writer *first;
+    struct queue_writer *second = NULL;
+    static char log[16384];
+    char expected[64];
+    FILE *file;
+    int saved;
+
+    fx.max_size = 8 * 1024;
+    cr_assert_eq(open_queue(), 0);
+    first = begin(4 * 1024);
+    cr_assert_null(queue_failed_writer_id(fx.queue));
+    saved = capture_stderr(&file);
+    cr_assert_eq(queue_writer_begin(fx.queue, &second, &test_env, 0), -1);
+    restore_stderr(saved, file, log, sizeof(log));
+    cr_assert_eq(errno, EDQUOT);
+    cr_assert_not_null(queue_failed_writer_id(fx.queue));
+    cr_assert_eq(strlen(queue_failed_writer_id(fx.queue)), QUEUE_ID_LEN);
+    snprintf(expected, sizeof(expected), "id=%s event=queue_reserve_failed",
+             queue_failed_writer_id(fx.queue));
+    cr_assert_not_null(strstr(log, expected), "log: %s", log);
+
+    /* A later begin that works clears it. */
+    queue_writer_abort(first);
+    first = begin(0);
+    cr_assert_null(queue_failed_writer_id(fx.queue));
+    queue_writer_abort(first);
+}
