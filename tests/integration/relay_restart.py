@@ -230,7 +230,7 @@ def test_control_listener_exited(tap, harness):
               log)
     tap.check("level=warning event=control_wait " in log,
               "relay logs the control socket wait", log)
-    harness.stop(relay)
+    tap.check(harness.stop(relay) == 0, "relay after the wait stops cleanly")
 
 
 def test_control_listener_running(tap, harness):
