@@ -129,11 +129,11 @@ static int queue_journal_lock(struct queue_journal *journal, const char *dir)
 }
 
 /* queue_journal_adopt_new renames journal.new to journal when journal
- * is missing. A compaction renames journal.new over journal, so
- * journal.new without journal is no interrupted compaction but a lost or
- * moved journal, and journal.new holds every entry still needed at the
- * time it was written, which beats starting without any. Returns 0 when
- * it was adopted or is absent, -1 on an error it has logged. */
+ * is missing. A compaction renames journal.new over journal, so a
+ * journal.new alone comes from a lost or moved journal, not from an
+ * interrupted compaction. It contains every entry still needed when it
+ * was written. Returns 0 when it was adopted or is absent, and -1 on an
+ * error it has logged. */
 static int queue_journal_adopt_new(int dir_fd, const char *dir)
 {
     int rc = renameat2(dir_fd, QUEUE_JOURNAL_NEW_NAME, dir_fd,

@@ -286,12 +286,14 @@ static struct queue_segment *queue_move_next_source(
 {
     for (struct queue_segment *seg = run->queue->segments; seg != NULL;
          seg = seg->next) {
-        bool taken = false;
+        bool already_source = false;
 
         for (size_t i = 0; i < run->source_count; i++) {
-            taken = taken || run->sources[i].seg == seg;
+            if (run->sources[i].seg == seg) {
+                already_source = true;
+            }
         }
-        if (!taken && queue_move_sparse(run->queue, seg, now)) {
+        if (!already_source && queue_move_sparse(run->queue, seg, now)) {
             return seg;
         }
     }

@@ -215,8 +215,8 @@ static void queue_recover_invalid(struct queue *queue, const char *name,
 }
 
 /* queue_recover_segment opens and scans one segment file. A file of
- * zero bytes only, whose creation was interrupted, held no record and is
- * removed; a file with an invalid or short header goes to corrupt/. */
+ * zero bytes only is an interrupted creation without records, so it is
+ * removed. A file with an invalid or short header goes to corrupt/. */
 static int queue_recover_segment(struct queue *queue, uint64_t number,
                                  struct queue_recovery_stats *stats)
 {
