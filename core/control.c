@@ -1,10 +1,12 @@
 #include "core/control.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,6 +27,11 @@
 #define CONTROL_MAX_CLIENTS 8
 
 #define CONTROL_BACKLOG 16
+
+/* How long a start waits for the listening socket of a process that is
+ * no longer running, as the queue lock and the listeners wait. */
+#define CONTROL_STALE_WAIT_MS 5000u
+#define CONTROL_STALE_RETRY_MS 50u
 
 /* Pause before accepting again after an accept error such as EMFILE. */
 #define CONTROL_ACCEPT_RETRY_MS 1000u
@@ -68,14 +75,90 @@ static void control_recv_done(struct reactor_op *op, int result);
 static void control_send_done(struct reactor_op *op, int result);
 static void control_client_close(struct control_client *client);
 
+/* control_probe connects to the socket file and returns 1 when some
+ * process accepts, with that listener's PID in *holder (0 when unknown),
+ * 0 when none does, and -1 on an error it has logged. A full backlog
+ * counts as a listener whose PID is unknown. */
+static int control_probe(const struct control *control, pid_t *holder)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    int fd;
+    int rc;
+
+    *holder = 0;
+    /* Non-blocking, because each probe stays in the backlog of a
+     * listener that no longer accepts, and connect() to a full backlog
+     * fails with EAGAIN instead of blocking. */
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        log_error("event=control_failed path=%s error=\"socket failed: "
+                  "%s\"", control->addr.sun_path, strerror(errno));
+        return -1;
+    }
+    rc = connect(fd, (const struct sockaddr *)&control->addr,
+                 control->addr_len);
+    if (rc == 0 &&
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        *holder = cred.pid;
+    }
+    if (rc != 0 && errno == EAGAIN) {
+        rc = 0;
+    }
+    close(fd);
+    return rc == 0;
+}
+
+/* control_wait_stale waits while the process that listens on the socket
+ * file is not running. A process killed with SIGKILL keeps its listening
+ * socket for a moment after it has been reaped, because the kernel
+ * closes the files of its io_uring instance later. Returns 0 once no
+ * process accepts, and -1 when a running process does or the wait of
+ * CONTROL_STALE_WAIT_MS runs out. */
+static int control_wait_stale(const struct control *control)
+{
+    const struct timespec pause = {
+        .tv_nsec = CONTROL_STALE_RETRY_MS * 1000000L,
+    };
+    const char *path = control->addr.sun_path;
+    unsigned waited_ms = 0;
+    pid_t holder;
+    int rc;
+
+    while ((rc = control_probe(control, &holder)) == 1) {
+        bool running = holder > 0 &&
+                       !(kill(holder, 0) != 0 && errno == ESRCH);
+
+        if (running || waited_ms >= CONTROL_STALE_WAIT_MS) {
+            log_error("event=control_failed path=%s holder_pid=%ld "
+                      "waited_ms=%u error=\"another process accepts "
+                      "connections on the control socket\"", path,
+                      (long)holder, waited_ms);
+            return -1;
+        }
+        if (waited_ms == 0) {
+            log_warning("event=control_wait path=%s holder_pid=%ld "
+                        "max_wait_ms=%u reason=\"the process that "
+                        "listens is not running, such as a killed process "
+                        "whose files are still being closed\"", path,
+                        (long)holder, CONTROL_STALE_WAIT_MS);
+        }
+        nanosleep(&pause, NULL);
+        waited_ms += CONTROL_STALE_RETRY_MS;
+    }
+    if (rc == 0 && waited_ms > 0) {
+        log_info("event=control_released path=%s waited_ms=%u", path,
+                 waited_ms);
+    }
+    return rc;
+}
+
 /* control_clear_stale removes a socket file that nothing listens on, the
  * trace of a daemon that did not stop cleanly. */
 static int control_clear_stale(struct control *control)
 {
     const char *path = control->addr.sun_path;
     struct stat st;
-    int fd;
-    int rc;
 
     if (lstat(path, &st) < 0) {
         if (errno == ENOENT) {
@@ -92,18 +175,7 @@ static int control_clear_stale(struct control *control)
                   "socket; remove it\"", path);
         return -1;
     }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        log_error("error=\"socket failed: %s\"", strerror(errno));
-        return -1;
-    }
-    rc = connect(fd, (const struct sockaddr *)&control->addr,
-                 control->addr_len);
-    close(fd);
-    if (rc == 0) {
-        log_error("event=control_failed "
-                  "path=%s error=\"another process accepts connections on "
-                  "the control socket\"", path);
+    if (control_wait_stale(control) < 0) {
         return -1;
     }
     if (unlink(path) < 0 && errno != ENOENT) {

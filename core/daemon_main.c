@@ -294,6 +294,7 @@ static void daemon_warn_relay_networks(const struct config *config,
 static int daemon_run(struct daemon *daemon)
 {
     struct daemon_signals signals = {.daemon = daemon, .fd = -1};
+    bool started = false;
     int status = 1;
     int rc;
 
@@ -324,6 +325,7 @@ static int daemon_run(struct daemon *daemon)
     log_info("event=start version=%s backend=%s hostname=%s queue_dir=%s",
              RINGRELAY_VERSION, reactor_backend_name(daemon->reactor),
              daemon->config->hostname, daemon->config->queue_dir);
+    started = true;
 
     rc = reactor_run(daemon->reactor);
     if (rc < 0) {
@@ -339,6 +341,9 @@ out:
     if (daemon->queue != NULL && queue_sync_now(daemon->queue) < 0) {
         log_error("error=\"queue sync failed: %s\"", strerror(errno));
         status = 1;
+    }
+    if (started) {
+        queue_log_sync_stats(daemon->queue);
     }
     /* Sessions cancel their password checks, so the worker goes after
      * them. */

@@ -408,7 +408,7 @@ static int session_hook_data_begin(void *ctx, char *reply)
     struct daemon *daemon = session_daemon(s);
 
     if (session_begin_record(s) < 0) {
-        session_log_write_failed(s, NULL);
+        session_log_write_failed(s, queue_failed_writer_id(daemon->queue));
         if (session_queue_full(errno)) {
             snprintf(reply, SMTP_REPLY_MAX,
                      "452 4.3.1 Insufficient system storage");

@@ -764,9 +764,7 @@ int queue_sync_now(struct queue *queue)
     return 0;
 }
 
-/* queue_log_sync_stats writes the group-commit counters, from which a
- * benchmark computes messages per fsync and per batch. */
-static void queue_log_sync_stats(const struct queue *queue)
+void queue_log_sync_stats(const struct queue *queue)
 {
     log_info("event=queue_sync_stats dir=%s durability=%s commits=%" PRIu64
              " batches=%" PRIu64 " fsyncs=%" PRIu64, queue->dir,
@@ -820,9 +818,6 @@ void queue_close(struct queue *queue)
     }
 
     if (!queue->read_only) {
-        if (queue->opened) {
-            queue_log_sync_stats(queue);
-        }
         queue_sync_now(queue);
     }
     if (queue->reactor != NULL) {
@@ -1059,7 +1054,6 @@ int queue_open(struct queue **out, struct reactor *reactor,
     }
     queue->recovered_messages = stats.messages;
     queue->recovered_dropped = stats.dropped;
-    queue->opened = true;
     queue_log_opened(queue, &stats);
     *out = queue;
     if (queue->read_only) {

@@ -192,6 +192,11 @@ int queue_writer_begin(struct queue *queue, struct queue_writer **out,
 /* queue_writer_id returns the writer's queue ID (QUEUE_ID_LEN digits). */
 const char *queue_writer_id(const struct queue_writer *writer);
 
+/* queue_failed_writer_id returns the queue ID that the last failed
+ * queue_writer_begin() issued and logged, or NULL when it failed before
+ * issuing one, so the caller's log line names the same message. */
+const char *queue_failed_writer_id(const struct queue *queue);
+
 /* queue_writer_append copies body bytes (wire form, or raw octets for
  * QUEUE_ENV_BINARYMIME) into the mapping. Fails with ENOSPC when the
  * disk or segment space cannot grow, and with EDQUOT at queue_max_size. */
@@ -281,6 +286,12 @@ struct queue_stats {
     uint64_t fsyncs;
 };
 
+/* queue_log_sync_stats logs the group-commit counters as
+ * event=queue_sync_stats, from which a benchmark computes messages per
+ * fsync and per batch. The daemon calls it at a stop after a complete
+ * start only. */
+void queue_log_sync_stats(const struct queue *queue);
+
 /* queue_sync_pending returns true while fsyncs are in flight or the
  * group-commit hook waits for the end of the turn, so a stop can wait
  * for them. */
@@ -291,8 +302,9 @@ bool queue_sync_pending(const struct queue *queue);
  * limit reached. "queue_max_size" means max_size has no room for the
  * writer's reservation. "queue_min_free" means the file system has less
  * than min_free bytes free, or the message needs a new segment and less
- * than its size plus min_free is free. The free space is read with
- * statvfs at most once a second. */
+ * than its size plus min_free is free. Without size_hint, a message
+ * needs a new segment when the active one has less than 256 KiB room.
+ * The free space is read with statvfs at most once a second. */
 const char *queue_space_shortage(struct queue *queue, uint64_t size_hint);
 
 /* queue_get_stats fills stats. */

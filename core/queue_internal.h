@@ -97,6 +97,7 @@ struct queue {
     struct queue_segment *active;   /* NULL until the first reservation */
     uint64_t next_segment;          /* number of the next segment */
     uint64_t last_id;               /* highest queue ID issued or seen */
+    char failed_id[QUEUE_ID_LEN + 1]; /* of the last failed writer, or "" */
     struct queue_journal journal;
     bool dir_dirty;                 /* a segment was created, not synced */
     size_t writers;
@@ -130,7 +131,6 @@ struct queue {
     size_t recovered_messages;
     size_t recovered_dropped;
     bool read_only;                 /* queue_options.read_only */
-    bool opened;                    /* queue_open() succeeded */
     uint64_t compact_check_at;      /* journal bytes; see queue_compact.c */
     uint64_t move_next_ms;          /* reactor clock of the next move
                                      * check; see queue_move.c */

@@ -128,6 +128,38 @@ static int queue_journal_lock(struct queue_journal *journal, const char *dir)
     return 0;
 }
 
+/* queue_journal_adopt_new renames journal.new to journal when journal
+ * is missing. A compaction renames journal.new over journal, so a
+ * journal.new alone comes from a lost or moved journal, not from an
+ * interrupted compaction. It contains every entry still needed when it
+ * was written. Returns 0 when it was adopted or is absent, and -1 on an
+ * error it has logged. */
+static int queue_journal_adopt_new(int dir_fd, const char *dir)
+{
+    int rc = renameat2(dir_fd, QUEUE_JOURNAL_NEW_NAME, dir_fd,
+                       QUEUE_JOURNAL_NAME, RENAME_NOREPLACE);
+
+    if (rc != 0 && errno == EINVAL) {
+        /* The file system lacks RENAME_NOREPLACE; journal was missing a
+         * moment ago, and the lock is not taken yet either way. */
+        rc = renameat(dir_fd, QUEUE_JOURNAL_NEW_NAME, dir_fd,
+                      QUEUE_JOURNAL_NAME);
+    }
+    if (rc == 0) {
+        log_warning("event=queue_journal_adopted file=%s/%s to=%s/%s "
+                    "reason=\"journal missing, so the journal that a "
+                    "compaction wrote is used\"", dir,
+                    QUEUE_JOURNAL_NEW_NAME, dir, QUEUE_JOURNAL_NAME);
+        return 0;
+    }
+    if (errno == ENOENT || errno == EEXIST) {
+        return 0;
+    }
+    log_error("event=queue_journal_adopt_failed file=%s/%s error=\"%s\"",
+              dir, QUEUE_JOURNAL_NEW_NAME, strerror(errno));
+    return -1;
+}
+
 int queue_journal_open(struct queue_journal *journal, int dir_fd,
                        const char *dir)
 {
@@ -141,6 +173,12 @@ int queue_journal_open(struct queue_journal *journal, int dir_fd,
     /* Opening without O_CREAT first separates a new journal from an old
      * one, so recovery can warn when segments exist without it. */
     journal->fd = openat(dir_fd, QUEUE_JOURNAL_NAME, O_RDWR | O_CLOEXEC);
+    if (journal->fd < 0 && errno == ENOENT) {
+        if (queue_journal_adopt_new(dir_fd, dir) != 0) {
+            return -1;
+        }
+        journal->fd = openat(dir_fd, QUEUE_JOURNAL_NAME, O_RDWR | O_CLOEXEC);
+    }
     if (journal->fd < 0 && errno == ENOENT) {
         journal->created = true;
         journal->fd = openat(dir_fd, QUEUE_JOURNAL_NAME,
@@ -166,14 +204,26 @@ int queue_journal_open(struct queue_journal *journal, int dir_fd,
 int queue_journal_open_read_only(struct queue_journal *journal, int dir_fd,
                                  const char *dir)
 {
+    const char *name = QUEUE_JOURNAL_NAME;
+
     journal->tail = 0;
     journal->dirty = false;
     journal->read_only = true;
 
-    journal->fd = openat(dir_fd, QUEUE_JOURNAL_NAME, O_RDONLY | O_CLOEXEC);
+    journal->fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+    if (journal->fd < 0 && errno == ENOENT) {
+        /* The daemon adopts journal.new at its next start. */
+        name = QUEUE_JOURNAL_NEW_NAME;
+        journal->fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+        if (journal->fd >= 0) {
+            log_warning("event=queue_journal_adopted file=%s/%s "
+                        "reason=\"journal missing, so the journal that a "
+                        "compaction wrote is read\"", dir, name);
+        }
+    }
     if (journal->fd < 0 && errno != ENOENT) {
-        log_error("event=queue_journal_open_failed dir=%s error=\"%s\"", dir,
-                  strerror(errno));
+        log_error("event=queue_journal_open_failed file=%s/%s "
+                  "error=\"%s\"", dir, name, strerror(errno));
         return -1;
     }
     return 0;

@@ -23,8 +23,9 @@
  * kept one is finished and compacted out of the journal.
  *
  * The fdatasync of the new segment blocks the reactor. Each run copies at
- * most QUEUE_MOVE_MAX_BYTES and QUEUE_MOVE_MAX_RECORDS, and runs start at
- * most once per QUEUE_MOVE_INTERVAL_MS.
+ * most QUEUE_MOVE_MAX_BYTES and QUEUE_MOVE_MAX_RECORDS, from up to
+ * QUEUE_MOVE_MAX_SOURCES sparse segments into one target with one sync,
+ * and runs start at most once per QUEUE_MOVE_INTERVAL_MS.
  * NOTE: a run of 256 records of 8 KiB blocked 16 to 76 ms, measured once
  * with an ad-hoc timer on a 2-core VM with ext4 while builds ran, so the
  * bounds are a guess at an acceptable stall, not tuned. */
@@ -40,21 +41,35 @@
 #define QUEUE_MOVE_INTERVAL_MS 1000u
 #define QUEUE_MOVE_MAX_BYTES (8u * 1024 * 1024)
 #define QUEUE_MOVE_MAX_RECORDS 256u
+/* Sparse segments one run takes records from. The copies of a run share
+ * one target and one sync, so more sources add no sync. */
+#define QUEUE_MOVE_MAX_SOURCES 16u
 
 /* queue_move: one copied record waiting for its sync. */
 struct queue_move {
     struct queue_item *item;
+    struct queue_segment *from;
     uint64_t offset;                   /* new region offset in run->to */
     struct queue_region_header header; /* as written at offset */
 };
 
+/* queue_move_source: a sparse segment that a run took records from. */
+struct queue_move_source {
+    struct queue_segment *seg;
+    size_t count;                      /* records copied from seg */
+    uint64_t bytes;                    /* region bytes copied from seg */
+};
+
 struct queue_move_run {
     struct queue *queue;
-    struct queue_segment *from;
+    struct queue_segment *from;        /* the source being collected */
     struct queue_segment *to;          /* NULL until the first copy */
     struct queue_move moves[QUEUE_MOVE_MAX_RECORDS];
     size_t count;
     uint64_t bytes;                    /* region bytes copied */
+    struct queue_move_source sources[QUEUE_MOVE_MAX_SOURCES];
+    size_t source_count;
+    bool full;                         /* a budget or the target ran out */
 };
 
 static bool queue_move_sparse(const struct queue *queue,
@@ -166,6 +181,7 @@ static int queue_move_copy(struct queue_move_run *run,
     queue_region_header_encode(to->map + move->offset, &move->header);
 
     move->item = item;
+    move->from = run->from;
     run->count++;
     run->bytes += len;
     return 0;
@@ -209,22 +225,22 @@ static void queue_move_apply(struct queue_move_run *run)
         struct queue_item *item = move->item;
         uint64_t len = move->header.region_len;
 
-        run->from->live--;
-        run->from->live_bytes -= item->region_len;
+        move->from->live--;
+        move->from->live_bytes -= item->region_len;
+        move->from->dirty = true;
         run->to->live++;
         run->to->live_bytes += len;
         run->to->writers--;
 
-        queue_move_abandon(run->from, item->offset);
+        queue_move_abandon(move->from, item->offset);
         log_info("id=%s event=queue_record_moved segment=%s to=%s",
-                 item->msg.id, run->from->name, run->to->name);
+                 item->msg.id, move->from->name, run->to->name);
         item->seg = run->to;
         item->offset = move->offset;
         item->region_len = len;
         item->msg.body = (const char *)run->to->map + move->offset +
                          QUEUE_REGION_HEADER_LEN + move->header.envelope_len;
     }
-    run->from->dirty = true;
     queue_schedule_sync(run->queue);
 }
 
@@ -255,73 +271,92 @@ static void queue_move_collect(struct queue_move_run *run)
         }
         if (run->count == QUEUE_MOVE_MAX_RECORDS ||
             queue_move_copy(run, item) > 0) {
+            run->full = true;
             break;
         }
     }
 }
 
-/* queue_move_segment moves what it can of from and returns the records
- * moved, or -1 after a failed sync. */
-static int queue_move_segment(struct queue_move_run *run)
+/* queue_move_next_source returns the first sparse segment that the run
+ * has not taken records from yet, or NULL. The list is walked from its
+ * head each time, because a reservation can retire and free the active
+ * segment, which a saved next pointer could point to. */
+static struct queue_segment *queue_move_next_source(
+    struct queue_move_run *run, uint64_t now)
 {
-    struct queue *queue = run->queue;
-    struct queue_segment *from = run->from;
-    struct queue_segment *to;
+    for (struct queue_segment *seg = run->queue->segments; seg != NULL;
+         seg = seg->next) {
+        bool already_source = false;
 
-    queue_move_collect(run);
-    if (run->count == 0) {
-        return 0;
+        for (size_t i = 0; i < run->source_count; i++) {
+            if (run->sources[i].seg == seg) {
+                already_source = true;
+            }
+        }
+        if (!already_source && queue_move_sparse(run->queue, seg, now)) {
+            return seg;
+        }
     }
-    to = run->to;
-    if (queue_move_sync(queue, to) != 0) {
-        queue_move_undo(run);
-        return -1;
+    return NULL;
+}
+
+/* queue_move_finish logs each source and frees the sources whose last
+ * live message moved. Their tombstones go with the file, and with them
+ * the finished records they describe. A message moved before it
+ * finished keeps its tombstone in the segment it moved to. */
+static void queue_move_finish(struct queue_move_run *run)
+{
+    for (size_t i = 0; i < run->source_count; i++) {
+        struct queue_move_source *source = &run->sources[i];
+
+        if (source->count == 0) {
+            continue;
+        }
+        log_info("event=queue_segment_moved segment=%s records=%zu bytes=%"
+                 PRIu64 " to=%s live=%zu", source->seg->name, source->count,
+                 source->bytes, run->to->name, source->seg->live);
+        queue_segment_reclaim(run->queue, source->seg);
     }
-    queue_move_apply(run);
-
-    log_info("event=queue_segment_moved segment=%s records=%zu bytes=%"
-             PRIu64 " to=%s live=%zu", from->name, run->count, run->bytes,
-             to->name, from->live);
-
-    /* Frees from when its last live message moved. Its tombstones go
-     * with the file, and with them the finished records they describe. A
-     * message moved before it finished keeps its tombstone in the
-     * segment it moved to. */
-    queue_segment_reclaim(queue, from);
-    return (int)run->count;
 }
 
 int queue_move_run(struct queue *queue)
 {
     uint64_t now = reactor_now_ms(queue->reactor);
-    struct queue_segment *next;
     struct queue_move_run run;
 
     if (queue->read_only) {
         return 0;
     }
-    for (struct queue_segment *seg = queue->segments; seg != NULL;
-         seg = next) {
-        int moved;
+    memset(&run, 0, sizeof(run));
+    run.queue = queue;
 
-        next = seg->next;
-        if (!queue_move_sparse(queue, seg, now)) {
-            continue;
-        }
+    /* A segment whose live messages are all busy yields to the next
+     * sparse one. */
+    while (!run.full && run.source_count < QUEUE_MOVE_MAX_SOURCES) {
+        struct queue_move_source *source = &run.sources[run.source_count];
+        size_t count_before = run.count;
+        uint64_t bytes_before = run.bytes;
 
-        /* A segment whose live messages are all busy yields to the next
-         * sparse one. A run that reserved anything ends here, because a
-         * reservation may retire and free the active segment, which next
-         * can point to. */
-        memset(&run, 0, sizeof(run));
-        run.queue = queue;
-        run.from = seg;
-        moved = queue_move_segment(&run);
-        if (moved != 0 || run.to != NULL) {
-            return moved;
+        source->seg = queue_move_next_source(&run, now);
+        if (source->seg == NULL) {
+            break;
         }
+        run.source_count++;
+        run.from = source->seg;
+        queue_move_collect(&run);
+        source->count = run.count - count_before;
+        source->bytes = run.bytes - bytes_before;
     }
-    return 0;
+    if (run.count == 0) {
+        return 0;
+    }
+    if (queue_move_sync(queue, run.to) != 0) {
+        queue_move_undo(&run);
+        return -1;
+    }
+    queue_move_apply(&run);
+    queue_move_finish(&run);
+    return (int)run.count;
 }
 
 void queue_move_maybe(struct queue *queue)

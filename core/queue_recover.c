@@ -214,9 +214,9 @@ static void queue_recover_invalid(struct queue *queue, const char *name,
     }
 }
 
-/* queue_recover_segment opens and scans one segment file. A file whose
- * creation was interrupted held no record and is removed; a file with an
- * invalid header goes to corrupt/. */
+/* queue_recover_segment opens and scans one segment file. A file of
+ * zero bytes only is an interrupted creation without records, so it is
+ * removed. A file with an invalid or short header goes to corrupt/. */
 static int queue_recover_segment(struct queue *queue, uint64_t number,
                                  struct queue_recovery_stats *stats)
 {
@@ -437,13 +437,15 @@ static int queue_replay_journal(struct queue_recovery *rec)
     return 0;
 }
 
-static size_t queue_count_segments(const struct queue *queue)
+/* queue_count_segments counts the segments, only those flagged for
+ * corrupt/ when damaged is set. */
+static size_t queue_count_segments(const struct queue *queue, bool damaged)
 {
     size_t count = 0;
 
     for (const struct queue_segment *seg = queue->segments; seg != NULL;
          seg = seg->next) {
-        count++;
+        count += !damaged || seg->quarantine != NULL;
     }
     return count;
 }
@@ -460,12 +462,14 @@ static bool queue_no_tombstones(const struct queue *queue)
 }
 
 /* queue_release_finished frees messages with no QUEUED recipient, removes
- * segments with no message left, and empties the journal when no message
- * is left at all. */
+ * segments with no message left, or moves them to corrupt/ when damaged,
+ * and empties the journal when no message is left at all. */
 static int queue_release_finished(struct queue *queue,
                                   struct queue_recovery_stats *stats)
 {
-    size_t before = queue_count_segments(queue);
+    size_t before = queue_count_segments(queue, false);
+    size_t damaged_before = queue_count_segments(queue, true);
+    size_t damaged_gone;
     struct queue_segment *seg_next;
     struct queue_item *item_next;
 
@@ -484,14 +488,18 @@ static int queue_release_finished(struct queue *queue,
         seg_next = seg->next;
         queue_segment_reclaim(queue, seg);
     }
-    stats->removed_segments = before - queue_count_segments(queue);
+    damaged_gone = damaged_before - queue_count_segments(queue, true);
+    stats->quarantined += damaged_gone;
+    stats->removed_segments = before - queue_count_segments(queue, false) -
+                              damaged_gone;
     if (queue->read_only) {
         return 0;
     }
 
     /* The removals must be durable before the journal entries that
      * finished those messages are cut. */
-    if (stats->removed_segments > 0 && fsync(queue->dir_fd) != 0) {
+    if (before - queue_count_segments(queue, false) > 0 &&
+        fsync(queue->dir_fd) != 0) {
         log_error("event=queue_sync_failed file=%s error=\"%s\"", queue->dir,
                   strerror(errno));
         return -1;

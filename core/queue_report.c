@@ -146,8 +146,9 @@ static void queue_report_text_rcpt(FILE *out, const struct queue_rcpt *rcpt)
     fprintf(out, " %s attempts=%" PRIu32 " next=", queue_report_state(rcpt),
             rcpt->attempts);
 
-    /* A final recipient has no next attempt. */
-    if (rcpt->state != QUEUE_RCPT_QUEUED) {
+    /* A final recipient has no next attempt, and a held one none until
+     * its release, whatever time the journal kept for it. */
+    if (rcpt->state != QUEUE_RCPT_QUEUED || rcpt->held) {
         fputc('-', out);
         return;
     }
@@ -179,6 +180,10 @@ static void queue_report_json_rcpt(FILE *out, const struct queue_rcpt *rcpt)
     queue_report_json_str(out, rcpt->address);
     fprintf(out, ",\"state\":\"%s\",\"attempts\":%" PRIu32 ",",
             queue_report_state(rcpt), rcpt->attempts);
+    if (rcpt->state != QUEUE_RCPT_QUEUED || rcpt->held) {
+        fputs("\"next_attempt\":null,\"next_attempt_iso\":null", out);
+        return;
+    }
     queue_report_json_time(out, "next_attempt", rcpt->next_attempt);
 }
 

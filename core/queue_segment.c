@@ -169,6 +169,29 @@ static bool queue_segment_all_zero(const uint8_t *bytes, size_t len)
     return true;
 }
 
+/* queue_segment_check_short sets errno and *problem for a file of len
+ * bytes, shorter than a header: ENODATA when every byte is zero (an
+ * interrupted creation), EBADMSG when any is not or it cannot be read. */
+static void queue_segment_check_short(const struct queue_segment *seg,
+                                      const char *name, size_t len,
+                                      const char **problem)
+{
+    uint8_t bytes[QUEUE_SEGMENT_HEADER_LEN];
+    ssize_t got = pread(seg->fd, bytes, len, 0);
+
+    if (got < 0) {
+        log_error("event=queue_segment_read_failed segment=%s error=\"%s\"",
+                  name, strerror(errno));
+    }
+    if (got == (ssize_t)len && queue_segment_all_zero(bytes, len)) {
+        *problem = "file_all_zero";
+        errno = ENODATA;
+        return;
+    }
+    *problem = "shorter_than_header";
+    errno = EBADMSG;
+}
+
 /* queue_segment_check_header validates the mapped header against the file
  * name and size and sets *problem on failure; see queue_segment_open()
  * for the errno values. A file shorter than its header says is accepted
@@ -180,8 +203,16 @@ static int queue_segment_check_header(struct queue_segment *seg,
     struct queue_segment_header header;
 
     if (queue_segment_all_zero(seg->map, QUEUE_SEGMENT_HEADER_LEN)) {
-        *problem = "header_all_zero";
-        errno = ENODATA;
+        /* Creation preallocates zeros and then writes the header, so
+         * only a file without any non-zero byte can be an interrupted
+         * creation. Anything else may hold records. */
+        if (queue_segment_all_zero(seg->map, seg->size)) {
+            *problem = "file_all_zero";
+            errno = ENODATA;
+        } else {
+            *problem = "header_all_zero";
+            errno = EBADMSG;
+        }
         return -1;
     }
     if (queue_segment_header_decode(seg->map, &header) != 0) {
@@ -229,8 +260,7 @@ int queue_segment_open(struct queue_segment **out, int dir_fd,
         goto fail;
     }
     if (st.st_size < (off_t)QUEUE_SEGMENT_HEADER_LEN) {
-        *problem = "shorter_than_header";
-        errno = ENODATA;
+        queue_segment_check_short(seg, name, (size_t)st.st_size, problem);
         goto fail;
     }
     seg->size = (uint64_t)st.st_size;

@@ -65,10 +65,11 @@ int queue_segment_create(struct queue_segment **out, int dir_fd,
 
 /* queue_segment_open maps an existing segment and checks its header,
  * read-only (O_RDONLY, PROT_READ) when read_only is set.
- * Fails with ENODATA when the file is shorter than a header or its header
- * is all zero (its creation was interrupted), and with EBADMSG when the
- * header is invalid, does not match the file name, or records a smaller
- * size than the file's; *problem then names the check that failed. A file
+ * Fails with ENODATA when every byte of the file is zero, length 0
+ * included, because its creation was interrupted. Fails with EBADMSG
+ * when the file is shorter than a header, or its header is all zero,
+ * invalid, does not match the file name, or records a smaller size than
+ * the file's. *problem then names the check that failed. A file
  * shorter than the recorded size opens with seg->truncated set. tail is
  * set to the end of the header; the caller scans the regions. */
 int queue_segment_open(struct queue_segment **out, int dir_fd,

@@ -22,6 +22,12 @@
 /* The cached free space is at most this old when MAIL is checked. */
 #define QUEUE_SPACE_RECHECK_MS 1000u
 
+/* Room that a MAIL without SIZE= needs in the active segment to count on
+ * it rather than on a new segment, capped at a segment's capacity. With
+ * less, and no room for a new segment, MAIL gets 452 instead of DATA.
+ * NOTE: a larger message still gets its 452 at the end of DATA. */
+#define QUEUE_SPACE_UNSIZED_ROOM (256u * 1024)
+
 /* queue_space_read_free stores the bytes free for unprivileged users.
  * Returns 0, or -1 (logged) when statvfs fails. */
 static int queue_space_read_free(struct queue *queue, uint64_t *free_bytes)
@@ -86,6 +92,8 @@ const char *queue_space_shortage(struct queue *queue, uint64_t size_hint)
                     size_hint : QUEUE_MIN_BODY_RESERVE;
     uint64_t len = queue_align_up(QUEUE_REGION_HEADER_LEN + body,
                                   QUEUE_REGION_ALIGN);
+    uint64_t capacity = queue->segment_size - QUEUE_SEGMENT_HEADER_LEN;
+    uint64_t room = len;
     uint64_t segment;
 
     if (queue->max_size != 0 && queue_space_reserve_check(queue, len) != 0) {
@@ -97,7 +105,11 @@ const char *queue_space_shortage(struct queue *queue, uint64_t size_hint)
 
     /* A new segment is preallocated whole, so it needs its size free on
      * top of the floor; queue_space_segment_check() would refuse it. */
-    segment = queue_space_segment_needed(queue, len);
+    if (size_hint == 0 && room < QUEUE_SPACE_UNSIZED_ROOM) {
+        room = QUEUE_SPACE_UNSIZED_ROOM < capacity ? QUEUE_SPACE_UNSIZED_ROOM
+                                                   : capacity;
+    }
+    segment = queue_space_segment_needed(queue, room);
     if (segment > 0 && queue->min_free != 0 && queue->free_known &&
         (queue->free_bytes < segment ||
          queue->free_bytes - segment < queue->min_free)) {

@@ -168,6 +168,7 @@ int queue_writer_begin(struct queue *queue, struct queue_writer **out,
     struct queue_writer *writer;
     uint8_t *envelope;
 
+    queue->failed_id[0] = '\0';
     if (queue->read_only) {
         errno = EROFS;
         return -1;
@@ -201,6 +202,7 @@ int queue_writer_begin(struct queue *queue, struct queue_writer **out,
     if (queue_reserve(queue, writer->header.region_len, &writer->seg,
                       &writer->offset) != 0) {
         queue_writer_log_failure(writer, "queue_reserve_failed");
+        memcpy(queue->failed_id, writer->id, sizeof(queue->failed_id));
         free(writer);
         return -1;
     }
@@ -224,6 +226,11 @@ int queue_writer_begin(struct queue *queue, struct queue_writer **out,
 const char *queue_writer_id(const struct queue_writer *writer)
 {
     return writer->id;
+}
+
+const char *queue_failed_writer_id(const struct queue *queue)
+{
+    return queue->failed_id[0] != '\0' ? queue->failed_id : NULL;
 }
 
 /* queue_writer_move copies the record so far into a new region of at

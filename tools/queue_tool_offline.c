@@ -71,9 +71,14 @@ int queue_tool_check_dir(const struct queue_tool *tool)
     }
 
     /* Every queue has its journal from its first open on, so a directory
-     * without one is a mistyped path rather than an empty queue. */
+     * without one is a mistyped path rather than an empty queue. A
+     * journal.new alone is a journal that the daemon adopts at start. */
     snprintf(journal, sizeof(journal), "%s/%s", tool->queue_dir,
              QUEUE_JOURNAL_NAME);
+    if (stat(journal, &st) < 0 && errno == ENOENT) {
+        snprintf(journal, sizeof(journal), "%s/%s", tool->queue_dir,
+                 QUEUE_JOURNAL_NEW_NAME);
+    }
     if (stat(journal, &st) < 0 && errno == ENOENT) {
         return queue_tool_fail(tool, QUEUE_TOOL_ERROR, "%s is not a queue "
                                "directory: it has no %s file",

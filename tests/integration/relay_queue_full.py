@@ -206,6 +206,10 @@ def test_tmpfs(tap, harness):
               "MAIL below queue_min_free gets 452 4.3.1", mail)
     tap.check("reason=queue_min_free" in harness.log_text("relay-disk"),
               "relay logs the free-space floor as the reason")
+    log = harness.log_text("relay-disk")
+    tap.check(re.search(r"id=none session=\d+ event=queue-full", log)
+              is None, "every queue-full line names its queue ID",
+              log[-2000:])
     os.unlink(filler)
     return accepted
 

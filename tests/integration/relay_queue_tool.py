@@ -550,6 +550,19 @@ def check_stopped(tap, harness, config, queue, relay, sink):
                   f"{name} --json without daemon is JSON", out + err)
     tap.check(snapshot(queue) == before, "read-only use changes no file")
 
+    # A journal.new without journal is what the daemon adopts at start,
+    # so the read-only tool reads it and renames nothing.
+    journal = os.path.join(queue, "journal")
+    os.rename(journal, journal + ".new")
+    status, out, err = run_tool(harness, config, "list")
+    tap.check(status == 0 and ids_in(out) == ids_in(running[("list",)]),
+              "read-only list reads journal.new without journal",
+              f"{status} {out} {err}")
+    tap.check(os.path.exists(journal + ".new") and
+              not os.path.exists(journal),
+              "read-only list renames no journal file")
+    os.rename(journal + ".new", journal)
+
     missing = harness.path("no-such-queue")
     done = subprocess.run([harness.binary("tools/ringrelay-queue"), "-q",
                            missing, "list"], capture_output=True, text=True,

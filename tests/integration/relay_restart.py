@@ -17,7 +17,9 @@ import os
 import re
 import signal
 import smtplib
+import socket
 import subprocess
+import sys
 
 import harness as h
 
@@ -111,6 +113,8 @@ def test(tap, harness):
     test_second_relay_locked_out(tap, harness, relay)
     tap.check(harness.stop(relay) == 0, "restarted relay stops cleanly")
     test_restart_after_kill(tap, harness)
+    test_control_listener_exited(tap, harness)
+    test_control_listener_running(tap, harness)
     test_quarantine_keeps_hold(tap, harness)
 
 
@@ -196,6 +200,67 @@ def test_restart_after_kill(tap, harness):
     tap.check(up and relay.poll() is None, "last restart comes up",
               harness.log_text(name))
     tap.check(harness.stop(relay) == 0, "last restarted relay stops")
+
+
+def control_config(harness, name, port):
+    queue = harness.path(f"{name}-queue")
+    os.makedirs(queue, mode=0o700, exist_ok=True)
+    config = h.write_config(harness, CONFIG.format(queue=queue)
+                            + f'listen = "127.0.0.1:{port}";\n',
+                            name=f"{name}.conf")
+    return queue, [harness.binary("ringrelay"), "-c", config]
+
+
+def test_control_listener_exited(tap, harness):
+    """A control socket that still accepts, although the process that
+    listens on it has exited, as after SIGKILL while the kernel closes the
+    files of its io_uring instance, is waited for."""
+    queue, argv = control_config(harness, "ctl-exited", 2534)
+    path = os.path.join(queue, "control")
+    # The listener's creator exits at once. A child keeps the socket for
+    # HOLD_S, as the kernel keeps a killed relay's files for a moment.
+    code = ("import os, socket, time\n"
+            "s = socket.socket(socket.AF_UNIX)\n"
+            f"s.bind({path!r})\n"
+            "s.listen(4)\n"
+            "if os.fork() == 0:\n"
+            "    time.sleep(1.5)\n"
+            "os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=10,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    relay, up = start_and_wait(harness, argv, "ringrelay-ctl-exited")
+    log = harness.log_text("ringrelay-ctl-exited")
+    tap.check(up, "relay waits for a control listener that has exited",
+              log)
+    tap.check("level=warning event=control_wait " in log,
+              "relay logs the control socket wait", log)
+    tap.check(harness.stop(relay) == 0, "relay after the wait stops cleanly")
+
+
+def test_control_listener_running(tap, harness):
+    """A control socket that a running process accepts on makes the start
+    fail at once, naming that PID, and a failed start logs no queue
+    statistics."""
+    queue, argv = control_config(harness, "ctl-running", 2535)
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(os.path.join(queue, "control"))
+    listener.listen(4)
+    try:
+        relay = harness.start("ringrelay-ctl-running", argv)
+        try:
+            status = relay.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            status = None
+            harness.stop(relay)
+    finally:
+        listener.close()
+    log = harness.log_text("ringrelay-ctl-running")
+    tap.check(status == 1, "relay exits 1 on a live control socket", status)
+    tap.check(f"event=control_failed path={queue}/control "
+              f"holder_pid={os.getpid()} waited_ms=0 " in log,
+              "relay names the listener's PID without waiting", log)
+    tap.check("event=queue_sync_stats" not in log,
+              "failed start logs no queue_sync_stats", log)
 
 
 def run_queue_tool(harness, queue, *args):

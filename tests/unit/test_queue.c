@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1618,6 +1619,33 @@ Test(queue, min_free_counts_new_segment)
     cr_assert_null(queue_space_shortage(fx.queue, 0));
 }
 
+/* Without SIZE=, an active segment with a few KB of room does not count
+ * when no new segment fits. The free space is set in the cache, so the
+ * test does not depend on other programs' use of the file system. */
+Test(queue, min_free_unsized_needs_room)
+{
+    size_t len = SMALL_SEGMENT * 4 - 160u * 1024;
+    char *body = make_body(len, 1);
+    uint64_t room;
+
+    fx.min_free = 4u * 1024 * 1024;
+    cr_assert_eq(open_queue(), 0);
+    store_message(body, len);
+    free(body);
+    room = fx.queue->active->size - fx.queue->active->tail;
+    cr_assert_gt(room, 64u * 1024, "room %" PRIu64, room);
+    cr_assert_lt(room, 256u * 1024, "room %" PRIu64, room);
+
+    /* Above the floor, but below it after a new 1 MiB segment. */
+    fx.queue->free_bytes = fx.min_free + 512u * 1024;
+    fx.queue->free_known = true;
+    fx.queue->free_checked_ms = reactor_now_ms(fx.reactor);
+    cr_assert_str_eq(queue_space_shortage(fx.queue, 0), "queue_min_free");
+    cr_assert_null(queue_space_shortage(fx.queue, 32u * 1024));
+    cr_assert_str_eq(queue_space_shortage(fx.queue, room + 4096),
+                     "queue_min_free");
+}
+
 /* MAIL's SIZE= is checked against the room left below max_size. */
 Test(queue, max_size_checks_size_hint)
 {
@@ -1856,6 +1884,128 @@ Test(queue, invalid_header_quarantined_keeps_hold)
     cr_assert(fx.ready[0]->rcpts[1].held, "hold lost");
 }
 
+/* write_segment_zeros replaces seg-1 with len zero bytes from offset
+ * 0 when whole is set, or zeroes its first len bytes otherwise. */
+static void write_segment_zeros(size_t len, bool whole)
+{
+    char path[PATH_MAX * 2];
+    uint8_t zeros[4096] = { 0 };
+    int fd;
+
+    cr_assert_leq(len, sizeof(zeros));
+    segment_path(path, sizeof(path), "seg-00000001", false);
+    fd = open(path, O_RDWR | (whole ? O_TRUNC : 0));
+    cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+    cr_assert_eq(pwrite(fd, zeros, len, 0), (ssize_t)len);
+    close(fd);
+}
+
+Test(queue, zeroed_header_quarantined_keeps_hold)
+{
+    char queued[PATH_MAX * 2];
+    char corrupt[PATH_MAX * 2];
+    uint8_t header[QUEUE_SEGMENT_HEADER_LEN];
+    int fd;
+
+    cr_assert_eq(open_queue(), 0);
+    store_message("held body\r\n", 11);
+    cr_assert_eq(queue_hold(fx.queue, fx.ready[0]), 2);
+    run_briefly();
+    close_queue();
+
+    segment_path(queued, sizeof(queued), "seg-00000001", false);
+    segment_path(corrupt, sizeof(corrupt), "seg-00000001", true);
+    fd = open(queued, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(read(fd, header, sizeof(header)), (ssize_t)sizeof(header));
+    close(fd);
+    write_segment_zeros(sizeof(header), false);
+
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 0);
+    cr_assert_not(file_exists(queued), "zeroed segment left in place");
+    cr_assert(file_exists(corrupt), "zeroed segment not in corrupt/");
+    reopen_queue();
+    close_queue();
+
+    /* The operator restores the header and moves the file back. */
+    fd = open(corrupt, O_WRONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, header, sizeof(header)), (ssize_t)sizeof(header));
+    close(fd);
+    cr_assert_eq(rename(corrupt, queued), 0);
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 1);
+    cr_assert(fx.ready[0]->rcpts[0].held, "hold lost");
+    cr_assert(fx.ready[0]->rcpts[1].held, "hold lost");
+}
+
+Test(queue, short_segment_with_data_quarantined)
+{
+    char queued[PATH_MAX * 2];
+    char corrupt[PATH_MAX * 2];
+
+    cr_assert_eq(open_queue(), 0);
+    store_message("body\r\n", 6);
+    close_queue();
+
+    /* The first 10 bytes hold the magic, which is not zero. */
+    segment_path(queued, sizeof(queued), "seg-00000001", false);
+    segment_path(corrupt, sizeof(corrupt), "seg-00000001", true);
+    cr_assert_eq(truncate(queued, 10), 0);
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 0);
+    cr_assert_not(file_exists(queued), "short segment left in place");
+    cr_assert(file_exists(corrupt), "short segment not in corrupt/");
+}
+
+Test(queue, all_zero_segment_removed)
+{
+    static const size_t lengths[] = { 0, 10, 4096 };
+    char queued[PATH_MAX * 2];
+    char corrupt[PATH_MAX * 2];
+
+    segment_path(queued, sizeof(queued), "seg-00000001", false);
+    segment_path(corrupt, sizeof(corrupt), "seg-00000001", true);
+    for (size_t i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++) {
+        cr_assert_eq(open_queue(), 0);
+        store_message("body\r\n", 6);
+        close_queue();
+
+        /* A creation cut before its header leaves only zero bytes. */
+        write_segment_zeros(lengths[i], true);
+        cr_assert_eq(open_queue(), 0);
+        cr_assert_eq(fx.ready_count, 0);
+        cr_assert_not(file_exists(queued), "length %zu: not removed",
+                      lengths[i]);
+        cr_assert_not(file_exists(corrupt), "length %zu: quarantined",
+                      lengths[i]);
+        close_queue();
+    }
+}
+
+Test(queue, journal_new_without_journal_adopted)
+{
+    char journal[PATH_MAX * 2];
+    char journal_new[PATH_MAX * 2];
+
+    cr_assert_eq(open_queue(), 0);
+    store_message("held body\r\n", 11);
+    cr_assert_eq(queue_hold(fx.queue, fx.ready[0]), 2);
+    run_briefly();
+    close_queue();
+
+    snprintf(journal, sizeof(journal), "%s/journal", fx.dir);
+    snprintf(journal_new, sizeof(journal_new), "%s/journal.new", fx.dir);
+    cr_assert_eq(rename(journal, journal_new), 0);
+    cr_assert_eq(open_queue(), 0);
+    cr_assert_eq(fx.ready_count, 1);
+    cr_assert(fx.ready[0]->rcpts[0].held, "hold lost");
+    cr_assert(fx.ready[0]->rcpts[1].held, "hold lost");
+    cr_assert(file_exists(journal), "journal.new not renamed");
+    cr_assert_not(file_exists(journal_new), "journal.new left behind");
+}
+
 Test(queue, truncated_segment_keeps_intact_records)
 {
     char *bodies[3];
@@ -2038,4 +2188,60 @@ Test(queue, restart_reuses_last_segment)
     assert_body(fx.ready[0], "first\r\n", 7);
     assert_body(fx.ready[1], "second\r\n", 8);
     cr_assert_eq(stats().recovered_dropped, 0);
+}
+
+Test(queue, cut_segment_counted_as_quarantined)
+{
+    char *body = make_body(30000, 1);
+    char queued[PATH_MAX * 2];
+    char corrupt[PATH_MAX * 2];
+    static char log[16384];
+    FILE *file;
+    int saved;
+
+    cr_assert_eq(open_queue(), 0);
+    store_message(body, 30000);
+    free(body);
+    close_queue();
+
+    /* The header stays, but the only record is cut. */
+    segment_path(queued, sizeof(queued), "seg-00000001", false);
+    segment_path(corrupt, sizeof(corrupt), "seg-00000001", true);
+    cr_assert_eq(truncate(queued, 5000), 0);
+    saved = capture_stderr(&file);
+    cr_assert_eq(open_queue(), 0);
+    restore_stderr(saved, file, log, sizeof(log));
+    cr_assert(file_exists(corrupt), "cut segment not in corrupt/");
+    cr_assert_not_null(strstr(log, " removed_segments=0 quarantined=1"),
+                       "log: %s", log);
+}
+
+Test(queue, failed_begin_keeps_id)
+{
+    struct queue_writer *first;
+    struct queue_writer *second = NULL;
+    static char log[16384];
+    char expected[64];
+    FILE *file;
+    int saved;
+
+    fx.max_size = 8 * 1024;
+    cr_assert_eq(open_queue(), 0);
+    first = begin(4 * 1024);
+    cr_assert_null(queue_failed_writer_id(fx.queue));
+    saved = capture_stderr(&file);
+    cr_assert_eq(queue_writer_begin(fx.queue, &second, &test_env, 0), -1);
+    restore_stderr(saved, file, log, sizeof(log));
+    cr_assert_eq(errno, EDQUOT);
+    cr_assert_not_null(queue_failed_writer_id(fx.queue));
+    cr_assert_eq(strlen(queue_failed_writer_id(fx.queue)), QUEUE_ID_LEN);
+    snprintf(expected, sizeof(expected), "id=%s event=queue_reserve_failed",
+             queue_failed_writer_id(fx.queue));
+    cr_assert_not_null(strstr(log, expected), "log: %s", log);
+
+    /* A later begin that works clears it. */
+    queue_writer_abort(first);
+    first = begin(0);
+    cr_assert_null(queue_failed_writer_id(fx.queue));
+    queue_writer_abort(first);
 }

@@ -1120,6 +1120,36 @@ Test(queue_admin, failed_compaction_keeps_old_journal)
                  "start-up compaction did not run");
 }
 
+/* A held recipient shows no next attempt, whether or not the journal
+ * kept a retry time for it, so a restart does not change the report. */
+Test(queue_admin, report_held_has_no_next)
+{
+    char path[PATH_MAX * 2];
+    static char text[16384];
+    struct queue_msg *msg;
+
+    cr_assert_eq(open_queue(), 0);
+    msg = store();
+    cr_assert_eq(queue_defer(fx.queue, msg, 1, 1, 1900000000), 0);
+    cr_assert_eq(queue_hold(fx.queue, msg), 2);
+
+    report_to_file(path, sizeof(path), "list.txt", queue_report_list,
+                   QUEUE_REPORT_TEXT);
+    count_lines(path, text, sizeof(text));
+    cr_assert_not_null(strstr(text, " held attempts=0 next=-\n"), "%s",
+                       text);
+    cr_assert_not_null(strstr(text, " held attempts=1 next=-\n"), "%s",
+                       text);
+    report_to_file(path, sizeof(path), "list.json", queue_report_list,
+                   QUEUE_REPORT_JSON);
+    cr_assert_eq(python_check(path,
+        "r = data['messages'][0]['recipients']\n"
+        "assert [x['state'] for x in r] == ['held', 'held']\n"
+        "assert [x['next_attempt'] for x in r] == [None, None]\n"
+        "assert [x['next_attempt_iso'] for x in r] == [None, None]\n"),
+        0);
+}
+
 Test(queue_admin, report_list_in_flight_and_final)
 {
     char path[PATH_MAX * 2];

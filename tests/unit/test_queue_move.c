@@ -312,6 +312,46 @@ Test(queue_move, sparse_segment_removed_state_kept)
     free(body);
 }
 
+/* fill_until stores fillers, delivered and forgotten at once, until the
+ * segment file name exists. */
+static void fill_until(const char *name)
+{
+    char *filler = make_body(FILLER_LEN, 7);
+
+    while (!segment_exists(name)) {
+        struct queue_msg *msg = store_message(filler, FILLER_LEN);
+
+        finish(msg);
+        forget(msg);
+    }
+    free(filler);
+}
+
+Test(queue_move, one_run_moves_several_segments)
+{
+    time_t next = time(NULL) + 3600;
+    struct queue_msg *first = store_message("first body\r\n", 12);
+    struct queue_msg *second;
+
+    fill_until("seg-00000002");
+    second = store_message("second body\r\n", 13);
+    fill_until("seg-00000003");
+    cr_assert_eq(queue_defer(fx.queue, first, 0, 1, next), 0);
+    cr_assert_eq(queue_defer(fx.queue, second, 0, 1, next), 0);
+    cr_assert(segment_exists("seg-00000001"));
+    cr_assert(segment_exists("seg-00000002"));
+
+    cr_assert_eq(queue_move_run(fx.queue), 2);
+    cr_assert_not(segment_exists("seg-00000001"), "first segment stays");
+    cr_assert_not(segment_exists("seg-00000002"), "second segment stays");
+    cr_assert_eq(memcmp(first->body, "first body\r\n", 12), 0);
+    cr_assert_eq(memcmp(second->body, "second body\r\n", 13), 0);
+
+    reopen_queue();
+    cr_assert_eq(fx.ready_count, 2);
+    cr_assert_eq(stats().recovered_dropped, 0);
+}
+
 Test(queue_move, busy_message_not_moved)
 {
     char *body = make_body(30 * 1024, 2);
