@@ -218,6 +218,18 @@ static void config_free_tls_sni(struct config_tls_sni *sni, size_t count)
     free(sni);
 }
 
+/* config_free_routes frees routes[0..count) and their strings; a route
+ * that failed to parse half-way is freed too. */
+static void config_free_routes(struct config_route *routes, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        free(routes[i].domain);
+        free(routes[i].auth_user);
+        free(routes[i].auth_password);
+    }
+    free(routes);
+}
+
 /* Frees each owned field of config that keep does not share. With a
  * zeroed keep it frees them all. */
 static void config_free_fields(struct config *config,
@@ -266,12 +278,7 @@ static void config_free_fields(struct config *config,
         free(config->smarthost_auth_password);
     }
     if (config->routes != keep->routes) {
-        for (size_t i = 0; i < config->route_count; i++) {
-            free(config->routes[i].domain);
-            free(config->routes[i].auth_user);
-            free(config->routes[i].auth_password);
-        }
-        free(config->routes);
+        config_free_routes(config->routes, config->route_count);
     }
     if (config->destinations != keep->destinations) {
         for (size_t i = 0; i < config->destination_count; i++) {
@@ -878,10 +885,7 @@ static int config_apply_routes(struct config_loader *loader,
 
         count++;
         if (rc < 0) {
-            for (size_t i = 0; i < count; i++) {
-                free(routes[i].domain);
-            }
-            free(routes);
+            config_free_routes(routes, count);
             return -1;
         }
     }

@@ -207,7 +207,10 @@ def test(tap, harness):
         peak, cap, waits, reclaimed = (int(v) for v in line.groups())
         tap.check(peak == CAP, f"stop: peak of {CAP} connections", peak)
         tap.check(cap == CAP, f"stop: cap of {CAP}", cap)
-        tap.check(waits > DOMAINS, "stop: slot waits are counted", waits)
+        # At least every destination beyond the cap waited once; how many
+        # more waits there were depends on timing.
+        tap.check(waits >= DOMAINS - CAP, "stop: slot waits are counted",
+                  waits)
         tap.check(reclaimed > 0, "stop: reclaimed connections are counted",
                   reclaimed)
 
