@@ -361,6 +361,23 @@ static void conn_use_hops(struct outbound_conn *conn,
     conn_connect_next(conn);
 }
 
+/* conn_host_not_found fails the recipients whose next hop has no
+ * address. A route's or the smarthost's host name comes from the
+ * configuration, so its absence is a local fault that an operator can
+ * fix: the mail is deferred, never bounced. */
+static void conn_host_not_found(struct outbound_conn *conn)
+{
+    const struct netaddr_hostport *route = conn_route(conn);
+
+    if (route != NULL) {
+        conn_fail_all(conn, 451, "451 4.4.4 Next hop %s not found in DNS: "
+                      "check routes and smarthost", route->host);
+        return;
+    }
+    conn_fail_all(conn, 550, "550 5.1.2 %s: host or domain name not found",
+                  conn->job->domain);
+}
+
 static void conn_dns_done(void *arg, const struct dns_mx_result *result)
 {
     struct outbound_conn *conn = arg;
@@ -372,8 +389,7 @@ static void conn_dns_done(void *arg, const struct dns_mx_result *result)
         conn_use_hops(conn, result);
         return;
     case DNS_NOTFOUND:
-        conn_fail_all(conn, 550,
-                      "550 5.1.2 %s: host or domain name not found", domain);
+        conn_host_not_found(conn);
         return;
     case DNS_NULLMX:
         conn_fail_all(conn, 556,

@@ -7,13 +7,15 @@ listens on 127.0.0.2, and two MX hosts of equal preference that share the
 load. From the shared zone come a CNAME chain to the MX host, CNAME
 chains that the name server leaves to the resolver, a CNAME loop, a
 domain without MX (implicit MX), a null MX, NXDOMAIN, SERVFAIL, REFUSED,
-and an MX answer that is truncated over UDP and complete over TCP. Four
+and an MX answer that is truncated over UDP and complete over TCP. Five
 relays share the zone:
 
 - "main" has mx_allow_loopback and the default limits, so every MX at
   127.0.0.x may be used;
 - "strict" has no mx_allow_loopback, so it defers an MX at 127.0.0.1 but
   still uses a route to 127.0.0.1;
+- "strict" also routes typo.test to nx.test, and "smarthost" sends all
+  mail to nx.test: a next hop that does not exist defers, never bounces;
 - "one-host" has max_mx_hosts = 1 and "one-address" has
   max_mx_addresses = 1, so both give up after the unreachable address.
 
@@ -108,10 +110,12 @@ RELAYS = {
     "main": (2525, "mx_allow_loopback = true;\n"
                    'destinations { "spread.test" { '
                    "max_messages_per_connection = 1; } }"),
-    "strict": (2535, 'routes { "routed.test" = "127.0.0.1:25"; }'),
+    "strict": (2535, 'routes { "routed.test" = "127.0.0.1:25";\n'
+                      '         "typo.test" = "nx.test:2526"; }'),
     "one-host": (2545, "mx_allow_loopback = true;\nmax_mx_hosts = 1;"),
     "one-address": (2555,
                     "mx_allow_loopback = true;\nmax_mx_addresses = 1;"),
+    "smarthost": (2565, 'smarthost = "nx.test:2526";'),
 }
 
 
@@ -258,6 +262,23 @@ def check_strict(tap, harness, store):
               "the loopback MX recipient never reaches the sink")
 
 
+def check_missing_next_hop(tap, harness):
+    tap.check(send("strict", ["q@typo.test"]) == {},
+              "strict relay accepts the routed recipient")
+    tap.check(send("smarthost", ["r@else.test"]) == {},
+              "smarthost relay accepts the recipient")
+    for relay, rcpt in (("strict", "q@typo.test"),
+                        ("smarthost", "r@else.test")):
+        line = wait_outcome(harness, relay, rcpt, "deferred")
+        tap.check(line is not None and "451 4.4.4" in line,
+                  f"{relay}: a next hop not in DNS defers with 451 4.4.4",
+                  line)
+        tap.check(line is not None and "nx.test" in line.split("reply=")[-1],
+                  f"{relay}: the deferral names the missing host", line)
+        tap.check(outcome_line(harness, relay, rcpt, "bounced") is None,
+                  f"{relay}: a next hop not in DNS never bounces")
+
+
 def check_limits(tap, harness, store):
     tap.check(send("one-host", ["j@failover.test"]) == {},
               "one-host relay accepts the recipient")
@@ -288,6 +309,7 @@ def test(tap, harness):
 
     check_main(tap, harness, store)
     check_strict(tap, harness, store)
+    check_missing_next_hop(tap, harness)
     check_limits(tap, harness, store)
 
     for name in RELAYS:
