@@ -722,15 +722,18 @@ static bool conn_lost_reused(const struct outbound_conn *conn)
 }
 
 /* conn_record records every recipient's result, or moves the attempt to
- * the next MX host when each got 4xx from this one. Returns false when
- * the connection closed for the next host. */
+ * the next MX host when each got 4xx from this one. A session lost or
+ * timed out after the end of data never moves on, because this host may
+ * have accepted the message. Returns false when the connection closed
+ * for the next host. */
 static bool conn_record(struct outbound_conn *conn)
 {
     struct outbound_job *job = conn->job;
     bool more_hosts = !conn->reused && job->hops != NULL &&
                       job->host_cursor < job->hops->host_count;
 
-    if (more_hosts && conn_all_temporary(conn)) {
+    if (more_hosts && conn_all_temporary(conn) &&
+        !smtp_client_end_unanswered(conn->client)) {
         snprintf(job->last_error, sizeof(job->last_error), "%s",
                  smtp_client_result(conn->client, 0)->text);
         log_info("id=%s event=try-next-host relay=%s reply=\"%s\"",

@@ -4,7 +4,9 @@
 The zone is resolver_zone.data, which the resolver tests use too, plus
 fail-over to a second MX and to a host's second address when nothing
 listens on 127.0.0.2, and two MX hosts of equal preference that share the
-load. From the shared zone come a CNAME chain to the MX host, CNAME
+load, and a first MX at 127.0.0.3 that times out after the end of data
+(the relay must defer rather than send a second copy to the next MX).
+From the shared zone come a CNAME chain to the MX host, CNAME
 chains that the name server leaves to the resolver, a CNAME loop, a
 domain without MX (implicit MX), a null MX, NXDOMAIN, SERVFAIL, REFUSED,
 and an MX answer that is truncated over UDP and complete over TCP. Five
@@ -29,6 +31,7 @@ import harness as h
 
 DEAD = "127.0.0.2"  # nothing listens here, so connects are refused
 LIVE = "127.0.0.1"  # the sink listens on port 25
+SLOW = "127.0.0.3"  # a sink that never answers the end of data in time
 SENDER = "sender@client.test"
 BODY = b"Subject: MX test\r\n\r\nMX handling\r\n"
 
@@ -52,6 +55,14 @@ ENTRIES = [
         f"mx.multi.test. 300 IN A {DEAD}",
         f"mx.multi.test. 300 IN A {LIVE}",
     ], "NOERROR", ""),
+    ("dup.test", "MX", [
+        "dup.test. 300 IN MX 10 slow.dup.test.",
+        "dup.test. 300 IN MX 20 live.dup.test.",
+    ], "NOERROR", ""),
+    ("slow.dup.test", "A", [f"slow.dup.test. 300 IN A {SLOW}"],
+     "NOERROR", ""),
+    ("live.dup.test", "A", [f"live.dup.test. 300 IN A {LIVE}"],
+     "NOERROR", ""),
     ("spread.test", "MX", [
         "spread.test. 300 IN MX 10 s1.spread.test.",
         "spread.test. 300 IN MX 10 s2.spread.test.",
@@ -109,7 +120,8 @@ RELAYS = {
     # a reused connection would carry them all to one host.
     "main": (2525, "mx_allow_loopback = true;\n"
                    'destinations { "spread.test" { '
-                   "max_messages_per_connection = 1; } }"),
+                   "max_messages_per_connection = 1; }\n"
+                   '               "dup.test" { timeout_final = 2s; } }'),
     "strict": (2535, 'routes { "routed.test" = "127.0.0.1:25";\n'
                       '         "typo.test" = "nx.test:2526"; }'),
     "one-host": (2545, "mx_allow_loopback = true;\nmax_mx_hosts = 1;"),
@@ -242,6 +254,23 @@ def check_main(tap, harness, store):
               "NXDOMAIN bounces without a connection", line)
 
 
+def check_no_duplicate(tap, harness, store):
+    tap.check(send("main", ["d@dup.test"]) == {},
+              "main relay accepts d@dup.test")
+    line = wait_outcome(harness, "main", "d@dup.test", "deferred")
+    tap.check(line is not None and "451 4.4.2" in line,
+              "a timeout after the end of data defers with 451 4.4.2",
+              line)
+    tap.check(line is not None and f"relay=slow.dup.test[{SLOW}]:25" in line,
+              "the deferral names the host that timed out", line)
+    tap.check("relay=slow.dup.test" not in
+              "".join(l for l in harness.log_text("main").splitlines()
+                      if "event=try-next-host" in l),
+              "a timeout after the end of data never tries the next MX")
+    tap.check("d@dup.test" not in stored_rcpts(store),
+              "the next MX host gets no second copy", stored_rcpts(store))
+
+
 def check_strict(tap, harness, store):
     tap.check(send("strict", ["h@implicit.test", "i@routed.test"]) == {},
               "strict relay accepts both recipients")
@@ -305,9 +334,15 @@ def test(tap, harness):
     harness.start("ldns-testns", ["ldns-testns", "-p", "53", zone])
     time.sleep(0.3)  # as start_name_server: ldns-testns has no ready signal
     h.start_sink(harness, store)
+    harness.start("slow-sink", [
+        harness.binary("bench/ringrelay-bench"), "sink", "--listen",
+        f"{SLOW}:25", "--store", harness.path("slow-store"),
+        "--data-delay", "20000"])
+    tap.check(h.wait_port(SLOW, 25), "the slow sink listens")
     start_relays(harness)
 
     check_main(tap, harness, store)
+    check_no_duplicate(tap, harness, store)
     check_strict(tap, harness, store)
     check_missing_next_hop(tap, harness)
     check_limits(tap, harness, store)
