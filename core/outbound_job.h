@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "core/reactor.h"
 #include "dns/resolver.h"
@@ -53,8 +54,12 @@ struct outbound_job {
     unsigned *attempt_notify;    /* their NOTIFY= (smtp_dsn_notify bits) */
     const char **attempt_orcpt;  /* their ORCPT= ("" when none) */
     size_t *attempt_index;       /* their indices into msg->rcpts */
+    uint32_t *attempt_number;    /* each one's attempt, 1 for its first */
     size_t attempt_count;
-    uint32_t attempt;            /* 1 for the first attempt */
+    time_t *rcpt_due;            /* by index into msg->rcpts: when that
+                                  * recipient may be tried again, 0 for
+                                  * now */
+    uint32_t attempt;            /* transactions started by this job */
     enum outbound_job_state state;
     struct reactor_timer timer;  /* retry wait */
     struct dns_request *dns;

@@ -36,6 +36,7 @@ SPLIT_PORT = 2621
 SLOW_GREETING_PORT = 2622
 SLOW_FINAL_PORT = 2623
 FLUSH_DOWN_PORT = 2624
+PARTIAL_PORT = 2625
 
 ROUTES = {"reuse.test": REUSE_PORT, "nopipe.test": NOPIPE_PORT,
           "conc.test": CONC_PORT, "perconn.test": PERCONN_PORT,
@@ -45,7 +46,8 @@ ROUTES = {"reuse.test": REUSE_PORT, "nopipe.test": NOPIPE_PORT,
           "split.test": SPLIT_PORT, "split2.test": SPLIT_PORT,
           "slowgreet.test": SLOW_GREETING_PORT,
           "slowfinal.test": SLOW_FINAL_PORT,
-          "flushdown.test": FLUSH_DOWN_PORT}
+          "flushdown.test": FLUSH_DOWN_PORT,
+          "partial.test": PARTIAL_PORT}
 
 CONFIG = """
 listen = "127.0.0.1:2525";
@@ -71,6 +73,7 @@ destinations {{
                                   breaker_failures = 0; }}
     "127.0.0.1:{slow_final}" {{ timeout_final = 1s; }}
     "127.0.0.1:{flush_down}" {{ breaker_failures = 2; breaker_wait = 1h; }}
+    "127.0.0.1:{partial}" {{ max_rcpts_per_transaction = 4; }}
 }}
 """
 
@@ -381,6 +384,49 @@ def test_recipients_per_transaction(tap, harness):
     tap.check(mixed, "split: one transaction carries both domains")
 
 
+def outcome_lines(harness, domain):
+    return [line for line in harness.log_text("ringrelay").splitlines()
+            if re.search(r"event=(delivered|deferred|retry-scheduled) "
+                         r"(to=<\w+@|domain=)" + re.escape(domain), line)]
+
+
+def test_untried_rcpts_not_held(tap, harness):
+    """Recipients left out of a transaction by max_rcpts_per_transaction
+    go out at once, even when others of the message were deferred, and
+    each recipient counts its own attempts."""
+    sink = BundledSink(harness, "partial", PARTIAL_PORT,
+                       ["--rcpt-reply", "451 4.2.1 later:0.3",
+                        "--seed", "5"])
+    rcpts = [f"p{i}@partial.test" for i in range(12)]
+    with smtplib.SMTP("127.0.0.1", 2525, timeout=30) as client:
+        client.sendmail("sender@client.test", rcpts,
+                        message("partial.test", 0))
+    stored = lambda: sorted(r for _, rs, _ in h.read_stored(sink.store)
+                            for r in rs)
+    arrived = h.wait_for(lambda: stored() == sorted(rcpts), 20)
+    tap.check(arrived, "partial: every recipient arrives", stored())
+    lines = outcome_lines(harness, "partial.test")
+    first = {}
+    first_wait = None
+    for number, line in enumerate(lines):
+        match = re.search(r"to=<(\w+@partial\.test)>.* attempt=(\d+) ",
+                          line)
+        if match and match.group(1) not in first:
+            first[match.group(1)] = (number, int(match.group(2)))
+        if "event=retry-scheduled" in line and first_wait is None:
+            first_wait = number
+    tap.check(any("event=deferred" in line for line in lines),
+              "partial: the sink defers a recipient", lines)
+    inflated = {r: a for r, (_, a) in first.items() if a != 1}
+    tap.check(sorted(first) == sorted(rcpts) and not inflated,
+              "partial: each recipient's first result is attempt=1",
+              inflated)
+    late = [r for r, (n, _) in first.items()
+            if first_wait is not None and n > first_wait]
+    tap.check(not late, "partial: no retry wait before every recipient "
+              "was tried once", late)
+
+
 def test_state_timeouts(tap, harness):
     """timeout_greeting and timeout_final of one destination cut a slow
     greeting and a slow reply to the final dot; both defer."""
@@ -414,7 +460,7 @@ def test(tap, harness):
         conc=CONC_PORT, perconn=PERCONN_PORT, down=DOWN_PORT,
         dead=DEAD_PORT, rate=RATE_PORT, split=SPLIT_PORT,
         slow_greeting=SLOW_GREETING_PORT, slow_final=SLOW_FINAL_PORT,
-        flush_down=FLUSH_DOWN_PORT))
+        flush_down=FLUSH_DOWN_PORT, partial=PARTIAL_PORT))
     relay = h.start_relay(harness, config)
     test_reuse_and_pipelining(tap, harness)
     test_concurrency_limit(tap, harness)
@@ -425,6 +471,7 @@ def test(tap, harness):
     test_dead_reused_connection(tap, harness)
     test_rate_limit(tap, harness)
     test_recipients_per_transaction(tap, harness)
+    test_untried_rcpts_not_held(tap, harness)
     test_state_timeouts(tap, harness)
     test_stuck_destination(tap, harness)
     line = re.search(r"id=\S+ event=delivered to=<r0@reuse\.test> "
