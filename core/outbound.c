@@ -748,6 +748,19 @@ void outbound_job_finished(struct outbound_job *job)
     job_wait_or_ready(job);
 }
 
+void outbound_job_requeue(struct outbound_job *job)
+{
+    job->outbound->active--;
+    job->attempt--;
+    queue_msg_busy(job->msg, false);
+    free(job->hops);
+    job->hops = NULL;
+    job->relay[0] = '\0';
+    job->tls[0] = '\0';
+    job->last_error[0] = '\0';
+    outbound_make_ready(job);
+}
+
 static void job_retry_fired(struct reactor_timer *timer)
 {
     outbound_make_ready(timer->owner);

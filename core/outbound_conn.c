@@ -116,6 +116,44 @@ static void conn_fail_all(struct outbound_conn *conn, int code,
     conn_end_attempt(conn, false);
 }
 
+/* conn_wait_for_working checks whether the job of a new connection that
+ * never reached a greeted session should wait for the destination's
+ * working sessions instead of failing: a next hop that refuses one more
+ * session (often with a 421 greeting) while others work limits
+ * connections, it is not down. The destination's connection limit is
+ * lowered for a while, and the failure does not count toward the
+ * breaker. */
+static bool conn_wait_for_working(struct outbound_conn *conn)
+{
+    size_t working;
+
+    if (conn->reached || conn->reused || conn->job == NULL) {
+        return false;
+    }
+    working = outbound_dest_working_conns(conn->dest, conn);
+    if (working == 0) {
+        return false;
+    }
+    log_info("id=%s event=requeued dest=%s relay=%s reply=\"%s\" "
+             "reason=\"next hop refused one more session; waiting for "
+             "one of %zu working\"", conn->job->msg->id, conn->dest->name,
+             conn->relay, conn->job->last_error, working);
+    outbound_dest_lower_limit(conn->dest, working);
+    return true;
+}
+
+/* conn_requeue hands the job back to its destination's ready list and
+ * releases the closed connection. */
+static void conn_requeue(struct outbound_conn *conn)
+{
+    struct outbound_job *job = conn->job;
+
+    conn->job = NULL;
+    job->conn = NULL;
+    outbound_job_requeue(job);
+    conn_release(conn);
+}
+
 /* conn_use_route fills the hops from a route whose host is an address. */
 static void conn_use_route(struct outbound_job *job,
                            const struct netaddr_hostport *route)
@@ -453,6 +491,10 @@ static void conn_connect_next(struct outbound_conn *conn)
         return;
     }
     where = conn_next_address(job, &host_name);
+    if (where == NULL && conn_wait_for_working(conn)) {
+        conn_requeue(conn);
+        return;
+    }
     if (where == NULL) {
         outbound_record_all(job, atoi(job->last_error), job->last_error);
         conn_end_attempt(conn, false);
@@ -732,6 +774,14 @@ static bool conn_record(struct outbound_conn *conn)
     bool more_hosts = !conn->reused && job->hops != NULL &&
                       job->host_cursor < job->hops->host_count;
 
+    if (!conn->reached && conn_all_temporary(conn)) {
+        snprintf(job->last_error, sizeof(job->last_error), "%s",
+                 smtp_client_result(conn->client, 0)->text);
+        if (conn_wait_for_working(conn)) {
+            conn_close(conn, OUTBOUND_REQUEUE);
+            return false;
+        }
+    }
     if (more_hosts && conn_all_temporary(conn) &&
         !smtp_client_end_unanswered(conn->client)) {
         snprintf(job->last_error, sizeof(job->last_error), "%s",
@@ -988,8 +1038,15 @@ static void conn_after_close(struct outbound_conn *conn)
     case OUTBOUND_RELEASE:
         conn_release(conn);
         return;
+    case OUTBOUND_REQUEUE:
+        conn_requeue(conn);
+        return;
     case OUTBOUND_FINISH:
     default:
+        if (!job->results_recorded && conn_wait_for_working(conn)) {
+            conn_requeue(conn);
+            return;
+        }
         if (!job->results_recorded) {
             outbound_record_all(job, 451, job->last_error);
         }

@@ -84,6 +84,11 @@ void outbound_record_all(struct outbound_job *job, int code,
                          const char *text);
 void outbound_job_finished(struct outbound_job *job);
 
+/* outbound_job_requeue ends an attempt that recorded no result and puts
+ * the job back in its destination's ready list: no attempt is counted
+ * and nothing is journaled. */
+void outbound_job_requeue(struct outbound_job *job);
+
 /* outbound_job_suspend parks a ready job for delay_ms without an
  * attempt, while its destination's breaker is open: no attempt is
  * counted, no deferral is journaled, and its recipients keep their

@@ -37,6 +37,7 @@ SLOW_GREETING_PORT = 2622
 SLOW_FINAL_PORT = 2623
 FLUSH_DOWN_PORT = 2624
 PARTIAL_PORT = 2625
+BUSY_PORT = 2626
 
 ROUTES = {"reuse.test": REUSE_PORT, "nopipe.test": NOPIPE_PORT,
           "conc.test": CONC_PORT, "perconn.test": PERCONN_PORT,
@@ -47,7 +48,7 @@ ROUTES = {"reuse.test": REUSE_PORT, "nopipe.test": NOPIPE_PORT,
           "slowgreet.test": SLOW_GREETING_PORT,
           "slowfinal.test": SLOW_FINAL_PORT,
           "flushdown.test": FLUSH_DOWN_PORT,
-          "partial.test": PARTIAL_PORT}
+          "partial.test": PARTIAL_PORT, "busy.test": BUSY_PORT}
 
 CONFIG = """
 listen = "127.0.0.1:2525";
@@ -74,6 +75,7 @@ destinations {{
     "127.0.0.1:{slow_final}" {{ timeout_final = 1s; }}
     "127.0.0.1:{flush_down}" {{ breaker_failures = 2; breaker_wait = 1h; }}
     "127.0.0.1:{partial}" {{ max_rcpts_per_transaction = 4; }}
+    "127.0.0.1:{busy}" {{ max_connections = 10; breaker_failures = 3; }}
 }}
 """
 
@@ -427,6 +429,41 @@ def test_untried_rcpts_not_held(tap, harness):
               "was tried once", late)
 
 
+def send_parallel(domain, clients, each):
+    """Send clients times each messages to domain over parallel
+    connections, so that the relay has many ready at once."""
+    threads = [threading.Thread(target=send, args=(domain, each, i * each))
+               for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def test_connection_limit_of_next_hop(tap, harness):
+    """A next hop that takes 2 sessions and greets more with 421 limits
+    connections and is not down: the relay waits for the 2 working
+    sessions, defers nothing and keeps the breaker closed."""
+    sink = BundledSink(harness, "busy", BUSY_PORT,
+                       ["--max-connections", "2", "--rcpt-delay", "200"])
+    send_parallel("busy.test", 6, 5)
+    arrived = h.wait_for(lambda: sink.count() == 30, 30)
+    tap.check(arrived, "busy: 30 messages arrive", sink.count())
+    log = [line for line in harness.log_text("ringrelay").splitlines()
+           if "127.0.0.1:2626" in line]
+    text = "\n".join(log)
+    tap.check("event=deferred" not in text,
+              "busy: a 421 greeting with 2 sessions working defers "
+              "nothing", [l for l in log if "event=deferred" in l][:3])
+    tap.check("event=breaker-open" not in text,
+              "busy: the breaker stays closed")
+    tap.check("event=connection-limit-lowered dest=127.0.0.1:2626" in text,
+              "busy: the lowered connection limit is logged")
+    tap.check(sink.value("sessions_peak") <= 10,
+              "busy: at most max_connections sessions",
+              sink.value("sessions_peak"))
+
+
 def test_state_timeouts(tap, harness):
     """timeout_greeting and timeout_final of one destination cut a slow
     greeting and a slow reply to the final dot; both defer."""
@@ -460,7 +497,7 @@ def test(tap, harness):
         conc=CONC_PORT, perconn=PERCONN_PORT, down=DOWN_PORT,
         dead=DEAD_PORT, rate=RATE_PORT, split=SPLIT_PORT,
         slow_greeting=SLOW_GREETING_PORT, slow_final=SLOW_FINAL_PORT,
-        flush_down=FLUSH_DOWN_PORT, partial=PARTIAL_PORT))
+        flush_down=FLUSH_DOWN_PORT, partial=PARTIAL_PORT, busy=BUSY_PORT))
     relay = h.start_relay(harness, config)
     test_reuse_and_pipelining(tap, harness)
     test_concurrency_limit(tap, harness)
@@ -472,6 +509,7 @@ def test(tap, harness):
     test_rate_limit(tap, harness)
     test_recipients_per_transaction(tap, harness)
     test_untried_rcpts_not_held(tap, harness)
+    test_connection_limit_of_next_hop(tap, harness)
     test_state_timeouts(tap, harness)
     test_stuck_destination(tap, harness)
     line = re.search(r"id=\S+ event=delivered to=<r0@reuse\.test> "
