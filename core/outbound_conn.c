@@ -763,6 +763,26 @@ static bool conn_lost_reused(const struct outbound_conn *conn)
     return conn->reused && !conn->got_reply && !conn->job->reuse_retried;
 }
 
+/* conn_address_left reports whether the job has an MX or route address
+ * that it has not tried yet. */
+static bool conn_address_left(const struct outbound_job *job)
+{
+    size_t host = job->host_cursor;
+
+    if (job->hops == NULL || host >= job->hops->host_count) {
+        return false;
+    }
+    if (job->addr_cursor < job->hops->hosts[host].addr_count) {
+        return true;
+    }
+    for (host++; host < job->hops->host_count; host++) {
+        if (job->hops->hosts[host].addr_count > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* conn_record records every recipient's result, or moves the attempt to
  * the next MX host when each got 4xx from this one. A session lost or
  * timed out after the end of data never moves on, because this host may
@@ -771,8 +791,7 @@ static bool conn_lost_reused(const struct outbound_conn *conn)
 static bool conn_record(struct outbound_conn *conn)
 {
     struct outbound_job *job = conn->job;
-    bool more_hosts = !conn->reused && job->hops != NULL &&
-                      job->host_cursor < job->hops->host_count;
+    bool more_hosts = !conn->reused && conn_address_left(job);
 
     if (!conn->reached && conn_all_temporary(conn)) {
         snprintf(job->last_error, sizeof(job->last_error), "%s",

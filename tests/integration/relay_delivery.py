@@ -487,6 +487,11 @@ def test_state_timeouts(tap, harness):
     tap.check(final, "timeout: a slow final reply defers after 1s")
     tap.check(elapsed < 4, "timeout: both well before the 5 s delays",
               f"{elapsed:.1f}s")
+    next_host = [line for line in harness.log_text("ringrelay").splitlines()
+                 if "event=try-next-host" in line and
+                 f":{SLOW_GREETING_PORT}" in line]
+    tap.check(not next_host, "timeout: no try-next-host when the route "
+              "has no other address", next_host)
 
 
 def test(tap, harness):
