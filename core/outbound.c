@@ -667,9 +667,12 @@ static void job_expire_rcpt(struct outbound_job *job, size_t index)
     char logged[LOG_PATH_MAX];
     char quoted[SMTP_CLIENT_TEXT_MAX + 16];
 
-    log_info("id=%s event=bounced to=%s reason=\"queue_lifetime exceeded\" "
-             "reply=%s attempt=%" PRIu32 " delay=%lds",
+    log_info("id=%s event=bounced to=%s dest=%s relay=%s tls=%s "
+             "reason=\"queue_lifetime exceeded\" reply=%s attempt=%" PRIu32
+             " delay=%lds",
              msg->id, log_path(logged, sizeof(logged), rcpt->address),
+             job->dest->name, job->relay[0] ? job->relay : "none",
+             job->tls[0] ? job->tls : "none",
              log_quote(quoted, sizeof(quoted), reply, strlen(reply)),
              rcpt->attempts, (long)(time(NULL) - msg->arrival));
     if (queue_mark(job->outbound->daemon->queue, msg, index,
