@@ -403,17 +403,31 @@ static void conn_use_hops(struct outbound_conn *conn,
  * address. A route's or the smarthost's host name comes from the
  * configuration, so its absence is a local fault that an operator can
  * fix: the mail is deferred, never bounced. */
-static void conn_host_not_found(struct outbound_conn *conn)
+static void conn_host_not_found(struct outbound_conn *conn,
+                                const struct dns_mx_result *result)
 {
     const struct netaddr_hostport *route = conn_route(conn);
+    char text[SMTP_CLIENT_TEXT_MAX];
 
     if (route != NULL) {
         conn_fail_all(conn, 451, "451 4.4.4 Next hop %s not found in DNS: "
                       "check routes and smarthost", route->host);
         return;
     }
-    conn_fail_all(conn, 550, "550 5.1.2 %s: host or domain name not found",
-                  conn->job->domain);
+    if (result->missing_hosts == 0) {
+        conn_fail_all(conn, 550,
+                      "550 5.1.2 %s: host or domain name not found",
+                      conn->job->domain);
+        return;
+    }
+
+    /* The domain exists but none of its MX hosts does: RFC 3463 5.4.4,
+     * unable to route. */
+    snprintf(text, sizeof(text),
+             "550 5.4.4 %.200s: MX host %.200s not found%s",
+             conn->job->domain, result->missing_host,
+             result->missing_hosts > 1 ? ", nor any other MX host" : "");
+    conn_fail_all(conn, 550, "%s", text);
 }
 
 static void conn_dns_done(void *arg, const struct dns_mx_result *result)
@@ -427,7 +441,7 @@ static void conn_dns_done(void *arg, const struct dns_mx_result *result)
         conn_use_hops(conn, result);
         return;
     case DNS_NOTFOUND:
-        conn_host_not_found(conn);
+        conn_host_not_found(conn, result);
         return;
     case DNS_NULLMX:
         conn_fail_all(conn, 556,

@@ -8,7 +8,8 @@ load, and a first MX at 127.0.0.3 that times out after the end of data
 (the relay must defer rather than send a second copy to the next MX).
 From the shared zone come a CNAME chain to the MX host, CNAME
 chains that the name server leaves to the resolver, a CNAME loop, a
-domain without MX (implicit MX), a null MX, NXDOMAIN, SERVFAIL, REFUSED,
+domain without MX (implicit MX), a null MX, NXDOMAIN, an MX host that
+does not exist, SERVFAIL, REFUSED,
 and an MX answer that is truncated over UDP and complete over TCP. Five
 relays share the zone:
 
@@ -62,6 +63,8 @@ ENTRIES = [
     ("slow.dup.test", "A", [f"slow.dup.test. 300 IN A {SLOW}"],
      "NOERROR", ""),
     ("live.dup.test", "A", [f"live.dup.test. 300 IN A {LIVE}"],
+     "NOERROR", ""),
+    ("mxnx.test", "MX", ["mxnx.test. 300 IN MX 10 gone.mxnx.test."],
      "NOERROR", ""),
     ("spread.test", "MX", [
         "spread.test. 300 IN MX 10 s1.spread.test.",
@@ -143,6 +146,8 @@ def write_zone(path):
         for name in NAMES:
             zone.write(CATCH_ALL.format(rcode="NOERROR", name=name,
                                         soa=SOA))
+        zone.write(CATCH_ALL.format(rcode="NXDOMAIN", name="gone.mxnx.test",
+                                    soa=SOA))
 
 
 def start_relays(harness):
@@ -186,7 +191,7 @@ def check_main(tap, harness, store):
     rcpts = ["a@failover.test", "b@multi.test", "c@chain.test",
              "d@implicit.test", "e@truncated.test", "f@nullmx.test",
              "g@servfail.test", "l@nx.test", "m@loop.test",
-             "n@split.test", "o@refused.test"]
+             "n@split.test", "o@refused.test", "s@mxnx.test"]
     spread = [f"p{i}@spread.test" for i in range(SPREAD_COUNT)]
     for rcpt in rcpts:
         refused = send("main", [rcpt])
@@ -252,6 +257,11 @@ def check_main(tap, harness, store):
               "NXDOMAIN bounces with 550 5.1.2", line)
     tap.check(line is not None and "relay=none" in line,
               "NXDOMAIN bounces without a connection", line)
+    line = wait_outcome(harness, "main", "s@mxnx.test", "bounced")
+    tap.check(line is not None and "550 5.4.4" in line,
+              "an MX host not in DNS bounces with 550 5.4.4", line)
+    tap.check(line is not None and "gone.mxnx.test" in line,
+              "the bounce names the missing MX host", line)
 
 
 def check_no_duplicate(tap, harness, store):
