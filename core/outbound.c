@@ -248,34 +248,47 @@ static const struct smtp_mailbox *rcpt_mailbox(const struct queue_msg *msg,
     return mailbox;
 }
 
-/* job_matches reports whether job takes recipients of mailbox: those of
- * the same kind (domain, literal or unparsable) whose next hop is the
- * job's destination. Domains that share a route share a job, so one
- * transaction carries them all. */
-static bool job_matches(const struct outbound_job *job,
+/* job_matches reports whether job takes recipients of mailbox: those
+ * whose next hop is the job's destination. Domains that share a route
+ * share a job, so one transaction carries them all, and so do domains
+ * and address literals that both go to the smarthost. A domain with a
+ * route entry keeps apart from literals, because the route may carry
+ * other AUTH credentials than the smarthost at the same HOST:PORT. */
+static bool job_matches(const struct config *config,
+                        const struct outbound_job *job,
                         const struct smtp_mailbox *mailbox,
                         const char *dest_name)
 {
-    if (mailbox == NULL) {
-        return job->target == OUTBOUND_TARGET_INVALID;
+    const char *domain;
+
+    if (mailbox == NULL || job->target == OUTBOUND_TARGET_INVALID) {
+        return mailbox == NULL && job->target == OUTBOUND_TARGET_INVALID;
     }
-    if (mailbox->kind == SMTP_DOMAIN_NAME) {
-        return job->target == OUTBOUND_TARGET_DOMAIN &&
-               strcmp(job->dest->name, dest_name) == 0;
+    if (strcmp(job->dest->name, dest_name) != 0) {
+        return false;
     }
-    return job->target == OUTBOUND_TARGET_LITERAL &&
-           strcmp(job->dest->name, dest_name) == 0;
+    if ((mailbox->kind == SMTP_DOMAIN_NAME) ==
+        (job->target == OUTBOUND_TARGET_DOMAIN)) {
+        return true;
+    }
+
+    /* One is a literal, so the shared name is the smarthost's, unless
+     * the domain's route points at the same HOST:PORT. */
+    domain = mailbox->kind == SMTP_DOMAIN_NAME ? mailbox->domain
+                                               : job->domain;
+    return config_route_entry(config, domain) == NULL;
 }
 
 /* job_find returns the job of msg for mailbox among the jobs made by
  * this enqueue call, which are at the head of the job list. */
-static struct outbound_job *job_find(struct outbound_job *head,
+static struct outbound_job *job_find(const struct config *config,
+                                     struct outbound_job *head,
                                      struct outbound_job *stop,
                                      const struct smtp_mailbox *mailbox,
                                      const char *dest_name)
 {
     for (struct outbound_job *job = head; job != stop; job = job->next) {
-        if (job_matches(job, mailbox, dest_name)) {
+        if (job_matches(config, job, mailbox, dest_name)) {
             return job;
         }
     }
@@ -353,7 +366,8 @@ static size_t outbound_add_rcpts(struct outbound *outbound,
         mailbox = rcpt_mailbox(msg, msg->rcpts[i].address, &parsed);
         outbound_dest_name(outbound->daemon->config, mailbox, dest_name,
                            sizeof(dest_name));
-        job = job_find(outbound->jobs, old_head, mailbox, dest_name);
+        job = job_find(outbound->daemon->config, outbound->jobs, old_head,
+                       mailbox, dest_name);
         if (job == NULL) {
             job = job_new(outbound, msg, mailbox, dest_name);
         }

@@ -10,7 +10,7 @@ From the shared zone come a CNAME chain to the MX host, CNAME
 chains that the name server leaves to the resolver, a CNAME loop, a
 domain without MX (implicit MX), a null MX, NXDOMAIN, an MX host that
 does not exist, SERVFAIL, REFUSED,
-and an MX answer that is truncated over UDP and complete over TCP. Five
+and an MX answer that is truncated over UDP and complete over TCP. Six
 relays share the zone:
 
 - "main" has mx_allow_loopback and the default limits, so every MX at
@@ -19,6 +19,8 @@ relays share the zone:
   still uses a route to 127.0.0.1;
 - "strict" also routes typo.test to nx.test, and "smarthost" sends all
   mail to nx.test: a next hop that does not exist defers, never bounces;
+- "smart-live" has a smarthost that works, so the domains and address
+  literals of one message go in one transaction;
 - "one-host" has max_mx_hosts = 1 and "one-address" has
   max_mx_addresses = 1, so both give up after the unreachable address.
 
@@ -32,6 +34,7 @@ import harness as h
 
 DEAD = "127.0.0.2"  # nothing listens here, so connects are refused
 LIVE = "127.0.0.1"  # the sink listens on port 25
+SMART_PORT = 2591  # the sink that smart-live uses as smarthost
 SLOW = "127.0.0.3"  # a sink that never answers the end of data in time
 SENDER = "sender@client.test"
 BODY = b"Subject: MX test\r\n\r\nMX handling\r\n"
@@ -131,6 +134,7 @@ RELAYS = {
     "one-address": (2555,
                     "mx_allow_loopback = true;\nmax_mx_addresses = 1;"),
     "smarthost": (2565, 'smarthost = "nx.test:2526";'),
+    "smart-live": (2575, f'smarthost = "127.0.0.1:{SMART_PORT}";'),
 }
 
 
@@ -318,6 +322,22 @@ def check_missing_next_hop(tap, harness):
                   f"{relay}: a next hop not in DNS never bounces")
 
 
+def check_smarthost_shared(tap, harness, smart_store):
+    rcpts = ["a@else.test", "b@[127.0.0.9]", "c@Else.Test"]
+    tap.check(send("smart-live", rcpts) == {},
+              "smart-live relay accepts a domain and a literal")
+    for rcpt in rcpts:
+        line = wait_outcome(harness, "smart-live", rcpt, "delivered")
+        tap.check(line is not None and
+                  f"dest=127.0.0.1:{SMART_PORT} " in line,
+                  f"{rcpt} is delivered through the smarthost", line)
+    stored = [sorted(r) for _, r, _ in h.read_stored(smart_store)]
+    tap.check(len(stored) == 1, "the smarthost gets one transaction for "
+              "domains and literals", stored)
+    tap.check(stored and stored[0] == sorted(rcpts),
+              "that transaction carries all three recipients", stored)
+
+
 def check_limits(tap, harness, store):
     tap.check(send("one-host", ["j@failover.test"]) == {},
               "one-host relay accepts the recipient")
@@ -344,6 +364,8 @@ def test(tap, harness):
     harness.start("ldns-testns", ["ldns-testns", "-p", "53", zone])
     time.sleep(0.3)  # as start_name_server: ldns-testns has no ready signal
     h.start_sink(harness, store)
+    smart_store = harness.path("smart-store")
+    h.start_sink(harness, smart_store, port=SMART_PORT, name="smart-sink")
     harness.start("slow-sink", [
         harness.binary("bench/ringrelay-bench"), "sink", "--listen",
         f"{SLOW}:25", "--store", harness.path("slow-store"),
@@ -355,6 +377,7 @@ def test(tap, harness):
     check_no_duplicate(tap, harness, store)
     check_strict(tap, harness, store)
     check_missing_next_hop(tap, harness)
+    check_smarthost_shared(tap, harness, smart_store)
     check_limits(tap, harness, store)
 
     for name in RELAYS:
