@@ -486,9 +486,10 @@ bool outbound_job_start(struct outbound_job *job)
     size_t limit = job->dest->limits.max_rcpts_per_transaction;
 
     /* A job is made ready only with a recipient due, but a recipient
-     * may have been delivered, deleted or held since. */
+     * may have been delivered, deleted or held since: the job then
+     * waits for the next one that comes due, or is freed. */
     if (job_collect_attempt(job, limit, time(NULL)) == 0) {
-        job_free(job);
+        job_wait_or_ready(job);
         return false;
     }
     job->outbound->active++;

@@ -97,8 +97,9 @@ void outbound_job_suspend(struct outbound_job *job, uint64_t delay_ms,
                           const char *reason);
 
 /* outbound_job_start takes the job out of the ready state for an
- * attempt: it lists up to the destination's recipient limit. Returns
- * false when nothing is left to deliver, after freeing the job. */
+ * attempt: it lists up to the destination's recipient limit of the
+ * recipients that are due. Returns false when none is due, after the job
+ * started waiting for the next one or was freed with nothing left. */
 bool outbound_job_start(struct outbound_job *job);
 
 /* outbound_dest_list returns the head of the engine's destinations. */
