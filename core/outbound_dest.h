@@ -107,8 +107,8 @@ void outbound_dest_probe_now(struct outbound_dest *dest);
  * SMTP session; failures in a row open the breaker. */
 void outbound_dest_note(struct outbound_dest *dest, bool reached);
 
-/* outbound_dest_working_conns returns the connections of dest other
- * than except that reached a greeted session and are still open. */
+/* outbound_dest_working_conns counts the open connections of dest,
+ * except the one given, that reached a greeted session. */
 size_t outbound_dest_working_conns(const struct outbound_dest *dest,
                                    const struct outbound_conn *except);
 
