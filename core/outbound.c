@@ -60,8 +60,7 @@ struct outbound_job *outbound_job_in_flight_sibling(
 }
 
 static void job_retry_fired(struct reactor_timer *timer);
-static size_t job_collect_attempt(struct outbound_job *job, size_t limit);
-static void job_wait_retry(struct outbound_job *job, uint64_t delay_ms);
+static void job_wait_or_ready(struct outbound_job *job);
 
 struct outbound *outbound_new(struct daemon *daemon)
 {
@@ -172,11 +171,17 @@ static struct outbound_job *job_new(struct outbound *outbound,
     job->attempt_notify = calloc(msg->rcpt_count,
                                  sizeof(*job->attempt_notify));
     job->attempt_orcpt = calloc(msg->rcpt_count, sizeof(*job->attempt_orcpt));
+    job->attempt_number = calloc(msg->rcpt_count,
+                                 sizeof(*job->attempt_number));
+    job->rcpt_due = calloc(msg->rcpt_count, sizeof(*job->rcpt_due));
     if (job->rcpt_index == NULL || job->attempt_index == NULL ||
         job->attempt_rcpts == NULL || job->attempt_notify == NULL ||
-        job->attempt_orcpt == NULL) {
+        job->attempt_orcpt == NULL || job->attempt_number == NULL ||
+        job->rcpt_due == NULL) {
         free(job->rcpt_index);
         free(job->attempt_index);
+        free(job->attempt_number);
+        free(job->rcpt_due);
         free(job->attempt_rcpts);
         free(job->attempt_notify);
         free(job->attempt_orcpt);
@@ -215,6 +220,8 @@ static void job_free(struct outbound_job *job)
     free(job->hops);
     free(job->rcpt_index);
     free(job->attempt_index);
+    free(job->attempt_number);
+    free(job->rcpt_due);
     free(job->attempt_rcpts);
     free(job->attempt_notify);
     free(job->attempt_orcpt);
@@ -244,10 +251,10 @@ static const struct smtp_mailbox *rcpt_mailbox(const struct queue_msg *msg,
 /* job_same_profile reports whether mailbox's domain gets the same TLS
  * policy and AUTH credentials as job's: routes of one next hop may
  * differ in them, and one transaction runs under one of each. */
-static bool job_same_profile(const struct outbound_job *job,
+static bool job_same_profile(const struct config *config,
+                             const struct outbound_job *job,
                              const struct smtp_mailbox *mailbox)
 {
-    const struct config *config = job->outbound->daemon->config;
     struct outbound_job probe = {.outbound = job->outbound};
     struct outbound_profile mine;
     struct outbound_profile theirs;
@@ -258,37 +265,37 @@ static bool job_same_profile(const struct outbound_job *job,
     return outbound_profile_equal(&mine, &theirs);
 }
 
-/* job_matches reports whether job takes recipients of mailbox: those of
- * the same kind (domain, literal or unparsable) whose next hop is the
- * job's destination and whose TLS policy and AUTH credentials are the
- * job's. Domains that share a route share a job, so one transaction
- * carries them all. */
-static bool job_matches(const struct outbound_job *job,
+/* job_matches reports whether job takes recipients of mailbox: those
+ * whose next hop is the job's destination and whose TLS policy and AUTH
+ * credentials are the job's. Domains that share a route share a job, so
+ * one transaction carries them all, and so do domains and address
+ * literals that both go to the smarthost. A domain whose route logs in
+ * with other credentials than the smarthost at the same HOST:PORT keeps
+ * apart from literals. */
+static bool job_matches(const struct config *config,
+                        const struct outbound_job *job,
                         const struct smtp_mailbox *mailbox,
                         const char *dest_name)
 {
-    if (mailbox == NULL) {
-        return job->target == OUTBOUND_TARGET_INVALID;
+    if (mailbox == NULL || job->target == OUTBOUND_TARGET_INVALID) {
+        return mailbox == NULL && job->target == OUTBOUND_TARGET_INVALID;
     }
-    if (mailbox->kind == SMTP_DOMAIN_NAME) {
-        return job->target == OUTBOUND_TARGET_DOMAIN &&
-               strcmp(job->dest->name, dest_name) == 0 &&
-               job_same_profile(job, mailbox);
+    if (strcmp(job->dest->name, dest_name) != 0) {
+        return false;
     }
-    return job->target == OUTBOUND_TARGET_LITERAL &&
-           strcmp(job->dest->name, dest_name) == 0 &&
-           job_same_profile(job, mailbox);
+    return job_same_profile(config, job, mailbox);
 }
 
 /* job_find returns the job of msg for mailbox among the jobs made by
  * this enqueue call, which are at the head of the job list. */
-static struct outbound_job *job_find(struct outbound_job *head,
+static struct outbound_job *job_find(const struct config *config,
+                                     struct outbound_job *head,
                                      struct outbound_job *stop,
                                      const struct smtp_mailbox *mailbox,
                                      const char *dest_name)
 {
     for (struct outbound_job *job = head; job != stop; job = job->next) {
-        if (job_matches(job, mailbox, dest_name)) {
+        if (job_matches(config, job, mailbox, dest_name)) {
             return job;
         }
     }
@@ -302,42 +309,26 @@ static uint64_t job_retry_max_ms(const struct outbound_job *job)
 }
 
 /* job_start_or_wait resumes the retry schedule that the queue recovered
- * for the job's recipients: the job continues from their highest attempt
- * count and waits for their latest next-attempt time. A new message has
- * count 0 and no wait, so it is made ready at once. */
+ * for each of the job's recipients. A new message has no wait, so it is
+ * made ready at once. */
 static void job_start_or_wait(struct outbound_job *job)
 {
     time_t now = time(NULL);
-    time_t next = 0;
-    uint64_t longest;
-    uint64_t delay;
+    time_t longest = (time_t)((job_retry_max_ms(job) * 6 / 5) / 1000);
 
-    job->attempt = 0;
     for (size_t i = 0; i < job->rcpt_count; i++) {
-        const struct queue_rcpt *rcpt = &job->msg->rcpts[job->rcpt_index[i]];
+        size_t index = job->rcpt_index[i];
+        time_t next = job->msg->rcpts[index].next_attempt;
 
-        if (rcpt->attempts > job->attempt) {
-            job->attempt = rcpt->attempts;
+        /* A stored time beyond the longest interval plus its jitter
+         * means the wall clock went back or the schedule was shortened,
+         * so the wait is cut to that interval. */
+        if (next > now && next - now > longest) {
+            next = now + longest;
         }
-        if (rcpt->next_attempt > next) {
-            next = rcpt->next_attempt;
-        }
+        job->rcpt_due[index] = next;
     }
-    if (next <= now) {
-        outbound_make_ready(job);
-        return;
-    }
-
-    /* A stored time beyond the longest interval plus its jitter means
-     * the wall clock went back or the schedule was shortened, so the wait
-     * is cut to that interval. */
-    delay = (uint64_t)(next - now) * 1000u;
-    longest = job_retry_max_ms(job) + job_retry_max_ms(job) / 5;
-    if (delay > longest) {
-        delay = longest;
-    }
-    job_collect_attempt(job, SIZE_MAX);
-    job_wait_retry(job, delay);
+    job_wait_or_ready(job);
 }
 
 /* job_has_rcpt reports whether a job of msg already lists recipient
@@ -382,7 +373,8 @@ static size_t outbound_add_rcpts(struct outbound *outbound,
         mailbox = rcpt_mailbox(msg, msg->rcpts[i].address, &parsed);
         outbound_dest_name(outbound->daemon->config, mailbox, dest_name,
                            sizeof(dest_name));
-        job = job_find(outbound->jobs, old_head, mailbox, dest_name);
+        job = job_find(outbound->daemon->config, outbound->jobs, old_head,
+                       mailbox, dest_name);
         if (job == NULL) {
             job = job_new(outbound, msg, mailbox, dest_name);
         }
@@ -398,8 +390,9 @@ static size_t outbound_add_rcpts(struct outbound *outbound,
         job->rcpt_index[job->rcpt_count++] = i;
         added++;
     }
-    for (struct outbound_job *job = outbound->jobs; job != old_head;
-         job = job->next) {
+    for (struct outbound_job *job = outbound->jobs, *next; job != old_head;
+         job = next) {
+        next = job->next;
         job_start_or_wait(job);
     }
     return added;
@@ -424,6 +417,9 @@ size_t outbound_flush(struct outbound *outbound, const struct queue_msg *msg)
             continue;
         }
         reactor_timer_cancel(reactor, &job->timer);
+        for (size_t i = 0; i < job->rcpt_count; i++) {
+            job->rcpt_due[job->rcpt_index[i]] = 0;
+        }
         outbound_dest_probe_now(job->dest);
         outbound_make_ready(job);
         count++;
@@ -459,17 +455,29 @@ static unsigned job_smtp_notify(unsigned stored)
     return bits;
 }
 
+/* job_rcpt_waiting reports whether the job's recipient index is still
+ * queued and not held. */
+static bool job_rcpt_waiting(const struct outbound_job *job, size_t index)
+{
+    const struct queue_rcpt *rcpt = &job->msg->rcpts[index];
+
+    return rcpt->state == QUEUE_RCPT_QUEUED && !rcpt->held;
+}
+
 /* job_collect_attempt lists up to limit recipients of the job that are
- * still queued and not held. Returns how many it listed. */
-static size_t job_collect_attempt(struct outbound_job *job, size_t limit)
+ * still queued, not held and due at now. Returns how many it listed. */
+static size_t job_collect_attempt(struct outbound_job *job, size_t limit,
+                                  time_t now)
 {
     job->attempt_count = 0;
     for (size_t i = 0; i < job->rcpt_count && job->attempt_count < limit;
          i++) {
-        const struct queue_rcpt *rcpt = &job->msg->rcpts[job->rcpt_index[i]];
+        size_t index = job->rcpt_index[i];
+        const struct queue_rcpt *rcpt = &job->msg->rcpts[index];
 
-        if (rcpt->state == QUEUE_RCPT_QUEUED && !rcpt->held) {
-            job->attempt_index[job->attempt_count] = job->rcpt_index[i];
+        if (job_rcpt_waiting(job, index) && job->rcpt_due[index] <= now) {
+            job->attempt_number[job->attempt_count] = rcpt->attempts + 1;
+            job->attempt_index[job->attempt_count] = index;
             job->attempt_rcpts[job->attempt_count] = rcpt->address;
             job->attempt_notify[job->attempt_count] =
                 job_smtp_notify(rcpt->dsn_notify);
@@ -484,8 +492,11 @@ bool outbound_job_start(struct outbound_job *job)
 {
     size_t limit = job->dest->limits.max_rcpts_per_transaction;
 
-    if (job_collect_attempt(job, limit) == 0) {
-        job_free(job);
+    /* A job is made ready only with a recipient due, but a recipient
+     * may have been delivered, deleted or held since: the job then
+     * waits for the next one that comes due, or is freed. */
+    if (job_collect_attempt(job, limit, time(NULL)) == 0) {
+        job_wait_or_ready(job);
         return false;
     }
     job->outbound->active++;
@@ -536,8 +547,8 @@ bool outbound_record_result(struct outbound_job *job, size_t i, int code,
              job->dest->name, job->relay[0] ? job->relay : "none",
              job->tls[0] ? job->tls : "none",
              log_quote(quoted, sizeof(quoted), text, strlen(text)),
-             job->attempt, (long)(time(NULL) - msg->arrival));
-    msg->rcpts[index].attempts = job->attempt;
+             job->attempt_number[i], (long)(time(NULL) - msg->arrival));
+    msg->rcpts[index].attempts = job->attempt_number[i];
     if (state != QUEUE_RCPT_DELIVERED &&
         queue_note_error(daemon->queue, msg, index, text) < 0) {
         log_error("id=%s to=%s error=\"last error not kept: %s\"", msg->id,
@@ -574,54 +585,90 @@ void outbound_record_all(struct outbound_job *job, int code, const char *text)
     job->results_recorded = true;
 }
 
-/* job_retry_delay_ms returns the wait after the job's current attempt. */
-static uint64_t job_retry_delay_ms(const struct outbound_job *job)
+/* job_retry_delay_ms returns the wait after a recipient's attempt number
+ * attempt. jitter, from 0 to 1, is shared by the recipients of one
+ * attempt, so those with the same count retry together. */
+static uint64_t job_retry_delay_ms(const struct outbound_job *job,
+                                   uint32_t attempt, double jitter)
 {
     const struct config *config = job->outbound->daemon->config;
     uint64_t delay = (uint64_t)config->retry_interval * 1000u;
     uint64_t max = job_retry_max_ms(job);
 
-    for (uint32_t i = 1; i < job->attempt && delay < max; i++) {
+    for (uint32_t i = 1; i < attempt && delay < max; i++) {
         delay *= 2;
     }
     if (delay > max) {
         delay = max;
     }
-    return delay + arc4random_uniform((uint32_t)(delay / 5 + 1));
+    return delay + (uint64_t)((double)(delay / 5) * jitter);
 }
 
-/* job_wait_retry logs the retry and arms the job's timer for delay_ms. */
-static void job_wait_retry(struct outbound_job *job, uint64_t delay_ms)
+/* job_wait_or_ready makes the job ready when one of its recipients is
+ * due, or else arms its timer for the first one to come due. A job with
+ * no recipient left is freed. */
+static void job_wait_or_ready(struct outbound_job *job)
 {
+    time_t now = time(NULL);
+    time_t first = 0;
+    uint32_t first_attempt = 0;
+    size_t waiting = 0;
+
+    for (size_t i = 0; i < job->rcpt_count; i++) {
+        size_t index = job->rcpt_index[i];
+
+        if (!job_rcpt_waiting(job, index)) {
+            continue;
+        }
+        if (job->rcpt_due[index] <= now) {
+            outbound_make_ready(job);
+            return;
+        }
+        if (waiting == 0 || job->rcpt_due[index] < first) {
+            first = job->rcpt_due[index];
+            first_attempt = job->msg->rcpts[index].attempts + 1;
+        }
+        waiting++;
+    }
+    if (waiting == 0) {
+        job_free(job);
+        return;
+    }
     log_info("id=%s event=retry-scheduled domain=%s dest=%s rcpts=%zu "
-             "next_attempt=%" PRIu32 " in=%" PRIu64 "s",
-             job->msg->id, job->domain, job->dest->name, job->attempt_count,
-             job->attempt + 1, delay_ms / 1000);
+             "next_attempt=%" PRIu32 " in=%llds",
+             job->msg->id, job->domain, job->dest->name, waiting,
+             first_attempt, (long long)(first - now));
     job->state = OUTBOUND_JOB_WAITING;
     job->timer.fire = job_retry_fired;
     reactor_timer_set(job->outbound->daemon->reactor, &job->timer,
-                      delay_ms);
+                      (uint64_t)(first - now) * 1000u);
 }
 
-/* job_journal_deferred records the attempt count and next-attempt time
- * of each recipient that this attempt deferred, so a restart keeps the
- * schedule. Recipients past the transaction limit were not tried and
- * keep their old entries. A failed write is logged and the retry goes
- * on from memory. */
-static void job_journal_deferred(struct outbound_job *job, uint64_t delay_ms)
+/* job_schedule_deferred gives each recipient that this attempt deferred
+ * its next-attempt time from its own attempt count, and journals both so
+ * that a restart keeps the schedule. A failed write is logged and the
+ * retry goes on from memory. */
+static void job_schedule_deferred(struct outbound_job *job)
 {
     struct queue *queue = job->outbound->daemon->queue;
-    time_t next = time(NULL) + (time_t)((delay_ms + 999) / 1000);
+    double jitter = (double)arc4random_uniform(1001) / 1000.0;
+    time_t now = time(NULL);
     char logged[LOG_PATH_MAX];
 
     for (size_t i = 0; i < job->attempt_count; i++) {
         size_t index = job->attempt_index[i];
+        uint32_t attempt = job->attempt_number[i];
+        uint64_t delay_ms;
+        time_t next;
 
         if (job->msg->rcpts[index].state != QUEUE_RCPT_QUEUED ||
-            job->msg->rcpts[index].attempts != job->attempt) {
+            job->msg->rcpts[index].attempts != attempt) {
             continue;
         }
-        if (queue_defer(queue, job->msg, index, job->attempt, next) < 0) {
+        delay_ms = job_retry_delay_ms(job, attempt, jitter);
+        next = now + (time_t)((delay_ms + 999) / 1000);
+        job->rcpt_due[index] = next;
+        if (queue_defer(queue, job->msg, index, attempt, next) < 0) {
             log_error("id=%s to=%s error=\"journal write failed, retry "
                       "schedule kept in memory only: %s\"",
                       job->msg->id,
@@ -642,11 +689,14 @@ static void job_expire_rcpt(struct outbound_job *job, size_t index)
     char logged[LOG_PATH_MAX];
     char quoted[SMTP_CLIENT_TEXT_MAX + 16];
 
-    log_info("id=%s event=bounced to=%s reason=\"queue_lifetime exceeded\" "
-             "reply=%s attempt=%" PRIu32 " delay=%lds",
+    log_info("id=%s event=bounced to=%s dest=%s relay=%s tls=%s "
+             "reason=\"queue_lifetime exceeded\" reply=%s attempt=%" PRIu32
+             " delay=%lds",
              msg->id, log_path(logged, sizeof(logged), rcpt->address),
+             job->dest->name, job->relay[0] ? job->relay : "none",
+             job->tls[0] ? job->tls : "none",
              log_quote(quoted, sizeof(quoted), reply, strlen(reply)),
-             job->attempt, (long)(time(NULL) - msg->arrival));
+             rcpt->attempts, (long)(time(NULL) - msg->arrival));
     if (queue_mark(job->outbound->daemon->queue, msg, index,
                    QUEUE_RCPT_BOUNCED) < 0) {
         log_error("id=%s to=%s error=\"journal write failed: %s\"",
@@ -674,7 +724,7 @@ static void job_check_age(struct outbound_job *job)
         char status[16];
 
         if (rcpt->state != QUEUE_RCPT_QUEUED ||
-            rcpt->attempts != job->attempt) {
+            rcpt->attempts != job->attempt_number[i]) {
             continue;
         }
         if (age >= (time_t)config->queue_lifetime) {
@@ -693,8 +743,10 @@ static void job_check_age(struct outbound_job *job)
 }
 
 /* outbound_job_finished ends an attempt: it queues the report about the
- * recipients that failed or were delayed, then a job with recipients
- * still queued waits for its retry, and any other job is freed. */
+ * recipients that failed or were delayed, schedules the retry of those
+ * deferred, then starts the next transaction at once for recipients
+ * that are due (those the transaction limit left out), waits for the
+ * first retry, or frees a job with nothing left. */
 void outbound_job_finished(struct outbound_job *job)
 {
     struct outbound *outbound = job->outbound;
@@ -715,17 +767,23 @@ void outbound_job_finished(struct outbound_job *job)
     job->hops = NULL;
     job->relay[0] = '\0';
     job->tls[0] = '\0';
-    if (job_collect_attempt(job, SIZE_MAX) == 0) {
-        job_free(job);
-    } else if (!job->attempt_deferred) {
-        /* Recipients past the transaction limit were not tried yet. */
-        outbound_make_ready(job);
-    } else {
-        uint64_t delay = job_retry_delay_ms(job);
-
-        job_journal_deferred(job, delay);
-        job_wait_retry(job, delay);
+    if (job->attempt_deferred) {
+        job_schedule_deferred(job);
     }
+    job_wait_or_ready(job);
+}
+
+void outbound_job_requeue(struct outbound_job *job)
+{
+    job->outbound->active--;
+    job->attempt--;
+    queue_msg_busy(job->msg, false);
+    free(job->hops);
+    job->hops = NULL;
+    job->relay[0] = '\0';
+    job->tls[0] = '\0';
+    job->last_error[0] = '\0';
+    outbound_make_ready(job);
 }
 
 static void job_retry_fired(struct reactor_timer *timer)

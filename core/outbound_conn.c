@@ -116,6 +116,44 @@ static void conn_fail_all(struct outbound_conn *conn, int code,
     conn_end_attempt(conn, false);
 }
 
+/* conn_wait_for_working checks whether the job of a new connection that
+ * never reached a greeted session should wait for the destination's
+ * working sessions instead of failing: a next hop that refuses one more
+ * session (often with a 421 greeting) while others work limits
+ * connections, it is not down. The destination's connection limit is
+ * lowered for a while, and the failure does not count toward the
+ * breaker. */
+static bool conn_wait_for_working(struct outbound_conn *conn)
+{
+    size_t working;
+
+    if (conn->reached || conn->reused || conn->job == NULL) {
+        return false;
+    }
+    working = outbound_dest_working_conns(conn->dest, conn);
+    if (working == 0) {
+        return false;
+    }
+    log_info("id=%s event=requeued dest=%s relay=%s reply=\"%s\" "
+             "reason=\"next hop refused one more session; waiting for "
+             "one of %zu working\"", conn->job->msg->id, conn->dest->name,
+             conn->relay, conn->job->last_error, working);
+    outbound_dest_lower_limit(conn->dest, working);
+    return true;
+}
+
+/* conn_requeue hands the job back to its destination's ready list and
+ * releases the closed connection. */
+static void conn_requeue(struct outbound_conn *conn)
+{
+    struct outbound_job *job = conn->job;
+
+    conn->job = NULL;
+    job->conn = NULL;
+    outbound_job_requeue(job);
+    conn_release(conn);
+}
+
 /* conn_use_route fills the hops from a route whose host is an address. */
 static void conn_use_route(struct outbound_job *job,
                            const struct netaddr_hostport *route)
@@ -379,6 +417,37 @@ static void conn_use_hops(struct outbound_conn *conn,
     conn_connect_next(conn);
 }
 
+/* conn_host_not_found fails the recipients whose next hop has no
+ * address. A route's or the smarthost's host name comes from the
+ * configuration, so its absence is a local fault that an operator can
+ * fix: the mail is deferred, never bounced. */
+static void conn_host_not_found(struct outbound_conn *conn,
+                                const struct dns_mx_result *result)
+{
+    const struct netaddr_hostport *route = conn_route(conn);
+    char text[SMTP_CLIENT_TEXT_MAX];
+
+    if (route != NULL) {
+        conn_fail_all(conn, 451, "451 4.4.4 Next hop %s not found in DNS: "
+                      "check routes and smarthost", route->host);
+        return;
+    }
+    if (result->missing_hosts == 0) {
+        conn_fail_all(conn, 550,
+                      "550 5.1.2 %s: host or domain name not found",
+                      conn->job->domain);
+        return;
+    }
+
+    /* The domain exists but none of its MX hosts does: RFC 3463 5.4.4,
+     * unable to route. */
+    snprintf(text, sizeof(text),
+             "550 5.4.4 %.200s: MX host %.200s not found%s",
+             conn->job->domain, result->missing_host,
+             result->missing_hosts > 1 ? ", nor any other MX host" : "");
+    conn_fail_all(conn, 550, "%s", text);
+}
+
 static void conn_dns_done(void *arg, const struct dns_mx_result *result)
 {
     struct outbound_conn *conn = arg;
@@ -390,8 +459,7 @@ static void conn_dns_done(void *arg, const struct dns_mx_result *result)
         conn_use_hops(conn, result);
         return;
     case DNS_NOTFOUND:
-        conn_fail_all(conn, 550,
-                      "550 5.1.2 %s: host or domain name not found", domain);
+        conn_host_not_found(conn, result);
         return;
     case DNS_NULLMX:
         conn_fail_all(conn, 556,
@@ -455,6 +523,10 @@ static void conn_connect_next(struct outbound_conn *conn)
         return;
     }
     where = conn_next_address(job, &host_name);
+    if (where == NULL && conn_wait_for_working(conn)) {
+        conn_requeue(conn);
+        return;
+    }
     if (where == NULL) {
         outbound_record_all(job, atoi(job->last_error), job->last_error);
         conn_end_attempt(conn, false);
@@ -723,16 +795,46 @@ static bool conn_lost_reused(const struct outbound_conn *conn)
     return conn->reused && !conn->got_reply && !conn->job->reuse_retried;
 }
 
+/* conn_address_left reports whether the job has an MX or route address
+ * that it has not tried yet. */
+static bool conn_address_left(const struct outbound_job *job)
+{
+    size_t host = job->host_cursor;
+
+    if (job->hops == NULL || host >= job->hops->host_count) {
+        return false;
+    }
+    if (job->addr_cursor < job->hops->hosts[host].addr_count) {
+        return true;
+    }
+    for (host++; host < job->hops->host_count; host++) {
+        if (job->hops->hosts[host].addr_count > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* conn_record records every recipient's result, or moves the attempt to
- * the next MX host when each got 4xx from this one. Returns false when
- * the connection closed for the next host. */
+ * the next MX host when each got 4xx from this one. A session lost or
+ * timed out after the end of data never moves on, because this host may
+ * have accepted the message. Returns false when the connection closed
+ * for the next host. */
 static bool conn_record(struct outbound_conn *conn)
 {
     struct outbound_job *job = conn->job;
-    bool more_hosts = !conn->reused && job->hops != NULL &&
-                      job->host_cursor < job->hops->host_count;
+    bool more_hosts = !conn->reused && conn_address_left(job);
 
-    if (more_hosts && conn_all_temporary(conn)) {
+    if (!conn->reached && conn_all_temporary(conn)) {
+        snprintf(job->last_error, sizeof(job->last_error), "%s",
+                 smtp_client_result(conn->client, 0)->text);
+        if (conn_wait_for_working(conn)) {
+            conn_close(conn, OUTBOUND_REQUEUE);
+            return false;
+        }
+    }
+    if (more_hosts && conn_all_temporary(conn) &&
+        !smtp_client_end_unanswered(conn->client)) {
         snprintf(job->last_error, sizeof(job->last_error), "%s",
                  smtp_client_result(conn->client, 0)->text);
         log_info("id=%s event=try-next-host relay=%s reply=\"%s\"",
@@ -987,8 +1089,15 @@ static void conn_after_close(struct outbound_conn *conn)
     case OUTBOUND_RELEASE:
         conn_release(conn);
         return;
+    case OUTBOUND_REQUEUE:
+        conn_requeue(conn);
+        return;
     case OUTBOUND_FINISH:
     default:
+        if (!job->results_recorded && conn_wait_for_working(conn)) {
+            conn_requeue(conn);
+            return;
+        }
         if (!job->results_recorded) {
             outbound_record_all(job, 451, job->last_error);
         }

@@ -38,6 +38,8 @@ enum outbound_after_close {
     OUTBOUND_RECONNECT,      /* a reused connection was dead: the job
                               * starts again on a new connection */
     OUTBOUND_RELEASE,        /* no job: free the connection */
+    OUTBOUND_REQUEUE,        /* the next hop refused one more session:
+                              * the job waits for a working one */
 };
 
 struct outbound_conn {

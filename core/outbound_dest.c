@@ -288,6 +288,59 @@ static void dest_suspend_job(struct outbound_dest *dest,
     outbound_job_suspend(job, wait_us / 1000u + 1u, text);
 }
 
+/* dest_conn_limit returns how many connections dest may have at now:
+ * one while its breaker probes, else max_connections, or less while a
+ * cap set by outbound_dest_lower_limit() lasts. */
+static size_t dest_conn_limit(struct outbound_dest *dest, uint64_t now)
+{
+    size_t limit = dest->limits.max_connections;
+
+    if (dest->breaker == OUTBOUND_BREAKER_PROBING) {
+        return 1;
+    }
+    if (dest->conn_cap > 0 && now >= dest->conn_cap_until_us) {
+        log_info("event=connection-limit-restored dest=%s limit=%zu",
+                 dest->name, limit);
+        dest->conn_cap = 0;
+    }
+    if (dest->conn_cap > 0 && dest->conn_cap < limit) {
+        limit = dest->conn_cap;
+    }
+    return limit;
+}
+
+size_t outbound_dest_working_conns(const struct outbound_dest *dest,
+                                   const struct outbound_conn *except)
+{
+    size_t count = 0;
+
+    for (const struct outbound_conn *conn = dest->conns; conn != NULL;
+         conn = conn->next) {
+        if (conn != except && conn->reached &&
+            (conn->state == OUTBOUND_CONN_TALKING ||
+             conn->state == OUTBOUND_CONN_IDLE)) {
+            count++;
+        }
+    }
+    return count;
+}
+
+void outbound_dest_lower_limit(struct outbound_dest *dest, size_t working)
+{
+    unsigned wait_s = dest->limits.breaker_wait > 0
+                          ? dest->limits.breaker_wait
+                          : 60u;
+
+    if (dest->conn_cap == 0 || working < dest->conn_cap) {
+        log_warning("event=connection-limit-lowered dest=%s limit=%zu "
+                    "for=%us reason=\"next hop refused a session while "
+                    "%zu worked\"", dest->name, working, wait_s, working);
+        dest->conn_cap = working;
+    }
+    dest->conn_cap_until_us = reactor_now_us(dest_reactor(dest)) +
+                              (uint64_t)wait_s * 1000000u;
+}
+
 /* dest_start_ready gives ready jobs to idle connections, then to new
  * ones while dest_may_open allows. An open breaker defers them all, and
  * a probing one allows a single connection. The jobs left wait for a
@@ -307,10 +360,8 @@ static void dest_start_ready(struct reactor_hook *hook)
         struct outbound_job *job = dest->ready_head;
         struct outbound_conn *conn = dest_idle_conn(dest, job, true);
         struct outbound_conn *other;
-        size_t limit = dest->breaker == OUTBOUND_BREAKER_PROBING
-                           ? 1
-                           : dest->limits.max_connections;
         uint64_t now = reactor_now_us(reactor);
+        size_t limit = dest_conn_limit(dest, now);
         uint64_t wait = dest_rate_wait(dest, now);
 
         if (dest->breaker == OUTBOUND_BREAKER_OPEN) {

@@ -60,6 +60,10 @@ struct outbound_dest {
     bool waiting;                     /* in that FIFO */
     bool slot_granted;                /* a slot under the total cap is
                                        * kept for its next connection */
+    size_t conn_cap;                  /* connections the next hop took
+                                       * when it refused one more; 0 for
+                                       * no cap below max_connections */
+    uint64_t conn_cap_until_us;       /* reactor time the cap ends */
 };
 
 /* outbound_dest_name writes the destination name of a recipient (NULL:
@@ -102,6 +106,16 @@ void outbound_dest_probe_now(struct outbound_dest *dest);
 /* outbound_dest_note records whether a new connection reached a greeted
  * SMTP session; failures in a row open the breaker. */
 void outbound_dest_note(struct outbound_dest *dest, bool reached);
+
+/* outbound_dest_working_conns counts the open connections of dest,
+ * except the one given, that reached a greeted session. */
+size_t outbound_dest_working_conns(const struct outbound_dest *dest,
+                                   const struct outbound_conn *except);
+
+/* outbound_dest_lower_limit caps dest's connections at working for
+ * breaker_wait (60 s when that is 0), because the next hop refused one
+ * more session while those worked. */
+void outbound_dest_lower_limit(struct outbound_dest *dest, size_t working);
 
 /* outbound_dest_stop_all closes the idle connections of every
  * destination with QUIT, for shutdown. */

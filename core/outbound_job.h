@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "core/reactor.h"
 #include "dns/resolver.h"
@@ -53,8 +54,12 @@ struct outbound_job {
     unsigned *attempt_notify;    /* their NOTIFY= (smtp_dsn_notify bits) */
     const char **attempt_orcpt;  /* their ORCPT= ("" when none) */
     size_t *attempt_index;       /* their indices into msg->rcpts */
+    uint32_t *attempt_number;    /* each one's attempt, 1 for its first */
     size_t attempt_count;
-    uint32_t attempt;            /* 1 for the first attempt */
+    time_t *rcpt_due;            /* by index into msg->rcpts: when that
+                                  * recipient may be tried again, 0 for
+                                  * now */
+    uint32_t attempt;            /* transactions started by this job */
     enum outbound_job_state state;
     struct reactor_timer timer;  /* retry wait */
     struct dns_request *dns;
@@ -79,6 +84,11 @@ void outbound_record_all(struct outbound_job *job, int code,
                          const char *text);
 void outbound_job_finished(struct outbound_job *job);
 
+/* outbound_job_requeue ends an attempt that recorded no result and puts
+ * the job back in its destination's ready list: no attempt is counted
+ * and nothing is journaled. */
+void outbound_job_requeue(struct outbound_job *job);
+
 /* outbound_job_suspend parks a ready job for delay_ms without an
  * attempt, while its destination's breaker is open: no attempt is
  * counted, no deferral is journaled, and its recipients keep their
@@ -87,8 +97,9 @@ void outbound_job_suspend(struct outbound_job *job, uint64_t delay_ms,
                           const char *reason);
 
 /* outbound_job_start takes the job out of the ready state for an
- * attempt: it lists up to the destination's recipient limit. Returns
- * false when nothing is left to deliver, after freeing the job. */
+ * attempt: it lists up to the destination's recipient limit of the
+ * recipients that are due. Returns false when none is due, after the job
+ * started waiting for the next one or was freed with nothing left. */
 bool outbound_job_start(struct outbound_job *job);
 
 /* outbound_dest_list returns the head of the engine's destinations. */

@@ -357,6 +357,7 @@ static void dns_addr_lookup_store(struct dns_addr_lookup *lookup,
 static void dns_request_complete_addresses(struct dns_request *request)
 {
     struct dns_mx_result *result = &request->result;
+    size_t listed = result->host_count;
     size_t kept = 0;
     bool tempfail = false;
 
@@ -388,6 +389,12 @@ static void dns_request_complete_addresses(struct dns_request *request)
     } else if (tempfail) {
         dns_request_finish(request, DNS_TEMPFAIL);
     } else {
+        /* With no host kept, hosts[0] still is the first MX host. */
+        if (!result->implicit && listed > 0) {
+            result->missing_hosts = listed;
+            snprintf(result->missing_host, sizeof(result->missing_host),
+                     "%s", result->hosts[0].name);
+        }
         dns_request_finish(request, DNS_NOTFOUND);
     }
 }

@@ -54,11 +54,16 @@ struct dns_mx_host {
 /* dns_mx_result: hosts sorted by preference, equal preferences in random
  * order. implicit is true when the domain had no MX and its own addresses
  * are used. authenticated is true when the MX answer (every answer of its
- * CNAME chain) had the AD bit set by the name server. */
+ * CNAME chain) had the AD bit set by the name server. With DNS_NOTFOUND,
+ * missing_hosts counts the MX hosts that had no address records although
+ * the domain has MX records, and missing_host names the first of them;
+ * both are empty when the domain itself was not found. */
 struct dns_mx_result {
     enum dns_status status;
     bool implicit;
     bool authenticated;
+    size_t missing_hosts;
+    char missing_host[256];
     size_t host_count;
     struct dns_mx_host hosts[DNS_MAX_MX_HOSTS];
 };

@@ -87,6 +87,7 @@ struct smtp_client {
 
     bool quit_queued;
     bool quit_answered;
+    bool end_unanswered; /* failed while the end of data awaited a reply */
     bool input_closed; /* later input is ignored */
 
     /* Connection reuse: with keep_open no QUIT is queued once the
@@ -1219,10 +1220,30 @@ enum smtp_client_state smtp_client_state(const struct smtp_client *client)
     return client->undecided == 0 ? SMTP_CLIENT_DONE : SMTP_CLIENT_RUNNING;
 }
 
+/* client_end_pending reports whether the end of data (the final dot, or
+ * BDAT LAST) was queued and its reply has not arrived. */
+static bool client_end_pending(const struct smtp_client *c)
+{
+    for (size_t i = c->pending_head; i < c->pending_tail; i++) {
+        if (c->pending[i].command == CLIENT_CMD_BODY) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void smtp_client_fail(struct smtp_client *client, int code,
                       const char *text)
 {
+    if (client->undecided > 0 && client_end_pending(client)) {
+        client->end_unanswered = true;
+    }
     client_fail_all(client, code, text);
+}
+
+bool smtp_client_end_unanswered(const struct smtp_client *client)
+{
+    return client->end_unanswered;
 }
 
 const struct smtp_client_result *

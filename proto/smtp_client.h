@@ -98,6 +98,13 @@ enum smtp_client_state smtp_client_state(const struct smtp_client *client);
 void smtp_client_fail(struct smtp_client *client, int code,
                       const char *text);
 
+/* smtp_client_end_unanswered is true when smtp_client_fail() ended the
+ * session after the end of data (the final dot, or BDAT LAST) was queued
+ * and before its reply came. The server may then have accepted the
+ * message, so sending it to another host could deliver it twice
+ * (RFC 5321 section 6.1). */
+bool smtp_client_end_unanswered(const struct smtp_client *client);
+
 /* smtp_client_result returns recipient i's result (code 0: undecided),
  * or NULL when i is out of range. */
 const struct smtp_client_result *

@@ -253,7 +253,7 @@ def test_bounce_of_bounce_dropped(tap, harness):
               "no report is queued about the bounce", bounce_id)
 
 
-def test_lifetime_and_delay(tap, store):
+def test_lifetime_and_delay(tap, harness, store):
     send("late@client.test", [("z@later.test", [])], ["ENVID=env-late"])
     send("nodelay@client.test", [("z@later.test", ["NOTIFY=FAILURE"])])
     reports = wait_reports(store, "late@client.test", 2, timeout=30)
@@ -280,6 +280,15 @@ def test_lifetime_and_delay(tap, store):
               "delay report has Will-Retry-Until", delayed)
     tap.check(failed and failed[0][0][1] == "4.4.7",
               "expired recipient has Status 4.4.7", failed)
+    expired = [line for line in harness.log_text("ringrelay").splitlines()
+               if "event=bounced to=<z@later.test>" in line and
+               "queue_lifetime exceeded" in line]
+    tap.check(expired and all(f"dest=127.0.0.1:{LATER_PORT} " in line
+                              for line in expired),
+              "queue_lifetime bounce logs dest", expired)
+    tap.check(expired and all(f"relay=127.0.0.1[127.0.0.1]:{LATER_PORT} "
+                              in line for line in expired),
+              "queue_lifetime bounce logs relay", expired)
 
     nodelay = reports_to(store, "nodelay@client.test")
     nodelay_actions = [block["Action"] for report in nodelay
@@ -308,7 +317,7 @@ def test(tap, harness):
     test_ret_full(tap, store)
     test_no_report_cases(tap, harness, store)
     test_bounce_of_bounce_dropped(tap, harness)
-    test_lifetime_and_delay(tap, store)
+    test_lifetime_and_delay(tap, harness, store)
 
 
 if __name__ == "__main__":

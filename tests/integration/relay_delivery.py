@@ -36,6 +36,8 @@ SPLIT_PORT = 2621
 SLOW_GREETING_PORT = 2622
 SLOW_FINAL_PORT = 2623
 FLUSH_DOWN_PORT = 2624
+PARTIAL_PORT = 2625
+BUSY_PORT = 2626
 
 ROUTES = {"reuse.test": REUSE_PORT, "nopipe.test": NOPIPE_PORT,
           "conc.test": CONC_PORT, "perconn.test": PERCONN_PORT,
@@ -45,7 +47,8 @@ ROUTES = {"reuse.test": REUSE_PORT, "nopipe.test": NOPIPE_PORT,
           "split.test": SPLIT_PORT, "split2.test": SPLIT_PORT,
           "slowgreet.test": SLOW_GREETING_PORT,
           "slowfinal.test": SLOW_FINAL_PORT,
-          "flushdown.test": FLUSH_DOWN_PORT}
+          "flushdown.test": FLUSH_DOWN_PORT,
+          "partial.test": PARTIAL_PORT, "busy.test": BUSY_PORT}
 
 CONFIG = """
 listen = "127.0.0.1:2525";
@@ -71,6 +74,8 @@ destinations {{
                                   breaker_failures = 0; }}
     "127.0.0.1:{slow_final}" {{ timeout_final = 1s; }}
     "127.0.0.1:{flush_down}" {{ breaker_failures = 2; breaker_wait = 1h; }}
+    "127.0.0.1:{partial}" {{ max_rcpts_per_transaction = 4; }}
+    "127.0.0.1:{busy}" {{ max_connections = 10; breaker_failures = 3; }}
 }}
 """
 
@@ -381,6 +386,84 @@ def test_recipients_per_transaction(tap, harness):
     tap.check(mixed, "split: one transaction carries both domains")
 
 
+def outcome_lines(harness, domain):
+    return [line for line in harness.log_text("ringrelay").splitlines()
+            if re.search(r"event=(delivered|deferred|retry-scheduled) "
+                         r"(to=<\w+@|domain=)" + re.escape(domain), line)]
+
+
+def test_untried_rcpts_not_held(tap, harness):
+    """Recipients left out of a transaction by max_rcpts_per_transaction
+    go out at once, even when others of the message were deferred, and
+    each recipient counts its own attempts."""
+    sink = BundledSink(harness, "partial", PARTIAL_PORT,
+                       ["--rcpt-reply", "451 4.2.1 later:0.3",
+                        "--seed", "5"])
+    rcpts = [f"p{i}@partial.test" for i in range(12)]
+    with smtplib.SMTP("127.0.0.1", 2525, timeout=30) as client:
+        client.sendmail("sender@client.test", rcpts,
+                        message("partial.test", 0))
+    stored = lambda: sorted(r for _, rs, _ in h.read_stored(sink.store)
+                            for r in rs)
+    arrived = h.wait_for(lambda: stored() == sorted(rcpts), 20)
+    tap.check(arrived, "partial: every recipient arrives", stored())
+    lines = outcome_lines(harness, "partial.test")
+    first = {}
+    first_wait = None
+    for number, line in enumerate(lines):
+        match = re.search(r"to=<(\w+@partial\.test)>.* attempt=(\d+) ",
+                          line)
+        if match and match.group(1) not in first:
+            first[match.group(1)] = (number, int(match.group(2)))
+        if "event=retry-scheduled" in line and first_wait is None:
+            first_wait = number
+    tap.check(any("event=deferred" in line for line in lines),
+              "partial: the sink defers a recipient", lines)
+    inflated = {r: a for r, (_, a) in first.items() if a != 1}
+    tap.check(sorted(first) == sorted(rcpts) and not inflated,
+              "partial: each recipient's first result is attempt=1",
+              inflated)
+    late = [r for r, (n, _) in first.items()
+            if first_wait is not None and n > first_wait]
+    tap.check(not late, "partial: no retry wait before every recipient "
+              "was tried once", late)
+
+
+def send_parallel(domain, clients, each):
+    """Send clients times each messages to domain over parallel
+    connections, so that the relay has many ready at once."""
+    threads = [threading.Thread(target=send, args=(domain, each, i * each))
+               for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def test_connection_limit_of_next_hop(tap, harness):
+    """A next hop that takes 2 sessions and greets more with 421 limits
+    connections and is not down: the relay waits for the 2 working
+    sessions, defers nothing and keeps the breaker closed."""
+    sink = BundledSink(harness, "busy", BUSY_PORT,
+                       ["--max-connections", "2", "--rcpt-delay", "200"])
+    send_parallel("busy.test", 6, 5)
+    arrived = h.wait_for(lambda: sink.count() == 30, 30)
+    tap.check(arrived, "busy: 30 messages arrive", sink.count())
+    log = [line for line in harness.log_text("ringrelay").splitlines()
+           if "127.0.0.1:2626" in line]
+    text = "\n".join(log)
+    tap.check("event=deferred" not in text,
+              "busy: a 421 greeting with 2 sessions working defers "
+              "nothing", [l for l in log if "event=deferred" in l][:3])
+    tap.check("event=breaker-open" not in text,
+              "busy: the breaker stays closed")
+    tap.check("event=connection-limit-lowered dest=127.0.0.1:2626" in text,
+              "busy: the lowered connection limit is logged")
+    tap.check(sink.value("sessions_peak") <= 10,
+              "busy: at most max_connections sessions",
+              sink.value("sessions_peak"))
+
+
 def test_state_timeouts(tap, harness):
     """timeout_greeting and timeout_final of one destination cut a slow
     greeting and a slow reply to the final dot; both defer."""
@@ -404,6 +487,11 @@ def test_state_timeouts(tap, harness):
     tap.check(final, "timeout: a slow final reply defers after 1s")
     tap.check(elapsed < 4, "timeout: both well before the 5 s delays",
               f"{elapsed:.1f}s")
+    next_host = [line for line in harness.log_text("ringrelay").splitlines()
+                 if "event=try-next-host" in line and
+                 f":{SLOW_GREETING_PORT}" in line]
+    tap.check(not next_host, "timeout: no try-next-host when the route "
+              "has no other address", next_host)
 
 
 def test(tap, harness):
@@ -414,7 +502,7 @@ def test(tap, harness):
         conc=CONC_PORT, perconn=PERCONN_PORT, down=DOWN_PORT,
         dead=DEAD_PORT, rate=RATE_PORT, split=SPLIT_PORT,
         slow_greeting=SLOW_GREETING_PORT, slow_final=SLOW_FINAL_PORT,
-        flush_down=FLUSH_DOWN_PORT))
+        flush_down=FLUSH_DOWN_PORT, partial=PARTIAL_PORT, busy=BUSY_PORT))
     relay = h.start_relay(harness, config)
     test_reuse_and_pipelining(tap, harness)
     test_concurrency_limit(tap, harness)
@@ -425,6 +513,8 @@ def test(tap, harness):
     test_dead_reused_connection(tap, harness)
     test_rate_limit(tap, harness)
     test_recipients_per_transaction(tap, harness)
+    test_untried_rcpts_not_held(tap, harness)
+    test_connection_limit_of_next_hop(tap, harness)
     test_state_timeouts(tap, harness)
     test_stuck_destination(tap, harness)
     line = re.search(r"id=\S+ event=delivered to=<r0@reuse\.test> "

@@ -4,16 +4,23 @@
 The zone is resolver_zone.data, which the resolver tests use too, plus
 fail-over to a second MX and to a host's second address when nothing
 listens on 127.0.0.2, and two MX hosts of equal preference that share the
-load. From the shared zone come a CNAME chain to the MX host, CNAME
+load, and a first MX at 127.0.0.3 that times out after the end of data
+(the relay must defer rather than send a second copy to the next MX).
+From the shared zone come a CNAME chain to the MX host, CNAME
 chains that the name server leaves to the resolver, a CNAME loop, a
-domain without MX (implicit MX), a null MX, NXDOMAIN, SERVFAIL, REFUSED,
-and an MX answer that is truncated over UDP and complete over TCP. Four
+domain without MX (implicit MX), a null MX, NXDOMAIN, an MX host that
+does not exist, SERVFAIL, REFUSED,
+and an MX answer that is truncated over UDP and complete over TCP. Six
 relays share the zone:
 
 - "main" has mx_allow_loopback and the default limits, so every MX at
   127.0.0.x may be used;
 - "strict" has no mx_allow_loopback, so it defers an MX at 127.0.0.1 but
   still uses a route to 127.0.0.1;
+- "strict" also routes typo.test to nx.test, and "smarthost" sends all
+  mail to nx.test: a next hop that does not exist defers, never bounces;
+- "smart-live" has a smarthost that works, so the domains and address
+  literals of one message go in one transaction;
 - "one-host" has max_mx_hosts = 1 and "one-address" has
   max_mx_addresses = 1, so both give up after the unreachable address.
 
@@ -27,6 +34,8 @@ import harness as h
 
 DEAD = "127.0.0.2"  # nothing listens here, so connects are refused
 LIVE = "127.0.0.1"  # the sink listens on port 25
+SMART_PORT = 2591  # the sink that smart-live uses as smarthost
+SLOW = "127.0.0.3"  # a sink that never answers the end of data in time
 SENDER = "sender@client.test"
 BODY = b"Subject: MX test\r\n\r\nMX handling\r\n"
 
@@ -50,6 +59,16 @@ ENTRIES = [
         f"mx.multi.test. 300 IN A {DEAD}",
         f"mx.multi.test. 300 IN A {LIVE}",
     ], "NOERROR", ""),
+    ("dup.test", "MX", [
+        "dup.test. 300 IN MX 10 slow.dup.test.",
+        "dup.test. 300 IN MX 20 live.dup.test.",
+    ], "NOERROR", ""),
+    ("slow.dup.test", "A", [f"slow.dup.test. 300 IN A {SLOW}"],
+     "NOERROR", ""),
+    ("live.dup.test", "A", [f"live.dup.test. 300 IN A {LIVE}"],
+     "NOERROR", ""),
+    ("mxnx.test", "MX", ["mxnx.test. 300 IN MX 10 gone.mxnx.test."],
+     "NOERROR", ""),
     ("spread.test", "MX", [
         "spread.test. 300 IN MX 10 s1.spread.test.",
         "spread.test. 300 IN MX 10 s2.spread.test.",
@@ -107,11 +126,15 @@ RELAYS = {
     # a reused connection would carry them all to one host.
     "main": (2525, "mx_allow_loopback = true;\n"
                    'destinations { "spread.test" { '
-                   "max_messages_per_connection = 1; } }"),
-    "strict": (2535, 'routes { "routed.test" = "127.0.0.1:25"; }'),
+                   "max_messages_per_connection = 1; }\n"
+                   '               "dup.test" { timeout_final = 2s; } }'),
+    "strict": (2535, 'routes { "routed.test" = "127.0.0.1:25";\n'
+                      '         "typo.test" = "nx.test:2526"; }'),
     "one-host": (2545, "mx_allow_loopback = true;\nmax_mx_hosts = 1;"),
     "one-address": (2555,
                     "mx_allow_loopback = true;\nmax_mx_addresses = 1;"),
+    "smarthost": (2565, 'smarthost = "nx.test:2526";'),
+    "smart-live": (2575, f'smarthost = "127.0.0.1:{SMART_PORT}";'),
 }
 
 
@@ -127,6 +150,8 @@ def write_zone(path):
         for name in NAMES:
             zone.write(CATCH_ALL.format(rcode="NOERROR", name=name,
                                         soa=SOA))
+        zone.write(CATCH_ALL.format(rcode="NXDOMAIN", name="gone.mxnx.test",
+                                    soa=SOA))
 
 
 def start_relays(harness):
@@ -170,7 +195,7 @@ def check_main(tap, harness, store):
     rcpts = ["a@failover.test", "b@multi.test", "c@chain.test",
              "d@implicit.test", "e@truncated.test", "f@nullmx.test",
              "g@servfail.test", "l@nx.test", "m@loop.test",
-             "n@split.test", "o@refused.test"]
+             "n@split.test", "o@refused.test", "s@mxnx.test"]
     spread = [f"p{i}@spread.test" for i in range(SPREAD_COUNT)]
     for rcpt in rcpts:
         refused = send("main", [rcpt])
@@ -236,6 +261,28 @@ def check_main(tap, harness, store):
               "NXDOMAIN bounces with 550 5.1.2", line)
     tap.check(line is not None and "relay=none" in line,
               "NXDOMAIN bounces without a connection", line)
+    line = wait_outcome(harness, "main", "s@mxnx.test", "bounced")
+    tap.check(line is not None and "550 5.4.4" in line,
+              "an MX host not in DNS bounces with 550 5.4.4", line)
+    tap.check(line is not None and "gone.mxnx.test" in line,
+              "the bounce names the missing MX host", line)
+
+
+def check_no_duplicate(tap, harness, store):
+    tap.check(send("main", ["d@dup.test"]) == {},
+              "main relay accepts d@dup.test")
+    line = wait_outcome(harness, "main", "d@dup.test", "deferred")
+    tap.check(line is not None and "451 4.4.2" in line,
+              "a timeout after the end of data defers with 451 4.4.2",
+              line)
+    tap.check(line is not None and f"relay=slow.dup.test[{SLOW}]:25" in line,
+              "the deferral names the host that timed out", line)
+    tap.check("relay=slow.dup.test" not in
+              "".join(l for l in harness.log_text("main").splitlines()
+                      if "event=try-next-host" in l),
+              "a timeout after the end of data never tries the next MX")
+    tap.check("d@dup.test" not in stored_rcpts(store),
+              "the next MX host gets no second copy", stored_rcpts(store))
 
 
 def check_strict(tap, harness, store):
@@ -256,6 +303,39 @@ def check_strict(tap, harness, store):
     tap.check(line is not None, "a route to 127.0.0.1 still delivers", line)
     tap.check("h@implicit.test" not in stored_rcpts(store),
               "the loopback MX recipient never reaches the sink")
+
+
+def check_missing_next_hop(tap, harness):
+    tap.check(send("strict", ["q@typo.test"]) == {},
+              "strict relay accepts the routed recipient")
+    tap.check(send("smarthost", ["r@else.test"]) == {},
+              "smarthost relay accepts the recipient")
+    for relay, rcpt in (("strict", "q@typo.test"),
+                        ("smarthost", "r@else.test")):
+        line = wait_outcome(harness, relay, rcpt, "deferred")
+        tap.check(line is not None and "451 4.4.4" in line,
+                  f"{relay}: a next hop not in DNS defers with 451 4.4.4",
+                  line)
+        tap.check(line is not None and "nx.test" in line.split("reply=")[-1],
+                  f"{relay}: the deferral names the missing host", line)
+        tap.check(outcome_line(harness, relay, rcpt, "bounced") is None,
+                  f"{relay}: a next hop not in DNS never bounces")
+
+
+def check_smarthost_shared(tap, harness, smart_store):
+    rcpts = ["a@else.test", "b@[127.0.0.9]", "c@Else.Test"]
+    tap.check(send("smart-live", rcpts) == {},
+              "smart-live relay accepts a domain and a literal")
+    for rcpt in rcpts:
+        line = wait_outcome(harness, "smart-live", rcpt, "delivered")
+        tap.check(line is not None and
+                  f"dest=127.0.0.1:{SMART_PORT} " in line,
+                  f"{rcpt} is delivered through the smarthost", line)
+    stored = [sorted(r) for _, r, _ in h.read_stored(smart_store)]
+    tap.check(len(stored) == 1, "the smarthost gets one transaction for "
+              "domains and literals", stored)
+    tap.check(stored and stored[0] == sorted(rcpts),
+              "that transaction carries all three recipients", stored)
 
 
 def check_limits(tap, harness, store):
@@ -284,10 +364,20 @@ def test(tap, harness):
     harness.start("ldns-testns", ["ldns-testns", "-p", "53", zone])
     time.sleep(0.3)  # as start_name_server: ldns-testns has no ready signal
     h.start_sink(harness, store)
+    smart_store = harness.path("smart-store")
+    h.start_sink(harness, smart_store, port=SMART_PORT, name="smart-sink")
+    harness.start("slow-sink", [
+        harness.binary("bench/ringrelay-bench"), "sink", "--listen",
+        f"{SLOW}:25", "--store", harness.path("slow-store"),
+        "--data-delay", "20000"])
+    tap.check(h.wait_port(SLOW, 25), "the slow sink listens")
     start_relays(harness)
 
     check_main(tap, harness, store)
+    check_no_duplicate(tap, harness, store)
     check_strict(tap, harness, store)
+    check_missing_next_hop(tap, harness)
+    check_smarthost_shared(tap, harness, smart_store)
     check_limits(tap, harness, store)
 
     for name in RELAYS:

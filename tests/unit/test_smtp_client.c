@@ -386,6 +386,49 @@ Test(smtp_client, final_reply_451)
     smtp_client_free(c);
 }
 
+Test(smtp_client, timeout_after_end_of_data)
+{
+    struct smtp_client_message msg = message(2);
+    struct smtp_client *c = start(&msg, EHLO_PIPELINING);
+
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+    expect_body(c);
+    cr_expect_not(smtp_client_end_unanswered(c));
+    smtp_client_fail(c, 451, "451 4.4.2 Timed out waiting for the relay");
+    expect_done(c);
+    expect_result(c, 0, 451, "451 4.4.2 Timed out waiting for the relay");
+    cr_expect(smtp_client_end_unanswered(c));
+    smtp_client_free(c);
+}
+
+Test(smtp_client, timeout_before_end_of_data)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start(&msg, EHLO_PIPELINING);
+
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, "250 ok\r\n250 ok\r\n");
+    smtp_client_fail(c, 451, "451 4.4.2 Timed out waiting for the relay");
+    expect_done(c);
+    cr_expect_not(smtp_client_end_unanswered(c));
+    smtp_client_free(c);
+}
+
+Test(smtp_client, final_reply_451_answers_end)
+{
+    struct smtp_client_message msg = message(1);
+    struct smtp_client *c = start(&msg, EHLO_PIPELINING);
+
+    take_output(c, (char[1024]){0}, 1024);
+    feed(c, "250 ok\r\n250 ok\r\n354 go\r\n");
+    expect_body(c);
+    feed(c, "451 4.3.0 disk full\r\n");
+    smtp_client_fail(c, 451, "451 4.4.2 Connection lost");
+    cr_expect_not(smtp_client_end_unanswered(c));
+    smtp_client_free(c);
+}
+
 Test(smtp_client, service_closing_421)
 {
     struct smtp_client_message msg = message(3);
