@@ -815,15 +815,28 @@ static bool conn_address_left(const struct outbound_job *job)
     return false;
 }
 
+/* conn_end_unsent reports whether bytes of the message, the final dot
+ * or BDAT LAST among them, were still waiting to be sent when the session
+ * failed, as after a send that failed half-way through the body. The
+ * peer cannot have the whole message then. NOTE: a send completion not
+ * yet processed in the same reactor turn counts as unsent. */
+static bool conn_end_unsent(struct outbound_conn *conn)
+{
+    return smtp_client_output(conn->client)->len > 0 ||
+           !outbound_conn_tls_idle(conn);
+}
+
 /* conn_record records every recipient's result, or moves the attempt to
  * the next MX host when each got 4xx from this one. A session lost or
- * timed out after the end of data never moves on, because this host may
- * have accepted the message. Returns false when the connection closed
- * for the next host. */
+ * timed out once the end of data was sent never moves on, because this
+ * host may have accepted the message. Returns false when the connection
+ * closed for the next host. */
 static bool conn_record(struct outbound_conn *conn)
 {
     struct outbound_job *job = conn->job;
     bool more_hosts = !conn->reused && conn_address_left(job);
+    bool end_sent = smtp_client_end_unanswered(conn->client) &&
+                    !conn_end_unsent(conn);
 
     if (!conn->reached && conn_all_temporary(conn)) {
         snprintf(job->last_error, sizeof(job->last_error), "%s",
@@ -833,8 +846,7 @@ static bool conn_record(struct outbound_conn *conn)
             return false;
         }
     }
-    if (more_hosts && conn_all_temporary(conn) &&
-        !smtp_client_end_unanswered(conn->client)) {
+    if (more_hosts && conn_all_temporary(conn) && !end_sent) {
         snprintf(job->last_error, sizeof(job->last_error), "%s",
                  smtp_client_result(conn->client, 0)->text);
         log_info("id=%s event=try-next-host relay=%s reply=\"%s\"",

@@ -28,6 +28,8 @@ Usage (inside netns_run.sh): relay_mx.py BUILD_DIR
 """
 import os
 import smtplib
+import socket
+import threading
 import time
 
 import harness as h
@@ -36,6 +38,7 @@ DEAD = "127.0.0.2"  # nothing listens here, so connects are refused
 LIVE = "127.0.0.1"  # the sink listens on port 25
 SMART_PORT = 2591  # the sink that smart-live uses as smarthost
 SLOW = "127.0.0.3"  # a sink that never answers the end of data in time
+CUT = "127.0.0.4"  # a server that closes each connection after its 354
 SENDER = "sender@client.test"
 BODY = b"Subject: MX test\r\n\r\nMX handling\r\n"
 
@@ -66,6 +69,14 @@ ENTRIES = [
     ("slow.dup.test", "A", [f"slow.dup.test. 300 IN A {SLOW}"],
      "NOERROR", ""),
     ("live.dup.test", "A", [f"live.dup.test. 300 IN A {LIVE}"],
+     "NOERROR", ""),
+    ("cut.test", "MX", [
+        "cut.test. 300 IN MX 10 cut.cut.test.",
+        "cut.test. 300 IN MX 20 live.cut.test.",
+    ], "NOERROR", ""),
+    ("cut.cut.test", "A", [f"cut.cut.test. 300 IN A {CUT}"],
+     "NOERROR", ""),
+    ("live.cut.test", "A", [f"live.cut.test. 300 IN A {LIVE}"],
      "NOERROR", ""),
     ("mxnx.test", "MX", ["mxnx.test. 300 IN MX 10 gone.mxnx.test."],
      "NOERROR", ""),
@@ -285,6 +296,49 @@ def check_no_duplicate(tap, harness, store):
               "the next MX host gets no second copy", stored_rcpts(store))
 
 
+def serve_cut_after_354(count):
+    """Accept count SMTP sessions on CUT:25 and close each right after the
+    354 reply, before reading the body: a first MX that fails mid-body."""
+    listener = socket.create_server((CUT, 25))
+    listener.settimeout(60)
+
+    def serve():
+        try:
+            for _ in range(count):
+                conn, _ = listener.accept()
+                with conn:
+                    conn.settimeout(30)
+                    conn.sendall(b"220 cut.test ESMTP\r\n")
+                    reader = conn.makefile("rb")
+                    reader.readline()
+                    conn.sendall(b"250-cut.test\r\n250 PIPELINING\r\n")
+                    for reply in (b"250 ok", b"250 ok", b"354 go"):
+                        reader.readline()
+                        conn.sendall(reply + b"\r\n")
+        except OSError:
+            pass
+        finally:
+            listener.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def check_cut_in_body(tap, harness, store):
+    """A first MX that closes the connection while the body is still being
+    sent cannot have the message, so the next MX host takes it."""
+    body = (b"Subject: cut in the body\r\n\r\n" +
+            b"x" * 998 + b"\r\n") * 4096
+    with smtplib.SMTP("127.0.0.1", RELAYS["main"][0],
+                      local_hostname="client.test", timeout=60) as client:
+        refused = client.sendmail(SENDER, ["e@cut.test"], body)
+    tap.check(refused == {}, "main relay accepts e@cut.test", refused)
+    line = wait_outcome(harness, "main", "e@cut.test", "delivered")
+    tap.check(line is not None and "relay=live.cut.test" in line,
+              "a connection cut in the body moves on to the next MX", line)
+
+
 def check_strict(tap, harness, store):
     tap.check(send("strict", ["h@implicit.test", "i@routed.test"]) == {},
               "strict relay accepts both recipients")
@@ -371,10 +425,12 @@ def test(tap, harness):
         f"{SLOW}:25", "--store", harness.path("slow-store"),
         "--data-delay", "20000"])
     tap.check(h.wait_port(SLOW, 25), "the slow sink listens")
+    serve_cut_after_354(1)
     start_relays(harness)
 
     check_main(tap, harness, store)
     check_no_duplicate(tap, harness, store)
+    check_cut_in_body(tap, harness, store)
     check_strict(tap, harness, store)
     check_missing_next_hop(tap, harness)
     check_smarthost_shared(tap, harness, smart_store)
