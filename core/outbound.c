@@ -420,6 +420,7 @@ size_t outbound_flush(struct outbound *outbound, const struct queue_msg *msg)
         for (size_t i = 0; i < job->rcpt_count; i++) {
             job->rcpt_due[job->rcpt_index[i]] = 0;
         }
+        job->suspended = false;
         outbound_dest_probe_now(job->dest);
         outbound_make_ready(job);
         count++;
@@ -788,7 +789,27 @@ void outbound_job_requeue(struct outbound_job *job)
 
 static void job_retry_fired(struct reactor_timer *timer)
 {
-    outbound_make_ready(timer->owner);
+    struct outbound_job *job = timer->owner;
+
+    job->suspended = false;
+    outbound_make_ready(job);
+}
+
+void outbound_wake_suspended(struct outbound *outbound,
+                             const struct outbound_dest *dest)
+{
+    struct reactor *reactor = outbound->daemon->reactor;
+
+    for (struct outbound_job *job = outbound->jobs; job != NULL;
+         job = job->next) {
+        if (job->dest != dest || !job->suspended ||
+            job->state != OUTBOUND_JOB_WAITING || job->in_ready_list) {
+            continue;
+        }
+        reactor_timer_cancel(reactor, &job->timer);
+        job->suspended = false;
+        outbound_make_ready(job);
+    }
 }
 
 void outbound_job_suspend(struct outbound_job *job, uint64_t delay_ms,
@@ -802,6 +823,7 @@ void outbound_job_suspend(struct outbound_job *job, uint64_t delay_ms,
              (delay_ms + 999) / 1000,
              log_quote(quoted, sizeof(quoted), reason, strlen(reason)));
     job->state = OUTBOUND_JOB_WAITING;
+    job->suspended = true;
     job->timer.fire = job_retry_fired;
     reactor_timer_set(job->outbound->daemon->reactor, &job->timer,
                       delay_ms);

@@ -448,6 +448,7 @@ void outbound_dest_note(struct outbound_dest *dest, bool reached)
                      dest->failures);
             dest->breaker = OUTBOUND_BREAKER_CLOSED;
             reactor_timer_cancel(dest_reactor(dest), &dest->timer);
+            outbound_wake_suspended(dest->outbound, dest);
             outbound_dest_kick(dest);
         }
         dest->failures = 0;

@@ -39,6 +39,7 @@ struct outbound_job {
     struct outbound_job *next;
     struct outbound_job *ready_next; /* destination's ready list */
     bool in_ready_list;
+    bool suspended;              /* parked by an open breaker */
     struct outbound_dest *dest;  /* the next hop; one reference */
     struct outbound_conn *conn;  /* while an attempt runs */
     bool reuse_retried;          /* this attempt lost a reused connection
@@ -95,6 +96,11 @@ void outbound_job_requeue(struct outbound_job *job);
  * retry schedule on disk. reason is logged. */
 void outbound_job_suspend(struct outbound_job *job, uint64_t delay_ms,
                           const char *reason);
+
+/* outbound_wake_suspended makes every job that dest's breaker parked
+ * ready again, once the breaker has closed. */
+void outbound_wake_suspended(struct outbound *outbound,
+                             const struct outbound_dest *dest);
 
 /* outbound_job_start takes the job out of the ready state for an
  * attempt: it lists up to the destination's recipient limit of the

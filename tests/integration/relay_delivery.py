@@ -262,22 +262,32 @@ def test_circuit_breaker(tap, harness):
 
 
 def test_breaker_flush(tap, harness, config):
-    """ringrelay-queue flush makes an open breaker probe at once, however
-    long its breaker_wait."""
+    """ringrelay-queue flush of one message makes an open breaker probe at
+    once, however long its breaker_wait, and once the probe gets through
+    every message parked behind the breaker goes out."""
     dest = f"127.0.0.1:{FLUSH_DOWN_PORT}"
-    send("flushdown.test", 2)
+    send("flushdown.test", 3)
     opened = h.wait_for(lambda: f"event=breaker-open dest={dest} "
                         in harness.log_text("ringrelay"), 10)
     tap.check(opened, "flush: the breaker opens")
+
+    def parked():
+        return set(re.findall(r"id=(\S+) event=suspended "
+                              r"domain=flushdown\.test",
+                              harness.log_text("ringrelay")))
+    h.wait_for(lambda: len(parked()) == 3, 10)
+    ids = sorted(parked())
+    tap.check(len(ids) == 3, "flush: all three messages are parked", ids)
     sink = BundledSink(harness, "flushdown", FLUSH_DOWN_PORT)
     done = subprocess.run([harness.binary("tools/ringrelay-queue"), "-c",
-                           config, "flush"], capture_output=True,
-                          text=True, timeout=30)
+                           config, "flush", ids[0] if ids else "-"],
+                          capture_output=True, text=True, timeout=30)
     tap.check(done.returncode == 0, "flush: the tool succeeds",
               (done.returncode, done.stdout, done.stderr))
-    arrived = h.wait_for(lambda: sink.count() == 2, 10)
-    tap.check(arrived, "flush: the messages arrive long before the 1h "
-              "breaker_wait", sink.count())
+    arrived = h.wait_for(lambda: sink.count() == 3, 10)
+    tap.check(arrived, "flush: the flushed message and the others parked "
+              "behind the breaker arrive long before the 1h breaker_wait",
+              sink.count())
     tap.check(f"event=breaker-probe dest={dest} reason=flush" in
               harness.log_text("ringrelay"), "flush: the probe is logged")
 
