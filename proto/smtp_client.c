@@ -146,9 +146,9 @@ static void client_make_result(struct smtp_client_result *r, int code,
 /* client_result_from_reply stores the reply as a result. A reply that
  * should decide a failure but is not 4xx or 5xx becomes a 451, so a
  * protocol error never reads as a delivery. So does 503, bad sequence of
- * commands: it says the two sides disagree on the session state, which
- * is no verdict on the recipient, so the message is retried rather than
- * bounced. */
+ * commands, because it means the two sides disagree on the session
+ * state. That is no verdict on the recipient, so the message is retried
+ * rather than bounced. */
 static void client_result_from_reply(struct smtp_client_result *r,
                                      const struct smtp_reply *reply,
                                      bool success_allowed)

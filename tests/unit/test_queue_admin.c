@@ -23,56 +23,10 @@
 #include "core/queue_report.h"
 #include "core/queue_report_escape.h"
 #include "core/reactor.h"
+#include "tests/unit/test_queue_fixture.h"
 
-#define MAX_MSGS 64
 #define SMALL_SEGMENT (256u * 1024)
 #define MAX_FILES 32
-
-struct fixture {
-    char root[256];              /* mkdtemp directory */
-    char dir[PATH_MAX];          /* queue directory below root */
-    struct reactor *reactor;
-    struct queue *queue;
-    uint64_t segment_size;
-    struct queue_msg *ready[MAX_MSGS]; /* referenced by the test */
-    size_t ready_count;
-    size_t done_count;
-    size_t done_target;          /* stop the reactor at this count */
-    int last_status;
-    bool timed_out;
-    struct reactor_timer guard;
-};
-
-static struct fixture fx;
-
-static void on_ready(void *arg, struct queue_msg *msg)
-{
-    struct fixture *f = arg;
-
-    cr_assert_lt(f->ready_count, MAX_MSGS);
-    queue_msg_ref(msg);
-    f->ready[f->ready_count++] = msg;
-}
-
-static void on_done(void *arg, int status, const char *id)
-{
-    struct fixture *f = arg;
-
-    (void)id;
-    f->last_status = status;
-    f->done_count++;
-    if (f->done_count >= f->done_target) {
-        reactor_stop(f->reactor);
-    }
-}
-
-static void on_guard(struct reactor_timer *timer)
-{
-    struct fixture *f = timer->owner;
-
-    f->timed_out = true;
-    reactor_stop(f->reactor);
-}
 
 /* run_reactor runs until done() has run target times in all, or until ms
  * milliseconds pass. */
@@ -91,14 +45,6 @@ static void run_reactor(size_t target, unsigned ms)
 static void run_briefly(void)
 {
     run_reactor(SIZE_MAX, 50);
-}
-
-static void release_ready(void)
-{
-    for (size_t i = 0; i < fx.ready_count; i++) {
-        queue_msg_unref(fx.queue, fx.ready[i]);
-    }
-    fx.ready_count = 0;
 }
 
 static int open_queue(void)

@@ -20,55 +20,10 @@
 #include "core/queue_admin.h"
 #include "core/queue_internal.h"
 #include "core/reactor.h"
+#include "tests/unit/test_queue_fixture.h"
 
-#define MAX_MSGS 64
 #define SEGMENT_SIZE (256u * 1024)
 #define FILLER_LEN (60u * 1024)
-
-struct fixture {
-    char root[256];              /* mkdtemp directory */
-    char dir[PATH_MAX];          /* queue directory below root */
-    struct reactor *reactor;
-    struct queue *queue;
-    struct queue_msg *ready[MAX_MSGS]; /* referenced by the test */
-    size_t ready_count;
-    size_t done_count;
-    size_t done_target;          /* stop the reactor at this count */
-    int last_status;
-    bool timed_out;
-    struct reactor_timer guard;
-};
-
-static struct fixture fx;
-
-static void on_ready(void *arg, struct queue_msg *msg)
-{
-    struct fixture *f = arg;
-
-    cr_assert_lt(f->ready_count, MAX_MSGS);
-    queue_msg_ref(msg);
-    f->ready[f->ready_count++] = msg;
-}
-
-static void on_done(void *arg, int status, const char *id)
-{
-    struct fixture *f = arg;
-
-    (void)id;
-    f->last_status = status;
-    f->done_count++;
-    if (f->done_count >= f->done_target) {
-        reactor_stop(f->reactor);
-    }
-}
-
-static void on_guard(struct reactor_timer *timer)
-{
-    struct fixture *f = timer->owner;
-
-    f->timed_out = true;
-    reactor_stop(f->reactor);
-}
 
 static int open_queue(void)
 {
@@ -87,14 +42,6 @@ static int open_queue(void)
         fx.queue->move_next_ms = UINT64_MAX;
     }
     return rc;
-}
-
-static void release_ready(void)
-{
-    for (size_t i = 0; i < fx.ready_count; i++) {
-        queue_msg_unref(fx.queue, fx.ready[i]);
-    }
-    fx.ready_count = 0;
 }
 
 static void close_queue(void)
