@@ -12,6 +12,7 @@ the route's "127.0.0.1:PORT".
 
 Usage (inside netns_run.sh): relay_delivery.py BUILD_DIR
 """
+import json
 import re
 import shutil
 import smtplib
@@ -38,6 +39,8 @@ SLOW_FINAL_PORT = 2623
 FLUSH_DOWN_PORT = 2624
 PARTIAL_PORT = 2625
 BUSY_PORT = 2626
+BULK_PORT = 2627
+BULK_RELAY_PORT = 2527
 
 ROUTES = {"reuse.test": REUSE_PORT, "nopipe.test": NOPIPE_PORT,
           "conc.test": CONC_PORT, "perconn.test": PERCONN_PORT,
@@ -504,6 +507,79 @@ def test_state_timeouts(tap, harness):
               "has no other address", next_host)
 
 
+BULK_CONFIG = """
+listen = "127.0.0.1:{listen}";
+queue_dir = "{queue}";
+hostname = "relay.test";
+durability = none;
+retry_interval = 10s;
+relay_networks = ["127.0.0.1/32"];
+routes {{
+    "bulk.test" = "127.0.0.1:{bulk}";
+}}
+destinations {{
+    "127.0.0.1:{bulk}" {{ max_rcpts_per_transaction = 100; }}
+}}
+"""
+
+
+def queue_rcpts(harness, config):
+    """Return the recipients of every message in ringrelay-queue list
+    --json, or [] when the tool fails."""
+    done = subprocess.run([harness.binary("tools/ringrelay-queue"), "-c",
+                           config, "list", "--json"],
+                          capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        return []
+    return [rcpt for msg in json.loads(done.stdout)["messages"]
+            for rcpt in msg["recipients"]]
+
+
+def test_one_retry_time_per_message(tap, harness):
+    """The 150 recipients of one message go out in two transactions of
+    at most 100, and the sink defers them all. With retry_interval = 10s
+    the 20% jitter spans 2 s, yet both transactions' recipients get the
+    same next attempt, so the retry starts both transactions at once."""
+    config = h.write_config(harness, BULK_CONFIG.format(
+        listen=BULK_RELAY_PORT, queue=harness.path("bulk-queue"),
+        bulk=BULK_PORT), name="bulk.conf")
+    relay = h.start_relay(harness, config, port=BULK_RELAY_PORT,
+                          name="bulk-relay")
+    later = h.start_sink(harness, harness.path("bulk-later-store"),
+                         port=BULK_PORT, name="bulk-later",
+                         options=["--rcpt-reply", "451 4.2.1 later:1"])
+    rcpts = [f"b{i}@bulk.test" for i in range(150)]
+    with smtplib.SMTP("127.0.0.1", BULK_RELAY_PORT, timeout=30) as client:
+        client.sendmail("sender@client.test", rcpts,
+                        message("bulk.test", 0))
+
+    def deferred():
+        return [r for r in queue_rcpts(harness, config)
+                if r["state"] == "deferred" and r["attempts"] == 1]
+    all_deferred = h.wait_for(lambda: len(deferred()) == 150, 10)
+    tap.check(all_deferred, "bulk: the sink defers all 150 recipients",
+              len(deferred()))
+    times = sorted({r["next_attempt"] for r in deferred()})
+    tap.check(len(times) == 1, "bulk: one next attempt for the recipients "
+              "of both transactions", times)
+    harness.stop(later)
+    sink = BundledSink(harness, "bulk", BULK_PORT)
+    stored = lambda: h.read_stored(sink.store)
+    arrived = h.wait_for(lambda: sum(len(r) for _, r, _ in stored()) == 150,
+                         20)
+    tap.check(arrived, "bulk: every recipient arrives at its retry",
+              sum(len(r) for _, r, _ in stored()))
+    sizes = sorted(len(r) for _, r, _ in stored())
+    tap.check(sizes == [50, 100], "bulk: the retry takes two transactions",
+              sizes)
+    log = harness.log_text("bulk-relay")
+    waits = re.findall(r"event=retry-scheduled domain=bulk\.test "
+                       r"dest=\S+ rcpts=(\d+) next_attempt=2 ", log)
+    tap.check(waits == ["150"], "bulk: one retry wait for all 150 "
+              "recipients, none for a remainder", waits)
+    tap.check(harness.stop(relay) == 0, "bulk: relay stops cleanly")
+
+
 def test(tap, harness):
     routes = "\n".join(f'    "{domain}" = "127.0.0.1:{port}";'
                        for domain, port in ROUTES.items())
@@ -535,6 +611,7 @@ def test(tap, harness):
     tap.check(line is not None, "log: one line per recipient result with "
               "queue ID, destination, relay, reply, attempt and delay")
     tap.check(harness.stop(relay) == 0, "relay stops cleanly")
+    test_one_retry_time_per_message(tap, harness)
 
 
 if __name__ == "__main__":
