@@ -476,6 +476,17 @@ def test_connection_limit_of_next_hop(tap, harness):
               "busy: at most max_connections sessions",
               sink.value("sessions_peak"))
 
+    # The idle connections close after 5 s, long before the lowered
+    # limit's breaker_wait of 1 minute ends, and the destination is
+    # freed with them.
+    restored = "event=connection-limit-restored dest=127.0.0.1:2626 "
+    h.wait_for(lambda: restored in harness.log_text("ringrelay"), 15)
+    lines = [line for line in harness.log_text("ringrelay").splitlines()
+             if restored in line]
+    tap.check(len(lines) == 1 and 'reason="no jobs left"' in lines[0],
+              "busy: the limit is restored once, when the destination "
+              "has no jobs left", lines)
+
 
 def test_state_timeouts(tap, harness):
     """timeout_greeting and timeout_final of one destination cut a slow
