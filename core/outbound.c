@@ -88,6 +88,11 @@ struct daemon *outbound_daemon(struct outbound *outbound)
     return outbound->daemon;
 }
 
+struct outbound_job *outbound_job_list(struct outbound *outbound)
+{
+    return outbound->jobs;
+}
+
 struct outbound_dest **outbound_dest_list(struct outbound *outbound)
 {
     return &outbound->dests;

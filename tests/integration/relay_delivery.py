@@ -109,6 +109,25 @@ def stat(path, key):
     return int(read_stats(path).get(key, "-1"))
 
 
+def queue_list(harness, config, *options):
+    """Return the output of ringrelay-queue list with options, or ""
+    when the tool fails."""
+    done = subprocess.run([harness.binary("tools/ringrelay-queue"), "-c",
+                           config, "list", *options],
+                          capture_output=True, text=True, timeout=30)
+    return done.stdout if done.returncode == 0 else ""
+
+
+def queue_rcpts(harness, config):
+    """Return the recipients of every message in ringrelay-queue list
+    --json, or [] when the tool fails."""
+    output = queue_list(harness, config, "--json")
+    if not output:
+        return []
+    return [rcpt for msg in json.loads(output)["messages"]
+            for rcpt in msg["recipients"]]
+
+
 class BundledSink:
     """The bundled sink on one port, with a store and a stats file."""
 
@@ -264,6 +283,40 @@ def test_circuit_breaker(tap, harness):
               "breaker: waiting for the probe adds no attempts", attempts)
 
 
+def check_breaker_list(tap, harness, config):
+    """ringrelay-queue list shows the recipients parked behind the open
+    breaker of flushdown.test as waiting for it, with the time of the
+    probe, breaker_wait (1h) after the breaker opened."""
+    def parked_rcpts():
+        return [r for r in queue_rcpts(harness, config)
+                if r["address"].endswith("@flushdown.test")]
+    all_marked = h.wait_for(lambda: len(parked_rcpts()) == 3 and all(
+        r.get("waiting") == "breaker" for r in parked_rcpts()), 5)
+    rcpts = parked_rcpts()
+    tap.check(all_marked, "list: --json marks the parked recipients "
+              "\"waiting\": \"breaker\"", rcpts)
+    now = time.time()
+    probes = [r.get("probe", 0) for r in rcpts]
+    tap.check(len(probes) == 3 and
+              all(now + 3500 < probe <= now + 3601 for probe in probes),
+              "list: --json gives the probe time, about an hour ahead",
+              [(probe - now) for probe in probes])
+    tap.check(all(r.get("probe_iso") for r in rcpts),
+              "list: --json gives the probe time in ISO form", rcpts)
+    lines = [line for line in queue_list(harness, config).splitlines()
+             if "@flushdown.test>" in line]
+    marked = [line for line in lines
+              if re.search(r" waiting=breaker probe=\d{4}-\d\d-\d\dT"
+                           r"\d\d:\d\d:\d\dZ$", line)]
+    tap.check(len(lines) == 3 and marked == lines,
+              "list: text marks each parked recipient waiting=breaker "
+              "with the probe time", lines)
+    others = [line for line in queue_list(harness, config).splitlines()
+              if "waiting=" in line and "@flushdown.test>" not in line]
+    tap.check(not others, "list: recipients of other destinations are "
+              "not marked", others)
+
+
 def test_breaker_flush(tap, harness, config):
     """ringrelay-queue flush of one message makes an open breaker probe at
     once, however long its breaker_wait, and once the probe gets through
@@ -281,6 +334,7 @@ def test_breaker_flush(tap, harness, config):
     h.wait_for(lambda: len(parked()) == 3, 10)
     ids = sorted(parked())
     tap.check(len(ids) == 3, "flush: all three messages are parked", ids)
+    check_breaker_list(tap, harness, config)
     sink = BundledSink(harness, "flushdown", FLUSH_DOWN_PORT)
     done = subprocess.run([harness.binary("tools/ringrelay-queue"), "-c",
                            config, "flush", ids[0] if ids else "-"],
@@ -532,18 +586,6 @@ destinations {{
     "127.0.0.1:{bulk}" {{ max_rcpts_per_transaction = 100; }}
 }}
 """
-
-
-def queue_rcpts(harness, config):
-    """Return the recipients of every message in ringrelay-queue list
-    --json, or [] when the tool fails."""
-    done = subprocess.run([harness.binary("tools/ringrelay-queue"), "-c",
-                           config, "list", "--json"],
-                          capture_output=True, text=True, timeout=30)
-    if done.returncode != 0:
-        return []
-    return [rcpt for msg in json.loads(done.stdout)["messages"]
-            for rcpt in msg["recipients"]]
 
 
 def test_one_retry_time_per_message(tap, harness):
