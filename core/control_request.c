@@ -11,6 +11,7 @@
 #include "core/daemon.h"
 #include "core/log.h"
 #include "core/outbound.h"
+#include "core/outbound_waits.h"
 #include "core/queue.h"
 #include "core/queue_admin.h"
 #include "core/queue_report.h"
@@ -92,14 +93,25 @@ static enum queue_report_format control_format(const struct control_call *c)
     return c->json ? QUEUE_REPORT_JSON : QUEUE_REPORT_TEXT;
 }
 
+/* control_list adds to the stored schedule the recipients that the
+ * outbound engine keeps waiting for a circuit breaker. */
 static int control_list(struct control_call *call, const char *arg)
 {
+    struct outbound_waits *waits;
+    int rc = 0;
+
     (void)arg;
-    if (queue_report_list(call->daemon->queue, call->body,
-                          control_format(call)) < 0) {
+    waits = outbound_waits_collect(call->daemon->outbound);
+    if (waits == NULL) {
         return control_fail(call, "list failed: %s", strerror(errno));
     }
-    return 0;
+    if (queue_report_list_waits(call->daemon->queue, call->body,
+                                control_format(call), outbound_waits_lookup,
+                                waits) < 0) {
+        rc = control_fail(call, "list failed: %s", strerror(errno));
+    }
+    outbound_waits_free(waits);
+    return rc;
 }
 
 static int control_show(struct control_call *call, const char *arg)

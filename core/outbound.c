@@ -18,6 +18,7 @@
 #include "core/outbound_conn.h"
 #include "core/outbound_dest.h"
 #include "core/outbound_job.h"
+#include "core/outbound_jitter.h"
 #include "core/outbound_slots.h"
 #include "core/outbound_tls.h"
 #include "core/queue.h"
@@ -85,6 +86,11 @@ struct tls_context *outbound_tls_client(struct outbound *outbound)
 struct daemon *outbound_daemon(struct outbound *outbound)
 {
     return outbound->daemon;
+}
+
+struct outbound_job *outbound_job_list(struct outbound *outbound)
+{
+    return outbound->jobs;
 }
 
 struct outbound_dest **outbound_dest_list(struct outbound *outbound)
@@ -587,8 +593,9 @@ void outbound_record_all(struct outbound_job *job, int code, const char *text)
 }
 
 /* job_retry_delay_ms returns the wait after a recipient's attempt number
- * attempt. jitter, from 0 to 1, is shared by the recipients of one
- * attempt, so those with the same count retry together. */
+ * attempt. jitter, from 0 to 1, is outbound_retry_jitter() of the
+ * message and attempt, so recipients with the same count retry together
+ * even when they went out in several transactions. */
 static uint64_t job_retry_delay_ms(const struct outbound_job *job,
                                    uint32_t attempt, double jitter)
 {
@@ -645,6 +652,27 @@ static void job_wait_or_ready(struct outbound_job *job)
                       (uint64_t)(first - now) * 1000u);
 }
 
+/* job_shared_due returns the next-attempt time of another waiting
+ * recipient of the job with the same attempt number when that time is
+ * from earliest to just before next, else next. The wait of each
+ * transaction starts at its own second, so without this the recipients
+ * that an earlier transaction deferred could retry a second apart. */
+static time_t job_shared_due(const struct outbound_job *job, size_t index,
+                             uint32_t attempt, time_t earliest, time_t next)
+{
+    for (size_t i = 0; i < job->rcpt_count; i++) {
+        size_t other = job->rcpt_index[i];
+        time_t due = job->rcpt_due[other];
+
+        if (other != index && job_rcpt_waiting(job, other) &&
+            job->msg->rcpts[other].attempts == attempt &&
+            due >= earliest && due < next) {
+            return due;
+        }
+    }
+    return next;
+}
+
 /* job_schedule_deferred gives each recipient that this attempt deferred
  * its next-attempt time from its own attempt count, and journals both so
  * that a restart keeps the schedule. A failed write is logged and the
@@ -652,7 +680,6 @@ static void job_wait_or_ready(struct outbound_job *job)
 static void job_schedule_deferred(struct outbound_job *job)
 {
     struct queue *queue = job->outbound->daemon->queue;
-    double jitter = (double)arc4random_uniform(1001) / 1000.0;
     time_t now = time(NULL);
     char logged[LOG_PATH_MAX];
 
@@ -660,14 +687,21 @@ static void job_schedule_deferred(struct outbound_job *job)
         size_t index = job->attempt_index[i];
         uint32_t attempt = job->attempt_number[i];
         uint64_t delay_ms;
+        uint64_t min_ms;
         time_t next;
 
         if (job->msg->rcpts[index].state != QUEUE_RCPT_QUEUED ||
             job->msg->rcpts[index].attempts != attempt) {
             continue;
         }
-        delay_ms = job_retry_delay_ms(job, attempt, jitter);
+        delay_ms = job_retry_delay_ms(
+            job, attempt, outbound_retry_jitter(job->msg->id, attempt));
         next = now + (time_t)((delay_ms + 999) / 1000);
+
+        /* Sharing never cuts the wait below its value without jitter. */
+        min_ms = job_retry_delay_ms(job, attempt, 0.0);
+        next = job_shared_due(job, index, attempt,
+                              now + (time_t)((min_ms + 999) / 1000), next);
         job->rcpt_due[index] = next;
         if (queue_defer(queue, job->msg, index, attempt, next) < 0) {
             log_error("id=%s to=%s error=\"journal write failed, retry "

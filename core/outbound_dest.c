@@ -134,6 +134,14 @@ void outbound_dest_release(struct outbound_dest *dest)
     if (dest->job_count > 0 || dest->conns != NULL) {
         return;
     }
+
+    /* The lowered limit ends with dest, and a later job starts from
+     * max_connections again. */
+    if (dest->conn_cap > 0) {
+        log_info("event=connection-limit-restored dest=%s limit=%u "
+                 "reason=\"no jobs left\"",
+                 dest->name, dest->limits.max_connections);
+    }
     outbound_slots_forget(dest);
     reactor_timer_cancel(reactor, &dest->timer);
     reactor_defer_cancel(reactor, &dest->kick_hook);

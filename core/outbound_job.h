@@ -108,6 +108,9 @@ void outbound_wake_suspended(struct outbound *outbound,
  * started waiting for the next one or was freed with nothing left. */
 bool outbound_job_start(struct outbound_job *job);
 
+/* outbound_job_list returns the head of the engine's jobs. */
+struct outbound_job *outbound_job_list(struct outbound *outbound);
+
 /* outbound_dest_list returns the head of the engine's destinations. */
 struct outbound_dest **outbound_dest_list(struct outbound *outbound);
 

@@ -155,8 +155,27 @@ static void queue_report_text_rcpt(FILE *out, const struct queue_rcpt *rcpt)
     queue_report_text_next(out, rcpt->next_attempt);
 }
 
+/* queue_report_waits calls wait_fn for recipient index of msg and
+ * returns whether it waits for a breaker. A final or held recipient, or
+ * a NULL wait_fn, gets false without a call. */
+static bool queue_report_waits(const struct queue_msg *msg, size_t index,
+                               queue_report_wait_fn wait_fn, void *wait_arg,
+                               struct queue_report_wait *wait)
+{
+    const struct queue_rcpt *rcpt = &msg->rcpts[index];
+
+    memset(wait, 0, sizeof(*wait));
+    if (wait_fn == NULL || rcpt->state != QUEUE_RCPT_QUEUED || rcpt->held) {
+        return false;
+    }
+    wait_fn(wait_arg, msg, index, wait);
+    return wait->breaker;
+}
+
 static void queue_report_list_text_msg(FILE *out, const struct queue_msg *msg,
-                                       time_t now)
+                                       time_t now,
+                                       queue_report_wait_fn wait_fn,
+                                       void *wait_arg)
 {
     char age[32];
 
@@ -169,7 +188,13 @@ static void queue_report_list_text_msg(FILE *out, const struct queue_msg *msg,
     fputc('\n', out);
 
     for (size_t i = 0; i < msg->rcpt_count; i++) {
+        struct queue_report_wait wait;
+
         queue_report_text_rcpt(out, &msg->rcpts[i]);
+        if (queue_report_waits(msg, i, wait_fn, wait_arg, &wait)) {
+            fputs(" waiting=breaker probe=", out);
+            queue_report_text_next(out, wait.probe);
+        }
         fputc('\n', out);
     }
 }
@@ -188,9 +213,12 @@ static void queue_report_json_rcpt(FILE *out, const struct queue_rcpt *rcpt)
 }
 
 /* queue_report_json_msg writes the fields list and show share, without
- * the braces; show adds its own to each recipient when show is set. */
+ * the braces; show adds its own to each recipient when show is set, and
+ * list adds the wait that wait_fn reports when that is not NULL. */
 static void queue_report_json_msg(FILE *out, const struct queue_msg *msg,
-                                  time_t now, bool show)
+                                  time_t now, bool show,
+                                  queue_report_wait_fn wait_fn,
+                                  void *wait_arg)
 {
     fprintf(out, "\"id\":\"%s\",\"size\":%zu,", msg->id, msg->body_len);
     queue_report_json_time(out, "arrival", msg->arrival);
@@ -201,9 +229,14 @@ static void queue_report_json_msg(FILE *out, const struct queue_msg *msg,
     fputs(",\"recipients\":[", out);
     for (size_t i = 0; i < msg->rcpt_count; i++) {
         const struct queue_rcpt *rcpt = &msg->rcpts[i];
+        struct queue_report_wait wait;
 
         fputs(i > 0 ? "," : "", out);
         queue_report_json_rcpt(out, rcpt);
+        if (queue_report_waits(msg, i, wait_fn, wait_arg, &wait)) {
+            fputs(",\"waiting\":\"breaker\",", out);
+            queue_report_json_time(out, "probe", wait.probe);
+        }
         if (show) {
             fputs(",\"notify\":[", out);
             queue_report_notify(out, rcpt->dsn_notify, true);
@@ -220,6 +253,13 @@ static void queue_report_json_msg(FILE *out, const struct queue_msg *msg,
 int queue_report_list(struct queue *queue, FILE *out,
                       enum queue_report_format format)
 {
+    return queue_report_list_waits(queue, out, format, NULL, NULL);
+}
+
+int queue_report_list_waits(struct queue *queue, FILE *out,
+                            enum queue_report_format format,
+                            queue_report_wait_fn wait_fn, void *wait_arg)
+{
     time_t now = time(NULL);
     size_t count = 0;
 
@@ -235,10 +275,10 @@ int queue_report_list(struct queue *queue, FILE *out,
         if (format == QUEUE_REPORT_JSON) {
             fputs(count > 0 ? "," : "", out);
             fputc('{', out);
-            queue_report_json_msg(out, msg, now, false);
+            queue_report_json_msg(out, msg, now, false, wait_fn, wait_arg);
             fputc('}', out);
         } else {
-            queue_report_list_text_msg(out, msg, now);
+            queue_report_list_text_msg(out, msg, now, wait_fn, wait_arg);
         }
         count++;
     }
@@ -373,7 +413,7 @@ static void queue_report_show_json(FILE *out, const struct queue_msg *msg)
     size_t len = queue_report_header_len(msg, &full);
 
     fputc('{', out);
-    queue_report_json_msg(out, msg, time(NULL), true);
+    queue_report_json_msg(out, msg, time(NULL), true, NULL, NULL);
     fprintf(out, ",\"flags\":{\"8bitmime\":%s,\"smtputf8\":%s,"
             "\"binarymime\":%s,\"dsn\":%s}",
             (msg->flags & QUEUE_ENV_8BITMIME) ? "true" : "false",

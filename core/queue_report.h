@@ -4,9 +4,13 @@
 #ifndef RINGRELAY_CORE_QUEUE_REPORT_H
 #define RINGRELAY_CORE_QUEUE_REPORT_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <time.h>
 
 struct queue;
+struct queue_msg;
 
 enum queue_report_format {
     QUEUE_REPORT_TEXT,
@@ -18,6 +22,28 @@ enum queue_report_format {
  * or -1 with errno set when writing fails. */
 int queue_report_list(struct queue *queue, FILE *out,
                       enum queue_report_format format);
+
+/* The wait of a queued recipient beyond its stored next attempt. Only
+ * the outbound engine of a running daemon has this state. */
+struct queue_report_wait {
+    bool breaker;    /* its destination's circuit breaker is not closed,
+                      * so it waits for the breaker's probe */
+    time_t probe;    /* wall clock time the breaker lets the probe
+                      * through, 0 when it may go or is under way now */
+};
+
+/* queue_report_wait_fn stores in *wait the wait of recipient index of
+ * msg. arg is the one given to queue_report_list_waits(). */
+typedef void (*queue_report_wait_fn)(void *arg, const struct queue_msg *msg,
+                                     size_t index,
+                                     struct queue_report_wait *wait);
+
+/* queue_report_list_waits is queue_report_list() that also writes, for
+ * each queued recipient that is not held, the wait that wait_fn reports.
+ * A NULL wait_fn writes none. */
+int queue_report_list_waits(struct queue *queue, FILE *out,
+                            enum queue_report_format format,
+                            queue_report_wait_fn wait_fn, void *wait_arg);
 
 /* queue_report_show writes the envelope, the header section and the last
  * error of each recipient of message id. Fails with errno ENOENT when no

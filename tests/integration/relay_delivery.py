@@ -12,6 +12,7 @@ the route's "127.0.0.1:PORT".
 
 Usage (inside netns_run.sh): relay_delivery.py BUILD_DIR
 """
+import json
 import re
 import shutil
 import smtplib
@@ -38,6 +39,8 @@ SLOW_FINAL_PORT = 2623
 FLUSH_DOWN_PORT = 2624
 PARTIAL_PORT = 2625
 BUSY_PORT = 2626
+BULK_PORT = 2627
+BULK_RELAY_PORT = 2527
 
 ROUTES = {"reuse.test": REUSE_PORT, "nopipe.test": NOPIPE_PORT,
           "conc.test": CONC_PORT, "perconn.test": PERCONN_PORT,
@@ -104,6 +107,25 @@ def read_stats(path):
 
 def stat(path, key):
     return int(read_stats(path).get(key, "-1"))
+
+
+def queue_list(harness, config, *options):
+    """Return the output of ringrelay-queue list with options, or ""
+    when the tool fails."""
+    done = subprocess.run([harness.binary("tools/ringrelay-queue"), "-c",
+                           config, "list", *options],
+                          capture_output=True, text=True, timeout=30)
+    return done.stdout if done.returncode == 0 else ""
+
+
+def queue_rcpts(harness, config):
+    """Return the recipients of every message in ringrelay-queue list
+    --json, or [] when the tool fails."""
+    output = queue_list(harness, config, "--json")
+    if not output:
+        return []
+    return [rcpt for msg in json.loads(output)["messages"]
+            for rcpt in msg["recipients"]]
 
 
 class BundledSink:
@@ -261,6 +283,40 @@ def test_circuit_breaker(tap, harness):
               "breaker: waiting for the probe adds no attempts", attempts)
 
 
+def check_breaker_list(tap, harness, config):
+    """ringrelay-queue list shows the recipients parked behind the open
+    breaker of flushdown.test as waiting for it, with the time of the
+    probe, breaker_wait (1h) after the breaker opened."""
+    def parked_rcpts():
+        return [r for r in queue_rcpts(harness, config)
+                if r["address"].endswith("@flushdown.test")]
+    all_marked = h.wait_for(lambda: len(parked_rcpts()) == 3 and all(
+        r.get("waiting") == "breaker" for r in parked_rcpts()), 5)
+    rcpts = parked_rcpts()
+    tap.check(all_marked, "list: --json marks the parked recipients "
+              "\"waiting\": \"breaker\"", rcpts)
+    now = time.time()
+    probes = [r.get("probe", 0) for r in rcpts]
+    tap.check(len(probes) == 3 and
+              all(now + 3500 < probe <= now + 3601 for probe in probes),
+              "list: --json gives the probe time, about an hour ahead",
+              [(probe - now) for probe in probes])
+    tap.check(all(r.get("probe_iso") for r in rcpts),
+              "list: --json gives the probe time in ISO form", rcpts)
+    lines = [line for line in queue_list(harness, config).splitlines()
+             if "@flushdown.test>" in line]
+    marked = [line for line in lines
+              if re.search(r" waiting=breaker probe=\d{4}-\d\d-\d\dT"
+                           r"\d\d:\d\d:\d\dZ$", line)]
+    tap.check(len(lines) == 3 and marked == lines,
+              "list: text marks each parked recipient waiting=breaker "
+              "with the probe time", lines)
+    others = [line for line in queue_list(harness, config).splitlines()
+              if "waiting=" in line and "@flushdown.test>" not in line]
+    tap.check(not others, "list: recipients of other destinations are "
+              "not marked", others)
+
+
 def test_breaker_flush(tap, harness, config):
     """ringrelay-queue flush of one message makes an open breaker probe at
     once, however long its breaker_wait, and once the probe gets through
@@ -278,6 +334,7 @@ def test_breaker_flush(tap, harness, config):
     h.wait_for(lambda: len(parked()) == 3, 10)
     ids = sorted(parked())
     tap.check(len(ids) == 3, "flush: all three messages are parked", ids)
+    check_breaker_list(tap, harness, config)
     sink = BundledSink(harness, "flushdown", FLUSH_DOWN_PORT)
     done = subprocess.run([harness.binary("tools/ringrelay-queue"), "-c",
                            config, "flush", ids[0] if ids else "-"],
@@ -473,6 +530,17 @@ def test_connection_limit_of_next_hop(tap, harness):
               "busy: at most max_connections sessions",
               sink.value("sessions_peak"))
 
+    # The idle connections close after 5 s, long before the lowered
+    # limit's breaker_wait of 1 minute ends, and the destination is
+    # freed with them.
+    restored = "event=connection-limit-restored dest=127.0.0.1:2626 "
+    h.wait_for(lambda: restored in harness.log_text("ringrelay"), 15)
+    lines = [line for line in harness.log_text("ringrelay").splitlines()
+             if restored in line]
+    tap.check(len(lines) == 1 and 'reason="no jobs left"' in lines[0],
+              "busy: the limit is restored once, when the destination "
+              "has no jobs left", lines)
+
 
 def test_state_timeouts(tap, harness):
     """timeout_greeting and timeout_final of one destination cut a slow
@@ -502,6 +570,67 @@ def test_state_timeouts(tap, harness):
                  f":{SLOW_GREETING_PORT}" in line]
     tap.check(not next_host, "timeout: no try-next-host when the route "
               "has no other address", next_host)
+
+
+BULK_CONFIG = """
+listen = "127.0.0.1:{listen}";
+queue_dir = "{queue}";
+hostname = "relay.test";
+durability = none;
+retry_interval = 10s;
+relay_networks = ["127.0.0.1/32"];
+routes {{
+    "bulk.test" = "127.0.0.1:{bulk}";
+}}
+destinations {{
+    "127.0.0.1:{bulk}" {{ max_rcpts_per_transaction = 100; }}
+}}
+"""
+
+
+def test_one_retry_time_per_message(tap, harness):
+    """The 150 recipients of one message go out in two transactions of
+    at most 100, and the sink defers them all. With retry_interval = 10s
+    the 20% jitter spans 2 s, yet both transactions' recipients get the
+    same next attempt, so the retry starts both transactions at once."""
+    config = h.write_config(harness, BULK_CONFIG.format(
+        listen=BULK_RELAY_PORT, queue=harness.path("bulk-queue"),
+        bulk=BULK_PORT), name="bulk.conf")
+    relay = h.start_relay(harness, config, port=BULK_RELAY_PORT,
+                          name="bulk-relay")
+    later = h.start_sink(harness, harness.path("bulk-later-store"),
+                         port=BULK_PORT, name="bulk-later",
+                         options=["--rcpt-reply", "451 4.2.1 later:1"])
+    rcpts = [f"b{i}@bulk.test" for i in range(150)]
+    with smtplib.SMTP("127.0.0.1", BULK_RELAY_PORT, timeout=30) as client:
+        client.sendmail("sender@client.test", rcpts,
+                        message("bulk.test", 0))
+
+    def deferred():
+        return [r for r in queue_rcpts(harness, config)
+                if r["state"] == "deferred" and r["attempts"] == 1]
+    all_deferred = h.wait_for(lambda: len(deferred()) == 150, 10)
+    tap.check(all_deferred, "bulk: the sink defers all 150 recipients",
+              len(deferred()))
+    times = sorted({r["next_attempt"] for r in deferred()})
+    tap.check(len(times) == 1, "bulk: one next attempt for the recipients "
+              "of both transactions", times)
+    harness.stop(later)
+    sink = BundledSink(harness, "bulk", BULK_PORT)
+    stored = lambda: h.read_stored(sink.store)
+    arrived = h.wait_for(lambda: sum(len(r) for _, r, _ in stored()) == 150,
+                         20)
+    tap.check(arrived, "bulk: every recipient arrives at its retry",
+              sum(len(r) for _, r, _ in stored()))
+    sizes = sorted(len(r) for _, r, _ in stored())
+    tap.check(sizes == [50, 100], "bulk: the retry takes two transactions",
+              sizes)
+    log = harness.log_text("bulk-relay")
+    waits = re.findall(r"event=retry-scheduled domain=bulk\.test "
+                       r"dest=\S+ rcpts=(\d+) next_attempt=2 ", log)
+    tap.check(waits == ["150"], "bulk: one retry wait for all 150 "
+              "recipients, none for a remainder", waits)
+    tap.check(harness.stop(relay) == 0, "bulk: relay stops cleanly")
 
 
 def test(tap, harness):
@@ -535,6 +664,7 @@ def test(tap, harness):
     tap.check(line is not None, "log: one line per recipient result with "
               "queue ID, destination, relay, reply, attempt and delay")
     tap.check(harness.stop(relay) == 0, "relay stops cleanly")
+    test_one_retry_time_per_message(tap, harness)
 
 
 if __name__ == "__main__":

@@ -839,6 +839,80 @@ static size_t count_lines(const char *path, char *text, size_t size)
     return lines;
 }
 
+/* wait_first_rcpt is a queue_report_wait_fn that puts recipient 0 of
+ * every message behind a breaker with its probe at 1900000000, and
+ * counts its calls in *arg. */
+static void wait_first_rcpt(void *arg, const struct queue_msg *msg,
+                            size_t index, struct queue_report_wait *wait)
+{
+    (void)msg;
+    (*(unsigned *)arg)++;
+    if (index == 0) {
+        wait->breaker = true;
+        wait->probe = 1900000000;
+    }
+}
+
+static unsigned wait_calls;
+
+static int list_with_waits(struct queue *queue, FILE *out,
+                           enum queue_report_format format)
+{
+    return queue_report_list_waits(queue, out, format, wait_first_rcpt,
+                                   &wait_calls);
+}
+
+Test(queue_admin, report_list_shows_breaker_wait)
+{
+    char path[PATH_MAX * 2];
+    static char text[4096];
+    struct queue_msg *msg;
+
+    cr_assert_eq(open_queue(), 0);
+    msg = store();
+    cr_assert_eq(queue_defer(fx.queue, msg, 0, 1, 1800000000), 0);
+    msg = store();
+    cr_assert_eq(queue_hold(fx.queue, msg), 2);
+
+    /* A held recipient waits for its release, not for a breaker, so
+     * wait_fn is called only for the two of the first message. */
+    wait_calls = 0;
+    report_to_file(path, sizeof(path), "waits.txt", list_with_waits,
+                   QUEUE_REPORT_TEXT);
+    cr_assert_eq(wait_calls, 2);
+    /* Title, two messages with two recipients each, count. */
+    cr_assert_eq(count_lines(path, text, sizeof(text)), 8, "%s", text);
+    cr_assert_not_null(strstr(text, "<a@example.org> deferred attempts=1 "
+                                    "next=2027-01-15T08:00:00Z "
+                                    "waiting=breaker "
+                                    "probe=2030-03-17T17:46:40Z\n"),
+                       "%s", text);
+    cr_assert_not_null(strstr(text, "<b@Example.NET> queued attempts=0 "
+                                    "next=now\n"), "%s", text);
+    cr_assert_not_null(strstr(text, "<a@example.org> held attempts=0 "
+                                    "next=-\n"), "%s", text);
+
+    wait_calls = 0;
+    report_to_file(path, sizeof(path), "waits.json", list_with_waits,
+                   QUEUE_REPORT_JSON);
+    cr_assert_eq(wait_calls, 2);
+    cr_assert_eq(python_check(path,
+        "m = data['messages']\n"
+        "r = m[0]['recipients']\n"
+        "assert r[0]['waiting'] == 'breaker', r[0]\n"
+        "assert r[0]['probe'] == 1900000000, r[0]\n"
+        "assert r[0]['probe_iso'] == '2030-03-17T17:46:40Z', r[0]\n"
+        "assert 'waiting' not in r[1], r[1]\n"
+        "assert all('waiting' not in x for x in m[1]['recipients'])\n"),
+        0);
+
+    /* Without wait_fn, as for a stopped daemon's queue, no wait shows. */
+    report_to_file(path, sizeof(path), "plain.txt", queue_report_list,
+                   QUEUE_REPORT_TEXT);
+    count_lines(path, text, sizeof(text));
+    cr_assert_null(strstr(text, "waiting="), "%s", text);
+}
+
 Test(queue_admin, report_text_escapes_hostile_addresses)
 {
     char path[PATH_MAX * 2];
