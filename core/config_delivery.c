@@ -114,3 +114,13 @@ void config_delivery_for(const struct config *config, const char *name,
         return;
     }
 }
+
+bool config_delivery_named(const struct config *config, const char *name)
+{
+    for (size_t i = 0; i < config->destination_count; i++) {
+        if (strcasecmp(config->destinations[i].name, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}

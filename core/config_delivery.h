@@ -60,4 +60,8 @@ void config_delivery_copy_field(struct config_delivery *to,
 void config_delivery_for(const struct config *config, const char *name,
                          struct config_delivery *out);
 
+/* config_delivery_named reports whether the destinations object has an
+ * entry called name (compared without case). */
+bool config_delivery_named(const struct config *config, const char *name);
+
 #endif

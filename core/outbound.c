@@ -17,6 +17,7 @@
 #include "core/outbound_bounce.h"
 #include "core/outbound_conn.h"
 #include "core/outbound_dest.h"
+#include "core/outbound_group.h"
 #include "core/outbound_job.h"
 #include "core/outbound_jitter.h"
 #include "core/outbound_slots.h"
@@ -40,6 +41,8 @@ struct outbound {
     struct outbound_job *jobs;        /* every job */
     struct outbound_dest *dests;      /* every destination */
     struct outbound_dest *dest_index[OUTBOUND_DEST_BUCKETS];
+    struct outbound_group *groups;    /* messages waiting for MX lookups
+                                       * before their jobs are made */
     size_t active;                    /* jobs past WAITING */
     struct outbound_slots slots;
     bool stopping;
@@ -101,6 +104,11 @@ struct outbound_dest **outbound_dest_list(struct outbound *outbound)
 struct outbound_dest **outbound_dest_index(struct outbound *outbound)
 {
     return outbound->dest_index;
+}
+
+struct outbound_group **outbound_groups(struct outbound *outbound)
+{
+    return &outbound->groups;
 }
 
 struct outbound_slots *outbound_slots_of(struct outbound *outbound)
@@ -316,8 +324,9 @@ static uint64_t job_retry_max_ms(const struct outbound_job *job)
 
 /* job_start_or_wait resumes the retry schedule that the queue recovered
  * for each of the job's recipients. A new message has no wait, so it is
- * made ready at once. */
-static void job_start_or_wait(struct outbound_job *job)
+ * made ready at once, and so is every recipient with due_now (a flush
+ * while the MX lookups ran). */
+static void job_start_or_wait(struct outbound_job *job, bool due_now)
 {
     time_t now = time(NULL);
     time_t longest = (time_t)((job_retry_max_ms(job) * 6 / 5) / 1000);
@@ -332,7 +341,7 @@ static void job_start_or_wait(struct outbound_job *job)
         if (next > now && next - now > longest) {
             next = now + longest;
         }
-        job->rcpt_due[index] = next;
+        job->rcpt_due[index] = due_now ? 0 : next;
     }
     job_wait_or_ready(job);
 }
@@ -356,29 +365,30 @@ static bool job_has_rcpt(const struct outbound *outbound,
     return false;
 }
 
-/* outbound_add_rcpts puts every QUEUED recipient of msg into new jobs by
- * domain, skipping held ones and, with skip_listed, those a job already
- * lists. Returns how many recipients it added. */
-static size_t outbound_add_rcpts(struct outbound *outbound,
-                                 struct queue_msg *msg, bool skip_listed)
+void outbound_make_jobs(struct outbound *outbound, struct queue_msg *msg,
+                        const size_t *index, size_t count,
+                        const struct outbound_group *group)
 {
     struct outbound_job *old_head = outbound->jobs;
+    bool due_now = outbound_group_due_now(group);
     char logged[LOG_PATH_MAX];
-    size_t added = 0;
 
-    for (size_t i = 0; i < msg->rcpt_count; i++) {
+    for (size_t n = 0; n < count; n++) {
+        size_t i = index[n];
         struct smtp_mailbox parsed;
         const struct smtp_mailbox *mailbox;
         struct outbound_job *job;
         char dest_name[320];
 
-        if (msg->rcpts[i].state != QUEUE_RCPT_QUEUED || msg->rcpts[i].held ||
-            (skip_listed && job_has_rcpt(outbound, msg, i))) {
+        /* A group answers later: an operator may have held, bounced or
+         * deleted the recipient since. */
+        if (msg->rcpts[i].state != QUEUE_RCPT_QUEUED || msg->rcpts[i].held) {
             continue;
         }
         mailbox = rcpt_mailbox(msg, msg->rcpts[i].address, &parsed);
         outbound_dest_name(outbound->daemon->config, mailbox, dest_name,
                            sizeof(dest_name));
+        outbound_group_rename(group, mailbox, dest_name, sizeof(dest_name));
         job = job_find(outbound->daemon->config, outbound->jobs, old_head,
                        mailbox, dest_name);
         if (job == NULL) {
@@ -394,14 +404,70 @@ static size_t outbound_add_rcpts(struct outbound *outbound,
             continue;
         }
         job->rcpt_index[job->rcpt_count++] = i;
-        added++;
     }
     for (struct outbound_job *job = outbound->jobs, *next; job != old_head;
          job = next) {
         next = job->next;
-        job_start_or_wait(job);
+        job->grouped = strncmp(job->dest->name, OUTBOUND_GROUP_PREFIX,
+                               strlen(OUTBOUND_GROUP_PREFIX)) == 0;
+        if (due_now) {
+            outbound_dest_probe_now(job->dest);
+        }
+        job_start_or_wait(job, due_now);
     }
-    return added;
+}
+
+/* outbound_schedule makes the jobs of msg's recipients index[0..count):
+ * after the MX lookups of a group when lookups is true, else at once,
+ * and at once too when the group cannot be made. keep is a destination
+ * that a group keeps alive meanwhile, or NULL. */
+static void outbound_schedule(struct outbound *outbound,
+                              struct queue_msg *msg, const size_t *index,
+                              size_t count, bool lookups,
+                              struct outbound_dest *keep)
+{
+    if (!lookups ||
+        outbound_group_start(outbound, msg, index, count, keep) <= 0) {
+        outbound_make_jobs(outbound, msg, index, count, NULL);
+    }
+}
+
+/* outbound_add_rcpts schedules every QUEUED recipient of msg, skipping
+ * held ones and, with skip_listed, those a job or a group already lists.
+ * Returns how many recipients it took. */
+static size_t outbound_add_rcpts(struct outbound *outbound,
+                                 struct queue_msg *msg, bool skip_listed)
+{
+    const struct config *config = outbound->daemon->config;
+    size_t *index = malloc(msg->rcpt_count * sizeof(*index) + 1);
+    bool lookups = false;
+    size_t count = 0;
+
+    if (index == NULL) {
+        log_error("id=%s error=\"out of memory, delivery postponed until "
+                  "restart\"", msg->id);
+        return 0;
+    }
+    for (size_t i = 0; i < msg->rcpt_count; i++) {
+        struct smtp_mailbox parsed;
+
+        if (msg->rcpts[i].state != QUEUE_RCPT_QUEUED || msg->rcpts[i].held ||
+            (skip_listed && (job_has_rcpt(outbound, msg, i) ||
+                             outbound_group_lists(outbound, msg, i)))) {
+            continue;
+        }
+        index[count++] = i;
+        lookups = lookups ||
+                  outbound_group_wanted(config,
+                                        rcpt_mailbox(msg,
+                                                     msg->rcpts[i].address,
+                                                     &parsed));
+    }
+    if (count > 0) {
+        outbound_schedule(outbound, msg, index, count, lookups, NULL);
+    }
+    free(index);
+    return count;
 }
 
 /* Held recipients get no job here; outbound_release() adds them once an
@@ -431,7 +497,7 @@ size_t outbound_flush(struct outbound *outbound, const struct queue_msg *msg)
         outbound_make_ready(job);
         count++;
     }
-    return count;
+    return count + outbound_group_flush(outbound, msg);
 }
 
 size_t outbound_release(struct outbound *outbound, struct queue_msg *msg)
@@ -821,10 +887,54 @@ void outbound_job_requeue(struct outbound_job *job)
     outbound_make_ready(job);
 }
 
+/* job_regroup frees a job whose destination is an MX set and gives its
+ * waiting recipients to a new group, so that each domain's MX hosts are
+ * looked up again before the next attempt: the domains that shared the
+ * set may have parted since. The destination is kept meanwhile, with its
+ * breaker. Out of memory, the job just becomes ready. */
+static void job_regroup(struct outbound_job *job)
+{
+    struct outbound *outbound = job->outbound;
+    struct queue_msg *msg = job->msg;
+    size_t *index = malloc(job->rcpt_count * sizeof(*index));
+    struct outbound_dest *keep;
+    size_t count = 0;
+
+    keep = outbound_dest_get(outbound, &outbound->dests, job->dest->name);
+    if (index == NULL || keep == NULL) {
+        free(index);
+        if (keep != NULL) {
+            outbound_dest_put(keep);
+        }
+        outbound_make_ready(job);
+        return;
+    }
+    for (size_t i = 0; i < job->rcpt_count; i++) {
+        if (job_rcpt_waiting(job, job->rcpt_index[i])) {
+            index[count++] = job->rcpt_index[i];
+        }
+    }
+
+    /* The job's reference to msg goes with it. */
+    queue_msg_ref(msg);
+    job_free(job);
+    if (count > 0) {
+        outbound_schedule(outbound, msg, index, count, true, keep);
+    }
+    queue_msg_unref(outbound->daemon->queue, msg);
+    outbound_dest_put(keep);
+    free(index);
+}
+
 static void job_retry_fired(struct reactor_timer *timer)
 {
     struct outbound_job *job = timer->owner;
 
+    /* A job parked by its breaker stays with that destination. */
+    if (job->grouped && !job->suspended) {
+        job_regroup(job);
+        return;
+    }
     job->suspended = false;
     outbound_make_ready(job);
 }
@@ -885,6 +995,7 @@ void outbound_free(struct outbound *outbound)
              (unsigned long long)outbound->slots.waits,
              (unsigned long long)outbound->slots.reclaimed);
     outbound_dest_close_all(outbound->dests);
+    outbound_group_free_all(outbound);
     while (outbound->jobs != NULL) {
         job_free(outbound->jobs);
     }

@@ -1,5 +1,6 @@
 /* Outbound engine: takes ready messages from the queue, groups their
- * recipients by domain or address literal, finds the next hop (a
+ * recipients by next hop (a route, the smarthost, the MX set of their
+ * domain or an address literal), finds the next hop's address (a
  * configured route, the smarthost, the MX hosts or the literal's IP),
  * relays the stored bytes with an SMTP client session and records each
  * recipient's result in the queue journal. */

@@ -454,6 +454,17 @@ static void conn_dns_done(void *arg, const struct dns_mx_result *result)
     const char *domain = conn->job->domain;
 
     conn->job->dns = NULL;
+    if (conn->job->grouped && result->status != DNS_OK) {
+        /* The lookup that made the shared destination found MX hosts
+         * moments ago. The job may carry other domains of the set, so
+         * nothing is bounced on one domain's answer: the retry looks
+         * each domain up again on its own.
+         * NOTE: no test reaches this branch; ldns-testns serves a fixed
+         * zone. */
+        conn_fail_all(conn, 451, "451 4.4.3 MX records of %s changed "
+                      "during delivery", domain);
+        return;
+    }
     switch (result->status) {
     case DNS_OK:
         conn_use_hops(conn, result);

@@ -3,11 +3,11 @@
  * breaker. Private to the outbound engine.
  *
  * A destination is named after the next hop: "HOST:PORT" of the route or
- * smarthost that applies, else the recipient domain in lower case (the
- * MX hosts of that domain), else the address literal as stored. The
- * destinations configuration object uses the same names.
- * NOTE: the name is fixed before the MX lookup, so two domains with the
- * same MX hosts are two destinations and share no connection. */
+ * smarthost that applies, else the MX set of the recipient domain
+ * ("mx:HOST,...", see outbound_group.h), else the domain in lower case
+ * (its MX hosts, when they could not be shared), else the address
+ * literal as stored. The destinations configuration object uses the
+ * same names. */
 #ifndef RINGRELAY_CORE_OUTBOUND_DEST_H
 #define RINGRELAY_CORE_OUTBOUND_DEST_H
 
@@ -67,7 +67,9 @@ struct outbound_dest {
 };
 
 /* outbound_dest_name writes the destination name of a recipient (NULL:
- * one whose stored address does not parse) into buf. */
+ * one whose stored address does not parse) into buf; for a domain
+ * delivered by MX the domain, which outbound_group_rename() may then
+ * replace with its MX set. */
 void outbound_dest_name(const struct config *config,
                         const struct smtp_mailbox *mailbox, char *buf,
                         size_t size);

@@ -19,6 +19,7 @@ struct outbound;
 struct outbound_bounce;
 struct outbound_conn;
 struct outbound_dest;
+struct outbound_group;
 struct queue_msg;
 
 enum outbound_job_state {
@@ -40,6 +41,8 @@ struct outbound_job {
     struct outbound_job *ready_next; /* destination's ready list */
     bool in_ready_list;
     bool suspended;              /* parked by an open breaker */
+    bool grouped;                /* dest is an MX set (outbound_group.h):
+                                  * looked up again before each retry */
     struct outbound_dest *dest;  /* the next hop; one reference */
     struct outbound_conn *conn;  /* while an attempt runs */
     bool reuse_retried;          /* this attempt lost a reused connection
@@ -110,6 +113,18 @@ bool outbound_job_start(struct outbound_job *job);
 
 /* outbound_job_list returns the head of the engine's jobs. */
 struct outbound_job *outbound_job_list(struct outbound *outbound);
+
+/* outbound_make_jobs puts msg's recipients index[0..count) that are
+ * still queued and not held into new jobs by destination, and starts or
+ * schedules the jobs. group (may be NULL) renames the destinations of
+ * domains that share an MX set. */
+void outbound_make_jobs(struct outbound *outbound, struct queue_msg *msg,
+                        const size_t *index, size_t count,
+                        const struct outbound_group *group);
+
+/* outbound_groups returns the head of the engine's groups waiting for
+ * MX lookups. */
+struct outbound_group **outbound_groups(struct outbound *outbound);
 
 /* outbound_dest_list returns the head of the engine's destinations. */
 struct outbound_dest **outbound_dest_list(struct outbound *outbound);

@@ -88,6 +88,36 @@ ENTRIES = [
      "NOERROR", ""),
     ("s2.spread.test", "A", [f"s2.spread.test. 300 IN A {LIVE}"],
      "NOERROR", ""),
+    # share-a and share-b have the same MX hosts in the same order (the
+    # preference values differ), share-c has them the other way round,
+    # and share-d has the same set as share-a but its own destinations
+    # entry in the main relay.
+    ("share-a.test", "MX", [
+        "share-a.test. 300 IN MX 10 mx1.share.test.",
+        "share-a.test. 300 IN MX 20 MX2.share.test.",
+    ], "NOERROR", ""),
+    ("share-b.test", "MX", [
+        "share-b.test. 300 IN MX 50 mx2.share.test.",
+        "share-b.test. 300 IN MX 5 mx1.share.test.",
+    ], "NOERROR", ""),
+    ("share-c.test", "MX", [
+        "share-c.test. 300 IN MX 10 mx2.share.test.",
+        "share-c.test. 300 IN MX 20 mx1.share.test.",
+    ], "NOERROR", ""),
+    ("share-d.test", "MX", [
+        "share-d.test. 300 IN MX 10 mx1.share.test.",
+        "share-d.test. 300 IN MX 20 mx2.share.test.",
+    ], "NOERROR", ""),
+    ("dead-a.test", "MX", ["dead-a.test. 300 IN MX 10 mxdead.share.test."],
+     "NOERROR", ""),
+    ("dead-b.test", "MX", ["dead-b.test. 300 IN MX 10 mxdead.share.test."],
+     "NOERROR", ""),
+    ("mxdead.share.test", "A", [f"mxdead.share.test. 300 IN A {DEAD}"],
+     "NOERROR", ""),
+    ("mx1.share.test", "A", [f"mx1.share.test. 300 IN A {LIVE}"],
+     "NOERROR", ""),
+    ("mx2.share.test", "A", [f"mx2.share.test. 300 IN A {LIVE}"],
+     "NOERROR", ""),
 ]
 
 # Every other type of these names gets NOERROR without records (NODATA).
@@ -138,7 +168,9 @@ RELAYS = {
     "main": (2525, "mx_allow_loopback = true;\n"
                    'destinations { "spread.test" { '
                    "max_messages_per_connection = 1; }\n"
-                   '               "dup.test" { timeout_final = 2s; } }'),
+                   '               "dup.test" { timeout_final = 2s; }\n'
+                   '               "share-d.test" { max_connections = 2; }\n'
+                   "               }"),
     "strict": (2535, 'routes { "routed.test" = "127.0.0.1:25";\n'
                       '         "typo.test" = "nx.test:2526"; }'),
     "one-host": (2545, "mx_allow_loopback = true;\nmax_mx_hosts = 1;"),
@@ -146,6 +178,10 @@ RELAYS = {
                     "mx_allow_loopback = true;\nmax_mx_addresses = 1;"),
     "smarthost": (2565, 'smarthost = "nx.test:2526";'),
     "smart-live": (2575, f'smarthost = "127.0.0.1:{SMART_PORT}";'),
+    # Retries every second, and no breaker to park the messages.
+    "retry": (2585, "mx_allow_loopback = true;\nretry_interval = 1s;\n"
+                    "retry_max_interval = 1s;\n"
+                    "delivery_breaker_failures = 0;"),
 }
 
 
@@ -392,6 +428,82 @@ def check_smarthost_shared(tap, harness, smart_store):
               "that transaction carries all three recipients", stored)
 
 
+SHARED_SET = "mx:mx1.share.test;mx2.share.test"
+
+
+def check_shared_mx(tap, harness, store):
+    """Domains with the same MX hosts share a destination, and so one
+    transaction for the recipients of one message and the connections
+    after it; other orders and named destinations keep apart."""
+    rcpts = ["a@share-a.test", "b@share-b.test", "c@share-c.test",
+             "d@share-d.test", "e@Share-A.test"]
+    tap.check(send("main", rcpts) == {}, "main relay accepts the shared-MX "
+              "recipients")
+    dests = {}
+    for rcpt in rcpts:
+        line = wait_outcome(harness, "main", rcpt, "delivered") or ""
+        dests[rcpt] = line.split(" dest=")[-1].split(" ")[0]
+    tap.check(dests["a@share-a.test"] == SHARED_SET and
+              dests["b@share-b.test"] == SHARED_SET and
+              dests["e@Share-A.test"] == SHARED_SET,
+              "domains with the same MX hosts in the same order share the "
+              "destination named after the MX set", dests)
+    tap.check(dests["c@share-c.test"] == "mx:mx2.share.test;mx1.share.test",
+              "the same hosts in another preference order are another "
+              "destination", dests)
+    tap.check(dests["d@share-d.test"] == "share-d.test",
+              "a domain with its own destinations entry keeps its name",
+              dests)
+    stored = [sorted(r) for _, r, _ in h.read_stored(store)
+              if any("@share-" in rcpt.lower() for rcpt in r)]
+    tap.check(sorted(["a@share-a.test", "b@share-b.test",
+                      "e@Share-A.test"]) in stored,
+              "one transaction carries the recipients of both domains",
+              stored)
+    tap.check(len(stored) == 3, "three transactions for three "
+              "destinations", stored)
+
+    # The connection the first message left idle carries the next
+    # message to the other domain of the set.
+    tap.check(send("main", ["f@share-b.test"]) == {},
+              "main relay accepts a second message to the shared set")
+    line = wait_outcome(harness, "main", "f@share-b.test", "delivered")
+    reused = [entry for entry in harness.log_text("main").splitlines()
+              if "event=connection-reused" in entry and
+              f"dest={SHARED_SET} " in entry]
+    tap.check(line is not None and reused != [],
+              "a message to share-b reuses the connection of share-a's "
+              "set", reused)
+
+
+def check_shared_retry(tap, harness):
+    """Before each retry the domains of a shared MX set are looked up
+    again, and those that still share it go in one transaction again."""
+    dead = "mx:mxdead.share.test"
+    tap.check(send("retry", ["x@dead-a.test", "y@dead-b.test"]) == {},
+              "retry relay accepts two domains of one dead MX set")
+
+    def scheduled():
+        return [line for line in harness.log_text("retry").splitlines()
+                if "event=retry-scheduled" in line and
+                f"dest={dead} " in line]
+    h.wait_for(lambda: len(scheduled()) >= 2, 20)
+    lines = scheduled()
+    tap.check(len(lines) >= 2 and
+              all("rcpts=2 " in line for line in lines[:2]),
+              "both recipients wait for their retry together, twice",
+              lines)
+    def second_tries():
+        return [line for line in harness.log_text("retry").splitlines()
+                if "event=deferred" in line and "attempt=2 " in line]
+    h.wait_for(lambda: len(second_tries()) >= 2, 20)
+    tries = second_tries()
+    tap.check(len(tries) == 2 and
+              all(f"dest={dead} " in line for line in tries),
+              "the second attempt goes to the shared destination again",
+              tries)
+
+
 def check_limits(tap, harness, store):
     tap.check(send("one-host", ["j@failover.test"]) == {},
               "one-host relay accepts the recipient")
@@ -434,6 +546,8 @@ def test(tap, harness):
     check_strict(tap, harness, store)
     check_missing_next_hop(tap, harness)
     check_smarthost_shared(tap, harness, smart_store)
+    check_shared_mx(tap, harness, store)
+    check_shared_retry(tap, harness)
     check_limits(tap, harness, store)
 
     for name in RELAYS:
