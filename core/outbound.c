@@ -582,6 +582,23 @@ bool outbound_job_start(struct outbound_job *job)
     return true;
 }
 
+void outbound_attempt_drop(struct outbound_job *job, size_t i)
+{
+    size_t tail = job->attempt_count - i - 1;
+
+    memmove(&job->attempt_index[i], &job->attempt_index[i + 1],
+            tail * sizeof(job->attempt_index[0]));
+    memmove(&job->attempt_rcpts[i], &job->attempt_rcpts[i + 1],
+            tail * sizeof(job->attempt_rcpts[0]));
+    memmove(&job->attempt_notify[i], &job->attempt_notify[i + 1],
+            tail * sizeof(job->attempt_notify[0]));
+    memmove(&job->attempt_orcpt[i], &job->attempt_orcpt[i + 1],
+            tail * sizeof(job->attempt_orcpt[0]));
+    memmove(&job->attempt_number[i], &job->attempt_number[i + 1],
+            tail * sizeof(job->attempt_number[0]));
+    job->attempt_count--;
+}
+
 /* outbound_record_result applies one recipient's final reply: 2xx is
  * delivered, 5xx bounced and noted for the report that
  * outbound_job_finished() queues, anything else deferred. Returns true

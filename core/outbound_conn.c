@@ -754,18 +754,31 @@ static bool conn_feed(struct outbound_conn *conn, const char *data,
     return conn_check_done(conn);
 }
 
-/* conn_all_temporary reports whether every recipient got a 4xx, the case
- * where the next MX host may do better. */
-static bool conn_all_temporary(struct outbound_conn *conn)
+/* conn_rest_temporary reports whether every recipient that did not get
+ * 5xx got 4xx, and at least one did: the next MX host may do better for
+ * those. */
+static bool conn_rest_temporary(struct outbound_conn *conn)
 {
+    bool temporary = false;
+
     for (size_t i = 0; i < conn->job->attempt_count; i++) {
         int code = smtp_client_result(conn->client, i)->code;
 
-        if (code < 400 || code >= 500) {
+        if (code < 400 || code >= 600) {
             return false;
         }
+        temporary = temporary || code < 500;
     }
-    return true;
+    return temporary;
+}
+
+/* conn_refused_one_more reports whether a session that never got a
+ * greeted EHLO or HELO ended with the peer's 421, the reply of a next
+ * hop that limits its sessions. */
+static bool conn_refused_one_more(struct outbound_conn *conn)
+{
+    return conn->job->attempt_count > 0 &&
+           smtp_client_result(conn->client, 0)->code == 421;
 }
 
 /* conn_can_keep reports whether the connection may wait for the next
@@ -837,11 +850,64 @@ static bool conn_end_unsent(struct outbound_conn *conn)
            !outbound_conn_tls_idle(conn);
 }
 
+/* conn_record_permanent records the recipients that got 5xx and takes
+ * them out of the attempt, which moves on to the next MX host for the
+ * rest. From the last index down, so that the client's result index
+ * still matches the attempt's. */
+static void conn_record_permanent(struct outbound_conn *conn)
+{
+    struct outbound_job *job = conn->job;
+
+    for (size_t i = job->attempt_count; i-- > 0;) {
+        const struct smtp_client_result *r =
+            smtp_client_result(conn->client, i);
+
+        if (r->code >= 500) {
+            outbound_record_result(job, i, r->code, r->text);
+            outbound_attempt_drop(job, i);
+        }
+    }
+}
+
+/* conn_session_failed handles a connection that never reached a greeted
+ * session: a greeting other than 220, EHLO and HELO refused, a timeout,
+ * a cut or a reply that is not SMTP. Such a failure is about the host,
+ * not the recipients, so a 5xx is not a bounce: the next MX address
+ * takes the attempt, and with none left every recipient is deferred.
+ * Returns false when the connection closed for the next host or the
+ * job went back to wait for the destination's working sessions. */
+static bool conn_session_failed(struct outbound_conn *conn, bool more_hosts)
+{
+    struct outbound_job *job = conn->job;
+    const char *text = smtp_client_result(conn->client, 0)->text;
+
+    if (text[0] == '4') {
+        snprintf(job->last_error, sizeof(job->last_error), "%s", text);
+    } else {
+        snprintf(job->last_error, sizeof(job->last_error),
+                 "451 4.4.0 %.120s refused the session: %.200s",
+                 conn->relay, text);
+    }
+    if (conn_refused_one_more(conn) && conn_wait_for_working(conn)) {
+        conn_close(conn, OUTBOUND_REQUEUE);
+        return false;
+    }
+    if (more_hosts) {
+        log_info("id=%s event=try-next-host relay=%s reply=\"%s\"",
+                 job->msg->id, conn->relay, job->last_error);
+        conn_close(conn, OUTBOUND_NEXT_ADDRESS);
+        return false;
+    }
+    outbound_record_all(job, 451, job->last_error);
+    job->results_recorded = true;
+    return true;
+}
+
 /* conn_record records every recipient's result, or moves the attempt to
- * the next MX host when each got 4xx from this one. A session lost or
- * timed out once the end of data was sent never moves on, because this
- * host may have accepted the message. Returns false when the connection
- * closed for the next host. */
+ * the next MX host for the recipients that got 4xx from this one when
+ * the others got 5xx. A session lost or timed out once the end of data
+ * was sent never moves on, because this host may have accepted the
+ * message. Returns false when the connection closed for the next host. */
 static bool conn_record(struct outbound_conn *conn)
 {
     struct outbound_job *job = conn->job;
@@ -849,17 +915,21 @@ static bool conn_record(struct outbound_conn *conn)
     bool end_sent = smtp_client_end_unanswered(conn->client) &&
                     !conn_end_unsent(conn);
 
-    if (!conn->reached && conn_all_temporary(conn)) {
-        snprintf(job->last_error, sizeof(job->last_error), "%s",
-                 smtp_client_result(conn->client, 0)->text);
-        if (conn_wait_for_working(conn)) {
-            conn_close(conn, OUTBOUND_REQUEUE);
-            return false;
-        }
+    if (!conn->reached && !conn->reused) {
+        return conn_session_failed(conn, more_hosts);
     }
-    if (more_hosts && conn_all_temporary(conn) && !end_sent) {
-        snprintf(job->last_error, sizeof(job->last_error), "%s",
-                 smtp_client_result(conn->client, 0)->text);
+    if (more_hosts && !end_sent && conn_rest_temporary(conn)) {
+        for (size_t i = 0; i < job->attempt_count; i++) {
+            const struct smtp_client_result *r =
+                smtp_client_result(conn->client, i);
+
+            if (r->code < 500) {
+                snprintf(job->last_error, sizeof(job->last_error), "%s",
+                         r->text);
+                break;
+            }
+        }
+        conn_record_permanent(conn);
         log_info("id=%s event=try-next-host relay=%s reply=\"%s\"",
                  job->msg->id, conn->relay, job->last_error);
         conn_close(conn, OUTBOUND_NEXT_ADDRESS);
@@ -929,6 +999,7 @@ static void conn_lost(struct outbound_conn *conn, const char *text)
     if (conn->job != NULL && !conn->job->results_recorded &&
         conn_lost_reused(conn)) {
         log_info("id=%s event=reused-connection-lost dest=%s relay=%s "
+                 "reason=\"closed before a reply\" "
                  "action=\"retry on a new connection\"",
                  conn->job->msg->id, conn->dest->name, conn->relay);
         conn_close(conn, OUTBOUND_RECONNECT);

@@ -86,6 +86,10 @@ bool outbound_record_result(struct outbound_job *job, size_t i, int code,
                             const char *text);
 void outbound_record_all(struct outbound_job *job, int code,
                          const char *text);
+
+/* outbound_attempt_drop takes entry i, whose result is recorded, out of
+ * the attempt's recipients; the entries after it move down by one. */
+void outbound_attempt_drop(struct outbound_job *job, size_t i);
 void outbound_job_finished(struct outbound_job *job);
 
 /* outbound_job_requeue ends an attempt that recorded no result and puts

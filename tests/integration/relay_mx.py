@@ -39,6 +39,7 @@ LIVE = "127.0.0.1"  # the sink listens on port 25
 SMART_PORT = 2591  # the sink that smart-live uses as smarthost
 SLOW = "127.0.0.3"  # a sink that never answers the end of data in time
 CUT = "127.0.0.4"  # a server that closes each connection after its 354
+GREET5 = "127.0.0.5"  # a sink that greets with 554
 SENDER = "sender@client.test"
 BODY = b"Subject: MX test\r\n\r\nMX handling\r\n"
 
@@ -78,7 +79,25 @@ ENTRIES = [
      "NOERROR", ""),
     ("live.cut.test", "A", [f"live.cut.test. 300 IN A {LIVE}"],
      "NOERROR", ""),
+    # Another MX set than cut.test's, so that no idle connection of the
+    # first cut test carries the second.
+    ("cut2.test", "MX", [
+        "cut2.test. 300 IN MX 10 cut.cut.test.",
+        "cut2.test. 300 IN MX 20 live2.cut.test.",
+    ], "NOERROR", ""),
+    ("live2.cut.test", "A", [f"live2.cut.test. 300 IN A {LIVE}"],
+     "NOERROR", ""),
     ("mxnx.test", "MX", ["mxnx.test. 300 IN MX 10 gone.mxnx.test."],
+     "NOERROR", ""),
+    ("greet.test", "MX", [
+        "greet.test. 300 IN MX 10 no.greet.test.",
+        "greet.test. 300 IN MX 20 live.greet.test.",
+    ], "NOERROR", ""),
+    ("greetonly.test", "MX", ["greetonly.test. 300 IN MX 10 no.greet.test."],
+     "NOERROR", ""),
+    ("no.greet.test", "A", [f"no.greet.test. 300 IN A {GREET5}"],
+     "NOERROR", ""),
+    ("live.greet.test", "A", [f"live.greet.test. 300 IN A {LIVE}"],
      "NOERROR", ""),
     ("spread.test", "MX", [
         "spread.test. 300 IN MX 10 s1.spread.test.",
@@ -334,23 +353,32 @@ def check_no_duplicate(tap, harness, store):
 
 def serve_cut_after_354(count):
     """Accept count SMTP sessions on CUT:25 and close each right after the
-    354 reply, before reading the body: a first MX that fails mid-body."""
+    354 reply, before reading the body: a first MX that fails mid-body.
+    RCPT TO:<nouser@...> gets 550, every other command 250."""
     listener = socket.create_server((CUT, 25))
     listener.settimeout(60)
+
+    def serve_one(conn):
+        conn.settimeout(30)
+        conn.sendall(b"220 cut.test ESMTP\r\n")
+        reader = conn.makefile("rb")
+        reader.readline()
+        conn.sendall(b"250-cut.test\r\n250 PIPELINING\r\n")
+        while True:
+            line = reader.readline().upper()
+            if not line or line.startswith(b"DATA"):
+                break
+            reply = (b"550 5.1.1 no such user"
+                     if line.startswith(b"RCPT TO:<NOUSER@") else b"250 ok")
+            conn.sendall(reply + b"\r\n")
+        conn.sendall(b"354 go\r\n")
 
     def serve():
         try:
             for _ in range(count):
                 conn, _ = listener.accept()
                 with conn:
-                    conn.settimeout(30)
-                    conn.sendall(b"220 cut.test ESMTP\r\n")
-                    reader = conn.makefile("rb")
-                    reader.readline()
-                    conn.sendall(b"250-cut.test\r\n250 PIPELINING\r\n")
-                    for reply in (b"250 ok", b"250 ok", b"354 go"):
-                        reader.readline()
-                        conn.sendall(reply + b"\r\n")
+                    serve_one(conn)
         except OSError:
             pass
         finally:
@@ -361,18 +389,62 @@ def serve_cut_after_354(count):
     return thread
 
 
+CUT_BODY = (b"Subject: cut in the body\r\n\r\n" +
+            b"x" * 998 + b"\r\n") * 4096
+
+
 def check_cut_in_body(tap, harness, store):
     """A first MX that closes the connection while the body is still being
-    sent cannot have the message, so the next MX host takes it."""
-    body = (b"Subject: cut in the body\r\n\r\n" +
-            b"x" * 998 + b"\r\n") * 4096
+    sent cannot have the message, so the next MX host takes it; a
+    recipient that the first MX refused with 5xx bounces at once and does
+    not hold the others back."""
     with smtplib.SMTP("127.0.0.1", RELAYS["main"][0],
                       local_hostname="client.test", timeout=60) as client:
-        refused = client.sendmail(SENDER, ["e@cut.test"], body)
+        refused = client.sendmail(SENDER, ["e@cut.test"], CUT_BODY)
     tap.check(refused == {}, "main relay accepts e@cut.test", refused)
     line = wait_outcome(harness, "main", "e@cut.test", "delivered")
     tap.check(line is not None and "relay=live.cut.test" in line,
               "a connection cut in the body moves on to the next MX", line)
+
+    with smtplib.SMTP("127.0.0.1", RELAYS["main"][0],
+                      local_hostname="client.test", timeout=60) as client:
+        refused = client.sendmail(SENDER, ["nouser@cut2.test",
+                                           "f@cut2.test"], CUT_BODY)
+    tap.check(refused == {}, "main relay accepts two cut2.test recipients",
+              refused)
+    line = wait_outcome(harness, "main", "f@cut2.test", "delivered")
+    tap.check(line is not None and "relay=live2.cut.test" in line and
+              "attempt=1 " in line,
+              "after a cut, the next MX takes the recipients that the first "
+              "did not refuse", line)
+    line = wait_outcome(harness, "main", "nouser@cut2.test", "bounced")
+    tap.check(line is not None and "550 5.1.1" in line and
+              "relay=cut.cut.test" in line,
+              "the recipient the first MX refused bounces with its 550",
+              line)
+    tap.check("nouser@cut2.test" not in stored_rcpts(store),
+              "the refused recipient is not tried at the next MX")
+
+
+def check_5xx_greeting(tap, harness, store):
+    """A 554 greeting says the host offers no service, nothing about the
+    recipients: the next MX takes the mail, and with no other MX the mail
+    is deferred, never bounced."""
+    tap.check(send("main", ["g@greet.test"]) == {},
+              "main relay accepts g@greet.test")
+    line = wait_outcome(harness, "main", "g@greet.test", "delivered")
+    tap.check(line is not None and "relay=live.greet.test" in line and
+              "attempt=1 " in line,
+              "a 554 greeting moves on to the next MX", line)
+    tap.check(send("main", ["h@greetonly.test"]) == {},
+              "main relay accepts h@greetonly.test")
+    line = wait_outcome(harness, "main", "h@greetonly.test", "deferred")
+    tap.check(line is not None and "451 4.4.0" in line and
+              "554 5.3.2" in line,
+              "a 554 greeting of the only MX defers with its text", line)
+    tap.check(outcome_line(harness, "main", "h@greetonly.test",
+                           "bounced") is None,
+              "a 554 greeting never bounces the mail")
 
 
 def check_strict(tap, harness, store):
@@ -537,12 +609,18 @@ def test(tap, harness):
         f"{SLOW}:25", "--store", harness.path("slow-store"),
         "--data-delay", "20000"])
     tap.check(h.wait_port(SLOW, 25), "the slow sink listens")
-    serve_cut_after_354(1)
+    serve_cut_after_354(2)
+    harness.start("greet-sink", [
+        harness.binary("bench/ringrelay-bench"), "sink", "--listen",
+        f"{GREET5}:25", "--store", harness.path("greet-store"),
+        "--connect-reply", "554 5.3.2 go away:1"])
+    tap.check(h.wait_port(GREET5, 25), "the 554 sink listens")
     start_relays(harness)
 
     check_main(tap, harness, store)
     check_no_duplicate(tap, harness, store)
     check_cut_in_body(tap, harness, store)
+    check_5xx_greeting(tap, harness, store)
     check_strict(tap, harness, store)
     check_missing_next_hop(tap, harness)
     check_smarthost_shared(tap, harness, smart_store)
