@@ -15,6 +15,11 @@ end of data). A new connection opens only while the ready messages
 outnumber the connections that carry one, so at most 10 open, not the
 destination's limit of 20.
 
+A third relay, with a cap of 2, gets a backlog for a slow destination
+that takes both slots, then messages for a fast one. The slow
+destination must give up one connection after its current transaction,
+so the fast one delivers while the slow backlog still waits.
+
 Usage (inside netns_run.sh): relay_conncap.py BUILD_DIR
 """
 import re
@@ -25,6 +30,10 @@ import harness as h
 
 SINK_PORT = 2640
 BURST_PORT = 2641
+SLOW_PORT = 2642
+FAST_PORT = 2643
+SLOW_BACKLOG = 20
+FAST_MESSAGES = 10
 BURST = 20
 DOMAINS = 20
 CAP = 4
@@ -55,6 +64,22 @@ durability = none;
 relay_networks = ["127.0.0.1/32"];
 routes {{
     "burst.test" = "127.0.0.1:{port}";
+}}
+"""
+
+
+YIELD_CONFIG = """
+listen = "127.0.0.1:2525";
+queue_dir = "{queue}";
+hostname = "relay.test";
+durability = none;
+log_level = "debug";
+relay_networks = ["127.0.0.1/32"];
+delivery_max_connections_total = 2;
+delivery_connection_idle_timeout = 60s;
+routes {{
+    "slow.test" = "127.0.0.1:{slow}";
+    "fast.test" = "127.0.0.1:{fast}";
 }}
 """
 
@@ -186,6 +211,56 @@ def test_burst(tap, harness):
     tap.check(harness.stop(relay) == 0, "burst: relay stops cleanly")
 
 
+def test_busy_yield(tap, harness):
+    """A slow destination with a backlog holds both slots of a cap of 2,
+    and must hand one to a fast destination after its current
+    transaction instead of keeping it until the backlog is gone."""
+    listening, slow_store, _ = start_sink(harness, "slow", SLOW_PORT, 500)
+    tap.check(listening, "yield: slow sink listens")
+    listening, fast_store, _ = start_sink(harness, "fast", FAST_PORT, 0)
+    tap.check(listening, "yield: fast sink listens")
+    config = h.write_config(harness, YIELD_CONFIG.format(
+        queue=harness.path("yield-queue"), slow=SLOW_PORT, fast=FAST_PORT),
+        name="yield.conf")
+    relay = h.start_relay(harness, config, name="yield-relay")
+
+    send([("slow.test", index) for index in range(SLOW_BACKLOG)])
+    send([("fast.test", index) for index in range(FAST_MESSAGES)])
+    fast_done = h.wait_for(
+        lambda: len(h.read_stored(fast_store)) == FAST_MESSAGES, 30)
+    slow_at_fast_done = len(h.read_stored(slow_store))
+    tap.check(fast_done, f"yield: all {FAST_MESSAGES} fast messages arrive",
+              len(h.read_stored(fast_store)))
+    # Two slow connections deliver about 4 messages a second, so the fast
+    # messages, delivered in about a second once a slot is free, must be
+    # done with most of the slow backlog still queued.
+    tap.check(slow_at_fast_done <= SLOW_BACKLOG // 2,
+              "yield: fast delivery ends while the slow backlog waits",
+              f"{slow_at_fast_done} of {SLOW_BACKLOG} slow messages "
+              "delivered by then")
+
+    slow_done = h.wait_for(
+        lambda: len(h.read_stored(slow_store)) == SLOW_BACKLOG, 30)
+    tap.check(slow_done, f"yield: all {SLOW_BACKLOG} slow messages arrive",
+              len(h.read_stored(slow_store)))
+    log = harness.log_text("yield-relay")
+    slow_dest = f"127.0.0.1:{SLOW_PORT}"
+    fast_dest = f"127.0.0.1:{FAST_PORT}"
+    tap.check(re.search(r"event=connection-slot-wait dest="
+                        + re.escape(fast_dest), log) is not None,
+              "yield: the fast destination waits for a slot")
+    yielded = re.findall(r"event=connection-yielded dest=(\S+)", log)
+    tap.check(yielded[:1] == [slow_dest],
+              "yield: a slow connection ends for the waiting destination",
+              yielded)
+    tap.check(harness.stop(relay) == 0, "yield: relay stops cleanly")
+    line = re.search(r"event=outbound-connections .*yielded=(\d+)",
+                     harness.log_text("yield-relay"))
+    tap.check(line is not None and int(line.group(1)) == len(yielded),
+              "yield: the stop line counts yielded connections",
+              line.group(0) if line is not None else None)
+
+
 def test(tap, harness):
     routes = "\n".join(f'    "d{index}.test" = "{dest_name(index)}";'
                        for index in range(1, DOMAINS + 1))
@@ -215,6 +290,7 @@ def test(tap, harness):
                   reclaimed)
 
     test_burst(tap, harness)
+    test_busy_yield(tap, harness)
 
 
 if __name__ == "__main__":
