@@ -20,10 +20,13 @@ that takes both slots, then messages for a fast one. The slow
 destination must give up one connection after its current transaction,
 so the fast one delivers while the slow backlog still waits.
 
+Last, ringrelay -t checks the names in the destinations object.
+
 Usage (inside netns_run.sh): relay_conncap.py BUILD_DIR
 """
 import re
 import smtplib
+import subprocess
 import time
 
 import harness as h
@@ -212,7 +215,7 @@ def test_burst(tap, harness):
 
 
 def test_busy_yield(tap, harness):
-    """A slow destination with a backlog holds both slots of a cap of 2,
+    """A slow destination with a backlog takes both slots of a cap of 2,
     and must hand one to a fast destination after its current
     transaction instead of keeping it until the backlog is gone."""
     listening, slow_store, _ = start_sink(harness, "slow", SLOW_PORT, 500)
@@ -261,6 +264,44 @@ def test_busy_yield(tap, harness):
               line.group(0) if line is not None else None)
 
 
+def check_config(harness, name, text):
+    """Run ringrelay -t on text; returns the CompletedProcess."""
+    path = h.write_config(harness, text, name=name)
+    return subprocess.run([harness.binary("ringrelay"), "-t", "-c", path],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_destination_names(tap, harness):
+    """ringrelay -t rejects a destination name of no valid form, and
+    warns about one that no delivery uses, naming the one to use."""
+    base = f'queue_dir = "{harness.path("names-queue")}";\n'
+    result = check_config(harness, "bad-name.conf", base + (
+        'destinations {\n  "127.0.0.1:99999" { max_connections = 2; }\n}\n'))
+    tap.check(result.returncode == 1, "names: -t rejects port 99999",
+              result.stderr)
+    tap.check("bad-name.conf:3: invalid value for 'destinations': "
+              "destination '127.0.0.1:99999': port '99999' is not a "
+              "number from 1 to 65535" in result.stderr,
+              "names: the error has file, line and reason", result.stderr)
+
+    result = check_config(harness, "routed-name.conf", base + (
+        'routes { "slow.test" = "127.0.0.4"; }\n'
+        'destinations {\n'
+        '  "slow.test" { max_connections = 2; }\n'
+        '  "127.0.0.4:25" { max_connections = 3; }\n'
+        '}\n'))
+    tap.check(result.returncode == 0, "names: -t accepts a routed domain",
+              result.stderr)
+    tap.check("warning: " in result.stderr and "routed-name.conf:4: "
+              "destination 'slow.test' matches no delivery" in result.stderr,
+              "names: -t warns about the routed domain", result.stderr)
+    tap.check("the destination is '127.0.0.4:25'" in result.stderr,
+              "names: the warning names the route's destination",
+              result.stderr)
+    tap.check("destination '127.0.0.4:25'" not in result.stderr,
+              "names: -t accepts the route's HOST:PORT", result.stderr)
+
+
 def test(tap, harness):
     routes = "\n".join(f'    "d{index}.test" = "{dest_name(index)}";'
                        for index in range(1, DOMAINS + 1))
@@ -291,6 +332,7 @@ def test(tap, harness):
 
     test_burst(tap, harness)
     test_busy_yield(tap, harness)
+    test_destination_names(tap, harness)
 
 
 if __name__ == "__main__":
