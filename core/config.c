@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/conf_parse.h"
+#include "core/config_dest_name.h"
 #include "core/control_proto.h"
 #include "dns/resolver.h"
 #include "proto/smtp_address.h"
@@ -1384,6 +1385,12 @@ static int config_parse_destination(struct config_loader *loader,
     }
     if (dest->name[0] == '\0') {
         return config_invalid(loader, member, "empty destination name");
+    }
+    dest->line = member->line;
+    if (config_dest_name_kind(dest->name, reason, sizeof(reason)) ==
+        CONFIG_DEST_INVALID) {
+        return config_invalid(loader, member, "destination '%.80s': %s",
+                              member->key, reason);
     }
     for (size_t i = 0; i < count; i++) {
         if (strcmp(dests[i].name, dest->name) == 0) {

@@ -35,6 +35,7 @@ struct config_destination {
     char *name;                   /* lower case */
     struct config_delivery limits;
     unsigned set;                 /* bit i: field i of the table is set */
+    unsigned line;                /* of the entry in the config file */
 };
 
 void config_delivery_defaults(struct config_delivery *limits);

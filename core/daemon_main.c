@@ -15,6 +15,7 @@
 #include "core/auth_users.h"
 #include "core/auth_worker.h"
 #include "core/config.h"
+#include "core/config_dest_name.h"
 #include "core/control.h"
 #include "core/daemon.h"
 #include "core/daemon_tls.h"
@@ -289,6 +290,32 @@ static void daemon_warn_relay_networks(const struct config *config,
     }
 }
 
+/* daemon_warn_destinations warns about each destinations entry that no
+ * delivery can use (config_dest_name_advice): on stderr when print is
+ * set (ringrelay -t), else in the log. The daemon still runs. */
+static void daemon_warn_destinations(const struct config *config,
+                                     const char *path, bool print)
+{
+    for (size_t i = 0; i < config->destination_count; i++) {
+        const struct config_destination *dest = &config->destinations[i];
+        char advice[512];
+
+        if (!config_dest_name_advice(config, dest->name, advice,
+                                     sizeof(advice))) {
+            continue;
+        }
+        if (print) {
+            fprintf(stderr, "ringrelay: warning: %s:%u: destination '%s' "
+                    "matches no delivery: %s\n", path, dest->line,
+                    dest->name, advice);
+        } else {
+            log_warning("event=destination-unused dest=%s file=%s line=%u "
+                        "reason=\"%s\"", dest->name, path, dest->line,
+                        advice);
+        }
+    }
+}
+
 /* daemon_run builds every part, runs the reactor until a stop, and tears
  * down in reverse order. Returns the process exit status. */
 static int daemon_run(struct daemon *daemon)
@@ -427,6 +454,7 @@ int main(int argc, char **argv)
     if (check_only) {
         daemon_tls_warn_dates(&config, true);
         daemon_warn_relay_networks(&config, true);
+        daemon_warn_destinations(&config, path, true);
         if (daemon.auth_users != NULL) {
             daemon_warn_users_mode(config.auth_users_file,
                                    daemon.auth_users, true);
@@ -441,6 +469,7 @@ int main(int argc, char **argv)
     log_set_level(config.log_level);
     daemon_tls_warn_dates(&config, false);
     daemon_warn_relay_networks(&config, false);
+    daemon_warn_destinations(&config, path, false);
     if (daemon.auth_users != NULL) {
         daemon_log_users(&daemon, "auth-users");
         daemon_warn_users_mode(config.auth_users_file, daemon.auth_users,

@@ -1007,10 +1007,11 @@ void outbound_free(struct outbound *outbound)
         return;
     }
     log_info("event=outbound-connections peak=%zu cap=%zu slot_waits=%llu "
-             "idle_reclaimed=%llu",
+             "idle_reclaimed=%llu yielded=%llu",
              outbound->slots.peak, outbound->slots.cap,
              (unsigned long long)outbound->slots.waits,
-             (unsigned long long)outbound->slots.reclaimed);
+             (unsigned long long)outbound->slots.reclaimed,
+             (unsigned long long)outbound->slots.yielded);
     outbound_dest_close_all(outbound->dests);
     outbound_group_free_all(outbound);
     while (outbound->jobs != NULL) {

@@ -782,7 +782,8 @@ static bool conn_refused_one_more(struct outbound_conn *conn)
 }
 
 /* conn_can_keep reports whether the connection may wait for the next
- * message once this transaction is over. */
+ * message once this transaction is over. The slot check comes last
+ * because a true answer there commits conn to QUIT. */
 static bool conn_can_keep(struct outbound_conn *conn)
 {
     const struct config_delivery *limits = &conn->dest->limits;
@@ -792,7 +793,8 @@ static bool conn_can_keep(struct outbound_conn *conn)
            !outbound_stopping(conn->dest->outbound) &&
            smtp_client_idle(conn->client) &&
            smtp_client_output(conn->client)->len == 0 &&
-           outbound_conn_tls_idle(conn) && !conn->send_op.armed;
+           outbound_conn_tls_idle(conn) && !conn->send_op.armed &&
+           !outbound_slots_conn_yields(conn);
 }
 
 /* conn_go_idle ends the job's attempt and keeps the connection for the

@@ -107,6 +107,43 @@ static void slots_reclaim(struct outbound_slots *slots)
     }
 }
 
+/* slots_count_staying counts the connections of conn's destination other
+ * than conn that will still be open after their current step: those not
+ * quitting, closing or already given up for a slot. */
+static size_t slots_count_staying(const struct outbound_conn *conn)
+{
+    size_t count = 0;
+
+    for (const struct outbound_conn *other = conn->dest->conns;
+         other != NULL; other = other->next) {
+        if (other != conn && !other->reclaimed &&
+            other->state != OUTBOUND_CONN_QUITTING &&
+            other->state != OUTBOUND_CONN_CLOSING) {
+            count++;
+        }
+    }
+    return count;
+}
+
+bool outbound_slots_conn_yields(struct outbound_conn *conn)
+{
+    struct outbound_slots *slots = dest_slots(conn->dest);
+    size_t used = slots->open + slots->granted;
+    size_t free_slots = used < slots->cap ? slots->cap - used : 0;
+
+    if (slots->wait_count <= slots->reclaiming + free_slots ||
+        slots_count_staying(conn) == 0) {
+        return false;
+    }
+    conn->reclaimed = true;
+    slots->reclaiming++;
+    slots->yielded++;
+    log_debug("event=connection-yielded dest=%s relay=%s open=%zu "
+              "waiting=%zu",
+              conn->dest->name, conn->relay, slots->open, slots->wait_count);
+    return true;
+}
+
 bool outbound_slots_take(struct outbound_dest *dest, bool has_busy)
 {
     struct outbound_slots *slots = dest_slots(dest);

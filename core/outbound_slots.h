@@ -6,10 +6,9 @@
  * destination one idle connection of another destination is closed
  * with QUIT, least recently used first. Each slot that frees goes to
  * the head of the FIFO, so every waiting destination gets its turn.
- * NOTE: destinations with a steady backlog reuse their connections and
- * leave none idle, so under such load a waiting destination gets a slot
- * only when one of those reaches max_messages_per_connection or
- * closes. */
+ * Destinations with a steady backlog leave no connection idle. So while
+ * destinations wait, a connection whose destination has another one
+ * ends with QUIT after its transaction, and its slot goes to the FIFO. */
 #ifndef RINGRELAY_CORE_OUTBOUND_SLOTS_H
 #define RINGRELAY_CORE_OUTBOUND_SLOTS_H
 
@@ -45,6 +44,9 @@ struct outbound_slots {
                                        * FIFO, for the stop line */
     uint64_t reclaimed;               /* idle connections closed for a
                                        * slot */
+    uint64_t yielded;                 /* busy connections that ended
+                                       * after their transaction for a
+                                       * slot */
     size_t peak;                      /* most connections at once */
 };
 
@@ -79,6 +81,14 @@ void outbound_slots_forget(struct outbound_dest *dest);
 void outbound_slots_conn_opened(struct outbound_conn *conn);
 void outbound_slots_conn_idle(struct outbound_conn *conn);
 void outbound_slots_conn_closed(struct outbound_conn *conn);
+
+/* outbound_slots_conn_yields decides whether conn gives up its slot when
+ * its transaction ends. It does when more destinations wait than slots
+ * are free or closing for them, and conn's destination has another
+ * connection that stays open, so a destination with a single connection
+ * keeps it. On true, conn counts as closing for a waiting destination,
+ * and the caller must end it with QUIT. */
+bool outbound_slots_conn_yields(struct outbound_conn *conn);
 
 /* outbound_slots_conn_busy takes an idle connection that gets a new
  * transaction off the list of idle connections. */

@@ -15,16 +15,28 @@ end of data). A new connection opens only while the ready messages
 outnumber the connections that carry one, so at most 10 open, not the
 destination's limit of 20.
 
+A third relay, with a cap of 2, gets a backlog for a slow destination
+that takes both slots, then messages for a fast one. The slow
+destination must give up one connection after its current transaction,
+so the fast one delivers while the slow backlog still waits.
+
+Last, ringrelay -t checks the names in the destinations object.
+
 Usage (inside netns_run.sh): relay_conncap.py BUILD_DIR
 """
 import re
 import smtplib
+import subprocess
 import time
 
 import harness as h
 
 SINK_PORT = 2640
 BURST_PORT = 2641
+SLOW_PORT = 2642
+FAST_PORT = 2643
+SLOW_BACKLOG = 20
+FAST_MESSAGES = 10
 BURST = 20
 DOMAINS = 20
 CAP = 4
@@ -55,6 +67,22 @@ durability = none;
 relay_networks = ["127.0.0.1/32"];
 routes {{
     "burst.test" = "127.0.0.1:{port}";
+}}
+"""
+
+
+YIELD_CONFIG = """
+listen = "127.0.0.1:2525";
+queue_dir = "{queue}";
+hostname = "relay.test";
+durability = none;
+log_level = "debug";
+relay_networks = ["127.0.0.1/32"];
+delivery_max_connections_total = 2;
+delivery_connection_idle_timeout = 60s;
+routes {{
+    "slow.test" = "127.0.0.1:{slow}";
+    "fast.test" = "127.0.0.1:{fast}";
 }}
 """
 
@@ -186,6 +214,94 @@ def test_burst(tap, harness):
     tap.check(harness.stop(relay) == 0, "burst: relay stops cleanly")
 
 
+def test_busy_yield(tap, harness):
+    """A slow destination with a backlog takes both slots of a cap of 2,
+    and must hand one to a fast destination after its current
+    transaction instead of keeping it until the backlog is gone."""
+    listening, slow_store, _ = start_sink(harness, "slow", SLOW_PORT, 500)
+    tap.check(listening, "yield: slow sink listens")
+    listening, fast_store, _ = start_sink(harness, "fast", FAST_PORT, 0)
+    tap.check(listening, "yield: fast sink listens")
+    config = h.write_config(harness, YIELD_CONFIG.format(
+        queue=harness.path("yield-queue"), slow=SLOW_PORT, fast=FAST_PORT),
+        name="yield.conf")
+    relay = h.start_relay(harness, config, name="yield-relay")
+
+    send([("slow.test", index) for index in range(SLOW_BACKLOG)])
+    send([("fast.test", index) for index in range(FAST_MESSAGES)])
+    fast_done = h.wait_for(
+        lambda: len(h.read_stored(fast_store)) == FAST_MESSAGES, 30)
+    slow_at_fast_done = len(h.read_stored(slow_store))
+    tap.check(fast_done, f"yield: all {FAST_MESSAGES} fast messages arrive",
+              len(h.read_stored(fast_store)))
+    # Two slow connections deliver about 4 messages a second, so the fast
+    # messages, delivered in about a second once a slot is free, must be
+    # done with most of the slow backlog still queued.
+    tap.check(slow_at_fast_done <= SLOW_BACKLOG // 2,
+              "yield: fast delivery ends while the slow backlog waits",
+              f"{slow_at_fast_done} of {SLOW_BACKLOG} slow messages "
+              "delivered by then")
+
+    slow_done = h.wait_for(
+        lambda: len(h.read_stored(slow_store)) == SLOW_BACKLOG, 30)
+    tap.check(slow_done, f"yield: all {SLOW_BACKLOG} slow messages arrive",
+              len(h.read_stored(slow_store)))
+    log = harness.log_text("yield-relay")
+    slow_dest = f"127.0.0.1:{SLOW_PORT}"
+    fast_dest = f"127.0.0.1:{FAST_PORT}"
+    tap.check(re.search(r"event=connection-slot-wait dest="
+                        + re.escape(fast_dest), log) is not None,
+              "yield: the fast destination waits for a slot")
+    yielded = re.findall(r"event=connection-yielded dest=(\S+)", log)
+    tap.check(yielded[:1] == [slow_dest],
+              "yield: a slow connection ends for the waiting destination",
+              yielded)
+    tap.check(harness.stop(relay) == 0, "yield: relay stops cleanly")
+    line = re.search(r"event=outbound-connections .*yielded=(\d+)",
+                     harness.log_text("yield-relay"))
+    tap.check(line is not None and int(line.group(1)) == len(yielded),
+              "yield: the stop line counts yielded connections",
+              line.group(0) if line is not None else None)
+
+
+def check_config(harness, name, text):
+    """Run ringrelay -t on text; returns the CompletedProcess."""
+    path = h.write_config(harness, text, name=name)
+    return subprocess.run([harness.binary("ringrelay"), "-t", "-c", path],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_destination_names(tap, harness):
+    """ringrelay -t rejects a destination name of no valid form, and
+    warns about one that no delivery uses, naming the one to use."""
+    base = f'queue_dir = "{harness.path("names-queue")}";\n'
+    result = check_config(harness, "bad-name.conf", base + (
+        'destinations {\n  "127.0.0.1:99999" { max_connections = 2; }\n}\n'))
+    tap.check(result.returncode == 1, "names: -t rejects port 99999",
+              result.stderr)
+    tap.check("bad-name.conf:3: invalid value for 'destinations': "
+              "destination '127.0.0.1:99999': port '99999' is not a "
+              "number from 1 to 65535" in result.stderr,
+              "names: the error has file, line and reason", result.stderr)
+
+    result = check_config(harness, "routed-name.conf", base + (
+        'routes { "slow.test" = "127.0.0.4"; }\n'
+        'destinations {\n'
+        '  "slow.test" { max_connections = 2; }\n'
+        '  "127.0.0.4:25" { max_connections = 3; }\n'
+        '}\n'))
+    tap.check(result.returncode == 0, "names: -t accepts a routed domain",
+              result.stderr)
+    tap.check("warning: " in result.stderr and "routed-name.conf:4: "
+              "destination 'slow.test' matches no delivery" in result.stderr,
+              "names: -t warns about the routed domain", result.stderr)
+    tap.check("the destination is '127.0.0.4:25'" in result.stderr,
+              "names: the warning names the route's destination",
+              result.stderr)
+    tap.check("destination '127.0.0.4:25'" not in result.stderr,
+              "names: -t accepts the route's HOST:PORT", result.stderr)
+
+
 def test(tap, harness):
     routes = "\n".join(f'    "d{index}.test" = "{dest_name(index)}";'
                        for index in range(1, DOMAINS + 1))
@@ -215,6 +331,8 @@ def test(tap, harness):
                   reclaimed)
 
     test_burst(tap, harness)
+    test_busy_yield(tap, harness)
+    test_destination_names(tap, harness)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@
 
 #include "core/conf_parse.h"
 #include "core/config.h"
+#include "core/config_dest_name.h"
 #include "core/netaddr.h"
 
 /* ---------------------------------------------------------------------
@@ -2013,6 +2014,122 @@ Test(config, destination_invalid, .init = tmp_setup, .fini = tmp_teardown)
               "'a.test'");
     load_fail("destinations = 5;\n", 1,
               "invalid value for 'destinations': ");
+}
+
+Test(config, destination_name_syntax, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    static const struct {
+        const char *name;
+        const char *reason;
+    } cases[] = {
+        {"exa mple.com", "not a domain, HOST:PORT, mx:HOSTS or address "
+                         "literal"},
+        {"ex@mple.com", "not a domain, HOST:PORT, mx:HOSTS or address "
+                        "literal"},
+        {"127.0.0.1:99999", "port '99999' is not a number from 1 to "
+                            "65535"},
+        {"127.0.0.1:0", "port '0' is not a number from 1 to 65535"},
+        {"a.test:", "port '' is not a number from 1 to 65535"},
+        {"a_b.test:25", "'a_b.test' is neither a host name nor an IP "
+                        "address"},
+        {"[999.0.2.1]", "not a valid address literal such as [192.0.2.1] "
+                        "or [IPv6:2001:db8::1]"},
+        {"[192.0.2.1", "not a valid address literal such as [192.0.2.1] "
+                       "or [IPv6:2001:db8::1]"},
+        {"mx:a.test,;b.test", "an MX set lists host names separated by "
+                              "',' and ';', with none empty"},
+        {"mx:a.test;-b.test", "MX host '-b.test' is not a host name"},
+    };
+    char text[256];
+    char reason[300];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(text, sizeof(text), "destinations {\n  \"%s\" "
+                 "{ max_connections = 2; }\n}\n", cases[i].name);
+        snprintf(reason, sizeof(reason), "invalid value for "
+                 "'destinations': destination '%s': %s", cases[i].name,
+                 cases[i].reason);
+        load_fail_exact(text, 2, reason);
+    }
+}
+
+Test(config, destination_name_kinds)
+{
+    static const struct {
+        const char *name;
+        enum config_dest_kind kind;
+    } cases[] = {
+        {"example.com", CONFIG_DEST_DOMAIN},
+        {"127.0.0.1:2526", CONFIG_DEST_HOSTPORT},
+        {"mx.example.net:25", CONFIG_DEST_HOSTPORT},
+        {"2001:db8::1:25", CONFIG_DEST_HOSTPORT},
+        {"mx:25", CONFIG_DEST_HOSTPORT},
+        {"mx:mx1.example.net,mx2.example.net;backup.example.net",
+         CONFIG_DEST_MX_SET},
+        {"[192.0.2.1]", CONFIG_DEST_LITERAL},
+        {"[ipv6:2001:db8::1]", CONFIG_DEST_LITERAL},
+        {"127.0.0.1", CONFIG_DEST_BARE_IP},
+        {"::1", CONFIG_DEST_BARE_IP},
+        {"exa mple.com", CONFIG_DEST_INVALID},
+    };
+    char reason[160];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cr_expect_eq(config_dest_name_kind(cases[i].name, reason,
+                                           sizeof(reason)),
+                     cases[i].kind, "kind of '%s'", cases[i].name);
+    }
+}
+
+/* Loads text and expects config_dest_name_advice to name use in its
+ * advice for name, or with use NULL to have none. */
+static void expect_dest_advice(const char *text, const char *name,
+                               const char *use)
+{
+    struct config config;
+    char advice[512] = "";
+    bool advised;
+
+    load_ok(&config, text);
+    advised = config_dest_name_advice(&config, name, advice,
+                                      sizeof(advice));
+    if (use == NULL) {
+        cr_expect(!advised, "advice for '%s': %s", name, advice);
+    } else {
+        cr_expect(advised, "no advice for '%s'", name);
+        cr_expect(strstr(advice, use) != NULL,
+                  "advice for '%s' lacks %s: %s", name, use, advice);
+    }
+    config_cleanup(&config);
+}
+
+Test(config, destination_name_advice, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    const char *routed = "routes {\n"
+                         "  \"slow.test\" = \"127.0.0.4\";\n"
+                         "  gone.test { transport = discard }\n"
+                         "}\n";
+    const char *smarthost = "smarthost = \"relay.example.net:587\";\n";
+
+    expect_dest_advice(routed, "slow.test", "'127.0.0.4:25'");
+    expect_dest_advice(routed, "127.0.0.4:25", NULL);
+    expect_dest_advice(routed, "127.0.0.4:26", "no route or smarthost");
+    expect_dest_advice(routed, "127.0.0.4", "'127.0.0.4:25'");
+    expect_dest_advice(routed, "gone.test", NULL);
+    expect_dest_advice(routed, "other.test", NULL);
+    expect_dest_advice(routed, "[192.0.2.1]", NULL);
+    expect_dest_advice(routed, "mx:a.test;b.test", NULL);
+    expect_dest_advice(routed, "::1", "'[IPv6:::1]'");
+
+    expect_dest_advice(smarthost, "example.com",
+                       "'relay.example.net:587'");
+    expect_dest_advice(smarthost, "[192.0.2.1]",
+                       "'relay.example.net:587'");
+    expect_dest_advice(smarthost, "relay.example.net:587", NULL);
+    expect_dest_advice(smarthost, "relay.example.net",
+                       "'relay.example.net:587'");
 }
 
 /* ---------------------------------------------------------------------
