@@ -905,10 +905,11 @@ void outbound_job_requeue(struct outbound_job *job)
 }
 
 /* job_regroup frees a job whose destination is an MX set and gives its
- * waiting recipients to a new group, so that each domain's MX hosts are
- * looked up again before the next attempt: the domains that shared the
- * set may have parted since. The destination is kept meanwhile, with its
- * breaker. Out of memory, the job just becomes ready. */
+ * waiting recipients to a new group. Each domain's MX hosts are then
+ * looked up again before the next attempt, because the domains that
+ * shared the set may have parted since. The destination is kept
+ * meanwhile, with its breaker. Out of memory, the job just becomes
+ * ready. */
 static void job_regroup(struct outbound_job *job)
 {
     struct outbound *outbound = job->outbound;
