@@ -158,6 +158,8 @@ static const struct config_number config_numbers[] = {
      offsetof(struct config, max_mx_addresses), false},
     {"delivery_max_connections_total", 1, 100000,
      offsetof(struct config, delivery_max_connections_total), false},
+    {"resolver_max_queries", 1, 100000,
+     offsetof(struct config, resolver_max_queries), false},
 };
 
 static int config_error(struct config_loader *loader, unsigned line,
@@ -366,6 +368,7 @@ int config_init(struct config *config)
     config->auth_max_pending = CONFIG_AUTH_MAX_PENDING_DEFAULT;
     config->auth_max_pending_per_ip = CONFIG_AUTH_MAX_PENDING_PER_IP_DEFAULT;
     config->auth_received_header = true;
+    config->resolver_max_queries = DNS_DEFAULT_MAX_QUERIES;
     config->max_mx_hosts = CONFIG_MAX_MX_HOSTS_DEFAULT;
     config->max_mx_addresses = CONFIG_MAX_MX_ADDRESSES_DEFAULT;
     config_delivery_defaults(&config->delivery);
@@ -1512,6 +1515,7 @@ static const struct config_key config_keys[] = {
     {"delay_warning", config_apply_seconds},
     {"reject_early_talkers", config_apply_reject_early_talkers},
     {"mx_allow_loopback", config_apply_mx_allow_loopback},
+    {"resolver_max_queries", config_apply_count},
     {"max_mx_hosts", config_apply_count},
     {"max_mx_addresses", config_apply_count},
     {"log_level", config_apply_log_level},

@@ -52,6 +52,7 @@ struct config {
     size_t relay_domain_count;
     bool has_resolver;
     struct netaddr_hostport resolver; /* IP literal; else resolv.conf */
+    unsigned resolver_max_queries; /* DNS queries in flight at once */
     bool has_smarthost;
     struct netaddr_hostport smarthost;
     char *smarthost_auth_user;    /* AUTH PLAIN to the smarthost */

@@ -212,7 +212,9 @@ static int daemon_open_signals(struct daemon_signals *signals)
 static int daemon_open_resolver(struct daemon *daemon)
 {
     const struct config *config = daemon->config;
-    struct dns_options opts = {0};
+    struct dns_options opts = {
+        .max_queries = config->resolver_max_queries,
+    };
     int rc;
 
     if (config->has_resolver) {

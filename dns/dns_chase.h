@@ -22,12 +22,14 @@
 struct reactor;
 struct dns_options;
 struct dns_cache;
+struct dns_limit;
 
 /* dns_chase_env: what every lookup of a resolver shares. */
 struct dns_chase_env {
     struct reactor *reactor;
     const struct dns_options *opts;
     struct dns_cache *cache;
+    struct dns_limit *limit; /* queries in flight; NULL: no cap */
     struct dns_flight *flights[DNS_FLIGHT_BUCKETS]; /* dns_flight.c */
 };
 

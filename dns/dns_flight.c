@@ -131,8 +131,9 @@ static int dns_flight_start(struct dns_chase_env *env, const char *name,
     flight->env = env;
     flight->type = type;
     strcpy(flight->name, name);
-    rc = dns_query_start(&flight->query, env->reactor, env->opts, name, type,
-                         dns_flight_on_answer, flight);
+    rc = dns_query_start(&flight->query, env->reactor, env->opts,
+                         env->limit, name, type, dns_flight_on_answer,
+                         flight);
     if (rc < 0) {
         free(flight);
         return rc;

@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "core/reactor.h"
+#include "dns/dns_limit.h"
 #include "dns/dns_tcp.h"
 #include "dns/resolver.h"
 
@@ -49,6 +50,9 @@ struct dns_query {
     unsigned tries_started;
     unsigned tries_max;
     const char *last_failure; /* why the last try failed, for the log */
+    struct dns_limit *limit;  /* NULL: no cap */
+    struct dns_limit_entry slot;
+    uint64_t queued_ms;       /* when the query had to wait for a slot */
 };
 
 static void dns_query_next_try(struct dns_query *query);
@@ -179,6 +183,9 @@ static void dns_query_finish(struct dns_query *query,
     reactor_timer_cancel(query->reactor, &query->timer);
     dns_udp_detach(query->udp);
     dns_tcp_detach(query->tcp);
+    if (query->limit != NULL) {
+        dns_limit_leave(query->limit, &query->slot);
+    }
     free(query);
     fn(arg, answer);
 }
@@ -448,9 +455,25 @@ static void dns_query_next_try(struct dns_query *query)
     }
 }
 
+/* dns_query_on_slot starts a query that waited for a slot. Its first
+ * try starts from the timer, whose timeout then counts from the send. */
+static void dns_query_on_slot(struct dns_limit_entry *slot)
+{
+    struct dns_query *query = slot->owner;
+
+    log_debug("event=dns-query-waited name=%s type=%s wait_ms=%llu "
+              "queued=%zu max_queries=%u", query->question.name,
+              dns_type_name(query->question.type),
+              (unsigned long long)(reactor_now_ms(query->reactor) -
+                                   query->queued_ms),
+              query->limit->queued, query->limit->max_running);
+    reactor_timer_set(query->reactor, &query->timer, 0);
+}
+
 int dns_query_start(struct dns_query **out, struct reactor *reactor,
-                    const struct dns_options *opts, const char *name,
-                    uint16_t type, dns_query_fn fn, void *arg)
+                    const struct dns_options *opts, struct dns_limit *limit,
+                    const char *name, uint16_t type, dns_query_fn fn,
+                    void *arg)
 {
     struct dns_query *query;
     unsigned attempts = opts->attempts ? opts->attempts
@@ -472,11 +495,18 @@ int dns_query_start(struct dns_query **out, struct reactor *reactor,
     query->timer.fire = dns_query_timer_fire;
     query->timer.owner = query;
     query->tries_max = (unsigned)opts->server_count * attempts;
+    query->limit = limit;
+    *out = query;
+
+    if (limit != NULL &&
+        !dns_limit_enter(limit, &query->slot, dns_query_on_slot, query)) {
+        query->queued_ms = reactor_now_ms(reactor);
+        return 0;
+    }
 
     /* The first try starts from the timer too, so a failure to open a
      * socket cannot reach fn from inside this call. */
     reactor_timer_set(reactor, &query->timer, 0);
-    *out = query;
     return 0;
 }
 
@@ -488,5 +518,8 @@ void dns_query_cancel(struct dns_query *query)
     reactor_timer_cancel(query->reactor, &query->timer);
     dns_udp_detach(query->udp);
     dns_tcp_detach(query->tcp);
+    if (query->limit != NULL) {
+        dns_limit_leave(query->limit, &query->slot);
+    }
     free(query);
 }

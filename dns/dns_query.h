@@ -18,6 +18,7 @@
 struct reactor;
 struct dns_options;
 struct dns_query;
+struct dns_limit;
 
 /* dns_query_fn receives the final answer: RECORDS, NODATA or NXDOMAIN
  * from a server, or TEMPFAIL after every try failed or timed out. The
@@ -25,14 +26,18 @@ struct dns_query;
 typedef void (*dns_query_fn)(void *arg, const struct dns_answer *answer);
 
 /* dns_query_start begins a lookup of name (normalized, see
- * dns_name_normalize) for type. opts must outlive the query. fn is called
- * exactly once and never from inside this call, unless the query is
- * cancelled first. */
+ * dns_name_normalize) for type. opts and limit must outlive the query.
+ * When every slot of limit is taken, the query waits in limit's queue.
+ * Its first try, and so the try timeout, starts when it gets a slot. A
+ * NULL limit sends at once. fn is called exactly once and never from
+ * inside this call, unless the query is cancelled first. */
 int dns_query_start(struct dns_query **out, struct reactor *reactor,
-                    const struct dns_options *opts, const char *name,
-                    uint16_t type, dns_query_fn fn, void *arg);
+                    const struct dns_options *opts, struct dns_limit *limit,
+                    const char *name, uint16_t type, dns_query_fn fn,
+                    void *arg);
 
-/* dns_query_cancel stops a query without calling fn; NULL is accepted.
+/* dns_query_cancel stops a query without calling fn, queued or not, and
+ * frees its slot of the limit; NULL is accepted.
  * Its socket is closed once the reactor has delivered the cancellation of
  * the socket's pending operations. */
 void dns_query_cancel(struct dns_query *query);

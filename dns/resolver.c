@@ -18,6 +18,7 @@
 #include "core/reactor.h"
 #include "dns/dns_cache.h"
 #include "dns/dns_chase.h"
+#include "dns/dns_limit.h"
 #include "dns/dns_mx.h"
 #include "dns/dns_packet.h"
 #include "dns/dns_query.h"
@@ -31,7 +32,8 @@ struct dns_resolver {
     struct reactor *reactor;
     struct dns_options opts;
     struct dns_cache *cache;
-    struct dns_chase_env env; /* points at the three above */
+    struct dns_limit limit;   /* queries in flight, and those queued */
+    struct dns_chase_env env; /* points at the four above */
     struct dns_request *requests; /* pending, for dns_resolver_free */
 };
 
@@ -97,6 +99,10 @@ int dns_resolver_new(struct dns_resolver **out, struct reactor *reactor,
     resolver->env.reactor = reactor;
     resolver->env.opts = &resolver->opts;
     resolver->env.cache = resolver->cache;
+    dns_limit_init(&resolver->limit, opts->max_queries
+                                         ? opts->max_queries
+                                         : DNS_DEFAULT_MAX_QUERIES);
+    resolver->env.limit = &resolver->limit;
     *out = resolver;
     return 0;
 }

@@ -9,6 +9,11 @@
  * queries (dns_chase.h). The resolver validates no DNSSEC signature: it
  * asks with the AD bit and reports whether the name server set it.
  *
+ * At most max_queries queries of one resolver are in flight at once, and
+ * the rest wait in order (dns_limit.h). Lookups answered from the cache,
+ * or that share a query already running for the same (name, type), never
+ * wait.
+ *
  * Return convention: 0 or a negative errno. */
 #ifndef RINGRELAY_DNS_RESOLVER_H
 #define RINGRELAY_DNS_RESOLVER_H
@@ -28,12 +33,20 @@ struct dns_request;
 #define DNS_MAX_TLSA_RECORDS 16
 #define DNS_TLSA_DATA_BYTES 256 /* as DNS_TLSA_DATA_MAX of dns_packet.h */
 
+/* Queries one resolver has in flight at once, by default. Divided by the
+ * round trip to the name server, it bounds the query rate: 5,000 queries
+ * per second at 20 ms. A burst of lookups to new domains queues beyond
+ * it instead of overflowing the server's receive buffer. */
+#define DNS_DEFAULT_MAX_QUERIES 100u
+
 struct dns_options {
     struct sockaddr_storage servers[DNS_MAX_SERVERS];
     socklen_t server_lens[DNS_MAX_SERVERS];
     size_t server_count;
     uint32_t timeout_ms;   /* per try; 0 picks 2000 */
     unsigned attempts;     /* tries per server; 0 picks 2 */
+    unsigned max_queries;  /* queries in flight, the rest queue; 0 picks
+                            * DNS_DEFAULT_MAX_QUERIES */
 };
 
 enum dns_status {

@@ -1198,6 +1198,29 @@ Test(config, mx_delivery_keys, .init = tmp_setup, .fini = tmp_teardown)
                     "'mx_allow_loopback': expected a boolean, found number");
 }
 
+Test(config, resolver_max_queries, .init = tmp_setup, .fini = tmp_teardown)
+{
+    struct config config;
+
+    cr_assert_eq(config_init(&config), 0);
+    cr_expect_eq(config.resolver_max_queries, 100);
+    config_cleanup(&config);
+
+    load_ok(&config, "resolver_max_queries = 1\n");
+    cr_expect_eq(config.resolver_max_queries, 1);
+    config_cleanup(&config);
+
+    load_ok(&config, "resolver_max_queries = 100000\n");
+    cr_expect_eq(config.resolver_max_queries, 100000);
+    config_cleanup(&config);
+
+    load_fail_exact("resolver_max_queries = 0\n", 1, "invalid value for "
+                    "'resolver_max_queries': 0 is outside 1..100000");
+    load_fail_exact("resolver_max_queries = 100001\n", 1,
+                    "invalid value for 'resolver_max_queries': 100001 is "
+                    "outside 1..100000");
+}
+
 Test(config, retry_schedule, .init = tmp_setup, .fini = tmp_teardown)
 {
     struct config config;

@@ -512,3 +512,29 @@ Test(dns_live, cancel_keeps_shared_query)
     cr_assert_eq(live.result.status, DNS_OK);
     cr_assert_eq(count_queries("shared.test", "MX"), 1);
 }
+
+/* With one query in flight at a time, MX lookups of five domains (one
+ * retried over TCP, one through a CNAME, one of five MX hosts) queue
+ * their queries and all end with their answer. */
+Test(dns_live, one_query_in_flight_answers_all)
+{
+    static const char *const domains[] = {
+        "example.test", "implicit.test", "chain.test", "prefs.test",
+        "truncated.test",
+    };
+    int expected = (int)(sizeof(domains) / sizeof(domains[0]));
+    struct dns_options opts;
+
+    live_server(&opts);
+    opts.max_queries = 1;
+    dns_resolver_free(live.resolver);
+    cr_assert_eq(dns_resolver_new(&live.resolver, live.reactor, &opts), 0);
+
+    live.calls = 0;
+    for (int i = 0; i < expected; i++) {
+        cr_assert_eq(dns_resolve_mx(live.resolver, domains[i],
+                                    live_count_done, &expected, NULL), 0);
+    }
+    live_wait();
+    cr_assert_eq(live.calls, expected);
+}
