@@ -110,7 +110,11 @@ void outbound_dest_probe_now(struct outbound_dest *dest);
 void outbound_dest_note(struct outbound_dest *dest, bool reached);
 
 /* outbound_dest_working_conns counts the open connections of dest,
- * except the one given, that reached a greeted session. */
+ * except the one given, that reached a greeted session. It returns 0
+ * unless one of them goes to the address ("[ip]:port" of the relay
+ * text) that except last tried. A host that refuses one more session
+ * while its own sessions work limits connections, but a host with none
+ * working has failed, even while other hosts of the MX set work. */
 size_t outbound_dest_working_conns(const struct outbound_dest *dest,
                                    const struct outbound_conn *except);
 
