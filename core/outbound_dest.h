@@ -49,7 +49,9 @@ struct outbound_dest {
     struct outbound_conn *conns;      /* every connection, idle or not */
     size_t conn_count;
     size_t job_count;                 /* jobs that refer to it */
-    unsigned failures;                /* failed connections in a row */
+    unsigned failures;                /* attempts in a row whose new
+                                       * connections reached no greeted
+                                       * session */
     enum outbound_breaker breaker;
     struct reactor_timer timer;       /* breaker wait or rate wait */
     uint64_t breaker_until_us;        /* reactor time the open breaker
