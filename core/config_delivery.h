@@ -25,8 +25,9 @@ struct config_delivery {
     unsigned timeout_data;        /* the 354 after DATA */
     unsigned timeout_final;       /* the reply to the end of data */
     unsigned connection_idle_timeout; /* 0: no reuse */
-    unsigned breaker_failures;    /* failed connections in a row that
-                                   * open the breaker; 0: never */
+    unsigned breaker_failures;    /* attempts in a row without a
+                                   * greeted session that open the
+                                   * breaker; 0: never */
     unsigned breaker_wait;        /* wait before a probe connection */
 };
 

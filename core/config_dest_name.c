@@ -1,6 +1,7 @@
 #include "core/config_dest_name.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,9 +9,18 @@
 
 #include "core/config.h"
 #include "core/netaddr.h"
+#include "core/outbound_group.h"
+#include "dns/resolver.h"
 #include "proto/smtp_address.h"
 
-#define DEST_MX_PREFIX "mx:"
+#define DEST_MX_PREFIX OUTBOUND_GROUP_PREFIX
+
+/* One host of an MX-set name and its preference position: the number of
+ * ';' before it. */
+struct dest_mx_host {
+    char name[256];
+    size_t rank;
+};
 
 static bool dest_is_ip(const char *text, int family)
 {
@@ -60,6 +70,10 @@ static bool dest_check_mx_set(const char *hosts, char *reason,
 {
     const char *start = hosts;
 
+    if (*hosts == '\0') {
+        snprintf(reason, reason_size, "missing MX host names after 'mx:'");
+        return false;
+    }
     for (;;) {
         size_t len = strcspn(start, ",;");
         char host[256];
@@ -72,8 +86,8 @@ static bool dest_check_mx_set(const char *hosts, char *reason,
         memcpy(host, start, len);
         host[len] = '\0';
         if (!netaddr_is_hostname(host)) {
-            snprintf(reason, reason_size, "MX host '%.60s' is not a host "
-                     "name", host);
+            snprintf(reason, reason_size, "MX host '%.60s' is not a valid "
+                     "host name", host);
             return false;
         }
         if (start[len] == '\0') {
@@ -102,9 +116,11 @@ enum config_dest_kind config_dest_name_kind(const char *name, char *reason,
         return CONFIG_DEST_INVALID;
     }
 
-    /* "mx:25" is the host "mx" on port 25, not an MX set. */
+    /* "mx:25" is the host "mx" on port 25, not an MX set, but "mx:"
+     * alone is an MX set without hosts. */
     if (strncasecmp(name, DEST_MX_PREFIX, prefix) == 0 &&
-        strspn(name + prefix, "0123456789") != len - prefix) {
+        (len == prefix ||
+         strspn(name + prefix, "0123456789") != len - prefix)) {
         return dest_check_mx_set(name + prefix, reason, reason_size)
                    ? CONFIG_DEST_MX_SET
                    : CONFIG_DEST_INVALID;
@@ -176,6 +192,114 @@ static bool dest_advise_bare_ip(const char *name, char *advice,
     return true;
 }
 
+/* dest_mx_split lists the distinct hosts of text, the valid host list
+ * of an MX-set name, in hosts[] (lower case). A repeated host keeps its
+ * first, most preferred place, as dns_mx_select() keeps it. Returns the
+ * number of hosts, max + 1 when there are more than max. */
+static size_t dest_mx_split(const char *text, struct dest_mx_host *hosts,
+                            size_t max)
+{
+    size_t count = 0;
+    size_t rank = 0;
+
+    for (const char *start = text; count <= max;) {
+        size_t len = strcspn(start, ",;");
+        struct dest_mx_host *host = &hosts[count];
+        bool seen = false;
+
+        for (size_t i = 0; i < len; i++) {
+            host->name[i] = (char)tolower((unsigned char)start[i]);
+        }
+        host->name[len] = '\0';
+        host->rank = rank;
+        for (size_t i = 0; i < count; i++) {
+            seen = seen || strcmp(hosts[i].name, host->name) == 0;
+        }
+        count += seen ? 0 : 1;
+
+        if (start[len] == '\0') {
+            break;
+        }
+        rank += start[len] == ';' ? 1 : 0;
+        start += len + 1;
+    }
+    return count;
+}
+
+/* dest_mx_before orders hosts as group_key in outbound_group.c does: by
+ * preference position, then by name. */
+static int dest_mx_before(const void *a, const void *b)
+{
+    const struct dest_mx_host *x = a;
+    const struct dest_mx_host *y = b;
+
+    if (x->rank != y->rank) {
+        return x->rank < y->rank ? -1 : 1;
+    }
+    return strcmp(x->name, y->name);
+}
+
+/* dest_mx_spelling writes into out the name that the relay gives the MX
+ * set of name, a valid "mx:" name. Returns false when that name needs
+ * more than out_size bytes or the set has more hosts than an MX answer
+ * keeps, so no delivery can use the set's name. */
+static bool dest_mx_spelling(const char *name, char *out, size_t out_size,
+                             size_t *count)
+{
+    struct dest_mx_host hosts[DNS_MAX_MX_HOSTS + 1];
+    size_t used = strlen(DEST_MX_PREFIX);
+
+    *count = dest_mx_split(name + used, hosts, DNS_MAX_MX_HOSTS);
+    if (*count > DNS_MAX_MX_HOSTS || used >= out_size) {
+        return false;
+    }
+    qsort(hosts, *count, sizeof(hosts[0]), dest_mx_before);
+
+    memcpy(out, DEST_MX_PREFIX, used + 1);
+    for (size_t i = 0; i < *count; i++) {
+        const char *sep = "";
+        int n;
+
+        if (i > 0) {
+            sep = hosts[i].rank == hosts[i - 1].rank ? "," : ";";
+        }
+        n = snprintf(out + used, out_size - used, "%s%s", sep,
+                     hosts[i].name);
+        if (n < 0 || (size_t)n >= out_size - used) {
+            return false;
+        }
+        used += (size_t)n;
+    }
+    return true;
+}
+
+/* dest_advise_mx_set writes advice for an MX-set name that the relay
+ * never builds: hosts of equal preference out of name order, a repeated
+ * host, too many hosts or a name too long. */
+static bool dest_advise_mx_set(const char *name, char *advice,
+                               size_t advice_size)
+{
+    char spelling[OUTBOUND_GROUP_NAME_SIZE];
+    size_t count;
+
+    if (!dest_mx_spelling(name, spelling, sizeof(spelling), &count)) {
+        snprintf(advice, advice_size, "the relay keeps at most %d MX "
+                 "hosts and names an MX set with at most %d characters, "
+                 "so a domain whose MX set is %s keeps its own name as "
+                 "destination", DNS_MAX_MX_HOSTS,
+                 OUTBOUND_GROUP_NAME_SIZE - 1,
+                 count > DNS_MAX_MX_HOSTS ? "this large" : "this long");
+        return true;
+    }
+    if (strcmp(spelling, name) == 0) {
+        return false;
+    }
+    snprintf(advice, advice_size, "the relay spells this MX set '%s' "
+             "(each host once, hosts of equal preference sorted by "
+             "name); use that name", spelling);
+    return true;
+}
+
 bool config_dest_name_advice(const struct config *config, const char *name,
                              char *advice, size_t advice_size)
 {
@@ -211,6 +335,9 @@ bool config_dest_name_advice(const struct config *config, const char *name,
                  "or the smarthost; the limits of that next hop need the "
                  "name '%s:%u'", name, hop->host, (unsigned)hop->port);
         return true;
+    }
+    if (kind == CONFIG_DEST_MX_SET) {
+        return dest_advise_mx_set(name, advice, advice_size);
     }
     if (kind == CONFIG_DEST_HOSTPORT && !dest_is_hop(config, name)) {
         snprintf(advice, advice_size, "no route or smarthost is '%s', and "

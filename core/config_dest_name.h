@@ -3,7 +3,8 @@
  * the smarthost, "mx:HOST,...;HOST" of a shared MX set, a domain, or an
  * address literal "[IP]" or "[IPv6:...]". A name of no such form can
  * never match, and neither can a domain that a route or the smarthost
- * sends elsewhere, so its limits would silently apply to nothing. */
+ * sends elsewhere, so its limits would silently apply to nothing. The
+ * same holds for an MX set spelled otherwise than the relay builds it. */
 #ifndef RINGRELAY_CORE_CONFIG_DEST_NAME_H
 #define RINGRELAY_CORE_CONFIG_DEST_NAME_H
 

@@ -317,20 +317,36 @@ static size_t dest_conn_limit(struct outbound_dest *dest, uint64_t now)
     return limit;
 }
 
+/* dest_relay_address returns the "[ip]:port" part of a connection's
+ * relay text "host[ip]:port", or "" before its first connect. */
+static const char *dest_relay_address(const struct outbound_conn *conn)
+{
+    const char *address = strchr(conn->relay, '[');
+
+    return address != NULL ? address : "";
+}
+
 size_t outbound_dest_working_conns(const struct outbound_dest *dest,
                                    const struct outbound_conn *except)
 {
+    const char *address = except != NULL ? dest_relay_address(except) : "";
     size_t count = 0;
+    bool same_address = except == NULL;
 
     for (const struct outbound_conn *conn = dest->conns; conn != NULL;
          conn = conn->next) {
-        if (conn != except && conn->reached &&
-            (conn->state == OUTBOUND_CONN_TALKING ||
-             conn->state == OUTBOUND_CONN_IDLE)) {
-            count++;
+        if (conn == except || !conn->reached ||
+            (conn->state != OUTBOUND_CONN_TALKING &&
+             conn->state != OUTBOUND_CONN_IDLE)) {
+            continue;
+        }
+        count++;
+        if (address[0] != '\0' &&
+            strcmp(dest_relay_address(conn), address) == 0) {
+            same_address = true;
         }
     }
-    return count;
+    return same_address ? count : 0;
 }
 
 void outbound_dest_lower_limit(struct outbound_dest *dest, size_t working)

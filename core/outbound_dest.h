@@ -49,7 +49,9 @@ struct outbound_dest {
     struct outbound_conn *conns;      /* every connection, idle or not */
     size_t conn_count;
     size_t job_count;                 /* jobs that refer to it */
-    unsigned failures;                /* failed connections in a row */
+    unsigned failures;                /* attempts in a row whose new
+                                       * connections reached no greeted
+                                       * session */
     enum outbound_breaker breaker;
     struct reactor_timer timer;       /* breaker wait or rate wait */
     uint64_t breaker_until_us;        /* reactor time the open breaker
@@ -110,7 +112,11 @@ void outbound_dest_probe_now(struct outbound_dest *dest);
 void outbound_dest_note(struct outbound_dest *dest, bool reached);
 
 /* outbound_dest_working_conns counts the open connections of dest,
- * except the one given, that reached a greeted session. */
+ * except the one given, that reached a greeted session. It returns 0
+ * unless one of them goes to the address ("[ip]:port" of the relay
+ * text) that except last tried. A host that refuses one more session
+ * while its own sessions work limits connections, but a host with none
+ * working has failed, even while other hosts of the MX set work. */
 size_t outbound_dest_working_conns(const struct outbound_dest *dest,
                                    const struct outbound_conn *except);
 

@@ -23,7 +23,7 @@
 struct group_domain {
     struct outbound_group *group;
     char domain[256];            /* lower case */
-    char key[320];
+    char key[OUTBOUND_GROUP_NAME_SIZE];
     struct dns_request *dns;     /* while the lookup runs */
 };
 

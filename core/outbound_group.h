@@ -25,6 +25,10 @@ struct smtp_mailbox;
 /* The prefix of the names of destinations shared by MX set. */
 #define OUTBOUND_GROUP_PREFIX "mx:"
 
+/* The size of an MX-set name with its NUL. A domain whose set would need
+ * a longer name keeps its own name as destination. */
+#define OUTBOUND_GROUP_NAME_SIZE 320
+
 /* outbound_group_wanted reports whether mailbox's domain is delivered by
  * MX and may share a destination with other domains. */
 bool outbound_group_wanted(const struct config *config,

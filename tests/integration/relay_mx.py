@@ -5,7 +5,9 @@ The zone is resolver_zone.data, which the resolver tests use too, plus
 fail-over to a second MX and to a host's second address when nothing
 listens on 127.0.0.2, and two MX hosts of equal preference that share the
 load, and a first MX at 127.0.0.3 that times out after the end of data
-(the relay must defer rather than send a second copy to the next MX).
+(the relay must defer rather than send a second copy to the next MX),
+and a first MX that greets with 421 while sessions to the second work
+(a failed host, not a connection limit).
 From the shared zone come a CNAME chain to the MX host, CNAME
 chains that the name server leaves to the resolver, a CNAME loop, a
 domain without MX (implicit MX), a null MX, NXDOMAIN, an MX host that
@@ -40,6 +42,9 @@ SMART_PORT = 2591  # the sink that smart-live uses as smarthost
 SLOW = "127.0.0.3"  # a sink that never answers the end of data in time
 CUT = "127.0.0.4"  # a server that closes each connection after its 354
 GREET5 = "127.0.0.5"  # a sink that greets with 554
+GREET421 = "127.0.0.6"  # a sink that greets with 421
+BUSY_SLOW = "127.0.0.7"  # a sink that waits before each RCPT reply
+BUSY_COUNT = 6  # messages to busy.test, sent in one burst
 SENDER = "sender@client.test"
 BODY = b"Subject: MX test\r\n\r\nMX handling\r\n"
 
@@ -98,6 +103,16 @@ ENTRIES = [
     ("no.greet.test", "A", [f"no.greet.test. 300 IN A {GREET5}"],
      "NOERROR", ""),
     ("live.greet.test", "A", [f"live.greet.test. 300 IN A {LIVE}"],
+     "NOERROR", ""),
+    # The first MX greets every session with 421 while the sessions of
+    # the second work: the first host failed, it limits nothing.
+    ("busy.test", "MX", [
+        "busy.test. 300 IN MX 10 full.busy.test.",
+        "busy.test. 300 IN MX 20 slow.busy.test.",
+    ], "NOERROR", ""),
+    ("full.busy.test", "A", [f"full.busy.test. 300 IN A {GREET421}"],
+     "NOERROR", ""),
+    ("slow.busy.test", "A", [f"slow.busy.test. 300 IN A {BUSY_SLOW}"],
      "NOERROR", ""),
     ("spread.test", "MX", [
         "spread.test. 300 IN MX 10 s1.spread.test.",
@@ -189,6 +204,8 @@ RELAYS = {
                    "max_messages_per_connection = 1; }\n"
                    '               "dup.test" { timeout_final = 2s; }\n'
                    '               "share-d.test" { max_connections = 2; }\n'
+                   '               "mx:full.busy.test;slow.busy.test" { '
+                   "max_messages_per_connection = 1; }\n"
                    "               }"),
     "strict": (2535, 'routes { "routed.test" = "127.0.0.1:25";\n'
                       '         "typo.test" = "nx.test:2526"; }'),
@@ -447,6 +464,32 @@ def check_5xx_greeting(tap, harness, store):
               "a 554 greeting never bounces the mail")
 
 
+def check_421_other_host(tap, harness):
+    """A 421 greeting from an MX host with no working session of its own
+    is a failure of that host, even while sessions to the next MX work.
+    Each message moves on to the next MX, and the destination's
+    connection limit stays."""
+    with smtplib.SMTP("127.0.0.1", RELAYS["main"][0],
+                      local_hostname="client.test", timeout=30) as client:
+        for index in range(BUSY_COUNT):
+            client.sendmail(SENDER, [f"b{index}@busy.test"], BODY)
+    for index in range(BUSY_COUNT):
+        line = wait_outcome(harness, "main", f"b{index}@busy.test",
+                            "delivered")
+        tap.check(line is not None and "relay=slow.busy.test" in line and
+                  "attempt=1 " in line,
+                  f"b{index}@busy.test goes to the next MX after a 421",
+                  line)
+    busy = [line for line in harness.log_text("main").splitlines()
+            if "dest=mx:full.busy.test;slow.busy.test" in line]
+    tap.check(not any("event=connection-limit-lowered" in line
+                      for line in busy),
+              "a 421 of a host without sessions lowers no limit",
+              [line for line in busy if "limit" in line][:3])
+    tap.check(not any("event=requeued" in line for line in busy),
+              "a 421 of a host without sessions requeues nothing")
+
+
 def check_strict(tap, harness, store):
     tap.check(send("strict", ["h@implicit.test", "i@routed.test"]) == {},
               "strict relay accepts both recipients")
@@ -615,12 +658,23 @@ def test(tap, harness):
         f"{GREET5}:25", "--store", harness.path("greet-store"),
         "--connect-reply", "554 5.3.2 go away:1"])
     tap.check(h.wait_port(GREET5, 25), "the 554 sink listens")
+    harness.start("greet421-sink", [
+        harness.binary("bench/ringrelay-bench"), "sink", "--listen",
+        f"{GREET421}:25", "--store", harness.path("greet421-store"),
+        "--connect-reply", "421 4.7.0 too many sessions:1"])
+    tap.check(h.wait_port(GREET421, 25), "the 421 sink listens")
+    harness.start("busy-slow-sink", [
+        harness.binary("bench/ringrelay-bench"), "sink", "--listen",
+        f"{BUSY_SLOW}:25", "--store", harness.path("busy-slow-store"),
+        "--rcpt-delay", "300"])
+    tap.check(h.wait_port(BUSY_SLOW, 25), "the slow RCPT sink listens")
     start_relays(harness)
 
     check_main(tap, harness, store)
     check_no_duplicate(tap, harness, store)
     check_cut_in_body(tap, harness, store)
     check_5xx_greeting(tap, harness, store)
+    check_421_other_host(tap, harness)
     check_strict(tap, harness, store)
     check_missing_next_hop(tap, harness)
     check_smarthost_shared(tap, harness, smart_store)

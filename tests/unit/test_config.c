@@ -2062,7 +2062,11 @@ Test(config, destination_name_syntax, .init = tmp_setup,
                        "or [IPv6:2001:db8::1]"},
         {"mx:a.test,;b.test", "an MX set lists host names separated by "
                               "',' and ';', with none empty"},
-        {"mx:a.test;-b.test", "MX host '-b.test' is not a host name"},
+        {"mx:a.test;-b.test", "MX host '-b.test' is not a valid host "
+                              "name"},
+        {"mx:", "missing MX host names after 'mx:'"},
+        {"mx:;", "an MX set lists host names separated by ',' and ';', "
+                 "with none empty"},
     };
     char text[256];
     char reason[300];
@@ -2153,6 +2157,45 @@ Test(config, destination_name_advice, .init = tmp_setup,
     expect_dest_advice(smarthost, "relay.example.net:587", NULL);
     expect_dest_advice(smarthost, "relay.example.net",
                        "'relay.example.net:587'");
+}
+
+/* An MX-set name must be spelled as outbound_group.c builds it, or no
+ * domain's MX set ever matches it. */
+Test(config, destination_mx_set_spelling, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    const char *empty = "";
+    char many[400] = "mx:";
+    char longest[400] = "mx:";
+
+    expect_dest_advice(empty, "mx:mx2.example,mx1.example",
+                       "'mx:mx1.example,mx2.example'");
+    expect_dest_advice(empty, "mx:a.test,a.test", "'mx:a.test'");
+    expect_dest_advice(empty, "mx:a.test;b.test;a.test",
+                       "'mx:a.test;b.test'");
+    expect_dest_advice(empty, "mx:c.test;b.test,a.test,b.test",
+                       "'mx:c.test;a.test,b.test'");
+    expect_dest_advice(empty, "mx:a.test,b.test;c.test", NULL);
+    expect_dest_advice(empty, "mx:b.test;a.test", NULL);
+
+    for (int i = 0; i < 11; i++) {
+        snprintf(many + strlen(many), sizeof(many) - strlen(many),
+                 "%sh%02d.test", i > 0 ? ";" : "", i);
+    }
+    expect_dest_advice(empty, many, "at most 10 MX hosts");
+
+    /* Five hosts of 59 characters: 3 + 5 * 59 + 4 = 302 characters
+     * fit, six (362) do not. */
+    for (int i = 0; i < 6; i++) {
+        size_t at = strlen(longest);
+
+        snprintf(longest + at, sizeof(longest) - at, "%s%c%053d.test",
+                 i > 0 ? ";" : "", 'a' + i, 0);
+        if (i == 4) {
+            expect_dest_advice(empty, longest, NULL);
+        }
+    }
+    expect_dest_advice(empty, longest, "at most 319 characters");
 }
 
 /* ---------------------------------------------------------------------
