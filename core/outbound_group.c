@@ -139,6 +139,22 @@ static void group_free(struct outbound_group *group)
 /* group_answered takes one lookup's answer; the last one makes the jobs.
  * The kept destination is dropped only after that, so it is not freed
  * in between. */
+void outbound_group_key(const struct config *config, const char *domain,
+                        const struct dns_mx_result *result, char *key,
+                        size_t size)
+{
+    group_key(result, key, size);
+
+    /* Under DANE the MX answer must be signed for its hosts' TLSA
+     * records to count (RFC 7672 section 2.2.1), and the attempt looks
+     * up only the first domain of a shared job, so a domain without a
+     * signed answer keeps to itself. */
+    if (!result->authenticated &&
+        config_tls_policy_for(config, domain) == TLS_POLICY_DANE) {
+        key[0] = '\0';
+    }
+}
+
 static void group_answered(void *arg, const struct dns_mx_result *result)
 {
     struct group_domain *domain = arg;
@@ -146,16 +162,8 @@ static void group_answered(void *arg, const struct dns_mx_result *result)
     const struct config *config = outbound_daemon(group->outbound)->config;
 
     domain->dns = NULL;
-    group_key(result, domain->key, sizeof(domain->key));
-
-    /* Under DANE the MX answer must be signed for its hosts' TLSA
-     * records to count (RFC 7672 section 2.2.1), and the attempt looks
-     * up only the first domain of a shared job: a domain without a
-     * signed answer keeps to itself. */
-    if (!result->authenticated &&
-        config_tls_policy_for(config, domain->domain) == TLS_POLICY_DANE) {
-        domain->key[0] = '\0';
-    }
+    outbound_group_key(config, domain->domain, result, domain->key,
+                       sizeof(domain->key));
     if (--group->pending > 0) {
         return;
     }
