@@ -71,7 +71,7 @@ static int group_host_before(const void *a, const void *b)
  * lower case, "," between hosts of equal preference and ";" before a
  * host of a higher preference number. The values themselves are left
  * out, so 10/20 and 5/50 give the same order and share. A failed lookup,
- * an implicit MX or a name too long leaves key "". */
+ * an implicit MX, a full host list or a name too long leaves key "". */
 static void group_key(const struct dns_mx_result *result, char *key,
                       size_t size)
 {
@@ -79,8 +79,12 @@ static void group_key(const struct dns_mx_result *result, char *key,
     size_t used = strlen(OUTBOUND_GROUP_PREFIX);
 
     key[0] = '\0';
+
+    /* A full list may be a cut through a shuffled preference level, so
+     * its name could change from one lookup to the next. */
     if (result->status != DNS_OK || result->implicit ||
-        result->host_count == 0 || used >= size) {
+        result->host_count == 0 || result->host_count >= DNS_MAX_MX_HOSTS ||
+        used >= size) {
         return;
     }
     for (size_t i = 0; i < result->host_count; i++) {
