@@ -489,8 +489,16 @@ size_t outbound_flush(struct outbound *outbound, const struct queue_msg *msg)
             continue;
         }
         reactor_timer_cancel(reactor, &job->timer);
+
+        /* The stored time goes too, in memory only, so a job grouped
+         * again by MX set keeps the flush. */
         for (size_t i = 0; i < job->rcpt_count; i++) {
-            job->rcpt_due[job->rcpt_index[i]] = 0;
+            size_t index = job->rcpt_index[i];
+
+            job->rcpt_due[index] = 0;
+            if (job->msg->rcpts[index].state == QUEUE_RCPT_QUEUED) {
+                job->msg->rcpts[index].next_attempt = 0;
+            }
         }
         job->suspended = false;
         outbound_dest_probe_now(job->dest);
@@ -948,12 +956,13 @@ static void job_retry_fired(struct reactor_timer *timer)
 {
     struct outbound_job *job = timer->owner;
 
-    /* A job parked by its breaker stays with that destination. */
-    if (job->grouped && !job->suspended) {
+    /* A job parked by its breaker is grouped again too: its domain may
+     * have moved away from the failing hosts. */
+    job->suspended = false;
+    if (job->grouped) {
         job_regroup(job);
         return;
     }
-    job->suspended = false;
     outbound_make_ready(job);
 }
 
@@ -974,11 +983,58 @@ void outbound_wake_suspended(struct outbound *outbound,
     }
 }
 
+/* job_expire_parked bounces the due recipients of a job that an open
+ * breaker would park once its message outlived queue_lifetime: parked
+ * recipients make no attempt, so no deferral would ever expire them.
+ * reason is kept as the last error of those that never got a reply.
+ * Returns false when the message is younger. */
+static bool job_expire_parked(struct outbound_job *job, const char *reason)
+{
+    struct daemon *daemon = job->outbound->daemon;
+    struct queue_msg *msg = job->msg;
+    time_t now = time(NULL);
+    char text[SMTP_CLIENT_TEXT_MAX];
+
+    if (now - msg->arrival < (time_t)daemon->config->queue_lifetime) {
+        return false;
+    }
+    snprintf(text, sizeof(text), "451 4.4.1 %s", reason);
+    queue_msg_busy(msg, true);
+    for (size_t i = 0; i < job->rcpt_count; i++) {
+        size_t index = job->rcpt_index[i];
+
+        if (!job_rcpt_waiting(job, index) || job->rcpt_due[index] > now) {
+            continue;
+        }
+        if (msg->rcpts[index].last_error == NULL) {
+            (void)queue_note_error(daemon->queue, msg, index, text);
+        }
+        job_expire_rcpt(job, index);
+    }
+    outbound_bounce_send(job);
+    queue_msg_busy(msg, false);
+    return true;
+}
+
 void outbound_job_suspend(struct outbound_job *job, uint64_t delay_ms,
                           const char *reason)
 {
+    const struct config *config = job->outbound->daemon->config;
+    time_t expires = job->msg->arrival + (time_t)config->queue_lifetime -
+                     time(NULL) + 1;
     char quoted[SMTP_CLIENT_TEXT_MAX + 16];
 
+    if (job_expire_parked(job, reason)) {
+        job->state = OUTBOUND_JOB_WAITING;
+        job_wait_or_ready(job);
+        return;
+    }
+
+    /* The job wakes by the end of queue_lifetime at the latest, to
+     * bounce what the breaker still parks then. */
+    if (expires > 0 && (uint64_t)expires * 1000u < delay_ms) {
+        delay_ms = (uint64_t)expires * 1000u;
+    }
     log_info("id=%s event=suspended domain=%s dest=%s rcpts=%zu "
              "in=%" PRIu64 "s reason=%s",
              job->msg->id, job->domain, job->dest->name, job->rcpt_count,

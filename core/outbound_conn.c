@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/netaddr.h"
 #include "core/outbound_dest.h"
+#include "core/outbound_group.h"
 #include "core/outbound_conn_tls.h"
 #include "core/outbound_job.h"
 #include "core/outbound_slots.h"
@@ -448,19 +449,32 @@ static void conn_host_not_found(struct outbound_conn *conn,
     conn_fail_all(conn, 550, "%s", text);
 }
 
+/* conn_same_mx_set reports whether result, the MX lookup of a job of a
+ * shared destination, still names the destination's MX set. */
+static bool conn_same_mx_set(struct outbound_conn *conn,
+                             const struct dns_mx_result *result)
+{
+    char key[sizeof(conn->dest->name)];
+
+    outbound_group_key(conn_daemon(conn)->config, conn->job->domain,
+                       result, key, sizeof(key));
+    return strcmp(key, conn->dest->name) == 0;
+}
+
 static void conn_dns_done(void *arg, const struct dns_mx_result *result)
 {
     struct outbound_conn *conn = arg;
     const char *domain = conn->job->domain;
 
     conn->job->dns = NULL;
-    if (conn->job->grouped && result->status != DNS_OK) {
-        /* The lookup that made the shared destination found MX hosts
-         * moments ago. The job may carry other domains of the set, so
-         * nothing is bounced on one domain's answer: the retry looks
-         * each domain up again on its own.
-         * NOTE: no test reaches this branch; ldns-testns serves a fixed
-         * zone. */
+    if (conn->job->grouped && !conn_same_mx_set(conn, result)) {
+        /* The lookup that made the shared destination found other MX
+         * hosts. The job may carry other domains of the set, and the
+         * destination's idle connections serve them all, so nothing
+         * goes to these hosts and nothing bounces on one domain's
+         * answer: the retry looks each domain up again on its own. */
+        log_info("id=%s event=mx-set-changed domain=%s dest=%s",
+                 conn->job->msg->id, domain, conn->dest->name);
         conn_fail_all(conn, 451, "451 4.4.3 MX records of %s changed "
                       "during delivery", domain);
         return;
@@ -905,9 +919,20 @@ static bool conn_session_failed(struct outbound_conn *conn, bool more_hosts)
     return true;
 }
 
+/* conn_retry_fresh reports whether recipients that got 4xx on a reused
+ * connection may move to a new one: once per attempt, and only by MX,
+ * where the new connection may reach another host. */
+static bool conn_retry_fresh(struct outbound_conn *conn)
+{
+    return conn->reused && !conn->job->reuse_retried &&
+           conn->job->target == OUTBOUND_TARGET_DOMAIN &&
+           conn_route(conn) == NULL;
+}
+
 /* conn_record records every recipient's result, or moves the attempt to
  * the next MX host for the recipients that got 4xx from this one when
- * the others got 5xx. A session lost or timed out once the end of data
+ * the others got 5xx. On a reused connection the move is to a new
+ * connection, once per attempt. A session lost or timed out once the end of data
  * was sent never moves on, because this host may have accepted the
  * message. Returns false when the connection closed for the next host. */
 static bool conn_record(struct outbound_conn *conn)
@@ -920,7 +945,8 @@ static bool conn_record(struct outbound_conn *conn)
     if (!conn->reached && !conn->reused) {
         return conn_session_failed(conn, more_hosts);
     }
-    if (more_hosts && !end_sent && conn_rest_temporary(conn)) {
+    if (!end_sent && conn_rest_temporary(conn) &&
+        (more_hosts || conn_retry_fresh(conn))) {
         for (size_t i = 0; i < job->attempt_count; i++) {
             const struct smtp_client_result *r =
                 smtp_client_result(conn->client, i);
@@ -934,7 +960,12 @@ static bool conn_record(struct outbound_conn *conn)
         conn_record_permanent(conn);
         log_info("id=%s event=try-next-host relay=%s reply=\"%s\"",
                  job->msg->id, conn->relay, job->last_error);
-        conn_close(conn, OUTBOUND_NEXT_ADDRESS);
+
+        /* A reused connection knows no other host: a new one looks the
+         * MX hosts up again and starts at the most preferred, which
+         * may be back while this one is a backup. */
+        conn_close(conn, conn->reused ? OUTBOUND_RECONNECT
+                                      : OUTBOUND_NEXT_ADDRESS);
         return false;
     }
     for (size_t i = 0; i < job->attempt_count; i++) {

@@ -71,7 +71,7 @@ static int group_host_before(const void *a, const void *b)
  * lower case, "," between hosts of equal preference and ";" before a
  * host of a higher preference number. The values themselves are left
  * out, so 10/20 and 5/50 give the same order and share. A failed lookup,
- * an implicit MX or a name too long leaves key "". */
+ * an implicit MX, a full host list or a name too long leaves key "". */
 static void group_key(const struct dns_mx_result *result, char *key,
                       size_t size)
 {
@@ -79,8 +79,12 @@ static void group_key(const struct dns_mx_result *result, char *key,
     size_t used = strlen(OUTBOUND_GROUP_PREFIX);
 
     key[0] = '\0';
+
+    /* A full list may be a cut through a shuffled preference level, so
+     * its name could change from one lookup to the next. */
     if (result->status != DNS_OK || result->implicit ||
-        result->host_count == 0 || used >= size) {
+        result->host_count == 0 || result->host_count >= DNS_MAX_MX_HOSTS ||
+        used >= size) {
         return;
     }
     for (size_t i = 0; i < result->host_count; i++) {
@@ -139,6 +143,22 @@ static void group_free(struct outbound_group *group)
 /* group_answered takes one lookup's answer; the last one makes the jobs.
  * The kept destination is dropped only after that, so it is not freed
  * in between. */
+void outbound_group_key(const struct config *config, const char *domain,
+                        const struct dns_mx_result *result, char *key,
+                        size_t size)
+{
+    group_key(result, key, size);
+
+    /* Under DANE the MX answer must be signed for its hosts' TLSA
+     * records to count (RFC 7672 section 2.2.1), and the attempt looks
+     * up only the first domain of a shared job, so a domain without a
+     * signed answer keeps to itself. */
+    if (!result->authenticated &&
+        config_tls_policy_for(config, domain) == TLS_POLICY_DANE) {
+        key[0] = '\0';
+    }
+}
+
 static void group_answered(void *arg, const struct dns_mx_result *result)
 {
     struct group_domain *domain = arg;
@@ -146,16 +166,8 @@ static void group_answered(void *arg, const struct dns_mx_result *result)
     const struct config *config = outbound_daemon(group->outbound)->config;
 
     domain->dns = NULL;
-    group_key(result, domain->key, sizeof(domain->key));
-
-    /* Under DANE the MX answer must be signed for its hosts' TLSA
-     * records to count (RFC 7672 section 2.2.1), and the attempt looks
-     * up only the first domain of a shared job: a domain without a
-     * signed answer keeps to itself. */
-    if (!result->authenticated &&
-        config_tls_policy_for(config, domain->domain) == TLS_POLICY_DANE) {
-        domain->key[0] = '\0';
-    }
+    outbound_group_key(config, domain->domain, result, domain->key,
+                       sizeof(domain->key));
     if (--group->pending > 0) {
         return;
     }

@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 struct config;
+struct dns_mx_result;
 struct outbound;
 struct outbound_dest;
 struct outbound_group;
@@ -45,6 +46,13 @@ bool outbound_group_wanted(const struct config *config,
 int outbound_group_start(struct outbound *outbound, struct queue_msg *msg,
                          const size_t *index, size_t count,
                          struct outbound_dest *keep);
+
+/* outbound_group_key writes the destination name that the MX lookup
+ * result of domain gives: the MX-set name, or "" when the domain keeps
+ * its own name. */
+void outbound_group_key(const struct config *config, const char *domain,
+                        const struct dns_mx_result *result, char *key,
+                        size_t size);
 
 /* outbound_group_rename replaces dest_name, the destination of mailbox
  * by its domain, with the shared MX-set name that group found, if any. */
