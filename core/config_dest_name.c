@@ -241,8 +241,9 @@ static int dest_mx_before(const void *a, const void *b)
 
 /* dest_mx_spelling writes into out the name that the relay gives the MX
  * set of name, a valid "mx:" name. Returns false when that name needs
- * more than out_size bytes or the set has more hosts than an MX answer
- * keeps, so no delivery can use the set's name. */
+ * more than out_size bytes or the set has DNS_MAX_MX_HOSTS hosts or
+ * more, so no delivery can use the set's name: a full list may be cut
+ * through a shuffled preference level, so the relay never names one. */
 static bool dest_mx_spelling(const char *name, char *out, size_t out_size,
                              size_t *count)
 {
@@ -250,7 +251,7 @@ static bool dest_mx_spelling(const char *name, char *out, size_t out_size,
     size_t used = strlen(DEST_MX_PREFIX);
 
     *count = dest_mx_split(name + used, hosts, DNS_MAX_MX_HOSTS);
-    if (*count > DNS_MAX_MX_HOSTS || used >= out_size) {
+    if (*count >= DNS_MAX_MX_HOSTS || used >= out_size) {
         return false;
     }
     qsort(hosts, *count, sizeof(hosts[0]), dest_mx_before);
@@ -283,12 +284,12 @@ static bool dest_advise_mx_set(const char *name, char *advice,
     size_t count;
 
     if (!dest_mx_spelling(name, spelling, sizeof(spelling), &count)) {
-        snprintf(advice, advice_size, "the relay keeps at most %d MX "
-                 "hosts and names an MX set with at most %d characters, "
-                 "so a domain whose MX set is %s keeps its own name as "
+        snprintf(advice, advice_size, "the relay names only MX sets of "
+                 "fewer than %d hosts and at most %d characters, so a "
+                 "domain whose MX set is %s keeps its own name as "
                  "destination", DNS_MAX_MX_HOSTS,
                  OUTBOUND_GROUP_NAME_SIZE - 1,
-                 count > DNS_MAX_MX_HOSTS ? "this large" : "this long");
+                 count >= DNS_MAX_MX_HOSTS ? "this large" : "this long");
         return true;
     }
     if (strcmp(spelling, name) == 0) {
