@@ -685,8 +685,8 @@ void outbound_record_all(struct outbound_job *job, int code, const char *text)
 
 /* job_retry_delay_ms returns the wait after a recipient's attempt number
  * attempt. jitter, from 0 to 1, is outbound_retry_jitter() of the
- * message and attempt, so recipients with the same count retry together
- * even when they went out in several transactions. */
+ * message and attempt, so the wait is the same for every recipient of
+ * the message with that attempt count. */
 static uint64_t job_retry_delay_ms(const struct outbound_job *job,
                                    uint32_t attempt, double jitter)
 {
@@ -703,105 +703,155 @@ static uint64_t job_retry_delay_ms(const struct outbound_job *job,
     return delay + (uint64_t)((double)(delay / 5) * jitter);
 }
 
+/* job_due_after returns the next-attempt time, in whole seconds rounded
+ * up, of a recipient that failed attempt number attempt at time
+ * deferred. */
+static time_t job_due_after(const struct outbound_job *job,
+                            uint32_t attempt, time_t deferred)
+{
+    uint64_t delay_ms = job_retry_delay_ms(
+        job, attempt, outbound_retry_jitter(job->msg->id, attempt));
+
+    return deferred + (time_t)((delay_ms + 999) / 1000);
+}
+
 /* job_wait_or_ready makes the job ready when one of its recipients is
- * due, or else arms its timer for the first one to come due. A job with
- * no recipient left is freed. */
+ * due, or else arms its timer for the first one to come due, which ends
+ * the round (see round_deferred). A job with no recipient left is
+ * freed. */
 static void job_wait_or_ready(struct outbound_job *job)
 {
     time_t now = time(NULL);
     time_t first = 0;
     uint32_t first_attempt = 0;
     size_t waiting = 0;
+    size_t first_count = 0;
 
     for (size_t i = 0; i < job->rcpt_count; i++) {
         size_t index = job->rcpt_index[i];
+        time_t due = job->rcpt_due[index];
 
         if (!job_rcpt_waiting(job, index)) {
             continue;
         }
-        if (job->rcpt_due[index] <= now) {
+        if (due <= now) {
             outbound_make_ready(job);
             return;
         }
-        if (waiting == 0 || job->rcpt_due[index] < first) {
-            first = job->rcpt_due[index];
+        if (waiting == 0 || due < first) {
+            first = due;
             first_attempt = job->msg->rcpts[index].attempts + 1;
+            first_count = 0;
+        }
+        if (due == first) {
+            first_count++;
         }
         waiting++;
     }
+    job->round_deferred = 0;
     if (waiting == 0) {
         job_free(job);
         return;
     }
     log_info("id=%s event=retry-scheduled domain=%s dest=%s rcpts=%zu "
-             "next_attempt=%" PRIu32 " in=%llds",
-             job->msg->id, job->domain, job->dest->name, waiting,
-             first_attempt, (long long)(first - now));
+             "next_attempt=%" PRIu32 " in=%llds rcpts_later=%zu",
+             job->msg->id, job->domain, job->dest->name, first_count,
+             first_attempt, (long long)(first - now), waiting - first_count);
     job->state = OUTBOUND_JOB_WAITING;
     job->timer.fire = job_retry_fired;
     reactor_timer_set(job->outbound->daemon->reactor, &job->timer,
                       (uint64_t)(first - now) * 1000u);
 }
 
-/* job_shared_due returns the next-attempt time of another waiting
- * recipient of the job with the same attempt number when that time is
- * from earliest to just before next, else next. The wait of each
- * transaction starts at its own second, so without this the recipients
- * that an earlier transaction deferred could retry a second apart. */
-static time_t job_shared_due(const struct outbound_job *job, size_t index,
-                             uint32_t attempt, time_t earliest, time_t next)
+/* job_defer_until journals that recipient index failed attempt number
+ * attempt and waits until next. A failed write is logged and the retry
+ * goes on from memory. */
+static void job_defer_until(struct outbound_job *job, size_t index,
+                            uint32_t attempt, time_t next)
 {
-    for (size_t i = 0; i < job->rcpt_count; i++) {
-        size_t other = job->rcpt_index[i];
-        time_t due = job->rcpt_due[other];
+    struct queue *queue = job->outbound->daemon->queue;
+    char logged[LOG_PATH_MAX];
 
-        if (other != index && job_rcpt_waiting(job, other) &&
-            job->msg->rcpts[other].attempts == attempt &&
-            due >= earliest && due < next) {
-            return due;
+    job->rcpt_due[index] = next;
+    if (queue_defer(queue, job->msg, index, attempt, next) < 0) {
+        log_error("id=%s to=%s error=\"journal write failed, retry "
+                  "schedule kept in memory only: %s\"",
+                  job->msg->id,
+                  log_path(logged, sizeof(logged),
+                           job->msg->rcpts[index].address),
+                  strerror(errno));
+    }
+}
+
+/* job_share_due moves to next the job's waiting recipients with attempt
+ * count attempt that an earlier transaction of this round deferred, so
+ * that they retry together with the last transaction's recipients. Each
+ * transaction's wait starts when it ends, so without this the
+ * transactions of one round keep their gaps on every retry.
+ *
+ * The jitter depends only on the message and the attempt number, so a
+ * recipient deferred in this round, at round_deferred or later, has a
+ * time from job_due_after(round_deferred) on. One deferred in an
+ * earlier round has an earlier time and keeps it. A recipient that came
+ * due while the later transactions ran moves too, or else it would
+ * retry a transaction apart from them again. A moved wait is never cut,
+ * only lengthened by the time the transactions after it took. */
+static void job_share_due(struct outbound_job *job, uint32_t attempt,
+                          time_t next)
+{
+    time_t round_due = job_due_after(job, attempt, job->round_deferred);
+
+    for (size_t i = 0; i < job->rcpt_count; i++) {
+        size_t index = job->rcpt_index[i];
+        time_t due = job->rcpt_due[index];
+
+        if (job_rcpt_waiting(job, index) &&
+            job->msg->rcpts[index].attempts == attempt &&
+            due >= round_due && due < next) {
+            job_defer_until(job, index, attempt, next);
         }
     }
-    return next;
 }
 
 /* job_schedule_deferred gives each recipient that this attempt deferred
- * its next-attempt time from its own attempt count, and journals both so
- * that a restart keeps the schedule. A failed write is logged and the
- * retry goes on from memory. */
+ * its next-attempt time from its own attempt count, moves the others of
+ * this round with the same count to that time (job_share_due), and
+ * journals every new time so that a restart keeps the schedule. */
 static void job_schedule_deferred(struct outbound_job *job)
 {
-    struct queue *queue = job->outbound->daemon->queue;
     time_t now = time(NULL);
-    char logged[LOG_PATH_MAX];
+    uint32_t shared = 0;
 
+    if (job->round_deferred == 0) {
+        job->round_deferred = now;
+    }
     for (size_t i = 0; i < job->attempt_count; i++) {
         size_t index = job->attempt_index[i];
         uint32_t attempt = job->attempt_number[i];
-        uint64_t delay_ms;
-        uint64_t min_ms;
-        time_t next;
 
         if (job->msg->rcpts[index].state != QUEUE_RCPT_QUEUED ||
             job->msg->rcpts[index].attempts != attempt) {
             continue;
         }
-        delay_ms = job_retry_delay_ms(
-            job, attempt, outbound_retry_jitter(job->msg->id, attempt));
-        next = now + (time_t)((delay_ms + 999) / 1000);
+        job_defer_until(job, index, attempt,
+                        job_due_after(job, attempt, now));
+    }
 
-        /* Sharing never cuts the wait below its value without jitter. */
-        min_ms = job_retry_delay_ms(job, attempt, 0.0);
-        next = job_shared_due(job, index, attempt,
-                              now + (time_t)((min_ms + 999) / 1000), next);
-        job->rcpt_due[index] = next;
-        if (queue_defer(queue, job->msg, index, attempt, next) < 0) {
-            log_error("id=%s to=%s error=\"journal write failed, retry "
-                      "schedule kept in memory only: %s\"",
-                      job->msg->id,
-                      log_path(logged, sizeof(logged),
-                               job->msg->rcpts[index].address),
-                      strerror(errno));
+    /* Every recipient of this attempt has its time now, so the sharing
+     * below moves only those of earlier transactions. An attempt
+     * usually has one attempt number, so one pass per run of equal
+     * numbers is enough, and a repeated pass finds nothing to move. */
+    for (size_t i = 0; i < job->attempt_count; i++) {
+        size_t index = job->attempt_index[i];
+        uint32_t attempt = job->attempt_number[i];
+
+        if (attempt == shared ||
+            job->msg->rcpts[index].state != QUEUE_RCPT_QUEUED ||
+            job->msg->rcpts[index].attempts != attempt) {
+            continue;
         }
+        job_share_due(job, attempt, job_due_after(job, attempt, now));
+        shared = attempt;
     }
 }
 

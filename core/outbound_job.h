@@ -63,6 +63,12 @@ struct outbound_job {
     time_t *rcpt_due;            /* by index into msg->rcpts: when that
                                   * recipient may be tried again, 0 for
                                   * now */
+    time_t round_deferred;       /* end of the first transaction that
+                                  * deferred a recipient since the job
+                                  * last armed its retry timer, or 0.
+                                  * The transactions since that timer
+                                  * form one round. NOTE: a breaker
+                                  * suspension does not end the round. */
     uint32_t attempt;            /* transactions started by this job */
     enum outbound_job_state state;
     struct reactor_timer timer;  /* retry wait */

@@ -583,16 +583,19 @@ routes {{
     "bulk.test" = "127.0.0.1:{bulk}";
 }}
 destinations {{
-    "127.0.0.1:{bulk}" {{ max_rcpts_per_transaction = 100; }}
+    "127.0.0.1:{bulk}" {{ max_rcpts_per_transaction = 100;
+                         max_connections = 1; }}
 }}
 """
 
 
 def test_one_retry_time_per_message(tap, harness):
     """The 150 recipients of one message go out in two transactions of
-    at most 100, and the sink defers them all. With retry_interval = 10s
-    the 20% jitter spans 2 s, yet both transactions' recipients get the
-    same next attempt, so the retry starts both transactions at once."""
+    at most 100, and the sink defers them all after holding each
+    transaction 3 s, so the two end 3 s apart. With retry_interval = 10s
+    the 20% jitter spans only 2 s, yet the recipients of both
+    transactions get one next attempt on each retry, and the retry
+    starts both transactions at once."""
     config = h.write_config(harness, BULK_CONFIG.format(
         listen=BULK_RELAY_PORT, queue=harness.path("bulk-queue"),
         bulk=BULK_PORT), name="bulk.conf")
@@ -600,36 +603,52 @@ def test_one_retry_time_per_message(tap, harness):
                           name="bulk-relay")
     later = h.start_sink(harness, harness.path("bulk-later-store"),
                          port=BULK_PORT, name="bulk-later",
-                         options=["--rcpt-reply", "451 4.2.1 later:1"])
+                         options=["--rcpt-reply", "451 4.2.1 later:1",
+                                  "--mail-delay", "3000"])
     rcpts = [f"b{i}@bulk.test" for i in range(150)]
     with smtplib.SMTP("127.0.0.1", BULK_RELAY_PORT, timeout=30) as client:
         client.sendmail("sender@client.test", rcpts,
                         message("bulk.test", 0))
 
-    def deferred():
+    def deferred(attempts):
         return [r for r in queue_rcpts(harness, config)
-                if r["state"] == "deferred" and r["attempts"] == 1]
-    all_deferred = h.wait_for(lambda: len(deferred()) == 150, 10)
-    tap.check(all_deferred, "bulk: the sink defers all 150 recipients",
-              len(deferred()))
-    times = sorted({r["next_attempt"] for r in deferred()})
-    tap.check(len(times) == 1, "bulk: one next attempt for the recipients "
-              "of both transactions", times)
+                if r["state"] == "deferred" and r["attempts"] == attempts]
+    for attempts, wait in ((1, 20), (2, 40)):
+        all_deferred = h.wait_for(lambda: len(deferred(attempts)) == 150,
+                                  wait)
+        tap.check(all_deferred, f"bulk: the sink defers all 150 "
+                  f"recipients at attempt {attempts}",
+                  len(deferred(attempts)))
+        times = sorted({r["next_attempt"] for r in deferred(attempts)})
+        tap.check(len(times) == 1, f"bulk: one next attempt after "
+                  f"attempt {attempts} for the recipients of both "
+                  f"transactions", times)
     harness.stop(later)
     sink = BundledSink(harness, "bulk", BULK_PORT)
     stored = lambda: h.read_stored(sink.store)
     arrived = h.wait_for(lambda: sum(len(r) for _, r, _ in stored()) == 150,
-                         20)
+                         40)
     tap.check(arrived, "bulk: every recipient arrives at its retry",
               sum(len(r) for _, r, _ in stored()))
     sizes = sorted(len(r) for _, r, _ in stored())
     tap.check(sizes == [50, 100], "bulk: the retry takes two transactions",
               sizes)
     log = harness.log_text("bulk-relay")
+    delays = {int(d) for d in re.findall(
+        r"event=delivered to=<b\d+@bulk\.test> .* attempt=3 delay=(\d+)s",
+        log)}
+    tap.check(delays and max(delays) - min(delays) <= 1, "bulk: both "
+              "transactions of the retry are delivered within a second",
+              sorted(delays))
     waits = re.findall(r"event=retry-scheduled domain=bulk\.test "
-                       r"dest=\S+ rcpts=(\d+) next_attempt=2 ", log)
-    tap.check(waits == ["150"], "bulk: one retry wait for all 150 "
-              "recipients, none for a remainder", waits)
+                       r"dest=\S+ rcpts=(\d+) next_attempt=(\d+) "
+                       r"in=(\d+)s rcpts_later=(\d+)", log)
+    tap.check([(n, a, later) for n, a, _, later in waits] ==
+              [("150", "2", "0"), ("150", "3", "0")],
+              "bulk: one retry wait for all 150 recipients per attempt, "
+              "none for a remainder", waits)
+    tap.check(waits and 10 <= int(waits[0][2]) <= 12, "bulk: the logged "
+              "wait is retry_interval plus at most 20%", waits)
     tap.check(harness.stop(relay) == 0, "bulk: relay stops cleanly")
 
 
