@@ -1092,6 +1092,7 @@ void outbound_job_suspend(struct outbound_job *job, uint64_t delay_ms,
              log_quote(quoted, sizeof(quoted), reason, strlen(reason)));
     job->state = OUTBOUND_JOB_WAITING;
     job->suspended = true;
+    job->round_deferred = 0;
     job->timer.fire = job_retry_fired;
     reactor_timer_set(job->outbound->daemon->reactor, &job->timer,
                       delay_ms);

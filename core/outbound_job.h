@@ -67,8 +67,8 @@ struct outbound_job {
                                   * deferred a recipient since the job
                                   * last armed its retry timer, or 0.
                                   * The transactions since that timer
-                                  * form one round. NOTE: a breaker
-                                  * suspension does not end the round. */
+                                  * form one round, which a breaker
+                                  * suspension ends too. */
     uint32_t attempt;            /* transactions started by this job */
     enum outbound_job_state state;
     struct reactor_timer timer;  /* retry wait */
