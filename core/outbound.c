@@ -404,6 +404,8 @@ void outbound_make_jobs(struct outbound *outbound, struct queue_msg *msg,
             continue;
         }
         job->rcpt_index[job->rcpt_count++] = i;
+        job->lookup_failed = job->lookup_failed ||
+                             outbound_group_failed(group, mailbox);
     }
     for (struct outbound_job *job = outbound->jobs, *next; job != old_head;
          job = next) {

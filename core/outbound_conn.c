@@ -334,6 +334,15 @@ static void conn_begin(struct outbound_conn *conn)
         conn_connect_next(conn);
         return;
     }
+    if (route == NULL && job->lookup_failed) {
+        /* The lookup made moments ago for the destination failed and
+         * was logged: asking again would only double the wait. */
+        job->lookup_failed = false;
+        conn_fail_all(conn, 451,
+                      "451 4.4.3 DNS lookup of %s failed temporarily",
+                      job->domain);
+        return;
+    }
 
     if (route != NULL) {
         rc = dns_resolve_host(daemon->resolver, route->host, conn_dns_done,
@@ -768,20 +777,21 @@ static bool conn_feed(struct outbound_conn *conn, const char *data,
     return conn_check_done(conn);
 }
 
-/* conn_rest_temporary reports whether every recipient that did not get
- * 5xx got 4xx, and at least one did: the next MX host may do better for
- * those. */
-static bool conn_rest_temporary(struct outbound_conn *conn)
+/* conn_rest_temporary reports whether every recipient got 4xx or a
+ * final reply (5xx, or 2xx with delivered_ok), and at least one got 4xx:
+ * another host or connection may do better for those. */
+static bool conn_rest_temporary(struct outbound_conn *conn,
+                                bool delivered_ok)
 {
     bool temporary = false;
 
     for (size_t i = 0; i < conn->job->attempt_count; i++) {
         int code = smtp_client_result(conn->client, i)->code;
 
-        if (code < 400 || code >= 600) {
+        if (code < 200 || code >= 600 || (code < 400 && !delivered_ok)) {
             return false;
         }
-        temporary = temporary || code < 500;
+        temporary = temporary || (code >= 400 && code < 500);
     }
     return temporary;
 }
@@ -866,11 +876,11 @@ static bool conn_end_unsent(struct outbound_conn *conn)
            !outbound_conn_tls_idle(conn);
 }
 
-/* conn_record_permanent records the recipients that got 5xx and takes
- * them out of the attempt, which moves on to the next MX host for the
- * rest. From the last index down, so that the client's result index
- * still matches the attempt's. */
-static void conn_record_permanent(struct outbound_conn *conn)
+/* conn_record_final records the recipients that got a reply other than
+ * 4xx and takes them out of the attempt, which moves on for the rest.
+ * From the last index down, so that the client's result index still
+ * matches the attempt's. */
+static void conn_record_final(struct outbound_conn *conn)
 {
     struct outbound_job *job = conn->job;
 
@@ -878,7 +888,7 @@ static void conn_record_permanent(struct outbound_conn *conn)
         const struct smtp_client_result *r =
             smtp_client_result(conn->client, i);
 
-        if (r->code >= 500) {
+        if (r->code < 400 || r->code >= 500) {
             outbound_record_result(job, i, r->code, r->text);
             outbound_attempt_drop(job, i);
         }
@@ -932,9 +942,10 @@ static bool conn_retry_fresh(struct outbound_conn *conn)
 /* conn_record records every recipient's result, or moves the attempt to
  * the next MX host for the recipients that got 4xx from this one when
  * the others got 5xx. On a reused connection the move is to a new
- * connection, once per attempt. A session lost or timed out once the end of data
- * was sent never moves on, because this host may have accepted the
- * message. Returns false when the connection closed for the next host. */
+ * connection, once per attempt, and also after others were delivered.
+ * A session lost or timed out once the end of data was sent never moves
+ * on, because this host may have accepted the message. Returns false
+ * when the connection closed for the next host. */
 static bool conn_record(struct outbound_conn *conn)
 {
     struct outbound_job *job = conn->job;
@@ -945,19 +956,20 @@ static bool conn_record(struct outbound_conn *conn)
     if (!conn->reached && !conn->reused) {
         return conn_session_failed(conn, more_hosts);
     }
-    if (!end_sent && conn_rest_temporary(conn) &&
-        (more_hosts || conn_retry_fresh(conn))) {
+    if (!end_sent && ((more_hosts && conn_rest_temporary(conn, false)) ||
+                      (conn_retry_fresh(conn) &&
+                       conn_rest_temporary(conn, true)))) {
         for (size_t i = 0; i < job->attempt_count; i++) {
             const struct smtp_client_result *r =
                 smtp_client_result(conn->client, i);
 
-            if (r->code < 500) {
+            if (r->code >= 400 && r->code < 500) {
                 snprintf(job->last_error, sizeof(job->last_error), "%s",
                          r->text);
                 break;
             }
         }
-        conn_record_permanent(conn);
+        conn_record_final(conn);
         log_info("id=%s event=try-next-host relay=%s reply=\"%s\"",
                  job->msg->id, conn->relay, job->last_error);
 

@@ -289,7 +289,7 @@ static void dest_suspend_job(struct outbound_dest *dest,
 
     outbound_dest_unlink(dest, job);
     snprintf(text, sizeof(text), "Delivery to %s suspended after %u "
-             "failed connections in a row", dest->name, dest->failures);
+             "failed attempts in a row", dest->name, dest->failures);
 
     /* The job wakes just after the probe is allowed, so it finds the
      * breaker probing rather than open. */

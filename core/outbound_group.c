@@ -24,6 +24,7 @@ struct group_domain {
     struct outbound_group *group;
     char domain[256];            /* lower case */
     char key[OUTBOUND_GROUP_NAME_SIZE];
+    bool failed;                 /* the lookup failed temporarily */
     struct dns_request *dns;     /* while the lookup runs */
 };
 
@@ -166,6 +167,7 @@ static void group_answered(void *arg, const struct dns_mx_result *result)
     const struct config *config = outbound_daemon(group->outbound)->config;
 
     domain->dns = NULL;
+    domain->failed = result->status == DNS_TEMPFAIL;
     outbound_group_key(config, domain->domain, result, domain->key,
                        sizeof(domain->key));
     if (--group->pending > 0) {
@@ -303,6 +305,23 @@ void outbound_group_rename(const struct outbound_group *group,
             return;
         }
     }
+}
+
+bool outbound_group_failed(const struct outbound_group *group,
+                           const struct smtp_mailbox *mailbox)
+{
+    if (group == NULL || mailbox == NULL ||
+        mailbox->kind != SMTP_DOMAIN_NAME) {
+        return false;
+    }
+    for (size_t i = 0; i < group->domain_count; i++) {
+        const struct group_domain *domain = &group->domains[i];
+
+        if (strcasecmp(domain->domain, mailbox->domain) == 0) {
+            return domain->failed;
+        }
+    }
+    return false;
 }
 
 bool outbound_group_due_now(const struct outbound_group *group)

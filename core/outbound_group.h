@@ -60,6 +60,12 @@ void outbound_group_rename(const struct outbound_group *group,
                            const struct smtp_mailbox *mailbox,
                            char *dest_name, size_t size);
 
+/* outbound_group_failed reports whether group's MX lookup of mailbox's
+ * domain failed temporarily, so that its first attempt defers without
+ * the same lookup again. */
+bool outbound_group_failed(const struct outbound_group *group,
+                           const struct smtp_mailbox *mailbox);
+
 /* outbound_group_due_now reports whether an operator's flush asked for
  * group's recipients while their lookups ran. */
 bool outbound_group_due_now(const struct outbound_group *group);

@@ -41,6 +41,9 @@ struct outbound_job {
     struct outbound_job *ready_next; /* destination's ready list */
     bool in_ready_list;
     bool suspended;              /* parked by an open breaker */
+    bool lookup_failed;          /* the group's MX lookup of the domain
+                                  * failed temporarily: the next attempt
+                                  * defers without looking up again */
     bool grouped;                /* dest is an MX set (outbound_group.h):
                                   * looked up again before each retry */
     struct outbound_dest *dest;  /* the next hop; one reference */

@@ -331,6 +331,10 @@ def check_main(tap, harness, store):
     line = wait_outcome(harness, "main", "g@servfail.test", "deferred")
     tap.check(line is not None and "451 4.4.3" in line,
               "SERVFAIL defers with 451 4.4.3", line)
+    failed = [entry for entry in harness.log_text("main").splitlines()
+              if "event=dns-failed name=servfail.test type=MX" in entry]
+    tap.check(len(failed) == 1, "the first attempt does not repeat the "
+              "failed lookup that picked the destination", failed)
     line = wait_outcome(harness, "main", "o@refused.test", "deferred")
     tap.check(line is not None and "451 4.4.3" in line,
               "REFUSED defers with 451 4.4.3", line)

@@ -191,6 +191,15 @@ def serve_backup():
     threading.Thread(target=serve, daemon=True).start()
 
 
+def start_primary(harness, name):
+    proc = harness.start(name, [
+        harness.binary("bench/ringrelay-bench"), "sink", "--listen",
+        f"{PRIMARY}:25", "--store", harness.path(name + "-store")])
+    if not h.wait_port(PRIMARY, 25):
+        raise RuntimeError("the preferred MX's sink did not listen")
+    return proc
+
+
 def check_backup_reuse(tap, harness, store):
     """A 4xx on a reused connection to the backup MX moves the message to
     a new connection, which starts again at the preferred MX."""
@@ -204,10 +213,7 @@ def check_backup_reuse(tap, harness, store):
     tap.check(line and "relay=mxb.fo.test[" in line[0],
               "with the first MX down, the backup takes the mail", line)
 
-    harness.start("primary", [
-        harness.binary("bench/ringrelay-bench"), "sink", "--listen",
-        f"{PRIMARY}:25", "--store", harness.path("primary-store")])
-    tap.check(h.wait_port(PRIMARY, 25), "the preferred MX listens now")
+    primary = start_primary(harness, "primary")
     tap.check(send(MOVE_PORT, ["full1@fo.test"]) == {},
               "relay accepts full1@fo.test")
     h.wait_for(lambda: lines_with(harness, "move", "to=<full1@fo.test>",
@@ -221,6 +227,27 @@ def check_backup_reuse(tap, harness, store):
     tap.check(line and "relay=mxa.fo.test[" in line[0] and
               "attempt=1 " in line[0],
               "its 452 there moves it to the preferred MX, now up", line)
+
+    # Once more with the preferred MX down for the first message, and a
+    # second message whose other recipient the backup accepts.
+    harness.stop(primary)
+    tap.check(send(MOVE_PORT, ["ok2@fo.test"]) == {},
+              "relay accepts ok2@fo.test")
+    h.wait_for(lambda: lines_with(harness, "move", "event=delivered",
+                                  "to=<ok2@fo.test>"), 15)
+    start_primary(harness, "primary-again")
+    tap.check(send(MOVE_PORT, ["ok3@fo.test", "full2@fo.test"]) == {},
+              "relay accepts ok3 and full2")
+    h.wait_for(lambda: lines_with(harness, "move", "to=<full2@fo.test>",
+                                  "event=delivered"), 15)
+    ok3 = lines_with(harness, "move", "event=delivered", "to=<ok3@fo.test>")
+    full2 = lines_with(harness, "move", "event=delivered",
+                       "to=<full2@fo.test>")
+    tap.check(ok3 and "relay=mxb.fo.test[" in ok3[0],
+              "the backup keeps the recipient it accepted", ok3)
+    tap.check(full2 and "relay=mxa.fo.test[" in full2[0] and
+              "attempt=1 " in full2[0],
+              "the recipient it deferred moves to the preferred MX", full2)
 
 
 def check_parked_lifetime(tap, harness):
