@@ -4,10 +4,14 @@
 Two domains share the MX host mx1.shared.test, where nothing listens, so
 their mail is deferred and the destination's breaker opens. Then the
 name server restarts with a zone where moving.test points at
-mx3.other.test, the sink: its mail must go there under its new
-destination, while stay.test's mail must never follow it, neither on a
-new connection nor on the connection that moving.test's delivery leaves
+mx3.other.test, the sink. Its mail must go there under its new
+destination. stay.test's mail must never follow it, neither on a new
+connection nor on the connection that moving.test's delivery leaves
 idle. Records live 1 s, so the relay sees the change at once.
+
+fo.test has a backup MX that answers 452 for some recipients: after a
+4xx on a reused connection to it, those recipients move to a new
+connection, which starts again at the preferred MX once it is back.
 
 A second relay has a breaker that stays open for an hour and a
 queue_lifetime of 3 s: the messages it parks must bounce once they are
