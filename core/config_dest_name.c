@@ -9,11 +9,9 @@
 
 #include "core/config.h"
 #include "core/netaddr.h"
-#include "core/outbound_group.h"
+#include "core/mx_set_name.h"
 #include "dns/resolver.h"
 #include "proto/smtp_address.h"
-
-#define DEST_MX_PREFIX OUTBOUND_GROUP_PREFIX
 
 /* One host of an MX-set name and its preference position: the number of
  * ';' before it. */
@@ -101,7 +99,7 @@ enum config_dest_kind config_dest_name_kind(const char *name, char *reason,
                                             size_t reason_size)
 {
     size_t len = strlen(name);
-    size_t prefix = strlen(DEST_MX_PREFIX);
+    size_t prefix = strlen(MX_SET_NAME_PREFIX);
     char host[256];
 
     if (dest_is_ip(name, AF_INET)) {
@@ -118,7 +116,7 @@ enum config_dest_kind config_dest_name_kind(const char *name, char *reason,
 
     /* "mx:25" is the host "mx" on port 25, not an MX set, but "mx:"
      * alone is an MX set without hosts. */
-    if (strncasecmp(name, DEST_MX_PREFIX, prefix) == 0 &&
+    if (strncasecmp(name, MX_SET_NAME_PREFIX, prefix) == 0 &&
         (len == prefix ||
          strspn(name + prefix, "0123456789") != len - prefix)) {
         return dest_check_mx_set(name + prefix, reason, reason_size)
@@ -226,52 +224,27 @@ static size_t dest_mx_split(const char *text, struct dest_mx_host *hosts,
     return count;
 }
 
-/* dest_mx_before orders hosts as group_key in outbound_group.c does: by
- * preference position, then by name. */
-static int dest_mx_before(const void *a, const void *b)
-{
-    const struct dest_mx_host *x = a;
-    const struct dest_mx_host *y = b;
-
-    if (x->rank != y->rank) {
-        return x->rank < y->rank ? -1 : 1;
-    }
-    return strcmp(x->name, y->name);
-}
-
 /* dest_mx_spelling writes into out the name that the relay gives the MX
- * set of name, a valid "mx:" name. Returns false when that name needs
- * more than out_size bytes or the set has DNS_MAX_MX_HOSTS hosts or
- * more, so no delivery can use the set's name: a full list may be cut
- * through a shuffled preference level, so the relay never names one. */
+ * set of name, a valid "mx:" name. Returns false when no delivery can use
+ * the set's name: it needs more than out_size bytes, or the set has
+ * DNS_MAX_MX_HOSTS hosts or more. The relay never names such a full
+ * list, because it may be cut through a shuffled preference level. */
 static bool dest_mx_spelling(const char *name, char *out, size_t out_size,
                              size_t *count)
 {
     struct dest_mx_host hosts[DNS_MAX_MX_HOSTS + 1];
-    size_t used = strlen(DEST_MX_PREFIX);
+    struct mx_set_host ranked[DNS_MAX_MX_HOSTS];
 
-    *count = dest_mx_split(name + used, hosts, DNS_MAX_MX_HOSTS);
-    if (*count >= DNS_MAX_MX_HOSTS || used >= out_size) {
+    *count = dest_mx_split(name + strlen(MX_SET_NAME_PREFIX), hosts,
+                           DNS_MAX_MX_HOSTS);
+    if (*count >= DNS_MAX_MX_HOSTS) {
         return false;
     }
-    qsort(hosts, *count, sizeof(hosts[0]), dest_mx_before);
-
-    memcpy(out, DEST_MX_PREFIX, used + 1);
     for (size_t i = 0; i < *count; i++) {
-        const char *sep = "";
-        int n;
-
-        if (i > 0) {
-            sep = hosts[i].rank == hosts[i - 1].rank ? "," : ";";
-        }
-        n = snprintf(out + used, out_size - used, "%s%s", sep,
-                     hosts[i].name);
-        if (n < 0 || (size_t)n >= out_size - used) {
-            return false;
-        }
-        used += (size_t)n;
+        ranked[i].name = hosts[i].name;
+        ranked[i].rank = hosts[i].rank;
     }
-    return true;
+    return mx_set_name_write(ranked, *count, out, out_size);
 }
 
 /* dest_advise_mx_set writes advice for an MX-set name that the relay
@@ -280,7 +253,7 @@ static bool dest_mx_spelling(const char *name, char *out, size_t out_size,
 static bool dest_advise_mx_set(const char *name, char *advice,
                                size_t advice_size)
 {
-    char spelling[OUTBOUND_GROUP_NAME_SIZE];
+    char spelling[MX_SET_NAME_SIZE];
     size_t count;
 
     if (!dest_mx_spelling(name, spelling, sizeof(spelling), &count)) {
@@ -288,7 +261,7 @@ static bool dest_advise_mx_set(const char *name, char *advice,
                  "fewer than %d hosts and at most %d characters, so a "
                  "domain whose MX set is %s keeps its own name as "
                  "destination", DNS_MAX_MX_HOSTS,
-                 OUTBOUND_GROUP_NAME_SIZE - 1,
+                 MX_SET_NAME_SIZE - 1,
                  count >= DNS_MAX_MX_HOSTS ? "this large" : "this long");
         return true;
     }

@@ -247,11 +247,9 @@ static void job_free(struct outbound_job *job)
     free(job);
 }
 
-/* rcpt_mailbox parses a stored recipient with the server's parser.
- * Returns NULL when it does not parse or has no domain. */
-static const struct smtp_mailbox *rcpt_mailbox(const struct queue_msg *msg,
-                                               const char *address,
-                                               struct smtp_mailbox *mailbox)
+const struct smtp_mailbox *outbound_rcpt_mailbox(
+    const struct queue_msg *msg, const char *address,
+    struct smtp_mailbox *mailbox)
 {
     bool utf8 = (msg->flags & QUEUE_ENV_SMTPUTF8) != 0;
 
@@ -380,12 +378,13 @@ void outbound_make_jobs(struct outbound *outbound, struct queue_msg *msg,
         struct outbound_job *job;
         char dest_name[320];
 
-        /* A group answers later: an operator may have held, bounced or
-         * deleted the recipient since. */
+        /* A group makes its jobs after its lookups, and an operator may
+         * have held, bounced or deleted the recipient since. */
         if (msg->rcpts[i].state != QUEUE_RCPT_QUEUED || msg->rcpts[i].held) {
             continue;
         }
-        mailbox = rcpt_mailbox(msg, msg->rcpts[i].address, &parsed);
+        mailbox = outbound_rcpt_mailbox(msg, msg->rcpts[i].address,
+                                        &parsed);
         outbound_dest_name(outbound->daemon->config, mailbox, dest_name,
                            sizeof(dest_name));
         outbound_group_rename(group, mailbox, dest_name, sizeof(dest_name));
@@ -452,6 +451,7 @@ static size_t outbound_add_rcpts(struct outbound *outbound,
     }
     for (size_t i = 0; i < msg->rcpt_count; i++) {
         struct smtp_mailbox parsed;
+        const struct smtp_mailbox *mailbox;
 
         if (msg->rcpts[i].state != QUEUE_RCPT_QUEUED || msg->rcpts[i].held ||
             (skip_listed && (job_has_rcpt(outbound, msg, i) ||
@@ -459,11 +459,9 @@ static size_t outbound_add_rcpts(struct outbound *outbound,
             continue;
         }
         index[count++] = i;
-        lookups = lookups ||
-                  outbound_group_wanted(config,
-                                        rcpt_mailbox(msg,
-                                                     msg->rcpts[i].address,
-                                                     &parsed));
+        mailbox = outbound_rcpt_mailbox(msg, msg->rcpts[i].address,
+                                        &parsed);
+        lookups = lookups || outbound_group_wanted(config, mailbox);
     }
     if (count > 0) {
         outbound_schedule(outbound, msg, index, count, lookups, NULL);

@@ -10,6 +10,7 @@
 #include "core/config_delivery.h"
 #include "core/daemon.h"
 #include "core/log.h"
+#include "core/mx_set_name.h"
 #include "core/outbound_dest.h"
 #include "core/outbound_job.h"
 #include "core/queue.h"
@@ -23,7 +24,7 @@
 struct group_domain {
     struct outbound_group *group;
     char domain[256];            /* lower case */
-    char key[OUTBOUND_GROUP_NAME_SIZE];
+    char key[MX_SET_NAME_SIZE];
     bool failed;                 /* the lookup failed temporarily */
     struct dns_request *dns;     /* while the lookup runs */
 };
@@ -55,63 +56,28 @@ bool outbound_group_wanted(const struct config *config,
            !config_delivery_named(config, mailbox->domain);
 }
 
-/* group_host_before orders MX hosts by preference, then by name, so that
- * equal sets give equal keys whatever order the answer had. */
-static int group_host_before(const void *a, const void *b)
-{
-    const struct dns_mx_host *x = *(const struct dns_mx_host *const *)a;
-    const struct dns_mx_host *y = *(const struct dns_mx_host *const *)b;
-
-    if (x->preference != y->preference) {
-        return x->preference < y->preference ? -1 : 1;
-    }
-    return strcasecmp(x->name, y->name);
-}
-
-/* group_key writes the MX-set name of result into key: the host names in
- * lower case, "," between hosts of equal preference and ";" before a
- * host of a higher preference number. The values themselves are left
- * out, so 10/20 and 5/50 give the same order and share. A failed lookup,
- * an implicit MX, a full host list or a name too long leaves key "". */
+/* group_key writes the MX-set name of result into key (mx_set_name.h),
+ * ranked by preference value, so 10/20 and 5/50 give the same order and
+ * share. A failed lookup, an implicit MX, a full host list or a name too
+ * long leaves key "". */
 static void group_key(const struct dns_mx_result *result, char *key,
                       size_t size)
 {
-    const struct dns_mx_host *sorted[DNS_MAX_MX_HOSTS];
-    size_t used = strlen(OUTBOUND_GROUP_PREFIX);
+    struct mx_set_host hosts[DNS_MAX_MX_HOSTS];
 
     key[0] = '\0';
 
     /* A full list may be a cut through a shuffled preference level, so
      * its name could change from one lookup to the next. */
     if (result->status != DNS_OK || result->implicit ||
-        result->host_count == 0 || result->host_count >= DNS_MAX_MX_HOSTS ||
-        used >= size) {
+        result->host_count == 0 || result->host_count >= DNS_MAX_MX_HOSTS) {
         return;
     }
     for (size_t i = 0; i < result->host_count; i++) {
-        sorted[i] = &result->hosts[i];
+        hosts[i].name = result->hosts[i].name;
+        hosts[i].rank = result->hosts[i].preference;
     }
-    qsort(sorted, result->host_count, sizeof(sorted[0]), group_host_before);
-
-    memcpy(key, OUTBOUND_GROUP_PREFIX, used + 1);
-    for (size_t i = 0; i < result->host_count; i++) {
-        const char *sep = "";
-        int n;
-
-        if (i > 0) {
-            sep = sorted[i]->preference == sorted[i - 1]->preference ? ","
-                                                                     : ";";
-        }
-        n = snprintf(key + used, size - used, "%s%s", sep, sorted[i]->name);
-        if (n < 0 || (size_t)n >= size - used) {
-            key[0] = '\0';
-            return;
-        }
-        used += (size_t)n;
-    }
-    for (char *p = key; *p != '\0'; p++) {
-        *p = (char)tolower((unsigned char)*p);
-    }
+    (void)mx_set_name_write(hosts, result->host_count, key, size);
 }
 
 static void group_free(struct outbound_group *group)
@@ -223,13 +189,12 @@ static struct outbound_group *group_new(struct outbound *outbound,
     memcpy(group->index, index, count * sizeof(*index));
     group->count = count;
     for (size_t i = 0; i < count; i++) {
-        struct smtp_mailbox mailbox;
-        bool utf8 = (msg->flags & QUEUE_ENV_SMTPUTF8) != 0;
+        struct smtp_mailbox parsed;
+        const struct smtp_mailbox *mailbox = outbound_rcpt_mailbox(
+            msg, msg->rcpts[index[i]].address, &parsed);
 
-        if (smtp_mailbox_split(msg->rcpts[index[i]].address, utf8,
-                               &mailbox) == SMTP_PATH_OK &&
-            outbound_group_wanted(config, &mailbox)) {
-            group_add_domain(group, &mailbox);
+        if (outbound_group_wanted(config, mailbox)) {
+            group_add_domain(group, mailbox);
         }
     }
     if (group->domain_count > 0) {
@@ -288,40 +253,40 @@ int outbound_group_start(struct outbound *outbound, struct queue_msg *msg,
     return 1;
 }
 
+/* group_domain_of returns the domain of mailbox among group's, or NULL
+ * when group is NULL or did not look it up. */
+static const struct group_domain *group_domain_of(
+    const struct outbound_group *group, const struct smtp_mailbox *mailbox)
+{
+    if (group == NULL || mailbox == NULL ||
+        mailbox->kind != SMTP_DOMAIN_NAME) {
+        return NULL;
+    }
+    for (size_t i = 0; i < group->domain_count; i++) {
+        if (strcasecmp(group->domains[i].domain, mailbox->domain) == 0) {
+            return &group->domains[i];
+        }
+    }
+    return NULL;
+}
+
 void outbound_group_rename(const struct outbound_group *group,
                            const struct smtp_mailbox *mailbox,
                            char *dest_name, size_t size)
 {
-    if (group == NULL || mailbox == NULL ||
-        mailbox->kind != SMTP_DOMAIN_NAME) {
-        return;
-    }
-    for (size_t i = 0; i < group->domain_count; i++) {
-        const struct group_domain *domain = &group->domains[i];
+    const struct group_domain *domain = group_domain_of(group, mailbox);
 
-        if (domain->key[0] != '\0' &&
-            strcasecmp(domain->domain, mailbox->domain) == 0) {
-            snprintf(dest_name, size, "%s", domain->key);
-            return;
-        }
+    if (domain != NULL && domain->key[0] != '\0') {
+        snprintf(dest_name, size, "%s", domain->key);
     }
 }
 
 bool outbound_group_failed(const struct outbound_group *group,
                            const struct smtp_mailbox *mailbox)
 {
-    if (group == NULL || mailbox == NULL ||
-        mailbox->kind != SMTP_DOMAIN_NAME) {
-        return false;
-    }
-    for (size_t i = 0; i < group->domain_count; i++) {
-        const struct group_domain *domain = &group->domains[i];
+    const struct group_domain *domain = group_domain_of(group, mailbox);
 
-        if (strcasecmp(domain->domain, mailbox->domain) == 0) {
-            return domain->failed;
-        }
-    }
-    return false;
+    return domain != NULL && domain->failed;
 }
 
 bool outbound_group_due_now(const struct outbound_group *group)

@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/mx_set_name.h"
+
 struct config;
 struct dns_mx_result;
 struct outbound;
@@ -24,11 +26,7 @@ struct queue_msg;
 struct smtp_mailbox;
 
 /* The prefix of the names of destinations shared by MX set. */
-#define OUTBOUND_GROUP_PREFIX "mx:"
-
-/* The size of an MX-set name with its NUL. A domain whose set would need
- * a longer name keeps its own name as destination. */
-#define OUTBOUND_GROUP_NAME_SIZE 320
+#define OUTBOUND_GROUP_PREFIX MX_SET_NAME_PREFIX
 
 /* outbound_group_wanted reports whether mailbox's domain is delivered by
  * MX and may share a destination with other domains. */

@@ -21,6 +21,7 @@ struct outbound_conn;
 struct outbound_dest;
 struct outbound_group;
 struct queue_msg;
+struct smtp_mailbox;
 
 enum outbound_job_state {
     OUTBOUND_JOB_WAITING,    /* in the ready list or waiting to retry */
@@ -126,6 +127,13 @@ bool outbound_job_start(struct outbound_job *job);
 
 /* outbound_job_list returns the head of the engine's jobs. */
 struct outbound_job *outbound_job_list(struct outbound *outbound);
+
+/* outbound_rcpt_mailbox parses a stored recipient of msg with the
+ * server's parser. Returns NULL when it does not parse or has no
+ * domain. */
+const struct smtp_mailbox *outbound_rcpt_mailbox(
+    const struct queue_msg *msg, const char *address,
+    struct smtp_mailbox *mailbox);
 
 /* outbound_make_jobs puts msg's recipients index[0..count) that are
  * still queued and not held into new jobs by destination, and starts or
