@@ -216,6 +216,22 @@ def start_sink(harness, store, port=25, name="sink", options=()):
     return proc
 
 
+def read_sink_stats(path):
+    """Return the sink's --stats-file as a dict of strings, or {} while
+    the file does not exist yet."""
+    try:
+        with open(path) as stats:
+            return dict(line.rstrip("\n").split("=", 1)
+                        for line in stats if "=" in line)
+    except OSError:
+        return {}
+
+
+def sink_stat(path, key):
+    """Return one counter of the sink's --stats-file, or -1 when absent."""
+    return int(read_sink_stats(path).get(key, "-1"))
+
+
 def read_stored(store):
     """Return a list of (sender, rcpts, content) for the sink's files.
     The "TLS: VERSION CIPHER" envelope line of a message that came over

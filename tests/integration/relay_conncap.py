@@ -104,19 +104,6 @@ def send(pairs):
                             message(domain, index))
 
 
-def read_stats(path):
-    try:
-        with open(path) as stats:
-            return dict(line.rstrip("\n").split("=", 1)
-                        for line in stats if "=" in line)
-    except OSError:
-        return {}
-
-
-def stat(path, key):
-    return int(read_stats(path).get(key, "-1"))
-
-
 def test_reclaim_idle(tap, harness, store, stats):
     """Four destinations leave one idle connection each, so a fifth
     must close the least recently used one to get a slot."""
@@ -124,9 +111,9 @@ def test_reclaim_idle(tap, harness, store, stats):
         send([(f"d{index}.test", index)])
         arrived = h.wait_for(lambda: len(h.read_stored(store)) == index, 10)
         tap.check(arrived, f"reclaim: message to d{index}.test arrives")
-    idle = h.wait_for(lambda: stat(stats, "sessions_open") == CAP, 5)
+    idle = h.wait_for(lambda: h.sink_stat(stats, "sessions_open") == CAP, 5)
     tap.check(idle, f"reclaim: {CAP} idle connections stay open",
-              read_stats(stats))
+              h.read_sink_stats(stats))
 
     started = time.monotonic()
     send([(f"d{CAP + 1}.test", CAP + 1)])
@@ -144,9 +131,9 @@ def test_reclaim_idle(tap, harness, store, stats):
     tap.check(reclaimed == [dest_name(1)],
               "reclaim: the least recently used idle connection closes",
               reclaimed)
-    settled = h.wait_for(lambda: stat(stats, "sessions_open") == CAP, 5)
+    settled = h.wait_for(lambda: h.sink_stat(stats, "sessions_open") == CAP, 5)
     tap.check(settled, f"reclaim: {CAP} connections open afterwards",
-              read_stats(stats))
+              h.read_sink_stats(stats))
 
 
 def test_cap_under_load(tap, harness, store, stats, before):
@@ -169,10 +156,10 @@ def test_cap_under_load(tap, harness, store, stats, before):
         if got != expected:
             tap.check(False, f"load: d{index}.test gets its messages",
                       f"{got} of {expected}")
-    peak = stat(stats, "sessions_peak")
+    peak = h.sink_stat(stats, "sessions_peak")
     tap.check(0 < peak <= CAP,
               f"load: the sink never sees more than {CAP} sessions",
-              read_stats(stats))
+              h.read_sink_stats(stats))
     log = harness.log_text("ringrelay")
     waits = re.findall(r"event=connection-slot-wait dest=(\S+)", log)
     tap.check(len(set(waits)) > CAP,
@@ -188,8 +175,8 @@ def start_sink(harness, name, port, delay_ms):
                          "--data-delay", str(delay_ms)])
     listening = h.wait_port("127.0.0.1", port)
     # wait_port's probe connection is the sink's first session.
-    h.wait_for(lambda: stat(stats, "sessions_total") == 1
-               and stat(stats, "sessions_open") == 0, 5)
+    h.wait_for(lambda: h.sink_stat(stats, "sessions_total") == 1
+               and h.sink_stat(stats, "sessions_open") == 0, 5)
     return listening, store, stats
 
 
@@ -206,11 +193,11 @@ def test_burst(tap, harness):
     arrived = h.wait_for(lambda: len(h.read_stored(store)) == BURST, 30)
     tap.check(arrived, f"burst: all {BURST} messages arrive",
               len(h.read_stored(store)))
-    h.wait_for(lambda: stat(stats, "messages") == BURST, 3)
-    peak = stat(stats, "sessions_peak")
+    h.wait_for(lambda: h.sink_stat(stats, "messages") == BURST, 3)
+    peak = h.sink_stat(stats, "sessions_peak")
     tap.check(1 < peak <= BURST // 2,
               f"burst: 2 to {BURST // 2} connections at once, not {BURST}",
-              read_stats(stats))
+              h.read_sink_stats(stats))
     tap.check(harness.stop(relay) == 0, "burst: relay stops cleanly")
 
 

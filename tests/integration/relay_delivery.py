@@ -96,19 +96,6 @@ def send(domain, count, first=0):
                             message(domain, index))
 
 
-def read_stats(path):
-    try:
-        with open(path) as stats:
-            return dict(line.rstrip("\n").split("=", 1)
-                        for line in stats if "=" in line)
-    except OSError:
-        return {}
-
-
-def stat(path, key):
-    return int(read_stats(path).get(key, "-1"))
-
-
 def queue_list(harness, config, *options):
     """Return the output of ringrelay-queue list with options, or ""
     when the tool fails."""
@@ -138,14 +125,14 @@ class BundledSink:
                                  options=["--stats-file", self.stats,
                                           *options])
         # wait_port's probe connection is the sink's first session.
-        h.wait_for(lambda: stat(self.stats, "sessions_total") == 1
-                   and stat(self.stats, "sessions_open") == 0, 5)
+        h.wait_for(lambda: h.sink_stat(self.stats, "sessions_total") == 1
+                   and h.sink_stat(self.stats, "sessions_open") == 0, 5)
 
     def count(self):
         return len(h.read_stored(self.store))
 
     def value(self, key):
-        return stat(self.stats, key)
+        return h.sink_stat(self.stats, key)
 
 
 def test_reuse_and_pipelining(tap, harness):
@@ -160,7 +147,7 @@ def test_reuse_and_pipelining(tap, harness):
               f"{sessions} sessions")
     tap.check(sink.value("pipelined_reads") >= 20,
               "pipelining: each MAIL, RCPT and DATA batch arrives in one "
-              "read", read_stats(sink.stats))
+              "read", h.read_sink_stats(sink.stats))
 
     plain = BundledSink(harness, "nopipe", NOPIPE_PORT, ["--no-pipelining"])
     send("nopipe.test", 3)
@@ -168,7 +155,7 @@ def test_reuse_and_pipelining(tap, harness):
     tap.check(arrived, "no pipelining: 3 messages arrive", plain.count())
     tap.check(plain.value("pipelined_reads") == 0,
               "no pipelining: one command per read",
-              read_stats(plain.stats))
+              h.read_sink_stats(plain.stats))
 
 
 def test_concurrency_limit(tap, harness):
@@ -178,7 +165,7 @@ def test_concurrency_limit(tap, harness):
     tap.check(arrived, "concurrency: 15 messages arrive", sink.count())
     peak = sink.value("sessions_peak")
     tap.check(peak == 3, "concurrency: 3 sessions at once, the limit",
-              read_stats(sink.stats))
+              h.read_sink_stats(sink.stats))
 
 
 def smtp_sink_counter(harness, name, counter):
