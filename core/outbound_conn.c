@@ -973,9 +973,9 @@ static bool conn_record(struct outbound_conn *conn)
         log_info("id=%s event=try-next-host relay=%s reply=\"%s\"",
                  job->msg->id, conn->relay, job->last_error);
 
-        /* A reused connection knows no other host: a new one looks the
-         * MX hosts up again and starts at the most preferred, which
-         * may be back while this one is a backup. */
+        /* A reused connection has no list of other hosts. A new one
+         * looks the MX hosts up again and starts at the most preferred,
+         * which may be back while this one is a backup. */
         conn_close(conn, conn->reused ? OUTBOUND_RECONNECT
                                       : OUTBOUND_NEXT_ADDRESS);
         return false;

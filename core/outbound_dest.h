@@ -69,9 +69,9 @@ struct outbound_dest {
 };
 
 /* outbound_dest_name writes the destination name of a recipient (NULL:
- * one whose stored address does not parse) into buf; for a domain
- * delivered by MX the domain, which outbound_group_rename() may then
- * replace with its MX set. */
+ * one whose stored address does not parse) into buf. For a domain
+ * delivered by MX that is the domain, which outbound_group_rename() may
+ * then replace with its MX set. */
 void outbound_dest_name(const struct config *config,
                         const struct smtp_mailbox *mailbox, char *buf,
                         size_t size);

@@ -416,7 +416,7 @@ CUT_BODY = (b"Subject: cut in the body\r\n\r\n" +
 
 def check_cut_in_body(tap, harness, store):
     """A first MX that closes the connection while the body is still being
-    sent cannot have the message, so the next MX host takes it; a
+    sent cannot have the message, so the next MX host takes it. A
     recipient that the first MX refused with 5xx bounces at once and does
     not hold the others back."""
     with smtplib.SMTP("127.0.0.1", RELAYS["main"][0],
@@ -448,9 +448,9 @@ def check_cut_in_body(tap, harness, store):
 
 
 def check_5xx_greeting(tap, harness, store):
-    """A 554 greeting says the host offers no service, nothing about the
-    recipients: the next MX takes the mail, and with no other MX the mail
-    is deferred, never bounced."""
+    """A 554 greeting means that the host offers no service, and it is no
+    verdict on the recipients. So the next MX takes the mail, and with no
+    other MX the mail is deferred, never bounced."""
     tap.check(send("main", ["g@greet.test"]) == {},
               "main relay accepts g@greet.test")
     line = wait_outcome(harness, "main", "g@greet.test", "delivered")
@@ -551,9 +551,10 @@ SHARED_SET = "mx:mx1.share.test;mx2.share.test"
 
 
 def check_shared_mx(tap, harness, store):
-    """Domains with the same MX hosts share a destination, and so one
-    transaction for the recipients of one message and the connections
-    after it; other orders and named destinations keep apart."""
+    """Domains with the same MX hosts share a destination. So the
+    recipients of one message go in one transaction, and later messages
+    reuse its connection. Other orders and named destinations keep
+    apart."""
     rcpts = ["a@share-a.test", "b@share-b.test", "c@share-c.test",
              "d@share-d.test", "e@Share-A.test"]
     tap.check(send("main", rcpts) == {}, "main relay accepts the shared-MX "

@@ -7,7 +7,8 @@ name server restarts with a zone where moving.test points at
 mx3.other.test, the sink. Its mail must go there under its new
 destination. stay.test's mail must never follow it, neither on a new
 connection nor on the connection that moving.test's delivery leaves
-idle. Records live 1 s, so the relay sees the change at once.
+idle. Records have a TTL of 1 s, so the relay's cache drops the old
+ones at once.
 
 fo.test has a backup MX that answers 452 for some recipients: after a
 4xx on a reused connection to it, those recipients move to a new

@@ -272,7 +272,7 @@ static void fake_setup(void)
     reactor_timer_set(fake.reactor, &fake.tick, FAKE_TICK_MS);
 }
 
-/* fake_start_resolver makes a resolver that asks the fake server. */
+/* fake_start_resolver makes a resolver that queries the fake server. */
 static void fake_start_resolver(unsigned max_queries, uint32_t timeout_ms)
 {
     struct dns_options opts;
@@ -489,7 +489,7 @@ Test(dns_limit_resolver, cancel_running_and_queued)
     assert_answered(3);
     cr_expect_eq(fake.received, 3, "%zu queries sent", fake.received);
 
-    /* The server still holds lookup 0's A query when lookup 3's comes. */
+    /* Lookup 0's A query is still unanswered when lookup 3's arrives. */
     cr_expect_eq(fake.max_pending, 2);
 }
 
